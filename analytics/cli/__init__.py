@@ -1,0 +1,1 @@
+"""The ``gitops-dora`` command line. Each ``cmd_*.py`` module registers its own commands."""

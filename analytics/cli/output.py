@@ -1,0 +1,94 @@
+"""Rendering rows as a Rich table, JSON or CSV: one place so every command formats alike."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        from datetime import UTC
+
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            return value.strftime("%Y-%m-%dT%H:%M:%SZ") if not value.microsecond else value.isoformat()
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return to_jsonable(value.item())
+    return value
+
+
+def dumps(payload: Any) -> str:
+    return json.dumps(to_jsonable(payload), indent=2, sort_keys=False)
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        out = {}
+        for key in columns:
+            value = to_jsonable(row.get(key))
+            out[key] = json.dumps(value) if isinstance(value, dict | list) else value
+        writer.writerow(out)
+    return buf.getvalue()
+
+
+def print_rows(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    fmt: Format,
+    *,
+    title: str | None = None,
+    json_payload: Any = None,
+) -> None:
+    """Print rows; ``json_payload`` overrides the JSON shape (default: a list of row objects)."""
+    if fmt == Format.json:
+        sys.stdout.write(dumps(json_payload if json_payload is not None else list(rows)) + "\n")
+        return
+    if fmt == Format.csv:
+        sys.stdout.write(csv_text(rows, columns))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else _cell(row.get(c)) for c in columns))
+    Console().print(table)
+    if not rows:
+        Console(stderr=True).print("[dim](no rows)[/dim]")
+
+
+def _cell(value: Any) -> str:
+    value = to_jsonable(value)
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,235 @@
+"""The ``gitops-dora.yaml`` config, validated by pydantic; errors name the key and the line."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from analytics.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "gitops-dora.yaml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """'7d', '12h', '30m', '90s', '2w'; a bare number means hours."""
+    if isinstance(text, int | float):
+        return timedelta(hours=float(text))
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m)")
+    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GitOpsRepo(_Model):
+    repository: str = Field(description="path or URL of the GitOps config repository")
+    paths: dict[str, str] = Field(default_factory=dict, description="environment -> path in the repo")
+
+
+class Service(_Model):
+    name: str
+    team: str | None = None
+    repositories: list[str] = Field(default_factory=list)
+    image: str | None = Field(default=None, description="container image name, for image-tag mapping")
+    gitops: GitOpsRepo | None = None
+
+
+class Environment(_Model):
+    name: str
+    production: bool = False
+
+
+class GitDeployments(_Model):
+    tags: str | None = Field(default=None, description="regex of tags that are deployments")
+    branch: str | None = Field(default=None, description="each first-parent commit here is a deployment")
+    environment: str = "production"
+
+    @field_validator("tags")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
+class DeploymentSources(_Model):
+    git: GitDeployments = Field(default_factory=GitDeployments)
+    lead_time_start: Literal["author", "committer"] = "author"
+
+
+class IncidentRules(_Model):
+    max_attribution_gap: str = "7d"
+    labels: list[str] = Field(default_factory=lambda: ["incident"])
+    hotfix_pattern: str = r"(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b"
+
+    @field_validator("max_attribution_gap")
+    @classmethod
+    def _gap(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("hotfix_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+    @property
+    def gap(self) -> timedelta:
+        return parse_duration(self.max_attribution_gap)
+
+
+class TokenSource(_Model):
+    """Where a token comes from: an environment variable or a file. Never the config itself."""
+
+    token_env: str | None = None
+    token_file: str | None = None
+
+    def read_token(self, default_env: str) -> str | None:
+        env = self.token_env or default_env
+        if os.environ.get(env):
+            return os.environ[env].strip()
+        if self.token_file:
+            path = Path(self.token_file).expanduser()
+            try:
+                return path.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read token file {path}: {exc.strerror}") from None
+        return None
+
+
+class GitHubConnection(TokenSource):
+    base_url: str = "https://api.github.com"
+    incident_labels: list[str] = Field(default_factory=lambda: ["incident"])
+
+
+class GitLabConnection(TokenSource):
+    base_url: str = "https://gitlab.com"
+    incident_labels: list[str] = Field(default_factory=lambda: ["incident"])
+
+
+class KubernetesConnection(_Model):
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespaces: list[str] = Field(default_factory=list)
+
+
+class Connections(_Model):
+    github: GitHubConnection = Field(default_factory=GitHubConnection)
+    gitlab: GitLabConnection = Field(default_factory=GitLabConnection)
+    kubernetes: KubernetesConnection = Field(default_factory=KubernetesConnection)
+
+
+class MappingRule(_Model):
+    match: str = Field(description="regex over '<kind>/<namespace>/<name>' of a reconciler object")
+    service: str | None = None
+    environment: str | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+class ReconcilerMapping(_Model):
+    service_keys: list[str] = Field(
+        default_factory=lambda: ["gitops-dora/service", "app.kubernetes.io/name", "app.kubernetes.io/part-of"]
+    )
+    environment_keys: list[str] = Field(
+        default_factory=lambda: ["gitops-dora/environment", "app.kubernetes.io/environment", "environment"]
+    )
+    image_value_paths: list[str] = Field(
+        default_factory=lambda: ["image.tag", "image.version", "*.image.tag"],
+        description="HelmRelease values paths that hold an image tag",
+    )
+    rules: list[MappingRule] = Field(default_factory=list)
+
+
+class Webhooks(_Model):
+    default_repository: str = "webhook"
+    default_environment: str = "production"
+
+
+class Config(_Model):
+    services: list[Service] = Field(default_factory=list)
+    environments: list[Environment] = Field(
+        default_factory=lambda: [Environment(name="production", production=True)]
+    )
+    deployments: DeploymentSources = Field(default_factory=DeploymentSources)
+    incidents: IncidentRules = Field(default_factory=IncidentRules)
+    connections: Connections = Field(default_factory=Connections)
+    mapping: ReconcilerMapping = Field(default_factory=ReconcilerMapping)
+    webhooks: Webhooks = Field(default_factory=Webhooks)
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def production_environments(self) -> list[str]:
+        return [e.name for e in self.environments if e.production]
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
+    """Walk a composed YAML node tree along a pydantic error location."""
+    current = node
+    for part in loc:
+        if isinstance(current, yaml.MappingNode):
+            match = next((v for k, v in current.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                key = next((k for k, _ in current.value if getattr(k, "value", None) == part), None)
+                return key or current
+            current = match
+        elif isinstance(current, yaml.SequenceNode) and isinstance(part, int) and part < len(current.value):
+            current = current.value[part]
+        else:
+            return current
+    return current
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate; ``None`` (no file) gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of sections")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        node = _node_at(root, loc)
+        line = node.start_mark.line + 1 if node is not None else 1
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{path}: line {line}: {key}: {err['msg']}{more}") from None
+
+
+def resolve_config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.exists():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.exists() else None

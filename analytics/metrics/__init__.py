@@ -1,0 +1,1 @@
+"""DORA metrics: SQL views over the core tables, composed per group and period."""

@@ -1,0 +1,80 @@
+"""Progress for long runs: a Rich bar on a TTY, plain lines (for logs and CronJobs) otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+
+class Progress(Protocol):
+    def advance(self, n: int = 1) -> None: ...
+    def update(self, *, total: int | None = None, description: str | None = None) -> None: ...
+
+
+class _PlainProgress:
+    """Prints at most one line every 2 seconds, plus the final count."""
+
+    def __init__(self, description: str, total: int | None) -> None:
+        self.description, self.total, self.done = description, total, 0
+        self._last = 0.0
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= 2.0:
+            self._last = now
+            self._print()
+
+    def update(self, *, total: int | None = None, description: str | None = None) -> None:
+        if total is not None:
+            self.total = total
+        if description is not None:
+            self.description = description
+
+    def _print(self) -> None:
+        of = f"/{self.total}" if self.total else ""
+        print(f"{self.description}: {self.done}{of}", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        self._print()
+
+
+class _RichProgress:
+    def __init__(self, bar: object, task: object) -> None:
+        self._bar, self._task = bar, task
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.advance(self._task, n)  # type: ignore[attr-defined]
+
+    def update(self, *, total: int | None = None, description: str | None = None) -> None:
+        kwargs: dict[str, object] = {}
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self._bar.update(self._task, **kwargs)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def progress(description: str, total: int | None = None) -> Iterator[Progress]:
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichBar, TimeElapsedColumn
+
+        with RichBar(
+            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            transient=False,
+        ) as bar:
+            task = bar.add_task(description, total=total)
+            yield _RichProgress(bar, task)
+    else:
+        plain = _PlainProgress(description, total)
+        yield plain
+        plain.finish()
+
+
+def say(message: str) -> None:
+    """A status line on stderr (stdout is kept for command output such as JSON)."""
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Data shipped with gitops-dora (installed as the package ``gitops_dora_data``)."""
