@@ -1,0 +1,1 @@
+"""Webhook receiver: a Starlette app whose endpoints come from the provider modules."""

@@ -1,0 +1,90 @@
+"""Webhook providers: one module per sender, discovered by the receiver at start-up.
+
+Provider contract (every non-underscore module in this package that defines ``PATH`` is served):
+
+``PATH: str``
+    The URL path the provider answers on, e.g. ``"/webhooks/github"``. POST only.
+
+``SECRET_ENV: str``
+    Name of the environment variable holding the shared secret (HMAC key or token). The receiver
+    reads it once at start-up; when it is unset or empty the receiver refuses to start unless it
+    runs with ``--insecure`` (then ``verify`` is not called and every delivery is accepted).
+
+``verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool``
+    True when the delivery is authentic. ``headers`` are case-insensitive (Starlette ``Headers``;
+    look them up in lower case). ``body`` is the raw request body, exactly as received. Must use a
+    constant-time compare (``hmac.compare_digest``). A False answer gives 401 and nothing is stored.
+
+``delivery_id(headers: Mapping[str, str], body: bytes) -> str``
+    The idempotency key of the delivery: the sender's delivery id when it sends one (e.g.
+    ``X-GitHub-Delivery``), otherwise a content hash (``content_hash(body)`` below). A delivery whose
+    id is already stored is answered 200 again and not re-applied.
+
+``to_rows(headers: Mapping[str, str], payload: dict[str, Any], config: Config) -> dict[str, list[dict]]``
+    Maps one parsed JSON payload to rows: table name -> list of row dicts with the table's column
+    names (see ``analytics/store/migrations``). Rows are upserted by the table's primary key, so the
+    same payload twice gives the same rows. Unknown event types return ``{}`` (the delivery is
+    still stored). Must never raise on a missing optional field; raising ``ValueError`` means the
+    payload is unusable (answered 400, nothing stored). Timestamps without a zone are UTC
+    (``parse_time`` below).
+
+``finalize(session: WriteSession, config: Config) -> None`` (optional)
+    Called once per write batch, inside the same transaction, after all rows of the batch were
+    upserted: re-derive tables from what is now stored (e.g. deployments from reconciler events,
+    ``deployment_changes`` via attribution). Must be idempotent.
+
+The receiver (``analytics/webhooks/server.py``) owns everything else: body size limit (413),
+JSON parsing (400), signature enforcement (401), the ``webhook_deliveries`` audit table, and the
+single writer thread that applies queued deliveries in one transaction per batch before replying.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+
+def content_hash(body: bytes) -> str:
+    """Idempotency key for senders that give no delivery id."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO-8601 / GitLab-style / epoch timestamps; naive ones are read as UTC; junk gives None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(" UTC"):
+        text = text[:-4]
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
+        except ValueError:
+            return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def provider_modules() -> list[ModuleType]:
+    """Every provider module of this package (those that define ``PATH``), in name order."""
+    import analytics.webhooks.providers as pkg
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        if hasattr(module, "PATH") and hasattr(module, "to_rows"):
+            found.append(module)
+    return found
