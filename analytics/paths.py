@@ -8,7 +8,7 @@ from pathlib import Path
 def data_dir() -> Path:
     """The repository's ``data/`` folder (installed as package ``gitops_dora_data``)."""
     try:
-        import gitops_dora_data  # type: ignore[import-not-found]
+        import gitops_dora_data
 
         return Path(gitops_dora_data.__file__).resolve().parent
     except ImportError:  # running from a source checkout without install

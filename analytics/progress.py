@@ -61,12 +61,11 @@ class _RichProgress:
 @contextmanager
 def progress(description: str, total: int | None = None) -> Iterator[Progress]:
     if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichBar, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichBar
 
-        with RichBar(
-            "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            transient=False,
-        ) as bar:
+        columns = (BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with RichBar("[progress.description]{task.description}", *columns, transient=False) as bar:
             task = bar.add_task(description, total=total)
             yield _RichProgress(bar, task)
     else:

@@ -65,6 +65,8 @@ def _global_options(
     ),
     debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
 ) -> None:
+    if config is not None:
+        resolve_config_path(config)  # an explicit --config that does not exist fails at once
     ctx.obj = AppContext(db_option=db, config_option=config, debug=debug)
 
 

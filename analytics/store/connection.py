@@ -13,6 +13,7 @@ other processes. So:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -192,13 +193,12 @@ def _record_failed_run(
     exc: BaseException,
 ) -> None:
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    try:
+    # Recording the failure is best-effort; the data itself was already rolled back.
+    with contextlib.suppress(duckdb.Error):
         con.execute(
             "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'failed', 0, ?)",
             [run_id, source, target, started, message[:500]],
         )
-    except duckdb.Error:
-        pass  # recording the failure is best-effort; the data itself was rolled back
 
 
 def publish_snapshot(db_path: Path) -> Path:
