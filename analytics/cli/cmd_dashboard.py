@@ -1,0 +1,57 @@
+"""``gitops-dora dashboard``: serve the Streamlit app on the read snapshot of the selected database."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+from analytics.errors import UserError
+from analytics.progress import say
+
+APP_SCRIPT = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+DB_ENV_FOR_APP = "GITOPS_DORA_DB"
+CONFIG_ENV_FOR_APP = "GITOPS_DORA_CONFIG"
+
+
+def streamlit_argv(host: str, port: int) -> list[str]:
+    """The ``streamlit run`` command line: headless, no telemetry, no file watcher."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+        "--server.headless", "true",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.fileWatcherType", "none",
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
+    ]
+
+
+@app.command("dashboard")
+def dashboard_command(
+    ctx: typer.Context,
+    port: int = typer.Option(8501, "--port", min=1, max=65535, help="port to listen on"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind (0.0.0.0 inside a container)"),
+) -> None:
+    """Serve the dashboard (read-only; keeps working while a collection runs)."""
+    app_ctx = get_ctx(ctx)
+    db = app_ctx.db_path.resolve()
+    if not APP_SCRIPT.exists():
+        raise UserError(f"dashboard app not found at {APP_SCRIPT}; reinstall gitops-dora")
+    if not db.exists() and not db.with_name(db.name + ".snapshot").exists():
+        say(f"warning: no database at {db} yet; pages will say what to collect")
+    env = dict(os.environ)
+    env[DB_ENV_FOR_APP] = str(db)
+    config_path = app_ctx.config_path
+    if config_path is not None:
+        env[CONFIG_ENV_FOR_APP] = str(config_path.resolve())
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    typer.echo(f"gitops-dora dashboard on {db}: http://{shown}:{port}/", err=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec: the server takes over this PID, so a supervisor (or a test) stops it with one signal
+    os.execve(sys.executable, streamlit_argv(host, port), env)

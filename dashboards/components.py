@@ -1,0 +1,75 @@
+"""Widgets every page shares: the 'no data yet' notice, tables with CSV download, rating badges."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analytics.reports import escape_cell
+
+RATING_COLORS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
+
+
+def no_data(what: str, command: str) -> None:
+    """A page or section without data says what to collect; it is never blank."""
+    st.info(f"No {what} yet — collect it with `{command}`.", icon=":material/info:")
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """CSV with formula-injection escaping, the same rule as `gitops-dora report`."""
+    safe = frame.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or str(safe[col].dtype).startswith("str"):
+            safe[col] = safe[col].map(lambda v: escape_cell(v) if isinstance(v, str) else v)
+    return safe.to_csv(index=False).encode()
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    file_name: str,
+    column_config: dict[str, Any] | None = None,
+    height: int | None = None,
+) -> None:
+    """A dataframe with its CSV download button (every table has one)."""
+    st.dataframe(frame, hide_index=True, column_config=column_config, key=f"df-{key}",
+                 height=height if height is not None else "auto")
+    st.download_button(
+        "Download CSV", csv_bytes(frame), file_name=file_name, mime="text/csv", key=f"csv-{key}",
+        icon=":material/download:",
+    )
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_hours(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    hours = float(value)
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    if hours < 48:
+        return f"{hours:.1f} h"
+    return f"{hours / 24:.1f} d"
+
+
+def fmt_rate(value: Any) -> str:
+    return "—" if is_missing(value) else f"{float(value) * 100:.1f}%"
+
+
+def fmt_per_week(value: Any) -> str:
+    return "—" if is_missing(value) else f"{float(value):.2f}/wk"
+
+
+def rating_badge(rating: str | None, year: int | None) -> None:
+    if not rating:
+        st.badge("not rated", color="gray")
+        return
+    label = f"{rating.capitalize()} ({year})" if year else rating.capitalize()
+    st.badge(label, color=RATING_COLORS.get(rating.lower(), "gray"))  # type: ignore[arg-type]

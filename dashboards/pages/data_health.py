@@ -1,0 +1,7 @@
+"""data_health page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.title("data_health")

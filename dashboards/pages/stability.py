@@ -1,0 +1,7 @@
+"""stability page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.title("stability")

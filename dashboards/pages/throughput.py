@@ -1,0 +1,7 @@
+"""throughput page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+st.title("throughput")
