@@ -1,0 +1,72 @@
+"""How code-host names (``owner/name``, labels, issue bodies) map onto our repositories and services.
+
+Shared by the GitHub/GitLab collectors and webhook providers so that an API collection and a
+webhook delivery about the same repository land on the same repo id and service.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from analytics.config import Config
+
+_ROOT_CAUSE = re.compile(r"(?im)^\W*root[ _-]?cause\W*:\s*`?([0-9a-f]{7,40})\b")
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+
+
+def _basename(location: str) -> str:
+    tail = location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return tail[:-4] if tail.endswith(".git") else tail
+
+
+def _mentions(location: str, full_name: str) -> bool:
+    clean = location.rstrip("/")
+    clean = clean[:-4] if clean.endswith(".git") else clean
+    return clean == full_name or clean.endswith("/" + full_name) or clean.endswith(":" + full_name)
+
+
+def repo_id(full_name: str, config: Config) -> str:
+    """The configured repository's id (its basename) when a service lists it, else ``owner/name``.
+
+    The git collector names a repository by its basename, so a configured repo collected both
+    from git and from the API shares one id and commits join deployments.
+    """
+    name = full_name.rsplit("/", 1)[-1]
+    for service in config.services:
+        for location in service.repositories:
+            if _mentions(location, full_name) or location == name:
+                return _basename(location)
+    return full_name
+
+
+def service_for(repo: str, full_name: str, config: Config) -> str:
+    """The service that lists this repository; otherwise the repository's short name."""
+    for service in config.services:
+        for location in service.repositories:
+            if _mentions(location, full_name) or _basename(location) == repo or location == repo:
+                return service.name
+    return full_name.rsplit("/", 1)[-1]
+
+
+def incident_labels(config: Config, provider: str) -> set[str]:
+    host = config.connections.github if provider == "github" else config.connections.gitlab
+    return {label.lower() for label in [*host.incident_labels, *config.incidents.labels]}
+
+
+def is_incident(labels: Iterable[str], wanted: set[str]) -> bool:
+    """Case-insensitive: ``Incident`` and ``incident`` are the same label."""
+    return any(label.lower() in wanted for label in labels)
+
+
+def root_cause(body: str | None) -> str | None:
+    """The sha of a ``root cause: <sha>`` line in an issue body."""
+    if not body:
+        return None
+    m = _ROOT_CAUSE.search(body)
+    return m.group(1) if m else None
+
+
+def reverts_sha(message: str | None) -> str | None:
+    m = _REVERTS.search(message or "")
+    return m.group(1) if m else None
