@@ -1,0 +1,369 @@
+"""Composes the ``metrics`` groups from the metric-family SQL files.
+
+Every metric family (throughput, stability, PR breakdown...) is one SQL file, so the definitions
+live in SQL and each family can be read and reviewed on its own; this module only scopes, groups
+and merges them. Other developers add families against this convention; keep it stable.
+
+Convention for ``analytics/metrics/sql/groups/NN_name.sql``
+------------------------------------------------------------
+* Files run in name order; their value columns appear in that order in each group.
+* Header comment lines declare how the engine scopes the file::
+
+      -- fact: deployment_facts          the ONE fact view (or table) the family aggregates over
+      -- time: deployed_at               its time column; the window and periods apply to it
+      -- zero: deployments, changes      value columns that are 0 (not null) for a group with no rows
+      -- note: text                      optional, repeatable: a line added to the report's notes
+
+  The fact view must expose the dimension columns ``service, team, environment, repository``.
+* Before running the file the engine creates a TEMP TABLE ``scoped``: every row of the fact view
+  whose time lies in the window [since, until) (UTC), that passes the filters (``--service``,
+  ``--environment``, ``--team``), with four columns added: ``period_index``, ``period_start``,
+  ``period_end`` and ``period_days``. Without ``--trend`` there is one period, the whole window;
+  with ``--trend week|month`` the periods are ISO weeks (Monday 00:00 UTC) or calendar months,
+  clipped to the window. ``period_days`` is the clipped period's length in days (fractional), so
+  a per-week rate is ``count(...) * 7.0 / period_days`` and stays right for partial periods.
+* The file body is ONE query (it may start with WITH) over ``scoped`` that returns one row per
+  group key. Placeholders, replaced textually before running:
+
+      {keys}          the group-key columns: the chosen dimensions (any of service, team,
+                      environment, repository) then period_index, period_start, period_end,
+                      period_days. Use it in SELECT and GROUP BY.
+      {keys:alias}    the same, qualified with a table alias (``{keys:d}`` -> ``d.service, ...``),
+                      for selecting keys out of a join
+      {since} {until} the window edges as TIMESTAMPTZ literals
+
+  Every other column the query returns is a value column of the family. Period columns are keys,
+  so they may be used without an aggregate (``... / period_days``).
+* Session variables, set by :func:`apply_settings` on the reading connection and readable in
+  views with ``getvariable(name)``: ``gitops_dora_lead_time_start`` ('author'|'committer'),
+  ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex).
+
+Merging: rows of all families are merged by group key into one dict per group. The groups shown
+are those with at least one fact row in the window (or in the previous window with
+``--compare-previous``); with a trend, each such group gets every period, and a family with no row
+for it shows its ``zero`` columns as 0 and the others as null.
+
+``--compare-previous`` computes the same for the window of equal length just before and adds
+``previous`` (the same value columns) and ``delta`` (current - previous, numeric columns) to each
+group; with a trend, the k-th period is compared with the k-th period of the previous window.
+
+Ratings: when the module ``analytics.metrics.ratings`` exists and has
+``rate_group(group: dict, benchmark: int | None) -> dict``, each group gets a ``ratings`` object.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analytics.config import Config
+from analytics.errors import UserError
+from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
+
+GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
+DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
+DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
+PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
+LEAD_TIME_STARTS: tuple[str, ...] = ("author", "committer")
+_HEADER = re.compile(r"^--\s*(fact|time|zero|note):\s*(.*?)\s*$")
+_KEYS_PLACEHOLDER = re.compile(r"\{keys(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BASE_NOTES = (
+    "window [since, until) is half-open, in UTC, applied to each family's time column "
+    "(deployment time for deployments and lead time)",
+)
+
+
+@dataclass(frozen=True)
+class GroupFile:
+    """One metric family: its fact view, time column, zero-when-empty columns and query body."""
+
+    name: str
+    path: Path
+    fact: str
+    time_column: str
+    zero_columns: frozenset[str]
+    notes: tuple[str, ...]
+    body: str
+
+
+def parse_group_file(path: Path) -> GroupFile:
+    text = path.read_text()
+    headers: dict[str, list[str]] = {"fact": [], "time": [], "zero": [], "note": []}
+    for line in text.splitlines():
+        m = _HEADER.match(line.strip())
+        if m:
+            headers[m.group(1)].append(m.group(2))
+    if len(headers["fact"]) != 1 or len(headers["time"]) != 1:
+        raise RuntimeError(f"{path}: a group file needs exactly one '-- fact:' and one '-- time:' line")
+    fact, time_column = headers["fact"][0], headers["time"][0]
+    for ident in (fact, time_column):
+        if not _IDENT.match(ident):
+            raise RuntimeError(f"{path}: {ident!r} is not a plain SQL identifier")
+    zero = frozenset(
+        col.strip() for spec in headers["zero"] for col in spec.split(",") if col.strip()
+    )
+    return GroupFile(path.stem, path, fact, time_column, zero, tuple(headers["note"]), text)
+
+
+def group_files() -> list[GroupFile]:
+    return [parse_group_file(p) for p in sorted(GROUPS_DIR.glob("*.sql"))]
+
+
+def parse_group_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """'service,environment' -> ('service', 'environment'); unknown names are a user error."""
+    if text is None:
+        return DEFAULT_GROUP_BY
+    parts = text.split(",") if isinstance(text, str) else [p for item in text for p in item.split(",")]
+    dims = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    if not dims:
+        raise UserError(f"--group-by: give one or more of {', '.join(DIMENSIONS)}")
+    unknown = [d for d in dims if d not in DIMENSIONS]
+    if unknown:
+        raise UserError(
+            f"--group-by {','.join(dims)}: unknown dimension {unknown[0]!r} (use {', '.join(DIMENSIONS)})"
+        )
+    return dims
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    since: datetime | None = None
+    until: datetime | None = None
+    group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+    services: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    teams: tuple[str, ...] = ()
+    trend: str | None = None
+    compare_previous: bool = False
+    benchmark: int | None = None
+    lead_time_start: str | None = None  # None: the config's deployments.lead_time_start
+
+    def __post_init__(self) -> None:
+        if self.trend is not None and self.trend not in TRENDS:
+            raise UserError(f"--trend {self.trend!r}: use one of {', '.join(TRENDS)}")
+        if self.lead_time_start is not None and self.lead_time_start not in LEAD_TIME_STARTS:
+            raise UserError(
+                f"--lead-time-start {self.lead_time_start!r}: use one of {', '.join(LEAD_TIME_STARTS)}"
+            )
+        parse_group_by(self.group_by)
+
+
+def apply_settings(
+    con: duckdb.DuckDBPyConnection, config: Config | None = None, *, lead_time_start: str | None = None
+) -> None:
+    """Put the config's metric settings where the views read them (session variables), in UTC."""
+    cfg = config or Config()
+    start = lead_time_start or cfg.deployments.lead_time_start
+    if start not in LEAD_TIME_STARTS:
+        raise UserError(f"lead time start {start!r}: use one of {', '.join(LEAD_TIME_STARTS)}")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET VARIABLE gitops_dora_lead_time_start = '{start}'")
+    gap_hours = cfg.incidents.gap.total_seconds() / 3600.0
+    con.execute(f"SET VARIABLE gitops_dora_max_attribution_gap_hours = {gap_hours!r}::DOUBLE")
+    pattern = cfg.incidents.hotfix_pattern.replace("'", "''")
+    con.execute(f"SET VARIABLE gitops_dora_hotfix_pattern = '{pattern}'")
+
+
+def _ts_literal(moment: datetime) -> str:
+    return f"TIMESTAMPTZ '{moment.isoformat()}'"
+
+
+def render(body: str, dims: Sequence[str], window: Window) -> str:
+    keys = [*dims, *PERIOD_KEYS]
+
+    def keys_for(m: re.Match[str]) -> str:
+        alias = m.group(1)
+        return ", ".join(f"{alias}.{k}" if alias else k for k in keys)
+
+    sql = _KEYS_PLACEHOLDER.sub(keys_for, body)
+    return sql.replace("{since}", _ts_literal(window.since)).replace("{until}", _ts_literal(window.until))
+
+
+def _filters(query: MetricsQuery, alias: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in (("service", query.services), ("environment", query.environments),
+                           ("team", query.teams)):
+        if values:
+            clauses.append(f"{alias}.{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+@dataclass
+class FamilyResult:
+    file: GroupFile
+    value_columns: list[str]
+    rows: dict[tuple[Any, ...], dict[str, Any]]
+
+
+def _load_periods(con: duckdb.DuckDBPyConnection, spans: list[Period]) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE metric_periods (period_index INTEGER, period_start TIMESTAMPTZ,"
+        " period_end TIMESTAMPTZ, period_days DOUBLE)"
+    )
+    con.executemany(
+        "INSERT INTO metric_periods VALUES (?, ?, ?, ?)",
+        [[i, p.start, p.end, p.days] for i, p in enumerate(spans)],
+    )
+
+
+def run_family(
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window
+) -> FamilyResult:
+    """Scope the family's fact view to the window, filters and periods, then run its query."""
+    where, params = _filters(query, "f")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE scoped AS SELECT f.*, p.period_index, p.period_start,"
+        f" p.period_end, p.period_days FROM {gf.fact} f JOIN metric_periods p"
+        f" ON f.{gf.time_column} >= p.period_start AND f.{gf.time_column} < p.period_end"
+        f" WHERE {where}",
+        params,
+    )
+    cursor = con.execute(render(gf.body, query.group_by, window))
+    names = [d[0] for d in cursor.description or []]
+    missing = [k for k in (*query.group_by, "period_index") if k not in names]
+    if missing:
+        raise RuntimeError(f"{gf.path}: the query does not return key column(s) {', '.join(missing)}")
+    key_cols = set(query.group_by) | set(PERIOD_KEYS)
+    value_columns = [n for n in names if n not in key_cols]
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for record in cursor.fetchall():
+        row = dict(zip(names, record, strict=True))
+        key = (*(row[d] for d in query.group_by), row["period_index"])
+        rows[key] = {c: row[c] for c in value_columns}
+    return FamilyResult(gf, value_columns, rows)
+
+
+def _window_results(
+    con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window
+) -> tuple[list[Period], list[FamilyResult]]:
+    spans = periods(window, query.trend)
+    _load_periods(con, spans)
+    return spans, [run_family(con, gf, query, window) for gf in files]
+
+
+def _empty_values(family: FamilyResult) -> dict[str, Any]:
+    return {c: (0 if c in family.file.zero_columns else None) for c in family.value_columns}
+
+
+def _values(results: list[FamilyResult], key: tuple[Any, ...]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for family in results:
+        merged.update(family.rows.get(key) or _empty_values(family))
+    return merged
+
+
+def _sort_key(dims: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    return tuple((v is None, "" if v is None else str(v)) for v in dims)
+
+
+def _delta(current: Any, previous: Any) -> Any:
+    numeric = (int, float)
+    if (isinstance(current, numeric) and isinstance(previous, numeric)
+            and not isinstance(current, bool) and not isinstance(previous, bool)):
+        return current - previous
+    return None
+
+
+def _rate(groups: list[dict[str, Any]], benchmark: int | None) -> bool:
+    """Add ``ratings`` through analytics.metrics.ratings when that module is installed."""
+    if importlib.util.find_spec("analytics.metrics.ratings") is None:
+        return False
+    module = importlib.import_module("analytics.metrics.ratings")
+    rate_group = getattr(module, "rate_group", None)
+    if rate_group is None:
+        return False
+    for group in groups:
+        group["ratings"] = rate_group(group, benchmark)
+    return True
+
+
+@dataclass
+class MetricsReport:
+    since: datetime
+    until: datetime
+    group_by: tuple[str, ...]
+    trend: str | None
+    lead_time_start: str
+    benchmark: int | None
+    columns: list[str]
+    groups: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    def payload(self) -> dict[str, Any]:
+        """The ``metrics --format json`` document."""
+        return {
+            "since": self.since,
+            "until": self.until,
+            "groups": self.groups,
+            "group_by": list(self.group_by),
+            "trend": self.trend,
+            "lead_time_start": self.lead_time_start,
+            "benchmark": self.benchmark,
+            "notes": self.notes,
+        }
+
+
+def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
+    """The query's window, with missing edges taken from the (filtered) deployments."""
+    if query.since is not None and query.until is not None:
+        return Window(query.since, query.until)
+    where, params = _filters(query, "f")
+    row = con.execute(
+        f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_facts f WHERE {where}", params
+    ).fetchone()
+    first, last = (row[0], row[1]) if row else (None, None)
+    return default_window(first, last, query.since, query.until)
+
+
+def compute_metrics(
+    con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None = None
+) -> MetricsReport:
+    """Run every family for the window (and the previous one when asked) and merge by group."""
+    cfg = config or Config()
+    lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
+    apply_settings(con, cfg, lead_time_start=lead_time_start)
+    window = data_window(con, query)
+    files = group_files()
+    spans, current = _window_results(con, files, query, window)
+    previous: list[FamilyResult] = []
+    if query.compare_previous:
+        _, previous = _window_results(con, files, query, window.previous())
+
+    ndims = len(query.group_by)
+    seen = {key[:ndims] for family in current + previous for key in family.rows}
+    groups: list[dict[str, Any]] = []
+    for dims in sorted(seen, key=_sort_key):
+        for index, span in enumerate(spans):
+            group: dict[str, Any] = dict(zip(query.group_by, dims, strict=True))
+            if query.trend:
+                group["period_start"], group["period_end"] = span.start, span.end
+            values = _values(current, (*dims, index))
+            group.update(values)
+            if query.compare_previous:
+                before = _values(previous, (*dims, index))
+                group["previous"] = before
+                group["delta"] = {c: _delta(values[c], before.get(c)) for c in values}
+            groups.append(group)
+
+    columns = [*query.group_by, *(["period_start", "period_end"] if query.trend else [])]
+    for family in current:
+        columns.extend(c for c in family.value_columns if c not in columns)
+    notes = [*_BASE_NOTES, *(n for gf in files for n in gf.notes)]
+    if _rate(groups, query.benchmark):
+        columns.append("ratings")
+    return MetricsReport(
+        since=window.since, until=window.until, group_by=query.group_by, trend=query.trend,
+        lead_time_start=lead_time_start, benchmark=query.benchmark, columns=columns, groups=groups,
+        notes=notes,
+    )

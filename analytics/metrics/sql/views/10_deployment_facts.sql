@@ -1,0 +1,37 @@
+-- One row per deployment with the dimensions every metric groups by (service, team, environment,
+-- repository) and the facts the metric families need. The first deployment ever seen for a
+-- service+environment is the baseline: its commits predate what was observed, so it contributes
+-- no lead times (it is still a deployment, and reported as a baseline).
+CREATE OR REPLACE TEMP VIEW deployment_facts AS
+WITH ordered_deployments AS (
+    SELECT d.*,
+           row_number() OVER (PARTITION BY d.service, d.environment ORDER BY d.deployed_at, d.id) AS seq
+    FROM deployments d
+),
+change_counts AS (
+    SELECT deployment_id, count(*) AS changes
+    FROM deployment_changes
+    GROUP BY deployment_id
+)
+SELECT o.id,
+       o.service,
+       s.team,
+       o.environment,
+       -- an environment missing from the config counts as production only by its name
+       coalesce(e.is_production, o.environment IN ('production', 'prod')) AS is_production,
+       o.repository,
+       o.revision,
+       o.started_at,
+       o.deployed_at,
+       CAST(timezone('UTC', o.deployed_at) AS DATE) AS deployed_day,
+       o.status,
+       o.source,
+       o.source_ref,
+       o.is_rollback,
+       o.rollback_target,
+       o.seq = 1 AS is_baseline,
+       coalesce(c.changes, 0) AS changes
+FROM ordered_deployments o
+LEFT JOIN services s ON s.name = o.service
+LEFT JOIN environments e ON e.name = o.environment
+LEFT JOIN change_counts c ON c.deployment_id = o.id;

@@ -1,0 +1,65 @@
+-- One row per deployment change with its lead time. The start is the commit's author time, or its
+-- committer time when the session variable gitops_dora_lead_time_start is 'committer' (set by
+-- analytics.metrics.engine.apply_settings from the config or --lead-time-start). A merged PR's
+-- first commit (pr_change_starts) is preferred when present. Baseline changes and negative lead
+-- times stay in the view, flagged, so the metrics can report how many were left out.
+CREATE OR REPLACE TEMP VIEW change_lead_times AS
+WITH settings AS (
+    SELECT coalesce(CAST(getvariable('gitops_dora_lead_time_start') AS VARCHAR), 'author') AS lead_time_start
+),
+changes_with_commits AS (
+    SELECT dc.deployment_id,
+           dc.repo,
+           dc.sha,
+           f.service,
+           f.team,
+           f.environment,
+           f.repository,
+           f.deployed_at,
+           f.status,
+           f.is_baseline,
+           c.author_time,
+           c.committer_time,
+           p.first_commit_at AS pr_first_commit_at
+    FROM deployment_changes dc
+    JOIN deployment_facts f ON f.id = dc.deployment_id
+    LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+    LEFT JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
+),
+change_starts AS (
+    SELECT cw.*,
+           CASE
+               WHEN cw.pr_first_commit_at IS NOT NULL THEN cw.pr_first_commit_at
+               WHEN s.lead_time_start = 'committer' THEN cw.committer_time
+               ELSE cw.author_time
+           END AS start_at,
+           CASE
+               WHEN cw.pr_first_commit_at IS NOT NULL THEN 'pr_first_commit'
+               WHEN cw.author_time IS NULL THEN NULL
+               ELSE s.lead_time_start
+           END AS start_source
+    FROM changes_with_commits cw
+    CROSS JOIN settings s
+),
+change_lead_hours AS (
+    SELECT cs.*,
+           (epoch(cs.deployed_at) - epoch(cs.start_at)) / 3600.0 AS lead_hours
+    FROM change_starts cs
+)
+SELECT deployment_id,
+       repo,
+       sha,
+       service,
+       team,
+       environment,
+       repository,
+       deployed_at,
+       status,
+       is_baseline,
+       start_at,
+       start_source,
+       lead_hours,
+       coalesce(lead_hours < 0, false) AS is_negative,
+       -- what the lead-time median and p90 are computed over
+       (NOT is_baseline AND lead_hours IS NOT NULL AND lead_hours >= 0) AS counts_for_lead_time
+FROM change_lead_hours;
