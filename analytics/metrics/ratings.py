@@ -1,0 +1,176 @@
+"""Rating measured metrics against the DORA benchmark clusters of a chosen report year.
+
+Two steps, because the clusters were found from survey answers and not from raw numbers:
+
+1. the measured value is mapped to the survey's answer bucket (durations: <1 hour, <1 day,
+   <1 week, <1 month, <6 months, more; frequency: on demand, daily-weekly, weekly-monthly,
+   monthly-6-monthly, fewer; change failure rate: the survey's percent band, or from 2023 the
+   percentage itself);
+2. the bucket is mapped to a cluster with the year's table in ``data/benchmarks/<year>.yaml``.
+
+A bucket covered by several clusters (e.g. 2019 "less than one day" restore for High and Medium)
+goes to the best of them; a bucket no cluster covers goes to the best cluster whose published
+range lies entirely below it (a value better than every cluster gets the best cluster).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analytics.errors import UserError
+from analytics.paths import data_dir
+
+DURATION_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("lt_1h", 1.0),
+    ("1h_1d", 24.0),
+    ("1d_1w", 24.0 * 7),
+    ("1w_1mo", 24.0 * 30),      # a month is 30 days
+    ("1mo_6mo", 24.0 * 180),    # six months are 180 days
+    ("gt_6mo", math.inf),
+)
+FREQUENCY_BUCKETS: tuple[str, ...] = (
+    "on_demand", "daily_weekly", "weekly_monthly", "monthly_6monthly", "fewer",
+)
+CFR_BANDS: tuple[tuple[int, int], ...] = ((0, 15), (16, 30), (31, 45), (46, 60), (61, 75), (76, 100))
+
+# Frequency thresholds (see docs/metrics.md, "Ratings"): median deployment days per week, with
+# weeks without deployments counted, decides the two upper buckets; the median of deployments
+# per month and the mean per six months decide the lower ones.
+ON_DEMAND_DAYS_PER_WEEK = 3.0
+DAILY_WEEKLY_DAYS_PER_WEEK = 1.0
+WEEKLY_MONTHLY_PER_MONTH = 1.0
+MONTHLY_6MONTHLY_PER_SIX_MONTHS = 1.0
+
+
+def benchmarks_dir() -> Path:
+    return data_dir() / "benchmarks"
+
+
+def available_years() -> list[int]:
+    return sorted(int(p.stem) for p in benchmarks_dir().glob("*.yaml") if p.stem.isdigit())
+
+
+@cache
+def load_benchmark(year: int) -> dict[str, Any]:
+    path = benchmarks_dir() / f"{year}.yaml"
+    if not path.exists():
+        years = ", ".join(str(y) for y in available_years())
+        raise UserError(f"--benchmark {year}: no benchmark table for that year (available: {years})")
+    table = yaml.safe_load(path.read_text())
+    if not isinstance(table, dict) or table.get("year") != year:
+        raise UserError(f"{path}: not a benchmark table for {year}")
+    return table
+
+
+def duration_bucket(hours: float | None) -> str | None:
+    if hours is None or (isinstance(hours, float) and math.isnan(hours)):
+        return None
+    for name, upper in DURATION_BUCKETS:
+        if hours < upper:
+            return name
+    return DURATION_BUCKETS[-1][0]
+
+
+def frequency_bucket(
+    days_per_week_median: float | None,
+    deployments_per_month_median: float | None,
+    deployments_per_six_months: float | None,
+) -> str | None:
+    if days_per_week_median is None:
+        return None
+    if days_per_week_median >= ON_DEMAND_DAYS_PER_WEEK:
+        return "on_demand"
+    if days_per_week_median >= DAILY_WEEKLY_DAYS_PER_WEEK:
+        return "daily_weekly"
+    if (deployments_per_month_median or 0.0) >= WEEKLY_MONTHLY_PER_MONTH:
+        return "weekly_monthly"
+    if (deployments_per_six_months or 0.0) >= MONTHLY_6MONTHLY_PER_SIX_MONTHS:
+        return "monthly_6monthly"
+    return "fewer"
+
+
+def cfr_band(rate: float) -> str:
+    """The pre-2023 survey band of a rate in [0, 1]: '16-30%' covers (15%, 30%]."""
+    pct = rate * 100.0
+    for low, high in CFR_BANDS:
+        if pct <= high:
+            return f"{low}-{high}%"
+    return f"{CFR_BANDS[-1][0]}-{CFR_BANDS[-1][1]}%"
+
+
+def _bucket_cluster(spec: dict[str, Any], clusters: list[str], bucket: str, order: list[str]) -> str:
+    covering = [c for c in clusters if bucket in spec[c]["buckets"]]
+    if covering:
+        return covering[0]
+    index = order.index(bucket)
+    below = [c for c in clusters if min(order.index(b) for b in spec[c]["buckets"]) > index]
+    return below[0] if below else clusters[-1]
+
+
+def _cfr_cluster(spec: dict[str, Any], clusters: list[str], rate: float) -> tuple[str, str]:
+    pct = rate * 100.0
+    if spec.get("kind") == "points":
+        ranked = sorted(clusters, key=lambda c: (abs(pct - float(spec[c]["point"])), clusters.index(c)))
+        return f"{round(pct, 1)}%", ranked[0]
+    band = cfr_band(rate)
+    covering = [c for c in clusters if spec[c]["range"][0] - 1 < pct <= spec[c]["range"][1]]
+    if covering:
+        return band, covering[0]
+    below = [c for c in clusters if spec[c]["range"][0] - 1 >= pct]
+    return band, below[0] if below else clusters[-1]
+
+
+def _entry(table: dict[str, Any], metric: str, bucket: str | None, cluster: str | None,
+           value: Any) -> dict[str, Any]:
+    spec = table["metrics"][metric]
+    return {
+        "value": value,
+        "bucket": bucket,
+        "cluster": cluster,
+        "published": spec[cluster]["published"] if cluster else None,
+        "year": table["year"],
+    }
+
+
+def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]:
+    """Ratings for one metrics group: per metric its survey bucket and benchmark cluster."""
+    table = load_benchmark(year if year is not None else available_years()[-1])
+    clusters: list[str] = list(table["clusters"])
+    metrics = table["metrics"]
+    out: dict[str, Any] = {}
+
+    freq = frequency_bucket(
+        group.get("deployment_days_per_week_median"),
+        group.get("deployments_per_month_median"),
+        group.get("deployments_per_six_months"),
+    )
+    freq_cluster = (
+        _bucket_cluster(metrics["deployment_frequency"], clusters, freq, list(FREQUENCY_BUCKETS))
+        if freq else None
+    )
+    out["deployment_frequency"] = _entry(
+        table, "deployment_frequency", freq, freq_cluster, group.get("deployment_days_per_week_median")
+    )
+    durations = [name for name, _ in DURATION_BUCKETS]
+    recovery_metric, recovery_field = (
+        ("failed_deployment_recovery_time", "failed_deployment_recovery_median_hours")
+        if "failed_deployment_recovery_time" in metrics
+        else ("time_to_restore", "time_to_restore_median_hours")
+    )
+    for metric, field in (("lead_time", "lead_time_median_hours"), (recovery_metric, recovery_field)):
+        value = group.get(field)
+        bucket = duration_bucket(value)
+        cluster = _bucket_cluster(metrics[metric], clusters, bucket, durations) if bucket else None
+        out[metric] = _entry(table, metric, bucket, cluster, value)
+    rate = group.get("change_failure_rate")
+    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
+        out["change_failure_rate"] = _entry(table, "change_failure_rate", None, None, None)
+    else:
+        band, cluster = _cfr_cluster(metrics["change_failure_rate"], clusters, float(rate))
+        out["change_failure_rate"] = _entry(table, "change_failure_rate", band, cluster, rate)
+    return out
