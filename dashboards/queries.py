@@ -106,3 +106,30 @@ def deployment_count(db: Path) -> int:
     if not has_database(db):
         return 0
     return int(frame(db, "SELECT count(*) AS n FROM deployments")["n"].iloc[0])
+
+
+def _filtered(db: Path, name: str, f: Filters, needs: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """Run ``sql/<name>.sql`` with the deployment filter; None when a relation it needs is missing."""
+    if not has_database(db):
+        return None
+    if needs and not set(needs) <= relations(db):
+        return None
+    sql = sql_file(name).replace("{filter}", DEPLOYMENT_FILTER)
+    return frame(db, sql, **window_params(f))
+
+
+def weekly_deployments(db: Path, f: Filters) -> pd.DataFrame | None:
+    return _filtered(db, "weekly_deployments", f)
+
+
+def lead_time_distribution(db: Path, f: Filters) -> pd.DataFrame | None:
+    return _filtered(db, "lead_time_distribution", f, needs=("change_lead_times",))
+
+
+def pr_breakdown(db: Path, f: Filters) -> pd.DataFrame | None:
+    out = _filtered(db, "pr_breakdown", f)
+    return out if out is not None and len(out) else None
+
+
+def deployment_list(db: Path, f: Filters) -> pd.DataFrame | None:
+    return _filtered(db, "deployment_list", f)

@@ -1,7 +1,80 @@
-"""deployments page."""
+"""Deployments: a filterable table and a drill-down into one deployment."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-st.title("deployments")
+from dashboards import drilldown, state
+from dashboards.components import is_missing, no_data, table
+from dashboards.queries import deployment_list
+
+st.title("Deployments")
+f = state.current()
+db = state.database()
+
+listing = deployment_list(db, f)
+if listing is None or listing.empty:
+    no_data("deployments in this window", "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX")
+    st.stop()
+
+c1, c2, c3 = st.columns([1, 1, 2])
+statuses = c1.multiselect("Status", sorted(listing["status"].unique()), key="dep_status")
+sources = c2.multiselect("Source", sorted(listing["source"].unique()), key="dep_source")
+text = c3.text_input("Search id, revision or ref", key="dep_text").strip().lower()
+shown = listing
+if statuses:
+    shown = shown[shown["status"].isin(statuses)]
+if sources:
+    shown = shown[shown["source"].isin(sources)]
+if text:
+    hay = (shown["id"].fillna("") + " " + shown["revision"].fillna("") + " " + shown["source_ref"].fillna(""))
+    shown = shown[hay.str.lower().str.contains(text, regex=False)]
+st.caption(f"{len(shown)} of {len(listing)} deployments")
+table(shown, key="deployments", file_name="deployments.csv")
+
+if shown.empty:
+    st.stop()
+st.subheader("Drill-down")
+ids = list(shown["id"])
+chosen = st.selectbox("Deployment", ids, key="dep_pick")
+row = shown[shown["id"] == chosen].iloc[0]
+st.markdown(
+    f"**{row['service']}** → **{row['environment']}** at {row['deployed_at']} · status **{row['status']}**"
+    f" · source `{row['source']}` · revision `{'—' if is_missing(row['revision']) else row['revision']}`"
+)
+signals = drilldown.failure_signals(db, chosen)
+if row["status"] == "failed" or (signals is not None and len(signals)):
+    st.markdown("**Why it is failed**")
+    if signals is None:
+        st.write("The deployment source reported the rollout as failed.")
+    else:
+        table(signals, key="dep-signals", file_name=f"{chosen}-failure-signals.csv")
+
+tabs = st.tabs(["Changes", "Pull requests", "Incidents", "Reconciler events"])
+with tabs[0]:
+    ch = drilldown.changes(db, chosen)
+    if ch.empty:
+        st.info("This deployment shipped no new commits (a redeploy, or the baseline).")
+    else:
+        table(ch, key="dep-changes", file_name=f"{chosen}-changes.csv",
+              column_config={"commit_url": st.column_config.LinkColumn("commit")})
+with tabs[1]:
+    pr = drilldown.pull_requests(db, chosen)
+    if pr.empty:
+        no_data("pull requests for this deployment", "gitops-dora collect github OWNER/REPO")
+    else:
+        table(pr, key="dep-prs", file_name=f"{chosen}-prs.csv",
+              column_config={"url": st.column_config.LinkColumn("url")})
+with tabs[2]:
+    inc = drilldown.incidents(db, chosen)
+    if inc.empty:
+        st.info("No incident is attributed to this deployment.")
+    else:
+        table(inc, key="dep-incidents", file_name=f"{chosen}-incidents.csv",
+              column_config={"url": st.column_config.LinkColumn("url")})
+with tabs[3]:
+    ev = drilldown.reconciler_events(db, chosen)
+    if ev.empty:
+        no_data("reconciler events for this deployment", "gitops-dora collect argocd` or `gitops-dora collect flux")
+    else:
+        table(ev, key="dep-events", file_name=f"{chosen}-reconciler-events.csv")

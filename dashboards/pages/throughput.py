@@ -1,7 +1,58 @@
-"""throughput page."""
+"""Throughput: deployments per week, lead time distribution and trend, PR lead time breakdown."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-st.title("throughput")
+from dashboards import charts, state
+from dashboards.components import no_data, table
+from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
+from dashboards.queries import lead_time_distribution, pr_breakdown, weekly_deployments
+
+st.title("Throughput")
+f = state.current()
+db = state.database()
+
+weekly = weekly_deployments(db, f)
+if weekly is None or weekly.empty:
+    no_data("deployments in this window", "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX")
+else:
+    st.plotly_chart(charts.weekly_bars(weekly), key="weekly")
+    with st.expander("Deployments per week (table)"):
+        table(weekly, key="weekly", file_name="deployments-per-week.csv")
+
+st.subheader("Change lead time")
+left, right = st.columns(2)
+with left:
+    dist = lead_time_distribution(db, f)
+    if dist is None or dist.empty:
+        no_data("change lead times in this window",
+                "gitops-dora collect git PATH --deploy-tags REGEX` (commits shipped by deployments")
+    else:
+        st.plotly_chart(charts.lead_time_histogram(dist), key="lead-hist")
+with right:
+    try:
+        trend = trend_frame(metrics(db, request_for(f, trend="week")), f,
+                            ["lead_time_median_hours", "lead_time_p90_hours", "deployments_per_week"])
+    except MetricsUnavailable as exc:
+        st.warning(f"Lead time trend unavailable: {exc}")
+        trend = None
+    if trend is not None and trend["lead_time_median_hours"].notna().any():
+        st.plotly_chart(
+            charts.trend_lines(trend, "lead_time_median_hours", "Median lead time per week", "hours"),
+            key="lead-trend",
+        )
+    elif trend is not None:
+        no_data("lead time trend", "gitops-dora collect git PATH --deploy-tags REGEX")
+if dist is not None and not dist.empty:
+    with st.expander("Change lead times (table)"):
+        table(dist, key="lead", file_name="change-lead-times.csv")
+
+st.subheader("PR lead time breakdown")
+prs = pr_breakdown(db, f)
+if prs is None:
+    no_data("merged pull requests shipped in this window", "gitops-dora collect github OWNER/REPO")
+else:
+    st.plotly_chart(charts.pr_phase_bars(prs), key="pr-phases")
+    table(prs, key="prs", file_name="pr-breakdown.csv",
+          column_config={"url": st.column_config.LinkColumn("url")})

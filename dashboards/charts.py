@@ -1,0 +1,67 @@
+"""Plotly figures for the pages (kept apart so the pages read as layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+
+def weekly_bars(frame: pd.DataFrame) -> go.Figure:
+    data = frame.assign(target=frame["service"] + " · " + frame["environment"])
+    fig = px.bar(data, x="week", y="deployments", color="target", labels={"target": "service · env"},
+                 title="Successful deployments per week")
+    fig.update_layout(barmode="stack", legend_title_text="", height=380)
+    return fig
+
+
+def lead_time_histogram(frame: pd.DataFrame) -> go.Figure:
+    fig = px.histogram(frame, x="lead_hours", nbins=40, color="service",
+                       labels={"lead_hours": "lead time (hours)"}, title="Change lead time distribution")
+    fig.update_layout(barmode="stack", height=360)
+    return fig
+
+
+def trend_lines(frame: pd.DataFrame, y: str, title: str, y_label: str, *, percent: bool = False) -> go.Figure:
+    color = "group" if "group" in frame.columns and frame["group"].nunique() > 1 else None
+    fig = px.line(frame, x="period_start", y=y, color=color, markers=True, title=title,
+                  labels={"period_start": "period", y: y_label})
+    if percent:
+        fig.update_yaxes(tickformat=".0%")
+    fig.update_layout(height=340)
+    return fig
+
+
+def pr_phase_bars(frame: pd.DataFrame) -> go.Figure:
+    phases = ["coding_hours", "pickup_hours", "review_hours", "deploy_hours"]
+    medians = [float(frame[p].median()) if frame[p].notna().any() else 0.0 for p in phases]
+    fig = go.Figure(
+        go.Bar(x=medians, y=[p.removesuffix("_hours") for p in phases], orientation="h",
+               text=[f"{m:.1f} h" for m in medians])
+    )
+    fig.update_layout(title="PR lead time breakdown (median hours per phase)", height=300,
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    if len(deployments):
+        fig.add_trace(go.Scatter(
+            x=deployments["deployed_at"], y=deployments["service"], mode="markers", name="deployment",
+            marker={"symbol": "triangle-up", "size": 9,
+                    "color": ["#d62728" if s == "failed" else "#2ca02c" for s in deployments["status"]]},
+            text=deployments["id"], hovertemplate="%{text}<br>%{x}<extra>deployment</extra>",
+        ))
+    for row in incidents.itertuples():
+        end: Any = row.resolved_at if not pd.isna(row.resolved_at) else pd.Timestamp.now(tz="UTC")
+        fig.add_trace(go.Scatter(
+            x=[row.created_at, end], y=[row.service, row.service], mode="lines",
+            line={"width": 10, "color": "rgba(214,39,40,0.45)"}, showlegend=False,
+            hovertemplate=f"{row.id}: {row.title}<br>deployment {row.deployment_id or 'unattributed'}"
+                          "<extra>incident</extra>",
+        ))
+    fig.update_layout(title="Incidents (bars) and deployments (triangles; red = failed)", height=380)
+    return fig

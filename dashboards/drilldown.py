@@ -1,0 +1,93 @@
+"""What one deployment shipped and what happened to it: changes, PRs, incidents, reconciler events.
+
+Relations other issues add (failure signals, incident attribution) are looked up by name so the
+page works before and after they land.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dashboards.queries import frame, relations
+
+SIGNAL_VIEWS = ("deployment_failure_signals", "failure_signals", "deployment_failures")
+ATTRIBUTION_VIEWS = ("incident_attributions", "incident_attribution", "attributed_incidents")
+
+
+def first_relation(db: Path, names: tuple[str, ...]) -> str | None:
+    have = relations(db)
+    return next((n for n in names if n in have), None)
+
+
+def changes(db: Path, deployment_id: str) -> pd.DataFrame:
+    return frame(
+        db,
+        """
+        SELECT c.repo, c.sha, c.subject, c.author_name, c.author_time,
+               CASE WHEN r.web_url IS NOT NULL THEN r.web_url || '/commit/' || c.sha END AS commit_url
+        FROM deployment_changes dc
+        JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+        LEFT JOIN repositories r ON r.id = c.repo
+        WHERE dc.deployment_id = $id
+        ORDER BY c.author_time
+        """,
+        id=deployment_id,
+    )
+
+
+def pull_requests(db: Path, deployment_id: str) -> pd.DataFrame:
+    """PRs whose merge commit or any listed commit this deployment shipped."""
+    return frame(
+        db,
+        """
+        WITH shipped AS (SELECT repo, sha FROM deployment_changes WHERE deployment_id = $id)
+        SELECT DISTINCT p.repo, p.number, p.title, p.author, p.created_at, p.merged_at, p.url
+        FROM pull_requests p
+        JOIN shipped s ON s.repo = p.repo
+         AND (s.sha = p.merge_commit_sha OR list_contains(coalesce(p.commit_shas, []), s.sha))
+        ORDER BY p.number
+        """,
+        id=deployment_id,
+    )
+
+
+def incidents(db: Path, deployment_id: str) -> pd.DataFrame:
+    view = first_relation(db, ATTRIBUTION_VIEWS)
+    if view is not None:
+        return frame(
+            db,
+            f"""
+            SELECT i.id, i.title, i.created_at, i.resolved_at, a.* EXCLUDE (incident_id), i.url
+            FROM "{view}" a JOIN incidents i ON i.id = a.incident_id
+            WHERE a.deployment_id = $id ORDER BY i.created_at
+            """,
+            id=deployment_id,
+        )
+    return frame(
+        db,
+        "SELECT id, title, created_at, resolved_at, root_cause, url FROM incidents WHERE root_cause = $id",
+        id=deployment_id,
+    )
+
+
+def reconciler_events(db: Path, deployment_id: str) -> pd.DataFrame:
+    return frame(
+        db,
+        """
+        SELECT occurred_at, reconciler, kind, namespace, name, event_type, status, reason, message, revision
+        FROM reconciler_events WHERE deployment_id = $id ORDER BY occurred_at
+        """,
+        id=deployment_id,
+    )
+
+
+def failure_signals(db: Path, deployment_id: str | None = None) -> pd.DataFrame | None:
+    """Why deployments are marked failed (one row per signal), or None before the view exists."""
+    view = first_relation(db, SIGNAL_VIEWS)
+    if view is None:
+        return None
+    if deployment_id is None:
+        return frame(db, f'SELECT * FROM "{view}"')
+    return frame(db, f'SELECT * FROM "{view}" WHERE deployment_id = $id', id=deployment_id)
