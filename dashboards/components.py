@@ -10,6 +10,11 @@ import streamlit as st
 
 from analytics.reports import escape_cell
 
+COLLECT_DEPLOYMENTS = "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX"
+COLLECT_RECONCILERS = "gitops-dora collect argocd` or `gitops-dora collect flux"
+COLLECT_PRS = "gitops-dora collect github OWNER/REPO` or `gitops-dora collect gitlab GROUP/PROJECT"
+COLLECT_INCIDENTS = "gitops-dora import incidents.csv` or `gitops-dora collect github OWNER/REPO"
+
 RATING_COLORS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import streamlit as st
-
 from dashboards.components import no_data
 from dashboards.filters import Filters
 from dashboards.queries import relations

@@ -20,7 +20,8 @@ class Tile:
 
 
 TILES = (
-    Tile("Deployment frequency", "deployments_per_week", ("deployment_frequency",), fmt_per_week, False, "/wk"),
+    Tile("Deployment frequency", "deployments_per_week", ("deployment_frequency",), fmt_per_week, False,
+         "/wk"),
     Tile("Change lead time (median)", "lead_time_median_hours", ("lead_time", "change_lead_time"),
          fmt_hours, True, "h"),
     Tile("Change failure rate", "change_failure_rate", ("change_failure_rate",), fmt_rate, True, "pp"),
@@ -49,7 +50,8 @@ def what_changed(current: dict[str, Any], previous: dict[str, Any] | None, days:
         return f"No deployments in the previous {days} days to compare with."
     moves: list[tuple[float, str]] = []
     for tile in TILES:
-        now, before = current.get(tile.field), previous.get(tile.field)
+        now: Any = current.get(tile.field)
+        before: Any = previous.get(tile.field)
         if is_missing(now) or is_missing(before) or float(now) == float(before):
             continue
         base = abs(float(before)) or 1.0

@@ -5,7 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import drilldown, state
-from dashboards.components import is_missing, no_data, table
+from dashboards.components import (
+    COLLECT_DEPLOYMENTS,
+    COLLECT_PRS,
+    COLLECT_RECONCILERS,
+    is_missing,
+    no_data,
+    table,
+)
 from dashboards.queries import deployment_list
 
 st.title("Deployments")
@@ -14,7 +21,7 @@ db = state.database()
 
 listing = deployment_list(db, f)
 if listing is None or listing.empty:
-    no_data("deployments in this window", "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX")
+    no_data("deployments in this window", COLLECT_DEPLOYMENTS)
     st.stop()
 
 c1, c2, c3 = st.columns([1, 1, 2])
@@ -61,7 +68,7 @@ with tabs[0]:
 with tabs[1]:
     pr = drilldown.pull_requests(db, chosen)
     if pr.empty:
-        no_data("pull requests for this deployment", "gitops-dora collect github OWNER/REPO")
+        no_data("pull requests for this deployment", COLLECT_PRS)
     else:
         table(pr, key="dep-prs", file_name=f"{chosen}-prs.csv",
               column_config={"url": st.column_config.LinkColumn("url")})
@@ -75,6 +82,6 @@ with tabs[2]:
 with tabs[3]:
     ev = drilldown.reconciler_events(db, chosen)
     if ev.empty:
-        no_data("reconciler events for this deployment", "gitops-dora collect argocd` or `gitops-dora collect flux")
+        no_data("reconciler events for this deployment", COLLECT_RECONCILERS)
     else:
         table(ev, key="dep-events", file_name=f"{chosen}-reconciler-events.csv")

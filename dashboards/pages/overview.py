@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import maturity_data, state
-from dashboards.components import no_data, rating_badge
+from dashboards.components import COLLECT_DEPLOYMENTS, no_data, rating_badge
 from dashboards.metrics_source import MetricsUnavailable, metrics, rating_of, request_for, single_group
 from dashboards.queries import deployment_count
 from dashboards.tiles import TILES, delta_text, what_changed
@@ -17,7 +17,7 @@ scope = " · ".join(x for x in (f.team, f.service, f.environment) if x) or "all 
 st.caption(f"{f.since.isoformat()} to {f.until.isoformat()} (exclusive), {scope}")
 
 if deployment_count(db) == 0:
-    no_data("deployments", "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX")
+    no_data("deployments", COLLECT_DEPLOYMENTS)
     st.stop()
 
 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import charts, state
-from dashboards.components import no_data, table
+from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_PRS, no_data, table
 from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
 from dashboards.queries import lead_time_distribution, pr_breakdown, weekly_deployments
 
@@ -15,7 +15,7 @@ db = state.database()
 
 weekly = weekly_deployments(db, f)
 if weekly is None or weekly.empty:
-    no_data("deployments in this window", "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX")
+    no_data("deployments in this window", COLLECT_DEPLOYMENTS)
 else:
     st.plotly_chart(charts.weekly_bars(weekly), key="weekly")
     with st.expander("Deployments per week (table)"):
@@ -51,7 +51,7 @@ if dist is not None and not dist.empty:
 st.subheader("PR lead time breakdown")
 prs = pr_breakdown(db, f)
 if prs is None:
-    no_data("merged pull requests shipped in this window", "gitops-dora collect github OWNER/REPO")
+    no_data("merged pull requests shipped in this window", COLLECT_PRS)
 else:
     st.plotly_chart(charts.pr_phase_bars(prs), key="pr-phases")
     table(prs, key="prs", file_name="pr-breakdown.csv",
