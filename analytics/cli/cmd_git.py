@@ -1,0 +1,78 @@
+"""``gitops-dora collect git PATH_OR_URL``: mine a repository's commits, tags and git deployments."""
+
+from __future__ import annotations
+
+import typer
+
+from analytics.cli.app import collect_app, get_ctx
+from analytics.config import Config
+
+
+@collect_app.command("git")
+def collect_git_command(
+    ctx: typer.Context,
+    path_or_url: str = typer.Argument(
+        ..., help="working tree, bare repository, or URL (cloned into a cache)"
+    ),
+    service: str | None = typer.Option(None, "--service", help="service the deployments belong to [repo id]"),
+    environment: str | None = typer.Option(
+        None, "--environment", help="environment of the git deployments [production]"
+    ),
+    deploy_tags: str | None = typer.Option(
+        None, "--deploy-tags", help="regex: each matching tag is a deployment at the tag's time"
+    ),
+    deploy_branch: str | None = typer.Option(
+        None, "--deploy-branch", help="each first-parent commit of this branch is a deployment"
+    ),
+    repo_id: str | None = typer.Option(None, "--repo-id", help="id of the repository [folder/URL basename]"),
+) -> None:
+    """Mine commits, tags and git deployments; a re-run only reads what is new."""
+    from analytics.collectors.git import GitOptions, collect, remembered_options, unchanged_summary
+    from analytics.collectors.git_source import locate, ref_tips
+    from analytics.progress import say
+
+    app_ctx = get_ctx(ctx)
+    config = app_ctx.config
+    location = locate(path_or_url, repo_id)
+    rid = location.repo_id
+    if location.is_shallow:
+        say(f"warning: {location.url} is a shallow clone: history stops at the shallow boundary, "
+            "so lead times of its oldest changes are truncated")
+    tips = ref_tips(location.local_path)
+
+    given = any(v is not None for v in (service, environment, deploy_tags, deploy_branch))
+    git_cfg = config.deployments.git
+    options: GitOptions | None = None
+    if not given and git_cfg.tags is None and git_cfg.branch is None:
+        options = remembered_options(app_ctx.db_path, rid)
+    if options is None:
+        svc = service or _service_for_repo(config, rid, path_or_url) or rid
+        env = environment or git_cfg.environment
+        known = next((e for e in config.environments if e.name == env), None)
+        svc_cfg = config.service(svc)
+        options = GitOptions(
+            service=svc, environment=env,
+            deploy_tags=deploy_tags if deploy_tags is not None else git_cfg.tags,
+            deploy_branch=deploy_branch if deploy_branch is not None else git_cfg.branch,
+            team=svc_cfg.team if svc_cfg else None,
+            environment_is_production=known.production if known else env == "production",
+            environment_in_config=known is not None,
+        )
+
+    summary = unchanged_summary(app_ctx.db_path, rid, tips, options)
+    if summary is None:
+        summary = collect(app_ctx.db_path, location, options, tips)
+    for name in summary.skipped_tags[:5]:
+        say(f"note: tag {name} does not point at a commit; skipped")
+    say(summary.line())
+
+
+def _service_for_repo(config: Config, repo_id: str, given: str) -> str | None:
+    """The configured service that lists this repository (by id, path or URL), if exactly one does."""
+    from analytics.collectors.git_source import default_repo_id
+
+    hits = [
+        s.name for s in config.services
+        if any(r in (given, repo_id) or default_repo_id(r) == repo_id for r in s.repositories)
+    ]
+    return hits[0] if len(hits) == 1 else None

@@ -1,0 +1,205 @@
+"""``collect git``: commits, tags and git-derived deployments of one repository, incrementally.
+
+The watermark is the set of ref tips (branches, remote-tracking branches, tags) plus the
+deployment options. If both are unchanged the run stops after reading the published snapshot:
+no mining, no write, no pandas import. Otherwise only commits not reachable from the old tips
+that still exist are read (``git log --branches --remotes --tags --not <old tips>``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from analytics.collectors.git_source import RepoLocation, existing_objects
+
+STATE_TIPS = "ref_tips"
+STATE_OPTIONS = "options"
+
+
+@dataclass(frozen=True)
+class GitOptions:
+    """What turns this repository's history into deployments (part of the watermark)."""
+
+    service: str
+    environment: str
+    deploy_tags: str | None = None
+    deploy_branch: str | None = None
+    team: str | None = None
+    environment_is_production: bool = True
+    environment_in_config: bool = False
+
+    def fingerprint(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class GitSummary:
+    repo_id: str
+    up_to_date: bool = False
+    full: bool = False
+    new_commits: int = 0
+    total_commits: int = 0
+    tags: int = 0
+    deployments: int = 0
+    changes: int = 0
+    skipped_tags: list[str] = field(default_factory=list)
+    is_shallow: bool = False
+
+    def line(self) -> str:
+        if self.up_to_date:
+            return (f"git {self.repo_id}: up to date, nothing mined ({self.total_commits} commits, "
+                    f"{self.deployments} git deployments)")
+        mode = "full" if self.full else "incremental"
+        return (f"git {self.repo_id}: {self.new_commits} new commits "
+                f"({mode}; {self.total_commits} in total), "
+                f"{self.tags} tags, {self.deployments} git deployments, {self.changes} attributed changes")
+
+
+def source_key(repo_id: str) -> str:
+    return f"git:{repo_id}"
+
+
+def unchanged_summary(
+    db_path: Path, repo_id: str, tips: dict[str, str], options: GitOptions,
+) -> GitSummary | None:
+    """The fast path: a summary if the snapshot's watermark equals the current refs and options."""
+    from analytics.store.connection import snapshot_path
+
+    snap = snapshot_path(db_path)
+    path = snap if snap.exists() else db_path
+    if not path.exists():
+        return None
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None  # locked or unreadable: the writer path gives the proper error
+    try:
+        state = dict(con.execute(
+            "SELECT key, value FROM collector_state WHERE source = ?", [source_key(repo_id)]
+        ).fetchall())
+        if state.get(STATE_TIPS) != json.dumps(tips, sort_keys=True) or \
+                state.get(STATE_OPTIONS) != options.fingerprint():
+            return None
+        commits = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        deps = con.execute(
+            "SELECT count(*) FROM deployments WHERE repository = ? AND service = ? "
+            "AND source IN ('git-tag', 'git-branch')", [repo_id, options.service],
+        ).fetchone()
+    except duckdb.Error:
+        return None  # an older schema: let the writer migrate it
+    finally:
+        con.close()
+    return GitSummary(repo_id, up_to_date=True, total_commits=int(commits[0]) if commits else 0,
+                      deployments=int(deps[0]) if deps else 0)
+
+
+def remembered_options(db_path: Path, repo_id: str) -> GitOptions | None:
+    """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
+    from analytics.store.connection import snapshot_path
+
+    snap = snapshot_path(db_path)
+    path = snap if snap.exists() else db_path
+    if not path.exists():
+        return None
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            row = con.execute(
+                "SELECT value FROM collector_state WHERE source = ? AND key = ?",
+                [source_key(repo_id), STATE_OPTIONS],
+            ).fetchone()
+        finally:
+            con.close()
+    except duckdb.Error:
+        return None
+    if not row or not row[0]:
+        return None
+    try:
+        return GitOptions(**json.loads(row[0]))
+    except (TypeError, ValueError):
+        return None
+
+
+def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: dict[str, str]) -> GitSummary:
+    """Mine into the store in one writer session (one transaction); see the module docstring."""
+    from analytics.attribution import attribute_changes
+    from analytics.collectors import git_deploy, git_log
+    from analytics.progress import progress
+    from analytics.store.connection import open_writer
+
+    repo_id, repo = location.repo_id, location.local_path
+    summary = GitSummary(repo_id, is_shallow=location.is_shallow)
+    # Validate what can be validated before the writer opens: nothing is written on bad input.
+    if options.deploy_tags is not None:
+        git_deploy.compile_pattern(options.deploy_tags)
+    branch_ref = git_deploy.resolve_branch(repo, options.deploy_branch) if options.deploy_branch else None
+    with open_writer(db_path, source=source_key(repo_id), target=location.url) as session, \
+            progress(f"git {repo_id}", total=5) as bar:
+        con = session.con
+        old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
+        old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
+        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
+        summary.full = not exclude
+        bar.update(description=f"git {repo_id}: reading history")
+        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
+        bar.advance()
+        bar.update(description=f"git {repo_id}: tags")
+        tags, summary.skipped_tags = git_log.list_tags(repo)
+        summary.tags = git_log.replace_tags(con, repo_id, tags)
+        con.execute(
+            """INSERT OR REPLACE INTO repositories
+               (id, url, local_path, web_url, is_bare, is_shallow, last_collected_at)
+               VALUES (?, ?, ?, (SELECT web_url FROM repositories WHERE id = ?), ?, ?, now())""",
+            [repo_id, location.url, str(repo), repo_id, location.is_bare, location.is_shallow],
+        )
+        bar.advance()
+        bar.update(description=f"git {repo_id}: deployments")
+        deployments: list[git_deploy.GitDeployment] = []
+        if options.deploy_tags is not None:
+            deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
+        if branch_ref is not None and options.deploy_branch is not None:
+            deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+        scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
+                                                deployments)
+        summary.deployments = len(deployments)
+        if deployments:
+            _upsert_service(con, options)
+        bar.advance()
+        bar.update(description=f"git {repo_id}: attributing commits to deployments")
+        # New commits can complete deployments from any source that name this repository.
+        scopes |= {(str(s), str(e)) for s, e in con.execute(
+            "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
+        ).fetchall()}
+        summary.changes = attribute_changes(session, scopes=scopes)
+        bar.advance()
+        if location.is_shallow:
+            session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
+        session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
+        session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
+        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        summary.total_commits = int(total[0]) if total else 0
+        session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
+        session.messages.append(summary.line())
+        bar.advance()
+    return summary
+
+
+def _upsert_service(con: object, options: GitOptions) -> None:
+    """Register the service and environment; a team or production flag from the config wins."""
+    import duckdb
+
+    assert isinstance(con, duckdb.DuckDBPyConnection)
+    if options.team is not None:
+        con.execute("INSERT OR REPLACE INTO services VALUES (?, ?)", [options.service, options.team])
+    else:
+        con.execute("INSERT OR IGNORE INTO services VALUES (?, NULL)", [options.service])
+    verb = "INSERT OR REPLACE" if options.environment_in_config else "INSERT OR IGNORE"
+    con.execute(f"{verb} INTO environments VALUES (?, ?)",
+                [options.environment, options.environment_is_production])

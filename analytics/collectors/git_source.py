@@ -1,0 +1,167 @@
+"""Finding the repository to mine: a working tree, a bare repository, or a URL cloned into a cache.
+
+Everything here shells out to the ``git`` binary; errors become one line that names the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from analytics.errors import SourceError
+
+CACHE_ENV = "GITOPS_DORA_CACHE"
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[\w.-]+@[\w.-]+:")
+_CREDENTIALS = re.compile(r"(://)[^/@]+@")
+# Branches, remote-tracking branches and tags: "every commit reachable from any branch or tag".
+REF_NAMESPACES = ("refs/heads", "refs/remotes", "refs/tags")
+REV_SELECTION = ("--branches", "--remotes", "--tags")
+
+
+def redact(url: str) -> str:
+    """Drop any user:password@ from a URL so a token never reaches the DB, logs or errors."""
+    return _CREDENTIALS.sub(r"\1", url)
+
+
+def is_url(text: str) -> bool:
+    return bool(_URL.match(text))
+
+
+def git_env() -> dict[str, str]:
+    """Never prompt for credentials (a collector must not hang) and use plain C-locale output."""
+    env = dict(os.environ)
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_OPTIONAL_LOCKS="0")
+    return env
+
+
+def run_git(
+    repo: Path, args: Sequence[str], *, what: str, stdin: str | None = None, check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run git in ``repo``; on failure raise SourceError naming ``what`` and git's own reason."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True,
+            env=git_env(), errors="replace",
+        )
+    except FileNotFoundError:
+        raise SourceError("git is not installed (no `git` on PATH)") from None
+    if check and proc.returncode != 0:
+        raise SourceError(f"{what}: {git_reason(proc.stderr)}")
+    return proc
+
+
+def git_reason(stderr: str) -> str:
+    """The most telling line of git's stderr (a 'fatal:' or 'error:' line), for one-line errors."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for prefix in ("error: could not read", "fatal: bad object", "error:", "fatal:"):
+        for line in lines:
+            if line.lower().startswith(prefix):
+                return redact(line)
+    return redact(lines[-1]) if lines else "git failed"
+
+
+@dataclass(frozen=True)
+class RepoLocation:
+    """Where and what the repository is."""
+
+    repo_id: str
+    url: str            # as the user gave it (credentials removed)
+    local_path: Path    # where git runs
+    is_bare: bool
+    is_shallow: bool
+    fetched: bool       # a cache clone that was cloned or fetched in this run
+
+
+def default_repo_id(path_or_url: str) -> str:
+    """The folder or URL basename without ``.git`` (``/src/payments.git`` -> ``payments``)."""
+    text = path_or_url.rstrip("/")
+    text = re.split(r"[/:]", text)[-1] if is_url(text) else Path(text).resolve().name
+    return text[:-4] if text.endswith(".git") else text or "repo"
+
+
+def cache_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "gitops-dora" / "repos"
+
+
+def _cache_clone(url: str, repo_id: str) -> Path:
+    """Clone (bare, blobs left out) into the cache on the first run; fetch on later runs."""
+    digest = hashlib.sha1(redact(url).encode()).hexdigest()[:10]
+    dest = cache_root() / f"{repo_id}-{digest}.git"
+    shown = redact(url)
+    if (dest / "HEAD").exists():
+        run_git(dest, ["fetch", "--quiet", "--prune", "--force", "origin",
+                       "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+                what=f"cannot fetch {shown}")
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".partial-{os.getpid()}")
+    proc = subprocess.run(
+        ["git", "clone", "--quiet", "--bare", "--filter=blob:none", url, str(tmp)],
+        capture_output=True, text=True, env=git_env(), errors="replace",
+    )
+    if proc.returncode != 0:
+        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        raise SourceError(f"cannot clone {shown}: {git_reason(proc.stderr)}")
+    os.replace(tmp, dest)  # a half-finished clone never looks like a cache hit
+    return dest
+
+
+def locate(path_or_url: str, repo_id: str | None = None) -> RepoLocation:
+    """Resolve the user's argument to a local repository, cloning/fetching a URL into the cache."""
+    if is_url(path_or_url):
+        rid = repo_id or default_repo_id(path_or_url)
+        local = _cache_clone(path_or_url, rid)
+        shown, fetched = redact(path_or_url), True
+    else:
+        local = Path(path_or_url).expanduser()
+        if not local.exists():
+            raise SourceError(f"{path_or_url}: no such file or directory")
+        if not local.is_dir():
+            raise SourceError(f"{path_or_url} is not a git repository (it is a file)")
+        rid, shown, fetched = "", str(local), False
+    proc = run_git(local, ["rev-parse", "--is-bare-repository", "--is-shallow-repository"],
+                   what="", check=False)
+    if proc.returncode != 0:
+        raise SourceError(f"{shown} is not a git repository ({git_reason(proc.stderr)})")
+    flags = proc.stdout.split()
+    is_bare, is_shallow = flags[0] == "true", flags[1] == "true"
+    if not is_bare:
+        top = run_git(local, ["rev-parse", "--show-toplevel"], what="", check=False)
+        if top.returncode == 0 and top.stdout.strip():
+            local = Path(top.stdout.strip())  # a sub-folder means its whole repository
+        elif local.resolve().name == ".git":
+            local = local.resolve().parent
+    if not fetched:
+        local = local.resolve()
+        rid = repo_id or default_repo_id(str(local))
+        shown = str(local)
+    return RepoLocation(repo_id=rid, url=shown, local_path=local, is_bare=is_bare,
+                        is_shallow=is_shallow, fetched=fetched)
+
+
+def ref_tips(repo: Path) -> dict[str, str]:
+    """Every branch, remote-tracking branch and tag with the object it points at: the watermark."""
+    proc = run_git(repo, ["for-each-ref", "--format=%(objectname) %(refname)", *REF_NAMESPACES],
+                   what=f"cannot list refs of {repo}")
+    tips: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        sha, _, ref = line.partition(" ")
+        if ref.endswith("/HEAD") and ref.startswith("refs/remotes/"):
+            continue  # a symbolic alias of another remote branch
+        tips[ref] = sha
+    return tips
+
+
+def existing_objects(repo: Path, shas: Sequence[str]) -> list[str]:
+    """The subset of ``shas`` still present in the object store (old tips may be gone after a gc)."""
+    if not shas:
+        return []
+    proc = run_git(repo, ["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+                   stdin="\n".join(shas) + "\n", what=f"cannot read objects of {repo}")
+    return [line.split()[0] for line in proc.stdout.splitlines() if not line.endswith(" missing")]
