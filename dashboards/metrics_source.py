@@ -1,130 +1,134 @@
-"""DORA numbers for the pages, from the metrics engine, so the dashboard shows exactly what
-``gitops-dora metrics --format json`` prints for the same filters.
+"""DORA numbers for the pages, from the metrics engine's Python API, passed through the same JSON
+encoding as ``gitops-dora metrics --format json`` so the dashboard shows exactly what it prints.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from contextlib import redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from analytics.errors import UserError
 from dashboards.filters import Filters
-from dashboards.source import data_stamp
+from dashboards.source import config_path, data_stamp, reader
+
+GROUP_KEYS = ("service", "team", "environment", "repository")
+OVERVIEW_GROUP_BY = ("environment",)
 
 
 @dataclass(frozen=True)
 class MetricsRequest:
+    """One engine call; the same fields as the ``metrics`` command's options."""
+
     since: str
     until: str
+    group_by: tuple[str, ...] = OVERVIEW_GROUP_BY
     service: str | None = None
     environment: str | None = None
-    group_by: str | None = None
+    team: str | None = None
     trend: str | None = None
+    compare_previous: bool = False
     benchmark: int | None = None
 
     def argv(self) -> list[str]:
-        args = ["--since", self.since, "--until", self.until]
-        if self.service:
-            args += ["--service", self.service]
-        if self.environment:
-            args += ["--environment", self.environment]
-        if self.group_by:
-            args += ["--group-by", self.group_by]
-        if self.trend:
-            args += ["--trend", self.trend]
+        """The equivalent ``gitops-dora metrics`` arguments (tests run them to compare)."""
+        args = ["--since", self.since, "--until", self.until, "--group-by", ",".join(self.group_by)]
+        for option, value in (("--service", self.service), ("--environment", self.environment),
+                              ("--team", self.team), ("--trend", self.trend)):
+            if value:
+                args += [option, value]
+        if self.compare_previous:
+            args.append("--compare-previous")
         if self.benchmark is not None:
             args += ["--benchmark", str(self.benchmark)]
         return args
 
 
 class MetricsUnavailable(Exception):
-    """The metrics command is not installed yet or failed; the message says why."""
+    """The engine could not answer; the message is one line for the page."""
 
 
-def request_for(f: Filters, *, group_by: list[str] | None = None, trend: str | None = None) -> MetricsRequest:
-    """The engine call for these filters; a team filter becomes a group-by team (then picked)."""
-    dims = list(group_by or [])
-    if f.team and not f.service and "team" not in dims:
-        dims.append("team")
+def request_for(
+    f: Filters, *, group_by: tuple[str, ...] = OVERVIEW_GROUP_BY, trend: str | None = None,
+    compare_previous: bool = False,
+) -> MetricsRequest:
     return MetricsRequest(
-        since=f.since.isoformat(), until=f.until.isoformat(), service=f.service,
-        environment=f.environment, group_by=",".join(dims) or None, trend=trend, benchmark=f.benchmark,
+        since=f.since.isoformat(), until=f.until.isoformat(), group_by=group_by, service=f.service,
+        environment=f.environment, team=f.team, trend=trend, compare_previous=compare_previous,
+        benchmark=f.benchmark,
     )
 
 
-def _run_metrics(db: Path, req: MetricsRequest) -> dict[str, Any]:
-    from analytics.cli.main import app
+def _midnight(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
-    out = io.StringIO()
-    argv = ["--db", str(db), "metrics", *req.argv(), "--format", "json"]
+
+def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
+    """Run the engine on the read snapshot and return the JSON document ``metrics`` prints."""
     try:
-        with redirect_stdout(out):
-            app(args=argv, prog_name="gitops-dora", standalone_mode=False)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise MetricsUnavailable(f"`gitops-dora metrics` exited {exc.code}") from None
-    except Exception as exc:  # noqa: BLE001 - shown as one line on the page
+        from analytics.cli.output import dumps
+        from analytics.config import load_config
+        from analytics.metrics.engine import MetricsQuery, compute_metrics
+    except ImportError as exc:
+        raise MetricsUnavailable(f"the metrics engine is not installed ({exc.name})") from None
+    try:
+        config = load_config(config_path())
+        query = MetricsQuery(
+            since=_midnight(req.since), until=_midnight(req.until), group_by=req.group_by,
+            services=(req.service,) if req.service else (),
+            environments=(req.environment,) if req.environment else (),
+            teams=(req.team,) if req.team else (),
+            trend=req.trend, compare_previous=req.compare_previous, benchmark=req.benchmark,
+        )
+        with reader(db) as con:
+            report = compute_metrics(con, query, config)
+        payload: dict[str, Any] = json.loads(dumps(report.payload()))
+    except UserError as exc:
+        raise MetricsUnavailable(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MetricsUnavailable(first) from None
-    text = out.getvalue()
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
-        raise MetricsUnavailable("the metrics command is not available in this version yet") from None
-    if not isinstance(payload, dict) or "groups" not in payload:
-        raise MetricsUnavailable("unexpected metrics output")
+        raise MetricsUnavailable(f"{type(exc).__name__}: {first}") from None
     return payload
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _cached(db: str, stamp: int, req: MetricsRequest) -> dict[str, Any]:
-    del stamp
-    return _run_metrics(Path(db), req)
+    del stamp  # cache key only: a new snapshot means new numbers
+    return compute(Path(db), req)
 
 
 def metrics(db: Path, req: MetricsRequest) -> dict[str, Any]:
     return _cached(str(db), data_stamp(db), req)
 
 
-def groups_for(payload: dict[str, Any], f: Filters) -> list[dict[str, Any]]:
-    groups: list[dict[str, Any]] = list(payload.get("groups") or [])
-    if f.team and not f.service:
-        groups = [g for g in groups if g.get("team") == f.team]
-    return groups
-
-
-def single_group(payload: dict[str, Any], f: Filters) -> dict[str, Any] | None:
-    groups = groups_for(payload, f)
-    return groups[0] if groups else None
+def groups_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(payload.get("groups") or [])
 
 
 def rating_of(group: dict[str, Any], metric: str) -> str | None:
-    """The cluster a metric was rated into (ratings are keyed by metric; values may be objects)."""
-    ratings = group.get("ratings") or {}
-    value = ratings.get(metric)
+    """The cluster a metric was rated into (``ratings[metric].cluster``)."""
+    value = (group.get("ratings") or {}).get(metric)
     if isinstance(value, dict):
-        value = value.get("cluster") or value.get("rating")
+        value = value.get("cluster")
     return str(value) if value else None
 
 
-GROUP_KEYS = ("service", "team", "environment", "repository")
+def group_label(group: dict[str, Any]) -> str:
+    return " · ".join(str(group[k]) for k in GROUP_KEYS if group.get(k)) or "all"
 
 
-def trend_frame(payload: dict[str, Any], f: Filters, fields: list[str]) -> Any:
+def trend_frame(payload: dict[str, Any], fields: list[str]) -> Any:
     """`metrics --trend` groups as a frame: period_start, group label, and the requested fields."""
     import pandas as pd
 
-    rows = []
-    for g in groups_for(payload, f):
-        start = g.get("period_start") or g.get("period")
-        if start is None:
-            continue
-        label = " · ".join(str(g[k]) for k in GROUP_KEYS if g.get(k)) or "all"
-        rows.append({"period_start": pd.Timestamp(start), "group": label, **{k: g.get(k) for k in fields}})
+    rows = [
+        {"period_start": pd.Timestamp(g["period_start"]), "group": group_label(g),
+         **{k: g.get(k) for k in fields}}
+        for g in groups_of(payload) if g.get("period_start")
+    ]
     frame = pd.DataFrame(rows, columns=["period_start", "group", *fields])
     return frame.sort_values(["group", "period_start"]) if len(frame) else frame

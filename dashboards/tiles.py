@@ -26,17 +26,17 @@ TILES = (
          fmt_hours, True, "h"),
     Tile("Change failure rate", "change_failure_rate", ("change_failure_rate",), fmt_rate, True, "pp"),
     Tile("Failed deployment recovery (median)", "failed_deployment_recovery_median_hours",
-         ("failed_deployment_recovery_time", "failed_deployment_recovery", "recovery_time"),
+         ("failed_deployment_recovery_time", "time_to_restore"),
          fmt_hours, True, "h"),
     Tile("Rework rate", "rework_rate", ("rework_rate",), fmt_rate, True, "pp"),
 )
 
 
-def delta_text(tile: Tile, current: Any, previous: Any) -> str | None:
-    """Signed change since the previous window; None when either side has no value."""
-    if is_missing(current) or is_missing(previous):
+def delta_text(tile: Tile, delta: Any) -> str | None:
+    """The engine's ``delta`` (current - previous window) as signed text; None when unknown."""
+    if is_missing(delta):
         return None
-    diff = float(current) - float(previous)
+    diff = float(delta)
     if tile.unit == "pp":
         return f"{diff * 100:+.1f} pp"
     if tile.unit == "h":
@@ -46,7 +46,7 @@ def delta_text(tile: Tile, current: Any, previous: Any) -> str | None:
 
 def what_changed(current: dict[str, Any], previous: dict[str, Any] | None, days: int) -> str:
     """One line naming the biggest relative moves since the previous window."""
-    if previous is None:
+    if not previous or not previous.get("deployments"):
         return f"No deployments in the previous {days} days to compare with."
     moves: list[tuple[float, str]] = []
     for tile in TILES:

@@ -32,7 +32,7 @@ with left:
         st.plotly_chart(charts.lead_time_histogram(dist), key="lead-hist")
 with right:
     try:
-        trend = trend_frame(metrics(db, request_for(f, trend="week")), f,
+        trend = trend_frame(metrics(db, request_for(f, group_by=("environment",), trend="week")),
                             ["lead_time_median_hours", "lead_time_p90_hours", "deployments_per_week"])
     except MetricsUnavailable as exc:
         st.warning(f"Lead time trend unavailable: {exc}")
