@@ -6,9 +6,6 @@ tables and these steps rebuild the derived tables from everything stored. Each s
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
-
 from analytics.config import Config
 from analytics.store.connection import WriteSession
 
@@ -58,50 +55,34 @@ def derive_all(session: WriteSession, config: Config) -> None:
     con.execute(_MERGE_PULL_REQUESTS)
     con.execute(_FIRST_REVIEW)
     con.execute(_FIRST_COMMIT_FROM_PUSHES)
-    attribute_webhook_deployments(session)
+    attribute_webhook_deployments(session, config)
 
 
-def attribute_webhook_deployments(session: WriteSession) -> None:
-    """Fill deployment_changes for webhook deployments of repositories that have no clone.
+def attribute_webhook_deployments(session: WriteSession, config: Config) -> None:
+    """Fill deployment_changes for the scopes that have webhook deployments.
 
-    Each commit belongs to the first successful deployment (by time) of the same service and
-    environment whose revision reaches it through the parent links that pushes recorded (the
-    ``before`` of a push is the parent of its first commit), so a deployment also ships earlier
-    pushes nobody deployed yet.
+    Uses the shared attribution rule over the stored commit graph; without a clone that graph
+    comes from pushes (the ``before`` of a push is the parent of its first commit), so a
+    deployment also ships earlier pushes nobody deployed yet.
     """
-    con = session.con
-    deployments = con.execute(
-        """
-        SELECT d.id, d.service, d.environment, d.repository, d.revision
-        FROM deployments d
-        WHERE d.source = 'webhook' AND d.status = 'success' AND d.repository IS NOT NULL
-          AND d.repository NOT IN (SELECT id FROM repositories WHERE local_path IS NOT NULL)
-        ORDER BY d.deployed_at, d.id
-        """
+    from analytics.attribution import attribute_changes
+
+    ensure_dimensions(session, config)
+    scopes = session.con.execute(
+        "SELECT DISTINCT service, environment FROM deployments WHERE source = 'webhook'"
     ).fetchall()
-    if not deployments:
-        return
-    repos = sorted({row[3] for row in deployments})
-    parents: dict[tuple[str, str], list[str]] = {}
-    for repo, sha, commit_parents in con.execute(
-        "SELECT repo, sha, parents FROM commits WHERE list_contains(?, repo)", [repos]
-    ).fetchall():
-        parents[(repo, sha)] = list(commit_parents or [])
-    shipped: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
-    rows: list[dict[str, Any]] = []
-    for dep_id, service, environment, repo, revision in deployments:
-        seen = shipped[(service, environment)]
-        stack = [(repo, revision)]
-        while stack:
-            node = stack.pop()
-            if node in seen or node not in parents:
-                continue
-            seen.add(node)
-            rows.append({"deployment_id": dep_id, "repo": node[0], "sha": node[1]})
-            stack.extend((repo, parent) for parent in parents[node])
+    if scopes:
+        attribute_changes(session, scopes=[(str(s), str(e)) for s, e in scopes])
+
+
+def ensure_dimensions(session: WriteSession, config: Config) -> None:
+    """Services and environments named by code-host rows exist, with team/production from the config."""
+    con = session.con
+    for service in config.services:
+        con.execute("INSERT OR IGNORE INTO services VALUES (?, ?)", [service.name, service.team])
+    for env in config.environments:
+        con.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", [env.name, env.production])
     con.execute(
-        "DELETE FROM deployment_changes WHERE deployment_id IN (SELECT id FROM deployments"
-        " WHERE source = 'webhook' AND repository NOT IN"
-        " (SELECT id FROM repositories WHERE local_path IS NOT NULL))"
+        "INSERT OR IGNORE INTO services SELECT DISTINCT service, NULL FROM deployments"
+        " WHERE service IS NOT NULL"
     )
-    session.upsert("deployment_changes", rows, columns=["deployment_id", "repo", "sha"])
