@@ -1,0 +1,271 @@
+"""Argo CD: Applications (``argoproj.io/v1alpha1``) and the application controller's Events.
+
+``status.history`` holds only successful syncs (at most ``revisionHistoryLimit`` of them, default
+10); failed syncs appear only in ``status.operationState`` and in core/v1 Events, so all three are
+read. Every observation is kept as a reconciler event; deployments are derived afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from analytics.collectors.reconciler_rows import FAILED, RUNNING, SUCCESS, Collected, EventBuilder
+from analytics.config import Config
+from analytics.reconciler_mapping import ObjectRef, object_ref
+from analytics.revisions import parse_revision, parse_revisions
+
+RECONCILER = "argocd"
+CONTROLLER = "argocd-application-controller"
+_COMPLETED = re.compile(
+    r"^(?:Partial )?[Ss]ync operation to (?P<rev>.+?) (?P<result>succeeded|failed)(?::\s*(?P<msg>.*))?$",
+    re.DOTALL,
+)
+_STARTED = re.compile(r"sync to '?(?P<rev>[^'\s]+)'?", re.IGNORECASE)
+_HEALTH = re.compile(r"Updated health status:\s*(?P<old>\S+)\s*->\s*(?P<new>\S+)")
+_SYNC_STATUS = re.compile(r"Updated sync status:\s*(?P<old>\S+)\s*->\s*(?P<new>\S+)")
+_ROLLBACK = re.compile(r"rollback", re.IGNORECASE)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _revision_of(entry: dict[str, Any]) -> Any:
+    revisions = _list(entry.get("revisions"))
+    return revisions if revisions else entry.get("revision")
+
+
+def is_application(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and obj.get("kind") == "Application"
+        and str(obj.get("apiVersion", "")).startswith("argoproj.io/")
+    )
+
+
+def application_events(
+    app: dict[str, Any], config: Config, source: str, collected: Collected | None = None
+) -> Collected:
+    """History entries, the current operation and health of one Application."""
+    out = collected if collected is not None else Collected()
+    builder = EventBuilder(object_ref(RECONCILER, app, "Application"), config, source, out)
+    status = _dict(app.get("status"))
+    history = [h for h in _list(status.get("history")) if isinstance(h, dict)]
+    started_of_history = set()
+    for entry in history:
+        raw = _revision_of(entry)
+        parsed = parse_revisions(raw) if isinstance(raw, list) else parse_revision(raw)
+        started_of_history.add((entry.get("deployStartedAt"), parsed.raw))
+        builder.add(
+            event_type="sync",
+            status=SUCCESS,
+            occurred_at=entry.get("deployedAt"),
+            started_at=entry.get("deployStartedAt"),
+            parsed=parsed,
+            reason="SyncHistory",
+            message=_initiator(entry.get("initiatedBy")),
+            payload=entry,
+            discriminator=f"history:{entry.get('id')}",
+        )
+    op = _dict(status.get("operationState"))
+    if op:
+        _operation_event(builder, op, started_of_history)
+    health = _dict(status.get("health"))
+    if health.get("status") and health.get("lastTransitionTime"):
+        builder.add(
+            event_type="health",
+            status=str(health["status"]),
+            occurred_at=health["lastTransitionTime"],
+            revision=_dict(status.get("sync")).get("revision"),
+            reason="HealthStatus",
+            message=health.get("message"),
+            payload=health,
+            discriminator=f"health:{health['status']}",
+        )
+    return out
+
+
+def _initiator(initiated: Any) -> str | None:
+    info = _dict(initiated)
+    if info.get("automated"):
+        return "initiated by automated sync"
+    if info.get("username"):
+        return f"initiated by {info['username']}"
+    return None
+
+
+def _operation_event(builder: EventBuilder, op: dict[str, Any], history_keys: set[Any]) -> None:
+    phase = str(op.get("phase") or "")
+    result = _dict(op.get("syncResult"))
+    operation = _dict(op.get("operation"))
+    sync = _dict(operation.get("sync"))
+    raw = _revision_of(result) or _revision_of(sync)
+    parsed = parse_revisions(raw) if isinstance(raw, list) else parse_revision(raw)
+    message = op.get("message")
+    payload = {k: v for k, v in op.items() if k != "syncResult"}
+    payload["syncResult"] = {k: v for k, v in result.items() if k != "resources"}
+    if phase == "Succeeded":
+        if (op.get("startedAt"), parsed.raw) in history_keys:
+            return  # the same sync as the history entry whose deployStartedAt is this startedAt
+        builder.add(
+            event_type="sync",
+            status=SUCCESS,
+            occurred_at=op.get("finishedAt"),
+            started_at=op.get("startedAt"),
+            parsed=parsed,
+            reason="OperationSucceeded",
+            message=message,
+            payload=payload,
+            discriminator="operation",
+        )
+    elif phase in ("Failed", "Error"):
+        builder.add(
+            event_type="sync_failed",
+            status=FAILED,
+            occurred_at=op.get("finishedAt") or op.get("startedAt"),
+            started_at=op.get("startedAt"),
+            parsed=parsed,
+            reason=f"Operation{phase}",
+            message=message,
+            payload=payload,
+            discriminator="operation",
+        )
+    elif phase in ("Running", "Terminating"):
+        builder.add(
+            event_type="operation_started",
+            status=RUNNING,
+            occurred_at=op.get("startedAt"),
+            started_at=op.get("startedAt"),
+            parsed=parsed,
+            reason=f"Operation{phase}",
+            message=message,
+            payload=payload,
+            discriminator="operation",
+        )
+
+
+def is_argocd_event(event: dict[str, Any]) -> bool:
+    involved = _dict(event.get("involvedObject") or event.get("regarding"))
+    component = _dict(event.get("source")).get("component") or event.get("reportingComponent") or ""
+    return involved.get("kind") == "Application" and (
+        component in (CONTROLLER, "argocd-server")
+        or str(involved.get("apiVersion", "")).startswith("argoproj.io")
+    )
+
+
+def event_time(event: dict[str, Any]) -> Any:
+    series = _dict(event.get("series"))
+    return (
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or _dict(event.get("metadata")).get("creationTimestamp")
+    )
+
+
+def event_discriminator(event: dict[str, Any]) -> str:
+    """A core Event object is updated in place when it repeats; (uid, count) is one occurrence."""
+    meta = _dict(event.get("metadata"))
+    return f"event:{meta.get('uid') or meta.get('name')}:{event.get('count') or 1}"
+
+
+def core_event(
+    event: dict[str, Any],
+    config: Config,
+    source: str,
+    collected: Collected,
+    known: dict[tuple[str, str, str], ObjectRef] | None = None,
+) -> None:
+    """One core/v1 Event from the application controller."""
+    involved = _dict(event.get("involvedObject") or event.get("regarding"))
+    ref = (known or {}).get(
+        ("Application", str(involved.get("namespace") or ""), str(involved.get("name") or ""))
+    )
+    if ref is None:
+        ref = ObjectRef(
+            reconciler=RECONCILER,
+            kind="Application",
+            namespace=str(involved.get("namespace") or ""),
+            name=str(involved.get("name") or ""),
+        )
+    builder = EventBuilder(ref, config, source, collected)
+    builder.collected.objects[(ref.reconciler, ref.kind, ref.namespace, ref.name)]["_from_event"] = True
+    reason = str(event.get("reason") or "")
+    message = str(event.get("message") or event.get("note") or "")
+    when = event_time(event)
+    disc = event_discriminator(event)
+    payload = {
+        k: event.get(k)
+        for k in ("reason", "message", "type", "count", "firstTimestamp", "lastTimestamp", "involvedObject")
+    }
+    add_argocd_message(builder, reason, message, when, disc, payload)
+
+
+def add_argocd_message(
+    builder: EventBuilder, reason: str, message: str, when: Any, disc: str, payload: Any
+) -> None:
+    """Interpret the controller's reason and message (shared with notifications)."""
+    if reason == "OperationCompleted" and (m := _COMPLETED.match(message.strip())):
+        ok = m["result"] == "succeeded"
+        rev = m["rev"].strip().strip("'\"")
+        revs = rev.strip("[]").split() if rev.startswith("[") else None
+        parsed = parse_revisions(revs) if revs else parse_revision(rev)
+        kind = "rollback" if _ROLLBACK.search(message) else "sync"
+        builder.add(
+            event_type=kind if ok else f"{kind}_failed",
+            status=SUCCESS if ok else FAILED,
+            occurred_at=when,
+            parsed=parsed,
+            reason=reason,
+            message=message,
+            payload=payload,
+            discriminator=disc,
+        )
+    elif reason == "OperationStarted":
+        m = _STARTED.search(message)
+        builder.add(
+            event_type="operation_started",
+            status=RUNNING,
+            occurred_at=when,
+            revision=m["rev"] if m else None,
+            reason=reason,
+            message=message,
+            payload=payload,
+            discriminator=disc,
+        )
+    elif reason == "ResourceUpdated" and (m := _HEALTH.search(message)):
+        builder.add(
+            event_type="health",
+            status=m["new"],
+            occurred_at=when,
+            reason=reason,
+            message=message,
+            payload=payload,
+            discriminator=disc,
+        )
+    elif reason == "ResourceUpdated" and (m := _SYNC_STATUS.search(message)):
+        builder.add(
+            event_type="sync_status",
+            status=m["new"],
+            occurred_at=when,
+            reason=reason,
+            message=message,
+            payload=payload,
+            discriminator=disc,
+        )
+    else:
+        builder.add(
+            event_type="reconcile",
+            status=None,
+            occurred_at=when,
+            reason=reason or None,
+            message=message,
+            payload=payload,
+            discriminator=disc,
+        )

@@ -1,0 +1,354 @@
+"""Lead time across two repositories: config-repo deployments reach the app commits behind them.
+
+A reconciler deploys a commit of the GitOps config repo, but the changes users care about are the
+application commits whose image that config commit points at. So:
+
+1. pydriller walks the config repo and records, per commit, each service's image references in
+   the YAML files it touched (container ``image:``, kustomize ``images[].newTag``, HelmRelease
+   ``spec.values`` at the configured paths) in ``config_image_changes``;
+2. each tag is mapped to an app commit: a hex run of 7+ characters that names a commit of the
+   service's app repo (``sha-1a2b3c4``, ``main-1a2b3c4-1700000000``), or an app repo tag;
+3. a deployment of config commit C ships the app commits reachable from the image at C and not
+   from the image of the previous successful deployment of the same object, plus the config
+   commits under the service's path for that environment in the same range.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analytics.config import Config, Service
+from analytics.store.connection import WriteSession
+
+_HEX_RUN = re.compile(r"(?<![0-9a-fA-F])([0-9a-f]{7,40})(?![0-9a-fA-F])")
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    image: str | None
+    tag: str
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    import os
+
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **_GIT_ENV},
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def split_image(value: str) -> ImageRef | None:
+    """``registry:5000/acme/app:sha-1a2b3c4`` -> (``registry:5000/acme/app``, ``sha-1a2b3c4``)."""
+    text = value.strip()
+    if "@" in text:
+        text = text.split("@", 1)[0]
+    slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon <= slash:
+        return None
+    return ImageRef(image=text[:colon], tag=text[colon + 1 :])
+
+
+def _walk_images(node: Any) -> Iterator[ImageRef]:
+    """Container ``image:`` fields anywhere in a manifest."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                ref = split_image(value)
+                if ref:
+                    yield ref
+            else:
+                yield from _walk_images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _walk_images(item)
+
+
+def _path_values(node: Any, path: list[str]) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """Values at a dotted path (``*`` matches any key); yields (value, parent mapping)."""
+    if not path or not isinstance(node, dict):
+        return
+    head, rest = path[0], path[1:]
+    keys = list(node.keys()) if head == "*" else [head]
+    for key in keys:
+        if key not in node:
+            continue
+        if rest:
+            yield from _path_values(node[key], rest)
+        else:
+            yield node[key], node
+
+
+def image_refs(doc: Any, value_paths: list[str]) -> list[ImageRef]:
+    """Every image reference one YAML document sets."""
+    if not isinstance(doc, dict):
+        return []
+    found: list[ImageRef] = []
+    for entry in doc.get("images") or []:  # kustomize images transformer
+        if isinstance(entry, dict) and entry.get("newTag") is not None:
+            found.append(
+                ImageRef(
+                    image=str(entry.get("newName") or entry.get("name") or "") or None,
+                    tag=str(entry["newTag"]),
+                )
+            )
+    found.extend(_walk_images({k: v for k, v in doc.items() if k not in ("images",)}))
+    values = None
+    if doc.get("kind") == "HelmRelease" and isinstance(doc.get("spec"), dict):
+        values = doc["spec"].get("values")
+    elif "apiVersion" not in doc and "kind" not in doc:
+        values = doc  # a plain Helm values file
+    if isinstance(values, dict):
+        for dotted in value_paths:
+            for value, parent in _path_values(values, dotted.split(".")):
+                if isinstance(value, str | int | float) and not isinstance(value, bool) and str(value):
+                    repo = parent.get("repository") or parent.get("name")
+                    found.append(ImageRef(image=str(repo) if isinstance(repo, str) else None, tag=str(value)))
+    unique: dict[tuple[str | None, str], ImageRef] = {}
+    for ref in found:
+        unique.setdefault((ref.image, ref.tag), ref)
+    return list(unique.values())
+
+
+@dataclass
+class AppRepo:
+    id: str
+    path: Path
+    _cache: dict[str, str | None] = field(default_factory=dict)
+
+    def resolve_tag(self, tag: str) -> str | None:
+        """An image tag -> full app commit: a hex run naming a commit, or an app repo tag."""
+        if tag in self._cache:
+            return self._cache[tag]
+        sha = None
+        for candidate in (tag, f"v{tag}"):
+            sha = _git(self.path, "rev-parse", "--verify", "-q", f"refs/tags/{candidate}^{{commit}}")
+            if sha:
+                break
+        if not sha:
+            for run in _HEX_RUN.findall(tag.lower()):
+                sha = _git(self.path, "rev-parse", "--verify", "-q", f"{run}^{{commit}}")
+                if sha:
+                    break
+        self._cache[tag] = sha
+        return sha
+
+
+def _local_path(session: WriteSession, location: str) -> Path | None:
+    row = session.con.execute(
+        "SELECT local_path FROM repositories "
+        "WHERE (url = ? OR id = ? OR local_path = ?) AND local_path IS NOT NULL",
+        [location, location, location],
+    ).fetchone()
+    candidates = [Path(str(row[0]))] if row else []
+    if "://" not in location:
+        candidates.append(Path(location).expanduser())
+    return next((p for p in candidates if p.exists()), None)
+
+
+def _service_for(path: str, ref: ImageRef, config: Config) -> list[tuple[Service, str]]:
+    """Which service(s) and environment a file path + image belongs to."""
+    envs = {e.name for e in config.environments}
+    segments = path.split("/")
+    env_from_path = next((s for s in reversed(segments) if s in envs), "")
+    hits: list[tuple[Service, str]] = []
+    for svc in config.services:
+        if svc.gitops and svc.gitops.paths:
+            for env, prefix in svc.gitops.paths.items():
+                if path.startswith(prefix.rstrip("/") + "/"):
+                    hits.append((svc, env))
+        if hits:
+            continue
+        name_hit = svc.name in segments
+        image_hit = bool(
+            svc.image
+            and ref.image
+            and (ref.image == svc.image or ref.image.rsplit("/", 1)[-1] == svc.image.rsplit("/", 1)[-1])
+        )
+        if image_hit or (name_hit and not svc.image):
+            hits.append((svc, env_from_path))
+    # A path-matched service only takes images that are its own (or unnamed ones).
+    return [
+        (s, e)
+        for s, e in hits
+        if not (
+            s.image
+            and ref.image
+            and ref.image.rsplit("/", 1)[-1] != s.image.rsplit("/", 1)[-1]
+            and ref.image != s.image
+        )
+    ]
+
+
+def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: Path) -> int:
+    """Record each commit's image references per service (idempotent upsert)."""
+    from pydriller import Repository
+
+    apps: dict[str, list[AppRepo]] = {}
+    for svc in config.services:
+        repos = []
+        for location in svc.repositories:
+            local = _local_path(session, location)
+            if local is not None:
+                from analytics.reconciler_deployments import repo_id_for
+
+                repos.append(AppRepo(id=repo_id_for(session, location), path=local))
+        apps[svc.name] = repos
+    rows: list[dict[str, Any]] = []
+    for commit in Repository(
+        str(path), only_modifications_with_file_types=[".yaml", ".yml"]
+    ).traverse_commits():
+        for mod in commit.modified_files:
+            file_path = mod.new_path
+            if not file_path or mod.source_code is None:
+                continue
+            try:
+                docs = list(yaml.safe_load_all(mod.source_code))
+            except yaml.YAMLError:
+                session.warn("unparsable_config_yaml", f"{repo_id}:{commit.hash[:12]}:{file_path}")
+                continue
+            for doc in docs:
+                for ref in image_refs(doc, config.mapping.image_value_paths):
+                    for svc, env in _service_for(file_path, ref, config):
+                        app_repo, app_sha = None, None
+                        for app in apps.get(svc.name, []):
+                            app_sha = app.resolve_tag(ref.tag)
+                            if app_sha:
+                                app_repo = app.id
+                                break
+                        rows.append(
+                            {
+                                "config_repo": repo_id,
+                                "commit_sha": commit.hash,
+                                "committed_at": commit.committer_date.astimezone(UTC),
+                                "path": file_path,
+                                "service": svc.name,
+                                "environment": env,
+                                "image": ref.image,
+                                "tag": ref.tag,
+                                "app_repo": app_repo,
+                                "app_sha": app_sha,
+                            }
+                        )
+    unresolved = sorted({r["tag"] for r in rows if r["app_sha"] is None})
+    for tag in unresolved:
+        session.warn("unresolved_image_tag", f"{repo_id}: {tag}")
+    session.upsert("config_image_changes", rows)
+    return len(rows)
+
+
+@dataclass
+class _Linker:
+    session: WriteSession
+    config: Config
+    scanned: set[str] = field(default_factory=set)
+    ancestors: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def config_path(self, service: Service) -> Path | None:
+        if service.gitops is None:
+            return None
+        return _local_path(self.session, service.gitops.repository)
+
+    def ancestry(self, repo: Path, sha: str) -> set[str]:
+        key = (str(repo), sha)
+        if key not in self.ancestors:
+            out = _git(repo, "rev-list", sha)
+            self.ancestors[key] = set(out.split()) if out else set()
+        return self.ancestors[key]
+
+    def app_state(
+        self, repo_id: str, repo: Path, config_sha: str, service: str, env: str
+    ) -> tuple[str, str] | None:
+        """(app repo, app sha) the service's image pointed at in config commit ``config_sha``."""
+        reachable = self.ancestry(repo, config_sha)
+        if not reachable:
+            return None
+        rows = self.session.con.execute(
+            """SELECT commit_sha, app_repo, app_sha, environment FROM config_image_changes
+               WHERE config_repo = ? AND service = ? AND environment IN (?, '') AND app_sha IS NOT NULL
+               ORDER BY committed_at DESC, commit_sha""",
+            [repo_id, service, env],
+        ).fetchall()
+        for wanted_env in (env, ""):
+            for commit_sha, app_repo, app_sha, row_env in rows:
+                if row_env == wanted_env and commit_sha in reachable:
+                    return str(app_repo), str(app_sha)
+        return None
+
+
+def link_deployments(session: WriteSession, config: Config, deployment_ids: list[str]) -> int:
+    """Fill deployment_changes of config-repo deployments with app commits (and config commits)."""
+    linker = _Linker(session, config)
+    written = 0
+    for dep_id in deployment_ids:
+        dep = session.con.execute(
+            "SELECT service, environment, revision, repository, source, source_ref, deployed_at, status "
+            "FROM deployments WHERE id = ?",
+            [dep_id],
+        ).fetchone()
+        if dep is None or dep[7] != "success" or not dep[2] or not dep[3]:
+            continue
+        service_name, env, revision, config_repo, source, source_ref, deployed_at, _ = dep
+        service = config.service(service_name)
+        if service is None:
+            continue
+        repo_path = linker.config_path(service)
+        if repo_path is None:
+            continue
+        if str(repo_path) not in linker.scanned:
+            scan_config_repo(session, config, config_repo, repo_path)
+            linker.scanned.add(str(repo_path))
+        config_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{revision}^{{commit}}")
+        if not config_sha:
+            session.warn("revision_not_in_config_repo", f"{config_repo}: {revision}")
+            continue
+        prev = session.con.execute(
+            "SELECT revision FROM deployments WHERE source = ? AND source_ref = ? AND status = 'success' "
+            "AND deployed_at < ? AND revision IS NOT NULL ORDER BY deployed_at DESC LIMIT 1",
+            [source, source_ref, deployed_at],
+        ).fetchone()
+        prev_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{prev[0]}^{{commit}}") if prev else None
+        changes: list[dict[str, Any]] = []
+        new_state = linker.app_state(config_repo, repo_path, config_sha, service_name, env)
+        old_state = (
+            linker.app_state(config_repo, repo_path, prev_sha, service_name, env) if prev_sha else None
+        )
+        if new_state is not None:
+            app_repo_id, app_sha = new_state
+            app_path = next(
+                (
+                    p
+                    for loc in service.repositories
+                    if (p := _local_path(session, loc)) is not None
+                    and _git(p, "cat-file", "-e", f"{app_sha}^{{commit}}") is not None
+                ),
+                None,
+            )
+            if app_path is not None:
+                spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
+                listed = _git(app_path, "rev-list", *spec) or ""
+                changes.extend(
+                    {"deployment_id": dep_id, "repo": app_repo_id, "sha": s} for s in listed.split()
+                )
+        # Config commits under this service's path for this environment are changes too.
+        env_path = service.gitops.paths.get(env) if service.gitops else None
+        if env_path:
+            spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
+            listed = _git(repo_path, "rev-list", *spec, "--", env_path) or ""
+            changes.extend({"deployment_id": dep_id, "repo": config_repo, "sha": s} for s in listed.split())
+        session.con.execute("DELETE FROM deployment_changes WHERE deployment_id = ?", [dep_id])
+        written += session.upsert("deployment_changes", changes) if changes else 0
+    return written

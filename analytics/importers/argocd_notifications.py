@@ -1,0 +1,44 @@
+"""JSON lines of Argo CD notification webhook bodies (the template in docs/reconcilers.md)."""
+
+from __future__ import annotations
+
+from analytics.collectors import argocd
+from analytics.collectors.reconciler_rows import Collected
+from analytics.config import Config
+from analytics.errors import SourceError
+from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.reconciler_deployments import store_collected
+from analytics.store.connection import WriteSession
+from analytics.webhooks.providers.argocd import application_of
+
+KIND = "argocd-notifications"
+
+
+def detect(parsed: ParsedFile) -> bool:
+    """JSON lines whose every record carries an Application (a kubectl dump is a List, not lines)."""
+    if parsed.format != "jsonl" or not parsed.records:
+        return False
+    for record in parsed.records:
+        try:
+            app = application_of(record)
+        except ValueError:
+            return False
+        if not str(app.get("apiVersion", "")).startswith("argoproj.io/"):
+            return False
+    return True
+
+
+def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
+    collected = Collected()
+    for record, line in zip(parsed.records, parsed.lines, strict=False):
+        try:
+            app = application_of(record)
+        except ValueError as exc:
+            raise SourceError(f"{parsed.path}: line {line}: {exc}") from None
+        argocd.application_events(app, config, "notification", collected)
+    result = store_collected(session, config, collected)
+    summary = ImportSummary(
+        kind=KIND, path=parsed.path, rows=result.events, unknown_revisions=result.unknown_revisions
+    )
+    summary.notes.append(result.line())
+    return summary

@@ -1,0 +1,60 @@
+"""Argo CD notifications (webhook service) on ``/webhooks/argocd``.
+
+The template in docs/reconcilers.md posts an Application-shaped object (metadata, destination,
+source, history, operationState, health), so a notification is read by exactly the code that reads
+an Application from the cluster. Argo CD notifications cannot sign bodies; the template sends the
+shared secret as ``Authorization: Bearer <secret>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from analytics.collectors import argocd
+from analytics.collectors.reconciler_rows import OBJECT_COLUMNS
+from analytics.config import Config
+from analytics.reconciler_deployments import derive_pending
+from analytics.store.connection import WriteSession
+from analytics.webhooks.providers import content_hash
+
+PATH = "/webhooks/argocd"
+SECRET_ENV = "GITOPS_DORA_ARGOCD_SECRET"
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
+    given = (headers.get("authorization") or "").strip()
+    if not given.lower().startswith("bearer "):
+        return False
+    return hmac.compare_digest(given[7:].strip().encode(), secret.encode())
+
+
+def delivery_id(headers: Mapping[str, str], body: bytes) -> str:
+    return content_hash(body)
+
+
+def application_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Application in a notification: the body itself, or under ``application``/``app``."""
+    for candidate in (payload, payload.get("application"), payload.get("app")):
+        if isinstance(candidate, dict) and isinstance(candidate.get("metadata"), dict):
+            app = dict(candidate)
+            app.setdefault("apiVersion", "argoproj.io/v1alpha1")
+            app.setdefault("kind", "Application")
+            return app
+    raise ValueError("not an Argo CD notification: no Application metadata in the body")
+
+
+def to_rows(
+    headers: Mapping[str, str], payload: dict[str, Any], config: Config
+) -> dict[str, list[dict[str, Any]]]:
+    app = application_of(payload)
+    if not app["metadata"].get("name"):
+        raise ValueError("Argo CD notification: metadata.name is required")
+    collected = argocd.application_events(app, config, "webhook")
+    objects = [{c: o.get(c) for c in OBJECT_COLUMNS} for o in collected.objects.values()]
+    return {"reconciler_objects": objects, "reconciler_events": collected.events}
+
+
+def finalize(session: WriteSession, config: Config) -> None:
+    derive_pending(session, config)
