@@ -5,6 +5,8 @@ Run with ``gitops-dora dashboard``; the database comes from ``GITOPS_DORA_DB``.
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from dashboards.state import sidebar_filters
@@ -12,18 +14,24 @@ from dashboards.state import sidebar_filters
 st.set_page_config(page_title="gitops-dora", page_icon=":material/rocket_launch:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+    st.Page("screens/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
             default=True),
-    st.Page("pages/throughput.py", title="Throughput", icon=":material/speed:", url_path="throughput"),
-    st.Page("pages/stability.py", title="Stability", icon=":material/health_and_safety:",
+    st.Page("screens/throughput.py", title="Throughput", icon=":material/speed:", url_path="throughput"),
+    st.Page("screens/stability.py", title="Stability", icon=":material/health_and_safety:",
             url_path="stability"),
-    st.Page("pages/deployments.py", title="Deployments", icon=":material/deployed_code:",
+    st.Page("screens/deployments.py", title="Deployments", icon=":material/deployed_code:",
             url_path="deployments"),
-    st.Page("pages/maturity.py", title="Maturity", icon=":material/stairs:", url_path="maturity"),
-    st.Page("pages/data_health.py", title="Data health", icon=":material/monitor_heart:",
+    st.Page("screens/maturity.py", title="Maturity", icon=":material/stairs:", url_path="maturity"),
+    st.Page("screens/data_health.py", title="Data health", icon=":material/monitor_heart:",
             url_path="data-health"),
 ]
 
 navigation = st.navigation(PAGES)
-sidebar_filters()
-navigation.run()
+try:
+    sidebar_filters()
+    navigation.run()
+except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
+    logging.getLogger("gitops_dora.dashboard").exception("page failed")
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    st.error(f"Cannot show this page: {type(exc).__name__}: {first}", icon=":material/error:")
+    st.caption("The full traceback is in the dashboard's log (stderr of `gitops-dora dashboard`).")

@@ -12,8 +12,8 @@ import pandas as pd
 
 from dashboards.queries import frame, relations
 
-SIGNAL_VIEWS = ("deployment_failure_signals", "failure_signals", "deployment_failures")
-ATTRIBUTION_VIEWS = ("incident_attributions", "incident_attribution", "attributed_incidents")
+SIGNAL_VIEWS = ("failure_signals",)
+ATTRIBUTION_VIEWS = ("incident_attribution",)
 
 
 def first_relation(db: Path, names: tuple[str, ...]) -> str | None:
@@ -59,9 +59,8 @@ def incidents(db: Path, deployment_id: str) -> pd.DataFrame:
         return frame(
             db,
             f"""
-            SELECT i.id, i.title, i.created_at, i.resolved_at, a.* EXCLUDE (incident_id), i.url
-            FROM "{view}" a JOIN incidents i ON i.id = a.incident_id
-            WHERE a.deployment_id = $id ORDER BY i.created_at
+            SELECT incident_id AS id, title, created_at, resolved_at, attribution_rule, root_cause, url
+            FROM "{view}" WHERE deployment_id = $id ORDER BY created_at
             """,
             id=deployment_id,
         )
@@ -83,11 +82,14 @@ def reconciler_events(db: Path, deployment_id: str) -> pd.DataFrame:
     )
 
 
-def failure_signals(db: Path, deployment_id: str | None = None) -> pd.DataFrame | None:
+def failure_signals(db: Path, deployment_id: str) -> pd.DataFrame | None:
     """Why deployments are marked failed (one row per signal), or None before the view exists."""
     view = first_relation(db, SIGNAL_VIEWS)
     if view is None:
         return None
-    if deployment_id is None:
-        return frame(db, f'SELECT * FROM "{view}"')
-    return frame(db, f'SELECT * FROM "{view}" WHERE deployment_id = $id', id=deployment_id)
+    return frame(
+        db,
+        f"""SELECT signal, array_to_string(evidence, ', ') AS evidence, signal_at, recovered_at, restored_by
+        FROM "{view}" WHERE deployment_id = $id ORDER BY signal_at""",
+        id=deployment_id,
+    )

@@ -133,3 +133,11 @@ def pr_breakdown(db: Path, f: Filters) -> pd.DataFrame | None:
 
 def deployment_list(db: Path, f: Filters) -> pd.DataFrame | None:
     return _filtered(db, "deployment_list", f)
+
+
+def failed_deployments(db: Path, f: Filters) -> pd.DataFrame | None:
+    return _filtered(db, "failed_deployments", f, needs=("failure_signals",))
+
+
+def incident_timeline(db: Path, f: Filters) -> pd.DataFrame | None:
+    return _filtered(db, "incident_timeline", f, needs=("incident_attribution",))

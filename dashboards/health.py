@@ -1,0 +1,106 @@
+"""Data-health listings: collection runs, watermarks, row counts and the data-quality findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dashboards.queries import frame, relations
+
+COUNTED_TABLES = (
+    "repositories", "commits", "tags", "services", "environments", "deployments", "deployment_changes",
+    "pull_requests", "incidents", "reconciler_events",
+)
+
+
+def last_collections(db: Path) -> pd.DataFrame:
+    """Per source and target: the latest run, its status, and when it last succeeded."""
+    return frame(
+        db,
+        """
+        WITH ranked_runs AS (
+            SELECT *, row_number() OVER (PARTITION BY source, target ORDER BY started_at DESC) AS n
+            FROM collection_runs
+        ),
+        last_ok AS (
+            SELECT source, target, max(finished_at) AS last_success_at
+            FROM collection_runs WHERE status = 'ok' GROUP BY source, target
+        )
+        SELECT r.source, r.target, r.started_at AS last_run_at, r.status AS last_status,
+               r.rows_written, o.last_success_at, r.message
+        FROM ranked_runs r LEFT JOIN last_ok o USING (source, target)
+        WHERE r.n = 1
+        ORDER BY r.started_at DESC
+        """,
+    )
+
+
+def watermarks(db: Path) -> pd.DataFrame:
+    return frame(db, "SELECT source, key, value, updated_at FROM collector_state ORDER BY source, key")
+
+
+def row_counts(db: Path) -> pd.DataFrame:
+    have = relations(db)
+    parts = [f"SELECT '{t}' AS table_name, count(*) AS rows FROM \"{t}\""
+             for t in COUNTED_TABLES if t in have]
+    return frame(db, " UNION ALL ".join(parts) + " ORDER BY table_name")
+
+
+def warnings(db: Path) -> pd.DataFrame:
+    return frame(
+        db,
+        "SELECT kind, source, target, detail, count, updated_at FROM data_warnings"
+        " ORDER BY kind, source, detail",
+    )
+
+
+def unattributed_incidents(db: Path) -> pd.DataFrame | None:
+    if "incident_attribution" not in relations(db):
+        return None
+    return frame(
+        db,
+        """
+        SELECT incident_id AS id, service, environment, created_at, resolved_at, title, root_cause,
+               root_cause_unmatched, url
+        FROM incident_attribution WHERE attribution_rule = 'unattributed' ORDER BY created_at DESC
+        """,
+    )
+
+
+def negative_lead_times(db: Path) -> pd.DataFrame | None:
+    """Changes left out of lead time because they were deployed before they were written."""
+    if "change_lead_times" not in relations(db):
+        return None
+    return frame(
+        db,
+        """
+        SELECT deployment_id, service, environment, repo, sha, start_at, deployed_at, lead_hours, start_source
+        FROM change_lead_times WHERE is_negative AND NOT is_baseline ORDER BY lead_hours
+        """,
+    )
+
+
+def shallow_repositories(db: Path) -> pd.DataFrame:
+    return frame(
+        db,
+        """
+        SELECT id AS repository, url, local_path, last_collected_at FROM repositories WHERE is_shallow
+        ORDER BY id
+        """,
+    )
+
+
+def unknown_revisions(db: Path) -> pd.DataFrame:
+    """Deployments and reconciler events whose revision could not be parsed."""
+    return frame(
+        db,
+        """
+        SELECT 'deployment' AS record, id, service, environment, raw_revision, source, deployed_at AS at
+        FROM deployments WHERE revision_format = 'unknown'
+        UNION ALL
+        SELECT 'reconciler event', id, service, environment, raw_revision, source, occurred_at
+        FROM reconciler_events WHERE revision_format = 'unknown'
+        ORDER BY at DESC
+        """,
+    )

@@ -1,7 +1,0 @@
-"""data_health page."""
-
-from __future__ import annotations
-
-import streamlit as st
-
-st.title("data_health")

@@ -1,7 +1,0 @@
-"""stability page."""
-
-from __future__ import annotations
-
-import streamlit as st
-
-st.title("stability")

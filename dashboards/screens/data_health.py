@@ -1,0 +1,94 @@
+"""Data health: what was collected when, watermarks, row counts, and what the metrics left out."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import health, state
+from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
+from dashboards.queries import has_database
+
+st.title("Data health")
+db = state.database()
+st.caption("Covers the whole database (the sidebar filters do not apply here).")
+
+if not has_database(db):
+    no_data(f"database at {db}", COLLECT_DEPLOYMENTS)
+    st.stop()
+
+st.subheader("Last collection per source")
+runs = health.last_collections(db)
+if runs.empty:
+    no_data("collection runs", COLLECT_DEPLOYMENTS)
+else:
+    failed = runs[runs["last_status"] != "ok"]
+    if len(failed):
+        st.error(f"{len(failed)} source(s) failed on their last run: "
+                 + ", ".join(f"{r.source} {r.target}".strip() for r in failed.itertuples()))
+    table(runs, key="runs", file_name="collection-runs.csv")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Row counts")
+    table(health.row_counts(db), key="counts", file_name="row-counts.csv")
+with right:
+    st.subheader("Watermarks")
+    marks = health.watermarks(db)
+    if marks.empty:
+        st.info("No incremental watermarks yet: every collector run so far was a full load.")
+    else:
+        table(marks, key="watermarks", file_name="watermarks.csv")
+
+st.subheader("Unattributed incidents")
+unattributed = health.unattributed_incidents(db)
+if unattributed is None:
+    no_data("incident attribution", COLLECT_INCIDENTS)
+elif unattributed.empty:
+    st.success("Every incident is attributed to a deployment.")
+else:
+    st.caption("Counted in the incident totals but against no deployment: no root cause matched and no "
+               "deployment of the same service and environment within the attribution gap before it.")
+    table(unattributed, key="unattributed", file_name="unattributed-incidents.csv",
+          column_config={"url": st.column_config.LinkColumn("url")})
+
+st.subheader("Excluded negative lead times")
+negative = health.negative_lead_times(db)
+if negative is None:
+    no_data("change lead times", COLLECT_DEPLOYMENTS)
+elif negative.empty:
+    st.success("No change was deployed before its start time.")
+else:
+    st.caption("Changes whose start (author/committer time) is after their deployment, usually clock skew "
+               "or rewritten history. Left out of lead time and counted in `excluded_negative_lead_times`.")
+    table(negative, key="negative", file_name="negative-lead-times.csv")
+
+st.subheader("Shallow clones")
+shallow = health.shallow_repositories(db)
+warnings = health.warnings(db)
+shallow_warnings = warnings[warnings["kind"].str.contains("shallow")]
+if shallow.empty and shallow_warnings.empty:
+    st.success("No repository was mined from a shallow clone.")
+else:
+    st.warning("History is truncated in these repositories, so their lead times are too short.")
+    if not shallow.empty:
+        table(shallow, key="shallow", file_name="shallow-repositories.csv")
+    if not shallow_warnings.empty:
+        table(shallow_warnings, key="shallow-warnings", file_name="shallow-clone-warnings.csv")
+
+st.subheader("Unknown revision formats")
+unknown = health.unknown_revisions(db)
+unknown_warnings = warnings[warnings["kind"].str.contains("revision")]
+if unknown.empty and unknown_warnings.empty:
+    st.success("Every deployment revision was understood.")
+else:
+    st.caption("Revisions the collectors could not map to a commit; their deployments have no changes.")
+    if not unknown.empty:
+        table(unknown, key="unknown-revisions", file_name="unknown-revisions.csv")
+    if not unknown_warnings.empty:
+        table(unknown_warnings, key="revision-warnings", file_name="revision-warnings.csv")
+
+st.subheader("All data-quality warnings")
+if warnings.empty:
+    st.success("No data-quality warnings recorded.")
+else:
+    table(warnings, key="warnings", file_name="data-warnings.csv")
