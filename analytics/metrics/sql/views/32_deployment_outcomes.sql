@@ -1,0 +1,125 @@
+-- One row per deployment (success or failed attempt) with its stability outcome:
+--   is_failed      any failure signal (failure_signals)
+--   recovered_at   incidents first: the latest resolution of its incidents (NULL while one is
+--                  open); otherwise the first deployment that restored service after a revert,
+--                  rollback or failed rollout; recovery_hours = recovered_at - deployed_at
+--                  (NULL while unrecovered; a recovery before the deployment is left out)
+--   is_rework      unplanned work that fixed a user-facing problem: it ships a genuine revert, it
+--                  is a rollback, or it ships a change linked to an incident (a commit subject or
+--                  merged PR title naming an incident id, or a hotfix label, branch or subject
+--                  matching the config's hotfix pattern, session variable gitops_dora_hotfix_pattern)
+CREATE OR REPLACE TEMP VIEW deployment_outcomes AS
+WITH settings AS (
+    SELECT coalesce(CAST(getvariable('gitops_dora_hotfix_pattern') AS VARCHAR),
+                    '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b') AS hotfix_pattern
+),
+signals_per_deployment AS (
+    SELECT deployment_id,
+           list(signal ORDER BY signal) AS failure_signals,
+           bool_or(signal = 'incident') AS has_incident,
+           max(recovered_at) FILTER (WHERE signal = 'incident') AS incident_recovered_at,
+           count(*) FILTER (WHERE signal = 'incident' AND recovered_at IS NULL) AS open_incident_signals,
+           min(recovered_at) FILTER (WHERE signal <> 'incident') AS deploy_recovered_at
+    FROM failure_signals
+    GROUP BY deployment_id
+),
+recoveries AS (
+    SELECT deployment_id,
+           failure_signals,
+           CASE
+               WHEN has_incident AND open_incident_signals > 0 THEN NULL
+               WHEN has_incident THEN incident_recovered_at
+               ELSE deploy_recovered_at
+           END AS recovered_at
+    FROM signals_per_deployment
+),
+incident_ids AS (
+    SELECT DISTINCT lower(id) AS incident_key FROM incidents
+),
+shipped_commits AS (
+    SELECT dc.deployment_id, c.repo, c.sha, c.subject
+    FROM deployment_changes dc
+    JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+),
+revert_rework AS (
+    SELECT DISTINCT dc.deployment_id, 'revert' AS reason
+    FROM deployment_changes dc
+    JOIN revert_chain rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+    WHERE rc.is_genuine_revert
+),
+hotfix_commit_rework AS (
+    SELECT DISTINCT s.deployment_id, 'hotfix' AS reason
+    FROM shipped_commits s
+    CROSS JOIN settings st
+    WHERE regexp_matches(coalesce(s.subject, ''), st.hotfix_pattern)
+),
+commit_subject_tokens AS (
+    SELECT deployment_id, unnest(regexp_extract_all(lower(subject), '[a-z0-9][a-z0-9_.#/-]*[a-z0-9]')) AS token
+    FROM shipped_commits
+    WHERE subject IS NOT NULL AND EXISTS (SELECT 1 FROM incident_ids)
+),
+incident_commit_rework AS (
+    SELECT DISTINCT t.deployment_id, 'incident_reference' AS reason
+    FROM commit_subject_tokens t
+    JOIN incident_ids i ON i.incident_key = t.token
+),
+deployed_pull_requests AS (
+    SELECT DISTINCT dc.deployment_id, pr.repo, pr.number, pr.title, pr.labels, pr.head_ref
+    FROM pull_requests pr
+    JOIN deployment_changes dc ON dc.repo = pr.repo AND dc.sha = pr.merge_commit_sha
+    WHERE pr.merged_at IS NOT NULL
+),
+hotfix_pr_rework AS (
+    SELECT DISTINCT p.deployment_id, 'hotfix' AS reason
+    FROM deployed_pull_requests p
+    CROSS JOIN settings st
+    WHERE regexp_matches(coalesce(p.head_ref, ''), st.hotfix_pattern)
+       OR list_bool_or(list_transform(coalesce(p.labels, []), lambda l: regexp_matches(l, st.hotfix_pattern)))
+),
+pr_title_tokens AS (
+    SELECT deployment_id, unnest(regexp_extract_all(lower(title), '[a-z0-9][a-z0-9_.#/-]*[a-z0-9]')) AS token
+    FROM deployed_pull_requests
+    WHERE title IS NOT NULL
+),
+incident_pr_rework AS (
+    SELECT DISTINCT t.deployment_id, 'incident_reference' AS reason
+    FROM pr_title_tokens t
+    JOIN incident_ids i ON i.incident_key = t.token
+),
+rollback_rework AS (
+    SELECT id AS deployment_id, 'rollback' AS reason FROM deployments WHERE is_rollback
+),
+rework_reasons AS (
+    SELECT deployment_id, list(DISTINCT reason ORDER BY reason) AS rework_reasons
+    FROM (
+        SELECT * FROM revert_rework
+        UNION ALL SELECT * FROM hotfix_commit_rework
+        UNION ALL SELECT * FROM incident_commit_rework
+        UNION ALL SELECT * FROM hotfix_pr_rework
+        UNION ALL SELECT * FROM incident_pr_rework
+        UNION ALL SELECT * FROM rollback_rework
+    )
+    GROUP BY deployment_id
+)
+SELECT f.id,
+       f.service,
+       f.team,
+       f.environment,
+       f.is_production,
+       f.repository,
+       f.revision,
+       f.deployed_at,
+       f.status,
+       f.source,
+       f.is_rollback,
+       f.is_baseline,
+       r.deployment_id IS NOT NULL AS is_failed,
+       coalesce(r.failure_signals, []) AS failure_signals,
+       r.recovered_at,
+       CASE WHEN r.recovered_at >= f.deployed_at
+            THEN (epoch(r.recovered_at) - epoch(f.deployed_at)) / 3600.0 END AS recovery_hours,
+       w.deployment_id IS NOT NULL AS is_rework,
+       coalesce(w.rework_reasons, []) AS rework_reasons
+FROM deployment_facts f
+LEFT JOIN recoveries r ON r.deployment_id = f.id
+LEFT JOIN rework_reasons w ON w.deployment_id = f.id;
