@@ -55,6 +55,22 @@ def find_reverts(repo: Path, exclude: Sequence[str]) -> dict[str, str]:
     return found
 
 
+_BAD_OBJECT = re.compile(r"(?:bad object|could not read|missing \w+) ([^\s:]+)", re.IGNORECASE)
+
+
+def missing_object_reason(repo: Path, stderr: str) -> str:
+    """Name the missing object by its sha (git sometimes names the ref that leads to it instead)."""
+    reason = git_reason(stderr)
+    m = _BAD_OBJECT.search(stderr)
+    if not m:
+        return reason
+    name = m.group(1)
+    if re.fullmatch(r"[0-9a-f]{40,64}", name):
+        return f"missing git object {name}"
+    sha = run_git(repo, ["rev-parse", "--verify", "--quiet", name], what="", check=False).stdout.strip()
+    return f"missing git object {sha} (reached from {name})" if sha else reason
+
+
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -141,8 +157,8 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
                 stderr=subprocess.PIPE, env=git_env(),
             )
         if proc.returncode != 0:
-            reason = git_reason(proc.stderr.decode(errors="replace"))
-            raise SourceError(f"cannot read the history of {repo}: {reason}")
+            raise SourceError(f"cannot read the history of {repo}: "
+                              f"{missing_object_reason(repo, proc.stderr.decode(errors='replace'))}")
         if raw.stat().st_size == 0:
             return 0
         reverts = find_reverts(repo, exclude)
