@@ -1,0 +1,29 @@
+"""``gitops-dora demo``: build the demo organisation and load it into the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+
+
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="where the generated repositories go [demo/ beside the --db file]",
+        show_default=False,
+    ),
+) -> None:
+    """Generate a small organisation (3 services, GitOps config repo) and load it like a user would."""
+    from analytics.demo.build import build
+
+    db_path = get_ctx(ctx).db_path.resolve()
+    target = workdir if workdir is not None else db_path.parent / "demo"
+    demo = build(target, db_path)
+    typer.echo(f"demo database: {demo.db_path}")
+    typer.echo(f"demo repositories and config: {demo.workdir}")
+    typer.echo(f"next: gitops-dora --db {demo.db_path} dashboard")
+    typer.echo(f"  or: gitops-dora --db {demo.db_path} metrics --group-by service,environment")

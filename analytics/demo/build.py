@@ -1,0 +1,29 @@
+"""Runs the demo steps (``analytics/demo/steps/NN_name.py``) in name order."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+from types import ModuleType
+
+import analytics.demo.steps as steps_pkg
+from analytics.demo.context import DemoContext
+
+_STEP = re.compile(r"^\d{2}_[a-z0-9_]+$")
+
+
+def step_modules() -> list[ModuleType]:
+    names = sorted(info.name for info in pkgutil.iter_modules(steps_pkg.__path__) if _STEP.match(info.name))
+    return [importlib.import_module(f"{steps_pkg.__name__}.{name}") for name in names]
+
+
+def build(workdir: Path, db_path: Path) -> DemoContext:
+    """Generate the demo organisation under ``workdir`` and load it into ``db_path``."""
+    demo = DemoContext(workdir=Path(workdir).resolve(), db_path=Path(db_path).resolve())
+    demo.workdir.mkdir(parents=True, exist_ok=True)
+    for module in step_modules():
+        demo.say(f"step {module.__name__.rsplit('.', 1)[-1]}")
+        module.run(demo)
+    return demo
