@@ -5,6 +5,7 @@ over the DORA trends, the self-assessment form, and each level's business benefi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -15,12 +16,13 @@ st.title("GitOps maturity")
 f = state.current()
 db = state.database()
 
+model: Any = None
 try:
     from assessment.model import load_model
 
     model = load_model()
 except ImportError:
-    model = None
+    pass
 if model is None:
     st.warning("The maturity model is not installed in this version.")
     st.stop()
