@@ -1,0 +1,162 @@
+"""``gitops-dora deployments`` and ``gitops-dora metrics``: read the published snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+from analytics.cli.output import Format, print_rows
+
+DEPLOYMENT_COLUMNS = (
+    "id", "service", "team", "environment", "revision", "deployed_at", "status", "source", "source_ref",
+    "changes",
+)
+
+
+# The table shows the headline figures; JSON and CSV carry every field.
+TABLE_METRICS = (
+    "deployments", "deployments_per_week", "lead_time_median_hours", "lead_time_p90_hours",
+    "change_failure_rate", "failed_deployment_recovery_median_hours", "rework_rate",
+)
+
+
+def _values(option: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options also accept comma lists: --service a,b == --service a --service b."""
+    return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
+
+
+@app.command("deployments")
+def deployments_command(
+    ctx: typer.Context,
+    service: list[str] | None = typer.Option(None, "--service", help="only these services (repeatable)"),
+    environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
+    team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
+    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD or ISO 8601 with zone (inclusive)"),
+    until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive)"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+) -> None:
+    """List deployments (all statuses), oldest first, with how many changes each shipped."""
+    from analytics.metrics.window import parse_instant
+    from analytics.store.connection import open_reader
+
+    lo = parse_instant(since, "--since") if since else None
+    hi = parse_instant(until, "--until") if until else None
+    if lo is not None and hi is not None and hi <= lo:
+        from analytics.errors import UserError
+
+        raise UserError(f"--until {until} must be after --since {since}")
+    clauses, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+    for column, values in (("service", _values(service)), ("environment", _values(environment)),
+                           ("team", _values(team))):
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    if lo is not None:
+        clauses.append("deployed_at >= ?")
+        params.append(lo)
+    if hi is not None:
+        clauses.append("deployed_at < ?")
+        params.append(hi)
+    con = open_reader(get_ctx(ctx).db_path)
+    try:
+        cursor = con.execute(
+            f"SELECT {', '.join(DEPLOYMENT_COLUMNS)} FROM deployment_facts WHERE {' AND '.join(clauses)}"
+            " ORDER BY deployed_at, id",
+            params,
+        )
+        rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+    if fmt == Format.table:  # a full sha does not fit a terminal column
+        rows = [{**r, "revision": (r["revision"] or "")[:12]} for r in rows]
+    print_rows(rows, DEPLOYMENT_COLUMNS, fmt, title="Deployments")
+
+
+def _flatten(group: dict[str, Any]) -> dict[str, Any]:
+    """previous/delta objects become previous_<field>/delta_<field> columns for table and CSV."""
+    flat = {k: v for k, v in group.items() if k not in ("previous", "delta")}
+    for prefix in ("previous", "delta"):
+        for key, value in (group.get(prefix) or {}).items():
+            flat[f"{prefix}_{key}"] = value
+    return flat
+
+
+def _short_time(value: Any) -> Any:
+    """A period boundary at midnight UTC reads better as a date in a narrow table."""
+    if isinstance(value, datetime) and (value.hour, value.minute, value.second) == (0, 0, 0):
+        return value.date().isoformat()
+    return value
+
+
+@app.command("metrics")
+def metrics_command(
+    ctx: typer.Context,
+    service: list[str] | None = typer.Option(None, "--service", help="only these services (repeatable)"),
+    environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
+    team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
+    since: str | None = typer.Option(
+        None, "--since", help="YYYY-MM-DD or ISO 8601 with zone (inclusive) [first deployment day]"
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive) [day after the last deployment]"
+    ),
+    group_by: str = typer.Option(
+        "service,environment", "--group-by", help="any of service, team, environment, repository"
+    ),
+    trend: str | None = typer.Option(None, "--trend", help="week or month: one row per group and period"),
+    compare_previous: bool = typer.Option(
+        False, "--compare-previous", help="add the window of equal length just before, with deltas"
+    ),
+    benchmark: int | None = typer.Option(
+        None, "--benchmark", help="DORA report year to rate against [latest]"
+    ),
+    lead_time_start: str | None = typer.Option(
+        None, "--lead-time-start", help="author or committer: which commit time starts lead time [config]"
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+) -> None:
+    """DORA metrics per group over the half-open window [since, until) in UTC."""
+    from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
+    from analytics.metrics.window import parse_instant
+    from analytics.store.connection import open_reader
+
+    app_ctx = get_ctx(ctx)
+    query = MetricsQuery(
+        since=parse_instant(since, "--since") if since else None,
+        until=parse_instant(until, "--until") if until else None,
+        group_by=parse_group_by(group_by),
+        services=_values(service),
+        environments=_values(environment),
+        teams=_values(team),
+        trend=trend,
+        compare_previous=compare_previous,
+        benchmark=benchmark,
+        lead_time_start=lead_time_start,
+    )
+    config = app_ctx.config
+    con = open_reader(app_ctx.db_path)
+    try:
+        report = compute_metrics(con, query, config)
+    finally:
+        con.close()
+    rows = [_flatten(g) for g in report.groups]
+    columns = list(report.columns)
+    if compare_previous:
+        values = [c for c in columns if c not in (*query.group_by, "period_start", "period_end", "ratings")]
+        columns += [f"previous_{c}" for c in values] + [f"delta_{c}" for c in values]
+    if fmt == Format.table:
+        keys = [c for c in columns if c in (*query.group_by, "period_start")]
+        shown = [c for c in TABLE_METRICS if c in columns]
+        columns = keys + shown + ([f"delta_{c}" for c in shown] if compare_previous else [])
+        rows = [{**r, "period_start": _short_time(r.get("period_start"))} for r in rows]
+    title = f"DORA metrics {report.since:%Y-%m-%d %H:%M} .. {report.until:%Y-%m-%d %H:%M} UTC"
+    print_rows(rows, columns, fmt, title=title, json_payload=report.payload())
+    if fmt == Format.table:
+        from analytics.progress import say
+
+        for note in report.notes:
+            say(f"note: {note}")
+        say("note: the table shows headline figures; --format json or csv gives every field")
