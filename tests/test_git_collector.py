@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -37,7 +38,7 @@ def run_cli(db: Path, *args: str, env: dict[str, str] | None = None, cwd: Path |
                           cwd=cwd, timeout=120)
 
 
-def query(db: Path, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
@@ -241,7 +242,7 @@ def test_shallow_clone_warns_and_continues(tmp_path: Path, release: tuple[GitRep
     assert sorted(r[0] for r in query(db, "SELECT sha FROM commits")) == sorted([s["R"], s["M"]])
 
 
-def _table_dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
+def _table_dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     if not db.exists():
         return {}
     tables = [r[0] for r in query(db, "SELECT table_name FROM duckdb_tables() WHERE table_name NOT IN "
