@@ -89,7 +89,8 @@ def test_imported_revisions_full_abbreviated_and_tag(collected: tuple[Path, dict
     _insert_deployments(db, [
         {"id": "imp-1", "revision": "v1.0.0", "deployed_at": utc("2024-03-06T00:00:00")},      # tag name
         {"id": "imp-2", "revision": s["B"][:7], "deployed_at": utc("2024-03-07T00:00:00")},    # abbreviated
-        {"id": "imp-3", "revision": s["D"].upper(), "deployed_at": utc("2024-03-08T00:00:00")},  # full, odd case
+        # full sha in upper case
+        {"id": "imp-3", "revision": s["D"].upper(), "deployed_at": utc("2024-03-08T00:00:00")},
         {"id": "imp-4", "revision": "0badc0de", "deployed_at": utc("2024-03-09T00:00:00")},    # unknown
     ])
     # imp-1: rev-list A = {A}; imp-2: rev-list B ^A = {B}; imp-3: rev-list D ^B = {C, D}; imp-4: unresolved.
@@ -125,7 +126,8 @@ def test_equal_times_order_by_revision_commit_time_then_id(collected: tuple[Path
 def test_scopes_are_independent_and_recompute_is_idempotent(collected: tuple[Path, dict[str, str]]) -> None:
     db, s = collected
     _insert_deployments(db, [
-        {"id": "stg", "revision": s["D"], "deployed_at": utc("2024-03-06T00:00:00"), "environment": "staging"},
+        {"id": "stg", "revision": s["D"], "deployed_at": utc("2024-03-06T00:00:00"),
+         "environment": "staging"},
         {"id": "p1", "revision": s["B"], "deployed_at": utc("2024-03-07T00:00:00")},
         {"id": "p2", "revision": s["D"], "deployed_at": utc("2024-03-08T00:00:00")},
     ])
