@@ -65,3 +65,27 @@ def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.
         ))
     fig.update_layout(title="Incidents (bars) and deployments (triangles; red = failed)", height=380)
     return fig
+
+
+def maturity_timeline(monthly: pd.DataFrame, dora: pd.DataFrame | None) -> go.Figure:
+    """Assessed level per month (steps, left axis) over monthly DORA figures (right axis)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    months = pd.to_datetime(monthly["period"] + "-01", utc=True)
+    fig.add_trace(go.Scatter(x=months, y=monthly["level"], mode="lines+markers", line_shape="hv",
+                             name="maturity level", line={"width": 4}), secondary_y=False)
+    if dora is not None and len(dora):
+        groups = list(dict.fromkeys(dora["group"]))
+        shown = next((g for g in groups if "production" in g), groups[0])
+        one = dora[dora["group"] == shown]
+        fig.add_trace(go.Scatter(x=one["period_start"], y=one["lead_time_median_hours"],
+                                 name=f"lead time median, h ({shown})", mode="lines", line={"dash": "dot"}),
+                      secondary_y=True)
+        fig.add_trace(go.Scatter(x=one["period_start"], y=one["deployments_per_week"],
+                                 name=f"deployments/week ({shown})", mode="lines", line={"dash": "dash"}),
+                      secondary_y=True)
+    fig.update_yaxes(title_text="level", range=[-0.5, 3.5], dtick=1, secondary_y=False)
+    fig.update_yaxes(title_text="DORA", secondary_y=True)
+    fig.update_layout(title="GitOps maturity level per month over DORA trends", height=400)
+    return fig

@@ -42,9 +42,9 @@ def watermarks(db: Path) -> pd.DataFrame:
 
 def row_counts(db: Path) -> pd.DataFrame:
     have = relations(db)
-    parts = [f"SELECT '{t}' AS table_name, count(*) AS rows FROM \"{t}\""
+    parts = [f"SELECT '{t}' AS table_name, count(*) AS row_count FROM \"{t}\""
              for t in COUNTED_TABLES if t in have]
-    return frame(db, " UNION ALL ".join(parts) + " ORDER BY table_name")
+    return frame(db, "SELECT * FROM (" + " UNION ALL ".join(parts) + ") ORDER BY table_name")
 
 
 def warnings(db: Path) -> pd.DataFrame:
@@ -96,11 +96,11 @@ def unknown_revisions(db: Path) -> pd.DataFrame:
     return frame(
         db,
         """
-        SELECT 'deployment' AS record, id, service, environment, raw_revision, source, deployed_at AS at
+        SELECT 'deployment' AS record, id, service, environment, raw_revision, source, deployed_at AS seen_at
         FROM deployments WHERE revision_format = 'unknown'
         UNION ALL
         SELECT 'reconciler event', id, service, environment, raw_revision, source, occurred_at
         FROM reconciler_events WHERE revision_format = 'unknown'
-        ORDER BY at DESC
+        ORDER BY seen_at DESC
         """,
     )

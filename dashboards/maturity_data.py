@@ -1,36 +1,86 @@
-"""Maturity assessments stored by `gitops-dora assess` (tables from migrations 06xx), for the
-Overview badge and the Maturity page.
+"""Maturity assessments stored by `gitops-dora assess` (``maturity_*`` tables, migration 0601), for
+the Overview badge and the Maturity page.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from dashboards.components import no_data
+from dashboards.components import is_missing, no_data, table
 from dashboards.filters import Filters
-from dashboards.queries import relations
+from dashboards.queries import frame, relations
 
 ASSESS_HINT = "gitops-dora assess PATH_TO_CONFIG_REPO --history monthly"
+STATUS_ICONS = {"met": "✅ met", "attested": "🟦 attested", "not_met": "❌ missing", "unknown": "❔ unknown"}
+PRINCIPLE_ICONS = {"satisfied": "✅", "partial": "🟨", "not_satisfied": "❌"}
+LEVEL_COLORS = {0: "orange", 1: "blue", 2: "violet", 3: "green"}
 
 
-def has_assessments(db: Path) -> bool:
-    return any(r.startswith(("maturity_", "assessment")) for r in relations(db))
+def assessments(db: Path) -> pd.DataFrame | None:
+    """All stored assessments, newest state first; None before the maturity tables exist."""
+    if "maturity_assessments" not in relations(db):
+        return None
+    return frame(
+        db,
+        """
+        SELECT id, target, kind, period, as_of, assessed_at, level, answers_file
+        FROM maturity_assessments ORDER BY as_of DESC, assessed_at DESC, id
+        """,
+    )
+
+
+def latest_result(db: Path, target: str) -> dict[str, Any]:
+    row = frame(
+        db,
+        """
+        SELECT result FROM maturity_assessments WHERE target = $target
+        ORDER BY as_of DESC, assessed_at DESC, id LIMIT 1
+        """,
+        target=target,
+    )
+    raw = row["result"].iloc[0]
+    return raw if isinstance(raw, dict) else json.loads(raw)
+
+
+def _level_text(level: Any) -> str:
+    return "below Level 0" if is_missing(level) else f"Level {int(level)}"
 
 
 def level_badge(db: Path, f: Filters) -> None:
-    if not has_assessments(db):
+    """The latest assessed level of each target (Overview)."""
+    found = assessments(db)
+    if found is None or found.empty:
         no_data("maturity assessment", ASSESS_HINT)
         return
-    no_data("maturity assessment", ASSESS_HINT)
+    latest = found.drop_duplicates("target")
+    for row in latest.itertuples():
+        level = row.level
+        color = "gray" if is_missing(level) else LEVEL_COLORS.get(int(level), "gray")
+        st.badge(f"{row.target}: {_level_text(level)}", color=color)  # type: ignore[arg-type]
+        st.caption(f"assessed as of {pd.Timestamp(row.as_of).date()} ({row.kind})")
 
 
-def render_assessment(db: Path, f: Filters, model: Any) -> None:
-    """Ladder, principles, next steps and timeline from the latest stored assessment."""
-    st.subheader("Maturity ladder")
-    if not has_assessments(db):
+def _evidence_text(evidence: list[dict[str, Any]] | None) -> str:
+    items = []
+    for ev in evidence or []:
+        where = ev.get("path") or ev.get("object") or ""
+        if ev.get("line"):
+            where = f"{where}:{ev['line']}"
+        detail = ev.get("detail") or ""
+        items.append(f"{where} {detail}".strip())
+    return "; ".join(items)
+
+
+def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame | None) -> None:
+    """Ladder, principles, next steps and the maturity timeline from the stored assessments."""
+    found = assessments(db)
+    if found is None or found.empty:
+        st.subheader("Maturity ladder")
         no_data("maturity assessment", ASSESS_HINT)
         for level in model.levels:
             st.markdown(f"**Level {level.level}: {level.name}** — "
@@ -39,3 +89,51 @@ def render_assessment(db: Path, f: Filters, model: Any) -> None:
         for p in model.principles:
             st.markdown(f"- **{p.name}**: {p.description}")
         return
+    targets = list(dict.fromkeys(found["target"]))
+    target = st.selectbox("Assessed repositories", targets, key="maturity_target") if len(targets) > 1 \
+        else targets[0]
+    result = latest_result(db, target)
+    level = result.get("level")
+    st.subheader(f"Maturity ladder: {_level_text(level)}")
+    capabilities = {c["id"]: c for c in result.get("capabilities") or []}
+    progress = {lv["level"]: lv for lv in result.get("levels") or []}
+    for lvl in model.levels:
+        prog = progress.get(lvl.level, {})
+        met = "reached" if prog.get("met") else "not reached"
+        st.markdown(f"**Level {lvl.level}: {lvl.name}** — {met}, "
+                    f"{float(prog.get('progress') or 0) * 100:.0f}% of capabilities met")
+        rows = []
+        for cap in lvl.capabilities:
+            c = capabilities.get(cap.id, {})
+            rows.append({
+                "capability": cap.title, "id": cap.id,
+                "status": STATUS_ICONS.get(str(c.get("status")), str(c.get("status") or "unknown")),
+                "evidence": _evidence_text(c.get("evidence")),
+                "answer": c.get("answer"), "conflict": c.get("conflict"),
+            })
+        table(pd.DataFrame(rows), key=f"ladder-{lvl.level}", file_name=f"maturity-level-{lvl.level}.csv")
+
+    st.subheader("OpenGitOps principles")
+    principle_names = {p.id: p.name for p in model.principles}
+    prows = [{"principle": principle_names.get(p.get("id"), p.get("id")),
+              "status": f"{PRINCIPLE_ICONS.get(p.get('status'), '')} {p.get('status')}",
+              "evidence": _evidence_text(p.get("evidence"))} for p in result.get("principles") or []]
+    table(pd.DataFrame(prows, columns=["principle", "status", "evidence"]), key="principles",
+          file_name="opengitops-principles.csv")
+
+    st.subheader("Next steps")
+    steps = result.get("next_steps") or []
+    if not steps:
+        st.success("No open capability at the next level.")
+    for step in steps:
+        st.markdown(f"- **{step.get('capability')}**: {step.get('action')}")
+
+    st.subheader("Maturity over time, with DORA trends")
+    monthly = found[(found["target"] == target) & (found["kind"] == "monthly")].sort_values("as_of")
+    if monthly.empty:
+        no_data("maturity timeline", ASSESS_HINT)
+        return
+    from dashboards import charts
+
+    st.plotly_chart(charts.maturity_timeline(monthly, dora_trend), key="maturity-timeline")
+    table(monthly[["period", "as_of", "level"]], key="maturity-monthly", file_name="maturity-timeline.csv")

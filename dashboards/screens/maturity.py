@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboards import maturity_data, state
 from dashboards.answers_form import UNANSWERED, answers_document, write_atomically
+from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
 
 st.title("GitOps maturity")
 f = state.current()
@@ -27,7 +28,16 @@ if model is None:
     st.warning("The maturity model is not installed in this version.")
     st.stop()
 
-maturity_data.render_assessment(db, f, model)
+dora_trend = None
+if maturity_data.assessments(db) is not None:
+    try:
+        dora_trend = trend_frame(
+            metrics(db, request_for(f, group_by=("environment",), trend="month")),
+            ["lead_time_median_hours", "deployments_per_week", "change_failure_rate"],
+        )
+    except MetricsUnavailable:
+        dora_trend = None
+maturity_data.render_assessment(db, f, model, dora_trend)
 
 st.subheader("Business benefits per level")
 for level in model.levels:
