@@ -1,0 +1,121 @@
+"""``gitops-dora assess``: GitOps maturity (Level 0-3) from repository, cluster and collected evidence."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+from analytics.cli.output import Format, dumps
+
+
+@app.command("assess")
+def assess_command(
+    ctx: typer.Context,
+    targets: list[str] = typer.Argument(
+        ..., metavar="PATH_OR_URL...", help="config/app repositories (paths, bare repos or git URLs)"
+    ),
+    answers: Path | None = typer.Option(None, "--answers", help="self-assessment answers YAML"),
+    at: str | None = typer.Option(None, "--at", help="assess this git revision without checking it out"),
+    history: str | None = typer.Option(
+        None,
+        "--history",
+        help="also assess the last commit of each month (monthly) and store the maturity timeline",
+    ),
+    cluster_dump: Path | None = typer.Option(
+        None,
+        "--cluster-dump",
+        help="kubectl get crd,ns,deploy,sts -A -o yaml output to use as cluster evidence",
+    ),
+    kube_context: str | None = typer.Option(
+        None,
+        "--kube-context",
+        help="read cluster evidence from this kubeconfig context ('' for the current one)",
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Score GitOps maturity (Level 0-3) and OpenGitOps principles; store the assessment."""
+    from analytics.errors import UserError
+    from assessment.runner import AssessRequest, run_assessment
+
+    if fmt == Format.csv:
+        raise UserError("assess supports --format table or json")
+    outcome = run_assessment(
+        AssessRequest(
+            specs=targets,
+            db_path=get_ctx(ctx).db_path,
+            answers=answers,
+            at=at,
+            history=history,
+            cluster_dump=cluster_dump,
+            kube_context=kube_context,
+        )
+    )
+    if fmt == Format.json:
+        payload: Any = outcome.result if history is None else {**outcome.result, "history": outcome.history}
+        sys.stdout.write(dumps(payload) + "\n")
+        return
+    _print_tables(outcome.target, outcome.result, outcome.history)
+
+
+def _first_evidence(cap: dict[str, Any]) -> str:
+    for item in cap["evidence"]:
+        where = item["object"] or (f"{item['path']}:{item['line']}" if item["line"] else item["path"])
+        return f"{'' if item['supports'] else 'against: '}{where} {item['detail']}"
+    return cap.get("note") or ""
+
+
+def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    level = result["level"]
+    console.print(
+        f"[bold]{target}[/bold]: GitOps maturity level "
+        f"[bold]{'none (Level 0 not met)' if level is None else level}[/bold]"
+    )
+    caps = Table(title="Capabilities")
+    for col in ("level", "capability", "status", "evidence", "answer"):
+        caps.add_column(col, overflow="fold")
+    for cap in result["capabilities"]:
+        answer = cap["answer"] or ""
+        if cap["conflict"]:
+            answer = f"{answer} ({cap['conflict']})"
+        caps.add_row(str(cap["level"]), cap["id"], cap["status"], _first_evidence(cap), answer)
+    console.print(caps)
+    levels = Table(title="Levels")
+    for col in ("level", "name", "met", "progress"):
+        levels.add_column(col)
+    for lvl in result["levels"]:
+        levels.add_row(
+            str(lvl["level"]), lvl["name"], "yes" if lvl["met"] else "no", f"{lvl['progress']:.0%}"
+        )
+    console.print(levels)
+    principles = Table(title="OpenGitOps principles")
+    for col in ("principle", "status"):
+        principles.add_column(col)
+    for pr in result["principles"]:
+        principles.add_row(pr["name"], pr["status"])
+    console.print(principles)
+    if result["next_steps"]:
+        steps = Table(title="Next steps")
+        for col in ("capability", "action", "satisfied by"):
+            steps.add_column(col, overflow="fold")
+        for step in result["next_steps"]:
+            steps.add_row(step["capability"], step["action"], step["satisfied_by"])
+        console.print(steps)
+    if history:
+        timeline = Table(title="Maturity by month")
+        for col in ("month", "level", "L0", "L1", "L2", "L3"):
+            timeline.add_column(col)
+        for point in history:
+            timeline.add_row(
+                point["period"],
+                "-" if point["level"] is None else str(point["level"]),
+                *(f"{lvl['progress']:.0%}" for lvl in point["levels"]),
+            )
+        console.print(timeline)

@@ -1,0 +1,124 @@
+"""Flux: Kustomizations, HelmReleases, sources, gotk-sync.yaml and the tf-controller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from assessment.detectors import Finding
+from assessment.documents import Document, SourceFile
+
+KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
+HELM_GROUP = "helm.toolkit.fluxcd.io"
+SOURCE_GROUP = "source.toolkit.fluxcd.io"
+TF_GROUP = "infra.contrib.fluxcd.io"
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def scan(f: SourceFile) -> Iterator[Finding]:
+    if f.basename == "gotk-sync.yaml":
+        yield Finding("flux.gotk-sync", "Flux bootstrap sync (gotk-sync.yaml)", f.path, 1)
+    for doc in f.documents:
+        if doc.group == KUSTOMIZE_GROUP and doc.kind == "Kustomization":
+            yield from _kustomization(f, doc)
+        elif doc.group == HELM_GROUP and doc.kind == "HelmRelease":
+            yield from _helmrelease(f, doc)
+        elif doc.group == SOURCE_GROUP and doc.kind:
+            yield Finding("flux.source", f"Flux source {doc.ref}", f.path, doc.line_of(r"^kind:"))
+        elif doc.group == TF_GROUP and doc.kind == "Terraform":
+            yield Finding(
+                "flux.terraform",
+                f"Terraform reconciled by Flux tf-controller {doc.ref}",
+                f.path,
+                doc.line_of(r"^kind:"),
+            )
+
+
+def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
+    spec = doc.spec
+    line = doc.line_of(r"^kind:")
+    if _truthy(spec.get("suspend")):
+        yield Finding(
+            "flux.suspended",
+            f"Flux Kustomization {doc.name} is suspended",
+            f.path,
+            doc.line_of(r"^\s+suspend:"),
+        )
+        return
+    yield Finding(
+        "flux.kustomization",
+        f"Flux Kustomization {doc.name} reconciles {spec.get('path', '.')} every "
+        f"{spec.get('interval', '?')} (drift corrected on each run)",
+        f.path,
+        line,
+    )
+    if spec.get("prune") is True:
+        yield Finding(
+            "flux.prune",
+            f"Flux Kustomization {doc.name} prunes removed objects",
+            f.path,
+            doc.line_of(r"^\s+prune:"),
+        )
+    if spec.get("dependsOn"):
+        yield Finding(
+            "flux.depends-on",
+            f"Flux Kustomization {doc.name} depends on "
+            f"{[d.get('name') for d in spec['dependsOn'] if isinstance(d, dict)]}",
+            f.path,
+            doc.line_of(r"^\s+dependsOn:"),
+        )
+    post = spec.get("postBuild")
+    if isinstance(post, dict) and (post.get("substitute") or post.get("substituteFrom")):
+        yield Finding(
+            "flux.substitute",
+            f"Flux Kustomization {doc.name} substitutes per-cluster variables",
+            f.path,
+            doc.line_of(r"^\s+postBuild:"),
+        )
+    if spec.get("serviceAccountName"):
+        yield Finding(
+            "flux.tenant",
+            f"Flux Kustomization {doc.name} impersonates service account {spec['serviceAccountName']}",
+            f.path,
+            doc.line_of(r"^\s+serviceAccountName:"),
+            value=str(spec.get("targetNamespace") or doc.name),
+        )
+    decryption = spec.get("decryption")
+    if isinstance(decryption, dict) and decryption.get("provider") == "sops":
+        yield Finding(
+            "secrets.sops-decryption",
+            f"Flux Kustomization {doc.name} decrypts SOPS secrets",
+            f.path,
+            doc.line_of(r"^\s+decryption:"),
+        )
+
+
+def _helmrelease(f: SourceFile, doc: Document) -> Iterator[Finding]:
+    spec = doc.spec
+    if _truthy(spec.get("suspend")):
+        yield Finding(
+            "flux.suspended",
+            f"Flux HelmRelease {doc.name} is suspended",
+            f.path,
+            doc.line_of(r"^\s+suspend:"),
+        )
+        return
+    yield Finding("flux.helmrelease", f"Flux HelmRelease {doc.name}", f.path, doc.line_of(r"^kind:"))
+    drift = spec.get("driftDetection")
+    if isinstance(drift, dict) and drift.get("mode") == "enabled":
+        yield Finding(
+            "flux.helm-drift",
+            f"Flux HelmRelease {doc.name} corrects drift (driftDetection enabled)",
+            f.path,
+            doc.line_of(r"^\s+driftDetection:"),
+        )
+    if spec.get("values") or spec.get("valuesFrom"):
+        yield Finding(
+            "flux.helm-values",
+            f"Flux HelmRelease {doc.name} customises the chart with values",
+            f.path,
+            doc.line_of(r"^\s+values(From)?:"),
+        )

@@ -1,0 +1,165 @@
+"""Files and YAML documents as the detectors see them.
+
+Every YAML document keeps its raw text and its first line, so evidence can point at a line. Helm
+templates (``{{ }}``) are not YAML: their ``apiVersion``/``kind`` are read from the text, and the
+body is parsed best-effort after blanking the template actions, so a templated Rollout or
+Application is still recognised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import yaml
+
+try:
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+YAML_SUFFIXES = (".yaml", ".yml")
+_SEPARATOR = re.compile(r"^(---|\.\.\.)(\s.*)?$")
+_ACTION_ONLY_LINE = re.compile(r"^\s*(\{\{.*?\}\}\s*)+$")
+_ACTION = re.compile(r"\{\{.*?\}\}")
+_TOP_KIND = re.compile(r"^kind:\s*[\"']?([A-Za-z0-9]+)", re.MULTILINE)
+_TOP_API = re.compile(r"^apiVersion:\s*[\"']?([A-Za-z0-9.\-/]+)", re.MULTILINE)
+_META_NAME = re.compile(
+    r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?[ \t]+name:\s*[\"']?([^\s\"'#]+)", re.MULTILINE
+)
+
+
+@dataclass
+class Document:
+    """One YAML document of a file (or one object of a cluster dump)."""
+
+    path: str
+    line: int  # 1-based line where the document's text starts
+    text: str
+    body: Any
+    templated: bool = False
+    object_ref: str | None = None  # set for cluster objects, which have no file line
+
+    @cached_property
+    def api_version(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("apiVersion"), str):
+            return str(self.body["apiVersion"])
+        m = _TOP_API.search(self.text)
+        return m.group(1) if m else None
+
+    @cached_property
+    def kind(self) -> str | None:
+        if isinstance(self.body, dict) and isinstance(self.body.get("kind"), str):
+            return str(self.body["kind"])
+        m = _TOP_KIND.search(self.text)
+        return m.group(1) if m else None
+
+    @cached_property
+    def group(self) -> str:
+        """API group of apiVersion ("" for the core group)."""
+        api = self.api_version or ""
+        return api.rsplit("/", 1)[0] if "/" in api else ""
+
+    @cached_property
+    def name(self) -> str:
+        meta = self.body.get("metadata") if isinstance(self.body, dict) else None
+        if isinstance(meta, dict) and meta.get("name") is not None:
+            return str(meta["name"])
+        m = _META_NAME.search(self.text)
+        return m.group(1) if m else "?"
+
+    @property
+    def is_object(self) -> bool:
+        return bool(self.api_version and self.kind)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self.body.get("spec") if isinstance(self.body, dict) else None
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def ref(self) -> str:
+        return self.object_ref or f"{self.kind}/{self.name}"
+
+    def line_of(self, pattern: str) -> int:
+        """Line of the first match of ``pattern`` (multiline regex), else the ``kind:`` line."""
+        m = re.search(pattern, self.text, re.MULTILINE)
+        if m is None:
+            m = _TOP_KIND.search(self.text)
+        if m is None:
+            return self.line
+        return self.line + self.text.count("\n", 0, m.start())
+
+
+def _sanitize_template(text: str) -> str:
+    lines = []
+    for line in text.split("\n"):
+        if _ACTION_ONLY_LINE.match(line):
+            lines.append("")  # keep numbering; control-flow lines are not data
+        else:
+            lines.append(_ACTION.sub("TEMPLATED", line))
+    return "\n".join(lines)
+
+
+def _parse(text: str, templated: bool) -> Any:
+    source = _sanitize_template(text) if templated else text
+    try:
+        return yaml.load(source, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError:
+        return None
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def split_documents(path: str, text: str) -> list[Document]:
+    """Split on ``---`` lines, remembering where each document starts."""
+    docs: list[Document] = []
+    start, chunk = 1, list[str]()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if _SEPARATOR.match(line):
+            docs.append(_make(path, start, chunk))
+            start, chunk = number + 1, []
+        else:
+            chunk.append(line)
+    docs.append(_make(path, start, chunk))
+    return [d for d in docs if d.text.strip()]
+
+
+def _make(path: str, start: int, lines: list[str]) -> Document:
+    text = "\n".join(lines)
+    templated = "{{" in text
+    body = _parse(text, templated) if text.strip() else None
+    return Document(path=path, line=start, text=text, body=body, templated=templated)
+
+
+@dataclass
+class SourceFile:
+    """One file of a tree: its path, text and (for YAML) its documents."""
+
+    path: str
+    text: str
+    _docs: list[Document] | None = field(default=None, repr=False)
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def dirname(self) -> str:
+        return self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+
+    @property
+    def is_yaml(self) -> bool:
+        return self.path.endswith(YAML_SUFFIXES)
+
+    @property
+    def documents(self) -> list[Document]:
+        if self._docs is None:
+            self._docs = split_documents(self.path, self.text) if self.is_yaml else []
+        return self._docs
+
+    def line_of(self, pattern: str) -> int | None:
+        m = re.search(pattern, self.text, re.MULTILINE)
+        return None if m is None else self.text.count("\n", 0, m.start()) + 1

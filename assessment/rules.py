@@ -1,0 +1,282 @@
+"""Which detector signals satisfy (or refute) each capability.
+
+A rule sees every finding grouped by signal and returns an ``Outcome``: ``met`` with supporting
+evidence; ``not_met`` (``refuted`` when evidence shows the capability is missing, e.g. a
+``:latest`` image, rather than merely absent); or ``unknown`` when the sources cannot tell.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from assessment.detectors import Finding
+
+
+@dataclass
+class Outcome:
+    status: str  # met | not_met | unknown
+    supporting: list[Finding] = field(default_factory=list)
+    against: list[Finding] = field(default_factory=list)
+    refuted: bool = False
+    note: str | None = None
+
+
+class Signals:
+    def __init__(self, findings: Iterable[Finding]) -> None:
+        self.by_signal: dict[str, list[Finding]] = defaultdict(list)
+        for f in findings:
+            self.by_signal[f.signal].append(f)
+
+    def any(self, *names: str) -> list[Finding]:
+        return [f for n in names for f in self.by_signal.get(n, [])]
+
+    def values(self, *names: str) -> dict[str, Finding]:
+        """One finding per distinct value (environment, provider, tenant...)."""
+        out: dict[str, Finding] = {}
+        for f in self.any(*names):
+            if f.value:
+                out.setdefault(f.value, f)
+        return out
+
+
+def _present(pos: list[Finding], against: Sequence[Finding] = (), missing: str | None = None) -> Outcome:
+    """Met when anything supports it; evidence against is shown either way."""
+    if pos:
+        return Outcome("met", pos, list(against))
+    return Outcome("not_met", [], list(against), refuted=bool(against), note=missing)
+
+
+RECONCILERS = (
+    "flux.kustomization",
+    "flux.helmrelease",
+    "flux.source",
+    "flux.gotk-sync",
+    "argocd.application",
+    "argocd.applicationset",
+    "cluster.reconciler",
+    "collected.reconciler",
+)
+INFRA = (
+    "infra.terraform",
+    "infra.crossplane",
+    "infra.capi-cluster",
+    "infra.capi-clusterclass",
+    "flux.terraform",
+    "k8s.infra-manifest",
+)
+INFRA_UNDER_GITOPS = (
+    "infra.crossplane",
+    "infra.capi-cluster",
+    "infra.capi-clusterclass",
+    "flux.terraform",
+    "k8s.infra-manifest",
+)
+POLICY = ("policy.kyverno", "policy.gatekeeper", "cluster.policy")
+
+
+def declarative_iac(s: Signals) -> Outcome:
+    return _present(
+        s.any(*INFRA), missing="no Terraform, Crossplane, Cluster API or infrastructure/ manifests"
+    )
+
+
+def declarative_workloads(s: Signals) -> Outcome:
+    return _present(
+        s.any("k8s.manifest", "helm.chart", "kustomize.kustomization"),
+        missing="no Kubernetes manifests, Helm charts or kustomizations",
+    )
+
+
+def version_control(s: Signals) -> Outcome:
+    return _present(s.any("vcs.git"), missing="not a git repository")
+
+
+def immutable_images(s: Signals) -> Outcome:
+    latest, pinned = s.any("images.latest"), s.any("images.pinned")
+    if latest:
+        return Outcome(
+            "not_met",
+            pinned,
+            latest,
+            refuted=True,
+            note=f"{len(latest)} image references use :latest or no tag",
+        )
+    if pinned:
+        return Outcome("met", pinned)
+    return Outcome("unknown", note="no container image references found")
+
+
+def suitable_infrastructure(s: Signals) -> Outcome:
+    return _present(
+        s.any("cluster.kubernetes", "k8s.manifest", "helm.chart"),
+        missing="no Kubernetes manifests and no cluster evidence",
+    )
+
+
+def workload_reconciliation(s: Signals) -> Outcome:
+    against = s.any(
+        "argocd.no-self-heal", "argocd.manual-sync", "flux.suspended", "collected.drift-uncorrected"
+    )
+    return _present(
+        s.any("flux.kustomization", "flux.helm-drift", "argocd.self-heal", "collected.drift-corrected"),
+        against,
+        missing="no reconciler that corrects drift automatically",
+    )
+
+
+def environment_management(s: Signals) -> Outcome:
+    envs = s.values("layout.environment")
+    generated = s.any("argocd.cluster-generator")
+    if len(envs) >= 2 or generated:
+        return Outcome("met", list(envs.values()) + generated)
+    return Outcome("not_met", list(envs.values()), note="fewer than two environments described")
+
+
+def secrets_management(s: Signals) -> Outcome:
+    tools = s.any(
+        "secrets.sops-config",
+        "secrets.sops-encrypted",
+        "secrets.sealed",
+        "secrets.external",
+        "secrets.sops-decryption",
+        "cluster.secrets",
+    )
+    plain = s.any("k8s.plain-secret")
+    if plain:
+        return Outcome(
+            "not_met", tools, plain, refuted=True, note=f"{len(plain)} Secrets hold plain-text data"
+        )
+    return _present(tools, missing="no SOPS, Sealed Secrets or External Secrets")
+
+
+def pull_based(s: Signals) -> Outcome:
+    return _present(s.any(*RECONCILERS), s.any("push.ci-deploy"), missing="no Flux or Argo CD reconciler")
+
+
+def package_management(s: Signals) -> Outcome:
+    return _present(
+        s.any(
+            "helm.chart",
+            "kustomize.kustomization",
+            "flux.helmrelease",
+            "argocd.helm-source",
+            "argocd.kustomize-source",
+        ),
+        missing="no Helm charts or kustomizations",
+    )
+
+
+def whole_environment(s: Signals) -> Outcome:
+    parts = {
+        "infrastructure": s.any(*INFRA_UNDER_GITOPS),
+        "workloads": s.any("k8s.workload", "helm.chart", "flux.helmrelease"),
+        "a pull-based reconciler": s.any(*RECONCILERS),
+    }
+    missing = [k for k, v in parts.items() if not v]
+    found = [f for v in parts.values() for f in v[:3]]
+    if missing:
+        return Outcome("not_met", found, note="missing " + ", ".join(missing))
+    return Outcome("met", found)
+
+
+def cluster_workload_separation(s: Signals) -> Outcome:
+    config, apps = s.any("layout.config-dir"), s.any("layout.apps-dir")
+    depends = s.any("flux.depends-on")
+    if (config and apps) or depends:
+        return Outcome("met", config + apps + depends)
+    return Outcome("not_met", config + apps, note="cluster configuration and workloads are not separated")
+
+
+def security_governance(s: Signals) -> Outcome:
+    return _present(
+        s.any(*POLICY, "governance.codeowners", "collected.all-prs-reviewed"),
+        s.any("collected.unreviewed-prs"),
+        missing="no policy engine, CODEOWNERS or review data",
+    )
+
+
+def progressive_delivery(s: Signals) -> Outcome:
+    return _present(
+        s.any("progressive.canary", "progressive.rollout", "progressive.analysis", "cluster.progressive"),
+        missing="no Flagger or Argo Rollouts",
+    )
+
+
+def template_customization(s: Signals) -> Outcome:
+    return _present(
+        s.any("kustomize.overlay", "flux.helm-values", "argocd.helm-values", "helm.values-variants"),
+        missing="no overlays or per-environment values",
+    )
+
+
+def fleet_management(s: Signals) -> Outcome:
+    clusters = s.values("layout.cluster")
+    pos = s.any("argocd.cluster-generator", "infra.capi-clusterclass")
+    if pos or len(clusters) >= 3:
+        return Outcome("met", pos + list(clusters.values()))
+    return Outcome(
+        "not_met", list(clusters.values()), note=f"{len(clusters)} cluster directories, no fleet generator"
+    )
+
+
+def mass_customization(s: Signals) -> Outcome:
+    return _present(
+        s.any("argocd.appset-parameters", "flux.substitute", "kustomize.component"),
+        missing="no parameterised generation per cluster or tenant",
+    )
+
+
+def advanced_policy(s: Signals) -> Outcome:
+    return _present(s.any("policy.advanced"), missing="no mutate, generate or verifyImages policies")
+
+
+def cross_enterprise_governance(s: Signals) -> Outcome:
+    tenants = s.values("argocd.restricted-project", "flux.tenant")
+    policy = s.any(*POLICY)
+    if len(tenants) >= 2 and policy:
+        return Outcome("met", list(tenants.values()) + policy[:3])
+    if not tenants and not policy:
+        return Outcome("unknown", note="no tenancy or policy evidence in the sources")
+    return Outcome(
+        "not_met",
+        list(tenants.values()) + policy[:3],
+        note=f"{len(tenants)} restricted tenants, policy engine {'present' if policy else 'absent'}",
+    )
+
+
+def multi_cloud(s: Signals) -> Outcome:
+    providers: dict[str, Finding] = {}
+    for name, finding in s.values("infra.provider").items():
+        if not name.startswith("local"):  # vSphere and OpenStack are both one place: on-premises
+            providers.setdefault(name.split(" (", 1)[0], finding)
+    if len(providers) >= 2:
+        return Outcome("met", list(providers.values()))
+    if providers:
+        return Outcome("not_met", list(providers.values()), note="one infrastructure provider only")
+    return Outcome("unknown", note="no infrastructure provider found")
+
+
+RULES: dict[str, Callable[[Signals], Outcome]] = {
+    "declarative-iac": declarative_iac,
+    "declarative-workloads": declarative_workloads,
+    "version-control": version_control,
+    "immutable-images": immutable_images,
+    "suitable-infrastructure": suitable_infrastructure,
+    "workload-reconciliation": workload_reconciliation,
+    "environment-management": environment_management,
+    "secrets-management": secrets_management,
+    "pull-based": pull_based,
+    "package-management": package_management,
+    "whole-environment": whole_environment,
+    "cluster-workload-separation": cluster_workload_separation,
+    "security-governance": security_governance,
+    "progressive-delivery": progressive_delivery,
+    "template-customization": template_customization,
+    "fleet-management": fleet_management,
+    "mass-customization": mass_customization,
+    "advanced-policy": advanced_policy,
+    "cross-enterprise-governance": cross_enterprise_governance,
+    "multi-cloud": multi_cloud,
+}

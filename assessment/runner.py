@@ -1,0 +1,232 @@
+"""One assessment run, shared by ``gitops-dora assess`` and the demo step.
+
+Repositories are scanned before the database is opened, so the writer lock is held only for the
+short evidence queries and the store; everything a run writes is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics.errors import UserError
+from analytics.progress import progress, say
+from analytics.store.connection import open_writer
+from assessment import store
+from assessment.answers import Answer, load_answers
+from assessment.cluster import cluster_findings, live_objects, load_dump
+from assessment.collected import collected_findings
+from assessment.detectors import Finding
+from assessment.model import load_model
+from assessment.scan import Scanner
+from assessment.scoring import score
+from assessment.tree import Commit, Source, open_source
+
+HISTORY_MODES = ("monthly",)
+
+
+@dataclass
+class AssessRequest:
+    specs: Sequence[str]
+    db_path: Path
+    answers: Path | None = None
+    at: str | None = None
+    history: str | None = None
+    cluster_dump: Path | None = None
+    kube_context: str | None = None
+
+
+@dataclass
+class Point:
+    """One state to assess: a revision per source (a working tree when ``revisions`` holds None)."""
+
+    kind: str
+    period: str | None
+    as_of: datetime
+    revisions: dict[str, str | None]
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass
+class AssessOutcome:
+    target: str
+    result: dict[str, Any]  # the point assessment (at --at, or the working tree / HEAD)
+    history: list[dict[str, Any]]  # monthly points, oldest first (empty without --history)
+    skipped: list[str]
+
+
+def month_start(moment: datetime) -> datetime:
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+def next_month(moment: datetime) -> datetime:
+    return datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def monthly_points(histories: dict[str, list[Commit]]) -> list[Point]:
+    """For each UTC month from the first commit to the last, each source at its last commit by then."""
+    all_commits = [c for commits in histories.values() for c in commits]
+    if not all_commits:
+        return []
+    month = month_start(min(c.committed_at for c in all_commits))
+    end = month_start(max(c.committed_at for c in all_commits))
+    points = []
+    while month <= end:
+        boundary = next_month(month)
+        revisions: dict[str, str | None] = {}
+        for label, commits in histories.items():
+            before = [c for c in commits if c.committed_at < boundary]
+            if before:
+                revisions[label] = before[-1].sha  # first-parent order: the tip at month end
+        if revisions:
+            points.append(Point("monthly", f"{month:%Y-%m}", boundary - timedelta(microseconds=1), revisions))
+        month = boundary
+    return points
+
+
+def _open_sources(specs: Sequence[str]) -> list[Source]:
+    if not specs:
+        raise UserError("assess needs at least one PATH_OR_URL")
+    sources: list[Source] = []
+    try:
+        for spec in specs:
+            src = open_source(spec)
+            taken = {s.label for s in sources}
+            base, n = src.label, 2
+            while src.label in taken:
+                src.label, n = f"{base}-{n}", n + 1
+            sources.append(src)
+    except BaseException:
+        for src in sources:
+            src.close()
+        raise
+    return sources
+
+
+def run_assessment(req: AssessRequest) -> AssessOutcome:
+    if req.history is not None and req.history not in HISTORY_MODES:
+        raise UserError(f"--history {req.history!r} is not supported (use: {', '.join(HISTORY_MODES)})")
+    model = load_model()
+    answers: dict[str, Answer] = load_answers(req.answers) if req.answers else {}
+    live: list[Finding] = []
+    if req.cluster_dump is not None:
+        live += cluster_findings(load_dump(req.cluster_dump), str(req.cluster_dump))
+    if req.kube_context is not None:
+        live += cluster_findings(
+            live_objects(req.kube_context or None), f"context {req.kube_context or 'current'}"
+        )
+    sources = _open_sources(req.specs)
+    try:
+        return _run(req, model, answers, live, sources)
+    finally:
+        for src in sources:
+            src.close()
+
+
+def _scan_point(point: Point, sources: list[Source], scanner: Scanner, skipped: list[str]) -> None:
+    multi = len(sources) > 1
+    for src in sources:
+        if src.label not in point.revisions:
+            continue
+        rev = point.revisions[src.label]
+        tree = src.tree(rev)
+        result = scanner.scan(src, tree, prefix=src.label if multi else None)
+        point.findings.extend(result.findings)
+        skipped.extend(s for s in result.skipped if s not in skipped)
+
+
+def _run(
+    req: AssessRequest, model: Any, answers: dict[str, Answer], live: list[Finding], sources: list[Source]
+) -> AssessOutcome:
+    scanner = Scanner()
+    skipped: list[str] = []
+    target = "+".join(s.label for s in sources)
+    now = datetime.now(UTC)
+    # The point assessment: --at REV, or the working tree (HEAD for bare repositories and URLs).
+    revisions: dict[str, str | None] = {}
+    times: list[datetime] = []
+    for src in sources:
+        if req.at is None and src.worktree is not None:
+            revisions[src.label] = None
+        else:
+            sha = src.resolve(req.at or "HEAD")
+            revisions[src.label] = sha
+            times.append(src.commit_time(str(sha)))
+    as_of = max(times) if len(times) == len(sources) else now
+    current = Point("point", None, as_of, revisions)
+    _scan_point(current, sources, scanner, skipped)
+    current.findings.extend(live)  # the cluster is observed now, so it only counts for this point
+    history: list[Point] = []
+    if req.history == "monthly":
+        histories = {s.label: s.commits(req.at or "HEAD") for s in sources if s.git_dir is not None}
+        if not histories:
+            raise UserError(f"--history needs a git repository; {', '.join(req.specs)} is not one")
+        history = monthly_points(histories)
+        with progress("assessing monthly history", total=len(history)) as bar:
+            for point in history:
+                _scan_point(point, sources, scanner, skipped)
+                bar.advance()
+    stored_revisions = [_revision_label(src, current.revisions.get(src.label)) for src in sources]
+    with open_writer(req.db_path, source="assess", target=target) as session:
+        labels = [s.label for s in sources]
+        result = score(
+            model, current.findings + collected_findings(session.con, labels, current.as_of), answers
+        )
+        store.save(
+            session,
+            target=target,
+            sources=list(req.specs),
+            revisions=stored_revisions,
+            kind="point",
+            period=None,
+            as_of=current.as_of,
+            assessed_at=now,
+            answers_file=str(req.answers) if req.answers else None,
+            result=result,
+        )
+        timeline = []
+        for point in history:
+            # Answers speak about today, so the timeline is scored on evidence alone.
+            scored = score(model, point.findings + collected_findings(session.con, labels, point.as_of))
+            revs = [point.revisions.get(s.label) or "" for s in sources]
+            store.save(
+                session,
+                target=target,
+                sources=list(req.specs),
+                revisions=revs,
+                kind="monthly",
+                period=point.period,
+                as_of=point.as_of,
+                assessed_at=now,
+                answers_file=None,
+                result=scored,
+            )
+            timeline.append(
+                {
+                    "period": point.period,
+                    "as_of": point.as_of,
+                    "revisions": revs,
+                    "level": scored["level"],
+                    "levels": scored["levels"],
+                    "statuses": {c["id"]: c["status"] for c in scored["capabilities"]},
+                }
+            )
+        if skipped:
+            session.warn(
+                "assess_skipped_files",
+                f"{len(skipped)} files could not be scanned: {skipped[0]}",
+                len(skipped),
+            )
+    for line in skipped[:5]:
+        say(f"warning: skipped {line}")
+    return AssessOutcome(target=target, result=result, history=timeline, skipped=skipped)
+
+
+def _revision_label(src: Source, sha: str | None) -> str:
+    if sha is not None:
+        return sha
+    head = src.resolve("HEAD", required=False) if src.git_dir is not None else None
+    return f"worktree@{head}" if head else "worktree"

@@ -1,0 +1,58 @@
+"""Running every detector over a tree, with per-file results cached by content.
+
+The cache key is (content key, path): a blob that did not change between two monthly revisions
+is parsed once, which is what makes ``--history monthly`` cheap on large config repos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from assessment.detectors import Finding, layouts, scanners, wanted
+from assessment.documents import SourceFile
+from assessment.tree import Source, Tree
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding]
+    files_scanned: int
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for files a detector choked on
+
+
+@dataclass
+class Scanner:
+    _cache: dict[str, list[Finding]] = field(default_factory=dict)
+
+    def scan(self, source: Source, tree: Tree, prefix: str | None = None) -> ScanResult:
+        entries = tree.entries()
+        relevant = [e for e in entries if wanted(e.path)]
+        todo = [e for e in relevant if f"{e.key}\0{e.path}" not in self._cache]
+        skipped: list[str] = []
+        detectors = scanners()
+        for entry, data in tree.read(todo):
+            file = SourceFile(entry.path, data.decode("utf-8", errors="replace"))
+            found: list[Finding] = []
+            for detect in detectors:
+                try:
+                    found.extend(detect(file))
+                except Exception as exc:  # noqa: BLE001 - one odd file must not hide the rest
+                    skipped.append(f"{entry.path}: {type(exc).__name__}: {exc}")
+            self._cache[f"{entry.key}\0{entry.path}"] = found
+        findings = [f for e in relevant for f in self._cache.get(f"{e.key}\0{e.path}", [])]
+        paths: Sequence[str] = [e.path for e in entries]
+        for lay in layouts():
+            findings.extend(lay(paths))
+        if source.versioned:
+            where = tree.revision[:12] if tree.revision else "a working tree"
+            findings.append(
+                Finding(
+                    "vcs.git",
+                    f"{tree.label} is a git repository (at {where})",
+                    object=f"{tree.label}@{tree.revision or 'worktree'}",
+                )
+            )
+        if prefix:
+            findings = [f.located(prefix) for f in findings]
+        return ScanResult(findings=findings, files_scanned=len(relevant), skipped=skipped)

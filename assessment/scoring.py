@@ -1,0 +1,143 @@
+"""From findings and answers to statuses, the level, progress, next steps and principles.
+
+Evidence outranks answers: an answer only decides a capability the evidence left open (then it is
+``attested``); when the two disagree, the status follows the evidence and ``conflict`` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from assessment.answers import Answer
+from assessment.detectors import Finding
+from assessment.model import Model
+from assessment.rules import RULES, Outcome, Signals
+
+MAX_EVIDENCE = 10  # per side; a 10k-file repo must not produce a 10k-item list
+SATISFYING = ("met", "attested")
+
+
+def evidence_item(f: Finding, supports: bool) -> dict[str, Any]:
+    return {"path": f.path, "line": f.line, "object": f.object, "detail": f.detail, "supports": supports}
+
+
+def _evidence(outcome: Outcome) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for findings, supports in ((outcome.supporting, True), (outcome.against, False)):
+        items += [evidence_item(f, supports) for f in findings[:MAX_EVIDENCE]]
+        if len(findings) > MAX_EVIDENCE:
+            items.append(
+                {
+                    "path": None,
+                    "line": None,
+                    "object": None,
+                    "supports": supports,
+                    "detail": f"... and {len(findings) - MAX_EVIDENCE} more",
+                }
+            )
+    return items
+
+
+def decide(outcome: Outcome, answer: Answer | None) -> tuple[str, str | None]:
+    """The final status and, when evidence and answer disagree, a sentence showing both."""
+    said = None if answer is None else answer.value
+    if outcome.status == "met":
+        return "met", ("answered no, but evidence shows it is in place" if said is False else None)
+    if outcome.refuted:
+        return "not_met", (
+            "answered yes, but evidence shows it is missing: " + (outcome.note or "see evidence")
+            if said is True
+            else None
+        )
+    if said is True:
+        return "attested", None
+    if said is False:
+        return "not_met", None
+    return outcome.status, None
+
+
+def score(
+    model: Model, findings: Iterable[Finding], answers: dict[str, Answer] | None = None
+) -> dict[str, Any]:
+    """The assessment in the JSON shape of ``gitops-dora assess --format json``."""
+    answers = answers or {}
+    signals = Signals(findings)
+    capabilities: list[dict[str, Any]] = []
+    for cap in model.capabilities:
+        outcome = RULES[cap.id](signals)
+        answer = answers.get(cap.id)
+        status, conflict = decide(outcome, answer)
+        capabilities.append(
+            {
+                "id": cap.id,
+                "level": cap.level,
+                "title": cap.title,
+                "status": status,
+                "evidence": _evidence(outcome),
+                "note": outcome.note if status != "met" else None,
+                "answer": None if answer is None else ("yes" if answer.value else "no"),
+                "answer_note": None if answer is None else answer.note,
+                "conflict": conflict,
+            }
+        )
+    by_id = {c["id"]: c for c in capabilities}
+    levels = []
+    level: int | None = None
+    for lvl in model.levels:
+        statuses = [by_id[c.id]["status"] for c in lvl.capabilities]
+        met = all(s in SATISFYING for s in statuses)
+        levels.append(
+            {
+                "level": lvl.level,
+                "name": lvl.name,
+                "met": met,
+                "progress": round(sum(s == "met" for s in statuses) / len(statuses), 4),
+            }
+        )
+        if met and (level is None and lvl.level == 0 or level == lvl.level - 1):
+            level = lvl.level
+    next_level = 0 if level is None else level + 1
+    next_steps = []
+    if next_level < len(model.levels):
+        for cap in model.levels[next_level].capabilities:
+            if by_id[cap.id]["status"] not in SATISFYING:
+                next_steps.append(
+                    {
+                        "capability": cap.id,
+                        "level": next_level,
+                        "title": cap.title,
+                        "action": cap.action,
+                        "satisfied_by": cap.evidence,
+                    }
+                )
+    principles = []
+    for pr in model.principles:
+        statuses = [by_id[c]["status"] for c in pr.capabilities]
+        if all(s == "met" for s in statuses):
+            status = "satisfied"
+        elif any(s in SATISFYING for s in statuses):
+            status = "partial"
+        else:
+            status = "not_satisfied"
+        evidence = [
+            {"capability": c, "status": by_id[c]["status"], **item}
+            for c in pr.capabilities
+            for item in by_id[c]["evidence"][:3]
+        ]
+        principles.append(
+            {
+                "id": pr.id,
+                "name": pr.name,
+                "status": status,
+                "capabilities": {c: by_id[c]["status"] for c in pr.capabilities},
+                "evidence": evidence,
+            }
+        )
+    return {
+        "level": level,
+        "levels": levels,
+        "capabilities": capabilities,
+        "principles": principles,
+        "next_steps": next_steps,
+    }

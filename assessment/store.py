@@ -1,0 +1,144 @@
+"""Assessments in DuckDB: writing them inside a WriteSession, reading the latest and the timeline.
+
+Readers (the dashboard) use ``latest(con)`` and ``timeline(con)`` on an ``open_reader`` connection;
+both return plain dicts and tolerate a database made before the maturity tables existed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from analytics.store.connection import WriteSession
+
+
+def assessment_id(target: str, kind: str, key: str) -> str:
+    return f"{target}|{kind}|{key}"
+
+
+def save(
+    session: WriteSession,
+    *,
+    target: str,
+    sources: list[str],
+    revisions: list[str],
+    kind: str,
+    period: str | None,
+    as_of: datetime,
+    assessed_at: datetime,
+    answers_file: str | None,
+    result: dict[str, Any],
+) -> str:
+    """Upsert one assessment and its per-capability and per-level rows; returns its id."""
+    key = period if kind == "monthly" and period else ",".join(revisions)
+    aid = assessment_id(target, kind, key)
+    session.con.execute("DELETE FROM maturity_capability_status WHERE assessment_id = ?", [aid])
+    session.con.execute("DELETE FROM maturity_level_progress WHERE assessment_id = ?", [aid])
+    session.upsert(
+        "maturity_assessments",
+        [
+            {
+                "id": aid,
+                "target": target,
+                "sources": sources,
+                "revisions": revisions,
+                "kind": kind,
+                "period": period,
+                "as_of": as_of,
+                "assessed_at": assessed_at,
+                "level": result["level"],
+                "answers_file": answers_file,
+                "result": json.dumps(result),
+            }
+        ],
+    )
+    session.upsert(
+        "maturity_capability_status",
+        [
+            {
+                "assessment_id": aid,
+                "capability": c["id"],
+                "level": c["level"],
+                "status": c["status"],
+                "answer": c["answer"],
+                "conflict": c["conflict"],
+                "evidence_count": len(c["evidence"]),
+            }
+            for c in result["capabilities"]
+        ],
+    )
+    session.upsert(
+        "maturity_level_progress",
+        [
+            {
+                "assessment_id": aid,
+                "level": lvl["level"],
+                "name": lvl["name"],
+                "met": lvl["met"],
+                "progress": lvl["progress"],
+            }
+            for lvl in result["levels"]
+        ],
+    )
+    return aid
+
+
+def _has_tables(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'maturity_assessments'"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def latest(con: duckdb.DuckDBPyConnection, target: str | None = None) -> dict[str, Any] | None:
+    """The newest point-in-time assessment (optionally of one target): metadata plus ``result``."""
+    if not _has_tables(con):
+        return None
+    row = con.execute(
+        "SELECT id, target, sources, revisions, as_of, assessed_at, level, answers_file, result "
+        "FROM maturity_assessments WHERE kind = 'point' AND (? IS NULL OR target = ?) "
+        "ORDER BY assessed_at DESC, id LIMIT 1",
+        [target, target],
+    ).fetchone()
+    if row is None:
+        return None
+    keys = ("id", "target", "sources", "revisions", "as_of", "assessed_at", "level", "answers_file")
+    out = dict(zip(keys, row[:-1], strict=True))
+    out["result"] = json.loads(row[-1])
+    return out
+
+
+def timeline(con: duckdb.DuckDBPyConnection, target: str | None = None) -> list[dict[str, Any]]:
+    """Monthly maturity points, oldest first: target, period, as_of, level and progress per level."""
+    if not _has_tables(con):
+        return []
+    rows = con.execute(
+        "SELECT a.target, a.period, a.as_of, a.level, a.revisions, "
+        "       list(p.progress ORDER BY p.level) AS progress "
+        "FROM maturity_assessments a JOIN maturity_level_progress p ON p.assessment_id = a.id "
+        "WHERE a.kind = 'monthly' AND (? IS NULL OR a.target = ?) "
+        "GROUP BY ALL ORDER BY a.target, a.period",
+        [target, target],
+    ).fetchall()
+    return [
+        {
+            "target": t,
+            "period": period,
+            "as_of": as_of,
+            "level": level,
+            "revisions": list(revs),
+            "progress": list(progress),
+        }
+        for t, period, as_of, level, revs, progress in rows
+    ]
+
+
+def targets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    if not _has_tables(con):
+        return []
+    return [
+        r[0] for r in con.execute("SELECT DISTINCT target FROM maturity_assessments ORDER BY 1").fetchall()
+    ]
