@@ -1,0 +1,102 @@
+"""Helpers for the stability and import tests: run the real CLI, write input files, read metrics.
+
+Everything goes through the product's own code paths: the ``gitops-dora`` console command (as a
+subprocess, or in-process through the same Typer app), the import command, and the metrics engine
+on a read-only snapshot.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from analytics.cli.main import app
+from analytics.config import load_config
+from analytics.metrics.engine import MetricsQuery, compute_metrics
+from analytics.metrics.window import parse_instant
+from analytics.store.connection import open_reader
+
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
+
+
+def run_cli(
+    db: Path, *args: str, config: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The real console command in a subprocess (exit code and stderr as a user sees them)."""
+    cmd = [CLI, "--db", str(db)]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gitops-dora {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def gitops(db: Path, *args: str, config: Path | None = None) -> str:
+    """The same Typer app in-process (fast enough for property tests); raises on failure."""
+    argv = ["--db", str(db)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    result = CliRunner().invoke(app, [*argv, *args], catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    if result.exit_code != 0:
+        raise AssertionError(f"gitops-dora {' '.join(args)} exited {result.exit_code}: {result.output}")
+    return result.output
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+    return path
+
+
+INCIDENT_HEADER = ("id", "service", "environment", "created_at", "resolved_at", "title", "root_cause")
+DEPLOYMENT_HEADER = ("id", "service", "environment", "revision", "deployed_at", "status", "repository")
+
+
+def metrics(
+    db: Path, since: str, until: str, *, group_by: Sequence[str] = ("service", "environment"),
+    config: Path | None = None, trend: str | None = None,
+) -> list[dict[str, Any]]:
+    """The engine's groups for [since, until), as the ``metrics`` command computes them."""
+    con = open_reader(db)
+    try:
+        report = compute_metrics(
+            con,
+            MetricsQuery(since=parse_instant(since, "--since"), until=parse_instant(until, "--until"),
+                         group_by=tuple(group_by), trend=trend),
+            load_config(config),
+        )
+        return report.groups
+    finally:
+        con.close()
+
+
+def only_group(groups: list[dict[str, Any]], **dims: Any) -> dict[str, Any]:
+    found = [g for g in groups if all(g.get(k) == v for k, v in dims.items())]
+    assert len(found) == 1, f"expected one group for {dims}, got {len(found)}: {groups}"
+    return found[0]
+
+
+def rows(db: Path, sql: str, params: Sequence[Any] = (), config: Path | None = None) -> list[tuple[Any, ...]]:
+    """Query the published snapshot with the metric views installed (and the engine's settings)."""
+    from analytics.metrics.engine import apply_settings
+
+    con = open_reader(db)
+    try:
+        apply_settings(con, load_config(config))
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
