@@ -37,6 +37,8 @@ def delta_text(tile: Tile, delta: Any) -> str | None:
     if is_missing(delta):
         return None
     diff = float(delta)
+    if diff == 0:
+        return None
     if tile.unit == "pp":
         return f"{diff * 100:+.1f} pp"
     if tile.unit == "h":

@@ -35,6 +35,7 @@ def _tiles(group: dict[str, Any], year: int | None) -> None:
                 delta=delta_text(tile, delta.get(tile.field)),
                 delta_color="inverse" if tile.lower_is_better else "normal",
                 border=True,
+                height=130,
                 help=f"`{tile.field}` in `gitops-dora metrics --format json`",
             )
             rating = next((r for k in tile.rating_keys if (r := rating_of(group, k))), None)
