@@ -96,7 +96,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def metrics(db: Path, config: Config | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+def metrics(db: Path, *, config: Config | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     con = open_reader(db)
     try:
         return compute_metrics(con, MetricsQuery(**kwargs), config).groups
@@ -154,10 +154,10 @@ def test_committer_time_option_and_config(db: Path) -> None:
     assert g["lead_time_median_hours"] == pytest.approx(17.0)   # (10 + 24) / 2
     assert g["lead_time_p90_hours"] == pytest.approx(40.8)      # 24 + 0.7 * (48 - 24)
     config = Config(deployments=DeploymentSources(lead_time_start="committer"))
-    g = one(metrics(db, config, **JAN), service="pay", environment="production")
+    g = one(metrics(db, config=config, **JAN), service="pay", environment="production")
     assert g["lead_time_median_hours"] == pytest.approx(17.0)
     # the option wins over the config
-    g = one(metrics(db, config, lead_time_start="author", **JAN), service="pay", environment="production")
+    g = one(metrics(db, config=config, lead_time_start="author", **JAN), service="pay", environment="production")
     assert g["lead_time_median_hours"] == pytest.approx(21.0)
 
 
