@@ -38,6 +38,12 @@ class ImageRef:
     tag: str
 
 
+def _first(cursor: Any) -> Any:
+    """The first row, fetching the rest so the connection is free for the next statement."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def _git(repo: Path, *args: str) -> str | None:
     import os
 
@@ -148,11 +154,13 @@ class AppRepo:
 
 
 def _local_path(session: WriteSession, location: str) -> Path | None:
-    row = session.con.execute(
-        "SELECT local_path FROM repositories "
-        "WHERE (url = ? OR id = ? OR local_path = ?) AND local_path IS NOT NULL",
-        [location, location, location],
-    ).fetchone()
+    row = _first(
+        session.con.execute(
+            "SELECT local_path FROM repositories "
+            "WHERE (url = ? OR id = ? OR local_path = ?) AND local_path IS NOT NULL",
+            [location, location, location],
+        )
+    )
     candidates = [Path(str(row[0]))] if row else []
     if "://" not in location:
         candidates.append(Path(location).expanduser())
@@ -294,11 +302,13 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
     linker = _Linker(session, config)
     written = 0
     for dep_id in deployment_ids:
-        dep = session.con.execute(
-            "SELECT service, environment, revision, repository, source, source_ref, deployed_at, status "
-            "FROM deployments WHERE id = ?",
-            [dep_id],
-        ).fetchone()
+        dep = _first(
+            session.con.execute(
+                "SELECT service, environment, revision, repository, source, source_ref, deployed_at, status "
+                "FROM deployments WHERE id = ?",
+                [dep_id],
+            )
+        )
         if dep is None or dep[7] != "success" or not dep[2] or not dep[3]:
             continue
         service_name, env, revision, config_repo, source, source_ref, deployed_at, _ = dep
@@ -315,11 +325,13 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
         if not config_sha:
             session.warn("revision_not_in_config_repo", f"{config_repo}: {revision}")
             continue
-        prev = session.con.execute(
-            "SELECT revision FROM deployments WHERE source = ? AND source_ref = ? AND status = 'success' "
-            "AND deployed_at < ? AND revision IS NOT NULL ORDER BY deployed_at DESC LIMIT 1",
-            [source, source_ref, deployed_at],
-        ).fetchone()
+        prev = _first(
+            session.con.execute(
+                "SELECT revision FROM deployments WHERE source = ? AND source_ref = ? AND status = 'success' "
+                "AND deployed_at < ? AND revision IS NOT NULL ORDER BY deployed_at DESC LIMIT 1",
+                [source, source_ref, deployed_at],
+            )
+        )
         prev_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{prev[0]}^{{commit}}") if prev else None
         changes: list[dict[str, Any]] = []
         new_state = linker.app_state(config_repo, repo_path, config_sha, service_name, env)

@@ -54,6 +54,12 @@ class DeriveSummary:
         return ", ".join(parts)
 
 
+def _first(cursor: Any) -> Any:
+    """The first row, fetching the rest so the connection is free for the next statement."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
 def store_collected(
     session: WriteSession, config: Config, collected: Collected, *, link: bool = True
 ) -> DeriveSummary:
@@ -84,7 +90,7 @@ def store_collected(
             before = _count(session, "reconciler_events")
             session.con.execute(
                 f"INSERT OR IGNORE INTO reconciler_events ({cols}) SELECT {cols} FROM _new_events"
-            )
+            ).fetchall()
             summary.events = _count(session, "reconciler_events") - before
         finally:
             session.con.unregister("_new_events")
@@ -101,7 +107,7 @@ def store_collected(
 
 
 def _count(session: WriteSession, table: str) -> int:
-    row = session.con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    row = _first(session.con.execute(f"SELECT count(*) FROM {table}"))
     return int(row[0]) if row else 0
 
 
@@ -115,10 +121,12 @@ def config_repo_for(session: WriteSession, config: Config, service: str) -> str 
 def repo_id_for(session: WriteSession, location: str) -> str:
     """The repositories.id of a path or URL from the config (the collected row when there is one)."""
     resolved = str(Path(location).expanduser().resolve()) if "://" not in location else location
-    row = session.con.execute(
-        "SELECT id FROM repositories WHERE url = ? OR local_path = ? OR url = ? OR id = ? LIMIT 1",
-        [location, resolved, resolved, location],
-    ).fetchone()
+    row = _first(
+        session.con.execute(
+            "SELECT id FROM repositories WHERE url = ? OR local_path = ? OR url = ? OR id = ? LIMIT 1",
+            [location, resolved, resolved, location],
+        )
+    )
     if row:
         return str(row[0])
     name = location.rstrip("/").rsplit("/", 1)[-1]
@@ -152,11 +160,13 @@ def derive_deployments(
     all_ids: list[str] = []
     for key in sorted(keys):
         reconciler, kind, namespace, name = key
-        obj = session.con.execute(
-            "SELECT service, environment, repository FROM reconciler_objects "
-            "WHERE reconciler = ? AND kind = ? AND namespace = ? AND name = ?",
-            list(key),
-        ).fetchone()
+        obj = _first(
+            session.con.execute(
+                "SELECT service, environment, repository FROM reconciler_objects "
+                "WHERE reconciler = ? AND kind = ? AND namespace = ? AND name = ?",
+                list(key),
+            )
+        )
         events = session.con.execute(
             """SELECT id, event_type, status, revision, raw_revision, revision_format, started_at,
                       occurred_at,

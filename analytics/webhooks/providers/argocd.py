@@ -37,7 +37,12 @@ def delivery_id(headers: Mapping[str, str], body: bytes) -> str:
 def application_of(payload: dict[str, Any]) -> dict[str, Any]:
     """The Application in a notification: the body itself, or under ``application``/``app``."""
     for candidate in (payload, payload.get("application"), payload.get("app")):
-        if isinstance(candidate, dict) and isinstance(candidate.get("metadata"), dict):
+        if (
+            isinstance(candidate, dict)
+            and isinstance(candidate.get("metadata"), dict)
+            and candidate.get("kind", "Application") == "Application"
+            and (isinstance(candidate.get("status"), dict) or isinstance(candidate.get("spec"), dict))
+        ):
             app = dict(candidate)
             app.setdefault("apiVersion", "argoproj.io/v1alpha1")
             app.setdefault("kind", "Application")
