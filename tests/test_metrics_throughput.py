@@ -110,7 +110,7 @@ def one(groups: list[dict[str, Any]], **keys: Any) -> dict[str, Any]:
     return hits[0]
 
 
-JAN = {"since": t("2026-01-01T00:00"), "until": t("2026-02-01T00:00")}
+JAN: dict[str, Any] = {"since": t("2026-01-01T00:00"), "until": t("2026-02-01T00:00")}
 
 
 def test_january_production_counts_medians_baseline_and_negative(db: Path) -> None:
@@ -157,7 +157,8 @@ def test_committer_time_option_and_config(db: Path) -> None:
     g = one(metrics(db, config=config, **JAN), service="pay", environment="production")
     assert g["lead_time_median_hours"] == pytest.approx(17.0)
     # the option wins over the config
-    g = one(metrics(db, config=config, lead_time_start="author", **JAN), service="pay", environment="production")
+    both = metrics(db, config=config, lead_time_start="author", **JAN)
+    g = one(both, service="pay", environment="production")
     assert g["lead_time_median_hours"] == pytest.approx(21.0)
 
 
