@@ -1,0 +1,72 @@
+"""``gitops-dora report``: a metrics report file for schedulers (CronJob, CI), written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+from analytics.errors import UserError
+from analytics.reports import ReportFormat
+
+DEFAULT_GROUP_BY = "service,team,environment"
+_SUFFIX_FORMATS = {
+    ".json": ReportFormat.json, ".md": ReportFormat.markdown, ".markdown": ReportFormat.markdown,
+}
+
+
+@app.command("report")
+def report_command(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="file to write (replaced atomically)"),
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", help="csv, json or markdown [from the --out suffix, else csv]"
+    ),
+    period: str | None = typer.Option(None, "--period", help="week or month: one row per group and period"),
+    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD or ISO 8601 with zone (inclusive)"),
+    until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive)"),
+    group_by: str = typer.Option(
+        DEFAULT_GROUP_BY, "--group-by", help="any of service, team, environment, repository"
+    ),
+    benchmark: int | None = typer.Option(
+        None, "--benchmark", help="DORA report year to rate against [latest]"
+    ),
+    service: list[str] | None = typer.Option(None, "--service", help="only these services (repeatable)"),
+    environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
+    team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
+) -> None:
+    """Write one tidy row per group and period (every `metrics` field, ratings flattened)."""
+    from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
+    from analytics.metrics.window import parse_instant
+    from analytics.progress import say
+    from analytics.reports import RENDERERS, report_from_metrics, write_atomically
+    from analytics.store.connection import open_reader
+
+    if period is not None and period not in ("week", "month"):
+        raise UserError(f"--period {period!r}: use week or month")
+    chosen = fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), ReportFormat.csv)
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name")
+    app_ctx = get_ctx(ctx)
+    query = MetricsQuery(
+        since=parse_instant(since, "--since") if since else None,
+        until=parse_instant(until, "--until") if until else None,
+        group_by=parse_group_by(group_by),
+        services=tuple(service or ()),
+        environments=tuple(environment or ()),
+        teams=tuple(team or ()),
+        trend=period,
+        benchmark=benchmark,
+    )
+    config = app_ctx.config
+    con = open_reader(app_ctx.db_path)
+    try:
+        result = compute_metrics(con, query, config)
+    finally:
+        con.close()
+    keys = (*result.group_by, "period_start", "period_end", "ratings")
+    values = [c for c in result.columns if c not in keys]
+    report = report_from_metrics(result.payload(), values)
+    write_atomically(out, RENDERERS[chosen](report))
+    say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")
