@@ -187,3 +187,33 @@ def test_imported_deployment_of_a_collected_repo_gets_its_changes(
     assert sorted(_table(db, "SELECT deployment_id, sha FROM deployment_changes "
                              "WHERE deployment_id LIKE 'ci-%'")) == sorted(
         [("ci-1", c1), ("ci-2", c2), ("ci-2", c3)])
+
+
+def test_incidents_command_lists_each_incident_with_its_deployment_and_rule(tmp_path: Path) -> None:
+    # d1 (05-01) and d2 (05-03). INC-1 names d1 (root_cause); INC-2 (05-03T06, open) falls in
+    # d2's gap; INC-3 (05-20) is 17 days after d2 -> unattributed.
+    db = tmp_path / "d.duckdb"
+    deps = write_csv(tmp_path / "dep.csv", DEPLOYMENT_HEADER, [
+        ("d1", "pay", "production", "r1", "2024-05-01T00:00:00Z", "success", ""),
+        ("d2", "pay", "production", "r2", "2024-05-03T00:00:00Z", "success", ""),
+    ])
+    incs = write_csv(tmp_path / "inc.csv", INCIDENT_HEADER, [
+        ("INC-1", "pay", "production", "2024-05-04T00:00:00Z", "2024-05-04T03:00:00Z", "a", "d1"),
+        ("INC-2", "pay", "production", "2024-05-03T06:00:00Z", "", "b", ""),
+        ("INC-3", "pay", "production", "2024-05-20T00:00:00Z", "2024-05-20T01:30:00Z", "c", ""),
+    ])
+    run_cli(db, "import", str(deps), str(incs))
+    listed = json.loads(run_cli(db, "incidents", "--format", "json").stdout)
+    assert [(i["id"], i["attribution_rule"], i["deployment_id"], i["status"], i["restore_hours"])
+            for i in listed] == [
+        ("INC-2", "gap", "d2", "open", None),
+        ("INC-1", "root_cause", "d1", "resolved", 3.0),
+        ("INC-3", "unattributed", None, "resolved", 1.5),
+    ]
+    open_only = json.loads(run_cli(db, "incidents", "--status", "open", "--format", "json").stdout)
+    assert [i["id"] for i in open_only] == ["INC-2"]
+    windowed = run_cli(db, "incidents", "--since", "2024-05-04", "--until", "2024-05-20", "--format", "csv")
+    assert windowed.stdout.splitlines()[1:] == [
+        "INC-1,pay,production,2024-05-04T00:00:00Z,2024-05-04T03:00:00Z,resolved,3.0,root_cause,d1,"
+        "2024-05-01T00:00:00Z,d1,a"
+    ]

@@ -1,0 +1,72 @@
+"""``gitops-dora incidents``: each incident with the deployment it counts against and why."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from analytics.cli.app import app, get_ctx
+from analytics.cli.output import Format, print_rows
+
+COLUMNS = (
+    "id", "service", "environment", "created_at", "resolved_at", "status", "restore_hours",
+    "attribution_rule", "deployment_id", "deployment_deployed_at", "root_cause", "title",
+)
+
+
+class Status(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+@app.command("incidents")
+def incidents_command(
+    ctx: typer.Context,
+    service: list[str] = typer.Option([], "--service", help="only these services (repeatable)"),
+    environment: list[str] = typer.Option([], "--environment", help="only these environments (repeatable)"),
+    since: str | None = typer.Option(None, "--since", help="created at or after (YYYY-MM-DD or ISO 8601)"),
+    until: str | None = typer.Option(None, "--until", help="created before (half-open window, UTC)"),
+    status: Status | None = typer.Option(None, "--status", help="open or resolved"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+) -> None:
+    """List incidents and the deployment each was attributed to (rule: root_cause, gap, unattributed)."""
+    from analytics.metrics.engine import apply_settings
+    from analytics.metrics.window import parse_instant
+    from analytics.store.connection import open_reader
+
+    app_ctx = get_ctx(ctx)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if service:
+        clauses.append(f"service IN ({', '.join('?' for _ in service)})")
+        params.extend(service)
+    if environment:
+        clauses.append(f"environment IN ({', '.join('?' for _ in environment)})")
+        params.extend(environment)
+    if since:
+        clauses.append("created_at >= ?")
+        params.append(parse_instant(since, "--since"))
+    if until:
+        clauses.append("created_at < ?")
+        params.append(parse_instant(until, "--until"))
+    if status is not None:
+        clauses.append("is_open" if status == Status.open else "NOT is_open")
+    where = " AND ".join(clauses) or "TRUE"
+    con = open_reader(app_ctx.db_path)
+    try:
+        apply_settings(con, app_ctx.config)
+        cursor = con.execute(
+            "SELECT incident_id AS id, service, environment, created_at, resolved_at,"
+            " CASE WHEN is_open THEN 'open' ELSE 'resolved' END AS status, restore_hours,"
+            " attribution_rule, deployment_id, deployment_deployed_at, root_cause, title,"
+            " root_cause_unmatched"
+            f" FROM incident_attribution WHERE {where} ORDER BY created_at, incident_id",
+            params,
+        )
+        names = [d[0] for d in cursor.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    finally:
+        con.close()
+    print_rows(rows, COLUMNS, fmt, title="Incidents")
