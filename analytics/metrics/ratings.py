@@ -96,7 +96,7 @@ def frequency_bucket(
 
 def cfr_band(rate: float) -> str:
     """The pre-2023 survey band of a rate in [0, 1]: '16-30%' covers (15%, 30%]."""
-    pct = rate * 100.0
+    pct = round(rate * 100.0, 6)
     for low, high in CFR_BANDS:
         if pct <= high:
             return f"{low}-{high}%"
@@ -113,7 +113,7 @@ def _bucket_cluster(spec: dict[str, Any], clusters: list[str], bucket: str, orde
 
 
 def _cfr_cluster(spec: dict[str, Any], clusters: list[str], rate: float) -> tuple[str, str]:
-    pct = rate * 100.0
+    pct = round(rate * 100.0, 6)  # 0.3 * 100 is 30.000000000000004; compare published percents exactly
     if spec.get("kind") == "points":
         ranked = sorted(clusters, key=lambda c: (abs(pct - float(spec[c]["point"])), clusters.index(c)))
         return f"{round(pct, 1)}%", ranked[0]
