@@ -1,0 +1,256 @@
+"""`gitops-dora report`: golden files, agreement with `metrics --trend month`, formula escaping,
+atomic replacement and exit codes.
+
+Hand-made store (loaded with the store's own WriteSession.upsert), environment production, UTC:
+
+Service =HYPERLINK("x") (team @ops, repo h-repo):
+    H0  2026-01-05 10:00  success  c1 (author 01-04 10:00)   baseline (first ever): no lead time
+    H1  2026-01-12 10:00  success  c2 (author 01-11 10:00) -> 24 h
+                                   c3 (author 01-12 04:00) ->  6 h
+    H2  2026-02-02 10:00  success  c4 (author 02-01 22:00) -> 12 h
+Service plain (team web, repo p-repo):
+    P0  2026-01-20 00:00  success  c5 (author 01-19 00:00)   baseline
+    P1  2026-02-10 00:00  success  c6 (author 02-09 00:00) -> 24 h
+
+`report --period month --since 2026-01-01 --until 2026-03-01` (group by service, team, environment):
+    H Jan: deployments 2, days 2, per week 2*7/31 = 0.4516..., changes 3, lead median (6, 24) -> 15,
+           p90 = 6 + 0.9 * (24 - 6) = 22.2, baseline_deployments 1
+    H Feb: deployments 1, per week 7/28 = 0.25, changes 1, median = p90 = 12
+    P Jan: deployments 1 (baseline), changes 1, no lead time (empty cell)
+    P Feb: deployments 1, per week 0.25, changes 1, median = p90 = 24
+Rows sort by service: '=' (0x3D) sorts before 'p'.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.reports import escape_cell
+from analytics.store.connection import open_writer
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+GOLDEN = Path(__file__).parent / "golden"
+EVIL = '=HYPERLINK("x")'
+WINDOW = ["--since", "2026-01-01", "--until", "2026-03-01"]
+
+
+def t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+COMMITS = {  # sha: (repo, author time)
+    "c1": ("h-repo", "2026-01-04T10:00"),
+    "c2": ("h-repo", "2026-01-11T10:00"),
+    "c3": ("h-repo", "2026-01-12T04:00"),
+    "c4": ("h-repo", "2026-02-01T22:00"),
+    "c5": ("p-repo", "2026-01-19T00:00"),
+    "c6": ("p-repo", "2026-02-09T00:00"),
+}
+DEPLOYMENTS = {  # id: (service, repo, time, changes)
+    "H0": (EVIL, "h-repo", "2026-01-05T10:00", ["c1"]),
+    "H1": (EVIL, "h-repo", "2026-01-12T10:00", ["c2", "c3"]),
+    "H2": (EVIL, "h-repo", "2026-02-02T10:00", ["c4"]),
+    "P0": ("plain", "p-repo", "2026-01-20T00:00", ["c5"]),
+    "P1": ("plain", "p-repo", "2026-02-10T00:00", ["c6"]),
+}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("report") / "store.duckdb"
+    with open_writer(path, source="test-fixture") as w:
+        w.upsert("services", [{"name": EVIL, "team": "@ops"}, {"name": "plain", "team": "web"}])
+        w.upsert("environments", [{"name": "production", "is_production": True}])
+        w.upsert("commits", [
+            {"repo": repo, "sha": sha, "parents": [], "author_time": t(a), "committer_time": t(a),
+             "is_merge": False, "subject": sha}
+            for sha, (repo, a) in COMMITS.items()
+        ])
+        w.upsert("deployments", [
+            {"id": i, "service": s, "environment": "production", "repository": r, "revision": ch[-1],
+             "deployed_at": t(at), "status": "success", "source": "test", "source_ref": i}
+            for i, (s, r, at, ch) in DEPLOYMENTS.items()
+        ])
+        w.upsert("deployment_changes", [
+            {"deployment_id": i, "repo": r, "sha": sha}
+            for i, (_, r, _, ch) in DEPLOYMENTS.items() for sha in ch
+        ])
+    return path
+
+
+def run(db: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+def report_rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def test_month_report_matches_golden_csv(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.csv"
+    proc = run(db, "report", "--out", str(out), "--period", "month", *WINDOW)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert out.read_text() == (GOLDEN / "report_month.csv").read_text()
+
+
+def test_month_report_values_are_the_hand_worked_ones(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.csv"
+    assert run(db, "report", "--out", str(out), "--period", "month", *WINDOW).returncode == 0
+    rows = report_rows(out)
+    key = [(r["service"], r["team"], r["period_start"][:7]) for r in rows]
+    assert key == [("'" + EVIL, "'@ops", "2026-01"), ("'" + EVIL, "'@ops", "2026-02"),
+                   ("plain", "web", "2026-01"), ("plain", "web", "2026-02")]
+    h_jan, h_feb, p_jan, p_feb = rows
+    assert (h_jan["deployments"], h_jan["changes"], h_jan["baseline_deployments"]) == ("2", "3", "1")
+    assert float(h_jan["deployments_per_week"]) == pytest.approx(2 * 7 / 31)
+    assert float(h_jan["lead_time_median_hours"]) == pytest.approx(15.0)
+    assert float(h_jan["lead_time_p90_hours"]) == pytest.approx(22.2)
+    assert float(h_feb["lead_time_median_hours"]) == pytest.approx(12.0)
+    assert float(h_feb["deployments_per_week"]) == pytest.approx(0.25)
+    assert p_jan["lead_time_median_hours"] == ""           # baseline only: no lead time
+    assert float(p_feb["lead_time_p90_hours"]) == pytest.approx(24.0)
+    assert h_jan["period_start"] == "2026-01-01T00:00:00Z" and h_jan["period_end"] == "2026-02-01T00:00:00Z"
+    assert h_jan["environment"] == "production"
+    # ratings flattened: a cluster and a bucket column per rated metric
+    assert h_jan["lead_time_rating"] in ("elite", "high", "medium", "low")
+    assert h_jan["lead_time_bucket"] == "1h_1d"             # 15 h is under a day
+
+
+def test_report_period_month_matches_metrics_trend_month(db: Path, tmp_path: Path) -> None:
+    """ACCEPTANCE: every field of every group of `metrics --trend month` is in the report row."""
+    out = tmp_path / "report.csv"
+    assert run(db, "report", "--out", str(out), "--period", "month", *WINDOW).returncode == 0
+    proc = run(db, "metrics", "--trend", "month", "--group-by", "service,team,environment",
+               "--format", "json", *WINDOW)
+    assert proc.returncode == 0, proc.stderr
+    groups = json.loads(proc.stdout)["groups"]
+    rows = report_rows(out)
+    assert len(rows) == len(groups) == 4
+    for group, row in zip(groups, rows, strict=True):
+        compared = 0
+        for field, value in group.items():
+            if field == "ratings":
+                for metric, rating in value.items():
+                    assert row[f"{metric}_rating"] == (rating["cluster"] or "")
+                    assert row[f"{metric}_bucket"] == (rating["bucket"] or "")
+                continue
+            assert field in row, field
+            compared += 1
+            cell = row[field]
+            if value is None:
+                assert cell == "", field
+            elif isinstance(value, bool):
+                assert cell == str(value).lower()
+            elif isinstance(value, int | float):
+                assert float(cell) == pytest.approx(value), field
+            else:
+                assert cell == escape_cell(str(value)), field
+        assert compared >= 10
+
+
+def test_json_and_markdown_goldens(db: Path, tmp_path: Path) -> None:
+    js, md = tmp_path / "r.json", tmp_path / "r.md"
+    assert run(db, "report", "--out", str(js), "--period", "month", *WINDOW).returncode == 0
+    assert run(db, "report", "--out", str(md), "--format", "markdown", "--period", "month",
+               *WINDOW).returncode == 0
+    assert js.read_text() == (GOLDEN / "report_month.json").read_text()
+    assert md.read_text() == (GOLDEN / "report_month.md").read_text()
+    doc = json.loads(js.read_text())
+    assert doc["rows"][0]["service"] == EVIL               # JSON is not a spreadsheet: kept verbatim
+    assert f"| {EVIL} |" in md.read_text()
+
+
+def test_whole_window_report_has_one_row_per_group(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    assert run(db, "report", "--out", str(out), "--group-by", "team", *WINDOW).returncode == 0
+    rows = report_rows(out)
+    # teams @ops (H0, H1, H2) and web (P0, P1), one period each = the window
+    assert [(r["team"], r["deployments"]) for r in rows] == [("'@ops", "3"), ("web", "2")]
+    assert all(r["service"] == "" and r["environment"] == "" for r in rows)
+    assert rows[0]["period_start"] == "2026-01-01T00:00:00Z" and rows[0]["period_end"] == "2026-03-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        (EVIL, "'" + EVIL),
+        ("+49 30 1234", "'+49 30 1234"),
+        ("-1+2", "'-1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("-3.5", "-3.5"),            # plain numbers stay numbers
+        ("+12", "+12"),
+        ("-1e-3", "-1e-3"),
+        ("pay=ments", "pay=ments"),  # only the first character matters
+        ("", ""),
+    ],
+)
+def test_formula_escaping(cell: str, expected: str) -> None:
+    assert escape_cell(cell) == expected
+
+
+def test_report_replaces_atomically_and_leaves_no_temp_files(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.csv"
+    out.write_text("old report\n")
+    reader = out.open()                 # a reader that opened the old report keeps reading it whole
+    before = out.stat().st_ino
+    assert run(db, "report", "--out", str(out), *WINDOW).returncode == 0
+    assert out.stat().st_ino != before  # renamed into place, not rewritten in place
+    assert reader.read() == "old report\n"
+    reader.close()
+    assert out.read_text().startswith("service,team,environment,period_start")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--period", "year"], "--period 'year': use week or month"),
+        (["--since", "yesterday"], "--since 'yesterday'"),
+        (["--group-by", "planet"], "unknown dimension 'planet'"),
+        (["--format", "xml"], "xml"),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_keeps_the_old_report(
+    db: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    out = tmp_path / "report.csv"
+    out.write_text("old report\n")
+    proc = run(db, "report", "--out", str(out), *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert out.read_text() == "old report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv"]
+
+
+def test_missing_folder_and_missing_database_exit_2_with_one_line(db: Path, tmp_path: Path) -> None:
+    proc = run(db, "report", "--out", str(tmp_path / "nope" / "r.csv"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cannot write report {tmp_path / 'nope' / 'r.csv'}: folder {tmp_path / 'nope'} does not exist"
+    ]
+    proc = run(tmp_path / "absent.duckdb", "report", "--out", str(tmp_path / "r.csv"))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "no database" in proc.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def _write_goldens(db: Path, tmp: Path) -> dict[str, Any]:  # pragma: no cover - regeneration helper
+    """Regenerate with: python -c 'from tests.test_report import *; ...' (then review by hand)."""
+    names = {"report_month.csv": [], "report_month.json": [], "report_month.md": ["--format", "markdown"]}
+    for name, extra in names.items():
+        run(db, "report", "--out", str(GOLDEN / name), "--period", "month", *WINDOW, *extra)
+    return names
