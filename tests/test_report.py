@@ -180,7 +180,8 @@ def test_whole_window_report_has_one_row_per_group(db: Path, tmp_path: Path) -> 
     # teams @ops (H0, H1, H2) and web (P0, P1), one period each = the window
     assert [(r["team"], r["deployments"]) for r in rows] == [("'@ops", "3"), ("web", "2")]
     assert all(r["service"] == "" and r["environment"] == "" for r in rows)
-    assert rows[0]["period_start"] == "2026-01-01T00:00:00Z" and rows[0]["period_end"] == "2026-03-01T00:00:00Z"
+    assert rows[0]["period_start"] == "2026-01-01T00:00:00Z"
+    assert rows[0]["period_end"] == "2026-03-01T00:00:00Z"
 
 
 @pytest.mark.parametrize(
