@@ -45,7 +45,8 @@ class Point:
 
     kind: str
     period: str | None
-    as_of: datetime
+    as_of: datetime  # the state's own time: the newest commit assessed, or the run time for HEAD/worktree
+    evidence_until: datetime  # collected data up to this moment counts (month end for monthly points)
     revisions: dict[str, str | None]
     findings: list[Finding] = field(default_factory=list)
 
@@ -77,12 +78,15 @@ def monthly_points(histories: dict[str, list[Commit]]) -> list[Point]:
     while month <= end:
         boundary = next_month(month)
         revisions: dict[str, str | None] = {}
+        newest: list[datetime] = []
         for label, commits in histories.items():
             before = [c for c in commits if c.committed_at < boundary]
             if before:
                 revisions[label] = before[-1].sha  # first-parent order: the tip at month end
+                newest.append(before[-1].committed_at)
         if revisions:
-            points.append(Point("monthly", f"{month:%Y-%m}", boundary - timedelta(microseconds=1), revisions))
+            points.append(Point("monthly", f"{month:%Y-%m}", max(newest), boundary - timedelta(microseconds=1),
+                                revisions))
         month = boundary
     return points
 
@@ -155,8 +159,9 @@ def _run(
             sha = src.resolve(req.at or "HEAD")
             revisions[src.label] = sha
             times.append(src.commit_time(str(sha)))
-    as_of = max(times) if len(times) == len(sources) else now
-    current = Point("point", None, as_of, revisions)
+    # HEAD or a working tree is the state of now; an explicit --at is the state of its commit.
+    as_of = max(times) if req.at is not None and times else now
+    current = Point("point", None, as_of, as_of, revisions)
     _scan_point(current, sources, scanner, skipped)
     current.findings.extend(live)  # the cluster is observed now, so it only counts for this point
     history: list[Point] = []
@@ -190,7 +195,7 @@ def _run(
         timeline = []
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
-            scored = score(model, point.findings + collected_findings(session.con, labels, point.as_of))
+            scored = score(model, point.findings + collected_findings(session.con, labels, point.evidence_until))
             revs = [point.revisions.get(s.label) or "" for s in sources]
             store.save(
                 session,

@@ -225,7 +225,8 @@ class Source:
         return RevisionTree(repo=self.git_dir, label=self.label, revision=sha)
 
     def resolve(self, rev: str, required: bool = True) -> str | None:
-        assert self.git_dir is not None
+        if self.git_dir is None:
+            raise SourceError(f"{self.spec}: not a git repository, so a revision cannot be assessed")
         proc = subprocess.run(
             ["git", "--git-dir", str(self.git_dir), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
             capture_output=True,

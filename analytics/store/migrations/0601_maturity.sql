@@ -8,7 +8,7 @@ CREATE TABLE maturity_assessments (
     revisions    VARCHAR[] NOT NULL,           -- commit per source; "worktree@<sha>" for a working tree
     kind         VARCHAR NOT NULL CHECK (kind IN ('point', 'monthly')),
     period       VARCHAR,                      -- YYYY-MM for monthly rows (UTC months)
-    as_of        TIMESTAMPTZ NOT NULL,         -- moment judged: month end, newest commit (--at) or run time
+    as_of        TIMESTAMPTZ NOT NULL,         -- state time: newest commit assessed (monthly, --at) or run time
     assessed_at  TIMESTAMPTZ NOT NULL,
     level        INTEGER,                      -- NULL when Level 0 is not met
     answers_file VARCHAR,

@@ -1,0 +1,478 @@
+"""Config repositories for the maturity tests, one builder per repository kind.
+
+Each builder commits real files with fixed dates through ``tests.gitrepo.GitRepo`` and returns
+the repo. The files are small but shaped like the upstream examples (Flux's kustomize-helm
+layout, Argo CD's app-of-apps, a Helm chart with an Argo Rollout, SOPS-encrypted secrets...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.gitrepo import GitRepo
+
+AT = "2024-06-03T10:00:00+00:00"
+
+
+def gotk_sync(cluster: str) -> str:
+    return f"""---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 1m0s
+  ref:
+    branch: main
+  url: ssh://git@github.com/acme/fleet-infra
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: flux-system
+  namespace: flux-system
+spec:
+  interval: 10m0s
+  path: ./clusters/{cluster}
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+
+
+def flux_kustomization(name: str, path: str, depends_on: str | None = None, sops: bool = False) -> str:
+    depends = f"  dependsOn:\n    - name: {depends_on}\n" if depends_on else ""
+    decryption = "  decryption:\n    provider: sops\n    secretRef:\n      name: sops-age\n" if sops else ""
+    return f"""apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {name}
+  namespace: flux-system
+spec:
+{depends}  interval: 1h
+  retryInterval: 1m
+  timeout: 5m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: {path}
+  prune: true
+{decryption}"""
+
+
+def deployment(name: str, image: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: {name}
+  template:
+    metadata:
+      labels:
+        app: {name}
+    spec:
+      containers:
+        - name: {name}
+          image: {image}
+          ports:
+            - containerPort: 8080
+"""
+
+
+INGRESS_RELEASE = """---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: ingress-nginx
+  namespace: flux-system
+spec:
+  interval: 24h
+  url: https://kubernetes.github.io/ingress-nginx
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: ingress-nginx
+  namespace: ingress-nginx
+spec:
+  interval: 30m
+  chart:
+    spec:
+      chart: ingress-nginx
+      version: "4.10.1"
+      sourceRef:
+        kind: HelmRepository
+        name: ingress-nginx
+        namespace: flux-system
+  values:
+    controller:
+      service:
+        type: LoadBalancer
+"""
+
+
+def flux_multi_cluster(path: Path) -> GitRepo:
+    """Flux kustomize-helm layout: two clusters, infrastructure controllers, apps with overlays."""
+    repo = GitRepo.init(path)
+    files = {}
+    for cluster in ("staging", "production"):
+        files[f"clusters/{cluster}/flux-system/gotk-sync.yaml"] = gotk_sync(cluster)
+        files[f"clusters/{cluster}/infrastructure.yaml"] = flux_kustomization(
+            "infra-controllers", "./infrastructure/controllers")
+        files[f"clusters/{cluster}/apps.yaml"] = flux_kustomization(
+            "apps", f"./apps/{cluster}", depends_on="infra-controllers")
+        files[f"apps/{cluster}/kustomization.yaml"] = (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+            "  - ../base/podinfo\npatches:\n  - path: podinfo-patch.yaml\n    target:\n      kind: Deployment\n")
+        files[f"apps/{cluster}/podinfo-patch.yaml"] = (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\nspec:\n"
+            f"  replicas: {3 if cluster == 'production' else 1}\n")
+    files["infrastructure/controllers/ingress-nginx.yaml"] = INGRESS_RELEASE
+    files["apps/base/podinfo/kustomization.yaml"] = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n")
+    files["apps/base/podinfo/deployment.yaml"] = deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.5.4")
+    repo.commit("flux fleet layout", AT, files=files)
+    return repo
+
+
+APP_TEMPLATE = """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+  {{{{- with .Values.labels }}}}
+  labels:
+    {{{{- toYaml . | nindent 4 }}}}
+  {{{{- end }}}}
+  finalizers:
+  - resources-finalizer.argocd.argoproj.io
+spec:
+  project: default
+  source:
+    repoURL: {{{{ .Values.spec.source.repoURL }}}}
+    targetRevision: {{{{ .Values.spec.source.targetRevision }}}}
+    path: {name}
+  destination:
+    server: {{{{ .Values.spec.destination.server }}}}
+    namespace: {name}
+{sync}"""
+
+
+def argocd_app_of_apps(path: Path) -> GitRepo:
+    """Argo CD app-of-apps: a root Application pointing at a chart of templated Applications."""
+    repo = GitRepo.init(path)
+    automated = "  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n"
+    files = {
+        "root-app.yaml": """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: apps
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/acme/argocd-example-apps.git
+    targetRevision: HEAD
+    path: apps
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: argocd
+  syncPolicy:
+    automated:
+      prune: true
+      selfHeal: true
+""",
+        "apps/Chart.yaml": "apiVersion: v2\nname: applications\nversion: 0.1.0\n",
+        "apps/values.yaml": ("spec:\n  destination:\n    server: https://kubernetes.default.svc\n"
+                             "  source:\n    repoURL: https://github.com/acme/argocd-example-apps.git\n"
+                             "    targetRevision: HEAD\n"),
+        "apps/templates/guestbook.yaml": APP_TEMPLATE.format(name="guestbook", sync=automated),
+        "apps/templates/helm-guestbook.yaml": APP_TEMPLATE.format(name="helm-guestbook", sync=""),
+        "guestbook/guestbook-ui-deployment.yaml": deployment("guestbook-ui",
+                                                             "gcr.io/heptio-images/ks-guestbook-demo:0.2"),
+        "guestbook/guestbook-ui-svc.yaml": ("apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook-ui\n"
+                                            "spec:\n  ports:\n    - port: 80\n      targetPort: 80\n"
+                                            "  selector:\n    app: guestbook-ui\n"),
+    }
+    repo.commit("app of apps", AT, files=files)
+    return repo
+
+
+ROLLOUT_TEMPLATE = """apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {{ include "web.fullname" . }}
+  labels:
+    {{- include "web.labels" . | nindent 4 }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels:
+      {{- include "web.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "web.selectorLabels" . | nindent 8 }}
+    spec:
+      containers:
+        - name: web
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+  strategy:
+    canary:
+      analysis:
+        templates:
+          - templateName: {{ include "web.fullname" . }}-success-rate
+      steps:
+        - setWeight: 20
+        - pause: {duration: 5m}
+        - setWeight: 60
+        - pause: {duration: 5m}
+"""
+
+ANALYSIS_TEMPLATE = """apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: {{ include "web.fullname" . }}-success-rate
+spec:
+  metrics:
+    - name: success-rate
+      interval: 1m
+      successCondition: result[0] >= 0.95
+      provider:
+        prometheus:
+          address: {{ .Values.prometheus.address }}
+          query: sum(rate(http_requests_total{status!~"5.*",app="{{ .Release.Name }}"}[2m]))
+"""
+
+
+def helm_rollout(path: Path) -> GitRepo:
+    """An application chart whose workload is a templated Argo Rollout, with per-env values."""
+    repo = GitRepo.init(path)
+    files = {
+        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.3.0\nappVersion: \"2.4.1\"\n",
+        "charts/web/values.yaml": ("replicaCount: 2\nimage:\n  repository: ghcr.io/acme/web\n  tag: \"\"\n"
+                                   "prometheus:\n  address: http://prometheus.monitoring:9090\n"),
+        "charts/web/values-staging.yaml": "replicaCount: 1\n",
+        "charts/web/values-production.yaml": "replicaCount: 4\n",
+        "charts/web/templates/rollout.yaml": ROLLOUT_TEMPLATE,
+        "charts/web/templates/analysis.yaml": ANALYSIS_TEMPLATE,
+        "charts/web/templates/service.yaml": ("apiVersion: v1\nkind: Service\nmetadata:\n"
+                                              "  name: {{ include \"web.fullname\" . }}\nspec:\n"
+                                              "  ports:\n    - port: 80\n"),
+        "src/main.go": "package main\n\nfunc main() {}\n",
+    }
+    repo.commit("web chart with canary rollout", AT, files=files)
+    return repo
+
+
+SOPS_SECRET = """apiVersion: v1
+kind: Secret
+metadata:
+  name: db-credentials
+  namespace: payments
+type: Opaque
+data:
+  password: ENC[AES256_GCM,data:p673JCgHYw==,iv:Ph6Qs5wNj2kq3F0=,tag:nXSXw6o4TqzfLQvPTG5nLg==,type:str]
+sops:
+  kms: []
+  age:
+    - recipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+      enc: |
+        -----BEGIN AGE ENCRYPTED FILE-----
+        YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBhYmNkZWYK
+        -----END AGE ENCRYPTED FILE-----
+  lastmodified: "2024-05-30T12:00:00Z"
+  mac: ENC[AES256_GCM,data:Jm5Bq1E=,iv:cG9ydA==,tag:dGFn,type:str]
+  encrypted_regex: ^(data|stringData)$
+  version: 3.8.1
+"""
+
+
+def sops_flux(path: Path, image: str = "ghcr.io/acme/payments:3.2.0") -> GitRepo:
+    """Flux with two clusters, SOPS-encrypted secrets decrypted by the Kustomization, Terraform for AWS."""
+    repo = GitRepo.init(path)
+    files = {
+        ".sops.yaml": ("creation_rules:\n  - path_regex: .*.yaml\n    encrypted_regex: ^(data|stringData)$\n"
+                       "    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"),
+        "apps/payments/kustomization.yaml": ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                                             "resources:\n  - deployment.yaml\n  - secret.enc.yaml\n"),
+        "apps/payments/deployment.yaml": deployment("payments", image),
+        "apps/payments/secret.enc.yaml": SOPS_SECRET,
+        "terraform/main.tf": ('provider "aws" {\n  region = "eu-west-1"\n}\n\n'
+                              'resource "aws_eks_cluster" "main" {\n  name     = "main"\n'
+                              '  role_arn = aws_iam_role.cluster.arn\n}\n'),
+    }
+    for cluster in ("staging", "production"):
+        files[f"clusters/{cluster}/flux-system/gotk-sync.yaml"] = gotk_sync(cluster)
+        files[f"clusters/{cluster}/payments.yaml"] = flux_kustomization("payments", "./apps/payments", sops=True)
+    repo.commit("payments with sops", AT, files=files)
+    return repo
+
+
+KYVERNO_VALIDATE = """apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-labels
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: check-team
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      validate:
+        message: "label team is required"
+        pattern:
+          metadata:
+            labels:
+              team: "?*"
+"""
+
+KYVERNO_MUTATE = """apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: add-default-requests
+spec:
+  rules:
+    - name: add-requests
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      mutate:
+        patchStrategicMerge:
+          spec:
+            containers:
+              - (name): "*"
+                resources:
+                  requests:
+                    +(memory): 64Mi
+"""
+
+GATEKEEPER_TEMPLATE = """apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8srequiredlabels
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sRequiredLabels
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8srequiredlabels
+        violation[{"msg": msg}] { not input.review.object.metadata.labels.team; msg := "team label" }
+"""
+
+
+def kyverno_policies(path: Path) -> GitRepo:
+    repo = GitRepo.init(path)
+    files = {
+        "policies/kustomization.yaml": ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                                        "resources:\n  - require-labels.yaml\n  - add-default-requests.yaml\n"),
+        "policies/require-labels.yaml": KYVERNO_VALIDATE,
+        "policies/add-default-requests.yaml": KYVERNO_MUTATE,
+        "gatekeeper/required-labels-template.yaml": GATEKEEPER_TEMPLATE,
+    }
+    repo.commit("cluster policies", AT, files=files)
+    return repo
+
+
+APPSET = """apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: guestbook
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+    - clusters:
+        selector:
+          matchLabels:
+            env: production
+  template:
+    metadata:
+      name: '{{.name}}-guestbook'
+    spec:
+      project: '{{index .metadata.labels "team"}}'
+      source:
+        repoURL: https://github.com/acme/gitops.git
+        targetRevision: HEAD
+        path: guestbook
+      destination:
+        server: '{{.server}}'
+        namespace: guestbook
+      syncPolicy:
+        automated:
+          prune: true
+          selfHeal: true
+"""
+
+
+def project(name: str) -> str:
+    return f"""apiVersion: argoproj.io/v1alpha1
+kind: AppProject
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  sourceRepos:
+    - https://github.com/acme/{name}-*.git
+  destinations:
+    - namespace: {name}-*
+      server: '*'
+  roles:
+    - name: deployer
+      policies:
+        - p, proj:{name}:deployer, applications, sync, {name}/*, allow
+"""
+
+
+def argocd_appset(path: Path) -> GitRepo:
+    repo = GitRepo.init(path)
+    files = {
+        "bootstrap/guestbook-appset.yaml": APPSET,
+        "projects/team-a.yaml": project("team-a"),
+        "projects/team-b.yaml": project("team-b"),
+        "guestbook/deployment.yaml": deployment(
+            "guestbook", "ghcr.io/acme/guestbook@sha256:" + "ab" * 32),
+    }
+    repo.commit("fleet guestbook", AT, files=files)
+    return repo
+
+
+def terraform(path: Path) -> GitRepo:
+    repo = GitRepo.init(path)
+    files = {
+        "gcp/main.tf": ('provider "google" {\n  project = "acme-prod"\n}\n\n'
+                        'resource "google_container_cluster" "primary" {\n  name     = "primary"\n'
+                        '  location = "europe-west1"\n}\n'),
+        "aws/eks.tf": ('resource "aws_eks_cluster" "edge" {\n  name = "edge"\n}\n'),
+        "modules/network/variables.tf": 'variable "cidr" {\n  type = string\n}\n',
+        "README.md": "# infra\n",
+    }
+    repo.commit("clusters on two clouds", AT, files=files)
+    return repo
+
+
+def plain_app(path: Path) -> GitRepo:
+    repo = GitRepo.init(path)
+    files = {
+        "src/app.py": "print('hello')\n",
+        "tests/test_app.py": "def test_ok():\n    assert True\n",
+        "Dockerfile": "FROM python:3.12-slim\nCOPY src /app\n",
+        "README.md": "# app\n",
+        ".github/workflows/deploy.yml": ("name: deploy\non: [push]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n"
+                                         "    steps:\n      - uses: actions/checkout@v4\n"
+                                         "      - run: helm upgrade --install app ./chart\n"),
+    }
+    repo.commit("app", AT, files=files)
+    return repo
