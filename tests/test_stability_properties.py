@@ -1,0 +1,107 @@
+"""Properties of the stability metrics for any input loaded through the importers.
+
+For generated deployments (successes and failed attempts, equal times, several services and
+environments) and incidents (open or resolved, with or without a root cause naming a deployment,
+a revision or nothing known), loaded by ``gitops-dora import`` into a real DuckDB file:
+* change_failure_rate <= 1 and failed_deployments <= deployment_attempts in every group;
+* every incident appears exactly once in the attribution and is counted in exactly one group;
+* an incident counts against at most one deployment, of its own service when the gap rule chose it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics, rows, write_csv
+
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+SERVICES = ("pay", "shop", "search")
+ENVIRONMENTS = ("production", "staging")
+
+
+def _iso(hours: int) -> str:
+    return (BASE + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+deployment_rows = st.lists(
+    st.tuples(
+        st.sampled_from(SERVICES), st.sampled_from(ENVIRONMENTS),
+        st.integers(0, 24 * 60),                 # deployed, hours after BASE (collisions are likely)
+        st.sampled_from(["success", "success", "success", "failed"]),
+        st.sampled_from(["r1", "r2", "r3", "r4"]),
+    ),
+    min_size=0, max_size=25,
+)
+incident_rows = st.lists(
+    st.tuples(
+        st.sampled_from(SERVICES), st.sampled_from(ENVIRONMENTS),
+        st.integers(0, 24 * 70),                 # created
+        st.one_of(st.none(), st.integers(0, 24 * 10)),  # open, or resolved this many hours later
+        st.one_of(st.none(), st.integers(0, 30), st.sampled_from(["r2", "nope", "deadbeef01"])),
+    ),
+    min_size=0, max_size=25,
+)
+
+
+def _load(tmp: Path, deps: list[tuple[Any, ...]], incs: list[tuple[Any, ...]]) -> Path:
+    db = tmp / "p.duckdb"
+    dep_rows = [(f"D{i}", s, e, rev, _iso(h), status, "") for i, (s, e, h, status, rev) in enumerate(deps)]
+    inc_rows = []
+    for i, (s, e, h, resolve_after, cause) in enumerate(incs):
+        root = f"D{cause}" if isinstance(cause, int) else (cause or "")
+        resolved = _iso(h + resolve_after) if resolve_after is not None else ""
+        inc_rows.append((f"I{i}", s, e, _iso(h), resolved, "generated", root))
+    files = []
+    if dep_rows:
+        files.append(str(write_csv(tmp / "dep.csv", DEPLOYMENT_HEADER, dep_rows)))
+    if inc_rows:
+        files.append(str(write_csv(tmp / "inc.csv", INCIDENT_HEADER, inc_rows)))
+    if files:
+        gitops(db, "import", *files)
+    return db
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deps=deployment_rows, incs=incident_rows, group_by=st.sampled_from(
+    [("service", "environment"), ("service",), ("environment",), ("team",)]))
+def test_rates_are_bounded_and_every_incident_counts_once(
+    deps: list[tuple[Any, ...]], incs: list[tuple[Any, ...]], group_by: tuple[str, ...]
+) -> None:
+    if not deps and not incs:
+        return
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        db = _load(Path(tmp_dir), deps, incs)
+        # a window holding every generated time: deployments within 60 days, incidents within 80
+        groups = metrics(db, "2024-01-01", "2024-04-01", group_by=group_by)
+        for g in groups:
+            assert g["failed_deployments"] <= g["deployment_attempts"]
+            if g["deployment_attempts"]:
+                assert 0.0 <= g["change_failure_rate"] <= 1.0
+                assert 0.0 <= g["rework_rate"] <= 1.0
+            else:
+                assert g["change_failure_rate"] is None
+            assert g["unattributed_incidents"] <= g["incidents"]
+        assert sum(g["incidents"] for g in groups) == len(incs)
+        assert sum(g["deployment_attempts"] for g in groups) == len(deps)
+
+        attribution = rows(db, "SELECT incident_id, deployment_id, attribution_rule, service, "
+                               "deployment_service, environment, deployment_environment "
+                               "FROM incident_attribution")
+        assert sorted(r[0] for r in attribution) == sorted(f"I{i}" for i in range(len(incs)))
+        for _, dep, rule, svc, dep_svc, env, dep_env in attribution:
+            assert (dep is None) == (rule == "unattributed")
+            if rule == "gap":
+                assert (dep_svc, dep_env) == (svc, env)
+        # failure signals only name real deployments, and each (deployment, signal) once
+        signals = rows(db, "SELECT deployment_id, signal FROM failure_signals")
+        assert len(signals) == len(set(signals))
+        assert {d for d, _ in signals} <= {f"D{i}" for i in range(len(deps))}
+        incident_evidence = rows(db, "SELECT unnest(evidence) FROM failure_signals WHERE signal = 'incident'")
+        attributed = [r[0] for r in attribution if r[1] is not None]
+        assert sorted(e[0] for e in incident_evidence) == sorted(attributed)
