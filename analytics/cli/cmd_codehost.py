@@ -1,0 +1,51 @@
+"""``collect github OWNER/REPO`` and ``collect gitlab GROUP/PROJECT``. Tokens never come from arguments."""
+
+from __future__ import annotations
+
+import typer
+
+from analytics.cli.app import collect_app, get_ctx
+
+
+@collect_app.command("github")
+def collect_github_command(
+    ctx: typer.Context,
+    repository: str = typer.Argument(..., help="OWNER/REPO"),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="API root, e.g. https://ghe.example.com/api/v3 [connections.github.base_url]"
+    ),
+    repo_id: str | None = typer.Option(
+        None, "--repo-id", help="id of the collected git repository these PRs belong to [auto]"
+    ),
+    full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
+) -> None:
+    """Pull requests, deployments, incident issues and releases (token: $GITHUB_TOKEN)."""
+    from analytics.collectors.github import collect_github
+    from analytics.progress import say
+
+    app_ctx = get_ctx(ctx)
+    summary = collect_github(app_ctx.db_path, app_ctx.config, repository, base_url=base_url,
+                             explicit_repo_id=repo_id, full=full)
+    say(summary.line())
+
+
+@collect_app.command("gitlab")
+def collect_gitlab_command(
+    ctx: typer.Context,
+    project: str = typer.Argument(..., help="GROUP/PROJECT (subgroups allowed: group/sub/project)"),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="GitLab root, e.g. https://gitlab.example.com [connections.gitlab.base_url]"
+    ),
+    repo_id: str | None = typer.Option(
+        None, "--repo-id", help="id of the collected git repository these MRs belong to [auto]"
+    ),
+    full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
+) -> None:
+    """Merge requests, deployments per environment and incident issues (token: $GITLAB_TOKEN)."""
+    from analytics.collectors.gitlab import collect_gitlab
+    from analytics.progress import say
+
+    app_ctx = get_ctx(ctx)
+    summary = collect_gitlab(app_ctx.db_path, app_ctx.config, project, base_url=base_url,
+                             explicit_repo_id=repo_id, full=full)
+    say(summary.line())

@@ -1,0 +1,340 @@
+"""``collect github OWNER/REPO``: pull requests, deployments, incident issues and releases via PyGithub.
+
+Incremental: each kind keeps its own watermark in ``collector_state`` (source ``github:OWNER/REPO``):
+pull requests and issues by ``updated_at`` (pulls are listed newest-updated first and paging
+stops at the watermark; issues use the API's ``since``), deployments by ``created_at`` minus a
+week, because a deployment's final status can arrive after it was created. Everything of a run
+is fetched and written inside one write session, so an API error leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics.collectors.codehost_mapping import (
+    incident_labels,
+    is_incident,
+    repo_id,
+    root_cause,
+    service_for,
+)
+from analytics.config import Config
+from analytics.errors import SourceError
+from analytics.store.connection import WriteSession
+
+TOKEN_ENV = "GITHUB_TOKEN"
+DEPLOYMENT_LOOKBACK = timedelta(days=7)
+_OUTCOMES = {"success": "success", "failure": "failed", "error": "failed"}
+
+
+@dataclass
+class GitHubSummary:
+    repository: str
+    repo_id: str
+    pull_requests: int = 0
+    deployments: int = 0
+    incidents: int = 0
+    releases: int = 0
+    changes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"github {self.repository} (repo id {self.repo_id}): {self.pull_requests} pull requests, "
+            f"{self.deployments} deployments, {self.incidents} incidents, {self.releases} releases"
+        )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _from_state(value: str | None) -> datetime | None:
+    return None if not value else _utc(datetime.fromisoformat(value))
+
+
+def read_state(session: WriteSession, source: str, key: str) -> str | None:
+    """Like ``WriteSession.get_state`` but drains the result: DuckDB 2 refuses further work on a
+    connection with a half-fetched result (``fetchone``), which broke the following upserts."""
+    rows = session.con.execute(
+        "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def validate_name(full_name: str) -> str:
+    parts = full_name.strip().strip("/").split("/")
+    if len(parts) != 2 or not all(parts):
+        raise SourceError(f"{full_name!r}: expected OWNER/REPO, e.g. octo-org/payments-api")
+    return "/".join(parts)
+
+
+def describe_error(exc: Exception, full_name: str, base_url: str) -> str:
+    """One line per failure kind, naming the repository and the server."""
+    from github import BadCredentialsException, GithubException, UnknownObjectException
+    from github.GithubException import RateLimitExceededException
+
+    where = f"github {full_name} at {base_url}"
+    if isinstance(exc, BadCredentialsException) or getattr(exc, "status", None) == 401:
+        return (
+            f"{where}: 401 bad credentials: check the token in ${TOKEN_ENV}"
+            " (or connections.github.token_env/token_file)"
+        )
+    if isinstance(exc, UnknownObjectException) or getattr(exc, "status", None) == 404:
+        return f"{where}: 404 not found: the repository does not exist or the token cannot see it"
+    if isinstance(exc, RateLimitExceededException):
+        return f"{where}: rate limit still exceeded after waiting; run again later"
+    if isinstance(exc, GithubException):
+        message = exc.data.get("message") if isinstance(exc.data, dict) else exc.data
+        if exc.status == 403:
+            return f"{where}: 403 forbidden: {message or 'the token lacks permission'}"
+        return f"{where}: HTTP {exc.status}: {message}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{where}: cannot reach the API: {first}"
+
+
+def _client(base_url: str, token: str | None) -> Any:
+    from github import Auth, Github
+
+    from analytics.collectors.codehost_ratelimit import github_retry
+
+    # our countdown reports the waits; PyGithub's own INFO lines would repeat them on stderr
+    logging.getLogger("github.GithubRetry").setLevel(logging.WARNING)
+
+    return Github(
+        base_url=base_url.rstrip("/"),
+        auth=Auth.Token(token) if token else None,
+        per_page=100,
+        timeout=30,
+        retry=github_retry(),
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+
+
+def _pull_rows(
+    repo: Any, rid: str, since: datetime | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime | None]:
+    prs: list[dict[str, Any]] = []
+    reviews: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    for pr in repo.get_pulls(state="all", sort="updated", direction="desc"):
+        updated = _utc(pr.updated_at)
+        if since is not None and updated is not None and updated < since:
+            break  # newest-updated first: everything after this was seen by an earlier run
+        newest = max(newest, updated) if newest and updated else (newest or updated)
+        author = pr.user.login if pr.user else None
+        commits = list(pr.get_commits())
+        commit_times = [
+            _utc(c.commit.author.date) for c in commits if c.commit.author and c.commit.author.date
+        ]
+        pr_reviews = [r for r in pr.get_reviews() if r.submitted_at is not None and r.state != "PENDING"]
+        by_others = [r for r in pr_reviews if not (r.user and r.user.login == author)]
+        reviews.extend(
+            {
+                "repo": rid,
+                "number": pr.number,
+                "review_id": str(r.id),
+                "author": r.user.login if r.user else None,
+                "state": r.state,
+                "submitted_at": _utc(r.submitted_at),
+            }
+            for r in pr_reviews
+        )
+        merged_at = _utc(pr.merged_at)
+        prs.append(
+            {
+                "repo": rid,
+                "number": pr.number,
+                "provider": "github",
+                "title": pr.title,
+                "author": author,
+                "state": "merged" if merged_at else pr.state,
+                "created_at": _utc(pr.created_at),
+                "first_commit_at": min((t for t in commit_times if t), default=None),
+                "first_review_at": min((t for r in by_others if (t := _utc(r.submitted_at))), default=None),
+                "merged_at": merged_at,
+                "closed_at": _utc(pr.closed_at),
+                "merge_commit_sha": pr.merge_commit_sha,
+                "base_ref": pr.base.ref if pr.base else None,
+                "head_ref": pr.head.ref if pr.head else None,
+                "labels": [label.name for label in pr.labels],
+                "commit_shas": [c.sha for c in commits],
+                "url": pr.html_url,
+                "updated_at": updated,
+            }
+        )
+    return prs, reviews, newest
+
+
+def _deployment_rows(
+    repo: Any, rid: str, full_name: str, config: Config, since: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    service = service_for(rid, full_name, config)
+    for deployment in repo.get_deployments():  # newest first
+        created = _utc(deployment.created_at)
+        if since is not None and created is not None and created < since - DEPLOYMENT_LOOKBACK:
+            break
+        newest = max(newest, created) if newest and created else (newest or created)
+        # the latest outcome; GitHub later marks superseded deployments "inactive", which is no outcome
+        outcome = next((s for s in deployment.get_statuses() if s.state in _OUTCOMES), None)
+        if outcome is None:
+            continue
+        rows.append(
+            {
+                "id": f"github:{full_name}:{deployment.id}",
+                "service": service,
+                "environment": deployment.environment or config.webhooks.default_environment,
+                "revision": deployment.sha,
+                "repository": rid,
+                "started_at": created,
+                "deployed_at": _utc(outcome.created_at),
+                "status": _OUTCOMES[outcome.state],
+                "source": "github",
+                "source_ref": str(deployment.id),
+                "is_rollback": False,
+                "rollback_target": None,
+                "raw_revision": deployment.sha,
+                "revision_format": "sha",
+            }
+        )
+    return rows, newest
+
+
+def _incident_rows(
+    repo: Any, rid: str, full_name: str, config: Config, since: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    wanted = incident_labels(config, "github")
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    issues = repo.get_issues(state="all", since=since) if since else repo.get_issues(state="all")
+    for issue in issues:
+        updated = _utc(issue.updated_at)
+        newest = max(newest, updated) if newest and updated else (newest or updated)
+        labels = [label.name for label in issue.labels]
+        # the issues list includes pull requests; their html_url says /pull/ (reading
+        # .pull_request instead would cost one extra request per plain issue)
+        if "/pull/" in (issue.html_url or "") or not is_incident(labels, wanted):
+            continue
+        rows.append(
+            {
+                "id": f"github:{full_name}#{issue.number}",
+                "service": service_for(rid, full_name, config),
+                "environment": config.webhooks.default_environment,
+                "created_at": _utc(issue.created_at),
+                "resolved_at": _utc(issue.closed_at) if issue.state == "closed" else None,
+                "title": issue.title,
+                "root_cause": root_cause(issue.body),
+                "source": "github",
+                "source_ref": str(issue.number),
+                "url": issue.html_url,
+                "labels": labels,
+            }
+        )
+    return rows, newest
+
+
+def _release_rows(repo: Any, rid: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "repo": rid,
+            "provider": "github",
+            "tag_name": r.tag_name,
+            "name": r.name,
+            "target": r.target_commitish,
+            "created_at": _utc(r.created_at),
+            "published_at": _utc(r.published_at),
+            "is_prerelease": bool(r.prerelease),
+            "is_draft": bool(r.draft),
+            "url": r.html_url,
+        }
+        for r in repo.get_releases()
+    ]
+
+
+def resolve_repo_id(session: WriteSession, full_name: str, config: Config, explicit: str | None) -> str:
+    """--repo-id, else a collected repository that is this one (by id or URL), else the config's name."""
+    if explicit:
+        return explicit
+    name = full_name.rsplit("/", 1)[-1]
+    row = session.con.execute(
+        "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
+        " ORDER BY id = ? DESC LIMIT 1",
+        [full_name, name, f"%/{full_name}", f"%/{full_name}.git", f"%/{full_name}", full_name],
+    ).fetchall()
+    return str(row[0][0]) if row else repo_id(full_name, config)
+
+
+def _upsert(session: WriteSession, table: str, rows: Iterable[dict[str, Any]]) -> int:
+    rows = list(rows)
+    return session.upsert(table, rows, columns=list(rows[0])) if rows else 0
+
+
+def collect_github(
+    db_path: Path,
+    config: Config,
+    full_name: str,
+    *,
+    base_url: str | None = None,
+    explicit_repo_id: str | None = None,
+    full: bool = False,
+) -> GitHubSummary:
+    from analytics.attribution import attribute_changes
+    from analytics.store.connection import open_writer
+    from analytics.webhooks.derive import ensure_dimensions
+
+    full_name = validate_name(full_name)
+    conn = config.connections.github
+    url = (base_url or conn.base_url).rstrip("/")
+    token = conn.read_token(TOKEN_ENV)
+    source = f"github:{full_name}"
+    with open_writer(db_path, source="github", target=full_name) as session:
+        rid = resolve_repo_id(session, full_name, config, explicit_repo_id)
+        summary = GitHubSummary(repository=full_name, repo_id=rid)
+        marks = {
+            k: None if full else _from_state(read_state(session, source, k))
+            for k in ("pulls_updated_at", "deployments_created_at", "issues_updated_at")
+        }
+        try:
+            gh = _client(url, token)
+            repo = gh.get_repo(full_name)
+            prs, reviews, pulls_mark = _pull_rows(repo, rid, marks["pulls_updated_at"])
+            deployments, deploy_mark = _deployment_rows(
+                repo, rid, full_name, config, marks["deployments_created_at"]
+            )
+            incidents, issues_mark = _incident_rows(repo, rid, full_name, config, marks["issues_updated_at"])
+            releases = _release_rows(repo, rid)
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every API failure becomes one line; nothing is written
+            raise SourceError(describe_error(exc, full_name, url)) from None
+        summary.pull_requests = _upsert(session, "pull_requests", prs)
+        _upsert(session, "pr_reviews", reviews)
+        summary.deployments = _upsert(session, "deployments", deployments)
+        summary.incidents = _upsert(session, "incidents", incidents)
+        summary.releases = _upsert(session, "releases", releases)
+        ensure_dimensions(session, config)
+        if deployments:
+            summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])
+        for key, mark in (
+            ("pulls_updated_at", pulls_mark),
+            ("deployments_created_at", deploy_mark),
+            ("issues_updated_at", issues_mark),
+        ):
+            if mark is not None:
+                session.set_state(source, key, mark.isoformat())
+        session.messages.append(summary.line())
+    return summary

@@ -1,0 +1,325 @@
+"""``gitops-dora collect github`` against a loopback GitHub REST API (tests/github_api.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from analytics.store.connection import open_reader
+from tests.github_api import Fault, GitHubAPI
+
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
+TOKEN = "ghp_test_token_123"
+REPO = "acme/payments"
+X1, X2, X3, X4, X5 = ("1" * 40, "2" * 40, "3" * 40, "4" * 40, "5" * 40)
+M1, M5 = "a1" * 20, "a5" * 20
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def run_cli(tmp_path: Path, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GITOPS_DORA_DB")}
+    if token is not None:
+        env["GITHUB_TOKEN"] = token
+    return subprocess.run(
+        [CLI, "--db", str(tmp_path / "gh.duckdb"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = open_reader(tmp_path / "gh.duckdb", install_views=False)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def api(httpserver: HTTPServer) -> GitHubAPI:
+    gh = GitHubAPI(httpserver, REPO, token=TOKEN)
+    # PR 1: squash-merged; commits at 08:00 and 10:00, opened 11:00, the author's own comment at 11:30
+    # does not count as a review, bo approves at 14:00, merged 16:00 as M1
+    gh.add_pull(
+        1,
+        title="Retry payments",
+        author="ada",
+        created="2026-01-05T11:00:00Z",
+        updated="2026-01-05T16:00:00Z",
+        merged="2026-01-05T16:00:00Z",
+        merge_sha=M1,
+        labels=("feature",),
+        commits=[(X1, "2026-01-05T08:00:00Z"), (X2, "2026-01-05T10:00:00Z")],
+        reviews=[
+            (1, "ada", "COMMENTED", "2026-01-05T11:30:00Z"),
+            (2, "bo", "APPROVED", "2026-01-05T14:00:00Z"),
+        ],
+    )
+    gh.add_pull(
+        2,
+        title="WIP: refunds",
+        author="cy",
+        created="2026-01-06T09:00:00Z",
+        updated="2026-01-06T09:30:00Z",
+        commits=[(X3, "2026-01-06T08:00:00Z")],
+    )
+    gh.add_pull(
+        3,
+        title="Abandoned",
+        author="cy",
+        created="2026-01-02T00:00:00Z",
+        updated="2026-01-03T00:00:00Z",
+        closed="2026-01-03T00:00:00Z",
+        commits=[(X4, "2026-01-01T00:00:00Z")],
+    )
+    gh.add_pull(
+        5,
+        title="Old",
+        author="ada",
+        created="2025-12-01T00:00:00Z",
+        updated="2025-12-02T00:00:00Z",
+        merged="2025-12-02T00:00:00Z",
+        merge_sha=M5,
+        commits=[(X5, "2025-11-30T00:00:00Z")],
+    )
+    # deployment 11: in_progress, success at 00:05, later "inactive" (superseded) -> success at 00:05
+    gh.add_deployment(
+        11,
+        M1,
+        "production",
+        "2026-01-06T00:00:00Z",
+        [
+            ("in_progress", "2026-01-06T00:00:30Z"),
+            ("success", "2026-01-06T00:05:00Z"),
+            ("inactive", "2026-01-07T00:00:00Z"),
+        ],
+    )
+    gh.add_deployment(12, X3, "staging", "2026-01-07T00:00:00Z", [("failure", "2026-01-07T00:10:00Z")])
+    gh.add_deployment(13, X3, "production", "2026-01-08T00:00:00Z", [("queued", "2026-01-08T00:00:10Z")])
+    gh.add_issue(
+        20,
+        title="Checkout down",
+        labels=("Incident", "sev1"),
+        created="2026-01-06T01:00:00Z",
+        updated="2026-01-06T03:00:00Z",
+        closed="2026-01-06T03:00:00Z",
+        body=f"Payments failed.\r\n\r\nRoot cause: {M1}\r\n",
+    )
+    gh.add_issue(
+        21,
+        title="Slow refunds",
+        labels=("incident",),
+        created="2026-01-09T00:00:00Z",
+        updated="2026-01-09T00:00:00Z",
+    )
+    gh.add_issue(
+        22, title="Typo", labels=("bug",), created="2026-01-04T00:00:00Z", updated="2026-01-04T00:00:00Z"
+    )
+    gh.add_issue(
+        2,
+        title="WIP: refunds",
+        labels=("incident",),
+        created="2026-01-06T09:00:00Z",
+        updated="2026-01-06T09:30:00Z",
+        is_pull=True,
+    )
+    gh.add_release(7, "v1.0.0", "main", "2026-01-06T00:00:00Z", "2026-01-06T00:01:00Z")
+    return gh
+
+
+def test_collects_pull_requests_deployments_incidents_and_releases(tmp_path: Path, api: GitHubAPI) -> None:
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base)
+    assert result.returncode == 0, result.stderr
+    assert "4 pull requests, 2 deployments, 2 incidents, 1 releases" in result.stderr
+    prs = query(
+        tmp_path,
+        "SELECT number, state, first_commit_at, first_review_at, merged_at, merge_commit_sha,"
+        " labels, commit_shas, author FROM pull_requests ORDER BY number",
+    )
+    assert prs[0] == (
+        1,
+        "merged",
+        utc("2026-01-05T08:00:00Z"),
+        utc("2026-01-05T14:00:00Z"),
+        utc("2026-01-05T16:00:00Z"),
+        M1,
+        ["feature"],
+        [X1, X2],
+        "ada",
+    )
+    assert [(p[0], p[1], p[3]) for p in prs[1:]] == [
+        (2, "open", None),
+        (3, "closed", None),
+        (5, "merged", None),
+    ]
+    deps = query(
+        tmp_path,
+        "SELECT id, environment, revision, status, started_at, deployed_at, source, service"
+        " FROM deployments ORDER BY id",
+    )
+    assert deps == [
+        (
+            f"github:{REPO}:11",
+            "production",
+            M1,
+            "success",
+            utc("2026-01-06T00:00:00Z"),
+            utc("2026-01-06T00:05:00Z"),
+            "github",
+            "payments",
+        ),
+        (
+            f"github:{REPO}:12",
+            "staging",
+            X3,
+            "failed",
+            utc("2026-01-07T00:00:00Z"),
+            utc("2026-01-07T00:10:00Z"),
+            "github",
+            "payments",
+        ),
+    ]  # 13 has only "queued": no outcome yet
+    incidents = query(
+        tmp_path, "SELECT id, created_at, resolved_at, root_cause, labels FROM incidents ORDER BY id"
+    )
+    assert incidents == [
+        (
+            f"github:{REPO}#20",
+            utc("2026-01-06T01:00:00Z"),
+            utc("2026-01-06T03:00:00Z"),
+            M1,
+            ["Incident", "sev1"],
+        ),
+        (f"github:{REPO}#21", utc("2026-01-09T00:00:00Z"), None, None, ["incident"]),
+    ]  # 22 is a bug, 2 is a pull request
+    assert query(tmp_path, "SELECT tag_name, target FROM releases") == [("v1.0.0", "main")]
+    # Link pagination was followed: 4 pulls in pages of 2 -> page=2 was requested
+    assert any(p.endswith("/pulls") and parse_qs(q).get("page") == ["2"] for p, q in api.log)
+    # the token is never stored
+    assert TOKEN.encode() not in (tmp_path / "gh.duckdb").read_bytes()
+
+
+def test_second_run_is_incremental_and_idempotent(tmp_path: Path, api: GitHubAPI) -> None:
+    assert run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base).returncode == 0
+    api.log.clear()
+    api.pulls[1]["title"], api.pulls[1]["updated_at"] = "Refunds", "2026-01-10T01:00:00Z"
+    api.add_pull(
+        4,
+        title="New",
+        author="bo",
+        created="2026-01-10T00:00:00Z",
+        updated="2026-01-10T00:00:00Z",
+        commits=[("6" * 40, "2026-01-09T23:00:00Z")],
+    )
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base)
+    assert result.returncode == 0, result.stderr
+    # newest-updated first: [2, 4] [1, 3] [5]; PR 1 (16:00 on 01-05) is older than the watermark
+    # (2026-01-06T09:30, PR 2's old updated_at), so page 3 is never fetched and only 2 and 4 are detailed
+    pull_pages = [parse_qs(q).get("page", ["1"])[0] for p, q in api.log if p.endswith("/pulls")]
+    assert pull_pages == ["1", "2"]
+    detailed = sorted({p.split("/")[-2] for p, _ in api.log if p.endswith("/commits")})
+    assert detailed == ["2", "4"]
+    # issues are asked for with since = the newest updated_at seen (issue 21: 2026-01-09T00:00:00Z)
+    since = [parse_qs(q).get("since") for p, q in api.log if p.endswith("/issues")]
+    assert since and since[0] == ["2026-01-09T00:00:00Z"]
+    assert query(tmp_path, "SELECT number, title FROM pull_requests ORDER BY number") == [
+        (1, "Retry payments"),
+        (2, "Refunds"),
+        (3, "Abandoned"),
+        (4, "New"),
+        (5, "Old"),
+    ]
+    assert query(tmp_path, "SELECT count(*) FROM deployments") == [(2,)]
+    assert query(tmp_path, "SELECT count(*) FROM incidents") == [(2,)]
+
+
+def test_rate_limits_are_waited_out_with_a_countdown(tmp_path: Path, api: GitHubAPI) -> None:
+    reset = int(time.time()) + 2
+    api.fail(
+        "/pulls",
+        Fault(
+            403,
+            {
+                "message": "API rate limit exceeded for 127.0.0.1.",
+                "documentation_url": "https://docs.github.com/rest/rate-limit",
+            },
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+        ),
+    )
+    api.fail(
+        "/issues",
+        Fault(
+            403,
+            {
+                "message": "You have exceeded a secondary rate limit. Please wait a few "
+                "minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/rate-limit",
+            },
+            {"Retry-After": "1"},
+        ),
+    )
+    api.fail("/releases", Fault(429, {"message": "Too many requests"}, {"Retry-After": "1"}))
+    started = time.monotonic()
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("rate limited (HTTP 403): waiting") == 2
+    assert "rate limited (HTTP 429): waiting 1s" in result.stderr
+    assert elapsed >= 3.0  # >= ~2 s until the primary reset (+1 s margin, partly elapsed) + 1 s + 1 s
+    assert query(tmp_path, "SELECT count(*) FROM pull_requests") == [(4,)]
+    assert query(tmp_path, "SELECT count(*) FROM incidents") == [(2,)]
+    assert query(tmp_path, "SELECT count(*) FROM releases") == [(1,)]
+
+
+def test_bad_token_is_one_line_and_writes_nothing(tmp_path: Path, api: GitHubAPI) -> None:
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, token="ghp_wrong_token")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: github {REPO} at {api.base}: 401 bad credentials")
+    assert "ghp_wrong_token" not in result.stderr
+    assert query(tmp_path, "SELECT count(*) FROM pull_requests") == [(0,)]
+
+
+def test_failure_after_partial_fetch_writes_nothing(tmp_path: Path, api: GitHubAPI) -> None:
+    # pulls, deployments and issues succeed; releases then answer 401: the run must leave no rows
+    api.fail("/releases", Fault(401, {"message": "Bad credentials"}))
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base)
+    assert result.returncode == 2 and "401 bad credentials" in result.stderr
+    assert query(
+        tmp_path,
+        "SELECT (SELECT count(*) FROM pull_requests) + (SELECT count(*) FROM deployments)"
+        " + (SELECT count(*) FROM incidents)",
+    ) == [(0,)]
+    assert query(tmp_path, "SELECT status FROM collection_runs WHERE source = 'github'") == [("failed",)]
+
+
+def test_not_found_and_forbidden_are_one_line_each(tmp_path: Path, api: GitHubAPI) -> None:
+    missing = run_cli(tmp_path, "collect", "github", "acme/nope", "--base-url", api.base)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"error: github acme/nope at {api.base}: 404 not found: the repository "
+        "does not exist or the token cannot see it"
+    )
+    api.fail(f"/repos/{REPO}", Fault(403, {"message": "Resource not accessible by personal access token"}))
+    forbidden = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base)
+    assert forbidden.returncode == 2
+    assert forbidden.stderr.strip() == (
+        f"error: github {REPO} at {api.base}: 403 forbidden: Resource not accessible by personal access token"
+    )
+    bad_name = run_cli(tmp_path, "collect", "github", "just-a-name", "--base-url", api.base)
+    assert bad_name.returncode == 2 and "expected OWNER/REPO" in bad_name.stderr
