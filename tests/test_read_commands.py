@@ -1,0 +1,130 @@
+"""`gitops-dora deployments` (and the date options shared with `metrics`) on a real collected repo.
+
+Repository (all UTC unless noted):
+    A  2024-03-01 10:00                  <- v1.0.0 lightweight: deployed 2024-03-01T10:00Z, 1 change
+    B  2024-03-02 09:00
+    C  2024-03-02 11:00                  <- v1.1.0 annotated 2024-03-03 12:00: 2 changes (B, C)
+    D  2024-03-05 08:00                  <- v1.2.0 annotated 2024-03-05 11:30 +0200 (= 09:30Z): 1 change
+Service "app" of team "core" (from the config file), environment production.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gitrepo import GitRepo
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+FIELDS = ["id", "service", "team", "environment", "revision", "deployed_at", "status", "source",
+          "source_ref", "changes"]
+
+
+def run_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    env["COLUMNS"] = "200"
+    return subprocess.run([CLI, "--db", str(tmp / "store.duckdb"), "--config", str(tmp / "gitops-dora.yaml"),
+                           *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("read")
+    repo = GitRepo.init(tmp / "app")
+    shas = {"A": repo.commit("A", at="2024-03-01T10:00:00+00:00")}
+    repo.tag("v1.0.0")
+    shas["B"] = repo.commit("B", at="2024-03-02T09:00:00+00:00")
+    shas["C"] = repo.commit("C", at="2024-03-02T11:00:00+00:00")
+    repo.annotated_tag("v1.1.0", at="2024-03-03T12:00:00+00:00")
+    shas["D"] = repo.commit("D", at="2024-03-05T08:00:00+00:00")
+    repo.annotated_tag("v1.2.0", at="2024-03-05T11:30:00+02:00")
+    (tmp / "gitops-dora.yaml").write_text(
+        "services:\n  - name: app\n    team: core\n    repositories: [app]\n"
+        "environments:\n  - name: production\n    production: true\n"
+    )
+    proc = run_cli(tmp, "collect", "git", str(repo.path), "--service", "app",
+                   "--deploy-tags", r"^v\d+\.\d+\.\d+$")
+    assert proc.returncode == 0, proc.stderr
+    return tmp, shas
+
+
+def test_deployments_json_fields_times_and_change_counts(store: tuple[Path, dict[str, str]]) -> None:
+    tmp, shas = store
+    proc = run_cli(tmp, "deployments", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [list(r) for r in rows] == [FIELDS] * 3
+    assert [(r["source_ref"], r["deployed_at"], r["changes"], r["revision"]) for r in rows] == [
+        ("v1.0.0", "2024-03-01T10:00:00Z", 1, shas["A"]),
+        ("v1.1.0", "2024-03-03T12:00:00Z", 2, shas["C"]),
+        ("v1.2.0", "2024-03-05T09:30:00Z", 1, shas["D"]),   # 11:30 +0200 shown in UTC
+    ]
+    assert {(r["service"], r["team"], r["environment"], r["status"]) for r in rows} == {
+        ("app", "core", "production", "success")}
+
+
+def test_deployments_window_is_half_open_and_accepts_zones(store: tuple[Path, dict[str, str]]) -> None:
+    tmp, _ = store
+    # [03-03 12:00Z, 03-05 09:30Z): v1.1.0 exactly at since is in, v1.2.0 exactly at until is out
+    proc = run_cli(tmp, "deployments", "--since", "2024-03-03T14:00:00+02:00",
+                   "--until", "2024-03-05T09:30:00Z", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["source_ref"] for r in json.loads(proc.stdout)] == ["v1.1.0"]
+    # a plain date is midnight UTC: [03-02, 03-06) holds v1.1.0 and v1.2.0
+    proc = run_cli(tmp, "deployments", "--since", "2024-03-02", "--until", "2024-03-06", "--format", "json")
+    assert [r["source_ref"] for r in json.loads(proc.stdout)] == ["v1.1.0", "v1.2.0"]
+
+
+def test_deployments_csv_and_table(store: tuple[Path, dict[str, str]]) -> None:
+    tmp, shas = store
+    proc = run_cli(tmp, "deployments", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == ",".join(FIELDS)
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [(r["source_ref"], r["changes"], r["deployed_at"]) for r in rows] == [
+        ("v1.0.0", "1", "2024-03-01T10:00:00Z"), ("v1.1.0", "2", "2024-03-03T12:00:00Z"),
+        ("v1.2.0", "1", "2024-03-05T09:30:00Z")]
+
+    proc = run_cli(tmp, "deployments", "--service", "app", "--environment", "production")
+    assert proc.returncode == 0, proc.stderr
+    assert "v1.1.0" in proc.stdout and "2024-03-05T09:30:00Z" in proc.stdout
+    assert shas["C"][:12] in proc.stdout and shas["C"] not in proc.stdout   # short revision in tables
+
+    proc = run_cli(tmp, "deployments", "--service", "nope", "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+
+
+@pytest.mark.parametrize("command", ["deployments", "metrics"])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--since", "2024-02-30"), "--since '2024-02-30': not a valid date"),
+        (("--until", "yesterday"), "--until 'yesterday': not a date"),
+        (("--since", "2024-03-01T10:00:00"), "needs a zone"),
+        (("--since", "2024-03-05", "--until", "2024-03-01"), "must be after --since"),
+    ],
+)
+def test_bad_dates_give_one_clear_line(store: tuple[Path, dict[str, str]], command: str,
+                                       args: tuple[str, ...], fragment: str) -> None:
+    tmp, _ = store
+    proc = run_cli(tmp, command, *args)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+
+
+def test_missing_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "gitops-dora.yaml").write_text("services: []\n")
+    proc = run_cli(tmp_path, "deployments")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no database at {tmp_path / 'store.duckdb'}: run `gitops-dora demo` or a "
+        "`gitops-dora collect` command first"]
