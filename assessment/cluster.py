@@ -99,11 +99,11 @@ def cluster_findings(objects: list[dict[str, Any]], origin: str) -> list[Finding
             "cluster.kubernetes", f"live Kubernetes API ({len(objects)} objects in {origin})", object=origin
         )
     ]
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()  # one CRD, one namespace, one controller per tool
 
     def add(signal: str, what: str, obj: dict[str, Any], why: str) -> None:
-        if (signal, what) not in seen:
-            seen.add((signal, what))
+        if (signal, what, why) not in seen:
+            seen.add((signal, what, why))
             found.append(Finding(signal, f"{what} installed ({why})", object=_ref(obj)))
 
     for obj in objects:
@@ -114,7 +114,7 @@ def cluster_findings(objects: list[dict[str, Any]], origin: str) -> list[Finding
                 if name.endswith(suffix):
                     add(signal, what, obj, "CRD")
         elif kind == "Namespace" and name in _NAMESPACES:
-            add(*_NAMESPACES[name][:1], _NAMESPACES[name][1], obj, "namespace")
+            add(_NAMESPACES[name][0], _NAMESPACES[name][1], obj, "namespace")
         elif kind in {"Deployment", "StatefulSet"} and name in _CONTROLLERS:
             add(_CONTROLLERS[name][0], _CONTROLLERS[name][1], obj, "controller")
         elif isinstance(obj.get("apiVersion"), str):

@@ -124,18 +124,24 @@ def flux_multi_cluster(path: Path) -> GitRepo:
     for cluster in ("staging", "production"):
         files[f"clusters/{cluster}/flux-system/gotk-sync.yaml"] = gotk_sync(cluster)
         files[f"clusters/{cluster}/infrastructure.yaml"] = flux_kustomization(
-            "infra-controllers", "./infrastructure/controllers")
+            "infra-controllers", "./infrastructure/controllers"
+        )
         files[f"clusters/{cluster}/apps.yaml"] = flux_kustomization(
-            "apps", f"./apps/{cluster}", depends_on="infra-controllers")
+            "apps", f"./apps/{cluster}", depends_on="infra-controllers"
+        )
         files[f"apps/{cluster}/kustomization.yaml"] = (
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
-            "  - ../base/podinfo\npatches:\n  - path: podinfo-patch.yaml\n    target:\n      kind: Deployment\n")
+            "  - ../base/podinfo\npatches:\n  - path: podinfo-patch.yaml\n"
+            "    target:\n      kind: Deployment\n"
+        )
         files[f"apps/{cluster}/podinfo-patch.yaml"] = (
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: podinfo\nspec:\n"
-            f"  replicas: {3 if cluster == 'production' else 1}\n")
+            f"  replicas: {3 if cluster == 'production' else 1}\n"
+        )
     files["infrastructure/controllers/ingress-nginx.yaml"] = INGRESS_RELEASE
     files["apps/base/podinfo/kustomization.yaml"] = (
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n")
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - deployment.yaml\n"
+    )
     files["apps/base/podinfo/deployment.yaml"] = deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.5.4")
     repo.commit("flux fleet layout", AT, files=files)
     return repo
@@ -189,16 +195,21 @@ spec:
       selfHeal: true
 """,
         "apps/Chart.yaml": "apiVersion: v2\nname: applications\nversion: 0.1.0\n",
-        "apps/values.yaml": ("spec:\n  destination:\n    server: https://kubernetes.default.svc\n"
-                             "  source:\n    repoURL: https://github.com/acme/argocd-example-apps.git\n"
-                             "    targetRevision: HEAD\n"),
+        "apps/values.yaml": (
+            "spec:\n  destination:\n    server: https://kubernetes.default.svc\n"
+            "  source:\n    repoURL: https://github.com/acme/argocd-example-apps.git\n"
+            "    targetRevision: HEAD\n"
+        ),
         "apps/templates/guestbook.yaml": APP_TEMPLATE.format(name="guestbook", sync=automated),
         "apps/templates/helm-guestbook.yaml": APP_TEMPLATE.format(name="helm-guestbook", sync=""),
-        "guestbook/guestbook-ui-deployment.yaml": deployment("guestbook-ui",
-                                                             "gcr.io/heptio-images/ks-guestbook-demo:0.2"),
-        "guestbook/guestbook-ui-svc.yaml": ("apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook-ui\n"
-                                            "spec:\n  ports:\n    - port: 80\n      targetPort: 80\n"
-                                            "  selector:\n    app: guestbook-ui\n"),
+        "guestbook/guestbook-ui-deployment.yaml": deployment(
+            "guestbook-ui", "gcr.io/heptio-images/ks-guestbook-demo:0.2"
+        ),
+        "guestbook/guestbook-ui-svc.yaml": (
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: guestbook-ui\n"
+            "spec:\n  ports:\n    - port: 80\n      targetPort: 80\n"
+            "  selector:\n    app: guestbook-ui\n"
+        ),
     }
     repo.commit("app of apps", AT, files=files)
     return repo
@@ -255,16 +266,20 @@ def helm_rollout(path: Path) -> GitRepo:
     """An application chart whose workload is a templated Argo Rollout, with per-env values."""
     repo = GitRepo.init(path)
     files = {
-        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 1.3.0\nappVersion: \"2.4.1\"\n",
-        "charts/web/values.yaml": ("replicaCount: 2\nimage:\n  repository: ghcr.io/acme/web\n  tag: \"\"\n"
-                                   "prometheus:\n  address: http://prometheus.monitoring:9090\n"),
+        "charts/web/Chart.yaml": 'apiVersion: v2\nname: web\nversion: 1.3.0\nappVersion: "2.4.1"\n',
+        "charts/web/values.yaml": (
+            'replicaCount: 2\nimage:\n  repository: ghcr.io/acme/web\n  tag: ""\n'
+            "prometheus:\n  address: http://prometheus.monitoring:9090\n"
+        ),
         "charts/web/values-staging.yaml": "replicaCount: 1\n",
         "charts/web/values-production.yaml": "replicaCount: 4\n",
         "charts/web/templates/rollout.yaml": ROLLOUT_TEMPLATE,
         "charts/web/templates/analysis.yaml": ANALYSIS_TEMPLATE,
-        "charts/web/templates/service.yaml": ("apiVersion: v1\nkind: Service\nmetadata:\n"
-                                              "  name: {{ include \"web.fullname\" . }}\nspec:\n"
-                                              "  ports:\n    - port: 80\n"),
+        "charts/web/templates/service.yaml": (
+            "apiVersion: v1\nkind: Service\nmetadata:\n"
+            '  name: {{ include "web.fullname" . }}\nspec:\n'
+            "  ports:\n    - port: 80\n"
+        ),
         "src/main.go": "package main\n\nfunc main() {}\n",
     }
     repo.commit("web chart with canary rollout", AT, files=files)
@@ -298,19 +313,27 @@ def sops_flux(path: Path, image: str = "ghcr.io/acme/payments:3.2.0") -> GitRepo
     """Flux with two clusters, SOPS-encrypted secrets decrypted by the Kustomization, Terraform for AWS."""
     repo = GitRepo.init(path)
     files = {
-        ".sops.yaml": ("creation_rules:\n  - path_regex: .*.yaml\n    encrypted_regex: ^(data|stringData)$\n"
-                       "    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"),
-        "apps/payments/kustomization.yaml": ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                                             "resources:\n  - deployment.yaml\n  - secret.enc.yaml\n"),
+        ".sops.yaml": (
+            "creation_rules:\n  - path_regex: .*.yaml\n    encrypted_regex: ^(data|stringData)$\n"
+            "    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n"
+        ),
+        "apps/payments/kustomization.yaml": (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources:\n  - deployment.yaml\n  - secret.enc.yaml\n"
+        ),
         "apps/payments/deployment.yaml": deployment("payments", image),
         "apps/payments/secret.enc.yaml": SOPS_SECRET,
-        "terraform/main.tf": ('provider "aws" {\n  region = "eu-west-1"\n}\n\n'
-                              'resource "aws_eks_cluster" "main" {\n  name     = "main"\n'
-                              '  role_arn = aws_iam_role.cluster.arn\n}\n'),
+        "terraform/main.tf": (
+            'provider "aws" {\n  region = "eu-west-1"\n}\n\n'
+            'resource "aws_eks_cluster" "main" {\n  name     = "main"\n'
+            "  role_arn = aws_iam_role.cluster.arn\n}\n"
+        ),
     }
     for cluster in ("staging", "production"):
         files[f"clusters/{cluster}/flux-system/gotk-sync.yaml"] = gotk_sync(cluster)
-        files[f"clusters/{cluster}/payments.yaml"] = flux_kustomization("payments", "./apps/payments", sops=True)
+        files[f"clusters/{cluster}/payments.yaml"] = flux_kustomization(
+            "payments", "./apps/payments", sops=True
+        )
     repo.commit("payments with sops", AT, files=files)
     return repo
 
@@ -376,8 +399,10 @@ spec:
 def kyverno_policies(path: Path) -> GitRepo:
     repo = GitRepo.init(path)
     files = {
-        "policies/kustomization.yaml": ("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
-                                        "resources:\n  - require-labels.yaml\n  - add-default-requests.yaml\n"),
+        "policies/kustomization.yaml": (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources:\n  - require-labels.yaml\n  - add-default-requests.yaml\n"
+        ),
         "policies/require-labels.yaml": KYVERNO_VALIDATE,
         "policies/add-default-requests.yaml": KYVERNO_MUTATE,
         "gatekeeper/required-labels-template.yaml": GATEKEEPER_TEMPLATE,
@@ -442,8 +467,7 @@ def argocd_appset(path: Path) -> GitRepo:
         "bootstrap/guestbook-appset.yaml": APPSET,
         "projects/team-a.yaml": project("team-a"),
         "projects/team-b.yaml": project("team-b"),
-        "guestbook/deployment.yaml": deployment(
-            "guestbook", "ghcr.io/acme/guestbook@sha256:" + "ab" * 32),
+        "guestbook/deployment.yaml": deployment("guestbook", "ghcr.io/acme/guestbook@sha256:" + "ab" * 32),
     }
     repo.commit("fleet guestbook", AT, files=files)
     return repo
@@ -452,9 +476,11 @@ def argocd_appset(path: Path) -> GitRepo:
 def terraform(path: Path) -> GitRepo:
     repo = GitRepo.init(path)
     files = {
-        "gcp/main.tf": ('provider "google" {\n  project = "acme-prod"\n}\n\n'
-                        'resource "google_container_cluster" "primary" {\n  name     = "primary"\n'
-                        '  location = "europe-west1"\n}\n'),
+        "gcp/main.tf": (
+            'provider "google" {\n  project = "acme-prod"\n}\n\n'
+            'resource "google_container_cluster" "primary" {\n  name     = "primary"\n'
+            '  location = "europe-west1"\n}\n'
+        ),
         "aws/eks.tf": ('resource "aws_eks_cluster" "edge" {\n  name = "edge"\n}\n'),
         "modules/network/variables.tf": 'variable "cidr" {\n  type = string\n}\n',
         "README.md": "# infra\n",
@@ -470,9 +496,11 @@ def plain_app(path: Path) -> GitRepo:
         "tests/test_app.py": "def test_ok():\n    assert True\n",
         "Dockerfile": "FROM python:3.12-slim\nCOPY src /app\n",
         "README.md": "# app\n",
-        ".github/workflows/deploy.yml": ("name: deploy\non: [push]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n"
-                                         "    steps:\n      - uses: actions/checkout@v4\n"
-                                         "      - run: helm upgrade --install app ./chart\n"),
+        ".github/workflows/deploy.yml": (
+            "name: deploy\non: [push]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n"
+            "    steps:\n      - uses: actions/checkout@v4\n"
+            "      - run: helm upgrade --install app ./chart\n"
+        ),
     }
     repo.commit("app", AT, files=files)
     return repo

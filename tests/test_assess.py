@@ -16,7 +16,13 @@ import pytest
 from analytics.cli import main
 from tests import maturity_repos as repos
 
-L0 = ("declarative-iac", "declarative-workloads", "version-control", "immutable-images", "suitable-infrastructure")
+L0 = (
+    "declarative-iac",
+    "declarative-workloads",
+    "version-control",
+    "immutable-images",
+    "suitable-infrastructure",
+)
 
 
 def assess(capsys: pytest.CaptureFixture[str], db: Path, *args: str) -> dict[str, Any]:
@@ -39,58 +45,69 @@ def test_flux_multi_cluster(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     repo = repos.flux_multi_cluster(tmp_path / "fleet-infra")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
-        "declarative-iac": "met",             # infrastructure/controllers/ingress-nginx.yaml
-        "declarative-workloads": "met",       # apps/base/podinfo/deployment.yaml
+        "declarative-iac": "met",  # infrastructure/controllers/ingress-nginx.yaml
+        "declarative-workloads": "met",  # apps/base/podinfo/deployment.yaml
         "version-control": "met",
-        "immutable-images": "met",            # podinfo:6.5.4, nothing on :latest
+        "immutable-images": "met",  # podinfo:6.5.4, nothing on :latest
         "suitable-infrastructure": "met",
-        "workload-reconciliation": "met",     # Flux Kustomizations
-        "environment-management": "met",      # clusters/staging + clusters/production
-        "secrets-management": "not_met",      # no SOPS / sealed / external secrets
+        "workload-reconciliation": "met",  # Flux Kustomizations
+        "environment-management": "met",  # clusters/staging + clusters/production
+        "secrets-management": "not_met",  # no SOPS / sealed / external secrets
         "pull-based": "met",
-        "package-management": "met",          # kustomization.yaml, HelmRelease
-        "whole-environment": "met",           # infra manifests + workloads + Flux
+        "package-management": "met",  # kustomization.yaml, HelmRelease
+        "whole-environment": "met",  # infra manifests + workloads + Flux
         "cluster-workload-separation": "met",  # clusters/ + infrastructure/ vs apps/, dependsOn
         "security-governance": "not_met",
         "progressive-delivery": "not_met",
-        "template-customization": "met",      # apps/<env> overlays patch ../base/podinfo
-        "fleet-management": "not_met",        # two clusters are environments, not a fleet (needs 3+)
+        "template-customization": "met",  # apps/<env> overlays patch ../base/podinfo
+        "fleet-management": "not_met",  # two clusters are environments, not a fleet (needs 3+)
         "mass-customization": "not_met",
         "advanced-policy": "not_met",
         "cross-enterprise-governance": "unknown",  # no tenancy or policy evidence either way
-        "multi-cloud": "unknown",             # no infrastructure provider named
+        "multi-cloud": "unknown",  # no infrastructure provider named
     }
     # L0 all met; L1 misses secrets-management -> level 0; progress L1 = 4/5, L2 = 3/5.
     assert result["level"] == 0
     assert [(lv["level"], lv["met"], lv["progress"]) for lv in result["levels"]] == [
-        (0, True, 1.0), (1, False, 0.8), (2, False, 0.6), (3, False, 0.0)]
+        (0, True, 1.0),
+        (1, False, 0.8),
+        (2, False, 0.6),
+        (3, False, 0.0),
+    ]
     assert [s["capability"] for s in result["next_steps"]] == ["secrets-management"]
     assert "SOPS" in result["next_steps"][0]["action"]
     # Evidence points at files and lines: the apps Kustomization's `kind:` is line 2 of apps.yaml.
     recon = evidence_of(result, "workload-reconciliation")
     assert {"path": "clusters/production/apps.yaml", "line": 2} in [
-        {"path": e["path"], "line": e["line"]} for e in recon]
+        {"path": e["path"], "line": e["line"]} for e in recon
+    ]
     envs = {e["path"] for e in evidence_of(result, "environment-management")}
     assert envs == {"clusters/production/", "clusters/staging/"}
     principles = {p["id"]: p["status"] for p in result["principles"]}
-    assert principles == {"declarative": "satisfied", "versioned-immutable": "satisfied",
-                          "pulled-automatically": "satisfied", "continuously-reconciled": "satisfied"}
+    assert principles == {
+        "declarative": "satisfied",
+        "versioned-immutable": "satisfied",
+        "pulled-automatically": "satisfied",
+        "continuously-reconciled": "satisfied",
+    }
 
 
-def test_argocd_app_of_apps_with_templated_applications(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_argocd_app_of_apps_with_templated_applications(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = repos.argocd_app_of_apps(tmp_path / "argocd-example-apps")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
-        "declarative-iac": "not_met",         # only applications, no infrastructure
+        "declarative-iac": "not_met",  # only applications, no infrastructure
         "declarative-workloads": "met",
         "version-control": "met",
-        "immutable-images": "met",            # ks-guestbook-demo:0.2
+        "immutable-images": "met",  # ks-guestbook-demo:0.2
         "suitable-infrastructure": "met",
-        "workload-reconciliation": "met",     # selfHeal in root-app.yaml and the templated guestbook app
+        "workload-reconciliation": "met",  # selfHeal in root-app.yaml and the templated guestbook app
         "environment-management": "not_met",
         "secrets-management": "not_met",
         "pull-based": "met",
-        "package-management": "met",          # apps/Chart.yaml
+        "package-management": "met",  # apps/Chart.yaml
         "whole-environment": "not_met",
         "cluster-workload-separation": "not_met",  # apps/ only, no cluster configuration dir
         "security-governance": "not_met",
@@ -108,7 +125,8 @@ def test_argocd_app_of_apps_with_templated_applications(tmp_path: Path, capsys: 
     # line 21, `automated:` 22, `prune:` 23, `selfHeal: true` 24. The manual helm-guestbook app is
     # shown as evidence against.
     assert {"path": "apps/templates/guestbook.yaml", "line": 24, "supports": True} in [
-        {k: e[k] for k in ("path", "line", "supports")} for e in recon]
+        {k: e[k] for k in ("path", "line", "supports")} for e in recon
+    ]
     against = [e for e in recon if not e["supports"]]
     assert [e["path"] for e in against] == ["apps/templates/helm-guestbook.yaml"]
     assert [s["capability"] for s in result["next_steps"]] == ["declarative-iac"]
@@ -119,20 +137,20 @@ def test_helm_chart_with_templated_rollout(tmp_path: Path, capsys: pytest.Captur
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
         "declarative-iac": "not_met",
-        "declarative-workloads": "met",       # templated Rollout and Service
+        "declarative-workloads": "met",  # templated Rollout and Service
         "version-control": "met",
-        "immutable-images": "met",            # values.yaml: empty tag -> chart appVersion 2.4.1
+        "immutable-images": "met",  # values.yaml: empty tag -> chart appVersion 2.4.1
         "suitable-infrastructure": "met",
         "workload-reconciliation": "not_met",
-        "environment-management": "met",      # values-staging.yaml + values-production.yaml
+        "environment-management": "met",  # values-staging.yaml + values-production.yaml
         "secrets-management": "not_met",
         "pull-based": "not_met",
         "package-management": "met",
         "whole-environment": "not_met",
         "cluster-workload-separation": "not_met",
         "security-governance": "not_met",
-        "progressive-delivery": "met",        # templated Rollout + AnalysisTemplate
-        "template-customization": "met",      # per-environment values files beside Chart.yaml
+        "progressive-delivery": "met",  # templated Rollout + AnalysisTemplate
+        "template-customization": "met",  # per-environment values files beside Chart.yaml
         "fleet-management": "not_met",
         "mass-customization": "not_met",
         "advanced-policy": "not_met",
@@ -143,7 +161,9 @@ def test_helm_chart_with_templated_rollout(tmp_path: Path, capsys: pytest.Captur
     progressive = evidence_of(result, "progressive-delivery")
     # Rule order: Canary, Rollout, AnalysisTemplate; `kind:` is line 2 of both templates.
     assert [(e["path"], e["line"]) for e in progressive] == [
-        ("charts/web/templates/rollout.yaml", 2), ("charts/web/templates/analysis.yaml", 2)]
+        ("charts/web/templates/rollout.yaml", 2),
+        ("charts/web/templates/analysis.yaml", 2),
+    ]
     assert "(canary) (templated)" in progressive[0]["detail"]
 
 
@@ -151,17 +171,17 @@ def test_sops_encrypted_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[st
     repo = repos.sops_flux(tmp_path / "payments-config")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
-        "declarative-iac": "met",             # terraform/main.tf
+        "declarative-iac": "met",  # terraform/main.tf
         "declarative-workloads": "met",
         "version-control": "met",
         "immutable-images": "met",
         "suitable-infrastructure": "met",
         "workload-reconciliation": "met",
         "environment-management": "met",
-        "secrets-management": "met",          # .sops.yaml, sops: block, Flux decryption
+        "secrets-management": "met",  # .sops.yaml, sops: block, Flux decryption
         "pull-based": "met",
         "package-management": "met",
-        "whole-environment": "not_met",       # Terraform run outside the reconciler
+        "whole-environment": "not_met",  # Terraform run outside the reconciler
         "cluster-workload-separation": "met",  # clusters/ vs apps/
         "security-governance": "not_met",
         "progressive-delivery": "not_met",
@@ -170,12 +190,16 @@ def test_sops_encrypted_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[st
         "mass-customization": "not_met",
         "advanced-policy": "not_met",
         "cross-enterprise-governance": "unknown",
-        "multi-cloud": "not_met",             # AWS only
+        "multi-cloud": "not_met",  # AWS only
     }
     assert result["level"] == 1
     assert [lv["progress"] for lv in result["levels"]] == [1.0, 1.0, 0.2, 0.0]
     assert [s["capability"] for s in result["next_steps"]] == [
-        "whole-environment", "security-governance", "progressive-delivery", "template-customization"]
+        "whole-environment",
+        "security-governance",
+        "progressive-delivery",
+        "template-customization",
+    ]
     secrets = {(e["path"], e["line"]) for e in evidence_of(result, "secrets-management")}
     # `sops:` is line 9 of SOPS_SECRET (after apiVersion, kind, metadata, name, namespace, type,
     # data, password); `decryption:` is line 15 of each cluster Kustomization (no dependsOn).
@@ -191,23 +215,23 @@ def test_kyverno_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
         "declarative-iac": "not_met",
-        "declarative-workloads": "met",       # ClusterPolicy objects are declarations
+        "declarative-workloads": "met",  # ClusterPolicy objects are declarations
         "version-control": "met",
-        "immutable-images": "unknown",        # no image references at all
+        "immutable-images": "unknown",  # no image references at all
         "suitable-infrastructure": "met",
         "workload-reconciliation": "not_met",
         "environment-management": "not_met",
         "secrets-management": "not_met",
         "pull-based": "not_met",
-        "package-management": "met",          # policies/kustomization.yaml
+        "package-management": "met",  # policies/kustomization.yaml
         "whole-environment": "not_met",
         "cluster-workload-separation": "not_met",
-        "security-governance": "met",         # Kyverno + Gatekeeper
+        "security-governance": "met",  # Kyverno + Gatekeeper
         "progressive-delivery": "not_met",
         "template-customization": "not_met",
         "fleet-management": "not_met",
         "mass-customization": "not_met",
-        "advanced-policy": "met",             # the mutate rule
+        "advanced-policy": "met",  # the mutate rule
         "cross-enterprise-governance": "not_met",  # policy engine but no tenants
         "multi-cloud": "unknown",
     }
@@ -226,20 +250,20 @@ def test_applicationset_with_cluster_generator(tmp_path: Path, capsys: pytest.Ca
         "declarative-iac": "not_met",
         "declarative-workloads": "met",
         "version-control": "met",
-        "immutable-images": "met",            # pinned by digest
+        "immutable-images": "met",  # pinned by digest
         "suitable-infrastructure": "met",
-        "workload-reconciliation": "met",     # the generated Applications self-heal
-        "environment-management": "met",      # every registered production cluster
+        "workload-reconciliation": "met",  # the generated Applications self-heal
+        "environment-management": "met",  # every registered production cluster
         "secrets-management": "not_met",
         "pull-based": "met",
-        "package-management": "not_met",      # plain directory source, no chart or kustomization
+        "package-management": "not_met",  # plain directory source, no chart or kustomization
         "whole-environment": "not_met",
         "cluster-workload-separation": "not_met",
         "security-governance": "not_met",
         "progressive-delivery": "not_met",
         "template-customization": "not_met",
-        "fleet-management": "met",            # clusters generator
-        "mass-customization": "met",          # {{.name}} / {{.server}} parameters
+        "fleet-management": "met",  # clusters generator
+        "mass-customization": "met",  # {{.name}} / {{.server}} parameters
         "advanced-policy": "not_met",
         "cross-enterprise-governance": "not_met",  # two restricted AppProjects but no policy engine
         "multi-cloud": "unknown",
@@ -253,30 +277,50 @@ def test_terraform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = repos.terraform(tmp_path / "infra")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     expected = {cap: "not_met" for cap in statuses(result)}
-    expected.update({"declarative-iac": "met", "version-control": "met", "immutable-images": "unknown",
-                     "cross-enterprise-governance": "unknown",
-                     "multi-cloud": "met"})  # google_* in gcp/main.tf and aws_* in aws/eks.tf
+    expected.update(
+        {
+            "declarative-iac": "met",
+            "version-control": "met",
+            "immutable-images": "unknown",
+            "cross-enterprise-governance": "unknown",
+            "multi-cloud": "met",
+        }
+    )  # google_* in gcp/main.tf and aws_* in aws/eks.tf
     assert statuses(result) == expected
     assert result["level"] is None  # no workloads: declarative-workloads and suitable-infrastructure fail
     clouds = sorted((e["path"], e["line"], e["detail"]) for e in evidence_of(result, "multi-cloud"))
-    assert clouds == [("aws/eks.tf", 1, "Terraform aws_eks_cluster targets aws"),
-                      ("gcp/main.tf", 1, "Terraform google targets gcp")]
+    assert clouds == [
+        ("aws/eks.tf", 1, "Terraform aws_eks_cluster targets aws"),
+        ("gcp/main.tf", 1, "Terraform google targets gcp"),
+    ]
 
 
 def test_plain_application_repo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = repos.plain_app(tmp_path / "app")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     expected = {cap: "not_met" for cap in statuses(result)}
-    expected.update({"version-control": "met", "immutable-images": "unknown",
-                     "cross-enterprise-governance": "unknown", "multi-cloud": "unknown"})
+    expected.update(
+        {
+            "version-control": "met",
+            "immutable-images": "unknown",
+            "cross-enterprise-governance": "unknown",
+            "multi-cloud": "unknown",
+        }
+    )
     assert statuses(result) == expected
     assert result["level"] is None
     assert result["levels"][0] == {"level": 0, "name": "Prerequisites", "met": False, "progress": 0.2}
     # The CI pipeline pushing with helm is shown as evidence against pull-based.
     pull = evidence_of(result, "pull-based")
-    assert [(e["path"], e["line"], e["supports"]) for e in pull] == [(".github/workflows/deploy.yml", 8, False)]
-    assert [s["capability"] for s in result["next_steps"]] == ["declarative-iac", "declarative-workloads",
-                                                             "immutable-images", "suitable-infrastructure"]
+    assert [(e["path"], e["line"], e["supports"]) for e in pull] == [
+        (".github/workflows/deploy.yml", 8, False)
+    ]
+    assert [s["capability"] for s in result["next_steps"]] == [
+        "declarative-iac",
+        "declarative-workloads",
+        "immutable-images",
+        "suitable-infrastructure",
+    ]
     assert {p["id"]: p["status"] for p in result["principles"]}["declarative"] == "not_satisfied"
 
 
@@ -289,8 +333,9 @@ def test_assessment_is_stored_once_per_state(tmp_path: Path, capsys: pytest.Capt
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute("SELECT id, kind, level, revisions FROM maturity_assessments").fetchall()
     assert rows == [(f"payments-config|point|{head}", "point", 1, [head])]
-    caps = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'met') "
-                       "FROM maturity_capability_status").fetchone()
+    caps = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'met') FROM maturity_capability_status"
+    ).fetchone()
     assert caps == (20, 11)  # 5 + 5 + 1 + 0 met, see test_sops_encrypted_secrets
     from assessment import store
 

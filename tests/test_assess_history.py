@@ -1,0 +1,189 @@
+"""Maturity over time (--history monthly), assessing revisions without a checkout, and answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from assessment import store
+from tests import maturity_repos as repos
+from tests.gitrepo import GitRepo
+from tests.test_assess import assess, statuses
+
+
+def adopting_flux(path: Path) -> tuple[GitRepo, dict[str, str]]:
+    """Plain manifests + Terraform in January; Flux, SOPS and a second cluster adopted at the turn
+    of February/March (23:30 at -02:00 on 29 Feb is 01:30 UTC on 1 March)."""
+    repo = GitRepo.init(path)
+    shas = {}
+    shas["jan"] = repo.commit(
+        "manifests and terraform",
+        "2024-01-10T09:00:00+00:00",
+        files={
+            "apps/web/deployment.yaml": repos.deployment("web", "ghcr.io/acme/web:1.0.0"),
+            "terraform/main.tf": 'resource "aws_eks_cluster" "main" {\n  name = "main"\n}\n',
+        },
+    )
+    shas["feb"] = repo.commit("docs", "2024-02-12T09:00:00+00:00", files={"README.md": "# web\n"})
+    files = {
+        ".sops.yaml": "creation_rules:\n  - age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
+        "apps/web/kustomization.yaml": "resources:\n  - deployment.yaml\n  - secret.enc.yaml\n",
+        "apps/web/secret.enc.yaml": repos.SOPS_SECRET,
+    }
+    for cluster in ("staging", "production"):
+        files[f"clusters/{cluster}/flux-system/gotk-sync.yaml"] = repos.gotk_sync(cluster)
+        files[f"clusters/{cluster}/web.yaml"] = repos.flux_kustomization("web", "./apps/web", sops=True)
+    shas["flux"] = repo.commit("adopt flux", "2024-02-29T23:30:00-02:00", files=files)
+    shas["mar"] = repo.commit("tune", "2024-03-20T10:00:00+00:00", files={"README.md": "# web service\n"})
+    shas["may"] = repo.commit("more docs", "2024-05-02T10:00:00+00:00", files={"README.md": "# web svc\n"})
+    return repo, shas
+
+
+def test_history_monthly_shows_level_rising_the_month_flux_was_adopted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, shas = adopting_flux(tmp_path / "web-config")
+    db = tmp_path / "db.duckdb"
+    result = assess(capsys, db, str(repo.path), "--history", "monthly")
+    # Jan, Feb: L0 met (manifests, Terraform, pinned image, git), no reconciler -> level 0.
+    # The adoption commit is 1 March in UTC, so March is the first month at level 1; April has no
+    # commit and keeps March's last state; May is the last month.
+    timeline = [(p["period"], p["level"], p["revisions"]) for p in result["history"]]
+    assert timeline == [
+        ("2024-01", 0, [shas["jan"]]),
+        ("2024-02", 0, [shas["feb"]]),
+        ("2024-03", 1, [shas["mar"]]),
+        ("2024-04", 1, [shas["mar"]]),
+        ("2024-05", 1, [shas["may"]]),
+    ]
+    feb = result["history"][1]["statuses"]
+    assert (feb["workload-reconciliation"], feb["secrets-management"], feb["pull-based"]) == (
+        "not_met",
+        "not_met",
+        "not_met",
+    )
+    assert result["level"] == 1  # the point assessment of the working tree
+    assess(capsys, db, str(repo.path), "--history", "monthly")  # idempotent re-run
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute(
+        "SELECT period, level FROM maturity_assessments WHERE kind = 'monthly' ORDER BY period"
+    ).fetchall()
+    assert stored == [("2024-01", 0), ("2024-02", 0), ("2024-03", 1), ("2024-04", 1), ("2024-05", 1)]
+    points = store.timeline(con, "web-config")
+    # Level 1 progress in February: no reconciler, one environment, no SOPS, no kustomization: 0/5.
+    # March: all five Level 1 capabilities met.
+    assert [(p["period"], p["progress"][1]) for p in points][1:3] == [("2024-02", 0.0), ("2024-03", 1.0)]
+    assert con.execute("SELECT count(*) FROM maturity_assessments WHERE kind = 'point'").fetchone() == (1,)
+    con.close()
+
+
+def test_revision_is_read_without_checkout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo, shas = adopting_flux(tmp_path / "web-config")
+    # An uncommitted policy in the working tree: it counts for the working tree only.
+    (repo.path / "policies").mkdir()
+    (repo.path / "policies" / "labels.yaml").write_text(repos.KYVERNO_VALIDATE)
+    before = (repo.git("status", "--porcelain"), repo.rev_parse())
+    db = tmp_path / "db.duckdb"
+    at_jan = assess(capsys, db, str(repo.path), "--at", shas["jan"])
+    at_head = assess(capsys, db, str(repo.path), "--at", "HEAD")
+    worktree = assess(capsys, db, str(repo.path))
+    assert (at_jan["level"], at_head["level"], worktree["level"]) == (0, 1, 1)
+    assert statuses(at_jan)["pull-based"] == "not_met"
+    assert statuses(at_head)["pull-based"] == "met"
+    assert statuses(at_head)["security-governance"] == "not_met"
+    assert statuses(worktree)["security-governance"] == "met"  # policies/labels.yaml, uncommitted
+    # Nothing was checked out: same HEAD, same untracked file, nothing else changed.
+    assert (repo.git("status", "--porcelain"), repo.rev_parse()) == before == ("?? policies/", shas["may"])
+
+
+def test_bare_repository_and_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = repos.sops_flux(tmp_path / "payments-config")
+    bare = repo.clone(tmp_path / "payments-config.git", bare=True)
+    by_path = assess(capsys, tmp_path / "db.duckdb", str(bare.path))
+    by_url = assess(capsys, tmp_path / "db.duckdb", repo.url)
+    assert by_path["level"] == by_url["level"] == 1
+    assert statuses(by_path) == statuses(by_url)
+
+
+def test_answers_attest_and_disagree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = repos.sops_flux(tmp_path / "payments-config")
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(
+        "answers:\n"
+        "  whole-environment: yes\n"  # no evidence -> attested
+        "  security-governance: yes\n"
+        "  progressive-delivery:\n    answer: yes\n    note: Flagger in the other repo\n"
+        "  template-customization: yes\n"
+        "  secrets-management: no\n"  # evidence met -> stays met, disagreement shown
+        "  fleet-management: no\n"  # no evidence -> not_met, no disagreement
+    )
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path), "--answers", str(answers))
+    caps = {c["id"]: c for c in result["capabilities"]}
+    assert [
+        caps[c]["status"]
+        for c in (
+            "whole-environment",
+            "security-governance",
+            "progressive-delivery",
+            "template-customization",
+        )
+    ] == ["attested"] * 4
+    assert caps["progressive-delivery"]["answer_note"] == "Flagger in the other repo"
+    assert (caps["secrets-management"]["status"], caps["secrets-management"]["answer"]) == ("met", "no")
+    assert caps["secrets-management"]["conflict"] == "answered no, but evidence shows it is in place"
+    assert caps["secrets-management"]["evidence"]  # the evidence is shown beside the answer
+    assert (caps["fleet-management"]["status"], caps["fleet-management"]["conflict"]) == ("not_met", None)
+    # Level 2: cluster-workload-separation met + four attested. Progress counts met only: 1/5.
+    assert result["level"] == 2
+    assert [lv["progress"] for lv in result["levels"]] == [1.0, 1.0, 0.2, 0.0]
+    assert [s["capability"] for s in result["next_steps"]] == [
+        "fleet-management",
+        "mass-customization",
+        "advanced-policy",
+        "cross-enterprise-governance",
+        "multi-cloud",
+    ]
+
+
+def test_evidence_outranks_a_yes_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = repos.sops_flux(tmp_path / "payments-config", image="nginx:latest")
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("answers:\n  immutable-images: yes\n")
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path), "--answers", str(answers))
+    cap = next(c for c in result["capabilities"] if c["id"] == "immutable-images")
+    assert (cap["status"], cap["answer"]) == ("not_met", "yes")
+    assert cap["conflict"] == (
+        "answered yes, but evidence shows it is missing: 1 image references use :latest or no tag"
+    )
+    # deployment(): `image:` is line 17 of the manifest.
+    assert [(e["path"], e["line"], e["supports"]) for e in cap["evidence"]] == [
+        ("apps/payments/deployment.yaml", 17, False)
+    ]
+    assert result["level"] is None
+
+
+def test_bad_answers_file_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analytics.cli import main
+
+    repo = repos.sops_flux(tmp_path / "payments-config")
+    db = tmp_path / "db.duckdb"
+    assess(capsys, db, str(repo.path))
+    bad = tmp_path / "answers.yaml"
+    bad.write_text("answers:\n  gitops-everything: yes\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["--db", str(db), "assess", str(repo.path), "--answers", str(bad)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert (
+        err.strip()
+        == f"error: {bad}: unknown capability id 'gitops-everything' (see data/maturity/model.yaml)"
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["--db", str(db), "assess", str(tmp_path / "missing-repo")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing-repo'}: no such directory"
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM maturity_assessments").fetchone() == (1,)
+    con.close()
