@@ -1,0 +1,139 @@
+"""`gitops-dora demo`: builds, is deterministic across work dirs, idempotent, and has metrics.
+
+Determinism is checked on what the demo loads (commits, tags, deployments, their changes,
+services, environments), the manifest it writes, and the `metrics` JSON: two builds in different
+folders must agree exactly, and a second build into the same database must change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+SERVICES = {"payments-api": "payments", "storefront": "web", "inventory": "supply"}
+COMPARED = {
+    "commits": "SELECT * FROM commits ORDER BY repo, sha",
+    "tags": "SELECT * FROM tags ORDER BY repo, name",
+    "deployments": "SELECT * FROM deployments ORDER BY id",
+    "deployment_changes": "SELECT * FROM deployment_changes ORDER BY ALL",
+    "services": "SELECT * FROM services ORDER BY name",
+    "environments": "SELECT * FROM environments ORDER BY name",
+}
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {name: con.execute(sql).fetchall() for name, sql in COMPARED.items()}
+    finally:
+        con.close()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        skip = {"collection_runs", "data_warnings", "collector_state", "schema_migrations"}
+        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]  # type: ignore[index]
+                for n in names if n not in skip}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("demo")
+    (base / "a").mkdir()
+    (base / "b").mkdir()
+    first = run_cli("--db", "a/demo.duckdb", "demo", cwd=base)           # default work dir: a/demo
+    run_cli("--db", str(base / "b" / "demo.duckdb"), "demo", "--workdir", str(base / "b" / "work"), cwd=base)
+    return {"base": base, "first_stdout": first.stdout, "a": base / "a" / "demo.duckdb",
+            "b": base / "b" / "demo.duckdb", "a_work": base / "a" / "demo", "b_work": base / "b" / "work"}
+
+
+def metrics_json(db: Path, cwd: Path) -> dict[str, Any]:
+    proc = run_cli("--db", str(db), "metrics", "--since", "2026-05-01", "--until", "2026-11-01",
+                   "--format", "json", cwd=cwd)
+    return dict(json.loads(proc.stdout))
+
+
+def test_demo_prints_database_and_next_command(builds: dict[str, Any]) -> None:
+    out = builds["first_stdout"]
+    assert f"demo database: {builds['a']}" in out
+    assert f"gitops-dora --db {builds['a']} dashboard" in out
+    assert (builds["a_work"] / "demo-manifest.json").exists()
+    assert (builds["a_work"] / "repos" / "platform-config" / "apps" / "storefront" / "overlays"
+            / "production" / "kustomization.yaml").exists()
+
+
+def test_manifest_matches_the_generated_repositories(builds: dict[str, Any]) -> None:
+    work = builds["a_work"]
+    manifest = json.loads((work / "demo-manifest.json").read_text())
+    assert {s["name"]: s["team"] for s in manifest["services"]} == SERVICES
+    for service, releases in manifest["releases"].items():
+        repo = work / "repos" / service
+        tags = subprocess.run(["git", "-C", str(repo), "tag"], capture_output=True, text=True).stdout.split()
+        assert sorted(tags) == sorted(r["tag"] for r in releases)
+        assert any(r["kind"] == "hotfix" for r in releases), service
+        for r in releases:
+            sha = subprocess.run(["git", "-C", str(repo), "rev-parse", f"{r['tag']}^{{commit}}"],
+                                 capture_output=True, text=True).stdout.strip()
+            assert sha == r["sha"]
+    # every production bump of the config repo follows the staging bump of the same release
+    staged = {(c["service"], c["tag"]): c["committed_at"] for c in manifest["config_commits"]["staging"]}
+    for c in manifest["config_commits"]["production"]:
+        assert staged[(c["service"], c["tag"])] <= c["committed_at"]
+        assert c["image_tag"] == f"sha-{c['app_sha'][:7]}"
+    config_log = subprocess.run(["git", "-C", str(work / "repos" / "platform-config"), "log", "--format=%H"],
+                                capture_output=True, text=True).stdout.split()
+    assert manifest["config_commits"]["production"][-1]["commit"] in config_log
+    assert sum(1 for r in manifest["reverts"].values() for _ in r) >= 1
+
+
+def test_two_work_dirs_give_the_same_database_and_manifest(builds: dict[str, Any]) -> None:
+    a, b = snapshot(builds["a"]), snapshot(builds["b"])
+    for name in COMPARED:
+        assert a[name] == b[name], name
+    assert len(a["commits"]) > 500 and len(a["deployments"]) > 60
+    assert (builds["a_work"] / "demo-manifest.json").read_bytes() == \
+        (builds["b_work"] / "demo-manifest.json").read_bytes()
+    assert metrics_json(builds["a"], builds["base"]) == metrics_json(builds["b"], builds["base"])
+
+
+def test_rerun_changes_nothing(builds: dict[str, Any]) -> None:
+    before, counts = snapshot(builds["a"]), table_counts(builds["a"])
+    manifest = (builds["a_work"] / "demo-manifest.json").read_bytes()
+    run_cli("--db", "a/demo.duckdb", "demo", cwd=builds["base"])
+    assert snapshot(builds["a"]) == before
+    assert table_counts(builds["a"]) == counts
+    assert (builds["a_work"] / "demo-manifest.json").read_bytes() == manifest
+
+
+def test_metrics_are_non_empty_for_all_three_services(builds: dict[str, Any]) -> None:
+    doc = metrics_json(builds["a"], builds["base"])
+    production = {g["service"]: g for g in doc["groups"] if g["environment"] == "production"}
+    assert set(SERVICES) <= set(production)
+    for service in SERVICES:
+        g = production[service]
+        assert g["deployments"] > 10, service
+        assert g["changes"] > 100, service
+        assert g["lead_time_median_hours"] > 0, service
+        assert g["baseline_deployments"] == 1, service
+    proc = run_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
+                   cwd=builds["base"])
+    assert {g["team"] for g in json.loads(proc.stdout)["groups"]} >= set(SERVICES.values())
