@@ -6,7 +6,7 @@ import streamlit as st
 
 from dashboards import health, state
 from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
-from dashboards.queries import has_database
+from dashboards.queries import deployment_count, has_database
 
 st.title("Data health")
 db = state.database()
@@ -15,6 +15,9 @@ st.caption("Covers the whole database (the sidebar filters do not apply here).")
 if not has_database(db):
     no_data(f"database at {db}", COLLECT_DEPLOYMENTS)
     st.stop()
+
+if deployment_count(db) == 0:
+    no_data("deployments", COLLECT_DEPLOYMENTS)
 
 st.subheader("Last collection per source")
 runs = health.last_collections(db)

@@ -1,0 +1,296 @@
+"""The Streamlit dashboard under AppTest, on a database built by `gitops-dora demo`.
+
+The numbers on the pages are compared with what the CLI prints for the same filters
+(`gitops-dora metrics --format json`, `gitops-dora deployments --format json`), run as separate
+processes, so a page that computes or formats a value differently fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+
+from analytics.store.connection import open_writer
+from dashboards.components import RATING_COLORS
+from dashboards.metrics_source import MetricsRequest
+from dashboards.tiles import TILES, delta_text
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+PAGES = ("overview", "throughput", "stability", "deployments", "maturity", "data_health")
+
+
+def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dash-demo")
+    db = root / "gitops-dora.duckdb"
+    proc = cli(db, "demo", "--workdir", str(root / "demo"))
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
+@pytest.fixture
+def use_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    def _use(db: Path) -> None:
+        monkeypatch.setenv("GITOPS_DORA_DB", str(db))
+        monkeypatch.delenv("GITOPS_DORA_CONFIG", raising=False)
+
+    yield _use
+
+
+def open_page(page: str, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page != "overview":
+        at.switch_page(f"screens/{page}.py").run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def badges(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "-badge[" in m.value]
+
+
+def metrics_json(db: Path, req: MetricsRequest) -> dict[str, Any]:
+    proc = cli(db, "metrics", *req.argv(), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    payload: dict[str, Any] = json.loads(proc.stdout)
+    return payload
+
+
+def check_overview_against_cli(at: AppTest, db: Path, req: MetricsRequest) -> int:
+    """Every tile's value, delta and rating badge equal the CLI's JSON; returns tiles compared."""
+    payload = metrics_json(db, req)
+    groups = [g for g in payload["groups"] if g["deployments"]]
+    groups.sort(key=lambda g: (0 if g["environment"] == "production" else 1, g["environment"]))
+    assert [h.value for h in at.subheader if h.value.startswith("Environment:")] == [
+        f"Environment: {g['environment']}" for g in groups
+    ]
+    shown = list(at.metric)
+    assert len(shown) == len(TILES) * len(groups)
+    year = req.benchmark or 2024
+    rating_badges = badges(at)
+    compared = 0
+    for gi, group in enumerate(groups):
+        for ti, tile in enumerate(TILES):
+            m = shown[gi * len(TILES) + ti]
+            assert m.label == tile.title
+            assert m.value == tile.fmt(group[tile.field]), (tile.field, group[tile.field])
+            expected_delta = delta_text(tile, group["delta"][tile.field])
+            assert (m.delta or None) == expected_delta, tile.field
+            cluster = next((group["ratings"][k]["cluster"] for k in tile.rating_keys
+                            if k in group["ratings"] and group["ratings"][k]["cluster"]), None)
+            badge = rating_badges[gi * len(TILES) + ti]
+            if cluster:
+                assert badge == f":{RATING_COLORS[cluster]}-badge[{cluster.capitalize()} ({year})]"
+            else:
+                assert badge == ":gray-badge[not rated]"
+            compared += 1
+    return compared
+
+
+def test_overview_default_view_equals_metrics_json(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    at = open_page("overview")
+    assert_clean(at)
+    since, until = at.query_params["since"], at.query_params["until"]
+    # the default window is the 90 days up to the day after the newest deployment
+    newest = duckdb.connect(str(demo_db) + ".snapshot", read_only=True).execute(
+        "SELECT CAST(max(deployed_at) AT TIME ZONE 'UTC' AS DATE) FROM deployments").fetchone()
+    assert newest is not None
+    assert (datetime.fromisoformat(until).date() - newest[0]).days == 1
+    assert (datetime.fromisoformat(until) - datetime.fromisoformat(since)).days == 90
+    req = MetricsRequest(since=since, until=until, compare_previous=True)
+    assert check_overview_against_cli(at, demo_db, req) >= len(TILES)
+    assert any("What changed:" in m.value for m in at.markdown)
+
+
+def test_overview_under_filters_equals_metrics_json(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    at = open_page("overview", since="2026-06-01", until="2026-09-01", service="payments-api",
+                   environment="production", benchmark="2019")
+    assert_clean(at)
+    assert not at.warning
+    assert at.query_params == {"since": "2026-06-01", "until": "2026-09-01", "service": "payments-api",
+                               "environment": "production", "benchmark": "2019"}
+    req = MetricsRequest(since="2026-06-01", until="2026-09-01", service="payments-api",
+                         environment="production", compare_previous=True, benchmark=2019)
+    assert check_overview_against_cli(at, demo_db, req) == len(TILES)
+
+
+def test_overview_team_filter_equals_metrics_json(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    team = cli(demo_db, "deployments", "--format", "json")
+    first_team = sorted({d["team"] for d in json.loads(team.stdout) if d["team"]})[0]
+    at = open_page("overview", since="2026-05-01", until="2026-11-01", team=first_team)
+    assert_clean(at)
+    assert at.query_params["team"] == first_team
+    req = MetricsRequest(since="2026-05-01", until="2026-11-01", team=first_team, compare_previous=True)
+    assert check_overview_against_cli(at, demo_db, req) >= len(TILES)
+    # the service picker only offers that team's services
+    services = at.sidebar.selectbox[1].options
+    expected = sorted({d["service"] for d in json.loads(team.stdout) if d["team"] == first_team})
+    assert services == ["(all)", *expected]
+
+
+def test_changing_a_filter_updates_the_url_and_the_numbers(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    at = open_page("overview", since="2026-05-01", until="2026-11-01")
+    at.sidebar.selectbox[1].set_value("storefront").run()       # Service
+    assert_clean(at)
+    assert at.query_params["service"] == "storefront"
+    req = MetricsRequest(since="2026-05-01", until="2026-11-01", service="storefront", compare_previous=True)
+    assert check_overview_against_cli(at, demo_db, req) == len(TILES)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_demo_data_without_errors(demo_db: Path, use_db: Any, page: str) -> None:
+    use_db(demo_db)
+    at = open_page(page, since="2026-05-01", until="2026-11-01")
+    assert_clean(at)
+    assert at.title[0].value  # the page drew its heading, not a blank page
+    if page in ("throughput", "stability"):
+        assert len(at.get("plotly_chart")) >= 1
+    if page in ("deployments", "data_health", "throughput"):
+        assert len(at.get("download_button")) >= 1   # every table has its CSV download
+
+
+def test_deployments_table_equals_deployments_command(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    at = open_page("deployments", since="2026-08-01", until="2026-10-01", environment="production")
+    assert_clean(at)
+    proc = cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01",
+               "--environment", "production", "--format", "json")
+    expected = json.loads(proc.stdout)
+    table = at.dataframe[0].value
+    assert sorted(table["id"]) == sorted(d["id"] for d in expected)
+    by_id = {d["id"]: d for d in expected}
+    for row in table.itertuples():
+        assert row.changes == by_id[row.id]["changes"]
+        assert row.status == by_id[row.id]["status"]
+    # drill-down of the newest deployment lists exactly the commits it shipped
+    newest = table.iloc[0]["id"]
+    changes = at.dataframe[1].value
+    assert len(changes) == by_id[newest]["changes"]
+    assert all(str(u).endswith("/commit/" + s) or u is None or str(u) == "nan"
+               for u, s in zip(changes["commit_url"], changes["sha"], strict=True))
+
+
+def test_data_health_counts_equal_the_database(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    at = open_page("data_health")
+    assert_clean(at)
+    counts = next(df.value for df in at.dataframe if "row_count" in df.value.columns)
+    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    for row in counts.itertuples():
+        (n,) = con.execute(f'SELECT count(*) FROM "{row.table_name}"').fetchone() or (None,)
+        assert row.row_count == n, row.table_name
+    runs = next(df.value for df in at.dataframe if "last_status" in df.value.columns)
+    (sources,) = con.execute(
+        "SELECT count(DISTINCT (source, target)) FROM collection_runs").fetchone() or (0,)
+    assert len(runs) == sources
+    con.close()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_and_missing_database_say_what_to_collect(tmp_path: Path, use_db: Any, page: str) -> None:
+    empty = tmp_path / "empty.duckdb"
+    with open_writer(empty, source="test"):
+        pass  # schema only, no rows
+    for db in (empty, tmp_path / "missing.duckdb"):
+        use_db(db)
+        at = open_page(page)
+        assert_clean(at)
+        notes = [i.value for i in at.info]
+        if page == "maturity":
+            assert any("self-assessment" in n for n in notes)
+        else:
+            assert any("gitops-dora" in n and "yet" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(
+    ("params", "warning"),
+    [
+        ({"since": "garbage"}, "since='garbage' is not a date"),
+        ({"since": "2026-09-01", "until": "2026-08-01"}, "is not after since"),
+        ({"service": "no-such-service"}, "service='no-such-service' is not in the data"),
+        ({"environment": "<script>"}, "environment='<script>' is not in the data"),
+        ({"benchmark": "1999"}, "benchmark='1999' is not a DORA report year"),
+        ({"team": "x" * 5000}, "is not in the data"),
+    ],
+)
+def test_bad_query_params_fall_back_with_a_warning(
+    demo_db: Path, use_db: Any, params: dict[str, str], warning: str
+) -> None:
+    use_db(demo_db)
+    at = open_page("overview", **params)
+    assert_clean(at)
+    assert any(warning in w.value for w in at.warning), [w.value for w in at.warning]
+    assert len(at.metric) >= len(TILES)                # the page still shows the default view
+    for key in params:
+        if key not in ("since", "until"):
+            assert key not in at.query_params            # the bad value is dropped from the URL
+
+
+def test_snapshot_change_refreshes_cached_numbers(tmp_path: Path, use_db: Any) -> None:
+    db = tmp_path / "live.duckdb"
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    def deploy(n: int) -> None:
+        with open_writer(db, source="test") as w:
+            w.upsert("services", [{"name": "svc", "team": "t"}])
+            w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
+                                      "deployed_at": t0.replace(day=2 + i), "status": "success",
+                                      "source": "test"} for i in range(n)])
+
+    deploy(2)
+    use_db(db)
+    at = open_page("overview", since="2026-03-01", until="2026-04-01")
+    # 2 deployments in 31 days: 2 * 7 / 31 = 0.4516 per week
+    assert at.metric[0].value == "0.45/wk"
+    deploy(3)  # a collection publishes a new snapshot: 3 * 7 / 31 = 0.677
+    at.run()
+    assert at.metric[0].value == "0.68/wk"
+
+
+def test_self_assessment_form_writes_the_answers_yaml(tmp_path: Path, use_db: Any) -> None:
+    from assessment.answers import load_answers
+
+    use_db(tmp_path / "missing.duckdb")
+    at = open_page("maturity")
+    target = tmp_path / "answers" / "maturity-answers.yaml"
+    at.radio(key="ans-declarative-iac").set_value("yes")
+    at.radio(key="ans-progressive-delivery").set_value("no")
+    at.text_input(key="note-progressive-delivery").set_value("canaries next quarter")
+    at.text_input(key="answers-path").set_value(str(target))
+    at.button[0].click().run()
+    assert_clean(at)
+    assert any(str(target) in s.value for s in at.success)
+    answers = load_answers(target)
+    assert {k: (a.value, a.note) for k, a in answers.items()} == {
+        "declarative-iac": (True, None), "progressive-delivery": (False, "canaries next quarter"),
+    }
+    assert yaml.safe_load(target.read_text())["answers"]["declarative-iac"] == "yes"
