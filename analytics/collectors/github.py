@@ -292,6 +292,10 @@ def collect_github(
     explicit_repo_id: str | None = None,
     full: bool = False,
 ) -> GitHubSummary:
+    from github import GithubException
+    from requests import RequestException
+    from urllib3.exceptions import HTTPError
+
     from analytics.attribution import attribute_changes
     from analytics.store.connection import open_writer
     from analytics.webhooks.derive import ensure_dimensions
@@ -317,9 +321,7 @@ def collect_github(
             )
             incidents, issues_mark = _incident_rows(repo, rid, full_name, config, marks["issues_updated_at"])
             releases = _release_rows(repo, rid)
-        except SourceError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every API failure becomes one line; nothing is written
+        except (GithubException, RequestException, HTTPError) as exc:  # one line; nothing is written
             raise SourceError(describe_error(exc, full_name, url)) from None
         summary.pull_requests = _upsert(session, "pull_requests", prs)
         _upsert(session, "pr_reviews", reviews)

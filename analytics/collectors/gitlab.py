@@ -1,0 +1,306 @@
+"""``collect gitlab GROUP/PROJECT``: merge requests, deployments and incident issues via python-gitlab.
+
+Incremental by ``updated_after`` watermarks per kind (source ``gitlab:GROUP/PROJECT``). Pagination
+follows the ``Link`` headers (python-gitlab's list iterator); 429/5xx are retried by the session's
+urllib3 adapter, which waits out ``Retry-After``/``RateLimit-Reset`` with a countdown on stderr.
+The first review of a merge request is the first note (comment or "approved" system note) by
+someone other than its author, since GitLab's approvals API gives no time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from analytics.collectors.codehost_mapping import (
+    incident_labels,
+    is_incident,
+    repo_id,
+    root_cause,
+    service_for,
+)
+from analytics.collectors.github import read_state
+from analytics.config import Config
+from analytics.errors import SourceError
+from analytics.store.connection import WriteSession
+from analytics.webhooks.providers import parse_time
+
+TOKEN_ENV = "GITLAB_TOKEN"
+_OUTCOMES = {"success": "success", "failed": "failed"}
+
+
+@dataclass
+class GitLabSummary:
+    project: str
+    repo_id: str
+    merge_requests: int = 0
+    deployments: int = 0
+    incidents: int = 0
+    changes: int = 0
+
+    def line(self) -> str:
+        return (
+            f"gitlab {self.project} (repo id {self.repo_id}): {self.merge_requests} merge requests, "
+            f"{self.deployments} deployments, {self.incidents} incidents"
+        )
+
+
+def validate_path(project: str) -> str:
+    parts = project.strip().strip("/").split("/")
+    if len(parts) < 2 or not all(parts):
+        raise SourceError(f"{project!r}: expected GROUP/PROJECT, e.g. platform/payments-api")
+    return "/".join(parts)
+
+
+def describe_error(exc: Exception, project: str, base_url: str) -> str:
+    from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+
+    where = f"gitlab {project} at {base_url}"
+    code = getattr(exc, "response_code", None)
+    if isinstance(exc, GitlabAuthenticationError) or code == 401:
+        return (
+            f"{where}: 401 unauthorized: check the token in ${TOKEN_ENV}"
+            " (or connections.gitlab.token_env/token_file)"
+        )
+    if code == 404:
+        return f"{where}: 404 not found: the project does not exist or the token cannot see it"
+    if code == 403:
+        return f"{where}: 403 forbidden: {getattr(exc, 'error_message', '') or 'the token lacks permission'}"
+    if code == 429:
+        return f"{where}: 429 rate limit still exceeded after waiting; run again later"
+    if isinstance(exc, GitlabError):
+        return f"{where}: HTTP {code}: {getattr(exc, 'error_message', exc)}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{where}: cannot reach the API: {first}"
+
+
+def _client(base_url: str, token: str | None) -> Any:
+    import gitlab
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    from analytics.collectors.codehost_ratelimit import gitlab_retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=gitlab_retry())
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return gitlab.Gitlab(
+        base_url, private_token=token, per_page=100, timeout=30, session=session, keep_base_url=True
+    )
+
+
+def _newest(current: datetime | None, value: datetime | None) -> datetime | None:
+    if value is None:
+        return current
+    return value if current is None or value > current else current
+
+
+def _since(mark: datetime | None) -> dict[str, str]:
+    return {"updated_after": mark.isoformat().replace("+00:00", "Z")} if mark else {}
+
+
+def _mr_rows(
+    project: Any, rid: str, mark: datetime | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime | None]:
+    rows: list[dict[str, Any]] = []
+    reviews: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    for mr in project.mergerequests.list(
+        state="all", order_by="updated_at", sort="desc", iterator=True, **_since(mark)
+    ):
+        updated = parse_time(mr.updated_at)
+        newest = _newest(newest, updated)
+        author = (mr.author or {}).get("username")
+        commits = list(mr.commits())
+        times = [
+            t
+            for c in commits
+            if (t := parse_time(c.authored_date if hasattr(c, "authored_date") else c.created_at))
+        ]
+        notes = [
+            n
+            for n in mr.notes.list(sort="asc", order_by="created_at", iterator=True)
+            if (n.author or {}).get("username") != author
+            and (not getattr(n, "system", False) or str(n.body).startswith("approved"))
+        ]
+        reviews.extend(
+            {
+                "repo": rid,
+                "number": int(mr.iid),
+                "review_id": f"note:{n.id}",
+                "author": (n.author or {}).get("username"),
+                "state": "approved" if getattr(n, "system", False) else "commented",
+                "submitted_at": parse_time(n.created_at),
+            }
+            for n in notes
+        )
+        merged_at = parse_time(getattr(mr, "merged_at", None))
+        rows.append(
+            {
+                "repo": rid,
+                "number": int(mr.iid),
+                "provider": "gitlab",
+                "title": mr.title,
+                "author": author,
+                "state": mr.state,
+                "created_at": parse_time(mr.created_at),
+                "first_commit_at": min(times, default=None),
+                "first_review_at": min((t for n in notes if (t := parse_time(n.created_at))), default=None),
+                "merged_at": merged_at,
+                "closed_at": parse_time(getattr(mr, "closed_at", None)),
+                # a squash merge without a merge commit lands as squash_commit_sha
+                "merge_commit_sha": getattr(mr, "merge_commit_sha", None)
+                or getattr(mr, "squash_commit_sha", None),
+                "base_ref": mr.target_branch,
+                "head_ref": mr.source_branch,
+                "labels": list(mr.labels or []),
+                "commit_shas": [c.id for c in commits],
+                "url": mr.web_url,
+                "updated_at": updated,
+            }
+        )
+    return rows, reviews, newest
+
+
+def _deployment_rows(
+    project: Any, rid: str, full: str, config: Config, mark: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    service = service_for(rid, full, config)
+    for dep in project.deployments.list(order_by="updated_at", sort="desc", iterator=True, **_since(mark)):
+        updated = parse_time(dep.updated_at)
+        newest = _newest(newest, updated)
+        status = _OUTCOMES.get(str(dep.status))
+        if status is None:
+            continue  # created / running / canceled / blocked: not an outcome
+        deployable = getattr(dep, "deployable", None) or {}
+        finished = parse_time(deployable.get("finished_at")) or updated
+        environment = (getattr(dep, "environment", None) or {}).get("name")
+        rows.append(
+            {
+                "id": f"gitlab:{full}:{dep.id}",
+                "service": service,
+                "environment": environment or config.webhooks.default_environment,
+                "revision": dep.sha,
+                "repository": rid,
+                "started_at": parse_time(dep.created_at),
+                "deployed_at": finished,
+                "status": status,
+                "source": "gitlab",
+                "source_ref": str(dep.iid),
+                "is_rollback": False,
+                "rollback_target": None,
+                "raw_revision": dep.sha,
+                "revision_format": "sha",
+            }
+        )
+    return rows, newest
+
+
+def _incident_rows(
+    project: Any, rid: str, full: str, config: Config, mark: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    wanted = incident_labels(config, "gitlab")
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    for issue in project.issues.list(
+        state="all", order_by="updated_at", sort="desc", iterator=True, **_since(mark)
+    ):
+        newest = _newest(newest, parse_time(issue.updated_at))
+        labels = list(issue.labels or [])
+        kind = str(getattr(issue, "issue_type", None) or getattr(issue, "type", None) or "").lower()
+        if kind != "incident" and not is_incident(labels, wanted):
+            continue
+        rows.append(
+            {
+                "id": f"gitlab:{full}#{issue.iid}",
+                "service": service_for(rid, full, config),
+                "environment": config.webhooks.default_environment,
+                "created_at": parse_time(issue.created_at),
+                "resolved_at": parse_time(issue.closed_at) if issue.state == "closed" else None,
+                "title": issue.title,
+                "root_cause": root_cause(issue.description),
+                "source": "gitlab",
+                "source_ref": str(issue.iid),
+                "url": issue.web_url,
+                "labels": labels,
+            }
+        )
+    return rows, newest
+
+
+def _resolve_repo_id(session: WriteSession, full: str, config: Config, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    name = full.rsplit("/", 1)[-1]
+    rows = session.con.execute(
+        "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
+        " ORDER BY id = ? DESC LIMIT 1",
+        [full, name, f"%/{full}", f"%/{full}.git", f"%/{full}", full],
+    ).fetchall()
+    return str(rows[0][0]) if rows else repo_id(full, config)
+
+
+def _upsert(session: WriteSession, table: str, rows: Iterable[dict[str, Any]]) -> int:
+    rows = list(rows)
+    return session.upsert(table, rows, columns=list(rows[0])) if rows else 0
+
+
+def collect_gitlab(
+    db_path: Path,
+    config: Config,
+    project_path: str,
+    *,
+    base_url: str | None = None,
+    explicit_repo_id: str | None = None,
+    full: bool = False,
+) -> GitLabSummary:
+    from gitlab.exceptions import GitlabError
+    from requests import RequestException
+
+    from analytics.attribution import attribute_changes
+    from analytics.store.connection import open_writer
+    from analytics.webhooks.derive import ensure_dimensions
+
+    path = validate_path(project_path)
+    conn = config.connections.gitlab
+    url = (base_url or conn.base_url).rstrip("/")
+    token = conn.read_token(TOKEN_ENV)
+    source = f"gitlab:{path}"
+    with open_writer(db_path, source="gitlab", target=path) as session:
+        rid = _resolve_repo_id(session, path, config, explicit_repo_id)
+        summary = GitLabSummary(project=path, repo_id=rid)
+        marks = {
+            k: None if full else parse_time(read_state(session, source, k))
+            for k in ("mrs_updated_at", "deployments_updated_at", "issues_updated_at")
+        }
+        try:
+            project = _client(url, token).projects.get(path)
+            mrs, reviews, mr_mark = _mr_rows(project, rid, marks["mrs_updated_at"])
+            deployments, dep_mark = _deployment_rows(
+                project, rid, path, config, marks["deployments_updated_at"]
+            )
+            incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
+        except (GitlabError, RequestException) as exc:  # one line; nothing is written
+            raise SourceError(describe_error(exc, path, url)) from None
+        summary.merge_requests = _upsert(session, "pull_requests", mrs)
+        _upsert(session, "pr_reviews", reviews)
+        summary.deployments = _upsert(session, "deployments", deployments)
+        summary.incidents = _upsert(session, "incidents", incidents)
+        ensure_dimensions(session, config)
+        if deployments:
+            summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])
+        for key, mark in (
+            ("mrs_updated_at", mr_mark),
+            ("deployments_updated_at", dep_mark),
+            ("issues_updated_at", issue_mark),
+        ):
+            if mark is not None:
+                session.set_state(source, key, mark.isoformat())
+        session.messages.append(summary.line())
+    return summary
