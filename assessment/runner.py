@@ -85,8 +85,11 @@ def monthly_points(histories: dict[str, list[Commit]]) -> list[Point]:
                 revisions[label] = before[-1].sha  # first-parent order: the tip at month end
                 newest.append(before[-1].committed_at)
         if revisions:
-            points.append(Point("monthly", f"{month:%Y-%m}", max(newest), boundary - timedelta(microseconds=1),
-                                revisions))
+            points.append(
+                Point(
+                    "monthly", f"{month:%Y-%m}", max(newest), boundary - timedelta(microseconds=1), revisions
+                )
+            )
         month = boundary
     return points
 
@@ -195,7 +198,9 @@ def _run(
         timeline = []
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
-            scored = score(model, point.findings + collected_findings(session.con, labels, point.evidence_until))
+            scored = score(
+                model, point.findings + collected_findings(session.con, labels, point.evidence_until)
+            )
             revs = [point.revisions.get(s.label) or "" for s in sources]
             store.save(
                 session,

@@ -28,7 +28,7 @@ def adopting_flux(path: Path) -> tuple[GitRepo, dict[str, str]]:
     )
     shas["feb"] = repo.commit("docs", "2024-02-12T09:00:00+00:00", files={"README.md": "# web\n"})
     files = {
-        ".sops.yaml": "creation_rules:\n  - age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
+        ".sops.yaml": "creation_rules:\n  - age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9a\n",
         "apps/web/kustomization.yaml": "resources:\n  - deployment.yaml\n  - secret.enc.yaml\n",
         "apps/web/secret.enc.yaml": repos.SOPS_SECRET,
     }
