@@ -1,0 +1,52 @@
+-- Lead time split into pull-request phases, one row per deployed change (change_lead_times) with
+-- the merged PR that brought it, if any:
+--   coding  = first commit -> PR opened       pickup = opened -> first review
+--   review  = first review -> merged           deploy = merged -> deployed
+-- A change belongs to a PR when it is the PR's merge_commit_sha (squash / merge commit / last
+-- rebased commit) or one of the PR's own commits (merge-commit flow). Changes without a PR
+-- (trunk-based work) keep pr_number NULL: they still count for lead time, with no breakdown.
+-- A PR shipped with several changes is measured once per deployment (is_pr_representative).
+-- Phases are clamped at 0 (a PR opened before its first commit has 0 coding time); a review
+-- submitted after the merge is no review (pickup and review are NULL then).
+CREATE OR REPLACE TEMP VIEW pr_lead_times AS
+WITH merged_prs AS (
+    SELECT repo, number, created_at, coalesce(first_commit_at, created_at) AS first_commit_at,
+           first_review_at, merged_at, merge_commit_sha, coalesce(commit_shas, []) AS commit_shas
+    FROM pull_requests
+    WHERE merged_at IS NOT NULL
+),
+change_pr_candidates AS (
+    SELECT l.deployment_id, l.repo, l.sha, p.number, p.created_at, p.first_commit_at, p.first_review_at,
+           p.merged_at
+    FROM change_lead_times l
+    JOIN merged_prs p
+      ON p.repo = l.repo AND (p.merge_commit_sha = l.sha OR list_contains(p.commit_shas, l.sha))
+),
+change_pr AS (
+    -- one PR per change: the first merged (a commit can sit in a PR and in a later re-merge)
+    SELECT * FROM change_pr_candidates
+    QUALIFY row_number() OVER (PARTITION BY deployment_id, repo, sha ORDER BY merged_at, number) = 1
+),
+changes_with_pr AS (
+    SELECT l.*, c.number AS pr_number, c.created_at AS pr_created_at, c.first_commit_at AS pr_first_commit_at,
+           CASE WHEN c.first_review_at <= c.merged_at THEN c.first_review_at END AS pr_first_review_at,
+           c.merged_at AS pr_merged_at
+    FROM change_lead_times l
+    LEFT JOIN change_pr c ON c.deployment_id = l.deployment_id AND c.repo = l.repo AND c.sha = l.sha
+),
+phase_hours AS (
+    SELECT *,
+           greatest(0, epoch(pr_created_at) - epoch(pr_first_commit_at)) / 3600.0 AS coding_hours,
+           greatest(0, epoch(pr_first_review_at) - epoch(pr_created_at)) / 3600.0 AS pickup_hours,
+           greatest(0, epoch(pr_merged_at) - epoch(pr_first_review_at)) / 3600.0 AS review_hours,
+           greatest(0, epoch(deployed_at) - epoch(pr_merged_at)) / 3600.0 AS deploy_hours,
+           pr_number IS NOT NULL
+               AND row_number() OVER (PARTITION BY deployment_id, repo, pr_number ORDER BY sha) = 1
+               AS is_pr_representative
+    FROM changes_with_pr
+)
+SELECT deployment_id, repo, sha, service, team, environment, repository, deployed_at, status, is_baseline,
+       counts_for_lead_time, lead_hours, pr_number, pr_created_at, pr_first_commit_at, pr_first_review_at,
+       pr_merged_at, coding_hours, pickup_hours, review_hours, deploy_hours,
+       coalesce(is_pr_representative, false) AS is_pr_representative
+FROM phase_hours;
