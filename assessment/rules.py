@@ -93,8 +93,16 @@ def version_control(s: Signals) -> Outcome:
     return _present(s.any("vcs.git"), missing="not a git repository")
 
 
+def _image_name(ref: str) -> str:
+    last = ref.rsplit("/", 1)[-1]
+    return ref.rsplit(":", 1)[0] if ":" in last else ref
+
+
 def immutable_images(s: Signals) -> Outcome:
-    latest, pinned = s.any("images.latest"), s.any("images.pinned")
+    """A base's `:latest` that a kustomization overrides with a pinned tag is never deployed."""
+    overridden = {f.value for f in s.any("images.override")}
+    latest = [f for f in s.any("images.latest") if _image_name(f.value or "") not in overridden]
+    pinned = s.any("images.pinned")
     if latest:
         return Outcome(
             "not_met",

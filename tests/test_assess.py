@@ -342,3 +342,38 @@ def test_assessment_is_stored_once_per_state(tmp_path: Path, capsys: pytest.Capt
     latest = store.latest(con)
     assert latest is not None and latest["result"]["level"] == 1 and latest["target"] == "payments-config"
     con.close()
+
+
+def test_kustomize_override_pins_a_latest_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.gitrepo import GitRepo
+
+    repo = GitRepo.init(tmp_path / "config")
+    base = repos.deployment("shop", "ghcr.io/acme/shop:latest")
+    overlay = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\n"
+        "images:\n  - name: ghcr.io/acme/shop\n    newTag: sha-1a2b3c4\n"
+    )
+    repo.commit(
+        "shop",
+        repos.AT,
+        files={
+            "shop/base/deployment.yaml": base,
+            "shop/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+            "shop/overlays/staging/kustomization.yaml": overlay,
+            "shop/overlays/production/kustomization.yaml": overlay,
+            "cart/deployment.yaml": repos.deployment("cart", "ghcr.io/acme/cart:latest"),
+        },
+    )
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
+    cap = next(c for c in result["capabilities"] if c["id"] == "immutable-images")
+    # shop's base :latest is replaced by the overlays' newTag; cart's :latest (line 17) is deployed as is.
+    assert cap["status"] == "not_met"
+    assert [(e["path"], e["line"]) for e in cap["evidence"] if not e["supports"]] == [
+        ("cart/deployment.yaml", 17)
+    ]
+    repo.git("rm", "-q", "cart/deployment.yaml")
+    repo.commit("drop cart", "2024-06-04T10:00:00+00:00", files={})
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
+    assert statuses(result)["immutable-images"] == "met"
+    assert statuses(result)["template-customization"] == "met"  # overlays of ../../base with images
+    assert statuses(result)["environment-management"] == "met"  # overlays/staging + overlays/production

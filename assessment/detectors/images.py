@@ -73,6 +73,10 @@ def _kustomize_images(doc: Document) -> Iterator[Finding]:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
         name = str(entry.get("newName") or entry["name"])
+        if entry.get("digest") or (entry.get("newTag") and str(entry["newTag"]) != "latest"):
+            # The base's reference to this image is replaced at build time, whatever tag it has.
+            yield Finding("images.override", f"kustomize pins {entry['name']}", doc.path,
+                          doc.line_of(r"^images:"), value=str(entry["name"]))
         if entry.get("digest"):
             yield _finding(doc, f"{name}@{entry['digest']}", "digest", r"^\s+digest:")
         elif entry.get("newTag"):
