@@ -29,38 +29,84 @@ Scope = tuple[str, str]
 
 
 class _RepoGraph:
-    """One repository's commit graph and names, loaded from the store on first use."""
+    """One repository's commit graph as integers, so the walk and the load stay cheap.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, repo: str) -> None:
-        rows = con.execute("SELECT sha, parents FROM commits WHERE repo = ?", [repo]).fetchall()
-        self.parents: dict[str, list[str]] = {sha: parents for sha, parents in rows}
-        self.tags: dict[str, str] = dict(
-            con.execute("SELECT name, sha FROM tags WHERE repo = ?", [repo]).fetchall()
+    Commits are numbered in sha order in a TEMP table; parents become lists of numbers, and the
+    result goes back to DuckDB as numbers joined to that table (no sha strings cross into Python
+    except for the rare abbreviated revision).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, repo: str, n: int) -> None:
+        self.con, self.repo = con, repo
+        self.table = f"_attr_nodes_{n}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
+            "SELECT CAST(row_number() OVER (ORDER BY sha) - 1 AS INTEGER) AS i, sha, parents "
+            "FROM commits WHERE repo = ?", [repo],
         )
-        self._sorted: list[str] | None = None
+        row = con.execute(f"SELECT count(*) FROM {self.table}").fetchone()
+        self.size = int(row[0]) if row else 0
+        parents: list[list[int]] = [[] for _ in range(self.size)]
+        for child, parent in con.execute(
+            f"SELECT c.i, p.i FROM (SELECT i, unnest(parents) AS psha FROM {self.table}) c "
+            f"JOIN {self.table} p ON p.sha = c.psha"
+        ).fetchall():
+            parents[child].append(parent)
+        self.parents = parents
+        self._shas: list[str] | None = None
+        self.out_deployment: list[int] = []
+        self.out_commit: list[int] = []
 
-    def resolve(self, revision: str | None) -> str | None:
-        if not revision:
-            return None
-        rev = revision.strip()
-        if rev in self.parents:
-            return rev
-        if rev in self.tags:
-            return self.tags[rev]
-        low = rev.lower()
-        if low in self.parents:
-            return low
-        if _HEX.match(low):
-            if self._sorted is None:
-                self._sorted = sorted(self.parents)
-            i = bisect.bisect_left(self._sorted, low)
-            hits: list[str] = []
-            while i < len(self._sorted) and self._sorted[i].startswith(low) and len(hits) < 2:
-                hits.append(self._sorted[i])
-                i += 1
-            if len(hits) == 1:
-                return hits[0]
-        return None
+    def resolve(self, revisions: list[str | None]) -> list[int | None]:
+        """Commit numbers for revisions: exact sha, tag name, lower-case sha, unique sha prefix."""
+        rows = self.con.execute(
+            f"""SELECT r.k, coalesce(e.i, t.i, l.i)
+                FROM (SELECT unnest($1::VARCHAR[]) AS rev,
+                             generate_subscripts($1::VARCHAR[], 1) - 1 AS k) r
+                LEFT JOIN {self.table} e ON e.sha = r.rev
+                LEFT JOIN (SELECT tg.name, n.i FROM tags tg JOIN {self.table} n ON n.sha = tg.sha
+                           WHERE tg.repo = $2) t ON t.name = r.rev
+                LEFT JOIN {self.table} l ON l.sha = lower(trim(r.rev))""",
+            [revisions, self.repo],
+        ).fetchall()
+        found: list[int | None] = [None] * len(revisions)
+        for k, i in rows:
+            found[k] = i
+        for k, rev in enumerate(revisions):
+            if found[k] is None and rev and _HEX.match(rev.strip().lower()):
+                found[k] = self._prefix(rev.strip().lower())
+        return found
+
+    def _prefix(self, prefix: str) -> int | None:
+        if self._shas is None:
+            self._shas = [sha for (sha,) in self.con.execute(
+                f"SELECT sha FROM {self.table} ORDER BY i").fetchall()]
+        i = bisect.bisect_left(self._shas, prefix)
+        hits = [j for j in range(i, min(i + 2, len(self._shas))) if self._shas[j].startswith(prefix)]
+        return hits[0] if len(hits) == 1 else None
+
+    def committed_us(self, numbers: list[int]) -> dict[int, int]:
+        rows = self.con.execute(
+            f"""SELECT n.i, epoch_us(c.committer_time) FROM {self.table} n
+                JOIN commits c ON c.repo = $2 AND c.sha = n.sha WHERE list_contains($1, n.i)""",
+            [numbers, self.repo],
+        ).fetchall()
+        return {int(i): int(us) for i, us in rows}
+
+    def flush(self, deployment_ids: list[str]) -> int:
+        """Insert the collected (deployment, commit) pairs and drop the TEMP table."""
+        if self.out_commit:
+            self.con.execute(
+                f"""INSERT INTO deployment_changes (deployment_id, repo, sha)
+                    SELECT d.id, $4, n.sha
+                    FROM (SELECT unnest($1::INTEGER[]) AS dk, unnest($2::INTEGER[]) AS ci) x
+                    JOIN {self.table} n ON n.i = x.ci
+                    JOIN (SELECT unnest($3::VARCHAR[]) AS id,
+                                 generate_subscripts($3::VARCHAR[], 1) - 1 AS dk) d USING (dk)""",
+                [self.out_deployment, self.out_commit, deployment_ids, self.repo],
+            )
+        self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+        return len(self.out_commit)
 
 
 def _connection(db: Any) -> duckdb.DuckDBPyConnection:
@@ -115,78 +161,72 @@ def attribute_changes(
     if not selected:
         return 0
     graphs: dict[str, _RepoGraph] = {}
-    out_dep: list[str] = []
-    out_repo: list[str] = []
-    out_sha: list[str] = []
+    dep_names: list[str] = []
     for svc, env in sorted(selected):
-        unresolved: list[str] = []
         con.execute(
             "DELETE FROM deployment_changes WHERE deployment_id IN "
             "(SELECT id FROM deployments WHERE service = ? AND environment = ?)", [svc, env],
         )
         rows = con.execute(
-            """SELECT id, repository, coalesce(revision, raw_revision), raw_revision, epoch_us(deployed_at)
+            """SELECT id, repository, revision, raw_revision, epoch_us(deployed_at)
                FROM deployments WHERE service = ? AND environment = ? AND status = 'success'""",
             [svc, env],
         ).fetchall()
-        ordered: list[tuple[int, int, str, str, str]] = []
+        unresolved = [f"{dep_id} (no repository)" for dep_id, repo, *_ in rows if repo is None]
+        by_repo: dict[str, list[tuple[str, str | None, str | None, int]]] = {}
         for dep_id, repo, revision, raw, when in rows:
-            if repo is None:
-                unresolved.append(f"{dep_id} (no repository)")
-                continue
+            if repo is not None:
+                by_repo.setdefault(repo, []).append((dep_id, revision, raw, int(when)))
+        ordered: list[tuple[int, int, str, _RepoGraph, int]] = []
+        for repo, deps in sorted(by_repo.items()):
             graph = graphs.get(repo)
             if graph is None:
-                graph = graphs[repo] = _RepoGraph(con, repo)
-            sha = graph.resolve(revision) or graph.resolve(raw)
-            if sha is None:
-                unresolved.append(f"{dep_id} ({repo}@{revision})")
-                continue
-            ordered.append((int(when), 0, dep_id, repo, sha))
-        ordered = _with_tie_break(con, ordered)
-        seen: dict[str, set[str]] = {}
-        for _when, _tie, dep_id, repo, sha in ordered:
-            visited = seen.setdefault(repo, set())
-            parents = graphs[repo].parents
-            stack = [sha]
+                graph = graphs[repo] = _RepoGraph(con, repo, len(graphs))
+            numbers = graph.resolve([d[1] for d in deps] + [d[2] for d in deps])
+            for k, (dep_id, revision, _raw, when) in enumerate(deps):
+                number = numbers[k] if numbers[k] is not None else numbers[len(deps) + k]
+                if number is None:
+                    unresolved.append(f"{dep_id} ({repo}@{revision})")
+                else:
+                    ordered.append((when, 0, dep_id, graph, number))
+        seen: dict[str, bytearray] = {}
+        for _when, _tie, dep_id, graph, start in _with_tie_break(ordered):
+            visited = seen.get(graph.repo)
+            if visited is None:
+                visited = seen[graph.repo] = bytearray(graph.size)
+            dk = len(dep_names)
+            dep_names.append(dep_id)
+            parents, out_dep, out_commit = graph.parents, graph.out_deployment, graph.out_commit
+            stack = [start]
             while stack:
                 current = stack.pop()
-                if current in visited:
+                if visited[current]:
                     continue
-                visited.add(current)
-                out_dep.append(dep_id)
-                out_repo.append(repo)
-                out_sha.append(current)
-                for parent in parents.get(current, ()):
-                    if parent not in visited and parent in parents:
-                        stack.append(parent)
+                visited[current] = 1
+                out_dep.append(dk)
+                out_commit.append(current)
+                stack.extend(parents[current])
         _warn_unresolved(con, f"{svc}/{env}", unresolved)
-    if out_dep:
-        con.execute(
-            "INSERT OR REPLACE INTO deployment_changes (deployment_id, repo, sha) "
-            "SELECT unnest($1::VARCHAR[]), unnest($2::VARCHAR[]), unnest($3::VARCHAR[])",
-            [out_dep, out_repo, out_sha],
-        )
-    return len(out_dep)
+    return sum(graph.flush(dep_names) for graph in graphs.values())
 
 
 def _with_tie_break(
-    con: duckdb.DuckDBPyConnection, ordered: list[tuple[int, int, str, str, str]],
-) -> list[tuple[int, int, str, str, str]]:
+    ordered: list[tuple[int, int, str, _RepoGraph, int]],
+) -> list[tuple[int, int, str, _RepoGraph, int]]:
     """Sort by time; equal times by the revision's committer time, then deployment id."""
     times = [t for t, *_ in ordered]
     if len(set(times)) == len(times):
-        return sorted(ordered)
-    pairs = sorted({(repo, sha) for *_, repo, sha in ordered})
-    committed = dict(
-        ((repo, sha), int(us)) for repo, sha, us in con.execute(
-            """SELECT c.repo, c.sha, epoch_us(c.committer_time) FROM commits c
-               JOIN (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS sha) p
-               USING (repo, sha)""",
-            [[p[0] for p in pairs], [p[1] for p in pairs]],
-        ).fetchall()
-    )
+        return sorted(ordered, key=lambda d: (d[0], d[2]))
+    by_graph: dict[int, dict[int, int]] = {}
+    for *_, graph, number in ordered:
+        by_graph.setdefault(id(graph), {})[number] = 0
+    graphs = {id(g): g for *_, g, _ in ordered}
+    for key, numbers in by_graph.items():
+        numbers.update(graphs[key].committed_us(list(numbers)))
     return sorted(
-        (when, committed.get((repo, sha), 0), dep_id, repo, sha) for when, _, dep_id, repo, sha in ordered
+        ((when, by_graph[id(graph)][number], dep_id, graph, number)
+         for when, _, dep_id, graph, number in ordered),
+        key=lambda d: (d[0], d[1], d[2]),
     )
 
 

@@ -9,6 +9,9 @@ that still exist are read (``git log --branches --remotes --tags --not <old tips
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,13 @@ class GitSummary:
     changes: int = 0
     skipped_tags: list[str] = field(default_factory=list)
     is_shallow: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str) -> None:
+        """Seconds since the previous mark, kept per phase (printed with GITOPS_DORA_TIMINGS=1)."""
+        now = time.perf_counter()
+        self.timings[phase] = now - self.timings.get("_last", now)
+        self.timings["_last"] = now
 
     def line(self) -> str:
         if self.up_to_date:
@@ -135,6 +145,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
 
     repo_id, repo = location.repo_id, location.local_path
     summary = GitSummary(repo_id, is_shallow=location.is_shallow)
+    summary.mark("start")
     # Validate what can be validated before the writer opens: nothing is written on bad input.
     if options.deploy_tags is not None:
         git_deploy.compile_pattern(options.deploy_tags)
@@ -147,9 +158,11 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
         exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
         summary.full = not exclude
+        summary.mark("open")
         bar.update(description=f"git {repo_id}: reading history")
         summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
         bar.advance()
+        summary.mark("commits")
         bar.update(description=f"git {repo_id}: tags")
         tags, summary.skipped_tags = git_log.list_tags(repo)
         summary.tags = git_log.replace_tags(con, repo_id, tags)
@@ -160,6 +173,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
             [repo_id, location.url, str(repo), repo_id, location.is_bare, location.is_shallow],
         )
         bar.advance()
+        summary.mark("tags")
         bar.update(description=f"git {repo_id}: deployments")
         deployments: list[git_deploy.GitDeployment] = []
         if options.deploy_tags is not None:
@@ -172,6 +186,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         if deployments:
             _upsert_service(con, options)
         bar.advance()
+        summary.mark("deployments")
         bar.update(description=f"git {repo_id}: attributing commits to deployments")
         # New commits can complete deployments from any source that name this repository.
         scopes |= {(str(s), str(e)) for s, e in con.execute(
@@ -179,6 +194,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         ).fetchall()}
         summary.changes = attribute_changes(session, scopes=scopes)
         bar.advance()
+        summary.mark("attribution")
         if location.is_shallow:
             session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
         session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
@@ -188,6 +204,10 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
         session.messages.append(summary.line())
         bar.advance()
+    summary.mark("commit+snapshot")
+    if os.environ.get("GITOPS_DORA_TIMINGS"):
+        print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items() if k != "_last"),
+              file=sys.stderr)
     return summary
 
 

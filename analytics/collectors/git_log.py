@@ -8,10 +8,13 @@ temporary file and DuckDB parses and inserts them in one statement.
 from __future__ import annotations
 
 import codecs
+import os
+import queue
 import re
 import subprocess
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,16 +24,19 @@ from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, 
 from analytics.errors import SourceError
 
 SEP = "\x1f"
-# Subject last: it is the only free-text field, and git never puts a newline in %s.
+# Subject last among the loaded fields: git never puts a newline in %s. The body (%b) follows a
+# \x1e and is only searched for "This reverts commit <sha>", then cut away before loading.
+# Records end with NUL (-z), so bodies may hold newlines; one pass reads everything.
 LOG_FIELDS = ("sha", "parents", "an", "ae", "ad", "cn", "ce", "cd", "subject")
-LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%cn%x1f%ce%x1f%cd%x1f%s"
-_REVERT = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%cn%x1f%ce%x1f%cd%x1f%s%x1e%b"
+_REVERT = re.compile(rb"This reverts commit ([0-9a-f]{7,40})")
+_BODY = re.compile(rb"\x1e[^\0]*\0")
 _GIT_LOG_CONFIG = ("-c", "log.showSignature=false", "-c", "core.quotePath=false")
 
 
 def log_command(repo: Path, fmt: str = LOG_FORMAT) -> list[str]:
     """The git command whose output is mined (the benchmark times the same command)."""
-    return ["git", "-C", str(repo), *_GIT_LOG_CONFIG, "log", *REV_SELECTION, "--stdin",
+    return ["git", "-C", str(repo), *_GIT_LOG_CONFIG, "log", *REV_SELECTION, "--stdin", "-z",
             "--date=raw", f"--format={fmt}"]
 
 
@@ -38,21 +44,16 @@ def _stdin_excluding(exclude: Sequence[str]) -> str:
     return "".join(f"^{sha}\n" for sha in exclude)
 
 
-def find_reverts(repo: Path, exclude: Sequence[str]) -> dict[str, str]:
-    """Commit -> the sha its message says it reverts; git's --grep keeps this pass cheap."""
-    proc = subprocess.run(
-        [*log_command(repo, "%H%x1f%B%x1e"), "-E", "--grep=This reverts commit [0-9a-f]{7,40}"],
-        input=_stdin_excluding(exclude), capture_output=True, text=True, env=git_env(), errors="replace",
-    )
-    if proc.returncode != 0:
-        raise SourceError(f"cannot read the history of {repo}: {git_reason(proc.stderr)}")
-    found: dict[str, str] = {}
-    for record in proc.stdout.split("\x1e"):
-        sha, _, body = record.strip("\n").partition(SEP)
-        m = _REVERT.search(body)
-        if sha and m:
-            found[sha] = m.group(1)
-    return found
+def split_records(piece: bytes, reverts: dict[str, str]) -> bytes:
+    """NUL-terminated records -> newline-terminated metadata lines; reverts found on the way.
+
+    Runs at C speed: a literal search for the revert phrase, then one regex that cuts the bodies.
+    """
+    for m in _REVERT.finditer(piece):
+        start = piece.rfind(b"\0", 0, m.start()) + 1
+        sha = piece[start:start + 40].decode("ascii", errors="replace")
+        reverts.setdefault(sha, m.group(1).decode("ascii"))
+    return _BODY.sub(b"\n", piece)
 
 
 _BAD_OBJECT = re.compile(r"(?:bad object|could not read|missing \w+) ([^\s:]+)", re.IGNORECASE)
@@ -147,34 +148,115 @@ WHERE commits.repo = $1 AND commits.sha = full.reverting AND full.n = 1
 """
 
 
-def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str]) -> int:
-    """Insert every commit reachable from a branch or tag but not from ``exclude``; returns the count."""
-    with tempfile.TemporaryDirectory(prefix="gitops-dora-log-") as tmp:
-        raw = Path(tmp) / "log.txt"
-        with open(raw, "wb") as out:
-            proc = subprocess.run(
-                log_command(repo), input=_stdin_excluding(exclude).encode(), stdout=out,
-                stderr=subprocess.PIPE, env=git_env(),
-            )
-        if proc.returncode != 0:
-            raise SourceError(f"cannot read the history of {repo}: "
-                              f"{missing_object_reason(repo, proc.stderr.decode(errors='replace'))}")
-        if raw.stat().st_size == 0:
-            return 0
-        reverts = find_reverts(repo, exclude)
-        params = [repo_id, list(reverts), list(reverts.values())]
-        source = raw
-        if not _well_formed(raw):
-            source = Path(tmp) / "log.clean.txt"
-            _sanitise(raw, source)
-        before = _count(con, repo_id)
+_SET_REVERTS = """
+UPDATE commits SET reverts_sha = r.reverted
+FROM (SELECT unnest($2::VARCHAR[]) AS sha, unnest($3::VARCHAR[]) AS reverted) AS r
+WHERE commits.repo = $1 AND commits.sha = r.sha
+"""
+
+CHUNK_BYTES = 4 << 20
+
+
+class _LogChunks:
+    """Runs ``git log`` and cuts its output into line-aligned chunk files on a reader thread.
+
+    The main thread loads chunk k into DuckDB while git is still producing chunk k+1, so git's
+    walk and the load overlap on two cores instead of running one after the other.
+    """
+
+    def __init__(self, repo: Path, exclude: Sequence[str], tmp: Path) -> None:
+        self.repo, self.tmp = repo, tmp
+        self.reverts: dict[str, str] = {}
+        self.proc = subprocess.Popen(
+            log_command(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=git_env(),
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(_stdin_excluding(exclude).encode())  # git reads all of it before walking
+        self.proc.stdin.close()
+        self.queue: queue.Queue[Path | None] = queue.Queue()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        pending = bytearray()
+        n = 0
         try:
-            con.execute(_INSERT.format(source=_read_csv_sql(source)), params)
-        except duckdb.Error as exc:
-            raise SourceError(f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}") from None
+            while block := os.read(fd, 1 << 20):
+                pending += block
+                if len(pending) >= CHUNK_BYTES:
+                    cut = pending.rfind(b"\0") + 1
+                    if cut:
+                        n = self._emit(n, bytes(pending[:cut]))
+                        del pending[:cut]
+            if pending:
+                self._emit(n, bytes(pending))
+        finally:
+            self.queue.put(None)
+
+    def _emit(self, n: int, data: bytes) -> int:
+        path = self.tmp / f"log-{n:05d}.txt"
+        path.write_bytes(split_records(data, self.reverts))
+        self.queue.put(path)
+        return n + 1
+
+    def __iter__(self) -> Iterator[Path]:
+        while (path := self.queue.get()) is not None:
+            yield path
+
+    def finish(self) -> None:
+        """Wait for git; a failed walk (e.g. a missing object) becomes one clear error."""
+        self.thread.join()
+        assert self.proc.stderr is not None
+        stderr = self.proc.stderr.read().decode(errors="replace")
+        if self.proc.wait() != 0:
+            raise SourceError(f"cannot read the history of {self.repo}: "
+                              f"{missing_object_reason(self.repo, stderr)}")
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.thread.join()
+
+
+def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str]) -> int:
+    """Insert every commit reachable from a branch or tag but not from ``exclude``; returns the count.
+
+    git's walk and the DuckDB load of finished chunks run at once. A failure anywhere raises and
+    the caller's transaction rolls back, so a half-read history is never committed.
+    """
+    before = _count(con, repo_id)
+    # A repository's first load cannot collide with existing keys; the plain INSERT is cheaper.
+    verb = "INSERT" if before == 0 else "INSERT OR REPLACE"
+    with tempfile.TemporaryDirectory(prefix="gitops-dora-log-") as tmp:
+        chunks = _LogChunks(repo, exclude, Path(tmp))
+        try:
+            for chunk in chunks:
+                source = chunk
+                if not _well_formed(chunk):
+                    source = chunk.with_suffix(".clean.txt")
+                    _sanitise(chunk, source)
+                try:
+                    con.execute(_INSERT.replace("INSERT OR REPLACE", verb).format(
+                        source=_read_csv_sql(source)), [repo_id, [], []])
+                except duckdb.Error as exc:
+                    raise SourceError(
+                        f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
+                    ) from None
+                chunk.unlink()
+            chunks.finish()
+        except BaseException:
+            chunks.abort()
+            raise
+    reverts = chunks.reverts
+    if reverts:
+        con.execute(_SET_REVERTS, [repo_id, list(reverts), list(reverts.values())])
         if any(len(target) < 40 for target in reverts.values()):
             con.execute(_EXPAND_REVERTS, [repo_id])
-        return _count(con, repo_id) - before
+    return _count(con, repo_id) - before
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:

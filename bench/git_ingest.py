@@ -1,0 +1,167 @@
+"""Full git ingest vs. plain ``git log`` on the same repository, measured in the same run.
+
+    .venv/bin/python bench/git_ingest.py [--commits 100000] [--repo PATH]
+
+Builds (once, cached in bench/.work/) a synthetic repository with ``git fast-import``: a main line
+with a --no-ff merge of a two-commit feature branch every 10 commits, an annotated release tag
+every 500 commits and a lightweight tag every 250. Then it times, best of 3 each:
+
+* baseline: the exact ``git log --branches --remotes --tags --format=...`` the collector runs,
+  written to a file;
+* ingest: the real console command ``gitops-dora collect git REPO --deploy-tags ...`` into a fresh
+  DuckDB file (mining, tags, deployments, attribution, commit, snapshot);
+* an unchanged re-run of the same command (target < 1.5 s wall).
+
+It prints ``ingest/git_log ratio = X`` and the ingest process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from analytics.collectors.git_log import log_command  # noqa: E402
+
+WORK = ROOT / "bench" / ".work"
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+DEPLOY_TAGS = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
+
+
+def _fast_import_stream(commits: int) -> Iterator[str]:
+    """Yield the fast-import stream in chunks (never the whole thing in memory)."""
+    t0 = 1_600_000_000
+    mark = 0
+    main_mark = 0
+    made = 0
+    next_release, next_nightly = 500, 250
+    out: list[str] = []
+
+    def commit(ref: str, parents: list[int], when: int, msg: str, path: str) -> int:
+        nonlocal mark
+        mark += 1
+        body = msg.encode()
+        content = f"{mark}\n"
+        lines = [f"commit {ref}", f"mark :{mark}",
+                 f"author Dev {mark % 37} <dev{mark % 37}@example.com> {when - 3600 * (mark % 5)} +0100",
+                 f"committer Dev {mark % 37} <dev{mark % 37}@example.com> {when} +0000",
+                 f"data {len(body)}", msg]
+        if parents:
+            lines.append(f"from :{parents[0]}")
+        lines += [f"merge :{p}" for p in parents[1:]]
+        lines += [f"M 100644 inline {path}", f"data {len(content.encode())}", content]
+        out.append("\n".join(lines))
+        return mark
+
+    while made < commits:
+        when = t0 + made * 600
+        if made % 10 == 9 and made + 3 <= commits and main_mark:
+            path = f"feat/{made % 50}.txt"
+            f1 = commit("refs/heads/feature", [main_mark], when, f"feature work {made}", path)
+            f2 = commit("refs/heads/feature", [f1], when + 60, f"feature more {made}", path)
+            main_mark = commit("refs/heads/main", [main_mark, f2], when + 120, f"Merge feature {made}",
+                               "merges.txt")
+            made += 3
+        else:
+            main_mark = commit("refs/heads/main", [main_mark] if main_mark else [], when,
+                               f"change {made}", f"src/{made % 200}.txt")
+            made += 1
+        if made >= next_release:
+            msg = f"release {next_release // 500}"
+            out.append(f"tag v1.{next_release // 500}.0\nfrom :{main_mark}\ntagger Rel <rel@example.com> "
+                       f"{when + 1800} +0000\ndata {len(msg)}\n{msg}")
+            next_release += 500
+        if made >= next_nightly:
+            out.append(f"reset refs/tags/nightly-{next_nightly}\nfrom :{main_mark}\n")
+            next_nightly += 500
+        if len(out) > 2000:
+            yield "\n".join(out) + "\n"
+            out.clear()
+    yield "\n".join(out) + "\n"
+
+
+def build_repo(commits: int) -> Path:
+    path = WORK / f"synthetic-{commits}.git"
+    if (path / "HEAD").exists():
+        return path
+    tmp = WORK / f"synthetic-{commits}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(tmp)], check=True)
+    proc = subprocess.Popen(["git", "-C", str(tmp), "fast-import", "--quiet"], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    for chunk in _fast_import_stream(commits):
+        proc.stdin.write(chunk.encode())
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit("git fast-import failed")
+    os.replace(tmp, path)
+    return path
+
+
+def time_git_log(repo: Path, out_dir: Path) -> float:
+    started = time.perf_counter()
+    with open(out_dir / "baseline.txt", "wb") as out:
+        subprocess.run(log_command(repo), input=b"", stdout=out, check=True)
+    return time.perf_counter() - started
+
+
+def time_cli(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) of the CLI process, stderr."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"gitops-dora failed: {err.strip()}")
+    return elapsed, usage.ru_maxrss, err
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", type=int, default=100_000)
+    parser.add_argument("--repo", type=Path, help="use this repository instead of the synthetic one")
+    parser.add_argument("--runs", type=int, default=3)
+    opts = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    repo = opts.repo or build_repo(opts.commits)
+    count = subprocess.run(["git", "-C", str(repo), "rev-list", "--count", "--branches", "--tags"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
+    logs: list[float] = []
+    ingests: list[float] = []
+    peak = 0
+    summary = ""
+    with tempfile.TemporaryDirectory(prefix="git-ingest-bench-", dir=WORK) as tmp:
+        tmpdir = Path(tmp)
+        for run in range(opts.runs):
+            logs.append(time_git_log(repo, tmpdir))
+            db = tmpdir / f"run{run}.duckdb"
+            seconds, rss, summary = time_cli(["--db", str(db), "collect", "git", str(repo),
+                                              "--deploy-tags", DEPLOY_TAGS], env)
+            ingests.append(seconds)
+            peak = max(peak, rss)
+        rerun = [time_cli(["--db", str(db), "collect", "git", str(repo)], env)[0] for _ in range(opts.runs)]
+    ratio = min(ingests) / min(logs)
+    print(f"repository: {repo} ({count} commits)")
+    print(f"collector: {summary.strip().splitlines()[-1]}")
+    print(f"git log --format (best of {opts.runs}): {min(logs):.2f} s")
+    print(f"full ingest, whole CLI (best of {opts.runs}): {min(ingests):.2f} s")
+    print(f"ingest/git_log ratio = {ratio:.2f}  (target <= 3, stretch <= 1.5)")
+    print(f"peak RSS of the ingest process: {peak / 1024:.0f} MB  (target <= 500 MB)")
+    print(f"unchanged re-run, whole CLI (best of {opts.runs}): {min(rerun):.2f} s  (target < 1.5 s)")
+
+
+if __name__ == "__main__":
+    main()
