@@ -9,6 +9,7 @@ object is not a declaration kept in git.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -132,8 +133,8 @@ def live_objects(context: str | None) -> list[dict[str, Any]]:
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    try:
-        config.load_kube_config(context=context)
+    try:  # $KUBECONFIG read now, not when the kubernetes package was first imported
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
     except (ConfigException, OSError) as exc:
         raise SourceError(f"kube context {context or '(current)'}: {exc}") from None
     api = client.ApiClient()
@@ -146,7 +147,7 @@ def live_objects(context: str | None) -> list[dict[str, Any]]:
         ]
     except ApiException as exc:
         raise SourceError(
-            f"kube context {context or '(current)'}: API error {exc.status} {exc.reason}"
+            f"kube context {context or '(current)'}: API error {exc.status}: {_status_message(exc)}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - connection errors come in many urllib3 shapes
         raise SourceError(f"kube context {context or '(current)'}: cannot reach the API: {exc}") from None
@@ -156,3 +157,12 @@ def live_objects(context: str | None) -> list[dict[str, Any]]:
         for item in api.sanitize_for_serialization(batch).get("items", []):
             objects.append({"kind": kind, **item})
     return objects
+
+
+def _status_message(exc: Any) -> str:
+    """The API server's Status message (why access was refused), else the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+        return str(body.get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)

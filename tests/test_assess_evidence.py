@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pytest_httpserver import HTTPServer
 
 from analytics.store.connection import open_writer
 from tests import maturity_repos as repos
@@ -183,3 +184,162 @@ def test_collected_drift_corrections_and_reviews(tmp_path: Path, capsys: pytest.
     assert (cap["status"], cap["answer"]) == ("not_met", "yes")
     assert [e["detail"] for e in cap["evidence"]] == ["1 of 3 merged PRs had no review before merge (#4)"]
     assert cap["conflict"] is not None and cap["conflict"].startswith("answered yes, but evidence shows")
+
+
+def _crd(name: str, group: str, kind: str, plural: str) -> dict[str, object]:
+    """A CRD as the API server lists it (the client checks spec.group/names/scope/versions)."""
+    return {
+        "metadata": {"name": name, "uid": f"uid-{plural}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "plural": plural},
+            "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": True, "storage": True}],
+        },
+    }
+
+
+def _list(kind: str, api_version: str, items: list[dict[str, object]]) -> dict[str, object]:
+    return {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}, "items": items}
+
+
+def test_live_cluster_through_the_kubernetes_client(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    httpserver.expect_request("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").respond_with_json(
+        _list(
+            "CustomResourceDefinitionList",
+            "apiextensions.k8s.io/v1",
+            [
+                _crd("applications.argoproj.io", "argoproj.io", "Application", "applications"),
+                _crd("rollouts.argoproj.io", "argoproj.io", "Rollout", "rollouts"),
+            ],
+        )
+    )
+    httpserver.expect_request("/api/v1/namespaces").respond_with_json(
+        _list("NamespaceList", "v1", [{"metadata": {"name": "argocd"}}, {"metadata": {"name": "default"}}])
+    )
+    httpserver.expect_request("/apis/apps/v1/deployments").respond_with_json(
+        _list(
+            "DeploymentList",
+            "apps/v1",
+            [
+                {
+                    "metadata": {"name": "argo-rollouts", "namespace": "argo-rollouts"},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": "argo-rollouts"}},
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {"name": "c", "image": "quay.io/argoproj/argo-rollouts:v1.7.1"}
+                                ]
+                            }
+                        },
+                    },
+                },
+            ],
+        )
+    )
+    httpserver.expect_request("/apis/apps/v1/statefulsets").respond_with_json(
+        _list(
+            "StatefulSetList",
+            "apps/v1",
+            [
+                {
+                    "metadata": {"name": "argocd-application-controller", "namespace": "argocd"},
+                    "spec": {
+                        "selector": {"matchLabels": {"app": "ctl"}},
+                        "serviceName": "ctl",
+                        "template": {
+                            "spec": {
+                                "containers": [{"name": "c", "image": "quay.io/argoproj/argocd:v2.11.0"}]
+                            }
+                        },
+                    },
+                },
+            ],
+        )
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "other",
+                "clusters": [{"name": "lab", "cluster": {"server": httpserver.url_for("").rstrip("/")}}],
+                "users": [{"name": "lab", "user": {"token": "not-a-secret"}}],
+                "contexts": [
+                    {"name": "lab", "context": {"cluster": "lab", "user": "lab"}},
+                    {"name": "other", "context": {"cluster": "lab", "user": "lab"}},
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    repo = repos.plain_app(tmp_path / "app")
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path), "--kube-context", "lab")
+    got = statuses(result)
+    assert (got["suitable-infrastructure"], got["pull-based"], got["progressive-delivery"]) == (
+        "met",
+        "met",
+        "met",
+    )
+    # Installed controllers are not a reconciliation policy: no Application objects were read.
+    assert got["workload-reconciliation"] == "not_met"
+    assert [e["object"] for e in evidence_of(result, "progressive-delivery")] == [
+        "CustomResourceDefinition rollouts.argoproj.io",
+        "Deployment argo-rollouts/argo-rollouts",
+    ]
+    assert [e["object"] for e in evidence_of(result, "pull-based") if e["supports"]] == [
+        "CustomResourceDefinition applications.argoproj.io",
+        "Namespace argocd",
+        "StatefulSet argocd/argocd-application-controller",
+    ]
+
+
+def test_live_cluster_refusing_access_fails_cleanly(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    httpserver: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from analytics.cli import main
+
+    httpserver.expect_request("/apis/apiextensions.k8s.io/v1/customresourcedefinitions").respond_with_json(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "reason": "Forbidden",
+            "code": 403,
+            "message": "customresourcedefinitions is forbidden",
+        },
+        status=403,
+    )
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "lab",
+                "clusters": [{"name": "lab", "cluster": {"server": httpserver.url_for("").rstrip("/")}}],
+                "users": [{"name": "lab", "user": {"token": "not-a-secret"}}],
+                "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "lab"}}],
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    repo = repos.plain_app(tmp_path / "app")
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", str(repo.path), "--kube-context", ""])
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: kube context (current): API error 403: customresourcedefinitions is forbidden"
+    )
+    assert not (tmp_path / "db.duckdb").exists()
