@@ -377,3 +377,30 @@ def test_kustomize_override_pins_a_latest_base(tmp_path: Path, capsys: pytest.Ca
     assert statuses(result)["immutable-images"] == "met"
     assert statuses(result)["template-customization"] == "met"  # overlays of ../../base with images
     assert statuses(result)["environment-management"] == "met"  # overlays/staging + overlays/production
+
+
+@pytest.mark.timeout(60)
+def test_odd_files_do_not_break_the_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.gitrepo import GitRepo
+
+    repo = GitRepo.init(tmp_path / "odd")
+    laughs = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        laughs += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+    repo.commit(
+        "odd files",
+        repos.AT,
+        files={
+            "broken.yaml": "kind: Deployment\n  : : [\n",  # not YAML at all
+            "laughs.yaml": laughs,  # 9^9 references if expanded
+            "huge.yaml": "apiVersion: v1\nkind: ConfigMap\n" + "# padding\n" * 600_000,  # > 5 MB: skipped
+            "ok.yaml": repos.deployment("web", "ghcr.io/acme/web:2.0.0"),
+        },
+    )
+    (repo.path / "latin1.yaml").write_bytes(b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caf\xe9\n")
+    (repo.path / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
+    details = sorted(e["detail"] for e in evidence_of(result, "declarative-workloads"))
+    # ok.yaml's Deployment and the Latin-1 ConfigMap (undecodable byte replaced); huge.yaml is not read.
+    assert details == ["apps/v1 Deployment/web", "v1 ConfigMap/caf\ufffd"]
+    assert statuses(result)["immutable-images"] == "met"

@@ -32,7 +32,13 @@ def _finding(doc: Document, ref: str, how: str, pattern: str) -> Finding:
     return Finding("images.pinned", f"image {ref} {text}", doc.path, line, value=ref)
 
 
-def _walk(node: Any, doc: Document) -> Iterator[Finding]:
+def _walk(node: Any, doc: Document, seen: set[int] | None = None) -> Iterator[Finding]:
+    """Every `image:` value; ``seen`` stops YAML aliases (a "billion laughs" file) from exploding."""
+    seen = set() if seen is None else seen
+    if isinstance(node, dict | list):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "image" and isinstance(value, str):
@@ -41,10 +47,10 @@ def _walk(node: Any, doc: Document) -> Iterator[Finding]:
             elif key == "image" and isinstance(value, dict) and isinstance(value.get("repository"), str):
                 yield from _values_image(value, doc)
             else:
-                yield from _walk(value, doc)
+                yield from _walk(value, doc, seen)
     elif isinstance(node, list):
         for item in node:
-            yield from _walk(item, doc)
+            yield from _walk(item, doc, seen)
 
 
 def _values_image(image: dict[str, Any], doc: Document) -> Iterator[Finding]:
