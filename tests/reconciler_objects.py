@@ -39,14 +39,16 @@ def application(
     source = {"repoURL": repo_url, "path": path, "targetRevision": "main"}
     entries = []
     for number, (revision, deployed) in enumerate(history, start=1):
-        entries.append({
-            "deployStartedAt": iso(deployed - timedelta(seconds=40)),
-            "deployedAt": iso(deployed),
-            "id": number - 1,
-            "initiatedBy": {"automated": True},
-            "revision": revision,
-            "source": source,
-        })
+        entries.append(
+            {
+                "deployStartedAt": iso(deployed - timedelta(seconds=40)),
+                "deployedAt": iso(deployed),
+                "id": number - 1,
+                "initiatedBy": {"automated": True},
+                "revision": revision,
+                "source": source,
+            }
+        )
     last_rev, last_at = history[-1] if history else ("", datetime(2024, 1, 1, tzinfo=UTC))
     op = operation or {
         "finishedAt": iso(last_at),
@@ -59,11 +61,19 @@ def application(
         "phase": "Succeeded",
         "startedAt": iso(last_at - timedelta(seconds=40)),
         "syncResult": {
-            "resources": [{
-                "group": "apps", "hookPhase": "Running", "kind": "Deployment",
-                "message": f"deployment.apps/{name} configured", "name": name,
-                "namespace": dest_namespace, "status": "Synced", "syncPhase": "Sync", "version": "v1",
-            }],
+            "resources": [
+                {
+                    "group": "apps",
+                    "hookPhase": "Running",
+                    "kind": "Deployment",
+                    "message": f"deployment.apps/{name} configured",
+                    "name": name,
+                    "namespace": dest_namespace,
+                    "status": "Synced",
+                    "syncPhase": "Sync",
+                    "version": "v1",
+                }
+            ],
             "revision": last_rev,
             "source": source,
         },
@@ -86,7 +96,10 @@ def application(
             "project": "default",
             "revisionHistoryLimit": 10,
             "source": source,
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "syncOptions": ["CreateNamespace=true"]},
+            "syncPolicy": {
+                "automated": {"prune": True, "selfHeal": True},
+                "syncOptions": ["CreateNamespace=true"],
+            },
         },
         "status": {
             "controllerNamespace": "argocd",
@@ -97,7 +110,10 @@ def application(
             "sourceType": "Kustomize",
             "summary": {"images": []},
             "sync": {
-                "comparedTo": {"destination": {"namespace": dest_namespace, "server": CLUSTER}, "source": source},
+                "comparedTo": {
+                    "destination": {"namespace": dest_namespace, "server": CLUSTER},
+                    "source": source,
+                },
                 "revision": last_rev,
                 "status": "Synced",
             },
@@ -109,8 +125,11 @@ def failed_operation(revision: str, started: datetime, finished: datetime, messa
     return {
         "finishedAt": iso(finished),
         "message": message,
-        "operation": {"initiatedBy": {"automated": True}, "retry": {"limit": 5},
-                      "sync": {"revision": revision}},
+        "operation": {
+            "initiatedBy": {"automated": True},
+            "retry": {"limit": 5},
+            "sync": {"revision": revision},
+        },
         "phase": "Failed",
         "retryCount": 5,
         "startedAt": iso(started),
@@ -118,31 +137,57 @@ def failed_operation(revision: str, started: datetime, finished: datetime, messa
     }
 
 
-def helmrelease(name: str, namespace: str, snapshots: list[dict[str, Any]], *,
-                ready: tuple[str, str, str] = ("True", "UpgradeSucceeded", "Helm upgrade succeeded"),
-                ready_at: datetime | None = None, chart: str = "podinfo") -> dict[str, Any]:
-    """A HelmRelease; ``snapshots`` are given oldest first and stored newest first, as helm-controller does."""
+def helmrelease(
+    name: str,
+    namespace: str,
+    snapshots: list[dict[str, Any]],
+    *,
+    ready: tuple[str, str, str] = ("True", "UpgradeSucceeded", "Helm upgrade succeeded"),
+    ready_at: datetime | None = None,
+    chart: str = "podinfo",
+) -> dict[str, Any]:
+    """A HelmRelease; ``snapshots`` come oldest first, stored newest first (as helm-controller does)."""
     latest = snapshots[-1] if snapshots else {}
     status, reason, message = ready
     return {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
-        "metadata": {"name": name, "namespace": namespace, "generation": 3, "uid": "0f1e2d3c-hr",
-                     "resourceVersion": "7781"},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "generation": 3,
+            "uid": "0f1e2d3c-hr",
+            "resourceVersion": "7781",
+        },
         "spec": {
-            "chart": {"spec": {"chart": chart, "version": ">=6.0.0",
-                               "sourceRef": {"kind": "HelmRepository", "name": chart}}},
+            "chart": {
+                "spec": {
+                    "chart": chart,
+                    "version": ">=6.0.0",
+                    "sourceRef": {"kind": "HelmRepository", "name": chart},
+                }
+            },
             "interval": "10m",
             "values": {"replicaCount": 2},
         },
         "status": {
             "conditions": [
-                {"lastTransitionTime": iso(ready_at or datetime(2024, 5, 7, 5, 0, tzinfo=UTC)),
-                 "message": message, "observedGeneration": 3, "reason": reason, "status": status,
-                 "type": "Ready"},
-                {"lastTransitionTime": iso(ready_at or datetime(2024, 5, 7, 5, 0, tzinfo=UTC)),
-                 "message": message, "observedGeneration": 3, "reason": reason, "status": status,
-                 "type": "Released"},
+                {
+                    "lastTransitionTime": iso(ready_at or datetime(2024, 5, 7, 5, 0, tzinfo=UTC)),
+                    "message": message,
+                    "observedGeneration": 3,
+                    "reason": reason,
+                    "status": status,
+                    "type": "Ready",
+                },
+                {
+                    "lastTransitionTime": iso(ready_at or datetime(2024, 5, 7, 5, 0, tzinfo=UTC)),
+                    "message": message,
+                    "observedGeneration": 3,
+                    "reason": reason,
+                    "status": status,
+                    "type": "Released",
+                },
             ],
             "helmChart": f"{namespace}/{namespace}-{name}",
             "history": list(reversed(snapshots)),
@@ -156,9 +201,17 @@ def helmrelease(name: str, namespace: str, snapshots: list[dict[str, Any]], *,
     }
 
 
-def helm_snapshot(version: int, chart_version: str, deployed: datetime, first: datetime, status: str,
-                  *, chart: str = "podinfo", name: str = "podinfo", namespace: str = "podinfo"
-                  ) -> dict[str, Any]:
+def helm_snapshot(
+    version: int,
+    chart_version: str,
+    deployed: datetime,
+    first: datetime,
+    status: str,
+    *,
+    chart: str = "podinfo",
+    name: str = "podinfo",
+    namespace: str = "podinfo",
+) -> dict[str, Any]:
     return {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "appVersion": chart_version.split("+")[0],
@@ -175,20 +228,45 @@ def helm_snapshot(version: int, chart_version: str, deployed: datetime, first: d
     }
 
 
-def kustomization(name: str, namespace: str, *, path: str, applied: str, attempted: str | None = None,
-                  ready: tuple[str, str, str] | None = None, ready_at: datetime,
-                  history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def kustomization(
+    name: str,
+    namespace: str,
+    *,
+    path: str,
+    applied: str,
+    attempted: str | None = None,
+    ready: tuple[str, str, str] | None = None,
+    ready_at: datetime,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     status, reason, message = ready or ("True", "ReconciliationSucceeded", f"Applied revision: {applied}")
     obj: dict[str, Any] = {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
         "kind": "Kustomization",
-        "metadata": {"name": name, "namespace": namespace, "generation": 1, "uid": "9a8b7c6d-ks",
-                     "resourceVersion": "5521"},
-        "spec": {"interval": "10m", "path": path, "prune": True,
-                 "sourceRef": {"kind": "GitRepository", "name": "platform-config"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "generation": 1,
+            "uid": "9a8b7c6d-ks",
+            "resourceVersion": "5521",
+        },
+        "spec": {
+            "interval": "10m",
+            "path": path,
+            "prune": True,
+            "sourceRef": {"kind": "GitRepository", "name": "platform-config"},
+        },
         "status": {
-            "conditions": [{"lastTransitionTime": iso(ready_at), "message": message, "observedGeneration": 1,
-                            "reason": reason, "status": status, "type": "Ready"}],
+            "conditions": [
+                {
+                    "lastTransitionTime": iso(ready_at),
+                    "message": message,
+                    "observedGeneration": 1,
+                    "reason": reason,
+                    "status": status,
+                    "type": "Ready",
+                }
+            ],
             "inventory": {"entries": []},
             "lastAppliedRevision": applied,
             "lastAttemptedRevision": attempted or applied,
@@ -200,8 +278,9 @@ def kustomization(name: str, namespace: str, *, path: str, applied: str, attempt
     return obj
 
 
-def kustomization_history_entry(revision: str, first: datetime, last: datetime, total: int,
-                                status: str = "ReconciliationSucceeded") -> dict[str, Any]:
+def kustomization_history_entry(
+    revision: str, first: datetime, last: datetime, total: int, status: str = "ReconciliationSucceeded"
+) -> dict[str, Any]:
     return {
         "digest": "sha256:" + revision.rsplit(":", 1)[-1][:8] * 8,
         "firstReconciled": iso(first),
@@ -213,8 +292,19 @@ def kustomization_history_entry(revision: str, first: datetime, last: datetime, 
     }
 
 
-def flux_event(kind: str, name: str, namespace: str, reason: str, message: str, at: datetime, *,
-               revision: str | None, uid: str, count: int = 1, warning: bool = False) -> dict[str, Any]:
+def flux_event(
+    kind: str,
+    name: str,
+    namespace: str,
+    reason: str,
+    message: str,
+    at: datetime,
+    *,
+    revision: str | None,
+    uid: str,
+    count: int = 1,
+    warning: bool = False,
+) -> dict[str, Any]:
     """A core/v1 Event emitted by kustomize-controller or helm-controller."""
     controller = "kustomize-controller" if kind == "Kustomization" else "helm-controller"
     group = "kustomize.toolkit.fluxcd.io" if kind == "Kustomization" else "helm.toolkit.fluxcd.io"
@@ -224,15 +314,25 @@ def flux_event(kind: str, name: str, namespace: str, reason: str, message: str, 
         "count": count,
         "eventTime": None,
         "firstTimestamp": iso(at),
-        "involvedObject": {"apiVersion": f"{group}/v1" if kind == "Kustomization" else f"{group}/v2",
-                           "kind": kind, "name": name, "namespace": namespace, "resourceVersion": "5521",
-                           "uid": f"obj-{name}"},
+        "involvedObject": {
+            "apiVersion": f"{group}/v1" if kind == "Kustomization" else f"{group}/v2",
+            "kind": kind,
+            "name": name,
+            "namespace": namespace,
+            "resourceVersion": "5521",
+            "uid": f"obj-{name}",
+        },
         "kind": "Event",
         "lastTimestamp": iso(at),
         "message": message,
-        "metadata": {"annotations": annotations, "creationTimestamp": iso(at),
-                     "name": f"{name}.{uid}", "namespace": namespace, "resourceVersion": "9" + uid[-4:],
-                     "uid": uid},
+        "metadata": {
+            "annotations": annotations,
+            "creationTimestamp": iso(at),
+            "name": f"{name}.{uid}",
+            "namespace": namespace,
+            "resourceVersion": "9" + uid[-4:],
+            "uid": uid,
+        },
         "reason": reason,
         "reportingComponent": controller,
         "reportingInstance": f"{controller}-7d9f8b6c5-abcde",
@@ -241,20 +341,32 @@ def flux_event(kind: str, name: str, namespace: str, reason: str, message: str, 
     }
 
 
-def argocd_event(app: str, reason: str, message: str, at: datetime, *, uid: str, count: int = 1,
-                 warning: bool = False) -> dict[str, Any]:
+def argocd_event(
+    app: str, reason: str, message: str, at: datetime, *, uid: str, count: int = 1, warning: bool = False
+) -> dict[str, Any]:
     """A core/v1 Event emitted by argocd-application-controller about an Application."""
     return {
         "apiVersion": "v1",
         "count": count,
         "firstTimestamp": iso(at),
-        "involvedObject": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "name": app,
-                           "namespace": "argocd", "resourceVersion": "48211", "uid": f"app-{app}"},
+        "involvedObject": {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "name": app,
+            "namespace": "argocd",
+            "resourceVersion": "48211",
+            "uid": f"app-{app}",
+        },
         "kind": "Event",
         "lastTimestamp": iso(at),
         "message": message,
-        "metadata": {"creationTimestamp": iso(at), "name": f"{app}.{uid}", "namespace": "argocd",
-                     "resourceVersion": "8" + uid[-4:], "uid": uid},
+        "metadata": {
+            "creationTimestamp": iso(at),
+            "name": f"{app}.{uid}",
+            "namespace": "argocd",
+            "resourceVersion": "8" + uid[-4:],
+            "uid": uid,
+        },
         "reason": reason,
         "reportingComponent": "argocd-application-controller",
         "source": {"component": "argocd-application-controller"},
@@ -262,14 +374,30 @@ def argocd_event(app: str, reason: str, message: str, at: datetime, *, uid: str,
     }
 
 
-def notification(kind: str, name: str, namespace: str, reason: str, message: str, at: datetime, *,
-                 revision: str | None, bare_keys: bool = False, severity: str = "info") -> dict[str, Any]:
+def notification(
+    kind: str,
+    name: str,
+    namespace: str,
+    reason: str,
+    message: str,
+    at: datetime,
+    *,
+    revision: str | None,
+    bare_keys: bool = False,
+    severity: str = "info",
+) -> dict[str, Any]:
     """A notification-controller ``eventv1.Event`` as posted by the generic(-hmac) provider."""
     group = "kustomize.toolkit.fluxcd.io" if kind == "Kustomization" else "helm.toolkit.fluxcd.io"
     key = "revision" if bare_keys else f"{group}/revision"
     return {
-        "involvedObject": {"apiVersion": f"{group}/v1", "kind": kind, "name": name, "namespace": namespace,
-                           "resourceVersion": "5521", "uid": f"obj-{name}"},
+        "involvedObject": {
+            "apiVersion": f"{group}/v1",
+            "kind": kind,
+            "name": name,
+            "namespace": namespace,
+            "resourceVersion": "5521",
+            "uid": f"obj-{name}",
+        },
         "message": message,
         "metadata": ({key: revision} if revision else {}) | {"summary": "prod cluster"},
         "reason": reason,

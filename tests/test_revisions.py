@@ -65,8 +65,15 @@ def test_multi_source_revisions_keep_order_and_change_key() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(), st.binary().map(lambda b: b.decode("latin-1")), st.integers(), st.none(),
-                 st.lists(st.text(max_size=50), max_size=4)))
+@given(
+    st.one_of(
+        st.text(),
+        st.binary().map(lambda b: b.decode("latin-1")),
+        st.integers(),
+        st.none(),
+        st.lists(st.text(max_size=50), max_size=4),
+    )
+)
 def test_never_raises_and_unknown_keeps_raw(value: object) -> None:
     rev = parse_revision(value)
     assert isinstance(rev.format, str) and rev.format
@@ -75,7 +82,10 @@ def test_never_raises_and_unknown_keeps_raw(value: object) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(alphabet="0123456789abcdef", min_size=40, max_size=40), st.from_regex(r"[a-z][a-z0-9/._-]{0,20}", fullmatch=True))
+@given(
+    st.text(alphabet="0123456789abcdef", min_size=40, max_size=40),
+    st.from_regex(r"[a-z][a-z0-9/._-]{0,20}", fullmatch=True),
+)
 def test_any_branch_and_sha_round_trips(sha: str, branch: str) -> None:
     rev = parse_revision(f"{branch}@sha1:{sha}")
     assert rev.sha == sha and rev.ref == branch

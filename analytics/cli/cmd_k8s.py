@@ -1,0 +1,54 @@
+"""``gitops-dora collect k8s``: Argo CD and Flux state (and their Events) from a cluster."""
+
+from __future__ import annotations
+
+import typer
+
+from analytics.cli.app import collect_app, get_ctx
+
+
+@collect_app.command("k8s")
+def collect_k8s_command(
+    ctx: typer.Context,
+    kubeconfig: str | None = typer.Option(
+        None, "--kubeconfig", help="kubeconfig file [in-cluster, then ~/.kube/config]"
+    ),
+    context: str | None = typer.Option(None, "--context", help="kubeconfig context [current context]"),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="one namespace [all namespaces]"),
+    watch: bool = typer.Option(
+        False, "--watch", help="after the list, keep watching and store changes as they come"
+    ),
+) -> None:
+    """List Applications, Kustomizations, HelmReleases and their Events; derive deployments."""
+    import signal
+
+    from analytics.collectors.k8s import Watcher, api_client, collect
+    from analytics.progress import say
+
+    app_ctx = get_ctx(ctx)
+    config = app_ctx.config
+    k8s_cfg = config.connections.kubernetes
+    kubeconfig = kubeconfig or k8s_cfg.kubeconfig
+    context = context or k8s_cfg.context
+    if namespace is None and len(k8s_cfg.namespaces) == 1:
+        namespace = k8s_cfg.namespaces[0]
+    client = api_client(kubeconfig, context)
+    target = f"{context or 'current-context'}/{namespace or '*'}"
+    if not watch:
+        summary, notes = collect(app_ctx.db_path, config, client, namespace, target)
+        for note in notes:
+            say(f"note: {note}")
+        say(f"{target}: {summary.line()}")
+        return
+    watcher = Watcher(app_ctx.db_path, config, client, namespace, target, say=say)
+
+    def _stop(signum: int, _frame: object) -> None:
+        watcher.request_stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    stats = watcher.run()
+    say(
+        f"stopped: {stats.batches} batches committed, {stats.events} new reconciler events, "
+        f"{stats.relists} relists after 410 Gone, {stats.reconnects} reconnects"
+    )

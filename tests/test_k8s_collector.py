@@ -1,0 +1,244 @@
+"""``collect k8s`` against the emulated Kubernetes API (tests/k8s_api.py), through the real
+kubernetes client and the real CLI: paged lists, and a watcher that survives a dropped
+connection and a 410 Gone without losing or duplicating events, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tests.k8s_api import FakeKube
+from tests.reconciler_objects import application, argocd_event, helm_snapshot, helmrelease
+
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+REV_A, REV_B = "a1" * 20, "b2" * 20
+
+
+def snapshot_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    path = db.with_name(db.name + ".snapshot")
+    if not path.exists():
+        return []
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def wait_for(
+    check: Callable[[], bool], timeout: float = 30.0, on_fail: Callable[[], str] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("condition not reached in time" + (f": {on_fail()}" if on_fail else ""))
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
+
+
+def test_list_follows_continue_tokens(tmp_path: Path) -> None:
+    with FakeKube() as kube:
+        # 260 Applications: more than one page of 250 (PAGE_SIZE), so a continue token is needed.
+        for i in range(260):
+            kube.put(
+                "applications",
+                application(
+                    f"svc{i:03d}-production",
+                    repo_url="u",
+                    path="p",
+                    dest_namespace="n",
+                    history=[(REV_A, T0 + timedelta(minutes=i))],
+                ),
+            )
+        kube.put(
+            "helmreleases",
+            helmrelease(
+                "podinfo",
+                "podinfo",
+                [
+                    helm_snapshot(1, "6.6.0", T0, T0, "superseded"),
+                    helm_snapshot(2, "6.6.1", T0 + timedelta(days=1), T0, "deployed"),
+                ],
+            ),
+        )
+        # An Event from an unrelated controller is not stored.
+        other = argocd_event("x", "Scheduled", "assigned", T0, uid="z-1")
+        other["involvedObject"] = {"kind": "Pod", "name": "x", "namespace": "default", "apiVersion": "v1"}
+        other["source"] = {"component": "default-scheduler"}
+        other["reportingComponent"] = "default-scheduler"
+        kube.put("events", other)
+        db = tmp_path / "db.duckdb"
+        proc = subprocess.run(
+            [
+                CLI,
+                "--db",
+                str(db),
+                "collect",
+                "k8s",
+                "--kubeconfig",
+                str(kube.kubeconfig(tmp_path / "kubeconfig")),
+            ],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        pages = [r for r in kube.requests if "/applications" in r]
+        assert len(pages) == 2 and "continue=" in pages[1]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        # 260 one-sync Applications -> 260 deployments; the HelmRelease adds 2.
+        assert con.execute("SELECT source, count(*) FROM deployments GROUP BY 1 ORDER BY 1").fetchall() == [
+            ("argocd", 260),
+            ("flux", 2),
+        ]
+        assert con.execute(
+            "SELECT count(*) FROM reconciler_events WHERE kind = 'Pod' OR name = 'x'"
+        ).fetchall() == [(0,)]
+    finally:
+        con.close()
+
+
+def test_missing_kubeconfig_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [CLI, "--db", str(tmp_path / "db.duckdb"), "collect", "k8s", "--kubeconfig", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: kubeconfig {tmp_path / 'nope'}: no such file"
+
+
+def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) -> None:
+    app_name = "payments-api-production"
+    with FakeKube() as kube:
+        kube.put(
+            "applications",
+            application(app_name, repo_url="u", path="p", dest_namespace="payments", history=[(REV_A, T0)]),
+        )
+        kube.put(
+            "events",
+            argocd_event(
+                app_name, "OperationCompleted", f"Sync operation to {REV_A} succeeded", T0, uid="ev-00"
+            ),
+        )
+        db = tmp_path / "db.duckdb"
+        proc = subprocess.Popen(
+            [
+                CLI,
+                "--db",
+                str(db),
+                "collect",
+                "k8s",
+                "--watch",
+                "--kubeconfig",
+                str(kube.kubeconfig(tmp_path / "kubeconfig")),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env(),
+        )
+        try:
+
+            def stored() -> set[str]:
+                sql = (
+                    "SELECT json_extract_string(payload, '$.involvedObject.uid') || ':' || message "
+                    "FROM reconciler_events WHERE reason = 'OperationCompleted'"
+                )
+                return {r[0] for r in snapshot_query(db, sql)}
+
+            def count() -> list[tuple[Any, ...]]:
+                return snapshot_query(
+                    db,
+                    "SELECT count(*), count(DISTINCT id) FROM reconciler_events "
+                    "WHERE reason = 'OperationCompleted'",
+                )
+
+            wait_for(lambda: count() == [(1, 1)])
+            wait_for(lambda: kube.watch_count["events"] >= 1)
+
+            def health() -> list[tuple[Any, ...]]:
+                return snapshot_query(
+                    db,
+                    "SELECT count(*), count(DISTINCT id) FROM reconciler_events "
+                    "WHERE reason = 'ResourceUpdated'",
+                )
+
+            def sync_event(i: int) -> dict[str, Any]:
+                return argocd_event(
+                    app_name,
+                    "ResourceUpdated",
+                    f"Updated health status: Progressing -> Healthy #{i}",
+                    T0 + timedelta(minutes=i),
+                    uid=f"ev-{i:02d}",
+                )
+
+            # 1) Events while the watch is healthy.
+            for i in (1, 2):
+                kube.put("events", sync_event(i))
+            # 2) The connection drops right after event 3; event 4 arrives after the reconnect.
+            kube.drop_after("events", 1)
+            kube.put("events", sync_event(3))
+            wait_for(lambda: kube.watch_count["events"] >= 2)
+            kube.put("events", sync_event(4))
+            # 3) An outage: the connection is cut, event 5 happens, history is compacted. The
+            #    reconnect gets 410 Gone; the watcher relists (re-reading events 1-5, stored once)
+            #    and watches on from the list's version.
+            wait_for(lambda: health() == [(4, 4)])
+            kube.outage("events", [sync_event(5)])
+            wait_for(lambda: kube.watch_count["events"] >= 4)  # reconnect (410) + watch after relist
+            kube.put("events", sync_event(6))
+            # 4) A new sync of a new revision arrives as an Application update.
+            kube.put(
+                "applications",
+                application(
+                    app_name,
+                    repo_url="u",
+                    path="p",
+                    dest_namespace="payments",
+                    history=[(REV_A, T0), (REV_B, T0 + timedelta(hours=2))],
+                ),
+            )
+            wait_for(
+                lambda: health() == [(6, 6)],
+                on_fail=lambda: (
+                    f"{snapshot_query(db, 'SELECT message FROM reconciler_events')} {kube.requests[-3:]}"
+                ),
+            )
+            wait_for(lambda: snapshot_query(db, "SELECT count(*) FROM deployments") == [(2,)])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "1 relists after 410 Gone" in err and "2 reconnects" in err, err
+        assert stored() == {f"app-{app_name}:Sync operation to {REV_A} succeeded"}
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        # Six health events exactly once each, whatever was re-delivered by the relist.
+        rows = con.execute(
+            "SELECT message FROM reconciler_events WHERE reason = 'ResourceUpdated' ORDER BY occurred_at"
+        ).fetchall()
+        assert [r[0][-2:] for r in rows] == ["#1", "#2", "#3", "#4", "#5", "#6"]
+        assert con.execute(
+            "SELECT revision, deployed_at FROM deployments ORDER BY deployed_at"
+        ).fetchall() == [(REV_A, T0), (REV_B, T0 + timedelta(hours=2))]
+    finally:
+        con.close()
