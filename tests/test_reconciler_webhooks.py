@@ -1,0 +1,149 @@
+"""``serve-webhooks`` endpoints /webhooks/flux (generic-hmac) and /webhooks/argocd, through a real
+receiver process on loopback, signed the way notification-controller and Argo CD send them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+
+from tests.reconciler_objects import application, notification
+from tests.webhook_senders import receiver
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+FLUX_SECRET = "flux-hmac-key"
+ARGO_SECRET = "argo-bearer-token"
+ENV = {"GITOPS_DORA_FLUX_SECRET": FLUX_SECRET, "GITOPS_DORA_ARGOCD_SECRET": ARGO_SECRET}
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect(str(db.with_name(db.name + ".snapshot")), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def flux_post(client: httpx.Client, url: str, event: dict[str, Any], key: str) -> httpx.Response:
+    body = json.dumps(event).encode()
+    # notification-controller generic-hmac: X-Signature: sha256=<hex HMAC-SHA256 of the body>
+    signature = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    return client.post(
+        url + "/webhooks/flux",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Signature": signature},
+    )
+
+
+def test_flux_hmac_good_and_bad(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    r1 = "main@sha1:" + "1" * 40
+    r2 = "main@sha1:" + "2" * 40
+    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+        ok = flux_post(
+            client,
+            rx.url,
+            notification(
+                "Kustomization",
+                "payments-api-production",
+                "flux-system",
+                "ReconciliationSucceeded",
+                "Reconciliation finished in 1s",
+                T0,
+                revision=r1,
+            ),
+            FLUX_SECRET,
+        )
+        assert ok.status_code == 200, ok.text
+        # Signed with the wrong key: 401, nothing stored.
+        bad = flux_post(
+            client,
+            rx.url,
+            notification(
+                "Kustomization",
+                "payments-api-production",
+                "flux-system",
+                "ReconciliationSucceeded",
+                "Reconciliation finished in 1s",
+                T0 + timedelta(hours=1),
+                revision=r2,
+            ),
+            "wrong-key",
+        )
+        assert bad.status_code == 401
+        # No signature at all: 401.
+        unsigned = client.post(
+            rx.url + "/webhooks/flux", content=b"{}", headers={"Content-Type": "application/json"}
+        )
+        assert unsigned.status_code == 401
+        # A bare metadata key (notification-controller >= 1.5), correctly signed: a second deployment.
+        bare = flux_post(
+            client,
+            rx.url,
+            notification(
+                "Kustomization",
+                "payments-api-production",
+                "flux-system",
+                "ReconciliationSucceeded",
+                "Reconciliation finished in 1s",
+                T0 + timedelta(hours=2),
+                revision=r2,
+                bare_keys=True,
+            ),
+            FLUX_SECRET,
+        )
+        assert bare.status_code == 200, bare.text
+        # A payload that is not an eventv1 Event: 400.
+        body = json.dumps({"hello": "world"}).encode()
+        sig = "sha256=" + hmac.new(FLUX_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        junk = client.post(rx.url + "/webhooks/flux", content=body, headers={"X-Signature": sig})
+        assert junk.status_code == 400
+    assert query(
+        db, "SELECT service, environment, revision, deployed_at, source FROM deployments ORDER BY deployed_at"
+    ) == [
+        ("payments-api", "production", "1" * 40, T0, "flux"),
+        ("payments-api", "production", "2" * 40, T0 + timedelta(hours=2), "flux"),
+    ]
+    assert query(db, "SELECT count(*) FROM reconciler_events WHERE source = 'webhook'") == [(2,)]
+
+
+def test_argocd_notification_bearer(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    rev_a, rev_b = "a" * 40, "b" * 40
+    # The body the documented template posts: the Application's metadata, spec and status parts.
+    first = application(
+        "storefront-production", repo_url="u", path="p", dest_namespace="storefront", history=[(rev_a, T0)]
+    )
+    second = application(
+        "storefront-production",
+        repo_url="u",
+        path="p",
+        dest_namespace="storefront",
+        history=[(rev_a, T0), (rev_b, T0 + timedelta(hours=4))],
+    )
+    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+
+        def post(app: dict[str, Any], token: str) -> httpx.Response:
+            return client.post(
+                rx.url + "/webhooks/argocd",
+                content=json.dumps(app).encode(),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+            )
+
+        assert post(first, ARGO_SECRET).status_code == 200
+        assert post(second, "guess").status_code == 401
+        assert post(second, ARGO_SECRET).status_code == 200
+        # The same notification again is idempotent.
+        assert post(second, ARGO_SECRET).status_code == 200
+    # Two syncs of two revisions -> two deployments; 1 + 2 history entries, the repeat stored once.
+    assert query(db, "SELECT revision, deployed_at FROM deployments ORDER BY deployed_at") == [
+        (rev_a, T0),
+        (rev_b, T0 + timedelta(hours=4)),
+    ]
+    assert query(db, "SELECT count(*) FROM reconciler_events") == [(2,)]
