@@ -125,7 +125,8 @@ def _scopes(
         ids = list(deployment_ids)
         if ids:
             rows = con.execute(
-                "SELECT DISTINCT service, environment FROM deployments WHERE list_contains($1, id)", [ids]
+                "SELECT DISTINCT service, environment FROM deployments "
+                "WHERE id IN (SELECT unnest($1::VARCHAR[]))", [ids]
             ).fetchall()
             found.update((str(s), str(e)) for s, e in rows)
     elif scopes is None or service is not None or environment is not None:
