@@ -52,7 +52,7 @@ def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.
         fig.add_trace(go.Scatter(
             x=deployments["deployed_at"], y=deployments["service"], mode="markers", name="deployment",
             marker={"symbol": "triangle-up", "size": 9,
-                    "color": ["#d62728" if s == "failed" else "#2ca02c" for s in deployments["status"]]},
+                    "color": ["#d62728" if s == "failed" else "#2ca02c" for s in deployments["outcome"]]},
             text=deployments["id"], hovertemplate="%{text}<br>%{x}<extra>deployment</extra>",
         ))
     for row in incidents.itertuples():
@@ -88,4 +88,36 @@ def maturity_timeline(monthly: pd.DataFrame, dora: pd.DataFrame | None) -> go.Fi
     fig.update_yaxes(title_text="level", range=[-0.5, 3.5], dtick=1, secondary_y=False)
     fig.update_yaxes(title_text="DORA", secondary_y=True)
     fig.update_layout(title="GitOps maturity level per month over DORA trends", height=400)
+    return fig
+
+
+def overview_trend(frame: pd.DataFrame) -> go.Figure:
+    """Deployments per week (bars) and median lead time (line) per environment, side by side."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Deployments per week", "Median lead time (h)"))
+    for group in dict.fromkeys(frame["group"]):
+        part = frame[frame["group"] == group]
+        fig.add_trace(go.Bar(x=part["period_start"], y=part["deployments_per_week"], name=group,
+                             legendgroup=group), row=1, col=1)
+        fig.add_trace(go.Scatter(x=part["period_start"], y=part["lead_time_median_hours"], name=group,
+                                 mode="lines+markers", legendgroup=group, showlegend=False), row=1, col=2)
+    fig.update_layout(height=300, barmode="group", margin={"t": 40, "b": 20})
+    return fig
+
+
+def deployment_timeline(frame: pd.DataFrame) -> go.Figure:
+    fig = px.scatter(frame, x="deployed_at", y="service", color="outcome", symbol="environment",
+                     hover_data=["id", "status", "failed_because", "changes"],
+                     title="Deployments over time (red: a failed deployment, see failed_because)",
+                     color_discrete_map={"ok": "#2ca02c", "failed": "#d62728"})
+    fig.update_layout(height=300)
+    return fig
+
+
+def collection_runs(frame: pd.DataFrame) -> go.Figure:
+    fig = px.scatter(frame, x="started_at", y="source", color="status", size="rows_written",
+                     size_max=18, hover_data=["target", "rows_written", "message"],
+                     title="Collection runs", color_discrete_map={"ok": "#2ca02c", "failed": "#d62728"})
+    fig.update_layout(height=280)
     return fig

@@ -36,6 +36,16 @@ def last_collections(db: Path) -> pd.DataFrame:
     )
 
 
+def run_history(db: Path) -> pd.DataFrame:
+    return frame(
+        db,
+        """
+        SELECT source, target, started_at, status, rows_written, coalesce(message, '') AS message
+        FROM collection_runs ORDER BY started_at
+        """,
+    )
+
+
 def watermarks(db: Path) -> pd.DataFrame:
     return frame(db, "SELECT source, key, value, updated_at FROM collector_state ORDER BY source, key")
 

@@ -132,7 +132,7 @@ def pr_breakdown(db: Path, f: Filters) -> pd.DataFrame | None:
 
 
 def deployment_list(db: Path, f: Filters) -> pd.DataFrame | None:
-    return _filtered(db, "deployment_list", f)
+    return _filtered(db, "deployment_list", f, needs=("failure_signals",))
 
 
 def failed_deployments(db: Path, f: Filters) -> pd.DataFrame | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import health, state
+from dashboards import charts, health, state
 from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
 from dashboards.queries import deployment_count, has_database
 
@@ -29,6 +29,7 @@ else:
         st.error(f"{len(failed)} source(s) failed on their last run: "
                  + ", ".join(f"{r.source} {r.target}".strip() for r in failed.itertuples()))
     table(runs, key="runs", file_name="collection-runs.csv")
+    st.plotly_chart(charts.collection_runs(health.run_history(db)), key="runs-chart")
 
 left, right = st.columns(2)
 with left:

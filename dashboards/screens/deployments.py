@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import drilldown, state
+from dashboards import charts, drilldown, state
 from dashboards.components import (
     COLLECT_DEPLOYMENTS,
     COLLECT_PRS,
@@ -25,18 +25,20 @@ if listing is None or listing.empty:
     st.stop()
 
 c1, c2, c3 = st.columns([1, 1, 2])
-statuses = c1.multiselect("Status", sorted(listing["status"].unique()), key="dep_status")
+statuses = c1.multiselect("Outcome", sorted(listing["outcome"].unique()), key="dep_status")
 sources = c2.multiselect("Source", sorted(listing["source"].unique()), key="dep_source")
 text = c3.text_input("Search id, revision or ref", key="dep_text").strip().lower()
 shown = listing
 if statuses:
-    shown = shown[shown["status"].isin(statuses)]
+    shown = shown[shown["outcome"].isin(statuses)]
 if sources:
     shown = shown[shown["source"].isin(sources)]
 if text:
     hay = (shown["id"].fillna("") + " " + shown["revision"].fillna("") + " " + shown["source_ref"].fillna(""))
     shown = shown[hay.str.lower().str.contains(text, regex=False)]
 st.caption(f"{len(shown)} of {len(listing)} deployments")
+if len(shown):
+    st.plotly_chart(charts.deployment_timeline(shown), key="deployment-timeline")
 table(shown, key="deployments", file_name="deployments.csv")
 
 if shown.empty:

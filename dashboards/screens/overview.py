@@ -6,9 +6,16 @@ from typing import Any
 
 import streamlit as st
 
-from dashboards import maturity_data, state
+from dashboards import charts, maturity_data, state
 from dashboards.components import COLLECT_DEPLOYMENTS, no_data, rating_badge
-from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics, rating_of, request_for
+from dashboards.metrics_source import (
+    MetricsUnavailable,
+    groups_of,
+    metrics,
+    rating_of,
+    request_for,
+    trend_frame,
+)
 from dashboards.queries import deployment_count
 from dashboards.tiles import TILES, delta_text, what_changed
 
@@ -70,6 +77,14 @@ else:
         for group in groups:
             st.subheader(f"Environment: {group.get('environment')}")
             _tiles(group, int(year) if year else None)
+        if groups:
+            try:
+                weekly = trend_frame(metrics(db, request_for(f, trend="week")),
+                                     ["deployments_per_week", "lead_time_median_hours"])
+            except MetricsUnavailable as exc:
+                st.warning(f"Weekly trend unavailable: {exc}")
+            else:
+                st.plotly_chart(charts.overview_trend(weekly), key="overview-trend")
 
 st.subheader("GitOps maturity")
 maturity_data.level_badge(db, f)

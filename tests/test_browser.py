@@ -1,0 +1,153 @@
+"""`gitops-dora demo` then `gitops-dora dashboard`, driven in Debian's Chromium through Playwright.
+
+ACCEPTANCE: every page renders with real demo data and its Plotly charts, and shows no exception
+element. Screenshots go to test-artifacts/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# page url path -> (title, minimum Plotly charts on the demo data)
+PAGES = {
+    "": ("Overview", 1),
+    "throughput": ("Throughput", 2),
+    "stability": ("Stability", 1),
+    "deployments": ("Deployments", 1),
+    "maturity": ("GitOps maturity", 0),
+    "data-health": ("Data health", 1),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
+    root = tmp_path_factory.mktemp("browser")
+    db = root / "gitops-dora.duckdb"
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    demo = subprocess.run([CLI, "--db", str(db), "demo", "--workdir", str(root / "demo")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    port = free_port()
+    log = (root / "dashboard.log").open("w")
+    proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (root / "dashboard.log").read_text()
+            assert time.monotonic() < deadline, "dashboard did not become healthy in 60 s"
+            time.sleep(0.3)
+        first_line = (root / "dashboard.log").read_text().splitlines()[0]
+        assert first_line.endswith(f"http://127.0.0.1:{port}/")   # the URL is printed for the user
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_rendered(page: object, title: str, charts: int) -> None:
+    heading = page.get_by_role("heading", name=title, exact=True)  # type: ignore[attr-defined]
+    heading.first.wait_for(timeout=60_000)
+    if charts:
+        page.wait_for_function(  # type: ignore[attr-defined]
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
+        )
+    # the script run is over when Streamlit's running indicator is gone
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p or "overview")
+def test_page_renders_charts_and_no_exception(dashboard: str, browser: object, path: str) -> None:
+    title, charts = PAGES[path]
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})  # type: ignore[attr-defined]
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    query = "?since=2026-05-01&until=2026-11-01"
+    page.goto(f"{dashboard}/{path}{query}")
+    wait_rendered(page, title, charts)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{path or 'overview'}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert page.locator(".js-plotly-plot").count() >= charts
+    assert "Page not found" not in page.content()
+    assert not errors, errors
+    # the filters survived into the URL, so the link reproduces the view
+    assert "since=2026-05-01" in page.url and "until=2026-11-01" in page.url
+    if path == "":
+        tiles = page.locator('[data-testid="stMetric"]')
+        assert tiles.count() >= 5
+        assert "Deployment frequency" in tiles.first.inner_text()
+    context.close()
+
+
+def test_filter_link_reproduces_the_view(dashboard: str, browser: object) -> None:
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{dashboard}/deployments?since=2026-09-01&until=2026-10-01&service=storefront")
+    wait_rendered(page, "Deployments", 1)
+    service_box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1)
+    shown = service_box.inner_text() + " ".join(
+        service_box.locator("input").evaluate_all("els => els.map(e => e.value || e.placeholder || '')"))
+    assert "storefront" in shown
+    assert "service=storefront" in page.url
+    context.close()
+
+
+def test_the_browser_is_debians_chromium(browser: object) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout
+    assert "Chromium" in out and out.split()[1] == browser.version  # type: ignore[attr-defined]
