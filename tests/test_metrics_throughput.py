@@ -282,3 +282,43 @@ def test_metrics_cli_rejects_bad_options(db: Path) -> None:
         assert proc.returncode == 2, args
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_merged_pr_start_is_preferred_for_its_merge_commit(tmp_path: Path) -> None:
+    """A squash-merged PR starts at its first commit, not at the squash commit's author time.
+
+        P0  2026-03-01 00:00  baseline      p0
+        P1  2026-03-03 10:00  success       sq (author 03-02 10:00 -> 24 h; PR #7 first commit
+                                            03-01 10:00 -> 48 h)   and   x (author 03-03 04:00 -> 6 h;
+                                            PR #8 names x but was never merged: ignored)
+    Lead times 48 and 6 -> median (6 + 48) / 2 = 27; without the PR start it would be 15.
+    """
+    db = tmp_path / "pr.duckdb"
+    with open_writer(db, source="test-fixture") as w:
+        w.upsert("commits", [
+            {"repo": "r", "sha": sha, "parents": [], "author_time": t(at), "committer_time": t(at),
+             "is_merge": False}
+            for sha, at in (("p0", "2026-02-20T00:00"), ("sq", "2026-03-02T10:00"), ("x", "2026-03-03T04:00"))
+        ])
+        w.upsert("deployments", [
+            {"id": "P0", "service": "s", "environment": "production", "deployed_at": t("2026-03-01T00:00"),
+             "status": "success", "source": "test"},
+            {"id": "P1", "service": "s", "environment": "production", "deployed_at": t("2026-03-03T10:00"),
+             "status": "success", "source": "test"},
+        ])
+        w.upsert("deployment_changes", [{"deployment_id": d, "repo": "r", "sha": sha}
+                                        for d, sha in (("P0", "p0"), ("P1", "sq"), ("P1", "x"))])
+        w.upsert("pull_requests", [
+            {"repo": "r", "number": 7, "provider": "github", "merged_at": t("2026-03-02T10:00"),
+             "merge_commit_sha": "sq", "first_commit_at": t("2026-03-01T10:00")},
+            {"repo": "r", "number": 8, "provider": "github", "merged_at": None,
+             "merge_commit_sha": "x", "first_commit_at": t("2026-02-01T00:00")},
+        ])
+    g = one(metrics(db, since=t("2026-03-01T00:00"), until=t("2026-03-04T00:00")), service="s")
+    assert g["lead_time_median_hours"] == pytest.approx(27.0)
+    con = open_reader(db)
+    try:
+        starts = dict(con.execute("SELECT sha, start_source FROM change_lead_times").fetchall())
+    finally:
+        con.close()
+    assert starts == {"p0": "author", "sq": "pr_first_commit", "x": "author"}

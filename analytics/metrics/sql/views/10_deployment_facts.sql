@@ -2,16 +2,12 @@
 -- repository) and the facts the metric families need. The first deployment ever seen for a
 -- service+environment is the baseline: its commits predate what was observed, so it contributes
 -- no lead times (it is still a deployment, and reported as a baseline).
-CREATE OR REPLACE TEMP VIEW deployment_facts AS
+-- deployment_baselines is the same without the change counts, for views that join changes anyway.
+CREATE OR REPLACE TEMP VIEW deployment_baselines AS
 WITH ordered_deployments AS (
     SELECT d.*,
            row_number() OVER (PARTITION BY d.service, d.environment ORDER BY d.deployed_at, d.id) AS seq
     FROM deployments d
-),
-change_counts AS (
-    SELECT deployment_id, count(*) AS changes
-    FROM deployment_changes
-    GROUP BY deployment_id
 )
 SELECT o.id,
        o.service,
@@ -29,9 +25,17 @@ SELECT o.id,
        o.source_ref,
        o.is_rollback,
        o.rollback_target,
-       o.seq = 1 AS is_baseline,
-       coalesce(c.changes, 0) AS changes
+       o.seq = 1 AS is_baseline
 FROM ordered_deployments o
 LEFT JOIN services s ON s.name = o.service
-LEFT JOIN environments e ON e.name = o.environment
-LEFT JOIN change_counts c ON c.deployment_id = o.id;
+LEFT JOIN environments e ON e.name = o.environment;
+
+CREATE OR REPLACE TEMP VIEW deployment_facts AS
+WITH change_counts AS (
+    SELECT deployment_id, count(*) AS changes
+    FROM deployment_changes
+    GROUP BY deployment_id
+)
+SELECT b.*, coalesce(c.changes, 0) AS changes
+FROM deployment_baselines b
+LEFT JOIN change_counts c ON c.deployment_id = b.id;

@@ -22,7 +22,7 @@ changes_with_commits AS (
            c.committer_time,
            p.first_commit_at AS pr_first_commit_at
     FROM deployment_changes dc
-    JOIN deployment_facts f ON f.id = dc.deployment_id
+    JOIN deployment_baselines f ON f.id = dc.deployment_id
     LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
     LEFT JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
 ),
