@@ -8,12 +8,31 @@
 -- evidence of work; the start is never later than the deployed commit's own author time.
 CREATE OR REPLACE TEMP VIEW pr_change_starts AS
 WITH merged_prs AS (
-    SELECT repo, merge_commit_sha AS sha, first_commit_at
+    SELECT repo,
+           merge_commit_sha AS sha,
+           coalesce(first_commit_at, created_at) AS pr_start
     FROM pull_requests
     WHERE merged_at IS NOT NULL
       AND merge_commit_sha IS NOT NULL
-      AND first_commit_at IS NOT NULL
+      AND coalesce(first_commit_at, created_at) IS NOT NULL
+),
+deployed_commits AS (
+    SELECT DISTINCT repo, sha FROM deployment_changes
+),
+deployed_pr_merges AS (
+    SELECT m.repo, m.sha, m.pr_start
+    FROM merged_prs m
+    JOIN deployed_commits d ON d.repo = m.repo AND d.sha = m.sha
+),
+earliest_pr_start AS (
+    SELECT repo, sha, min(pr_start) AS pr_start
+    FROM deployed_pr_merges
+    GROUP BY repo, sha
+),
+start_not_after_commit AS (
+    SELECT s.repo, s.sha, least(s.pr_start, coalesce(c.author_time, s.pr_start)) AS first_commit_at
+    FROM earliest_pr_start s
+    LEFT JOIN commits c ON c.repo = s.repo AND c.sha = s.sha
 )
-SELECT repo, sha, min(first_commit_at) AS first_commit_at
-FROM merged_prs
-GROUP BY repo, sha;
+SELECT repo, sha, first_commit_at
+FROM start_not_after_commit;
