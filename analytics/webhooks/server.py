@@ -100,6 +100,7 @@ def _handler(endpoint: Endpoint, writer: DeliveryWriter, config: Config, insecur
             provider=endpoint.name, delivery_id=module.delivery_id(headers, body),
             event=_event(endpoint, headers, payload), body=body, payload=payload, rows=rows,
             finalize=getattr(module, "finalize", None),
+            finalize_after=frozenset(module.FINALIZE_AFTER) if hasattr(module, "FINALIZE_AFTER") else None,
         )
         try:
             outcome = await asyncio.wrap_future(writer.submit(delivery))

@@ -1,13 +1,19 @@
-"""The receiver's single writer: one thread applies queued deliveries, a batch per transaction.
+"""The receiver's single writer: one thread applies queued deliveries, one transaction per batch.
 
-DuckDB allows one writing process per file and our store takes an exclusive lock per write
-session. Request handlers therefore never write: they queue a verified, parsed delivery and wait
-for its future. The writer thread takes everything queued, opens ONE write session for the batch
-(so 200 concurrent deliveries cost a few transactions, not 200), skips deliveries already stored,
-upserts the rows, records each delivery in ``webhook_deliveries``, runs the providers'
-``finalize`` steps, commits, and only then resolves the futures, so a 2xx means "durably stored".
-The snapshot readers use is published once per committed batch: while one batch commits, new
-deliveries accumulate for the next, which debounces publishing under load.
+DuckDB allows one writing process per file, and our store's writers take an exclusive lock file.
+Request handlers therefore never write: they queue a verified, parsed delivery and wait for its
+future. The writer thread works in busy periods. At the first queued delivery it takes the store's
+writer lock and opens the database; then, repeatedly, it takes everything queued (a batch),
+and in ONE transaction skips deliveries already stored, upserts their rows, records each in
+``webhook_deliveries``, runs the providers' ``finalize`` steps and commits; only after the
+COMMIT (DuckDB has synced its write-ahead log) are the futures resolved, so a 2xx means "durably
+stored". When the queue has been idle for IDLE_SECONDS, or HOLD_SECONDS have passed, it closes the
+database (checkpoint), releases the lock and publishes the read snapshot once: publishing is
+debounced, so 200 concurrent deliveries cost a few transactions and one or two snapshot copies
+instead of 200 of each. Readers see new deliveries within about HOLD_SECONDS.
+A CLI collection that holds the lock makes the writer wait (up to LOCK_WAIT_SECONDS) instead of
+failing deliveries; a collection started while the receiver is busy fails fast as any second
+writer does, and can simply be re-run.
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from typing import Any
 
 from analytics.config import Config
 from analytics.errors import StoreLockedError
-from analytics.store.connection import WriteSession, open_writer
+from analytics.store.connection import WriteSession
 
 MAX_BATCH = 500
-LOCK_WAIT_SECONDS = 60.0
+SMALL_UPSERT = 50
+LOCK_WAIT_SECONDS = 60.0  # how long a batch waits for a CLI collection holding the store
+IDLE_SECONDS = 0.2        # a busy period ends after this long without deliveries...
+HOLD_SECONDS = 2.0        # ...or after this long, so readers see new data within ~2 s
 
 
 @dataclass
@@ -41,6 +50,7 @@ class Delivery:
     payload: dict[str, Any]
     rows: dict[str, list[dict[str, Any]]]
     finalize: Callable[[WriteSession, Config], None] | None
+    finalize_after: frozenset[str] | None = None  # provider's FINALIZE_AFTER: tables that need it
     future: Future[str] = field(default_factory=Future)
 
 
@@ -70,50 +80,99 @@ class DeliveryWriter:
         return self._queue.qsize()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
+        """Busy periods: hold the store from the first queued delivery until the queue has been
+        idle for IDLE_SECONDS (or HOLD_SECONDS passed), committing one transaction per batch,
+        then close (checkpoint), release the lock and publish the snapshot once."""
+        while True:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                batch.append(item)
-            self._apply(batch)
-
-    def _apply(self, batch: list[Delivery]) -> None:
-        try:
-            outcomes = self._write_locked(batch)
-        except Exception as exc:  # noqa: BLE001 - isolate the bad delivery, keep the others
-            if len(batch) > 1:
-                for delivery in batch:
-                    self._apply([delivery])
+            stopping = self._busy_period(first)
+            if stopping:
                 return
-            batch[0].future.set_exception(exc)
-            return
-        for delivery, outcome in zip(batch, outcomes, strict=True):
-            delivery.future.set_result(outcome)
 
-    def _write_locked(self, batch: list[Delivery]) -> list[str]:
-        """Wait (bounded) while a CLI collection holds the store, instead of failing deliveries."""
+    def _next_batch(self, first: Delivery | None, timeout: float) -> tuple[list[Delivery], bool]:
+        batch: list[Delivery] = [] if first is None else [first]
+        stopping = False
+        if not batch:
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return [], False
+            if item is None:
+                return [], True
+            batch.append(item)
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                stopping = True
+                break
+            batch.append(item)
+        return batch, stopping
+
+    def _busy_period(self, first: Delivery) -> bool:
+        from analytics.store.connection import _connect, _writer_lock, publish_snapshot
+        from analytics.store.migrations import migrate
+
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                with open_writer(self.db_path, source="webhook", target="receiver") as session:
-                    outcomes = self._write(session, batch)
-                self.batches += 1
-                self.stored += outcomes.count("stored")
-                return outcomes
-            except StoreLockedError:
+                lock = _writer_lock(self.db_path)
+                lock.__enter__()
+                break
+            except StoreLockedError as exc:  # a CLI collection is writing: wait (bounded), don't fail
                 if time.monotonic() > deadline:
-                    raise
+                    first.future.set_exception(exc)
+                    return False
                 time.sleep(0.2)
+        stopping = False
+        try:
+            con = _connect(self.db_path, read_only=False)
+            try:
+                migrate(con)
+                session = WriteSession(con=con, db_path=self.db_path, source="webhook", target="receiver")
+                held_until = time.monotonic() + HOLD_SECONDS
+                pending: Delivery | None = first
+                while True:
+                    batch, stopping = self._next_batch(pending, IDLE_SECONDS)
+                    pending = None
+                    if batch:
+                        self._apply(session, batch)
+                    if stopping or not batch or time.monotonic() > held_until:
+                        break
+            finally:
+                con.close()  # checkpoints the WAL into the file
+            publish_snapshot(self.db_path)
+        except Exception as exc:  # noqa: BLE001 - the store could not be opened: fail what is waiting
+            if not first.future.done():
+                first.future.set_exception(exc)
+        finally:
+            lock.__exit__(None, None, None)
+        return stopping
+
+    def _apply(self, session: WriteSession, batch: list[Delivery]) -> None:
+        """One transaction for the batch; if it fails, each delivery alone, so one bad delivery
+        cannot take the others down with it."""
+        con = session.con
+        try:
+            con.execute("BEGIN TRANSACTION")
+            outcomes = self._write(session, batch)
+            con.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001
+            con.execute("ROLLBACK")
+            if len(batch) > 1:
+                for delivery in batch:
+                    self._apply(session, [delivery])
+                return
+            batch[0].future.set_exception(exc)
+            return
+        self.batches += 1
+        self.stored += outcomes.count("stored")
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            delivery.future.set_result(outcome)
 
     def _write(self, session: WriteSession, batch: list[Delivery]) -> list[str]:
         stored = {
@@ -145,7 +204,8 @@ class DeliveryWriter:
                 "body_sha256": hashlib.sha256(delivery.body).hexdigest(),
                 "payload": json.dumps(delivery.payload), "rows_written": count,
             })
-            if delivery.finalize is not None:
+            after = delivery.finalize_after
+            if delivery.finalize is not None and (after is None or any(delivery.rows.get(t) for t in after)):
                 finalizers[f"{delivery.finalize.__module__}.{delivery.finalize.__qualname__}"] = (
                     delivery.finalize
                 )
@@ -167,7 +227,18 @@ class DeliveryWriter:
         columns: list[str] = []
         for row in latest.values():
             columns.extend(c for c in row if c not in columns)
-        session.upsert(table, [{c: row.get(c) for c in columns} for row in latest.values()], columns=columns)
+        if len(latest) > SMALL_UPSERT:
+            frame_rows = [{c: row.get(c) for c in columns} for row in latest.values()]
+            session.upsert(table, frame_rows, columns=columns)
+            return
+        # a handful of rows: bound parameters are ~10x cheaper than registering a DataFrame
+        col_sql = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        session.con.executemany(
+            f'INSERT OR REPLACE INTO "{table}" ({col_sql}) VALUES ({marks})',
+            [[row.get(c) for c in columns] for row in latest.values()],
+        )
+        session.rows_written += len(latest)
 
     def _primary_key(self, session: WriteSession, table: str) -> list[str]:
         if table not in self._keys:

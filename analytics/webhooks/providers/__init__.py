@@ -33,6 +33,10 @@ Provider contract (every non-underscore module in this package that defines ``PA
     upserted: re-derive tables from what is now stored (e.g. deployments from reconciler events,
     ``deployment_changes`` via attribution). Must be idempotent.
 
+``FINALIZE_AFTER: frozenset[str]`` (optional)
+    Table names; when given, ``finalize`` runs only for batches whose deliveries produced rows
+    for at least one of them (saves the re-derivation after, say, an incidents-only batch).
+
 The receiver (``analytics/webhooks/server.py``) owns everything else: body size limit (413),
 JSON parsing (400), signature enforcement (401), the ``webhook_deliveries`` audit table, and the
 single writer thread that applies queued deliveries in one transaction per batch before replying.

@@ -242,6 +242,12 @@ _HANDLERS = {
 # "deployment" (created, no outcome yet) and "ping" are stored as deliveries and give no rows.
 
 
+# finalize re-derives PRs and deployment_changes: needless after e.g. an incidents-only batch
+FINALIZE_AFTER = frozenset(
+    {"commits", "deployments", "webhook_pull_requests", "pr_reviews", "webhook_pushes"}
+)
+
+
 def finalize(session: WriteSession, config: Config) -> None:
     from analytics.webhooks.derive import derive_all
 

@@ -192,6 +192,12 @@ _HANDLERS = {
 # "pipeline" deliveries are stored for audit; deployments come from deployment events.
 
 
+# finalize re-derives PRs and deployment_changes: needless after e.g. an incidents-only batch
+FINALIZE_AFTER = frozenset(
+    {"commits", "deployments", "webhook_pull_requests", "pr_reviews", "webhook_pushes"}
+)
+
+
 def finalize(session: WriteSession, config: Config) -> None:
     from analytics.webhooks.derive import derive_all
 
