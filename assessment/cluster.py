@@ -119,7 +119,7 @@ def cluster_findings(objects: list[dict[str, Any]], origin: str) -> list[Finding
         elif kind in {"Deployment", "StatefulSet"} and name in _CONTROLLERS:
             add(_CONTROLLERS[name][0], _CONTROLLERS[name][1], obj, "controller")
         elif isinstance(obj.get("apiVersion"), str):
-            doc = Document(path=origin, line=0, text="", body=obj, object_ref=_ref(obj))
+            doc = Document(path=origin, line=0, text="", object_ref=_ref(obj), preset=obj)
             file = SourceFile(origin, "", _docs=[doc])
             for detect in _LIVE_DETECTORS:
                 for f in detect(file):

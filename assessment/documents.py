@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import yaml
@@ -26,35 +26,52 @@ _ACTION_ONLY_LINE = re.compile(r"^\s*(\{\{.*?\}\}\s*)+$")
 _ACTION = re.compile(r"\{\{.*?\}\}")
 _TOP_KIND = re.compile(r"^kind:\s*[\"']?([A-Za-z0-9]+)", re.MULTILINE)
 _TOP_API = re.compile(r"^apiVersion:\s*[\"']?([A-Za-z0-9.\-/]+)", re.MULTILINE)
-_META_NAME = re.compile(
-    r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?[ \t]+name:\s*[\"']?([^\s\"'#]+)", re.MULTILINE
-)
+# metadata.name at the usual two-space indent (deeper `name:` keys belong to labels or owners)
+_META_NAME = re.compile(r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?  name:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+_UNPARSED: Any = object()
+
+
+@lru_cache(maxsize=8192)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """Compiled once: per-image patterns would otherwise churn the re module's small cache."""
+    return re.compile(pattern, re.MULTILINE)
 
 
 @dataclass
 class Document:
-    """One YAML document of a file (or one object of a cluster dump)."""
+    """One YAML document of a file (or one object of a cluster dump).
+
+    The body is parsed on first use: apiVersion, kind and name come from the text, so detectors
+    that only need the kind (most documents, for most detectors) never pay for a YAML parse.
+    """
 
     path: str
     line: int  # 1-based line where the document's text starts
     text: str
-    body: Any
     templated: bool = False
     object_ref: str | None = None  # set for cluster objects, which have no file line
+    preset: Any = field(default=_UNPARSED, repr=False)  # an already-parsed body (cluster objects)
+
+    @cached_property
+    def body(self) -> Any:
+        if self.preset is not _UNPARSED:
+            return self.preset
+        return _parse(self.text, self.templated) if self.text.strip() else None
+
+    def _from_body(self, key: str) -> str | None:
+        body = self.body
+        value = body.get(key) if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
 
     @cached_property
     def api_version(self) -> str | None:
-        if isinstance(self.body, dict) and isinstance(self.body.get("apiVersion"), str):
-            return str(self.body["apiVersion"])
         m = _TOP_API.search(self.text)
-        return m.group(1) if m else None
+        return m.group(1) if m else self._from_body("apiVersion")
 
     @cached_property
     def kind(self) -> str | None:
-        if isinstance(self.body, dict) and isinstance(self.body.get("kind"), str):
-            return str(self.body["kind"])
         m = _TOP_KIND.search(self.text)
-        return m.group(1) if m else None
+        return m.group(1) if m else self._from_body("kind")
 
     @cached_property
     def group(self) -> str:
@@ -64,11 +81,13 @@ class Document:
 
     @cached_property
     def name(self) -> str:
+        m = _META_NAME.search(self.text)
+        if m:
+            return m.group(1)
         meta = self.body.get("metadata") if isinstance(self.body, dict) else None
         if isinstance(meta, dict) and meta.get("name") is not None:
             return str(meta["name"])
-        m = _META_NAME.search(self.text)
-        return m.group(1) if m else "?"
+        return "?"
 
     @property
     def is_object(self) -> bool:
@@ -85,7 +104,7 @@ class Document:
 
     def line_of(self, pattern: str) -> int:
         """Line of the first match of ``pattern`` (multiline regex), else the ``kind:`` line."""
-        m = re.search(pattern, self.text, re.MULTILINE)
+        m = _pattern(pattern).search(self.text)
         if m is None:
             m = _TOP_KIND.search(self.text)
         if m is None:
@@ -129,9 +148,7 @@ def split_documents(path: str, text: str) -> list[Document]:
 
 def _make(path: str, start: int, lines: list[str]) -> Document:
     text = "\n".join(lines)
-    templated = "{{" in text
-    body = _parse(text, templated) if text.strip() else None
-    return Document(path=path, line=start, text=text, body=body, templated=templated)
+    return Document(path=path, line=start, text=text, templated="{{" in text)
 
 
 @dataclass
@@ -161,5 +178,5 @@ class SourceFile:
         return self._docs
 
     def line_of(self, pattern: str) -> int | None:
-        m = re.search(pattern, self.text, re.MULTILINE)
+        m = _pattern(pattern).search(self.text)
         return None if m is None else self.text.count("\n", 0, m.start()) + 1

@@ -98,4 +98,5 @@ def scan(f: SourceFile) -> Iterator[Finding]:
     if f.basename in _SKIP_FILES or f.path.startswith(".github/") or f.basename.startswith(".gitlab-ci"):
         return
     for doc in f.documents:
-        yield from _walk(doc.body, doc)
+        if "image" in doc.text:  # most documents name no image: skip their parse
+            yield from _walk(doc.body, doc)

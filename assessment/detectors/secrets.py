@@ -15,7 +15,7 @@ def scan(f: SourceFile) -> Iterator[Finding]:
         yield Finding("secrets.sops-config", "SOPS creation rules", f.path, f.line_of(r"creation_rules") or 1)
         return
     for doc in f.documents:
-        body = doc.body if isinstance(doc.body, dict) else {}
+        body = doc.body if "sops" in doc.text and isinstance(doc.body, dict) else {}
         sops = body.get("sops")
         if isinstance(sops, dict) and ("mac" in sops or "lastmodified" in sops or "version" in sops):
             yield Finding(
