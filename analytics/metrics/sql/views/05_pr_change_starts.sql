@@ -2,10 +2,11 @@
 -- commit whose author time is the merge moment, which would hide the coding and review time
 -- (fourkeys #456, #410); when such a commit (the PR's merge_commit_sha) is a deployed change, its
 -- start is the PR's first commit. Output columns: repo, sha, first_commit_at (change_lead_times
--- prefers first_commit_at when present).
+-- left-joins this on its deployed changes and prefers first_commit_at when present, so no scan of
+-- deployment_changes is needed here).
 -- Rules: only merged PRs (GitHub also fills merge_commit_sha with a test merge on open PRs);
 -- without a known first commit (webhook-only, no pushes seen) the PR's creation is the earliest
--- evidence of work; the start is never later than the deployed commit's own author time.
+-- evidence of work; the start is never later than the merge commit's own author time.
 CREATE OR REPLACE TEMP VIEW pr_change_starts AS
 WITH merged_prs AS (
     SELECT repo,
@@ -16,17 +17,9 @@ WITH merged_prs AS (
       AND merge_commit_sha IS NOT NULL
       AND coalesce(first_commit_at, created_at) IS NOT NULL
 ),
-deployed_commits AS (
-    SELECT DISTINCT repo, sha FROM deployment_changes
-),
-deployed_pr_merges AS (
-    SELECT m.repo, m.sha, m.pr_start
-    FROM merged_prs m
-    JOIN deployed_commits d ON d.repo = m.repo AND d.sha = m.sha
-),
 earliest_pr_start AS (
     SELECT repo, sha, min(pr_start) AS pr_start
-    FROM deployed_pr_merges
+    FROM merged_prs
     GROUP BY repo, sha
 ),
 start_not_after_commit AS (
