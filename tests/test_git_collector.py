@@ -183,7 +183,16 @@ def test_incremental_rerun(tmp_path: Path, release: tuple[GitRepo, dict[str, str
         assert proc.returncode == 0, proc.stderr
         assert "up to date, nothing mined (5 commits, 3 git deployments)" in proc.stderr
     assert query(db, "SELECT count(*) FROM collection_runs")[0][0] == runs_before
-    assert min(timings) < 1.5, timings
+    # The 1.5 s budget holds on an idle 2-core machine (bench/git_ingest.py records it). When other
+    # test runs overload the machine, compare with bare CLI start-up measured now instead.
+    startup = []
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run([CLI, "--help"], capture_output=True, check=True)
+        startup.append(time.monotonic() - started)
+    if os.getloadavg()[0] <= (os.cpu_count() or 1):
+        assert min(timings) < 1.5, timings
+    assert min(timings) < 1.0 + 2 * min(startup), (timings, startup)
 
     # Mark an old commit in the store: if the next run re-read old history it would overwrite it.
     con = duckdb.connect(str(db))

@@ -27,8 +27,13 @@ SEP = "\x1f"
 # Subject last among the loaded fields: git never puts a newline in %s. The body (%b) follows a
 # \x1e and is only searched for "This reverts commit <sha>", then cut away before loading.
 # Records end with NUL (-z), so bodies may hold newlines; one pass reads everything.
-LOG_FIELDS = ("sha", "parents", "an", "ae", "ad", "cn", "ce", "cd", "subject")
-LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%ad%x1f%cn%x1f%ce%x1f%cd%x1f%s%x1e%b"
+# Times come as epoch seconds (%at, %ct) plus the offset (%ad/%cd with --date=format:%z), so DuckDB
+# parses them as integers without any string splitting.
+LOG_COLUMNS = {"sha": "VARCHAR", "parents": "VARCHAR", "an": "VARCHAR", "ae": "VARCHAR",
+               "a_epoch": "BIGINT", "a_tz": "VARCHAR", "cn": "VARCHAR", "ce": "VARCHAR",
+               "c_epoch": "BIGINT", "c_tz": "VARCHAR", "subject": "VARCHAR"}
+LOG_FIELDS = tuple(LOG_COLUMNS)
+LOG_FORMAT = "%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ad%x1f%cn%x1f%ce%x1f%ct%x1f%cd%x1f%s%x1e%b"
 _REVERT = re.compile(rb"This reverts commit ([0-9a-f]{7,40})")
 _BODY = re.compile(rb"\x1e[^\0]*\0")
 _GIT_LOG_CONFIG = ("-c", "log.showSignature=false", "-c", "core.quotePath=false")
@@ -37,7 +42,7 @@ _GIT_LOG_CONFIG = ("-c", "log.showSignature=false", "-c", "core.quotePath=false"
 def log_command(repo: Path, fmt: str = LOG_FORMAT) -> list[str]:
     """The git command whose output is mined (the benchmark times the same command)."""
     return ["git", "-C", str(repo), *_GIT_LOG_CONFIG, "log", *REV_SELECTION, "--stdin", "-z",
-            "--date=raw", f"--format={fmt}"]
+            "--date=format:%z", f"--format={fmt}"]
 
 
 def _stdin_excluding(exclude: Sequence[str]) -> str:
@@ -77,7 +82,7 @@ def _sql_str(text: str) -> str:
 
 
 def _read_csv_sql(path: Path) -> str:
-    cols = ", ".join(f"'{name}': 'VARCHAR'" for name in LOG_FIELDS)
+    cols = ", ".join(f"'{name}': '{kind}'" for name, kind in LOG_COLUMNS.items())
     return (
         f"read_csv({_sql_str(str(path))}, delim='{SEP}', quote='', escape='', header=false, "
         f"auto_detect=false, new_line='\\n', columns={{{cols}}})"
@@ -128,9 +133,9 @@ WITH logged AS (
     SELECT unnest($2::VARCHAR[]) AS sha, unnest($3::VARCHAR[]) AS reverted
 )
 SELECT $1, logged.sha, parent_list, an, ae,
-       to_timestamp(CAST(split_part(ad, ' ', 1) AS BIGINT)), split_part(ad, ' ', 2),
+       to_timestamp(a_epoch), a_tz,
        cn, ce,
-       to_timestamp(CAST(split_part(cd, ' ', 1) AS BIGINT)), split_part(cd, ' ', 2),
+       to_timestamp(c_epoch), c_tz,
        subject, len(parent_list) > 1, reverts.reverted
 FROM logged LEFT JOIN reverts USING (sha)
 """
