@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -312,3 +313,18 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
     ) == [
         (12, "merged", utc("2026-01-04T15:00:00"), utc("2026-01-05T13:00:00"), utc("2026-01-05T16:00:00"), B)
     ]
+
+
+def test_form_encoded_github_delivery_is_accepted(db: Path) -> None:
+    from urllib.parse import urlencode
+
+    from tests.webhook_senders import github_headers
+
+    payload = gh_issue(REPO, 31, ["incident"], "2026-04-01T00:00:00Z")
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {**github_headers(body, "issues", SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+        answer = client.post(rx.url + "/webhooks/github", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+    # the signature covers the form body as sent; the JSON inside "payload" is the event
+    assert rows(db, "SELECT id FROM incidents") == [(f"github:{REPO}#31",)]

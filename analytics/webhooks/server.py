@@ -66,6 +66,16 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+def _json_text(headers: Mapping[str, str], body: bytes) -> bytes | str:
+    """GitHub can also send ``application/x-www-form-urlencoded`` with the JSON in ``payload``."""
+    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        from urllib.parse import parse_qs
+
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        return fields.get("payload", [""])[0]
+    return body
+
+
 def _event(endpoint: Endpoint, headers: Mapping[str, str], payload: dict[str, Any]) -> str:
     module = endpoint.module
     if hasattr(module, "event_name"):
@@ -87,7 +97,7 @@ def _handler(endpoint: Endpoint, writer: DeliveryWriter, config: Config, insecur
         elif not insecure:
             return _reply(401, f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
         try:
-            payload = json.loads(body)
+            payload = json.loads(_json_text(headers, body))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _reply(400, f"malformed JSON: {exc}")
         if not isinstance(payload, dict):
