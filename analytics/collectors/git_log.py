@@ -124,20 +124,15 @@ def _sanitise(raw: Path, clean: Path) -> None:
 _INSERT = """
 INSERT OR REPLACE INTO commits
     (repo, sha, parents, author_name, author_email, author_time, author_tz,
-     committer_name, committer_email, committer_time, committer_tz, subject, is_merge, reverts_sha)
+     committer_name, committer_email, committer_time, committer_tz, subject, is_merge)
 WITH logged AS (
     SELECT *, CASE WHEN coalesce(parents, '') = '' THEN []::VARCHAR[]
                    ELSE string_split(parents, ' ') END AS parent_list
     FROM {source}
-), reverts AS (
-    SELECT unnest($2::VARCHAR[]) AS sha, unnest($3::VARCHAR[]) AS reverted
 )
-SELECT $1, logged.sha, parent_list, an, ae,
-       to_timestamp(a_epoch), a_tz,
-       cn, ce,
-       to_timestamp(c_epoch), c_tz,
-       subject, len(parent_list) > 1, reverts.reverted
-FROM logged LEFT JOIN reverts USING (sha)
+SELECT $1, sha, parent_list, an, ae, to_timestamp(a_epoch), a_tz, cn, ce, to_timestamp(c_epoch), c_tz,
+       subject, len(parent_list) > 1
+FROM logged
 """
 
 # git revert writes the full sha, but a hand-written message may abbreviate it.
@@ -246,7 +241,7 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
                     _sanitise(chunk, source)
                 try:
                     con.execute(_INSERT.replace("INSERT OR REPLACE", verb).format(
-                        source=_read_csv_sql(source)), [repo_id, [], []])
+                        source=_read_csv_sql(source)), [repo_id])
                 except duckdb.Error as exc:
                     raise SourceError(
                         f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
