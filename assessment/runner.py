@@ -171,7 +171,9 @@ def _run(
     if req.history == "monthly":
         histories = {s.label: s.commits(req.at or "HEAD") for s in sources if s.git_dir is not None}
         if not histories:
-            raise UserError(f"--history needs a git repository; {', '.join(req.specs)} is not one")
+            raise UserError(
+                f"--history needs a git repository; {', '.join(s.spec for s in sources)} is not one"
+            )
         history = monthly_points(histories)
         with progress("assessing monthly history", total=len(history)) as bar:
             for point in history:
@@ -186,7 +188,7 @@ def _run(
         store.save(
             session,
             target=target,
-            sources=list(req.specs),
+            sources=[s.spec for s in sources],
             revisions=stored_revisions,
             kind="point",
             period=None,
@@ -205,7 +207,7 @@ def _run(
             store.save(
                 session,
                 target=target,
-                sources=list(req.specs),
+                sources=[s.spec for s in sources],
                 revisions=revs,
                 kind="monthly",
                 period=point.period,

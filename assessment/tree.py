@@ -57,6 +57,14 @@ def is_url(spec: str) -> bool:
     return bool(_URL.match(spec))
 
 
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """A URL without its ``user:token@`` part: specs are echoed in errors and stored in the DB."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
 def git_dir_of(path: Path) -> Path | None:
     """The repository containing ``path`` (work tree or bare), or None when it is not in git."""
     try:
@@ -270,6 +278,7 @@ def _label_for(spec: str) -> str:
 def open_source(spec: str) -> Source:
     """A local path (work tree, bare repo or plain directory) or a URL, cloned bare to a temp dir."""
     if is_url(spec):
+        shown = redact(spec)
         tmp = tempfile.mkdtemp(prefix="gitops-dora-assess-")
         target = Path(tmp) / "repo.git"
         proc = subprocess.run(
@@ -281,10 +290,11 @@ def open_source(spec: str) -> Source:
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             lines = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise SourceError(f"{spec}: cannot clone: {lines[-1] if lines else 'git clone failed'}")
+            reason = redact(lines[-1]).replace(spec, shown) if lines else "git clone failed"
+            raise SourceError(f"{shown}: cannot clone: {reason}")
         return Source(
-            spec=spec,
-            label=_label_for(spec),
+            spec=shown,
+            label=_label_for(shown),
             git_dir=target,
             worktree=None,
             versioned=True,

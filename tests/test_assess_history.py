@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from assessment import store
 from tests import maturity_repos as repos
@@ -187,3 +190,50 @@ def test_bad_answers_file_changes_nothing(tmp_path: Path, capsys: pytest.Capture
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM maturity_assessments").fetchone() == (1,)
     con.close()
+
+
+def test_credentials_in_a_url_are_never_shown_or_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from analytics.cli import main
+
+    url = "https://deploy-bot:s3cr3t-t0ken@127.0.0.1:9/acme/config.git"  # port 9: nothing listens
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", url])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.startswith("error: https://***@127.0.0.1:9/acme/config.git: cannot clone: ")
+    assert "s3cr3t" not in err
+    assert not (tmp_path / "db.duckdb").exists()
+
+
+def test_url_over_http_is_assessed_and_stored_without_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], httpserver: HTTPServer
+) -> None:
+    """A loopback server speaking git's dumb HTTP protocol: static files of a bare repository."""
+    repo = repos.sops_flux(tmp_path / "payments-config")
+    bare = repo.clone(tmp_path / "served.git", bare=True)
+    bare.git("update-server-info")
+
+    def serve(request: Request) -> Response:
+        rel = request.path.removeprefix("/acme/payments-config.git/")
+        target = bare.path / rel
+        if not target.is_file():
+            return Response("not found", status=404)
+        return Response(target.read_bytes(), content_type="application/octet-stream")
+
+    httpserver.expect_request(re.compile(r"^/acme/payments-config\.git/.*")).respond_with_handler(serve)
+    url = httpserver.url_for("/acme/payments-config.git").replace("http://", "http://bot:s3cr3t@")
+    db = tmp_path / "db.duckdb"
+    result = assess(capsys, db, url)
+    assert result["level"] == 1  # same repository as test_sops_encrypted_secrets
+    con = duckdb.connect(str(db), read_only=True)
+    stored = con.execute("SELECT target, sources, result::VARCHAR FROM maturity_assessments").fetchall()
+    con.close()
+    assert [(t, s) for t, s, _ in stored] == [
+        (
+            "payments-config",
+            [httpserver.url_for("/acme/payments-config.git").replace("http://", "http://***@")],
+        )
+    ]
+    assert "s3cr3t" not in stored[0][2]
