@@ -322,3 +322,21 @@ def test_merged_pr_start_is_preferred_for_its_merge_commit(tmp_path: Path) -> No
     finally:
         con.close()
     assert starts == {"p0": "author", "sq": "pr_first_commit", "x": "author"}
+
+
+def test_periods_cross_year_and_default_window_edges() -> None:
+    from analytics.metrics.window import Window, default_window, parse_instant, periods
+
+    spans = periods(Window(t("2025-12-15T00:00"), t("2026-01-10T00:00")), "month")
+    assert [(p.start, p.end, p.days) for p in spans] == [
+        (t("2025-12-15T00:00"), t("2026-01-01T00:00"), 17.0),
+        (t("2026-01-01T00:00"), t("2026-01-10T00:00"), 9.0)]
+    # a window starting mid-day on a Monday: the first week is clipped to 6.5 days
+    weeks = periods(Window(t("2026-01-05T12:00"), t("2026-01-19T00:00")), "week")
+    assert [(p.start, p.days) for p in weeks] == [(t("2026-01-05T12:00"), 6.5), (t("2026-01-12T00:00"), 7.0)]
+    # only --since given: up to the day after the last deployment
+    first, last = t("2026-01-05T10:00"), t("2026-02-10T10:00")
+    window = default_window(first, last, t("2026-02-01T00:00"), None)
+    assert (window.since, window.until) == (t("2026-02-01T00:00"), t("2026-02-11T00:00"))
+    # zoned input is converted to UTC
+    assert parse_instant("2026-01-05T02:00:00+02:00", "--since") == t("2026-01-05T00:00")
