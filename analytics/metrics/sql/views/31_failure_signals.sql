@@ -45,10 +45,17 @@ WITH incident_signals AS (
 ),
 genuine_revert_changes AS (
     -- deployments that shipped a genuine revert commit, with the commit it undoes
+    -- (IN keeps the small revert list as the hash side: deployment_changes is the big table)
     SELECT dc.deployment_id AS reverting_deployment_id, dc.repo, dc.sha AS revert_sha, rc.reverts_sha
     FROM deployment_changes dc
     JOIN revert_chain rc ON rc.repo = dc.repo AND rc.sha = dc.sha
     WHERE rc.is_genuine_revert
+      AND dc.sha IN (SELECT sha FROM revert_chain WHERE is_genuine_revert)
+),
+reverted_changes AS (
+    SELECT dc.deployment_id, dc.repo, dc.sha
+    FROM deployment_changes dc
+    WHERE dc.sha IN (SELECT reverts_sha FROM revert_chain WHERE is_genuine_revert)
 ),
 reverted_deployments AS (
     SELECT reverted.id AS deployment_id,
@@ -56,7 +63,7 @@ reverted_deployments AS (
            reverting.deployed_at AS reverting_deployed_at,
            g.revert_sha
     FROM genuine_revert_changes g
-    JOIN deployment_changes dc ON dc.repo = g.repo AND dc.sha = g.reverts_sha
+    JOIN reverted_changes dc ON dc.repo = g.repo AND dc.sha = g.reverts_sha
     JOIN deployments reverted ON reverted.id = dc.deployment_id
     JOIN deployments reverting ON reverting.id = g.reverting_deployment_id
     WHERE reverting.service = reverted.service

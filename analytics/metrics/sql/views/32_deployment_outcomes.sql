@@ -5,15 +5,12 @@
 --                  rollback or failed rollout; recovery_hours = recovered_at - deployed_at
 --                  (NULL while unrecovered; a recovery before the deployment is left out)
 --   is_rework      unplanned work that fixed a user-facing problem: it ships a genuine revert, it
---                  is a rollback, or it ships a change linked to an incident (a commit subject or
---                  merged PR title naming an incident id, or a hotfix label, branch or subject
---                  matching the config's hotfix pattern, session variable gitops_dora_hotfix_pattern)
+--                  is a rollback, or it ships a change linked to an incident: a merged PR whose
+--                  title names an incident id, or a hotfix label or branch (PR) or commit subject
+--                  (merge commits carry the branch name) matching the config's hotfix pattern
+--                  (session variable gitops_dora_hotfix_pattern)
 CREATE OR REPLACE TEMP VIEW deployment_outcomes AS
-WITH settings AS (
-    SELECT coalesce(CAST(getvariable('gitops_dora_hotfix_pattern') AS VARCHAR),
-                    '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b') AS hotfix_pattern
-),
-signals_per_deployment AS (
+WITH signals_per_deployment AS (
     SELECT deployment_id,
            list(signal ORDER BY signal) AS failure_signals,
            bool_or(signal = 'incident') AS has_incident,
@@ -36,32 +33,25 @@ recoveries AS (
 incident_ids AS (
     SELECT DISTINCT lower(id) AS incident_key FROM incidents
 ),
-shipped_commits AS (
-    SELECT dc.deployment_id, c.repo, c.sha, c.subject
-    FROM deployment_changes dc
-    JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
-),
 revert_rework AS (
     SELECT DISTINCT dc.deployment_id, 'revert' AS reason
     FROM deployment_changes dc
     JOIN revert_chain rc ON rc.repo = dc.repo AND rc.sha = dc.sha
     WHERE rc.is_genuine_revert
+      AND dc.sha IN (SELECT sha FROM revert_chain WHERE is_genuine_revert)
+),
+hotfix_commits AS (
+    -- the pattern is a session value, so DuckDB compiles the regex once (not per row)
+    SELECT repo, sha
+    FROM commits
+    WHERE regexp_matches(coalesce(subject, ''),
+                         coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
 ),
 hotfix_commit_rework AS (
-    SELECT DISTINCT s.deployment_id, 'hotfix' AS reason
-    FROM shipped_commits s
-    CROSS JOIN settings st
-    WHERE regexp_matches(coalesce(s.subject, ''), st.hotfix_pattern)
-),
-commit_subject_tokens AS (
-    SELECT deployment_id, unnest(regexp_extract_all(lower(subject), '[a-z0-9][a-z0-9_.#/-]*[a-z0-9]')) AS token
-    FROM shipped_commits
-    WHERE subject IS NOT NULL AND EXISTS (SELECT 1 FROM incident_ids)
-),
-incident_commit_rework AS (
-    SELECT DISTINCT t.deployment_id, 'incident_reference' AS reason
-    FROM commit_subject_tokens t
-    JOIN incident_ids i ON i.incident_key = t.token
+    SELECT DISTINCT dc.deployment_id, 'hotfix' AS reason
+    FROM hotfix_commits h
+    JOIN deployment_changes dc ON dc.repo = h.repo AND dc.sha = h.sha
+    WHERE dc.sha IN (SELECT sha FROM hotfix_commits)
 ),
 deployed_pull_requests AS (
     SELECT DISTINCT dc.deployment_id, pr.repo, pr.number, pr.title, pr.labels, pr.head_ref
@@ -72,9 +62,12 @@ deployed_pull_requests AS (
 hotfix_pr_rework AS (
     SELECT DISTINCT p.deployment_id, 'hotfix' AS reason
     FROM deployed_pull_requests p
-    CROSS JOIN settings st
-    WHERE regexp_matches(coalesce(p.head_ref, ''), st.hotfix_pattern)
-       OR list_bool_or(list_transform(coalesce(p.labels, []), lambda l: regexp_matches(l, st.hotfix_pattern)))
+    WHERE regexp_matches(coalesce(p.head_ref, ''),
+                         coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
+       OR list_bool_or(list_transform(
+              coalesce(p.labels, []),
+              lambda l: regexp_matches(l, coalesce(getvariable('gitops_dora_hotfix_pattern'),
+                                                   '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))))
 ),
 pr_title_tokens AS (
     SELECT deployment_id, unnest(regexp_extract_all(lower(title), '[a-z0-9][a-z0-9_.#/-]*[a-z0-9]')) AS token
@@ -94,7 +87,6 @@ rework_reasons AS (
     FROM (
         SELECT * FROM revert_rework
         UNION ALL SELECT * FROM hotfix_commit_rework
-        UNION ALL SELECT * FROM incident_commit_rework
         UNION ALL SELECT * FROM hotfix_pr_rework
         UNION ALL SELECT * FROM incident_pr_rework
         UNION ALL SELECT * FROM rollback_rework

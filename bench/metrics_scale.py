@@ -1,0 +1,198 @@
+"""Benchmark: ``gitops-dora metrics --trend week`` over two years at scale.
+
+Fixture (generated with DuckDB SQL straight into a store created by the real migrations; it is a
+benchmark fixture, not a load path): 200 services in 20 teams, 1,000,000 commits, 100,000
+deployments (80% production, 3% failed attempts, 0.5% rollbacks), 1,000,000 deployment changes,
+10,000 incidents (10% naming a root-cause commit), reverts and hotfix commits.
+
+It times, in the same run and on the same snapshot:
+* the whole CLI command ``gitops-dora metrics --since S --until S+2y --trend week --format json``
+  (a subprocess: start-up, views, every metric family, ratings, JSON);
+* the engine alone (``compute_metrics``) in this process;
+* the baseline: a plain DuckDB scan of the same tables (an aggregate over every row of commits,
+  deployments, deployment_changes and incidents) on a fresh read-only connection.
+It prints absolute times and the ratios to the baseline. Target: the CLI under 3 s.
+
+Usage: .venv/bin/python bench/metrics_scale.py [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORK = ROOT / "bench" / ".work"
+DB = WORK / "metrics_scale.duckdb"
+SINCE = "2023-01-02"
+UNTIL = "2025-01-06"  # 104 weeks after SINCE
+SERVICES, COMMITS, DEPLOYMENTS, INCIDENTS = 200, 1_000_000, 100_000, 10_000
+
+FIXTURE_SQL = f"""
+INSERT INTO services
+SELECT printf('svc-%03d', i), printf('team-%02d', i % 20) FROM range({SERVICES}) t(i);
+INSERT INTO environments VALUES ('production', true), ('staging', false);
+INSERT INTO repositories (id, url, local_path)
+SELECT printf('svc-%03d', i), 'bench', 'bench' FROM range({SERVICES}) t(i);
+
+-- deployment k of service s (k = i // 200): every ~35 hours over two years
+CREATE TEMP TABLE gen_deployments AS
+SELECT i,
+       'd-' || i AS id,
+       printf('svc-%03d', i % {SERVICES}) AS service,
+       CASE WHEN i % 5 = 4 THEN 'staging' ELSE 'production' END AS environment,
+       TIMESTAMPTZ '{SINCE} 00:00:00+00' + to_seconds(
+           (i // {SERVICES}) * (728 * 86400 / ({DEPLOYMENTS} // {SERVICES})) + (i % {SERVICES}) * 97
+       ) AS deployed_at,
+       CASE WHEN hash(i) % 33 = 0 THEN 'failed' ELSE 'success' END AS status,
+       hash(i * 7) % 200 = 0 AS is_rollback
+FROM range({DEPLOYMENTS}) t(i);
+
+-- commit j of service s belongs to that service's deployment j // 10, authored hours before it
+CREATE TEMP TABLE gen_commits AS
+SELECT c,
+       printf('svc-%03d', c % {SERVICES}) AS repo,
+       md5(c::VARCHAR) || left(md5((c + 1)::VARCHAR), 8) AS sha,
+       ((c // {SERVICES}) // 10) * {SERVICES} + c % {SERVICES} AS deployment_index
+FROM range({COMMITS}) t(c);
+
+INSERT INTO commits
+SELECT g.repo, g.sha,
+       CASE WHEN g.c >= {SERVICES}
+            THEN [md5((g.c - {SERVICES})::VARCHAR) || left(md5((g.c - {SERVICES} + 1)::VARCHAR), 8)]
+            ELSE [] END,
+       'Dev ' || (g.c % 50), 'dev' || (g.c % 50) || '@example.com',
+       d.deployed_at - to_seconds(3600 + hash(g.c) % (5 * 86400)), '+0000',
+       'CI', 'ci@example.com',
+       d.deployed_at - to_seconds(1800 + hash(g.c) % 3600), '+0000',
+       CASE WHEN g.c % 500 = 7 THEN 'hotfix: null total ' || g.c
+            WHEN g.c % 400 = 9 THEN 'Revert "feat: change ' || (g.c - {SERVICES} * 10) || '"'
+            WHEN g.c % 97 = 0 THEN 'fix INC-' || (g.c % {INCIDENTS}) || ' retry'
+            ELSE 'feat: change ' || g.c END,
+       false,
+       CASE WHEN g.c % 400 = 9 THEN md5((g.c - {SERVICES} * 10)::VARCHAR)
+                                    || left(md5((g.c - {SERVICES} * 10 + 1)::VARCHAR), 8) END
+FROM gen_commits g
+JOIN gen_deployments d ON d.i = g.deployment_index;
+
+INSERT INTO deployments (id, service, environment, revision, repository, started_at, deployed_at,
+                         status, source, source_ref, is_rollback, rollback_target, raw_revision,
+                         revision_format)
+SELECT d.id, d.service, d.environment, g.sha, d.service, d.deployed_at - INTERVAL 5 MINUTE,
+       d.deployed_at, d.status, 'bench', d.id, d.is_rollback, NULL, g.sha, 'sha'
+FROM gen_deployments d
+LEFT JOIN (SELECT deployment_index, max(sha) AS sha FROM gen_commits GROUP BY ALL) g
+  ON g.deployment_index = d.i;
+
+INSERT INTO deployment_changes
+SELECT 'd-' || g.deployment_index, g.repo, g.sha
+FROM gen_commits g
+JOIN gen_deployments d ON d.i = g.deployment_index
+WHERE d.status = 'success';
+
+INSERT INTO incidents
+SELECT 'INC-' || n,
+       printf('svc-%03d', n % {SERVICES}),
+       CASE WHEN n % 7 = 0 THEN 'staging' ELSE 'production' END,
+       TIMESTAMPTZ '{SINCE} 00:00:00+00' + to_seconds(hash(n) % (728 * 86400)),
+       CASE WHEN n % 50 = 0 THEN NULL
+            ELSE TIMESTAMPTZ '{SINCE} 00:00:00+00'
+                 + to_seconds(hash(n) % (728 * 86400) + 600 + hash(n * 3) % 86400)
+       END,
+       'generated incident ' || n,
+       CASE WHEN n % 10 = 3 THEN left(md5((n * 37 % {COMMITS})::VARCHAR), 10) END,
+       'bench', NULL, NULL, NULL
+FROM range({INCIDENTS}) t(n);
+"""
+
+
+def build_fixture() -> None:
+    from analytics.store.connection import open_writer
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", ".snapshot", ".wal", ".lock"):
+        Path(str(DB) + suffix).unlink(missing_ok=True)
+    started = time.perf_counter()
+    with open_writer(DB, source="bench", target="metrics_scale") as session:
+        session.con.execute(FIXTURE_SQL)
+    print(f"fixture built in {time.perf_counter() - started:.1f} s: {DB}")
+
+
+def counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    tables = ("services", "commits", "deployments", "deployment_changes", "incidents")
+    return {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[index]
+
+
+def baseline_scan(snapshot: Path) -> float:
+    """A plain scan: one aggregate over every row of each table the metrics read."""
+    started = time.perf_counter()
+    con = duckdb.connect(str(snapshot), read_only=True)
+    con.execute(
+        "SELECT count(*), max(author_time), max(length(subject)), count(reverts_sha) FROM commits"
+    ).fetchall()
+    con.execute("SELECT count(*), max(deployed_at), count(DISTINCT service) FROM deployments").fetchall()
+    con.execute("SELECT count(*), max(length(sha)) FROM deployment_changes").fetchall()
+    con.execute("SELECT count(*), max(created_at), count(root_cause) FROM incidents").fetchall()
+    con.close()
+    return time.perf_counter() - started
+
+
+def cli_metrics() -> tuple[float, int]:
+    cli = str(Path(sys.executable).with_name("gitops-dora"))
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [cli, "--db", str(DB), "metrics", "--since", SINCE, "--until", UNTIL, "--trend", "week",
+         "--format", "json"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"metrics failed: {proc.stderr}")
+    return elapsed, proc.stdout.count('"period_start"')
+
+
+def engine_metrics() -> float:
+    from analytics.metrics.engine import MetricsQuery, compute_metrics
+    from analytics.metrics.window import parse_instant
+    from analytics.store.connection import open_reader
+
+    started = time.perf_counter()
+    con = open_reader(DB)
+    compute_metrics(con, MetricsQuery(since=parse_instant(SINCE, "--since"),
+                                      until=parse_instant(UNTIL, "--until"), trend="week"))
+    con.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rebuild", action="store_true", help="regenerate the fixture")
+    args = parser.parse_args()
+    if args.rebuild or not Path(str(DB) + ".snapshot").exists():
+        build_fixture()
+    snapshot = Path(str(DB) + ".snapshot")
+    con = duckdb.connect(str(snapshot), read_only=True)
+    print("rows:", counts(con))
+    con.close()
+    baseline_scan(snapshot)  # warm the page cache once for both sides
+    scan = min(baseline_scan(snapshot) for _ in range(3))
+    cli, groups = min(cli_metrics() for _ in range(3))
+    engine = min(engine_metrics() for _ in range(3))
+    print(f"groups x weeks returned: {groups}")
+    print(f"baseline plain scan:            {scan:.3f} s")
+    print(f"metrics --trend week (CLI):     {cli:.3f} s   ratio to scan = {cli / scan:.1f}")
+    print(f"compute_metrics (engine only):  {engine:.3f} s   ratio to scan = {engine / scan:.1f}")
+    print(f"target: CLI under 3 s -> {'met' if cli < 3.0 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
