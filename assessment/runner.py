@@ -182,21 +182,7 @@ def _run(
     stored_revisions = [_revision_label(src, current.revisions.get(src.label)) for src in sources]
     with open_writer(req.db_path, source="assess", target=target) as session:
         labels = [s.label for s in sources]
-        result = score(
-            model, current.findings + collected_findings(session.con, labels, current.as_of), answers
-        )
-        store.save(
-            session,
-            target=target,
-            sources=[s.spec for s in sources],
-            revisions=stored_revisions,
-            kind="point",
-            period=None,
-            as_of=current.as_of,
-            assessed_at=now,
-            answers_file=str(req.answers) if req.answers else None,
-            result=result,
-        )
+        specs = [s.spec for s in sources]
         timeline = []
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
@@ -207,7 +193,7 @@ def _run(
             store.save(
                 session,
                 target=target,
-                sources=[s.spec for s in sources],
+                sources=specs,
                 revisions=revs,
                 kind="monthly",
                 period=point.period,
@@ -226,6 +212,23 @@ def _run(
                     "statuses": {c["id"]: c["status"] for c in scored["capabilities"]},
                 }
             )
+        result = score(
+            model, current.findings + collected_findings(session.con, labels, current.as_of), answers
+        )
+        # Written last with a later assessed_at, so "newest first" readers pick today's assessment
+        # over the month that holds the same commit.
+        store.save(
+            session,
+            target=target,
+            sources=specs,
+            revisions=stored_revisions,
+            kind="point",
+            period=None,
+            as_of=current.as_of,
+            assessed_at=datetime.now(UTC),
+            answers_file=str(req.answers) if req.answers else None,
+            result=result,
+        )
         if skipped:
             session.warn(
                 "assess_skipped_files",

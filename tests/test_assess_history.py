@@ -237,3 +237,28 @@ def test_url_over_http_is_assessed_and_stored_without_credentials(
         )
     ]
     assert "s3cr3t" not in stored[0][2]
+
+
+def test_newest_first_readers_get_the_point_assessment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, shas = adopting_flux(tmp_path / "web-config")
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("answers:\n  security-governance: yes\n")
+    db = tmp_path / "db.duckdb"
+    assess(capsys, db, str(repo.path), "--at", "HEAD", "--history", "monthly", "--answers", str(answers))
+    con = duckdb.connect(str(db), read_only=True)
+    # --at HEAD and the 2024-05 point hold the same commit and the same as_of; the dashboard's
+    # "as_of DESC, assessed_at DESC" order must still return today's assessment (with answers).
+    newest = con.execute(
+        "SELECT kind, as_of = (SELECT max(as_of) FROM maturity_assessments) "
+        "FROM maturity_assessments ORDER BY as_of DESC, assessed_at DESC, id LIMIT 1"
+    ).fetchone()
+    may = con.execute("SELECT revisions FROM maturity_assessments WHERE period = '2024-05'").fetchone()
+    latest = store.latest(con, "web-config")
+    con.close()
+    assert newest == ("point", True)
+    assert may == ([shas["may"]],)
+    assert (
+        latest is not None and latest["answers_file"] == str(answers) and latest["revisions"] == [shas["may"]]
+    )
