@@ -7,6 +7,7 @@ publishes a new snapshot refreshes the pages without a restart.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,13 +40,35 @@ def data_stamp(db: Path) -> int:
     return 0
 
 
+_SHARED: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
+_SHARED_LOCK = threading.RLock()
+
+
 @contextmanager
 def reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_reader(db)
-    try:
-        yield con
-    finally:
-        con.close()
+    """A read connection on the current snapshot, shared by all sessions (queries take turns).
+
+    Opening a connection installs every metric view, which costs more than most dashboard
+    queries, so one connection per published snapshot is kept and replaced when a collection
+    publishes a new one. Without a snapshot the main file is opened per query and closed at once,
+    so the dashboard never holds the file a collector needs to write.
+    """
+    if not snapshot_path(db).exists():
+        con = open_reader(db)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    key = str(db.resolve())
+    with _SHARED_LOCK:
+        stamp = data_stamp(db)
+        entry = _SHARED.get(key)
+        if entry is None or entry[0] != stamp:
+            if entry is not None:
+                entry[1].close()  # the replaced snapshot's inode is released here
+            _SHARED[key] = (stamp, open_reader(db))
+        yield _SHARED[key][1]
 
 
 def existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
