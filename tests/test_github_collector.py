@@ -28,8 +28,11 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def run_cli(tmp_path: Path, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    tmp_path: Path, *args: str, token: str | None = TOKEN, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GITOPS_DORA_DB")}
+    env.update(extra_env or {})
     if token is not None:
         env["GITHUB_TOKEN"] = token
     return subprocess.run(
@@ -323,3 +326,33 @@ def test_not_found_and_forbidden_are_one_line_each(tmp_path: Path, api: GitHubAP
     )
     bad_name = run_cli(tmp_path, "collect", "github", "just-a-name", "--base-url", api.base)
     assert bad_name.returncode == 2 and "expected OWNER/REPO" in bad_name.stderr
+
+
+def test_secondary_rate_limit_without_retry_after_backs_off(tmp_path: Path, api: GitHubAPI) -> None:
+    # GitHub's secondary limit: 403, a message saying so, and (here) no Retry-After and no exhausted
+    # quota; the client must back off for the secondary wait (shortened to 2 s for the test) and retry
+    api.fail(
+        "/deployments",
+        Fault(
+            403,
+            {
+                "message": "You have exceeded a secondary rate limit and have been "
+                "temporarily blocked from content creation.",
+                "documentation_url": "https://docs.github.com/rest/rate-limit",
+            },
+        ),
+    )
+    started = time.monotonic()
+    result = run_cli(
+        tmp_path,
+        "collect",
+        "github",
+        REPO,
+        "--base-url",
+        api.base,
+        extra_env={"GITOPS_DORA_SECONDARY_RATE_WAIT": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "rate limited (HTTP 403): waiting 2s" in result.stderr
+    assert time.monotonic() - started >= 2.0
+    assert query(tmp_path, "SELECT count(*) FROM deployments") == [(2,)]

@@ -328,3 +328,100 @@ def test_form_encoded_github_delivery_is_accepted(db: Path) -> None:
         assert answer.status_code == 200, answer.text
     # the signature covers the form body as sent; the JSON inside "payload" is the event
     assert rows(db, "SELECT id FROM incidents") == [(f"github:{REPO}#31",)]
+
+
+def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
+    project = {
+        "id": 15,
+        "name": "ledger",
+        "path_with_namespace": "fin/ledger",
+        "web_url": "https://gl/fin/ledger",
+    }
+    push1 = {
+        "object_kind": "push",
+        "event_name": "push",
+        "before": ZERO,
+        "after": A,
+        "ref": "refs/heads/main",
+        "checkout_sha": A,
+        "project": project,
+        "total_commits_count": 1,
+        "commits": [
+            {
+                "id": A,
+                "message": "ledger: add",
+                "title": "ledger: add",
+                "timestamp": "2026-05-01T10:00:00+02:00",  # 08:00 UTC
+                "author": {"name": "Mei", "email": "mei@example.com"},
+            }
+        ],
+    }
+    push2 = {
+        **push1,
+        "before": A,
+        "after": B,
+        "checkout_sha": B,
+        "commits": [
+            {
+                "id": B,
+                "message": "ledger: fix",
+                "timestamp": "2026-05-01 12:00:00",  # naive: UTC
+                "author": {"name": "Ole", "email": "ole@example.com"},
+            }
+        ],
+    }
+    mr = {
+        "object_kind": "merge_request",
+        "event_type": "merge_request",
+        "user": {"username": "ole"},
+        "project": project,
+        "labels": [{"title": "backend"}],
+        "object_attributes": {
+            "iid": 4,
+            "title": "Ledger fix",
+            "state": "merged",
+            "action": "merge",
+            "created_at": "2026-05-01 11:00:00 UTC",
+            "updated_at": "2026-05-01 13:00:00 UTC",
+            "merge_commit_sha": B,
+            "source_branch": "fix",
+            "target_branch": "main",
+            "url": "https://gl/fin/ledger/-/merge_requests/4",
+        },
+    }
+    deployment = {
+        "object_kind": "deployment",
+        "status": "success",
+        "status_changed_at": "2026-05-01 16:00:00 +0200",
+        "deployment_id": 77,
+        "deployable_id": 700,
+        "environment": "production",
+        "project": project,
+        "short_sha": B[:8],
+        "commit_url": f"https://gl/fin/ledger/-/commit/{B}",
+        "commit_title": "fix",
+    }
+    running = {**deployment, "status": "running", "deployment_id": 78}
+    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+        for event, body in (
+            ("Push Hook", push1),
+            ("Push Hook", push2),
+            ("Merge Request Hook", mr),
+            ("Deployment Hook", running),
+            ("Deployment Hook", deployment),
+        ):
+            answer = post_gitlab(client, rx.url, event, body, TOKEN)
+            assert answer.status_code == 200, answer.text
+    # "2026-05-01 16:00:00 +0200" = 14:00 UTC; the running deployment is no outcome
+    assert rows(db, "SELECT id, revision, deployed_at, status FROM deployments") == [
+        ("gitlab:fin/ledger:77", B, utc("2026-05-01T14:00:00"), "success")
+    ]
+    # B's parent is A (before of push 2), so deployment 77 ships both
+    assert rows(db, "SELECT sha FROM deployment_changes ORDER BY sha") == [(A,), (B,)]
+    assert rows(db, "SELECT sha, author_time FROM commits ORDER BY sha") == [
+        (A, utc("2026-05-01T08:00:00")),
+        (B, utc("2026-05-01T12:00:00")),
+    ]
+    assert rows(db, "SELECT number, state, merged_at, merge_commit_sha, labels FROM pull_requests") == [
+        (4, "merged", utc("2026-05-01T13:00:00"), B, ["backend"])
+    ]
