@@ -130,6 +130,13 @@ def test_argocd_app_of_apps_with_templated_applications(
     against = [e for e in recon if not e["supports"]]
     assert [e["path"] for e in against] == ["apps/templates/helm-guestbook.yaml"]
     assert [s["capability"] for s in result["next_steps"]] == ["declarative-iac"]
+    # Declarative: workloads met, infrastructure not -> partial.
+    assert {p["id"]: p["status"] for p in result["principles"]} == {
+        "declarative": "partial",
+        "versioned-immutable": "satisfied",
+        "pulled-automatically": "satisfied",
+        "continuously-reconciled": "satisfied",
+    }
 
 
 def test_helm_chart_with_templated_rollout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,6 +172,13 @@ def test_helm_chart_with_templated_rollout(tmp_path: Path, capsys: pytest.Captur
         ("charts/web/templates/analysis.yaml", 2),
     ]
     assert "(canary) (templated)" in progressive[0]["detail"]
+    # Nothing pulls or reconciles: a chart alone is declarative but not GitOps yet.
+    assert {p["id"]: p["status"] for p in result["principles"]} == {
+        "declarative": "partial",
+        "versioned-immutable": "satisfied",
+        "pulled-automatically": "not_satisfied",
+        "continuously-reconciled": "not_satisfied",
+    }
 
 
 def test_sops_encrypted_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -404,3 +418,44 @@ def test_odd_files_do_not_break_the_scan(tmp_path: Path, capsys: pytest.CaptureF
     # ok.yaml's Deployment and the Latin-1 ConfigMap (undecodable byte replaced); huge.yaml is not read.
     assert details == ["apps/v1 Deployment/web", "v1 ConfigMap/caf\ufffd"]
     assert statuses(result)["immutable-images"] == "met"
+
+
+def test_several_repositories_are_one_estate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = repos.flux_multi_cluster(tmp_path / "fleet-infra")
+    infra = repos.terraform(tmp_path / "infra")
+    alone = statuses(assess(capsys, tmp_path / "db.duckdb", str(fleet.path)))
+    result = assess(capsys, tmp_path / "db.duckdb", str(fleet.path), str(infra.path))
+    # The Terraform repo adds two clouds: multi-cloud goes from unknown to met; nothing else changes
+    # (declarative-iac was already met by infrastructure/ manifests), so the level stays 0.
+    changed = {k: (alone[k], v) for k, v in statuses(result).items() if alone[k] != v}
+    assert changed == {"multi-cloud": ("unknown", "met")}
+    assert result["level"] == 0
+    # Evidence paths carry the repository name when several are assessed.
+    paths = {e["path"] for e in evidence_of(result, "declarative-iac")}
+    assert (
+        "infra/gcp/main.tf" in paths and "fleet-infra/infrastructure/controllers/ingress-nginx.yaml" in paths
+    )
+    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    targets = con.execute("SELECT DISTINCT target FROM maturity_assessments ORDER BY 1").fetchall()
+    con.close()
+    assert targets == [("fleet-infra",), ("fleet-infra+infra",)]
+
+
+def test_table_output_and_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = repos.sops_flux(tmp_path / "payments-config")
+    db = str(tmp_path / "db.duckdb")
+    with pytest.raises(SystemExit) as exit_info:
+        main.run(["--db", db, "assess", str(repo.path)])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "payments-config: GitOps maturity level 1" in out
+    assert "OpenGitOps principles" in out and "Next steps" in out
+    assert "secrets-management" in out and "Maturity by month" not in out
+    for args, message in (
+        (["--history", "weekly"], "error: --history 'weekly' is not supported (use: monthly)"),
+        (["--format", "csv"], "error: assess supports --format table or json"),
+        (["--at", "no-such-rev"], f"error: {repo.path}: revision 'no-such-rev' not found"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main.run(["--db", db, "assess", str(repo.path), *args])
+        assert (exit_info.value.code, capsys.readouterr().err.strip()) == (2, message)
