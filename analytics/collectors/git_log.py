@@ -167,13 +167,19 @@ class _LogChunks:
     def __init__(self, repo: Path, exclude: Sequence[str], tmp: Path) -> None:
         self.repo, self.tmp = repo, tmp
         self.reverts: dict[str, str] = {}
+        self.error: BaseException | None = None
+        # stderr goes to a file: a pipe nobody reads could fill up and stall git.
+        self.stderr = open(tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
         self.proc = subprocess.Popen(
-            log_command(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            log_command(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=git_env(),
         )
         assert self.proc.stdin is not None
-        self.proc.stdin.write(_stdin_excluding(exclude).encode())  # git reads all of it before walking
-        self.proc.stdin.close()
+        try:
+            self.proc.stdin.write(_stdin_excluding(exclude).encode())  # read in full before the walk
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # git exited early; finish() reports its error
         self.queue: queue.Queue[Path | None] = queue.Queue()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -193,6 +199,8 @@ class _LogChunks:
                         del pending[:cut]
             if pending:
                 self._emit(n, bytes(pending))
+        except BaseException as exc:  # noqa: BLE001 - re-raised by finish() on the main thread
+            self.error = exc
         finally:
             self.queue.put(None)
 
@@ -209,9 +217,15 @@ class _LogChunks:
     def finish(self) -> None:
         """Wait for git; a failed walk (e.g. a missing object) becomes one clear error."""
         self.thread.join()
-        assert self.proc.stderr is not None
-        stderr = self.proc.stderr.read().decode(errors="replace")
-        if self.proc.wait() != 0:
+        if self.error is not None and self.proc.poll() is None:
+            self.proc.kill()
+        code = self.proc.wait()
+        self.stderr.seek(0)
+        stderr = self.stderr.read().decode(errors="replace")
+        self.stderr.close()
+        if self.error is not None:
+            raise SourceError(f"cannot read the history of {self.repo}: {self.error}")
+        if code != 0:
             raise SourceError(f"cannot read the history of {self.repo}: "
                               f"{missing_object_reason(self.repo, stderr)}")
 
@@ -220,6 +234,7 @@ class _LogChunks:
             self.proc.kill()
         self.proc.wait()
         self.thread.join()
+        self.stderr.close()
 
 
 def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str]) -> int:
