@@ -6,7 +6,8 @@ a cherry-pick, two release tags on one commit (a deployment with no new commits)
 author time is after its release's tag time (a negative lead time), annotated and lightweight
 semver tags, and tags that are not releases (nightly-..., v2.0.0-rc.1).
 
-The independent computation uses only git and the written definitions:
+The independent computation (scripts/crosscheck_revlist.py, which also runs the same check on any
+real clone) uses only git and the written definitions:
 * deployment time = tagger date (annotated) or committer date (lightweight);
 * a deployment's changes = ``git rev-list <tag> --not <every earlier release>``, i.e. each commit
   belongs to the first release, by time, that contains it;
@@ -18,16 +19,15 @@ The independent computation uses only git and the written definitions:
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import math
 import os
 import random
-import re
-import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -88,68 +88,23 @@ def build_repo(path: Path) -> GitRepo:
     return repo
 
 
-def git(repo: GitRepo, *args: str) -> str:
-    return repo.git(*args)
+def _load_oracle() -> ModuleType:
+    """scripts/crosscheck_revlist.py: the git-only computation, shared with the manual check."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "crosscheck_revlist.py"
+    spec = importlib.util.spec_from_file_location("crosscheck_revlist", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def independent(repo: GitRepo, start: str) -> dict[str, Any]:
+ORACLE = _load_oracle()
+
+
+def independent(repo: GitRepo, start: str, since: datetime = SINCE,
+                until: datetime = UNTIL) -> dict[str, Any]:
     """Everything the metrics should say, from git plumbing and the definitions only."""
-    releases: list[tuple[int, str, str]] = []
-    listing = git(repo, "for-each-ref", "refs/tags", "--format=%(refname:short) %(objecttype)")
-    for line in listing.splitlines():
-        name, kind = line.split()
-        if not re.match(SEMVER, name):
-            continue
-        sha = git(repo, "rev-parse", f"{name}^{{commit}}")
-        if kind == "tag":
-            stamp = git(repo, "for-each-ref", f"refs/tags/{name}", "--format=%(taggerdate:unix)")
-        else:
-            stamp = git(repo, "log", "-1", "--format=%ct", sha)
-        releases.append((int(stamp), name, sha))
-    releases.sort()
-    field = "%at" if start == "author" else "%ct"
-    commit_time = {
-        sha: int(ts) for sha, ts in
-        (line.split() for line in git(repo, "log", "--all", f"--format=%H {field}").splitlines())
-    }
-    in_window = []
-    lead_hours: list[float] = []
-    negative = changes = baseline = 0
-    days = set()
-    for index, (epoch, name, sha) in enumerate(releases):
-        earlier = [s for _, _, s in releases[:index]]
-        shipped = git(repo, "rev-list", sha, "--not", *earlier).split() if earlier else \
-            git(repo, "rev-list", sha).split()
-        moment = datetime.fromtimestamp(epoch, UTC)
-        if not SINCE <= moment < UNTIL:
-            continue
-        in_window.append((name, len(shipped)))
-        days.add(moment.date())
-        changes += len(shipped)
-        if index == 0:
-            baseline += 1
-            continue
-        for commit in shipped:
-            hours = (epoch - commit_time[commit]) / 3600
-            if hours < 0:
-                negative += 1
-            else:
-                lead_hours.append(hours)
-    lead_hours.sort()
-    position = 0.9 * (len(lead_hours) - 1)
-    lo, hi = math.floor(position), math.ceil(position)
-    p90 = lead_hours[lo] + (position - lo) * (lead_hours[hi] - lead_hours[lo])
-    return {
-        "releases": in_window,
-        "deployments": len(in_window),
-        "deployment_days": len(days),
-        "deployments_per_week": len(in_window) * 7 / 365,
-        "changes": changes,
-        "lead_time_median_hours": statistics.median(lead_hours),
-        "lead_time_p90_hours": p90,
-        "excluded_negative_lead_times": negative,
-        "baseline_deployments": baseline,
-    }
+    return dict(ORACLE.revlist_metrics(repo.path, SEMVER, since, until, start))
 
 
 def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -188,6 +143,22 @@ def test_metrics_equal_revlist_computation(collected: tuple[GitRepo, Path], star
                 "baseline_deployments"):
         assert group[key] == expected[key], key
     for key in ("deployments_per_week", "lead_time_median_hours", "lead_time_p90_hours"):
+        assert group[key] == pytest.approx(expected[key], rel=1e-9), key
+
+
+def test_first_year_with_the_baseline_release(collected: tuple[GitRepo, Path]) -> None:
+    """2024 holds v0.1.0, the first release ever: a deployment, but no lead times."""
+    repo, db = collected
+    since, until = datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
+    expected = independent(repo, "author", since, until)
+    assert expected["baseline_deployments"] == 1
+    doc = json.loads(run_cli(db, "metrics", "--since", "2024-01-01", "--until", "2025-01-01",
+                             "--format", "json").stdout)
+    [group] = doc["groups"]
+    for key in ("deployments", "deployment_days", "changes", "baseline_deployments",
+                "excluded_negative_lead_times"):
+        assert group[key] == expected[key], key
+    for key in ("lead_time_median_hours", "lead_time_p90_hours", "deployments_per_week"):
         assert group[key] == pytest.approx(expected[key], rel=1e-9), key
 
 
