@@ -315,3 +315,32 @@ def test_config_team_and_environment_flags(tmp_path: Path, release: tuple[GitRep
     assert query(db, "SELECT name, team FROM services") == [("webshop", "payments")]
     assert query(db, "SELECT name, is_production FROM environments") == [("prod-eu", True)]
     assert query(db, "SELECT DISTINCT service, environment FROM deployments") == [("webshop", "prod-eu")]
+
+
+def test_odd_bytes_in_history_are_kept_readable(tmp_path: Path) -> None:
+    """A Latin-1 author name without an encoding header and a unit separator in a subject.
+
+    Both break the fast CSV load, so the collector must fall back to a cleaned copy rather than
+    fail or drop the commit: 2 commits in, 2 commits stored, text preserved as far as possible.
+    """
+    repo = GitRepo.init(tmp_path / "odd")
+    first = repo.commit("plain", at="2024-05-01T09:00:00+00:00")
+    tree = repo.git("rev-parse", "HEAD^{tree}")
+    raw = (f"tree {tree}\nparent {first}\n"
+           "author Jos\xe9 <jose@example.com> 1714640400 +0200\n"
+           "committer Jos\xe9 <jose@example.com> 1714640400 +0200\n\n"
+           "fix \x1f separator\n").encode("latin-1")
+    obj = tmp_path / "commit.raw"
+    obj.write_bytes(raw)
+    odd = repo.git("hash-object", "-t", "commit", "-w", "--literally", str(obj))
+    repo.git("update-ref", "refs/heads/main", odd)
+    db = tmp_path / "db.duckdb"
+    proc = run_cli(db, "collect", "git", str(repo.path))
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(query(db, "SELECT sha, [author_name, subject, author_tz] FROM commits"))
+    assert set(rows) == {first, odd}
+    # 0xE9 is not UTF-8: replaced by U+FFFD; the separator inside the subject becomes a space.
+    assert rows[odd] == ["Jos\ufffd", "fix   separator", "+0200"]
+    assert query(db, "SELECT author_time FROM commits WHERE sha = ?", [odd]) == [
+        (utc("2024-05-02T09:00:00"),)  # 1714640400 = 2024-05-02T09:00:00Z
+    ]
