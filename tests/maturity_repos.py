@@ -495,6 +495,8 @@ def plain_app(path: Path) -> GitRepo:
         "src/app.py": "print('hello')\n",
         "tests/test_app.py": "def test_ok():\n    assert True\n",
         "Dockerfile": "FROM python:3.12-slim\nCOPY src /app\n",
+        # local development only: its :latest images are not deployed, so they are not judged
+        "docker-compose.yml": "services:\n  db:\n    image: postgres:latest\n",
         "README.md": "# app\n",
         ".github/workflows/deploy.yml": (
             "name: deploy\non: [push]\njobs:\n  deploy:\n    runs-on: ubuntu-latest\n"

@@ -9,7 +9,11 @@ from typing import Any
 from assessment.detectors import Finding
 from assessment.documents import Document, SourceFile
 
-_SKIP_FILES = {"Chart.yaml", ".sops.yaml", "kustomization.yaml", "kustomization.yml"}
+_SKIP_FILES = {"Chart.yaml", ".sops.yaml", "kustomization.yaml", "kustomization.yml", ".drone.yml",
+               "bitbucket-pipelines.yml", "azure-pipelines.yml"}
+# CI jobs and local compose files run images but do not deploy them: not judged.
+_NOT_DEPLOYED_DIRS = (".github/", ".circleci/", ".buildkite/", ".gitlab/")
+_COMPOSE = re.compile(r"^(docker-)?compose([.-][\w.-]+)?\.ya?ml$")
 _UNRESOLVED = ("TEMPLATED", "${", "$(")
 
 
@@ -95,7 +99,8 @@ def scan(f: SourceFile) -> Iterator[Finding]:
         for doc in f.documents:
             yield from _kustomize_images(doc)
         return
-    if f.basename in _SKIP_FILES or f.path.startswith(".github/") or f.basename.startswith(".gitlab-ci"):
+    if (f.basename in _SKIP_FILES or f.path.startswith(_NOT_DEPLOYED_DIRS)
+            or f.basename.startswith(".gitlab-ci") or _COMPOSE.match(f.basename)):
         return
     for doc in f.documents:
         if "image" in doc.text:  # most documents name no image: skip their parse
