@@ -59,6 +59,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -240,8 +241,13 @@ def run_family(
     for record in cursor.fetchall():
         row = dict(zip(names, record, strict=True))
         key = (*(row[d] for d in query.group_by), row["period_index"])
-        rows[key] = {c: row[c] for c in value_columns}
+        rows[key] = {c: _plain(row[c]) for c in value_columns}
     return FamilyResult(gf, value_columns, rows)
+
+
+def _plain(value: Any) -> Any:
+    """DECIMAL results (e.g. a sum over DECIMAL) become floats, so every output format takes them."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _window_results(
