@@ -16,8 +16,10 @@ from dashboards.filters import Filters
 from dashboards.queries import frame, relations
 
 ASSESS_HINT = "gitops-dora assess PATH_TO_CONFIG_REPO --history monthly"
-STATUS_ICONS = {"met": "✅ met", "attested": "🟦 attested", "not_met": "❌ missing", "unknown": "❔ unknown"}
-PRINCIPLE_ICONS = {"satisfied": "✅", "partial": "🟨", "not_satisfied": "❌"}
+# plain words: emoji fonts are often missing on servers and in headless browsers
+STATUS_LABELS = {"met": "met", "attested": "attested (self-assessed)", "not_met": "missing",
+                 "unknown": "unknown"}
+PRINCIPLE_LABELS = {"satisfied": "satisfied", "partial": "partial", "not_satisfied": "not satisfied"}
 LEVEL_COLORS = {0: "orange", 1: "blue", 2: "violet", 3: "green"}
 
 
@@ -107,7 +109,7 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
             c = capabilities.get(cap.id, {})
             rows.append({
                 "capability": cap.title, "id": cap.id,
-                "status": STATUS_ICONS.get(str(c.get("status")), str(c.get("status") or "unknown")),
+                "status": STATUS_LABELS.get(str(c.get("status")), str(c.get("status") or "unknown")),
                 "evidence": _evidence_text(c.get("evidence")),
                 "answer": c.get("answer"), "conflict": c.get("conflict"),
             })
@@ -116,7 +118,7 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
     st.subheader("OpenGitOps principles")
     principle_names = {p.id: p.name for p in model.principles}
     prows = [{"principle": principle_names.get(p.get("id"), p.get("id")),
-              "status": f"{PRINCIPLE_ICONS.get(p.get('status'), '')} {p.get('status')}",
+              "status": PRINCIPLE_LABELS.get(str(p.get("status")), str(p.get("status"))),
               "evidence": _evidence_text(p.get("evidence"))} for p in result.get("principles") or []]
     table(pd.DataFrame(prows, columns=["principle", "status", "evidence"]), key="principles",
           file_name="opengitops-principles.csv")

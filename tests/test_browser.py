@@ -25,14 +25,14 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# page url path -> (title, minimum Plotly charts on the demo data)
+# page url path -> (title, its last section heading, minimum Plotly charts on the demo data)
 PAGES = {
-    "": ("Overview", 1),
-    "throughput": ("Throughput", 2),
-    "stability": ("Stability", 1),
-    "deployments": ("Deployments", 1),
-    "maturity": ("GitOps maturity", 0),
-    "data-health": ("Data health", 1),
+    "": ("Overview", "GitOps maturity", 1),
+    "throughput": ("Throughput", "PR lead time breakdown", 2),
+    "stability": ("Stability", "Why each failed deployment is failed", 3),
+    "deployments": ("Deployments", "Drill-down", 1),
+    "maturity": ("GitOps maturity", "Self-assessment", 1),
+    "data-health": ("Data health", "All data-quality warnings", 1),
 }
 
 
@@ -92,9 +92,10 @@ def browser() -> Iterator[object]:
         b.close()
 
 
-def wait_rendered(page: object, title: str, charts: int) -> None:
-    heading = page.get_by_role("heading", name=title, exact=True)  # type: ignore[attr-defined]
-    heading.first.wait_for(timeout=60_000)
+def wait_rendered(page: object, title: str, last: str, charts: int) -> None:
+    for name in (title, last):
+        heading = page.get_by_role("heading", name=name, exact=True)  # type: ignore[attr-defined]
+        heading.first.wait_for(timeout=60_000)
     if charts:
         page.wait_for_function(  # type: ignore[attr-defined]
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
@@ -109,14 +110,14 @@ def wait_rendered(page: object, title: str, charts: int) -> None:
 
 @pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p or "overview")
 def test_page_renders_charts_and_no_exception(dashboard: str, browser: object, path: str) -> None:
-    title, charts = PAGES[path]
+    title, last, charts = PAGES[path]
     context = browser.new_context(viewport={"width": 1500, "height": 1100})  # type: ignore[attr-defined]
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     query = "?since=2026-05-01&until=2026-11-01"
     page.goto(f"{dashboard}/{path}{query}")
-    wait_rendered(page, title, charts)
+    wait_rendered(page, title, last, charts)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"dashboard-{path or 'overview'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -137,7 +138,7 @@ def test_filter_link_reproduces_the_view(dashboard: str, browser: object) -> Non
     context = browser.new_context()  # type: ignore[attr-defined]
     page = context.new_page()
     page.goto(f"{dashboard}/deployments?since=2026-09-01&until=2026-10-01&service=storefront")
-    wait_rendered(page, "Deployments", 1)
+    wait_rendered(page, "Deployments", "Drill-down", 1)
     service_box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').nth(1)
     shown = service_box.inner_text() + " ".join(
         service_box.locator("input").evaluate_all("els => els.map(e => e.value || e.placeholder || '')"))
