@@ -299,19 +299,35 @@ class _Linker:
 
 def link_deployments(session: WriteSession, config: Config, deployment_ids: list[str]) -> int:
     """Fill deployment_changes of config-repo deployments with app commits (and config commits)."""
+    import pandas as pd
+
     linker = _Linker(session, config)
     written = 0
-    for dep_id in deployment_ids:
-        dep = _first(
-            session.con.execute(
-                "SELECT service, environment, revision, repository, source, source_ref, deployed_at, status "
-                "FROM deployments WHERE id = ?",
-                [dep_id],
-            )
-        )
-        if dep is None or dep[7] != "success" or not dep[2] or not dep[3]:
-            continue
-        service_name, env, revision, config_repo, source, source_ref, deployed_at, _ = dep
+    linked = [s.name for s in config.services if s.gitops is not None]
+    if not deployment_ids or not linked:
+        return 0
+    session.con.register("_link_ids", pd.DataFrame({"id": deployment_ids}, dtype=object))
+    try:
+        deps = session.con.execute(
+            "SELECT d.id, d.service, d.environment, d.revision, d.repository, d.source, d.source_ref, "
+            "d.deployed_at FROM deployments d JOIN _link_ids USING (id) "
+            "WHERE d.status = 'success' AND d.revision IS NOT NULL AND d.repository IS NOT NULL "
+            "ORDER BY d.deployed_at, d.id"
+        ).fetchall()
+    finally:
+        session.con.unregister("_link_ids")
+    deps = [d for d in deps if d[1] in linked]
+    history: dict[tuple[str, str], list[tuple[Any, str]]] = {}
+    for source, source_ref in sorted({(d[5], d[6]) for d in deps}):
+        history[(source, source_ref)] = [
+            (r[0], r[1])
+            for r in session.con.execute(
+                "SELECT deployed_at, revision FROM deployments WHERE source = ? AND source_ref = ? "
+                "AND status = 'success' AND revision IS NOT NULL ORDER BY deployed_at",
+                [source, source_ref],
+            ).fetchall()
+        ]
+    for dep_id, service_name, env, revision, config_repo, source, source_ref, deployed_at in deps:
         service = config.service(service_name)
         if service is None:
             continue
@@ -325,13 +341,8 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
         if not config_sha:
             session.warn("revision_not_in_config_repo", f"{config_repo}: {revision}")
             continue
-        prev = _first(
-            session.con.execute(
-                "SELECT revision FROM deployments WHERE source = ? AND source_ref = ? AND status = 'success' "
-                "AND deployed_at < ? AND revision IS NOT NULL ORDER BY deployed_at DESC LIMIT 1",
-                [source, source_ref, deployed_at],
-            )
-        )
+        earlier = [rev for at, rev in history[(source, source_ref)] if at < deployed_at]
+        prev = (earlier[-1],) if earlier else None
         prev_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{prev[0]}^{{commit}}") if prev else None
         changes: list[dict[str, Any]] = []
         new_state = linker.app_state(config_repo, repo_path, config_sha, service_name, env)

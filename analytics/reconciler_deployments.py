@@ -17,7 +17,8 @@ dumps, cluster lists and notifications arrive in, the result is the same.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,18 +134,30 @@ def repo_id_for(session: WriteSession, location: str) -> str:
     return name[:-4] if name.endswith(".git") else name
 
 
-def _sync_mapping(session: WriteSession, keys: Iterable[ObjectKey]) -> None:
+@contextmanager
+def _keys_table(session: WriteSession, keys: Iterable[ObjectKey]) -> Iterator[str]:
+    """The affected objects as a registered frame, so each step is one set-based statement."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(sorted(keys), columns=["reconciler", "kind", "namespace", "name"])
+    name = "_derive_keys"
+    session.con.register(name, frame)
+    try:
+        yield name
+    finally:
+        session.con.unregister(name)
+
+
+def _sync_mapping(session: WriteSession, keys_table: str) -> None:
     """Events seen before their object (or only as events) take the object's configured mapping."""
-    for reconciler, kind, namespace, name in keys:
-        session.con.execute(
-            """UPDATE reconciler_events e SET service = o.service, environment = o.environment
-               FROM reconciler_objects o
-               WHERE o.reconciler = e.reconciler AND o.kind = e.kind AND o.namespace = e.namespace
-                 AND o.name = e.name AND e.reconciler = ? AND e.kind = ? AND e.namespace = ? AND e.name = ?
-                 AND (e.service IS DISTINCT FROM o.service
-                      OR e.environment IS DISTINCT FROM o.environment)""",
-            [reconciler, kind, namespace, name],
-        )
+    session.con.execute(
+        f"""UPDATE reconciler_events e SET service = o.service, environment = o.environment
+            FROM reconciler_objects o, {keys_table} k
+            WHERE o.reconciler = e.reconciler AND o.kind = e.kind AND o.namespace = e.namespace
+              AND o.name = e.name AND k.reconciler = e.reconciler AND k.kind = e.kind
+              AND k.namespace = e.namespace AND k.name = e.name
+              AND (e.service IS DISTINCT FROM o.service OR e.environment IS DISTINCT FROM o.environment)"""
+    ).fetchall()
 
 
 def _stamp(moment: datetime) -> str:
@@ -155,58 +168,73 @@ def derive_deployments(
     session: WriteSession, config: Config, keys: set[ObjectKey], summary: DeriveSummary | None = None
 ) -> list[str]:
     """Rebuild the deployments of each object from all its stored events; returns their ids."""
+    import pandas as pd
+
     summary = summary if summary is not None else DeriveSummary()
-    _sync_mapping(session, keys)
-    all_ids: list[str] = []
-    for key in sorted(keys):
-        reconciler, kind, namespace, name = key
-        obj = _first(
-            session.con.execute(
-                "SELECT service, environment, repository FROM reconciler_objects "
-                "WHERE reconciler = ? AND kind = ? AND namespace = ? AND name = ?",
-                list(key),
-            )
-        )
-        events = session.con.execute(
-            """SELECT id, event_type, status, revision, raw_revision, revision_format, started_at,
-                      occurred_at,
-                      state_key, service, environment
-               FROM reconciler_events
-               WHERE reconciler = ? AND kind = ? AND namespace = ? AND name = ?
-                 AND event_type IN ('sync', 'sync_failed', 'rollback', 'rollback_failed')
-                 AND status IN ('success', 'failed')
-               ORDER BY occurred_at, id""",
-            list(key),
-        ).fetchall()
-        rows, links = _walk(key, events, obj)
-        source_ref = f"{kind}/{namespace}/{name}"
-        old = {
-            r[0]
+    if not keys:
+        return []
+    with _keys_table(session, keys) as kt:
+        _sync_mapping(session, kt)
+        objects = {
+            (r[0], r[1], r[2], r[3]): (r[4], r[5], r[6])
             for r in session.con.execute(
-                "SELECT id FROM deployments WHERE source = ? AND source_ref = ?", [reconciler, source_ref]
+                f"""SELECT o.reconciler, o.kind, o.namespace, o.name, o.service, o.environment, o.repository
+                    FROM reconciler_objects o JOIN {kt} k USING (reconciler, kind, namespace, name)"""
             ).fetchall()
         }
+        grouped: dict[ObjectKey, list[tuple[Any, ...]]] = {k: [] for k in keys}
+        for row in session.con.execute(
+            f"""SELECT e.reconciler, e.kind, e.namespace, e.name, e.id, e.event_type, e.status, e.revision,
+                       e.raw_revision, e.revision_format, e.started_at, e.occurred_at, e.state_key,
+                       e.service, e.environment
+                FROM reconciler_events e JOIN {kt} k USING (reconciler, kind, namespace, name)
+                WHERE e.event_type IN ('sync', 'sync_failed', 'rollback', 'rollback_failed')
+                  AND e.status IN ('success', 'failed')
+                ORDER BY e.occurred_at, e.id"""
+        ).fetchall():
+            grouped[(row[0], row[1], row[2], row[3])].append(row[4:])
+        rows: list[dict[str, Any]] = []
+        links: list[tuple[str, str]] = []
+        for key in sorted(keys):
+            found, linked = _walk(key, grouped[key], objects.get(key))
+            rows.extend(found)
+            links.extend(linked)
         new = {r["id"] for r in rows}
-        for gone in sorted(old - new):
-            session.con.execute("DELETE FROM deployment_changes WHERE deployment_id = ?", [gone])
-            session.con.execute("DELETE FROM deployments WHERE id = ?", [gone])
-        session.con.execute(
-            "UPDATE reconciler_events SET deployment_id = NULL WHERE reconciler = ? AND kind = ? "
-            "AND namespace = ? AND name = ? AND deployment_id IS NOT NULL",
-            list(key),
-        )
-        if rows:
-            session.upsert("deployments", rows)
-            for event_id, deployment_id in links:
+        old = session.con.execute(
+            f"""SELECT d.id FROM deployments d JOIN {kt} k
+                ON d.source = k.reconciler AND d.source_ref = k.kind || '/' || k.namespace || '/' || k.name"""
+        ).fetchall()
+        gone = pd.DataFrame({"id": sorted({r[0] for r in old} - new)}, dtype=object)
+        if not gone.empty:
+            session.con.register("_gone", gone)
+            try:
                 session.con.execute(
-                    "UPDATE reconciler_events SET deployment_id = ? WHERE id = ?", [deployment_id, event_id]
-                )
-        _ensure_dimensions(session, config, rows)
-        summary.deployments += len(rows)
-        summary.failed += sum(1 for r in rows if r["status"] == "failed")
-        summary.rollbacks += sum(1 for r in rows if r["is_rollback"])
-        all_ids.extend(r["id"] for r in rows)
-    return all_ids
+                    "DELETE FROM deployment_changes WHERE deployment_id IN (SELECT id FROM _gone)"
+                ).fetchall()
+                session.con.execute("DELETE FROM deployments WHERE id IN (SELECT id FROM _gone)").fetchall()
+            finally:
+                session.con.unregister("_gone")
+        session.con.execute(
+            f"""UPDATE reconciler_events e SET deployment_id = NULL FROM {kt} k
+                WHERE k.reconciler = e.reconciler AND k.kind = e.kind AND k.namespace = e.namespace
+                  AND k.name = e.name AND e.deployment_id IS NOT NULL"""
+        ).fetchall()
+    if rows:
+        session.upsert("deployments", rows)
+        frame = pd.DataFrame.from_records(links, columns=["event_id", "deployment_id"])
+        session.con.register("_links", frame)
+        try:
+            session.con.execute(
+                "UPDATE reconciler_events e SET deployment_id = l.deployment_id FROM _links l "
+                "WHERE e.id = l.event_id"
+            ).fetchall()
+        finally:
+            session.con.unregister("_links")
+    _ensure_dimensions(session, config, rows)
+    summary.deployments += len(rows)
+    summary.failed += sum(1 for r in rows if r["status"] == "failed")
+    summary.rollbacks += sum(1 for r in rows if r["is_rollback"])
+    return [r["id"] for r in rows]
 
 
 def _walk(
@@ -293,14 +321,24 @@ def _walk(
 
 def _ensure_dimensions(session: WriteSession, config: Config, rows: list[dict[str, Any]]) -> None:
     """Services and environments named by deployments exist (without overwriting a team)."""
+    if not rows:
+        return
+    import pandas as pd
+
     prod = set(config.production_environments())
-    for service in sorted({r["service"] for r in rows}):
-        svc = config.service(service)
-        session.con.execute(
-            "INSERT OR IGNORE INTO services VALUES (?, ?)", [service, svc.team if svc else None]
-        )
-    for env in sorted({r["environment"] for r in rows}):
-        session.con.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", [env, env in prod])
+    services = sorted({r["service"] for r in rows})
+    teams = [(svc.team if (svc := config.service(name)) else None) for name in services]
+    envs = sorted({r["environment"] for r in rows})
+    frames = {
+        "services": pd.DataFrame({"a": services, "b": teams}, dtype=object),
+        "environments": pd.DataFrame({"a": envs, "b": [e in prod for e in envs]}),
+    }
+    for table, frame in frames.items():
+        session.con.register("_dims", frame)
+        try:
+            session.con.execute(f"INSERT OR IGNORE INTO {table} SELECT a, b FROM _dims").fetchall()
+        finally:
+            session.con.unregister("_dims")
 
 
 def derive_pending(session: WriteSession, config: Config) -> DeriveSummary:
