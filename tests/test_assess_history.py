@@ -262,3 +262,33 @@ def test_newest_first_readers_get_the_point_assessment(
     assert (
         latest is not None and latest["answers_file"] == str(answers) and latest["revisions"] == [shas["may"]]
     )
+
+
+def test_history_of_two_repositories_takes_each_at_its_month_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = GitRepo.init(tmp_path / "app")
+    a_jan = app.commit(
+        "deployment",
+        "2024-01-20T10:00:00+00:00",
+        files={"deploy/web.yaml": repos.deployment("web", "ghcr.io/acme/web:1.0.0")},
+    )
+    a_mar = app.commit(
+        "bump",
+        "2024-03-02T10:00:00+00:00",
+        files={"deploy/web.yaml": repos.deployment("web", "ghcr.io/acme/web:1.1.0")},
+    )
+    infra = GitRepo.init(tmp_path / "infra")
+    i_feb = infra.commit(
+        "eks",
+        "2024-02-10T10:00:00+00:00",
+        files={"main.tf": 'resource "aws_eks_cluster" "main" {\n  name = "main"\n}\n'},
+    )
+    result = assess(capsys, tmp_path / "db.duckdb", str(app.path), str(infra.path), "--history", "monthly")
+    # January: only the app exists (no IaC -> null). February: the app at its January commit plus
+    # the Terraform repo -> Level 0 met. March: the app's March commit, infra still at February.
+    assert [(p["period"], p["revisions"], p["level"]) for p in result["history"]] == [
+        ("2024-01", [a_jan, ""], None),
+        ("2024-02", [a_jan, i_feb], 0),
+        ("2024-03", [a_mar, i_feb], 0),
+    ]
