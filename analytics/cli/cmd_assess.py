@@ -16,7 +16,7 @@ from analytics.cli.output import Format, dumps
 def assess_command(
     ctx: typer.Context,
     targets: list[str] = typer.Argument(
-        ..., metavar="PATH_OR_URL...", help="config/app repositories (paths, bare repos or git URLs)"
+        ..., metavar="PATH_OR_URL", help="config/app repositories (paths, bare repos or git URLs)"
     ),
     answers: Path | None = typer.Option(None, "--answers", help="self-assessment answers YAML"),
     at: str | None = typer.Option(None, "--at", help="assess this git revision without checking it out"),
