@@ -551,3 +551,118 @@ def test_notification_metadata_keys_prefixed_or_bare(tmp_path: Path, bare: bool)
     db = tmp_path / "db.duckdb"
     ok(cli(db, "import", str(jl), config=base_config(tmp_path)))
     assert query(db, "SELECT revision, revision_format FROM deployments") == [("4" * 40, "ref@sha1")]
+
+
+# --- image references in config-repo YAML ------------------------------------------------------------
+
+
+def test_image_refs_from_containers_kustomize_and_helm_values() -> None:
+    from analytics.gitops_images import ImageRef, image_refs, split_image
+
+    paths = ["image.tag", "image.version", "*.image.tag"]
+    deployment = yaml.safe_load(
+        """
+apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      initContainers: [{name: migrate, image: "registry:5000/acme/payments-api:sha-1a2b3c4"}]
+      containers: [{name: app, image: "registry:5000/acme/payments-api:main-1a2b3c4-1700000000@sha256:%s"}]
+"""
+        % ("f" * 64)
+    )
+    # The registry port is not a tag; a digest after the tag is dropped.
+    assert image_refs(deployment, paths) == [
+        ImageRef("registry:5000/acme/payments-api", "sha-1a2b3c4"),
+        ImageRef("registry:5000/acme/payments-api", "main-1a2b3c4-1700000000"),
+    ]
+    assert split_image("registry:5000/acme/app") is None  # no tag at all
+    kustomization = {
+        "kind": "Kustomization",
+        "images": [{"name": "acme/inventory", "newName": "reg/acme/inventory", "newTag": "v2.3.1"}],
+    }
+    assert image_refs(kustomization, paths) == [ImageRef("reg/acme/inventory", "v2.3.1")]
+    helm = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "spec": {
+            "values": {
+                "image": {"repository": "acme/storefront", "tag": "sha-9f8e7d6"},
+                "worker": {"image": {"repository": "acme/storefront-worker", "tag": "sha-0a1b2c3"}},
+                "replicaCount": 3,
+            }
+        },
+    }
+    assert image_refs(helm, paths) == [
+        ImageRef("acme/storefront", "sha-9f8e7d6"),
+        ImageRef("acme/storefront-worker", "sha-0a1b2c3"),
+    ]
+
+
+def test_argocd_deployment_of_helm_values_bump_maps_app_tag(tmp_path: Path) -> None:
+    app = GitRepo.init(tmp_path / "storefront")
+    s1 = app.commit("feat: cart", at="2024-04-01T08:00:00+00:00")
+    app.annotated_tag("v1.0.0", at="2024-04-01T08:30:00+00:00")
+    s2 = app.commit("feat: wishlist", at="2024-04-02T08:00:00+00:00")
+    s3 = app.commit("fix: wishlist sort", at="2024-04-02T09:00:00+00:00")
+    app.annotated_tag("v1.1.0", at="2024-04-02T09:30:00+00:00")
+    cfg = GitRepo.init(tmp_path / "platform-config")
+    path = "apps/storefront/overlays/production/release.yaml"
+
+    def release(tag: str) -> dict[str, str]:
+        return {
+            path: yaml.safe_dump(
+                {
+                    "apiVersion": "helm.toolkit.fluxcd.io/v2",
+                    "kind": "HelmRelease",
+                    "metadata": {"name": "storefront"},
+                    "spec": {
+                        "chart": {"spec": {"chart": "storefront"}},
+                        "values": {"image": {"repository": "acme/storefront", "tag": tag}},
+                    },
+                }
+            )
+        }
+
+    c1 = cfg.commit("storefront 1.0.0", at="2024-04-01T10:00:00+00:00", files=release("1.0.0"))
+    c2 = cfg.commit("storefront 1.1.0", at="2024-04-02T10:00:00+00:00", files=release("1.1.0"))
+    config = base_config(
+        tmp_path,
+        {
+            "services": [
+                {
+                    "name": "storefront",
+                    "repositories": [str(app.path)],
+                    "gitops": {
+                        "repository": str(cfg.path),
+                        "paths": {"production": "apps/storefront/overlays/production"},
+                    },
+                }
+            ]
+        },
+    )
+    d1 = datetime(2024, 4, 1, 10, 3, tzinfo=UTC)
+    d2 = datetime(2024, 4, 2, 10, 4, tzinfo=UTC)
+    argo = application(
+        "storefront-production",
+        repo_url="https://git.example.com/platform-config.git",
+        path="apps/storefront/overlays/production",
+        dest_namespace="storefront",
+        history=[(c1, d1), (c2, d2)],
+    )
+    db = tmp_path / "db.duckdb"
+    ok(cli(db, "import", str(write_json(tmp_path / "app.json", argo)), config=config))
+    # Tag "1.1.0" equals app tag v1.1.0 (-> s3), "1.0.0" equals v1.0.0 (-> s1): the second deployment
+    # ships rev-list s3 ^s1 = {s2, s3}, plus config commit c2 under the production path.
+    rows = query(
+        db,
+        "SELECT repo, sha FROM deployment_changes WHERE deployment_id = "
+        "(SELECT id FROM deployments WHERE revision = ?) ORDER BY repo, sha",
+        [c2],
+    )
+    assert rows == sorted([("storefront", s2), ("storefront", s3), ("platform-config", c2)])
+    assert query(db, "SELECT tag, app_sha FROM config_image_changes ORDER BY committed_at") == [
+        ("1.0.0", s1),
+        ("1.1.0", s3),
+    ]
