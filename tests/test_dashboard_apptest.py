@@ -294,3 +294,34 @@ def test_self_assessment_form_writes_the_answers_yaml(tmp_path: Path, use_db: An
         "declarative-iac": (True, None), "progressive-delivery": (False, "canaries next quarter"),
     }
     assert yaml.safe_load(target.read_text())["answers"]["declarative-iac"] == "yes"
+
+
+def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, use_db: Any) -> None:
+    from dashboards.maturity_data import STATUS_LABELS
+
+    use_db(demo_db)
+    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    latest = con.execute(
+        "SELECT id, target, level FROM maturity_assessments ORDER BY as_of DESC, assessed_at DESC, id LIMIT 1"
+    ).fetchone()
+    assert latest is not None, "the demo stores a maturity assessment"
+    stored = dict(con.execute(
+        "SELECT capability, status FROM maturity_capability_status WHERE assessment_id = ?", [latest[0]]
+    ).fetchall())
+    monthly = con.execute("SELECT count(*) FROM maturity_assessments WHERE kind = 'monthly' AND target = ?",
+                          [latest[1]]).fetchone()
+    con.close()
+    at = open_page("maturity")
+    assert_clean(at)
+    level_text = "below Level 0" if latest[2] is None else f"Level {latest[2]}"
+    assert any(h.value == f"Maturity ladder: {level_text}" for h in at.subheader)
+    shown = {}
+    for df in at.dataframe:
+        if {"id", "status"} <= set(df.value.columns):
+            shown.update(dict(zip(df.value["id"], df.value["status"], strict=True)))
+    assert len(shown) == 20
+    assert shown == {cap: STATUS_LABELS[status] for cap, status in stored.items()}
+    if monthly and monthly[0]:
+        assert len(at.get("plotly_chart")) >= 1              # the maturity timeline over DORA trends
+    overview = open_page("overview")
+    assert any(f"{latest[1]}: {level_text}" in m.value for m in overview.markdown if "-badge[" in m.value)
