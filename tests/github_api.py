@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -78,9 +79,9 @@ class GitHubAPI:
         merge_sha: str | None = None,
         head: str = "feature",
         labels: tuple[str, ...] = (),
-        commits: list[tuple[str, str]] = (),  # type: ignore[assignment]
-        reviews: list[tuple[int, str, str, str]] = (),
-    ) -> None:  # type: ignore[assignment]
+        commits: Sequence[tuple[str, str]] = (),
+        reviews: Sequence[tuple[int, str, str, str]] = (),
+    ) -> None:
         url = f"{self.repo_url}/pulls/{number}"
         self.pulls.append(
             {

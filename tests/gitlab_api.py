@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,8 +75,8 @@ class GitLabAPI:
         merged: str | None = None,
         merge_sha: str | None = None,
         squash_sha: str | None = None,
-        commits: list[tuple[str, str]] = (),  # type: ignore[assignment]
-        notes: list[tuple[int, str, str, bool, str]] = (),  # type: ignore[assignment]
+        commits: Sequence[tuple[str, str]] = (),
+        notes: Sequence[tuple[int, str, str, bool, str]] = (),
         labels: tuple[str, ...] = (),
     ) -> None:
         self.mrs.append(

@@ -189,7 +189,7 @@ def gh_deployment_status(
         "updated_at": at,
     }
     status = {
-        "url": deployment["url"] + f"/statuses/{deployment_id * 10}",
+        "url": f"{deployment['url']}/statuses/{deployment_id * 10}",
         "id": deployment_id * 10,
         "state": state,
         "creator": {"login": "deployer"},
