@@ -5,7 +5,7 @@
 -- ending inside the period); months are whole 30-day blocks the same way. A period shorter than
 -- one block uses its own rate scaled to the block (days * 7 / period_days).
 -- Only successful deployments count (as for deployments and deployment_days).
--- fact: deployment_facts
+-- fact: deployment_times
 -- time: deployed_at
 WITH successful_deployments AS (
     SELECT *,

@@ -13,7 +13,8 @@
 --                     it replaced failed, recovered at the rollback
 -- evidence lists the incident ids, revert commit shas, deployment/event ids or rollback ids.
 CREATE OR REPLACE TEMP VIEW revert_chain AS
-WITH RECURSIVE revert_commits AS (
+WITH RECURSIVE revert_commits AS MATERIALIZED (
+    -- read the commits table once; the recursion below only walks these few rows
     SELECT repo, sha, reverts_sha FROM commits WHERE reverts_sha IS NOT NULL
 ),
 chain(repo, sha, reverts_sha, depth) AS (
@@ -32,7 +33,10 @@ SELECT repo, sha, reverts_sha, depth, depth % 2 = 1 AS is_genuine_revert
 FROM chain;
 
 CREATE OR REPLACE TEMP VIEW failure_signals AS
-WITH incident_signals AS (
+WITH genuine_reverts AS MATERIALIZED (
+    SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert
+),
+incident_signals AS (
     SELECT deployment_id,
            'incident' AS signal,
            list(incident_id ORDER BY created_at, incident_id) AS evidence,
@@ -48,14 +52,13 @@ genuine_revert_changes AS (
     -- (IN keeps the small revert list as the hash side: deployment_changes is the big table)
     SELECT dc.deployment_id AS reverting_deployment_id, dc.repo, dc.sha AS revert_sha, rc.reverts_sha
     FROM deployment_changes dc
-    JOIN revert_chain rc ON rc.repo = dc.repo AND rc.sha = dc.sha
-    WHERE rc.is_genuine_revert
-      AND dc.sha IN (SELECT sha FROM revert_chain WHERE is_genuine_revert)
+    JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+    WHERE dc.sha IN (SELECT sha FROM genuine_reverts)
 ),
 reverted_changes AS (
     SELECT dc.deployment_id, dc.repo, dc.sha
     FROM deployment_changes dc
-    WHERE dc.sha IN (SELECT reverts_sha FROM revert_chain WHERE is_genuine_revert)
+    WHERE dc.sha IN (SELECT reverts_sha FROM genuine_reverts)
 ),
 reverted_deployments AS (
     SELECT reverted.id AS deployment_id,

@@ -33,14 +33,16 @@ recoveries AS (
 incident_ids AS (
     SELECT DISTINCT lower(id) AS incident_key FROM incidents
 ),
+genuine_reverts AS MATERIALIZED (
+    SELECT repo, sha FROM revert_chain WHERE is_genuine_revert
+),
 revert_rework AS (
     SELECT DISTINCT dc.deployment_id, 'revert' AS reason
     FROM deployment_changes dc
-    JOIN revert_chain rc ON rc.repo = dc.repo AND rc.sha = dc.sha
-    WHERE rc.is_genuine_revert
-      AND dc.sha IN (SELECT sha FROM revert_chain WHERE is_genuine_revert)
+    JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+    WHERE dc.sha IN (SELECT sha FROM genuine_reverts)
 ),
-hotfix_commits AS (
+hotfix_commits AS MATERIALIZED (
     -- the pattern is a session value, so DuckDB compiles the regex once (not per row)
     SELECT repo, sha
     FROM commits
@@ -93,25 +95,26 @@ rework_reasons AS (
     )
     GROUP BY deployment_id
 )
-SELECT f.id,
-       f.service,
-       f.team,
-       f.environment,
-       f.is_production,
-       f.repository,
-       f.revision,
-       f.deployed_at,
-       f.status,
-       f.source,
-       f.is_rollback,
-       f.is_baseline,
+SELECT d.id,
+       d.service,
+       s.team,
+       d.environment,
+       coalesce(e.is_production, d.environment IN ('production', 'prod')) AS is_production,
+       d.repository,
+       d.revision,
+       d.deployed_at,
+       d.status,
+       d.source,
+       d.is_rollback,
        r.deployment_id IS NOT NULL AS is_failed,
        coalesce(r.failure_signals, []) AS failure_signals,
        r.recovered_at,
-       CASE WHEN r.recovered_at >= f.deployed_at
-            THEN (epoch(r.recovered_at) - epoch(f.deployed_at)) / 3600.0 END AS recovery_hours,
+       CASE WHEN r.recovered_at >= d.deployed_at
+            THEN (epoch(r.recovered_at) - epoch(d.deployed_at)) / 3600.0 END AS recovery_hours,
        w.deployment_id IS NOT NULL AS is_rework,
        coalesce(w.rework_reasons, []) AS rework_reasons
-FROM deployment_facts f
-LEFT JOIN recoveries r ON r.deployment_id = f.id
-LEFT JOIN rework_reasons w ON w.deployment_id = f.id;
+FROM deployments d
+LEFT JOIN services s ON s.name = d.service
+LEFT JOIN environments e ON e.name = d.environment
+LEFT JOIN recoveries r ON r.deployment_id = d.id
+LEFT JOIN rework_reasons w ON w.deployment_id = d.id;

@@ -1,0 +1,13 @@
+-- One row per deployment with only its dimensions, time and status: the light fact for families
+-- that need no change counts (deployment frequency ratings), so scoping them stays a plain scan.
+CREATE OR REPLACE TEMP VIEW deployment_times AS
+SELECT d.id,
+       d.service,
+       s.team,
+       d.environment,
+       d.repository,
+       d.deployed_at,
+       CAST(timezone('UTC', d.deployed_at) AS DATE) AS deployed_day,
+       d.status
+FROM deployments d
+LEFT JOIN services s ON s.name = d.service;
