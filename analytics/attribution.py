@@ -31,7 +31,7 @@ Scope = tuple[str, str]
 class _RepoGraph:
     """One repository's commit graph as integers, so the walk and the load stay cheap.
 
-    Commits are numbered in sha order in a TEMP table; parents become lists of numbers, and the
+    Commits are numbered in a TEMP table; parents become lists of numbers, and the
     result goes back to DuckDB as numbers joined to that table (no sha strings cross into Python
     except for the rare abbreviated revision).
     """
@@ -41,7 +41,7 @@ class _RepoGraph:
         self.table = f"_attr_nodes_{n}"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
-            "SELECT CAST(row_number() OVER (ORDER BY sha) - 1 AS INTEGER) AS i, sha, parents "
+            "SELECT CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents "
             "FROM commits WHERE repo = ?", [repo],
         )
         row = con.execute(f"SELECT count(*) FROM {self.table}").fetchone()
@@ -53,7 +53,7 @@ class _RepoGraph:
         ).fetchall():
             parents[child].append(parent)
         self.parents = parents
-        self._shas: list[str] | None = None
+        self._shas: list[tuple[str, int]] | None = None
         self.out_deployment: list[int] = []
         self.out_commit: list[int] = []
 
@@ -78,11 +78,12 @@ class _RepoGraph:
         return found
 
     def _prefix(self, prefix: str) -> int | None:
-        if self._shas is None:
-            self._shas = [sha for (sha,) in self.con.execute(
-                f"SELECT sha FROM {self.table} ORDER BY i").fetchall()]
-        i = bisect.bisect_left(self._shas, prefix)
-        hits = [j for j in range(i, min(i + 2, len(self._shas))) if self._shas[j].startswith(prefix)]
+        if self._shas is None:  # only for abbreviated revisions, so fetched lazily
+            self._shas = [(str(sha), int(i)) for sha, i in self.con.execute(
+                f"SELECT sha, i FROM {self.table} ORDER BY sha").fetchall()]
+        at = bisect.bisect_left(self._shas, (prefix, -1))
+        hits = [self._shas[j][1] for j in range(at, min(at + 2, len(self._shas)))
+                if self._shas[j][0].startswith(prefix)]
         return hits[0] if len(hits) == 1 else None
 
     def committed_us(self, numbers: list[int]) -> dict[int, int]:

@@ -53,9 +53,10 @@ class GitSummary:
 
     def mark(self, phase: str) -> None:
         """Seconds since the previous mark, kept per phase (printed with GITOPS_DORA_TIMINGS=1)."""
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.timings[phase] = now - self.timings.get("_last", now)
-        self.timings["_last"] = now
+        self.timings[f"{phase} cpu"] = cpu - self.timings.get("_last cpu", cpu)
+        self.timings["_last"], self.timings["_last cpu"] = now, cpu
 
     def line(self) -> str:
         if self.up_to_date:
@@ -206,8 +207,8 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         bar.advance()
     summary.mark("commit+snapshot")
     if os.environ.get("GITOPS_DORA_TIMINGS"):
-        print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items() if k != "_last"),
-              file=sys.stderr)
+        print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items()
+                                      if not k.startswith("_")), file=sys.stderr)
     return summary
 
 

@@ -7,7 +7,6 @@ temporary file and DuckDB parses and inserts them in one statement.
 
 from __future__ import annotations
 
-import codecs
 import os
 import queue
 import re
@@ -89,24 +88,20 @@ def _read_csv_sql(path: Path) -> str:
     )
 
 
-def _well_formed(path: Path, block: int = 1 << 23) -> bool:
-    """Valid UTF-8 with exactly one separator per field boundary, checked at C speed in blocks.
+def well_formed(data: bytes) -> bool:
+    """Valid UTF-8 with exactly one separator per field boundary, checked at C speed.
 
-    An error inside the transaction would abort the whole run, so the file is checked first.
+    An error inside the transaction would abort the whole run, so each chunk is checked first;
+    the common all-ASCII chunk skips the decode.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    seps = lines = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError:
-                return False
-            seps += chunk.count(b"\x1f")
-            lines += chunk.count(b"\n")
-            if b"\0" in chunk:
-                return False
-    return seps == lines * (len(LOG_FIELDS) - 1)
+    if b"\0" in data:
+        return False
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return data.count(b"\x1f") == data.count(b"\n") * (len(LOG_FIELDS) - 1)
 
 
 def _sanitise(raw: Path, clean: Path) -> None:
@@ -180,7 +175,7 @@ class _LogChunks:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # git exited early; finish() reports its error
-        self.queue: queue.Queue[Path | None] = queue.Queue()
+        self.queue: queue.Queue[tuple[Path, bool] | None] = queue.Queue()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -206,13 +201,14 @@ class _LogChunks:
 
     def _emit(self, n: int, data: bytes) -> int:
         path = self.tmp / f"log-{n:05d}.txt"
-        path.write_bytes(split_records(data, self.reverts))
-        self.queue.put(path)
+        lines = split_records(data, self.reverts)
+        path.write_bytes(lines)
+        self.queue.put((path, well_formed(lines)))
         return n + 1
 
-    def __iter__(self) -> Iterator[Path]:
-        while (path := self.queue.get()) is not None:
-            yield path
+    def __iter__(self) -> Iterator[tuple[Path, bool]]:
+        while (item := self.queue.get()) is not None:
+            yield item
 
     def finish(self) -> None:
         """Wait for git; a failed walk (e.g. a missing object) becomes one clear error."""
@@ -249,9 +245,9 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
     with tempfile.TemporaryDirectory(prefix="gitops-dora-log-") as tmp:
         chunks = _LogChunks(repo, exclude, Path(tmp))
         try:
-            for chunk in chunks:
+            for chunk, ok in chunks:
                 source = chunk
-                if not _well_formed(chunk):
+                if not ok:
                     source = chunk.with_suffix(".clean.txt")
                     _sanitise(chunk, source)
                 try:
