@@ -666,3 +666,45 @@ def test_argocd_deployment_of_helm_values_bump_maps_app_tag(tmp_path: Path) -> N
         ("1.0.0", s1),
         ("1.1.0", s3),
     ]
+
+
+def test_argocd_notification_lines_and_bad_flux_line(tmp_path: Path) -> None:
+    rev_a, rev_b = "a" * 40, "b" * 40
+    first = application(
+        "inventory-staging", repo_url="u", path="p", dest_namespace="inventory", history=[(rev_a, T0)]
+    )
+    second = application(
+        "inventory-staging",
+        repo_url="u",
+        path="p",
+        dest_namespace="inventory",
+        history=[(rev_a, T0), (rev_b, T0 + timedelta(hours=1))],
+    )
+    jl = tmp_path / "argocd-notifications.jsonl"
+    jl.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    db = tmp_path / "db.duckdb"
+    err = ok(cli(db, "import", str(jl), config=base_config(tmp_path)))
+    assert "argocd-notifications" in err
+    # History entry 0 arrives twice (stored once), entry 1 once: two events, two deployments.
+    assert query(db, "SELECT count(*) FROM reconciler_events") == [(2,)]
+    assert query(db, "SELECT revision, environment FROM deployments ORDER BY deployed_at") == [
+        (rev_a, "staging"),
+        (rev_b, "staging"),
+    ]
+    # A Flux event line without a timestamp rejects the whole file, naming file and line.
+    good = notification(
+        "Kustomization",
+        "inventory-staging",
+        "flux-system",
+        "ReconciliationSucceeded",
+        "ok",
+        T0,
+        revision="main@sha1:" + "c" * 40,
+    )
+    broken = dict(good, timestamp="yesterday")
+    fl = tmp_path / "flux.jsonl"
+    fl.write_text(json.dumps(good) + "\n" + json.dumps(broken) + "\n")
+    proc = cli(db, "import", str(fl), config=base_config(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {fl}: line 2: event has no usable timestamp"
+    assert query(db, "SELECT count(*) FROM deployments") == [(2,)]
