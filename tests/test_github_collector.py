@@ -356,3 +356,18 @@ def test_secondary_rate_limit_without_retry_after_backs_off(tmp_path: Path, api:
     assert "rate limited (HTTP 403): waiting 2s" in result.stderr
     assert time.monotonic() - started >= 2.0
     assert query(tmp_path, "SELECT count(*) FROM deployments") == [(2,)]
+
+
+def test_since_bounds_a_first_run_and_unmatched_merges_are_noted(tmp_path: Path, api: GitHubAPI) -> None:
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, "--since", "2026-01-06")
+    assert result.returncode == 0, result.stderr
+    # only PR 2 was updated on or after 2026-01-06 (09:30); PRs 1 (01-05 16:00), 3 and 5 are older
+    assert query(tmp_path, "SELECT number FROM pull_requests") == [(2,)]
+    # issues: since=2026-01-06 -> 20 (updated 01-06 03:00) and 21 are incidents
+    assert query(tmp_path, "SELECT count(*) FROM incidents") == [(2,)]
+    full = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, "--full")
+    assert full.returncode == 0, full.stderr
+    # no git history was collected: both merged PRs (1 and 5) point at unknown merge commits
+    assert query(tmp_path, "SELECT kind, count FROM data_warnings WHERE source = 'github'") == [
+        ("pr_merge_commit_unknown", 2)
+    ]

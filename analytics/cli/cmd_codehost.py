@@ -18,14 +18,19 @@ def collect_github_command(
         None, "--repo-id", help="id of the collected git repository these PRs belong to [auto]"
     ),
     full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
+    since: str | None = typer.Option(
+        None, "--since", help="skip items last updated before this (YYYY-MM-DD or ISO 8601 with zone)"
+    ),
 ) -> None:
     """Pull requests, deployments, incident issues and releases (token: $GITHUB_TOKEN)."""
     from analytics.collectors.github import collect_github
+    from analytics.metrics.window import parse_instant
     from analytics.progress import say
 
     app_ctx = get_ctx(ctx)
     summary = collect_github(app_ctx.db_path, app_ctx.config, repository, base_url=base_url,
-                             explicit_repo_id=repo_id, full=full)
+                             explicit_repo_id=repo_id, full=full,
+                             since=parse_instant(since, "--since") if since else None)
     say(summary.line())
 
 
@@ -40,12 +45,17 @@ def collect_gitlab_command(
         None, "--repo-id", help="id of the collected git repository these MRs belong to [auto]"
     ),
     full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
+    since: str | None = typer.Option(
+        None, "--since", help="skip items last updated before this (YYYY-MM-DD or ISO 8601 with zone)"
+    ),
 ) -> None:
     """Merge requests, deployments per environment and incident issues (token: $GITLAB_TOKEN)."""
     from analytics.collectors.gitlab import collect_gitlab
+    from analytics.metrics.window import parse_instant
     from analytics.progress import say
 
     app_ctx = get_ctx(ctx)
     summary = collect_gitlab(app_ctx.db_path, app_ctx.config, project, base_url=base_url,
-                             explicit_repo_id=repo_id, full=full)
+                             explicit_repo_id=repo_id, full=full,
+                             since=parse_instant(since, "--since") if since else None)
     say(summary.line())

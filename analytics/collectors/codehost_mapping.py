@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analytics.store.connection import WriteSession
 
 from analytics.config import Config
 
@@ -70,3 +75,30 @@ def root_cause(body: str | None) -> str | None:
 def reverts_sha(message: str | None) -> str | None:
     m = _REVERTS.search(message or "")
     return m.group(1) if m else None
+
+
+def later(first: datetime | None, second: datetime | None) -> datetime | None:
+    """The later of a watermark and a --since bound (either may be missing)."""
+    if first is None or second is None:
+        return first or second
+    return max(first, second)
+
+
+def note_unmatched_merges(session: WriteSession, repo: str) -> None:
+    """A Data health note when merged PRs point at commits the store does not have: their
+    squash-merge start cannot be applied until ``collect git`` (or push webhooks) brings them."""
+    rows = session.con.execute(
+        """SELECT count(*) FROM pull_requests p
+           WHERE p.repo = ? AND p.merged_at IS NOT NULL AND p.merge_commit_sha IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM commits c WHERE c.repo = p.repo AND c.sha = p.merge_commit_sha)""",
+        [repo],
+    ).fetchall()
+    missing = int(rows[0][0]) if rows else 0
+    session.con.execute(
+        "DELETE FROM data_warnings WHERE source = ? AND target = ? AND kind = 'pr_merge_commit_unknown'",
+        [session.source, session.target],
+    )
+    if missing:
+        session.warn("pr_merge_commit_unknown",
+                     f"{missing} merged PRs of {repo} name a merge commit that is not in the collected "
+                     "git history; run `collect git` for it (or check --repo-id)", missing)

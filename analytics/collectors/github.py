@@ -19,6 +19,8 @@ from typing import Any
 from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
+    later,
+    note_unmatched_merges,
     repo_id,
     root_cause,
     service_for,
@@ -291,6 +293,7 @@ def collect_github(
     base_url: str | None = None,
     explicit_repo_id: str | None = None,
     full: bool = False,
+    since: datetime | None = None,
 ) -> GitHubSummary:
     from github import GithubException
     from requests import RequestException
@@ -309,7 +312,7 @@ def collect_github(
         rid = resolve_repo_id(session, full_name, config, explicit_repo_id)
         summary = GitHubSummary(repository=full_name, repo_id=rid)
         marks = {
-            k: None if full else _from_state(read_state(session, source, k))
+            k: later(None if full else _from_state(read_state(session, source, k)), since)
             for k in ("pulls_updated_at", "deployments_created_at", "issues_updated_at")
         }
         try:
@@ -338,5 +341,6 @@ def collect_github(
         ):
             if mark is not None:
                 session.set_state(source, key, mark.isoformat())
+        note_unmatched_merges(session, rid)
         session.messages.append(summary.line())
     return summary

@@ -18,6 +18,8 @@ from typing import Any
 from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
+    later,
+    note_unmatched_merges,
     repo_id,
     root_cause,
     service_for,
@@ -259,6 +261,7 @@ def collect_gitlab(
     base_url: str | None = None,
     explicit_repo_id: str | None = None,
     full: bool = False,
+    since: datetime | None = None,
 ) -> GitLabSummary:
     from gitlab.exceptions import GitlabError
     from requests import RequestException
@@ -276,7 +279,7 @@ def collect_gitlab(
         rid = _resolve_repo_id(session, path, config, explicit_repo_id)
         summary = GitLabSummary(project=path, repo_id=rid)
         marks = {
-            k: None if full else parse_time(read_state(session, source, k))
+            k: later(None if full else parse_time(read_state(session, source, k)), since)
             for k in ("mrs_updated_at", "deployments_updated_at", "issues_updated_at")
         }
         try:
@@ -302,5 +305,6 @@ def collect_gitlab(
         ):
             if mark is not None:
                 session.set_state(source, key, mark.isoformat())
+        note_unmatched_merges(session, rid)
         session.messages.append(summary.line())
     return summary
