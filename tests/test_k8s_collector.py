@@ -242,3 +242,54 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
         ).fetchall() == [(REV_A, T0), (REV_B, T0 + timedelta(hours=2))]
     finally:
         con.close()
+
+
+def test_namespaces_from_config_limit_what_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "gitops-dora.yaml"
+    config.write_text("connections:\n  kubernetes:\n    namespaces: [argocd, team-b]\n")
+    with FakeKube() as kube:
+        kube.put(
+            "applications",
+            application("a-production", repo_url="u", path="p", dest_namespace="n", history=[(REV_A, T0)]),
+        )  # namespace argocd
+        other = application("b-production", repo_url="u", path="p", dest_namespace="n", history=[(REV_B, T0)])
+        other["metadata"]["namespace"] = "team-b"
+        kube.put("applications", other)
+        hidden = application(
+            "c-production", repo_url="u", path="p", dest_namespace="n", history=[(REV_B, T0)]
+        )
+        hidden["metadata"]["namespace"] = "team-c"
+        kube.put("applications", hidden)
+        db = tmp_path / "db.duckdb"
+        proc = subprocess.run(
+            [
+                CLI,
+                "--db",
+                str(db),
+                "--config",
+                str(config),
+                "collect",
+                "k8s",
+                "--kubeconfig",
+                str(kube.kubeconfig(tmp_path / "kubeconfig")),
+            ],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        paths = sorted(r.split("?")[0] for r in kube.requests if "applications" in r)
+        assert paths == [
+            "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications",
+            "/apis/argoproj.io/v1alpha1/namespaces/team-b/applications",
+        ]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        # Objects in team-c were never asked for.
+        assert con.execute("SELECT namespace, name FROM reconciler_objects ORDER BY 1").fetchall() == [
+            ("argocd", "a-production"),
+            ("team-b", "b-production"),
+        ]
+    finally:
+        con.close()

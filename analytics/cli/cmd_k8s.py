@@ -14,7 +14,9 @@ def collect_k8s_command(
         None, "--kubeconfig", help="kubeconfig file [in-cluster, then ~/.kube/config]"
     ),
     context: str | None = typer.Option(None, "--context", help="kubeconfig context [current context]"),
-    namespace: str | None = typer.Option(None, "--namespace", "-n", help="one namespace [all namespaces]"),
+    namespace: str | None = typer.Option(
+        None, "--namespace", "-n", help="one namespace [connections.kubernetes.namespaces, else all]"
+    ),
     watch: bool = typer.Option(
         False, "--watch", help="after the list, keep watching and store changes as they come"
     ),
@@ -30,17 +32,16 @@ def collect_k8s_command(
     k8s_cfg = config.connections.kubernetes
     kubeconfig = kubeconfig or k8s_cfg.kubeconfig
     context = context or k8s_cfg.context
-    if namespace is None and len(k8s_cfg.namespaces) == 1:
-        namespace = k8s_cfg.namespaces[0]
+    namespaces = [namespace] if namespace else list(k8s_cfg.namespaces)
     client = api_client(kubeconfig, context)
-    target = f"{context or 'current-context'}/{namespace or '*'}"
+    target = f"{context or 'current-context'}/{','.join(namespaces) or '*'}"
     if not watch:
-        summary, notes = collect(app_ctx.db_path, config, client, namespace, target)
+        summary, notes = collect(app_ctx.db_path, config, client, namespaces, target)
         for note in notes:
             say(f"note: {note}")
         say(f"{target}: {summary.line()}")
         return
-    watcher = Watcher(app_ctx.db_path, config, client, namespace, target, say=say)
+    watcher = Watcher(app_ctx.db_path, config, client, namespaces, target, say=say)
 
     def _stop(signum: int, _frame: object) -> None:
         watcher.request_stop()

@@ -37,10 +37,21 @@ class Resource:
     group: str
     version: str
     plural: str
+    namespace: str | None = None  # None: all namespaces
 
     @property
     def name(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
+        base = f"{self.plural}.{self.group}" if self.group else self.plural
+        return f"{base} in {self.namespace}" if self.namespace else base
+
+    def scoped(self, namespace: str | None) -> Resource:
+        return Resource(self.group, self.version, self.plural, namespace)
+
+
+def resources(namespaces: list[str]) -> list[Resource]:
+    """Every resource in every namespace asked for (all namespaces when none are)."""
+    scopes: list[str | None] = list(namespaces) or [None]
+    return [r.scoped(ns) for ns in scopes for r in RESOURCES]
 
 
 RESOURCES = (
@@ -76,23 +87,22 @@ def api_client(kubeconfig: str | None, context: str | None) -> Any:
 class Cluster:
     """List and watch calls for the resources, returning raw JSON exactly as the API sends it."""
 
-    def __init__(self, client: Any, namespace: str | None) -> None:
+    def __init__(self, client: Any) -> None:
         from kubernetes import client as k8s
 
         self.custom = k8s.CustomObjectsApi(client)
         self.core = k8s.CoreV1Api(client)
-        self.namespace = namespace
 
     def _call(self, resource: Resource) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if not resource.group:
-            if self.namespace:
-                return self.core.list_namespaced_event, (self.namespace,)
+            if resource.namespace:
+                return self.core.list_namespaced_event, (resource.namespace,)
             return self.core.list_event_for_all_namespaces, ()
-        if self.namespace:
+        if resource.namespace:
             return self.custom.list_namespaced_custom_object, (
                 resource.group,
                 resource.version,
-                self.namespace,
+                resource.namespace,
                 resource.plural,
             )
         return self.custom.list_cluster_custom_object, (resource.group, resource.version, resource.plural)
@@ -158,10 +168,12 @@ def relevant(resource: Resource, items: list[dict[str, Any]]) -> list[dict[str, 
     return [e for e in items if is_reconciler_event(e)]
 
 
-def list_all(cluster: Cluster, notes: list[str]) -> tuple[list[dict[str, Any]], dict[Resource, str]]:
+def list_all(
+    cluster: Cluster, scope: list[Resource], notes: list[str]
+) -> tuple[list[dict[str, Any]], dict[Resource, str]]:
     objects: list[dict[str, Any]] = []
     versions: dict[Resource, str] = {}
-    for resource in RESOURCES:
+    for resource in scope:
         try:
             items, version = cluster.list(resource)
         except Exception as exc:  # noqa: BLE001 - ApiException or a connection error
@@ -182,12 +194,12 @@ def _source_error(resource: Resource, exc: Exception) -> SourceError:
 
 
 def collect(
-    db_path: Path, config: Config, client: Any, namespace: str | None, target: str
+    db_path: Path, config: Config, client: Any, namespaces: list[str], target: str
 ) -> tuple[DeriveSummary, list[str]]:
     """One list of every resource, stored in one transaction."""
-    cluster = Cluster(client, namespace)
+    cluster = Cluster(client)
     notes: list[str] = []
-    objects, versions = list_all(cluster, notes)
+    objects, versions = list_all(cluster, resources(namespaces), notes)
     with open_writer(db_path, source="k8s", target=target) as session:
         summary = store_collected(session, config, collect_objects(objects, config, "cluster"))
         for resource, version in versions.items():
@@ -223,7 +235,7 @@ class Watcher:
         db_path: Path,
         config: Config,
         client: Any,
-        namespace: str | None,
+        namespaces: list[str],
         target: str,
         *,
         batch_seconds: float = 1.0,
@@ -231,7 +243,8 @@ class Watcher:
     ) -> None:
         self.db_path = db_path
         self.config = config
-        self.cluster = Cluster(client, namespace)
+        self.cluster = Cluster(client)
+        self.scope = resources(namespaces)
         self.target = target
         self.batch_seconds = batch_seconds
         self.stop = threading.Event()
@@ -251,7 +264,7 @@ class Watcher:
 
     def run(self) -> WatchStats:
         notes: list[str] = []
-        objects, versions = list_all(self.cluster, notes)
+        objects, versions = list_all(self.cluster, self.scope, notes)
         for note in notes:
             self.say(f"note: {note}")
         self._write(objects, versions)
