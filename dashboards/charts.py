@@ -34,15 +34,17 @@ def trend_lines(frame: pd.DataFrame, y: str, title: str, y_label: str, *, percen
     return fig
 
 
-def pr_phase_bars(frame: pd.DataFrame) -> go.Figure:
-    phases = ["coding_hours", "pickup_hours", "review_hours", "deploy_hours"]
-    medians = [float(frame[p].median()) if frame[p].notna().any() else 0.0 for p in phases]
-    fig = go.Figure(
-        go.Bar(x=medians, y=[p.removesuffix("_hours") for p in phases], orientation="h",
-               text=[f"{m:.1f} h" for m in medians])
-    )
-    fig.update_layout(title="PR lead time breakdown (median hours per phase)", height=300,
-                      yaxis={"autorange": "reversed"})
+PR_PHASES = ("coding", "pickup", "review", "deploy")
+
+
+def pr_phase_bars(medians: pd.DataFrame) -> go.Figure:
+    """Median hours per PR phase (the engine's pr_*_median_hours), one stacked bar per group."""
+    fig = go.Figure()
+    for phase in PR_PHASES:
+        fig.add_trace(go.Bar(y=medians["group"], x=medians[phase], name=phase, orientation="h",
+                             text=[f"{v:.1f} h" if pd.notna(v) else "" for v in medians[phase]]))
+    fig.update_layout(title="PR lead time breakdown (median hours per phase)", barmode="stack",
+                      height=120 + 60 * len(medians), xaxis_title="hours")
     return fig
 
 

@@ -127,7 +127,7 @@ def lead_time_distribution(db: Path, f: Filters) -> pd.DataFrame | None:
 
 
 def pr_breakdown(db: Path, f: Filters) -> pd.DataFrame | None:
-    out = _filtered(db, "pr_breakdown", f)
+    out = _filtered(db, "pr_breakdown", f, needs=("pr_lead_times",))
     return out if out is not None and len(out) else None
 
 

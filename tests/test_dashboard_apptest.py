@@ -325,3 +325,59 @@ def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, us
         assert len(at.get("plotly_chart")) >= 1              # the maturity timeline over DORA trends
     overview = open_page("overview")
     assert any(f"{latest[1]}: {level_text}" in m.value for m in overview.markdown if "-badge[" in m.value)
+
+
+def test_pr_breakdown_equals_metrics_json_and_hand_worked_medians(tmp_path: Path, use_db: Any) -> None:
+    """Two merged PRs shipped by D1 (2026-01-11 12:00 UTC); D0 is the baseline.
+
+    PR 1: first commit 01-10 00:00, opened 04:00, first review 10:00, merged 01-11 00:00
+          -> coding 4 h, pickup 6 h, review 14 h, deploy 12 h
+    PR 2: first commit 01-11 00:00, opened 02:00, first review 04:00, merged 06:00
+          -> coding 2 h, pickup 2 h, review 2 h, deploy 6 h
+    medians (even count, mean of the two): coding 3, pickup 4, review 8, deploy 9.
+    """
+    def ts(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    db = tmp_path / "prs.duckdb"
+    with open_writer(db, source="test") as w:
+        w.upsert("services", [{"name": "api", "team": "core"}])
+        w.upsert("environments", [{"name": "production", "is_production": True}])
+        w.upsert("commits", [
+            {"repo": "api", "sha": sha, "parents": [], "author_time": ts(at), "committer_time": ts(at),
+             "is_merge": False, "subject": sha}
+            for sha, at in (("c0", "2026-01-01T00:00"), ("m1", "2026-01-11T00:00"),
+                            ("m2", "2026-01-11T06:00"))
+        ])
+        w.upsert("deployments", [
+            {"id": "D0", "service": "api", "environment": "production", "repository": "api",
+             "revision": "c0", "deployed_at": ts("2026-01-02T00:00"), "status": "success", "source": "test"},
+            {"id": "D1", "service": "api", "environment": "production", "repository": "api",
+             "revision": "m2", "deployed_at": ts("2026-01-11T12:00"), "status": "success", "source": "test"},
+        ])
+        w.upsert("deployment_changes", [{"deployment_id": "D0", "repo": "api", "sha": "c0"},
+                                        {"deployment_id": "D1", "repo": "api", "sha": "m1"},
+                                        {"deployment_id": "D1", "repo": "api", "sha": "m2"}])
+        w.upsert("pull_requests", [
+            {"repo": "api", "number": 1, "provider": "github", "title": "one", "state": "merged",
+             "first_commit_at": ts("2026-01-10T00:00"), "created_at": ts("2026-01-10T04:00"),
+             "first_review_at": ts("2026-01-10T10:00"), "merged_at": ts("2026-01-11T00:00"),
+             "merge_commit_sha": "m1", "commit_shas": ["m1"], "url": "https://example.test/pr/1"},
+            {"repo": "api", "number": 2, "provider": "github", "title": "two", "state": "merged",
+             "first_commit_at": ts("2026-01-11T00:00"), "created_at": ts("2026-01-11T02:00"),
+             "first_review_at": ts("2026-01-11T04:00"), "merged_at": ts("2026-01-11T06:00"),
+             "merge_commit_sha": "m2", "commit_shas": ["m2"], "url": "https://example.test/pr/2"},
+        ])
+    use_db(db)
+    at = open_page("throughput", since="2026-01-01", until="2026-02-01")
+    assert_clean(at)
+    medians = next(df.value for df in at.dataframe if "coding" in df.value.columns)
+    payload = metrics_json(db, MetricsRequest(since="2026-01-01", until="2026-02-01"))
+    (group,) = payload["groups"]
+    row = medians.iloc[0]
+    for phase, hand in (("coding", 3.0), ("pickup", 4.0), ("review", 8.0), ("deploy", 9.0)):
+        assert row[phase] == pytest.approx(group[f"pr_{phase}_median_hours"])
+        assert row[phase] == pytest.approx(hand)
+    assert row["prs_deployed"] == group["prs_deployed"] == 2
+    prs = next(df.value for df in at.dataframe if "number" in df.value.columns)
+    assert sorted(prs["number"]) == [1, 2]

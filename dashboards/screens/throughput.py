@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import charts, state
+from dashboards.charts import PR_PHASES
 from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_PRS, no_data, table
-from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
+from dashboards.metrics_source import (
+    MetricsUnavailable,
+    group_label,
+    groups_of,
+    metrics,
+    request_for,
+    trend_frame,
+)
 from dashboards.queries import lead_time_distribution, pr_breakdown, weekly_deployments
 
 st.title("Throughput")
@@ -49,10 +58,28 @@ if dist is not None and not dist.empty:
         table(dist, key="lead", file_name="change-lead-times.csv")
 
 st.subheader("PR lead time breakdown")
-prs = pr_breakdown(db, f)
-if prs is None:
+try:
+    groups = groups_of(metrics(db, request_for(f)))
+except MetricsUnavailable as exc:
+    st.warning(f"PR breakdown unavailable: {exc}")
+    groups = []
+phase_rows = [
+    {"group": group_label(g), "prs_deployed": g.get("prs_deployed"),
+     **{phase: g.get(f"pr_{phase}_median_hours") for phase in PR_PHASES},
+     "changes_with_pr": g.get("changes_with_pr"), "changes_without_pr": g.get("changes_without_pr")}
+    for g in groups if g.get("prs_deployed")
+]
+if not phase_rows:
     no_data("merged pull requests shipped in this window", COLLECT_PRS)
 else:
-    st.plotly_chart(charts.pr_phase_bars(prs), key="pr-phases")
-    table(prs, key="prs", file_name="pr-breakdown.csv",
-          column_config={"url": st.column_config.LinkColumn("url")})
+    medians = pd.DataFrame(phase_rows)
+    st.plotly_chart(charts.pr_phase_bars(medians), key="pr-phases")
+    st.caption("coding = first commit → PR opened, pickup → first review, review → merged, "
+               "deploy → deployed; medians over the PRs shipped in the window (`metrics` fields "
+               "`pr_*_median_hours`). Changes without a PR count for lead time but not here.")
+    table(medians, key="pr-medians", file_name="pr-phase-medians.csv")
+    prs = pr_breakdown(db, f)
+    if prs is not None:
+        with st.expander(f"The {len(prs)} deployed pull requests"):
+            table(prs, key="prs", file_name="pr-breakdown.csv",
+                  column_config={"url": st.column_config.LinkColumn("url")})
