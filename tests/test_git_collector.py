@@ -278,7 +278,7 @@ def test_missing_object_fails_cleanly(tmp_path: Path, release: tuple[GitRepo, di
     assert _table_dump(db) == before  # nothing of the broken repository was written
 
 
-@pytest.mark.parametrize("case", ["not-a-repo", "missing-path", "unknown-ref", "bad-regex"])
+@pytest.mark.parametrize("case", ["not-a-repo", "inside-repo", "missing-path", "unknown-ref", "bad-regex"])
 def test_bad_input_one_line_nothing_written(
     tmp_path: Path, release: tuple[GitRepo, dict[str, str]], case: str
 ) -> None:
@@ -286,8 +286,11 @@ def test_bad_input_one_line_nothing_written(
     db = tmp_path / "db.duckdb"
     plain = tmp_path / "plain"
     plain.mkdir()
+    inner = repo.path / "docs"
+    inner.mkdir()
     args, needle = {
         "not-a-repo": ([str(plain)], f"{plain} is not a git repository"),
+        "inside-repo": ([str(inner)], f"{inner} is not a git repository (it is a folder inside"),
         "missing-path": ([str(tmp_path / "nowhere")], "nowhere: no such file or directory"),
         "unknown-ref": ([str(repo.path), "--deploy-branch", "nope"],
                         "unknown ref 'nope' for --deploy-branch"),

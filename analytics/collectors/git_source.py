@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def _cache_clone(url: str, repo_id: str) -> Path:
         capture_output=True, text=True, env=git_env(), errors="replace",
     )
     if proc.returncode != 0:
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise SourceError(f"cannot clone {shown}: {git_reason(proc.stderr)}")
     os.replace(tmp, dest)  # a half-finished clone never looks like a cache hit
     return dest
@@ -134,7 +135,11 @@ def locate(path_or_url: str, repo_id: str | None = None) -> RepoLocation:
     if not is_bare:
         top = run_git(local, ["rev-parse", "--show-toplevel"], what="", check=False)
         if top.returncode == 0 and top.stdout.strip():
-            local = Path(top.stdout.strip())  # a sub-folder means its whole repository
+            toplevel = Path(top.stdout.strip())
+            if toplevel.resolve() != local.resolve():
+                # Mining the enclosing repository instead would be a silent surprise.
+                raise SourceError(f"{shown} is not a git repository (it is a folder inside the "
+                                  f"repository {toplevel}; pass that instead)")
         elif local.resolve().name == ".git":
             local = local.resolve().parent
     if not fetched:
