@@ -305,6 +305,9 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
             )
             == 200
         )
+        # a late, out-of-order "opened" delivery (older updated_at) must not undo the merge
+        late = {"action": "edited", "number": 12, "pull_request": pr, "repository": repo}
+        assert post("pull_request", late) == 200
     # first commit = A's time (pushed to head branch "retries"); first review 13:00; merged 16:00
     assert rows(
         db,

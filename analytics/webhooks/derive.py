@@ -23,6 +23,9 @@ ON CONFLICT (repo, number) DO UPDATE SET
     merge_commit_sha = coalesce(excluded.merge_commit_sha, merge_commit_sha),
     base_ref = coalesce(excluded.base_ref, base_ref), head_ref = coalesce(excluded.head_ref, head_ref),
     labels = excluded.labels, url = coalesce(excluded.url, url), updated_at = excluded.updated_at
+-- never let an older webhook state overwrite a newer one (e.g. from a later API collection)
+WHERE excluded.updated_at IS NULL OR pull_requests.updated_at IS NULL
+   OR excluded.updated_at >= pull_requests.updated_at
 """
 
 _FIRST_REVIEW = """
@@ -39,14 +42,18 @@ WITH pushed_to_head AS (
     FROM pull_requests p
     JOIN webhook_pushes w ON w.repo = p.repo AND w.ref = 'refs/heads/' || p.head_ref
     JOIN commits c ON c.repo = w.repo AND list_contains(w.commit_shas, c.sha)
-    WHERE p.commit_shas IS NULL AND (p.merged_at IS NULL OR w.pushed_at <= p.merged_at)
+    WHERE p.merged_at IS NULL OR w.pushed_at <= p.merged_at
 ),
 per_pr AS (
     SELECT repo, number, min(author_time) AS first_commit_at, list(DISTINCT sha ORDER BY sha) AS shas
     FROM pushed_to_head GROUP BY ALL
 )
-UPDATE pull_requests AS p SET first_commit_at = per_pr.first_commit_at, commit_shas = per_pr.shas
+UPDATE pull_requests AS p
+SET first_commit_at = least(coalesce(p.first_commit_at, per_pr.first_commit_at), per_pr.first_commit_at),
+    commit_shas = list_sort(list_distinct(list_concat(coalesce(p.commit_shas, []), per_pr.shas)))
 FROM per_pr WHERE p.repo = per_pr.repo AND p.number = per_pr.number
+  AND (p.first_commit_at IS NULL OR per_pr.first_commit_at < p.first_commit_at
+       OR NOT list_has_all(coalesce(p.commit_shas, []), per_pr.shas))
 """
 
 
