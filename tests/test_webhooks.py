@@ -141,6 +141,10 @@ def test_two_hundred_concurrent_signed_deliveries_lose_nothing(db: Path) -> None
         assert [a.status_code for a in answers] == [200] * 200
     assert rows(db, "SELECT count(*) FROM incidents") == [(200,)]
     assert rows(db, "SELECT count(*) FROM webhook_deliveries") == [(200,)]
+    # the receiver's busy periods are recorded as collection runs that together stored all 200
+    stored = rows(db, "SELECT sum(CAST(regexp_extract(message, '(\\d+) deliveries', 1) AS INTEGER))"
+                      " FROM collection_runs WHERE source = 'webhook' AND target = 'receiver'")
+    assert stored == [(200,)]
 
 
 def test_webhook_only_push_chain_gives_deployment_changes(db: Path, tmp_path: Path) -> None:
