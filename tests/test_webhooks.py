@@ -432,3 +432,23 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
     assert rows(db, "SELECT number, state, merged_at, merge_commit_sha, labels FROM pull_requests") == [
         (4, "merged", utc("2026-05-01T13:00:00"), B, ["backend"])
     ]
+
+
+def test_configured_repository_maps_webhooks_to_its_repo_id_and_service(db: Path, tmp_path: Path) -> None:
+    config = tmp_path / "gitops-dora.yaml"
+    config.write_text(
+        "services:\n  - name: payments-svc\n    team: money\n    repositories: [/src/clones/payments]\n"
+        "webhooks:\n  default_environment: prod-eu\n"
+    )
+    with receiver(db, ENV, config=config) as rx, httpx.Client(timeout=30) as client:
+        push = gh_push(REPO, "refs/heads/main", ZERO, [(A, "2026-06-01T10:00:00Z", "x")])
+        assert post_github(client, rx.url, "push", push, SECRET).status_code == 200
+        status = gh_deployment_status(REPO, 5, A, "success", "2026-06-01T12:00:00Z", environment=None)
+        assert post_github(client, rx.url, "deployment_status", status, SECRET).status_code == 200
+    # acme/payments is the configured /src/clones/payments: repo id "payments" (what `collect git`
+    # names it), service payments-svc; no environment in the payload -> webhooks.default_environment
+    assert rows(db, "SELECT repository, service, environment FROM deployments") == [
+        ("payments", "payments-svc", "prod-eu")
+    ]
+    assert rows(db, "SELECT repo FROM commits") == [("payments",)]
+    assert rows(db, "SELECT name, team FROM services") == [("payments-svc", "money")]

@@ -40,7 +40,7 @@ def repo_id(full_name: str, config: Config) -> str:
     name = full_name.rsplit("/", 1)[-1]
     for service in config.services:
         for location in service.repositories:
-            if _mentions(location, full_name) or location == name:
+            if _mentions(location, full_name) or _basename(location) == name:
                 return _basename(location)
     return full_name
 
