@@ -12,10 +12,10 @@ def collect_github_command(
     ctx: typer.Context,
     repository: str = typer.Argument(..., help="OWNER/REPO"),
     base_url: str | None = typer.Option(
-        None, "--base-url", help="API root, e.g. https://ghe.example.com/api/v3 [connections.github.base_url]"
+        None, "--base-url", help="API root (GHE: https://HOST/api/v3); default: connections.github.base_url"
     ),
     repo_id: str | None = typer.Option(
-        None, "--repo-id", help="id of the collected git repository these PRs belong to [auto]"
+        None, "--repo-id", help="id of the collected git repository these PRs belong to; default: by name"
     ),
     full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
     since: str | None = typer.Option(
@@ -39,10 +39,10 @@ def collect_gitlab_command(
     ctx: typer.Context,
     project: str = typer.Argument(..., help="GROUP/PROJECT (subgroups allowed: group/sub/project)"),
     base_url: str | None = typer.Option(
-        None, "--base-url", help="GitLab root, e.g. https://gitlab.example.com [connections.gitlab.base_url]"
+        None, "--base-url", help="GitLab root URL; default: connections.gitlab.base_url"
     ),
     repo_id: str | None = typer.Option(
-        None, "--repo-id", help="id of the collected git repository these MRs belong to [auto]"
+        None, "--repo-id", help="id of the collected git repository these MRs belong to; default: by name"
     ),
     full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
     since: str | None = typer.Option(
