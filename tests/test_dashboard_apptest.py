@@ -33,8 +33,9 @@ PAGES = ("overview", "throughput", "stability", "deployments", "maturity", "data
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    # run beside the database, so a gitops-dora.yaml in the checkout cannot change the numbers
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+                          timeout=300, cwd=db.parent if db.parent.exists() else None)
 
 
 @pytest.fixture(scope="module")

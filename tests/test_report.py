@@ -88,10 +88,11 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run(db: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run beside the database, so a gitops-dora.yaml in the checkout cannot interfere."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
+                          cwd=db.parent, timeout=120)
 
 
 def report_rows(path: Path) -> list[dict[str, str]]:
