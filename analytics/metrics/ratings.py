@@ -47,12 +47,19 @@ WEEKLY_MONTHLY_PER_MONTH = 1.0
 MONTHLY_6MONTHLY_PER_SIX_MONTHS = 1.0
 
 
+@cache
 def benchmarks_dir() -> Path:
     return data_dir() / "benchmarks"
 
 
+@cache
+def _years() -> tuple[int, ...]:
+    # cached: the engine rates every group (tens of thousands with --trend week)
+    return tuple(sorted(int(p.stem) for p in benchmarks_dir().glob("*.yaml") if p.stem.isdigit()))
+
+
 def available_years() -> list[int]:
-    return sorted(int(p.stem) for p in benchmarks_dir().glob("*.yaml") if p.stem.isdigit())
+    return list(_years())
 
 
 @cache
@@ -103,6 +110,14 @@ def cfr_band(rate: float) -> str:
     return f"{CFR_BANDS[-1][0]}-{CFR_BANDS[-1][1]}%"
 
 
+@cache
+def _cluster_of(year: int, metric: str, bucket: str) -> str:
+    """The cluster a survey bucket maps to in a year's table (cached: a handful of combinations)."""
+    table = load_benchmark(year)
+    order = list(FREQUENCY_BUCKETS) if metric == "deployment_frequency" else [n for n, _ in DURATION_BUCKETS]
+    return _bucket_cluster(table["metrics"][metric], list(table["clusters"]), bucket, order)
+
+
 def _bucket_cluster(spec: dict[str, Any], clusters: list[str], bucket: str, order: list[str]) -> str:
     covering = [c for c in clusters if bucket in spec[c]["buckets"]]
     if covering:
@@ -149,14 +164,10 @@ def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]
         group.get("deployments_per_month_median"),
         group.get("deployments_per_six_months"),
     )
-    freq_cluster = (
-        _bucket_cluster(metrics["deployment_frequency"], clusters, freq, list(FREQUENCY_BUCKETS))
-        if freq else None
-    )
+    freq_cluster = _cluster_of(table["year"], "deployment_frequency", freq) if freq else None
     out["deployment_frequency"] = _entry(
         table, "deployment_frequency", freq, freq_cluster, group.get("deployment_days_per_week_median")
     )
-    durations = [name for name, _ in DURATION_BUCKETS]
     recovery_metric, recovery_field = (
         ("failed_deployment_recovery_time", "failed_deployment_recovery_median_hours")
         if "failed_deployment_recovery_time" in metrics
@@ -165,7 +176,7 @@ def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]
     for metric, field in (("lead_time", "lead_time_median_hours"), (recovery_metric, recovery_field)):
         value = group.get(field)
         bucket = duration_bucket(value)
-        cluster = _bucket_cluster(metrics[metric], clusters, bucket, durations) if bucket else None
+        cluster = _cluster_of(table["year"], metric, bucket) if bucket else None
         out[metric] = _entry(table, metric, bucket, cluster, value)
     rate = group.get("change_failure_rate")
     if rate is None or (isinstance(rate, float) and math.isnan(rate)):
