@@ -6,10 +6,13 @@ Run with ``gitops-dora dashboard``; the database comes from ``GITOPS_DORA_DB``.
 from __future__ import annotations
 
 import logging
+import os
 
 import streamlit as st
 
+from dashboards.source import db_path
 from dashboards.state import sidebar_filters
+from dashboards.warmup import WARMUP_ENV, warm_default_view
 
 st.set_page_config(page_title="gitops-dora", page_icon=":material/rocket_launch:", layout="wide")
 
@@ -27,6 +30,8 @@ PAGES = [
 ]
 
 navigation = st.navigation(PAGES)
+if os.environ.get(WARMUP_ENV) == "1":
+    warm_default_view(db_path())
 try:
     sidebar_filters()
     navigation.run()

@@ -93,21 +93,6 @@ def maturity_timeline(monthly: pd.DataFrame, dora: pd.DataFrame | None) -> go.Fi
     return fig
 
 
-def overview_trend(frame: pd.DataFrame) -> go.Figure:
-    """Deployments per week (bars) and median lead time (line) per environment, side by side."""
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Deployments per week", "Median lead time (h)"))
-    for group in dict.fromkeys(frame["group"]):
-        part = frame[frame["group"] == group]
-        fig.add_trace(go.Bar(x=part["period_start"], y=part["deployments_per_week"], name=group,
-                             legendgroup=group), row=1, col=1)
-        fig.add_trace(go.Scatter(x=part["period_start"], y=part["lead_time_median_hours"], name=group,
-                                 mode="lines+markers", legendgroup=group, showlegend=False), row=1, col=2)
-    fig.update_layout(height=300, barmode="group", margin={"t": 40, "b": 20})
-    return fig
-
-
 def deployment_timeline(frame: pd.DataFrame) -> go.Figure:
     fig = px.scatter(frame, x="deployed_at", y="service", color="outcome", symbol="environment",
                      hover_data=["id", "status", "failed_because", "changes"],

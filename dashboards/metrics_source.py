@@ -5,12 +5,12 @@ encoding as ``gitops-dora metrics --format json`` so the dashboard shows exactly
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import streamlit as st
 
 from analytics.errors import UserError
 from dashboards.filters import Filters
@@ -95,14 +95,54 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
     return payload
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _cached(db: str, stamp: int, req: MetricsRequest) -> dict[str, Any]:
-    del stamp  # cache key only: a new snapshot means new numbers
-    return compute(Path(db), req)
+class _ResultCache:
+    """Engine results per (database, snapshot stamp, request), shared by every session and the
+    warm-up thread. A request being computed is computed once: later callers wait for it.
+    A UserError-style failure is cached too, so a bad request does not re-run the engine.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._results: OrderedDict[tuple[str, int, MetricsRequest], dict[str, Any] | MetricsUnavailable] = (
+            OrderedDict()
+        )
+        self._inflight: dict[tuple[str, int, MetricsRequest], threading.Lock] = {}
+
+    def get(self, db: Path, req: MetricsRequest) -> dict[str, Any]:
+        key = (str(db), data_stamp(db), req)
+        with self._lock:
+            if key in self._results:
+                self._results.move_to_end(key)
+                return self._unwrap(self._results[key])
+            gate = self._inflight.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._results:
+                    return self._unwrap(self._results[key])
+            try:
+                value: dict[str, Any] | MetricsUnavailable = compute(db, req)
+            except MetricsUnavailable as exc:
+                value = exc
+            with self._lock:
+                self._results[key] = value
+                self._inflight.pop(key, None)
+                while len(self._results) > self._size:
+                    self._results.popitem(last=False)
+        return self._unwrap(value)
+
+    @staticmethod
+    def _unwrap(value: dict[str, Any] | MetricsUnavailable) -> dict[str, Any]:
+        if isinstance(value, MetricsUnavailable):
+            raise value
+        return value
+
+
+RESULTS = _ResultCache()
 
 
 def metrics(db: Path, req: MetricsRequest) -> dict[str, Any]:
-    return _cached(str(db), data_stamp(db), req)
+    return RESULTS.get(db, req)
 
 
 def groups_of(payload: dict[str, Any]) -> list[dict[str, Any]]:

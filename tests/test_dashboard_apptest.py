@@ -382,3 +382,33 @@ def test_pr_breakdown_equals_metrics_json_and_hand_worked_medians(tmp_path: Path
     assert row["prs_deployed"] == group["prs_deployed"] == 2
     prs = next(df.value for df in at.dataframe if "number" in df.value.columns)
     assert sorted(prs["number"]) == [1, 2]
+
+
+def test_warm_up_computes_the_default_overview_once_per_snapshot(
+    demo_db: Path, use_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from dashboards import metrics_source, warmup
+    from dashboards.filters import Filters, default_window
+    from dashboards.source import data_stamp
+
+    use_db(demo_db)
+    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    (newest,) = con.execute(
+        "SELECT CAST(max(deployed_at) AT TIME ZONE 'UTC' AS DATE) FROM deployments").fetchone() or (None,)
+    con.close()
+    since, until = default_window(newest, newest)
+    req = metrics_source.request_for(Filters(since, until), compare_previous=True)
+    key = (str(demo_db), data_stamp(demo_db), req)
+    monkeypatch.setattr(metrics_source, "RESULTS", metrics_source._ResultCache())
+    monkeypatch.setattr(warmup, "metrics", lambda db, r: metrics_source.RESULTS.get(db, r))
+    monkeypatch.setattr(warmup, "_seen", set())
+    assert warmup.warm_default_view(demo_db) is True
+    assert warmup.warm_default_view(demo_db) is False         # once per published snapshot
+    for thread in threading.enumerate():
+        if thread.name == "gitops-dora-warmup":
+            thread.join(timeout=120)
+    assert key in metrics_source.RESULTS._results                 # ready before anyone asked
+    assert metrics_source.RESULTS.get(demo_db, req) == metrics_json(demo_db, MetricsRequest(
+        since=since.isoformat(), until=until.isoformat(), compare_previous=True))

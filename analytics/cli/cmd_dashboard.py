@@ -46,6 +46,7 @@ def dashboard_command(
         say(f"warning: no database at {db} yet; pages will say what to collect")
     env = dict(os.environ)
     env[DB_ENV_FOR_APP] = str(db)
+    env["GITOPS_DORA_WARMUP"] = "1"  # compute the default Overview whenever a new snapshot appears
     config_path = app_ctx.config_path
     if config_path is not None:
         env[CONFIG_ENV_FOR_APP] = str(config_path.resolve())

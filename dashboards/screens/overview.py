@@ -14,9 +14,8 @@ from dashboards.metrics_source import (
     metrics,
     rating_of,
     request_for,
-    trend_frame,
 )
-from dashboards.queries import deployment_count
+from dashboards.queries import deployment_count, weekly_deployments
 from dashboards.tiles import TILES, delta_text, what_changed
 
 st.title("Overview")
@@ -77,14 +76,9 @@ else:
         for group in groups:
             st.subheader(f"Environment: {group.get('environment')}")
             _tiles(group, int(year) if year else None)
-        if groups:
-            try:
-                weekly = trend_frame(metrics(db, request_for(f, trend="week")),
-                                     ["deployments_per_week", "lead_time_median_hours"])
-            except MetricsUnavailable as exc:
-                st.warning(f"Weekly trend unavailable: {exc}")
-            else:
-                st.plotly_chart(charts.overview_trend(weekly), key="overview-trend")
+        weekly = weekly_deployments(db, f)
+        if groups and weekly is not None and len(weekly):
+            st.plotly_chart(charts.weekly_bars(weekly), key="overview-weekly")
 
 st.subheader("GitOps maturity")
 maturity_data.level_badge(db, f)
