@@ -137,3 +137,36 @@ def test_metrics_are_non_empty_for_all_three_services(builds: dict[str, Any]) ->
     proc = run_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
                    cwd=builds["base"])
     assert {g["team"] for g in json.loads(proc.stdout)["groups"]} >= set(SERVICES.values())
+
+
+def test_maturity_timeline_rises_as_the_platform_team_adopts_gitops(builds: dict[str, Any]) -> None:
+    """`assess --history monthly` on the demo's platform-config, through the CLI.
+
+    Hand-worked from analytics/demo/platform_files.py and docs/maturity.md:
+    * 2026-05: overlays only; no Terraform/infrastructure (declarative-iac not met) -> level null;
+    * 2026-06 (2026-06-15 commit): gotk-sync.yaml, pruning Flux Kustomizations, the ingress-nginx
+      HelmRelease under infrastructure/ and main.tf meet all of Level 0; no SOPS yet -> level 0;
+      July has no platform change -> still 0;
+    * 2026-08 (2026-08-14): .sops.yaml, a sops-encrypted Secret and `decryption: sops` meet
+      secrets-management, the last missing Level 1 capability -> level 1; September repeats it;
+    * 2026-10 (2026-10-01): CODEOWNERS and a Kyverno ClusterPolicy meet security-governance, but
+      progressive-delivery is still missing -> level stays 1, Level 2 progress 3/5 -> 4/5.
+    """
+    repo = builds["a_work"] / "repos" / "platform-config"
+    proc = run_cli("--db", str(builds["base"] / "assess.duckdb"), "assess", str(repo),
+                   "--history", "monthly", "--format", "json", cwd=builds["base"])
+    history = json.loads(proc.stdout)["history"]
+    assert [(h["period"], h["level"]) for h in history] == [
+        ("2026-05", None), ("2026-06", 0), ("2026-07", 0), ("2026-08", 1), ("2026-09", 1), ("2026-10", 1),
+    ]
+    status = {h["period"]: h["statuses"] for h in history}
+    assert status["2026-05"]["declarative-iac"] == "not_met"
+    assert status["2026-06"]["declarative-iac"] == "met"
+    assert status["2026-07"]["secrets-management"] == "not_met"
+    assert status["2026-08"]["secrets-management"] == "met"
+    assert status["2026-09"]["security-governance"] == "not_met"
+    assert status["2026-10"]["security-governance"] == "met"
+    assert [lv["progress"] for lv in history[-1]["levels"]][:3] == [1.0, 1.0, 0.8]
+    # what the demo itself stored (step 60) is the same timeline
+    stored = json.loads((builds["a_work"] / "maturity-assessment.json").read_text())["history"]
+    assert [(h["period"], h["level"]) for h in stored] == [(h["period"], h["level"]) for h in history]

@@ -4,8 +4,9 @@ Each app repository gets about six months of history shaped like a real team's: 
 merged with ``--no-ff``, some commits rebased (committer time later than author time), reverts,
 ``hotfix/...`` branches, and annotated semver release tags. The config repository
 ``platform-config`` bumps each release's image tag (``sha-<7 hex>``) in the staging overlay, then
-in the production overlay hours or days later. Everything comes from a seeded RNG and fixed
-dates, so two builds produce the same shas.
+in the production overlay hours or days later; between those bumps the platform team adopts
+Flux, SOPS and policies on fixed dates (``analytics/demo/platform_files.py``). Everything comes
+from a seeded RNG and fixed dates, so two builds produce the same shas.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from analytics.demo.orgspec import (
     START,
     ServiceSpec,
 )
+from analytics.demo.platform_files import PLATFORM_ENGINEER, platform_changes
 from analytics.errors import UserError
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -260,8 +262,14 @@ def _write_config_repo(path: Path, histories: list[AppHistory]) -> dict[str, lis
             for env, _ in ENVIRONMENTS:
                 commits[env].append(_config_entry(history.spec, first, init_sha, init_at))
         events = sorted((e for h in histories for e in _promotions(h, rng)), key=lambda e: (e[0], e[1], e[2]))
+        changes = platform_changes()
         last = init_at
         for at, service, env, release in events:
+            while changes and _epoch(changes[0].at) <= at:
+                change = changes.pop(0)
+                last = max(_epoch(change.at), last + MINUTE)
+                tip = fi.commit(MAIN, change.message, author=PLATFORM_ENGINEER, authored_at=last, parent=tip,
+                                files=dict(change.files))
             at = max(at, last + MINUTE)
             last = at
             spec = next(h.spec for h in histories if h.spec.name == service)
@@ -274,6 +282,8 @@ def _write_config_repo(path: Path, histories: list[AppHistory]) -> dict[str, lis
                 },
             )
             commits[env].append(_config_entry(spec, release, fi.sha(tip), at))
+        if changes:
+            raise UserError(f"demo: platform change of {changes[0].at:%Y-%m-%d} is after the last deployment")
     return commits
 
 
