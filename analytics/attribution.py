@@ -95,10 +95,10 @@ class _RepoGraph:
         return {int(i): int(us) for i, us in rows}
 
     def flush(self, deployment_ids: list[str]) -> int:
-        """Insert the collected (deployment, commit) pairs and drop the TEMP table."""
+        """Add the collected (deployment, commit) pairs to ``_attr_new`` and drop the TEMP table."""
         if self.out_commit:
             self.con.execute(
-                f"""INSERT INTO deployment_changes (deployment_id, repo, sha)
+                f"""INSERT INTO _attr_new (deployment_id, repo, sha)
                     SELECT d.id, $4, n.sha
                     FROM (SELECT unnest($1::INTEGER[]) AS dk, unnest($2::INTEGER[]) AS ci) x
                     JOIN {self.table} n ON n.i = x.ci
@@ -153,9 +153,10 @@ def attribute_changes(
     ``db`` is a ``WriteSession`` (use it inside your run's ``open_writer``) or a DuckDB connection.
     Scope selection: ``deployment_ids`` -> the scopes of those deployments; ``scopes`` -> exactly
     those (service, environment) pairs; ``service``/``environment`` -> matching scopes; nothing
-    -> every scope. Each selected scope's rows are deleted and re-inserted in the caller's
-    transaction, so calling it again is idempotent. Rows of deleted deployments are removed too.
-    Returns the number of rows written.
+    -> every scope. Each selected scope is recomputed in full in the caller's transaction and its
+    stored rows made equal to the result (only the difference is deleted/inserted), so calling
+    it again is idempotent. Rows of deleted deployments are removed too.
+    Returns the number of rows the selected scopes now hold.
     """
     con = _connection(db)
     selected = _scopes(con, service, environment, deployment_ids, scopes)
@@ -165,10 +166,6 @@ def attribute_changes(
     graphs: dict[str, _RepoGraph] = {}
     dep_names: list[str] = []
     for svc, env in sorted(selected):
-        con.execute(
-            "DELETE FROM deployment_changes WHERE deployment_id IN "
-            "(SELECT id FROM deployments WHERE service = ? AND environment = ?)", [svc, env],
-        )
         rows = con.execute(
             """SELECT id, repository, revision, raw_revision, epoch_us(deployed_at)
                FROM deployments WHERE service = ? AND environment = ? AND status = 'success'""",
@@ -209,7 +206,40 @@ def attribute_changes(
                 out_commit.append(current)
                 stack.extend(parents[current])
         _warn_unresolved(con, f"{svc}/{env}", unresolved)
-    return sum(graph.flush(dep_names) for graph in graphs.values())
+    con.execute("CREATE OR REPLACE TEMP TABLE _attr_new "
+                "(deployment_id VARCHAR, repo VARCHAR, sha VARCHAR)")
+    written = sum(graph.flush(dep_names) for graph in graphs.values())
+    _apply(con, sorted(selected))
+    return written
+
+
+def _apply(con: duckdb.DuckDBPyConnection, scopes: list[Scope]) -> None:
+    """Make the scopes' rows equal ``_attr_new`` by deleting and inserting only the difference.
+
+    A re-run after one new commit then touches one row instead of rewriting the whole scope,
+    which keeps the transaction and the checkpoint after it small.
+    """
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _attr_ids AS
+           SELECT d.id FROM deployments d
+           JOIN (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment) s
+           USING (service, environment)""",
+        [[svc for svc, _ in scopes], [env for _, env in scopes]],
+    )
+    con.execute(
+        """DELETE FROM deployment_changes dc
+           WHERE dc.deployment_id IN (SELECT id FROM _attr_ids)
+             AND NOT EXISTS (SELECT 1 FROM _attr_new n WHERE n.deployment_id = dc.deployment_id
+                             AND n.repo = dc.repo AND n.sha = dc.sha)"""
+    )
+    con.execute(
+        """INSERT INTO deployment_changes (deployment_id, repo, sha)
+           SELECT n.deployment_id, n.repo, n.sha FROM _attr_new n
+           WHERE NOT EXISTS (SELECT 1 FROM deployment_changes dc WHERE dc.deployment_id = n.deployment_id
+                             AND dc.repo = n.repo AND dc.sha = n.sha)"""
+    )
+    con.execute("DROP TABLE _attr_new")
+    con.execute("DROP TABLE _attr_ids")
 
 
 def _with_tie_break(
