@@ -347,3 +347,30 @@ def test_odd_bytes_in_history_are_kept_readable(tmp_path: Path) -> None:
     assert query(db, "SELECT author_time FROM commits WHERE sha = ?", [odd]) == [
         (utc("2024-05-02T09:00:00"),)  # 1714640400 = 2024-05-02T09:00:00Z
     ]
+
+
+def test_monorepo_services_keep_their_own_tag_deployments(tmp_path: Path) -> None:
+    """Two services from one repository, each with its own tag pattern and its own re-runs.
+
+    api-v1 on A (05-01), web-v1 on B (05-02), api-v2 on C (05-03); every tag is lightweight.
+    api: api-v1 ships {A}, api-v2 ships {B, C}. web: web-v1 ships {A, B}.
+    """
+    repo = GitRepo.init(tmp_path / "mono")
+    a = repo.commit("A", at="2024-05-01T09:00:00+00:00")
+    repo.tag("api-v1")
+    b = repo.commit("B", at="2024-05-02T09:00:00+00:00")
+    repo.tag("web-v1")
+    c = repo.commit("C", at="2024-05-03T09:00:00+00:00")
+    repo.tag("api-v2")
+    db = tmp_path / "db.duckdb"
+    for service, pattern in (("api", "^api-v"), ("web", "^web-v"), ("api", "^api-v")):
+        proc = run_cli(db, "collect", "git", str(repo.path), "--service", service, "--deploy-tags", pattern)
+        assert proc.returncode == 0, proc.stderr
+    changes = query(db, """SELECT d.service, d.source_ref, list(c.sha ORDER BY c.sha)
+                           FROM deployments d JOIN deployment_changes c ON c.deployment_id = d.id
+                           GROUP BY ALL ORDER BY ALL""")
+    assert changes == [
+        ("api", "api-v1", [a]),
+        ("api", "api-v2", sorted([b, c])),
+        ("web", "web-v1", sorted([a, b])),
+    ]
