@@ -274,7 +274,7 @@ def test_window_edge_exactly_on_a_deployment(db: Path, tmp_path: Path) -> None:
 def test_failed_rollout_and_rollback_signals_are_kept_apart(db: Path, tmp_path: Path) -> None:
     # D1 ok (03-01), D2 a failed rollout (03-02), D3 ok (03-03) restores service, plus an incident
     # on D3 (03-03T01 -> 03-03T02). Signals: D2 reconciler_failed (recovered by D3: 24 h),
-    # D3 incident (1 h... measured from D3: 03-03T00 -> 03-03T02 = 2 h).
+    # D3 incident (recovery from D3's deployment time: 03-03T00 -> 03-03T02 = 2 h).
     # Attempts 3 (the failed rollout counts in the denominator), failed 2 -> CFR 2/3, never > 1.
     _import(db, tmp_path, [
         ("D1", "pay", "production", "a1", "2024-03-01T00:00:00Z", "success", ""),
@@ -291,3 +291,45 @@ def test_failed_rollout_and_rollback_signals_are_kept_apart(db: Path, tmp_path: 
     assert g["change_failure_rate"] == pytest.approx(2 / 3)
     # recoveries 24 h and 2 h -> median 13 h
     assert g["failed_deployment_recovery_median_hours"] == pytest.approx(13.0)
+
+
+def test_rollback_marks_the_replaced_deployment_failed(db: Path, tmp_path: Path) -> None:
+    # D1 r1 (03-01), D2 r2 (03-02), D3 rolls back to r1 (03-02T06), D4 r3 (03-04).
+    # The rollback signal goes to D2, the deployment running when D3 rolled back; recovered at D3:
+    # 03-02T00 -> 03-02T06 = 6 h. D3 is rework (a rollback), not a failure.
+    # Attempts 4, failed 1 -> CFR 0.25; rework 1 -> 0.25.
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text(
+        "id,service,environment,revision,deployed_at,status,repository,rollback\n"
+        "D1,pay,production,r1,2024-03-01T00:00:00Z,success,,\n"
+        "D2,pay,production,r2,2024-03-02T00:00:00Z,success,,false\n"
+        "D3,pay,production,r1,2024-03-02T06:00:00Z,success,,true\n"
+        "D4,pay,production,r3,2024-03-04T00:00:00Z,success,,\n"
+    )
+    gitops(db, "import", str(deployments))
+    assert rows(db, "SELECT deployment_id, signal, evidence, restored_by FROM failure_signals") == [
+        ("D2", "rollback", ["D3"], "D3")]
+    rework = rows(db, "SELECT id, rework_reasons FROM deployment_outcomes WHERE is_rework")
+    assert rework == [("D3", ["rollback"])]
+    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
+    assert (g["deployment_attempts"], g["failed_deployments"], g["rework_deployments"]) == (4, 1, 1)
+    assert (g["change_failure_rate"], g["rework_rate"]) == (0.25, 0.25)
+    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(6.0)
+
+
+def test_demo_incidents_cover_every_attribution_rule(tmp_path: Path) -> None:
+    # The demo's incident step imports through `gitops-dora import`; every rule and an open
+    # incident must show up, each incident once, and a second demo run must not duplicate them.
+    db = tmp_path / "demo.duckdb"
+    workdir = tmp_path / "work"
+    gitops(db, "demo", "--workdir", str(workdir))
+    # (other demo steps may add incidents from other sources; this step's are source 'import')
+    query = ("SELECT attribution_rule, count(*), count(*) FILTER (WHERE is_open) FROM incident_attribution "
+             "WHERE source = 'import' GROUP BY 1")
+    first = dict((r[0], (r[1], r[2])) for r in rows(db, query))
+    assert set(first) == {"root_cause", "gap", "unattributed"}
+    assert sum(open_count for _, open_count in first.values()) == 1
+    csv_lines = (workdir / "incidents.csv").read_text().strip().splitlines()
+    assert sum(count for count, _ in first.values()) == len(csv_lines) - 1
+    gitops(db, "demo", "--workdir", str(workdir))
+    assert dict((r[0], (r[1], r[2])) for r in rows(db, query)) == first

@@ -1,9 +1,10 @@
 """Deployments from CI systems the tool does not integrate with (CSV, JSON or YAML).
 
 Columns: ``id, service, environment, revision, deployed_at, status, repository`` (plus optional
-``started_at``). A revision that names a commit (full or abbreviated sha) or a tag of a collected
-repository is resolved to the full sha and the deployment's changes are attributed through git
-like any other deployment's.
+``started_at`` and ``rollback``: true when the deployment rolled back to an earlier revision).
+A revision that names a commit (full or abbreviated sha) or a tag of a collected repository is
+resolved to the full sha and the deployment's changes are attributed through git like any other
+deployment's.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ KIND = "deployments"
 COLUMNS = ("id", "service", "environment", "revision", "deployed_at", "status", "repository")
 _REQUIRED_TO_DETECT = {"id", "service", "deployed_at", "revision"}
 _HEX = re.compile(r"^[0-9a-fA-F]{7,40}$")
+_BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _STATUS = {
     "success": "success", "succeeded": "success", "successful": "success", "ok": "success",
     "failed": "failed", "failure": "failed", "error": "failed",
@@ -86,6 +88,10 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         status_text = (text(record, "status") or "success").lower()
         if status_text not in _STATUS:
             raise where.error(f"unknown status {status_text!r} (use success or failed)")
+        rollback_text = (text(record, "rollback") or "false").lower()
+        if rollback_text not in _BOOL:
+            raise where.error(f"'rollback' is not true or false: {rollback_text!r}")
+        is_rollback = _BOOL[rollback_text]
         revision, repository, fmt = _resolve(session, text(record, "repository"), raw_revision)
         if fmt == "unknown":
             summary.unknown_revisions += 1
@@ -101,8 +107,8 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
                 "status": _STATUS[status_text],
                 "source": "import",
                 "source_ref": dep_id,
-                "is_rollback": False,
-                "rollback_target": None,
+                "is_rollback": is_rollback,
+                "rollback_target": revision if is_rollback else None,
                 "raw_revision": raw_revision,
                 "revision_format": fmt,
             }

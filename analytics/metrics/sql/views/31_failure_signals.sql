@@ -9,8 +9,9 @@
 --   reconciler_failed the rollout failed: deployments.status = 'failed', or a reconciler event
 --                     'sync_failed' naming the deployment; recovered at the next successful
 --                     deployment of the same service and environment
---   rollback          a later deployment is a rollback (deployments.is_rollback): the deployment
---                     it replaced failed, recovered at the rollback
+--   rollback          a later successful deployment is a rollback (deployments.is_rollback): the
+--                     successful deployment it replaced (the one running) failed, recovered at
+--                     the rollback
 -- evidence lists the incident ids, revert commit shas, deployment/event ids or rollback ids.
 CREATE OR REPLACE TEMP VIEW revert_chain AS
 WITH RECURSIVE revert_commits AS MATERIALIZED (
@@ -115,18 +116,21 @@ reconciler_signals AS (
     FROM failed_rollout_recoveries
     GROUP BY deployment_id
 ),
-all_deployments_by_time AS (
+running_deployments AS (
+    -- successful deployments, one per (service, environment, instant): what can be running
     SELECT service, environment, deployed_at, id
     FROM deployments
+    WHERE status = 'success'
     QUALIFY row_number() OVER (PARTITION BY service, environment, deployed_at ORDER BY id DESC) = 1
 ),
 rolled_back_deployments AS (
-    -- the deployment a rollback replaced: the latest one of its service and environment before it
+    -- the deployment a successful rollback replaced: the one running just before it
+    -- (a failed rollback attempt restores nothing; it is a reconciler_failed signal of its own)
     SELECT prev.id AS deployment_id, rb.id AS rollback_id, rb.deployed_at AS rollback_at
     FROM deployments rb
-    ASOF JOIN all_deployments_by_time prev
+    ASOF JOIN running_deployments prev
       ON prev.service = rb.service AND prev.environment = rb.environment AND prev.deployed_at < rb.deployed_at
-    WHERE rb.is_rollback
+    WHERE rb.is_rollback AND rb.status = 'success'
 ),
 rollback_signals AS (
     SELECT deployment_id,
