@@ -44,7 +44,7 @@ class _RepoGraph:
             "SELECT CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents "
             "FROM commits WHERE repo = ?", [repo],
         )
-        row = con.execute(f"SELECT count(*) FROM {self.table}").fetchone()
+        row = con.execute(f"SELECT count(*) FROM {self.table}").fetchall()[0]
         self.size = int(row[0]) if row else 0
         parents: list[list[int]] = [[] for _ in range(self.size)]
         for child, parent in con.execute(

@@ -95,11 +95,11 @@ def unchanged_summary(
         if state.get(STATE_TIPS) != json.dumps(tips, sort_keys=True) or \
                 state.get(STATE_OPTIONS) != options.fingerprint():
             return None
-        commits = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        commits = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
         deps = con.execute(
             "SELECT count(*) FROM deployments WHERE repository = ? AND service = ? "
             "AND source IN ('git-tag', 'git-branch')", [repo_id, options.service],
-        ).fetchone()
+        ).fetchall()[0]
     except duckdb.Error:
         return None  # an older schema: let the writer migrate it
     finally:
@@ -121,10 +121,11 @@ def remembered_options(db_path: Path, repo_id: str) -> GitOptions | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
         try:
-            row = con.execute(
+            rows = con.execute(
                 "SELECT value FROM collector_state WHERE source = ? AND key = ?",
                 [source_key(repo_id), STATE_OPTIONS],
-            ).fetchone()
+            ).fetchall()
+            row = rows[0] if rows else None
         finally:
             con.close()
     except duckdb.Error:
@@ -156,7 +157,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         con = session.con
         old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
         old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
-        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
         exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
         summary.full = not exclude
         summary.mark("open")
@@ -200,7 +201,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
             session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
         session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
         session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
-        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
         summary.total_commits = int(total[0]) if total else 0
         session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
         session.messages.append(summary.line())

@@ -271,7 +271,7 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:
-    row = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchone()
+    row = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
     return int(row[0]) if row else 0
 
 
