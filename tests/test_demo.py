@@ -170,3 +170,45 @@ def test_maturity_timeline_rises_as_the_platform_team_adopts_gitops(builds: dict
     # what the demo itself stored (step 60) is the same timeline
     stored = json.loads((builds["a_work"] / "maturity-assessment.json").read_text())["history"]
     assert [(h["period"], h["level"]) for h in stored] == [(h["period"], h["level"]) for h in history]
+
+
+def test_flux_drift_is_corrected_and_is_evidence_for_workload_reconciliation(builds: dict[str, Any]) -> None:
+    """Step 50 imports a DriftDetected Event for Kustomization inventory-production while its 13th
+    production config commit (index 12) runs, and a ReconciliationSucceeded of the SAME revision
+    7 minutes later. Hand-worked expectations:
+    * both events are stored, drift then sync, both carrying the running commit as revision;
+    * the re-sync is not a deployment: inventory production still has one deployment per
+      production config commit of inventory in the manifest;
+    * `assess` (step 60, collected data up to now) shows "1 of 1 drifts corrected" on
+      workload-reconciliation, from the object, not from a file.
+    """
+    manifest = json.loads((builds["a_work"] / "demo-manifest.json").read_text())
+    entries = [c for c in manifest["config_commits"]["production"] if c["service"] == "inventory"]
+    running = entries[12]["commit"]
+    con = duckdb.connect(str(builds["a"]), read_only=True)
+    try:
+        timeline = con.execute(
+            "SELECT event_type, reason, revision, occurred_at FROM reconciler_events"
+            " WHERE reconciler = 'flux' AND name = 'inventory-production' ORDER BY occurred_at"
+        ).fetchall()
+        deployments = con.execute(
+            "SELECT count(*) FROM deployments"
+            " WHERE source_ref = 'Kustomization/flux-system/inventory-production'"
+        ).fetchone()
+    finally:
+        con.close()
+    drift = [i for i, e in enumerate(timeline) if e[1] == "DriftDetected"]
+    assert len(drift) == 1
+    events = timeline[drift[0]:drift[0] + 2]
+    assert [(e[0], e[1], e[2]) for e in events] == [
+        ("drift", "DriftDetected", running), ("sync", "ReconciliationSucceeded", running)]
+    assert (events[1][3] - events[0][3]).total_seconds() == 7 * 60
+    drifted_at = events[0][3].strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert entries[12]["committed_at"] < drifted_at < entries[13]["committed_at"]
+    assert deployments == (len(entries),)
+    point = json.loads((builds["a_work"] / "maturity-assessment.json").read_text())
+    capability = {c["id"]: c for c in point["capabilities"]}["workload-reconciliation"]
+    collected = [e for e in capability["evidence"] if e["object"] is not None]
+    assert [(e["object"], e["detail"].split(" (")[0], e["supports"]) for e in collected] == [
+        ("flux Kustomization flux-system/inventory-production",
+         "1 of 1 drifts corrected by a later sync", True)]

@@ -7,7 +7,9 @@ The config commits of step 10 (``demo-manifest.json``) are what the reconcilers 
   them all), including self-heal re-syncs of the running revision, which are not deployments;
 * ``storefront-production`` has a sync that failed before its retry succeeded (a failed attempt,
   in the controller's Events); ``payments-api-production`` has a rollback to the previous revision;
-* ``inventory`` is deployed by Flux Kustomizations ``inventory-<env>`` with ``status.history``.
+* ``inventory`` is deployed by Flux Kustomizations ``inventory-<env>`` with ``status.history``;
+  ``inventory-production`` once drifts (a hand-scaled Deployment, a ``DriftDetected`` Event) and
+  its next run corrects it (``ReconciliationSucceeded``), evidence for ``workload-reconciliation``.
 
 Deployments therefore come from reconciler history, and lead time reaches the app commits
 through the image tags in the config repository (analytics/gitops_images.py).
@@ -27,6 +29,7 @@ from analytics.demo.context import DemoContext
 FLUX_SERVICES = ("inventory",)
 FAILED_SYNC = ("storefront", "production", 4)  # service, env, index of the deployment that first failed
 ROLLBACK = ("payments-api", "production", 6)  # service, env, index of the deployment rolled back
+DRIFT = ("inventory", "production", 12)  # service, env, index of the config commit running when it drifted
 DUMP_DIR = "reconcilers"
 
 
@@ -190,6 +193,61 @@ def _kustomization(
     }
 
 
+def _flux_event(
+    kustomization: str, reason: str, message: str, at: datetime, revision: str, uid: str,
+    warning: bool = False,
+) -> dict[str, Any]:
+    """A core/v1 Event from kustomize-controller; the revision rides in an annotation, as Flux sets it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "count": 1,
+        "type": "Warning" if warning else "Normal",
+        "firstTimestamp": _iso(at),
+        "lastTimestamp": _iso(at),
+        "reason": reason,
+        "message": message,
+        "involvedObject": {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "name": kustomization,
+            "namespace": "flux-system",
+            "uid": f"demo-{kustomization}",
+        },
+        "metadata": {
+            "annotations": {"kustomize.toolkit.fluxcd.io/revision": revision},
+            "name": f"{kustomization}.{uid}",
+            "namespace": "flux-system",
+            "uid": uid,
+        },
+        "reportingComponent": "kustomize-controller",
+        "source": {"component": "kustomize-controller"},
+    }
+
+
+def _drift(service: str, env: str, entries: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Someone scales the Deployment by hand; the next reconcile puts it back.
+
+    The drift happens while the ``DRIFT[2]``-th config commit is running, halfway to the next one,
+    and is corrected at the Kustomization's next 10-minute run (same revision: not a deployment).
+    """
+    running, following = entries[DRIFT[2]], entries[DRIFT[2] + 1]
+    start, end = _time(running["committed_at"]), _time(following["committed_at"])
+    drifted = start + (end - start) / 2
+    drifted = drifted.replace(second=0, microsecond=0)
+    corrected = drifted + timedelta(minutes=7)
+    name, revision = f"{service}-{env}", f"main@sha1:{running['commit']}"
+    workload = f"Deployment/{service}-{env}/{service}"
+    return [
+        _flux_event(name, "DriftDetected",
+                    f"{workload} drifted from the desired state: spec.replicas is 5, want 2", drifted,
+                    revision, f"{name}-drift", warning=True),
+        _flux_event(name, "ReconciliationSucceeded",
+                    f"{workload} configured\nReconciliation finished in 1.8s, next run in 10m0s", corrected,
+                    revision, f"{name}-drift-corrected"),
+    ]
+
+
 def run(demo: DemoContext) -> None:
     manifest = demo.load_manifest()
     rng = random.Random(5005)
@@ -198,6 +256,7 @@ def run(demo: DemoContext) -> None:
     apps: list[dict[str, Any]] = []
     kustomizations: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
+    flux_events: list[dict[str, Any]] = []
     envs = [e["name"] for e in manifest["environments"]]
     for service in (s["name"] for s in manifest["services"]):
         for env in envs:
@@ -206,6 +265,8 @@ def run(demo: DemoContext) -> None:
                 continue
             if service in FLUX_SERVICES:
                 kustomizations.append(_kustomization(service, env, entries, rng))
+                if (service, env) == DRIFT[:2] and len(entries) > DRIFT[2] + 1:
+                    flux_events.extend(_drift(service, env, entries))
                 continue
             syncs = _syncs(entries, rng)
             name = f"{service}-{env}"
@@ -261,6 +322,11 @@ def run(demo: DemoContext) -> None:
         path.write_text(
             yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": kustomizations}, sort_keys=False)
         )
+        files.append(path)
+    if flux_events:
+        path = out / "flux-events.json"
+        doc = {"apiVersion": "v1", "kind": "List", "items": flux_events}
+        path.write_text(json.dumps(doc, indent=1) + "\n")
         files.append(path)
     demo.cli("import", *(str(f) for f in files))
     demo.say(
