@@ -16,15 +16,17 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.gitrepo import GitRepo
+from tests.reconciler_objects import application, as_list, kustomization, kustomization_history_entry
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 FIELDS = ["id", "service", "team", "environment", "revision", "deployed_at", "status", "source",
-          "source_ref", "changes"]
+          "source_ref", "changes", "mapped_by"]
 
 
 def run_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,8 +68,8 @@ def test_deployments_json_fields_times_and_change_counts(store: tuple[Path, dict
         ("v1.1.0", "2024-03-03T12:00:00Z", 2, shas["C"]),
         ("v1.2.0", "2024-03-05T09:30:00Z", 1, shas["D"]),   # 11:30 +0200 shown in UTC
     ]
-    assert {(r["service"], r["team"], r["environment"], r["status"]) for r in rows} == {
-        ("app", "core", "production", "success")}
+    assert {(r["service"], r["team"], r["environment"], r["status"], r["mapped_by"]) for r in rows} == {
+        ("app", "core", "production", "success", None)}   # tags are no reconciler objects: no mapping
 
 
 def test_deployments_window_is_half_open_and_accepts_zones(store: tuple[Path, dict[str, str]]) -> None:
@@ -128,3 +130,76 @@ def test_missing_database_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"error: no database at {tmp_path / 'store.duckdb'}: run `gitops-dora demo` or a "
         "`gitops-dora collect` command first"]
+
+
+@pytest.fixture(scope="module")
+def reconciled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One git tag deployment plus three reconciler objects, each mapped a different way, loaded
+    with `collect git` and `import` (kubectl dumps shaped like the real Argo CD/Flux objects)."""
+    tmp = tmp_path_factory.mktemp("mapped")
+    repo = GitRepo.init(tmp / "app")
+    repo.commit("A", at="2024-03-01T10:00:00+00:00")
+    repo.tag("v1.0.0")
+    (tmp / "gitops-dora.yaml").write_text(
+        "services:\n  - name: app\n    team: core\n    repositories: [app]\n"
+        "environments:\n  - name: production\n    production: true\n  - name: staging\n"
+        "mapping:\n  rules:\n"
+        "    - match: '^Application/argocd/web-(?P<environment>production|staging)$'\n"
+        "      service: storefront\n"
+    )
+    proc = run_cli(tmp, "collect", "git", str(repo.path), "--service", "app",
+                   "--deploy-tags", r"^v\d+\.\d+\.\d+$")
+    assert proc.returncode == 0, proc.stderr
+    rev_a, rev_b, rev_c = "a" * 40, "b" * 40, "c" * 40
+    apps = [
+        application("web-production", repo_url="https://git.example.com/cfg.git", path="web",
+                    dest_namespace="web", history=[(rev_a, datetime(2024, 3, 4, 9, 0, tzinfo=UTC))],
+                    uid="uid-web-production"),
+        application("checkout", repo_url="https://git.example.com/cfg.git", path="checkout",
+                    dest_namespace="staging-apps", history=[(rev_b, datetime(2024, 3, 5, 9, 0, tzinfo=UTC))],
+                    labels={"app.kubernetes.io/part-of": "payments-api"}, uid="uid-checkout"),
+    ]
+    applied = datetime(2024, 3, 6, 9, 0, tzinfo=UTC)
+    ks = kustomization(
+        "inventory-production", "flux-system", path="./apps/inventory/overlays/production",
+        applied=f"main@sha1:{rev_c}", ready_at=applied,
+        history=[kustomization_history_entry(f"main@sha1:{rev_c}", applied, applied, 1)],
+    )
+    (tmp / "apps.json").write_text(json.dumps(as_list("Application", apps)))
+    (tmp / "ks.json").write_text(json.dumps(as_list("Kustomization", [ks])))
+    proc = run_cli(tmp, "import", str(tmp / "apps.json"), str(tmp / "ks.json"))
+    assert proc.returncode == 0, proc.stderr
+    return tmp
+
+
+def test_deployments_show_how_reconciler_objects_were_mapped(reconciled: Path) -> None:
+    """Expected, oldest first (mapped_by as the reconciler mapping records it):
+    * v1.0.0 (git tag, 03-01): no reconciler object -> null in JSON, empty in CSV and the table;
+    * Application argocd/web-production (03-04): the config's first rule names service and
+      environment -> storefront/production, "rule:1";
+    * Application argocd/checkout (03-05): label app.kubernetes.io/part-of gives the service,
+      the destination namespace "staging-apps" the environment -> payments-api/staging;
+    * Kustomization flux-system/inventory-production (03-06): "<service>-<environment>" name.
+    """
+    proc = run_cli(reconciled, "deployments", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [list(r) for r in rows] == [FIELDS] * 4
+    assert [(r["source"], r["source_ref"], r["service"], r["environment"], r["mapped_by"]) for r in rows] == [
+        ("git-tag", "v1.0.0", "app", "production", None),
+        ("argocd", "Application/argocd/web-production", "storefront", "production", "rule:1"),
+        ("argocd", "Application/argocd/checkout", "payments-api", "staging",
+         "label:app.kubernetes.io/part-of,destination"),
+        ("flux", "Kustomization/flux-system/inventory-production", "inventory", "production", "name-suffix"),
+    ]
+
+    proc = run_cli(reconciled, "deployments", "--format", "csv", "--service", "app,inventory")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == ",".join(FIELDS)
+    assert [(r["source_ref"], r["mapped_by"]) for r in csv.DictReader(io.StringIO(proc.stdout))] == [
+        ("v1.0.0", ""), ("Kustomization/flux-system/inventory-production", "name-suffix")]
+
+    proc = run_cli(reconciled, "deployments", "--environment", "production", "--since", "2024-03-02")
+    assert proc.returncode == 0, proc.stderr
+    assert "mapped_by" in proc.stdout and "rule:1" in proc.stdout and "name-suffix" in proc.stdout
+    assert "destination" not in proc.stdout   # the staging deployment is filtered out

@@ -12,8 +12,22 @@ from analytics.cli.output import Format, print_rows
 
 DEPLOYMENT_COLUMNS = (
     "id", "service", "team", "environment", "revision", "deployed_at", "status", "source", "source_ref",
-    "changes",
+    "changes", "mapped_by",
 )
+
+# How the reconciler object behind a deployment was mapped to its service and environment
+# (rule:<n>, label:<key>, name-suffix, ...), so a wrong mapping can be traced to its rule.
+# Reconciler deployments carry source = reconciler and source_ref = kind/namespace/name;
+# every other source has no object, hence NULL.
+DEPLOYMENTS_SQL = """
+SELECT d.id, d.service, d.team, d.environment, d.revision, d.deployed_at, d.status, d.source,
+       d.source_ref, d.changes, o.mapped_by
+FROM deployment_facts AS d
+LEFT JOIN reconciler_objects AS o
+  ON d.source = o.reconciler AND d.source_ref = o.kind || '/' || o.namespace || '/' || o.name
+WHERE {where}
+ORDER BY d.deployed_at, d.id
+"""
 
 
 # The table shows the headline figures; JSON and CSV carry every field.
@@ -38,7 +52,8 @@ def deployments_command(
     until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
 ) -> None:
-    """List deployments (all statuses), oldest first, with how many changes each shipped."""
+    """List deployments (all statuses), oldest first, with how many changes each shipped and, for
+    reconciler deployments, how their object was mapped to a service and environment."""
     from analytics.metrics.window import parse_instant
     from analytics.store.connection import open_reader
 
@@ -52,21 +67,17 @@ def deployments_command(
     for column, values in (("service", _values(service)), ("environment", _values(environment)),
                            ("team", _values(team))):
         if values:
-            clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+            clauses.append(f"d.{column} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
     if lo is not None:
-        clauses.append("deployed_at >= ?")
+        clauses.append("d.deployed_at >= ?")
         params.append(lo)
     if hi is not None:
-        clauses.append("deployed_at < ?")
+        clauses.append("d.deployed_at < ?")
         params.append(hi)
     con = open_reader(get_ctx(ctx).db_path)
     try:
-        cursor = con.execute(
-            f"SELECT {', '.join(DEPLOYMENT_COLUMNS)} FROM deployment_facts WHERE {' AND '.join(clauses)}"
-            " ORDER BY deployed_at, id",
-            params,
-        )
+        cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
