@@ -144,3 +144,13 @@ def test_two_step_rating_of_a_group() -> None:
 def test_unknown_year_is_a_user_error() -> None:
     with pytest.raises(UserError, match="--benchmark 2020: no benchmark table"):
         rate_group({}, 2020)
+
+
+def test_published_wording_is_available_for_explanations() -> None:
+    from analytics.metrics.ratings import published
+
+    assert published(2024, "change_failure_rate", "high") == "20%"
+    assert published(2021, "deployment_frequency", "low") == "Fewer than once per six months"
+    # each rating entry carries only bucket, cluster and year (it is repeated for every group)
+    entry = rate_group({"lead_time_median_hours": 3.0}, 2023)["lead_time"]
+    assert entry == {"bucket": "1h_1d", "cluster": "elite", "year": 2023}

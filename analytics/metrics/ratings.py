@@ -142,14 +142,14 @@ def _cfr_cluster(spec: dict[str, Any], clusters: list[str], rate: float) -> tupl
 
 def _entry(table: dict[str, Any], metric: str, bucket: str | None, cluster: str | None,
            value: Any) -> dict[str, Any]:
-    spec = table["metrics"][metric]
-    return {
-        "value": value,
-        "bucket": bucket,
-        "cluster": cluster,
-        "published": spec[cluster]["published"] if cluster else None,
-        "year": table["year"],
-    }
+    # kept small on purpose: `metrics --trend week` rates tens of thousands of groups and every
+    # key here is serialised for each; the published wording is available from published()
+    return {"bucket": bucket, "cluster": cluster, "year": table["year"]}
+
+
+def published(year: int, metric: str, cluster: str) -> str:
+    """The report's own wording of a cluster's value, e.g. 'Between one day and one week'."""
+    return str(load_benchmark(year)["metrics"][metric][cluster]["published"])
 
 
 def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]:
