@@ -53,7 +53,10 @@ def sidebar_filters() -> Filters:
     years = benchmark_years()
     url_now = st.query_params.to_dict()
     problems: list[str] = []
-    if _KEYS["window"] not in st.session_state or st.session_state.get(_SEEN_URL) != url_now:
+    # A new session, or a link pasted into this one, loads the filters from the URL. Moving to
+    # another page drops the query string; the session's filters then stay and are written back.
+    first_run = _KEYS["window"] not in st.session_state
+    if first_run or (url_now and st.session_state.get(_SEEN_URL) != url_now):
         problems = _load_from_url(dims, years)
     side = st.sidebar
     side.caption(f"Database: `{db}`")

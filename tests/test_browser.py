@@ -6,7 +6,9 @@ element. Screenshots go to test-artifacts/ for a human to look at.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -92,6 +94,12 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+def page_db(page: object) -> str:
+    """The database path the sidebar shows (the dashboard's --db)."""
+    text = page.locator('[data-testid="stSidebar"] code').first.inner_text()  # type: ignore[attr-defined]
+    return str(text).strip()
+
+
 def wait_rendered(page: object, title: str, last: str, charts: int) -> None:
     for name in (title, last):
         heading = page.get_by_role("heading", name=name, exact=True)  # type: ignore[attr-defined]
@@ -152,3 +160,23 @@ def test_the_browser_is_debians_chromium(browser: object) -> None:
         pytest.skip("Debian chromium is not installed")
     out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert "Chromium" in out and out.split()[1] == browser.version  # type: ignore[attr-defined]
+
+
+def test_filters_survive_moving_between_pages(dashboard: str, browser: object) -> None:
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(f"{dashboard}/?since=2026-06-01&until=2026-07-01&service=storefront")
+    wait_rendered(page, "Overview", "GitOps maturity", 1)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Deployments", exact=True).click()
+    wait_rendered(page, "Deployments", "Drill-down", 1)
+    page.wait_for_function("location.search.includes('service=storefront')", timeout=30_000)
+    assert "since=2026-06-01" in page.url and "until=2026-07-01" in page.url
+    assert "/deployments" in page.url
+    # the filtered listing is storefront's June, not the default window of all services
+    caption = page.get_by_text(re.compile(r"^\d+ of \d+ deployments$")).first.inner_text()
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    listed = subprocess.run([CLI, "--db", page_db(page), "deployments", "--service", "storefront",
+                             "--since", "2026-06-01", "--until", "2026-07-01", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert caption == f"{len(json.loads(listed.stdout))} of {len(json.loads(listed.stdout))} deployments"
+    context.close()
