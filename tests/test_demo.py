@@ -212,3 +212,22 @@ def test_flux_drift_is_corrected_and_is_evidence_for_workload_reconciliation(bui
     assert [(e["object"], e["detail"].split(" (")[0], e["supports"]) for e in collected] == [
         ("flux Kustomization flux-system/inventory-production",
          "1 of 1 drifts corrected by a later sync", True)]
+
+
+def test_rework_rate_is_plausible_and_every_hotfix_release_is_rework(builds: dict[str, Any]) -> None:
+    """The generator makes a hotfix release after ~10% of feature releases and reverts ~4% of
+    feature branches (10_repos.HOTFIX_SHARE/REVERT_SHARE). Every production deployment of a hotfix
+    release ships a `Merge branch 'hotfix/...'` commit, which the default hotfix pattern marks as
+    rework, so rework_deployments >= the hotfix releases in the manifest's production config
+    commits; and no service's rework rate is above 0.25 (it was 0.28-0.48 with 30%/10%)."""
+    manifest = json.loads((builds["a_work"] / "demo-manifest.json").read_text())
+    doc = metrics_json(builds["a"], builds["base"])
+    production = {g["service"]: g for g in doc["groups"] if g["environment"] == "production"}
+    for service in SERVICES:
+        kinds = {r["tag"]: r["kind"] for r in manifest["releases"][service]}
+        hotfixes = sum(1 for c in manifest["config_commits"]["production"]
+                       if c["service"] == service and kinds[c["tag"]] == "hotfix")
+        g = production[service]
+        assert hotfixes >= 1, service
+        assert hotfixes <= g["rework_deployments"], service
+        assert 0.05 <= g["rework_rate"] <= 0.25, (service, g["rework_rate"])

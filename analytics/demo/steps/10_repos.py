@@ -47,6 +47,12 @@ _SUBJECTS = (
     "perf({word}): cache the lookup",
     "docs({word}): explain the flow",
 )
+# How often things go wrong. Every hotfix release and every deployment shipping a revert is
+# rework (docs/metrics.md), so these two set the demo's rework rate: at 30% hotfixes after a
+# feature release and 10% reverted branches it was 0.28-0.48 per service, far above what teams
+# report; these give roughly 0.1-0.2.
+HOTFIX_SHARE = 0.1   # feature releases followed by a hotfix release
+REVERT_SHARE = 0.04  # feature branches whose last commit is reverted on main after the merge
 _HOTFIX_WORDS = ("null-total", "timeout", "double-charge", "stale-cache", "crash-on-empty", "wrong-tz")
 
 
@@ -121,7 +127,7 @@ class _AppWriter:
         merger = self.dev()
         self.tip = self.commit(MAIN, f"Merge branch 'feature/{slug}'\n", author=merger, authored_at=merge_at,
                                parent=self.tip, merge=parent, files={path: content})
-        if rng.random() < 0.1:  # the last commit broke something: revert it on main
+        if rng.random() < REVERT_SHARE:  # the last commit broke something: revert it on main
             mark, subject, previous, _ = commits[-1]
             reverted = self.fi.sha(mark)
             revert_at = merge_at + rng.randint(2 * HOUR, 30 * HOUR)
@@ -182,7 +188,7 @@ class _AppWriter:
                 now += rng.randint(HOUR, 4 * HOUR)
                 self.release(self.tip, now, "feature")
                 next_release = now + rng.randint(*spec.release_days) * DAY
-                if rng.random() < 0.3:
+                if rng.random() < HOTFIX_SHARE:
                     hotfixes += 1
                     now = self.hotfix(hotfixes, now)
             now += rng.randint(2 * HOUR, 36 * HOUR)
