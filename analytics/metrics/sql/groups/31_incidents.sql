@@ -5,6 +5,7 @@
 -- fact: incident_attribution
 -- time: created_at
 -- zero: incidents, unattributed_incidents, open_incidents
+-- note: incidents, unattributed_incidents, open_incidents and time_to_restore_median_hours count incidents created in the window, by the incident's own service and environment
 SELECT {keys},
        count(*) AS incidents,
        count(*) FILTER (WHERE attribution_rule = 'unattributed') AS unattributed_incidents,

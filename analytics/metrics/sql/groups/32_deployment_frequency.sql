@@ -7,6 +7,7 @@
 -- Only successful deployments count (as for deployments and deployment_days).
 -- fact: deployment_times
 -- time: deployed_at
+-- note: deployment_days_per_week_median counts whole 7-day blocks from the period start, weeks without deployments as 0 (the deployment frequency rating uses it)
 WITH successful_deployments AS (
     SELECT *,
            CAST(floor((epoch(deployed_at) - epoch(period_start)) / (7 * 86400)) AS INTEGER) AS week_block,
