@@ -374,3 +374,40 @@ def test_monorepo_services_keep_their_own_tag_deployments(tmp_path: Path) -> Non
         ("api", "api-v2", sorted([b, c])),
         ("web", "web-v1", sorted([a, b])),
     ]
+
+
+def test_url_credentials_are_never_stored(tmp_path: Path, release: tuple[GitRepo, dict[str, str]]) -> None:
+    """A repository served over loopback HTTP (git's "dumb" protocol: plain static files), cloned
+    with user:secret in the URL. The secret must not reach the cache clone's config, the
+    database or the output, and the re-run's fetch must still work."""
+    import functools
+    import http.server
+    import threading
+
+    repo, _ = release
+    served = repo.clone(tmp_path / "www" / "shop.git", bare=True)
+    served.git("update-server-info")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://ci-bot:s3cr3t-token@127.0.0.1:{server.server_address[1]}/shop.git"
+        db = tmp_path / "db.duckdb"
+        env = {"GITOPS_DORA_CACHE": str(tmp_path / "cache")}
+        first = run_cli(db, "collect", "git", url, "--deploy-tags", SEMVER, env=env)
+        assert first.returncode == 0, first.stderr
+        assert query(db, "SELECT count(*) FROM commits WHERE repo = 'shop'") == [(5,)]
+        repo.commit("F", at="2024-03-09T09:00:00+00:00")
+        served.git("fetch", "-q", repo.url, "+refs/heads/*:refs/heads/*")
+        served.git("update-server-info")
+        second = run_cli(db, "collect", "git", url, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "1 new commits (incremental; 6 in total)" in second.stderr
+    finally:
+        server.shutdown()
+    (clone,) = (tmp_path / "cache").iterdir()
+    assert "s3cr3t" not in (clone / "config").read_text()
+    assert "s3cr3t" not in first.stderr + first.stdout + second.stderr + second.stdout
+    assert query(db, "SELECT url FROM repositories") == [(url.replace("ci-bot:s3cr3t-token@", ""),)]
+    assert b"s3cr3t" not in db.read_bytes()

@@ -96,8 +96,10 @@ def _cache_clone(url: str, repo_id: str) -> Path:
     dest = cache_root() / f"{repo_id}-{digest}.git"
     shown = redact(url)
     if (dest / "HEAD").exists():
-        run_git(dest, ["fetch", "--quiet", "--prune", "--force", "origin",
-                       "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+        # The URL as given (it may carry credentials) is used for this fetch only, never stored:
+        # fetching "origin" keeps the clone's partial-clone settings without a second remote.
+        run_git(dest, ["-c", f"remote.origin.url={url}", "fetch", "--quiet", "--prune", "--force",
+                       "origin", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
                 what=f"cannot fetch {shown}")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +111,22 @@ def _cache_clone(url: str, repo_id: str) -> Path:
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SourceError(f"cannot clone {shown}: {git_reason(proc.stderr)}")
+    if not _really_partial(tmp):
+        # The server ignored the filter and sent every object. Left marked as a partial clone,
+        # later fetches from a server without filter support (git's "dumb" HTTP) stall.
+        for key in ("remote.origin.promisor", "remote.origin.partialclonefilter"):
+            run_git(tmp, ["config", "--unset", key], what="", check=False)
+    if shown != url:  # git wrote the URL with its credentials into the clone's config
+        run_git(tmp, ["remote", "set-url", "origin", shown], what=f"cannot configure {tmp}")
     os.replace(tmp, dest)  # a half-finished clone never looks like a cache hit
     return dest
+
+
+def _really_partial(repo: Path) -> bool:
+    """Whether blobs were left out: HEAD's tree lists missing objects as ``?sha`` (no lazy fetch)."""
+    proc = run_git(repo, ["rev-list", "--objects", "--missing=print", "--no-walk", "HEAD"],
+                   what="", check=False)
+    return proc.returncode != 0 or any(line.startswith("?") for line in proc.stdout.splitlines())
 
 
 def locate(path_or_url: str, repo_id: str | None = None) -> RepoLocation:
