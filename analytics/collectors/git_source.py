@@ -34,9 +34,12 @@ def is_url(text: str) -> bool:
 
 
 def git_env() -> dict[str, str]:
-    """Never prompt for credentials (a collector must not hang) and use plain C-locale output."""
+    """Never prompt for credentials or wait on a stalled server (a collector must not hang), and
+    use plain C-locale output."""
     env = dict(os.environ)
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_OPTIONAL_LOCKS="0")
+    env.setdefault("GIT_HTTP_LOW_SPEED_LIMIT", "1000")  # bytes/s, for
+    env.setdefault("GIT_HTTP_LOW_SPEED_TIME", "60")     # seconds: then git gives up
     return env
 
 
