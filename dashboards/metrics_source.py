@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from analytics.errors import UserError
+from analytics.store.connection import open_reader
 from dashboards.filters import Filters
-from dashboards.source import config_path, data_stamp, reader
+from dashboards.source import config_path, data_stamp
 
 GROUP_KEYS = ("service", "team", "environment", "repository")
 OVERVIEW_GROUP_BY = ("environment",)
@@ -84,8 +85,13 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
             teams=(req.team,) if req.team else (),
             trend=req.trend, compare_previous=req.compare_previous, benchmark=req.benchmark,
         )
-        with reader(db) as con:
+        # its own connection: an engine run takes seconds at scale, and the shared connection must
+        # stay free for the pages' quick queries meanwhile
+        con = open_reader(db)
+        try:
             report = compute_metrics(con, query, config)
+        finally:
+            con.close()
         payload: dict[str, Any] = json.loads(dumps(report.payload()))
     except UserError as exc:
         raise MetricsUnavailable(str(exc)) from None
@@ -131,6 +137,10 @@ class _ResultCache:
                     self._results.popitem(last=False)
         return self._unwrap(value)
 
+    def ready(self, db: Path, req: MetricsRequest) -> bool:
+        with self._lock:
+            return (str(db), data_stamp(db), req) in self._results
+
     @staticmethod
     def _unwrap(value: dict[str, Any] | MetricsUnavailable) -> dict[str, Any]:
         if isinstance(value, MetricsUnavailable):
@@ -142,7 +152,14 @@ RESULTS = _ResultCache()
 
 
 def metrics(db: Path, req: MetricsRequest) -> dict[str, Any]:
-    return RESULTS.get(db, req)
+    """The engine's answer; a page that has to wait for it shows a spinner meanwhile."""
+    import streamlit as st
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    if RESULTS.ready(db, req) or get_script_run_ctx(suppress_warning=True) is None:
+        return RESULTS.get(db, req)
+    with st.spinner("Computing DORA metrics..."):
+        return RESULTS.get(db, req)
 
 
 def groups_of(payload: dict[str, Any]) -> list[dict[str, Any]]:
