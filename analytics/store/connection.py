@@ -138,10 +138,11 @@ class WriteSession:
         )
 
     def get_state(self, source: str, key: str) -> str | None:
-        row = self.con.execute(
+        # fetchall, not fetchone: a half-read result blocks the next statement on DuckDB 2.
+        rows = self.con.execute(
             "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
-        ).fetchone()
-        return None if row is None else row[0]
+        ).fetchall()
+        return rows[0][0] if rows else None
 
     def warn(self, kind: str, detail: str, count: int = 1) -> None:
         """Record a data-quality warning (shown on the Data health page)."""
