@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from analytics.demo.context import DemoContext
+from analytics.demo.platform_files import FLUX_SERVICE
 
-FLUX_SERVICES = ("inventory",)
+FLUX_SERVICES = (FLUX_SERVICE,)  # the platform team's Flux Kustomizations in platform-config name it
 FAILED_SYNC = ("storefront", "production", 4)  # service, env, index of the deployment that first failed
 ROLLBACK = ("payments-api", "production", 6)  # service, env, index of the deployment rolled back
 DRIFT = ("inventory", "production", 12)  # service, env, index of the config commit running when it drifted

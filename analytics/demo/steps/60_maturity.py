@@ -21,16 +21,16 @@ ANSWERS = """\
 answers:
   declarative-iac:
     answer: yes
-    note: Clusters are provisioned with Terraform from the separate infra repository.
+    note: The clusters are provisioned with Terraform (infrastructure/terraform), run from CI.
   secrets-management:
     answer: yes
-    note: Applications read secrets from Vault through the External Secrets operator.
+    note: Secrets are SOPS-encrypted in git and decrypted by Flux in the cluster.
   pull-based:
     answer: yes
-    note: Argo CD in each cluster pulls platform-config.
+    note: Argo CD and Flux in each cluster pull platform-config.
   workload-reconciliation:
     answer: yes
-    note: Argo CD applications sync automatically with self-heal.
+    note: Argo CD applications self-heal; Flux Kustomizations re-apply every 10 minutes.
   progressive-delivery:
     answer: no
     note: Canary releases are planned, not in place.
