@@ -333,3 +333,20 @@ def test_demo_incidents_cover_every_attribution_rule(tmp_path: Path) -> None:
     assert sum(count for count, _ in first.values()) == len(csv_lines) - 1
     gitops(db, "demo", "--workdir", str(workdir))
     assert dict((r[0], (r[1], r[2])) for r in rows(db, query)) == first
+
+
+def test_root_cause_deployment_after_the_incident_was_resolved(db: Path, tmp_path: Path) -> None:
+    # I1 (03-03T00 -> 03-03T05) names D2, which was deployed later (03-05): rule 1 still charges D2
+    # (CFR 1/2), but a recovery before the deployment time is no duration: it is left out of the
+    # median (None) and D2 is not "unrecovered" either.
+    _import(db, tmp_path, [
+        ("D1", "pay", "production", "r1", "2024-03-01T00:00:00Z", "success", ""),
+        ("D2", "pay", "production", "r2", "2024-03-05T00:00:00Z", "success", ""),
+    ], [
+        ("I1", "pay", "production", "2024-03-03T00:00:00Z", "2024-03-03T05:00:00Z", "odd", "D2"),
+    ])
+    assert _attribution(db) == {"I1": ("root_cause", "D2")}
+    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
+    assert (g["failed_deployments"], g["change_failure_rate"]) == (1, 0.5)
+    assert g["failed_deployment_recovery_median_hours"] is None
+    assert g["unrecovered_failed_deployments"] == 0

@@ -8,18 +8,16 @@
 -- time: deployed_at
 -- zero: deployment_attempts, failed_deployments, unrecovered_failed_deployments, rework_deployments
 -- note: change_failure_rate and rework_rate divide by deployment_attempts (successful deployments plus failed attempts in the window)
-WITH deployments_in_scope AS (
-    SELECT DISTINCT ON (id) *
-    FROM scoped
-)
+-- Each deployment lies in exactly one period (periods are half-open and tile the window), so
+-- every row of scoped is one deployment counted once.
 SELECT {keys},
        count(*) AS deployment_attempts,
        count(*) FILTER (WHERE is_failed) AS failed_deployments,
        count(*) FILTER (WHERE is_failed) / count(*) AS change_failure_rate,
        median(recovery_hours) FILTER (WHERE is_failed) AS failed_deployment_recovery_median_hours,
        quantile_cont(recovery_hours, 0.9) FILTER (WHERE is_failed) AS failed_deployment_recovery_p90_hours,
-       count(*) FILTER (WHERE is_failed AND recovery_hours IS NULL) AS unrecovered_failed_deployments,
+       count(*) FILTER (WHERE is_failed AND recovered_at IS NULL) AS unrecovered_failed_deployments,
        count(*) FILTER (WHERE is_rework) AS rework_deployments,
        count(*) FILTER (WHERE is_rework) / count(*) AS rework_rate
-FROM deployments_in_scope
+FROM scoped
 GROUP BY {keys};
