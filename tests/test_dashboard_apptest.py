@@ -412,3 +412,46 @@ def test_warm_up_computes_the_default_overview_once_per_snapshot(
     assert key in metrics_source.RESULTS._results                 # ready before anyone asked
     assert metrics_source.RESULTS.get(demo_db, req) == metrics_json(demo_db, MetricsRequest(
         since=since.isoformat(), until=until.isoformat(), compare_previous=True))
+
+
+def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db: Any) -> None:
+    """A writer paused just before COMMIT holds the database; the dashboard reads the snapshot."""
+    db = tmp_path / "busy.duckdb"
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    with open_writer(db, source="test") as w:
+        w.upsert("services", [{"name": "svc", "team": "t"}])
+        w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
+                                  "deployed_at": t0.replace(day=2 + i), "status": "success",
+                                  "source": "test"} for i in range(2)])
+    csv_file = tmp_path / "deployments.csv"
+    csv_file.write_text("id,service,environment,revision,deployed_at,status,repository\n"
+                        "x1,svc,production,abc1234,2026-03-20T10:00:00Z,success,\n"
+                        "x2,svc,production,abc1235,2026-03-21T10:00:00Z,success,\n")
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    env["GITOPS_DORA_PAUSE_BEFORE_COMMIT"] = "20"
+    writer = subprocess.Popen([CLI, "--db", str(db), "import", str(csv_file)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stderr is not None
+        line = writer.stderr.readline()
+        while line and "pausing" not in line:
+            line = writer.stderr.readline()
+        assert "pausing" in line                        # the writer is inside its transaction now
+        use_db(db)
+        at = open_page("overview", since="2026-03-01", until="2026-04-01")
+        assert_clean(at)
+        assert at.metric[0].value == "0.45/wk"         # 2 * 7 / 31: the last published snapshot
+        health = open_page("data_health")
+        assert_clean(health)
+        assert writer.poll() is None                    # and the writer was still running
+    finally:
+        out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    at.run()
+    assert at.metric[0].value == "0.90/wk"             # 4 * 7 / 31 once the new snapshot is published
+
+
+def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
+    proc = cli(tmp_path / "x.duckdb", "dashboard", "--port", "70000")
+    assert proc.returncode == 2
+    assert "65535" in proc.stderr and "--port" in proc.stderr
