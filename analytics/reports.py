@@ -52,11 +52,17 @@ class Report:
     meta: dict[str, Any]
 
 
-def report_from_metrics(payload: Mapping[str, Any], value_columns: Sequence[str]) -> Report:
-    """Tidy rows from a ``metrics`` JSON document (trend or not) and its value column order."""
+def report_from_metrics(
+    payload: Mapping[str, Any], value_columns: Sequence[str], rated_metrics: Sequence[str] = ()
+) -> Report:
+    """Tidy rows from a ``metrics`` JSON document (trend or not) and its value column order.
+
+    ``rated_metrics`` fixes the rating columns even when there are no rows, so a scheduled consumer
+    always sees the same header.
+    """
     group_by = list(payload.get("group_by") or [])
     extra_dims = [d for d in group_by if d not in DIMENSION_COLUMNS]  # e.g. repository
-    rating_columns: list[str] = []
+    rating_columns: list[str] = [f"{m}_{suffix}" for m in rated_metrics for suffix in ("rating", "bucket")]
     rows: list[dict[str, Any]] = []
     for group in payload.get("groups") or []:
         row: dict[str, Any] = {d: group.get(d) for d in (*DIMENSION_COLUMNS, *extra_dims)}

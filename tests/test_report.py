@@ -256,3 +256,23 @@ def _write_goldens(db: Path, tmp: Path) -> dict[str, Any]:  # pragma: no cover -
     for name, extra in names.items():
         run(db, "report", "--out", str(GOLDEN / name), "--period", "month", *WINDOW, *extra)
     return names
+
+
+def test_empty_window_still_writes_the_full_header(db: Path, tmp_path: Path) -> None:
+    """No deployment in 2025: no rows, but the same columns a scheduled consumer always reads."""
+    full, empty = tmp_path / "full.csv", tmp_path / "empty.csv"
+    assert run(db, "report", "--out", str(full), *WINDOW).returncode == 0
+    proc = run(db, "report", "--out", str(empty), "--since", "2025-01-01", "--until", "2025-02-01")
+    assert proc.returncode == 0, proc.stderr
+    assert empty.read_text() == full.read_text().splitlines()[0] + "\n"
+    assert "wrote 0 rows" in proc.stderr
+
+
+def test_benchmark_year_changes_the_rating_columns_and_bad_year_fails(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.csv"
+    assert run(db, "report", "--out", str(out), "--benchmark", "2019", *WINDOW).returncode == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert "time_to_restore_rating" in header                  # 2019 rates time to restore
+    assert "failed_deployment_recovery_time_rating" not in header
+    proc = run(db, "report", "--out", str(out), "--benchmark", "1999", *WINDOW)
+    assert proc.returncode == 2 and "--benchmark 1999" in proc.stderr

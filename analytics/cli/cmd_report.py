@@ -16,6 +16,15 @@ _SUFFIX_FORMATS = {
 }
 
 
+def _rated_metrics(benchmark: int | None) -> list[str]:
+    """The metrics the chosen benchmark year rates (its rating columns), in the ratings' order."""
+    try:
+        from analytics.metrics.ratings import rate_group
+    except ImportError:
+        return []
+    return list(rate_group({}, benchmark).keys())
+
+
 @app.command("report")
 def report_command(
     ctx: typer.Context,
@@ -67,6 +76,6 @@ def report_command(
         con.close()
     keys = (*result.group_by, "period_start", "period_end", "ratings")
     values = [c for c in result.columns if c not in keys]
-    report = report_from_metrics(result.payload(), values)
+    report = report_from_metrics(result.payload(), values, _rated_metrics(benchmark))
     write_atomically(out, RENDERERS[chosen](report))
     say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")
