@@ -78,10 +78,24 @@ def reverts_sha(message: str | None) -> str | None:
 
 
 def later(first: datetime | None, second: datetime | None) -> datetime | None:
-    """The later of a watermark and a --since bound (either may be missing)."""
+    """The later of two times, either of which may be missing: a watermark and a --since bound,
+    or the newest ``updated_at`` seen so far and the next one."""
     if first is None or second is None:
         return first or second
     return max(first, second)
+
+
+def resolve_repo_id(session: WriteSession, full_name: str, config: Config, explicit: str | None) -> str:
+    """--repo-id, else a collected repository that is this one (by id or URL), else the config's name."""
+    if explicit:
+        return explicit
+    name = full_name.rsplit("/", 1)[-1]
+    rows = session.con.execute(
+        "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
+        " ORDER BY id = ? DESC LIMIT 1",
+        [full_name, name, f"%/{full_name}", f"%/{full_name}.git", f"%/{full_name}", full_name],
+    ).fetchall()
+    return str(rows[0][0]) if rows else repo_id(full_name, config)
 
 
 def note_unmatched_merges(session: WriteSession, repo: str) -> None:

@@ -10,7 +10,6 @@ is fetched and written inside one write session, so an API error leaves the stor
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,13 +20,12 @@ from analytics.collectors.codehost_mapping import (
     is_incident,
     later,
     note_unmatched_merges,
-    repo_id,
+    resolve_repo_id,
     root_cause,
     service_for,
 )
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.store.connection import WriteSession
 
 TOKEN_ENV = "GITHUB_TOKEN"
 DEPLOYMENT_LOOKBACK = timedelta(days=7)
@@ -64,15 +62,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def _from_state(value: str | None) -> datetime | None:
     return None if not value else _utc(datetime.fromisoformat(value))
-
-
-def read_state(session: WriteSession, source: str, key: str) -> str | None:
-    """Like ``WriteSession.get_state`` but drains the result: DuckDB 2 refuses further work on a
-    connection with a half-fetched result (``fetchone``), which broke the following upserts."""
-    rows = session.con.execute(
-        "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
-    ).fetchall()
-    return rows[0][0] if rows else None
 
 
 def validate_name(full_name: str) -> str:
@@ -135,7 +124,7 @@ def _pull_rows(
         updated = _utc(pr.updated_at)
         if since is not None and updated is not None and updated < since:
             break  # newest-updated first: everything after this was seen by an earlier run
-        newest = max(newest, updated) if newest and updated else (newest or updated)
+        newest = later(newest, updated)
         author = pr.user.login if pr.user else None
         commits = list(pr.get_commits())
         commit_times = [
@@ -190,7 +179,7 @@ def _deployment_rows(
         created = _utc(deployment.created_at)
         if since is not None and created is not None and created < since - DEPLOYMENT_LOOKBACK:
             break
-        newest = max(newest, created) if newest and created else (newest or created)
+        newest = later(newest, created)
         # the latest outcome; GitHub later marks superseded deployments "inactive", which is no outcome
         outcome = next((s for s in deployment.get_statuses() if s.state in _OUTCOMES), None)
         if outcome is None:
@@ -225,7 +214,7 @@ def _incident_rows(
     issues = repo.get_issues(state="all", since=since) if since else repo.get_issues(state="all")
     for issue in issues:
         updated = _utc(issue.updated_at)
-        newest = max(newest, updated) if newest and updated else (newest or updated)
+        newest = later(newest, updated)
         labels = [label.name for label in issue.labels]
         # the issues list includes pull requests; their html_url says /pull/ (reading
         # .pull_request instead would cost one extra request per plain issue)
@@ -267,24 +256,6 @@ def _release_rows(repo: Any, rid: str) -> list[dict[str, Any]]:
     ]
 
 
-def resolve_repo_id(session: WriteSession, full_name: str, config: Config, explicit: str | None) -> str:
-    """--repo-id, else a collected repository that is this one (by id or URL), else the config's name."""
-    if explicit:
-        return explicit
-    name = full_name.rsplit("/", 1)[-1]
-    row = session.con.execute(
-        "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
-        " ORDER BY id = ? DESC LIMIT 1",
-        [full_name, name, f"%/{full_name}", f"%/{full_name}.git", f"%/{full_name}", full_name],
-    ).fetchall()
-    return str(row[0][0]) if row else repo_id(full_name, config)
-
-
-def _upsert(session: WriteSession, table: str, rows: Iterable[dict[str, Any]]) -> int:
-    rows = list(rows)
-    return session.upsert(table, rows, columns=list(rows[0])) if rows else 0
-
-
 def collect_github(
     db_path: Path,
     config: Config,
@@ -312,7 +283,7 @@ def collect_github(
         rid = resolve_repo_id(session, full_name, config, explicit_repo_id)
         summary = GitHubSummary(repository=full_name, repo_id=rid)
         marks = {
-            k: later(None if full else _from_state(read_state(session, source, k)), since)
+            k: later(None if full else _from_state(session.get_state(source, k)), since)
             for k in ("pulls_updated_at", "deployments_created_at", "issues_updated_at")
         }
         try:
@@ -326,11 +297,11 @@ def collect_github(
             releases = _release_rows(repo, rid)
         except (GithubException, RequestException, HTTPError) as exc:  # one line; nothing is written
             raise SourceError(describe_error(exc, full_name, url)) from None
-        summary.pull_requests = _upsert(session, "pull_requests", prs)
-        _upsert(session, "pr_reviews", reviews)
-        summary.deployments = _upsert(session, "deployments", deployments)
-        summary.incidents = _upsert(session, "incidents", incidents)
-        summary.releases = _upsert(session, "releases", releases)
+        summary.pull_requests = session.upsert("pull_requests", prs)
+        session.upsert("pr_reviews", reviews)
+        summary.deployments = session.upsert("deployments", deployments)
+        summary.incidents = session.upsert("incidents", incidents)
+        summary.releases = session.upsert("releases", releases)
         ensure_dimensions(session, config)
         if deployments:
             summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])

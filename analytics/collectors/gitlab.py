@@ -9,7 +9,6 @@ someone other than its author, since GitLab's approvals API gives no time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,14 +19,12 @@ from analytics.collectors.codehost_mapping import (
     is_incident,
     later,
     note_unmatched_merges,
-    repo_id,
+    resolve_repo_id,
     root_cause,
     service_for,
 )
-from analytics.collectors.github import read_state
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.store.connection import WriteSession
 from analytics.webhooks.providers import parse_time
 
 TOKEN_ENV = "GITLAB_TOKEN"
@@ -95,12 +92,6 @@ def _client(base_url: str, token: str | None) -> Any:
     )
 
 
-def _newest(current: datetime | None, value: datetime | None) -> datetime | None:
-    if value is None:
-        return current
-    return value if current is None or value > current else current
-
-
 def _since(mark: datetime | None) -> dict[str, str]:
     return {"updated_after": mark.isoformat().replace("+00:00", "Z")} if mark else {}
 
@@ -115,7 +106,7 @@ def _mr_rows(
         state="all", order_by="updated_at", sort="desc", iterator=True, **_since(mark)
     ):
         updated = parse_time(mr.updated_at)
-        newest = _newest(newest, updated)
+        newest = later(newest, updated)
         author = (mr.author or {}).get("username")
         commits = list(mr.commits())
         times = [
@@ -176,7 +167,7 @@ def _deployment_rows(
     service = service_for(rid, full, config)
     for dep in project.deployments.list(order_by="updated_at", sort="desc", iterator=True, **_since(mark)):
         updated = parse_time(dep.updated_at)
-        newest = _newest(newest, updated)
+        newest = later(newest, updated)
         status = _OUTCOMES.get(str(dep.status))
         if status is None:
             continue  # created / running / canceled / blocked: not an outcome
@@ -213,7 +204,7 @@ def _incident_rows(
     for issue in project.issues.list(
         state="all", order_by="updated_at", sort="desc", iterator=True, **_since(mark)
     ):
-        newest = _newest(newest, parse_time(issue.updated_at))
+        newest = later(newest, parse_time(issue.updated_at))
         labels = list(issue.labels or [])
         kind = str(getattr(issue, "issue_type", None) or getattr(issue, "type", None) or "").lower()
         if kind != "incident" and not is_incident(labels, wanted):
@@ -234,23 +225,6 @@ def _incident_rows(
             }
         )
     return rows, newest
-
-
-def _resolve_repo_id(session: WriteSession, full: str, config: Config, explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    name = full.rsplit("/", 1)[-1]
-    rows = session.con.execute(
-        "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
-        " ORDER BY id = ? DESC LIMIT 1",
-        [full, name, f"%/{full}", f"%/{full}.git", f"%/{full}", full],
-    ).fetchall()
-    return str(rows[0][0]) if rows else repo_id(full, config)
-
-
-def _upsert(session: WriteSession, table: str, rows: Iterable[dict[str, Any]]) -> int:
-    rows = list(rows)
-    return session.upsert(table, rows, columns=list(rows[0])) if rows else 0
 
 
 def collect_gitlab(
@@ -276,10 +250,10 @@ def collect_gitlab(
     token = conn.read_token(TOKEN_ENV)
     source = f"gitlab:{path}"
     with open_writer(db_path, source="gitlab", target=path) as session:
-        rid = _resolve_repo_id(session, path, config, explicit_repo_id)
+        rid = resolve_repo_id(session, path, config, explicit_repo_id)
         summary = GitLabSummary(project=path, repo_id=rid)
         marks = {
-            k: later(None if full else parse_time(read_state(session, source, k)), since)
+            k: later(None if full else parse_time(session.get_state(source, k)), since)
             for k in ("mrs_updated_at", "deployments_updated_at", "issues_updated_at")
         }
         try:
@@ -291,10 +265,10 @@ def collect_gitlab(
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
         except (GitlabError, RequestException) as exc:  # one line; nothing is written
             raise SourceError(describe_error(exc, path, url)) from None
-        summary.merge_requests = _upsert(session, "pull_requests", mrs)
-        _upsert(session, "pr_reviews", reviews)
-        summary.deployments = _upsert(session, "deployments", deployments)
-        summary.incidents = _upsert(session, "incidents", incidents)
+        summary.merge_requests = session.upsert("pull_requests", mrs)
+        session.upsert("pr_reviews", reviews)
+        summary.deployments = session.upsert("deployments", deployments)
+        summary.incidents = session.upsert("incidents", incidents)
         ensure_dimensions(session, config)
         if deployments:
             summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])
