@@ -9,6 +9,7 @@ import math
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -41,7 +42,27 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(payload: Any) -> str:
-    return json.dumps(to_jsonable(payload), indent=2, sort_keys=False)
+    """Indented JSON; orjson because trend output can hold tens of thousands of groups.
+
+    Times come out as UTC with a ``Z``; NaN and infinities as null; anything orjson does not
+    know (Decimal, pandas types) goes through ``to_jsonable``.
+    """
+    import orjson
+
+    options = (
+        orjson.OPT_INDENT_2 | orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
+        | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+    )
+    return orjson.dumps(payload, default=_json_fallback, option=options).decode()
+
+
+def _json_fallback(value: Any) -> Any:
+    converted = to_jsonable(value)
+    if converted is value:
+        if isinstance(value, Decimal):
+            return float(value)
+        raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
+    return converted
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
