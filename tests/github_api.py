@@ -8,29 +8,21 @@ limits, 401, 403, 404) in front of a path. Every request is logged for assertion
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-PAGE = 2  # small pages so every list needs Link pagination
+from tests.loopback_api import Fault, LoopbackAPI
+
+__all__ = ["Fault", "GitHubAPI"]
 
 
 @dataclass
-class Fault:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class GitHubAPI:
-    server: HTTPServer
+class GitHubAPI(LoopbackAPI):
     full_name: str
     token: str | None = "ghp_test_token_123"
     pulls: list[dict[str, Any]] = field(default_factory=list)
@@ -40,15 +32,14 @@ class GitHubAPI:
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     issues: list[dict[str, Any]] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)
-    faults: dict[str, list[Fault]] = field(default_factory=dict)
-    log: list[tuple[str, str]] = field(default_factory=list)  # (path, query string)
 
-    def __post_init__(self) -> None:
-        self.server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._handle)
-
-    @property
-    def base(self) -> str:
-        return self.server.url_for("").rstrip("/")
+    HEADERS: ClassVar[dict[str, str]] = {
+        "Content-Type": "application/json; charset=utf-8",
+        "X-RateLimit-Limit": "5000",
+        "X-RateLimit-Remaining": "4999",
+        "X-RateLimit-Resource": "core",
+        "X-GitHub-Api-Version-Selected": "2022-11-28",
+    }
 
     @property
     def repo_url(self) -> str:
@@ -300,18 +291,9 @@ class GitHubAPI:
             }
         )
 
-    def fail(self, path_suffix: str, *faults: Fault) -> None:
-        """The next requests whose path ends with ``path_suffix`` get these answers first."""
-        self.faults.setdefault(path_suffix, []).extend(faults)
-
     # --- serving ---
 
-    def _handle(self, request: Request) -> Response:
-        self.log.append((request.path, request.query_string.decode()))
-        for suffix, queue in self.faults.items():
-            if queue and request.path.endswith(suffix):
-                fault = queue.pop(0)
-                return self._json(fault.body, fault.status, fault.headers)
+    def _serve(self, request: Request) -> Response:
         if self.token is not None and request.headers.get("Authorization", "").split(" ")[-1] != self.token:
             return self._json(
                 {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}, 401
@@ -362,11 +344,10 @@ class GitHubAPI:
         return self._not_found()
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
-        page = int(request.args.get("page", "1"))
-        last = max(1, -(-len(items) // PAGE))
-        chunk = items[(page - 1) * PAGE : page * PAGE]
+        """RFC 5988 ``Link`` headers, as GitHub sends them."""
+        cut = self._slice(request, items)
+        page, last, args = cut.number, cut.last, cut.args
         links = []
-        args = {k: v for k, v in request.args.items() if k != "page"}
         if page < last:
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": page + 1})}>; rel="next"')
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": last})}>; rel="last"')
@@ -374,20 +355,10 @@ class GitHubAPI:
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": 1})}>; rel="first"')
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": page - 1})}>; rel="prev"')
         headers = {"Link": ", ".join(links)} if links else {}
-        return self._json(chunk, 200, headers)
+        return self._json(cut.items, 200, headers)
 
     def _not_found(self) -> Response:
         return self._json(
             {"message": "Not Found", "documentation_url": "https://docs.github.com/rest", "status": "404"},
             404,
         )
-
-    def _json(self, body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-        base_headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "X-RateLimit-Limit": "5000",
-            "X-RateLimit-Remaining": "4999",
-            "X-RateLimit-Resource": "core",
-            "X-GitHub-Api-Version-Selected": "2022-11-28",
-        }
-        return Response(json.dumps(body), status=status, headers={**base_headers, **(headers or {})})

@@ -7,20 +7,16 @@ can be injected in front of a path. Projects answer by numeric id and by URL-enc
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.github_api import Fault
-
-PAGE = 2
+from tests.loopback_api import PAGE, LoopbackAPI
 
 
 def _instant(text: str) -> datetime:
@@ -29,8 +25,7 @@ PROJECT_ID = 42
 
 
 @dataclass
-class GitLabAPI:
-    server: HTTPServer
+class GitLabAPI(LoopbackAPI):
     path: str
     token: str | None = "glpat-test-token"
     mrs: list[dict[str, Any]] = field(default_factory=list)
@@ -38,15 +33,12 @@ class GitLabAPI:
     mr_notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, Any]] = field(default_factory=list)
-    faults: dict[str, list[Fault]] = field(default_factory=dict)
-    log: list[tuple[str, str]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.server.expect_request(re.compile(r"^/.*")).respond_with_handler(self._handle)
-
-    @property
-    def base(self) -> str:
-        return self.server.url_for("").rstrip("/")
+    HEADERS: ClassVar[dict[str, str]] = {
+        "Content-Type": "application/json",
+        "RateLimit-Limit": "2000",
+        "RateLimit-Remaining": "1999",
+    }
 
     @property
     def web(self) -> str:
@@ -259,16 +251,8 @@ class GitLabAPI:
             }
         )
 
-    def fail(self, path_suffix: str, *faults: Fault) -> None:
-        self.faults.setdefault(path_suffix, []).extend(faults)
-
-    def _handle(self, request: Request) -> Response:
+    def _serve(self, request: Request) -> Response:
         raw_path = request.environ.get("RAW_URI", request.path).split("?")[0]
-        self.log.append((request.path, request.query_string.decode()))
-        for suffix, queue in self.faults.items():
-            if queue and request.path.endswith(suffix):
-                fault = queue.pop(0)
-                return self._json(fault.body, fault.status, fault.headers)
         if self.token is not None and request.headers.get("PRIVATE-TOKEN") != self.token:
             return self._json({"message": "401 Unauthorized"}, 401)
         encoded = self.path.replace("/", "%2F")
@@ -313,9 +297,9 @@ class GitLabAPI:
         return self._json({"message": "404 Not found"}, 404)
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
-        page = int(request.args.get("page", "1"))
-        last = max(1, -(-len(items) // PAGE))
-        args = {k: v for k, v in request.args.items() if k != "page"}
+        """``Link`` plus the ``X-Page``/``X-Total`` family, as GitLab sends them."""
+        cut = self._slice(request, items)
+        page, last, args = cut.number, cut.last, cut.args
         url = f"{self.base}{request.path}"
         links = [
             f'<{url}?{urlencode({**args, "page": 1})}>; rel="first"',
@@ -332,8 +316,4 @@ class GitLabAPI:
             "X-Total": str(len(items)),
             "X-Total-Pages": str(last),
         }
-        return self._json(items[(page - 1) * PAGE : page * PAGE], 200, headers)
-
-    def _json(self, body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-        base = {"Content-Type": "application/json", "RateLimit-Limit": "2000", "RateLimit-Remaining": "1999"}
-        return Response(json.dumps(body), status=status, headers={**base, **(headers or {})})
+        return self._json(cut.items, 200, headers)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,43 +11,26 @@ from urllib.parse import parse_qs
 import pytest
 from pytest_httpserver import HTTPServer
 
-from analytics.store.connection import open_reader
+from tests import codehost_cli
+from tests.codehost_cli import utc
 from tests.github_api import Fault, GitHubAPI
 
-CLI = str(Path(sys.executable).with_name("gitops-dora"))
 TOKEN = "ghp_test_token_123"
 REPO = "acme/payments"
 X1, X2, X3, X4, X5 = ("1" * 40, "2" * 40, "3" * 40, "4" * 40, "5" * 40)
 M1, M5 = "a1" * 20, "a5" * 20
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def run_cli(
     tmp_path: Path, *args: str, token: str | None = TOKEN, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GITOPS_DORA_DB")}
-    env.update(extra_env or {})
-    if token is not None:
-        env["GITHUB_TOKEN"] = token
-    return subprocess.run(
-        [CLI, "--db", str(tmp_path / "gh.duckdb"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
+    return codehost_cli.run_cli(
+        tmp_path / "gh.duckdb", *args, token_env="GITHUB_TOKEN", token=token, extra_env=extra_env
     )
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = open_reader(tmp_path / "gh.duckdb", install_views=False)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return codehost_cli.query(tmp_path / "gh.duckdb", sql)
 
 
 @pytest.fixture

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -14,40 +11,22 @@ from urllib.parse import parse_qs
 import pytest
 from pytest_httpserver import HTTPServer
 
-from analytics.store.connection import open_reader
-from tests.github_api import Fault
+from tests import codehost_cli
+from tests.codehost_cli import utc
 from tests.gitlab_api import GitLabAPI
+from tests.loopback_api import Fault
 
-CLI = str(Path(sys.executable).with_name("gitops-dora"))
 TOKEN = "glpat-test-token"
 PROJECT = "acme/payments"
 C1, C2, C3, SQ = "c1" * 20, "c2" * 20, "c3" * 20, "5a" * 20
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def run_cli(tmp_path: Path, *args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GITLAB_TOKEN", "GITOPS_DORA_DB")}
-    if token is not None:
-        env["GITLAB_TOKEN"] = token
-    return subprocess.run(
-        [CLI, "--db", str(tmp_path / "gl.duckdb"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    return codehost_cli.run_cli(tmp_path / "gl.duckdb", *args, token_env="GITLAB_TOKEN", token=token)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = open_reader(tmp_path / "gl.duckdb", install_views=False)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return codehost_cli.query(tmp_path / "gl.duckdb", sql)
 
 
 @pytest.fixture

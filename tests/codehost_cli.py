@@ -1,0 +1,45 @@
+"""Running ``gitops-dora`` against a loopback code host and reading back what it stored; shared
+by the GitHub and GitLab collector tests, which differ only in the token variable and DB file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from analytics.store.connection import open_reader
+
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def run_cli(
+    db: Path, *args: str, token_env: str, token: str | None, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess whose only token is ``token`` (none when it is None)."""
+    env = {k: v for k, v in os.environ.items() if k not in (token_env, "GITOPS_DORA_DB")}
+    env.update(extra_env or {})
+    if token is not None:
+        env[token_env] = token
+    return subprocess.run(
+        [CLI, "--db", str(db), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=db.parent,
+        timeout=120,
+    )
+
+
+def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    con = open_reader(db, install_views=False)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
