@@ -39,14 +39,19 @@ def table(
     file_name: str,
     column_config: dict[str, Any] | None = None,
     height: int | None = None,
-) -> None:
-    """A dataframe with its CSV download button (every table has one)."""
-    st.dataframe(frame, hide_index=True, column_config=column_config, key=f"df-{key}",
-                 height=height if height is not None else "auto")
+    selectable: bool = False,
+) -> int | None:
+    """A dataframe with its CSV download button (every table has one); with ``selectable``, the
+    position of the row the user clicked (None when none is selected)."""
+    event = st.dataframe(frame, hide_index=True, column_config=column_config, key=f"df-{key}",
+                         height=height if height is not None else "auto",
+                         on_select="rerun" if selectable else "ignore", selection_mode="single-row")
     st.download_button(
         "Download CSV", csv_bytes(frame), file_name=file_name, mime="text/csv", key=f"csv-{key}",
         icon=":material/download:",
     )
+    rows = getattr(getattr(event, "selection", None), "rows", None) if selectable else None
+    return int(rows[0]) if rows else None
 
 
 def is_missing(value: Any) -> bool:

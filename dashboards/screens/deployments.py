@@ -39,14 +39,14 @@ if text:
 st.caption(f"{len(shown)} of {len(listing)} deployments")
 if len(shown):
     st.plotly_chart(charts.deployment_timeline(shown), key="deployment-timeline")
-table(shown, key="deployments", file_name="deployments.csv")
+picked = table(shown, key="deployments", file_name="deployments.csv", selectable=True)
 
 if shown.empty:
     st.stop()
 st.subheader("Drill-down")
-ids = list(shown["id"])
-chosen = st.selectbox("Deployment", ids, key="dep_pick")
-row = shown[shown["id"] == chosen].iloc[0]
+st.caption("Click a row in the table above to open it here (the newest is shown by default).")
+row = shown.iloc[picked if picked is not None and picked < len(shown) else 0]
+chosen = str(row["id"])
 st.markdown(
     f"**{row['service']}** → **{row['environment']}** at {row['deployed_at']} · status **{row['status']}**"
     f" · source `{row['source']}` · revision `{'—' if is_missing(row['revision']) else row['revision']}`"
