@@ -265,3 +265,16 @@ def test_crontab_example_lines_are_valid() -> None:
         commands.append(m.group("command"))
         assert "%" not in line.replace("\\%", "")               # a bare % ends the command in cron
     assert any("gitops-dora report" in c for c in commands)
+
+
+def test_dockerfile_matches_what_the_manifests_expect() -> None:
+    """The image runs as the manifests' runAsUser, with `gitops-dora` as its entrypoint."""
+    text = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", text, re.M)
+    assert user
+    for kind in ("CronJob", "Deployment"):
+        ctx = pod_spec(by_kind(render(OVERLAYS[0]), kind))["securityContext"]
+        assert (ctx["runAsUser"], ctx["runAsGroup"]) == (int(user.group(1)), int(user.group(2)))
+    assert re.search(r'^ENTRYPOINT \["gitops-dora"\]$', text, re.M)
+    for package in ("analytics", "assessment", "dashboards", "data"):
+        assert re.search(rf"^COPY {package} ", text, re.M), package
