@@ -31,6 +31,11 @@ class ObjectRef:
     def path(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
 
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """The natural key of its ``reconciler_objects`` row."""
+        return (self.reconciler, self.kind, self.namespace, self.name)
+
 
 @dataclass(frozen=True)
 class Mapped:

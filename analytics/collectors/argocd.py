@@ -8,11 +8,22 @@ read. Every observation is kept as a reconciler event; deployments are derived a
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
-from analytics.collectors.reconciler_rows import FAILED, RUNNING, SUCCESS, Collected, EventBuilder
+from analytics.collectors.reconciler_rows import (
+    FAILED,
+    RUNNING,
+    SUCCESS,
+    Collected,
+    EventBuilder,
+    as_dict,
+    as_list,
+    involved_object,
+    object_builder,
+)
 from analytics.config import Config
-from analytics.reconciler_mapping import ObjectRef, object_ref
+from analytics.reconciler_mapping import ObjectRef
 from analytics.revisions import parse_revision, parse_revisions
 
 RECONCILER = "argocd"
@@ -27,16 +38,8 @@ _SYNC_STATUS = re.compile(r"Updated sync status:\s*(?P<old>\S+)\s*->\s*(?P<new>\
 _ROLLBACK = re.compile(r"rollback", re.IGNORECASE)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _revision_of(entry: dict[str, Any]) -> Any:
-    revisions = _list(entry.get("revisions"))
+    revisions = as_list(entry.get("revisions"))
     return revisions if revisions else entry.get("revision")
 
 
@@ -52,10 +55,8 @@ def application_events(
     app: dict[str, Any], config: Config, source: str, collected: Collected | None = None
 ) -> Collected:
     """History entries, the current operation and health of one Application."""
-    out = collected if collected is not None else Collected()
-    builder = EventBuilder(object_ref(RECONCILER, app, "Application"), config, source, out)
-    status = _dict(app.get("status"))
-    history = [h for h in _list(status.get("history")) if isinstance(h, dict)]
+    builder, status, history = object_builder(RECONCILER, app, "Application", config, source, collected)
+    out = builder.collected
     started_of_history = set()
     for entry in history:
         raw = _revision_of(entry)
@@ -72,16 +73,16 @@ def application_events(
             payload=entry,
             discriminator=f"history:{entry.get('id')}",
         )
-    op = _dict(status.get("operationState"))
+    op = as_dict(status.get("operationState"))
     if op:
         _operation_event(builder, op, started_of_history)
-    health = _dict(status.get("health"))
+    health = as_dict(status.get("health"))
     if health.get("status") and health.get("lastTransitionTime"):
         builder.add(
             event_type="health",
             status=str(health["status"]),
             occurred_at=health["lastTransitionTime"],
-            revision=_dict(status.get("sync")).get("revision"),
+            revision=as_dict(status.get("sync")).get("revision"),
             reason="HealthStatus",
             message=health.get("message"),
             payload=health,
@@ -91,7 +92,7 @@ def application_events(
 
 
 def _initiator(initiated: Any) -> str | None:
-    info = _dict(initiated)
+    info = as_dict(initiated)
     if info.get("automated"):
         return "initiated by automated sync"
     if info.get("username"):
@@ -101,9 +102,9 @@ def _initiator(initiated: Any) -> str | None:
 
 def _operation_event(builder: EventBuilder, op: dict[str, Any], history_keys: set[Any]) -> None:
     phase = str(op.get("phase") or "")
-    result = _dict(op.get("syncResult"))
-    operation = _dict(op.get("operation"))
-    sync = _dict(operation.get("sync"))
+    result = as_dict(op.get("syncResult"))
+    operation = as_dict(op.get("operation"))
+    sync = as_dict(operation.get("sync"))
     raw = _revision_of(result) or _revision_of(sync)
     parsed = parse_revisions(raw) if isinstance(raw, list) else parse_revision(raw)
     message = op.get("message")
@@ -150,8 +151,8 @@ def _operation_event(builder: EventBuilder, op: dict[str, Any], history_keys: se
 
 
 def is_argocd_event(event: dict[str, Any]) -> bool:
-    involved = _dict(event.get("involvedObject") or event.get("regarding"))
-    component = _dict(event.get("source")).get("component") or event.get("reportingComponent") or ""
+    involved = involved_object(event)
+    component = as_dict(event.get("source")).get("component") or event.get("reportingComponent") or ""
     return involved.get("kind") == "Application" and (
         component in (CONTROLLER, "argocd-server")
         or str(involved.get("apiVersion", "")).startswith("argoproj.io")
@@ -159,19 +160,19 @@ def is_argocd_event(event: dict[str, Any]) -> bool:
 
 
 def event_time(event: dict[str, Any]) -> Any:
-    series = _dict(event.get("series"))
+    series = as_dict(event.get("series"))
     return (
         series.get("lastObservedTime")
         or event.get("lastTimestamp")
         or event.get("eventTime")
         or event.get("firstTimestamp")
-        or _dict(event.get("metadata")).get("creationTimestamp")
+        or as_dict(event.get("metadata")).get("creationTimestamp")
     )
 
 
 def event_discriminator(event: dict[str, Any]) -> str:
     """A core Event object is updated in place when it repeats; (uid, count) is one occurrence."""
-    meta = _dict(event.get("metadata"))
+    meta = as_dict(event.get("metadata"))
     return f"event:{meta.get('uid') or meta.get('name')}:{event.get('count') or 1}"
 
 
@@ -183,7 +184,7 @@ def core_event(
     known: dict[tuple[str, str, str], ObjectRef] | None = None,
 ) -> None:
     """One core/v1 Event from the application controller."""
-    involved = _dict(event.get("involvedObject") or event.get("regarding"))
+    involved = involved_object(event)
     ref = (known or {}).get(
         ("Application", str(involved.get("namespace") or ""), str(involved.get("name") or ""))
     )
@@ -195,7 +196,7 @@ def core_event(
             name=str(involved.get("name") or ""),
         )
     builder = EventBuilder(ref, config, source, collected)
-    builder.collected.objects[(ref.reconciler, ref.kind, ref.namespace, ref.name)]["_from_event"] = True
+    builder.mark_from_event()
     reason = str(event.get("reason") or "")
     message = str(event.get("message") or event.get("note") or "")
     when = event_time(event)
@@ -211,61 +212,27 @@ def add_argocd_message(
     builder: EventBuilder, reason: str, message: str, when: Any, disc: str, payload: Any
 ) -> None:
     """Interpret the controller's reason and message (shared with notifications)."""
+    add = partial(builder.add, occurred_at=when, message=message, payload=payload, discriminator=disc)
     if reason == "OperationCompleted" and (m := _COMPLETED.match(message.strip())):
         ok = m["result"] == "succeeded"
         rev = m["rev"].strip().strip("'\"")
         revs = rev.strip("[]").split() if rev.startswith("[") else None
         parsed = parse_revisions(revs) if revs else parse_revision(rev)
         kind = "rollback" if _ROLLBACK.search(message) else "sync"
-        builder.add(
+        add(
             event_type=kind if ok else f"{kind}_failed",
             status=SUCCESS if ok else FAILED,
-            occurred_at=when,
             parsed=parsed,
             reason=reason,
-            message=message,
-            payload=payload,
-            discriminator=disc,
         )
-    elif reason == "OperationStarted":
+        return
+    if reason == "OperationStarted":
         m = _STARTED.search(message)
-        builder.add(
-            event_type="operation_started",
-            status=RUNNING,
-            occurred_at=when,
-            revision=m["rev"] if m else None,
-            reason=reason,
-            message=message,
-            payload=payload,
-            discriminator=disc,
-        )
-    elif reason == "ResourceUpdated" and (m := _HEALTH.search(message)):
-        builder.add(
-            event_type="health",
-            status=m["new"],
-            occurred_at=when,
-            reason=reason,
-            message=message,
-            payload=payload,
-            discriminator=disc,
-        )
-    elif reason == "ResourceUpdated" and (m := _SYNC_STATUS.search(message)):
-        builder.add(
-            event_type="sync_status",
-            status=m["new"],
-            occurred_at=when,
-            reason=reason,
-            message=message,
-            payload=payload,
-            discriminator=disc,
-        )
-    else:
-        builder.add(
-            event_type="reconcile",
-            status=None,
-            occurred_at=when,
-            reason=reason or None,
-            message=message,
-            payload=payload,
-            discriminator=disc,
-        )
+        add(event_type="operation_started", status=RUNNING, revision=m["rev"] if m else None, reason=reason)
+        return
+    if reason == "ResourceUpdated":
+        for event_type, pattern in (("health", _HEALTH), ("sync_status", _SYNC_STATUS)):
+            if m := pattern.search(message):
+                add(event_type=event_type, status=m["new"], reason=reason)
+                return
+    add(event_type="reconcile", status=None, reason=reason or None)

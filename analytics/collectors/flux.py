@@ -11,9 +11,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from analytics.collectors.reconciler_rows import FAILED, RUNNING, SUCCESS, Collected, EventBuilder
+from analytics.collectors.reconciler_rows import (
+    FAILED,
+    RUNNING,
+    SUCCESS,
+    Collected,
+    EventBuilder,
+    as_dict,
+    as_list,
+    involved_object,
+    object_builder,
+)
 from analytics.config import Config
-from analytics.reconciler_mapping import ObjectRef, object_ref
+from analytics.reconciler_mapping import ObjectRef
 
 RECONCILER = "flux"
 KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
@@ -38,14 +48,6 @@ _FAILED_REASONS = {
 }
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def is_kustomization(obj: Any) -> bool:
     return (
         isinstance(obj, dict)
@@ -63,18 +65,16 @@ def is_helmrelease(obj: Any) -> bool:
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next((c for c in _list(status.get("conditions")) if _dict(c).get("type") == kind), {})
+    return next((c for c in as_list(status.get("conditions")) if as_dict(c).get("type") == kind), {})
 
 
 def kustomization_events(
     obj: dict[str, Any], config: Config, source: str, collected: Collected | None = None
 ) -> Collected:
     """History entries (kustomize-controller >= 1.7), else the applied/attempted revisions."""
-    out = collected if collected is not None else Collected()
-    builder = EventBuilder(object_ref(RECONCILER, obj, "Kustomization"), config, source, out)
-    status = _dict(obj.get("status"))
+    builder, status, history = object_builder(RECONCILER, obj, "Kustomization", config, source, collected)
+    out = builder.collected
     ready = _condition(status, "Ready")
-    history = [h for h in _list(status.get("history")) if isinstance(h, dict)]
     for entry in history:
         verdict = str(entry.get("lastReconciledStatus") or "")
         ok = verdict.endswith("Succeeded") or verdict == ""
@@ -82,7 +82,7 @@ def kustomization_events(
             event_type="sync" if ok else "sync_failed",
             status=SUCCESS if ok else FAILED,
             occurred_at=entry.get("firstReconciled"),
-            revision=_dict(entry.get("metadata")).get("revision"),
+            revision=as_dict(entry.get("metadata")).get("revision"),
             reason=verdict or "History",
             message=f"{entry.get('totalReconciliations', 1)} reconciliations, "
             f"last at {entry.get('lastReconciled')}",
@@ -136,10 +136,8 @@ def helmrelease_events(
     obj: dict[str, Any], config: Config, source: str, collected: Collected | None = None
 ) -> Collected:
     """One event per history snapshot (newest first in the object), plus a failing Ready condition."""
-    out = collected if collected is not None else Collected()
-    builder = EventBuilder(object_ref(RECONCILER, obj, "HelmRelease"), config, source, out)
-    status = _dict(obj.get("status"))
-    history = [h for h in _list(status.get("history")) if isinstance(h, dict)]
+    builder, status, history = object_builder(RECONCILER, obj, "HelmRelease", config, source, collected)
+    out = builder.collected
     failed_versions = set()
     for entry in history:
         helm_status = str(entry.get("status") or "")
@@ -200,11 +198,11 @@ def event_revision(metadata: dict[str, Any]) -> str | None:
 
 
 def is_flux_event(event: dict[str, Any]) -> bool:
-    involved = _dict(event.get("involvedObject") or event.get("regarding"))
+    involved = involved_object(event)
     return str(involved.get("kind")) in ("Kustomization", "HelmRelease") and (
         str(involved.get("apiVersion", "")).startswith((KUSTOMIZE_GROUP, HELM_GROUP))
         or str(
-            _dict(event.get("source")).get("component")
+            as_dict(event.get("source")).get("component")
             or event.get("reportingComponent")
             or event.get("reportingController")
             or ""
@@ -280,11 +278,10 @@ def core_event(
     """A core/v1 Event from kustomize-controller or helm-controller; revisions ride in annotations."""
     from analytics.collectors.argocd import event_discriminator, event_time
 
-    involved = _dict(event.get("involvedObject") or event.get("regarding"))
+    involved = involved_object(event)
     builder = EventBuilder(event_ref(involved, known), config, source, collected)
-    ref = builder.ref
-    collected.objects[(ref.reconciler, ref.kind, ref.namespace, ref.name)]["_from_event"] = True
-    annotations = _dict(_dict(event.get("metadata")).get("annotations"))
+    builder.mark_from_event()
+    annotations = as_dict(as_dict(event.get("metadata")).get("annotations"))
     etype = str(event.get("type") or "Normal")
     add_flux_event(
         builder,
@@ -303,11 +300,10 @@ def core_event(
 
 def notification_event(event: dict[str, Any], config: Config, source: str, collected: Collected) -> None:
     """A notification-controller ``eventv1`` Event (generic provider post or JSON line)."""
-    involved = _dict(event.get("involvedObject"))
+    involved = as_dict(event.get("involvedObject"))
     builder = EventBuilder(event_ref(involved), config, source, collected)
-    ref = builder.ref
-    collected.objects[(ref.reconciler, ref.kind, ref.namespace, ref.name)]["_from_event"] = True
-    metadata = _dict(event.get("metadata"))
+    builder.mark_from_event()
+    metadata = as_dict(event.get("metadata"))
     message = str(event.get("message") or "")
     add_flux_event(
         builder,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.config import Config
-from analytics.reconciler_mapping import Mapped, ObjectRef, map_object
+from analytics.reconciler_mapping import Mapped, ObjectRef, map_object, object_ref
 from analytics.revisions import Revision, parse_revision, revision_column
 from analytics.webhooks.providers import parse_time
 
@@ -49,6 +49,20 @@ def as_time(value: Any) -> datetime | None:
     return parse_time(value)
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """Kubernetes objects arrive from users' dumps: a field of the wrong type counts as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def involved_object(event: dict[str, Any]) -> dict[str, Any]:
+    """The object a core Event is about (``involvedObject`` in core/v1, ``regarding`` in events/v1)."""
+    return as_dict(event.get("involvedObject") or event.get("regarding"))
+
+
 def _jsonable(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -63,8 +77,7 @@ class EventBuilder:
         self.mapped: Mapped = map_object(ref, config)
         self.source = source
         self.collected = collected
-        key = (ref.reconciler, ref.kind, ref.namespace, ref.name)
-        collected.objects[key] = {
+        collected.objects[ref.key] = {
             "reconciler": ref.reconciler,
             "kind": ref.kind,
             "namespace": ref.namespace,
@@ -76,6 +89,10 @@ class EventBuilder:
             "source_url": ref.source_url,
             "last_seen": datetime.now(UTC),
         }
+
+    def mark_from_event(self) -> None:
+        """The object row was made from an Event alone, not from the object itself."""
+        self.collected.objects[self.ref.key]["_from_event"] = True
 
     def add(
         self,
@@ -135,6 +152,18 @@ class EventBuilder:
         }
         self.collected.events.append(row)
         return row
+
+
+def object_builder(
+    reconciler: str, obj: dict[str, Any], kind: str, config: Config, source: str, collected: Collected | None
+) -> tuple[EventBuilder, dict[str, Any], list[dict[str, Any]]]:
+    """The builder for one reconciler object (into ``collected`` or a new ``Collected``), its
+    ``status`` and the ``status.history`` entries that are objects."""
+    builder = EventBuilder(
+        object_ref(reconciler, obj, kind), config, source, collected if collected is not None else Collected()
+    )
+    status = as_dict(obj.get("status"))
+    return builder, status, [h for h in as_list(status.get("history")) if isinstance(h, dict)]
 
 
 EVENT_COLUMNS = [
