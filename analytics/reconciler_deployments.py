@@ -237,11 +237,46 @@ def derive_deployments(
     return [r["id"] for r in rows]
 
 
+def _deployment_row(
+    key: ObjectKey,
+    outcome: str,
+    is_rollback: bool,
+    *,
+    revision: str | None,
+    raw: Any,
+    fmt: Any,
+    started: Any,
+    occurred: Any,
+    service: Any,
+    env: Any,
+    repository: Any,
+    state: Any,
+) -> dict[str, Any]:
+    """One event as a deployment row; a failed attempt's id is the success id plus ``:failed``."""
+    reconciler, kind, namespace, name = key
+    suffix = ":failed" if outcome == "failed" else ""
+    return {
+        "id": f"{reconciler}:{kind}/{namespace}/{name}:{(revision or '-')[:12]}@{_stamp(occurred)}{suffix}",
+        "service": service,
+        "environment": env,
+        "revision": revision,
+        "repository": repository if fmt and fmt not in ("helm_chart", "oci", "digest", "none") else None,
+        "started_at": started,
+        "deployed_at": occurred,
+        "status": outcome,
+        "source": reconciler,
+        "source_ref": f"{kind}/{namespace}/{name}",
+        "is_rollback": is_rollback,
+        "rollback_target": revision if is_rollback else None,
+        "raw_revision": raw,
+        "revision_format": fmt,
+        "_state": state,
+    }
+
+
 def _walk(
     key: ObjectKey, events: list[tuple[Any, ...]], obj: tuple[Any, ...] | None
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    reconciler, kind, namespace, name = key
-    base = f"{reconciler}:{kind}/{namespace}/{name}"
     current: dict[str, Any] | None = None  # the running deployment
     last_failed: dict[str, Any] | None = None  # the latest failed attempt, for folding retries
     deployed_revisions: list[str] = []
@@ -252,6 +287,17 @@ def _walk(
         env = obj[1] if obj else env
         repository = obj[2] if obj else None
         state = state_key or None
+        seen: dict[str, Any] = {
+            "revision": revision,
+            "raw": raw,
+            "fmt": fmt,
+            "started": started,
+            "occurred": occurred,
+            "service": service,
+            "env": env,
+            "repository": repository,
+            "state": state,
+        }
         if status == "success":
             same = current is not None and (
                 (state is not None and current["_state"] is not None and state == current["_state"])
@@ -265,25 +311,7 @@ def _walk(
                 and revision in deployed_revisions
                 and (current is None or revision != current["revision"])
             )
-            current = {
-                "id": f"{base}:{(revision or '-')[:12]}@{_stamp(occurred)}",
-                "service": service,
-                "environment": env,
-                "revision": revision,
-                "repository": repository
-                if fmt and fmt not in ("helm_chart", "oci", "digest", "none")
-                else None,
-                "started_at": started,
-                "deployed_at": occurred,
-                "status": "success",
-                "source": reconciler,
-                "source_ref": f"{kind}/{namespace}/{name}",
-                "is_rollback": bool(is_rollback),
-                "rollback_target": revision if is_rollback else None,
-                "raw_revision": raw,
-                "revision_format": fmt,
-                "_state": state,
-            }
+            current = _deployment_row(key, "success", bool(is_rollback), **seen)
             rows.append(current)
             links.append((ev_id, current["id"]))
             if revision is not None:
@@ -293,25 +321,7 @@ def _walk(
             if last_failed is not None and last_failed["revision"] == revision:
                 links.append((ev_id, last_failed["id"]))
                 continue
-            last_failed = {
-                "id": f"{base}:{(revision or '-')[:12]}@{_stamp(occurred)}:failed",
-                "service": service,
-                "environment": env,
-                "revision": revision,
-                "repository": repository
-                if fmt and fmt not in ("helm_chart", "oci", "digest", "none")
-                else None,
-                "started_at": started,
-                "deployed_at": occurred,
-                "status": "failed",
-                "source": reconciler,
-                "source_ref": f"{kind}/{namespace}/{name}",
-                "is_rollback": ev_type == "rollback_failed",
-                "rollback_target": revision if ev_type == "rollback_failed" else None,
-                "raw_revision": raw,
-                "revision_format": fmt,
-                "_state": state,
-            }
+            last_failed = _deployment_row(key, "failed", ev_type == "rollback_failed", **seen)
             rows.append(last_failed)
             links.append((ev_id, last_failed["id"]))
     for row in rows:
