@@ -1,7 +1,7 @@
 -- Pull-request breakdown of lead time: medians of the coding, pickup, review and deploy phases
 -- over the merged PRs shipped by successful, non-baseline deployments in the window (each PR once
 -- per deployment), plus how many counted changes came with and without a PR.
--- fact: pr_lead_times
+-- fact: pr_phase_facts
 -- time: deployed_at
 -- zero: prs_deployed, changes_with_pr, changes_without_pr
 -- note: PR phases: coding = first commit -> opened, pickup = opened -> first review, review = first review -> merge, deploy = merge -> deployment (medians over deployed PRs); changes without a PR count for lead time with no breakdown

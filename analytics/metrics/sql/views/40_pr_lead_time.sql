@@ -50,3 +50,10 @@ SELECT deployment_id, repo, sha, service, team, environment, repository, deploye
        pr_merged_at, coding_hours, pickup_hours, review_hours, deploy_hours,
        coalesce(is_pr_representative, false) AS is_pr_representative
 FROM phase_hours;
+
+-- The PR breakdown family's fact: only the columns it aggregates, so the engine's per-window copy
+-- of a million changes stays narrow (the wide view above also serves the dashboard's drill-down).
+CREATE OR REPLACE TEMP VIEW pr_phase_facts AS
+SELECT service, team, environment, repository, deployed_at, status, counts_for_lead_time, pr_number,
+       is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours
+FROM pr_lead_times;
