@@ -15,20 +15,18 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     repo_id,
-    reverts_sha,
     root_cause,
     service_for,
 )
 from analytics.config import Config
-from analytics.store.connection import WriteSession
 from analytics.webhooks.providers import content_hash, parse_time
+from analytics.webhooks.providers._codehost import FINALIZE_AFTER as FINALIZE_AFTER
+from analytics.webhooks.providers._codehost import ZERO_SHA, Rows, as_dict, commit_row
+from analytics.webhooks.providers._codehost import finalize as finalize
 
 PATH = "/webhooks/github"
 SECRET_ENV = "GITOPS_DORA_GITHUB_SECRET"
 PROVIDER = "github"
-_ZERO_SHA = "0" * 40
-
-Rows = dict[str, list[dict[str, Any]]]
 
 
 def sign(body: bytes, secret: str, algorithm: str = "sha256") -> str:
@@ -67,12 +65,8 @@ def _guess_event(payload: dict[str, Any]) -> str:
     return "unknown"
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _login(user: Any) -> str | None:
-    user = _dict(user)
+    user = as_dict(user)
     return user.get("login") or user.get("name") or user.get("username")
 
 
@@ -87,7 +81,7 @@ def _labels(value: Any) -> list[str]:
 
 def _repo(payload: dict[str, Any], config: Config) -> tuple[str, str]:
     """(repo id, full name); a payload without a repository goes under the configured default."""
-    repository = _dict(payload.get("repository"))
+    repository = as_dict(payload.get("repository"))
     full = repository.get("full_name")
     if not full and repository.get("name"):
         owner = _login(repository.get("owner"))
@@ -105,35 +99,28 @@ def to_rows(headers: Mapping[str, str], payload: dict[str, Any], config: Config)
 def _push(payload: dict[str, Any], config: Config) -> Rows:
     repo, _ = _repo(payload, config)
     before = payload.get("before") or None
-    parent = None if before in (None, _ZERO_SHA) else str(before)
+    parent = None if before in (None, ZERO_SHA) else str(before)
     commits: list[dict[str, Any]] = []
     for raw in payload.get("commits") or []:
         if not isinstance(raw, dict) or not (raw.get("id") or raw.get("sha")):
             continue
         sha = str(raw.get("id") or raw.get("sha"))
         when = parse_time(raw.get("timestamp"))
-        author, committer = _dict(raw.get("author")), _dict(raw.get("committer")) or _dict(raw.get("author"))
+        author = as_dict(raw.get("author"))
+        committer = as_dict(raw.get("committer")) or author
         message = str(raw.get("message") or "")
-        commits.append({
-            "repo": repo, "sha": sha, "parents": [parent] if parent else [],
-            "author_name": author.get("name"), "author_email": author.get("email"),
-            "author_time": when, "author_tz": None,
-            "committer_name": committer.get("name"), "committer_email": committer.get("email"),
-            "committer_time": when, "committer_tz": None,
-            "subject": message.splitlines()[0] if message else None, "is_merge": False,
-            "reverts_sha": reverts_sha(message),
-        })
+        commits.append(commit_row(repo, sha, parent, author, committer, when, message))
         parent = sha
-    pushed_at = parse_time(_dict(payload.get("head_commit")).get("timestamp"))
+    pushed_at = parse_time(as_dict(payload.get("head_commit")).get("timestamp"))
     known = [c["author_time"] for c in commits if c["author_time"] is not None]
-    fallback = max(known) if known else parse_time(_dict(payload.get("repository")).get("pushed_at"))
+    fallback = max(known) if known else parse_time(as_dict(payload.get("repository")).get("pushed_at"))
     for commit in commits:  # a commit without a timestamp takes the push's time
         if commit["author_time"] is None:
             commit["author_time"] = commit["committer_time"] = pushed_at or fallback
     commits = [c for c in commits if c["author_time"] is not None]
     after = payload.get("after") or (commits[-1]["sha"] if commits else None)
     rows: Rows = {"commits": commits}
-    if after and after != _ZERO_SHA:
+    if after and after != ZERO_SHA:
         rows["webhook_pushes"] = [{
             "repo": repo, "ref": str(payload.get("ref") or ""), "before_sha": before,
             "after_sha": str(after), "pushed_at": pushed_at or fallback,
@@ -143,7 +130,7 @@ def _push(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _pull_request(payload: dict[str, Any], config: Config) -> Rows:
-    pr = _dict(payload.get("pull_request"))
+    pr = as_dict(payload.get("pull_request"))
     number = pr.get("number") or payload.get("number")
     if number is None:
         return {}
@@ -154,14 +141,14 @@ def _pull_request(payload: dict[str, Any], config: Config) -> Rows:
         "state": "merged" if pr.get("merged_at") or pr.get("merged") else pr.get("state"),
         "created_at": parse_time(pr.get("created_at")), "merged_at": parse_time(pr.get("merged_at")),
         "closed_at": parse_time(pr.get("closed_at")), "merge_commit_sha": pr.get("merge_commit_sha"),
-        "base_ref": _dict(pr.get("base")).get("ref"), "head_ref": _dict(pr.get("head")).get("ref"),
+        "base_ref": as_dict(pr.get("base")).get("ref"), "head_ref": as_dict(pr.get("head")).get("ref"),
         "labels": _labels(pr.get("labels")), "url": pr.get("html_url"),
         "updated_at": parse_time(pr.get("updated_at")),
     }]}
 
 
 def _review(payload: dict[str, Any], config: Config) -> Rows:
-    review, pr = _dict(payload.get("review")), _dict(payload.get("pull_request"))
+    review, pr = as_dict(payload.get("review")), as_dict(payload.get("pull_request"))
     number = pr.get("number") or payload.get("number")
     submitted = parse_time(review.get("submitted_at"))
     if number is None or submitted is None:
@@ -176,7 +163,7 @@ def _review(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _deployment_status(payload: dict[str, Any], config: Config) -> Rows:
-    status, deployment = _dict(payload.get("deployment_status")), _dict(payload.get("deployment"))
+    status, deployment = as_dict(payload.get("deployment_status")), as_dict(payload.get("deployment"))
     state = str(status.get("state") or "").lower()
     if state not in ("success", "failure", "error"):
         return {}  # pending / queued / in_progress / inactive are not outcomes
@@ -200,7 +187,7 @@ def _deployment_status(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _issue(payload: dict[str, Any], config: Config) -> Rows:
-    issue = _dict(payload.get("issue"))
+    issue = as_dict(payload.get("issue"))
     labels = _labels(issue.get("labels"))
     created = parse_time(issue.get("created_at"))
     if issue.get("number") is None or created is None or "pull_request" in issue:
@@ -218,7 +205,7 @@ def _issue(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _release(payload: dict[str, Any], config: Config) -> Rows:
-    release = _dict(payload.get("release"))
+    release = as_dict(payload.get("release"))
     if not release.get("tag_name"):
         return {}
     repo, _ = _repo(payload, config)
@@ -241,14 +228,3 @@ _HANDLERS = {
 }
 # "deployment" (created, no outcome yet) and "ping" are stored as deliveries and give no rows.
 
-
-# finalize re-derives PRs and deployment_changes: needless after e.g. an incidents-only batch
-FINALIZE_AFTER = frozenset(
-    {"commits", "deployments", "webhook_pull_requests", "pr_reviews", "webhook_pushes"}
-)
-
-
-def finalize(session: WriteSession, config: Config) -> None:
-    from analytics.webhooks.derive import derive_all
-
-    derive_all(session, config)

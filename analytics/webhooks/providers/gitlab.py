@@ -14,20 +14,18 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     repo_id,
-    reverts_sha,
     root_cause,
     service_for,
 )
 from analytics.config import Config
-from analytics.store.connection import WriteSession
 from analytics.webhooks.providers import content_hash, parse_time
+from analytics.webhooks.providers._codehost import FINALIZE_AFTER as FINALIZE_AFTER
+from analytics.webhooks.providers._codehost import ZERO_SHA, Rows, as_dict, commit_row
+from analytics.webhooks.providers._codehost import finalize as finalize
 
 PATH = "/webhooks/gitlab"
 SECRET_ENV = "GITOPS_DORA_GITLAB_TOKEN"
 PROVIDER = "gitlab"
-_ZERO_SHA = "0" * 40
-
-Rows = dict[str, list[dict[str, Any]]]
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
@@ -52,10 +50,6 @@ def event_name(headers: Mapping[str, str], payload: dict[str, Any]) -> str:
     return header.removesuffix(" hook").replace(" ", "_") or "unknown"
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _labels(*sources: Any) -> list[str]:
     out: list[str] = []
     for source in sources:
@@ -67,8 +61,8 @@ def _labels(*sources: Any) -> list[str]:
 
 
 def _repo(payload: dict[str, Any], config: Config) -> tuple[str, str]:
-    project = _dict(payload.get("project"))
-    full = project.get("path_with_namespace") or _dict(payload.get("repository")).get("path_with_namespace")
+    project = as_dict(payload.get("project"))
+    full = project.get("path_with_namespace") or as_dict(payload.get("repository")).get("path_with_namespace")
     if not full and project.get("name"):
         full = project.get("name")
     full = str(full or config.webhooks.default_repository)
@@ -83,7 +77,7 @@ def to_rows(headers: Mapping[str, str], payload: dict[str, Any], config: Config)
 def _push(payload: dict[str, Any], config: Config) -> Rows:
     repo, _ = _repo(payload, config)
     before = payload.get("before") or None
-    parent = None if before in (None, _ZERO_SHA) else str(before)
+    parent = None if before in (None, ZERO_SHA) else str(before)
     commits: list[dict[str, Any]] = []
     for raw in payload.get("commits") or []:
         if not isinstance(raw, dict) or not raw.get("id"):
@@ -91,19 +85,12 @@ def _push(payload: dict[str, Any], config: Config) -> Rows:
         when = parse_time(raw.get("timestamp"))
         if when is None:
             continue
-        author, message = _dict(raw.get("author")), str(raw.get("message") or "")
-        commits.append({
-            "repo": repo, "sha": str(raw["id"]), "parents": [parent] if parent else [],
-            "author_name": author.get("name"), "author_email": author.get("email"), "author_time": when,
-            "author_tz": None, "committer_name": author.get("name"), "committer_email": author.get("email"),
-            "committer_time": when, "committer_tz": None,
-            "subject": message.splitlines()[0] if message else None, "is_merge": False,
-            "reverts_sha": reverts_sha(message),
-        })
+        author, message = as_dict(raw.get("author")), str(raw.get("message") or "")
+        commits.append(commit_row(repo, str(raw["id"]), parent, author, author, when, message))
         parent = str(raw["id"])
     after = payload.get("checkout_sha") or payload.get("after")
     rows: Rows = {"commits": commits}
-    if after and after != _ZERO_SHA:
+    if after and after != ZERO_SHA:
         times = [c["author_time"] for c in commits]
         rows["webhook_pushes"] = [{
             "repo": repo, "ref": str(payload.get("ref") or ""), "before_sha": before, "after_sha": str(after),
@@ -113,7 +100,7 @@ def _push(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _merge_request(payload: dict[str, Any], config: Config) -> Rows:
-    mr = _dict(payload.get("object_attributes"))
+    mr = as_dict(payload.get("object_attributes"))
     if mr.get("iid") is None:
         return {}
     repo, _ = _repo(payload, config)
@@ -123,7 +110,7 @@ def _merge_request(payload: dict[str, Any], config: Config) -> Rows:
         merged_at = parse_time(mr.get("updated_at"))
     rows: Rows = {"webhook_pull_requests": [{
         "repo": repo, "number": int(mr["iid"]), "provider": PROVIDER, "title": mr.get("title"),
-        "author": _dict(payload.get("user")).get("username") if mr.get("action") == "open" else None,
+        "author": as_dict(payload.get("user")).get("username") if mr.get("action") == "open" else None,
         "state": state, "created_at": parse_time(mr.get("created_at")), "merged_at": merged_at,
         "closed_at": parse_time(mr.get("closed_at")), "merge_commit_sha": mr.get("merge_commit_sha"),
         "base_ref": mr.get("target_branch"), "head_ref": mr.get("source_branch"),
@@ -131,7 +118,7 @@ def _merge_request(payload: dict[str, Any], config: Config) -> Rows:
         "updated_at": parse_time(mr.get("updated_at")),
     }]}
     if mr.get("action") in ("approved", "approval", "unapproved") and mr.get("updated_at"):
-        user = _dict(payload.get("user"))
+        user = as_dict(payload.get("user"))
         rows["pr_reviews"] = [{
             "repo": repo, "number": int(mr["iid"]),
             "review_id": f"{mr.get('action')}:{user.get('username')}:{mr.get('updated_at')}",
@@ -162,7 +149,7 @@ def _deployment(payload: dict[str, Any], config: Config) -> Rows:
 
 
 def _issue(payload: dict[str, Any], config: Config) -> Rows:
-    issue = _dict(payload.get("object_attributes"))
+    issue = as_dict(payload.get("object_attributes"))
     created = parse_time(issue.get("created_at"))
     if issue.get("iid") is None or created is None:
         return {}
@@ -191,14 +178,3 @@ _HANDLERS = {
 }
 # "pipeline" deliveries are stored for audit; deployments come from deployment events.
 
-
-# finalize re-derives PRs and deployment_changes: needless after e.g. an incidents-only batch
-FINALIZE_AFTER = frozenset(
-    {"commits", "deployments", "webhook_pull_requests", "pr_reviews", "webhook_pushes"}
-)
-
-
-def finalize(session: WriteSession, config: Config) -> None:
-    from analytics.webhooks.derive import derive_all
-
-    derive_all(session, config)
