@@ -122,9 +122,11 @@ def _application(
     }
 
 
-def _event(
-    app: str, reason: str, message: str, at: datetime, uid: str, warning: bool = False
+def _core_event(
+    involved: dict[str, str], component: str, reason: str, message: str, at: datetime, uid: str,
+    warning: bool, annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A core/v1 Event as a controller records it about ``involved`` (the same shape for both)."""
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -134,17 +136,28 @@ def _event(
         "lastTimestamp": _iso(at),
         "reason": reason,
         "message": message,
-        "involvedObject": {
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "name": app,
-            "namespace": "argocd",
+        "involvedObject": involved,
+        "metadata": {
+            **({"annotations": annotations} if annotations else {}),
+            "name": f"{involved['name']}.{uid}",
+            "namespace": involved["namespace"],
+            "uid": uid,
         },
-        "metadata": {"name": f"{app}.{uid}", "namespace": "argocd", "uid": uid},
-        "reportingComponent": "argocd-application-controller",
-        "source": {"component": "argocd-application-controller"},
+        "reportingComponent": component,
+        "source": {"component": component},
     }
 
+
+def _event(
+    app: str, reason: str, message: str, at: datetime, uid: str, warning: bool = False
+) -> dict[str, Any]:
+    involved = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "name": app,
+        "namespace": "argocd",
+    }
+    return _core_event(involved, "argocd-application-controller", reason, message, at, uid, warning)
 
 def _kustomization(
     service: str, env: str, entries: list[dict[str, str]], rng: random.Random
@@ -199,32 +212,15 @@ def _flux_event(
     warning: bool = False,
 ) -> dict[str, Any]:
     """A core/v1 Event from kustomize-controller; the revision rides in an annotation, as Flux sets it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "count": 1,
-        "type": "Warning" if warning else "Normal",
-        "firstTimestamp": _iso(at),
-        "lastTimestamp": _iso(at),
-        "reason": reason,
-        "message": message,
-        "involvedObject": {
-            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
-            "kind": "Kustomization",
-            "name": kustomization,
-            "namespace": "flux-system",
-            "uid": f"demo-{kustomization}",
-        },
-        "metadata": {
-            "annotations": {"kustomize.toolkit.fluxcd.io/revision": revision},
-            "name": f"{kustomization}.{uid}",
-            "namespace": "flux-system",
-            "uid": uid,
-        },
-        "reportingComponent": "kustomize-controller",
-        "source": {"component": "kustomize-controller"},
+    involved = {
+        "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+        "kind": "Kustomization",
+        "name": kustomization,
+        "namespace": "flux-system",
+        "uid": f"demo-{kustomization}",
     }
-
+    annotations = {"kustomize.toolkit.fluxcd.io/revision": revision}
+    return _core_event(involved, "kustomize-controller", reason, message, at, uid, warning, annotations)
 
 def _drift(service: str, env: str, entries: list[dict[str, str]]) -> list[dict[str, Any]]:
     """Someone scales the Deployment by hand; the next reconcile puts it back.
