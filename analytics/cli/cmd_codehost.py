@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import typer
 
 from analytics.cli.app import collect_app, get_ctx
+
+# the same options mean the same thing for both hosts
+_FULL = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again")
+_SINCE = typer.Option(
+    None, "--since", help="skip items last updated before this (YYYY-MM-DD or ISO 8601 with zone)"
+)
+
+
+def _collect(
+    ctx: typer.Context,
+    collector: Callable[..., Any],
+    target: str,
+    base_url: str | None,
+    repo_id: str | None,
+    full: bool,
+    since: str | None,
+) -> None:
+    from analytics.metrics.window import parse_instant
+    from analytics.progress import say
+
+    app_ctx = get_ctx(ctx)
+    summary = collector(app_ctx.db_path, app_ctx.config, target, base_url=base_url,
+                        explicit_repo_id=repo_id, full=full,
+                        since=parse_instant(since, "--since") if since else None)
+    say(summary.line())
 
 
 @collect_app.command("github")
@@ -17,21 +45,13 @@ def collect_github_command(
     repo_id: str | None = typer.Option(
         None, "--repo-id", help="id of the collected git repository these PRs belong to; default: by name"
     ),
-    full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
-    since: str | None = typer.Option(
-        None, "--since", help="skip items last updated before this (YYYY-MM-DD or ISO 8601 with zone)"
-    ),
+    full: bool = _FULL,
+    since: str | None = _SINCE,
 ) -> None:
     """Pull requests, deployments, incident issues and releases (token: $GITHUB_TOKEN)."""
     from analytics.collectors.github import collect_github
-    from analytics.metrics.window import parse_instant
-    from analytics.progress import say
 
-    app_ctx = get_ctx(ctx)
-    summary = collect_github(app_ctx.db_path, app_ctx.config, repository, base_url=base_url,
-                             explicit_repo_id=repo_id, full=full,
-                             since=parse_instant(since, "--since") if since else None)
-    say(summary.line())
+    _collect(ctx, collect_github, repository, base_url, repo_id, full, since)
 
 
 @collect_app.command("gitlab")
@@ -44,18 +64,10 @@ def collect_gitlab_command(
     repo_id: str | None = typer.Option(
         None, "--repo-id", help="id of the collected git repository these MRs belong to; default: by name"
     ),
-    full: bool = typer.Option(False, "--full", help="ignore the watermarks and fetch everything again"),
-    since: str | None = typer.Option(
-        None, "--since", help="skip items last updated before this (YYYY-MM-DD or ISO 8601 with zone)"
-    ),
+    full: bool = _FULL,
+    since: str | None = _SINCE,
 ) -> None:
     """Merge requests, deployments per environment and incident issues (token: $GITLAB_TOKEN)."""
     from analytics.collectors.gitlab import collect_gitlab
-    from analytics.metrics.window import parse_instant
-    from analytics.progress import say
 
-    app_ctx = get_ctx(ctx)
-    summary = collect_gitlab(app_ctx.db_path, app_ctx.config, project, base_url=base_url,
-                             explicit_repo_id=repo_id, full=full,
-                             since=parse_instant(since, "--since") if since else None)
-    say(summary.line())
+    _collect(ctx, collect_gitlab, project, base_url, repo_id, full, since)
