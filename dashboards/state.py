@@ -17,6 +17,7 @@ LATEST = "latest"
 _KEYS = {"window": "f_window", "team": "f_team", "service": "f_service", "environment": "f_env",
          "benchmark": "f_benchmark"}
 _SEEN_URL = "_f_seen_url"
+PAGE_PARAMS = ("deployment",)  # Deployments: the drilled-down deployment
 
 
 def benchmark_years() -> list[int]:
@@ -51,7 +52,7 @@ def sidebar_filters() -> Filters:
     db = db_path()
     dims = dimensions(db)
     years = benchmark_years()
-    url_now = st.query_params.to_dict()
+    url_now = {k: v for k, v in st.query_params.to_dict().items() if k not in PAGE_PARAMS}
     problems: list[str] = []
     # A new session, or a link pasted into this one, loads the filters from the URL. Moving to
     # another page drops the query string; the session's filters then stay and are written back.
@@ -94,9 +95,13 @@ def sidebar_filters() -> Filters:
         benchmark=None if benchmark == LATEST else int(benchmark),
     )
     params = f.to_params()
+    for name in PAGE_PARAMS:  # a page's own selection (validated by that page) stays in the link
+        value = st.query_params.get(name)
+        if value:
+            params[name] = value
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
-    st.session_state[_SEEN_URL] = params
+    st.session_state[_SEEN_URL] = {k: v for k, v in params.items() if k not in PAGE_PARAMS}
     st.session_state["filters"] = f
     st.session_state["filter_problems"] = problems
     for problem in problems:

@@ -455,3 +455,22 @@ def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
     proc = cli(tmp_path / "x.duckdb", "dashboard", "--port", "70000")
     assert proc.returncode == 2
     assert "65535" in proc.stderr and "--port" in proc.stderr
+
+
+def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) -> None:
+    use_db(demo_db)
+    proc = cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01", "--format", "json")
+    listed = json.loads(proc.stdout)
+    target = max((d for d in listed if d["changes"]), key=lambda d: (d["changes"], d["id"]))
+    at = open_page("deployments", since="2026-08-01", until="2026-10-01", deployment=target["id"])
+    assert_clean(at)
+    assert not at.warning
+    assert at.query_params["deployment"] == target["id"]       # kept in the link
+    header = next(m.value for m in at.markdown if m.value.startswith("**"))
+    assert f"**{target['service']}** → **{target['environment']}**" in header
+    changes = next(df.value for df in at.dataframe if "commit_url" in df.value.columns)
+    assert len(changes) == target["changes"]
+    bad = open_page("deployments", since="2026-08-01", until="2026-10-01", deployment="no-such-id")
+    assert_clean(bad)
+    assert any("deployment='no-such-id'" in w.value for w in bad.warning)
+    assert "deployment" not in bad.query_params

@@ -44,8 +44,19 @@ picked = table(shown, key="deployments", file_name="deployments.csv", selectable
 if shown.empty:
     st.stop()
 st.subheader("Drill-down")
-st.caption("Click a row in the table above to open it here (the newest is shown by default).")
-row = shown.iloc[picked if picked is not None and picked < len(shown) else 0]
+st.caption("Click a row in the table above to open it here (the newest is shown by default); "
+           "the link then names the deployment.")
+linked = st.query_params.get("deployment")
+if picked is not None and picked < len(shown):
+    row = shown.iloc[picked]
+    st.query_params["deployment"] = str(row["id"])
+elif linked and linked in set(shown["id"]):
+    row = shown[shown["id"] == linked].iloc[0]
+else:
+    if linked:
+        st.warning(f"Ignored URL parameter: deployment={linked!r} is not in this view; showing the newest")
+        del st.query_params["deployment"]
+    row = shown.iloc[0]
 chosen = str(row["id"])
 st.markdown(
     f"**{row['service']}** → **{row['environment']}** at {row['deployed_at']} · status **{row['status']}**"
