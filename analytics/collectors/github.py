@@ -19,11 +19,11 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     later,
-    note_unmatched_merges,
     resolve_repo_id,
     root_cause,
     service_for,
 )
+from analytics.collectors.codehost_store import read_marks, store_run
 from analytics.config import Config
 from analytics.errors import SourceError
 
@@ -270,9 +270,7 @@ def collect_github(
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
-    from analytics.attribution import attribute_changes
     from analytics.store.connection import open_writer
-    from analytics.webhooks.derive import ensure_dimensions
 
     full_name = validate_name(full_name)
     conn = config.connections.github
@@ -282,10 +280,14 @@ def collect_github(
     with open_writer(db_path, source="github", target=full_name) as session:
         rid = resolve_repo_id(session, full_name, config, explicit_repo_id)
         summary = GitHubSummary(repository=full_name, repo_id=rid)
-        marks = {
-            k: later(None if full else _from_state(session.get_state(source, k)), since)
-            for k in ("pulls_updated_at", "deployments_created_at", "issues_updated_at")
-        }
+        marks = read_marks(
+            session,
+            source,
+            ("pulls_updated_at", "deployments_created_at", "issues_updated_at"),
+            _from_state,
+            full=full,
+            since=since,
+        )
         try:
             gh = _client(url, token)
             repo = gh.get_repo(full_name)
@@ -297,21 +299,27 @@ def collect_github(
             releases = _release_rows(repo, rid)
         except (GithubException, RequestException, HTTPError) as exc:  # one line; nothing is written
             raise SourceError(describe_error(exc, full_name, url)) from None
-        summary.pull_requests = session.upsert("pull_requests", prs)
-        session.upsert("pr_reviews", reviews)
-        summary.deployments = session.upsert("deployments", deployments)
-        summary.incidents = session.upsert("incidents", incidents)
-        summary.releases = session.upsert("releases", releases)
-        ensure_dimensions(session, config)
-        if deployments:
-            summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])
-        for key, mark in (
-            ("pulls_updated_at", pulls_mark),
-            ("deployments_created_at", deploy_mark),
-            ("issues_updated_at", issues_mark),
-        ):
-            if mark is not None:
-                session.set_state(source, key, mark.isoformat())
-        note_unmatched_merges(session, rid)
+        counts, summary.changes = store_run(
+            session,
+            config,
+            rid,
+            source,
+            {
+                "pull_requests": prs,
+                "pr_reviews": reviews,
+                "deployments": deployments,
+                "incidents": incidents,
+                "releases": releases,
+            },
+            {
+                "pulls_updated_at": pulls_mark,
+                "deployments_created_at": deploy_mark,
+                "issues_updated_at": issues_mark,
+            },
+        )
+        summary.pull_requests = counts["pull_requests"]
+        summary.deployments = counts["deployments"]
+        summary.incidents = counts["incidents"]
+        summary.releases = counts["releases"]
         session.messages.append(summary.line())
     return summary

@@ -18,11 +18,11 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     later,
-    note_unmatched_merges,
     resolve_repo_id,
     root_cause,
     service_for,
 )
+from analytics.collectors.codehost_store import read_marks, store_run
 from analytics.config import Config
 from analytics.errors import SourceError
 from analytics.webhooks.providers import parse_time
@@ -240,9 +240,7 @@ def collect_gitlab(
     from gitlab.exceptions import GitlabError
     from requests import RequestException
 
-    from analytics.attribution import attribute_changes
     from analytics.store.connection import open_writer
-    from analytics.webhooks.derive import ensure_dimensions
 
     path = validate_path(project_path)
     conn = config.connections.gitlab
@@ -252,10 +250,14 @@ def collect_gitlab(
     with open_writer(db_path, source="gitlab", target=path) as session:
         rid = resolve_repo_id(session, path, config, explicit_repo_id)
         summary = GitLabSummary(project=path, repo_id=rid)
-        marks = {
-            k: later(None if full else parse_time(session.get_state(source, k)), since)
-            for k in ("mrs_updated_at", "deployments_updated_at", "issues_updated_at")
-        }
+        marks = read_marks(
+            session,
+            source,
+            ("mrs_updated_at", "deployments_updated_at", "issues_updated_at"),
+            parse_time,
+            full=full,
+            since=since,
+        )
         try:
             project = _client(url, token).projects.get(path)
             mrs, reviews, mr_mark = _mr_rows(project, rid, marks["mrs_updated_at"])
@@ -265,20 +267,20 @@ def collect_gitlab(
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
         except (GitlabError, RequestException) as exc:  # one line; nothing is written
             raise SourceError(describe_error(exc, path, url)) from None
-        summary.merge_requests = session.upsert("pull_requests", mrs)
-        session.upsert("pr_reviews", reviews)
-        summary.deployments = session.upsert("deployments", deployments)
-        summary.incidents = session.upsert("incidents", incidents)
-        ensure_dimensions(session, config)
-        if deployments:
-            summary.changes = attribute_changes(session, deployment_ids=[d["id"] for d in deployments])
-        for key, mark in (
-            ("mrs_updated_at", mr_mark),
-            ("deployments_updated_at", dep_mark),
-            ("issues_updated_at", issue_mark),
-        ):
-            if mark is not None:
-                session.set_state(source, key, mark.isoformat())
-        note_unmatched_merges(session, rid)
+        counts, summary.changes = store_run(
+            session,
+            config,
+            rid,
+            source,
+            {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments, "incidents": incidents},
+            {
+                "mrs_updated_at": mr_mark,
+                "deployments_updated_at": dep_mark,
+                "issues_updated_at": issue_mark,
+            },
+        )
+        summary.merge_requests = counts["pull_requests"]
+        summary.deployments = counts["deployments"]
+        summary.incidents = counts["incidents"]
         session.messages.append(summary.line())
     return summary
