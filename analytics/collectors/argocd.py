@@ -110,43 +110,31 @@ def _operation_event(builder: EventBuilder, op: dict[str, Any], history_keys: se
     message = op.get("message")
     payload = {k: v for k, v in op.items() if k != "syncResult"}
     payload["syncResult"] = {k: v for k, v in result.items() if k != "resources"}
+    add = partial(
+        builder.add,
+        started_at=op.get("startedAt"),
+        parsed=parsed,
+        message=message,
+        payload=payload,
+        discriminator="operation",
+    )
     if phase == "Succeeded":
         if (op.get("startedAt"), parsed.raw) in history_keys:
             return  # the same sync as the history entry whose deployStartedAt is this startedAt
-        builder.add(
-            event_type="sync",
-            status=SUCCESS,
-            occurred_at=op.get("finishedAt"),
-            started_at=op.get("startedAt"),
-            parsed=parsed,
-            reason="OperationSucceeded",
-            message=message,
-            payload=payload,
-            discriminator="operation",
-        )
+        add(event_type="sync", status=SUCCESS, occurred_at=op.get("finishedAt"), reason="OperationSucceeded")
     elif phase in ("Failed", "Error"):
-        builder.add(
+        add(
             event_type="sync_failed",
             status=FAILED,
             occurred_at=op.get("finishedAt") or op.get("startedAt"),
-            started_at=op.get("startedAt"),
-            parsed=parsed,
             reason=f"Operation{phase}",
-            message=message,
-            payload=payload,
-            discriminator="operation",
         )
     elif phase in ("Running", "Terminating"):
-        builder.add(
+        add(
             event_type="operation_started",
             status=RUNNING,
             occurred_at=op.get("startedAt"),
-            started_at=op.get("startedAt"),
-            parsed=parsed,
             reason=f"Operation{phase}",
-            message=message,
-            payload=payload,
-            discriminator="operation",
         )
 
 

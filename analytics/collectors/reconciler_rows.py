@@ -77,13 +77,17 @@ class EventBuilder:
         self.mapped: Mapped = map_object(ref, config)
         self.source = source
         self.collected = collected
-        collected.objects[ref.key] = {
+        # the columns an object row and each of its event rows share
+        self.identity: dict[str, str] = {
             "reconciler": ref.reconciler,
             "kind": ref.kind,
             "namespace": ref.namespace,
             "name": ref.name,
             "service": self.mapped.service,
             "environment": self.mapped.environment,
+        }
+        collected.objects[ref.key] = {
+            **self.identity,
             "mapped_by": self.mapped.mapped_by,
             "repository": repository,
             "source_url": ref.source_url,
@@ -130,12 +134,7 @@ class EventBuilder:
                 when.isoformat(),
                 discriminator,
             ),
-            "reconciler": ref.reconciler,
-            "kind": ref.kind,
-            "namespace": ref.namespace,
-            "name": ref.name,
-            "service": self.mapped.service,
-            "environment": self.mapped.environment,
+            **self.identity,
             "event_type": event_type,
             "reason": reason,
             "message": None if message is None else str(message)[:2000],
