@@ -50,6 +50,10 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
 
 
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env(), timeout=timeout)
+
+
 def test_list_follows_continue_tokens(tmp_path: Path) -> None:
     with FakeKube() as kube:
         # 260 Applications: more than one page of 250 (PAGE_SIZE), so a continue token is needed.
@@ -82,21 +86,8 @@ def test_list_follows_continue_tokens(tmp_path: Path) -> None:
         other["reportingComponent"] = "default-scheduler"
         kube.put("events", other)
         db = tmp_path / "db.duckdb"
-        proc = subprocess.run(
-            [
-                CLI,
-                "--db",
-                str(db),
-                "collect",
-                "k8s",
-                "--kubeconfig",
-                str(kube.kubeconfig(tmp_path / "kubeconfig")),
-            ],
-            capture_output=True,
-            text=True,
-            env=env(),
-            timeout=120,
-        )
+        kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
+        proc = run_cli("--db", str(db), "collect", "k8s", "--kubeconfig", str(kubeconfig))
         assert proc.returncode == 0, proc.stderr
         pages = [r for r in kube.requests if "/applications" in r]
         assert len(pages) == 2 and "continue=" in pages[1]
@@ -115,13 +106,8 @@ def test_list_follows_continue_tokens(tmp_path: Path) -> None:
 
 
 def test_missing_kubeconfig_is_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [CLI, "--db", str(tmp_path / "db.duckdb"), "collect", "k8s", "--kubeconfig", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=60,
-    )
+    db, missing = tmp_path / "db.duckdb", tmp_path / "nope"
+    proc = run_cli("--db", str(db), "collect", "k8s", "--kubeconfig", str(missing), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: kubeconfig {tmp_path / 'nope'}: no such file"
 
@@ -261,22 +247,15 @@ def test_namespaces_from_config_limit_what_is_read(tmp_path: Path) -> None:
         hidden["metadata"]["namespace"] = "team-c"
         kube.put("applications", hidden)
         db = tmp_path / "db.duckdb"
-        proc = subprocess.run(
-            [
-                CLI,
-                "--db",
-                str(db),
-                "--config",
-                str(config),
-                "collect",
-                "k8s",
-                "--kubeconfig",
-                str(kube.kubeconfig(tmp_path / "kubeconfig")),
-            ],
-            capture_output=True,
-            text=True,
-            env=env(),
-            timeout=120,
+        proc = run_cli(
+            "--db",
+            str(db),
+            "--config",
+            str(config),
+            "collect",
+            "k8s",
+            "--kubeconfig",
+            str(kube.kubeconfig(tmp_path / "kubeconfig")),
         )
         assert proc.returncode == 0, proc.stderr
         paths = sorted(r.split("?")[0] for r in kube.requests if "applications" in r)
