@@ -39,6 +39,12 @@ def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any,
         con.close()
 
 
+def accepted(client: httpx.Client, url: str, event: str, payload: dict[str, Any]) -> None:
+    """A delivery signed with SECRET that the receiver must take (200)."""
+    answer = post_github(client, url, event, payload, SECRET)
+    assert answer.status_code == 200, answer.text
+
+
 def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -150,67 +156,43 @@ def test_two_hundred_concurrent_signed_deliveries_lose_nothing(db: Path) -> None
 def test_webhook_only_push_chain_gives_deployment_changes(db: Path, tmp_path: Path) -> None:
     with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
         # push 1: A; push 2: B on top of A (before=A); nobody deployed A on its own
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "push",
-                gh_push(REPO, "refs/heads/main", ZERO, [(A, "2026-01-01T10:00:00Z", "first")]),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "push",
+            gh_push(REPO, "refs/heads/main", ZERO, [(A, "2026-01-01T10:00:00Z", "first")]),
         )
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "push",
-                gh_push(REPO, "refs/heads/main", A, [(B, "2026-01-01 12:00:00.123456", "second")]),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "push",
+            gh_push(REPO, "refs/heads/main", A, [(B, "2026-01-01 12:00:00.123456", "second")]),
         )
         # deployment of B (no environment in the payload: goes to the default "production")
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "deployment_status",
-                gh_deployment_status(REPO, 1, B, "success", "2026-01-02T00:00:00Z", environment=None),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "deployment_status",
+            gh_deployment_status(REPO, 1, B, "success", "2026-01-02T00:00:00Z", environment=None),
         )
         # push 3: C, deployed with a failure first and then success (same deployment id 2 re-used)
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "push",
-                gh_push(REPO, "refs/heads/main", B, [(C, "2026-01-03T09:00:00Z", "third")]),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "push",
+            gh_push(REPO, "refs/heads/main", B, [(C, "2026-01-03T09:00:00Z", "third")]),
         )
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "deployment_status",
-                gh_deployment_status(REPO, 3, C, "success", "2026-01-03T10:00:00Z"),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "deployment_status",
+            gh_deployment_status(REPO, 3, C, "success", "2026-01-03T10:00:00Z"),
         )
-        assert (
-            post_github(
-                client,
-                rx.url,
-                "deployment_status",
-                gh_deployment_status(REPO, 4, C, "in_progress", "2026-01-03T11:00:00Z"),
-                SECRET,
-            ).status_code
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "deployment_status",
+            gh_deployment_status(REPO, 4, C, "in_progress", "2026-01-03T11:00:00Z"),
         )  # not an outcome: stored delivery, no deployment
     deps = rows(db, "SELECT id, environment, revision, status FROM deployments ORDER BY deployed_at")
     assert deps == [
@@ -273,14 +255,17 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
         from tests.webhook_senders import gh_repository
 
         repo = gh_repository(REPO)
-        post = lambda ev, p: post_github(client, rx.url, ev, p, SECRET).status_code  # noqa: E731
-        assert (
-            post("push", gh_push(REPO, "refs/heads/retries", ZERO, [(A, "2026-01-04T15:00:00Z", "wip")]))
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "push",
+            gh_push(REPO, "refs/heads/retries", ZERO, [(A, "2026-01-04T15:00:00Z", "wip")]),
         )
-        assert (
-            post("pull_request", {"action": "opened", "number": 12, "pull_request": pr, "repository": repo})
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "pull_request",
+            {"action": "opened", "number": 12, "pull_request": pr, "repository": repo},
         )
         review = {
             "id": 99,
@@ -288,12 +273,11 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
             "state": "approved",
             "submitted_at": "2026-01-05T13:00:00Z",
         }
-        assert (
-            post(
-                "pull_request_review",
-                {"action": "submitted", "review": review, "pull_request": pr, "repository": repo},
-            )
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "pull_request_review",
+            {"action": "submitted", "review": review, "pull_request": pr, "repository": repo},
         )
         merged = {
             **pr,
@@ -303,15 +287,15 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
             "merge_commit_sha": B,
             "updated_at": "2026-01-05T16:00:00Z",
         }
-        assert (
-            post(
-                "pull_request", {"action": "closed", "number": 12, "pull_request": merged, "repository": repo}
-            )
-            == 200
+        accepted(
+            client,
+            rx.url,
+            "pull_request",
+            {"action": "closed", "number": 12, "pull_request": merged, "repository": repo},
         )
         # a late, out-of-order "opened" delivery (older updated_at) must not undo the merge
         late = {"action": "edited", "number": 12, "pull_request": pr, "repository": repo}
-        assert post("pull_request", late) == 200
+        accepted(client, rx.url, "pull_request", late)
     # first commit = A's time (pushed to head branch "retries"); first review 13:00; merged 16:00
     assert rows(
         db,
@@ -442,9 +426,9 @@ def test_configured_repository_maps_webhooks_to_its_repo_id_and_service(db: Path
     )
     with receiver(db, ENV, config=config) as rx, httpx.Client(timeout=30) as client:
         push = gh_push(REPO, "refs/heads/main", ZERO, [(A, "2026-06-01T10:00:00Z", "x")])
-        assert post_github(client, rx.url, "push", push, SECRET).status_code == 200
+        accepted(client, rx.url, "push", push)
         status = gh_deployment_status(REPO, 5, A, "success", "2026-06-01T12:00:00Z", environment=None)
-        assert post_github(client, rx.url, "deployment_status", status, SECRET).status_code == 200
+        accepted(client, rx.url, "deployment_status", status)
     # acme/payments is the configured /src/clones/payments: repo id "payments" (what `collect git`
     # names it), service payments-svc; no environment in the payload -> webhooks.default_environment
     assert rows(db, "SELECT repository, service, environment FROM deployments") == [
