@@ -31,6 +31,7 @@ def _newest_deployment_day(db: Path) -> datetime | None:
 
 def _work(db: Path) -> None:
     try:
+        import plotly.express  # noqa: F401 - the first page view would otherwise pay this import
         newest = _newest_deployment_day(db)
         if newest is None:
             return

@@ -474,3 +474,17 @@ def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) ->
     assert_clean(bad)
     assert any("deployment='no-such-id'" in w.value for w in bad.warning)
     assert "deployment" not in bad.query_params
+
+
+def test_dashboard_csv_downloads_escape_formulas_like_the_report() -> None:
+    import pandas as pd
+
+    from dashboards.components import csv_bytes
+
+    frame = pd.DataFrame({"service": ['=HYPERLINK("x")', "plain", "-2.5"], "delta": [-1.5, 2.0, 0.0]})
+    assert csv_bytes(frame).decode().splitlines() == [
+        "service,delta",
+        "\"'=HYPERLINK(\"\"x\"\")\",-1.5",   # text formula escaped, numbers untouched
+        "plain,2.0",
+        "-2.5,0.0",                             # a plain-number string stays a number
+    ]
