@@ -30,14 +30,17 @@ def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
+def flux_signature(body: bytes, key: str) -> str:
+    """notification-controller generic-hmac: X-Signature: sha256=<hex HMAC-SHA256 of the body>."""
+    return "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
 def flux_post(client: httpx.Client, url: str, event: dict[str, Any], key: str) -> httpx.Response:
     body = json.dumps(event).encode()
-    # notification-controller generic-hmac: X-Signature: sha256=<hex HMAC-SHA256 of the body>
-    signature = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
     return client.post(
         url + "/webhooks/flux",
         content=body,
-        headers={"Content-Type": "application/json", "X-Signature": signature},
+        headers={"Content-Type": "application/json", "X-Signature": flux_signature(body, key)},
     )
 
 
@@ -45,37 +48,25 @@ def test_flux_hmac_good_and_bad(tmp_path: Path) -> None:
     db = tmp_path / "db.duckdb"
     r1 = "main@sha1:" + "1" * 40
     r2 = "main@sha1:" + "2" * 40
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
-        ok = flux_post(
-            client,
-            rx.url,
-            notification(
-                "Kustomization",
-                "payments-api-production",
-                "flux-system",
-                "ReconciliationSucceeded",
-                "Reconciliation finished in 1s",
-                T0,
-                revision=r1,
-            ),
-            FLUX_SECRET,
+
+    def succeeded(at: datetime, revision: str, bare_keys: bool = False) -> dict[str, Any]:
+        """payments-api-production's Kustomization reporting a finished reconciliation."""
+        return notification(
+            "Kustomization",
+            "payments-api-production",
+            "flux-system",
+            "ReconciliationSucceeded",
+            "Reconciliation finished in 1s",
+            at,
+            revision=revision,
+            bare_keys=bare_keys,
         )
+
+    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+        ok = flux_post(client, rx.url, succeeded(T0, r1), FLUX_SECRET)
         assert ok.status_code == 200, ok.text
         # Signed with the wrong key: 401, nothing stored.
-        bad = flux_post(
-            client,
-            rx.url,
-            notification(
-                "Kustomization",
-                "payments-api-production",
-                "flux-system",
-                "ReconciliationSucceeded",
-                "Reconciliation finished in 1s",
-                T0 + timedelta(hours=1),
-                revision=r2,
-            ),
-            "wrong-key",
-        )
+        bad = flux_post(client, rx.url, succeeded(T0 + timedelta(hours=1), r2), "wrong-key")
         assert bad.status_code == 401
         # No signature at all: 401.
         unsigned = client.post(
@@ -83,26 +74,12 @@ def test_flux_hmac_good_and_bad(tmp_path: Path) -> None:
         )
         assert unsigned.status_code == 401
         # A bare metadata key (notification-controller >= 1.5), correctly signed: a second deployment.
-        bare = flux_post(
-            client,
-            rx.url,
-            notification(
-                "Kustomization",
-                "payments-api-production",
-                "flux-system",
-                "ReconciliationSucceeded",
-                "Reconciliation finished in 1s",
-                T0 + timedelta(hours=2),
-                revision=r2,
-                bare_keys=True,
-            ),
-            FLUX_SECRET,
-        )
+        bare = flux_post(client, rx.url, succeeded(T0 + timedelta(hours=2), r2, bare_keys=True), FLUX_SECRET)
         assert bare.status_code == 200, bare.text
         # A payload that is not an eventv1 Event: 400.
         body = json.dumps({"hello": "world"}).encode()
-        sig = "sha256=" + hmac.new(FLUX_SECRET.encode(), body, hashlib.sha256).hexdigest()
-        junk = client.post(rx.url + "/webhooks/flux", content=body, headers={"X-Signature": sig})
+        signed = {"X-Signature": flux_signature(body, FLUX_SECRET)}
+        junk = client.post(rx.url + "/webhooks/flux", content=body, headers=signed)
         assert junk.status_code == 400
     assert query(
         db, "SELECT service, environment, revision, deployed_at, source FROM deployments ORDER BY deployed_at"
