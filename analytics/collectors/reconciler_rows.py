@@ -77,8 +77,7 @@ class EventBuilder:
         self.mapped: Mapped = map_object(ref, config)
         self.source = source
         self.collected = collected
-        # the columns an object row and each of its event rows share
-        self.identity: dict[str, str] = {
+        self.identity: dict[str, str] = {  # IDENTITY_COLUMNS
             "reconciler": ref.reconciler,
             "kind": ref.kind,
             "namespace": ref.namespace,
@@ -165,14 +164,11 @@ def object_builder(
     return builder, status, [h for h in as_list(status.get("history")) if isinstance(h, dict)]
 
 
+# the columns an object row and each of its event rows share (EventBuilder.identity)
+IDENTITY_COLUMNS = ["reconciler", "kind", "namespace", "name", "service", "environment"]
 EVENT_COLUMNS = [
     "id",
-    "reconciler",
-    "kind",
-    "namespace",
-    "name",
-    "service",
-    "environment",
+    *IDENTITY_COLUMNS,
     "event_type",
     "reason",
     "message",
@@ -187,15 +183,4 @@ EVENT_COLUMNS = [
     "payload",
     "state_key",
 ]
-OBJECT_COLUMNS = [
-    "reconciler",
-    "kind",
-    "namespace",
-    "name",
-    "service",
-    "environment",
-    "mapped_by",
-    "repository",
-    "source_url",
-    "last_seen",
-]
+OBJECT_COLUMNS = [*IDENTITY_COLUMNS, "mapped_by", "repository", "source_url", "last_seen"]
