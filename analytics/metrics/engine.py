@@ -218,18 +218,49 @@ def _load_periods(con: duckdb.DuckDBPyConnection, spans: list[Period]) -> None:
     )
 
 
+def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: Window) -> None:
+    """Compute change_lead_times once per window for every family that joins changes.
+
+    The view recomputes every change's lead time on each read; the families that need changes
+    (throughput, PR breakdown) read this table instead, restricted to the deployments the window
+    and filters keep (a change carries its deployment's time and dimensions, so it is the same
+    filter as ``scoped``). It is rebuilt on every call, so the lead-time setting always applies.
+    """
+    where, params = _filters(query, "l")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.repo, l.sha,"
+        " l.lead_hours, l.is_negative, l.counts_for_lead_time FROM change_lead_times l"
+        f" WHERE l.deployed_at >= ? AND l.deployed_at < ? AND {where}",
+        [window.since, window.until, *params],
+    )
+
+
+def _scope(
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, scoped_tables: dict[str, str]
+) -> None:
+    """Point ``scoped`` at the family's scoped rows, copying them only once per fact and window."""
+    key = f"{gf.fact}__{gf.time_column}"
+    table = scoped_tables.get(key)
+    if table is None:
+        table = f"scoped_{len(scoped_tables)}"
+        where, params = _filters(query, "f")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT f.*, p.period_index, p.period_start,"
+            f" p.period_end, p.period_days FROM {gf.fact} f JOIN metric_periods p"
+            f" ON f.{gf.time_column} >= p.period_start AND f.{gf.time_column} < p.period_end"
+            f" WHERE {where}",
+            params,
+        )
+        scoped_tables[key] = table
+    con.execute(f"CREATE OR REPLACE TEMP VIEW scoped AS SELECT * FROM {table}")
+
+
 def run_family(
-    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
+    scoped_tables: dict[str, str] | None = None,
 ) -> FamilyResult:
     """Scope the family's fact view to the window, filters and periods, then run its query."""
-    where, params = _filters(query, "f")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE scoped AS SELECT f.*, p.period_index, p.period_start,"
-        f" p.period_end, p.period_days FROM {gf.fact} f JOIN metric_periods p"
-        f" ON f.{gf.time_column} >= p.period_start AND f.{gf.time_column} < p.period_end"
-        f" WHERE {where}",
-        params,
-    )
+    _scope(con, gf, query, {} if scoped_tables is None else scoped_tables)
     cursor = con.execute(render(gf.body, query.group_by, window))
     names = [d[0] for d in cursor.description or []]
     missing = [k for k in (*query.group_by, "period_index") if k not in names]
@@ -255,7 +286,14 @@ def _window_results(
 ) -> tuple[list[Period], list[FamilyResult]]:
     spans = periods(window, query.trend)
     _load_periods(con, spans)
-    return spans, [run_family(con, gf, query, window) for gf in files]
+    _scope_changes(con, query, window)
+    scoped_tables: dict[str, str] = {}
+    try:
+        return spans, [run_family(con, gf, query, window, scoped_tables) for gf in files]
+    finally:
+        con.execute("DROP VIEW IF EXISTS scoped")
+        for table in ("window_changes", *scoped_tables.values()):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _empty_values(family: FamilyResult) -> dict[str, Any]:

@@ -8,6 +8,8 @@
 -- note: baseline_deployments are the first deployment ever seen of a service+environment: they count as deployments, but their changes (baseline_changes) predate what was observed and are excluded from lead time
 -- note: excluded_negative_lead_times counts changes whose start is after their deployment; they are left out of lead time
 -- zero: deployments, deployment_days, deployments_per_week, changes, excluded_negative_lead_times, baseline_deployments, baseline_changes
+-- window_changes: the engine's change_lead_times rows of the deployments in the window, computed once
+-- per window for this family and the PR breakdown.
 WITH successful_deployments AS (
     SELECT * FROM scoped WHERE status = 'success'
 ),
@@ -21,7 +23,7 @@ deployment_change_lead_times AS (
            l.is_negative,
            l.counts_for_lead_time
     FROM successful_deployments d
-    LEFT JOIN change_lead_times l ON l.deployment_id = d.id
+    LEFT JOIN window_changes l ON l.deployment_id = d.id
 )
 SELECT {keys},
        count(DISTINCT id) AS deployments,

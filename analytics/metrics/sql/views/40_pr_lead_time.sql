@@ -8,37 +8,51 @@
 -- A PR shipped with several changes is measured once per deployment (is_pr_representative).
 -- Phases are clamped at 0 (a PR opened before its first commit has 0 coding time); a review
 -- submitted after the merge is no review (pickup and review are NULL then).
-CREATE OR REPLACE TEMP VIEW pr_lead_times AS
+-- change_pull_requests holds the PR side alone, one row per (repo, sha) that belongs to a merged PR,
+-- so the PR breakdown family joins only these rows (none when no PR was collected) instead of
+-- running a window function over every deployed change.
+CREATE OR REPLACE TEMP VIEW change_pull_requests AS
 WITH merged_prs AS (
     SELECT repo, number, created_at, coalesce(first_commit_at, created_at) AS first_commit_at,
            first_review_at, merged_at, merge_commit_sha, coalesce(commit_shas, []) AS commit_shas
     FROM pull_requests
     WHERE merged_at IS NOT NULL
 ),
-change_pr_candidates AS (
-    SELECT l.deployment_id, l.repo, l.sha, p.number, p.created_at, p.first_commit_at, p.first_review_at,
-           p.merged_at
-    FROM change_lead_times l
-    JOIN merged_prs p
-      ON p.repo = l.repo AND (p.merge_commit_sha = l.sha OR list_contains(p.commit_shas, l.sha))
+pr_commit_shas AS (
+    -- the PR's merge_commit_sha and each of its own commits (a PR may appear twice for one sha)
+    SELECT repo, merge_commit_sha AS sha, number, created_at, first_commit_at, first_review_at, merged_at
+    FROM merged_prs
+    UNION ALL
+    SELECT repo, unnest(commit_shas) AS sha, number, created_at, first_commit_at, first_review_at, merged_at
+    FROM merged_prs
 ),
-change_pr AS (
-    -- one PR per change: the first merged (a commit can sit in a PR and in a later re-merge)
-    SELECT * FROM change_pr_candidates
-    QUALIFY row_number() OVER (PARTITION BY deployment_id, repo, sha ORDER BY merged_at, number) = 1
+sha_pr AS (
+    -- one PR per commit: the first merged (a commit can sit in a PR and in a later re-merge)
+    SELECT * FROM pr_commit_shas
+    WHERE sha IS NOT NULL
+    QUALIFY row_number() OVER (PARTITION BY repo, sha ORDER BY merged_at, number) = 1
 ),
-changes_with_pr AS (
-    SELECT l.*, c.number AS pr_number, c.created_at AS pr_created_at, c.first_commit_at AS pr_first_commit_at,
-           CASE WHEN c.first_review_at <= c.merged_at THEN c.first_review_at END AS pr_first_review_at,
-           c.merged_at AS pr_merged_at
+reviewed_before_merge AS (
+    SELECT repo, sha, number AS pr_number, created_at AS pr_created_at, first_commit_at AS pr_first_commit_at,
+           CASE WHEN first_review_at <= merged_at THEN first_review_at END AS pr_first_review_at,
+           merged_at AS pr_merged_at
+    FROM sha_pr
+)
+SELECT *,
+       greatest(0, epoch(pr_created_at) - epoch(pr_first_commit_at)) / 3600.0 AS coding_hours,
+       greatest(0, epoch(pr_first_review_at) - epoch(pr_created_at)) / 3600.0 AS pickup_hours,
+       greatest(0, epoch(pr_merged_at) - epoch(pr_first_review_at)) / 3600.0 AS review_hours
+FROM reviewed_before_merge;
+
+CREATE OR REPLACE TEMP VIEW pr_lead_times AS
+WITH changes_with_pr AS (
+    SELECT l.*, c.pr_number, c.pr_created_at, c.pr_first_commit_at, c.pr_first_review_at, c.pr_merged_at,
+           c.coding_hours, c.pickup_hours, c.review_hours
     FROM change_lead_times l
-    LEFT JOIN change_pr c ON c.deployment_id = l.deployment_id AND c.repo = l.repo AND c.sha = l.sha
+    LEFT JOIN change_pull_requests c ON c.repo = l.repo AND c.sha = l.sha
 ),
 phase_hours AS (
     SELECT *,
-           greatest(0, epoch(pr_created_at) - epoch(pr_first_commit_at)) / 3600.0 AS coding_hours,
-           greatest(0, epoch(pr_first_review_at) - epoch(pr_created_at)) / 3600.0 AS pickup_hours,
-           greatest(0, epoch(pr_merged_at) - epoch(pr_first_review_at)) / 3600.0 AS review_hours,
            greatest(0, epoch(deployed_at) - epoch(pr_merged_at)) / 3600.0 AS deploy_hours,
            pr_number IS NOT NULL
                AND row_number() OVER (PARTITION BY deployment_id, repo, pr_number ORDER BY sha) = 1
@@ -50,10 +64,3 @@ SELECT deployment_id, repo, sha, service, team, environment, repository, deploye
        pr_merged_at, coding_hours, pickup_hours, review_hours, deploy_hours,
        coalesce(is_pr_representative, false) AS is_pr_representative
 FROM phase_hours;
-
--- The PR breakdown family's fact: only the columns it aggregates, so the engine's per-window copy
--- of a million changes stays narrow (the wide view above also serves the dashboard's drill-down).
-CREATE OR REPLACE TEMP VIEW pr_phase_facts AS
-SELECT service, team, environment, repository, deployed_at, status, counts_for_lead_time, pr_number,
-       is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours
-FROM pr_lead_times;
