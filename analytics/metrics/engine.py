@@ -15,13 +15,18 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
       -- note: text                      optional, repeatable: a line added to the report's notes
 
   The fact view must expose the dimension columns ``service, team, environment, repository``.
-* Before running the file the engine creates a TEMP TABLE ``scoped``: every row of the fact view
+* Before running the file the engine provides ``scoped`` (a TEMP view over a TEMP TABLE copied once
+  per fact view and window, so families over the same fact share it): every row of the fact view
   whose time lies in the window [since, until) (UTC), that passes the filters (``--service``,
   ``--environment``, ``--team``), with four columns added: ``period_index``, ``period_start``,
   ``period_end`` and ``period_days``. Without ``--trend`` there is one period, the whole window;
   with ``--trend week|month`` the periods are ISO weeks (Monday 00:00 UTC) or calendar months,
   clipped to the window. ``period_days`` is the clipped period's length in days (fractional), so
   a per-week rate is ``count(...) * 7.0 / period_days`` and stays right for partial periods.
+* A TEMP TABLE ``window_changes`` holds, per window, the ``change_lead_times`` rows of the
+  deployments in the window that pass the filters (columns deployment_id, repo, sha, lead_hours,
+  is_negative, counts_for_lead_time): join it on ``deployment_id = scoped.id`` instead of reading the
+  view, which would recompute every change's lead time over all history for each family.
 * The file body is ONE query (it may start with WITH) over ``scoped`` that returns one row per
   group key. Placeholders, replaced textually before running:
 

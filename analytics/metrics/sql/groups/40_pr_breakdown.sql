@@ -34,7 +34,7 @@ counted_changes AS (
            p.coding_hours,
            p.pickup_hours,
            p.review_hours,
-           greatest(0, epoch(c.deployed_at) - epoch(p.pr_merged_at)) / 3600.0 AS deploy_hours,
+           phase_hours(c.deployed_at, p.pr_merged_at) AS deploy_hours,
            r.sha IS NOT NULL AS is_pr_representative
     FROM successful_changes c
     LEFT JOIN pr_changes p ON p.deployment_id = c.deployment_id AND p.repo = c.repo AND p.sha = c.sha

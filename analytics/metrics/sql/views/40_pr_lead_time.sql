@@ -7,7 +7,12 @@
 -- (trunk-based work) keep pr_number NULL: they still count for lead time, with no breakdown.
 -- A PR shipped with several changes is measured once per deployment (is_pr_representative).
 -- Phases are clamped at 0 (a PR opened before its first commit has 0 coding time); a review
--- submitted after the merge is no review (pickup and review are NULL then).
+-- submitted after the merge is no review (pr_first_review_at is NULL then; as phase_hours treats a
+-- missing instant as 0, pickup and review come out as 0, not NULL, and count in the medians).
+-- Hours between two instants, clamped at 0. NB: greatest() skips NULL, so a missing instant gives 0.
+CREATE OR REPLACE TEMP MACRO phase_hours(later_at, earlier_at) AS
+    greatest(0, epoch(later_at) - epoch(earlier_at)) / 3600.0;
+
 -- change_pull_requests holds the PR side alone, one row per (repo, sha) that belongs to a merged PR,
 -- so the PR breakdown family joins only these rows (none when no PR was collected) instead of
 -- running a window function over every deployed change.
@@ -39,21 +44,24 @@ reviewed_before_merge AS (
     FROM sha_pr
 )
 SELECT *,
-       greatest(0, epoch(pr_created_at) - epoch(pr_first_commit_at)) / 3600.0 AS coding_hours,
-       greatest(0, epoch(pr_first_review_at) - epoch(pr_created_at)) / 3600.0 AS pickup_hours,
-       greatest(0, epoch(pr_merged_at) - epoch(pr_first_review_at)) / 3600.0 AS review_hours
+       phase_hours(pr_created_at, pr_first_commit_at) AS coding_hours,
+       phase_hours(pr_first_review_at, pr_created_at) AS pickup_hours,
+       phase_hours(pr_merged_at, pr_first_review_at) AS review_hours
 FROM reviewed_before_merge;
 
 CREATE OR REPLACE TEMP VIEW pr_lead_times AS
 WITH changes_with_pr AS (
-    SELECT l.*, c.pr_number, c.pr_created_at, c.pr_first_commit_at, c.pr_first_review_at, c.pr_merged_at,
-           c.coding_hours, c.pickup_hours, c.review_hours
+    SELECT l.*, c.pr_number, c.pr_created_at, c.pr_first_commit_at, c.pr_first_review_at, c.pr_merged_at
     FROM change_lead_times l
     LEFT JOIN change_pull_requests c ON c.repo = l.repo AND c.sha = l.sha
 ),
-phase_hours AS (
+change_phases AS (
     SELECT *,
-           greatest(0, epoch(deployed_at) - epoch(pr_merged_at)) / 3600.0 AS deploy_hours,
+           -- a change without a PR gets 0, not NULL, for each phase (phase_hours of two NULLs)
+           phase_hours(pr_created_at, pr_first_commit_at) AS coding_hours,
+           phase_hours(pr_first_review_at, pr_created_at) AS pickup_hours,
+           phase_hours(pr_merged_at, pr_first_review_at) AS review_hours,
+           phase_hours(deployed_at, pr_merged_at) AS deploy_hours,
            pr_number IS NOT NULL
                AND row_number() OVER (PARTITION BY deployment_id, repo, pr_number ORDER BY sha) = 1
                AS is_pr_representative
@@ -63,4 +71,4 @@ SELECT deployment_id, repo, sha, service, team, environment, repository, deploye
        counts_for_lead_time, lead_hours, pr_number, pr_created_at, pr_first_commit_at, pr_first_review_at,
        pr_merged_at, coding_hours, pickup_hours, review_hours, deploy_hours,
        coalesce(is_pr_representative, false) AS is_pr_representative
-FROM phase_hours;
+FROM change_phases;
