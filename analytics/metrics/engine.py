@@ -287,18 +287,46 @@ def _plain(value: Any) -> Any:
 
 
 def _window_results(
-    con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window
-) -> tuple[list[Period], list[FamilyResult]]:
-    spans = periods(window, query.trend)
+    con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
+    spans: list[Period],
+) -> list[FamilyResult]:
     _load_periods(con, spans)
     _scope_changes(con, query, window)
     scoped_tables: dict[str, str] = {}
     try:
-        return spans, [run_family(con, gf, query, window, scoped_tables) for gf in files]
+        return [run_family(con, gf, query, window, scoped_tables) for gf in files]
     finally:
         con.execute("DROP VIEW IF EXISTS scoped")
         for table in ("window_changes", *scoped_tables.values()):
             con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _periods_slice(family: FamilyResult, start: int, stop: int) -> FamilyResult:
+    """The rows of periods start..stop-1, renumbered from 0."""
+    rows = {(*key[:-1], key[-1] - start): values for key, values in family.rows.items()
+            if start <= key[-1] < stop}
+    return FamilyResult(family.file, family.value_columns, rows)
+
+
+def _current_and_previous(
+    con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
+    spans: list[Period],
+) -> tuple[list[FamilyResult], list[FamilyResult]]:
+    """Both windows in one pass when the family bodies allow it, so the views run once.
+
+    The previous window's periods follow the current ones in ``metric_periods`` (indices shifted by
+    the current count); every family groups by period, so its rows split back exactly. A body that
+    reads ``{since}``/``{until}`` needs each window's own edges and gets two passes.
+    """
+    before = window.previous()
+    previous_spans = periods(before, query.trend)
+    if any("{since}" in gf.body or "{until}" in gf.body for gf in files):
+        return (_window_results(con, files, query, window, spans),
+                _window_results(con, files, query, before, previous_spans))
+    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans])
+    count = len(spans)
+    return ([_periods_slice(f, 0, count) for f in both],
+            [_periods_slice(f, count, count + len(previous_spans)) for f in both])
 
 
 def _empty_values(family: FamilyResult) -> dict[str, Any]:
@@ -384,10 +412,12 @@ def compute_metrics(
     apply_settings(con, cfg, lead_time_start=lead_time_start)
     window = data_window(con, query)
     files = group_files()
-    spans, current = _window_results(con, files, query, window)
+    spans = periods(window, query.trend)
     previous: list[FamilyResult] = []
     if query.compare_previous:
-        _, previous = _window_results(con, files, query, window.previous())
+        current, previous = _current_and_previous(con, files, query, window, spans)
+    else:
+        current = _window_results(con, files, query, window, spans)
 
     ndims = len(query.group_by)
     seen = {key[:ndims] for family in current + previous for key in family.rows}
