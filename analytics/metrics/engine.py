@@ -210,6 +210,10 @@ class FamilyResult:
     file: GroupFile
     value_columns: list[str]
     rows: dict[tuple[Any, ...], dict[str, Any]]
+    empty: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.empty = _empty_values(self)
 
 
 def _load_periods(con: duckdb.DuckDBPyConnection, spans: list[Period]) -> None:
@@ -273,11 +277,18 @@ def run_family(
         raise RuntimeError(f"{gf.path}: the query does not return key column(s) {', '.join(missing)}")
     key_cols = set(query.group_by) | set(PERIOD_KEYS)
     value_columns = [n for n in names if n not in key_cols]
+    # positions instead of a dict per row: a weekly trend returns tens of thousands of rows
+    key_at = [names.index(k) for k in (*query.group_by, "period_index")]
+    value_at = [names.index(c) for c in value_columns]
+    decimal_at = {i for i, d in enumerate(cursor.description or []) if str(d[1]).startswith("DECIMAL")}
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for record in cursor.fetchall():
-        row = dict(zip(names, record, strict=True))
-        key = (*(row[d] for d in query.group_by), row["period_index"])
-        rows[key] = {c: _plain(row[c]) for c in value_columns}
+        key = tuple(record[i] for i in key_at)
+        if decimal_at:
+            rows[key] = {c: (_plain(record[i]) if i in decimal_at else record[i])
+                         for c, i in zip(value_columns, value_at, strict=True)}
+        else:
+            rows[key] = dict(zip(value_columns, [record[i] for i in value_at], strict=True))
     return FamilyResult(gf, value_columns, rows)
 
 
@@ -336,7 +347,7 @@ def _empty_values(family: FamilyResult) -> dict[str, Any]:
 def _values(results: list[FamilyResult], key: tuple[Any, ...]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for family in results:
-        merged.update(family.rows.get(key) or _empty_values(family))
+        merged.update(family.rows.get(key) or family.empty)
     return merged
 
 
