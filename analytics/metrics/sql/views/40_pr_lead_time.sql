@@ -7,11 +7,13 @@
 -- (trunk-based work) keep pr_number NULL: they still count for lead time, with no breakdown.
 -- A PR shipped with several changes is measured once per deployment (is_pr_representative).
 -- Phases are clamped at 0 (a PR opened before its first commit has 0 coding time); a review
--- submitted after the merge is no review (pr_first_review_at is NULL then; as phase_hours treats a
--- missing instant as 0, pickup and review come out as 0, not NULL, and count in the medians).
--- Hours between two instants, clamped at 0. NB: greatest() skips NULL, so a missing instant gives 0.
+-- submitted after the merge (or no review at all) is no review: pickup and review are NULL then and
+-- stay out of their medians.
+-- Hours between two instants, clamped at 0; NULL when either is unknown (greatest() alone would skip
+-- the NULL and give 0, which would count an unreviewed PR as reviewed instantly).
 CREATE OR REPLACE TEMP MACRO phase_hours(later_at, earlier_at) AS
-    greatest(0, epoch(later_at) - epoch(earlier_at)) / 3600.0;
+    CASE WHEN later_at IS NULL OR earlier_at IS NULL THEN NULL
+         ELSE greatest(0, epoch(later_at) - epoch(earlier_at)) / 3600.0 END;
 
 -- change_pull_requests holds the PR side alone, one row per (repo, sha) that belongs to a merged PR,
 -- so the PR breakdown family joins only these rows (none when no PR was collected) instead of
@@ -57,7 +59,7 @@ WITH changes_with_pr AS (
 ),
 change_phases AS (
     SELECT *,
-           -- a change without a PR gets 0, not NULL, for each phase (phase_hours of two NULLs)
+           -- a change without a PR has NULL phases (no breakdown)
            phase_hours(pr_created_at, pr_first_commit_at) AS coding_hours,
            phase_hours(pr_first_review_at, pr_created_at) AS pickup_hours,
            phase_hours(pr_merged_at, pr_first_review_at) AS review_hours,
