@@ -203,6 +203,29 @@ def test_revert_chain(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo
     assert g["rework_rate"] == pytest.approx(0.4)
 
 
+def test_revert_in_the_same_deployment_is_neither_failure_nor_rework(
+    db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo]
+) -> None:
+    # v1 base | c2 and its revert r1 both land before v2, so v2 ships c2 and r1 together: the bad
+    # change never reached users. v2 is not failed and not rework; v1 neither. CFR 0/2, rework 0/2.
+    repo = make_repo("app")
+    repo.commit("base", at="2024-03-01T00:00:00+00:00")
+    repo.annotated_tag("v1", at="2024-03-01T12:00:00+00:00")
+    c2 = repo.commit("feature: risky", at="2024-03-02T00:00:00+00:00")
+    repo.revert(c2, at="2024-03-02T03:00:00+00:00")
+    repo.annotated_tag("v2", at="2024-03-02T12:00:00+00:00")
+    gitops(db, "collect", "git", str(repo.path), "--service", "app", "--deploy-tags", r"^v\d+$")
+    outcome = dict(
+        (r[0], (r[1], r[2])) for r in rows(
+            db, "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
+                "JOIN deployments d ON d.id = o.id")
+    )
+    assert outcome == {"v1": (False, False), "v2": (False, False)}
+    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="app", environment="production")
+    assert (g["failed_deployments"], g["rework_deployments"]) == (0, 0)
+    assert g["rework_rate"] == pytest.approx(0.0)
+
+
 def test_deployment_with_no_new_commits(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo]) -> None:
     # v1 (c1, 03-01), v2 (c2, 03-02), v2.0.1 re-tags c2 on 03-03: a redeploy that ships nothing.
     # It is still a deployment (3 attempts) and the latest one before I1 (03-03T06), so the gap

@@ -34,13 +34,18 @@ incident_ids AS (
     SELECT DISTINCT lower(id) AS incident_key FROM incidents
 ),
 genuine_reverts AS MATERIALIZED (
-    SELECT repo, sha FROM revert_chain WHERE is_genuine_revert
+    SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert
 ),
 revert_rework AS (
+    -- a revert shipped together with the commit it undoes never reached users: no rework
     SELECT DISTINCT dc.deployment_id, 'revert' AS reason
     FROM deployment_changes dc
     JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
     WHERE dc.sha IN (SELECT sha FROM genuine_reverts)
+      AND NOT EXISTS (
+          SELECT 1 FROM deployment_changes same
+          WHERE same.deployment_id = dc.deployment_id AND same.repo = rc.repo AND same.sha = rc.reverts_sha
+      )
 ),
 hotfix_commits AS MATERIALIZED (
     -- the pattern is a session value, so DuckDB compiles the regex once (not per row)
