@@ -153,7 +153,8 @@ def metrics_command(
         report = compute_metrics(con, query, config)
     finally:
         con.close()
-    rows = [_flatten(g) for g in report.groups]
+    # JSON prints the report's own payload; only table and CSV need the flattened rows
+    rows = [] if fmt == Format.json else [_flatten(g) for g in report.groups]
     columns = list(report.columns)
     if compare_previous:
         values = [c for c in columns if c not in (*query.group_by, "period_start", "period_end", "ratings")]
