@@ -153,40 +153,47 @@ class WriteSession:
 
 
 @contextmanager
-def open_writer(db_path: Path, *, source: str, target: str = "") -> Iterator[WriteSession]:
-    """Open the database for one collection run; commits and publishes the snapshot on success."""
+def hold_store(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold the database for writing: the writer lock, one migrated read-write connection, and on a
+    normal release the snapshot published for readers. Transactions are the caller's business, so
+    a long-lived writer (the webhook receiver) can commit many batches under one hold."""
     db_path = Path(db_path)
     if db_path.parent and not db_path.parent.exists():
         db_path.parent.mkdir(parents=True, exist_ok=True)
     with _writer_lock(db_path):
         con = _connect(db_path, read_only=False)
-        committed = False
+        try:
+            migrate(con)
+            yield con
+        finally:
+            con.close()  # checkpoints the WAL into the file before it is copied
+        publish_snapshot(db_path)
+
+
+@contextmanager
+def open_writer(db_path: Path, *, source: str, target: str = "") -> Iterator[WriteSession]:
+    """Open the database for one collection run; commits and publishes the snapshot on success."""
+    db_path = Path(db_path)
+    with hold_store(db_path) as con:
         started = datetime.now(UTC)
         run_id = uuid.uuid4().hex
         session = WriteSession(con=con, db_path=db_path, source=source, target=target)
+        con.execute("BEGIN TRANSACTION")
         try:
-            migrate(con)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield session
-                con.execute(
-                    "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'ok', ?, ?)",
-                    [run_id, source, target, started, session.rows_written, "; ".join(session.messages)],
-                )
-                pause = os.environ.get(PAUSE_ENV)
-                if pause:
-                    print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
-                    time.sleep(float(pause))
-                con.execute("COMMIT")
-                committed = True
-            except BaseException as exc:
-                con.execute("ROLLBACK")
-                _record_failed_run(con, run_id, source, target, started, exc)
-                raise
-        finally:
-            con.close()
-        if committed or not snapshot_path(db_path).exists():
-            publish_snapshot(db_path)
+            yield session
+            con.execute(
+                "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'ok', ?, ?)",
+                [run_id, source, target, started, session.rows_written, "; ".join(session.messages)],
+            )
+            pause = os.environ.get(PAUSE_ENV)
+            if pause:
+                print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
+                time.sleep(float(pause))
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            _record_failed_run(con, run_id, source, target, started, exc)
+            raise
 
 
 def _record_failed_run(

@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,25 +116,23 @@ class DeliveryWriter:
         return batch, stopping
 
     def _busy_period(self, first: Delivery) -> bool:
-        from analytics.store.connection import _connect, _writer_lock, publish_snapshot
-        from analytics.store.migrations import migrate
+        from analytics.store.connection import hold_store
 
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                lock = _writer_lock(self.db_path)
-                lock.__enter__()
-                break
+                return self._drain(hold_store(self.db_path), first)
             except StoreLockedError as exc:  # a CLI collection is writing: wait (bounded), don't fail
                 if time.monotonic() > deadline:
                     first.future.set_exception(exc)
                     return False
                 time.sleep(0.2)
+
+    def _drain(self, hold: AbstractContextManager[Any], first: Delivery) -> bool:
+        """Write batches under one hold of the store until idle, stopped or HOLD_SECONDS passed."""
         stopping = False
         try:
-            con = _connect(self.db_path, read_only=False)
-            try:
-                migrate(con)
+            with hold as con:
                 session = WriteSession(con=con, db_path=self.db_path, source="webhook", target="receiver")
                 held_until = time.monotonic() + HOLD_SECONDS
                 started, stored_before = datetime.now(UTC), self.stored
@@ -146,14 +145,11 @@ class DeliveryWriter:
                     if stopping or not batch or time.monotonic() > held_until:
                         break
                 self._record_run(session, started, self.stored - stored_before)
-            finally:
-                con.close()  # checkpoints the WAL into the file
-            publish_snapshot(self.db_path)
+        except StoreLockedError:
+            raise
         except Exception as exc:  # noqa: BLE001 - the store could not be opened: fail what is waiting
             if not first.future.done():
                 first.future.set_exception(exc)
-        finally:
-            lock.__exit__(None, None, None)
         return stopping
 
     @staticmethod
