@@ -43,10 +43,13 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   views with ``getvariable(name)``: ``gitops_dora_lead_time_start`` ('author'|'committer'),
   ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex).
 
-Merging: rows of all families are merged by group key into one dict per group. The groups shown
-are those with at least one fact row in the window (or in the previous window with
-``--compare-previous``); with a trend, each such group gets every period, and a family with no row
-for it shows its ``zero`` columns as 0 and the others as null.
+Merging: each family's rows go to a TEMP TABLE, and one SQL query joins them by group key (NULL
+dimension values match each other) over every (group, period) pair, so the merge is not a Python
+loop over tens of thousands of rows. The groups shown are those with at least one fact row in the
+window (or in the previous window with ``--compare-previous``); with a trend, each such group gets
+every period, and a family with no row for it shows its ``zero`` columns as 0 and the others as
+null. A value column returned by two families takes the later file's value. Groups are ordered by
+their dimension values (nulls last), then period.
 
 ``--compare-previous`` computes the same for the window of equal length just before and adds
 ``previous`` (the same value columns) and ``delta`` (current - previous, numeric columns) to each
@@ -64,7 +67,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -210,10 +212,16 @@ class FamilyResult:
     file: GroupFile
     value_columns: list[str]
     rows: dict[tuple[Any, ...], dict[str, Any]]
-    empty: dict[str, Any] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.empty = _empty_values(self)
+
+@dataclass(frozen=True)
+class FamilyTable:
+    """A family's result for one window, kept in DuckDB as a TEMP TABLE keyed by dims + period_index."""
+
+    file: GroupFile
+    table: str
+    value_columns: list[str]
+    decimal_columns: frozenset[str]
 
 
 def _load_periods(con: duckdb.DuckDBPyConnection, spans: list[Period]) -> None:
@@ -264,91 +272,163 @@ def _scope(
     con.execute(f"CREATE OR REPLACE TEMP VIEW scoped AS SELECT * FROM {table}")
 
 
-def run_family(
+def _family_table(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
-    scoped_tables: dict[str, str] | None = None,
-) -> FamilyResult:
-    """Scope the family's fact view to the window, filters and periods, then run its query."""
-    _scope(con, gf, query, {} if scoped_tables is None else scoped_tables)
-    cursor = con.execute(render(gf.body, query.group_by, window))
-    names = [d[0] for d in cursor.description or []]
+    scoped_tables: dict[str, str], table: str,
+) -> FamilyTable:
+    """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
+    _scope(con, gf, query, scoped_tables)
+    dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
+        f" FROM ({_statement(render(gf.body, query.group_by, window))}\n)"
+    )
+    described = con.execute(f"DESCRIBE {table}").fetchall()
+    names = [str(row[0]) for row in described]
     missing = [k for k in (*query.group_by, "period_index") if k not in names]
     if missing:
         raise RuntimeError(f"{gf.path}: the query does not return key column(s) {', '.join(missing)}")
     key_cols = set(query.group_by) | set(PERIOD_KEYS)
     value_columns = [n for n in names if n not in key_cols]
-    # positions instead of a dict per row: a weekly trend returns tens of thousands of rows
-    key_at = [names.index(k) for k in (*query.group_by, "period_index")]
-    value_at = [names.index(c) for c in value_columns]
-    decimal_at = {i for i, d in enumerate(cursor.description or []) if str(d[1]).startswith("DECIMAL")}
-    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for record in cursor.fetchall():
-        key = tuple(record[i] for i in key_at)
-        if decimal_at:
-            rows[key] = {c: (_plain(record[i]) if i in decimal_at else record[i])
-                         for c, i in zip(value_columns, value_at, strict=True)}
-        else:
-            rows[key] = dict(zip(value_columns, [record[i] for i in value_at], strict=True))
-    return FamilyResult(gf, value_columns, rows)
+    decimals = frozenset(str(row[0]) for row in described if str(row[1]).startswith("DECIMAL"))
+    return FamilyTable(gf, table, value_columns, decimals)
 
 
-def _plain(value: Any) -> Any:
-    """DECIMAL results (e.g. a sum over DECIMAL) become floats, so every output format takes them."""
-    return float(value) if isinstance(value, Decimal) else value
+def _statement(sql: str) -> str:
+    """The body as a subquery: without its closing semicolon (a trailing comment ends at the newline)."""
+    return sql.rstrip().removesuffix(";")
+
+
+def run_family(
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
+    scoped_tables: dict[str, str] | None = None,
+) -> FamilyResult:
+    """One family's rows by group key (dims..., period_index): for benchmarks and inspection."""
+    family = _family_table(con, gf, query, window, {} if scoped_tables is None else scoped_tables,
+                           "family_single")
+    keys = ", ".join(_quote(k) for k in (*query.group_by, "period_index"))
+    cursor = con.execute(f"SELECT {keys}, {_value_list(family)} FROM {family.table}")
+    width = len(query.group_by) + 1
+    rows = {tuple(r[:width]): dict(zip(family.value_columns, r[width:], strict=True))
+            for r in cursor.fetchall()}
+    return FamilyResult(gf, family.value_columns, rows)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _value_list(family: FamilyTable, alias: str | None = None) -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(
+        f"CAST({prefix}{_quote(c)} AS DOUBLE)" if c in family.decimal_columns else f"{prefix}{_quote(c)}"
+        for c in family.value_columns
+    )
+
+
+@dataclass
+class WindowResult:
+    """Every family merged by group key, as one row per group and period of ``metric_periods``.
+
+    ``rows`` are ordered by the dimensions (nulls last) then period_index, and hold the dimension
+    values, the period_index, then the ``columns`` values (zero columns already 0 where empty).
+    """
+
+    columns: list[str]
+    zero_columns: frozenset[str]
+    rows: list[tuple[Any, ...]]
+
+    def empty(self) -> tuple[Any, ...]:
+        return tuple(0 if c in self.zero_columns else None for c in self.columns)
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection, families: list[FamilyTable], dims: Sequence[str]
+) -> WindowResult:
+    """Join the family tables on the group key over every (seen group, period) pair.
+
+    A value column returned by several families takes the last family's value (file order).
+    Dimension values may be NULL (a service without a team), so keys match with IS NOT DISTINCT FROM.
+    """
+    owner: dict[str, int] = {}
+    for index, family in enumerate(families):
+        for column in family.value_columns:
+            owner[column] = index
+    columns = list(owner)
+    zero = frozenset(c for c in columns if c in families[owner[c]].file.zero_columns)
+    quoted = [_quote(d) for d in dims]
+    seen = " UNION ".join(f"SELECT DISTINCT {', '.join(quoted) or '1 AS one'} FROM {f.table}"
+                          for f in families)
+    selected = []
+    for column in columns:
+        family = families[owner[column]]
+        ref = f"f{owner[column]}.{_quote(column)}"
+        if column in family.decimal_columns:
+            ref = f"CAST({ref} AS DOUBLE)"
+        selected.append(f"coalesce({ref}, 0)" if column in zero else ref)
+    joins = []
+    for index, family in enumerate(families):
+        on = [f"f{index}.{q} IS NOT DISTINCT FROM g.{q}" for q in quoted]
+        on.append(f"f{index}.period_index = g.period_index")
+        joins.append(f"LEFT JOIN {family.table} f{index} ON {' AND '.join(on)}")
+    key_select = ", ".join([*(f"g.{q}" for q in quoted), "g.period_index"])
+    order = ", ".join([*(f"g.{q} ASC NULLS LAST" for q in quoted), "g.period_index"])
+    sql = (
+        f"WITH seen_groups AS ({seen}), "
+        "group_periods AS (SELECT s.*, p.period_index FROM seen_groups s CROSS JOIN metric_periods p) "
+        f"SELECT {key_select}{''.join(', ' + s for s in selected)} FROM group_periods g "
+        f"{' '.join(joins)} ORDER BY {order}"
+    )
+    return WindowResult(columns, zero, con.execute(sql).fetchall())
 
 
 def _window_results(
     con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
     spans: list[Period],
-) -> list[FamilyResult]:
+) -> WindowResult:
     _load_periods(con, spans)
     _scope_changes(con, query, window)
     scoped_tables: dict[str, str] = {}
+    families: list[FamilyTable] = []
     try:
-        return [run_family(con, gf, query, window, scoped_tables) for gf in files]
+        for index, gf in enumerate(files):
+            families.append(_family_table(con, gf, query, window, scoped_tables, f"family_{index}"))
+        return _merge(con, families, query.group_by)
     finally:
         con.execute("DROP VIEW IF EXISTS scoped")
-        for table in ("window_changes", *scoped_tables.values()):
+        for table in ("window_changes", *scoped_tables.values(), *(f.table for f in families)):
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _periods_slice(family: FamilyResult, start: int, stop: int) -> FamilyResult:
-    """The rows of periods start..stop-1, renumbered from 0."""
-    rows = {(*key[:-1], key[-1] - start): values for key, values in family.rows.items()
-            if start <= key[-1] < stop}
-    return FamilyResult(family.file, family.value_columns, rows)
+def _by_key(result: WindowResult, ndims: int, offset: int = 0) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Values by (dims..., period_index - offset)."""
+    return {(*row[:ndims], row[ndims] - offset): row[ndims + 1:] for row in result.rows}
 
 
 def _current_and_previous(
     con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
     spans: list[Period],
-) -> tuple[list[FamilyResult], list[FamilyResult]]:
+) -> tuple[WindowResult, dict[tuple[Any, ...], tuple[Any, ...]], dict[tuple[Any, ...], tuple[Any, ...]]]:
     """Both windows in one pass when the family bodies allow it, so the views run once.
 
     The previous window's periods follow the current ones in ``metric_periods`` (indices shifted by
     the current count); every family groups by period, so its rows split back exactly. A body that
     reads ``{since}``/``{until}`` needs each window's own edges and gets two passes.
+    Returns the result (for its columns) and the current and previous values by key.
     """
     before = window.previous()
     previous_spans = periods(before, query.trend)
-    if any("{since}" in gf.body or "{until}" in gf.body for gf in files):
-        return (_window_results(con, files, query, window, spans),
-                _window_results(con, files, query, before, previous_spans))
-    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans])
+    ndims = len(query.group_by)
     count = len(spans)
-    return ([_periods_slice(f, 0, count) for f in both],
-            [_periods_slice(f, count, count + len(previous_spans)) for f in both])
-
-
-def _empty_values(family: FamilyResult) -> dict[str, Any]:
-    return {c: (0 if c in family.file.zero_columns else None) for c in family.value_columns}
-
-
-def _values(results: list[FamilyResult], key: tuple[Any, ...]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for family in results:
-        merged.update(family.rows.get(key) or family.empty)
-    return merged
+    if any("{since}" in gf.body or "{until}" in gf.body for gf in files):
+        current = _window_results(con, files, query, window, spans)
+        previous = _window_results(con, files, query, before, previous_spans)
+        return current, _by_key(current, ndims), _by_key(previous, ndims)
+    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans])
+    keyed = _by_key(both, ndims)
+    current_values = {k: v for k, v in keyed.items() if k[-1] < count}
+    previous_values = {(*k[:-1], k[-1] - count): v for k, v in keyed.items() if k[-1] >= count}
+    return both, current_values, previous_values
 
 
 def _sort_key(dims: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
@@ -361,6 +441,46 @@ def _delta(current: Any, previous: Any) -> Any:
             and not isinstance(current, bool) and not isinstance(previous, bool)):
         return current - previous
     return None
+
+
+def _groups(
+    result: WindowResult, query: MetricsQuery, spans: list[Period]
+) -> list[dict[str, Any]]:
+    """One dict per merged row, in the result's order (the no-comparison path: no lookups)."""
+    ndims = len(query.group_by)
+    columns = result.columns
+    groups: list[dict[str, Any]] = []
+    for row in result.rows:
+        group: dict[str, Any] = dict(zip(query.group_by, row[:ndims], strict=True))
+        if query.trend:
+            span = spans[row[ndims]]
+            group["period_start"], group["period_end"] = span.start, span.end
+        group.update(zip(columns, row[ndims + 1:], strict=True))
+        groups.append(group)
+    return groups
+
+
+def _compared_groups(
+    result: WindowResult, current: dict[tuple[Any, ...], tuple[Any, ...]],
+    previous: dict[tuple[Any, ...], tuple[Any, ...]], query: MetricsQuery, spans: list[Period],
+) -> list[dict[str, Any]]:
+    ndims = len(query.group_by)
+    columns = result.columns
+    empty = result.empty()
+    seen = {key[:ndims] for key in (*current, *previous)}
+    groups: list[dict[str, Any]] = []
+    for dims in sorted(seen, key=_sort_key):
+        for index, span in enumerate(spans):
+            group: dict[str, Any] = dict(zip(query.group_by, dims, strict=True))
+            if query.trend:
+                group["period_start"], group["period_end"] = span.start, span.end
+            values = dict(zip(columns, current.get((*dims, index), empty), strict=True))
+            before = dict(zip(columns, previous.get((*dims, index), empty), strict=True))
+            group.update(values)
+            group["previous"] = before
+            group["delta"] = {c: _delta(values[c], before.get(c)) for c in values}
+            groups.append(group)
+    return groups
 
 
 def _rate(groups: list[dict[str, Any]], benchmark: int | None) -> bool:
@@ -424,31 +544,14 @@ def compute_metrics(
     window = data_window(con, query)
     files = group_files()
     spans = periods(window, query.trend)
-    previous: list[FamilyResult] = []
     if query.compare_previous:
-        current, previous = _current_and_previous(con, files, query, window, spans)
+        result, current, previous = _current_and_previous(con, files, query, window, spans)
+        groups = _compared_groups(result, current, previous, query, spans)
     else:
-        current = _window_results(con, files, query, window, spans)
+        result = _window_results(con, files, query, window, spans)
+        groups = _groups(result, query, spans)
 
-    ndims = len(query.group_by)
-    seen = {key[:ndims] for family in current + previous for key in family.rows}
-    groups: list[dict[str, Any]] = []
-    for dims in sorted(seen, key=_sort_key):
-        for index, span in enumerate(spans):
-            group: dict[str, Any] = dict(zip(query.group_by, dims, strict=True))
-            if query.trend:
-                group["period_start"], group["period_end"] = span.start, span.end
-            values = _values(current, (*dims, index))
-            group.update(values)
-            if query.compare_previous:
-                before = _values(previous, (*dims, index))
-                group["previous"] = before
-                group["delta"] = {c: _delta(values[c], before.get(c)) for c in values}
-            groups.append(group)
-
-    columns = [*query.group_by, *(["period_start", "period_end"] if query.trend else [])]
-    for family in current:
-        columns.extend(c for c in family.value_columns if c not in columns)
+    columns = [*query.group_by, *(["period_start", "period_end"] if query.trend else []), *result.columns]
     notes = [*_BASE_NOTES, *(n for gf in files for n in gf.notes)]
     if _rate(groups, query.benchmark):
         columns.append("ratings")
