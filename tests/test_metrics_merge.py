@@ -102,3 +102,10 @@ def test_compare_previous_keeps_a_group_seen_only_before(db: Path) -> None:
     assert pay["previous"]["deployment_attempts"] == 3
     assert pay["delta"]["deployment_attempts"] == -3
     assert pay["lead_time_median_hours"] is None and pay["delta"]["lead_time_median_hours"] is None
+
+
+def test_filters_are_literals_that_survive_quotes(db: Path) -> None:
+    # the scoped view inlines filter values; a quote must stay part of the value, not end it
+    assert [g["service"] for g in groups(db, services=("pay", "it's"), **MARCH)] == ["pay"]
+    assert groups(db, services=("x') OR TRUE OR ('",), **MARCH) == []
+    assert [g["team"] for g in groups(db, group_by=("team",), teams=("payments",), **MARCH)] == ["payments"]

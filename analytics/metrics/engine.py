@@ -252,32 +252,38 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     )
 
 
-def _scope(
-    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, scoped_tables: dict[str, str]
-) -> None:
-    """Point ``scoped`` at the family's scoped rows, copying them only once per fact and window."""
-    key = f"{gf.fact}__{gf.time_column}"
-    table = scoped_tables.get(key)
-    if table is None:
-        table = f"scoped_{len(scoped_tables)}"
-        where, params = _filters(query, "f")
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT f.*, p.period_index, p.period_start,"
-            f" p.period_end, p.period_days FROM {gf.fact} f JOIN metric_periods p"
-            f" ON f.{gf.time_column} >= p.period_start AND f.{gf.time_column} < p.period_end"
-            f" WHERE {where}",
-            params,
-        )
-        scoped_tables[key] = table
-    con.execute(f"CREATE OR REPLACE TEMP VIEW scoped AS SELECT * FROM {table}")
+def _literal_filters(query: MetricsQuery, alias: str) -> str:
+    """The filters with values inlined as SQL string literals: a view cannot take parameters."""
+    clauses = []
+    for column, values in (("service", query.services), ("environment", query.environments),
+                           ("team", query.teams)):
+        if values:
+            literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            clauses.append(f"{alias}.{column} IN ({literals})")
+    return " AND ".join(clauses) or "TRUE"
+
+
+def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -> None:
+    """Point ``scoped`` at the family's fact rows in the periods, as a view.
+
+    A view, not a copy: the family's query then computes only the fact columns it reads (a copy
+    cost more than the aggregation). Periods tile the window, so an ASOF join on the period start
+    plus the end check assigns each row its one period.
+    """
+    time_column = f"f.{gf.time_column}"
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, p.period_index, p.period_start, p.period_end,"
+        f" p.period_days FROM {gf.fact} f ASOF JOIN metric_periods p ON {time_column} >= p.period_start"
+        f" WHERE {time_column} < p.period_end AND {_literal_filters(query, 'f')}"
+    )
 
 
 def _family_table(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
-    scoped_tables: dict[str, str], table: str,
+    table: str,
 ) -> FamilyTable:
     """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
-    _scope(con, gf, query, scoped_tables)
+    _scope(con, gf, query)
     dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
@@ -300,12 +306,10 @@ def _statement(sql: str) -> str:
 
 
 def run_family(
-    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
-    scoped_tables: dict[str, str] | None = None,
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window
 ) -> FamilyResult:
     """One family's rows by group key (dims..., period_index): for benchmarks and inspection."""
-    family = _family_table(con, gf, query, window, {} if scoped_tables is None else scoped_tables,
-                           "family_single")
+    family = _family_table(con, gf, query, window, "family_single")
     keys = ", ".join(_quote(k) for k in (*query.group_by, "period_index"))
     cursor = con.execute(f"SELECT {keys}, {_value_list(family)} FROM {family.table}")
     width = len(query.group_by) + 1
@@ -388,15 +392,14 @@ def _window_results(
 ) -> WindowResult:
     _load_periods(con, spans)
     _scope_changes(con, query, window)
-    scoped_tables: dict[str, str] = {}
     families: list[FamilyTable] = []
     try:
         for index, gf in enumerate(files):
-            families.append(_family_table(con, gf, query, window, scoped_tables, f"family_{index}"))
+            families.append(_family_table(con, gf, query, window, f"family_{index}"))
         return _merge(con, families, query.group_by)
     finally:
         con.execute("DROP VIEW IF EXISTS scoped")
-        for table in ("window_changes", *scoped_tables.values(), *(f.table for f in families)):
+        for table in ("window_changes", *(f.table for f in families)):
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -140,8 +140,7 @@ def _cfr_cluster(spec: dict[str, Any], clusters: list[str], rate: float) -> tupl
     return band, below[0] if below else clusters[-1]
 
 
-def _entry(table: dict[str, Any], metric: str, bucket: str | None, cluster: str | None,
-           value: Any) -> dict[str, Any]:
+def _entry(table: dict[str, Any], bucket: str | None, cluster: str | None) -> dict[str, Any]:
     # kept small on purpose: `metrics --trend week` rates tens of thousands of groups and every
     # key here is serialised for each; the published wording is available from published()
     return {"bucket": bucket, "cluster": cluster, "year": table["year"]}
@@ -154,34 +153,45 @@ def published(year: int, metric: str, cluster: str) -> str:
 
 def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]:
     """Ratings for one metrics group: per metric its survey bucket and benchmark cluster."""
-    table = load_benchmark(year if year is not None else available_years()[-1])
-    clusters: list[str] = list(table["clusters"])
-    metrics = table["metrics"]
-    out: dict[str, Any] = {}
-
-    freq = frequency_bucket(
-        group.get("deployment_days_per_week_median"),
-        group.get("deployments_per_month_median"),
-        group.get("deployments_per_six_months"),
-    )
-    freq_cluster = _cluster_of(table["year"], "deployment_frequency", freq) if freq else None
-    out["deployment_frequency"] = _entry(
-        table, "deployment_frequency", freq, freq_cluster, group.get("deployment_days_per_week_median")
-    )
-    recovery_metric, recovery_field = (
-        ("failed_deployment_recovery_time", "failed_deployment_recovery_median_hours")
-        if "failed_deployment_recovery_time" in metrics
-        else ("time_to_restore", "time_to_restore_median_hours")
-    )
-    for metric, field in (("lead_time", "lead_time_median_hours"), (recovery_metric, recovery_field)):
-        value = group.get(field)
-        bucket = duration_bucket(value)
-        cluster = _cluster_of(table["year"], metric, bucket) if bucket else None
-        out[metric] = _entry(table, metric, bucket, cluster, value)
+    chosen = year if year is not None else available_years()[-1]
+    recovery_field = _recovery(chosen)[1]
     rate = group.get("change_failure_rate")
-    if rate is None or (isinstance(rate, float) and math.isnan(rate)):
-        out["change_failure_rate"] = _entry(table, "change_failure_rate", None, None, None)
+    if rate is not None and math.isnan(float(rate)):
+        rate = None
+    # a weekly trend rates tens of thousands of groups but they fall into few bucket combinations
+    return dict(_ratings(
+        chosen,
+        frequency_bucket(
+            group.get("deployment_days_per_week_median"),
+            group.get("deployments_per_month_median"),
+            group.get("deployments_per_six_months"),
+        ),
+        duration_bucket(group.get("lead_time_median_hours")),
+        duration_bucket(group.get(recovery_field)),
+        None if rate is None else float(rate),
+    ))
+
+
+@cache
+def _recovery(year: int) -> tuple[str, str]:
+    """The recovery metric a year publishes, and the field it rates."""
+    if "failed_deployment_recovery_time" in load_benchmark(year)["metrics"]:
+        return "failed_deployment_recovery_time", "failed_deployment_recovery_median_hours"
+    return "time_to_restore", "time_to_restore_median_hours"
+
+
+@cache
+def _ratings(year: int, freq: str | None, lead: str | None, recovery: str | None,
+             rate: float | None) -> dict[str, Any]:
+    table = load_benchmark(year)
+    out: dict[str, Any] = {}
+    freq_cluster = _cluster_of(year, "deployment_frequency", freq) if freq else None
+    out["deployment_frequency"] = _entry(table, freq, freq_cluster)
+    for metric, bucket in (("lead_time", lead), (_recovery(year)[0], recovery)):
+        out[metric] = _entry(table, bucket, _cluster_of(year, metric, bucket) if bucket else None)
+    if rate is None:
+        out["change_failure_rate"] = _entry(table, None, None)
     else:
-        band, cluster = _cfr_cluster(metrics["change_failure_rate"], clusters, float(rate))
-        out["change_failure_rate"] = _entry(table, "change_failure_rate", band, cluster, rate)
+        band, cluster = _cfr_cluster(table["metrics"]["change_failure_rate"], list(table["clusters"]), rate)
+        out["change_failure_rate"] = _entry(table, band, cluster)
     return out
