@@ -9,31 +9,55 @@
 -- note: excluded_negative_lead_times counts changes whose start is after their deployment; they are left out of lead time
 -- zero: deployments, deployment_days, deployments_per_week, changes, excluded_negative_lead_times, baseline_deployments, baseline_changes
 -- window_changes: the engine's change_lead_times rows of the deployments in the window, computed once
--- per window for this family and the PR breakdown.
+-- per window for this family and the PR breakdown. Deployments and their changes are stacked as rows
+-- of one table (a deployment row, then a row per change) so that nothing is counted DISTINCT over
+-- the million-change side.
 WITH successful_deployments AS (
     SELECT * FROM scoped WHERE status = 'success'
 ),
-deployment_change_lead_times AS (
+measured_rows AS (
+    SELECT {keys},
+           true AS is_deployment_row,
+           deployed_day,
+           is_baseline,
+           NULL::VARCHAR AS sha,
+           NULL::DOUBLE AS lead_hours,
+           false AS is_negative,
+           false AS counts_for_lead_time
+    FROM successful_deployments
+    UNION ALL
     SELECT {keys:d},
-           d.id,
-           d.deployed_day,
+           false,
+           NULL::DATE,
            d.is_baseline,
            l.sha,
            l.lead_hours,
            l.is_negative,
            l.counts_for_lead_time
     FROM successful_deployments d
-    LEFT JOIN window_changes l ON l.deployment_id = d.id
+    JOIN window_changes l ON l.deployment_id = d.id
+),
+group_counts AS (
+    SELECT {keys},
+           count(*) FILTER (WHERE is_deployment_row) AS deployments,
+           count(DISTINCT deployed_day) AS deployment_days,
+           count(sha) AS changes,
+           -- median (interpolated, as median() is) and p90 from one sort of the lead times
+           quantile_cont(lead_hours, [0.5, 0.9]) FILTER (WHERE counts_for_lead_time) AS lead_quantiles,
+           count(sha) FILTER (WHERE is_negative AND NOT is_baseline) AS excluded_negative_lead_times,
+           count(*) FILTER (WHERE is_deployment_row AND is_baseline) AS baseline_deployments,
+           count(sha) FILTER (WHERE is_baseline) AS baseline_changes
+    FROM measured_rows
+    GROUP BY {keys}
 )
 SELECT {keys},
-       count(DISTINCT id) AS deployments,
-       count(DISTINCT deployed_day) AS deployment_days,
-       count(DISTINCT id) * 7.0 / period_days AS deployments_per_week,
-       count(sha) AS changes,
-       median(lead_hours) FILTER (WHERE counts_for_lead_time) AS lead_time_median_hours,
-       quantile_cont(lead_hours, 0.9) FILTER (WHERE counts_for_lead_time) AS lead_time_p90_hours,
-       count(sha) FILTER (WHERE is_negative AND NOT is_baseline) AS excluded_negative_lead_times,
-       count(DISTINCT id) FILTER (WHERE is_baseline) AS baseline_deployments,
-       count(sha) FILTER (WHERE is_baseline) AS baseline_changes
-FROM deployment_change_lead_times
-GROUP BY {keys};
+       deployments,
+       deployment_days,
+       deployments * 7.0 / period_days AS deployments_per_week,
+       changes,
+       lead_quantiles[1] AS lead_time_median_hours,
+       lead_quantiles[2] AS lead_time_p90_hours,
+       excluded_negative_lead_times,
+       baseline_deployments,
+       baseline_changes
+FROM group_counts;
