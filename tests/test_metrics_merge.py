@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from analytics.errors import UserError
 from analytics.metrics.engine import MetricsQuery, compute_metrics
 from analytics.store.connection import open_reader, open_writer
 
@@ -109,3 +110,25 @@ def test_filters_are_literals_that_survive_quotes(db: Path) -> None:
     assert [g["service"] for g in groups(db, services=("pay", "it's"), **MARCH)] == ["pay"]
     assert groups(db, services=("x') OR TRUE OR ('",), **MARCH) == []
     assert [g["team"] for g in groups(db, group_by=("team",), teams=("payments",), **MARCH)] == ["payments"]
+
+
+def test_shared_views_are_put_back_after_a_report(db: Path) -> None:
+    # the engine computes shared views once per report; afterwards the connection's views are the
+    # live definitions again and no helper table is left behind (also after a failing report)
+    con = open_reader(db)
+    try:
+        compute_metrics(con, MetricsQuery(**MARCH))
+        with pytest.raises(UserError):
+            compute_metrics(con, MetricsQuery(benchmark=1999, **MARCH))
+        views = dict(con.execute(
+            "SELECT view_name, sql FROM duckdb_views()"
+            " WHERE view_name IN ('incident_attribution', 'revert_chain')"
+        ).fetchall())
+        leftovers = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '%__once'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert set(views) == {"incident_attribution", "revert_chain"}
+    assert all("__once" not in sql and "WITH" in sql.upper() for sql in views.values()), views
+    assert leftovers == []

@@ -61,10 +61,12 @@ Ratings: when the module ``analytics.metrics.ratings`` exists and has
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,10 @@ from analytics.errors import UserError
 from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
+# Views that several families read (incident_attribution: the incidents family and, through
+# failure_signals, the stability family; revert_chain: failure signals and rework). Each is
+# computed once per report into a TEMP TABLE and the view is pointed at it meanwhile.
+SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution")
 DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
@@ -434,6 +440,38 @@ def _current_and_previous(
     return both, current_values, previous_values
 
 
+@contextmanager
+def _shared_views_computed_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Compute each SHARED_VIEWS view once (after the settings are applied) for every family to
+    read; the original definitions are put back afterwards, so later queries see live data."""
+    from analytics.metrics.views import reinstall_view
+
+    done: list[str] = []
+    try:
+        for name in SHARED_VIEWS:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__once AS SELECT * FROM {name}")
+            done.append(name)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__once")
+        yield
+    finally:
+        for name in done:
+            reinstall_view(con, name)
+            con.execute(f"DROP TABLE IF EXISTS {name}__once")
+
+
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Building tens of thousands of group dicts triggers the cyclic collector again and again, each
+    pass walking every live object; none of them can form a cycle, so it is held off meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _sort_key(dims: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
     return tuple((v is None, "" if v is None else str(v)) for v in dims)
 
@@ -451,16 +489,14 @@ def _groups(
 ) -> list[dict[str, Any]]:
     """One dict per merged row, in the result's order (the no-comparison path: no lookups)."""
     ndims = len(query.group_by)
-    columns = result.columns
-    groups: list[dict[str, Any]] = []
-    for row in result.rows:
-        group: dict[str, Any] = dict(zip(query.group_by, row[:ndims], strict=True))
-        if query.trend:
-            span = spans[row[ndims]]
-            group["period_start"], group["period_end"] = span.start, span.end
-        group.update(zip(columns, row[ndims + 1:], strict=True))
-        groups.append(group)
-    return groups
+    if query.trend:
+        names = (*query.group_by, "period_start", "period_end", *result.columns)
+        edges = [(span.start, span.end) for span in spans]
+        # one zip per row: tens of thousands of groups with a weekly trend
+        return [dict(zip(names, (*row[:ndims], *edges[row[ndims]], *row[ndims + 1:]), strict=True))
+                for row in result.rows]
+    names = (*query.group_by, *result.columns)
+    return [dict(zip(names, (*row[:ndims], *row[ndims + 1:]), strict=True)) for row in result.rows]
 
 
 def _compared_groups(
@@ -548,15 +584,21 @@ def compute_metrics(
     files = group_files()
     spans = periods(window, query.trend)
     if query.compare_previous:
-        result, current, previous = _current_and_previous(con, files, query, window, spans)
-        groups = _compared_groups(result, current, previous, query, spans)
+        with _shared_views_computed_once(con):
+            result, current, previous = _current_and_previous(con, files, query, window, spans)
+        with _no_gc_pauses():
+            groups = _compared_groups(result, current, previous, query, spans)
     else:
-        result = _window_results(con, files, query, window, spans)
-        groups = _groups(result, query, spans)
+        with _shared_views_computed_once(con):
+            result = _window_results(con, files, query, window, spans)
+        with _no_gc_pauses():
+            groups = _groups(result, query, spans)
 
     columns = [*query.group_by, *(["period_start", "period_end"] if query.trend else []), *result.columns]
     notes = [*_BASE_NOTES, *(n for gf in files for n in gf.notes)]
-    if _rate(groups, query.benchmark):
+    with _no_gc_pauses():
+        rated = _rate(groups, query.benchmark)
+    if rated:
         columns.append("ratings")
     return MetricsReport(
         since=window.since, until=window.until, group_by=query.group_by, trend=query.trend,

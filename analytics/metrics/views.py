@@ -20,3 +20,14 @@ def view_files() -> list[Path]:
 def install_views(con: duckdb.DuckDBPyConnection) -> None:
     for path in view_files():
         con.execute(path.read_text())
+
+
+def reinstall_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Run again the file that defines view ``name`` (after a caller replaced it for a while)."""
+    marker = f"VIEW {name} AS"
+    for path in view_files():
+        text = path.read_text()
+        if marker in text:
+            con.execute(text)
+            return
+    raise RuntimeError(f"no file in {VIEWS_DIR} defines view {name}")
