@@ -71,7 +71,7 @@ def _midnight(text: str) -> datetime:
 def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
     """Run the engine on the read snapshot and return the JSON document ``metrics`` prints."""
     try:
-        from analytics.cli.output import dumps
+        from analytics.cli.output import dumps_bytes
         from analytics.config import load_config
         from analytics.metrics.engine import MetricsQuery, compute_metrics
     except ImportError as exc:
@@ -92,7 +92,7 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
             report = compute_metrics(con, query, config)
         finally:
             con.close()
-        payload: dict[str, Any] = json.loads(dumps(report.payload()))
+        payload: dict[str, Any] = json.loads(dumps_bytes(report.payload()))
     except UserError as exc:
         raise MetricsUnavailable(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback

@@ -15,8 +15,9 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
       -- note: text                      optional, repeatable: a line added to the report's notes
 
   The fact view must expose the dimension columns ``service, team, environment, repository``.
-* Before running the file the engine provides ``scoped`` (a TEMP view over a TEMP TABLE copied once
-  per fact view and window, so families over the same fact share it): every row of the fact view
+* Before running the file the engine provides ``scoped`` (a TEMP view, so the family's query
+  computes only the fact columns it reads; the views in SHARED_VIEWS are computed once per report
+  for every family that reaches them): every row of the fact view
   whose time lies in the window [since, until) (UTC), that passes the filters (``--service``,
   ``--environment``, ``--team``), with four columns added: ``period_index``, ``period_start``,
   ``period_end`` and ``period_days``. Without ``--trend`` there is one period, the whole window;
@@ -27,8 +28,8 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   deployments in the window that pass the filters (columns deployment_id, repo, sha, lead_hours,
   is_negative, counts_for_lead_time): join it on ``deployment_id = scoped.id`` instead of reading the
   view, which would recompute every change's lead time over all history for each family.
-* The file body is ONE query (it may start with WITH) over ``scoped`` that returns one row per
-  group key. Placeholders, replaced textually before running:
+* The file body is ONE query (it may start with WITH; a final semicolon is allowed) over
+  ``scoped`` that returns one row per group key. Placeholders, replaced textually before running:
 
       {keys}          the group-key columns: the chosen dimensions (any of service, team,
                       environment, repository) then period_index, period_start, period_end,
