@@ -68,10 +68,15 @@ class DeploymentSources(_Model):
     lead_time_start: Literal["author", "committer"] = "author"
 
 
+DEFAULT_HOTFIX_PATTERN = r"(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b"
+# text every match of DEFAULT_HOTFIX_PATTERN contains (case-insensitively): a cheap pre-test
+DEFAULT_HOTFIX_REQUIRED_TEXT = "hot"
+
+
 class IncidentRules(_Model):
     max_attribution_gap: str = "7d"
     labels: list[str] = Field(default_factory=lambda: ["incident"])
-    hotfix_pattern: str = r"(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b"
+    hotfix_pattern: str = DEFAULT_HOTFIX_PATTERN
 
     @field_validator("max_attribution_gap")
     @classmethod

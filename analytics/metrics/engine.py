@@ -42,7 +42,9 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   so they may be used without an aggregate (``... / period_days``).
 * Session variables, set by :func:`apply_settings` on the reading connection and readable in
   views with ``getvariable(name)``: ``gitops_dora_lead_time_start`` ('author'|'committer'),
-  ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex).
+  ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex) and
+  ``gitops_dora_hotfix_required_text`` (text every match of the default pattern contains, '' for
+  another pattern).
 
 Merging: each family's rows go to a TEMP TABLE, and one SQL query joins them by group key (NULL
 dimension values match each other) over every (group, period) pair, so the merge is not a Python
@@ -75,7 +77,7 @@ from typing import Any
 
 import duckdb
 
-from analytics.config import Config
+from analytics.config import DEFAULT_HOTFIX_PATTERN, DEFAULT_HOTFIX_REQUIRED_TEXT, Config
 from analytics.errors import UserError
 from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
 
@@ -186,6 +188,8 @@ def apply_settings(
     con.execute(f"SET VARIABLE gitops_dora_max_attribution_gap_hours = {gap_hours!r}::DOUBLE")
     pattern = cfg.incidents.hotfix_pattern.replace("'", "''")
     con.execute(f"SET VARIABLE gitops_dora_hotfix_pattern = '{pattern}'")
+    required = DEFAULT_HOTFIX_REQUIRED_TEXT if cfg.incidents.hotfix_pattern == DEFAULT_HOTFIX_PATTERN else ""
+    con.execute(f"SET VARIABLE gitops_dora_hotfix_required_text = '{required}'")
 
 
 def _ts_literal(moment: datetime) -> str:

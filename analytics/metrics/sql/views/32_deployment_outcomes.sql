@@ -48,10 +48,14 @@ revert_rework AS (
       )
 ),
 hotfix_commits AS MATERIALIZED (
-    -- the pattern is a session value, so DuckDB compiles the regex once (not per row)
+    -- the pattern is a session value, so DuckDB compiles the regex once (not per row); with the
+    -- default pattern every match contains 'hot' (any case), and that cheap test runs first
+    -- (session variable gitops_dora_hotfix_required_text, '' for a pattern set in the config)
     SELECT repo, sha
     FROM commits
-    WHERE regexp_matches(coalesce(subject, ''),
+    WHERE (coalesce(getvariable('gitops_dora_hotfix_required_text'), '') = ''
+           OR subject ILIKE '%' || getvariable('gitops_dora_hotfix_required_text') || '%')
+      AND regexp_matches(coalesce(subject, ''),
                          coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
 ),
 hotfix_commit_rework AS (
