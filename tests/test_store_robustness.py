@@ -77,6 +77,39 @@ def test_second_writer_gets_a_clear_message(tmp_path: Path) -> None:
     assert query(db, "SELECT count(*) FROM commits WHERE repo = 'beta'") == [(2,)]
 
 
+def test_second_writer_waits_when_asked_then_runs(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    first = _start_paused(db, _repo(tmp_path / "alpha", 3), 3)
+    second_repo = _repo(tmp_path / "beta", 2)
+    try:
+        # a CronJob beside the webhook receiver: wait for the holder instead of failing
+        proc = run_cli(db, "collect", "git", str(second_repo.path), env={"GITOPS_DORA_LOCK_WAIT": "60"})
+        assert proc.returncode == 0, proc.stderr
+        assert f"is being written by another process (PID {first.pid}" in proc.stderr
+        assert "waiting up to 60s" in proc.stderr
+    finally:
+        assert first.wait(timeout=60) == 0
+    assert query(db, "SELECT id FROM repositories ORDER BY id") == [("alpha",), ("beta",)]
+
+
+def test_second_writer_gives_up_after_its_wait(tmp_path: Path) -> None:
+    db = tmp_path / "db.duckdb"
+    first = _start_paused(db, _repo(tmp_path / "alpha", 3), 8)
+    try:
+        started = time.monotonic()
+        proc = run_cli(db, "collect", "git", str(_repo(tmp_path / "beta", 2).path),
+                       env={"GITOPS_DORA_LOCK_WAIT": "1.5"})
+        assert 1.5 <= time.monotonic() - started < 7
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "after waiting 1.5s" in last and f"PID {first.pid}" in last, last
+        bad = run_cli(db, "collect", "git", str(tmp_path / "beta"), env={"GITOPS_DORA_LOCK_WAIT": "soon"})
+        assert bad.returncode != 0 and "$GITOPS_DORA_LOCK_WAIT='soon'" in bad.stderr
+    finally:
+        assert first.wait(timeout=60) == 0
+    assert query(db, "SELECT id FROM repositories") == [("alpha",)]
+
+
 def test_killed_run_leaves_the_store_as_it_was(tmp_path: Path) -> None:
     db = tmp_path / "db.duckdb"
     repo = _repo(tmp_path / "alpha", 3)

@@ -53,20 +53,54 @@ def _process_name(pid: int) -> str:
         return "?"
 
 
+LOCK_WAIT_ENV = "GITOPS_DORA_LOCK_WAIT"  # seconds a writer waits for the lock (default 0: fail fast)
+
+
+def lock_wait_seconds() -> float:
+    """How long a writer waits for another writer to finish, from $GITOPS_DORA_LOCK_WAIT."""
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not text:
+        return 0.0
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (0.0 <= seconds < float("inf")):
+        raise UserError(f"${LOCK_WAIT_ENV}={text!r}: give a number of seconds (0 = fail at once)")
+    return seconds
+
+
+def _lock_holder(handle: IO[str]) -> str:
+    handle.seek(0)
+    return handle.read().strip() or "unknown process"
+
+
 @contextmanager
-def _writer_lock(db_path: Path) -> Iterator[None]:
+def _writer_lock(db_path: Path, wait: float | None = None) -> Iterator[None]:
+    """The writer lock; ``wait`` seconds for another writer to finish (None: from the environment)."""
     path = lock_path(db_path)
+    wait = lock_wait_seconds() if wait is None else wait
     handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the whole run
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown process"
-            raise StoreLockedError(
-                f"database {db_path} is being written by another process ({holder}); "
-                "wait for it to finish and run again"
-            ) from None
+        deadline = time.monotonic() + wait
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(handle)
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {wait:g}s" if wait else ""
+                    raise StoreLockedError(
+                        f"database {db_path} is being written by another process ({holder}){waited}; "
+                        f"wait for it to finish and run again (or set ${LOCK_WAIT_ENV} to wait)"
+                    ) from None
+                if not announced:
+                    print(f"database {db_path} is being written by another process ({holder}): "
+                          f"waiting up to {wait:g}s", file=sys.stderr, flush=True)
+                    announced = True
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         handle.seek(0)
         handle.truncate()
         handle.write(f"PID {os.getpid()}: {_process_name(os.getpid())}")
@@ -153,14 +187,15 @@ class WriteSession:
 
 
 @contextmanager
-def hold_store(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def hold_store(db_path: Path, *, lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Hold the database for writing: the writer lock, one migrated read-write connection, and on a
     normal release the snapshot published for readers. Transactions are the caller's business, so
-    a long-lived writer (the webhook receiver) can commit many batches under one hold."""
+    a long-lived writer (the webhook receiver) can commit many batches under one hold.
+    ``lock_wait``: seconds to wait for another writer (None: $GITOPS_DORA_LOCK_WAIT, default 0)."""
     db_path = Path(db_path)
     if db_path.parent and not db_path.parent.exists():
         db_path.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(db_path):
+    with _writer_lock(db_path, lock_wait):
         con = _connect(db_path, read_only=False)
         try:
             migrate(con)

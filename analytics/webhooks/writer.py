@@ -121,7 +121,8 @@ class DeliveryWriter:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             try:
-                return self._drain(hold_store(self.db_path), first)
+                # its own bounded wait below, not $GITOPS_DORA_LOCK_WAIT's
+                return self._drain(hold_store(self.db_path, lock_wait=0.0), first)
             except StoreLockedError as exc:  # a CLI collection is writing: wait (bounded), don't fail
                 if time.monotonic() > deadline:
                     first.future.set_exception(exc)
