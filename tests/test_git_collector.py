@@ -215,6 +215,26 @@ def test_incremental_rerun(tmp_path: Path, release: tuple[GitRepo, dict[str, str
     assert query(db, "SELECT * FROM deployment_changes ORDER BY ALL") == before
 
 
+def test_empty_pattern_switches_tag_deployments_off_and_is_remembered(
+    tmp_path: Path, release: tuple[GitRepo, dict[str, str]],
+) -> None:
+    repo, _ = release
+    db = tmp_path / "db.duckdb"
+    assert run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", SEMVER).returncode == 0
+    assert query(db, "SELECT count(*) FROM deployments WHERE source = 'git-tag'") == [(3,)]
+    off = run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", "")
+    assert off.returncode == 0, off.stderr
+    assert "0 git deployments" in off.stderr
+    assert query(db, "SELECT count(*) FROM deployments") == [(0,)]
+    assert query(db, "SELECT count(*) FROM deployment_changes") == [(0,)]
+    # a bare re-run after a new tag keeps them off
+    repo.commit("E", at="2024-03-08T09:00:00+00:00")
+    repo.tag("v1.3.0")
+    again = run_cli(db, "collect", "git", str(repo.path))
+    assert again.returncode == 0, again.stderr
+    assert query(db, "SELECT count(*) FROM deployments") == [(0,)]
+
+
 def test_bare_repo_and_file_url_into_cache(tmp_path: Path, release: tuple[GitRepo, dict[str, str]]) -> None:
     repo, s = release
     bare = repo.clone(tmp_path / "shop-bare.git", bare=True)

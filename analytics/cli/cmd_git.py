@@ -19,10 +19,12 @@ def collect_git_command(
         None, "--environment", help="environment of the git deployments [production]"
     ),
     deploy_tags: str | None = typer.Option(
-        None, "--deploy-tags", help="regex: each matching tag is a deployment at the tag's time"
+        None, "--deploy-tags",
+        help="regex: each matching tag is a deployment at the tag's time ('' switches them off)",
     ),
     deploy_branch: str | None = typer.Option(
-        None, "--deploy-branch", help="each first-parent commit of this branch is a deployment"
+        None, "--deploy-branch",
+        help="each first-parent commit of this branch is a deployment ('' switches them off)",
     ),
     repo_id: str | None = typer.Option(None, "--repo-id", help="id of the repository [folder/URL basename]"),
 ) -> None:

@@ -178,7 +178,7 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
         summary.mark("tags")
         bar.update(description=f"git {repo_id}: deployments")
         deployments: list[git_deploy.GitDeployment] = []
-        if options.deploy_tags is not None:
+        if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
             deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
         if branch_ref is not None and options.deploy_branch is not None:
             deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
