@@ -207,15 +207,16 @@ def render(body: str, dims: Sequence[str], window: Window) -> str:
     return sql.replace("{since}", _ts_literal(window.since)).replace("{until}", _ts_literal(window.until))
 
 
-def _filters(query: MetricsQuery, alias: str) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
+def _filters(query: MetricsQuery, alias: str) -> str:
+    """The filters with values inlined as SQL string literals (the ``scoped`` view cannot take
+    parameters, so every filter is written the same way)."""
+    clauses = []
     for column, values in (("service", query.services), ("environment", query.environments),
                            ("team", query.teams)):
         if values:
-            clauses.append(f"{alias}.{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-    return (" AND ".join(clauses) or "TRUE"), params
+            literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            clauses.append(f"{alias}.{column} IN ({literals})")
+    return " AND ".join(clauses) or "TRUE"
 
 
 @dataclass
@@ -254,24 +255,12 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     and filters keep (a change carries its deployment's time and dimensions, so it is the same
     filter as ``scoped``). It is rebuilt on every call, so the lead-time setting always applies.
     """
-    where, params = _filters(query, "l")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.repo, l.sha,"
         " l.lead_hours, l.is_negative, l.counts_for_lead_time FROM change_lead_times l"
-        f" WHERE l.deployed_at >= ? AND l.deployed_at < ? AND {where}",
-        [window.since, window.until, *params],
+        f" WHERE l.deployed_at >= ? AND l.deployed_at < ? AND {_filters(query, 'l')}",
+        [window.since, window.until],
     )
-
-
-def _literal_filters(query: MetricsQuery, alias: str) -> str:
-    """The filters with values inlined as SQL string literals: a view cannot take parameters."""
-    clauses = []
-    for column, values in (("service", query.services), ("environment", query.environments),
-                           ("team", query.teams)):
-        if values:
-            literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-            clauses.append(f"{alias}.{column} IN ({literals})")
-    return " AND ".join(clauses) or "TRUE"
 
 
 def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -> None:
@@ -285,7 +274,7 @@ def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -
     con.execute(
         "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, p.period_index, p.period_start, p.period_end,"
         f" p.period_days FROM {gf.fact} f ASOF JOIN metric_periods p ON {time_column} >= p.period_start"
-        f" WHERE {time_column} < p.period_end AND {_literal_filters(query, 'f')}"
+        f" WHERE {time_column} < p.period_end AND {_filters(query, 'f')}"
     )
 
 
@@ -322,7 +311,8 @@ def run_family(
     """One family's rows by group key (dims..., period_index): for benchmarks and inspection."""
     family = _family_table(con, gf, query, window, "family_single")
     keys = ", ".join(_quote(k) for k in (*query.group_by, "period_index"))
-    cursor = con.execute(f"SELECT {keys}, {_value_list(family)} FROM {family.table}")
+    values = ", ".join(_value_expr(family, c) for c in family.value_columns)
+    cursor = con.execute(f"SELECT {keys}, {values} FROM {family.table}")
     width = len(query.group_by) + 1
     rows = {tuple(r[:width]): dict(zip(family.value_columns, r[width:], strict=True))
             for r in cursor.fetchall()}
@@ -333,12 +323,11 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _value_list(family: FamilyTable, alias: str | None = None) -> str:
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(
-        f"CAST({prefix}{_quote(c)} AS DOUBLE)" if c in family.decimal_columns else f"{prefix}{_quote(c)}"
-        for c in family.value_columns
-    )
+def _value_expr(family: FamilyTable, column: str, prefix: str = "") -> str:
+    """A value column as selected: DECIMAL (e.g. a sum over DECIMAL) as DOUBLE, so every output
+    format takes it."""
+    ref = f"{prefix}{_quote(column)}"
+    return f"CAST({ref} AS DOUBLE)" if column in family.decimal_columns else ref
 
 
 @dataclass
@@ -372,14 +361,10 @@ def _merge(
     columns = list(owner)
     zero = frozenset(c for c in columns if c in families[owner[c]].file.zero_columns)
     quoted = [_quote(d) for d in dims]
-    seen = " UNION ".join(f"SELECT DISTINCT {', '.join(quoted) or '1 AS one'} FROM {f.table}"
-                          for f in families)
+    seen = " UNION ".join(f"SELECT DISTINCT {', '.join(quoted)} FROM {f.table}" for f in families)
     selected = []
     for column in columns:
-        family = families[owner[column]]
-        ref = f"f{owner[column]}.{_quote(column)}"
-        if column in family.decimal_columns:
-            ref = f"CAST({ref} AS DOUBLE)"
+        ref = _value_expr(families[owner[column]], column, f"f{owner[column]}.")
         selected.append(f"coalesce({ref}, 0)" if column in zero else ref)
     joins = []
     for index, family in enumerate(families):
@@ -570,9 +555,8 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
     """The query's window, with missing edges taken from the (filtered) deployments."""
     if query.since is not None and query.until is not None:
         return Window(query.since, query.until)
-    where, params = _filters(query, "f")
     row = con.execute(
-        f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_facts f WHERE {where}", params
+        f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_facts f WHERE {_filters(query, 'f')}"
     ).fetchone()
     first, last = (row[0], row[1]) if row else (None, None)
     return default_window(first, last, query.since, query.until)
