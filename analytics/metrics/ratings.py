@@ -16,7 +16,7 @@ range lies entirely below it (a value better than every cluster gets the best cl
 from __future__ import annotations
 
 import math
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,9 @@ def published(year: int, metric: str, cluster: str) -> str:
 
 
 def rate_group(group: dict[str, Any], year: int | None = None) -> dict[str, Any]:
-    """Ratings for one metrics group: per metric its survey bucket and benchmark cluster."""
+    """Ratings for one metrics group: per metric its survey bucket and benchmark cluster.
+
+    The per-metric entries are shared between calls (they come from a cache): read, do not change."""
     chosen = year if year is not None else available_years()[-1]
     recovery_field = _recovery(chosen)[1]
     rate = group.get("change_failure_rate")
@@ -180,7 +182,7 @@ def _recovery(year: int) -> tuple[str, str]:
     return "time_to_restore", "time_to_restore_median_hours"
 
 
-@cache
+@lru_cache(maxsize=4096)  # bounded: the rate is a float, and a dashboard process lives long
 def _ratings(year: int, freq: str | None, lead: str | None, recovery: str | None,
              rate: float | None) -> dict[str, Any]:
     table = load_benchmark(year)
