@@ -8,9 +8,8 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from analytics.store.connection import open_reader
+from tests.store_query import query_snapshot as query  # noqa: F401 - callers use codehost_cli.query
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
@@ -35,11 +34,3 @@ def run_cli(
         cwd=db.parent,
         timeout=120,
     )
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = open_reader(db, install_views=False)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()

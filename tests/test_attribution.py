@@ -19,7 +19,8 @@ import pytest
 from analytics.attribution import attribute_changes
 from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
-from tests.test_git_collector import SEMVER, query, run_cli
+from tests.store_query import query
+from tests.test_git_collector import SEMVER, run_cli
 
 
 def utc(text: str) -> datetime:

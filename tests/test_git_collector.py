@@ -25,6 +25,7 @@ import duckdb
 import pytest
 
 from tests.gitrepo import GitRepo
+from tests.store_query import query
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
@@ -36,14 +37,6 @@ def run_cli(db: Path, *args: str, env: dict[str, str] | None = None, cwd: Path |
     full_env.update(env or {})
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=120)
-
-
-def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def utc(text: str) -> datetime:

@@ -10,24 +10,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 
 from tests.reconciler_objects import application, notification
+from tests.store_query import query_snapshot as query
 from tests.webhook_senders import receiver
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 FLUX_SECRET = "flux-hmac-key"
 ARGO_SECRET = "argo-bearer-token"
 ENV = {"GITOPS_DORA_FLUX_SECRET": FLUX_SECRET, "GITOPS_DORA_ARGOCD_SECRET": ARGO_SECRET}
-
-
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db.with_name(db.name + ".snapshot")), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def flux_signature(body: bytes, key: str) -> str:

@@ -31,6 +31,7 @@ from tests.reconciler_objects import (
     kustomization_history_entry,
     notification,
 )
+from tests.store_query import query
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -42,14 +43,6 @@ def cli(db: Path, *args: str, config: Path | None = None) -> subprocess.Complete
     return subprocess.run(
         [CLI, "--db", str(db), *extra, *args], capture_output=True, text=True, env=env, timeout=120
     )
-
-
-def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def write_json(path: Path, doc: Any) -> Path:

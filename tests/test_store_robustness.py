@@ -12,7 +12,8 @@ import duckdb
 
 from analytics.config import load_config
 from tests.gitrepo import GitRepo
-from tests.test_git_collector import CLI, SEMVER, _table_dump, query, run_cli
+from tests.store_query import query
+from tests.test_git_collector import CLI, SEMVER, _table_dump, run_cli
 
 PAUSE = "GITOPS_DORA_PAUSE_BEFORE_COMMIT"
 
