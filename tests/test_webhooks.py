@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from analytics.store.connection import open_reader
+from tests.store_query import query_snapshot as rows
 from tests.webhook_senders import (
     CLI,
     gh_deployment_status,
@@ -29,14 +29,6 @@ ENV = {"GITOPS_DORA_GITHUB_SECRET": SECRET, "GITOPS_DORA_GITLAB_TOKEN": TOKEN}
 REPO = "acme/payments"
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 ZERO = "0" * 40
-
-
-def rows(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    con = open_reader(db, install_views=False)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def accepted(client: httpx.Client, url: str, event: str, payload: dict[str, Any]) -> None:
