@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import duckdb
+
     from analytics.store.connection import WriteSession
 
 from analytics.config import Config
@@ -85,12 +87,15 @@ def later(first: datetime | None, second: datetime | None) -> datetime | None:
     return max(first, second)
 
 
-def resolve_repo_id(session: WriteSession, full_name: str, config: Config, explicit: str | None) -> str:
-    """--repo-id, else a collected repository that is this one (by id or URL), else the config's name."""
+def resolve_repo_id(
+    con: duckdb.DuckDBPyConnection | None, full_name: str, config: Config, explicit: str | None
+) -> str:
+    """--repo-id, else a collected repository that is this one (by id or URL), else the config's name.
+    ``con`` reads the store (None: there is no store yet)."""
     if explicit:
         return explicit
     name = full_name.rsplit("/", 1)[-1]
-    rows = session.con.execute(
+    rows = [] if con is None else con.execute(
         "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
         " ORDER BY id = ? DESC LIMIT 1",
         [full_name, name, f"%/{full_name}", f"%/{full_name}.git", f"%/{full_name}", full_name],

@@ -1,31 +1,72 @@
-"""The write half of a GitHub or GitLab collection run, shared by both collectors.
+"""The read and write halves of a GitHub or GitLab collection run, shared by both collectors.
 
-Both read one watermark per kind before fetching and, once everything is fetched, write all rows,
-derive what depends on them and move the watermarks, inside the run's single write session.
+A run reads where it resumes (the repository id and one watermark per kind) from the published
+snapshot, without the writer lock; fetches everything from the API; and only then opens the
+store for writing: all rows, what depends on them and the moved watermarks in one transaction.
+So a long fetch, or an hour-long rate-limit wait, never keeps other writers (the webhook receiver,
+other collections) out of the store. Watermarks only bound what is fetched and rows are upserts, so
+two runs of the same repository overlapping in time fetch some rows twice and lose none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from analytics.collectors.codehost_mapping import later, note_unmatched_merges
+from analytics.collectors.codehost_mapping import later, note_unmatched_merges, resolve_repo_id
 from analytics.config import Config
 from analytics.store.connection import WriteSession
 
 
-def read_marks(
-    session: WriteSession,
+@dataclass(frozen=True)
+class RunStart:
+    """Where a run resumes: the store's id for the repository and each kind's watermark."""
+
+    repo_id: str
+    marks: dict[str, datetime | None]
+
+
+def plan_run(
+    db_path: Path,
     source: str,
+    name: str,
+    config: Config,
+    explicit_repo_id: str | None,
     keys: Iterable[str],
     parse: Callable[[str | None], datetime | None],
     *,
     full: bool,
     since: datetime | None,
-) -> dict[str, datetime | None]:
-    """Where each kind resumes: its stored watermark (none with --full), but never before --since."""
-    return {k: later(None if full else parse(session.get_state(source, k)), since) for k in keys}
+) -> RunStart:
+    """Read the repository id and the watermarks from the published snapshot (no writer lock);
+    each kind resumes at its watermark (none with --full), but never before --since."""
+    import duckdb
+
+    from analytics.store.connection import open_reader, snapshot_path
+
+    state: dict[str, str] = {}
+    con = None
+    if snapshot_path(db_path).exists() or db_path.exists():
+        con = open_reader(db_path, install_views=False)
+    try:
+        if con is not None:
+            try:
+                state = {str(k): str(v) for k, v in con.execute(
+                    "SELECT key, value FROM collector_state WHERE source = ?", [source]
+                ).fetchall()}
+                rid = resolve_repo_id(con, name, config, explicit_repo_id)
+            except duckdb.CatalogException:  # a store older than these tables: the writer migrates it
+                rid = resolve_repo_id(None, name, config, explicit_repo_id)
+        else:
+            rid = resolve_repo_id(None, name, config, explicit_repo_id)
+    finally:
+        if con is not None:
+            con.close()
+    marks = {k: later(None if full else parse(state.get(k)), since) for k in keys}
+    return RunStart(rid, marks)
 
 
 def store_run(

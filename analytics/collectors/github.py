@@ -19,11 +19,10 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     later,
-    resolve_repo_id,
     root_cause,
     service_for,
 )
-from analytics.collectors.codehost_store import read_marks, store_run
+from analytics.collectors.codehost_store import plan_run, store_run
 from analytics.config import Config
 from analytics.errors import SourceError
 
@@ -270,24 +269,20 @@ def collect_github(
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
-    from analytics.store.connection import open_writer
+    from analytics.store.connection import failures_recorded, open_writer
 
     full_name = validate_name(full_name)
     conn = config.connections.github
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
     source = f"github:{full_name}"
-    with open_writer(db_path, source="github", target=full_name) as session:
-        rid = resolve_repo_id(session, full_name, config, explicit_repo_id)
-        summary = GitHubSummary(repository=full_name, repo_id=rid)
-        marks = read_marks(
-            session,
-            source,
-            ("pulls_updated_at", "deployments_created_at", "issues_updated_at"),
-            _from_state,
-            full=full,
-            since=since,
-        )
+    start = plan_run(db_path, source, full_name, config, explicit_repo_id,
+                     ("pulls_updated_at", "deployments_created_at", "issues_updated_at"), _from_state,
+                     full=full, since=since)
+    rid, marks = start.repo_id, start.marks
+    summary = GitHubSummary(repository=full_name, repo_id=rid)
+    # everything is fetched before the store is opened for writing
+    with failures_recorded(db_path, source="github", target=full_name) as started:
         try:
             gh = _client(url, token)
             repo = gh.get_repo(full_name)
@@ -297,8 +292,9 @@ def collect_github(
             )
             incidents, issues_mark = _incident_rows(repo, rid, full_name, config, marks["issues_updated_at"])
             releases = _release_rows(repo, rid)
-        except (GithubException, RequestException, HTTPError) as exc:  # one line; nothing is written
+        except (GithubException, RequestException, HTTPError) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, full_name, url)) from None
+    with open_writer(db_path, source="github", target=full_name, started=started) as session:
         counts, summary.changes = store_run(
             session,
             config,

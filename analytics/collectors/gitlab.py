@@ -18,11 +18,10 @@ from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
     later,
-    resolve_repo_id,
     root_cause,
     service_for,
 )
-from analytics.collectors.codehost_store import read_marks, store_run
+from analytics.collectors.codehost_store import plan_run, store_run
 from analytics.config import Config
 from analytics.errors import SourceError
 from analytics.webhooks.providers import parse_time
@@ -240,24 +239,20 @@ def collect_gitlab(
     from gitlab.exceptions import GitlabError
     from requests import RequestException
 
-    from analytics.store.connection import open_writer
+    from analytics.store.connection import failures_recorded, open_writer
 
     path = validate_path(project_path)
     conn = config.connections.gitlab
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
     source = f"gitlab:{path}"
-    with open_writer(db_path, source="gitlab", target=path) as session:
-        rid = resolve_repo_id(session, path, config, explicit_repo_id)
-        summary = GitLabSummary(project=path, repo_id=rid)
-        marks = read_marks(
-            session,
-            source,
-            ("mrs_updated_at", "deployments_updated_at", "issues_updated_at"),
-            parse_time,
-            full=full,
-            since=since,
-        )
+    start = plan_run(db_path, source, path, config, explicit_repo_id,
+                     ("mrs_updated_at", "deployments_updated_at", "issues_updated_at"), parse_time,
+                     full=full, since=since)
+    rid, marks = start.repo_id, start.marks
+    summary = GitLabSummary(project=path, repo_id=rid)
+    # everything is fetched before the store is opened for writing
+    with failures_recorded(db_path, source="gitlab", target=path) as started:
         try:
             project = _client(url, token).projects.get(path)
             mrs, reviews, mr_mark = _mr_rows(project, rid, marks["mrs_updated_at"])
@@ -265,8 +260,9 @@ def collect_gitlab(
                 project, rid, path, config, marks["deployments_updated_at"]
             )
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
-        except (GitlabError, RequestException) as exc:  # one line; nothing is written
+        except (GitlabError, RequestException) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, path, url)) from None
+    with open_writer(db_path, source="gitlab", target=path, started=started) as session:
         counts, summary.changes = store_run(
             session,
             config,

@@ -206,11 +206,14 @@ def hold_store(db_path: Path, *, lock_wait: float | None = None) -> Iterator[duc
 
 
 @contextmanager
-def open_writer(db_path: Path, *, source: str, target: str = "") -> Iterator[WriteSession]:
-    """Open the database for one collection run; commits and publishes the snapshot on success."""
+def open_writer(
+    db_path: Path, *, source: str, target: str = "", started: datetime | None = None
+) -> Iterator[WriteSession]:
+    """Open the database for one collection run; commits and publishes the snapshot on success.
+    ``started``: when the run began, if it did work (API fetches) before opening the store."""
     db_path = Path(db_path)
     with hold_store(db_path) as con:
-        started = datetime.now(UTC)
+        started = started or datetime.now(UTC)
         run_id = uuid.uuid4().hex
         session = WriteSession(con=con, db_path=db_path, source=source, target=target)
         con.execute("BEGIN TRANSACTION")
@@ -242,6 +245,21 @@ def _record_failed_run(
             "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'failed', 0, ?)",
             [run_id, source, target, started, message[:500]],
         )
+
+
+@contextmanager
+def failures_recorded(db_path: Path, *, source: str, target: str = "") -> Iterator[datetime]:
+    """Around the work a run does before it opens the store (API fetches, which may wait out rate
+    limits without holding the writer lock): a failure there still gets its ``collection_runs``
+    row, as a failure inside :func:`open_writer` does. Yields the run's start time."""
+    started = datetime.now(UTC)
+    try:
+        yield started
+    except BaseException as exc:
+        # best-effort, like _record_failed_run: the error itself is what the user sees
+        with contextlib.suppress(UserError, duckdb.Error, OSError), hold_store(db_path, lock_wait=0.0) as con:
+            _record_failed_run(con, uuid.uuid4().hex, source, target, started, exc)
+        raise
 
 
 def publish_snapshot(db_path: Path) -> Path:
