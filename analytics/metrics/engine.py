@@ -36,10 +36,16 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
                       period_days. Use it in SELECT and GROUP BY.
       {keys:alias}    the same, qualified with a table alias (``{keys:d}`` -> ``d.service, ...``),
                       for selecting keys out of a join
+      {group_keys}    only the dimensions and period_index (also ``{group_keys:alias}``): grouping
+                      by these is much cheaper over many rows than by the TIMESTAMPTZ and DOUBLE
+                      period columns, which depend on period_index anyway; a query grouped so reads
+                      a period column through an aggregate (``any_value(period_days)``)
       {since} {until} the window edges as TIMESTAMPTZ literals
 
   Every other column the query returns is a value column of the family. Period columns are keys,
-  so they may be used without an aggregate (``... / period_days``).
+  so they may be used without an aggregate (``... / period_days``) in a query grouped by ``{keys}``.
+  The result needs only the dimensions and period_index; period_start, period_end and period_days,
+  if returned, are dropped (the engine knows each period).
 * Session variables, set by :func:`apply_settings` on the reading connection and readable in
   views with ``getvariable(name)``: ``gitops_dora_lead_time_start`` ('author'|'committer'),
   ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex) and
@@ -91,7 +97,7 @@ DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
 LEAD_TIME_STARTS: tuple[str, ...] = ("author", "committer")
 _HEADER = re.compile(r"^--\s*(fact|time|zero|note):\s*(.*?)\s*$")
-_KEYS_PLACEHOLDER = re.compile(r"\{keys(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
+_KEYS_PLACEHOLDER = re.compile(r"\{(keys|group_keys)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BASE_NOTES = (
     "window [since, until) is half-open, in UTC, applied to each family's time column "
@@ -197,11 +203,11 @@ def _ts_literal(moment: datetime) -> str:
 
 
 def render(body: str, dims: Sequence[str], window: Window) -> str:
-    keys = [*dims, *PERIOD_KEYS]
+    columns = {"keys": [*dims, *PERIOD_KEYS], "group_keys": [*dims, "period_index"]}
 
     def keys_for(m: re.Match[str]) -> str:
-        alias = m.group(1)
-        return ", ".join(f"{alias}.{k}" if alias else k for k in keys)
+        alias = m.group(2)
+        return ", ".join(f"{alias}.{k}" if alias else k for k in columns[m.group(1)])
 
     sql = _KEYS_PLACEHOLDER.sub(keys_for, body)
     return sql.replace("{since}", _ts_literal(window.since)).replace("{until}", _ts_literal(window.until))
@@ -556,7 +562,7 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
     if query.since is not None and query.until is not None:
         return Window(query.since, query.until)
     row = con.execute(
-        f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_facts f WHERE {_filters(query, 'f')}"
+        f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_times f WHERE {_filters(query, 'f')}"
     ).fetchone()
     first, last = (row[0], row[1]) if row else (None, None)
     return default_window(first, last, query.since, query.until)

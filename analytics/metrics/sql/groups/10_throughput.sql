@@ -2,7 +2,7 @@
 -- Only successful deployments count here (a failed attempt shipped nothing; the stability family
 -- counts failed attempts for the change failure rate). The baseline (first ever) deployment of a
 -- service+environment counts as a deployment, but its changes give no lead times.
--- fact: deployment_facts
+-- fact: deployment_baselines
 -- time: deployed_at
 -- note: deployments, deployment_days and lead time count successful deployments only
 -- note: baseline_deployments are the first deployment ever seen of a service+environment: they count as deployments, but their changes (baseline_changes) predate what was observed and are excluded from lead time
@@ -16,7 +16,8 @@ WITH successful_deployments AS (
     SELECT * FROM scoped WHERE status = 'success'
 ),
 measured_rows AS (
-    SELECT {keys},
+    SELECT {group_keys},
+           period_days,
            true AS is_deployment_row,
            deployed_day,
            is_baseline,
@@ -26,7 +27,8 @@ measured_rows AS (
            false AS counts_for_lead_time
     FROM successful_deployments
     UNION ALL
-    SELECT {keys:d},
+    SELECT {group_keys:d},
+           d.period_days,
            false,
            NULL::DATE,
            d.is_baseline,
@@ -38,7 +40,9 @@ measured_rows AS (
     JOIN window_changes l ON l.deployment_id = d.id
 ),
 group_counts AS (
-    SELECT {keys},
+    -- grouped by dimensions and period_index only (cheap keys); period_days depends on the period
+    SELECT {group_keys},
+           any_value(period_days) AS period_days,
            count(*) FILTER (WHERE is_deployment_row) AS deployments,
            count(DISTINCT deployed_day) AS deployment_days,
            count(sha) AS changes,
@@ -48,9 +52,9 @@ group_counts AS (
            count(*) FILTER (WHERE is_deployment_row AND is_baseline) AS baseline_deployments,
            count(sha) FILTER (WHERE is_baseline) AS baseline_changes
     FROM measured_rows
-    GROUP BY {keys}
+    GROUP BY {group_keys}
 )
-SELECT {keys},
+SELECT {group_keys},
        deployments,
        deployment_days,
        deployments * 7.0 / period_days AS deployments_per_week,

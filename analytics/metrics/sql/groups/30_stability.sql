@@ -10,7 +10,7 @@
 -- note: change_failure_rate and rework_rate divide by deployment_attempts (successful deployments plus failed attempts in the window)
 -- Each deployment lies in exactly one period (periods are half-open and tile the window), so
 -- every row of scoped is one deployment counted once.
-SELECT {keys},
+SELECT {group_keys},
        count(*) AS deployment_attempts,
        count(*) FILTER (WHERE is_failed) AS failed_deployments,
        count(*) FILTER (WHERE is_failed) / count(*) AS change_failure_rate,
@@ -20,4 +20,4 @@ SELECT {keys},
        count(*) FILTER (WHERE is_rework) AS rework_deployments,
        count(*) FILTER (WHERE is_rework) / count(*) AS rework_rate
 FROM scoped
-GROUP BY {keys};
+GROUP BY {group_keys};

@@ -6,10 +6,10 @@
 -- time: created_at
 -- zero: incidents, unattributed_incidents, open_incidents
 -- note: incidents, unattributed_incidents, open_incidents and time_to_restore_median_hours count incidents created in the window, by the incident's own service and environment
-SELECT {keys},
+SELECT {group_keys},
        count(*) AS incidents,
        count(*) FILTER (WHERE attribution_rule = 'unattributed') AS unattributed_incidents,
        count(*) FILTER (WHERE is_open) AS open_incidents,
        median(restore_hours) AS time_to_restore_median_hours
 FROM scoped
-GROUP BY {keys};
+GROUP BY {group_keys};

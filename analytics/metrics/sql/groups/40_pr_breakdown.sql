@@ -1,7 +1,7 @@
 -- Pull-request breakdown of lead time: medians of the coding, pickup, review and deploy phases
 -- over the merged PRs shipped by successful, non-baseline deployments in the window (each PR once
 -- per deployment), plus how many counted changes came with and without a PR.
--- fact: deployment_facts
+-- fact: deployment_times
 -- time: deployed_at
 -- zero: prs_deployed, changes_with_pr, changes_without_pr
 -- note: PR phases: coding = first commit -> opened, pickup = opened -> first review, review = first review -> merge, deploy = merge -> deployment (medians over deployed PRs); changes without a PR count for lead time with no breakdown
@@ -11,39 +11,39 @@
 -- million-change side is never the hash table of a join (with no PRs the PR side is empty). This is
 -- the view pr_lead_times restricted to the window (the dashboard's drill-down reads that view); both
 -- must define the same thing.
-WITH counted_changes AS (
-    -- the changes of successful deployments in the window that count for lead time
-    SELECT {keys:d}, d.deployed_at, l.deployment_id, l.repo, l.sha
-    FROM scoped d
-    JOIN window_changes l ON l.deployment_id = d.id
-    WHERE d.status = 'success' AND l.counts_for_lead_time
-),
-pr_changes AS (
-    -- the counted changes that came with a merged PR (IN keeps the PR side as the hash table);
-    -- a PR shipped with several changes is measured once per deployment: by its smallest sha
-    SELECT c.*,
-           p.pr_number,
+WITH pr_changes AS (
+    -- the counted changes that came with a merged PR: the PR side is small, so it is joined first
+    -- (IN keeps it as the hash table) and the deployments after; a PR shipped with several changes
+    -- is measured once per deployment: by its smallest sha
+    SELECT {group_keys:d},
+           l.deployment_id,
            p.coding_hours,
            p.pickup_hours,
            p.review_hours,
-           phase_hours(c.deployed_at, p.pr_merged_at) AS deploy_hours,
-           row_number() OVER (PARTITION BY c.deployment_id, c.repo, p.pr_number ORDER BY c.sha) = 1
+           phase_hours(d.deployed_at, p.pr_merged_at) AS deploy_hours,
+           row_number() OVER (PARTITION BY l.deployment_id, l.repo, p.pr_number ORDER BY l.sha) = 1
                AS is_pr_representative
-    FROM counted_changes c
-    JOIN change_pull_requests p ON p.repo = c.repo AND p.sha = c.sha
-    WHERE c.sha IN (SELECT sha FROM change_pull_requests)
+    FROM window_changes l
+    JOIN change_pull_requests p ON p.repo = l.repo AND p.sha = l.sha
+    JOIN scoped d ON d.id = l.deployment_id
+    WHERE l.sha IN (SELECT sha FROM change_pull_requests)
+      AND l.counts_for_lead_time
+      AND d.status = 'success'
 ),
 measured_rows AS (
-    -- every counted change once, then every change with a PR again with its phases
-    SELECT {keys}, 1 AS counted, 0 AS with_pr, NULL::BOOLEAN AS is_pr_representative,
+    -- every counted change of a successful deployment once, then every change with a PR again
+    -- with its phases
+    SELECT {group_keys:d}, 1 AS counted, 0 AS with_pr, NULL::BOOLEAN AS is_pr_representative,
            NULL::DOUBLE AS coding_hours, NULL::DOUBLE AS pickup_hours, NULL::DOUBLE AS review_hours,
            NULL::DOUBLE AS deploy_hours
-    FROM counted_changes
+    FROM scoped d
+    JOIN window_changes l ON l.deployment_id = d.id
+    WHERE d.status = 'success' AND l.counts_for_lead_time
     UNION ALL
-    SELECT {keys}, 0, 1, is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours
+    SELECT {group_keys}, 0, 1, is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours
     FROM pr_changes
 )
-SELECT {keys},
+SELECT {group_keys},
        count(*) FILTER (WHERE is_pr_representative) AS prs_deployed,
        median(coding_hours) FILTER (WHERE is_pr_representative) AS pr_coding_median_hours,
        median(pickup_hours) FILTER (WHERE is_pr_representative) AS pr_pickup_median_hours,
@@ -52,4 +52,4 @@ SELECT {keys},
        CAST(sum(with_pr) AS BIGINT) AS changes_with_pr,
        CAST(sum(counted) - sum(with_pr) AS BIGINT) AS changes_without_pr
 FROM measured_rows
-GROUP BY {keys};
+GROUP BY {group_keys};
