@@ -18,7 +18,8 @@ import pytest
 
 from analytics.errors import UserError
 from analytics.metrics.engine import MetricsQuery, compute_metrics
-from analytics.store.connection import open_reader, open_writer
+from analytics.store.connection import open_reader
+from tests.store_fixture import Deploy, write_history
 
 
 def t(text: str) -> datetime:
@@ -27,35 +28,19 @@ def t(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("merge") / "store.duckdb"
-    commits = {"c1": ("pay-repo", "2026-03-01T10:00"), "c2": ("pay-repo", "2026-03-03T04:00"),
-               "g1": ("ghost-repo", "2026-03-09T09:00"), "g2": ("ghost-repo", "2026-03-10T21:00")}
-    deployments = {
-        "P0": ("pay", "pay-repo", "2026-03-02T10:00", "success", ["c1"]),
-        "P1": ("pay", "pay-repo", "2026-03-03T10:00", "success", ["c2"]),
-        "PF": ("pay", "pay-repo", "2026-03-04T10:00", "failed", []),
-        "G0": ("ghost", "ghost-repo", "2026-03-10T09:00", "success", ["g1"]),
-        "G1": ("ghost", "ghost-repo", "2026-03-11T09:00", "success", ["g2"]),
-    }
-    with open_writer(path, source="test-fixture") as w:
-        w.upsert("services", [{"name": "pay", "team": "payments"}])
-        w.upsert("environments", [{"name": "production", "is_production": True}])
-        w.upsert("commits", [
-            {"repo": repo, "sha": sha, "parents": [], "author_time": t(at), "committer_time": t(at),
-             "is_merge": False, "subject": sha}
-            for sha, (repo, at) in commits.items()
-        ])
-        w.upsert("deployments", [
-            {"id": i, "service": s, "environment": "production", "repository": r,
-             "revision": (changes or ["x"])[-1], "deployed_at": t(at), "status": st, "source": "test",
-             "source_ref": i}
-            for i, (s, r, at, st, changes) in deployments.items()
-        ])
-        w.upsert("deployment_changes", [
-            {"deployment_id": i, "repo": r, "sha": sha}
-            for i, (_, r, _, _, changes) in deployments.items() for sha in changes
-        ])
-    return path
+    return write_history(
+        tmp_path_factory.mktemp("merge") / "store.duckdb",
+        services={"pay": "payments"},  # ghost has no services row
+        commits={"c1": ("pay-repo", "2026-03-01T10:00"), "c2": ("pay-repo", "2026-03-03T04:00"),
+                 "g1": ("ghost-repo", "2026-03-09T09:00"), "g2": ("ghost-repo", "2026-03-10T21:00")},
+        deployments={
+            "P0": Deploy("pay", "pay-repo", "2026-03-02T10:00", ["c1"]),
+            "P1": Deploy("pay", "pay-repo", "2026-03-03T10:00", ["c2"]),
+            "PF": Deploy("pay", "pay-repo", "2026-03-04T10:00", [], status="failed"),
+            "G0": Deploy("ghost", "ghost-repo", "2026-03-10T09:00", ["g1"]),
+            "G1": Deploy("ghost", "ghost-repo", "2026-03-11T09:00", ["g2"]),
+        },
+    )
 
 
 def groups(db: Path, **kwargs: Any) -> list[dict[str, Any]]:

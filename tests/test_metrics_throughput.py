@@ -37,6 +37,7 @@ import pytest
 from analytics.config import Config, DeploymentSources
 from analytics.metrics.engine import MetricsQuery, compute_metrics
 from analytics.store.connection import open_reader, open_writer
+from tests.store_fixture import Deploy, write_history
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 
@@ -58,42 +59,29 @@ COMMITS = {  # sha: (repo, author time, committer time)
     "s1": ("shop-repo", "2026-01-19T10:00", None),
     "s2": ("shop-repo", "2026-01-21T04:00", None),
 }
-DEPLOYMENTS = {  # id: (service, environment, repo, time, status, changes)
-    "D0": ("pay", "production", "pay-repo", "2026-01-05T10:00", "success", ["c1"]),
-    "D1": ("pay", "production", "pay-repo", "2026-01-07T12:00", "success", ["c2", "c3"]),
-    "DF": ("pay", "production", "pay-repo", "2026-01-10T09:00", "failed", ["c7"]),
-    "D2": ("pay", "production", "pay-repo", "2026-01-14T00:00", "success", ["c4"]),
-    "D3": ("pay", "production", "pay-repo", "2026-01-14T06:00", "success", ["c5", "c6"]),
-    "D4": ("pay", "production", "pay-repo", "2026-02-10T10:00", "success", ["c8"]),
-    "S0": ("pay", "staging", "pay-repo", "2026-01-06T09:00", "success", ["c1"]),
-    "S1": ("pay", "staging", "pay-repo", "2026-01-13T12:00", "success", ["c9"]),
-    "H0": ("shop", "production", "shop-repo", "2026-01-20T10:00", "success", ["s1"]),
-    "H1": ("shop", "production", "shop-repo", "2026-01-21T10:00", "success", ["s2"]),
+DEPLOYMENTS = {
+    "D0": Deploy("pay", "pay-repo", "2026-01-05T10:00", ["c1"]),
+    "D1": Deploy("pay", "pay-repo", "2026-01-07T12:00", ["c2", "c3"]),
+    "DF": Deploy("pay", "pay-repo", "2026-01-10T09:00", ["c7"], status="failed"),
+    "D2": Deploy("pay", "pay-repo", "2026-01-14T00:00", ["c4"]),
+    "D3": Deploy("pay", "pay-repo", "2026-01-14T06:00", ["c5", "c6"]),
+    "D4": Deploy("pay", "pay-repo", "2026-02-10T10:00", ["c8"]),
+    "S0": Deploy("pay", "pay-repo", "2026-01-06T09:00", ["c1"], environment="staging"),
+    "S1": Deploy("pay", "pay-repo", "2026-01-13T12:00", ["c9"], environment="staging"),
+    "H0": Deploy("shop", "shop-repo", "2026-01-20T10:00", ["s1"]),
+    "H1": Deploy("shop", "shop-repo", "2026-01-21T10:00", ["s2"]),
 }
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("throughput") / "store.duckdb"
-    with open_writer(path, source="test-fixture") as w:
-        w.upsert("services", [{"name": "pay", "team": "payments"}, {"name": "shop", "team": "web"}])
-        w.upsert("environments", [{"name": "production", "is_production": True},
-                                  {"name": "staging", "is_production": False}])
-        w.upsert("commits", [
-            {"repo": repo, "sha": sha, "parents": [], "author_time": t(a),
-             "committer_time": t(c or a), "is_merge": False, "subject": sha}
-            for sha, (repo, a, c) in COMMITS.items()
-        ])
-        w.upsert("deployments", [
-            {"id": i, "service": s, "environment": e, "repository": r, "revision": changes[-1],
-             "deployed_at": t(at), "status": st, "source": "test", "source_ref": i}
-            for i, (s, e, r, at, st, changes) in DEPLOYMENTS.items()
-        ])
-        w.upsert("deployment_changes", [
-            {"deployment_id": i, "repo": r, "sha": sha}
-            for i, (_, _, r, _, _, changes) in DEPLOYMENTS.items() for sha in changes
-        ])
-    return path
+    return write_history(
+        tmp_path_factory.mktemp("throughput") / "store.duckdb",
+        services={"pay": "payments", "shop": "web"},
+        environments={"production": True, "staging": False},
+        commits=COMMITS,
+        deployments=DEPLOYMENTS,
+    )
 
 
 def metrics(db: Path, *, config: Config | None = None, **kwargs: Any) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from analytics.reports import escape_cell
-from analytics.store.connection import open_writer
+from tests.store_fixture import Deploy, write_history
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 GOLDEN = Path(__file__).parent / "golden"
@@ -56,36 +56,19 @@ COMMITS = {  # sha: (repo, author time)
     "c5": ("p-repo", "2026-01-19T00:00"),
     "c6": ("p-repo", "2026-02-09T00:00"),
 }
-DEPLOYMENTS = {  # id: (service, repo, time, changes)
-    "H0": (EVIL, "h-repo", "2026-01-05T10:00", ["c1"]),
-    "H1": (EVIL, "h-repo", "2026-01-12T10:00", ["c2", "c3"]),
-    "H2": (EVIL, "h-repo", "2026-02-02T10:00", ["c4"]),
-    "P0": ("plain", "p-repo", "2026-01-20T00:00", ["c5"]),
-    "P1": ("plain", "p-repo", "2026-02-10T00:00", ["c6"]),
+DEPLOYMENTS = {
+    "H0": Deploy(EVIL, "h-repo", "2026-01-05T10:00", ["c1"]),
+    "H1": Deploy(EVIL, "h-repo", "2026-01-12T10:00", ["c2", "c3"]),
+    "H2": Deploy(EVIL, "h-repo", "2026-02-02T10:00", ["c4"]),
+    "P0": Deploy("plain", "p-repo", "2026-01-20T00:00", ["c5"]),
+    "P1": Deploy("plain", "p-repo", "2026-02-10T00:00", ["c6"]),
 }
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("report") / "store.duckdb"
-    with open_writer(path, source="test-fixture") as w:
-        w.upsert("services", [{"name": EVIL, "team": "@ops"}, {"name": "plain", "team": "web"}])
-        w.upsert("environments", [{"name": "production", "is_production": True}])
-        w.upsert("commits", [
-            {"repo": repo, "sha": sha, "parents": [], "author_time": t(a), "committer_time": t(a),
-             "is_merge": False, "subject": sha}
-            for sha, (repo, a) in COMMITS.items()
-        ])
-        w.upsert("deployments", [
-            {"id": i, "service": s, "environment": "production", "repository": r, "revision": ch[-1],
-             "deployed_at": t(at), "status": "success", "source": "test", "source_ref": i}
-            for i, (s, r, at, ch) in DEPLOYMENTS.items()
-        ])
-        w.upsert("deployment_changes", [
-            {"deployment_id": i, "repo": r, "sha": sha}
-            for i, (_, r, _, ch) in DEPLOYMENTS.items() for sha in ch
-        ])
-    return path
+    return write_history(tmp_path_factory.mktemp("report") / "store.duckdb",
+                         services={EVIL: "@ops", "plain": "web"}, commits=COMMITS, deployments=DEPLOYMENTS)
 
 
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,59 @@
+"""A small hand-made store for metric tests: services, commits, deployments and their changes,
+loaded through the store's own writer (``WriteSession.upsert``) so every time is exact. All UTC."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analytics.store.connection import open_writer
+
+
+def utc(text: str) -> datetime:
+    """'2026-01-05T10:00' -> that instant in UTC."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Deploy:
+    service: str
+    repository: str
+    at: str
+    changes: Sequence[str]
+    environment: str = "production"
+    status: str = "success"
+
+
+def write_history(
+    path: Path,
+    *,
+    services: dict[str, str | None],
+    commits: dict[str, tuple[str, str] | tuple[str, str, str | None]],
+    deployments: dict[str, Deploy],
+    environments: dict[str, bool] | None = None,
+) -> Path:
+    """``commits``: sha -> (repo, author time[, committer time]); the subject is the sha. A
+    deployment's revision is its last change (its id when it ships none)."""
+    envs = environments if environments is not None else {"production": True}
+    with open_writer(path, source="test-fixture") as w:
+        w.upsert("services", [{"name": name, "team": team} for name, team in services.items()])
+        w.upsert("environments", [{"name": n, "is_production": p} for n, p in envs.items()])
+        w.upsert("commits", [
+            {"repo": spec[0], "sha": sha, "parents": [], "author_time": utc(spec[1]),
+             "committer_time": utc((spec[2] if len(spec) > 2 else None) or spec[1]),
+             "is_merge": False, "subject": sha}
+            for sha, spec in commits.items()
+        ])
+        w.upsert("deployments", [
+            {"id": i, "service": d.service, "environment": d.environment, "repository": d.repository,
+             "revision": d.changes[-1] if d.changes else i, "deployed_at": utc(d.at), "status": d.status,
+             "source": "test", "source_ref": i}
+            for i, d in deployments.items()
+        ])
+        w.upsert("deployment_changes", [
+            {"deployment_id": i, "repo": d.repository, "sha": sha}
+            for i, d in deployments.items() for sha in d.changes
+        ])
+    return path
