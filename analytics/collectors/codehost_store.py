@@ -48,23 +48,21 @@ def plan_run(
     from analytics.store.connection import open_reader, snapshot_path
 
     state: dict[str, str] = {}
-    con = None
+    reader = None
     if snapshot_path(db_path).exists() or db_path.exists():
-        con = open_reader(db_path, install_views=False)
+        reader = open_reader(db_path, install_views=False)
     try:
-        if con is not None:
-            try:
-                state = {str(k): str(v) for k, v in con.execute(
+        try:
+            if reader is not None:
+                state = {str(k): str(v) for k, v in reader.execute(
                     "SELECT key, value FROM collector_state WHERE source = ?", [source]
                 ).fetchall()}
-                rid = resolve_repo_id(con, name, config, explicit_repo_id)
-            except duckdb.CatalogException:  # a store older than these tables: the writer migrates it
-                rid = resolve_repo_id(None, name, config, explicit_repo_id)
-        else:
+            rid = resolve_repo_id(reader, name, config, explicit_repo_id)
+        except duckdb.CatalogException:  # a store older than these tables: the writer migrates it
             rid = resolve_repo_id(None, name, config, explicit_repo_id)
     finally:
-        if con is not None:
-            con.close()
+        if reader is not None:
+            reader.close()
     marks = {k: later(None if full else parse(state.get(k)), since) for k in keys}
     return RunStart(rid, marks)
 
