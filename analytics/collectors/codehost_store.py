@@ -1,11 +1,12 @@
-"""The read and write halves of a GitHub or GitLab collection run, shared by both collectors.
+"""A GitHub or GitLab collection run in its fixed order, shared by both collectors.
 
-A run reads where it resumes (the repository id and one watermark per kind) from the published
-snapshot, without the writer lock; fetches everything from the API; and only then opens the
-store for writing: all rows, what depends on them and the moved watermarks in one transaction.
-So a long fetch, or an hour-long rate-limit wait, never keeps other writers (the webhook receiver,
-other collections) out of the store. Watermarks only bound what is fetched and rows are upserts, so
-two runs of the same repository overlapping in time fetch some rows twice and lose none.
+A run (:func:`run_collection`) reads where it resumes (the repository id and one watermark per
+kind) from the published snapshot, without the writer lock; fetches everything from the API; and
+only then opens the store for writing: all rows, what depends on them and the moved watermarks in
+one transaction. So a long fetch, or an hour-long rate-limit wait, never keeps other writers (the
+webhook receiver, other collections) out of the store. Watermarks only bound what is fetched and
+rows are upserts, so two runs of the same repository overlapping in time fetch some rows twice and
+lose none.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class RunStart:
     marks: dict[str, datetime | None]
 
 
-def plan_run(
+def _plan_run(
     db_path: Path,
     source: str,
     name: str,
@@ -90,3 +91,50 @@ def store_run(
             session.set_state(source, key, mark.isoformat())
     note_unmatched_merges(session, repo)
     return counts, changes
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one run fetched: rows per table (written in this order) and each kind's new watermark."""
+
+    tables: dict[str, list[dict[str, Any]]]
+    marks: dict[str, datetime | None]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What one run wrote: the repository id, rows per table and the changes linked to deployments."""
+
+    repo_id: str
+    counts: dict[str, int]
+    changes: int
+
+
+def run_collection(
+    db_path: Path,
+    config: Config,
+    *,
+    host: str,
+    name: str,
+    explicit_repo_id: str | None,
+    mark_keys: Iterable[str],
+    parse: Callable[[str | None], datetime | None],
+    full: bool,
+    since: datetime | None,
+    fetch: Callable[[RunStart], Fetched],
+    describe: Callable[[Stored], str],
+) -> Stored:
+    """Plan from the snapshot, ``fetch`` with no lock held (a failure is still logged as a failed
+    run), then write everything in one transaction; ``describe`` gives the run's one-line message."""
+    from analytics.store.connection import failures_recorded, open_writer
+
+    source = f"{host}:{name}"
+    start = _plan_run(db_path, source, name, config, explicit_repo_id, mark_keys, parse,
+                      full=full, since=since)
+    with failures_recorded(db_path, source=host, target=name) as started:
+        fetched = fetch(start)
+    with open_writer(db_path, source=host, target=name, started=started) as session:
+        counts, changes = store_run(session, config, start.repo_id, source, fetched.tables, fetched.marks)
+        stored = Stored(start.repo_id, counts, changes)
+        session.messages.append(describe(stored))
+    return stored

@@ -10,7 +10,7 @@ is fetched and written inside one write session, so an API error leaves the stor
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from analytics.collectors.codehost_mapping import (
     root_cause,
     service_for,
 )
-from analytics.collectors.codehost_store import plan_run, store_run
+from analytics.collectors.codehost_store import Fetched, RunStart, Stored, run_collection
 from analytics.config import Config
 from analytics.errors import SourceError
 
@@ -40,7 +40,6 @@ class GitHubSummary:
     incidents: int = 0
     releases: int = 0
     changes: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -269,20 +268,13 @@ def collect_github(
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
-    from analytics.store.connection import failures_recorded, open_writer
-
     full_name = validate_name(full_name)
     conn = config.connections.github
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
-    source = f"github:{full_name}"
-    start = plan_run(db_path, source, full_name, config, explicit_repo_id,
-                     ("pulls_updated_at", "deployments_created_at", "issues_updated_at"), _from_state,
-                     full=full, since=since)
-    rid, marks = start.repo_id, start.marks
-    summary = GitHubSummary(repository=full_name, repo_id=rid)
-    # everything is fetched before the store is opened for writing
-    with failures_recorded(db_path, source="github", target=full_name) as started:
+
+    def fetch(start: RunStart) -> Fetched:
+        rid, marks = start.repo_id, start.marks
         try:
             gh = _client(url, token)
             repo = gh.get_repo(full_name)
@@ -294,28 +286,23 @@ def collect_github(
             releases = _release_rows(repo, rid)
         except (GithubException, RequestException, HTTPError) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, full_name, url)) from None
-    with open_writer(db_path, source="github", target=full_name, started=started) as session:
-        counts, summary.changes = store_run(
-            session,
-            config,
-            rid,
-            source,
-            {
-                "pull_requests": prs,
-                "pr_reviews": reviews,
-                "deployments": deployments,
-                "incidents": incidents,
-                "releases": releases,
-            },
-            {
-                "pulls_updated_at": pulls_mark,
-                "deployments_created_at": deploy_mark,
-                "issues_updated_at": issues_mark,
-            },
+        return Fetched(
+            {"pull_requests": prs, "pr_reviews": reviews, "deployments": deployments,
+             "incidents": incidents, "releases": releases},
+            {"pulls_updated_at": pulls_mark, "deployments_created_at": deploy_mark,
+             "issues_updated_at": issues_mark},
         )
-        summary.pull_requests = counts["pull_requests"]
-        summary.deployments = counts["deployments"]
-        summary.incidents = counts["incidents"]
-        summary.releases = counts["releases"]
-        session.messages.append(summary.line())
-    return summary
+
+    def summary(stored: Stored) -> GitHubSummary:
+        counts = stored.counts
+        return GitHubSummary(
+            repository=full_name, repo_id=stored.repo_id, pull_requests=counts["pull_requests"],
+            deployments=counts["deployments"], incidents=counts["incidents"], releases=counts["releases"],
+            changes=stored.changes,
+        )
+
+    return summary(run_collection(
+        db_path, config, host="github", name=full_name, explicit_repo_id=explicit_repo_id,
+        mark_keys=("pulls_updated_at", "deployments_created_at", "issues_updated_at"), parse=_from_state,
+        full=full, since=since, fetch=fetch, describe=lambda stored: summary(stored).line(),
+    ))

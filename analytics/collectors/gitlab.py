@@ -21,7 +21,7 @@ from analytics.collectors.codehost_mapping import (
     root_cause,
     service_for,
 )
-from analytics.collectors.codehost_store import plan_run, store_run
+from analytics.collectors.codehost_store import Fetched, RunStart, Stored, run_collection
 from analytics.config import Config
 from analytics.errors import SourceError
 from analytics.webhooks.providers import parse_time
@@ -239,20 +239,13 @@ def collect_gitlab(
     from gitlab.exceptions import GitlabError
     from requests import RequestException
 
-    from analytics.store.connection import failures_recorded, open_writer
-
     path = validate_path(project_path)
     conn = config.connections.gitlab
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
-    source = f"gitlab:{path}"
-    start = plan_run(db_path, source, path, config, explicit_repo_id,
-                     ("mrs_updated_at", "deployments_updated_at", "issues_updated_at"), parse_time,
-                     full=full, since=since)
-    rid, marks = start.repo_id, start.marks
-    summary = GitLabSummary(project=path, repo_id=rid)
-    # everything is fetched before the store is opened for writing
-    with failures_recorded(db_path, source="gitlab", target=path) as started:
+
+    def fetch(start: RunStart) -> Fetched:
+        rid, marks = start.repo_id, start.marks
         try:
             project = _client(url, token).projects.get(path)
             mrs, reviews, mr_mark = _mr_rows(project, rid, marks["mrs_updated_at"])
@@ -262,21 +255,20 @@ def collect_gitlab(
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
         except (GitlabError, RequestException) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, path, url)) from None
-    with open_writer(db_path, source="gitlab", target=path, started=started) as session:
-        counts, summary.changes = store_run(
-            session,
-            config,
-            rid,
-            source,
+        return Fetched(
             {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments, "incidents": incidents},
-            {
-                "mrs_updated_at": mr_mark,
-                "deployments_updated_at": dep_mark,
-                "issues_updated_at": issue_mark,
-            },
+            {"mrs_updated_at": mr_mark, "deployments_updated_at": dep_mark, "issues_updated_at": issue_mark},
         )
-        summary.merge_requests = counts["pull_requests"]
-        summary.deployments = counts["deployments"]
-        summary.incidents = counts["incidents"]
-        session.messages.append(summary.line())
-    return summary
+
+    def summary(stored: Stored) -> GitLabSummary:
+        counts = stored.counts
+        return GitLabSummary(
+            project=path, repo_id=stored.repo_id, merge_requests=counts["pull_requests"],
+            deployments=counts["deployments"], incidents=counts["incidents"], changes=stored.changes,
+        )
+
+    return summary(run_collection(
+        db_path, config, host="gitlab", name=path, explicit_repo_id=explicit_repo_id,
+        mark_keys=("mrs_updated_at", "deployments_updated_at", "issues_updated_at"), parse=parse_time,
+        full=full, since=since, fetch=fetch, describe=lambda stored: summary(stored).line(),
+    ))

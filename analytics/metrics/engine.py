@@ -405,9 +405,9 @@ def _window_results(
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _by_key(result: WindowResult, ndims: int, offset: int = 0) -> dict[tuple[Any, ...], tuple[Any, ...]]:
-    """Values by (dims..., period_index - offset)."""
-    return {(*row[:ndims], row[ndims] - offset): row[ndims + 1:] for row in result.rows}
+def _by_key(result: WindowResult, ndims: int) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """Values by (dims..., period_index)."""
+    return {(*row[:ndims], row[ndims]): row[ndims + 1:] for row in result.rows}
 
 
 def _current_and_previous(
