@@ -216,6 +216,30 @@ def test_data_health_counts_equal_the_database(demo_db: Path, use_db: Any) -> No
     con.close()
 
 
+def test_data_health_lists_shallow_clones_and_unknown_revisions(tmp_path: Path, use_db: Any) -> None:
+    db = tmp_path / "health.duckdb"
+    with open_writer(db, source="test") as w:
+        w.upsert("repositories", [{"id": "shop", "url": "https://example.com/shop.git", "local_path": "/x",
+                                   "is_bare": False, "is_shallow": True}])
+        w.upsert("deployments", [{"id": "D1", "service": "shop", "environment": "production",
+                                  "repository": "shop", "revision": "", "raw_revision": "build-7?",
+                                  "revision_format": "unknown",
+                                  "deployed_at": datetime(2026, 3, 2, tzinfo=UTC),
+                                  "status": "success", "source": "test", "source_ref": "D1"}])
+        w.warn("shallow_clone", "shop: shallow clone, history and lead times are truncated")
+    use_db(db)
+    at = open_page("data_health")
+    assert_clean(at)
+    assert "History is truncated in these repositories, so their lead times are too short." in [
+        w.value for w in at.warning]
+    assert "No repository was mined from a shallow clone." not in [m.value for m in at.success]
+    assert "Every deployment revision was understood." not in [m.value for m in at.success]
+    frames = [df.value for df in at.dataframe]
+    assert any(list(f.get("repository", [])) == ["shop"] for f in frames)          # the shallow clone
+    assert any(list(f.get("raw_revision", [])) == ["build-7?"] for f in frames)    # the unknown revision
+    assert any("shallow" in " ".join(map(str, f.get("kind", []))) for f in frames)  # its warning
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_empty_and_missing_database_say_what_to_collect(tmp_path: Path, use_db: Any, page: str) -> None:
     empty = tmp_path / "empty.duckdb"

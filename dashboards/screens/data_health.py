@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pandas as pd
 import streamlit as st
 
 from dashboards import charts, health, state
@@ -66,30 +69,31 @@ else:
                "or rewritten history. Left out of lead time and counted in `excluded_negative_lead_times`.")
     table(negative, key="negative", file_name="negative-lead-times.csv")
 
-st.subheader("Shallow clones")
-shallow = health.shallow_repositories(db)
+def findings(found: pd.DataFrame, found_warnings: pd.DataFrame, *, ok: str, explain: Callable[[str], object],
+             why: str, files: tuple[str, str]) -> None:
+    """A check's rows and its data-quality warnings, or its all-clear line; ``files``: the two
+    tables' download names (without .csv), also their widget keys."""
+    if found.empty and found_warnings.empty:
+        st.success(ok)
+        return
+    explain(why)
+    for frame, name in ((found, files[0]), (found_warnings, files[1])):
+        if not frame.empty:
+            table(frame, key=name, file_name=f"{name}.csv")
+
+
 warnings = health.warnings(db)
-shallow_warnings = warnings[warnings["kind"].str.contains("shallow")]
-if shallow.empty and shallow_warnings.empty:
-    st.success("No repository was mined from a shallow clone.")
-else:
-    st.warning("History is truncated in these repositories, so their lead times are too short.")
-    if not shallow.empty:
-        table(shallow, key="shallow", file_name="shallow-repositories.csv")
-    if not shallow_warnings.empty:
-        table(shallow_warnings, key="shallow-warnings", file_name="shallow-clone-warnings.csv")
+st.subheader("Shallow clones")
+findings(health.shallow_repositories(db), warnings[warnings["kind"].str.contains("shallow")],
+         ok="No repository was mined from a shallow clone.", explain=st.warning,
+         why="History is truncated in these repositories, so their lead times are too short.",
+         files=("shallow-repositories", "shallow-clone-warnings"))
 
 st.subheader("Unknown revision formats")
-unknown = health.unknown_revisions(db)
-unknown_warnings = warnings[warnings["kind"].str.contains("revision")]
-if unknown.empty and unknown_warnings.empty:
-    st.success("Every deployment revision was understood.")
-else:
-    st.caption("Revisions the collectors could not map to a commit; their deployments have no changes.")
-    if not unknown.empty:
-        table(unknown, key="unknown-revisions", file_name="unknown-revisions.csv")
-    if not unknown_warnings.empty:
-        table(unknown_warnings, key="revision-warnings", file_name="revision-warnings.csv")
+findings(health.unknown_revisions(db), warnings[warnings["kind"].str.contains("revision")],
+         ok="Every deployment revision was understood.", explain=st.caption,
+         why="Revisions the collectors could not map to a commit; their deployments have no changes.",
+         files=("unknown-revisions", "revision-warnings"))
 
 st.subheader("All data-quality warnings")
 if warnings.empty:
