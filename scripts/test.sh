@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Installs gitops-dora with its test tools (and Debian's chromium for the browser tests), then runs
+# Installs gitops-dora with its test tools from requirements/dev.lock, plus Debian's chromium (browser
+# tests) and PostgreSQL server (the tests start their own with initdb/pg_ctl) when missing, then runs
 # lint, type checks and the full test suite. Extra arguments go to pytest.
+# GITOPS_DORA_TEST_VENV=DIR runs the same checks in another, already built venv (scripts/test-latest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh dev
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
+venv=${GITOPS_DORA_TEST_VENV:-.venv}
+[ "$venv" = .venv ] && bash scripts/bootstrap.sh dev
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)  # CI runs as root, with no sudo
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-.venv/bin/ruff check analytics assessment dashboards tests bench
-.venv/bin/mypy
-exec .venv/bin/python -m pytest "$@"
+"$venv/bin/ruff" check analytics assessment dashboards tests bench
+"$venv/bin/mypy"
+exec "$venv/bin/python" -m pytest "$@"
