@@ -18,3 +18,50 @@ def make_repo(tmp_path: Path) -> Callable[..., GitRepo]:
         return GitRepo.init(tmp_path / name, branch=branch, bare=bare)
 
     return _make
+
+
+# --- PostgreSQL server (issue #11) ----------------------------------------------------------------
+# One real PostgreSQL server per session (tests/pg_server.py: initdb + pg_ctl in a temporary folder,
+# 127.0.0.1 on a free port, password auth over TCP). Tests that use it skip, with the reason, only
+# where the server cannot start; GITOPS_DORA_REQUIRE_POSTGRES=1 turns that skip into a failure.
+import contextlib  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from tests import pg_server as _pgs  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[_pgs.PgServer]:
+    """The session's started PgServer: ``.url`` (no password), ``.password``, ``.new_database(name)``."""
+    try:
+        server = _pgs.PgServer().start()
+    except _pgs.PgServerError as exc:
+        reason = f"PostgreSQL server cannot start: {exc}"
+        if os.environ.get("GITOPS_DORA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_pg_database_count = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_database(pg_server: _pgs.PgServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[_pgs.PgDatabase]:
+    """A fresh, empty database on the session server, with PGPASSWORD set in os.environ for the test.
+
+    ``.url`` (postgresql://dora@127.0.0.1:PORT/NAME), ``.password``, ``.dsn`` (libpq key=value, no
+    password), ``.ducklake_uri``, ``.attach_sql(alias, data_path)``, ``.psql(sql)``. Dropped afterwards.
+    """
+    name = f"test_{next(_pg_database_count)}"
+    pg_server.new_database(name)
+    monkeypatch.setenv("PGPASSWORD", pg_server.password)
+    try:
+        yield _pgs.PgDatabase(pg_server, name)
+    finally:
+        with contextlib.suppress(_pgs.PgServerError):
+            pg_server.drop_database(name)
