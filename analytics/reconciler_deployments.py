@@ -27,6 +27,7 @@ from typing import Any
 from analytics.collectors.reconciler_rows import EVENT_COLUMNS, OBJECT_COLUMNS, Collected
 from analytics.config import Config
 from analytics.store.connection import WriteSession
+from analytics.store.upsert import merge, merge_values
 
 ObjectKey = tuple[str, str, str, str]  # reconciler, kind, namespace, name
 
@@ -74,11 +75,9 @@ def store_collected(
         session.upsert("reconciler_objects", full, columns=OBJECT_COLUMNS)
     for obj in partial:
         obj["repository"] = config_repo_for(session, config, obj["service"])
-        session.con.execute(
-            "INSERT OR IGNORE INTO reconciler_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [obj[c] for c in OBJECT_COLUMNS],
-        )
-    # Keep the first-seen row of an event: INSERT OR IGNORE, so a later re-collection never moves
+        merge_values(session.con, "reconciler_objects", {c: obj[c] for c in OBJECT_COLUMNS},
+                     on_match="ignore")
+    # Keep the first-seen row of an event (a MERGE that ignores matches), so a later re-collection never moves
     # an event's deployment link or time.
     unique = {e["id"]: e for e in collected.events}
     if unique:
@@ -89,9 +88,8 @@ def store_collected(
         try:
             cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
             before = _count(session, "reconciler_events")
-            session.con.execute(
-                f"INSERT OR IGNORE INTO reconciler_events ({cols}) SELECT {cols} FROM _new_events"
-            ).fetchall()
+            merge(session.con, "reconciler_events", f"SELECT {cols} FROM _new_events", EVENT_COLUMNS,
+                  on_match="ignore")
             summary.events = _count(session, "reconciler_events") - before
         finally:
             session.con.unregister("_new_events")
@@ -346,7 +344,9 @@ def _ensure_dimensions(session: WriteSession, config: Config, rows: list[dict[st
     for table, frame in frames.items():
         session.con.register("_dims", frame)
         try:
-            session.con.execute(f"INSERT OR IGNORE INTO {table} SELECT a, b FROM _dims").fetchall()
+            names = ["name", "team"] if table == "services" else ["name", "is_production"]
+            merge(session.con, table, f"SELECT a AS {names[0]}, b AS {names[1]} FROM _dims", names,
+                  on_match="ignore")
         finally:
             session.con.unregister("_dims")
 
@@ -365,19 +365,12 @@ def derive_pending(session: WriteSession, config: Config) -> DeriveSummary:
         mapped = map_object(
             ObjectRef(reconciler=reconciler, kind=kind, namespace=namespace or "", name=name), config
         )
-        session.con.execute(
-            "INSERT OR IGNORE INTO reconciler_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                reconciler,
-                kind,
-                namespace or "",
-                name,
-                mapped.service,
-                mapped.environment,
-                mapped.mapped_by,
-                config_repo_for(session, config, mapped.service),
-                None,
-            ],
+        merge_values(
+            session.con, "reconciler_objects",
+            {"reconciler": reconciler, "kind": kind, "namespace": namespace or "", "name": name,
+             "service": mapped.service, "environment": mapped.environment, "mapped_by": mapped.mapped_by,
+             "repository": config_repo_for(session, config, mapped.service), "source_url": None},
+            on_match="ignore", expressions={"last_seen": "now()"},
         )
     pending = session.con.execute(
         """SELECT DISTINCT reconciler, kind, namespace, name FROM reconciler_events

@@ -15,6 +15,7 @@ from typing import Any
 from analytics.errors import UserError
 from analytics.progress import progress, say
 from analytics.store.connection import open_writer
+from analytics.store.location import StoreRef
 from assessment import store
 from assessment.answers import Answer, load_answers
 from assessment.cluster import cluster_findings, live_objects, load_dump
@@ -31,7 +32,7 @@ HISTORY_MODES = ("monthly",)
 @dataclass
 class AssessRequest:
     specs: Sequence[str]
-    db_path: Path
+    db_path: StoreRef
     answers: Path | None = None
     at: str | None = None
     history: str | None = None

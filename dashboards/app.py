@@ -10,7 +10,7 @@ import os
 
 import streamlit as st
 
-from dashboards.source import db_path
+from dashboards.source import db_path, pinned_render, show_snapshot
 from dashboards.state import sidebar_filters
 from dashboards.warmup import WARMUP_ENV, warm_default_view
 
@@ -33,8 +33,11 @@ navigation = st.navigation(PAGES)
 if os.environ.get(WARMUP_ENV) == "1":
     warm_default_view(db_path())
 try:
-    sidebar_filters()
-    navigation.run()
+    with pinned_render(db_path()) as stamp:
+        if stamp:
+            show_snapshot(db_path())
+        sidebar_filters()
+        navigation.run()
 except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
     logging.getLogger("gitops_dora.dashboard").exception("page failed")
     first = str(exc).splitlines()[0] if str(exc) else ""

@@ -1,24 +1,26 @@
-"""Where the dashboard's data comes from: the read snapshot of the database the CLI selected.
+"""Where the dashboard's data comes from: one DuckLake snapshot of the store the CLI selected.
 
-The cache key of every query includes the snapshot's modification stamp, so a collection run that
-publishes a new snapshot refreshes the pages without a restart.
+Every query's cache key includes the snapshot id, and a page reads through a connection pinned to
+that snapshot, so a page is consistent (a deployment never shows without its changes) and a
+collection that commits a new snapshot refreshes the pages without a restart.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from datetime import UTC
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from analytics.store.connection import open_reader, snapshot_path
+from analytics.store.connection import latest_snapshot_id, open_reader
 
 DB_ENV = "GITOPS_DORA_DB"
 CONFIG_ENV = "GITOPS_DORA_CONFIG"
-DEFAULT_DB = "gitops-dora.duckdb"
+DEFAULT_DB = "gitops-dora.ducklake"
 
 
 def db_path() -> Path:
@@ -30,14 +32,35 @@ def config_path() -> Path | None:
     return Path(value) if value else None
 
 
+_PINNED = threading.local()
+
+
+@contextmanager
+def pinned_render(db: Path) -> Iterator[int]:
+    """Within one script run, every query reads the snapshot that was newest when it started."""
+    _PINNED.stamp = None
+    stamp = data_stamp(db)
+    _PINNED.stamp = stamp
+    try:
+        yield stamp
+    finally:
+        _PINNED.stamp = None
+
+
 def data_stamp(db: Path) -> int:
-    """mtime of what readers open (the snapshot, else the main file); 0 when there is no database."""
-    for candidate in (snapshot_path(db), db):
-        try:
-            return candidate.stat().st_mtime_ns
-        except OSError:
-            continue
-    return 0
+    """1 + the snapshot id pages read (0 when there is no store): the render's pinned one, else the
+    newest."""
+    pinned = getattr(_PINNED, "stamp", None)
+    if pinned is not None:
+        return int(pinned)
+    snap = latest_snapshot_id(_ref(db))
+    return 0 if snap is None else snap + 1
+
+
+def _ref(db: Path) -> str:
+    text = str(db)
+    return text.replace("postgresql:/", "postgresql://", 1) if text.startswith("postgresql:/") \
+        and not text.startswith("postgresql://") else text
 
 
 _SHARED: dict[str, tuple[int, duckdb.DuckDBPyConnection]] = {}
@@ -46,29 +69,33 @@ _SHARED_LOCK = threading.RLock()
 
 @contextmanager
 def reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read connection on the current snapshot, shared by all sessions (queries take turns).
+    """A read connection pinned to the current snapshot, shared by all sessions (queries take turns).
 
-    Opening a connection installs every metric view, which costs more than most dashboard
-    queries, so one connection per published snapshot is kept and replaced when a collection
-    publishes a new one. Without a snapshot the main file is opened per query and closed at once,
-    so the dashboard never holds the file a collector needs to write.
+    Opening a connection installs every metric view, which costs more than most dashboard queries,
+    so one connection per snapshot is kept and replaced when a newer snapshot is read.
     """
-    if not snapshot_path(db).exists():
-        con = open_reader(db)
-        try:
-            yield con
-        finally:
-            con.close()
-        return
-    key = str(db.resolve())
+    key = str(db)
     with _SHARED_LOCK:
         stamp = data_stamp(db)
         entry = _SHARED.get(key)
         if entry is None or entry[0] != stamp:
             if entry is not None:
-                entry[1].close()  # the replaced snapshot's inode is released here
-            _SHARED[key] = (stamp, open_reader(db))
+                entry[1].close()
+            _SHARED[key] = (stamp, open_reader(_ref(db), as_of=stamp - 1 if stamp else None))
         yield _SHARED[key][1]
+
+
+def show_snapshot(db: Path) -> None:
+    """"data as of <time> (snapshot N)" in the sidebar, so a reader can tell what a page shows and
+    reproduce it with ``--as-of N``."""
+    import streamlit as st
+
+    from analytics.store.connection import reader_snapshot
+
+    with reader(db) as con:
+        snap = reader_snapshot(con)
+    when = snap.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    st.sidebar.caption(f"data as of {when} (snapshot {snap.id})")
 
 
 def existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:

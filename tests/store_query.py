@@ -1,4 +1,4 @@
-"""Reading a test's DuckDB store in assertions: one helper instead of a copy in every test file."""
+"""Reading a test's store in assertions: one helper instead of a copy in every test file."""
 
 from __future__ import annotations
 
@@ -10,19 +10,18 @@ import duckdb
 from analytics.store.connection import open_reader
 
 
-def query(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Rows from the database file itself, read-only (no writer may hold it)."""
-    con = duckdb.connect(str(db), read_only=True)
+def store_reader(db: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection on the store's newest snapshot, without the metric views."""
+    return open_reader(db, install_views=False)
+
+
+def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows from the newest snapshot, as every reader sees them (works while writers run)."""
+    con = store_reader(db)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 
 
-def query_snapshot(db: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Rows from the published snapshot, as every reader sees them (works while a writer holds the file)."""
-    con = open_reader(db, install_views=False)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+query_snapshot = query  # the name older tests use

@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from analytics.cli import main
 from tests import maturity_repos as repos
+from tests.store_query import store_reader
 
 L0 = (
     "declarative-iac",
@@ -344,7 +344,7 @@ def test_assessment_is_stored_once_per_state(tmp_path: Path, capsys: pytest.Capt
     head = repo.rev_parse()
     assess(capsys, db, str(repo.path), "--at", "HEAD")
     assess(capsys, db, str(repo.path), "--at", "HEAD")  # re-run replaces, never duplicates
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     rows = con.execute("SELECT id, kind, level, revisions FROM maturity_assessments").fetchall()
     assert rows == [(f"payments-config|point|{head}", "point", 1, [head])]
     caps = con.execute(
@@ -435,7 +435,7 @@ def test_several_repositories_are_one_estate(tmp_path: Path, capsys: pytest.Capt
     assert (
         "infra/gcp/main.tf" in paths and "fleet-infra/infrastructure/controllers/ingress-nginx.yaml" in paths
     )
-    con = duckdb.connect(str(tmp_path / "db.duckdb"), read_only=True)
+    con = store_reader(tmp_path / "db.duckdb")
     targets = con.execute("SELECT DISTINCT target FROM maturity_assessments ORDER BY 1").fetchall()
     con.close()
     assert targets == [("fleet-infra",), ("fleet-infra+infra",)]

@@ -6,10 +6,9 @@ import importlib
 import json
 from pathlib import Path
 
-import duckdb
-
 from analytics.demo.context import DemoContext
 from analytics.paths import data_dir
+from tests.store_query import store_reader
 from tests.test_assess_history import adopting_flux
 
 
@@ -43,7 +42,7 @@ def test_demo_step_assesses_the_config_repo_with_answers_and_history(tmp_path: P
         ("2024-04", 1),
         ("2024-05", 1),
     ]
-    con = duckdb.connect(str(demo.db_path), read_only=True)
+    con = store_reader(demo.db_path)
     rows = con.execute(
         "SELECT kind, count(*), any_value(answers_file) FROM maturity_assessments GROUP BY kind ORDER BY kind"
     ).fetchall()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -13,6 +12,7 @@ from werkzeug import Request, Response
 from assessment import store
 from tests import maturity_repos as repos
 from tests.gitrepo import GitRepo
+from tests.store_query import store_reader
 from tests.test_assess import assess, statuses
 
 
@@ -69,7 +69,7 @@ def test_history_monthly_shows_level_rising_the_month_flux_was_adopted(
     )
     assert result["level"] == 1  # the point assessment of the working tree
     assess(capsys, db, str(repo.path), "--history", "monthly")  # idempotent re-run
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     stored = con.execute(
         "SELECT period, level FROM maturity_assessments WHERE kind = 'monthly' ORDER BY period"
     ).fetchall()
@@ -187,7 +187,7 @@ def test_bad_answers_file_changes_nothing(tmp_path: Path, capsys: pytest.Capture
         main.run(["--db", str(db), "assess", str(tmp_path / "missing-repo")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing-repo'}: no such directory"
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     assert con.execute("SELECT count(*) FROM maturity_assessments").fetchone() == (1,)
     con.close()
 
@@ -227,7 +227,7 @@ def test_url_over_http_is_assessed_and_stored_without_credentials(
     db = tmp_path / "db.duckdb"
     result = assess(capsys, db, url)
     assert result["level"] == 1  # same repository as test_sops_encrypted_secrets
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     stored = con.execute("SELECT target, sources, result::VARCHAR FROM maturity_assessments").fetchall()
     con.close()
     assert [(t, s) for t, s, _ in stored] == [
@@ -247,7 +247,7 @@ def test_newest_first_readers_get_the_point_assessment(
     answers.write_text("answers:\n  security-governance: yes\n")
     db = tmp_path / "db.duckdb"
     assess(capsys, db, str(repo.path), "--at", "HEAD", "--history", "monthly", "--answers", str(answers))
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     # --at HEAD and the 2024-05 point hold the same commit and the same as_of; the dashboard's
     # "as_of DESC, assessed_at DESC" order must still return today's assessment (with answers).
     newest = con.execute(

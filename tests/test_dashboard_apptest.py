@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
@@ -25,6 +24,7 @@ from analytics.store.connection import open_writer
 from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
 from dashboards.tiles import TILES, delta_text
+from tests.store_query import store_reader
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
@@ -119,7 +119,7 @@ def test_overview_default_view_equals_metrics_json(demo_db: Path, use_db: Any) -
     assert_clean(at)
     since, until = at.query_params["since"], at.query_params["until"]
     # the default window is the 90 days up to the day after the newest deployment
-    newest = duckdb.connect(str(demo_db) + ".snapshot", read_only=True).execute(
+    newest = store_reader(demo_db).execute(
         "SELECT CAST(max(deployed_at) AT TIME ZONE 'UTC' AS DATE) FROM deployments").fetchone()
     assert newest is not None
     assert (datetime.fromisoformat(until).date() - newest[0]).days == 1
@@ -205,7 +205,7 @@ def test_data_health_counts_equal_the_database(demo_db: Path, use_db: Any) -> No
     at = open_page("data_health")
     assert_clean(at)
     counts = next(df.value for df in at.dataframe if "row_count" in df.value.columns)
-    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    con = store_reader(demo_db)
     for row in counts.itertuples():
         (n,) = con.execute(f'SELECT count(*) FROM "{row.table_name}"').fetchone() or (None,)
         assert row.row_count == n, row.table_name
@@ -325,7 +325,7 @@ def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, us
     from dashboards.maturity_data import STATUS_LABELS
 
     use_db(demo_db)
-    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    con = store_reader(demo_db)
     latest = con.execute(
         "SELECT id, target, level FROM maturity_assessments ORDER BY as_of DESC, assessed_at DESC, id LIMIT 1"
     ).fetchone()
@@ -418,7 +418,7 @@ def test_warm_up_computes_the_default_overview_once_per_snapshot(
     from dashboards.source import data_stamp
 
     use_db(demo_db)
-    con = duckdb.connect(str(demo_db) + ".snapshot", read_only=True)
+    con = store_reader(demo_db)
     (newest,) = con.execute(
         "SELECT CAST(max(deployed_at) AT TIME ZONE 'UTC' AS DATE) FROM deployments").fetchone() or (None,)
     con.close()

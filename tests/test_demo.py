@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
+
+from tests.store_query import store_reader
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 SERVICES = {"payments-api": "payments", "storefront": "web", "inventory": "supply"}
@@ -29,6 +30,7 @@ COMPARED = {
 }
 
 
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
@@ -37,7 +39,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         return {name: con.execute(sql).fetchall() for name, sql in COMPARED.items()}
     finally:
@@ -45,7 +47,7 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def table_counts(db: Path) -> dict[str, int]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
         skip = {"collection_runs", "data_warnings", "collector_state", "schema_migrations"}
@@ -185,7 +187,7 @@ def test_flux_drift_is_corrected_and_is_evidence_for_workload_reconciliation(bui
     manifest = json.loads((builds["a_work"] / "demo-manifest.json").read_text())
     entries = [c for c in manifest["config_commits"]["production"] if c["service"] == "inventory"]
     running = entries[12]["commit"]
-    con = duckdb.connect(str(builds["a"]), read_only=True)
+    con = store_reader(builds["a"])
     try:
         timeline = con.execute(
             "SELECT event_type, reason, revision, occurred_at FROM reconciler_events"

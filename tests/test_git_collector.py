@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
+from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
 from tests.store_query import query
 
@@ -188,9 +188,8 @@ def test_incremental_rerun(tmp_path: Path, release: tuple[GitRepo, dict[str, str
     assert min(timings) < 1.0 + 2 * min(startup), (timings, startup)
 
     # Mark an old commit in the store: if the next run re-read old history it would overwrite it.
-    con = duckdb.connect(str(db))
-    con.execute("UPDATE commits SET subject = 'SENTINEL' WHERE sha = ?", [s["A"]])
-    con.close()
+    with open_writer(db, source="test") as session:
+        session.con.execute("UPDATE commits SET subject = 'SENTINEL' WHERE sha = ?", [s["A"]])
     d = repo.commit("D", at="2024-03-07T09:00:00+00:00")
     repo.tag("v1.2.0")
     proc = run_cli(db, "collect", "git", str(repo.path))  # the deploy options are remembered

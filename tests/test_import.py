@@ -10,14 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-
 from tests.gitrepo import GitRepo
 from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, run_cli, write_csv
+from tests.store_query import store_reader
 
 
 def _table(db: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         con.execute("SET TimeZone = 'UTC'")
         return con.execute(sql).fetchall()

@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from tests.k8s_api import FakeKube
 from tests.reconciler_objects import application, argocd_event, helm_snapshot, helmrelease
+from tests.store_query import store_reader
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -28,7 +27,7 @@ def snapshot_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     path = db.with_name(db.name + ".snapshot")
     if not path.exists():
         return []
-    con = duckdb.connect(str(path), read_only=True)
+    con = store_reader(path)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -91,7 +90,7 @@ def test_list_follows_continue_tokens(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         pages = [r for r in kube.requests if "/applications" in r]
         assert len(pages) == 2 and "continue=" in pages[1]
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         # 260 one-sync Applications -> 260 deployments; the HelmRelease adds 2.
         assert con.execute("SELECT source, count(*) FROM deployments GROUP BY 1 ORDER BY 1").fetchall() == [
@@ -216,7 +215,7 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
         assert proc.returncode == 0, err
         assert "1 relists after 410 Gone" in err and "2 reconnects" in err, err
         assert stored() == {f"app-{app_name}:Sync operation to {REV_A} succeeded"}
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         # Six health events exactly once each, whatever was re-delivered by the relist.
         rows = con.execute(
@@ -263,7 +262,7 @@ def test_namespaces_from_config_limit_what_is_read(tmp_path: Path) -> None:
             "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications",
             "/apis/argoproj.io/v1alpha1/namespaces/team-b/applications",
         ]
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         # Objects in team-c were never asked for.
         assert con.execute("SELECT namespace, name FROM reconciler_objects ORDER BY 1").fetchall() == [

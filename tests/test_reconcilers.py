@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 
@@ -31,7 +30,7 @@ from tests.reconciler_objects import (
     kustomization_history_entry,
     notification,
 )
-from tests.store_query import query
+from tests.store_query import query, store_reader
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -411,7 +410,7 @@ def test_kustomization_events_deploy_config_commits_and_reach_app_commits(tmp_pa
     assert changes == sorted([("payments-api", a2), ("payments-api", a3), ("platform-config", c2)])
 
     # Lead times through the metrics views (the first deployment is the baseline: no lead times).
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     try:
         from analytics.metrics.views import install_views
 

@@ -1,24 +1,24 @@
-"""The store contract: versioned migrations, one-transaction writes, atomic read snapshots."""
+"""The store contract: versioned migrations, one-transaction writes, readers pinned to a snapshot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from analytics.errors import UserError
-from analytics.store import open_reader, open_writer, snapshot_path
+from analytics.store import latest_snapshot, open_reader, open_writer
 from analytics.store.migrations import available, current_version
+from tests.store_query import store_reader
 
 
 def test_migrations_apply_once_and_are_versioned(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+    db = tmp_path / "s.ducklake"
     with open_writer(db, source="test") as session:
         session.upsert("services", [{"name": "a", "team": "t1"}])
     with open_writer(db, source="test") as session:  # second open must not re-run migrations
         session.upsert("services", [{"name": "a", "team": "t2"}])
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     versions = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()]
     assert versions == [m.version for m in available()]
     assert current_version(con) == max(versions)
@@ -28,14 +28,14 @@ def test_migrations_apply_once_and_are_versioned(tmp_path: Path) -> None:
 
 
 def test_failed_run_rolls_back_everything_and_is_recorded(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+    db = tmp_path / "s.ducklake"
     with open_writer(db, source="test") as session:
         session.upsert("services", [{"name": "kept", "team": None}])
     with pytest.raises(RuntimeError), open_writer(db, source="broken", target="x") as session:
         session.upsert("services", [{"name": "half-written", "team": None}])
         session.set_state("broken", "cursor", "42")
         raise RuntimeError("source failed midway")
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     assert con.execute("SELECT name FROM services").fetchall() == [("kept",)]
     assert con.execute("SELECT count(*) FROM collector_state").fetchone() == (0,)
     runs = con.execute("SELECT source, status, message FROM collection_runs ORDER BY started_at").fetchall()
@@ -43,29 +43,38 @@ def test_failed_run_rolls_back_everything_and_is_recorded(tmp_path: Path) -> Non
     con.close()
 
 
-def test_readers_see_the_published_snapshot_not_the_open_transaction(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+def test_readers_see_committed_snapshots_not_the_open_transaction(tmp_path: Path) -> None:
+    db = tmp_path / "s.ducklake"
     with open_writer(db, source="test") as session:
         session.upsert("services", [{"name": "v1", "team": None}])
-    assert snapshot_path(db).exists()
+    first = latest_snapshot(db)
+    assert first is not None
+    pinned = open_reader(db, install_views=False)
     with open_writer(db, source="test") as session:
         session.upsert("services", [{"name": "v2", "team": None}])
-        # While the writer holds the main file, a reader opens the snapshot and sees only v1.
+        # While the writer's transaction is open, a new reader sees only v1, and does not wait.
         reader = open_reader(db, install_views=False)
         assert reader.execute("SELECT name FROM services ORDER BY 1").fetchall() == [("v1",)]
         reader.close()
     reader = open_reader(db, install_views=False)
     assert reader.execute("SELECT name FROM services ORDER BY 1").fetchall() == [("v1",), ("v2",)]
     reader.close()
+    # A reader opened before the commit stays on its snapshot: a page never changes under it.
+    assert pinned.execute("SELECT name FROM services ORDER BY 1").fetchall() == [("v1",)]
+    pinned.close()
+    # Time travel: the first snapshot is still there to read.
+    old = open_reader(db, install_views=False, as_of=first.id)
+    assert old.execute("SELECT name FROM services ORDER BY 1").fetchall() == [("v1",)]
+    old.close()
 
 
 def test_reader_on_missing_database_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no database at .*gitops-dora demo"):
-        open_reader(tmp_path / "absent.duckdb")
+        open_reader(tmp_path / "absent.ducklake")
 
 
 def test_watermarks_and_warnings_round_trip(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+    db = tmp_path / "s.ducklake"
     with open_writer(db, source="git:r", target="r") as session:
         assert session.get_state("git:r", "tips") is None
         session.set_state("git:r", "tips", "abc")
@@ -73,7 +82,7 @@ def test_watermarks_and_warnings_round_trip(tmp_path: Path) -> None:
         session.warn("shallow_clone", "lead times truncated")  # idempotent by key
     with open_writer(db, source="git:r", target="r") as session:
         assert session.get_state("git:r", "tips") == "abc"
-    con = duckdb.connect(str(db), read_only=True)
+    con = store_reader(db)
     assert con.execute("SELECT kind, detail, count FROM data_warnings").fetchall() == [
         ("shallow_clone", "lead times truncated", 1)
     ]

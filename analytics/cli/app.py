@@ -13,9 +13,10 @@ from pathlib import Path
 import typer
 
 from analytics.config import Config, load_config, resolve_config_path
+from analytics.store.location import StoreLocation
 
 DB_ENV = "GITOPS_DORA_DB"
-DEFAULT_DB = "gitops-dora.duckdb"
+DEFAULT_DB = "gitops-dora.ducklake"
 
 app = typer.Typer(
     name="gitops-dora",
@@ -30,18 +31,20 @@ app.add_typer(collect_app, name="collect")
 
 @dataclass
 class AppContext:
-    db_option: Path | None
+    db_option: str | None
     config_option: Path | None
     debug: bool
     _config: Config | None = None
+    data_path_option: str | None = None
 
     @property
-    def db_path(self) -> Path:
-        """--db, then $GITOPS_DORA_DB, then ./gitops-dora.duckdb."""
-        if self.db_option is not None:
-            return self.db_option
-        env = os.environ.get(DB_ENV)
-        return Path(env) if env else Path(DEFAULT_DB)
+    def db_path(self) -> StoreLocation:
+        """The store: --db, then $GITOPS_DORA_DB, then ./gitops-dora.ducklake (with --data-path or
+        $GITOPS_DORA_DATA_PATH for a PostgreSQL catalog)."""
+        from analytics.store.location import resolve
+
+        ref = self.db_option or os.environ.get(DB_ENV) or DEFAULT_DB
+        return resolve(ref, self.data_path_option)
 
     @property
     def config_path(self) -> Path | None:
@@ -57,8 +60,15 @@ class AppContext:
 @app.callback()
 def _global_options(
     ctx: typer.Context,
-    db: Path | None = typer.Option(
-        None, "--db", help=f"DuckDB file [env {DB_ENV}; default ./{DEFAULT_DB}]", show_default=False
+    db: str | None = typer.Option(
+        None, "--db", show_default=False,
+        help=f"store: a catalog file path, or postgresql://USER@HOST:PORT/DB (password from "
+             f"$GITOPS_DORA_DB_PASSWORD, $PGPASSWORD or ~/.pgpass) [env {DB_ENV}; default ./{DEFAULT_DB}]",
+    ),
+    data_path: str | None = typer.Option(
+        None, "--data-path", show_default=False,
+        help="where the store's data files live: a shared folder or s3://bucket/prefix "
+             "[env GITOPS_DORA_DATA_PATH; default <path>.files/ beside a catalog file]",
     ),
     config: Path | None = typer.Option(
         None, "--config", help="config file [default ./gitops-dora.yaml when it exists]", show_default=False
@@ -67,7 +77,7 @@ def _global_options(
 ) -> None:
     if config is not None:
         resolve_config_path(config)  # an explicit --config that does not exist fails at once
-    ctx.obj = AppContext(db_option=db, config_option=config, debug=debug)
+    ctx.obj = AppContext(db_option=db, config_option=config, debug=debug, data_path_option=data_path)
 
 
 def get_ctx(ctx: typer.Context) -> AppContext:

@@ -39,13 +39,14 @@ def dashboard_command(
 ) -> None:
     """Serve the dashboard (read-only; keeps working while a collection runs)."""
     app_ctx = get_ctx(ctx)
-    db = app_ctx.db_path.resolve()
+    db = app_ctx.db_path
     if not APP_SCRIPT.exists():
         raise UserError(f"dashboard app not found at {APP_SCRIPT}; reinstall gitops-dora")
-    if not db.exists() and not db.with_name(db.name + ".snapshot").exists():
+    if not db.exists():
         say(f"warning: no database at {db} yet; pages will say what to collect")
     env = dict(os.environ)
     env[DB_ENV_FOR_APP] = str(db)
+    env["GITOPS_DORA_DATA_PATH"] = db.data_path
     env["GITOPS_DORA_WARMUP"] = "1"  # compute the default Overview whenever a new snapshot appears
     config_path = app_ctx.config_path
     if config_path is not None:

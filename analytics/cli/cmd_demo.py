@@ -20,8 +20,9 @@ def demo_command(
     """Generate a small organisation (3 services, GitOps config repo) and load it like a user would."""
     from analytics.demo.build import build
 
-    db_path = get_ctx(ctx).db_path.resolve()
-    target = workdir if workdir is not None else db_path.parent / "demo"
+    db_path = get_ctx(ctx).db_path
+    beside = db_path.path.parent if db_path.path is not None else Path.cwd()
+    target = workdir if workdir is not None else beside / "demo"
     demo = build(target, db_path)
     typer.echo(f"demo database: {demo.db_path}")
     typer.echo(f"demo repositories and config: {demo.workdir}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import typer
 
@@ -24,7 +25,7 @@ def import_command(
     """Import incidents, deployments and other records; the kind is recognised from each file's content."""
     from analytics.importers.base import ParsedFile, detect_kind, parse_file
     from analytics.progress import say
-    from analytics.store.connection import open_writer
+    from analytics.store.connection import WriteSession, write_unit
 
     app_ctx = get_ctx(ctx)
     config = app_ctx.config
@@ -35,7 +36,10 @@ def import_command(
         parsed = parse_file(path)
         plan.append((parsed, detect_kind(parsed)))
     for parsed, module in plan:
-        with open_writer(app_ctx.db_path, source=f"import:{module.KIND}", target=str(parsed.path)) as session:
+        def work(session: WriteSession, parsed: ParsedFile = parsed, module: ModuleType = module) -> Any:
             summary = module.load(session, parsed, config)
             session.messages.append(summary.line())
+            return summary
+
+        summary = write_unit(app_ctx.db_path, work, source=f"import:{module.KIND}", target=str(parsed.path))
         say(summary.line())

@@ -42,15 +42,16 @@ def _plan_run(
     full: bool,
     since: datetime | None,
 ) -> RunStart:
-    """Read the repository id and the watermarks from the published snapshot (no writer lock);
+    """Read the repository id and the watermarks from the latest snapshot (no transaction held);
     each kind resumes at its watermark (none with --full), but never before --since."""
     import duckdb
 
-    from analytics.store.connection import open_reader, snapshot_path
+    from analytics.store.connection import open_reader
+    from analytics.store.location import resolve
 
     state: dict[str, str] = {}
     reader = None
-    if snapshot_path(db_path).exists() or db_path.exists():
+    if resolve(db_path).exists():
         reader = open_reader(db_path, install_views=False)
     try:
         try:
@@ -126,15 +127,18 @@ def run_collection(
 ) -> Stored:
     """Plan from the snapshot, ``fetch`` with no lock held (a failure is still logged as a failed
     run), then write everything in one transaction; ``describe`` gives the run's one-line message."""
-    from analytics.store.connection import failures_recorded, open_writer
+    from analytics.store.connection import failures_recorded, write_unit
 
     source = f"{host}:{name}"
     start = _plan_run(db_path, source, name, config, explicit_repo_id, mark_keys, parse,
                       full=full, since=since)
     with failures_recorded(db_path, source=host, target=name) as started:
         fetched = fetch(start)
-    with open_writer(db_path, source=host, target=name, started=started) as session:
+
+    def work(session: WriteSession) -> Stored:
         counts, changes = store_run(session, config, start.repo_id, source, fetched.tables, fetched.marks)
         stored = Stored(start.repo_id, counts, changes)
         session.messages.append(describe(stored))
-    return stored
+        return stored
+
+    return write_unit(db_path, work, source=host, target=name, started=started)

@@ -1,7 +1,7 @@
 """``collect git``: commits, tags and git-derived deployments of one repository, incrementally.
 
 The watermark is the set of ref tips (branches, remote-tracking branches, tags) plus the
-deployment options. If both are unchanged the run stops after reading the published snapshot:
+deployment options. If both are unchanged the run stops after reading the latest snapshot:
 no mining, no write, no pandas import. Otherwise only commits not reachable from the old tips
 that still exist are read (``git log --branches --remotes --tags --not <old tips>``).
 """
@@ -13,9 +13,11 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 from analytics.collectors.git_source import RepoLocation, existing_objects
+from analytics.store.location import StoreRef, redact_url
+from analytics.store.upsert import merge
 
 STATE_TIPS = "ref_tips"
 STATE_OPTIONS = "options"
@@ -73,21 +75,14 @@ def source_key(repo_id: str) -> str:
 
 
 def unchanged_summary(
-    db_path: Path, repo_id: str, tips: dict[str, str], options: GitOptions,
+    db_path: StoreRef, repo_id: str, tips: dict[str, str], options: GitOptions,
 ) -> GitSummary | None:
-    """The fast path: a summary if the snapshot's watermark equals the current refs and options."""
-    from analytics.store.connection import snapshot_path
-
-    snap = snapshot_path(db_path)
-    path = snap if snap.exists() else db_path
-    if not path.exists():
-        return None
+    """The fast path: a summary if the latest snapshot's watermark equals the current refs and options."""
     import duckdb
 
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return None  # locked or unreadable: the writer path gives the proper error
+    con = _state_reader(db_path)
+    if con is None:
+        return None
     try:
         state = dict(con.execute(
             "SELECT key, value FROM collector_state WHERE source = ?", [source_key(repo_id)]
@@ -108,28 +103,34 @@ def unchanged_summary(
                       deployments=int(deps[0]) if deps else 0)
 
 
-def remembered_options(db_path: Path, repo_id: str) -> GitOptions | None:
-    """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
-    from analytics.store.connection import snapshot_path
-
-    snap = snapshot_path(db_path)
-    path = snap if snap.exists() else db_path
-    if not path.exists():
-        return None
-    import duckdb
+def _state_reader(db_path: StoreRef) -> Any:
+    """A reader on the latest snapshot for the watermark checks, or None without a store."""
+    from analytics.errors import UserError
+    from analytics.store.connection import open_reader
 
     try:
-        con = duckdb.connect(str(path), read_only=True)
-        try:
-            rows = con.execute(
-                "SELECT value FROM collector_state WHERE source = ? AND key = ?",
-                [source_key(repo_id), STATE_OPTIONS],
-            ).fetchall()
-            row = rows[0] if rows else None
-        finally:
-            con.close()
+        return open_reader(db_path, install_views=False)
+    except UserError:
+        return None  # no store yet, or unreadable: the writer path gives the proper error
+
+
+def remembered_options(db_path: StoreRef, repo_id: str) -> GitOptions | None:
+    """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
+    import duckdb
+
+    con = _state_reader(db_path)
+    if con is None:
+        return None
+    try:
+        rows = con.execute(
+            "SELECT value FROM collector_state WHERE source = ? AND key = ?",
+            [source_key(repo_id), STATE_OPTIONS],
+        ).fetchall()
     except duckdb.Error:
         return None
+    finally:
+        con.close()
+    row = rows[0] if rows else None
     if not row or not row[0]:
         return None
     try:
@@ -138,12 +139,12 @@ def remembered_options(db_path: Path, repo_id: str) -> GitOptions | None:
         return None
 
 
-def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: dict[str, str]) -> GitSummary:
+def collect(db_path: StoreRef, location: RepoLocation, options: GitOptions, tips: dict[str, str]) -> GitSummary:
     """Mine into the store in one writer session (one transaction); see the module docstring."""
     from analytics.attribution import attribute_changes
     from analytics.collectors import git_deploy, git_log
     from analytics.progress import progress
-    from analytics.store.connection import open_writer
+    from analytics.store.connection import WriteSession, write_unit
 
     repo_id, repo = location.repo_id, location.local_path
     summary = GitSummary(repo_id, is_shallow=location.is_shallow)
@@ -152,60 +153,60 @@ def collect(db_path: Path, location: RepoLocation, options: GitOptions, tips: di
     if options.deploy_tags is not None:
         git_deploy.compile_pattern(options.deploy_tags)
     branch_ref = git_deploy.resolve_branch(repo, options.deploy_branch) if options.deploy_branch else None
-    with open_writer(db_path, source=source_key(repo_id), target=location.url) as session, \
-            progress(f"git {repo_id}", total=5) as bar:
-        con = session.con
-        old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
-        old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
-        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-        exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
-        summary.full = not exclude
-        summary.mark("open")
-        bar.update(description=f"git {repo_id}: reading history")
-        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
-        bar.advance()
-        summary.mark("commits")
-        bar.update(description=f"git {repo_id}: tags")
-        tags, summary.skipped_tags = git_log.list_tags(repo)
-        summary.tags = git_log.replace_tags(con, repo_id, tags)
-        con.execute(
-            """INSERT OR REPLACE INTO repositories
-               (id, url, local_path, web_url, is_bare, is_shallow, last_collected_at)
-               VALUES (?, ?, ?, (SELECT web_url FROM repositories WHERE id = ?), ?, ?, now())""",
-            [repo_id, location.url, str(repo), repo_id, location.is_bare, location.is_shallow],
-        )
-        bar.advance()
-        summary.mark("tags")
-        bar.update(description=f"git {repo_id}: deployments")
-        deployments: list[git_deploy.GitDeployment] = []
-        if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
-            deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
-        if branch_ref is not None and options.deploy_branch is not None:
-            deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
-        scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
-                                                deployments)
-        summary.deployments = len(deployments)
-        if deployments:
-            _upsert_service(con, options)
-        bar.advance()
-        summary.mark("deployments")
-        bar.update(description=f"git {repo_id}: attributing commits to deployments")
-        # New commits can complete deployments from any source that name this repository.
-        scopes |= {(str(s), str(e)) for s, e in con.execute(
-            "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
-        ).fetchall()}
-        summary.changes = attribute_changes(session, scopes=scopes)
-        bar.advance()
-        summary.mark("attribution")
-        if location.is_shallow:
-            session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
-        session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
-        session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
-        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-        summary.total_commits = int(total[0]) if total else 0
-        session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
-        session.messages.append(summary.line())
-        bar.advance()
+    def work(session: WriteSession) -> None:
+        with progress(f"git {repo_id}", total=5) as bar:
+            con = session.con
+            old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
+            old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
+            had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+            exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
+            summary.full = not exclude
+            summary.mark("open")
+            bar.update(description=f"git {repo_id}: reading history")
+            summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
+            bar.advance()
+            summary.mark("commits")
+            bar.update(description=f"git {repo_id}: tags")
+            tags, summary.skipped_tags = git_log.list_tags(repo)
+            summary.tags = git_log.replace_tags(con, repo_id, tags)
+            merge(con, "repositories",
+                  "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow, now() AS last_collected_at",
+                  ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
+                  [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow])
+            bar.advance()
+            summary.mark("tags")
+            bar.update(description=f"git {repo_id}: deployments")
+            deployments: list[git_deploy.GitDeployment] = []
+            if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
+                deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
+            if branch_ref is not None and options.deploy_branch is not None:
+                deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+            scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
+                                                    deployments)
+            summary.deployments = len(deployments)
+            if deployments:
+                _upsert_service(con, options)
+            bar.advance()
+            summary.mark("deployments")
+            bar.update(description=f"git {repo_id}: attributing commits to deployments")
+            # New commits can complete deployments from any source that name this repository.
+            scopes |= {(str(s), str(e)) for s, e in con.execute(
+                "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
+            ).fetchall()}
+            summary.changes = attribute_changes(session, scopes=scopes)
+            bar.advance()
+            summary.mark("attribution")
+            if location.is_shallow:
+                session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
+            session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
+            session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
+            total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+            summary.total_commits = int(total[0]) if total else 0
+            session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
+            session.messages.append(summary.line())
+            bar.advance()
+
+    write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url))
     summary.mark("commit+snapshot")
     if os.environ.get("GITOPS_DORA_TIMINGS"):
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items()
@@ -218,10 +219,10 @@ def _upsert_service(con: object, options: GitOptions) -> None:
     import duckdb
 
     assert isinstance(con, duckdb.DuckDBPyConnection)
-    if options.team is not None:
-        con.execute("INSERT OR REPLACE INTO services VALUES (?, ?)", [options.service, options.team])
-    else:
-        con.execute("INSERT OR IGNORE INTO services VALUES (?, NULL)", [options.service])
-    verb = "INSERT OR REPLACE" if options.environment_in_config else "INSERT OR IGNORE"
-    con.execute(f"{verb} INTO environments VALUES (?, ?)",
-                [options.environment, options.environment_is_production])
+    from analytics.store.upsert import merge_values
+
+    merge_values(con, "services", {"name": options.service, "team": options.team},
+                 on_match="replace" if options.team is not None else "ignore")
+    merge_values(con, "environments",
+                 {"name": options.environment, "is_production": options.environment_is_production},
+                 on_match="replace" if options.environment_in_config else "ignore")

@@ -12,6 +12,7 @@ import duckdb
 from analytics.collectors.git_log import Tag
 from analytics.collectors.git_source import run_git
 from analytics.errors import SourceError, UserError
+from analytics.store.upsert import merge
 
 GIT_SOURCES = ("git-tag", "git-branch")
 
@@ -97,15 +98,14 @@ def replace_deployments(
              AND id NOT IN (SELECT id FROM _git_deployments)""",
         [repo_id, service],
     )
-    con.execute(
-        """INSERT OR REPLACE INTO deployments
-             (id, service, environment, revision, repository, started_at, deployed_at, status, source,
-              source_ref, is_rollback, rollback_target, raw_revision, revision_format)
-           SELECT id, $1, $2, revision, $3, NULL, deployed_at, 'success', source, source_ref, FALSE,
-                  NULL, raw_revision, revision_format
-           FROM _git_deployments""",
-        [service, environment, repo_id],
-    )
+    merge(con, "deployments",
+          """SELECT id, $1 AS service, $2 AS environment, revision, $3 AS repository,
+                    NULL::TIMESTAMPTZ AS started_at, deployed_at, 'success' AS status, source, source_ref,
+                    FALSE AS is_rollback, NULL AS rollback_target, raw_revision, revision_format
+             FROM _git_deployments""",
+          ["id", "service", "environment", "revision", "repository", "started_at", "deployed_at", "status",
+           "source", "source_ref", "is_rollback", "rollback_target", "raw_revision", "revision_format"],
+          [service, environment, repo_id])
     con.execute("DROP TABLE _git_deployments")
     if deployments:
         scopes.add((service, environment))

@@ -21,6 +21,7 @@ import duckdb
 
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
+from analytics.store.upsert import merge_sql
 
 SEP = "\x1f"
 # Subject last among the loaded fields: git never puts a newline in %s. The body (%b) follows a
@@ -116,30 +117,42 @@ def _sanitise(raw: Path, clean: Path) -> None:
             dst.write(SEP.join(parts) + "\n")
 
 
-_INSERT = """
-INSERT OR REPLACE INTO commits
-    (repo, sha, parents, author_name, author_email, author_time, author_tz,
-     committer_name, committer_email, committer_time, committer_tz, subject, is_merge)
+_COMMIT_COLUMNS = ["repo", "sha", "parents", "author_name", "author_email", "author_time", "author_tz",
+                   "committer_name", "committer_email", "committer_time", "committer_tz", "subject", "is_merge"]
+
+_LOGGED = """
 WITH logged AS (
     SELECT *, CASE WHEN coalesce(parents, '') = '' THEN []::VARCHAR[]
                    ELSE string_split(parents, ' ') END AS parent_list
     FROM {source}
 )
-SELECT $1, sha, parent_list, an, ae, to_timestamp(a_epoch), a_tz, cn, ce, to_timestamp(c_epoch), c_tz,
-       subject, len(parent_list) > 1
+SELECT $1 AS repo, sha, parent_list AS parents, an AS author_name, ae AS author_email,
+       to_timestamp(a_epoch) AS author_time, a_tz AS author_tz, cn AS committer_name,
+       ce AS committer_email, to_timestamp(c_epoch) AS committer_time, c_tz AS committer_tz,
+       subject, len(parent_list) > 1 AS is_merge
 FROM logged
 """
 
+
+def _load_sql(source: str, first_load: bool) -> str:
+    """A repository's first load cannot meet existing keys, so a plain INSERT does; later loads
+    MERGE on (repo, sha) so a commit read twice stays one row."""
+    select = _LOGGED.format(source=source)
+    if first_load:
+        return f"INSERT INTO commits ({', '.join(_COMMIT_COLUMNS)}) {select}"
+    return merge_sql("commits", select, _COMMIT_COLUMNS)
+
+
 # git revert writes the full sha, but a hand-written message may abbreviate it.
 _EXPAND_REVERTS = """
-UPDATE commits SET reverts_sha = full.sha
+UPDATE commits SET reverts_sha = expanded.sha
 FROM (
     SELECT c.sha AS reverting, min(t.sha) AS sha, count(*) AS n
     FROM commits c JOIN commits t ON t.repo = c.repo AND starts_with(t.sha, c.reverts_sha)
     WHERE c.repo = $1 AND length(c.reverts_sha) < 40
     GROUP BY c.sha
-) AS full
-WHERE commits.repo = $1 AND commits.sha = full.reverting AND full.n = 1
+) AS expanded
+WHERE commits.repo = $1 AND commits.sha = expanded.reverting AND expanded.n = 1
 """
 
 
@@ -240,8 +253,6 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
     the caller's transaction rolls back, so a half-read history is never committed.
     """
     before = _count(con, repo_id)
-    # A repository's first load cannot collide with existing keys; the plain INSERT is cheaper.
-    verb = "INSERT" if before == 0 else "INSERT OR REPLACE"
     with tempfile.TemporaryDirectory(prefix="gitops-dora-log-") as tmp:
         chunks = _LogChunks(repo, exclude, Path(tmp))
         try:
@@ -251,8 +262,7 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
                     source = chunk.with_suffix(".clean.txt")
                     _sanitise(chunk, source)
                 try:
-                    con.execute(_INSERT.replace("INSERT OR REPLACE", verb).format(
-                        source=_read_csv_sql(source)), [repo_id])
+                    con.execute(_load_sql(_read_csv_sql(source), before == 0), [repo_id])
                 except duckdb.Error as exc:
                     raise SourceError(
                         f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"

@@ -23,7 +23,7 @@ from analytics.collectors.reconciler_input import collect_objects, is_reconciler
 from analytics.config import Config
 from analytics.errors import SourceError
 from analytics.reconciler_deployments import DeriveSummary, store_collected
-from analytics.store.connection import open_writer
+from analytics.store.connection import WriteSession, write_unit
 
 PAGE_SIZE = 250
 WATCH_TIMEOUT_SECONDS = 300
@@ -200,12 +200,16 @@ def collect(
     cluster = Cluster(client)
     notes: list[str] = []
     objects, versions = list_all(cluster, resources(namespaces), notes)
-    with open_writer(db_path, source="k8s", target=target) as session:
-        summary = store_collected(session, config, collect_objects(objects, config, "cluster"))
+    collected = collect_objects(objects, config, "cluster")
+
+    def work(session: WriteSession) -> DeriveSummary:
+        summary = store_collected(session, config, collected)
         for resource, version in versions.items():
             session.set_state(f"k8s:{target}", f"rv:{resource.name}", version)
         session.messages.append(summary.line())
-    return summary, notes
+        return summary
+
+    return write_unit(db_path, work, source="k8s", target=target), notes
 
 
 @dataclass
@@ -311,11 +315,16 @@ class Watcher:
             self._write(objects, versions)
 
     def _write(self, objects: list[dict[str, Any]], versions: dict[Resource, str]) -> None:
-        with open_writer(self.db_path, source="k8s-watch", target=self.target) as session:
-            summary = store_collected(session, self.config, collect_objects(objects, self.config, "watch"))
+        collected = collect_objects(objects, self.config, "watch")
+
+        def work(session: WriteSession) -> DeriveSummary:
+            summary = store_collected(session, self.config, collected)
             for resource, version in versions.items():
                 session.set_state(f"k8s:{self.target}", f"rv:{resource.name}", version)
             session.messages.append(summary.line())
+            return summary
+
+        summary = write_unit(self.db_path, work, source="k8s-watch", target=self.target)
         self.stats.batches += 1
         self.stats.objects += len(objects)
         self.stats.events += summary.events

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import analytics.demo.steps as steps_pkg
 from analytics.demo.context import DemoContext
+from analytics.store.location import StoreRef, resolve
 
 _STEP = re.compile(r"^\d{2}_[a-z0-9_]+$")
 
@@ -19,9 +20,9 @@ def step_modules() -> list[ModuleType]:
     return [importlib.import_module(f"{steps_pkg.__name__}.{name}") for name in names]
 
 
-def build(workdir: Path, db_path: Path) -> DemoContext:
+def build(workdir: Path, db_path: StoreRef) -> DemoContext:
     """Generate the demo organisation under ``workdir`` and load it into ``db_path``."""
-    demo = DemoContext(workdir=Path(workdir).resolve(), db_path=Path(db_path).resolve())
+    demo = DemoContext(workdir=Path(workdir).resolve(), db_path=resolve(db_path))
     demo.workdir.mkdir(parents=True, exist_ok=True)
     for module in step_modules():
         demo.say(f"step {module.__name__.rsplit('.', 1)[-1]}")

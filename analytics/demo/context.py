@@ -9,6 +9,7 @@ from typing import Any
 
 from analytics.errors import UserError
 from analytics.progress import say
+from analytics.store.location import StoreLocation
 
 MANIFEST_NAME = "demo-manifest.json"
 CONFIG_NAME = "gitops-dora.yaml"
@@ -24,7 +25,7 @@ class DemoContext:
     """
 
     workdir: Path
-    db_path: Path
+    db_path: StoreLocation
     manifest: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -61,7 +62,8 @@ class DemoContext:
         """Run a ``gitops-dora`` command in this process against the demo database and config."""
         from analytics.cli.main import app
 
-        argv = ["--db", str(self.db_path), "--config", str(self.config_path), *args]
+        argv = ["--db", str(self.db_path), "--data-path", self.db_path.data_path,
+                "--config", str(self.config_path), *args]
         result = app(args=argv, prog_name="gitops-dora", standalone_mode=False)
         if isinstance(result, int) and result != 0:
             raise UserError(f"demo: `gitops-dora {' '.join(args)}` exited with {result}")

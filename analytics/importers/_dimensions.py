@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from analytics.config import Config
 from analytics.store.connection import WriteSession
+from analytics.store.upsert import merge_values
 
 
 def ensure_dimensions(
@@ -18,12 +19,8 @@ def ensure_dimensions(
     production = set(config.production_environments())
     for name in sorted(set(services)):
         known = config.service(name)
-        session.con.execute(
-            "INSERT INTO services (name, team) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [name, known.team if known else None],
-        )
+        merge_values(session.con, "services", {"name": name, "team": known.team if known else None},
+                     on_match="ignore")
     for env in sorted(set(environments)):
-        session.con.execute(
-            "INSERT INTO environments (name, is_production) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [env, env in production],
-        )
+        merge_values(session.con, "environments", {"name": env, "is_production": env in production},
+                     on_match="ignore")

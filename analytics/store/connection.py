@@ -1,178 +1,248 @@
-"""Opening the store.
+"""Opening the store: a DuckLake catalog (SQLite file or PostgreSQL) over Parquet data files.
 
-DuckDB allows one read-write process per file, and a read-write process excludes readers in
-other processes. So:
+DuckLake gives what a home-made lock and a copied snapshot only approximated:
 
-* writers take an advisory lock file (``<db>.lock``) first, which names the holding process, then
-  run the whole collection in ONE transaction; on commit they publish a copy of the database as
-  ``<db>.snapshot`` with an atomic rename;
-* readers (CLI read commands, dashboard) open the snapshot read-only and never touch the main file
-  while a snapshot exists, so a running collection never blocks them and they never see a
-  half-written run.
+* **Writers** run each unit of work as one DuckLake transaction (:func:`open_writer`). Any number
+  of processes, on one machine (SQLite catalog) or many (PostgreSQL), write at once. A commit that
+  meets another writer's commit is retried by DuckLake itself; one it cannot merge (both changed
+  the same rows, or the SQLite catalog moved on under a long transaction) raises
+  :class:`StoreConflictError`, and :func:`write_unit` runs the whole unit again, a bounded number
+  of times, saying so in one stderr line. Nothing of a failed or killed unit is ever visible.
+* **Readers** (:func:`open_reader`) attach the catalog read-only *pinned to one snapshot*, so a
+  command, a report or a dashboard page reads one consistent state however many queries it runs,
+  and never waits for a writer. ``as_of`` pins an older snapshot (time travel).
+
+Extensions are loaded from the files the ``duckdb-extension-*`` packages install, never
+downloaded, so the store works on air-gapped clusters.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import glob
+import importlib.util
 import os
+import random
 import re
-import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TypeVar
 
 import duckdb
 
-from analytics.errors import StoreLockedError, UserError
+from analytics.errors import UserError
+from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
+from analytics.store.upsert import OnMatch, merge
 
 PAUSE_ENV = "GITOPS_DORA_PAUSE_BEFORE_COMMIT"  # fault injection for kill/concurrency tests
-_PID_IN_DUCKDB_ERROR = re.compile(r"held in (.+?) \(PID (\d+)\)")
+RETRIES_ENV = "GITOPS_DORA_WRITE_RETRIES"  # how often a conflicting unit of work is run again
+CATALOG = "lake"
+_DEFAULT_RETRIES = 20
+_CATALOG_EXTENSION = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
+T = TypeVar("T")
 
 
-def snapshot_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".snapshot")
+class StoreConflictError(UserError):
+    """A commit met a concurrent change DuckLake could not merge; running the unit again helps."""
 
 
-def lock_path(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".lock")
+class StoreSpaceError(UserError):
+    """The disk (or quota) under the data path or the catalog is full."""
 
 
-def _process_name(pid: int) -> str:
+# Extensions come only from the installed duckdb-extension-* packages, whose files pip checked
+# against the lock file's hashes at install. DuckDB's own signature check of a 36 MB extension costs
+# 0.3 s per LOAD, paid by every CLI command, so it is not repeated; nothing is ever auto-installed
+# or auto-loaded, and no SQL from outside is run on these connections.
+_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
+           "allow_unsigned_extensions": True}
+
+
+def _extension_file(name: str) -> str:
+    """The ``.duckdb_extension`` file the ``duckdb-extension-<name>`` package installed."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    version = duckdb.__version__
+    for folder in folders:
+        hits = sorted(glob.glob(os.path.join(folder, "extensions", f"v{version}", f"{name}.duckdb_extension")))
+        hits = hits or sorted(glob.glob(os.path.join(folder, "extensions", "*", f"{name}.duckdb_extension")))
+        if hits:
+            return hits[0]
+    package = "duckdb-extension-" + name.replace("_", "-")
+    raise UserError(f"DuckDB extension {name} is not installed: install the package {package}=={version} "
+                    "(scripts/bootstrap.sh installs it from the lock file)")
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def is_conflict(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.TransactionException) or "database is locked" in text \
+        or "Transaction conflict" in text or "conflict" in text.lower() and "commit" in text.lower()
+
+
+def _is_space(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "no space left" in text or "disk is full" in text or "disk quota" in text \
+        or "database or disk is full" in text
+
+
+def _translate(exc: duckdb.Error, loc: StoreLocation, doing: str) -> UserError:
+    if _is_space(exc):
+        return StoreSpaceError(f"store {loc}: no space left while {doing}; nothing of this run was committed")
+    if is_conflict(exc):
+        return StoreConflictError(f"store {loc}: another writer committed a conflicting change while {doing}")
+    return UserError(f"store {loc}: {doing} failed: {_first_line(exc)}")
+
+
+def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
+    """S3 credentials come from the standard AWS variables, never from arguments."""
+    con.execute(f"LOAD {_sql_str(_extension_file('httpfs'))}")
+    parts = ["TYPE s3"]
+    for env, option in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                        ("AWS_SESSION_TOKEN", "SESSION_TOKEN"), ("AWS_REGION", "REGION")):
+        if os.environ.get(env):
+            parts.append(f"{option} {_sql_str(os.environ[env])}")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parts.append(f"ENDPOINT {_sql_str(re.sub(r'^https?://', '', endpoint))}")
+        if endpoint.startswith("http://"):
+            parts.append("USE_SSL false")
+        parts.append("URL_STYLE 'path'")
+    con.execute(f"CREATE OR REPLACE TEMPORARY SECRET gitops_dora_s3 ({', '.join(parts)})")
+
+
+def connect(
+    db: StoreRef,
+    *,
+    read_only: bool = False,
+    snapshot: int | None = None,
+    snapshot_time: datetime | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the store attached as ``lake`` and made the default catalog."""
+    loc = resolve(db)
+    if read_only and not loc.exists():
+        raise UserError(
+            f"no database at {loc}: run `gitops-dora demo` or a `gitops-dora collect` command first"
+        )
+    if loc.kind == "sqlite" and not read_only:
+        Path(loc.catalog).parent.mkdir(parents=True, exist_ok=True)
+        if not loc.data_path.startswith("s3://"):
+            Path(loc.data_path).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config=_CONFIG)
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return raw.replace(b"\0", b" ").decode(errors="replace").strip() or "?"
-    except OSError:
-        return "?"
-
-
-LOCK_WAIT_ENV = "GITOPS_DORA_LOCK_WAIT"  # seconds a writer waits for the lock (default 0: fail fast)
-
-
-def lock_wait_seconds() -> float:
-    """How long a writer waits for another writer to finish, from $GITOPS_DORA_LOCK_WAIT."""
-    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
-    if not text:
-        return 0.0
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not (0.0 <= seconds < float("inf")):
-        raise UserError(f"${LOCK_WAIT_ENV}={text!r}: give a number of seconds (0 = fail at once)")
-    return seconds
-
-
-def _lock_holder(handle: IO[str]) -> str:
-    handle.seek(0)
-    return handle.read().strip() or "unknown process"
-
-
-@contextmanager
-def _writer_lock(db_path: Path, wait: float | None = None) -> Iterator[None]:
-    """The writer lock; ``wait`` seconds for another writer to finish (None: from the environment)."""
-    path = lock_path(db_path)
-    wait = lock_wait_seconds() if wait is None else wait
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the whole run
-    try:
-        deadline = time.monotonic() + wait
-        announced = False
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(handle)
-                if time.monotonic() >= deadline:
-                    waited = f" after waiting {wait:g}s" if wait else ""
-                    raise StoreLockedError(
-                        f"database {db_path} is being written by another process ({holder}){waited}; "
-                        f"wait for it to finish and run again (or set ${LOCK_WAIT_ENV} to wait)"
-                    ) from None
-                if not announced:
-                    print(f"database {db_path} is being written by another process ({holder}): "
-                          f"waiting up to {wait:g}s", file=sys.stderr, flush=True)
-                    announced = True
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"PID {os.getpid()}: {_process_name(os.getpid())}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the flock
-
-
-def _connect(db_path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(db_path), read_only=read_only)
-    except duckdb.IOException as exc:
-        m = _PID_IN_DUCKDB_ERROR.search(str(exc))
-        if m:
-            pid = int(m.group(2))
-            raise StoreLockedError(
-                f"database {db_path} is locked by process PID {pid} ({_process_name(pid)})"
-            ) from None
-        raise UserError(f"cannot open database {db_path}: {str(exc).splitlines()[0]}") from None
+        con.execute(f"LOAD {_sql_str(_extension_file('ducklake'))}")
+        con.execute(f"LOAD {_sql_str(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
+        if loc.data_path.startswith("s3://"):
+            _s3_secret(con)
+        options = [f"DATA_PATH {_sql_str(loc.data_path)}"]
+        if loc.kind == "sqlite":
+            options += ["META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 10000"]
+        if read_only:
+            options.append("READ_ONLY")
+        if snapshot is not None:
+            options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+        elif snapshot_time is not None:
+            options.append(f"SNAPSHOT_TIME {_sql_str(snapshot_time.astimezone(UTC).isoformat())}")
+        con.execute(f"ATTACH {_sql_str(loc.attach_target())} AS {CATALOG} ({', '.join(options)})")
+        con.execute(f"USE {CATALOG}")
+        con.execute("SET ducklake_max_retry_count = 30")
+        con.execute("SET ducklake_retry_wait_ms = 20")
+        con.execute("SET ducklake_retry_backoff = 1.3")
     except duckdb.Error as exc:
-        raise UserError(f"cannot open database {db_path}: {str(exc).splitlines()[0]}") from None
+        con.close()
+        if snapshot is not None or snapshot_time is not None:
+            when = snapshot if snapshot is not None else snapshot_time
+            raise UserError(f"store {loc}: no snapshot {when} ({_first_line(exc)})") from None
+        raise _translate(exc, loc, "opening the catalog") from None
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _open_migrated(loc: StoreLocation) -> duckdb.DuckDBPyConnection:
+    """A read-write connection with the schema brought up to date (racing first opens retried)."""
+    con = connect(loc)
+    for attempt in range(_DEFAULT_RETRIES):
+        try:
+            migrate(con)
+            return con
+        except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            if not is_conflict(exc) and "already exists" not in str(exc) or attempt == _DEFAULT_RETRIES - 1:
+                con.close()
+                raise _translate(exc, loc, "updating the schema") from None
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None) -> Any:
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(list(rows), columns=list(columns) if columns else None)
-    return frame
+    return pd.DataFrame.from_records(list(rows), columns=list(columns) if columns else None)
 
 
 @dataclass
 class WriteSession:
-    """A single-transaction write session. Everything is committed together or not at all."""
+    """One unit of work: everything is committed together or not at all."""
 
     con: duckdb.DuckDBPyConnection
-    db_path: Path
+    location: StoreLocation
     source: str
     target: str
     rows_written: int = 0
     messages: list[str] = field(default_factory=list)
+
+    @property
+    def db_path(self) -> StoreLocation:
+        return self.location
 
     def upsert(
         self,
         table: str,
         rows: Iterable[Mapping[str, Any]] | Any,
         columns: Sequence[str] | None = None,
+        *,
+        on_match: OnMatch = "replace",
     ) -> int:
-        """Insert-or-replace rows by the table's primary key; rows are dicts or a DataFrame."""
+        """Insert-or-replace rows (dicts or a DataFrame) by the table's natural key."""
         import pandas as pd
 
         frame = rows if isinstance(rows, pd.DataFrame) else _to_frame(rows, columns)
         if frame.empty:
             return 0
-        cols = list(columns) if columns else list(frame.columns)
+        cols = list(columns) if columns else [str(c) for c in frame.columns]
         name = f"_upsert_{uuid.uuid4().hex[:8]}"
         self.con.register(name, frame)
         try:
             col_sql = ", ".join(f'"{c}"' for c in cols)
-            self.con.execute(f'INSERT OR REPLACE INTO "{table}" ({col_sql}) SELECT {col_sql} FROM {name}')
+            merge(self.con, table, f"SELECT {col_sql} FROM {name}", cols, on_match=on_match)
         finally:
             self.con.unregister(name)
         self.rows_written += len(frame)
         return len(frame)
 
     def set_state(self, source: str, key: str, value: str) -> None:
-        self.con.execute(
-            "INSERT OR REPLACE INTO collector_state VALUES (?, ?, ?, now())", [source, key, value]
-        )
+        merge(self.con, "collector_state", "SELECT ? AS source, ? AS key, ? AS value, now() AS updated_at",
+              ["source", "key", "value", "updated_at"], [source, key, value])
 
     def get_state(self, source: str, key: str) -> str | None:
-        # fetchall, not fetchone: a half-read result blocks the next statement on DuckDB 2.
         rows = self.con.execute(
             "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
         ).fetchall()
@@ -180,122 +250,244 @@ class WriteSession:
 
     def warn(self, kind: str, detail: str, count: int = 1) -> None:
         """Record a data-quality warning (shown on the Data health page)."""
-        self.con.execute(
-            "INSERT OR REPLACE INTO data_warnings VALUES (?, ?, ?, ?, ?, now())",
-            [self.source, self.target, kind, detail, count],
-        )
+        merge(self.con, "data_warnings",
+              "SELECT ? AS source, ? AS target, ? AS kind, ? AS detail, ? AS count, now() AS updated_at",
+              ["source", "target", "kind", "detail", "count", "updated_at"],
+              [self.source, self.target, kind, detail, count])
 
 
 @contextmanager
-def hold_store(db_path: Path, *, lock_wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Hold the database for writing: the writer lock, one migrated read-write connection, and on a
-    normal release the snapshot published for readers. Transactions are the caller's business, so
-    a long-lived writer (the webhook receiver) can commit many batches under one hold.
-    ``lock_wait``: seconds to wait for another writer (None: $GITOPS_DORA_LOCK_WAIT, default 0)."""
-    db_path = Path(db_path)
-    if db_path.parent and not db_path.parent.exists():
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-    with _writer_lock(db_path, lock_wait):
-        con = _connect(db_path, read_only=False)
-        try:
-            migrate(con)
-            yield con
-        finally:
-            con.close()  # checkpoints the WAL into the file before it is copied
-        publish_snapshot(db_path)
+def hold_store(db: StoreRef) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A migrated read-write connection whose transactions are the caller's business, for a
+    long-lived writer (the webhook receiver) that commits many small batches."""
+    con = _open_migrated(resolve(db))
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 @contextmanager
 def open_writer(
-    db_path: Path, *, source: str, target: str = "", started: datetime | None = None
+    db: StoreRef, *, source: str, target: str = "", started: datetime | None = None
 ) -> Iterator[WriteSession]:
-    """Open the database for one collection run; commits and publishes the snapshot on success.
-    ``started``: when the run began, if it did work (API fetches) before opening the store."""
-    db_path = Path(db_path)
-    with hold_store(db_path) as con:
-        started = started or datetime.now(UTC)
-        run_id = uuid.uuid4().hex
-        session = WriteSession(con=con, db_path=db_path, source=source, target=target)
-        con.execute("BEGIN TRANSACTION")
-        try:
+    """One unit of work in one transaction. A conflict at commit raises StoreConflictError (use
+    :func:`write_unit` to have the unit run again). ``started``: when the run began, if it did
+    work (API fetches) before opening the store."""
+    loc = resolve(db)
+    con = _open_migrated(loc)
+    try:
+        with _unit(con, loc, source, target, started or datetime.now(UTC), record_conflict=True) as session:
             yield session
-            con.execute(
-                "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'ok', ?, ?)",
-                [run_id, source, target, started, session.rows_written, "; ".join(session.messages)],
-            )
-            pause = os.environ.get(PAUSE_ENV)
-            if pause:
-                print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
-                time.sleep(float(pause))
+    finally:
+        con.close()
+
+
+@contextmanager
+def _unit(
+    con: duckdb.DuckDBPyConnection, loc: StoreLocation, source: str, target: str, started: datetime,
+    *, record_conflict: bool,
+) -> Iterator[WriteSession]:
+    run_id = uuid.uuid4().hex
+    session = WriteSession(con=con, location=loc, source=source, target=target)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield session
+        merge(con, "collection_runs",
+              "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at, now() AS finished_at,"
+              " 'ok' AS status, ? AS rows_written, ? AS message",
+              ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"],
+              [run_id, source, target, started, session.rows_written, "; ".join(session.messages)])
+        pause = os.environ.get(PAUSE_ENV)
+        if pause:
+            print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
+            time.sleep(float(pause))
+        try:
             con.execute("COMMIT")
-        except BaseException as exc:
+        except duckdb.Error as exc:
+            raise _translate(exc, loc, f"committing {source}") from None
+    except BaseException as exc:
+        with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
+        if record_conflict or not isinstance(exc, StoreConflictError):
             _record_failed_run(con, run_id, source, target, started, exc)
-            raise
+        if isinstance(exc, duckdb.Error):
+            raise _translate(exc, loc, f"writing {source}") from exc
+        raise
+
+
+def write_unit(
+    db: StoreRef,
+    work: Callable[[WriteSession], T],
+    *,
+    source: str,
+    target: str = "",
+    started: datetime | None = None,
+    retries: int | None = None,
+) -> T:
+    """Run ``work`` in one transaction, again from the start when its commit conflicts with
+    another writer's (bounded; one stderr line says so). ``work`` must only read and write
+    through the session, so a repeat sees the store as it is now."""
+    loc = resolve(db)
+    tries = retries if retries is not None else int(os.environ.get(RETRIES_ENV) or _DEFAULT_RETRIES)
+    started = started or datetime.now(UTC)
+    con = _open_migrated(loc)
+    try:
+        for attempt in range(1, tries + 1):
+            last = attempt == tries
+            try:
+                with _unit(con, loc, source, target, started, record_conflict=last) as session:
+                    result = work(session)
+                return result
+            except StoreConflictError:
+                if last:
+                    raise
+                wait = min(2.0, 0.05 * (1.6 ** attempt)) * (0.5 + random.random())
+                print(f"{source}: the store changed under this run (another writer); "
+                      f"running it again ({attempt}/{tries - 1})", file=sys.stderr, flush=True)
+                time.sleep(wait)
+    finally:
+        con.close()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _record_failed_run(
     con: duckdb.DuckDBPyConnection, run_id: str, source: str, target: str, started: datetime,
     exc: BaseException,
 ) -> None:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    # Recording the failure is best-effort; the data itself was already rolled back.
-    with contextlib.suppress(duckdb.Error):
-        con.execute(
-            "INSERT INTO collection_runs VALUES (?, ?, ?, ?, now(), 'failed', 0, ?)",
-            [run_id, source, target, started, message[:500]],
-        )
+    """Best effort, in its own small transaction: the data itself was already rolled back."""
+    from analytics.store.location import redact_url
+
+    message = redact_url(_first_line(exc))
+    with contextlib.suppress(duckdb.Error, UserError):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            merge(con, "collection_runs",
+                  "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at, now() AS finished_at,"
+                  " 'failed' AS status, 0 AS rows_written, ? AS message",
+                  ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"],
+                  [run_id, source, target, started, message[:500]])
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")
 
 
 @contextmanager
-def failures_recorded(db_path: Path, *, source: str, target: str = "") -> Iterator[datetime]:
-    """Around the work a run does before it opens the store (API fetches, which may wait out rate
-    limits without holding the writer lock): a failure there still gets its ``collection_runs``
-    row, as a failure inside :func:`open_writer` does. Yields the run's start time."""
+def failures_recorded(db: StoreRef, *, source: str, target: str = "") -> Iterator[datetime]:
+    """Around the work a run does before it opens the store (API fetches): a failure there still
+    gets its ``collection_runs`` row, as a failure inside :func:`open_writer` does."""
     started = datetime.now(UTC)
     try:
         yield started
     except BaseException as exc:
-        # best-effort, like _record_failed_run: the error itself is what the user sees
-        with contextlib.suppress(UserError, duckdb.Error, OSError), hold_store(db_path, lock_wait=0.0) as con:
+        with contextlib.suppress(UserError, duckdb.Error, OSError), hold_store(db) as con:
             _record_failed_run(con, uuid.uuid4().hex, source, target, started, exc)
         raise
 
 
-def publish_snapshot(db_path: Path) -> Path:
-    """Copy the closed (checkpointed) database and atomically rename it into place."""
-    target = snapshot_path(db_path)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(db_path, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+@dataclass(frozen=True)
+class Snapshot:
+    """The catalog state a reader sees: DuckLake's snapshot id and when it was committed."""
+
+    id: int
+    time: datetime
 
 
-@dataclass
-class ReadOnlyStore:
-    con: duckdb.DuckDBPyConnection
-    path: Path
+def latest_snapshot(db: StoreRef) -> Snapshot | None:
+    """The newest committed snapshot, or None when there is no store yet."""
+    loc = resolve(db)
+    if not loc.exists():
+        return None
+    con = connect(loc, read_only=True)
+    try:
+        return reader_snapshot(con)
+    finally:
+        con.close()
 
-    def close(self) -> None:
-        self.con.close()
+
+def reader_snapshot(con: duckdb.DuckDBPyConnection) -> Snapshot:
+    """The snapshot ``con`` reads (its pinned one, for a reader)."""
+    row = con.execute(
+        f"SELECT s.snapshot_id, s.snapshot_time FROM ducklake_snapshots('{CATALOG}') s "
+        f"WHERE s.snapshot_id = (SELECT id FROM {CATALOG}.current_snapshot())"
+    ).fetchall()
+    if not row:  # pragma: no cover - a catalog always has snapshot 0
+        raise UserError("the store has no snapshot")
+    return Snapshot(int(row[0][0]), row[0][1])
 
 
-def open_reader(db_path: Path, *, install_views: bool = True) -> duckdb.DuckDBPyConnection:
-    """A read-only connection on the published snapshot (or the main file if none exists)."""
-    db_path = Path(db_path)
-    snap = snapshot_path(db_path)
-    if snap.exists():
-        con = _connect(snap, read_only=True)
-    elif db_path.exists():
-        con = _connect(db_path, read_only=True)
+_AS_OF_ID = re.compile(r"^\d+$")
+
+
+def parse_as_of(text: str | None) -> int | datetime | None:
+    """``--as-of``: a snapshot id (digits) or a time (ISO 8601; a date means its midnight UTC)."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    if _AS_OF_ID.match(text):
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--as-of {text!r}: give a snapshot id (digits) or a time like 2026-11-01T12:00:00Z") \
+            from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def open_reader(
+    db: StoreRef, *, install_views: bool = True, as_of: int | datetime | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection pinned to one snapshot: the newest, or the one ``as_of`` names."""
+    loc = resolve(db)
+    if as_of is None:
+        latest = latest_snapshot_id(loc)
+        if latest is None:
+            raise UserError(
+                f"no database at {loc}: run `gitops-dora demo` or a `gitops-dora collect` command first"
+            )
+        con = connect(loc, read_only=True, snapshot=latest)
+    elif isinstance(as_of, int):
+        con = connect(loc, read_only=True, snapshot=as_of)
     else:
-        raise UserError(
-            f"no database at {db_path}: run `gitops-dora demo` or a `gitops-dora collect` command first"
-        )
+        con = connect(loc, read_only=True, snapshot_time=as_of)
     if install_views:
         from analytics.metrics.views import install_views as _install
 
-        _install(con)
+        try:
+            _install(con)
+        except duckdb.CatalogException:
+            con.close()
+            raise UserError(
+                f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` command first"
+            ) from None
     return con
+
+
+def tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [CATALOG]
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+
+def latest_snapshot_id(db: StoreRef) -> int | None:
+    """The newest snapshot id, cheaply: a SQLite catalog is read with Python's sqlite3 (well under a
+    millisecond; the dashboard asks on every render); PostgreSQL through a read-only attach."""
+    loc = resolve(db)
+    if not loc.exists():
+        return None
+    if loc.kind == "sqlite":
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{loc.catalog}?mode=ro", uri=True, timeout=10)) as lite:
+                row = lite.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
+            return int(row[0]) if row and row[0] is not None else None
+        except sqlite3.Error:
+            pass  # not initialised yet, or another layout: ask DuckLake itself
+    try:
+        snap = latest_snapshot(loc)
+    except UserError:
+        return None
+    return snap.id if snap else None

@@ -1,4 +1,7 @@
-"""Versioned schema: numbered ``NNNN_name.sql`` files applied in order on every writer open."""
+"""Versioned schema: numbered ``NNNN_name.sql`` files applied in order on every writer open.
+
+Two processes opening a new store at once race to create the tables; the loser's transaction
+conflicts and the store layer runs the migration again, which then finds the work done."""
 
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ def available() -> list[Migration]:
 def applied(con: duckdb.DuckDBPyConnection) -> set[int]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+        " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 

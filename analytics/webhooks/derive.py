@@ -8,24 +8,27 @@ from __future__ import annotations
 
 from analytics.config import Config
 from analytics.store.connection import WriteSession
+from analytics.store.upsert import merge, merge_values
 
 # A webhook never knows first_commit_at/commit_shas that the API collector stored: keep them.
 _MERGE_PULL_REQUESTS = """
-INSERT INTO pull_requests (repo, number, provider, title, author, state, created_at, merged_at, closed_at,
-                           merge_commit_sha, base_ref, head_ref, labels, url, updated_at)
-SELECT repo, number, provider, title, author, state, created_at, merged_at, closed_at,
-       merge_commit_sha, base_ref, head_ref, labels, url, updated_at
-FROM webhook_pull_requests
-ON CONFLICT (repo, number) DO UPDATE SET
-    title = excluded.title, author = coalesce(excluded.author, author), state = excluded.state,
-    created_at = coalesce(excluded.created_at, created_at),
-    merged_at = coalesce(excluded.merged_at, merged_at), closed_at = excluded.closed_at,
-    merge_commit_sha = coalesce(excluded.merge_commit_sha, merge_commit_sha),
-    base_ref = coalesce(excluded.base_ref, base_ref), head_ref = coalesce(excluded.head_ref, head_ref),
-    labels = excluded.labels, url = coalesce(excluded.url, url), updated_at = excluded.updated_at
+MERGE INTO pull_requests AS p
+USING (SELECT repo, number, provider, title, author, state, created_at, merged_at, closed_at,
+              merge_commit_sha, base_ref, head_ref, labels, url, updated_at
+       FROM webhook_pull_requests) AS w
+ON p.repo = w.repo AND p.number = w.number
 -- never let an older webhook state overwrite a newer one (e.g. from a later API collection)
-WHERE excluded.updated_at IS NULL OR pull_requests.updated_at IS NULL
-   OR excluded.updated_at >= pull_requests.updated_at
+WHEN MATCHED AND (w.updated_at IS NULL OR p.updated_at IS NULL OR w.updated_at >= p.updated_at) THEN UPDATE SET
+    title = w.title, author = coalesce(w.author, p.author), state = w.state,
+    created_at = coalesce(w.created_at, p.created_at),
+    merged_at = coalesce(w.merged_at, p.merged_at), closed_at = w.closed_at,
+    merge_commit_sha = coalesce(w.merge_commit_sha, p.merge_commit_sha),
+    base_ref = coalesce(w.base_ref, p.base_ref), head_ref = coalesce(w.head_ref, p.head_ref),
+    labels = w.labels, url = coalesce(w.url, p.url), updated_at = w.updated_at
+WHEN NOT MATCHED THEN INSERT (repo, number, provider, title, author, state, created_at, merged_at, closed_at,
+                              merge_commit_sha, base_ref, head_ref, labels, url, updated_at)
+    VALUES (w.repo, w.number, w.provider, w.title, w.author, w.state, w.created_at, w.merged_at, w.closed_at,
+            w.merge_commit_sha, w.base_ref, w.head_ref, w.labels, w.url, w.updated_at)
 """
 
 _FIRST_REVIEW = """
@@ -86,10 +89,10 @@ def ensure_dimensions(session: WriteSession, config: Config) -> None:
     """Services and environments named by code-host rows exist, with team/production from the config."""
     con = session.con
     for service in config.services:
-        con.execute("INSERT OR IGNORE INTO services VALUES (?, ?)", [service.name, service.team])
+        merge_values(con, "services", {"name": service.name, "team": service.team}, on_match="ignore")
     for env in config.environments:
-        con.execute("INSERT OR IGNORE INTO environments VALUES (?, ?)", [env.name, env.production])
-    con.execute(
-        "INSERT OR IGNORE INTO services SELECT DISTINCT service, NULL FROM deployments"
-        " WHERE service IS NOT NULL"
-    )
+        merge_values(con, "environments", {"name": env.name, "is_production": env.production},
+                     on_match="ignore")
+    merge(con, "services",
+          "SELECT DISTINCT service AS name, NULL AS team FROM deployments WHERE service IS NOT NULL",
+          ["name", "team"], on_match="ignore")

@@ -18,9 +18,11 @@ writer does, and can simply be re-run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import queue
+import random
 import threading
 import time
 import uuid
@@ -32,13 +34,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analytics.config import Config
-from analytics.errors import StoreLockedError
-from analytics.store.connection import WriteSession
+from analytics.store.connection import WriteSession, is_conflict
+from analytics.store.keys import key_of
+from analytics.store.location import resolve
+from analytics.store.upsert import merge_rows, merge_values
 
 MAX_BATCH = 500
 SMALL_UPSERT = 50
-LOCK_WAIT_SECONDS = 60.0  # how long a batch waits for a CLI collection holding the store
+CONFLICT_RETRIES = 30  # a batch that meets other writers' commits runs again this often
 IDLE_SECONDS = 0.2        # a busy period ends after this long without deliveries...
 HOLD_SECONDS = 2.0        # ...or after this long, so readers see new data within ~2 s
 
@@ -118,23 +124,15 @@ class DeliveryWriter:
     def _busy_period(self, first: Delivery) -> bool:
         from analytics.store.connection import hold_store
 
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while True:
-            try:
-                # its own bounded wait below, not $GITOPS_DORA_LOCK_WAIT's
-                return self._drain(hold_store(self.db_path, lock_wait=0.0), first)
-            except StoreLockedError as exc:  # a CLI collection is writing: wait (bounded), don't fail
-                if time.monotonic() > deadline:
-                    first.future.set_exception(exc)
-                    return False
-                time.sleep(0.2)
+        return self._drain(hold_store(self.db_path), first)
 
     def _drain(self, hold: AbstractContextManager[Any], first: Delivery) -> bool:
         """Write batches under one hold of the store until idle, stopped or HOLD_SECONDS passed."""
         stopping = False
         try:
             with hold as con:
-                session = WriteSession(con=con, db_path=self.db_path, source="webhook", target="receiver")
+                session = WriteSession(con=con, location=resolve(self.db_path), source="webhook",
+                                       target="receiver")
                 held_until = time.monotonic() + HOLD_SECONDS
                 started, stored_before = datetime.now(UTC), self.stored
                 pending: Delivery | None = first
@@ -146,8 +144,6 @@ class DeliveryWriter:
                     if stopping or not batch or time.monotonic() > held_until:
                         break
                 self._record_run(session, started, self.stored - stored_before)
-        except StoreLockedError:
-            raise
         except Exception as exc:  # noqa: BLE001 - the store could not be opened: fail what is waiting
             if not first.future.done():
                 first.future.set_exception(exc)
@@ -157,27 +153,46 @@ class DeliveryWriter:
     def _record_run(session: WriteSession, started: datetime, stored: int) -> None:
         """One ``collection_runs`` row per busy period, so the Data health page shows the receiver."""
         message = f"webhook receiver: {stored} deliveries stored"
-        session.con.execute(
-            "INSERT INTO collection_runs VALUES (?, 'webhook', 'receiver', ?, now(), 'ok', ?, ?)",
-            [uuid.uuid4().hex, started, session.rows_written, message],
-        )
+        con = session.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            merge_values(con, "collection_runs",
+                         {"id": uuid.uuid4().hex, "source": "webhook", "target": "receiver", "started_at": started,
+                          "status": "ok", "rows_written": session.rows_written, "message": message},
+                         expressions={"finished_at": "now()"})
+            con.execute("COMMIT")
+        except duckdb.Error:
+            con.execute("ROLLBACK")  # the run log is best effort; the deliveries are stored
         session.rows_written = 0
 
     def _apply(self, session: WriteSession, batch: list[Delivery]) -> None:
-        """One transaction for the batch; if it fails, each delivery alone, so one bad delivery
-        cannot take the others down with it."""
+        """One transaction for the batch. A commit that meets another writer's runs again (the
+        store moved on; nothing is wrong with the batch); any other failure splits the batch and
+        stores each delivery alone, so one bad delivery cannot take the others down with it."""
         con = session.con
-        try:
-            con.execute("BEGIN TRANSACTION")
-            outcomes = self._write(session, batch)
-            con.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001
-            con.execute("ROLLBACK")
-            if len(batch) > 1:
+        failure: Exception | None = None
+        outcomes: list[str] = []
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                con.execute("BEGIN TRANSACTION")
+                outcomes = self._write(session, batch)
+                con.execute("COMMIT")
+                failure = None
+                break
+            except Exception as exc:  # noqa: BLE001
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                failure = exc
+                if not is_conflict(exc):
+                    break
+                time.sleep(min(0.5, 0.01 * (1.5 ** attempt)) * (0.5 + random.random()))
+        if failure is not None:
+            if len(batch) > 1 and not is_conflict(failure):
                 for delivery in batch:
                     self._apply(session, [delivery])
                 return
-            batch[0].future.set_exception(exc)
+            for delivery in batch:
+                delivery.future.set_exception(failure)
             return
         self.batches += 1
         self.stored += outcomes.count("stored")
@@ -242,20 +257,9 @@ class DeliveryWriter:
             session.upsert(table, frame_rows, columns=columns)
             return
         # a handful of rows: bound parameters are ~10x cheaper than registering a DataFrame
-        col_sql = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" for _ in columns)
-        session.con.executemany(
-            f'INSERT OR REPLACE INTO "{table}" ({col_sql}) VALUES ({marks})',
-            [[row.get(c) for c in columns] for row in latest.values()],
-        )
+        merge_rows(session.con, table, columns, [[row.get(c) for c in columns] for row in latest.values()])
         session.rows_written += len(latest)
 
-    def _primary_key(self, session: WriteSession, table: str) -> list[str]:
-        if table not in self._keys:
-            found = session.con.execute(
-                "SELECT constraint_column_names FROM duckdb_constraints()"
-                " WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'",
-                [table],
-            ).fetchall()
-            self._keys[table] = list(found[0][0]) if found else []
-        return self._keys[table]
+    @staticmethod
+    def _primary_key(session: WriteSession, table: str) -> list[str]:
+        return list(key_of(table))

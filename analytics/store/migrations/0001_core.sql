@@ -1,8 +1,9 @@
--- Core schema. Natural primary keys make every load an idempotent upsert (INSERT OR REPLACE).
+-- Core schema. DuckLake has no PRIMARY KEY constraints: each table's natural key is in
+-- analytics/store/keys.py, and every load is an idempotent MERGE on it.
 -- All times are TIMESTAMPTZ (instants); the original UTC offset of git times is kept in *_tz.
 
 CREATE TABLE repositories (
-    id                VARCHAR PRIMARY KEY,   -- stable repo id, e.g. "payments-api"
+    id                VARCHAR,   -- stable repo id, e.g. "payments-api"
     url               VARCHAR,               -- path or URL as given by the user
     local_path        VARCHAR,               -- where it was mined (cache clone for URLs)
     web_url           VARCHAR,               -- base for links: {web_url}/commit/{sha}
@@ -25,8 +26,7 @@ CREATE TABLE commits (
     committer_tz    VARCHAR,
     subject         VARCHAR,
     is_merge        BOOLEAN NOT NULL,
-    reverts_sha     VARCHAR,                 -- from "This reverts commit <sha>" in the message
-    PRIMARY KEY (repo, sha)
+    reverts_sha     VARCHAR                  -- from "This reverts commit <sha>" in the message
 );
 
 CREATE TABLE tags (
@@ -35,29 +35,28 @@ CREATE TABLE tags (
     sha          VARCHAR NOT NULL,           -- the commit the tag points at (peeled)
     is_annotated BOOLEAN NOT NULL,
     tagged_at    TIMESTAMPTZ NOT NULL,       -- tagger date (annotated) or committer date (lightweight)
-    tagger_name  VARCHAR,
-    PRIMARY KEY (repo, name)
+    tagger_name  VARCHAR
 );
 
 CREATE TABLE services (
-    name VARCHAR PRIMARY KEY,
+    name VARCHAR,
     team VARCHAR
 );
 
 CREATE TABLE environments (
-    name          VARCHAR PRIMARY KEY,
+    name          VARCHAR,
     is_production BOOLEAN NOT NULL DEFAULT FALSE
 );
 
 CREATE TABLE deployments (
-    id              VARCHAR PRIMARY KEY,     -- source-qualified, e.g. "git-tag:payments:v1.2.0"
+    id              VARCHAR,     -- source-qualified, e.g. "git-tag:payments:v1.2.0"
     service         VARCHAR NOT NULL,
     environment     VARCHAR NOT NULL,
     revision        VARCHAR,                 -- resolved commit sha where known, else the raw revision
     repository      VARCHAR,                 -- repositories.id holding `revision`
     started_at      TIMESTAMPTZ,
     deployed_at     TIMESTAMPTZ NOT NULL,
-    status          VARCHAR NOT NULL CHECK (status IN ('success', 'failed')),
+    status          VARCHAR NOT NULL,
     source          VARCHAR NOT NULL,        -- git-tag, git-branch, import, github, gitlab, argocd, flux, webhook
     source_ref      VARCHAR,                 -- tag name, branch, API id, object name
     is_rollback     BOOLEAN NOT NULL DEFAULT FALSE,
@@ -71,8 +70,7 @@ CREATE TABLE deployments (
 CREATE TABLE deployment_changes (
     deployment_id VARCHAR NOT NULL,
     repo          VARCHAR NOT NULL,
-    sha           VARCHAR NOT NULL,
-    PRIMARY KEY (deployment_id, repo, sha)
+    sha           VARCHAR NOT NULL
 );
 
 CREATE TABLE pull_requests (
@@ -93,12 +91,11 @@ CREATE TABLE pull_requests (
     labels           VARCHAR[],
     commit_shas      VARCHAR[],
     url              VARCHAR,
-    updated_at       TIMESTAMPTZ,
-    PRIMARY KEY (repo, number)
+    updated_at       TIMESTAMPTZ
 );
 
 CREATE TABLE incidents (
-    id          VARCHAR PRIMARY KEY,
+    id          VARCHAR,
     service     VARCHAR,
     environment VARCHAR,
     created_at  TIMESTAMPTZ NOT NULL,
@@ -113,7 +110,7 @@ CREATE TABLE incidents (
 
 -- Every reconciler observation (sync, failed sync, health change, rollback, drift...), kept for audit.
 CREATE TABLE reconciler_events (
-    id              VARCHAR PRIMARY KEY,     -- natural key: hash of reconciler/object/type/revision/time
+    id              VARCHAR,     -- natural key: hash of reconciler/object/type/revision/time
     reconciler      VARCHAR NOT NULL,        -- argocd | flux
     kind            VARCHAR NOT NULL,        -- Application | Kustomization | HelmRelease
     namespace       VARCHAR,
@@ -139,13 +136,12 @@ CREATE TABLE collector_state (
     source     VARCHAR NOT NULL,             -- e.g. "git:payments-api", "github:org/repo"
     key        VARCHAR NOT NULL,             -- e.g. "ref_tips", "updated_at"
     value      VARCHAR,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (source, key)
+    updated_at TIMESTAMPTZ NOT NULL
 );
 
 -- One row per committed collection run (failed runs are recorded after their rollback).
 CREATE TABLE collection_runs (
-    id           VARCHAR PRIMARY KEY,
+    id           VARCHAR,
     source       VARCHAR NOT NULL,
     target       VARCHAR,
     started_at   TIMESTAMPTZ NOT NULL,
@@ -162,6 +158,5 @@ CREATE TABLE data_warnings (
     kind       VARCHAR NOT NULL,             -- shallow_clone | unknown_revision_format | ...
     detail     VARCHAR NOT NULL,
     count      BIGINT NOT NULL DEFAULT 1,
-    updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (source, target, kind, detail)
+    updated_at TIMESTAMPTZ NOT NULL
 );

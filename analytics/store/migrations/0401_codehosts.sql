@@ -9,8 +9,7 @@ CREATE TABLE webhook_deliveries (
     received_at  TIMESTAMPTZ NOT NULL,
     body_sha256  VARCHAR NOT NULL,
     payload      JSON,
-    rows_written INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (provider, delivery_id)
+    rows_written INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE releases (
@@ -23,8 +22,7 @@ CREATE TABLE releases (
     published_at  TIMESTAMPTZ,
     is_prerelease BOOLEAN,
     is_draft      BOOLEAN,
-    url           VARCHAR,
-    PRIMARY KEY (repo, provider, tag_name)
+    url           VARCHAR
 );
 
 -- Reviews (GitHub) and approvals/notes (GitLab): first_review_at is their minimum per PR.
@@ -34,8 +32,7 @@ CREATE TABLE pr_reviews (
     review_id    VARCHAR NOT NULL,
     author       VARCHAR,
     state        VARCHAR,
-    submitted_at TIMESTAMPTZ,
-    PRIMARY KEY (repo, number, review_id)
+    submitted_at TIMESTAMPTZ
 );
 
 -- Push webhooks: the before -> after chain links pushes when there is no clone.
@@ -45,8 +42,7 @@ CREATE TABLE webhook_pushes (
     before_sha  VARCHAR,
     after_sha   VARCHAR NOT NULL,
     pushed_at   TIMESTAMPTZ,
-    commit_shas VARCHAR[],
-    PRIMARY KEY (repo, ref, after_sha)
+    commit_shas VARCHAR[]
 );
 
 -- Latest state of a PR/MR as a webhook reported it; merged into pull_requests without losing
@@ -66,6 +62,5 @@ CREATE TABLE webhook_pull_requests (
     head_ref         VARCHAR,
     labels           VARCHAR[],
     url              VARCHAR,
-    updated_at       TIMESTAMPTZ,
-    PRIMARY KEY (repo, number)
+    updated_at       TIMESTAMPTZ
 );

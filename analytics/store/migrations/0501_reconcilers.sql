@@ -16,8 +16,7 @@ CREATE TABLE reconciler_objects (
     mapped_by   VARCHAR NOT NULL,            -- rule:<n> | label:<key> | annotation:<key> | name-suffix | destination | default
     repository  VARCHAR,                     -- repositories.id of the config repo, when known
     source_url  VARCHAR,                     -- repoURL / sourceRef as the object gives it
-    last_seen   TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (reconciler, kind, namespace, name)
+    last_seen   TIMESTAMPTZ NOT NULL
 );
 
 -- Image references found in each commit of a GitOps config repo (pydriller), per service/env.
@@ -31,6 +30,5 @@ CREATE TABLE config_image_changes (
     image       VARCHAR,                     -- image name, when the form holds one
     tag         VARCHAR NOT NULL,
     app_repo    VARCHAR,                     -- repositories.id the tag resolved in
-    app_sha     VARCHAR,                     -- full app commit sha, NULL when unresolved
-    PRIMARY KEY (config_repo, commit_sha, path, service, environment, tag)
+    app_sha     VARCHAR                      -- full app commit sha, NULL when unresolved
 );

@@ -1,0 +1,153 @@
+"""Where a store lives: what ``--db`` / ``GITOPS_DORA_DB`` names, turned into a DuckLake ATTACH.
+
+Two forms, because an organisation outgrows one machine:
+
+* a **path** (the embedded default): a SQLite catalog file at that path and the Parquet data files
+  in ``<path>.files/`` beside it (or ``GITOPS_DORA_DATA_PATH``). Any number of local processes
+  read and write at once;
+* a **PostgreSQL URL** ``postgresql://user@host:5432/dbname`` with ``--data-path`` /
+  ``GITOPS_DORA_DATA_PATH`` naming a shared folder or ``s3://bucket/prefix``, for collectors and
+  dashboards on many machines.
+
+A password never comes from the command line or the URL (it would sit in shell history, process
+lists and CronJob specs): libpq takes it from ``PGPASSWORD`` or ``.pgpass``, and
+``GITOPS_DORA_DB_PASSWORD`` is passed on as ``PGPASSWORD``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from analytics.errors import UserError
+
+DB_ENV = "GITOPS_DORA_DB"
+DATA_PATH_ENV = "GITOPS_DORA_DATA_PATH"
+PASSWORD_ENV = "GITOPS_DORA_DB_PASSWORD"
+DEFAULT_DB = "gitops-dora.ducklake"
+_URL = re.compile(r"^postgres(?:ql)?:/{1,2}", re.IGNORECASE)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A resolved store: the catalog (SQLite file or PostgreSQL database) and the data path."""
+
+    kind: str  # "sqlite" | "postgres"
+    catalog: str  # file path, or a libpq "key=value" string without a password
+    data_path: str
+    display: str  # what messages show: the path, or the URL with no password
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self.catalog) if self.kind == "sqlite" else None
+
+    def exists(self) -> bool:
+        """Whether a catalog is there to read (PostgreSQL: assumed; the attach says otherwise)."""
+        return self.kind == "postgres" or Path(self.catalog).exists()
+
+    def attach_target(self) -> str:
+        return f"ducklake:{self.kind}:{self.catalog}"
+
+    def __str__(self) -> str:
+        return self.display
+
+
+StoreRef = str | os.PathLike[str] | StoreLocation
+
+
+def is_url(text: str) -> bool:
+    return bool(_URL.match(text))
+
+
+def resolve(ref: StoreRef, data_path: str | None = None) -> StoreLocation:
+    """The store a ``--db`` value (or an already resolved location) names."""
+    if isinstance(ref, StoreLocation):
+        return ref
+    text = os.fspath(ref)
+    explicit_data = data_path or os.environ.get(DATA_PATH_ENV) or None
+    if is_url(text):
+        return _postgres(text, explicit_data)
+    path = Path(text).expanduser().absolute()
+    _refuse_old_format(path)
+    data = explicit_data or str(path.with_name(path.name + ".files")) + os.sep
+    return StoreLocation("sqlite", str(path), _with_slash(data), str(path))
+
+
+def _with_slash(data: str) -> str:
+    return data if data.endswith(("/", os.sep)) else data + "/"
+
+
+def _refuse_old_format(path: Path) -> None:
+    """A 0.1 single-file DuckDB store at this path would be overwritten by nothing and read as
+    garbage by SQLite: say how to migrate it instead."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return  # missing (a new store) or unreadable (the attach reports it)
+    if not head or head.startswith(_SQLITE_MAGIC):
+        return
+    if head[8:12] == b"DUCK":
+        raise UserError(
+            f"{path} is a single-file store of gitops-dora 0.1; copy it into the new store with "
+            f"`gitops-dora migrate-store {path} NEW` and use NEW (see docs/operations.md)"
+        )
+    raise UserError(f"{path} is not a gitops-dora store (neither a SQLite catalog nor a 0.1 DuckDB file)")
+
+
+def _postgres(url: str, data_path: str | None) -> StoreLocation:
+    normal = _URL.sub("postgresql://", url, count=1)
+    parts = urlsplit(normal)
+    shown = redact_url(normal)
+    if parts.password is not None:
+        raise UserError(
+            f"--db {shown}: put the catalog password in ${PASSWORD_ENV}, $PGPASSWORD or ~/.pgpass, "
+            "never in the URL"
+        )
+    if not data_path:
+        raise UserError(
+            f"--db {shown}: a PostgreSQL catalog needs --data-path or ${DATA_PATH_ENV} "
+            "(a folder every machine shares, or s3://bucket/prefix)"
+        )
+    dbname = unquote(parts.path.lstrip("/"))
+    if not dbname or not parts.hostname:
+        raise UserError(f"--db {shown}: give postgresql://USER@HOST[:PORT]/DBNAME")
+    fields = {"dbname": dbname, "host": parts.hostname}
+    if parts.port:
+        fields["port"] = str(parts.port)
+    if parts.username:
+        fields["user"] = unquote(parts.username)
+    for key in ("sslmode", "application_name", "connect_timeout"):
+        m = re.search(rf"(?:^|&){key}=([^&]+)", parts.query)
+        if m:
+            fields[key] = unquote(m.group(1))
+    conninfo = " ".join(f"{k}={_quote_libpq(v)}" for k, v in fields.items())
+    password = os.environ.get(PASSWORD_ENV)
+    if password and not os.environ.get("PGPASSWORD"):
+        os.environ["PGPASSWORD"] = password  # libpq reads it; never part of any string we print
+    return StoreLocation("postgres", conninfo, _with_slash(data_path), shown)
+
+
+def _quote_libpq(value: str) -> str:
+    if value and re.fullmatch(r"[A-Za-z0-9_.\-/:]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def redact_url(url: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://user:***@host``; the LAST ``@`` before the host
+    ends the credentials, so a password containing ``@`` is hidden whole."""
+    m = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#]*)(.*)$", url, re.DOTALL)
+    if not m:
+        return url
+    scheme, authority, rest = m.groups()
+    if "@" not in authority:
+        return url
+    userinfo, host = authority.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    hidden = f"{user}:***" if ":" in userinfo else "***"
+    return f"{scheme}{hidden}@{host}{rest}"

@@ -1,0 +1,96 @@
+"""Idempotent loads without key constraints: ``MERGE INTO`` on each table's natural key.
+
+Every writer goes through :func:`merge` (or ``WriteSession.upsert``, which calls it), so the
+choice "a re-load replaces" or "the first row wins" is made here, once, rather than by
+``INSERT OR REPLACE`` statements scattered over the collectors (DuckLake refuses those: it has no
+PRIMARY KEY to conflict on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import duckdb
+
+from analytics.store.keys import key_of
+
+OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def merge_sql(table: str, source_sql: str, columns: Sequence[str], on_match: OnMatch = "replace") -> str:
+    """The MERGE statement that loads ``source_sql`` (whose columns are named ``columns``).
+
+    ``on_match``: "replace" overwrites the given columns of an existing row (columns not given keep
+    their value, as INSERT OR REPLACE with a column list did); "ignore" keeps the existing row; a
+    mapping gives the SQL expression (over ``tgt`` and ``src``) each named column is set to.
+    """
+    keys = key_of(table)
+    missing = [k for k in keys if k not in columns]
+    if missing:
+        raise ValueError(f"loading {table} needs its key columns {missing}")
+    on = " AND ".join(f"tgt.{_q(k)} = src.{_q(k)}" for k in keys)
+    if on_match == "replace":
+        sets = {c: f"src.{_q(c)}" for c in columns if c not in keys}
+    elif on_match == "ignore":
+        sets = {}
+    else:
+        sets = dict(on_match)
+    matched = ""
+    if sets:
+        matched = " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{_q(c)} = {e}" for c, e in sets.items())
+    cols = ", ".join(_q(c) for c in columns)
+    vals = ", ".join(f"src.{_q(c)}" for c in columns)
+    return (f"MERGE INTO {_q(table)} AS tgt USING ({source_sql}) AS src ON {on}{matched}"
+            f" WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})")
+
+
+def merge(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source_sql: str,
+    columns: Sequence[str],
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+    *,
+    on_match: OnMatch = "replace",
+) -> None:
+    """Run :func:`merge_sql` on ``con``."""
+    con.execute(merge_sql(table, source_sql, columns, on_match), params)
+
+
+def merge_values(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    row: Mapping[str, Any],
+    *,
+    on_match: OnMatch = "replace",
+    expressions: Mapping[str, str] | None = None,
+) -> None:
+    """Load one row given as column -> value; ``expressions`` gives columns computed in SQL
+    (``now()``) instead."""
+    exprs = dict(expressions or {})
+    columns = [*row.keys(), *exprs.keys()]
+    select = ", ".join([*(f"? AS {_q(c)}" for c in row), *(f"{e} AS {_q(c)}" for c, e in exprs.items())])
+    merge(con, table, f"SELECT {select}", columns, list(row.values()), on_match=on_match)
+
+
+def merge_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_match: OnMatch = "replace",
+) -> None:
+    """Load a handful of rows in one MERGE over a bound VALUES list (registering a DataFrame costs
+    more than the statement for a few rows)."""
+    if not rows:
+        return
+    marks = "(" + ", ".join("?" for _ in columns) + ")"
+    names = ", ".join(_q(c) for c in columns)
+    source = f"SELECT * FROM (VALUES {', '.join(marks for _ in rows)}) AS v({names})"
+    merge(con, table, source, columns, [value for row in rows for value in row], on_match=on_match)
