@@ -53,12 +53,14 @@ class Report:
 
 
 def report_from_metrics(
-    payload: Mapping[str, Any], value_columns: Sequence[str], rated_metrics: Sequence[str] = ()
+    payload: Mapping[str, Any], value_columns: Sequence[str], rated_metrics: Sequence[str] = (),
+    snapshot: tuple[int, Any] | None = None,
 ) -> Report:
     """Tidy rows from a ``metrics`` JSON document (trend or not) and its value column order.
 
     ``rated_metrics`` fixes the rating columns even when there are no rows, so a scheduled consumer
-    always sees the same header.
+    always sees the same header. ``snapshot`` (id, commit time) is the store snapshot the numbers
+    were read from, recorded so ``--as-of <id>`` reproduces them exactly.
     """
     group_by = list(payload.get("group_by") or [])
     extra_dims = [d for d in group_by if d not in DIMENSION_COLUMNS]  # e.g. repository
@@ -79,6 +81,11 @@ def report_from_metrics(
         rows.append(row)
     columns = [*DIMENSION_COLUMNS, *extra_dims, *PERIOD_COLUMNS, *value_columns, *rating_columns]
     meta = {k: payload.get(k) for k in ("since", "until", "group_by", "trend", "benchmark")}
+    if snapshot is not None:
+        meta["snapshot_id"], meta["snapshot_time"] = snapshot
+        columns.append("snapshot_id")
+        for row in rows:
+            row["snapshot_id"] = snapshot[0]
     return Report(columns=columns, rows=rows, meta=meta)
 
 
@@ -141,6 +148,9 @@ def render_markdown(report: Report) -> str:
         f"Window {_plain(meta.get('since'))} to {_plain(meta.get('until'))} (UTC, end exclusive); "
         f"period: {meta.get('trend') or 'whole window'}; benchmark: {meta.get('benchmark') or 'latest'}.",
         "",
+        *([f"Data as of {_plain(meta.get('snapshot_time'))} (snapshot {meta['snapshot_id']}; "
+           f"`--as-of {meta['snapshot_id']}` reproduces this report).", ""]
+          if meta.get("snapshot_id") is not None else []),
         "| " + " | ".join(report.columns) + " |",
         "|" + "|".join("---" for _ in report.columns) + "|",
     ]

@@ -85,3 +85,10 @@ def get_ctx(ctx: typer.Context) -> AppContext:
     if not isinstance(obj, AppContext):  # pragma: no cover - only when a command runs without the callback
         obj = AppContext(db_option=None, config_option=None, debug=False)
     return obj
+
+
+AS_OF_OPTION = typer.Option(
+    None, "--as-of", show_default=False,
+    help="read the store as it was: a snapshot id (as `report` records it) or a time "
+         "(ISO 8601 with zone); reproduces exactly what was reported then",
+)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from analytics.cli.app import app, get_ctx
+from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.output import Format, print_rows
 
 COLUMNS = (
@@ -30,11 +30,12 @@ def incidents_command(
     until: str | None = typer.Option(None, "--until", help="created before (half-open window, UTC)"),
     status: Status | None = typer.Option(None, "--status", help="open or resolved"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+    as_of: str | None = AS_OF_OPTION,
 ) -> None:
     """List incidents and the deployment each was attributed to (rule: root_cause, gap, unattributed)."""
     from analytics.metrics.engine import apply_settings
     from analytics.metrics.window import parse_instant
-    from analytics.store.connection import open_reader
+    from analytics.store.connection import open_reader, parse_as_of
 
     app_ctx = get_ctx(ctx)
     clauses: list[str] = []
@@ -54,7 +55,7 @@ def incidents_command(
     if status is not None:
         clauses.append("is_open" if status == Status.open else "NOT is_open")
     where = " AND ".join(clauses) or "TRUE"
-    con = open_reader(app_ctx.db_path)
+    con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
         apply_settings(con, app_ctx.config)
         cursor = con.execute(

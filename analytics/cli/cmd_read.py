@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from analytics.cli.app import app, get_ctx
+from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.output import Format, print_rows
 
 DEPLOYMENT_COLUMNS = (
@@ -51,11 +51,12 @@ def deployments_command(
     since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD or ISO 8601 with zone (inclusive)"),
     until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+    as_of: str | None = AS_OF_OPTION,
 ) -> None:
     """List deployments (all statuses), oldest first, with how many changes each shipped and, for
     reconciler deployments, how their object was mapped to a service and environment."""
     from analytics.metrics.window import parse_instant
-    from analytics.store.connection import open_reader
+    from analytics.store.connection import open_reader, parse_as_of
 
     lo = parse_instant(since, "--since") if since else None
     hi = parse_instant(until, "--until") if until else None
@@ -75,7 +76,7 @@ def deployments_command(
     if hi is not None:
         clauses.append("d.deployed_at < ?")
         params.append(hi)
-    con = open_reader(get_ctx(ctx).db_path)
+    con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of))
     try:
         cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
@@ -128,11 +129,12 @@ def metrics_command(
         None, "--lead-time-start", help="author or committer: which commit time starts lead time [config]"
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+    as_of: str | None = AS_OF_OPTION,
 ) -> None:
     """DORA metrics per group over the half-open window [since, until) in UTC."""
     from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
     from analytics.metrics.window import parse_instant
-    from analytics.store.connection import open_reader
+    from analytics.store.connection import open_reader, parse_as_of
 
     app_ctx = get_ctx(ctx)
     query = MetricsQuery(
@@ -148,7 +150,7 @@ def metrics_command(
         lead_time_start=lead_time_start,
     )
     config = app_ctx.config
-    con = open_reader(app_ctx.db_path)
+    con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
         report = compute_metrics(con, query, config)
     finally:

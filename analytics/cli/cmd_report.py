@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from analytics.cli.app import app, get_ctx
+from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.errors import UserError
 from analytics.reports import ReportFormat
 
@@ -44,13 +44,14 @@ def report_command(
     service: list[str] | None = typer.Option(None, "--service", help="only these services (repeatable)"),
     environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
     team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
+    as_of: str | None = AS_OF_OPTION,
 ) -> None:
     """Write one tidy row per group and period (every `metrics` field, ratings flattened)."""
     from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
     from analytics.metrics.window import parse_instant
     from analytics.progress import say
     from analytics.reports import RENDERERS, report_from_metrics, write_atomically
-    from analytics.store.connection import open_reader
+    from analytics.store.connection import open_reader, parse_as_of, reader_snapshot
 
     if period is not None and period not in ("week", "month"):
         raise UserError(f"--period {period!r}: use week or month")
@@ -69,13 +70,14 @@ def report_command(
         benchmark=benchmark,
     )
     config = app_ctx.config
-    con = open_reader(app_ctx.db_path)
+    con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
+        snap = reader_snapshot(con)
         result = compute_metrics(con, query, config)
     finally:
         con.close()
     keys = (*result.group_by, "period_start", "period_end", "ratings")
     values = [c for c in result.columns if c not in keys]
-    report = report_from_metrics(result.payload(), values, _rated_metrics(benchmark))
+    report = report_from_metrics(result.payload(), values, _rated_metrics(benchmark), (snap.id, snap.time))
     write_atomically(out, RENDERERS[chosen](report))
     say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")

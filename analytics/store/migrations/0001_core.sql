@@ -128,7 +128,12 @@ CREATE TABLE reconciler_events (
     status          VARCHAR,
     source          VARCHAR NOT NULL,        -- cluster | kubectl-dump | webhook | watch
     deployment_id   VARCHAR,
-    payload         JSON
+    payload         JSON,
+    -- What identifies the desired state a reconciler applied: the commit for Argo CD and Flux
+    -- Kustomizations, the Helm release version for HelmReleases. A new value is a new deployment;
+    -- the same value again is a re-sync. (In the table from the start: DuckLake cannot flush rows
+    -- inlined in its catalog into a table that gained a column later.)
+    state_key       VARCHAR
 );
 
 -- Incremental watermarks, one row per (source, key).

@@ -1,9 +1,5 @@
 -- Reconciler collection (issue 5).
 
--- What identifies the desired state a reconciler applied: the commit for Argo CD and Flux
--- Kustomizations, the Helm release version for HelmReleases. A new value is a new deployment;
--- the same value again is a re-sync.
-ALTER TABLE reconciler_events ADD COLUMN state_key VARCHAR;
 
 -- Every reconciler object seen, with how it was mapped to a service and an environment.
 CREATE TABLE reconciler_objects (
