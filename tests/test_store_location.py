@@ -1,0 +1,84 @@
+"""What ``--db`` names and how the store refuses what it must not use: a URL with a password,
+a PostgreSQL catalog without a data path, a 0.1 single-file store; every table has a natural key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from analytics.errors import UserError
+from analytics.store.connection import open_writer, tables_present
+from analytics.store.keys import TABLE_KEYS
+from analytics.store.location import redact_url, resolve
+from tests.store_query import store_reader
+
+
+def test_a_path_is_a_sqlite_catalog_with_data_beside_it(tmp_path: Path) -> None:
+    loc = resolve(tmp_path / "x.ducklake")
+    assert loc.kind == "sqlite"
+    assert loc.catalog == str(tmp_path / "x.ducklake")
+    assert loc.data_path == str(tmp_path / "x.ducklake.files") + "/"
+    assert loc.attach_target() == f"ducklake:sqlite:{tmp_path / 'x.ducklake'}"
+
+
+def test_a_postgres_url_becomes_a_libpq_string_without_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("GITOPS_DORA_DB_PASSWORD", "s3cr3t")
+    loc = resolve("postgresql://dora@db.internal:5433/metrics?sslmode=require", "s3://bucket/prefix")
+    assert loc.kind == "postgres"
+    assert loc.catalog == "dbname=metrics host=db.internal port=5433 user=dora sslmode=require"
+    assert loc.data_path == "s3://bucket/prefix/"
+    assert "s3cr3t" not in loc.catalog and "s3cr3t" not in str(loc)
+    import os
+
+    assert os.environ["PGPASSWORD"] == "s3cr3t"  # handed to libpq through its own variable
+
+
+def test_a_password_in_the_url_is_refused_and_not_echoed() -> None:
+    with pytest.raises(UserError) as err:
+        resolve("postgresql://dora:hunter2@db:5432/x", "/shared")
+    assert "hunter2" not in str(err.value)
+    assert "GITOPS_DORA_DB_PASSWORD" in str(err.value)
+
+
+def test_postgres_needs_a_data_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITOPS_DORA_DATA_PATH", raising=False)
+    with pytest.raises(UserError, match="--data-path"):
+        resolve("postgresql://dora@db:5432/x")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://bob:PW@host/x.git", "https://bob:***@host/x.git"),
+    ("https://user:p@ssS3CRET@host/x", "https://user:***@host/x"),
+    ("https://ghp_TOKEN@github.com/o/r.git", "https://***@github.com/o/r.git"),
+    ("https://host/plain", "https://host/plain"),
+])
+def test_redact_url_hides_every_credential(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_an_old_single_file_store_is_refused_with_the_command_to_run(tmp_path: Path) -> None:
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE schema_migrations (version INTEGER)")
+    con.close()
+    with pytest.raises(UserError, match="migrate-store"):
+        resolve(old)
+
+
+def test_every_table_has_a_declared_natural_key_whose_columns_exist(tmp_path: Path) -> None:
+    db = tmp_path / "k.ducklake"
+    with open_writer(db, source="test"):
+        pass
+    con = store_reader(db)
+    try:
+        tables = tables_present(con)
+        assert tables == set(TABLE_KEYS), (tables ^ set(TABLE_KEYS))
+        for table, key in TABLE_KEYS.items():
+            cols = {r[0] for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+            assert set(key) <= cols, (table, key, cols)
+    finally:
+        con.close()
