@@ -13,7 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
   echo '*' > "$venv/.gitignore"  # keep git status clean (Python 3.13's venv does this itself)
 fi
 pip=("$venv/bin/python" -m pip -q --disable-pip-version-check)
-"${pip[@]}" install --upgrade pip
+"${pip[@]}" install --upgrade pip setuptools  # setuptools: the build backend the lock pins too
 "${pip[@]}" install --upgrade --upgrade-strategy eager -e '.[dev]'
 "$venv/bin/python" - requirements/dev.lock <<'PY'
 import re, sys

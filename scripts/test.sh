@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${GITOPS_DORA_TEST_VENV:-.venv}
-[ "$venv" = .venv ] && bash scripts/bootstrap.sh dev
+if [ "$venv" = .venv ]; then
+  bash scripts/bootstrap.sh dev
+fi
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
