@@ -139,11 +139,11 @@ def remembered_options(db_path: StoreRef, repo_id: str) -> GitOptions | None:
         return None
 
 
-def collect(db_path: StoreRef, location: RepoLocation, options: GitOptions, tips: dict[str, str]) -> GitSummary:
+def collect(
+    db_path: StoreRef, location: RepoLocation, options: GitOptions, tips: dict[str, str],
+) -> GitSummary:
     """Mine into the store in one writer session (one transaction); see the module docstring."""
-    from analytics.attribution import attribute_changes
-    from analytics.collectors import git_deploy, git_log
-    from analytics.progress import progress
+    from analytics.collectors import git_deploy
     from analytics.store.connection import WriteSession, write_unit
 
     repo_id, repo = location.repo_id, location.local_path
@@ -153,58 +153,9 @@ def collect(db_path: StoreRef, location: RepoLocation, options: GitOptions, tips
     if options.deploy_tags is not None:
         git_deploy.compile_pattern(options.deploy_tags)
     branch_ref = git_deploy.resolve_branch(repo, options.deploy_branch) if options.deploy_branch else None
+
     def work(session: WriteSession) -> None:
-        with progress(f"git {repo_id}", total=5) as bar:
-            con = session.con
-            old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
-            old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
-            had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-            exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
-            summary.full = not exclude
-            summary.mark("open")
-            bar.update(description=f"git {repo_id}: reading history")
-            summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
-            bar.advance()
-            summary.mark("commits")
-            bar.update(description=f"git {repo_id}: tags")
-            tags, summary.skipped_tags = git_log.list_tags(repo)
-            summary.tags = git_log.replace_tags(con, repo_id, tags)
-            merge(con, "repositories",
-                  "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow, now() AS last_collected_at",
-                  ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
-                  [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow])
-            bar.advance()
-            summary.mark("tags")
-            bar.update(description=f"git {repo_id}: deployments")
-            deployments: list[git_deploy.GitDeployment] = []
-            if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
-                deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
-            if branch_ref is not None and options.deploy_branch is not None:
-                deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
-            scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
-                                                    deployments)
-            summary.deployments = len(deployments)
-            if deployments:
-                _upsert_service(con, options)
-            bar.advance()
-            summary.mark("deployments")
-            bar.update(description=f"git {repo_id}: attributing commits to deployments")
-            # New commits can complete deployments from any source that name this repository.
-            scopes |= {(str(s), str(e)) for s, e in con.execute(
-                "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
-            ).fetchall()}
-            summary.changes = attribute_changes(session, scopes=scopes)
-            bar.advance()
-            summary.mark("attribution")
-            if location.is_shallow:
-                session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
-            session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
-            session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
-            total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-            summary.total_commits = int(total[0]) if total else 0
-            session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
-            session.messages.append(summary.line())
-            bar.advance()
+        ingest(session, location, options, tips, summary, branch_ref)
 
     write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url))
     summary.mark("commit+snapshot")
@@ -212,6 +163,72 @@ def collect(db_path: StoreRef, location: RepoLocation, options: GitOptions, tips
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items()
                                       if not k.startswith("_")), file=sys.stderr)
     return summary
+
+
+def ingest(
+    session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
+    branch_ref: str | None,
+) -> None:
+    """The unit of work of ``collect git`` on an open session: commits, tags, deployments,
+    attribution and the new watermark (kept apart from ``collect`` so bench/store_engines.py can
+    run the very same work on a native DuckDB connection)."""
+    from analytics.attribution import attribute_changes
+    from analytics.collectors import git_deploy, git_log
+    from analytics.progress import progress
+
+    repo_id, repo = location.repo_id, location.local_path
+    with progress(f"git {repo_id}", total=5) as bar:
+        con = session.con
+        old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
+        old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
+        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+        exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
+        summary.full = not exclude
+        summary.mark("open")
+        bar.update(description=f"git {repo_id}: reading history")
+        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
+        bar.advance()
+        summary.mark("commits")
+        bar.update(description=f"git {repo_id}: tags")
+        tags, summary.skipped_tags = git_log.list_tags(repo)
+        summary.tags = git_log.replace_tags(con, repo_id, tags)
+        merge(con, "repositories",
+              "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
+              " now() AS last_collected_at",
+              ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
+              [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow])
+        bar.advance()
+        summary.mark("tags")
+        bar.update(description=f"git {repo_id}: deployments")
+        deployments: list[git_deploy.GitDeployment] = []
+        if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
+            deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
+        if branch_ref is not None and options.deploy_branch is not None:
+            deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+        scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
+                                                deployments)
+        summary.deployments = len(deployments)
+        if deployments:
+            _upsert_service(con, options)
+        bar.advance()
+        summary.mark("deployments")
+        bar.update(description=f"git {repo_id}: attributing commits to deployments")
+        # New commits can complete deployments from any source that name this repository.
+        scopes |= {(str(s), str(e)) for s, e in con.execute(
+            "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
+        ).fetchall()}
+        summary.changes = attribute_changes(session, scopes=scopes)
+        bar.advance()
+        summary.mark("attribution")
+        if location.is_shallow:
+            session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
+        session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
+        session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
+        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+        summary.total_commits = int(total[0]) if total else 0
+        session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
+        session.messages.append(summary.line())
+        bar.advance()
 
 
 def _upsert_service(con: object, options: GitOptions) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from analytics.errors import UserError
 from analytics.progress import say
-from analytics.store.location import StoreLocation
+from analytics.store.location import StoreLocation, resolve
 
 MANIFEST_NAME = "demo-manifest.json"
 CONFIG_NAME = "gitops-dora.yaml"
@@ -27,6 +27,9 @@ class DemoContext:
     workdir: Path
     db_path: StoreLocation
     manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.db_path = resolve(self.db_path)  # a plain path is accepted too
 
     @property
     def repos_dir(self) -> Path:
