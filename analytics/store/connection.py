@@ -139,10 +139,19 @@ def connect(
         raise UserError(
             f"no database at {loc}: run `gitops-dora demo` or a `gitops-dora collect` command first"
         )
+    if loc.kind == "sqlite" and Path(loc.catalog).is_file() and Path(loc.catalog).stat().st_size == 0 \
+            and not loc.data_path.startswith("s3://") and any(Path(loc.data_path).rglob("*.parquet")):
+        # SQLite would take an empty file for a new catalog and orphan every data file
+        raise UserError(f"store {loc}: the catalog file is empty but {loc.data_path} holds data files; "
+                        "restore the catalog from a backup (docs/operations.md#backups)")
     if loc.kind == "sqlite" and not read_only:
-        Path(loc.catalog).parent.mkdir(parents=True, exist_ok=True)
-        if not loc.data_path.startswith("s3://"):
-            Path(loc.data_path).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(loc.catalog).parent.mkdir(parents=True, exist_ok=True)
+            if not loc.data_path.startswith("s3://"):
+                Path(loc.data_path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only folder, a file where a folder belongs
+            raise UserError(f"store {loc}: cannot create {exc.filename or loc.data_path}: "
+                            f"{exc.strerror or exc}") from None
     con = duckdb.connect(config=_CONFIG)
     try:
         con.execute(f"LOAD {_sql_str(_extension_file('ducklake'))}")
@@ -168,6 +177,10 @@ def connect(
         if snapshot is not None or snapshot_time is not None:
             when = snapshot if snapshot is not None else snapshot_time
             raise UserError(f"store {loc}: no snapshot {when} ({_first_line(exc)})") from None
+        if "malformed" in str(exc) or "not a database" in str(exc):
+            reason = "disk image is malformed" if "malformed" in str(exc) else "not a database"
+            raise UserError(f"store {loc}: the catalog file is damaged ({reason}); nothing was written; "
+                            "restore it from a backup (docs/operations.md#backups)") from None
         raise _translate(exc, loc, "opening the catalog") from None
     except BaseException:
         con.close()
