@@ -38,12 +38,6 @@ class ImageRef:
     tag: str
 
 
-def _first(cursor: Any) -> Any:
-    """The first row, fetching the rest so the connection is free for the next statement."""
-    rows = cursor.fetchall()
-    return rows[0] if rows else None
-
-
 def _git(repo: Path, *args: str) -> str | None:
     import os
 
@@ -154,14 +148,9 @@ class AppRepo:
 
 
 def _local_path(session: WriteSession, location: str) -> Path | None:
-    row = _first(
-        session.con.execute(
-            "SELECT local_path FROM repositories "
-            "WHERE (url = ? OR id = ? OR local_path = ?) AND local_path IS NOT NULL",
-            [location, location, location],
-        )
-    )
-    candidates = [Path(str(row[0]))] if row else []
+    row = next((r for r in session.repositories()
+                if location in (r[1], r[0], r[2]) and r[2] is not None), None)
+    candidates = [Path(str(row[2]))] if row else []
     if "://" not in location:
         candidates.append(Path(location).expanduser())
     return next((p for p in candidates if p.exists()), None)
@@ -216,17 +205,19 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
                 repos.append(AppRepo(id=repo_id_for(session, location), path=local))
         apps[svc.name] = repos
     rows: list[dict[str, Any]] = []
+    unparsable: list[str] = []
     for commit in Repository(
         str(path), only_modifications_with_file_types=[".yaml", ".yml"]
     ).traverse_commits():
         for mod in commit.modified_files:
             file_path = mod.new_path
-            if not file_path or mod.source_code is None:
+            # pydriller keeps every file of a commit that touched a YAML file: read only YAML
+            if not file_path or mod.source_code is None or not file_path.endswith((".yaml", ".yml")):
                 continue
             try:
                 docs = list(yaml.safe_load_all(mod.source_code))
             except yaml.YAMLError:
-                session.warn("unparsable_config_yaml", f"{repo_id}:{commit.hash[:12]}:{file_path}")
+                unparsable.append(f"{repo_id}:{commit.hash[:12]}:{file_path}")
                 continue
             for doc in docs:
                 for ref in image_refs(doc, config.mapping.image_value_paths):
@@ -251,9 +242,8 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
                                 "app_sha": app_sha,
                             }
                         )
-    unresolved = sorted({r["tag"] for r in rows if r["app_sha"] is None})
-    for tag in unresolved:
-        session.warn("unresolved_image_tag", f"{repo_id}: {tag}")
+    session.warn_many("unparsable_config_yaml", unparsable)
+    session.warn_many("unresolved_image_tag", sorted({f"{repo_id}: {r['tag']}" for r in rows if r["app_sha"] is None}))
     session.upsert("config_image_changes", rows)
     return len(rows)
 
@@ -264,6 +254,7 @@ class _Linker:
     config: Config
     scanned: set[str] = field(default_factory=set)
     ancestors: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    image_rows: dict[tuple[str, str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
 
     def config_path(self, service: Service) -> Path | None:
         if service.gitops is None:
@@ -284,12 +275,15 @@ class _Linker:
         reachable = self.ancestry(repo, config_sha)
         if not reachable:
             return None
-        rows = self.session.con.execute(
-            """SELECT commit_sha, app_repo, app_sha, environment FROM config_image_changes
-               WHERE config_repo = ? AND service = ? AND environment IN (?, '') AND app_sha IS NOT NULL
-               ORDER BY committed_at DESC, commit_sha""",
-            [repo_id, service, env],
-        ).fetchall()
+        key = (repo_id, service, env)
+        if key not in self.image_rows:  # one query per service and environment, not per deployment
+            self.image_rows[key] = self.session.con.execute(
+                """SELECT commit_sha, app_repo, app_sha, environment FROM config_image_changes
+                   WHERE config_repo = ? AND service = ? AND environment IN (?, '') AND app_sha IS NOT NULL
+                   ORDER BY committed_at DESC, commit_sha""",
+                [repo_id, service, env],
+            ).fetchall()
+        rows = self.image_rows[key]
         for wanted_env in (env, ""):
             for commit_sha, app_repo, app_sha, row_env in rows:
                 if row_env == wanted_env and commit_sha in reachable:
@@ -317,16 +311,17 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
     finally:
         session.con.unregister("_link_ids")
     deps = [d for d in deps if d[1] in linked]
-    history: dict[tuple[str, str], list[tuple[Any, str]]] = {}
-    for source, source_ref in sorted({(d[5], d[6]) for d in deps}):
-        history[(source, source_ref)] = [
-            (r[0], r[1])
-            for r in session.con.execute(
-                "SELECT deployed_at, revision FROM deployments WHERE source = ? AND source_ref = ? "
-                "AND status = 'success' AND revision IS NOT NULL ORDER BY deployed_at",
-                [source, source_ref],
-            ).fetchall()
-        ]
+    relinked: list[str] = []
+    all_changes: list[dict[str, Any]] = []
+    history: dict[tuple[str, str], list[tuple[Any, str]]] = {(d[5], d[6]): [] for d in deps}
+    if history:
+        for source, source_ref, at, revision in session.con.execute(
+            "SELECT source, source_ref, deployed_at, revision FROM deployments "
+            "WHERE list_contains(?, source || chr(31) || source_ref) "
+            "AND status = 'success' AND revision IS NOT NULL ORDER BY deployed_at",
+            [[f"{a}\x1f{b}" for a, b in history]],
+        ).fetchall():
+            history[(source, source_ref)].append((at, revision))
     for dep_id, service_name, env, revision, config_repo, source, source_ref, deployed_at in deps:
         service = config.service(service_name)
         if service is None:
@@ -372,6 +367,13 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
             spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
             listed = _git(repo_path, "rev-list", *spec, "--", env_path) or ""
             changes.extend({"deployment_id": dep_id, "repo": config_repo, "sha": s} for s in listed.split())
-        session.con.execute("DELETE FROM deployment_changes WHERE deployment_id = ?", [dep_id])
-        written += session.upsert("deployment_changes", changes) if changes else 0
+        relinked.append(dep_id)
+        all_changes.extend(changes)
+    # One delete and one load for every deployment linked here: each statement costs a catalog
+    # round trip on DuckLake, so per-deployment statements would dominate the import.
+    if relinked:
+        session.con.execute("DELETE FROM deployment_changes WHERE list_contains(?, deployment_id)",
+                            [relinked])
+        unique = {(c["deployment_id"], c["repo"], c["sha"]): c for c in all_changes}
+        written = session.upsert("deployment_changes", list(unique.values())) if unique else 0
     return written

@@ -120,12 +120,8 @@ def config_repo_for(session: WriteSession, config: Config, service: str) -> str 
 def repo_id_for(session: WriteSession, location: str) -> str:
     """The repositories.id of a path or URL from the config (the collected row when there is one)."""
     resolved = str(Path(location).expanduser().resolve()) if "://" not in location else location
-    row = _first(
-        session.con.execute(
-            "SELECT id FROM repositories WHERE url = ? OR local_path = ? OR url = ? OR id = ? LIMIT 1",
-            [location, resolved, resolved, location],
-        )
-    )
+    row = next((r for r in session.repositories()
+                if r[1] == location or r[2] == resolved or r[1] == resolved or r[0] == location), None)
     if row:
         return str(row[0])
     name = location.rstrip("/").rsplit("/", 1)[-1]

@@ -197,6 +197,7 @@ def ingest(
               " now() AS last_collected_at",
               ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
               [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow])
+        session.forget_repositories()
         bar.advance()
         summary.mark("tags")
         bar.update(description=f"git {repo_id}: deployments")

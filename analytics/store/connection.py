@@ -221,6 +221,18 @@ class WriteSession:
     target: str
     rows_written: int = 0
     messages: list[str] = field(default_factory=list)
+    _repositories: list[tuple[Any, ...]] | None = None
+
+    def repositories(self) -> list[tuple[Any, ...]]:
+        """(id, url, local_path) of every repository, read once per unit: linking looks them up
+        per deployment, and each statement is a catalog round trip on DuckLake."""
+        if self._repositories is None:
+            self._repositories = [tuple(r) for r in self.con.execute(
+                "SELECT id, url, local_path FROM repositories ORDER BY id").fetchall()]
+        return self._repositories
+
+    def forget_repositories(self) -> None:
+        self._repositories = None
 
     @property
     def db_path(self) -> StoreLocation:
@@ -260,6 +272,17 @@ class WriteSession:
             "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
         ).fetchall()
         return rows[0][0] if rows else None
+
+    def warn_many(self, kind: str, details: Sequence[str]) -> None:
+        """Several warnings of one kind in one statement (each statement is a catalog round trip)."""
+        counts: dict[str, int] = {}
+        for detail in details:
+            counts[detail] = counts.get(detail, 0) + 1
+        if counts:
+            from analytics.store.upsert import merge_rows
+
+            merge_rows(self.con, "data_warnings", ["source", "target", "kind", "detail", "count", "updated_at"],
+                       [[self.source, self.target, kind, d, n, datetime.now(UTC)] for d, n in counts.items()])
 
     def warn(self, kind: str, detail: str, count: int = 1) -> None:
         """Record a data-quality warning (shown on the Data health page)."""
