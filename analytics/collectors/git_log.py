@@ -21,6 +21,7 @@ import duckdb
 
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
+from analytics.store.connection import StoreSpaceError, is_space_error
 from analytics.store.upsert import merge_sql
 
 SEP = "\x1f"
@@ -264,6 +265,9 @@ def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclu
                 try:
                     con.execute(_load_sql(_read_csv_sql(source), before == 0), [repo_id])
                 except duckdb.Error as exc:
+                    if is_space_error(exc):  # the store's disk, not the repository, is the problem
+                        raise StoreSpaceError(f"no space left while storing the history of {repo}; "
+                                              "nothing of this run was committed") from None
                     raise SourceError(
                         f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
                     ) from None

@@ -95,14 +95,14 @@ def is_conflict(exc: BaseException) -> bool:
         or "Transaction conflict" in text or "conflict" in text.lower() and "commit" in text.lower()
 
 
-def _is_space(exc: BaseException) -> bool:
+def is_space_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "no space left" in text or "disk is full" in text or "disk quota" in text \
         or "database or disk is full" in text
 
 
 def _translate(exc: duckdb.Error, loc: StoreLocation, doing: str) -> UserError:
-    if _is_space(exc):
+    if is_space_error(exc):
         return StoreSpaceError(f"store {loc}: no space left while {doing}; nothing of this run was committed")
     if is_conflict(exc):
         return StoreConflictError(f"store {loc}: another writer committed a conflicting change while {doing}")
@@ -521,9 +521,6 @@ def latest_snapshot_id(db: StoreRef) -> int | None:
                 row = lite.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
             return int(row[0]) if row and row[0] is not None else None
         except sqlite3.Error:
-            pass  # not initialised yet, or another layout: ask DuckLake itself
-    try:
-        snap = latest_snapshot(loc)
-    except UserError:
-        return None
+            pass  # not initialised yet, another layout, or a full disk: DuckLake's error says which
+    snap = latest_snapshot(loc)
     return snap.id if snap else None
