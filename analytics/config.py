@@ -167,6 +167,15 @@ class Webhooks(_Model):
     default_environment: str = "production"
 
 
+class DashboardSettings(_Model):
+    answers_dir: str | None = Field(
+        default=None,
+        description="folder (relative to this file) the Maturity page may save answers into; "
+                    "unset: download only",
+    )
+    login: bool = Field(default=False, description="require Streamlit's OIDC login ([auth] in secrets.toml)")
+
+
 class Config(_Model):
     services: list[Service] = Field(default_factory=list)
     environments: list[Environment] = Field(
@@ -177,6 +186,7 @@ class Config(_Model):
     connections: Connections = Field(default_factory=Connections)
     mapping: ReconcilerMapping = Field(default_factory=ReconcilerMapping)
     webhooks: Webhooks = Field(default_factory=Webhooks)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

@@ -1,6 +1,8 @@
 """gitops-dora dashboard entry point: filters in the sidebar, one page per view (``st.navigation``).
 
-Run with ``gitops-dora dashboard``; the database comes from ``GITOPS_DORA_DB``.
+Run with ``gitops-dora dashboard``; the database comes from ``GITOPS_DORA_DB``. With login switched
+on (``dashboard.login`` or ``GITOPS_DORA_REQUIRE_LOGIN=1``) nothing but the sign-in shows until
+``st.user`` is signed in (dashboards/auth.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import os
 
 import streamlit as st
 
-from dashboards.source import db_path, pinned_render, show_snapshot
+from analytics.config import load_config
+from analytics.errors import ConfigError
+from dashboards.auth import gate, login_from_env, login_required
+from dashboards.safe_text import md
+from dashboards.source import config_path, db_path, pinned_render, show_snapshot
 from dashboards.state import sidebar_filters
 from dashboards.warmup import WARMUP_ENV, warm_default_view
 
@@ -29,7 +35,14 @@ PAGES = [
             url_path="data-health"),
 ]
 
-navigation = st.navigation(PAGES)
+allowed = False
+try:
+    allowed = gate(login_from_env() or login_required(load_config(config_path()).dashboard.login))
+except ConfigError as exc:  # whether login is required is unknown: show nothing
+    st.error(f"Cannot read the config: {md(exc)}", icon=":material/error:")
+navigation = st.navigation(PAGES, position="sidebar" if allowed else "hidden")
+if not allowed:
+    st.stop()
 if os.environ.get(WARMUP_ENV) == "1":
     warm_default_view(db_path())
 try:
@@ -41,5 +54,5 @@ try:
 except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
     logging.getLogger("gitops_dora.dashboard").exception("page failed")
     first = str(exc).splitlines()[0] if str(exc) else ""
-    st.error(f"Cannot show this page: {type(exc).__name__}: {first}", icon=":material/error:")
+    st.error(f"Cannot show this page: {type(exc).__name__}: {md(first)}", icon=":material/error:")
     st.caption("The full traceback is in the dashboard's log (stderr of `gitops-dora dashboard`).")

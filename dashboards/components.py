@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.reports import escape_cell
+from dashboards.safe_text import file_part, md
 
 COLLECT_DEPLOYMENTS = "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX"
 COLLECT_RECONCILERS = "gitops-dora collect argocd` or `gitops-dora collect flux"
@@ -19,8 +20,9 @@ RATING_COLORS = {"elite": "green", "high": "blue", "medium": "orange", "low": "r
 
 
 def no_data(what: str, command: str) -> None:
-    """A page or section without data says what to collect; it is never blank."""
-    st.info(f"No {what} yet — collect it with `{command}`.", icon=":material/info:")
+    """A page or section without data says what to collect; it is never blank. ``what`` is shown
+    as plain text; ``command`` is the dashboard's own Markdown (commands in backticks)."""
+    st.info(f"No {md(what)} yet — collect it with `{command}`.", icon=":material/info:")
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -42,7 +44,16 @@ def table(
     selectable: bool = False,
 ) -> int | None:
     """A dataframe with its CSV download button (every table has one); with ``selectable``, the
-    position of the row the user clicked (None when none is selected)."""
+    position of the row the user clicked (None when none is selected).
+
+    Cells are drawn as text. Link and image columns are refused: a URL in the data (an incident's,
+    a pull request's, a repository's web address) is shown for copying, never opened or fetched."""
+    for name, spec in (column_config or {}).items():
+        kind = (spec.get("type_config") or {}).get("type") if isinstance(spec, dict) else None
+        if kind in ("link", "image"):
+            raise ValueError(f"column {name!r}: {kind} columns would turn data into links or fetches")
+    stem, dot, ext = file_name.rpartition(".")
+    file_name = f"{file_part(stem)}.{file_part(ext)}" if dot else file_part(file_name)
     event = st.dataframe(frame, hide_index=True, column_config=column_config, key=f"df-{key}",
                          height=height if height is not None else "auto",
                          on_select="rerun" if selectable else "ignore", selection_mode="single-row")

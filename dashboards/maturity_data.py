@@ -14,6 +14,7 @@ import streamlit as st
 from dashboards.components import is_missing, no_data, table
 from dashboards.filters import Filters
 from dashboards.queries import frame, relations
+from dashboards.safe_text import md
 
 ASSESS_HINT = "gitops-dora assess PATH_TO_CONFIG_REPO --history monthly"
 # plain words: emoji fonts are often missing on servers and in headless browsers
@@ -54,7 +55,9 @@ def _level_text(level: Any) -> str:
 
 
 def level_badge(db: Path, f: Filters) -> None:
-    """The latest assessed level of each target (Overview)."""
+    """The latest assessed level of each target (Overview). The badge holds only the level: st.badge
+    escapes square brackets itself, so data in it could not be shown literally; the target (a path
+    or URL) is in the caption below it."""
     found = assessments(db)
     if found is None or found.empty:
         no_data("maturity assessment", ASSESS_HINT)
@@ -63,8 +66,8 @@ def level_badge(db: Path, f: Filters) -> None:
     for row in latest.itertuples():
         level = row.level
         color = "gray" if is_missing(level) else LEVEL_COLORS.get(int(level), "gray")
-        st.badge(f"{row.target}: {_level_text(level)}", color=color)  # type: ignore[arg-type]
-        st.caption(f"assessed as of {pd.Timestamp(row.as_of).date()} ({row.kind})")
+        st.badge(_level_text(level), color=color)  # type: ignore[arg-type]
+        st.caption(f"{md(row.target)}: assessed as of {pd.Timestamp(row.as_of).date()} ({md(row.kind)})")
 
 
 def _evidence_text(evidence: list[dict[str, Any]] | None) -> str:
@@ -127,8 +130,13 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
     steps = result.get("next_steps") or []
     if not steps:
         st.success("No open capability at the next level.")
+    actions = {c.id: c.action for lvl in model.levels for c in lvl.capabilities}
     for step in steps:
-        st.markdown(f"- **{step.get('capability')}**: {step.get('action')}")
+        # the action text is the model's own Markdown when the stored id is a model capability;
+        # anything else in the stored result is shown as plain text
+        cap_id = str(step.get("capability"))
+        action = actions.get(cap_id) or md(step.get("action"))
+        st.markdown(f"- **{md(cap_id)}**: {action}")
 
     st.subheader("Maturity over time, with DORA trends")
     monthly = found[(found["target"] == target) & (found["kind"] == "monthly")].sort_values("as_of")

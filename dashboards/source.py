@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 import duckdb

@@ -10,6 +10,7 @@ import streamlit as st
 from analytics.paths import data_dir
 from dashboards.filters import Filters, parse_params
 from dashboards.queries import dimensions
+from dashboards.safe_text import md, md_code
 from dashboards.source import db_path
 
 ALL = "(all)"
@@ -60,7 +61,7 @@ def sidebar_filters() -> Filters:
     if first_run or (url_now and st.session_state.get(_SEEN_URL) != url_now):
         problems = _load_from_url(dims, years)
     side = st.sidebar
-    side.caption(f"Database: `{db}`")
+    side.caption(f"Database: {md_code(db)}")
     window = side.date_input("Deployment window (UTC)", key=_KEYS["window"], format="YYYY-MM-DD")
     teams = [ALL, *dims["teams"]]
     if st.session_state[_KEYS["team"]] not in teams:
@@ -105,7 +106,7 @@ def sidebar_filters() -> Filters:
     st.session_state["filters"] = f
     st.session_state["filter_problems"] = problems
     for problem in problems:
-        side.warning(f"Ignored URL parameter: {problem}")
+        side.warning(f"Ignored URL parameter: {md(problem)}")
     return f
 
 

@@ -23,6 +23,7 @@ from streamlit.testing.v1 import AppTest
 from analytics.store.connection import open_writer
 from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
+from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text
 from tests.store_query import store_reader
 
@@ -262,7 +263,7 @@ def test_empty_and_missing_database_say_what_to_collect(tmp_path: Path, use_db: 
         ({"since": "garbage"}, "since='garbage' is not a date"),
         ({"since": "2026-09-01", "until": "2026-08-01"}, "is not after since"),
         ({"service": "no-such-service"}, "service='no-such-service' is not in the data"),
-        ({"environment": "<script>"}, "environment='<script>' is not in the data"),
+        ({"environment": "<script>"}, "environment='\\<script\\>' is not in the data"),  # escaped Markdown
         ({"benchmark": "1999"}, "benchmark='1999' is not a DORA report year"),
         ({"team": "x" * 5000}, "is not in the data"),
     ],
@@ -301,19 +302,32 @@ def test_snapshot_change_refreshes_cached_numbers(tmp_path: Path, use_db: Any) -
     assert at.metric[0].value == "0.68/wk"
 
 
-def test_self_assessment_form_writes_the_answers_yaml(tmp_path: Path, use_db: Any) -> None:
+def test_self_assessment_form_offers_the_answers_yaml(
+    tmp_path: Path, use_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answers are a download (the server writes nothing; tests/test_dashboard_security.py)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
     from assessment.answers import load_answers
 
+    served: list[bytes] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self: Any, data: Any, mimetype: str, kind: Any, filename: str | None = None) -> str:
+        if filename == "maturity-answers.yaml":
+            served.append(data)
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
     use_db(tmp_path / "missing.duckdb")
     at = open_page("maturity")
-    target = tmp_path / "answers" / "maturity-answers.yaml"
+    target = tmp_path / "downloaded.yaml"
     at.radio(key="ans-declarative-iac").set_value("yes")
     at.radio(key="ans-progressive-delivery").set_value("no")
     at.text_input(key="note-progressive-delivery").set_value("canaries next quarter")
-    at.text_input(key="answers-path").set_value(str(target))
-    at.button[0].click().run()
+    at.run()
     assert_clean(at)
-    assert any(str(target) in s.value for s in at.success)
+    target.write_bytes(served[-1])
     answers = load_answers(target)
     assert {k: (a.value, a.note) for k, a in answers.items()} == {
         "declarative-iac": (True, None), "progressive-delivery": (False, "canaries next quarter"),
@@ -349,7 +363,8 @@ def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, us
     if monthly and monthly[0]:
         assert len(at.get("plotly_chart")) >= 1              # the maturity timeline over DORA trends
     overview = open_page("overview")
-    assert any(f"{latest[1]}: {level_text}" in m.value for m in overview.markdown if "-badge[" in m.value)
+    assert any(m.value.endswith(f"-badge[{level_text}]") for m in overview.markdown)
+    assert any(c.value.startswith(f"{md(latest[1])}: assessed as of") for c in overview.caption)
 
 
 def test_pr_breakdown_equals_metrics_json_and_hand_worked_medians(tmp_path: Path, use_db: Any) -> None:

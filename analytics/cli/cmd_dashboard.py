@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,35 @@ from analytics.progress import say
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 DB_ENV_FOR_APP = "GITOPS_DORA_DB"
 CONFIG_ENV_FOR_APP = "GITOPS_DORA_CONFIG"
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: only this machine can connect."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, config_login: bool) -> str | None:
+    """One line for stderr when the dashboard listens beyond this machine without working login."""
+    from dashboards.auth import auth_section_in, authlib_installed, login_required, secrets_files
+
+    if is_loopback(host):
+        return None
+    if not login_required(config_login):
+        return (f"warning: serving on {host} without login: anyone who can reach it sees the data "
+                "(set dashboard.login: true or GITOPS_DORA_REQUIRE_LOGIN=1; docs/dashboard.md, Security)")
+    if auth_section_in(secrets_files()) is None:
+        return (f"warning: login is required but no [auth] section was found in "
+                f"{', '.join(str(p) for p in secrets_files())}: every page will refuse to show data")
+    if not authlib_installed():
+        return "warning: login is required but Authlib is not installed (pip install 'streamlit[auth]'): " \
+               "every page will refuse to show data"
+    return None
 
 
 def streamlit_argv(host: str, port: int) -> list[str]:
@@ -51,6 +81,9 @@ def dashboard_command(
     config_path = app_ctx.config_path
     if config_path is not None:
         env[CONFIG_ENV_FOR_APP] = str(config_path.resolve())
+    warning = None if is_loopback(host) else exposure_warning(host, app_ctx.config.dashboard.login)
+    if warning:
+        typer.echo(warning, err=True)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     typer.echo(f"gitops-dora dashboard on {db}: http://{shown}:{port}/", err=False)
     sys.stdout.flush()

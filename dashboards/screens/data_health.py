@@ -10,6 +10,7 @@ import streamlit as st
 from dashboards import charts, health, state
 from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
 from dashboards.queries import deployment_count, has_database
+from dashboards.safe_text import md
 
 st.title("Data health")
 db = state.database()
@@ -30,7 +31,7 @@ else:
     failed = runs[runs["last_status"] != "ok"]
     if len(failed):
         st.error(f"{len(failed)} source(s) failed on their last run: "
-                 + ", ".join(f"{r.source} {r.target}".strip() for r in failed.itertuples()))
+                 + ", ".join(md(f"{r.source} {r.target}".strip()) for r in failed.itertuples()))
     table(runs, key="runs", file_name="collection-runs.csv")
     st.plotly_chart(charts.collection_runs(health.run_history(db)), key="runs-chart")
 
@@ -55,8 +56,7 @@ elif unattributed.empty:
 else:
     st.caption("Counted in the incident totals but against no deployment: no root cause matched and no "
                "deployment of the same service and environment within the attribution gap before it.")
-    table(unattributed, key="unattributed", file_name="unattributed-incidents.csv",
-          column_config={"url": st.column_config.LinkColumn("url")})
+    table(unattributed, key="unattributed", file_name="unattributed-incidents.csv")
 
 st.subheader("Excluded negative lead times")
 negative = health.negative_lead_times(db)

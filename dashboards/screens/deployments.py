@@ -14,6 +14,7 @@ from dashboards.components import (
     table,
 )
 from dashboards.queries import deployment_list
+from dashboards.safe_text import md, md_code
 
 st.title("Deployments")
 f = state.current()
@@ -54,13 +55,15 @@ elif linked and linked in set(shown["id"]):
     row = shown[shown["id"] == linked].iloc[0]
 else:
     if linked:
-        st.warning(f"Ignored URL parameter: deployment={linked!r} is not in this view; showing the newest")
+        st.warning(f"Ignored URL parameter: deployment={md(repr(linked))} is not in this view; "
+                   "showing the newest")
         del st.query_params["deployment"]
     row = shown.iloc[0]
 chosen = str(row["id"])
+revision = "—" if is_missing(row["revision"]) else row["revision"]
 st.markdown(
-    f"**{row['service']}** → **{row['environment']}** at {row['deployed_at']} · status **{row['status']}**"
-    f" · source `{row['source']}` · revision `{'—' if is_missing(row['revision']) else row['revision']}`"
+    f"**{md(row['service'])}** → **{md(row['environment'])}** at {row['deployed_at']}"
+    f" · status **{md(row['status'])}** · source {md_code(row['source'])} · revision {md_code(revision)}"
 )
 signals = drilldown.failure_signals(db, chosen)
 if row["status"] == "failed" or (signals is not None and len(signals)):
@@ -76,22 +79,19 @@ with tabs[0]:
     if ch.empty:
         st.info("This deployment shipped no new commits (a redeploy, or the baseline).")
     else:
-        table(ch, key="dep-changes", file_name=f"{chosen}-changes.csv",
-              column_config={"commit_url": st.column_config.LinkColumn("commit")})
+        table(ch, key="dep-changes", file_name=f"{chosen}-changes.csv")
 with tabs[1]:
     pr = drilldown.pull_requests(db, chosen)
     if pr.empty:
         no_data("pull requests for this deployment", COLLECT_PRS)
     else:
-        table(pr, key="dep-prs", file_name=f"{chosen}-prs.csv",
-              column_config={"url": st.column_config.LinkColumn("url")})
+        table(pr, key="dep-prs", file_name=f"{chosen}-prs.csv")
 with tabs[2]:
     inc = drilldown.incidents(db, chosen)
     if inc.empty:
         st.info("No incident is attributed to this deployment.")
     else:
-        table(inc, key="dep-incidents", file_name=f"{chosen}-incidents.csv",
-              column_config={"url": st.column_config.LinkColumn("url")})
+        table(inc, key="dep-incidents", file_name=f"{chosen}-incidents.csv")
 with tabs[3]:
     ev = drilldown.reconciler_events(db, chosen)
     if ev.empty:

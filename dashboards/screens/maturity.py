@@ -9,9 +9,19 @@ from typing import Any
 
 import streamlit as st
 
+from analytics.config import load_config
 from dashboards import maturity_data, state
-from dashboards.answers_form import UNANSWERED, answers_document, write_atomically
+from dashboards.answers_form import (
+    DOWNLOAD_NAME,
+    UNANSWERED,
+    AnswersFolderError,
+    answers_document,
+    answers_folder,
+    save_answers,
+)
 from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
+from dashboards.safe_text import md, md_code
+from dashboards.source import config_path
 
 st.title("GitOps maturity")
 f = state.current()
@@ -49,32 +59,42 @@ for level in model.levels:
 st.subheader("Self-assessment")
 st.caption("One question per capability. The answers file feeds `gitops-dora assess PATH --answers FILE`; "
            "evidence found in the repositories outranks an answer, and disagreements are shown.")
-default_path = db.resolve().parent / "maturity-answers.yaml"
-with st.form("self-assessment"):
+
+
+@st.fragment
+def self_assessment(levels: Any, folder: Path | None) -> None:
+    """The questions, the download of the answers YAML, and (with ``dashboard.answers_dir``) saving
+    it on the server. A fragment: answering reruns only this part, so the download is always the
+    answers as shown."""
     answers: dict[str, str] = {}
     notes: dict[str, str] = {}
-    for level in model.levels:
+    for level in levels:
         st.markdown(f"**Level {level.level}: {level.name}**")
         for cap in level.capabilities:
             answers[cap.id] = st.radio(cap.question, [UNANSWERED, "yes", "no"], horizontal=True,
                                        key=f"ans-{cap.id}", help=f"{cap.title} (`{cap.id}`)")
             notes[cap.id] = st.text_input("Note (optional)", key=f"note-{cap.id}",
                                           label_visibility="collapsed", placeholder=f"note on {cap.id}")
-    target = st.text_input("Write the answers to", value=str(default_path), key="answers-path")
-    submitted = st.form_submit_button("Save answers")
-document = answers_document(answers, notes)
-if submitted:
-    path = Path(target).expanduser()
-    if path.suffix not in (".yaml", ".yml"):
-        st.error(f"{path}: the answers file must end in .yaml or .yml")
-    else:
+    document = answers_document(answers, notes)
+    st.download_button("Download answers YAML", document.encode(), file_name=DOWNLOAD_NAME,
+                       mime="application/x-yaml", key="answers-download", on_click="ignore",
+                       icon=":material/download:")
+    save = folder is not None and st.button(
+        "Save in the answers folder", key="answers-save", icon=":material/save:",
+        help="Writes a new maturity-answers-<UTC time>.yaml into the folder set by "
+             "`dashboard.answers_dir` in gitops-dora.yaml.")
+    if save and folder is not None:
         try:
-            write_atomically(path, document)
-        except OSError as exc:
-            st.error(f"cannot write {path}: {exc.strerror}")
+            saved = save_answers(folder, document)
+        except AnswersFolderError as exc:
+            st.error(f"Answers not saved: {md(exc)}")
         else:
-            st.success(f"Wrote {path}. Next: `gitops-dora assess PATH --answers {path}`")
-st.download_button("Download answers YAML", document.encode(), file_name="maturity-answers.yaml",
-                   mime="application/x-yaml", key="answers-download")
-if not any(v != UNANSWERED for v in answers.values()):
-    st.info("No self-assessment answers yet: answer the questions above and save (or download) them.")
+            st.success(f"Saved {md_code(saved.name)} in the answers folder. Next: "
+                       f"`gitops-dora assess PATH --answers {saved.name}` (path in that folder)")
+    if not any(v != UNANSWERED for v in answers.values()):
+        st.info("No self-assessment answers yet: answer the questions above, then download them"
+                + (" or save them in the answers folder." if folder is not None else "."))
+
+
+settings = load_config(config_path()).dashboard
+self_assessment(model.levels, answers_folder(settings.answers_dir, config_path()))

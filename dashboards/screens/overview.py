@@ -16,12 +16,13 @@ from dashboards.metrics_source import (
     request_for,
 )
 from dashboards.queries import deployment_count, weekly_deployments
+from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, what_changed
 
 st.title("Overview")
 f = state.current()
 db = state.database()
-scope = " · ".join(x for x in (f.team, f.service, f.environment) if x) or "all services"
+scope = " · ".join(md(x) for x in (f.team, f.service, f.environment) if x) or "all services"
 st.caption(f"Window {f.since.isoformat()} to {f.until.isoformat()} (exclusive, UTC) · {scope} · "
            f"compared with the previous {f.days} days")
 
@@ -63,7 +64,7 @@ else:
     try:
         payload = metrics(db, request_for(f, compare_previous=True))
     except MetricsUnavailable as exc:
-        st.warning(f"DORA metrics are not available: {exc}")
+        st.warning(f"DORA metrics are not available: {md(exc)}")
         payload = None
     if payload is not None:
         groups = sorted((g for g in groups_of(payload) if g.get("deployments")), key=_production_first)
@@ -74,7 +75,7 @@ else:
         if not groups:
             no_data("deployments in this window (pick an earlier window?)", COLLECT_DEPLOYMENTS)
         for group in groups:
-            st.subheader(f"Environment: {group.get('environment')}")
+            st.subheader(f"Environment: {md(group.get('environment'))}")
             _tiles(group, int(year) if year else None)
         weekly = weekly_deployments(db, f)
         if groups and weekly is not None and len(weekly):

@@ -8,6 +8,7 @@ from dashboards import charts, state
 from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
 from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
 from dashboards.queries import deployment_list, failed_deployments, incident_timeline
+from dashboards.safe_text import md
 
 st.title("Stability")
 f = state.current()
@@ -23,7 +24,7 @@ TRENDS = (
 try:
     trend = trend_frame(metrics(db, request_for(f, trend="week")), [t[0] for t in TRENDS])
 except MetricsUnavailable as exc:
-    st.warning(f"Stability trends unavailable: {exc}")
+    st.warning(f"Stability trends unavailable: {md(exc)}")
     trend = None
 if trend is not None:
     if trend.empty:
@@ -46,8 +47,7 @@ else:
     deployments = deployment_list(db, f)
     st.plotly_chart(charts.incident_timeline(incidents, deployments if deployments is not None else
                                              incidents.iloc[0:0]), key="incident-timeline")
-    table(incidents, key="incidents", file_name="incidents.csv",
-          column_config={"url": st.column_config.LinkColumn("url")})
+    table(incidents, key="incidents", file_name="incidents.csv")
 
 st.subheader("Why each failed deployment is failed")
 failed = failed_deployments(db, f)

@@ -17,6 +17,7 @@ from dashboards.metrics_source import (
     trend_frame,
 )
 from dashboards.queries import lead_time_distribution, pr_breakdown, weekly_deployments
+from dashboards.safe_text import md
 
 st.title("Throughput")
 f = state.current()
@@ -44,7 +45,7 @@ with right:
         trend = trend_frame(metrics(db, request_for(f, group_by=("environment",), trend="week")),
                             ["lead_time_median_hours", "lead_time_p90_hours", "deployments_per_week"])
     except MetricsUnavailable as exc:
-        st.warning(f"Lead time trend unavailable: {exc}")
+        st.warning(f"Lead time trend unavailable: {md(exc)}")
         trend = None
     if trend is not None and trend["lead_time_median_hours"].notna().any():
         st.plotly_chart(
@@ -61,7 +62,7 @@ st.subheader("PR lead time breakdown")
 try:
     groups = groups_of(metrics(db, request_for(f)))
 except MetricsUnavailable as exc:
-    st.warning(f"PR breakdown unavailable: {exc}")
+    st.warning(f"PR breakdown unavailable: {md(exc)}")
     groups = []
 phase_rows = [
     {"group": group_label(g), "prs_deployed": g.get("prs_deployed"),
@@ -81,5 +82,4 @@ else:
     prs = pr_breakdown(db, f)
     if prs is not None:
         with st.expander(f"The {len(prs)} deployed pull requests"):
-            table(prs, key="prs", file_name="pr-breakdown.csv",
-                  column_config={"url": st.column_config.LinkColumn("url")})
+            table(prs, key="prs", file_name="pr-breakdown.csv")
