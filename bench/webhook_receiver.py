@@ -1,46 +1,50 @@
-"""Webhook receiver throughput: the real server against one-transaction-per-delivery, same run.
+"""Webhook receiver throughput: the real server against one transaction per delivery, same run.
 
-    .venv/bin/python bench/webhook_receiver.py [--deliveries 400] [--concurrency 50]
+    .venv/bin/python bench/webhook_receiver.py [--deliveries 400] [--concurrency 50] [--baseline 60]
 
-Both sides store the same signed GitHub ``issues`` deliveries (incident issues) into a fresh
-DuckDB file:
+Both sides store signed GitHub ``issues`` deliveries (incident issues) into a fresh store:
 
-* baseline: what a receiver without the batching writer would do, in-process and with no HTTP
-  at all: for each delivery, one ``open_writer`` session (lock, open, transaction, upsert the rows,
-  record the delivery, commit, close, publish the snapshot);
+* baseline: what a receiver without batching does, in-process and with no HTTP at all: one
+  transaction per delivery (check the delivery id, upsert its rows, record the delivery, COMMIT)
+  on one open read-write connection, for ``--baseline`` deliveries;
 * receiver: ``gitops-dora serve-webhooks`` in its own process on 127.0.0.1, fed by ``--concurrency``
-  client threads over HTTP (HMAC-signed); timed from the first request to the last 2xx.
+  client threads over HTTP (HMAC-signed); timed from the first request to the last 2xx, after a
+  short warm-up. Every delivery must be answered 200 and stored exactly once.
 
-It prints ``receiver/baseline time ratio`` (below 1 means the receiver is faster although it also
-pays HTTP, signature checks and JSON parsing) and deliveries per second for both.
+It prints deliveries per second for both, ``receiver/baseline throughput ratio`` (above 1 means the
+receiver is faster although it also pays HTTP, signature checks and JSON parsing), the latency of
+the senders' requests and the writer's batches (``GET /``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import hmac
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analytics.config import Config  # noqa: E402
-from analytics.store.connection import open_reader, open_writer  # noqa: E402
+from analytics.store.connection import open_reader  # noqa: E402
 from analytics.webhooks.providers import github  # noqa: E402
 from analytics.webhooks.writer import Delivery, DeliveryWriter  # noqa: E402
 
 SECRET = "bench-secret"
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
 
 def payload(n: int) -> dict[str, object]:
@@ -60,19 +64,22 @@ def payload(n: int) -> dict[str, object]:
 
 
 def baseline(db: Path, count: int) -> float:
+    """Seconds for ``count`` deliveries, one transaction each, through the writer's own code."""
     config = Config()
-    writer = DeliveryWriter(db, config)  # only for its row-writing code, not its thread
-    started = time.perf_counter()
-    for n in range(count):
-        body = json.dumps(payload(n)).encode()
-        data = json.loads(body)
-        rows = github.to_rows({"x-github-event": "issues"}, data, config)
-        delivery = Delivery(
-            "github", str(uuid.uuid4()), "issues", body, data, rows, github.finalize, github.FINALIZE_AFTER
-        )
-        with open_writer(db, source="webhook", target="baseline") as session:
-            writer._write(session, [delivery])
-    return time.perf_counter() - started
+    writer = DeliveryWriter(db, config)
+    writer.open()
+    try:
+        started = time.perf_counter()
+        for n in range(count):
+            body = json.dumps(payload(n)).encode()
+            data = json.loads(body)
+            rows = github.to_rows({"x-github-event": "issues"}, data, config)
+            delivery = Delivery("github", str(uuid.uuid4()), "issues", body, data, rows, github.finalize,
+                                github.FINALIZE_AFTER)
+            writer._commit([delivery])
+        return time.perf_counter() - started
+    finally:
+        writer._close()
 
 
 def free_port() -> int:
@@ -81,73 +88,139 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def receiver(db: Path, count: int, concurrency: int) -> float:
+def signed_headers(body: bytes) -> dict[str, str]:
+    return {
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        "Content-Type": "application/json",
+    }
+
+
+def start_receiver(db: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    cli = str(Path(sys.executable).with_name("gitops-dora"))
-    env = {**os.environ, "GITOPS_DORA_GITHUB_SECRET": SECRET}
     proc = subprocess.Popen(
-        [cli, "--db", str(db), "serve-webhooks", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [CLI, "--db", str(db), "serve-webhooks", "--port", str(port)],
+        env={**os.environ, "GITOPS_DORA_GITHUB_SECRET": SECRET, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the receiver did not start")
+
+
+async def _sender(host: str, port: int, todo: list[bytes], results: list[tuple[int, float]]) -> None:
+    """One keep-alive HTTP/1.1 connection posting bodies until ``todo`` is empty. A few lines of
+    asyncio streams instead of an HTTP client library: the senders share the 2 cores with the
+    receiver, so they should cost it as little CPU as possible (like wrk or hey would)."""
+    reader, writer = await asyncio.open_connection(host, port)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        bodies = [json.dumps(payload(n)).encode() for n in range(count)]
-        with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
-
-            def post(body: bytes) -> int:
-                sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                return client.post(
-                    url + "/webhooks/github",
-                    content=body,
-                    headers={
-                        "X-GitHub-Event": "issues",
-                        "X-GitHub-Delivery": str(uuid.uuid4()),
-                        "X-Hub-Signature-256": sig,
-                        "Content-Type": "application/json",
-                    },
-                ).status_code
-
+        while todo:
+            body = todo.pop()
+            head = "".join(f"{k}: {v}\r\n" for k, v in signed_headers(body).items())
             started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=concurrency) as pool:
-                codes = list(pool.map(post, bodies))
-            elapsed = time.perf_counter() - started
-        assert codes == [200] * count, f"not all stored: {sorted(set(codes))}"
+            writer.write(f"POST /webhooks/github HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n"
+                         f"{head}\r\n".encode() + body)
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            results.append((status, time.perf_counter() - started))
+    finally:
+        writer.close()
+
+
+def send(url: str, numbers: range, concurrency: int) -> tuple[float, list[float]]:
+    """Wall seconds for all deliveries and each one's request latency (from writing the request to
+    reading the whole answer); all must be 200."""
+    host, port = url.removeprefix("http://").split(":")
+    todo = [json.dumps(payload(n)).encode() for n in reversed(numbers)]
+    count = len(todo)
+    results: list[tuple[int, float]] = []
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(_sender(host, int(port), todo, results) for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    codes = [code for code, _ in results]
+    assert codes == [200] * count, f"not all stored: {sorted(set(codes))}"
+    return elapsed, [latency for _, latency in results]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (its threads included)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def receiver(db: Path, count: int, concurrency: int) -> tuple[float, list[float], dict[str, Any], float]:
+    """Wall seconds, request latencies, the writer's stats and the receiver's CPU seconds."""
+    proc, url = start_receiver(db)
+    try:
+        send(url, range(100_000, 100_000 + concurrency), concurrency)  # warm-up: connections, first batches
+        cpu_before = cpu_seconds(proc.pid)
+        elapsed, latencies = send(url, range(count), concurrency)
+        cpu = cpu_seconds(proc.pid) - cpu_before
+        writer = httpx.get(url + "/", timeout=10).json()["writer"]
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=60)
     con = open_reader(db, install_views=False)
-    stored = con.execute("SELECT count(*) FROM incidents").fetchall()[0][0]
-    con.close()
-    assert stored == count, f"{stored} incidents stored, {count} sent"
-    return elapsed
+    try:
+        stored = con.execute(
+            "SELECT count(*), count(DISTINCT id) FROM incidents WHERE CAST(source_ref AS INTEGER) < 100000"
+        ).fetchall()[0]
+        deliveries = con.execute(
+            "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries").fetchall()[0]
+    finally:
+        con.close()
+    assert tuple(stored) == (count, count), f"{stored} incidents stored, {count} sent"
+    assert tuple(deliveries) == (count + concurrency,) * 2, f"{deliveries} deliveries stored"
+    return elapsed, latencies, writer, cpu
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--deliveries", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--baseline", type=int, default=60, help="deliveries for the baseline")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = baseline(Path(tmp) / "baseline.duckdb", args.deliveries)
-        served = receiver(Path(tmp) / "receiver.duckdb", args.deliveries, args.concurrency)
-    print(f"deliveries: {args.deliveries}, concurrency: {args.concurrency}")
-    print(
-        f"baseline (one write session per delivery, no HTTP): {base:.2f} s "
-        f"({args.deliveries / base:.0f} deliveries/s)"
-    )
-    print(
-        f"receiver (HTTP, signed, batched writer):            {served:.2f} s "
-        f"({args.deliveries / served:.0f} deliveries/s)"
-    )
-    print(f"receiver/baseline time ratio = {served / base:.2f}")
+        base = baseline(Path(tmp) / "baseline.ducklake", args.baseline)
+        served, latencies, writer, cpu = receiver(Path(tmp) / "receiver.ducklake", args.deliveries,
+                                                  args.concurrency)
+    base_rate, served_rate = args.baseline / base, args.deliveries / served
+    print(f"deliveries: {args.deliveries}, concurrency: {args.concurrency}, "
+          f"1-minute load average {os.getloadavg()[0]:.1f}")
+    print(f"baseline (one transaction per delivery, no HTTP, {args.baseline} deliveries): {base:.2f} s "
+          f"({base_rate:.0f} deliveries/s)")
+    print(f"receiver (HTTP, signed, batched writer): {served:.2f} s ({served_rate:.0f} deliveries/s)")
+    print(f"request latency: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+          f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms")
+    lat = writer["commit_latency_ms"]
+    print(f"writer: {writer['batches']} batches (largest {writer['largest_batch']}), arrival to commit "
+          f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, {writer['conflicts_retried']} conflicts retried")
+    print(f"receiver CPU: {cpu / args.deliveries * 1000:.2f} ms per delivery (HTTP, checks and writer), "
+          f"i.e. {args.deliveries / cpu:.0f} deliveries/s per core busy")
+    print(f"receiver/baseline throughput ratio = {served_rate / base_rate:.1f}  "
+          "(target: >= 500 deliveries/s at concurrency 50)")
 
 
 if __name__ == "__main__":

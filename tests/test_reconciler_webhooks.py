@@ -68,11 +68,12 @@ def test_flux_hmac_good_and_bad(tmp_path: Path) -> None:
         # A bare metadata key (notification-controller >= 1.5), correctly signed: a second deployment.
         bare = flux_post(client, rx.url, succeeded(T0 + timedelta(hours=2), r2, bare_keys=True), FLUX_SECRET)
         assert bare.status_code == 200, bare.text
-        # A payload that is not an eventv1 Event: 400.
+        # Well-formed JSON that is not an eventv1 Event: 422 (never stored, not worth a retry), with why.
         body = json.dumps({"hello": "world"}).encode()
         signed = {"X-Signature": flux_signature(body, FLUX_SECRET)}
         junk = client.post(rx.url + "/webhooks/flux", content=body, headers=signed)
-        assert junk.status_code == 400
+        assert junk.status_code == 422
+        assert "involvedObject" in junk.json()["message"]
     assert query(
         db, "SELECT service, environment, revision, deployed_at, source FROM deployments ORDER BY deployed_at"
     ) == [

@@ -1,33 +1,168 @@
-"""The webhook receiver: a Starlette app with one POST endpoint per provider module.
+"""The webhook receiver: a Starlette app with one POST endpoint per provider module, on uvicorn.
 
-Order of checks for a delivery: size (413) -> signature (401) -> JSON (400) -> rows (400) ->
-queued to the single writer thread (see ``writer.py``) -> 200 only after the commit. A refused
-delivery never reaches the writer, so it leaves no trace in the store.
+Order of checks for a delivery, cheapest first, so that what is refused costs little:
+
+1. requests in flight over ``max_requests`` -> 503 (``Retry-After``), body not read;
+2. ``Content-Length`` over ``max_body`` -> 413, body not read;
+3. ``precheck`` of the provider (signature header missing or malformed; a header token wrong)
+   -> 401, body not read. A GitHub or Flux HMAC covers the body, so a request with a well-formed
+   signature header is read (up to ``max_body``) before ``verify`` can say no: for those the size
+   limit and the buffered-bytes budget are what bound memory;
+4. the body, within ``read_timeout`` of the request's first byte (else 408) and within the
+   ``max_buffered`` budget shared by all requests being read (else 503); a chunked body is cut at
+   ``max_body`` (413);
+5. ``verify`` (401) -> JSON (400 when malformed) -> payloads that can never be stored (422: nested
+   deeper than MAX_JSON_DEPTH, an unpaired surrogate, an unreadable time, a value out of its
+   column's range, anything ``to_rows`` raises) -> queued to the writer (``writer.py``);
+6. 200 only after the delivery's batch COMMITted; 422 when the store refused the delivery's values;
+   503 when the store was unavailable (the sender retries; nothing was stored).
+
+4xx means "this request will never be stored, do not retry" and 5xx "retry later": a poison
+delivery is never answered 5xx (senders retry those forever) nor 500 with a traceback. A refused
+delivery never reaches the store, so a redelivery is refused again the same way.
+
+Connections are guarded below the app (``GuardedProtocol``): beyond ``max_connections`` a new
+connection is closed at once; a connection that has not sent a whole request head within
+``read_timeout`` gets 408 and is closed (idle and slow-header sockets); an idle keep-alive
+connection is closed after ``keep_alive`` seconds (uvicorn's ``timeout_keep_alive``). Running out
+of file descriptors is logged once a minute in one line, not as a traceback per accept.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
+import errno
+import logging
 import os
+import re
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from analytics.config import Config
+from analytics.errors import UserError
+from analytics.store.location import StoreRef
 from analytics.webhooks.providers import provider_modules
-from analytics.webhooks.writer import Delivery, DeliveryWriter
+from analytics.webhooks.writer import (
+    Column,
+    Delivery,
+    DeliveryWriter,
+    Rejected,
+    StoreUnavailable,
+    check_rows,
+    first_line,
+)
 
-MAX_BODY_BYTES = 25 * 1024 * 1024
+MiB = 1024 * 1024
+MAX_JSON_DEPTH = 128  # GitHub/GitLab payloads nest under 10 levels, Argo CD Applications under 30
+MAX_DELIVERY_ID = 256
+OFFLOAD_BYTES = 256 * 1024  # bodies above this are verified and parsed in a worker thread
+FD_RESERVE = 128  # file descriptors kept for the store (catalog, data files) and the process
+REQUEST_STARTED = "gitops_dora.request_started"  # scope key: loop time of the request's first byte
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The receiver's limits; each has an environment variable (``ENV`` below)."""
+
+    max_body: int = 5 * MiB  # GitHub caps payloads at 25 MB; real ones are well under 1 MB
+    max_buffered: int = 64 * MiB  # bytes of bodies being read at once, over all requests
+    max_requests: int = 128  # requests being handled at once (503 beyond)
+    max_connections: int = 1000  # open connections (closed at once beyond)
+    read_timeout: float = 10.0  # seconds from a request's first byte to its last (408)
+    keep_alive: int = 5  # seconds an idle keep-alive connection stays open
+    backlog: int = 2048  # connections the kernel queues before the receiver accepts them
+
+
+ENV = {
+    "max_body": "GITOPS_DORA_WEBHOOK_MAX_BODY",
+    "max_buffered": "GITOPS_DORA_WEBHOOK_MAX_BUFFERED",
+    "max_requests": "GITOPS_DORA_WEBHOOK_MAX_REQUESTS",
+    "max_connections": "GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS",
+    "read_timeout": "GITOPS_DORA_WEBHOOK_READ_TIMEOUT",
+    "keep_alive": "GITOPS_DORA_WEBHOOK_KEEP_ALIVE",
+    "backlog": "GITOPS_DORA_WEBHOOK_BACKLOG",
+}
+_SIZE = re.compile(r"^(\d+)\s*([kmg]?)i?b?$", re.IGNORECASE)
+_SIZE_FIELDS = ("max_body", "max_buffered")
+
+
+def limits_from_env(env: Mapping[str, str] | None = None) -> Limits:
+    """Limits with each set variable applied; sizes take ``k``/``M``/``G`` (binary) suffixes."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, variable in ENV.items():
+        text = (env.get(variable) or "").strip()
+        if not text:
+            continue
+        try:
+            if name in _SIZE_FIELDS:
+                match = _SIZE.match(text)
+                if not match:
+                    raise ValueError(text)
+                value: float = int(match.group(1)) * 1024 ** " kmg".index(match.group(2).lower() or " ")
+            elif name == "read_timeout":
+                value = float(text)
+            else:
+                value = int(text)
+        except ValueError:
+            unit = " of bytes (k, M, G suffixes allowed)" if name in _SIZE_FIELDS else ""
+            raise UserError(f"${variable}={text!r}: give a positive number{unit}") from None
+        if value <= 0:
+            raise UserError(f"${variable}={text!r}: give a positive number")
+        values[name] = value
+    return dataclasses.replace(Limits(), **values)
+
+
+class RateLimitedLog:
+    """One stderr line per kind of event and interval, with how many were left out meanwhile."""
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        now = time.monotonic()
+        with self._lock:
+            last, skipped = self._seen.get(key, (None, 0))
+            if last is None or now - last >= self.every:
+                self._seen[key] = (now, 0)
+                return True, skipped
+            self._seen[key] = (last, skipped + 1)
+            return False, 0
+
+    def __call__(self, key: str, message: str) -> None:
+        allowed, skipped = self.allow(key)
+        if allowed:
+            more = f" (and {skipped} more like it in the last {self.every:.0f} s)" if skipped else ""
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(f"{stamp} serve-webhooks: {message}{more}", file=sys.stderr, flush=True)
+
+
+class _LogFilter(logging.Filter):
+    """uvicorn's own warnings ("Invalid HTTP request received." per bad request) at most once a minute."""
+
+    def __init__(self, log: RateLimitedLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.exc_info:
+            return self.log.allow(f"uvicorn-error:{record.msg}")[0]
+        return record.levelno >= logging.ERROR or self.log.allow(f"uvicorn:{record.msg}")[0]
 
 
 @dataclass
@@ -48,22 +183,59 @@ def provider_secrets(env: Mapping[str, str] | None = None) -> list[Endpoint]:
     return endpoints
 
 
-def _reply(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": status, "message": message, **extra}, status_code=status)
+def _reply(status: int, message: str, *, close: bool = False, **extra: Any) -> JSONResponse:
+    headers = {"Connection": "close"} if close else {}
+    if status in (503, 408):
+        headers["Retry-After"] = "1" if status == 503 else "0"
+    return JSONResponse({"status": status, "message": message, **extra}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None once it passes the limit (the rest is not read into memory)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class _Budget:
+    """Bytes of request bodies held at once; used from the event loop only."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+def json_depth_ok(payload: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether no object or array nests deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return True
+
+
+def _parse_json(text: bytes | str) -> Any:
+    """Strict JSON (orjson: RFC 8259, UTF-8, no NaN). Raises Rejected for JSON that is well formed
+    but can never be stored, ValueError for malformed JSON."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+        if "surrogate" in reason:
+            raise Rejected(
+                f"a string holds an unpaired UTF-16 surrogate, which UTF-8 cannot store ({reason})"
+            ) from None
+        if "depth" in reason or "recursion" in reason:
+            raise Rejected(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise ValueError(reason) from None
 
 
 def _json_text(headers: Mapping[str, str], body: bytes) -> bytes | str:
@@ -71,62 +243,194 @@ def _json_text(headers: Mapping[str, str], body: bytes) -> bytes | str:
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         from urllib.parse import parse_qs
 
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
+        fields = parse_qs(body.decode("utf-8", errors="strict"), keep_blank_values=True)
         return fields.get("payload", [""])[0]
     return body
 
 
-def _event(endpoint: Endpoint, headers: Mapping[str, str], payload: dict[str, Any]) -> str:
-    module = endpoint.module
+def _event(module: ModuleType, headers: Mapping[str, str], payload: dict[str, Any]) -> str:
     if hasattr(module, "event_name"):
         return str(module.event_name(headers, payload))
     return str(payload.get("object_kind") or payload.get("reason") or payload.get("kind") or "")
 
 
-def _handler(endpoint: Endpoint, writer: DeliveryWriter, config: Config, insecure: bool) -> Any:
+@dataclass
+class _Prepared:
+    delivery: Delivery | None = None
+    status: int = 200
+    message: str = ""
+
+
+def prepare(
+    endpoint: Endpoint, headers: Mapping[str, str], body: bytes, config: Config,
+    columns: Mapping[str, Mapping[str, Column]], insecure: bool, arrived: float, received_at: datetime,
+) -> _Prepared:
+    """Signature, JSON, rows and the checks that make a delivery storable; pure CPU work (run in
+    a worker thread for large bodies)."""
     module = endpoint.module
+    if endpoint.secret is not None:
+        if not module.verify(headers, body, endpoint.secret):
+            return _Prepared(status=401, message="missing or invalid signature")
+    elif not insecure:
+        return _Prepared(status=401,
+                         message=f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
+    try:
+        text = _json_text(headers, body)
+        payload = _parse_json(text)
+    except Rejected as exc:
+        return _Prepared(status=422, message=str(exc))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return _Prepared(status=400, message=f"malformed JSON: {first_line(exc)}")
+    if not isinstance(payload, dict):
+        return _Prepared(status=400, message="the payload must be a JSON object")
+    if not json_depth_ok(payload):
+        return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        rows = module.to_rows(headers, payload, config)
+        check_rows(rows, columns)
+        delivery_id = str(module.delivery_id(headers, body))
+        if len(delivery_id) > MAX_DELIVERY_ID:
+            raise Rejected(f"delivery id longer than {MAX_DELIVERY_ID} characters")
+        event = _event(module, headers, payload)
+    except Exception as exc:  # noqa: BLE001 - whatever a payload makes to_rows raise is the payload's fault
+        deliberate = isinstance(exc, Rejected | ValueError) and str(exc).strip()  # a provider's reason
+        reason = first_line(exc) if deliberate else f"{type(exc).__name__}: {first_line(exc)}"
+        return _Prepared(status=422, message=f"unusable payload: {reason}")
+    payload_json = text.decode("utf-8") if isinstance(text, bytes) else text
+    return _Prepared(delivery=Delivery(
+        provider=endpoint.name, delivery_id=delivery_id, event=event, body=body, payload=payload, rows=rows,
+        finalize=getattr(module, "finalize", None),
+        finalize_after=frozenset(module.FINALIZE_AFTER) if hasattr(module, "FINALIZE_AFTER") else None,
+        payload_json=payload_json, received_at=received_at, arrived=arrived,
+    ))
+
+
+@dataclass
+class _State:
+    writer: DeliveryWriter
+    config: Config
+    limits: Limits
+    log: RateLimitedLog
+    insecure: bool
+    budget: _Budget
+    in_flight: int = 0
+    refused: int = 0
+
+
+def _handler(endpoint: Endpoint, state: _State) -> Any:
+    module = endpoint.module
+    precheck = getattr(module, "precheck", None)
+    limits, log = state.limits, state.log
+
+    def refuse(status: int, message: str, *, close: bool = False) -> JSONResponse:
+        state.refused += 1
+        log(f"{status}:{endpoint.name}:{message[:40]}", f"{endpoint.module.PATH}: {status} {message}")
+        return _reply(status, message, close=close)
 
     async def receive(request: Request) -> JSONResponse:
-        body = await _read_body(request)
-        if body is None:
-            return _reply(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        headers = request.headers
-        if endpoint.secret is not None:
-            if not module.verify(headers, body, endpoint.secret):
-                return _reply(401, "missing or invalid signature")
-        elif not insecure:
-            return _reply(401, f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        started = float(request.scope.get(REQUEST_STARTED) or now)
+        if state.in_flight >= limits.max_requests:
+            return refuse(503, f"receiver busy: {limits.max_requests} requests in flight, retry later")
+        state.in_flight += 1
+        reserved = 0
         try:
-            payload = json.loads(_json_text(headers, body))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _reply(400, f"malformed JSON: {exc}")
-        if not isinstance(payload, dict):
-            return _reply(400, "the payload must be a JSON object")
-        try:
-            rows = module.to_rows(headers, payload, config)
-        except Exception as exc:  # noqa: BLE001 - one unusable payload must not take the server down
-            return _reply(400, f"unusable payload: {type(exc).__name__}: {exc}")
-        delivery = Delivery(
-            provider=endpoint.name, delivery_id=module.delivery_id(headers, body),
-            event=_event(endpoint, headers, payload), body=body, payload=payload, rows=rows,
-            finalize=getattr(module, "finalize", None),
-            finalize_after=frozenset(module.FINALIZE_AFTER) if hasattr(module, "FINALIZE_AFTER") else None,
-        )
-        try:
-            outcome = await asyncio.wrap_future(writer.submit(delivery))
-        except Exception as exc:  # noqa: BLE001 - store unavailable: the sender should retry
-            return _reply(503, f"not stored: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-        return _reply(200, outcome, delivery=delivery.delivery_id,
-                      rows=sum(len(r) for r in rows.values()))
+            headers = request.headers
+            declared_text = headers.get("content-length")
+            declared = int(declared_text) if declared_text and declared_text.strip().isdigit() else None
+            if declared is not None and declared > limits.max_body:
+                return refuse(413, f"body larger than {limits.max_body} bytes", close=True)
+            secret = endpoint.secret
+            if secret is not None and precheck is not None and not precheck(headers, secret):
+                return refuse(401, "missing or invalid signature")
+            if endpoint.secret is None and not state.insecure:
+                return refuse(401, f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
+            if declared is not None:
+                if not state.budget.take(declared):
+                    return refuse(503, "receiver busy: too many bodies being read, retry later")
+                reserved = declared
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                async with asyncio.timeout(max(0.0, started + limits.read_timeout - loop.time())):
+                    async for chunk in request.stream():
+                        size += len(chunk)
+                        if size > limits.max_body:
+                            return refuse(413, f"body larger than {limits.max_body} bytes", close=True)
+                        if size > reserved:
+                            if not state.budget.take(size - reserved):
+                                return refuse(503, "receiver busy: too many bodies being read, retry later",
+                                              close=True)
+                            reserved = size
+                        if chunk:
+                            chunks.append(chunk)
+            except TimeoutError:
+                return refuse(408, f"request not received within {limits.read_timeout:g} s", close=True)
+            except ClientDisconnect:
+                return _reply(400, "client disconnected", close=True)
+            body = b"".join(chunks)
+            del chunks
+            received_at = datetime.now(UTC) - timedelta(seconds=loop.time() - started)
+            args = (endpoint, headers, body, state.config, state.writer.columns, state.insecure, started,
+                    received_at)
+            if len(body) > OFFLOAD_BYTES:
+                from starlette.concurrency import run_in_threadpool
+
+                prepared = await run_in_threadpool(prepare, *args)
+            else:
+                prepared = prepare(*args)
+            if prepared.delivery is None:
+                return refuse(prepared.status, prepared.message)
+            delivery = prepared.delivery
+            try:
+                outcome = await asyncio.wrap_future(state.writer.submit(delivery))
+            except Rejected as exc:
+                return refuse(422, str(exc))
+            except StoreUnavailable as exc:
+                return _reply(503, str(exc))
+            return _reply(200, outcome, delivery=delivery.delivery_id,
+                          rows=sum(len(r) for r in delivery.rows.values()))
+        except Exception as exc:  # noqa: BLE001 - one line, never a traceback per request
+            log(f"500:{type(exc).__name__}", f"{endpoint.module.PATH}: internal error {type(exc).__name__}: "
+                f"{first_line(exc)}")
+            return _reply(500, f"internal error: {type(exc).__name__}", close=True)
+        finally:
+            state.in_flight -= 1
+            state.budget.give(reserved)
 
     return receive
 
 
+_OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+def _loop_errors(log: RateLimitedLog) -> Any:
+    """asyncio logs each failed accept() with a traceback, once a second while descriptors are
+    exhausted; this makes that one line a minute and leaves every other error to the default."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
+            log("accept", f"cannot accept connections: {os.strerror(exc.errno or 0)}; retrying every second "
+                "(raise the open-files limit or lower GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS)")
+            return
+        loop.default_exception_handler(context)
+
+    return handle
+
+
 def create_app(
-    db_path: Path, config: Config, *, insecure: bool = False, endpoints: list[Endpoint] | None = None
+    db_path: StoreRef, config: Config, *, insecure: bool = False, endpoints: list[Endpoint] | None = None,
+    limits: Limits | None = None, writer: DeliveryWriter | None = None, log: RateLimitedLog | None = None,
 ) -> Starlette:
     endpoints = provider_secrets() if endpoints is None else endpoints
-    writer = DeliveryWriter(Path(db_path), config)
+    limits = limits or Limits()
+    log = log or RateLimitedLog()
+    writer = writer or DeliveryWriter(db_path, config)
+    writer.on_failure = log
+    state = _State(writer=writer, config=config, limits=limits, log=log, insecure=insecure,
+                   budget=_Budget(limits.max_buffered))
 
     async def status(request: Request) -> JSONResponse:
         return JSONResponse({
@@ -138,40 +442,160 @@ def create_app(
             },
             "stored": writer.stored,
             "queued": writer.pending,
+            "in_flight": state.in_flight,
+            "refused": state.refused,
+            "writer": writer.stats(),
+            "limits": dataclasses.asdict(limits),
         })
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        writer.start()
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_loop_errors(log))
+        logging.getLogger("uvicorn.error").addFilter(_LogFilter(log))
+        await loop.run_in_executor(None, writer.start)
         try:
             yield
         finally:
-            await asyncio.get_running_loop().run_in_executor(None, writer.stop)
+            await loop.run_in_executor(None, writer.stop)
 
     routes = [Route("/", status, methods=["GET"])]
-    routes += [
-        Route(e.module.PATH, _handler(e, writer, config, insecure), methods=["POST"]) for e in endpoints
-    ]
+    routes += [Route(e.module.PATH, _handler(e, state), methods=["POST"]) for e in endpoints]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.writer = writer
     return app
 
 
-def serve(db_path: Path, config: Config, host: str, port: int, insecure: bool) -> None:
-    import uvicorn
+def guarded_protocol(limits: Limits, log: RateLimitedLog) -> type[asyncio.Protocol] | None:
+    """uvicorn's httptools protocol with the connection limits uvicorn does not have: a cap on open
+    connections (refused at once) and a deadline for each request's head and body, which also
+    closes sockets that connect and send nothing. None when httptools is not installed."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools is in the lock file
+        return None
 
-    from analytics.errors import UserError
-    from analytics.store.connection import open_writer
+    text = f"request not received within {limits.read_timeout:g} s".encode()
+    timeout_response = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        + f"content-length: {len(text)}\r\nconnection: close\r\n\r\n".encode() + text
+    )
+
+    class GuardedProtocol(HttpToolsProtocol):
+        _deadline: asyncio.TimerHandle | None = None
+        _in_message = False
+        _head_done = False
+        _got_bytes = False
+        _started = 0.0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                self.connections.discard(self)
+                log("connections", f"more than {limits.max_connections} open connections: closing new ones "
+                    "at once (GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS)")
+                transport.abort()
+                return
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and not self._in_message:
+                self._arm()
+            self._got_bytes = True
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_message, self._head_done = True, False
+            self.scope[REQUEST_STARTED] = self._started  # type: ignore[literal-required]
+
+        def on_headers_complete(self) -> None:
+            self._head_done = True
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_message = False
+            self._disarm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._started, self._got_bytes = self.loop.time(), False
+            self._deadline = self.loop.call_later(limits.read_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            cycle = self.cycle if self._head_done else None
+            if cycle is None:  # no whole request head yet: idle or dribbling socket
+                if self._got_bytes:
+                    self.transport.write(timeout_response)
+                self.transport.close()
+            elif cycle.response_started:  # answered already (refused early); the body still trickles
+                self.transport.close()
+            else:  # the app is reading the body and answers 408 itself at this deadline
+                self._deadline = self.loop.call_later(2.0, self.transport.close)
+
+    return GuardedProtocol
+
+
+def _fit_file_limit(limits: Limits, explicit: bool) -> Limits:
+    """Raise the soft open-files limit to the hard one; keep the default connection cap below it."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return limits
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.max_connections + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < wanted and not explicit:
+        room = max(16, soft - FD_RESERVE)
+        print(f"  open-files limit {soft}: at most {room} connections", file=sys.stderr)
+        return dataclasses.replace(limits, max_connections=room)
+    return limits
+
+
+def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: bool) -> None:
+    import uvicorn
 
     endpoints = provider_secrets()
     if not any(e.secret for e in endpoints) and not insecure:
         names = ", ".join(e.module.SECRET_ENV for e in endpoints)
         raise UserError(f"no webhook secret is set ({names}); set one, or pass --insecure to accept unsigned")
-    with open_writer(db_path, source="webhook", target="startup"):
-        pass  # apply migrations before the first delivery, so readers see the tables at once
+    limits = _fit_file_limit(limits_from_env(), explicit=bool(os.environ.get(ENV["max_connections"])))
+    writer = DeliveryWriter(db_path, config)
+    writer.open()  # migrations before the first delivery, and a store that cannot open fails here
     for e in endpoints:
         mode = "verified" if e.secret else ("UNSIGNED (--insecure)" if insecure else "refused: no secret")
         print(f"  POST http://{host}:{port}{e.module.PATH}  {mode}", file=sys.stderr)
+    print(f"  limits: body {limits.max_body} bytes, {limits.max_requests} requests and "
+          f"{limits.max_connections} connections at once, {limits.read_timeout:g} s to receive a request",
+          file=sys.stderr)
     print(f"receiving webhooks on http://{host}:{port} into {db_path}", file=sys.stderr, flush=True)
-    app = create_app(db_path, config, insecure=insecure, endpoints=endpoints)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    log = RateLimitedLog()
+    app = create_app(db_path, config, insecure=insecure, endpoints=endpoints, limits=limits, writer=writer,
+                     log=log)
+    protocol = guarded_protocol(limits, log)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
+        http=protocol or "auto", timeout_keep_alive=limits.keep_alive, backlog=limits.backlog,
+        # our protocol closes connections beyond max_connections before uvicorn counts them; without
+        # httptools uvicorn's own cap answers 503 beyond it
+        limit_concurrency=limits.max_connections + 1,
+    )

@@ -24,22 +24,37 @@ Provider contract (every non-underscore module in this package that defines ``PA
     Maps one parsed JSON payload to rows: table name -> list of row dicts with the table's column
     names (see ``analytics/store/migrations``). Rows are upserted by the table's primary key, so the
     same payload twice gives the same rows. Unknown event types return ``{}`` (the delivery is
-    still stored). Must never raise on a missing optional field; raising ``ValueError`` means the
-    payload is unusable (answered 400, nothing stored). Timestamps without a zone are UTC
-    (``parse_time`` below).
+    still stored). Must never raise on a missing optional field; raising (``ValueError``, or any
+    error from an unexpected value) means the payload is unusable: answered 422 with the reason in
+    one line, nothing stored. Timestamps without a zone are UTC (``read_time`` below).
 
-``finalize(session: WriteSession, config: Config) -> None`` (optional)
+``finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict]]) -> None`` (optional)
     Called once per write batch, inside the same transaction, after all rows of the batch were
-    upserted: re-derive tables from what is now stored (e.g. deployments from reconciler events,
-    ``deployment_changes`` via attribution). Must be idempotent.
+    upserted (``rows``: every table the batch wrote, with its rows): re-derive tables from what is
+    now stored (e.g. deployments from reconciler events, ``deployment_changes`` via attribution).
+    Must be idempotent, and should skip the steps whose inputs ``rows`` did not change: the batch's
+    deliveries wait for it.
 
 ``FINALIZE_AFTER: frozenset[str]`` (optional)
     Table names; when given, ``finalize`` runs only for batches whose deliveries produced rows
     for at least one of them (saves the re-derivation after, say, an incidents-only batch).
 
-The receiver (``analytics/webhooks/server.py``) owns everything else: body size limit (413),
-JSON parsing (400), signature enforcement (401), the ``webhook_deliveries`` audit table, and the
-single writer thread that applies queued deliveries in one transaction per batch before replying.
+``precheck(headers: Mapping[str, str], secret: str) -> bool`` (optional)
+    What can be checked from the headers alone, before the body is read: False gives 401 at once,
+    so an unsigned request never makes the receiver buffer its body. A token in a header (GitLab,
+    Argo CD) is verified completely here; an HMAC of the body (GitHub, Flux) can only be checked
+    for presence and form, and then the body must be read (up to the size limit) to ``verify`` it.
+    Without ``precheck`` every request's body is read before ``verify``.
+
+The receiver (``analytics/webhooks/server.py``) owns everything else: limits (413, 408, 503),
+JSON parsing (400), signature enforcement (401), payloads that cannot be stored (422), the
+``webhook_deliveries`` audit table, and the writer thread that commits queued deliveries in small
+batches before replying (``analytics/webhooks/writer.py``).
+
+Times: ``to_rows`` reads them with :func:`read_time`, which raises ``ValueError`` (422) for a value
+that is present but unreadable (``""``, ``true``, an RFC 2822 date...), so a delivery is never
+answered 200 while its row is silently dropped. :func:`parse_time` is the lenient reader the API
+collectors and importers share (junk gives None).
 """
 
 from __future__ import annotations
@@ -78,6 +93,28 @@ def parse_time(value: Any) -> datetime | None:
         except ValueError:
             return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def read_time(value: Any, field: str) -> datetime | None:
+    """A time from a webhook payload: absent (None) gives None; a value that is there but is no
+    time :func:`parse_time` reads (``""``, ``true``, ``"Tue, 01 Jan 2026 00:00:00 +0000"``, an
+    epoch out of range) raises ``ValueError`` naming ``field``, so the delivery is refused (422)
+    instead of being stored without the row that needed the time."""
+    if value is None:
+        return None
+    parsed: datetime | None = None
+    if not isinstance(value, bool) and isinstance(value, str | int | float):
+        try:
+            parsed = parse_time(value)
+        except (ValueError, OverflowError, OSError):
+            parsed = None
+    if parsed is None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(
+            f"{field}: unreadable time {shown} (ISO 8601, 'YYYY-MM-DD HH:MM:SS +HHMM' or epoch seconds)"
+        )
+    return parsed
 
 
 def provider_modules() -> list[ModuleType]:

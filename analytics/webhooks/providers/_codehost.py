@@ -3,6 +3,7 @@ re-derivation that follows a batch. Underscored, so the receiver does not serve 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from analytics.collectors.codehost_mapping import reverts_sha
@@ -43,7 +44,64 @@ def commit_row(
     }
 
 
-def finalize(session: WriteSession, config: Config) -> None:
-    from analytics.webhooks.derive import derive_all
+def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+    """The steps of ``derive.derive_all`` whose inputs the batch's ``rows`` changed, each a no-op
+    otherwise. On DuckLake every UPDATE or MERGE costs tens to hundreds of milliseconds even when it
+    touches nothing, and the attribution a dozen statements, so running all of them after every
+    push made each push delivery take seconds; a cheap SELECT decides instead."""
+    from analytics.webhooks import derive
 
-    derive_all(session, config)
+    con = session.con
+    prs = bool(rows.get("webhook_pull_requests"))
+    if prs:
+        con.execute(derive._MERGE_PULL_REQUESTS)
+    if prs or rows.get("pr_reviews"):
+        con.execute(derive._FIRST_REVIEW)
+    if prs or _pushes_to_pr_branches(session, rows.get("webhook_pushes") or []):
+        con.execute(derive._FIRST_COMMIT_FROM_PUSHES)
+    if rows.get("deployments") or _commits_change_attribution(session, rows.get("commits") or []):
+        derive.attribute_webhook_deployments(session, config)
+
+
+def _pushes_to_pr_branches(session: WriteSession, pushes: list[dict[str, Any]]) -> bool:
+    """Whether a pushed ref is the head branch of a stored PR (its first commit may change)."""
+    if not pushes:
+        return False
+    found = session.con.execute(
+        """SELECT 1 FROM pull_requests p
+           JOIN (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS ref) w
+             ON w.repo = p.repo AND w.ref = 'refs/heads/' || p.head_ref
+           LIMIT 1""",
+        [[str(r.get("repo")) for r in pushes], [str(r.get("ref")) for r in pushes]],
+    ).fetchall()
+    return bool(found)
+
+
+def _commits_change_attribution(session: WriteSession, commits: list[dict[str, Any]]) -> bool:
+    """Whether the batch's commits can change what a deployment shipped: a deployment's revision
+    is one of them (full sha, a prefix of one, or a tag on one), a commit stored before names one as
+    its parent (the walk from a deployment now goes further), or one was already attributed (its
+    parents may have changed). New commits that nothing reaches change nothing."""
+    if not commits:
+        return False
+    found = session.con.execute(
+        """WITH b AS (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS sha),
+           d AS (SELECT repository AS repo, revision, raw_revision, lower(trim(revision)) AS rev
+                 FROM deployments WHERE status = 'success' AND repository IN (SELECT repo FROM b))
+           SELECT 1 FROM d JOIN b ON b.repo = d.repo
+           WHERE b.sha IN (d.revision, d.raw_revision, d.rev)
+              OR (length(d.rev) BETWEEN 4 AND 39 AND starts_with(b.sha, d.rev))
+           UNION ALL
+           SELECT 1 FROM tags t JOIN b ON t.repo = b.repo AND t.sha = b.sha
+           JOIN d ON d.repo = t.repo AND t.name IN (d.revision, d.raw_revision)
+           UNION ALL
+           SELECT 1 FROM (SELECT repo, sha, unnest(parents) AS parent FROM commits
+                          WHERE repo IN (SELECT repo FROM b)) c
+           JOIN b ON c.repo = b.repo AND c.parent = b.sha
+           WHERE c.sha NOT IN (SELECT sha FROM b)
+           UNION ALL
+           SELECT 1 FROM deployment_changes dc JOIN b ON dc.repo = b.repo AND dc.sha = b.sha
+           LIMIT 1""",
+        [[str(c.get("repo")) for c in commits], [str(c.get("sha")) for c in commits]],
+    ).fetchall()
+    return bool(found)

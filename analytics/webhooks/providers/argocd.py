@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from analytics.collectors import argocd
-from analytics.collectors.reconciler_rows import OBJECT_COLUMNS
+from analytics.collectors.reconciler_rows import OBJECT_COLUMNS, as_dict
 from analytics.config import Config
 from analytics.reconciler_deployments import derive_pending
 from analytics.store.connection import WriteSession
-from analytics.webhooks.providers import content_hash
+from analytics.webhooks.providers import content_hash, read_time
 
 PATH = "/webhooks/argocd"
 SECRET_ENV = "GITOPS_DORA_ARGOCD_SECRET"
@@ -28,6 +28,11 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
     if not given.lower().startswith("bearer "):
         return False
     return hmac.compare_digest(given[7:].strip().encode(), secret.encode())
+
+
+def precheck(headers: Mapping[str, str], secret: str) -> bool:
+    """The bearer token is a header: verified completely before the body is read."""
+    return verify(headers, b"", secret)
 
 
 def delivery_id(headers: Mapping[str, str], body: bytes) -> str:
@@ -56,10 +61,29 @@ def to_rows(
     app = application_of(payload)
     if not app["metadata"].get("name"):
         raise ValueError("Argo CD notification: metadata.name is required")
+    _check_times(app)
     collected = argocd.application_events(app, config, "webhook")
     objects = [{c: o.get(c) for c in OBJECT_COLUMNS} for o in collected.objects.values()]
     return {"reconciler_objects": objects, "reconciler_events": collected.events}
 
 
-def finalize(session: WriteSession, config: Config) -> None:
+def _check_times(app: dict[str, Any]) -> None:
+    """The times the Application's events are read from: one that is there but unreadable refuses
+    the notification (422) instead of dropping its event."""
+    status = as_dict(app.get("status"))
+    history = status.get("history")
+    for entry in history if isinstance(history, list) else []:
+        if isinstance(entry, dict):
+            read_time(entry.get("deployedAt"), "status.history[].deployedAt")
+            read_time(entry.get("deployStartedAt"), "status.history[].deployStartedAt")
+    operation = status.get("operationState")
+    if isinstance(operation, dict):
+        read_time(operation.get("startedAt"), "status.operationState.startedAt")
+        read_time(operation.get("finishedAt"), "status.operationState.finishedAt")
+    health = status.get("health")
+    if isinstance(health, dict):
+        read_time(health.get("lastTransitionTime"), "status.health.lastTransitionTime")
+
+
+def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict[str, Any]]]) -> None:
     derive_pending(session, config)

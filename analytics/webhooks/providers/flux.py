@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
 from analytics.reconciler_deployments import derive_pending
 from analytics.store.connection import WriteSession
-from analytics.webhooks.providers import content_hash
+from analytics.webhooks.providers import content_hash, read_time
 
 PATH = "/webhooks/flux"
 SECRET_ENV = "GITOPS_DORA_FLUX_SECRET"
@@ -32,6 +33,16 @@ _ALGORITHMS = {
 def sign(body: bytes, secret: str, algorithm: str = "sha256") -> str:
     """The ``X-Signature`` value notification-controller sends: ``<alg>=<hex HMAC of the body>``."""
     return f"{algorithm}={hmac.new(secret.encode(), body, _ALGORITHMS[algorithm]).hexdigest()}"
+
+
+_HEX_LENGTH = {"sha1": 40, "sha256": 64, "sha384": 96, "sha512": 128}
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+
+def precheck(headers: Mapping[str, str], secret: str) -> bool:
+    """Before the body is read: an ``X-Signature`` of the right form (the HMAC needs the body)."""
+    algorithm, _, digest = (headers.get("x-signature") or "").strip().partition("=")
+    return _HEX_LENGTH.get(algorithm.lower()) == len(digest) and bool(_HEX.match(digest))
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
@@ -56,6 +67,7 @@ def to_rows(
         return {}
     if not payload.get("timestamp"):
         raise ValueError("Flux event has no timestamp")
+    read_time(payload["timestamp"], "timestamp")  # unreadable: 422, never a silently dropped event
     collected = Collected()
     flux.notification_event(payload, config, "webhook", collected)
     if collected.skipped:
@@ -63,5 +75,5 @@ def to_rows(
     return {"reconciler_events": collected.events}
 
 
-def finalize(session: WriteSession, config: Config) -> None:
+def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict[str, Any]]]) -> None:
     derive_pending(session, config)

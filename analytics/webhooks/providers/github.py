@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from analytics.collectors.codehost_mapping import (
     service_for,
 )
 from analytics.config import Config
-from analytics.webhooks.providers import content_hash, parse_time
+from analytics.webhooks.providers import content_hash, read_time
 from analytics.webhooks.providers._codehost import FINALIZE_AFTER as FINALIZE_AFTER
 from analytics.webhooks.providers._codehost import ZERO_SHA, Rows, as_dict, commit_row
 from analytics.webhooks.providers._codehost import finalize as finalize
@@ -33,6 +34,20 @@ def sign(body: bytes, secret: str, algorithm: str = "sha256") -> str:
     """The value GitHub puts in ``X-Hub-Signature-256`` (or ``X-Hub-Signature`` for sha1)."""
     digest = hmac.new(secret.encode(), body, getattr(hashlib, algorithm)).hexdigest()
     return f"{algorithm}={digest}"
+
+
+_SIGNATURE_FORM = (("x-hub-signature-256", re.compile(r"^sha256=[0-9a-fA-F]{64}$")),
+                   ("x-hub-signature", re.compile(r"^sha1=[0-9a-fA-F]{40}$")))
+
+
+def precheck(headers: Mapping[str, str], secret: str) -> bool:
+    """Before the body is read: a signature header of the right form is there (the HMAC itself
+    needs the whole body, see ``verify``)."""
+    for header, form in _SIGNATURE_FORM:
+        given = headers.get(header)
+        if given:
+            return bool(form.match(given.strip()))
+    return False
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
@@ -105,15 +120,17 @@ def _push(payload: dict[str, Any], config: Config) -> Rows:
         if not isinstance(raw, dict) or not (raw.get("id") or raw.get("sha")):
             continue
         sha = str(raw.get("id") or raw.get("sha"))
-        when = parse_time(raw.get("timestamp"))
+        when = read_time(raw.get("timestamp"), "commits[].timestamp")
         author = as_dict(raw.get("author"))
         committer = as_dict(raw.get("committer")) or author
         message = str(raw.get("message") or "")
         commits.append(commit_row(repo, sha, parent, author, committer, when, message))
         parent = sha
-    pushed_at = parse_time(as_dict(payload.get("head_commit")).get("timestamp"))
+    pushed_at = read_time(as_dict(payload.get("head_commit")).get("timestamp"), "head_commit.timestamp")
     known = [c["author_time"] for c in commits if c["author_time"] is not None]
-    fallback = max(known) if known else parse_time(as_dict(payload.get("repository")).get("pushed_at"))
+    fallback = max(known) if known else read_time(
+        as_dict(payload.get("repository")).get("pushed_at"), "repository.pushed_at"
+    )
     for commit in commits:  # a commit without a timestamp takes the push's time
         if commit["author_time"] is None:
             commit["author_time"] = commit["committer_time"] = pushed_at or fallback
@@ -139,18 +156,20 @@ def _pull_request(payload: dict[str, Any], config: Config) -> Rows:
         "repo": repo, "number": int(number), "provider": PROVIDER, "title": pr.get("title"),
         "author": _login(pr.get("user")),
         "state": "merged" if pr.get("merged_at") or pr.get("merged") else pr.get("state"),
-        "created_at": parse_time(pr.get("created_at")), "merged_at": parse_time(pr.get("merged_at")),
-        "closed_at": parse_time(pr.get("closed_at")), "merge_commit_sha": pr.get("merge_commit_sha"),
+        "created_at": read_time(pr.get("created_at"), "pull_request.created_at"),
+        "merged_at": read_time(pr.get("merged_at"), "pull_request.merged_at"),
+        "closed_at": read_time(pr.get("closed_at"), "pull_request.closed_at"),
+        "merge_commit_sha": pr.get("merge_commit_sha"),
         "base_ref": as_dict(pr.get("base")).get("ref"), "head_ref": as_dict(pr.get("head")).get("ref"),
         "labels": _labels(pr.get("labels")), "url": pr.get("html_url"),
-        "updated_at": parse_time(pr.get("updated_at")),
+        "updated_at": read_time(pr.get("updated_at"), "pull_request.updated_at"),
     }]}
 
 
 def _review(payload: dict[str, Any], config: Config) -> Rows:
     review, pr = as_dict(payload.get("review")), as_dict(payload.get("pull_request"))
     number = pr.get("number") or payload.get("number")
-    submitted = parse_time(review.get("submitted_at"))
+    submitted = read_time(review.get("submitted_at"), "review.submitted_at")
     if number is None or submitted is None:
         return {}
     repo, _ = _repo(payload, config)
@@ -168,7 +187,9 @@ def _deployment_status(payload: dict[str, Any], config: Config) -> Rows:
     if state not in ("success", "failure", "error"):
         return {}  # pending / queued / in_progress / inactive are not outcomes
     sha = deployment.get("sha") or status.get("sha")
-    when = parse_time(status.get("created_at")) or parse_time(status.get("updated_at"))
+    when = read_time(status.get("created_at"), "deployment_status.created_at") or read_time(
+        status.get("updated_at"), "deployment_status.updated_at"
+    )
     if not sha or when is None:
         return {}
     repo, full = _repo(payload, config)
@@ -179,7 +200,7 @@ def _deployment_status(payload: dict[str, Any], config: Config) -> Rows:
     return {"deployments": [{
         "id": f"github:{full}:{key}", "service": service_for(repo, full, config),
         "environment": str(environment), "revision": str(sha), "repository": repo,
-        "started_at": parse_time(deployment.get("created_at")), "deployed_at": when,
+        "started_at": read_time(deployment.get("created_at"), "deployment.created_at"), "deployed_at": when,
         "status": "success" if state == "success" else "failed", "source": "webhook",
         "source_ref": str(key), "is_rollback": False, "rollback_target": None,
         "raw_revision": str(sha), "revision_format": "sha",
@@ -189,7 +210,7 @@ def _deployment_status(payload: dict[str, Any], config: Config) -> Rows:
 def _issue(payload: dict[str, Any], config: Config) -> Rows:
     issue = as_dict(payload.get("issue"))
     labels = _labels(issue.get("labels"))
-    created = parse_time(issue.get("created_at"))
+    created = read_time(issue.get("created_at"), "issue.created_at")
     if issue.get("number") is None or created is None or "pull_request" in issue:
         return {}
     if not is_incident(labels, incident_labels(config, PROVIDER)):
@@ -198,7 +219,8 @@ def _issue(payload: dict[str, Any], config: Config) -> Rows:
     return {"incidents": [{
         "id": f"github:{full}#{issue['number']}", "service": service_for(repo, full, config),
         "environment": config.webhooks.default_environment, "created_at": created,
-        "resolved_at": parse_time(issue.get("closed_at")) if issue.get("state") == "closed" else None,
+        "resolved_at": read_time(issue.get("closed_at"), "issue.closed_at") if issue.get("state") == "closed"
+        else None,
         "title": issue.get("title"), "root_cause": root_cause(issue.get("body")), "source": "webhook",
         "source_ref": str(issue["number"]), "url": issue.get("html_url"), "labels": labels,
     }]}
@@ -211,8 +233,9 @@ def _release(payload: dict[str, Any], config: Config) -> Rows:
     repo, _ = _repo(payload, config)
     return {"releases": [{
         "repo": repo, "provider": PROVIDER, "tag_name": release["tag_name"], "name": release.get("name"),
-        "target": release.get("target_commitish"), "created_at": parse_time(release.get("created_at")),
-        "published_at": parse_time(release.get("published_at")),
+        "target": release.get("target_commitish"),
+        "created_at": read_time(release.get("created_at"), "release.created_at"),
+        "published_at": read_time(release.get("published_at"), "release.published_at"),
         "is_prerelease": bool(release.get("prerelease")), "is_draft": bool(release.get("draft")),
         "url": release.get("html_url"),
     }]}

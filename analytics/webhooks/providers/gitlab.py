@@ -1,7 +1,7 @@
 """GitLab webhooks: push, merge_request, deployment, pipeline and issue (object_kind) events.
 
 GitLab authenticates with a shared token in ``X-Gitlab-Token`` (no HMAC). Timestamps come both as
-ISO-8601 and as ``2021-04-28 21:50:00 +0200`` / ``... UTC``; ``parse_time`` reads all of them.
+ISO-8601 and as ``2021-04-28 21:50:00 +0200`` / ``... UTC``; ``read_time`` reads all of them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from analytics.collectors.codehost_mapping import (
     service_for,
 )
 from analytics.config import Config
-from analytics.webhooks.providers import content_hash, parse_time
+from analytics.webhooks.providers import content_hash, read_time
 from analytics.webhooks.providers._codehost import FINALIZE_AFTER as FINALIZE_AFTER
 from analytics.webhooks.providers._codehost import ZERO_SHA, Rows, as_dict, commit_row
 from analytics.webhooks.providers._codehost import finalize as finalize
@@ -31,6 +31,11 @@ PROVIDER = "gitlab"
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
     given = headers.get("x-gitlab-token")
     return bool(given) and hmac.compare_digest(str(given).encode(), secret.encode())
+
+
+def precheck(headers: Mapping[str, str], secret: str) -> bool:
+    """The token is a header: verified completely before the body is read."""
+    return verify(headers, b"", secret)
 
 
 def delivery_id(headers: Mapping[str, str], body: bytes) -> str:
@@ -82,7 +87,7 @@ def _push(payload: dict[str, Any], config: Config) -> Rows:
     for raw in payload.get("commits") or []:
         if not isinstance(raw, dict) or not raw.get("id"):
             continue
-        when = parse_time(raw.get("timestamp"))
+        when = read_time(raw.get("timestamp"), "commits[].timestamp")
         if when is None:
             continue
         author, message = as_dict(raw.get("author")), str(raw.get("message") or "")
@@ -105,17 +110,19 @@ def _merge_request(payload: dict[str, Any], config: Config) -> Rows:
         return {}
     repo, _ = _repo(payload, config)
     state = mr.get("state")
-    merged_at = parse_time(mr.get("merged_at"))
+    merged_at = read_time(mr.get("merged_at"), "object_attributes.merged_at")
+    updated_at = read_time(mr.get("updated_at"), "object_attributes.updated_at")
     if merged_at is None and (state == "merged" or mr.get("action") == "merge"):
-        merged_at = parse_time(mr.get("updated_at"))
+        merged_at = updated_at
     rows: Rows = {"webhook_pull_requests": [{
         "repo": repo, "number": int(mr["iid"]), "provider": PROVIDER, "title": mr.get("title"),
         "author": as_dict(payload.get("user")).get("username") if mr.get("action") == "open" else None,
-        "state": state, "created_at": parse_time(mr.get("created_at")), "merged_at": merged_at,
-        "closed_at": parse_time(mr.get("closed_at")), "merge_commit_sha": mr.get("merge_commit_sha"),
+        "state": state, "created_at": read_time(mr.get("created_at"), "object_attributes.created_at"),
+        "merged_at": merged_at, "closed_at": read_time(mr.get("closed_at"), "object_attributes.closed_at"),
+        "merge_commit_sha": mr.get("merge_commit_sha"),
         "base_ref": mr.get("target_branch"), "head_ref": mr.get("source_branch"),
         "labels": _labels(payload.get("labels"), mr.get("labels")), "url": mr.get("url"),
-        "updated_at": parse_time(mr.get("updated_at")),
+        "updated_at": updated_at,
     }]}
     if mr.get("action") in ("approved", "approval", "unapproved") and mr.get("updated_at"):
         user = as_dict(payload.get("user"))
@@ -123,7 +130,7 @@ def _merge_request(payload: dict[str, Any], config: Config) -> Rows:
             "repo": repo, "number": int(mr["iid"]),
             "review_id": f"{mr.get('action')}:{user.get('username')}:{mr.get('updated_at')}",
             "author": user.get("username"), "state": mr.get("action"),
-            "submitted_at": parse_time(mr.get("updated_at")),
+            "submitted_at": updated_at,
         }]
     return rows
 
@@ -134,7 +141,7 @@ def _deployment(payload: dict[str, Any], config: Config) -> Rows:
         return {}  # created / running / canceled are not outcomes
     commit_url = str(payload.get("commit_url") or "")
     sha = commit_url.rstrip("/").rsplit("/", 1)[-1] if "/commit/" in commit_url else payload.get("short_sha")
-    when = parse_time(payload.get("status_changed_at"))
+    when = read_time(payload.get("status_changed_at"), "status_changed_at")
     if not sha or when is None:
         return {}
     repo, full = _repo(payload, config)
@@ -150,7 +157,7 @@ def _deployment(payload: dict[str, Any], config: Config) -> Rows:
 
 def _issue(payload: dict[str, Any], config: Config) -> Rows:
     issue = as_dict(payload.get("object_attributes"))
-    created = parse_time(issue.get("created_at"))
+    created = read_time(issue.get("created_at"), "object_attributes.created_at")
     if issue.get("iid") is None or created is None:
         return {}
     labels = _labels(payload.get("labels"), issue.get("labels"))
@@ -162,7 +169,8 @@ def _issue(payload: dict[str, Any], config: Config) -> Rows:
     return {"incidents": [{
         "id": f"gitlab:{full}#{issue['iid']}", "service": service_for(repo, full, config),
         "environment": config.webhooks.default_environment, "created_at": created,
-        "resolved_at": (parse_time(issue.get("closed_at")) or parse_time(issue.get("updated_at")))
+        "resolved_at": (read_time(issue.get("closed_at"), "object_attributes.closed_at")
+                        or read_time(issue.get("updated_at"), "object_attributes.updated_at"))
         if closed else None,
         "title": issue.get("title"), "root_cause": root_cause(issue.get("description")),
         "source": "webhook", "source_ref": str(issue["iid"]), "url": issue.get("url"), "labels": labels,

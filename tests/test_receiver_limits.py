@@ -1,0 +1,462 @@
+"""The receiver's limits (issue #12 item 4) and poison deliveries (item 5), against a real
+``gitops-dora serve-webhooks`` process on 127.0.0.1 and a real store.
+
+Requests are written on raw sockets where the point is what a client sends when (a body never
+sent, a byte a second, a socket that says nothing); well-formed deliveries go through httpx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import resource
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.store_query import query
+from tests.webhook_senders import CLI, Receiver, free_port, gh_issue, post_github, post_gitlab, receiver
+
+SECRET = "limits-secret"
+TOKEN = "limits-gitlab-token"
+REPO = "acme/limits"
+SMALL_BODY = 64 * 1024
+DEADLINE = 2.0  # GITOPS_DORA_WEBHOOK_READ_TIMEOUT of the shared receiver
+ENV = {
+    "GITOPS_DORA_GITHUB_SECRET": SECRET,
+    "GITOPS_DORA_GITLAB_TOKEN": TOKEN,
+    "GITOPS_DORA_WEBHOOK_MAX_BODY": "64k",
+    "GITOPS_DORA_WEBHOOK_READ_TIMEOUT": str(DEADLINE),
+}
+FORGED = "sha256=" + "0" * 64  # the form of a GitHub signature, the HMAC of nothing sent
+
+
+@dataclass
+class Shared:
+    url: str
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One receiver with a 64 KiB body limit and a 2 s read deadline for the tests that share it;
+    at the end its stderr must hold no traceback."""
+    db = tmp_path_factory.mktemp("limits") / "store.ducklake"
+    with receiver(db, ENV) as running:
+        yield Shared(url=running.url, db=db)
+    err = running.process.stderr.read().decode() if running.process.stderr else ""
+    assert "Traceback" not in err, err
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def connect(url: str, timeout: float = 10.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port_of(url)), timeout=timeout)
+
+
+def head(path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_answer(sock: socket.socket, timeout: float = 10.0) -> tuple[int | None, str, bool]:
+    """(status, body text, whether the server closed the connection after it)."""
+    sock.settimeout(timeout)
+    data, closed = b"", False
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+            break
+        except TimeoutError:
+            break
+        if not chunk:
+            closed = True
+            break
+        data += chunk
+        header, sep, body = data.partition(b"\r\n\r\n")
+        if sep and b"connection: close" not in header.lower():
+            length = next((int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            if len(body) >= length:
+                break
+    status = int(data.split()[1]) if data.startswith(b"HTTP/1.1 ") else None
+    return status, data.partition(b"\r\n\r\n")[2].decode(errors="replace"), closed
+
+
+def signed(body: bytes, event: str = "issues", delivery: str | None = None) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+    }
+
+
+def post_body(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    with httpx.Client(timeout=30) as client:
+        return client.post(url + "/webhooks/github", content=body, headers=headers)
+
+
+def assert_still_serves(url: str, number: int) -> None:
+    with httpx.Client(timeout=30) as client:
+        payload = gh_issue(REPO, number, ["incident"], "2026-05-01T00:00:00Z")
+        answer = post_github(client, url, "issues", payload, SECRET)
+    assert answer.status_code == 200, answer.text
+
+
+# --- size -------------------------------------------------------------------------------------
+
+
+def test_content_length_over_the_limit_is_refused_before_the_body_is_sent(rx: Shared) -> None:
+    with connect(rx.url) as sock:
+        sock.sendall(head("/webhooks/github", {**signed(b"x"), "Content-Length": str(SMALL_BODY + 1)}))
+        started = time.monotonic()
+        status, text, closed = read_answer(sock)
+    # answered without one byte of the body, long before any deadline, and the connection closed
+    assert (status, closed) == (413, True)
+    assert time.monotonic() - started < DEADLINE
+    assert json.loads(text)["message"] == f"body larger than {SMALL_BODY} bytes"
+
+
+def test_chunked_body_is_cut_at_the_limit(rx: Shared) -> None:
+    with connect(rx.url) as sock:
+        sock.sendall(head("/webhooks/github", {**signed(b"x"), "Transfer-Encoding": "chunked"}))
+        for _ in range(SMALL_BODY // 8192):
+            sock.sendall(b"2000\r\n" + b" " * 8192 + b"\r\n")
+        sock.sendall(b"1\r\n \r\n")  # one byte over; no final chunk: the server must stop reading here
+        status, text, closed = read_answer(sock)
+    assert (status, closed) == (413, True)
+    assert "larger than 65536 bytes" in text
+    # a chunked delivery within the limit is read to its end and stored
+    body = json.dumps(gh_issue(REPO, 1, ["incident"], "2026-05-01T00:00:00Z")).encode()
+    with connect(rx.url) as sock:
+        sock.sendall(head("/webhooks/github", {**signed(body), "Transfer-Encoding": "chunked"}))
+        for start in range(0, len(body), 100):
+            piece = body[start:start + 100]
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+        status, text, _ = read_answer(sock)
+    assert status == 200, text
+    assert json.loads(text)["message"] == "stored"
+
+
+# --- slow and idle connections ------------------------------------------------------------------
+
+
+def dribble(sock: socket.socket, data: bytes, stop: threading.Event) -> None:
+    """Send ``data`` one byte a second until it is sent, the server closes or ``stop`` is set."""
+    for byte in data:
+        if stop.wait(1.0):
+            return
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return
+
+
+def closed_after(sock: socket.socket, data: bytes, limit: float) -> tuple[float, int | None, str]:
+    stop = threading.Event()
+    started = time.monotonic()
+    sender = threading.Thread(target=dribble, args=(sock, data, stop), daemon=True)
+    sender.start()
+    try:
+        status, text, closed = read_answer(sock, timeout=limit)
+    finally:
+        stop.set()
+        sender.join(5)
+    assert closed, "the server kept the slow connection open"
+    return time.monotonic() - started, status, text
+
+
+def test_a_request_head_sent_a_byte_a_second_is_closed_at_the_deadline(rx: Shared) -> None:
+    with connect(rx.url) as sock:
+        sock.sendall(b"POST /webhooks/github HTTP/1.1\r\n")
+        took, status, text = closed_after(sock, b"X-Padding: " + b"a" * 60, limit=DEADLINE + 10)
+    assert took < DEADLINE + 1.5
+    assert status == 408, text
+    assert_still_serves(rx.url, 2)
+
+
+def test_a_body_sent_a_byte_a_second_gets_408_at_the_deadline(rx: Shared) -> None:
+    with connect(rx.url) as sock:
+        sock.sendall(head("/webhooks/github", {**signed(b"x"), "Content-Length": "100"}))
+        took, status, text = closed_after(sock, b"{" * 100, limit=DEADLINE + 10)
+    assert took < DEADLINE + 1.5
+    assert status == 408
+    assert json.loads(text)["message"] == f"request not received within {DEADLINE:g} s"
+
+
+def test_three_hundred_idle_sockets_do_not_keep_deliveries_out(rx: Shared) -> None:
+    with ExitStack() as stack:
+        idle = [stack.enter_context(connect(rx.url)) for _ in range(300)]
+        opened = time.monotonic()
+        payloads = [gh_issue(REPO, n, ["incident"], "2026-05-02T00:00:00Z") for n in range(100, 120)]
+        with httpx.Client(timeout=30) as client, ThreadPoolExecutor(max_workers=10) as pool:
+
+            def timed(payload: dict[str, Any]) -> tuple[int, float]:
+                started = time.monotonic()
+                answer = post_github(client, rx.url, "issues", payload, SECRET)
+                return answer.status_code, time.monotonic() - started
+
+            answers = list(pool.map(timed, payloads))
+        assert [code for code, _ in answers] == [200] * 20
+        assert max(took for _, took in answers) < 5.0
+        # the idle sockets themselves are closed at the read deadline (no request head arrived)
+        for sock in idle:
+            sock.settimeout(max(0.1, opened + DEADLINE + 5 - time.monotonic()))
+            assert sock.recv(100) == b""
+    assert query(rx.db, "SELECT count(*) FROM incidents WHERE source_ref IN "
+                 "(SELECT CAST(range AS VARCHAR) FROM range(100, 120))") == [(20,)]
+
+
+@contextmanager
+def own_receiver(tmp_path: Path, env: dict[str, str], nofile: int | None = None) -> Iterator[Receiver]:
+    """``serve-webhooks`` with its own settings (and open-files limit), stderr to a file."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    log = (tmp_path / "receiver.log").open("wb")
+
+    def limit() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    command = [CLI, "--db", str(tmp_path / "store.ducklake"), "serve-webhooks", "--port", str(port)]
+    proc = subprocess.Popen(command, env={**clean, "GITOPS_DORA_GITHUB_SECRET": SECRET, **env},
+                            stdout=log, stderr=log, preexec_fn=limit)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "receiver.log").read_text()
+            try:
+                if httpx.get(url + "/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "receiver did not start"
+            time.sleep(0.1)
+        yield Receiver(url=url, process=proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def gone(sock: socket.socket, wait: float) -> bool:
+    """Whether the server closed (or reset) the connection within ``wait`` seconds."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_connections_beyond_the_cap_are_closed_at_once_and_logged_once(tmp_path: Path) -> None:
+    env = {"GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS": "50", "GITOPS_DORA_WEBHOOK_READ_TIMEOUT": "6"}
+    with own_receiver(tmp_path, env) as rx, ExitStack() as stack:
+        socks = [stack.enter_context(connect(rx.url)) for _ in range(60)]
+        time.sleep(0.5)
+        closed = [gone(sock, 0.05) for sock in socks]
+        assert sum(closed) == 10, f"{sum(closed)} of 60 closed at once with a cap of 50"
+        stack.close()  # the client lets go of the 50: new connections are taken again
+        time.sleep(0.5)
+        assert_still_serves(rx.url, 3)
+    log = (tmp_path / "receiver.log").read_text()
+    assert log.count("more than 50 open connections") == 1, log
+    assert "Traceback" not in log
+
+
+def test_running_out_of_file_descriptors_is_one_line_and_the_receiver_recovers(tmp_path: Path) -> None:
+    # a cap set above what the process may open, so accept() itself runs out of descriptors
+    env = {"GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS": "5000", "GITOPS_DORA_WEBHOOK_READ_TIMEOUT": "3"}
+    with own_receiver(tmp_path, env, nofile=160) as rx, ExitStack() as stack:
+        socks = [stack.enter_context(connect(rx.url)) for _ in range(400)]
+        time.sleep(2.5)  # accept() fails with EMFILE, asyncio retries every second
+        stack.close()
+        deadline = time.monotonic() + 30
+        while True:  # the backlog drains as the deadline closes what was accepted
+            try:
+                assert_still_serves(rx.url, 4)
+                break
+            except (AssertionError, httpx.TransportError):
+                assert time.monotonic() < deadline, (tmp_path / "receiver.log").read_text()
+                time.sleep(0.5)
+        assert len(socks) == 400
+    log = (tmp_path / "receiver.log").read_text()
+    assert log.count("cannot accept connections: Too many open files") == 1, log
+    assert "Traceback" not in log
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+class PeakRss:
+    """The receiver's resident memory sampled every 5 ms; ``peak`` is the largest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.process, self.peak, self._stop = psutil.Process(pid), 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.005)
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.process.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_mib(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def raw_post(url: str, headers: dict[str, str], body: bytes, length: int | None = None) -> int | None:
+    """Send the whole body (unless the server answers or closes first); the status, None if none."""
+    declared = len(body) if length is None else length
+    with connect(url, timeout=60) as sock:
+        with suppress(OSError):  # the server may answer and close before the body is all sent
+            sock.sendall(head("/webhooks/github", {**headers, "Content-Length": str(declared)}) + body)
+        return read_answer(sock, timeout=60)[0]
+
+
+def test_memory_stays_bounded_under_forty_max_size_requests(tmp_path: Path) -> None:
+    """40 bodies of the default maximum (5 MiB) at once, signature forged or missing.
+
+    Unsigned (no signature header): refused from the headers, bodies never buffered, so RSS grows by
+    little more than the 40 connections' buffers (bound: 24 MiB).
+    Forged (a well-formed signature that is wrong): the HMAC needs the body, so bodies are read,
+    but only while the buffered-bytes budget (set to 16 MiB here) has room; the rest get 503 before
+    their body is read. A body is held twice at most (its chunks and the joined bytes): 32 MiB,
+    plus uvicorn's 64 KiB read buffer per connection (2.5 MiB) and allocator slack (bound: 64 MiB).
+    Without the budget the same requests would hold 40 x 5 MiB x 2 = 400 MiB.
+    """
+    max_body = 5 * 2**20
+    env = {"GITOPS_DORA_WEBHOOK_MAX_BUFFERED": "16M"}
+    with own_receiver(tmp_path, env) as rx:
+        limits = httpx.get(rx.url + "/", timeout=10).json()["limits"]
+        assert limits["max_body"] == max_body  # the documented default
+        assert limits["max_buffered"] == 16 * 2**20
+        assert raw_post(rx.url, signed(b"x"), b"", length=max_body + 1) == 413
+        assert_still_serves(rx.url, 5)  # warm: store open, first batch written
+        body = b" " * max_body
+        for name, headers, bound, allowed in (
+            ("unsigned", {"Content-Type": "application/json", "X-GitHub-Event": "issues"}, 24, {401}),
+            ("forged", {**signed(b"x"), "X-Hub-Signature-256": FORGED}, 64, {401, 503}),
+        ):
+            with PeakRss(rx.process.pid) as rss, ThreadPoolExecutor(max_workers=40) as pool:
+                codes = list(pool.map(raw_post, [rx.url] * 40, [headers] * 40, [body] * 40))
+            print(f"{name}: {sorted(set(codes), key=str)}, RSS growth {rss.growth_mib:.1f} MiB (bound {bound} MiB)")
+            assert set(codes) <= allowed, (name, codes)
+            assert rss.growth_mib < bound, f"{name}: RSS grew {rss.growth_mib:.0f} MiB (bound {bound} MiB)"
+            if name == "forged":
+                assert 401 in codes  # some were read and checked, not all refused
+        assert_still_serves(rx.url, 6)
+
+
+# --- poison deliveries ----------------------------------------------------------------------------
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+POISON: list[tuple[str, str, str]] = [
+    # (name, event, raw JSON body), each signed correctly: authentic, but never storable
+    ("PR number >= 2**31", "pull_request", json.dumps({
+        "action": "opened", "number": 2**31, "repository": {"full_name": REPO},
+        "pull_request": {"number": 2**31, "title": "x", "state": "open", "created_at": "2026-05-01T00:00:00Z",
+                         "updated_at": "2026-05-01T00:00:00Z", "base": {"ref": "main"}, "head": {"ref": "x"}},
+    })),
+    ("lone surrogate", "issues", json.dumps(gh_issue(REPO, 900, ["incident"], "2026-05-01T00:00:00Z"))
+     .replace('"Outage 900"', '"Outage \\ud800"')),
+    ("nested 5000 deep", "issues", '{"action": "opened", "deep": ' + nested(5000) + "}"),
+    ("nested 200 deep", "issues", '{"action": "opened", "deep": ' + nested(200) + "}"),
+    ("RFC 2822 time", "issues",
+     json.dumps(gh_issue(REPO, 901, ["incident"], "Fri, 01 May 2026 00:00:00 +0000"))),
+    ("empty time", "issues", json.dumps(gh_issue(REPO, 902, ["incident"], ""))),
+    ("boolean time", "issues", json.dumps(gh_issue(REPO, 903, ["incident"], True))),  # type: ignore[arg-type]
+]
+REASONS = {
+    "PR number >= 2**31": "number = 2147483648 is out of range for INTEGER",
+    "lone surrogate": "unpaired UTF-16 surrogate",
+    "nested 5000 deep": "nested deeper than 128 levels",
+    "nested 200 deep": "nested deeper than 128 levels",
+    "RFC 2822 time": "issue.created_at: unreadable time 'Fri, 01 May 2026 00:00:00 +0000'",
+    "empty time": "issue.created_at: unreadable time ''",
+    "boolean time": "issue.created_at: unreadable time True",
+}
+
+
+@pytest.mark.parametrize("name,event,text", POISON, ids=[p[0] for p in POISON])
+def test_poison_delivery_is_422_with_a_reason_and_again_when_redelivered(
+    rx: Shared, name: str, event: str, text: str
+) -> None:
+    body = text.encode()
+    delivery = f"poison-{uuid.uuid4()}"
+    first = post_body(rx.url, body, signed(body, event, delivery))
+    again = post_body(rx.url, body, signed(body, event, delivery))  # GitHub's "Redeliver": same id
+    for answer in (first, again):
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["message"]
+        assert REASONS[name] in message and "\n" not in message
+    assert again.json() == first.json()  # rejected the same way, not "duplicate"
+    assert query(rx.db, "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ?",
+                 [delivery]) == [(0,)]
+
+
+def test_valid_escapes_and_moderate_nesting_are_still_accepted(rx: Shared) -> None:
+    payload = gh_issue(REPO, 904, ["incident"], "2026-05-01T00:00:00Z")
+    text = json.dumps(payload).replace('"Outage 904"', '"Outage \\ud83d\\ude00 904"')  # a surrogate pair
+    text = text[:-1] + ', "deep": ' + nested(100) + "}"
+    answer = post_body(rx.url, text.encode(), signed(text.encode()))
+    assert answer.status_code == 200, answer.text
+    assert query(rx.db, "SELECT title FROM incidents WHERE source_ref = '904'") == [
+        ("Outage \U0001f600 904",)
+    ]
+
+
+def test_gitlab_unreadable_time_is_422_not_a_silent_200(rx: Shared) -> None:
+    payload = {
+        "object_kind": "issue", "project": {"path_with_namespace": "grp/limits"},
+        "object_attributes": {"iid": 7, "title": "down", "type": "Incident", "created_at": "yesterday",
+                              "state": "opened"},
+    }
+    with httpx.Client(timeout=30) as client:
+        answer = post_gitlab(client, rx.url, "Issue Hook", payload, TOKEN)
+        unsigned = post_gitlab(client, rx.url, "Issue Hook", payload, "wrong token")
+    assert answer.status_code == 422
+    assert "object_attributes.created_at: unreadable time 'yesterday'" in answer.json()["message"]
+    assert unsigned.status_code == 401  # the token is checked first, from the headers alone
+    assert query(rx.db, "SELECT count(*) FROM incidents WHERE id LIKE 'gitlab:grp/limits%'") == [
+        (0,)
+    ]
