@@ -243,7 +243,8 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
                             }
                         )
     session.warn_many("unparsable_config_yaml", unparsable)
-    session.warn_many("unresolved_image_tag", sorted({f"{repo_id}: {r['tag']}" for r in rows if r["app_sha"] is None}))
+    unresolved = sorted({f"{repo_id}: {r['tag']}" for r in rows if r["app_sha"] is None})
+    session.warn_many("unresolved_image_tag", unresolved)
     session.upsert("config_image_changes", rows)
     return len(rows)
 

@@ -78,7 +78,8 @@ def test_every_table_has_a_declared_natural_key_whose_columns_exist(tmp_path: Pa
         assert tables == set(TABLE_KEYS), (tables ^ set(TABLE_KEYS))
         for table, key in TABLE_KEYS.items():
             cols = {r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+            ).fetchall()}
             assert set(key) <= cols, (table, key, cols)
     finally:
         con.close()

@@ -20,7 +20,8 @@ def maintain_command(
 ) -> None:
     """Merge small data files, expire old snapshots and delete files nothing references (daily)."""
     from analytics.progress import say
-    from analytics.store.maintenance import maintain, retention_days as resolve_days
+    from analytics.store.maintenance import maintain
+    from analytics.store.maintenance import retention_days as resolve_days
 
     summary = maintain(get_ctx(ctx).db_path, resolve_days(retention_days))
     for note in summary.notes:
@@ -33,7 +34,8 @@ def migrate_store_command(
     old: Path = typer.Argument(..., help="a single-file store of gitops-dora 0.1 (x.duckdb)"),
     new: str = typer.Argument(..., help="the new store: a catalog path, or a postgresql:// URL"),
     data_path: str | None = typer.Option(
-        None, "--data-path", show_default=False, help="data files of the new store [see --help of gitops-dora]",
+        None, "--data-path", show_default=False,
+        help="data files of the new store [see gitops-dora --help]",
     ),
 ) -> None:
     """Copy a 0.1 DuckDB store into a new DuckLake store, verifying the row count of every table."""

@@ -119,7 +119,8 @@ def _sanitise(raw: Path, clean: Path) -> None:
 
 
 _COMMIT_COLUMNS = ["repo", "sha", "parents", "author_name", "author_email", "author_time", "author_tz",
-                   "committer_name", "committer_email", "committer_time", "committer_tz", "subject", "is_merge"]
+                   "committer_name", "committer_email", "committer_time", "committer_tz", "subject",
+                   "is_merge"]
 
 _LOGGED = """
 WITH logged AS (

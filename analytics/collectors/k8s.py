@@ -24,6 +24,7 @@ from analytics.config import Config
 from analytics.errors import SourceError
 from analytics.reconciler_deployments import DeriveSummary, store_collected
 from analytics.store.connection import WriteSession, write_unit
+from analytics.store.location import StoreRef
 
 PAGE_SIZE = 250
 WATCH_TIMEOUT_SECONDS = 300
@@ -194,7 +195,7 @@ def _source_error(resource: Resource, exc: Exception) -> SourceError:
 
 
 def collect(
-    db_path: Path, config: Config, client: Any, namespaces: list[str], target: str
+    db_path: StoreRef, config: Config, client: Any, namespaces: list[str], target: str
 ) -> tuple[DeriveSummary, list[str]]:
     """One list of every resource, stored in one transaction."""
     cluster = Cluster(client)
@@ -236,7 +237,7 @@ class Watcher:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: StoreRef,
         config: Config,
         client: Any,
         namespaces: list[str],

@@ -47,6 +47,7 @@ CATALOG = "lake"
 _DEFAULT_RETRIES = 20
 _CATALOG_EXTENSION = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
 T = TypeVar("T")
+_RUN_COLUMNS = ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"]
 
 
 class StoreConflictError(UserError):
@@ -61,8 +62,10 @@ class StoreSpaceError(UserError):
 # against the lock file's hashes at install. DuckDB's own signature check of a 36 MB extension costs
 # 0.3 s per LOAD, paid by every CLI command, so it is not repeated; nothing is ever auto-installed
 # or auto-loaded, and no SQL from outside is run on these connections.
-_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False,
-           "allow_unsigned_extensions": True}
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+    "allow_unsigned_extensions": True,
+}
 
 
 def _extension_file(name: str) -> str:
@@ -71,8 +74,9 @@ def _extension_file(name: str) -> str:
     folders = list(spec.submodule_search_locations or []) if spec else []
     version = duckdb.__version__
     for folder in folders:
-        hits = sorted(glob.glob(os.path.join(folder, "extensions", f"v{version}", f"{name}.duckdb_extension")))
-        hits = hits or sorted(glob.glob(os.path.join(folder, "extensions", "*", f"{name}.duckdb_extension")))
+        file_name = f"{name}.duckdb_extension"
+        hits = sorted(glob.glob(os.path.join(folder, "extensions", f"v{version}", file_name)))
+        hits = hits or sorted(glob.glob(os.path.join(folder, "extensions", "*", file_name)))
         if hits:
             return hits[0]
     package = "duckdb-extension-" + name.replace("_", "-")
@@ -281,7 +285,8 @@ class WriteSession:
         if counts:
             from analytics.store.upsert import merge_rows
 
-            merge_rows(self.con, "data_warnings", ["source", "target", "kind", "detail", "count", "updated_at"],
+            merge_rows(self.con, "data_warnings",
+                       ["source", "target", "kind", "detail", "count", "updated_at"],
                        [[self.source, self.target, kind, d, n, datetime.now(UTC)] for d, n in counts.items()])
 
     def warn(self, kind: str, detail: str, count: int = 1) -> None:
@@ -330,9 +335,9 @@ def _unit(
     try:
         yield session
         merge(con, "collection_runs",
-              "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at, now() AS finished_at,"
-              " 'ok' AS status, ? AS rows_written, ? AS message",
-              ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"],
+              "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at,"
+              " now() AS finished_at, 'ok' AS status, ? AS rows_written, ? AS message",
+              _RUN_COLUMNS,
               [run_id, source, target, started, session.rows_written, "; ".join(session.messages)])
         pause = os.environ.get(PAUSE_ENV)
         if pause:
@@ -399,10 +404,9 @@ def _record_failed_run(
         con.execute("BEGIN TRANSACTION")
         try:
             merge(con, "collection_runs",
-                  "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at, now() AS finished_at,"
-                  " 'failed' AS status, 0 AS rows_written, ? AS message",
-                  ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"],
-                  [run_id, source, target, started, message[:500]])
+                  "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at,"
+                  " now() AS finished_at, 'failed' AS status, 0 AS rows_written, ? AS message",
+                  _RUN_COLUMNS, [run_id, source, target, started, message[:500]])
             con.execute("COMMIT")
         except duckdb.Error:
             con.execute("ROLLBACK")
@@ -465,8 +469,9 @@ def parse_as_of(text: str | None) -> int | datetime | None:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(f"--as-of {text!r}: give a snapshot id (digits) or a time like 2026-11-01T12:00:00Z") \
-            from None
+        raise UserError(
+            f"--as-of {text!r}: give a snapshot id (digits) or a time like 2026-11-01T12:00:00Z"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -494,7 +499,8 @@ def open_reader(
         except duckdb.CatalogException:
             con.close()
             raise UserError(
-                f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` command first"
+                f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` "
+                "command first"
             ) from None
     return con
 
@@ -517,7 +523,8 @@ def latest_snapshot_id(db: StoreRef) -> int | None:
         import sqlite3
 
         try:
-            with contextlib.closing(sqlite3.connect(f"file:{loc.catalog}?mode=ro", uri=True, timeout=10)) as lite:
+            uri = f"file:{loc.catalog}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as lite:
                 row = lite.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
             return int(row[0]) if row and row[0] is not None else None
         except sqlite3.Error:

@@ -105,7 +105,9 @@ def migrate_store(old: Path, new: StoreRef) -> MigrateSummary:
         try:
             con.execute(f"ATTACH '{str(old).replace(chr(39), chr(39) * 2)}' AS old_store (READ_ONLY)")
         except duckdb.Error as exc:
-            raise UserError(f"migrate-store: {old} is not a DuckDB store: {str(exc).splitlines()[0]}") from None
+            raise UserError(
+                f"migrate-store: {old} is not a DuckDB store: {str(exc).splitlines()[0]}"
+            ) from None
         old_tables = {r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'old_store'").fetchall()}
         if "schema_migrations" not in old_tables:

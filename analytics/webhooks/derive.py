@@ -18,7 +18,8 @@ USING (SELECT repo, number, provider, title, author, state, created_at, merged_a
        FROM webhook_pull_requests) AS w
 ON p.repo = w.repo AND p.number = w.number
 -- never let an older webhook state overwrite a newer one (e.g. from a later API collection)
-WHEN MATCHED AND (w.updated_at IS NULL OR p.updated_at IS NULL OR w.updated_at >= p.updated_at) THEN UPDATE SET
+WHEN MATCHED AND (w.updated_at IS NULL OR p.updated_at IS NULL OR w.updated_at >= p.updated_at)
+THEN UPDATE SET
     title = w.title, author = coalesce(w.author, p.author), state = w.state,
     created_at = coalesce(w.created_at, p.created_at),
     merged_at = coalesce(w.merged_at, p.merged_at), closed_at = w.closed_at,
