@@ -20,7 +20,7 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from analytics.store.connection import open_writer
+from analytics.store.connection import latest_snapshot, open_writer
 from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
 from dashboards.safe_text import md
@@ -292,14 +292,22 @@ def test_snapshot_change_refreshes_cached_numbers(tmp_path: Path, use_db: Any) -
                                       "deployed_at": t0.replace(day=2 + i), "status": "success",
                                       "source": "test"} for i in range(n)])
 
+    def shown_snapshot(at: AppTest) -> str:
+        return next(c.value for c in at.sidebar.caption if "data as of" in c.value)
+
     deploy(2)
     use_db(db)
     at = open_page("overview", since="2026-03-01", until="2026-04-01")
     # 2 deployments in 31 days: 2 * 7 / 31 = 0.4516 per week
     assert at.metric[0].value == "0.45/wk"
-    deploy(3)  # a collection publishes a new snapshot: 3 * 7 / 31 = 0.677
+    first = latest_snapshot(db)
+    assert first is not None and shown_snapshot(at).endswith(f"(snapshot {first.id})")
+    deploy(3)  # a collection commits a new snapshot: 3 * 7 / 31 = 0.677
     at.run()
     assert at.metric[0].value == "0.68/wk"
+    second = latest_snapshot(db)
+    assert second is not None and second.id > first.id
+    assert shown_snapshot(at).endswith(f"(snapshot {second.id})")
 
 
 def test_self_assessment_form_offers_the_answers_yaml(
