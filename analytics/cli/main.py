@@ -1,14 +1,26 @@
-"""Entry point: registers every ``cmd_*`` module and turns errors into one line on stderr."""
+"""Entry point: registers every ``cmd_*`` module and turns errors into one line on stderr.
+
+Everything the process writes to stderr (error lines, ``--debug`` tracebacks, status lines, log
+records of the libraries underneath) passes through :mod:`analytics.redaction`, so a credential
+given on the command line, in the environment or echoed back by a server never reaches a
+terminal or a CI log.
+"""
 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import sys
+import traceback
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import analytics.cli as cli_pkg
 from analytics.cli.app import app
 from analytics.errors import UserError
+from analytics.redaction import one_line, redact, register_url_secrets, strip_controls
 
 
 def _register_commands() -> None:
@@ -20,27 +32,106 @@ def _register_commands() -> None:
 _register_commands()
 
 
+class _RedactingStream:
+    """A text stream that redacts every write before passing it on (stderr of the CLI)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _redacted_stderr() -> Iterator[None]:
+    original = sys.stderr
+    if isinstance(original, _RedactingStream):
+        yield
+        return
+    sys.stderr = _RedactingStream(original)
+    try:
+        yield
+    finally:
+        sys.stderr = original
+
+
+_log_factory_installed = False
+
+
+def _install_log_redaction() -> None:
+    """Redact every log record's message when it is made (whatever handler prints it later)."""
+    global _log_factory_installed
+    if _log_factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is the logging module's business
+            return record
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _log_factory_installed = True
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"error: {one_line(message)}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """``--debug``: the traceback, redacted and without terminal control characters."""
+    text = "".join(traceback.format_exception(exc))
+    sys.stderr.write(strip_controls(redact(text), keep_newlines=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
-    try:
-        app(args=args, prog_name="gitops-dora", standalone_mode=True)
-    except SystemExit:
-        raise
-    except UserError as exc:
-        if debug:
+    for arg in args:  # a password typed into a URL argument is masked wherever it shows up later
+        if "://" in arg and "@" in arg:
+            register_url_secrets(arg)
+    _install_log_redaction()
+    with _redacted_stderr():
+        try:
+            app(args=args, prog_name="gitops-dora", standalone_mode=True)
+        except SystemExit:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the CLI contract is one line, no traceback
-        if debug:
-            raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: {type(exc).__name__}: {first} (run with --debug for a traceback)", file=sys.stderr)
-        sys.exit(1)
+        except UserError as exc:
+            if debug:
+                _print_traceback(exc)
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except OSError as exc:  # the environment (permissions, a full disk, a vanished folder)
+            if debug:
+                _print_traceback(exc)
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            reason = exc.strerror or _first_line(exc) or type(exc).__name__
+            _fail(f"{where}{reason}", UserError.exit_code)
+        except Exception as exc:  # noqa: BLE001 - the CLI contract is one line, no traceback
+            if debug:
+                _print_traceback(exc)
+            _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for a traceback)", 1)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,11 @@ REV_SELECTION = ("--branches", "--remotes", "--tags")
 
 
 def redact(url: str) -> str:
-    """Drop any user:password@ from a URL so a token never reaches the DB, logs or errors."""
-    return _CREDENTIALS.sub(r"\1", url)
+    """Drop any user:password@ from a URL so a token never reaches the DB, logs or errors (and mask
+    any other credential :mod:`analytics.redaction` recognises)."""
+    from analytics.redaction import redact as _redact
+
+    return _redact(url, drop_userinfo=True)
 
 
 def is_url(text: str) -> bool:

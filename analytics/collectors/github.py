@@ -70,6 +70,14 @@ def validate_name(full_name: str) -> str:
 
 
 def describe_error(exc: Exception, full_name: str, base_url: str) -> str:
+    """One line per failure kind, naming the repository and the server, with every credential (the
+    URL's userinfo, a token the server echoed back) masked by :mod:`analytics.redaction`."""
+    from analytics.redaction import redact
+
+    return redact(_describe_error(exc, full_name, redact(base_url)))
+
+
+def _describe_error(exc: Exception, full_name: str, base_url: str) -> str:
     """One line per failure kind, naming the repository and the server."""
     from github import BadCredentialsException, GithubException, UnknownObjectException
     from github.GithubException import RateLimitExceededException
@@ -91,6 +99,14 @@ def describe_error(exc: Exception, full_name: str, base_url: str) -> str:
         return f"{where}: HTTP {exc.status}: {message}"
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{where}: cannot reach the API: {first}"
+
+
+def _register_secrets(url: str, token: str | None) -> None:
+    """The token (from a file too) and any password in the URL are masked in every message."""
+    from analytics.redaction import register_secret, register_url_secrets
+
+    register_secret(token)
+    register_url_secrets(url)
 
 
 def _client(base_url: str, token: str | None) -> Any:
@@ -272,6 +288,7 @@ def collect_github(
     conn = config.connections.github
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
+    _register_secrets(url, token)
 
     def fetch(start: RunStart) -> Fetched:
         rid, marks = start.repo_id, start.marks

@@ -54,6 +54,14 @@ def validate_path(project: str) -> str:
 
 
 def describe_error(exc: Exception, project: str, base_url: str) -> str:
+    """One line per failure kind, naming the repository and the server, with every credential (the
+    URL's userinfo, a token the server echoed back) masked by :mod:`analytics.redaction`."""
+    from analytics.redaction import redact
+
+    return redact(_describe_error(exc, project, redact(base_url)))
+
+
+def _describe_error(exc: Exception, project: str, base_url: str) -> str:
     from gitlab.exceptions import GitlabAuthenticationError, GitlabError
 
     where = f"gitlab {project} at {base_url}"
@@ -73,6 +81,14 @@ def describe_error(exc: Exception, project: str, base_url: str) -> str:
         return f"{where}: HTTP {code}: {getattr(exc, 'error_message', exc)}"
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"{where}: cannot reach the API: {first}"
+
+
+def _register_secrets(url: str, token: str | None) -> None:
+    """The token (from a file too) and any password in the URL are masked in every message."""
+    from analytics.redaction import register_secret, register_url_secrets
+
+    register_secret(token)
+    register_url_secrets(url)
 
 
 def _client(base_url: str, token: str | None) -> Any:
@@ -243,6 +259,7 @@ def collect_gitlab(
     conn = config.connections.gitlab
     url = (base_url or conn.base_url).rstrip("/")
     token = conn.read_token(TOKEN_ENV)
+    _register_secrets(url, token)
 
     def fetch(start: RunStart) -> Fetched:
         rid, marks = start.repo_id, start.marks

@@ -140,14 +140,8 @@ def _quote_libpq(value: str) -> str:
 
 def redact_url(url: str) -> str:
     """``scheme://user:secret@host`` -> ``scheme://user:***@host``; the LAST ``@`` before the host
-    ends the credentials, so a password containing ``@`` is hidden whole."""
-    m = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#]*)(.*)$", url, re.DOTALL)
-    if not m:
-        return url
-    scheme, authority, rest = m.groups()
-    if "@" not in authority:
-        return url
-    userinfo, host = authority.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0]
-    hidden = f"{user}:***" if ":" in userinfo else "***"
-    return f"{scheme}{hidden}@{host}{rest}"
+    ends the credentials, so a password containing ``@`` is hidden whole. The rules (query-string
+    tokens, headers, token shapes too) live in :mod:`analytics.redaction`."""
+    from analytics.redaction import redact
+
+    return redact(url)
