@@ -4,17 +4,28 @@ The rows are the ``metrics`` groups (the same engine call as ``metrics --trend``
 dimension columns always present and the ``ratings`` object flattened into ``<metric>_rating`` (the
 benchmark cluster) and ``<metric>_bucket`` (the survey answer bucket) columns, so a spreadsheet or a
 BI tool can read the file without parsing nested JSON.
+
+Every text cell of every format passes through :mod:`analytics.redaction` (credentials masked,
+control characters removed); CSV cells then go through :func:`escape_cell`, the one
+formula-escaping function of the project (``metrics``/``deployments``/``incidents --format csv``
+and the dashboard's downloads use it too). Files are written by :func:`write_atomically`.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import math
 import os
 import re
+import signal
+import socket
+import sys
 import tempfile
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,7 +35,13 @@ from typing import Any
 from analytics.errors import UserError
 
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a formula or a DDE
+# call: = + - @, a leading tab or CR, their full-width forms (some spreadsheets fold them to
+# ASCII), and | (DDE).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\uff5c")
+FORMULA_FIRST = frozenset(_FORMULA_START)  # first characters worth a closer look
+PAUSE_ENV = "GITOPS_DORA_PAUSE_BEFORE_RENAME"  # fault injection for the killed-report test
+STALE_TMP_SECONDS = 3600  # a temporary file older than this is an earlier run's, whatever its pid
 DIMENSION_COLUMNS = ("service", "team", "environment")
 PERIOD_COLUMNS = ("period_start", "period_end")
 
@@ -36,13 +53,24 @@ class ReportFormat(StrEnum):
 
 
 def escape_cell(value: str) -> str:
-    """Neutralise spreadsheet formulas: prefix ``'`` to text starting with = + - @ (or tab/CR).
+    """Neutralise spreadsheet formulas: prefix ``'`` to text that starts (after any spaces) with
+    = + - @ | tab CR LF or a full-width ＝ ＋ － ＠ ｜.
 
-    Plain numbers such as ``-3.5`` stay as they are, so negative deltas remain numbers.
+    Plain numbers such as ``-3.5`` stay as they are, so negative deltas remain numbers. This is the
+    one CSV-escaping function: every CSV the project writes calls it for each text cell.
     """
-    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
+    if value[:1] not in FORMULA_FIRST and not value.startswith(" "):  # the usual case
+        return value
+    if value.lstrip(" ").startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value.strip(" ")):
         return "'" + value
     return value
+
+
+def _text(value: str) -> str:
+    """A text cell as reports show it: credentials masked, control characters removed."""
+    from analytics.redaction import redact, strip_controls
+
+    return strip_controls(redact(value), keep_newlines=True)
 
 
 @dataclass
@@ -90,19 +118,23 @@ def report_from_metrics(
 
 
 def _plain(value: Any) -> Any:
-    """JSON-compatible scalar: timestamps as ISO 8601 UTC, NaN as null."""
+    """JSON-compatible scalar: timestamps as ISO 8601 UTC, NaN as null, text redacted."""
     from analytics.cli.output import to_jsonable
 
     out = to_jsonable(value)
     if isinstance(out, float) and (math.isnan(out) or math.isinf(out)):
         return None
+    if isinstance(out, str):
+        return _text(out)
+    if isinstance(out, dict | list):
+        return json.loads(_text(json.dumps(out)))
     return out
 
 
 def render_csv(report: Report) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(report.columns)
+    writer.writerow([escape_cell(_text(c)) for c in report.columns])
     for row in report.rows:
         cells = []
         for col in report.columns:
@@ -137,7 +169,8 @@ def _md_cell(value: Any) -> str:
         text = json.dumps(value)
     else:
         text = str(value)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")  # no raw HTML where Markdown is rendered
 
 
 def render_markdown(report: Report) -> str:
@@ -151,7 +184,7 @@ def render_markdown(report: Report) -> str:
         *([f"Data as of {_plain(meta.get('snapshot_time'))} (snapshot {meta['snapshot_id']}; "
            f"`--as-of {meta['snapshot_id']}` reproduces this report).", ""]
           if meta.get("snapshot_id") is not None else []),
-        "| " + " | ".join(report.columns) + " |",
+        "| " + " | ".join(_md_cell(c) for c in report.columns) + " |",
         "|" + "|".join("---" for _ in report.columns) + "|",
     ]
     lines += ["| " + " | ".join(_md_cell(r.get(c)) for c in report.columns) + " |" for r in report.rows]
@@ -162,26 +195,95 @@ RENDERERS = {ReportFormat.csv: render_csv, ReportFormat.json: render_json,
              ReportFormat.markdown: render_markdown}
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:64] or "host"
+
+
+def _tmp_prefix(path: Path) -> str:
+    """``.NAME.HOST-PID.``: which run a temporary file belongs to, so a sweep can tell a live
+    run's file from a killed one's."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files earlier runs left beside ``path`` (a run killed with
+    SIGKILL, or by a power cut, cannot clean up): those of a process of this host that is gone,
+    and any older than an hour. A concurrent run's file is left alone. Returns what was deleted."""
+    folder = path.parent if str(path.parent) else Path(".")
+    host = _host()
+    swept = []
+    now = time.time()
+    for tmp in folder.glob(f".{glob.escape(path.name)}.*.tmp"):
+        owner = tmp.name[len(path.name) + 2:-len(".tmp")].rsplit(".", 1)[0]  # HOST-PID
+        owner_host, _, pid = owner.rpartition("-")
+        try:
+            age = now - tmp.lstat().st_mtime
+            mine = owner_host == host and pid.isdigit() and int(pid) != os.getpid()
+            dead = mine and not _pid_alive(int(pid))
+            if dead or age > STALE_TMP_SECONDS:
+                tmp.unlink()
+                swept.append(tmp)
+        except OSError:
+            continue  # gone already, or not ours to delete
+    return swept
+
+
+class _Terminated(SystemExit):
+    """SIGTERM while a report is written: unwinds so the temporary file is removed."""
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise _Terminated(128 + signum)
+
+
 def write_atomically(path: Path, text: str) -> None:
-    """Write a temp file beside ``path`` and rename it over: readers never see half a report."""
+    """Write a temp file beside ``path`` and rename it over: readers never see half a report.
+
+    SIGTERM (a CronJob's deadline, ``kubectl delete``) during the write removes the temporary file
+    before the process exits with 143; temporaries that killed runs left are swept first.
+    """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write report {path}: folder {folder} does not exist")
+    sweep_stale_temporaries(path)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise UserError(f"cannot write report {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write report {path}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=folder)
+        except OSError as exc:
+            raise UserError(f"cannot write report {path}: {exc.strerror}") from None
+        try:
+            with os.fdopen(fd, "w", newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            pause = os.environ.get(PAUSE_ENV)
+            if pause:
+                print(f"pausing {pause}s before rename", file=sys.stderr, flush=True)
+                time.sleep(float(pause))
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            raise UserError(f"cannot write report {path}: {exc.strerror}") from None
+    except _Terminated:
+        print(f"error: terminated while writing report {path}; the previous file is unchanged",
+              file=sys.stderr, flush=True)
         raise
-
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

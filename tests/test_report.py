@@ -48,7 +48,7 @@ def t(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-COMMITS = {  # sha: (repo, author time)
+COMMITS: dict[str, tuple[str, str] | tuple[str, str, str | None]] = {  # sha: (repo, author time)
     "c1": ("h-repo", "2026-01-04T10:00"),
     "c2": ("h-repo", "2026-01-11T10:00"),
     "c3": ("h-repo", "2026-01-12T04:00"),
@@ -181,6 +181,14 @@ def test_whole_window_report_has_one_row_per_group(db: Path, tmp_path: Path) -> 
         ("-1e-3", "-1e-3"),
         ("pay=ments", "pay=ments"),  # only the first character matters
         ("", ""),
+        ("\rcmd", "'\rcmd"),
+        ("|calc", "'|calc"),                     # DDE
+        ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),     # full-width = + - @ are read as formulas too
+        ("\uff0b1", "'\uff0b1"),
+        ("\uff0d1", "'\uff0d1"),
+        ("\uff20SUM(A1)", "'\uff20SUM(A1)"),
+        ("  =1+1", "'  =1+1"),                   # leading spaces are skipped by spreadsheets
+        (" -3.5", " -3.5"),
     ],
 )
 def test_formula_escaping(cell: str, expected: str) -> None:

@@ -1,4 +1,10 @@
-"""Rendering rows as a Rich table, JSON or CSV: one place so every command formats alike."""
+"""Rendering rows as a Rich table, JSON or CSV: one place so every command formats alike.
+
+Data is never trusted as markup or as terminal input: table cells are Rich ``Text`` (an incident
+titled ``route [/checkout] returns 500`` or ``[link=...]`` prints literally) with C0/C1 control
+characters (ESC, BEL, ...) and bidi overrides removed; CSV cells lose the same characters and
+go through the one formula-escaping function, :func:`analytics.reports.escape_cell`.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from analytics.redaction import needs_stripping, strip_controls
+from analytics.reports import FORMULA_FIRST, escape_cell
 
 
 class Format(StrEnum):
@@ -70,17 +79,42 @@ def _json_fallback(value: Any) -> Any:
     return converted
 
 
+def csv_cell(value: Any) -> Any:
+    """One CSV value: text without control characters (tab and newlines kept) and formula-escaped."""
+    value = to_jsonable(value)
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    if isinstance(value, str):
+        return escape_cell(strip_controls(value, keep_newlines=True))
+    return value
+
+
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    # csv_cell inlined: trend output runs to hundreds of thousands of cells
     for row in rows:
-        out = {}
+        cells = []
         for key in columns:
             value = to_jsonable(row.get(key))
-            out[key] = json.dumps(value) if isinstance(value, dict | list) else value
-        writer.writerow(out)
+            if isinstance(value, dict | list):
+                value = json.dumps(value)
+            if isinstance(value, str) and value:
+                if needs_stripping(value):
+                    value = strip_controls(value, keep_newlines=True)
+                if value[:1] in FORMULA_FIRST or value[:1] == " ":
+                    value = escape_cell(value)
+            cells.append(value)
+        writer.writerow(cells)
     return buf.getvalue()
+
+
+def safe_text(value: Any, style: str = "") -> Any:
+    """A Rich ``Text`` of ``value``: never parsed as markup, control characters removed."""
+    from rich.text import Text
+
+    return Text(strip_controls(str(value)), style=style)
 
 
 def print_rows(
@@ -101,11 +135,11 @@ def print_rows(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    table = Table(title=safe_text(title) if title is not None else None, show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(safe_text(col), overflow="fold")
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else _cell(row.get(c)) for c in columns))
+        table.add_row(*(safe_text("" if row.get(c) is None else _cell(row.get(c))) for c in columns))
     Console().print(table)
     if not rows:
         Console(stderr=True).print("[dim](no rows)[/dim]")
