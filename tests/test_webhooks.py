@@ -259,6 +259,15 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
             "pull_request",
             {"action": "opened", "number": 12, "pull_request": pr, "repository": repo},
         )
+        # the author's own review comment comes first: it is not a pickup (DevLake fixture pr1)
+        own = {"id": 98, "user": {"login": "ada"}, "state": "commented",
+               "submitted_at": "2026-01-05T12:00:00Z"}
+        accepted(
+            client,
+            rx.url,
+            "pull_request_review",
+            {"action": "submitted", "review": own, "pull_request": pr, "repository": repo},
+        )
         review = {
             "id": 99,
             "user": {"login": "bo"},
@@ -288,7 +297,8 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
         # a late, out-of-order "opened" delivery (older updated_at) must not undo the merge
         late = {"action": "edited", "number": 12, "pull_request": pr, "repository": repo}
         accepted(client, rx.url, "pull_request", late)
-    # first commit = A's time (pushed to head branch "retries"); first review 13:00; merged 16:00
+    # first commit = A's time (pushed to head branch "retries"); first review by someone other than
+    # the author 13:00 (ada's own 12:00 comment does not count); merged 16:00
     assert rows(
         db,
         "SELECT number, state, first_commit_at, first_review_at, merged_at, merge_commit_sha"

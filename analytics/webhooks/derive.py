@@ -32,9 +32,17 @@ WHEN NOT MATCHED THEN INSERT (repo, number, provider, title, author, state, crea
             w.merge_commit_sha, w.base_ref, w.head_ref, w.labels, w.url, w.updated_at)
 """
 
+# The first review by someone other than the PR's author (docs/metrics.md): the author's own
+# comments, reviews or GitLab self-approvals are not a pickup.
 _FIRST_REVIEW = """
 UPDATE pull_requests AS p SET first_review_at = r.first_review_at
-FROM (SELECT repo, number, min(submitted_at) AS first_review_at FROM pr_reviews GROUP BY ALL) AS r
+FROM (
+    SELECT v.repo, v.number, min(v.submitted_at) AS first_review_at
+    FROM pr_reviews v
+    JOIN pull_requests pr ON pr.repo = v.repo AND pr.number = v.number
+    WHERE pr.author IS NULL OR v.author IS NULL OR lower(v.author) <> lower(pr.author)
+    GROUP BY ALL
+) AS r
 WHERE p.repo = r.repo AND p.number = r.number
   AND (p.first_review_at IS NULL OR p.first_review_at > r.first_review_at)
 """
