@@ -26,6 +26,17 @@ class RowContext:
         return SourceError(f"{self.path}: line {self.line}: {message}; nothing from this file was imported")
 
 
+# Times outside these years are typos or placeholders (0001-01-01, 9999-12-31): they would skew every
+# metric and some overflow pandas' and DuckDB's time arithmetic, so a file holding one is refused.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive: the last year accepted is 2100
+
+
+def in_range(value: datetime) -> bool:
+    """Whether an aware time lies in the accepted years 1970-2100."""
+    return EARLIEST <= value < LATEST
+
+
 @dataclass
 class Timestamp:
     value: datetime       # aware, in UTC
@@ -59,7 +70,7 @@ def timestamp(record: Mapping[str, Any], key: str, where: RowContext) -> Timesta
         raise where.error(f"'{key}' is not a timestamp: {value!r}")
     if isinstance(value, int | float):
         try:
-            return Timestamp(datetime.fromtimestamp(float(value), tz=UTC), True)
+            return _bounded(Timestamp(datetime.fromtimestamp(float(value), tz=UTC), True), key, where)
         except (OverflowError, OSError, ValueError):
             raise where.error(f"'{key}' is not a timestamp: {value!r}") from None
     if isinstance(value, datetime):
@@ -72,9 +83,18 @@ def timestamp(record: Mapping[str, Any], key: str, where: RowContext) -> Timesta
             parsed = datetime.fromisoformat(raw)
         except ValueError:
             raise where.error(f"'{key}' is not an ISO 8601 timestamp: {raw!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return Timestamp(parsed.replace(tzinfo=UTC), False)
-    return Timestamp(parsed.astimezone(UTC), True)
+    try:
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            return _bounded(Timestamp(parsed.replace(tzinfo=UTC), False), key, where)
+        return _bounded(Timestamp(parsed.astimezone(UTC), True), key, where)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC form
+        raise where.error(f"'{key}' {value!s} is outside the years 1970-2100") from None
+
+
+def _bounded(stamp: Timestamp, key: str, where: RowContext) -> Timestamp:
+    if not in_range(stamp.value):
+        raise where.error(f"'{key}' {stamp.value.isoformat()} is outside the years 1970-2100")
+    return stamp
 
 
 def columns_present(records: list[dict[str, Any]]) -> set[str]:

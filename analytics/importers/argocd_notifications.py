@@ -6,7 +6,7 @@ from analytics.collectors import argocd
 from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
 from analytics.reconciler_deployments import store_collected
 from analytics.store.connection import WriteSession
 from analytics.webhooks.providers.argocd import application_of
@@ -35,8 +35,11 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
             app = application_of(record)
         except ValueError as exc:
             raise SourceError(f"{parsed.path}: line {line}: {exc}") from None
-        argocd.application_events(app, config, "notification", collected)
-    result = store_collected(session, config, collected)
+        with shape_errors(parsed.path, KIND):
+            argocd.application_events(app, config, "notification", collected)
+    check_event_times(parsed.path, collected.events)
+    with shape_errors(parsed.path, KIND):
+        result = store_collected(session, config, collected)
     summary = ImportSummary(
         kind=KIND, path=parsed.path, rows=result.events, unknown_revisions=result.unknown_revisions
     )

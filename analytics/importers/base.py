@@ -7,7 +7,10 @@ import importlib
 import io
 import json
 import pkgutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -48,8 +51,87 @@ class ImportSummary:
         return f"{self.path}: imported {self.rows} {self.kind} rows{tail}"
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records the line of every mapping as ``__line__``."""
+# Input limits (docs/security.md#input-limits): every import file is parsed in memory, so a hostile
+# or broken file must fail with one line instead of exhausting memory, time or the stack.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+MAX_DEPTH = 64  # nesting of lists/mappings; Kubernetes objects need about 20
+MAX_YAML_ALIASES = 1_000  # *alias uses in one file
+MAX_ALIAS_EXPANSION = 1_000_000  # values aliases add once expanded (a "billion laughs" adds 9^9)
+
+
+_YAML_BASE: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: 40x faster
+
+
+class _LineLoader(_YAML_BASE):
+    """SafeLoader that records the line of every mapping as ``__line__`` and refuses, before
+    constructing anything, documents nested deeper than MAX_DEPTH, using more than
+    MAX_YAML_ALIASES aliases, whose aliases would expand to more than MAX_ALIAS_EXPANSION extra
+    values, or whose aliases refer to themselves."""
+
+    def get_node(self) -> yaml.Node | None:
+        node = super().get_node()
+        if node is not None:
+            _check_graph(node)
+        return node
+
+
+class _LimitError(Exception):
+    """An input limit was exceeded (turned into a SourceError naming the file)."""
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _line(node: yaml.Node) -> str:
+    return f"line {node.start_mark.line + 1}: "
+
+
+def _check_graph(root: yaml.Node) -> None:
+    """Depth, alias uses and the size the document would have once its aliases were expanded,
+    without expanding them: a composed document is a graph in which an alias is a second edge to
+    its anchor's node, so each node's expanded size and depth are computed once, iteratively."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    edges = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        kids = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in kids)
+            depth[key] = 1 + max((depth[id(c)] for c in kids), default=0)
+            if depth[key] > MAX_DEPTH:
+                raise _LimitError(f"{_line(node)}nested deeper than {MAX_DEPTH} levels")
+            continue
+        if key in size:
+            continue
+        on_path.add(key)
+        stack.append((node, True))
+        edges += len(kids)
+        for child in kids:
+            if id(child) in on_path:
+                raise _LimitError(f"{_line(child)}a YAML alias refers to its own anchor")
+            if id(child) not in size:
+                stack.append((child, False))
+        if len(on_path) > MAX_DEPTH:
+            raise _LimitError(f"{_line(node)}nested deeper than {MAX_DEPTH} levels")
+    aliases = edges - (len(size) - 1)  # edges to a node already reached by another edge
+    if aliases > MAX_YAML_ALIASES:
+        raise _LimitError(f"more than {MAX_YAML_ALIASES} YAML aliases")
+    expanded = size[id(root)]
+    if expanded - len(size) > MAX_ALIAS_EXPANSION:
+        raise _LimitError(
+            f"YAML aliases would expand to {expanded:,} values (limit: {MAX_ALIAS_EXPANSION:,} more "
+            "than the file holds)"
+        )
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
@@ -70,36 +152,105 @@ def strip_lines(value: Any) -> Any:
     return value
 
 
+def _check_values(path: Path, docs: list[Any]) -> None:
+    """Depth within MAX_DEPTH and text the store can hold (no lone UTF-16 surrogates, which JSON
+    and YAML escapes can produce and DuckDB rejects fatally); iterative, so depth is no risk."""
+    stack: list[tuple[Any, int]] = [(d, 1) for d in docs]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise SourceError(
+                        f"{path}: text with an invalid Unicode escape (a lone surrogate such as \\ud800)"
+                    ) from None
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise SourceError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items)
+
+
+def _json_loads(path: Path, text: str, what: str, line: int | None = None) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        where = f"line {line}: " if line else ""
+        raise SourceError(f"{path}: {where}{what} nested deeper than {MAX_DEPTH} levels") from None
+
+
 def parse_file(path: Path) -> ParsedFile:
-    """Parse by content, not by extension; raise SourceError naming the file when unreadable."""
+    """Parse by content, not by extension; raise SourceError naming the file when unreadable.
+
+    The format is decided by parsing: text starting with ``[`` or ``{`` is JSON (or JSON lines);
+    anything else is YAML when it parses to mappings or lists, else CSV when its header has at
+    least two columns. So a YAML file whose first line is a comment with a comma stays YAML.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read file: {exc.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise SourceError(f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} an import file may hold")
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SourceError(f"{path}: cannot read file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read file: {exc.strerror}") from None
     stripped = text.lstrip()
     if not stripped:
         raise SourceError(f"{path}: file is empty")
-    if stripped[0] in "[{":
-        try:
-            doc = json.loads(text)
-            return _from_documents(path, "json", [doc], _json_lines(text, doc))
-        except json.JSONDecodeError as exc:
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            if all(ln.lstrip().startswith("{") for ln in lines):
-                return _parse_jsonl(path, text)
-            raise SourceError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
-    first = stripped.splitlines()[0]
-    if "," in first and ":" not in first.split(",")[0]:
-        return _parse_csv(path, text)
+    return _parse_json(path, text) if stripped[0] in "[{" else _parse_yaml_or_csv(path, text)
+
+
+def _parse_json(path: Path, text: str) -> ParsedFile:
+    try:
+        doc = _json_loads(path, text, "JSON")
+    except json.JSONDecodeError as exc:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if all(ln.lstrip().startswith("{") for ln in lines):
+            return _parse_jsonl(path, text)
+        raise SourceError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
+    _check_values(path, [doc])
+    return _from_documents(path, "json", [doc], _json_lines(text, doc))
+
+
+def _parse_yaml_or_csv(path: Path, text: str) -> ParsedFile:
     try:
         docs = [d for d in yaml.load_all(text, Loader=_LineLoader) if d is not None]  # noqa: S506
+    except _LimitError as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise SourceError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     except yaml.YAMLError as exc:
+        if _looks_like_csv(text):
+            return _parse_csv(path, text)
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         raise SourceError(f"{path}: {where}malformed YAML: {getattr(exc, 'problem', exc)}") from None
-    if not docs or not all(isinstance(d, dict | list) for d in docs):
-        raise SourceError(f"{path}: not a CSV, JSON or YAML file of records")
-    return _from_documents(path, "yaml", docs, None)
+    if docs and all(isinstance(d, dict | list) for d in docs):
+        _check_values(path, docs)  # mapping keys and escapes: the loader checked depth and aliases
+        return _from_documents(path, "yaml", docs, None)
+    if _looks_like_csv(text):
+        return _parse_csv(path, text)
+    raise SourceError(f"{path}: not a CSV, JSON or YAML file of records")
+
+
+def _looks_like_csv(text: str) -> bool:
+    """A header of at least two non-empty column names (parsed as CSV, not guessed from commas);
+    a first line that is a YAML comment, directive or document marker is no CSV header."""
+    if text.lstrip().startswith(("#", "%", "---")):
+        return False
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:
+        return False
+    return len(header) >= 2 and all(name.strip() for name in header)
 
 
 def _json_lines(text: str, doc: Any) -> list[int] | None:
@@ -160,9 +311,14 @@ def _parse_jsonl(path: Path, text: str) -> ParsedFile:
         if not raw.strip():
             continue
         try:
-            docs.append(json.loads(raw))
+            doc = _json_loads(path, raw, "JSON line", number)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}: line {number}: malformed JSON line: {exc.msg}") from None
+        try:
+            _check_values(path, [doc])
+        except SourceError as exc:
+            raise SourceError(str(exc).replace(f"{path}: ", f"{path}: line {number}: ", 1)) from None
+        docs.append(doc)
         lines.append(number)
     records = [d for d in docs if isinstance(d, dict)]
     return ParsedFile(path=path, format="jsonl", documents=docs, records=records, lines=lines)
@@ -171,12 +327,47 @@ def _parse_jsonl(path: Path, text: str) -> ParsedFile:
 def _parse_csv(path: Path, text: str) -> ParsedFile:
     reader = csv.DictReader(io.StringIO(text))
     records, lines = [], []
-    for row in reader:
-        if None in row:
-            raise SourceError(f"{path}: line {reader.line_num}: more values than header columns")
-        records.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k})
-        lines.append(reader.line_num)
+    start = 1  # where the record being read starts (the line after the previous one ended)
+    try:
+        _ = reader.fieldnames  # the header row
+        start = reader.line_num + 1
+        for row in reader:
+            if None in row:
+                raise SourceError(f"{path}: line {reader.line_num}: more values than header columns")
+            records.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k})
+            lines.append(reader.line_num)
+            start = reader.line_num + 1
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a stray quote at the end...
+        raise SourceError(f"{path}: line {start}: malformed CSV: {exc}") from None
     return ParsedFile(path=path, format="csv", documents=[], records=records, lines=lines)
+
+
+def check_event_times(path: Path, events: list[dict[str, Any]]) -> None:
+    """Reconciler observations whose time lies outside the years 1970-2100 reject the file, as
+    such a time in an incident or deployment file does (see ``_fields.timestamp``)."""
+    from analytics.importers._fields import in_range
+
+    for event in events:
+        for key in ("occurred_at", "started_at"):
+            value = event.get(key)
+            if isinstance(value, datetime) and value.tzinfo is not None and not in_range(value):
+                obj = "/".join(str(event.get(k) or "") for k in ("kind", "namespace", "name"))
+                raise SourceError(
+                    f"{path}: {obj}: {key} {value.isoformat()} is outside the years 1970-2100; "
+                    "nothing from this file was imported"
+                )
+
+
+@contextmanager
+def shape_errors(path: Path, kind: str) -> Iterator[None]:
+    """Objects of the wrong shape (a list where a mapping belongs, a number for a name) that the
+    reconciler readers trip over become one error line naming the file, not a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(f"{path}: not a valid {kind} file ({type(exc).__name__}: {detail[:200]}); "
+                          "nothing from this file was imported") from None
 
 
 def kind_modules() -> list[ModuleType]:

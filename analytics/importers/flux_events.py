@@ -6,7 +6,7 @@ from analytics.collectors import flux
 from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
 from analytics.reconciler_deployments import store_collected
 from analytics.store.connection import WriteSession
 
@@ -24,10 +24,13 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         if not involved.get("kind") or not involved.get("name"):
             raise SourceError(f"{parsed.path}: line {line}: event has no involvedObject kind and name")
         before = collected.skipped
-        flux.notification_event(record, config, "notification", collected)
+        with shape_errors(parsed.path, KIND):
+            flux.notification_event(record, config, "notification", collected)
         if collected.skipped > before:
             raise SourceError(f"{parsed.path}: line {line}: event has no usable timestamp")
-    result = store_collected(session, config, collected)
+    check_event_times(parsed.path, collected.events)
+    with shape_errors(parsed.path, KIND):
+        result = store_collected(session, config, collected)
     summary = ImportSummary(
         kind=KIND, path=parsed.path, rows=result.events, unknown_revisions=result.unknown_revisions
     )

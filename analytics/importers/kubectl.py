@@ -10,7 +10,7 @@ from __future__ import annotations
 from analytics.collectors.reconciler_input import collect_objects, is_reconciler_event, is_reconciler_object
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
 from analytics.reconciler_deployments import store_collected
 from analytics.store.connection import WriteSession
 
@@ -23,10 +23,13 @@ def detect(parsed: ParsedFile) -> bool:
 
 
 def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
-    collected = collect_objects(parsed.records, config, "kubectl-dump")
+    with shape_errors(parsed.path, KIND):
+        collected = collect_objects(parsed.records, config, "kubectl-dump")
     if not collected.events and not collected.objects:
         raise SourceError(f"{parsed.path}: no Argo CD or Flux objects or events in this file")
-    result = store_collected(session, config, collected)
+    check_event_times(parsed.path, collected.events)
+    with shape_errors(parsed.path, KIND):
+        result = store_collected(session, config, collected)
     summary = ImportSummary(
         kind=KIND, path=parsed.path, rows=result.events, unknown_revisions=result.unknown_revisions
     )
