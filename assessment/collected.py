@@ -1,7 +1,9 @@
 """Evidence from data the other collectors stored: reconciler drift corrections and PR reviews.
 
 Queries live in ``assessment/sql``. Tables that are missing or empty simply give no evidence,
-so an assessment works on a fresh database too.
+so an assessment works on a fresh database too (or with no database at all: ``con`` is None).
+Only data about the assessed repositories counts: pull requests of those repositories, and
+reconciler events of the objects that deploy from them (``assessed_objects.sql``).
 """
 
 from __future__ import annotations
@@ -21,18 +23,44 @@ REVIEW_WINDOW = timedelta(days=90)  # "every change reviewed" is judged on recen
 
 def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object]) -> list[tuple[Any, ...]]:
     sql = (SQL_DIR / f"{name}.sql").read_text()
+    if "{assessed_objects}" in sql:
+        sql = sql.replace("{assessed_objects}", (SQL_DIR / "assessed_objects.sql").read_text())
     try:
         return con.execute(sql, params).fetchall()
     except duckdb.CatalogException:  # table not created yet (older database)
         return []
 
 
+def repository_keys(
+    con: duckdb.DuckDBPyConnection | None, labels: Sequence[str], locations: Sequence[str]
+) -> list[str]:
+    """The assessed sources as the store names them: their labels, plus the ids of collected
+    repositories whose URL or local path is one of ``locations`` (so ``collect git --repo-id X``
+    of the same folder still matches)."""
+    keys = list(dict.fromkeys(labels))
+    if con is None or not locations:
+        return keys
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT id FROM repositories "
+            "WHERE list_contains($places, url) OR list_contains($places, local_path)",
+            {"places": list(locations)},
+        ).fetchall()
+    except duckdb.CatalogException:
+        return keys
+    return list(dict.fromkeys([*keys, *(str(r[0]) for r in rows)]))
+
+
 def collected_findings(
-    con: duckdb.DuckDBPyConnection, repos: Sequence[str], as_of: datetime
+    con: duckdb.DuckDBPyConnection | None, repos: Sequence[str], as_of: datetime
 ) -> list[Finding]:
+    """Evidence from collected data about ``repos`` (see :func:`repository_keys`) up to ``as_of``."""
+    if con is None:
+        return []
     found: list[Finding] = []
+    scope = {"as_of": as_of, "repos": list(repos)}
     for rec, kind, ns, name, drifts, corrected, last_drift, last_fix in _query(
-        con, "drift_corrections", {"as_of": as_of}
+        con, "drift_corrections", scope
     ):
         obj = f"{rec} {kind} {ns + '/' if ns else ''}{name}"
         if corrected:
@@ -51,7 +79,7 @@ def collected_findings(
                     object=obj,
                 )
             )
-    for rec, kind, ns, name, syncs, _last in _query(con, "reconciler_activity", {"as_of": as_of}):
+    for rec, kind, ns, name, syncs, _last in _query(con, "reconciler_activity", scope):
         found.append(
             Finding(
                 "collected.reconciler",

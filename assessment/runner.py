@@ -1,25 +1,32 @@
 """One assessment run, shared by ``gitops-dora assess`` and the demo step.
 
-Repositories are scanned before the database is opened, so the writer lock is held only for the
-short evidence queries and the store; everything a run writes is one transaction.
+Repositories are scanned before the database is opened. A run stores its result only when asked
+(``--store``: the demo, the scheduled job): an ad-hoc ``assess PATH`` of a clone, a fork or an
+experiment reads collected evidence from the store's latest snapshot and writes nothing, so it can
+never replace the organisation's assessment on the dashboard. A storing run writes everything in
+one transaction; :func:`forget` deletes a target's stored assessments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analytics.errors import UserError
 from analytics.progress import progress, say
-from analytics.store.connection import open_writer
+from analytics.store.connection import WriteSession, open_writer
 from analytics.store.location import StoreRef
 from assessment import store
 from assessment.answers import Answer, load_answers
 from assessment.cluster import cluster_findings, live_objects, load_dump
-from assessment.collected import collected_findings
+from assessment.collected import collected_findings, repository_keys
 from assessment.detectors import Finding
 from assessment.model import load_model
 from assessment.scan import Scanner
@@ -38,6 +45,7 @@ class AssessRequest:
     history: str | None = None
     cluster_dump: Path | None = None
     kube_context: str | None = None
+    store: bool = False  # write the result (and the --history timeline) to the store
 
 
 @dataclass
@@ -58,6 +66,7 @@ class AssessOutcome:
     result: dict[str, Any]  # the point assessment (at --at, or the working tree / HEAD)
     history: list[dict[str, Any]]  # monthly points, oldest first (empty without --history)
     skipped: list[str]
+    stored: bool = False
 
 
 def month_start(moment: datetime) -> datetime:
@@ -181,28 +190,28 @@ def _run(
                 _scan_point(point, sources, scanner, skipped)
                 bar.advance()
     stored_revisions = [_revision_label(src, current.revisions.get(src.label)) for src in sources]
-    with open_writer(req.db_path, source="assess", target=target) as session:
-        labels = [s.label for s in sources]
-        specs = [s.spec for s in sources]
+    labels = [s.label for s in sources]
+    specs = [s.spec for s in sources]
+    with _evidence(req, target) as (con, session):
+        repos = repository_keys(con, labels, _locations(sources))
         timeline = []
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
-            scored = score(
-                model, point.findings + collected_findings(session.con, labels, point.evidence_until)
-            )
+            scored = score(model, point.findings + collected_findings(con, repos, point.evidence_until))
             revs = [point.revisions.get(s.label) or "" for s in sources]
-            store.save(
-                session,
-                target=target,
-                sources=specs,
-                revisions=revs,
-                kind="monthly",
-                period=point.period,
-                as_of=point.as_of,
-                assessed_at=now,
-                answers_file=None,
-                result=scored,
-            )
+            if session is not None:
+                store.save(
+                    session,
+                    target=target,
+                    sources=specs,
+                    revisions=revs,
+                    kind="monthly",
+                    period=point.period,
+                    as_of=point.as_of,
+                    assessed_at=now,
+                    answers_file=None,
+                    result=scored,
+                )
             timeline.append(
                 {
                     "period": point.period,
@@ -213,32 +222,88 @@ def _run(
                     "statuses": {c["id"]: c["status"] for c in scored["capabilities"]},
                 }
             )
-        result = score(
-            model, current.findings + collected_findings(session.con, labels, current.as_of), answers
-        )
-        # Written last with a later assessed_at, so "newest first" readers pick today's assessment
-        # over the month that holds the same commit.
-        store.save(
-            session,
-            target=target,
-            sources=specs,
-            revisions=stored_revisions,
-            kind="point",
-            period=None,
-            as_of=current.as_of,
-            assessed_at=datetime.now(UTC),
-            answers_file=str(req.answers) if req.answers else None,
-            result=result,
-        )
-        if skipped:
-            session.warn(
-                "assess_skipped_files",
-                f"{len(skipped)} files could not be scanned: {skipped[0]}",
-                len(skipped),
+        result = score(model, current.findings + collected_findings(con, repos, current.as_of), answers)
+        result["skipped"] = list(skipped)
+        if session is not None:
+            # Written last with a later assessed_at, so "newest first" readers pick today's assessment
+            # over the month that holds the same commit.
+            store.save(
+                session,
+                target=target,
+                sources=specs,
+                revisions=stored_revisions,
+                kind="point",
+                period=None,
+                as_of=current.as_of,
+                assessed_at=datetime.now(UTC),
+                answers_file=str(req.answers) if req.answers else None,
+                result=result,
             )
+            if skipped:
+                session.warn(
+                    "assess_skipped_files",
+                    f"{len(skipped)} files could not be scanned: {skipped[0]}",
+                    len(skipped),
+                )
     for line in skipped[:5]:
         say(f"warning: skipped {line}")
-    return AssessOutcome(target=target, result=result, history=timeline, skipped=skipped)
+    if not req.store:
+        say(f"{target}: not stored (an ad-hoc assessment); pass --store to keep it for the dashboard")
+    return AssessOutcome(target=target, result=result, history=timeline, skipped=skipped, stored=req.store)
+
+
+def _locations(sources: list[Source]) -> list[str]:
+    """How the store may know each source: the argument as given, and its folders on disk."""
+    places: list[str] = []
+    for src in sources:
+        places.append(src.spec)
+        for folder in (src.worktree, src.git_dir if src.worktree is None else None):
+            if folder is not None and not str(folder).startswith(tempfile.gettempdir()):
+                places.append(str(folder))
+    return places
+
+
+@contextmanager
+def _evidence(
+    req: AssessRequest, target: str
+) -> Iterator[tuple[duckdb.DuckDBPyConnection | None, WriteSession | None]]:
+    """With ``store``: one writer transaction whose connection also reads the evidence. Without:
+    a reader pinned to the latest snapshot (None when there is no store yet); nothing is written."""
+    if req.store:
+        with open_writer(req.db_path, source="assess", target=target) as session:
+            yield session.con, session
+        return
+    from analytics.store.connection import latest_snapshot_id, open_reader
+
+    if latest_snapshot_id(req.db_path) is None:
+        yield None, None
+        return
+    con = open_reader(req.db_path, install_views=False)
+    try:
+        yield con, None
+    finally:
+        con.close()
+
+
+def forget(db_path: StoreRef, target: str) -> int:
+    """Delete every stored assessment of ``target`` (point and monthly, with their per-capability
+    and per-level rows) in one transaction; returns how many assessments went."""
+    from analytics.store.connection import latest_snapshot_id, open_reader
+
+    if latest_snapshot_id(db_path) is None:
+        raise UserError(f"no stored assessment of {target!r}: the store {db_path} does not exist")
+    reader = open_reader(db_path, install_views=False)
+    try:
+        known = store.targets(reader)
+    finally:
+        reader.close()
+    if target not in known:
+        listing = ", ".join(known) if known else "none"
+        raise UserError(f"no stored assessment of {target!r} (stored targets: {listing})")
+    with open_writer(db_path, source="assess-forget", target=target) as session:
+        removed = store.delete(session, target)
+        session.messages.append(f"forgot {removed} assessments of {target}")
+    return removed
 
 
 def _revision_label(src: Source, sha: str | None) -> str:

@@ -18,7 +18,8 @@ from assessment.tree import Source, Tree
 class ScanResult:
     findings: list[Finding]
     files_scanned: int
-    skipped: list[str] = field(default_factory=list)  # "path: reason" for files a detector choked on
+    # "path: reason" for files a detector choked on, or the tree left out (symlinks out of the root)
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Scanner:
                 except Exception as exc:  # noqa: BLE001 - one odd file must not hide the rest
                     skipped.append(f"{entry.path}: {type(exc).__name__}: {exc}")
             self._cache[f"{entry.key}\0{entry.path}"] = found
+        skipped.extend(s for s in getattr(tree, "skipped", []) if s not in skipped)
         findings = [f for e in relevant for f in self._cache.get(f"{e.key}\0{e.path}", [])]
         paths: Sequence[str] = [e.path for e in entries]
         for lay in layouts():

@@ -142,3 +142,18 @@ def targets(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [
         r[0] for r in con.execute("SELECT DISTINCT target FROM maturity_assessments ORDER BY 1").fetchall()
     ]
+
+
+def delete(session: WriteSession, target: str) -> int:
+    """Delete every assessment of ``target`` (point and monthly) with its per-capability and
+    per-level rows and its skipped-files warning; returns how many assessments there were."""
+    con = session.con
+    ids = [str(r[0]) for r in con.execute(
+        "SELECT id FROM maturity_assessments WHERE target = ?", [target]
+    ).fetchall()]
+    if ids:
+        con.execute("DELETE FROM maturity_capability_status WHERE list_contains(?, assessment_id)", [ids])
+        con.execute("DELETE FROM maturity_level_progress WHERE list_contains(?, assessment_id)", [ids])
+        con.execute("DELETE FROM maturity_assessments WHERE target = ?", [target])
+    con.execute("DELETE FROM data_warnings WHERE source = 'assess' AND target = ?", [target])
+    return len(ids)

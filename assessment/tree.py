@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -57,12 +58,12 @@ def is_url(spec: str) -> bool:
     return bool(_URL.match(spec))
 
 
-_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
-
-
 def redact(text: str) -> str:
-    """A URL without its ``user:token@`` part: specs are echoed in errors and stored in the DB."""
-    return _USERINFO.sub(r"\1***@", text)
+    """A URL (or git's message about it) with its credentials masked (``user:***@``), by the rules
+    of :mod:`analytics.redaction`: specs are echoed in errors and stored in the DB."""
+    from analytics.redaction import redact as _redact
+
+    return _redact(text)
 
 
 def git_dir_of(path: Path) -> Path | None:
@@ -81,6 +82,7 @@ class Tree:
 
     label: str
     revision: str | None  # commit sha, or None for a directory outside git
+    skipped: list[str]  # "path: reason" for files left out on purpose (e.g. symlinks out of the root)
 
     def entries(self) -> list[TreeEntry]:
         raise NotImplementedError
@@ -97,6 +99,7 @@ class RevisionTree(Tree):
     label: str
     revision: str | None
     _entries: list[TreeEntry] | None = field(default=None, repr=False)
+    skipped: list[str] = field(default_factory=list)
 
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
@@ -167,12 +170,18 @@ def cat_file_batch(repo: Path, shas: Sequence[str]) -> Iterator[tuple[str, bytes
 
 @dataclass
 class WorkingTree(Tree):
-    """A directory on disk; inside git, the tracked and untracked-but-not-ignored files."""
+    """A directory on disk; inside git, the tracked and untracked-but-not-ignored files.
+
+    Nothing outside the root is ever read: a symlink (of a file, or of a folder on the way to it)
+    that resolves outside the root is skipped and reported in ``skipped``, so assessing an
+    untrusted checkout cannot read ``/etc``, a home folder or another repository.
+    """
 
     root: Path
     label: str
     revision: str | None
     in_git: bool
+    skipped: list[str] = field(default_factory=list)
 
     def entries(self) -> list[TreeEntry]:
         if self.in_git:
@@ -180,27 +189,55 @@ class WorkingTree(Tree):
             rels = list(dict.fromkeys(p.decode("utf-8", "replace") for p in out.split(b"\0") if p))
         else:
             rels = []
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            for dirpath, dirnames, filenames in os.walk(self.root):  # never descends into symlinks
                 base = Path(dirpath).relative_to(self.root)
+                for d in sorted(dirnames):
+                    if (Path(dirpath) / d).is_symlink() and self._outside(base / d):
+                        self._skip((base / d).as_posix())
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
                 rels.extend((base / f).as_posix() for f in sorted(filenames))
         found = []
         for rel in rels:
+            if self._outside(Path(rel)):
+                self._skip(rel)
+                continue
             try:
                 st = (self.root / rel).stat()
-            except OSError:  # tracked but deleted in the working tree
+            except OSError:  # tracked but deleted in the working tree, or a dangling link inside
                 continue
+            if not stat.S_ISREG(st.st_mode):
+                continue  # a symlink to a folder inside the root: its files are listed themselves
             found.append(TreeEntry(rel, f"wt:{st.st_size}:{st.st_mtime_ns}:{rel}", st.st_size))
         return found
+
+    def _real_root(self) -> Path:
+        return Path(os.path.realpath(self.root))
+
+    def _outside(self, rel: Path) -> bool:
+        """Whether ``root/rel``, with every symlink on the way resolved, lies outside the root."""
+        real = Path(os.path.realpath(self.root / rel))
+        root = self._real_root()
+        return real != root and root not in real.parents
+
+    def _skip(self, rel: str) -> None:
+        reason = f"{rel}: symbolic link to outside the repository, not followed"
+        if reason not in self.skipped:
+            self.skipped.append(reason)
 
     def read(self, entries: Sequence[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
         for entry in entries:
             if entry.size > MAX_FILE_BYTES:
                 continue
+            if self._outside(Path(entry.path)):  # replaced by a link since it was listed
+                self._skip(entry.path)
+                continue
             try:
-                yield entry, (self.root / entry.path).read_bytes()
+                with open(os.path.realpath(self.root / entry.path), "rb") as fh:
+                    data = fh.read(MAX_FILE_BYTES + 1)
             except OSError:
                 continue
+            if len(data) <= MAX_FILE_BYTES:
+                yield entry, data
 
 
 @dataclass

@@ -342,8 +342,8 @@ def test_assessment_is_stored_once_per_state(tmp_path: Path, capsys: pytest.Capt
     repo = repos.sops_flux(tmp_path / "payments-config")
     db = tmp_path / "db.duckdb"
     head = repo.rev_parse()
-    assess(capsys, db, str(repo.path), "--at", "HEAD")
-    assess(capsys, db, str(repo.path), "--at", "HEAD")  # re-run replaces, never duplicates
+    assess(capsys, db, str(repo.path), "--at", "HEAD", "--store")
+    assess(capsys, db, str(repo.path), "--at", "HEAD", "--store")  # re-run replaces, never duplicates
     con = store_reader(db)
     rows = con.execute("SELECT id, kind, level, revisions FROM maturity_assessments").fetchall()
     assert rows == [(f"payments-config|point|{head}", "point", 1, [head])]
@@ -423,8 +423,8 @@ def test_odd_files_do_not_break_the_scan(tmp_path: Path, capsys: pytest.CaptureF
 def test_several_repositories_are_one_estate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fleet = repos.flux_multi_cluster(tmp_path / "fleet-infra")
     infra = repos.terraform(tmp_path / "infra")
-    alone = statuses(assess(capsys, tmp_path / "db.duckdb", str(fleet.path)))
-    result = assess(capsys, tmp_path / "db.duckdb", str(fleet.path), str(infra.path))
+    alone = statuses(assess(capsys, tmp_path / "db.duckdb", str(fleet.path), "--store"))
+    result = assess(capsys, tmp_path / "db.duckdb", str(fleet.path), str(infra.path), "--store")
     # The Terraform repo adds two clouds: multi-cloud goes from unknown to met; nothing else changes
     # (declarative-iac was already met by infrastructure/ manifests), so the level stays 0.
     changed = {k: (alone[k], v) for k, v in statuses(result).items() if alone[k] != v}

@@ -119,6 +119,21 @@ def _event(eid: str, name: str, event_type: str, at: str, reason: str | None = N
     }
 
 
+def _object(name: str, *, repository: str | None = None, source_url: str | None = None) -> dict[str, object]:
+    return {
+        "reconciler": "argocd",
+        "kind": "Application",
+        "namespace": "argocd",
+        "name": name,
+        "service": name,
+        "environment": "production",
+        "mapped_by": "default",
+        "repository": repository,
+        "source_url": source_url,
+        "last_seen": datetime(2024, 6, 1, tzinfo=UTC),
+    }
+
+
 def _pr(number: int, merged: str, reviewed: str | None) -> dict[str, object]:
     return {
         "repo": "acme/app",
@@ -144,6 +159,21 @@ def test_collected_drift_corrections_and_reviews(tmp_path: Path, capsys: pytest.
                     "e3", "billing", "drift", "2024-05-21T08:00:00+00:00", "DriftDetected"
                 ),  # never corrected
                 _event("e4", "guestbook", "sync", "2024-07-01T08:00:00+00:00"),  # after the assessed moment
+                # Applications of another repository, and one no object row explains: not evidence
+                # about "app", however many syncs and drifts they have.
+                _event("x1", "storefront", "drift", "2024-05-22T08:00:00+00:00", "DriftDetected"),
+                _event("x2", "storefront", "sync", "2024-05-22T08:01:00+00:00"),
+                _event("x3", "storefront", "sync", "2024-05-23T08:01:00+00:00"),
+                _event("x4", "stray", "drift", "2024-05-24T08:00:00+00:00", "DriftDetected"),
+            ],
+        )
+        session.upsert(
+            "reconciler_objects",
+            [
+                _object("guestbook", source_url="https://github.com/acme/app.git"),  # by its repoURL
+                _object("billing", repository="app"),  # by the config repository recorded for it
+                _object("storefront", repository="shop-config",
+                        source_url="https://github.com/acme/shop-config.git"),
             ],
         )
         session.upsert(
@@ -166,6 +196,8 @@ def test_collected_drift_corrections_and_reviews(tmp_path: Path, capsys: pytest.
         ("argocd Application argocd/guestbook", True),
         ("argocd Application argocd/billing", False),
     ]
+    pulled = {e["object"] for c in result["capabilities"] for e in c["evidence"] if e["object"]}
+    assert not any("storefront" in o or "stray" in o for o in pulled), pulled
     assert recon[0]["detail"].startswith("1 of 1 drifts corrected by a later sync")
     review = evidence_of(result, "security-governance")
     assert [(e["object"], e["detail"]) for e in review] == [

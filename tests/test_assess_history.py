@@ -49,7 +49,7 @@ def test_history_monthly_shows_level_rising_the_month_flux_was_adopted(
 ) -> None:
     repo, shas = adopting_flux(tmp_path / "web-config")
     db = tmp_path / "db.duckdb"
-    result = assess(capsys, db, str(repo.path), "--history", "monthly")
+    result = assess(capsys, db, str(repo.path), "--history", "monthly", "--store")
     # Jan, Feb: L0 met (manifests, Terraform, pinned image, git), no reconciler -> level 0.
     # The adoption commit is 1 March in UTC, so March is the first month at level 1; April has no
     # commit and keeps March's last state; May is the last month.
@@ -68,7 +68,7 @@ def test_history_monthly_shows_level_rising_the_month_flux_was_adopted(
         "not_met",
     )
     assert result["level"] == 1  # the point assessment of the working tree
-    assess(capsys, db, str(repo.path), "--history", "monthly")  # idempotent re-run
+    assess(capsys, db, str(repo.path), "--history", "monthly", "--store")  # idempotent re-run
     con = store_reader(db)
     stored = con.execute(
         "SELECT period, level FROM maturity_assessments WHERE kind = 'monthly' ORDER BY period"
@@ -172,11 +172,11 @@ def test_bad_answers_file_changes_nothing(tmp_path: Path, capsys: pytest.Capture
 
     repo = repos.sops_flux(tmp_path / "payments-config")
     db = tmp_path / "db.duckdb"
-    assess(capsys, db, str(repo.path))
+    assess(capsys, db, str(repo.path), "--store")
     bad = tmp_path / "answers.yaml"
     bad.write_text("answers:\n  gitops-everything: yes\n")
     with pytest.raises(SystemExit) as exit_info:
-        main.run(["--db", str(db), "assess", str(repo.path), "--answers", str(bad)])
+        main.run(["--db", str(db), "assess", str(repo.path), "--answers", str(bad), "--store"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert (
@@ -184,7 +184,7 @@ def test_bad_answers_file_changes_nothing(tmp_path: Path, capsys: pytest.Capture
         == f"error: {bad}: unknown capability id 'gitops-everything' (see data/maturity/model.yaml)"
     )
     with pytest.raises(SystemExit) as exit_info:
-        main.run(["--db", str(db), "assess", str(tmp_path / "missing-repo")])
+        main.run(["--db", str(db), "assess", str(tmp_path / "missing-repo"), "--store"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing-repo'}: no such directory"
     con = store_reader(db)
@@ -199,10 +199,10 @@ def test_credentials_in_a_url_are_never_shown_or_stored(
 
     url = "https://deploy-bot:s3cr3t-t0ken@127.0.0.1:9/acme/config.git"  # port 9: nothing listens
     with pytest.raises(SystemExit) as exit_info:
-        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", url])
+        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", url, "--store"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert err.startswith("error: https://***@127.0.0.1:9/acme/config.git: cannot clone: ")
+    assert err.startswith("error: https://deploy-bot:***@127.0.0.1:9/acme/config.git: cannot clone: ")
     assert "s3cr3t" not in err
     assert not (tmp_path / "db.duckdb").exists()
 
@@ -225,7 +225,7 @@ def test_url_over_http_is_assessed_and_stored_without_credentials(
     httpserver.expect_request(re.compile(r"^/acme/payments-config\.git/.*")).respond_with_handler(serve)
     url = httpserver.url_for("/acme/payments-config.git").replace("http://", "http://bot:s3cr3t@")
     db = tmp_path / "db.duckdb"
-    result = assess(capsys, db, url)
+    result = assess(capsys, db, url, "--store")
     assert result["level"] == 1  # same repository as test_sops_encrypted_secrets
     con = store_reader(db)
     stored = con.execute("SELECT target, sources, result::VARCHAR FROM maturity_assessments").fetchall()
@@ -233,7 +233,7 @@ def test_url_over_http_is_assessed_and_stored_without_credentials(
     assert [(t, s) for t, s, _ in stored] == [
         (
             "payments-config",
-            [httpserver.url_for("/acme/payments-config.git").replace("http://", "http://***@")],
+            [httpserver.url_for("/acme/payments-config.git").replace("http://", "http://bot:***@")],
         )
     ]
     assert "s3cr3t" not in stored[0][2]
@@ -246,7 +246,8 @@ def test_newest_first_readers_get_the_point_assessment(
     answers = tmp_path / "answers.yaml"
     answers.write_text("answers:\n  security-governance: yes\n")
     db = tmp_path / "db.duckdb"
-    assess(capsys, db, str(repo.path), "--at", "HEAD", "--history", "monthly", "--answers", str(answers))
+    assess(capsys, db, str(repo.path), "--at", "HEAD", "--history", "monthly", "--answers", str(answers),
+           "--store")
     con = store_reader(db)
     # --at HEAD and the 2024-05 point hold the same commit and the same as_of; the dashboard's
     # "as_of DESC, assessed_at DESC" order must still return today's assessment (with answers).

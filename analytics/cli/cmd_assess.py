@@ -1,4 +1,9 @@
-"""``gitops-dora assess``: GitOps maturity (Level 0-3) from repository, cluster and collected evidence."""
+"""``gitops-dora assess``: GitOps maturity (Level 0-3) from repository, cluster and collected evidence.
+
+``assess PATH`` is a trial: it prints the result and stores nothing. ``--store`` keeps it (and the
+``--history`` timeline) for the dashboard, as the demo and a scheduled job do; ``--forget TARGET``
+deletes what was stored for a target.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,15 @@ from typing import Any
 import typer
 
 from analytics.cli.app import app, get_ctx
-from analytics.cli.output import Format, dumps
+from analytics.cli.output import Format, dumps, safe_text
 
 
 @app.command("assess")
 def assess_command(
     ctx: typer.Context,
-    targets: list[str] = typer.Argument(
-        ..., metavar="PATH_OR_URL", help="config/app repositories (paths, bare repos or git URLs)"
+    targets: list[str] | None = typer.Argument(
+        None, metavar="PATH_OR_URL", help="config/app repositories (paths, bare repos or git URLs)",
+        show_default=False,
     ),
     answers: Path | None = typer.Option(None, "--answers", help="self-assessment answers YAML"),
     at: str | None = typer.Option(None, "--at", help="assess this git revision without checking it out"),
@@ -36,11 +42,30 @@ def assess_command(
         help="read cluster evidence from this kubeconfig context ('' for the current one)",
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    store: bool = typer.Option(
+        False, "--store",
+        help="keep the result (and the --history timeline) in the store for the dashboard; "
+             "without it the assessment is only printed",
+    ),
+    forget: str | None = typer.Option(
+        None, "--forget", metavar="TARGET",
+        help="delete the stored assessments of TARGET (the name `assess` printed, e.g. repo or a+b)",
+    ),
 ) -> None:
-    """Score GitOps maturity (Level 0-3) and OpenGitOps principles; store the assessment."""
+    """Score GitOps maturity (Level 0-3) and OpenGitOps principles (stored only with --store)."""
     from analytics.errors import UserError
+    from analytics.progress import say
     from assessment.runner import AssessRequest, run_assessment
+    from assessment.runner import forget as forget_target
 
+    if forget is not None:
+        if targets or store:
+            raise UserError("--forget TARGET takes no PATH_OR_URL and no --store")
+        removed = forget_target(get_ctx(ctx).db_path, forget)
+        say(f"forgot {removed} stored assessments of {forget}")
+        return
+    if not targets:
+        raise UserError("assess needs at least one PATH_OR_URL (or --forget TARGET)")
     if fmt == Format.csv:
         raise UserError("assess supports --format table or json")
     outcome = run_assessment(
@@ -52,6 +77,7 @@ def assess_command(
             history=history,
             cluster_dump=cluster_dump,
             kube_context=kube_context,
+            store=store,
         )
     )
     if fmt == Format.json:
@@ -71,13 +97,15 @@ def _first_evidence(cap: dict[str, Any]) -> str:
 def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     level = result["level"]
-    console.print(
-        f"[bold]{target}[/bold]: GitOps maturity level "
-        f"[bold]{'none (Level 0 not met)' if level is None else level}[/bold]"
-    )
+    # Names and evidence come from the assessed files: Text, never markup (see output.safe_text).
+    console.print(Text.assemble(
+        safe_text(target, "bold"), ": GitOps maturity level ",
+        safe_text("none (Level 0 not met)" if level is None else level, "bold"),
+    ))
     caps = Table(title="Capabilities")
     for col in ("level", "capability", "status", "evidence", "answer"):
         caps.add_column(col, overflow="fold")
@@ -85,37 +113,38 @@ def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, A
         answer = cap["answer"] or ""
         if cap["conflict"]:
             answer = f"{answer} ({cap['conflict']})"
-        caps.add_row(str(cap["level"]), cap["id"], cap["status"], _first_evidence(cap), answer)
+        caps.add_row(*(safe_text(v) for v in (cap["level"], cap["id"], cap["status"], _first_evidence(cap),
+                                               answer)))
     console.print(caps)
     levels = Table(title="Levels")
     for col in ("level", "name", "met", "progress"):
         levels.add_column(col)
     for lvl in result["levels"]:
-        levels.add_row(
-            str(lvl["level"]), lvl["name"], "yes" if lvl["met"] else "no", f"{lvl['progress']:.0%}"
-        )
+        levels.add_row(*(safe_text(v) for v in (
+            lvl["level"], lvl["name"], "yes" if lvl["met"] else "no", f"{lvl['progress']:.0%}"
+        )))
     console.print(levels)
     principles = Table(title="OpenGitOps principles")
     for col in ("principle", "status"):
         principles.add_column(col)
     for pr in result["principles"]:
-        principles.add_row(pr["name"], pr["status"])
+        principles.add_row(safe_text(pr["name"]), safe_text(pr["status"]))
     console.print(principles)
     if result["next_steps"]:
         steps = Table(title="Next steps")
         for col in ("capability", "action", "satisfied by"):
             steps.add_column(col, overflow="fold")
         for step in result["next_steps"]:
-            steps.add_row(step["capability"], step["action"], step["satisfied_by"])
+            steps.add_row(*(safe_text(step[k]) for k in ("capability", "action", "satisfied_by")))
         console.print(steps)
     if history:
         timeline = Table(title="Maturity by month")
         for col in ("month", "level", "L0", "L1", "L2", "L3"):
             timeline.add_column(col)
         for point in history:
-            timeline.add_row(
+            timeline.add_row(*(safe_text(v) for v in (
                 point["period"],
                 "-" if point["level"] is None else str(point["level"]),
                 *(f"{lvl['progress']:.0%}" for lvl in point["levels"]),
-            )
+            )))
         console.print(timeline)

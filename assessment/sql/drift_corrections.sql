@@ -1,14 +1,25 @@
 -- Drift the reconcilers saw, and whether a later successful sync of the same object corrected it.
--- Parameters: $as_of (only events up to the assessed moment count).
-WITH drift_events AS (
+-- Only objects that deploy from the assessed repositories count (assessed_objects.sql).
+-- Parameters: $as_of (only events up to the assessed moment count), $repos.
+WITH assessed_objects AS (
+    {assessed_objects}
+),
+object_events AS (
+    SELECT e.*
+    FROM reconciler_events e
+    SEMI JOIN assessed_objects a
+      ON a.reconciler = e.reconciler AND a.kind = e.kind AND a.namespace = coalesce(e.namespace, '')
+     AND a.name = e.name
+),
+drift_events AS (
     SELECT reconciler, kind, coalesce(namespace, '') AS namespace, name, occurred_at AS drift_at
-    FROM reconciler_events
+    FROM object_events
     WHERE (event_type = 'drift' OR reason = 'DriftDetected')
       AND occurred_at <= $as_of
 ),
 successful_syncs AS (
     SELECT reconciler, kind, coalesce(namespace, '') AS namespace, name, occurred_at AS sync_at
-    FROM reconciler_events
+    FROM object_events
     WHERE event_type = 'sync'
       AND NOT regexp_matches(lower(coalesce(status, '')), 'fail|error')
       AND occurred_at <= $as_of

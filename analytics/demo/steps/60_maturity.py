@@ -2,9 +2,10 @@
 
 It writes a self-assessment answers file (what the platform team would say about the parts the
 config repository cannot show, such as Terraform kept in another repository), then runs
-``gitops-dora assess <config repo> --answers FILE --history monthly``. The monthly timeline is
-scored on repository evidence (and collected reconciler/PR data) alone; the answers only affect
-today's assessment. The JSON result is kept in the work dir for inspection.
+``gitops-dora assess <config repo> --answers FILE --history monthly --store`` (``--store``: the
+demo's assessment is the organisation's, kept for the dashboard; an ad-hoc ``assess`` is not).
+The monthly timeline is scored on repository evidence (and collected reconciler/PR data) alone;
+the answers only affect today's assessment. The JSON result is kept in the work dir for inspection.
 """
 
 from __future__ import annotations
@@ -46,6 +47,6 @@ def run(demo: DemoContext) -> None:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         demo.cli("assess", str(config_repo), "--answers", str(answers), "--history", "monthly",
-                 "--format", "json")
+                 "--store", "--format", "json")
     (demo.workdir / RESULT_FILE).write_text(out.getvalue())
     demo.say(f"maturity assessment of {manifest['config_repo']['name']} written to {RESULT_FILE}")
