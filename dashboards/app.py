@@ -23,8 +23,10 @@ from dashboards.warmup import WARMUP_ENV, warm_default_view
 st.set_page_config(page_title="gitops-dora", page_icon=":material/rocket_launch:", layout="wide")
 
 PAGES = [
-    st.Page("screens/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+    # served at "/"; its url_path only names it (the hidden page below serves /overview)
+    st.Page("screens/overview.py", title="Overview", icon=":material/dashboard:", url_path="home",
             default=True),
+    st.Page("screens/teams.py", title="Teams", icon=":material/groups:", url_path="teams"),
     st.Page("screens/throughput.py", title="Throughput", icon=":material/speed:", url_path="throughput"),
     st.Page("screens/stability.py", title="Stability", icon=":material/health_and_safety:",
             url_path="stability"),
@@ -33,6 +35,10 @@ PAGES = [
     st.Page("screens/maturity.py", title="Maturity", icon=":material/stairs:", url_path="maturity"),
     st.Page("screens/data_health.py", title="Data health", icon=":material/monitor_heart:",
             url_path="data-health"),
+    st.Page("screens/definitions.py", title="Definitions", icon=":material/menu_book:",
+            url_path="definitions"),
+    st.Page("screens/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview",
+            visibility="hidden"),
 ]
 
 allowed = False

@@ -1,8 +1,11 @@
-"""Widgets every page shares: the 'no data yet' notice, tables with CSV download, rating badges."""
+"""Widgets every page shares: the 'no data yet' notice, tables with CSV download (missing values
+shown as "—", statuses coloured), short ids, and the "How this is computed" expander."""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,6 +20,14 @@ COLLECT_PRS = "gitops-dora collect github OWNER/REPO` or `gitops-dora collect gi
 COLLECT_INCIDENTS = "gitops-dora import incidents.csv` or `gitops-dora collect github OWNER/REPO"
 
 RATING_COLORS = {"elite": "green", "high": "blue", "medium": "orange", "low": "red"}
+MISSING = "—"
+# cell colours (text on a light tint) for status-like columns
+STATUS_STYLES = {
+    "good": "background-color: rgba(44, 160, 44, 0.18); color: #1a6b1a",
+    "partial": "background-color: rgba(255, 165, 0, 0.20); color: #8a5300",
+    "bad": "background-color: rgba(214, 39, 40, 0.16); color: #a11d1e",
+    "neutral": "background-color: rgba(128, 128, 128, 0.14); color: #555555",
+}
 
 
 def no_data(what: str, command: str) -> None:
@@ -42,20 +53,30 @@ def table(
     column_config: dict[str, Any] | None = None,
     height: int | None = None,
     selectable: bool = False,
+    colors: Mapping[str, Mapping[str, str]] | None = None,
 ) -> int | None:
     """A dataframe with its CSV download button (every table has one); with ``selectable``, the
     position of the row the user clicked (None when none is selected).
 
-    Cells are drawn as text. Link and image columns are refused: a URL in the data (an incident's,
-    a pull request's, a repository's web address) is shown for copying, never opened or fetched."""
+    Cells are drawn as text; a missing value shows as "—" (the CSV keeps it empty). ``colors``:
+    per column, a cell value -> STATUS_STYLES key, to colour statuses. Link and image columns are
+    refused: a URL in the data (an incident's, a pull request's, a repository's web address) is
+    shown for copying, never opened or fetched."""
     for name, spec in (column_config or {}).items():
         kind = (spec.get("type_config") or {}).get("type") if isinstance(spec, dict) else None
         if kind in ("link", "image"):
             raise ValueError(f"column {name!r}: {kind} columns would turn data into links or fetches")
     stem, dot, ext = file_name.rpartition(".")
     file_name = f"{file_part(stem)}.{file_part(ext)}" if dot else file_part(file_name)
-    event = st.dataframe(frame, hide_index=True, column_config=column_config, key=f"df-{key}",
-                         height=height if height is not None else "auto",
+    shown: Any = frame
+    if colors:
+        styles = {col: {value: STATUS_STYLES[kind] for value, kind in by_value.items()}
+                  for col, by_value in colors.items() if col in frame.columns}
+        shown = frame.style
+        for col, by_value in styles.items():
+            shown = shown.map(lambda v, m=by_value: m.get(v, ""), subset=[col])
+    event = st.dataframe(shown, hide_index=True, column_config=column_config, key=f"df-{key}",
+                         height=height if height is not None else "auto", placeholder=MISSING,
                          on_select="rerun" if selectable else "ignore", selection_mode="single-row")
     st.download_button(
         "Download CSV", csv_bytes(frame), file_name=file_name, mime="text/csv", key=f"csv-{key}",
@@ -71,28 +92,47 @@ def is_missing(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def fmt_hours(value: Any) -> str:
-    if is_missing(value):
-        return "—"
-    hours = float(value)
-    if hours < 1:
-        return f"{hours * 60:.0f} min"
-    if hours < 48:
-        return f"{hours:.1f} h"
-    return f"{hours / 24:.1f} d"
+def text_or_dash(value: Any) -> str:
+    """Any value as text, "—" when missing (never "None")."""
+    return MISSING if is_missing(value) or value == "" else str(value)
 
 
-def fmt_rate(value: Any) -> str:
-    return "—" if is_missing(value) else f"{float(value) * 100:.1f}%"
+_RECONCILER_ID = re.compile(r"^(?:argocd|flux):[^:]*/(?P<name>[^/:]+):(?P<rev>[^@]+)@(?P<at>\w+)$")
+_GIT_ID = re.compile(r"^git-(?:tag|branch):(?P<repo>[^:]+):(?P<ref>.+)$")
+SHORT_ID = 28
 
 
-def fmt_per_week(value: Any) -> str:
-    return "—" if is_missing(value) else f"{float(value):.2f}/wk"
+def short_id(value: Any) -> str:
+    """A deployment (or other) id short enough to read in a table: reconciler ids become
+    ``<object name>@<revision, 7 chars>``, git ids ``<repo>:<tag or branch@sha7>``, anything else
+    longer than 28 characters keeps its start and end around "…". The full id stays in the table's
+    ``id`` column and in the drill-down."""
+    text = text_or_dash(value)
+    if len(text) <= SHORT_ID:
+        return text
+    if m := _RECONCILER_ID.match(text):
+        return f"{m['name']}@{m['rev'][:7]}"
+    if m := _GIT_ID.match(text):
+        ref = m["ref"]
+        branch, _, sha = ref.rpartition(":")
+        ref = f"{branch}@{sha[:7]}" if branch and re.fullmatch(r"[0-9a-f]{7,40}", sha) else ref
+        text = f"{m['repo']}:{ref}"
+        if len(text) <= SHORT_ID:
+            return text
+    return f"{text[:16]}…{text[-10:]}"
 
 
-def rating_badge(rating: str | None, year: int | None) -> None:
-    if not rating:
-        st.badge("not rated", color="gray")
-        return
-    label = f"{rating.capitalize()} ({year})" if year else rating.capitalize()
-    st.badge(label, color=RATING_COLORS.get(rating.lower(), "gray"))  # type: ignore[arg-type]
+def how_computed(page: str) -> None:
+    """The page's "How this is computed" expander: the one-sentence definitions it relies on and a
+    link to each docs section (opened on the Definitions page)."""
+    from dashboards.definitions import METRICS, PAGE_DOCS, help_text, slug
+
+    with st.expander("How this is computed", icon=":material/help:"):
+        sections = {m.section: m for m in METRICS}
+        for link in PAGE_DOCS[page]:
+            metric = sections.get(link.section)
+            if metric is not None:
+                st.markdown(f"**{metric.title}**: {help_text(metric)}")
+            st.page_link("screens/definitions.py", label=f"docs/{link.doc}: {link.section}",
+                         icon=":material/menu_book:",
+                         query_params={"doc": link.doc.removesuffix(".md"), "section": slug(link.section)})

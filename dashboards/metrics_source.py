@@ -19,6 +19,7 @@ from dashboards.source import config_path, data_stamp
 
 GROUP_KEYS = ("service", "team", "environment", "repository")
 OVERVIEW_GROUP_BY = ("environment",)
+ALL_SERVICES = "all services"
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,14 @@ class MetricsRequest:
     trend: str | None = None
     compare_previous: bool = False
     benchmark: int | None = None
+    # one group for everything the filters keep (the organisation row): see pooled_connection
+    pooled: bool = False
 
     def argv(self) -> list[str]:
-        """The equivalent ``gitops-dora metrics`` arguments (tests run them to compare)."""
+        """The equivalent ``gitops-dora metrics`` arguments (tests run them to compare). A pooled
+        request has none: ``metrics`` always groups by at least one dimension."""
+        if self.pooled:
+            raise ValueError("a pooled request has no `gitops-dora metrics` equivalent")
         args = ["--since", self.since, "--until", self.until, "--group-by", ",".join(self.group_by)]
         for option, value in (("--service", self.service), ("--environment", self.environment),
                               ("--team", self.team), ("--trend", self.trend)):
@@ -55,13 +61,35 @@ class MetricsUnavailable(Exception):
 
 def request_for(
     f: Filters, *, group_by: tuple[str, ...] = OVERVIEW_GROUP_BY, trend: str | None = None,
-    compare_previous: bool = False,
+    compare_previous: bool = False, pooled: bool = False,
 ) -> MetricsRequest:
     return MetricsRequest(
-        since=f.since.isoformat(), until=f.until.isoformat(), group_by=group_by, service=f.service,
+        since=f.since.isoformat(), until=f.until.isoformat(),
+        group_by=("team",) if pooled else group_by, service=f.service,
         environment=f.environment, team=f.team, trend=trend, compare_previous=compare_previous,
-        benchmark=f.benchmark,
+        benchmark=f.benchmark, pooled=pooled,
     )
+
+
+def pooled_services(con: Any, req: MetricsRequest) -> tuple[str, ...] | None:
+    """The service filter that stands for ``--team`` in a pooled request (the team column is
+    blanked there); None when the request has no team filter."""
+    if not req.team:
+        return None
+    rows = con.execute("SELECT name FROM services WHERE team = ? ORDER BY name", [req.team]).fetchall()
+    names = tuple(str(r[0]) for r in rows)
+    return tuple(n for n in names if n == req.service) if req.service else names
+
+
+def pool_teams(con: Any) -> None:
+    """On this (private, read-only) connection, make every service's team NULL: the metric views
+    read ``team`` from ``services``, so grouping by team then gives one group holding every
+    service, computed by the engine's own SQL under the documented definitions. (The engine has no
+    group-by-nothing; ``metrics`` groups by at least one dimension.)"""
+    from analytics.store.connection import CATALOG
+
+    con.execute(f"CREATE OR REPLACE TEMP VIEW services AS SELECT * REPLACE (CAST(NULL AS VARCHAR) AS team) "
+                f"FROM {CATALOG}.main.services")
 
 
 def _midnight(text: str) -> datetime:
@@ -78,21 +106,34 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
         raise MetricsUnavailable(f"the metrics engine is not installed ({exc.name})") from None
     try:
         config = load_config(config_path())
-        query = MetricsQuery(
-            since=_midnight(req.since), until=_midnight(req.until), group_by=req.group_by,
-            services=(req.service,) if req.service else (),
-            environments=(req.environment,) if req.environment else (),
-            teams=(req.team,) if req.team else (),
-            trend=req.trend, compare_previous=req.compare_previous, benchmark=req.benchmark,
-        )
         # its own connection: an engine run takes seconds at scale, and the shared connection must
         # stay free for the pages' quick queries meanwhile
         con = open_reader(db)
         try:
-            report = compute_metrics(con, query, config)
+            services: tuple[str, ...] = (req.service,) if req.service else ()
+            teams: tuple[str, ...] = (req.team,) if req.team else ()
+            if req.pooled:
+                of_team = pooled_services(con, req)
+                services = services if of_team is None else of_team
+                teams = ()
+                pool_teams(con)
+            query = MetricsQuery(
+                since=_midnight(req.since), until=_midnight(req.until), group_by=req.group_by,
+                services=services, environments=(req.environment,) if req.environment else (),
+                teams=teams, trend=req.trend, compare_previous=req.compare_previous,
+                benchmark=req.benchmark,
+            )
+            if req.pooled and req.team and not services:  # a team without services: nothing to pool
+                payload: dict[str, Any] = {"since": req.since, "until": req.until, "groups": []}
+            else:
+                report = compute_metrics(con, query, config)
+                payload = json.loads(dumps_bytes(report.payload()))
         finally:
             con.close()
-        payload: dict[str, Any] = json.loads(dumps_bytes(report.payload()))
+        if req.pooled:
+            for group in payload.get("groups") or []:
+                group.pop("team", None)
+                group["scope"] = ALL_SERVICES
     except UserError as exc:
         raise MetricsUnavailable(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a page shows one line, never a traceback
@@ -175,7 +216,7 @@ def rating_of(group: dict[str, Any], metric: str) -> str | None:
 
 
 def group_label(group: dict[str, Any]) -> str:
-    return " · ".join(str(group[k]) for k in GROUP_KEYS if group.get(k)) or "all"
+    return " · ".join(str(group[k]) for k in GROUP_KEYS if group.get(k)) or ALL_SERVICES
 
 
 def trend_frame(payload: dict[str, Any], fields: list[str]) -> Any:

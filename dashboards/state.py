@@ -18,7 +18,9 @@ LATEST = "latest"
 _KEYS = {"window": "f_window", "team": "f_team", "service": "f_service", "environment": "f_env",
          "benchmark": "f_benchmark"}
 _SEEN_URL = "_f_seen_url"
-PAGE_PARAMS = ("deployment",)  # Deployments: the drilled-down deployment
+# a page's own parameters, kept in the link: Deployments' drilled-down deployment, the Definitions
+# section a "How this is computed" link opened, the Teams page's grouping
+PAGE_PARAMS = ("deployment", "doc", "section", "by")
 
 
 def benchmark_years() -> list[int]:

@@ -1,67 +1,112 @@
-"""The five DORA metrics as shown on tiles: which JSON field, how to format it, which way is better."""
+"""The DORA metrics as shown on tiles: one unit per tile (chosen from the value, the delta in the
+same unit), the trend sparkline, and the one-line "what changed"."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dashboards.components import fmt_hours, fmt_per_week, fmt_rate, is_missing
+from dashboards.components import is_missing
+from dashboards.definitions import METRICS, MetricDef
+
+TILES: tuple[MetricDef, ...] = METRICS
+ROLLING_WEEKS = 4
 
 
 @dataclass(frozen=True)
-class Tile:
-    title: str
-    field: str
-    rating_keys: tuple[str, ...]
-    fmt: Callable[[Any], str]
-    lower_is_better: bool
-    unit: str  # for deltas: "/wk", "h", "pp"
+class Unit:
+    suffix: str     # "/wk", " min", " h", " d", "%"
+    factor: float   # display = raw value * factor
+    decimals: int
+    delta_suffix: str
 
 
-TILES = (
-    Tile("Deployment frequency", "deployments_per_week", ("deployment_frequency",), fmt_per_week, False,
-         "/wk"),
-    Tile("Change lead time (median)", "lead_time_median_hours", ("lead_time", "change_lead_time"),
-         fmt_hours, True, "h"),
-    Tile("Change failure rate", "change_failure_rate", ("change_failure_rate",), fmt_rate, True, "pp"),
-    Tile("Failed deployment recovery (median)", "failed_deployment_recovery_median_hours",
-         ("failed_deployment_recovery_time", "time_to_restore"),
-         fmt_hours, True, "h"),
-    Tile("Rework rate", "rework_rate", ("rework_rate",), fmt_rate, True, "pp"),
-)
+PER_WEEK = Unit("/wk", 1.0, 2, "/wk")
+PERCENT = Unit("%", 100.0, 1, " pp")
+MINUTES = Unit(" min", 60.0, 0, " min")
+HOURS = Unit(" h", 1.0, 1, " h")
+DAYS = Unit(" d", 1 / 24, 1, " d")
 
 
-def delta_text(tile: Tile, delta: Any) -> str | None:
-    """The engine's ``delta`` (current - previous window) as signed text; None when unknown."""
+def unit_for(metric: MetricDef, value: Any) -> Unit:
+    """Durations: minutes under an hour, hours under two days, days from there (decided by the
+    value shown, and kept for its delta and its previous value)."""
+    if metric.kind == "per_week":
+        return PER_WEEK
+    if metric.kind == "rate":
+        return PERCENT
+    if is_missing(value):
+        return HOURS
+    hours = abs(float(value))
+    return MINUTES if hours < 1 else HOURS if hours < 48 else DAYS
+
+
+def fmt(metric: MetricDef, value: Any, unit: Unit | None = None) -> str:
+    if is_missing(value):
+        return "—"
+    unit = unit or unit_for(metric, value)
+    return f"{float(value) * unit.factor:.{unit.decimals}f}{unit.suffix}"
+
+
+def delta_text(metric: MetricDef, value: Any, delta: Any) -> str | None:
+    """The engine's ``delta`` (current - previous window) in the unit of the value shown; None
+    when unknown or zero."""
     if is_missing(delta):
         return None
-    diff = float(delta)
-    if diff == 0:
+    unit = unit_for(metric, value)
+    shown = round(float(delta) * unit.factor, unit.decimals)
+    if shown == 0:  # no change at the precision shown: no arrow either way
         return None
-    if tile.unit == "pp":
-        return f"{diff * 100:+.1f} pp"
-    if tile.unit == "h":
-        return f"{diff:+.1f} h"
-    return f"{diff:+.2f}/wk"
+    return f"{shown:+.{unit.decimals}f}{unit.delta_suffix}"
+
+
+def sparkline(metric: MetricDef, periods: list[dict[str, Any]]) -> list[float]:
+    """The metric per week over the window (``metrics --trend week`` groups, oldest first), in the
+    tile's display scale. Rates of small counts (change failure, rework) are pooled over rolling
+    4 weeks: the failed (rework) deployments of the week and the 3 before it over their attempts.
+    Weeks without a value are left out."""
+    points: list[float] = []
+    for i, period in enumerate(periods):
+        if metric.smoothed and metric.numerator and metric.denominator:
+            window = periods[max(0, i - ROLLING_WEEKS + 1): i + 1]
+            den = sum(float(p.get(metric.denominator) or 0) for p in window)
+            value: Any = None if den == 0 else sum(float(p.get(metric.numerator) or 0) for p in window) / den
+        else:
+            value = period.get(metric.field)
+        if not is_missing(value):
+            points.append(float(value) * (100.0 if metric.kind == "rate" else 1.0))
+    return points
+
+
+def rolling_rate(metric: MetricDef, periods: list[dict[str, Any]]) -> list[float | None]:
+    """Per period, the rolling 4-week pooled rate (None where there were no attempts)."""
+    out: list[float | None] = []
+    for i in range(len(periods)):
+        window = periods[max(0, i - ROLLING_WEEKS + 1): i + 1]
+        den = sum(float(p.get(metric.denominator or "") or 0) for p in window)
+        num = sum(float(p.get(metric.numerator or "") or 0) for p in window)
+        out.append(None if den == 0 else num / den)
+    return out
 
 
 def what_changed(current: dict[str, Any], previous: dict[str, Any] | None, days: int) -> str:
-    """One line naming the biggest relative moves since the previous window."""
+    """One line naming the biggest relative moves since the previous window, both values in the
+    unit of the tile."""
     if not previous or not previous.get("deployments"):
         return f"No deployments in the previous {days} days to compare with."
     moves: list[tuple[float, str]] = []
-    for tile in TILES:
-        now: Any = current.get(tile.field)
-        before: Any = previous.get(tile.field)
+    for metric in TILES:
+        now: Any = current.get(metric.field)
+        before: Any = previous.get(metric.field)
         if is_missing(now) or is_missing(before) or float(now) == float(before):
             continue
         base = abs(float(before)) or 1.0
         rel = (float(now) - float(before)) / base
-        better = (rel < 0) == tile.lower_is_better
+        better = (rel < 0) == metric.lower_is_better
         verb = "improved" if better else "worsened"
-        moves.append((abs(rel), f"{tile.title.split(' (')[0].lower()} {verb} ({tile.fmt(before)} → "
-                                f"{tile.fmt(now)})"))
+        unit = unit_for(metric, now)
+        name = metric.title.split(" (")[0].lower()
+        moves.append((abs(rel), f"{name} {verb} ({fmt(metric, before, unit)} → {fmt(metric, now, unit)})"))
     if not moves:
         return f"No change in any DORA metric against the previous {days} days."
     moves.sort(key=lambda m: -m[0])

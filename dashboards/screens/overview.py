@@ -1,4 +1,5 @@
-"""Overview: the five DORA metrics with ratings and change since the previous window, and maturity."""
+"""Overview: the organisation (every service pooled), then each environment: six DORA tiles with
+their value, change since the previous window, weekly trend and rating; and the maturity level."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ from typing import Any
 import streamlit as st
 
 from dashboards import charts, maturity_data, state
-from dashboards.components import COLLECT_DEPLOYMENTS, no_data, rating_badge
-from dashboards.metrics_source import (
-    MetricsUnavailable,
-    groups_of,
-    metrics,
-    rating_of,
-    request_for,
-)
+from dashboards.badges import badge, latest_year, rates, thresholds
+from dashboards.components import COLLECT_DEPLOYMENTS, how_computed, no_data
+from dashboards.definitions import MetricDef, help_text
+from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics, request_for
 from dashboards.queries import deployment_count, weekly_deployments
 from dashboards.safe_text import md
-from dashboards.tiles import TILES, delta_text, what_changed
+from dashboards.tiles import TILES, delta_text, fmt, sparkline, what_changed
+
+TILES_PER_ROW = 3
 
 st.title("Overview")
 f = state.current()
@@ -25,6 +24,7 @@ db = state.database()
 scope = " · ".join(md(x) for x in (f.team, f.service, f.environment) if x) or "all services"
 st.caption(f"Window {f.since.isoformat()} to {f.until.isoformat()} (exclusive, UTC) · {scope} · "
            f"compared with the previous {f.days} days")
+how_computed("overview")
 
 
 def _production_first(group: dict[str, Any]) -> tuple[int, str]:
@@ -32,54 +32,86 @@ def _production_first(group: dict[str, Any]) -> tuple[int, str]:
     return (0 if env.lower() in ("production", "prod") else 1, env)
 
 
-def _tiles(group: dict[str, Any], year: int | None) -> None:
+def metric_help(metric: MetricDef, year: int) -> str:
+    rated = thresholds(year, metric) if rates(year, metric) else f"Not rated by the DORA {year} report."
+    return f"{help_text(metric)}\n\n{rated}"
+
+
+def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year: int) -> None:
+    """One row of tiles; ``name`` keys their containers (``st-key-tile-<name>-<metric>`` in the page).
+    The title is a Markdown line above the value, so a long title wraps instead of being cut off."""
     delta = group.get("delta") or {}
-    for col, tile in zip(st.columns(len(TILES)), TILES, strict=True):
-        with col:
-            st.metric(
-                tile.title,
-                tile.fmt(group.get(tile.field)),
-                delta=delta_text(tile, delta.get(tile.field)),
-                delta_color="inverse" if tile.lower_is_better else "normal",
-                border=True,
-                height=130,
-                help=f"`{tile.field}` in `gitops-dora metrics --format json`",
-            )
-            rating = next((r for k in tile.rating_keys if (r := rating_of(group, k))), None)
-            rating_badge(rating, year)
+    for start in range(0, len(TILES), TILES_PER_ROW):
+        row = TILES[start:start + TILES_PER_ROW]
+        for col, metric in zip(st.columns(TILES_PER_ROW), row, strict=False):
+            value = group.get(metric.field)
+            shown = fmt(metric, value)
+            trend = sparkline(metric, periods)
+            with col, st.container(border=True, height="stretch", key=f"tile-{name}-{metric.key}"):
+                st.markdown(f"**{metric.title}**", help=metric_help(metric, year))
+                st.metric(
+                    metric.title, shown, label_visibility="collapsed",
+                    delta=delta_text(metric, value, delta.get(metric.field)),
+                    delta_color="inverse" if metric.lower_is_better else "normal",
+                    chart_data=trend if len(trend) >= 2 else None,
+                    chart_type="bar" if metric.kind == "per_week" else "line",
+                )
+                b = badge(metric, group, year, shown)
+                st.badge(b.label, color=b.color, help=b.help)  # type: ignore[arg-type]
+                if b.figure:
+                    st.caption(f"rated on {b.figure}")
     st.markdown(f"**What changed:** {what_changed(group, group.get('previous'), f.days)}")
     counts = (f"{group.get('deployments', 0)} deployments on {group.get('deployment_days', 0)} days, "
-              f"{group.get('changes', 0)} changes")
+              f"{group.get('changes', 0)} changes, {group.get('incidents', 0)} incidents")
     if group.get("excluded_negative_lead_times"):
         counts += f", {group['excluded_negative_lead_times']} negative lead times excluded"
     if group.get("baseline_deployments"):
         counts += f", {group['baseline_deployments']} baseline deployment(s) without lead times"
-    st.caption(counts)
+    st.caption(counts + ". Trend lines: one point per week; change failure and rework rates pooled "
+               "over rolling 4 weeks.")
+
+
+def _periods(payload: dict[str, Any] | None, key: str | None, value: Any) -> list[dict[str, Any]]:
+    if payload is None:
+        return []
+    rows = [g for g in groups_of(payload) if key is None or g.get(key) == value]
+    return sorted(rows, key=lambda g: str(g.get("period_start")))
+
+
+def _get(req: Any, what: str) -> dict[str, Any] | None:
+    try:
+        return metrics(db, req)
+    except MetricsUnavailable as exc:
+        st.warning(f"{what} not available: {md(exc)}")
+        return None
 
 
 if deployment_count(db) == 0:
     no_data("deployments", COLLECT_DEPLOYMENTS)
 else:
-    payload: dict[str, Any] | None
-    try:
-        payload = metrics(db, request_for(f, compare_previous=True))
-    except MetricsUnavailable as exc:
-        st.warning(f"DORA metrics are not available: {md(exc)}")
-        payload = None
-    if payload is not None:
-        groups = sorted((g for g in groups_of(payload) if g.get("deployments")), key=_production_first)
-        year = f.benchmark or payload.get("benchmark")
-        if not year:
-            years = state.benchmark_years()
-            year = years[0] if years else None
-        if not groups:
+    year = f.benchmark or latest_year()
+    pooled = _get(request_for(f, compare_previous=True, pooled=True), "DORA metrics")
+    if pooled is not None:
+        per_env = _get(request_for(f, compare_previous=True), "DORA metrics per environment")
+        pooled_trend = _get(request_for(f, trend="week", pooled=True), "Weekly trends")
+        env_trend = _get(request_for(f, group_by=("environment",), trend="week"), "Weekly trends")
+        organisation = [g for g in groups_of(pooled) if g.get("deployments") or g.get("deployment_attempts")]
+        if not organisation:
             no_data("deployments in this window (pick an earlier window?)", COLLECT_DEPLOYMENTS)
-        for group in groups:
-            st.subheader(f"Environment: {md(group.get('environment'))}")
-            _tiles(group, int(year) if year else None)
-        weekly = weekly_deployments(db, f)
-        if groups and weekly is not None and len(weekly):
-            st.plotly_chart(charts.weekly_bars(weekly), key="overview-weekly")
+        else:
+            st.subheader("Organisation")
+            st.caption(f"{scope}, every environment: each deployment, change and incident counted "
+                       "once, by the same definitions (not an average of the rows below).")
+            tiles("all", organisation[0], _periods(pooled_trend, None, None), year)
+            groups = sorted((g for g in groups_of(per_env or {}) if g.get("deployments")),
+                            key=_production_first)
+            for index, group in enumerate(groups):
+                st.subheader(f"Environment: {md(group.get('environment'))}")
+                weeks = _periods(env_trend, "environment", group.get("environment"))
+                tiles(f"env{index}", group, weeks, year)
+            weekly = weekly_deployments(db, f)
+            if weekly is not None and len(weekly):
+                st.plotly_chart(charts.weekly_bars(weekly), key="overview-weekly")
 
 st.subheader("GitOps maturity")
 maturity_data.level_badge(db, f)
