@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from analytics.config import Config
+from analytics.store.location import resolve
 from analytics.webhooks.providers import github
 from analytics.webhooks.writer import Delivery, DeliveryWriter, Rejected
 from tests.store_query import query
@@ -84,8 +85,11 @@ def test_steady_load_is_committed_within_about_100_ms_of_arrival(tmp_path: Path)
     written when it arrives, then its own batch: the receiver adds no hold or period of its own.
     What one commit costs depends on the machine (tens of milliseconds on an idle 2-core box,
     several times that when other test suites run), so it is measured first, here and now: ``one``,
-    the answer time of a lone delivery. Then: median <= ``one`` + 100 ms, slowest <= 2 x ``one`` +
-    100 ms, and the writer's own arrival-to-commit times (``GET /``) agree."""
+    the answer time of a lone delivery. Then: median <= ``one`` + 100 ms, and the slowest <= 3 x
+    ``one`` + 100 ms (the batch in progress and its own, each of a few deliveries, plus the jitter
+    of a shared machine), and the writer's own arrival-to-commit median (``GET /``) agrees. A
+    writer that held deliveries for a period of its own (the old design held them up to 2 s)
+    fails all three."""
     db = tmp_path / "store.ducklake"
     with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
         for n in range(3):  # warm: store open, first batches
@@ -115,15 +119,25 @@ def test_steady_load_is_committed_within_about_100_ms_of_arrival(tmp_path: Path)
               f"slowest {slowest * 1000:.0f} ms; writer: {stats['commit_latency_ms']}")
     print(detail)
     assert median <= one + 0.1, detail
-    assert slowest <= 2 * one + 0.1, detail
+    assert slowest <= 3 * one + 0.1, detail
     assert stats["commit_latency_ms"]["p50"] <= (one + 0.1) * 1000, detail
     assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [(90, 90)]
 
 
-def test_a_burst_is_written_in_a_few_batches_and_stored_once(tmp_path: Path) -> None:
-    db = tmp_path / "store.ducklake"
+@pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
+def test_a_burst_is_written_in_a_few_batches_and_stored_once(
+    tmp_path: Path, request: pytest.FixtureRequest, catalog: str
+) -> None:
+    """200 deliveries from 50 concurrent senders, on the SQLite catalog and on PostgreSQL."""
+    cli_db: Any = tmp_path / "store.ducklake"  # a path or a URL: the helper passes it on as --db
+    db: Any = cli_db  # what tests.store_query reads: the path, or the resolved PostgreSQL store
+    env = ENV
+    if catalog == "postgresql":
+        pg = request.getfixturevalue("pg_database")  # skips, with the reason, where PostgreSQL cannot start
+        data = str(tmp_path / "lake-data")
+        cli_db, db, env = pg.url, resolve(pg.url, data), {**ENV, "GITOPS_DORA_DATA_PATH": data}
     limits = httpx.Limits(max_connections=50)
-    with receiver(db, ENV) as rx, httpx.Client(timeout=60, limits=limits) as client:
+    with receiver(cli_db, env) as rx, httpx.Client(timeout=60, limits=limits) as client:
         before = client.get(rx.url + "/").json()["writer"]["batches"]
         with ThreadPoolExecutor(max_workers=50) as pool:
             answers = list(pool.map(lambda n: deliver(client, rx.url, n), range(1, 201)))

@@ -22,8 +22,9 @@ delivery is never answered 5xx (senders retry those forever) nor 500 with a trac
 delivery never reaches the store, so a redelivery is refused again the same way.
 
 Connections are guarded below the app (``GuardedProtocol``): beyond ``max_connections`` a new
-connection is closed at once; a connection that has not sent a whole request head within
-``read_timeout`` gets 408 and is closed (idle and slow-header sockets); an idle keep-alive
+connection is closed at once; a request head over MAX_HEAD_BYTES gets 431; a connection that has
+not sent a whole request head within ``read_timeout`` gets 408 and is closed (idle and slow-header
+sockets); an idle keep-alive
 connection is closed after ``keep_alive`` seconds (uvicorn's ``timeout_keep_alive``). Running out
 of file descriptors is logged once a minute in one line, not as a traceback per accept.
 """
@@ -70,6 +71,7 @@ MAX_JSON_DEPTH = 128  # GitHub/GitLab payloads nest under 10 levels, Argo CD App
 MAX_DELIVERY_ID = 256
 OFFLOAD_BYTES = 256 * 1024  # bodies above this are verified and parsed in a worker thread
 FD_RESERVE = 128  # file descriptors kept for the store (catalog, data files) and the process
+MAX_HEAD_BYTES = 64 * 1024  # a request line and headers (a code host sends 1-2 KiB): 431 beyond
 REQUEST_STARTED = "gitops_dora.request_started"  # scope key: loop time of the request's first byte
 
 
@@ -406,14 +408,20 @@ _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def _loop_errors(log: RateLimitedLog) -> Any:
-    """asyncio logs each failed accept() with a traceback, once a second while descriptors are
-    exhausted; this makes that one line a minute and leaves every other error to the default."""
+    """asyncio logs each failed accept() with a traceback while descriptors are exhausted, and its
+    accept loop (Python 3.11) goes on trying, scheduling a retry of the listener per attempt: up to a
+    backlog's worth each second, and each of those still pending at shutdown fails again on the
+    closed socket with a traceback of its own. This makes all of that one line a minute and leaves
+    every other error to the default handler."""
 
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, OSError) and exc.errno in _OUT_OF_RESOURCES:
             log("accept", f"cannot accept connections: {os.strerror(exc.errno or 0)}; retrying every second "
                 "(raise the open-files limit or lower GITOPS_DORA_WEBHOOK_MAX_CONNECTIONS)")
+            return
+        if "_start_serving" in str(context.get("handle") or context.get("message") or ""):
+            log("accept-retry", f"retrying accept() failed: {type(exc).__name__}: {exc}")
             return
         loop.default_exception_handler(context)
 
@@ -468,24 +476,28 @@ def create_app(
 
 def guarded_protocol(limits: Limits, log: RateLimitedLog) -> type[asyncio.Protocol] | None:
     """uvicorn's httptools protocol with the connection limits uvicorn does not have: a cap on open
-    connections (refused at once) and a deadline for each request's head and body, which also
-    closes sockets that connect and send nothing. None when httptools is not installed."""
+    connections (refused at once), a deadline for each request's head and body, which also
+    closes sockets that connect and send nothing, and a cap on the size of a request head (431).
+    None when httptools is not installed."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
     except ImportError:  # pragma: no cover - httptools is in the lock file
         return None
 
-    text = f"request not received within {limits.read_timeout:g} s".encode()
-    timeout_response = (
-        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        + f"content-length: {len(text)}\r\nconnection: close\r\n\r\n".encode() + text
-    )
+    def plain(status: str, text: str) -> bytes:
+        return (f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                f"content-length: {len(text)}\r\nconnection: close\r\n\r\n{text}").encode()
+
+    timeout_response = plain("408 Request Timeout", f"request not received within {limits.read_timeout:g} s")
+    head_response = plain("431 Request Header Fields Too Large",
+                          f"request head larger than {MAX_HEAD_BYTES} bytes")
 
     class GuardedProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
         _in_message = False
         _head_done = False
         _got_bytes = False
+        _head_bytes = 0
         _started = 0.0
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -507,10 +519,16 @@ def guarded_protocol(limits: Limits, log: RateLimitedLog) -> type[asyncio.Protoc
                 self._arm()
             self._got_bytes = True
             super().data_received(data)
+            if not self._head_done and not self.transport.is_closing():  # all of it was head
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    log("head", f"request head over {MAX_HEAD_BYTES} bytes: 431, connection closed")
+                    self.transport.write(head_response)
+                    self.transport.close()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._in_message, self._head_done = True, False
+            self._in_message, self._head_done, self._head_bytes = True, False, 0
             self.scope[REQUEST_STARTED] = self._started  # type: ignore[literal-required]
 
         def on_headers_complete(self) -> None:
