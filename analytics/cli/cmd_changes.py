@@ -1,0 +1,119 @@
+"""``gitops-dora changes``: every deployed change with its start, lead time and whether it counted.
+
+The rows come from ``analytics/metrics/sql/change_audit.sql`` over the same views the metrics
+read, so the median of the counted rows of a window is ``lead_time_median_hours`` for that window
+(same filters, same ``--lead-time-start``). :func:`audit_rows` is the query for other readers
+(the dashboard's drill-down).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import typer
+
+from analytics.cli.app import AS_OF_OPTION, app, get_ctx
+from analytics.cli.output import Format, print_rows
+
+AUDIT_SQL = Path(__file__).resolve().parent.parent / "metrics" / "sql" / "change_audit.sql"
+
+COLUMNS = (
+    "deployment_id", "service", "team", "environment", "deployed_at", "deployment_status", "repo", "sha",
+    "subject", "author_at", "committer_at", "pr_number", "pr_first_commit_at", "start_at", "start_source",
+    "lead_hours", "outcome", "counted",
+)
+TABLE_COLUMNS = (
+    "deployment_id", "deployed_at", "repo", "sha", "start_at", "start_source", "lead_hours", "outcome",
+)
+
+
+def audit_rows(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    deployments: Sequence[str] = (),
+    services: Sequence[str] = (),
+    environments: Sequence[str] = (),
+    teams: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The audit rows on a reader whose views are installed and settings applied
+    (:func:`analytics.metrics.engine.apply_settings`); the window is [since, until) on deployed_at."""
+    clauses, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
+    for column, values in (("deployment_id", deployments), ("service", services),
+                           ("environment", environments), ("team", teams)):
+        if values:
+            clauses.append(f"l.{column} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    if since is not None:
+        clauses.append("l.deployed_at >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("l.deployed_at < ?")
+        params.append(until)
+    sql = AUDIT_SQL.read_text().replace("{where}", " AND ".join(clauses))
+    cursor = con.execute(sql, params)
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def _values(option: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options also accept comma lists, as in ``metrics``."""
+    return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
+
+
+@app.command("changes")
+def changes_command(
+    ctx: typer.Context,
+    deployment: list[str] | None = typer.Option(None, "--deployment", help="only these deployment ids"),
+    service: list[str] | None = typer.Option(None, "--service", help="only these services (repeatable)"),
+    environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
+    team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
+    since: str | None = typer.Option(None, "--since", help="deployed at or after (YYYY-MM-DD or ISO 8601)"),
+    until: str | None = typer.Option(None, "--until", help="deployed before (half-open window, UTC)"),
+    lead_time_start: str | None = typer.Option(
+        None, "--lead-time-start", help="author or committer: which commit time starts lead time [config]"
+    ),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
+    as_of: str | None = AS_OF_OPTION,
+) -> None:
+    """List every change deployments shipped: its start (author, committer or PR first commit),
+    lead time, and whether it counted for lead time (counted, baseline, negative,
+    failed_deployment, no_start)."""
+    from analytics.errors import UserError
+    from analytics.metrics.engine import apply_settings
+    from analytics.metrics.window import parse_instant
+    from analytics.store.connection import open_reader, parse_as_of
+
+    app_ctx = get_ctx(ctx)
+    lo = parse_instant(since, "--since") if since else None
+    hi = parse_instant(until, "--until") if until else None
+    if lo is not None and hi is not None and hi <= lo:
+        raise UserError(f"--until {until} must be after --since {since}")
+    con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
+    try:
+        apply_settings(con, app_ctx.config, lead_time_start=lead_time_start)
+        rows = audit_rows(
+            con, deployments=_values(deployment), services=_values(service),
+            environments=_values(environment), teams=_values(team), since=lo, until=hi,
+        )
+    finally:
+        con.close()
+    if fmt == Format.table:
+        shown = [{**r, "sha": (r["sha"] or "")[:12]} for r in rows]
+        print_rows(shown, TABLE_COLUMNS, fmt, title="Changes")
+        from analytics.progress import say
+
+        counted = [float(r["lead_hours"]) for r in rows if r["counted"]]
+        outcomes = {o: sum(1 for r in rows if r["outcome"] == o) for o in
+                    ("counted", "baseline", "negative", "failed_deployment", "no_start")}
+        median = f"{statistics.median(counted):.2f} h" if counted else "none"
+        say(f"note: {len(rows)} changes; " + ", ".join(f"{k} {v}" for k, v in outcomes.items() if v)
+            + f"; median lead time of the counted changes: {median}")
+        return
+    print_rows(rows, COLUMNS, fmt, title="Changes")
