@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,20 @@ import httpx
 import psutil
 import pytest
 
+from tests.reconciler_objects import application
 from tests.store_query import query
 from tests.webhook_senders import CLI, Receiver, free_port, gh_issue, post_github, post_gitlab, receiver
 
 SECRET = "limits-secret"
 TOKEN = "limits-gitlab-token"
+ARGO = "limits-argo-token"
 REPO = "acme/limits"
 SMALL_BODY = 64 * 1024
 DEADLINE = 2.0  # GITOPS_DORA_WEBHOOK_READ_TIMEOUT of the shared receiver
 ENV = {
     "GITOPS_DORA_GITHUB_SECRET": SECRET,
     "GITOPS_DORA_GITLAB_TOKEN": TOKEN,
+    "GITOPS_DORA_ARGOCD_SECRET": ARGO,
     "GITOPS_DORA_WEBHOOK_MAX_BODY": "64k",
     "GITOPS_DORA_WEBHOOK_READ_TIMEOUT": str(DEADLINE),
 }
@@ -476,4 +480,28 @@ def test_gitlab_unreadable_time_is_422_not_a_silent_200(rx: Shared) -> None:
     assert unsigned.status_code == 401  # the token is checked first, from the headers alone
     assert query(rx.db, "SELECT count(*) FROM incidents WHERE id LIKE 'gitlab:grp/limits%'") == [
         (0,)
+    ]
+
+
+def test_argocd_empty_operation_times_are_absent_but_junk_ones_are_422(rx: Shared) -> None:
+    """The template in docs/reconcilers.md sends ``""`` for an operationState time that is not there
+    (the Degraded trigger): that is no time, not an unreadable one. A time that is junk is 422."""
+    synced = datetime(2026, 5, 3, 9, 0, tzinfo=UTC)
+    app = application("limits-production", repo_url="u", path="p", dest_namespace="limits",
+                      history=[("a" * 40, synced)])
+    app["status"]["operationState"] = {"phase": "", "message": "", "startedAt": "", "finishedAt": ""}
+    junk = json.loads(json.dumps(app))
+    junk["status"]["history"][0]["deployedAt"] = "last Tuesday"
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(rx.url + "/webhooks/argocd", content=json.dumps(body).encode(), timeout=30,
+                          headers={"Content-Type": "application/json", "Authorization": f"Bearer {ARGO}"})
+
+    answer = post(app)
+    assert answer.status_code == 200, answer.text
+    refused = post(junk)
+    assert refused.status_code == 422
+    assert "status.history[].deployedAt: unreadable time 'last Tuesday'" in refused.json()["message"]
+    assert query(rx.db, "SELECT occurred_at FROM reconciler_events WHERE name = 'limits-production'") == [
+        (synced,)
     ]

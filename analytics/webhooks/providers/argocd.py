@@ -69,20 +69,22 @@ def to_rows(
 
 def _check_times(app: dict[str, Any]) -> None:
     """The times the Application's events are read from: one that is there but unreadable refuses
-    the notification (422) instead of dropping its event."""
+    the notification (422) instead of dropping its event. An empty string counts as absent here:
+    the template in docs/reconcilers.md fills a missing ``operationState`` time with ``""``."""
+
+    def check(value: Any, field: str) -> None:
+        read_time(None if value == "" else value, field)
+
     status = as_dict(app.get("status"))
     history = status.get("history")
     for entry in history if isinstance(history, list) else []:
         if isinstance(entry, dict):
-            read_time(entry.get("deployedAt"), "status.history[].deployedAt")
-            read_time(entry.get("deployStartedAt"), "status.history[].deployStartedAt")
-    operation = status.get("operationState")
-    if isinstance(operation, dict):
-        read_time(operation.get("startedAt"), "status.operationState.startedAt")
-        read_time(operation.get("finishedAt"), "status.operationState.finishedAt")
-    health = status.get("health")
-    if isinstance(health, dict):
-        read_time(health.get("lastTransitionTime"), "status.health.lastTransitionTime")
+            check(entry.get("deployedAt"), "status.history[].deployedAt")
+            check(entry.get("deployStartedAt"), "status.history[].deployStartedAt")
+    operation = as_dict(status.get("operationState"))
+    check(operation.get("startedAt"), "status.operationState.startedAt")
+    check(operation.get("finishedAt"), "status.operationState.finishedAt")
+    check(as_dict(status.get("health")).get("lastTransitionTime"), "status.health.lastTransitionTime")
 
 
 def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict[str, Any]]]) -> None:
