@@ -387,9 +387,10 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
             delivery = prepared.delivery
             try:
                 outcome = await asyncio.wrap_future(state.writer.submit(delivery))
-            except Rejected as exc:
-                return refuse(422, str(exc))
-            except StoreUnavailable as exc:
+            except Rejected as exc:  # the writer logged it
+                state.refused += 1
+                return _reply(422, str(exc))
+            except StoreUnavailable as exc:  # the writer logged it
                 return _reply(503, str(exc))
             return _reply(200, outcome, delivery=delivery.delivery_id,
                           rows=sum(len(r) for r in delivery.rows.values()))
