@@ -37,14 +37,17 @@ from typing import Any, TypeVar
 import duckdb
 
 from analytics.errors import UserError
+from analytics.redaction import redact
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
 from analytics.store.upsert import OnMatch, merge
 
 PAUSE_ENV = "GITOPS_DORA_PAUSE_BEFORE_COMMIT"  # fault injection for kill/concurrency tests
 RETRIES_ENV = "GITOPS_DORA_WRITE_RETRIES"  # how often a conflicting unit of work is run again
+RETRY_SECONDS_ENV = "GITOPS_DORA_WRITE_RETRY_SECONDS"  # ... and for how long at least
 CATALOG = "lake"
 _DEFAULT_RETRIES = 20
+_DEFAULT_RETRY_SECONDS = 600.0
 _CATALOG_EXTENSION = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner"}
 T = TypeVar("T")
 _RUN_COLUMNS = ["id", "source", "target", "started_at", "finished_at", "status", "rows_written", "message"]
@@ -287,14 +290,15 @@ class WriteSession:
 
             merge_rows(self.con, "data_warnings",
                        ["source", "target", "kind", "detail", "count", "updated_at"],
-                       [[self.source, self.target, kind, d, n, datetime.now(UTC)] for d, n in counts.items()])
+                       [[self.source, self.target, kind, redact(d), n, datetime.now(UTC)]
+                        for d, n in counts.items()])
 
     def warn(self, kind: str, detail: str, count: int = 1) -> None:
         """Record a data-quality warning (shown on the Data health page)."""
         merge(self.con, "data_warnings",
               "SELECT ? AS source, ? AS target, ? AS kind, ? AS detail, ? AS count, now() AS updated_at",
               ["source", "target", "kind", "detail", "count", "updated_at"],
-              [self.source, self.target, kind, detail, count])
+              [self.source, self.target, kind, redact(detail), count])
 
 
 @contextmanager
@@ -338,7 +342,8 @@ def _unit(
               "SELECT ? AS id, ? AS source, ? AS target, ?::TIMESTAMPTZ AS started_at,"
               " now() AS finished_at, 'ok' AS status, ? AS rows_written, ? AS message",
               _RUN_COLUMNS,
-              [run_id, source, target, started, session.rows_written, "; ".join(session.messages)])
+              [run_id, source, target, started, session.rows_written,
+               redact("; ".join(session.messages))])
         pause = os.environ.get(PAUSE_ENV)
         if pause:
             print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
@@ -367,15 +372,23 @@ def write_unit(
     retries: int | None = None,
 ) -> T:
     """Run ``work`` in one transaction, again from the start when its commit conflicts with
-    another writer's (bounded; one stderr line says so). ``work`` must only read and write
-    through the session, so a repeat sees the store as it is now."""
+    another writer's, saying so in one stderr line each time. ``work`` must only read and write
+    through the session, so a repeat sees the store as it is now.
+
+    Bounded by both a count (``$GITOPS_DORA_WRITE_RETRIES``, default 20) and a time
+    (``$GITOPS_DORA_WRITE_RETRY_SECONDS``, default 600): a long unit on a SQLite catalog keeps
+    trying while a busy webhook receiver commits small batches, until the time is up."""
     loc = resolve(db)
     tries = retries if retries is not None else int(os.environ.get(RETRIES_ENV) or _DEFAULT_RETRIES)
+    budget = float(os.environ.get(RETRY_SECONDS_ENV) or _DEFAULT_RETRY_SECONDS)
+    began = time.monotonic()
     started = started or datetime.now(UTC)
     con = _open_migrated(loc)
     try:
-        for attempt in range(1, tries + 1):
-            last = attempt == tries
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= tries and time.monotonic() - began >= budget
             try:
                 with _unit(con, loc, source, target, started, record_conflict=last) as session:
                     result = work(session)
@@ -385,11 +398,10 @@ def write_unit(
                     raise
                 wait = min(2.0, 0.05 * (1.6 ** attempt)) * (0.5 + random.random())
                 print(f"{source}: the store changed under this run (another writer); "
-                      f"running it again ({attempt}/{tries - 1})", file=sys.stderr, flush=True)
+                      f"running it again (attempt {attempt + 1})", file=sys.stderr, flush=True)
                 time.sleep(wait)
     finally:
         con.close()
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _record_failed_run(
@@ -453,7 +465,7 @@ def reader_snapshot(con: duckdb.DuckDBPyConnection) -> Snapshot:
     ).fetchall()
     if not row:  # pragma: no cover - a catalog always has snapshot 0
         raise UserError("the store has no snapshot")
-    return Snapshot(int(row[0][0]), row[0][1])
+    return Snapshot(int(row[0][0]), row[0][1].astimezone(UTC))
 
 
 _AS_OF_ID = re.compile(r"^\d+$")
