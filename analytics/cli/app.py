@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from analytics.config import Config, load_config, resolve_config_path
-from analytics.store.location import StoreLocation
+if TYPE_CHECKING:  # the config (pydantic, yaml) and the store (duckdb) load when a command needs them
+    from analytics.config import Config
+    from analytics.store.location import StoreLocation
 
 DB_ENV = "GITOPS_DORA_DB"
 DEFAULT_DB = "gitops-dora.ducklake"
@@ -48,11 +50,15 @@ class AppContext:
 
     @property
     def config_path(self) -> Path | None:
+        from analytics.config import resolve_config_path
+
         return resolve_config_path(self.config_option)
 
     @property
     def config(self) -> Config:
         if self._config is None:
+            from analytics.config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 
@@ -76,6 +82,8 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
 ) -> None:
     if config is not None:
+        from analytics.config import resolve_config_path
+
         resolve_config_path(config)  # an explicit --config that does not exist fails at once
     ctx.obj = AppContext(db_option=db, config_option=config, debug=debug, data_path_option=data_path)
 

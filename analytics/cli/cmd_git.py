@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from analytics.cli.app import collect_app, get_ctx
-from analytics.config import Config
+
+if TYPE_CHECKING:
+    from analytics.config import Config
 
 
 @collect_app.command("git")

@@ -1,0 +1,88 @@
+"""CLI start-up (issue #16): the entry point imports no heavy library until a command needs it.
+
+Timing is a benchmark's business (bench/cli_startup.py); these tests only check what is imported,
+with ``python -X importtime`` in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = (
+    "pandas", "streamlit", "plotly", "kubernetes", "github", "gitlab", "pydriller", "starlette",
+    "uvicorn", "numpy", "pyarrow", "altair", "httpx",
+)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imported(code: str, *args: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names: set[str] = set()
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        name = line.rsplit("|", 1)[1].strip()
+        names.add(name.split(".", 1)[0])
+    assert "analytics" in names, "importtime output not recognised"
+    return names
+
+
+def _heavy(names: set[str]) -> list[str]:
+    return sorted(n for n in HEAVY if n in names)
+
+
+def test_importing_the_entry_point_loads_no_heavy_module() -> None:
+    assert _heavy(_imported("import analytics.cli.main")) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["deployments", "--help"],
+        ["import", "--help"],
+        ["collect", "--help"],
+    ],
+)
+def test_help_loads_no_heavy_module(argv: list[str]) -> None:
+    assert _heavy(_imported(_RUN, *argv)) == []
+
+
+_RUN = (
+    "import sys\nfrom analytics.cli.main import run\n"
+    "try:\n    run(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+)
+
+
+def small_store(folder: Path) -> Path:
+    """A store with three imported deployments (what bench/cli_startup.py reads too)."""
+    db = folder / "s.ducklake"
+    src = folder / "dep.csv"
+    src.write_text(
+        "id,service,environment,revision,deployed_at,status,repository\n"
+        + "".join(
+            f"d{i},api,production,v{i},2026-01-0{i + 1}T10:00:00Z,success,api\n" for i in range(3)
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, "--db", str(db), "import", str(src)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return db
+
+
+def test_reading_deployments_as_json_loads_no_heavy_module(tmp_path: Path) -> None:
+    db = small_store(tmp_path)
+    names = _imported(_RUN, "--db", str(db), "deployments", "--format", "json")
+    assert [n for n in _heavy(names) if n not in ("pyarrow", "numpy")] == []
