@@ -52,7 +52,8 @@ def main() -> None:
             "python -c pass": [PY, "-c", "pass"],
             'python -c "import duckdb"': [PY, "-c", "import duckdb"],
             "gitops-dora --help": [*CLI, "--help"],
-            "gitops-dora deployments --format json": [*CLI, "--db", str(db), "deployments", "--format", "json"],
+            "gitops-dora deployments --format json": [
+                *CLI, "--db", str(db), "deployments", "--format", "json"],
         }
         results = {name: best(argv, args.repeat) for name, argv in cases.items()}
     base, duck = results["python -c pass"], results['python -c "import duckdb"']
