@@ -26,39 +26,59 @@ def weekly_bars(frame: pd.DataFrame) -> go.Figure:
 
 def lead_time_histogram(frame: pd.DataFrame) -> go.Figure:
     fig = px.histogram(plot_frame(frame), x="lead_hours", nbins=40, color="service",
-                       labels={"lead_hours": "lead time (hours)"}, title="Change lead time distribution")
-    fig.update_layout(barmode="stack", height=360)
+                       labels={"lead_hours": "lead time (hours)", "service": ""})
+    fig.update_layout(barmode="stack", height=340, margin={"t": 10},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.25})
     return fig
 
 
-def trend_lines(frame: pd.DataFrame, y: str, title: str, y_label: str, *, percent: bool = False) -> go.Figure:
+def trend_lines(frame: pd.DataFrame, y: str, title: str | None, y_label: str, *,
+                percent: bool = False) -> go.Figure:
+    """One line per group over the periods. ``title`` None: the page puts the title above the
+    chart in Markdown, where a long title wraps instead of being cut off."""
     color = "group" if "group" in frame.columns and frame["group"].nunique() > 1 else None
-    fig = px.line(plot_frame(frame), x="period_start", y=y, color=color, markers=True, title=title,
-                  labels={"period_start": "period", y: y_label})
+    fig = px.line(plot_frame(frame), x="period_start", y=y, color=color, markers=True,
+                  title=plot_text(title) if title else None,
+                  labels={"period_start": "week", y: y_label, "group": ""})
     if percent:
-        fig.update_yaxes(tickformat=".0%")
-    fig.update_layout(height=340)
+        fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_layout(height=320, legend={"orientation": "h", "yanchor": "top", "y": -0.25},
+                      margin={"t": 40 if title else 10})
     return fig
 
 
 PR_PHASES = ("coding", "pickup", "review", "deploy")
+PR_PHASE_COLORS = {"coding": "#4c78a8", "pickup": "#f58518", "review": "#54a24b", "deploy": "#b279a2"}
+PR_MIN_HEIGHT = 320
 
 
 def pr_phase_bars(medians: pd.DataFrame) -> go.Figure:
-    """Median hours per PR phase (the engine's pr_*_median_hours), one stacked bar per group."""
+    """Median hours per PR phase (the engine's pr_*_median_hours), one stacked bar per group.
+    Every phase is in the legend (also one without a value in any group), and the chart keeps a
+    readable height for a single group."""
     fig = go.Figure()
     medians = plot_frame(medians)
     for phase in PR_PHASES:
-        fig.add_trace(go.Bar(y=medians["group"], x=medians[phase], name=phase, orientation="h",
-                             text=[f"{v:.1f} h" if pd.notna(v) else "" for v in medians[phase]]))
-    fig.update_layout(title="PR lead time breakdown (median hours per phase)", barmode="stack",
-                      height=120 + 60 * len(medians), xaxis_title="hours")
+        values = [None if pd.isna(v) else float(v) for v in medians[phase]]
+        fig.add_trace(go.Bar(y=list(medians["group"]), x=values, name=phase, orientation="h",
+                             showlegend=True, legendrank=PR_PHASES.index(phase),
+                             marker={"color": PR_PHASE_COLORS[phase]},
+                             text=[f"{v:.1f} h" if v is not None else "" for v in values]))
+    fig.update_layout(barmode="stack", height=max(PR_MIN_HEIGHT, 140 + 60 * len(medians)),
+                      xaxis_title="median hours", showlegend=True,
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "traceorder": "normal"},
+                      margin={"t": 50})
     return fig
 
 
-def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.Figure:
+def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame,
+                      window: tuple[Any, Any] | None = None) -> go.Figure:
+    """Incidents as bars from creation to resolution (an open one to now), deployments as
+    triangles. With ``window`` (since, until), bars are clipped to it and so is the axis."""
     fig = go.Figure()
     incidents, deployments = plot_frame(incidents), plot_frame(deployments)
+    since = pd.Timestamp(window[0], tz="UTC") if window else None
+    until = pd.Timestamp(window[1], tz="UTC") if window else None
     if len(deployments):
         fig.add_trace(go.Scatter(
             x=deployments["deployed_at"], y=deployments["service"], mode="markers", name="deployment",
@@ -67,9 +87,12 @@ def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.
             text=deployments["id"], hovertemplate="%{text}<br>%{x}<extra>deployment</extra>",
         ))
     for row in incidents.itertuples():
+        start: Any = row.created_at
         end: Any = row.resolved_at if not pd.isna(row.resolved_at) else pd.Timestamp.now(tz="UTC")
+        if until is not None and since is not None:
+            start, end = max(pd.Timestamp(start), since), min(pd.Timestamp(end), until)
         fig.add_trace(go.Scatter(
-            x=[row.created_at, end], y=[row.service, row.service], mode="lines",
+            x=[start, end], y=[row.service, row.service], mode="lines",
             line={"width": 10, "color": "rgba(214,39,40,0.45)"}, showlegend=False,
             customdata=[[row.id, row.title, row.deployment_id if isinstance(row.deployment_id, str)
                           and row.deployment_id else "unattributed"]] * 2,
@@ -77,31 +100,40 @@ def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame) -> go.
                           "<extra>incident</extra>",
         ))
     fig.update_layout(title="Incidents (bars) and deployments (triangles; red = failed)", height=380)
+    if since is not None and until is not None:
+        fig.update_xaxes(range=[since, until])
     return fig
 
 
 def maturity_timeline(monthly: pd.DataFrame, dora: pd.DataFrame | None) -> go.Figure:
-    """Assessed level per month (steps, left axis) over monthly DORA figures (right axis)."""
+    """Small charts on one time axis: the assessed level per month (steps), then the monthly
+    median lead time (hours) and deployments per week, each on its own axis."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    months = pd.to_datetime(monthly["period"] + "-01", utc=True)
-    fig.add_trace(go.Scatter(x=months, y=monthly["level"], mode="lines+markers", line_shape="hv",
-                             name="maturity level", line={"width": 4}), secondary_y=False)
+    shown = None
+    one = None
     if dora is not None and len(dora):
         groups = list(dict.fromkeys(dora["group"]))
         shown = next((g for g in groups if "production" in g), groups[0])
         one = dora[dora["group"] == shown]
-        shown = plot_text(shown)
+    label = f" ({plot_text(shown)})" if shown else ""
+    rows = 3 if one is not None else 1
+    titles = ["GitOps maturity level", f"Median change lead time, hours{label}",
+              f"Deployments per week{label}"][:rows]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.09, subplot_titles=titles)
+    months = pd.to_datetime(monthly["period"] + "-01", utc=True)
+    levels = [None if pd.isna(v) else float(v) for v in monthly["level"]]
+    fig.add_trace(go.Scatter(x=months, y=levels, mode="lines+markers", line_shape="hv",
+                             name="maturity level", line={"width": 4}), row=1, col=1)
+    fig.update_yaxes(title_text="level", range=[-0.5, 3.5], dtick=1, row=1, col=1)
+    if one is not None:
         fig.add_trace(go.Scatter(x=one["period_start"], y=one["lead_time_median_hours"],
-                                 name=f"lead time median, h ({shown})", mode="lines", line={"dash": "dot"}),
-                      secondary_y=True)
-        fig.add_trace(go.Scatter(x=one["period_start"], y=one["deployments_per_week"],
-                                 name=f"deployments/week ({shown})", mode="lines", line={"dash": "dash"}),
-                      secondary_y=True)
-    fig.update_yaxes(title_text="level", range=[-0.5, 3.5], dtick=1, secondary_y=False)
-    fig.update_yaxes(title_text="DORA", secondary_y=True)
-    fig.update_layout(title="GitOps maturity level per month over DORA trends", height=400)
+                                 name="lead time median (h)", mode="lines+markers"), row=2, col=1)
+        fig.update_yaxes(title_text="hours", rangemode="tozero", row=2, col=1)
+        fig.add_trace(go.Bar(x=one["period_start"], y=one["deployments_per_week"],
+                             name="deployments/week", marker={"color": "#4c78a8"}), row=3, col=1)
+        fig.update_yaxes(title_text="per week", rangemode="tozero", row=3, col=1)
+    fig.update_layout(height=220 * rows + 60, showlegend=False, margin={"t": 40})
     return fig
 
 

@@ -122,6 +122,19 @@ def short_id(value: Any) -> str:
     return f"{text[:16]}…{text[-10:]}"
 
 
+def with_short_ids(frame: pd.DataFrame, column: str, short: str) -> pd.DataFrame:
+    """``frame`` with a readable ``short`` column (short_id) where ``column`` was, and the full
+    ``column`` moved to the end (for copying, and for the drill-down)."""
+    if column not in frame.columns:
+        return frame
+    out = frame.copy()
+    position = list(out.columns).index(column)
+    full = out.pop(column)
+    out.insert(position, short, full.map(short_id))
+    out[column] = full
+    return out
+
+
 def how_computed(page: str) -> None:
     """The page's "How this is computed" expander: the one-sentence definitions it relies on and a
     link to each docs section (opened on the Definitions page)."""

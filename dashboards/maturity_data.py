@@ -22,6 +22,9 @@ STATUS_LABELS = {"met": "met", "attested": "attested (self-assessed)", "not_met"
                  "unknown": "unknown"}
 PRINCIPLE_LABELS = {"satisfied": "satisfied", "partial": "partial", "not_satisfied": "not satisfied"}
 LEVEL_COLORS = {0: "orange", 1: "blue", 2: "violet", 3: "green"}
+STATUS_COLORS = {"met": "good", "attested (self-assessed)": "partial", "missing": "bad", "unknown": "neutral",
+                 "satisfied": "good", "partial": "partial", "not satisfied": "bad"}
+KIND_TEXT = {"point": "a single assessment", "monthly": "monthly history"}
 
 
 def assessments(db: Path) -> pd.DataFrame | None:
@@ -67,7 +70,8 @@ def level_badge(db: Path, f: Filters) -> None:
         level = row.level
         color = "gray" if is_missing(level) else LEVEL_COLORS.get(int(level), "gray")
         st.badge(_level_text(level), color=color)  # type: ignore[arg-type]
-        st.caption(f"{md(row.target)}: assessed as of {pd.Timestamp(row.as_of).date()} ({md(row.kind)})")
+        kind = KIND_TEXT.get(str(row.kind), str(row.kind))
+        st.caption(f"{md(row.target)}: assessed as of {pd.Timestamp(row.as_of).date()} ({md(kind)})")
 
 
 def _evidence_text(evidence: list[dict[str, Any]] | None) -> str:
@@ -114,9 +118,10 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
                 "capability": cap.title, "id": cap.id,
                 "status": STATUS_LABELS.get(str(c.get("status")), str(c.get("status") or "unknown")),
                 "evidence": _evidence_text(c.get("evidence")),
-                "answer": c.get("answer"), "conflict": c.get("conflict"),
+                "answer": c.get("answer") or "not answered", "conflict": c.get("conflict") or "none",
             })
-        table(pd.DataFrame(rows), key=f"ladder-{lvl.level}", file_name=f"maturity-level-{lvl.level}.csv")
+        table(pd.DataFrame(rows), key=f"ladder-{lvl.level}", file_name=f"maturity-level-{lvl.level}.csv",
+              colors={"status": STATUS_COLORS})
 
     st.subheader("OpenGitOps principles")
     principle_names = {p.id: p.name for p in model.principles}
@@ -124,7 +129,7 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
               "status": PRINCIPLE_LABELS.get(str(p.get("status")), str(p.get("status"))),
               "evidence": _evidence_text(p.get("evidence"))} for p in result.get("principles") or []]
     table(pd.DataFrame(prows, columns=["principle", "status", "evidence"]), key="principles",
-          file_name="opengitops-principles.csv")
+          file_name="opengitops-principles.csv", colors={"status": STATUS_COLORS})
 
     st.subheader("Next steps")
     steps = result.get("next_steps") or []
@@ -146,4 +151,6 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
     from dashboards import charts
 
     st.plotly_chart(charts.maturity_timeline(monthly, dora_trend), key="maturity-timeline")
-    table(monthly[["period", "as_of", "level"]], key="maturity-monthly", file_name="maturity-timeline.csv")
+    timeline = monthly[["period", "as_of", "level"]].copy()
+    timeline["level"] = [_level_text(v) for v in timeline["level"]]
+    table(timeline, key="maturity-monthly", file_name="maturity-timeline.csv")

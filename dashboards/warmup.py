@@ -8,13 +8,14 @@ the result cache makes them share the one computation).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dashboards.filters import Filters, default_window
-from dashboards.metrics_source import MetricsUnavailable, metrics, request_for
+from dashboards.metrics_source import MetricsRequest, MetricsUnavailable, metrics, request_for
 from dashboards.source import data_stamp, reader
 
 WARMUP_ENV = "GITOPS_DORA_WARMUP"  # set by `gitops-dora dashboard`
@@ -29,6 +30,16 @@ def _newest_deployment_day(db: Path) -> datetime | None:
     return row[0] if row else None
 
 
+def overview_requests(f: Filters) -> list[MetricsRequest]:
+    """The engine requests the Overview makes for these filters, in the order it makes them."""
+    return [
+        request_for(f, compare_previous=True, pooled=True),
+        request_for(f, compare_previous=True),
+        request_for(f, trend="week", pooled=True),
+        request_for(f, group_by=("environment",), trend="week"),
+    ]
+
+
 def _work(db: Path) -> None:
     try:
         import plotly.express  # noqa: F401 - the first page view would otherwise pay this import
@@ -36,7 +47,9 @@ def _work(db: Path) -> None:
         if newest is None:
             return
         since, until = default_window(newest.astimezone(UTC).date(), datetime.now(UTC).date())
-        metrics(db, request_for(Filters(since, until), compare_previous=True))
+        for req in overview_requests(Filters(since, until)):
+            with contextlib.suppress(MetricsUnavailable):  # the page shows the reason when opened
+                metrics(db, req)
     except MetricsUnavailable:
         pass  # the page shows the reason when someone opens it
     except Exception:  # noqa: BLE001 - a warm-up must never take the server down

@@ -8,13 +8,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, health, state
-from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, no_data, table
+from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_INCIDENTS, how_computed, no_data, table
 from dashboards.queries import deployment_count, has_database
 from dashboards.safe_text import md
 
 st.title("Data health")
 db = state.database()
 st.caption("Covers the whole database (the sidebar filters do not apply here).")
+how_computed("data_health")
 
 if not has_database(db):
     no_data(f"database at {db}", COLLECT_DEPLOYMENTS)

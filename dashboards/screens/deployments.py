@@ -9,9 +9,11 @@ from dashboards.components import (
     COLLECT_DEPLOYMENTS,
     COLLECT_PRS,
     COLLECT_RECONCILERS,
+    how_computed,
     is_missing,
     no_data,
     table,
+    with_short_ids,
 )
 from dashboards.queries import deployment_list
 from dashboards.safe_text import md, md_code
@@ -19,6 +21,7 @@ from dashboards.safe_text import md, md_code
 st.title("Deployments")
 f = state.current()
 db = state.database()
+how_computed("deployments")
 
 listing = deployment_list(db, f)
 if listing is None or listing.empty:
@@ -40,7 +43,8 @@ if text:
 st.caption(f"{len(shown)} of {len(listing)} deployments")
 if len(shown):
     st.plotly_chart(charts.deployment_timeline(shown), key="deployment-timeline")
-picked = table(shown, key="deployments", file_name="deployments.csv", selectable=True)
+picked = table(with_short_ids(shown, "id", "deployment"), key="deployments", file_name="deployments.csv",
+               selectable=True, colors={"outcome": {"ok": "good", "failed": "bad"}})
 
 if shown.empty:
     st.stop()
@@ -63,15 +67,21 @@ chosen = str(row["id"])
 revision = "—" if is_missing(row["revision"]) else row["revision"]
 st.markdown(
     f"**{md(row['service'])}** → **{md(row['environment'])}** at {row['deployed_at']}"
-    f" · status **{md(row['status'])}** · source {md_code(row['source'])} · revision {md_code(revision)}"
+    f" · source {md_code(row['source'])} · revision {md_code(revision)}"
 )
+st.caption(f"Deployment id: {md_code(chosen)}")
 signals = drilldown.failure_signals(db, chosen)
-if row["status"] == "failed" or (signals is not None and len(signals)):
-    st.markdown("**Why it is failed**")
-    if signals is None:
-        st.write("The deployment source reported the rollout as failed.")
-    else:
-        table(signals, key="dep-signals", file_name=f"{chosen}-failure-signals.csv")
+reported = md(row["status"])
+if signals is not None and len(signals):
+    names = ", ".join(md(s) for s in dict.fromkeys(signals["signal"]))
+    st.markdown(f"**Counted as a failed deployment** because of: {names} "
+                f"(the rollout itself reported {reported}). The signals:")
+    table(signals, key="dep-signals", file_name=f"{chosen}-failure-signals.csv")
+elif row["status"] == "failed":
+    st.markdown(f"**Counted as a failed deployment**: the rollout itself reported {reported}.")
+else:
+    st.markdown(f"**Not a failed deployment**: no incident, revert, failed rollout or rollback names "
+                f"it (the rollout reported {reported}).")
 
 tabs = st.tabs(["Changes", "Pull requests", "Incidents", "Reconciler events"])
 with tabs[0]:
@@ -92,6 +102,8 @@ with tabs[2]:
         st.info("No incident is attributed to this deployment.")
     else:
         table(inc, key="dep-incidents", file_name=f"{chosen}-incidents.csv")
+        if inc["resolved_at"].isna().any():
+            st.caption("An incident without resolved_at is still open.")
 with tabs[3]:
     ev = drilldown.reconciler_events(db, chosen)
     if ev.empty:

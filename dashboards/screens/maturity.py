@@ -19,6 +19,7 @@ from dashboards.answers_form import (
     answers_folder,
     save_answers,
 )
+from dashboards.components import how_computed
 from dashboards.metrics_source import MetricsUnavailable, metrics, request_for, trend_frame
 from dashboards.safe_text import md, md_code
 from dashboards.source import config_path
@@ -26,6 +27,7 @@ from dashboards.source import config_path
 st.title("GitOps maturity")
 f = state.current()
 db = state.database()
+how_computed("maturity")
 
 model: Any = None
 try:

@@ -11,10 +11,11 @@ from dashboards import charts, maturity_data, state
 from dashboards.badges import badge, latest_year, rates, thresholds
 from dashboards.components import COLLECT_DEPLOYMENTS, how_computed, no_data
 from dashboards.definitions import MetricDef, help_text
-from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics, request_for
+from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics
 from dashboards.queries import deployment_count, weekly_deployments
 from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, fmt, sparkline, what_changed
+from dashboards.warmup import overview_requests
 
 TILES_PER_ROW = 3
 
@@ -90,11 +91,12 @@ if deployment_count(db) == 0:
     no_data("deployments", COLLECT_DEPLOYMENTS)
 else:
     year = f.benchmark or latest_year()
-    pooled = _get(request_for(f, compare_previous=True, pooled=True), "DORA metrics")
+    pooled_req, env_req, pooled_trend_req, env_trend_req = overview_requests(f)  # what warm-up computes
+    pooled = _get(pooled_req, "DORA metrics")
     if pooled is not None:
-        per_env = _get(request_for(f, compare_previous=True), "DORA metrics per environment")
-        pooled_trend = _get(request_for(f, trend="week", pooled=True), "Weekly trends")
-        env_trend = _get(request_for(f, group_by=("environment",), trend="week"), "Weekly trends")
+        per_env = _get(env_req, "DORA metrics per environment")
+        pooled_trend = _get(pooled_trend_req, "Weekly trends")
+        env_trend = _get(env_trend_req, "Weekly trends")
         organisation = [g for g in groups_of(pooled) if g.get("deployments") or g.get("deployment_attempts")]
         if not organisation:
             no_data("deployments in this window (pick an earlier window?)", COLLECT_DEPLOYMENTS)

@@ -22,6 +22,8 @@ BY_OPTIONS = {"team": "Teams", "service": "Services"}
 # the table's numeric unit per metric kind: one unit per column, so sorting compares like with like
 COLUMN_UNIT = {"per_week": ("/wk", 1.0), "hours": ("h", 1.0), "rate": ("%", 100.0)}
 RATING_STYLE = {"elite": "good", "high": "good", "medium": "partial", "low": "bad"}
+SHORT = {"deployment_frequency": "Deploys", "lead_time": "Lead time", "change_failure_rate": "CFR",
+         "failed_deployment_recovery": "Recovery", "time_to_restore": "Restore", "rework_rate": "Rework"}
 
 st.title("Teams")
 f = state.current()
@@ -103,17 +105,21 @@ config: dict[str, Any] = {
 order = [by, "deployments"]
 for metric in TILES:
     unit, _ = COLUMN_UNIT[metric.kind]
-    short = metric.title.split(" (")[0]
-    config[metric.key] = st.column_config.NumberColumn(f"{short} ({unit})", help=help_text(metric),
-                                                       format="%.2f" if metric.kind == "per_week" else "%.1f")
-    config[f"{metric.key}_rating"] = st.column_config.TextColumn(f"{short}: rating")
+    short = SHORT[metric.key]
+    config[metric.key] = st.column_config.NumberColumn(
+        f"{short} {unit}", help=f"{metric.title}. {help_text(metric)}",
+        format="%.2f" if metric.kind == "per_week" else "%.1f")
+    config[f"{metric.key}_rating"] = st.column_config.TextColumn(
+        f"{short} rating", help=f"{metric.title}: its DORA {year} rating")
     finite = [v for trend_values in frame[f"{metric.key}_trend"] for v in trend_values if math.isfinite(v)]
     config[f"{metric.key}_trend"] = st.column_config.LineChartColumn(
-        f"{short}: trend", y_min=0, y_max=max(finite) if finite else None)
+        f"{short} trend", y_min=0, y_max=max(finite) if finite else None, width=120,
+        help=f"{metric.title} per week over the window"
+             + (", pooled over rolling 4 weeks" if metric.smoothed else ""))
     order += [metric.key, f"{metric.key}_rating", f"{metric.key}_trend"]
     if metric.key == "deployment_frequency":
         config["deploy_days"] = st.column_config.NumberColumn(
-            "Deploy days/wk (median)", format="%.1f",
+            "Deploy days/wk", format="%.1f",
             help="What the deployment frequency rating is about: deployment days in the median week "
                  "(weeks without deployments count as 0), as the DORA survey asked.")
         order.append("deploy_days")

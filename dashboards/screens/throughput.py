@@ -7,7 +7,14 @@ import streamlit as st
 
 from dashboards import charts, state
 from dashboards.charts import PR_PHASES
-from dashboards.components import COLLECT_DEPLOYMENTS, COLLECT_PRS, no_data, table
+from dashboards.components import (
+    COLLECT_DEPLOYMENTS,
+    COLLECT_PRS,
+    how_computed,
+    no_data,
+    table,
+    with_short_ids,
+)
 from dashboards.metrics_source import (
     MetricsUnavailable,
     group_label,
@@ -22,6 +29,7 @@ from dashboards.safe_text import md
 st.title("Throughput")
 f = state.current()
 db = state.database()
+how_computed("throughput")
 
 weekly = weekly_deployments(db, f)
 if weekly is None or weekly.empty:
@@ -39,6 +47,7 @@ with left:
         no_data("change lead times in this window",
                 "gitops-dora collect git PATH --deploy-tags REGEX` (commits shipped by deployments")
     else:
+        st.markdown("**Change lead time distribution**")
         st.plotly_chart(charts.lead_time_histogram(dist), key="lead-hist")
 with right:
     try:
@@ -48,15 +57,14 @@ with right:
         st.warning(f"Lead time trend unavailable: {md(exc)}")
         trend = None
     if trend is not None and trend["lead_time_median_hours"].notna().any():
-        st.plotly_chart(
-            charts.trend_lines(trend, "lead_time_median_hours", "Median lead time per week", "hours"),
-            key="lead-trend",
-        )
+        st.markdown("**Median change lead time per week**")
+        st.plotly_chart(charts.trend_lines(trend, "lead_time_median_hours", None, "hours"), key="lead-trend")
     elif trend is not None:
         no_data("lead time trend", "gitops-dora collect git PATH --deploy-tags REGEX")
 if dist is not None and not dist.empty:
     with st.expander("Change lead times (table)"):
-        table(dist, key="lead", file_name="change-lead-times.csv")
+        table(with_short_ids(dist, "deployment_id", "deployment"), key="lead",
+              file_name="change-lead-times.csv")
 
 st.subheader("PR lead time breakdown")
 try:
@@ -74,12 +82,15 @@ if not phase_rows:
     no_data("merged pull requests shipped in this window", COLLECT_PRS)
 else:
     medians = pd.DataFrame(phase_rows)
+    st.markdown("**Median hours per phase**")
     st.plotly_chart(charts.pr_phase_bars(medians), key="pr-phases")
     st.caption("coding = first commit → PR opened, pickup → first review, review → merged, "
                "deploy → deployed; medians over the PRs shipped in the window (`metrics` fields "
                "`pr_*_median_hours`). Changes without a PR count for lead time but not here.")
-    table(medians, key="pr-medians", file_name="pr-phase-medians.csv")
+    hours = {phase: st.column_config.NumberColumn(f"{phase} (median h)", format="%.1f")
+             for phase in PR_PHASES}
+    table(medians, key="pr-medians", file_name="pr-phase-medians.csv", column_config=hours)
     prs = pr_breakdown(db, f)
     if prs is not None:
         with st.expander(f"The {len(prs)} deployed pull requests"):
-            table(prs, key="prs", file_name="pr-breakdown.csv")
+            table(with_short_ids(prs, "deployment_id", "deployment"), key="prs", file_name="pr-breakdown.csv")
