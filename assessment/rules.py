@@ -288,3 +288,12 @@ RULES: dict[str, Callable[[Signals], Outcome]] = {
     "cross-enterprise-governance": cross_enterprise_governance,
     "multi-cloud": multi_cloud,
 }
+
+# For an ``unknown``: the source that would decide it (the alternative to answering the question).
+UNKNOWN_SOURCES: dict[str, str] = {
+    "immutable-images": "pass the application repository (or a --cluster-dump) that declares the images",
+    "cross-enterprise-governance": "pass the repository that declares tenants (AppProjects, Flux tenants) "
+    "and policies",
+    "multi-cloud": "pass the repository that declares clusters and cloud resources (Terraform, Cluster API, "
+    "Crossplane)",
+}

@@ -12,10 +12,19 @@ from typing import Any
 from assessment.answers import Answer
 from assessment.detectors import Finding
 from assessment.model import Model
-from assessment.rules import RULES, Outcome, Signals
+from assessment.rules import RULES, UNKNOWN_SOURCES, Outcome, Signals
 
 MAX_EVIDENCE = 10  # per side; a 10k-file repo must not produce a 10k-item list
 SATISFYING = ("met", "attested")
+
+
+def reached(statuses: list[str]) -> bool:
+    """A level is reached when none of its capabilities is ``not_met`` and more than half of them
+    are met or attested: ``unknown`` (the sources cannot tell) is not failure, but a level cannot
+    be reached on unknowns alone."""
+    if any(s == "not_met" for s in statuses):
+        return False
+    return 2 * sum(s in SATISFYING for s in statuses) > len(statuses)
 
 
 def evidence_item(f: Finding, supports: bool) -> dict[str, Any]:
@@ -86,31 +95,63 @@ def score(
     level: int | None = None
     for lvl in model.levels:
         statuses = [by_id[c.id]["status"] for c in lvl.capabilities]
-        met = all(s in SATISFYING for s in statuses)
+        met = reached(statuses)
         levels.append(
             {
                 "level": lvl.level,
                 "name": lvl.name,
                 "met": met,
                 "progress": round(sum(s == "met" for s in statuses) / len(statuses), 4),
+                "blocking": [c.id for c in lvl.capabilities if by_id[c.id]["status"] == "not_met"],
+                "undecided": [c.id for c in lvl.capabilities if by_id[c.id]["status"] == "unknown"],
             }
         )
         if met and (level is None and lvl.level == 0 or level == lvl.level - 1):
             level = lvl.level
     next_level = 0 if level is None else level + 1
-    next_steps = []
+    blocking = []
     if next_level < len(model.levels):
         for cap in model.levels[next_level].capabilities:
-            if by_id[cap.id]["status"] not in SATISFYING:
-                next_steps.append(
+            if by_id[cap.id]["status"] == "not_met":
+                blocking.append(
                     {
                         "capability": cap.id,
                         "level": next_level,
                         "title": cap.title,
+                        "why": by_id[cap.id]["note"],
                         "action": cap.action,
                         "satisfied_by": cap.evidence,
                     }
                 )
+    # Undecided: every unknown up to the next level (a reached level may still hold some).
+    undecided = [
+        {
+            "capability": cap.id,
+            "level": cap.level,
+            "title": cap.title,
+            "why": by_id[cap.id]["note"],
+            "question": cap.question,
+            "source": UNKNOWN_SOURCES.get(cap.id, "attest it in an answers file"),
+        }
+        for cap in model.capabilities
+        if cap.level <= next_level and by_id[cap.id]["status"] == "unknown"
+    ]
+    # Next steps: fix what is blocking the next level; for what is undecided there, a question or a
+    # source to add, never a fix for something that was not found.
+    next_steps: list[dict[str, Any]] = [{"kind": "fix", **b} for b in blocking]
+    for u in undecided:
+        if u["level"] == next_level:
+            next_steps.append(
+                {
+                    "kind": "decide",
+                    "capability": u["capability"],
+                    "level": u["level"],
+                    "title": u["title"],
+                    "action": f"{u['why'] or 'undecided'}: answer \"{u['question']}\" in an answers "
+                    f"file, or {u['source']}",
+                    "satisfied_by": model.capability(u["capability"]).evidence,
+                }
+            )
     principles = []
     for pr in model.principles:
         statuses = [by_id[c]["status"] for c in pr.capabilities]
@@ -140,4 +181,6 @@ def score(
         "capabilities": capabilities,
         "principles": principles,
         "next_steps": next_steps,
+        "blocking": blocking,
+        "undecided": undecided,
     }

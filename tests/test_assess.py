@@ -323,18 +323,30 @@ def test_plain_application_repo(tmp_path: Path, capsys: pytest.CaptureFixture[st
     )
     assert statuses(result) == expected
     assert result["level"] is None
-    assert result["levels"][0] == {"level": 0, "name": "Prerequisites", "met": False, "progress": 0.2}
+    assert result["levels"][0] == {
+        "level": 0,
+        "name": "Prerequisites",
+        "met": False,
+        "progress": 0.2,
+        "blocking": ["declarative-iac", "declarative-workloads", "suitable-infrastructure"],
+        "undecided": ["immutable-images"],
+    }
     # The CI pipeline pushing with helm is shown as evidence against pull-based.
     pull = evidence_of(result, "pull-based")
     assert [(e["path"], e["line"], e["supports"]) for e in pull] == [
         (".github/workflows/deploy.yml", 8, False)
     ]
-    assert [s["capability"] for s in result["next_steps"]] == [
-        "declarative-iac",
-        "declarative-workloads",
-        "immutable-images",
-        "suitable-infrastructure",
+    # Fixes for what is missing first; the unknown asks a question or for a source, never a fix.
+    assert [(s["kind"], s["capability"]) for s in result["next_steps"]] == [
+        ("fix", "declarative-iac"),
+        ("fix", "declarative-workloads"),
+        ("fix", "suitable-infrastructure"),
+        ("decide", "immutable-images"),
     ]
+    decide = result["next_steps"][-1]["action"]
+    assert "no container image references found" in decide and "application repository" in decide
+    assert "Replace" not in decide
+    assert [u["capability"] for u in result["undecided"]] == ["immutable-images"]
     assert {p["id"]: p["status"] for p in result["principles"]}["declarative"] == "not_satisfied"
 
 

@@ -141,12 +141,13 @@ def test_answers_attest_and_disagree(tmp_path: Path, capsys: pytest.CaptureFixtu
     # Level 2: cluster-workload-separation met + four attested. Progress counts met only: 1/5.
     assert result["level"] == 2
     assert [lv["progress"] for lv in result["levels"]] == [1.0, 1.0, 0.2, 0.0]
-    assert [s["capability"] for s in result["next_steps"]] == [
-        "fleet-management",
-        "mass-customization",
-        "advanced-policy",
-        "cross-enterprise-governance",
-        "multi-cloud",
+    # What blocks Level 3 first, then what is undecided there (a question, not a fix).
+    assert [(s["kind"], s["capability"]) for s in result["next_steps"]] == [
+        ("fix", "fleet-management"),
+        ("fix", "mass-customization"),
+        ("fix", "advanced-policy"),
+        ("fix", "multi-cloud"),  # one infrastructure provider only
+        ("decide", "cross-enterprise-governance"),
     ]
 
 

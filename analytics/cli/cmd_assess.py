@@ -130,12 +130,38 @@ def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, A
     for pr in result["principles"]:
         principles.add_row(safe_text(pr["name"]), safe_text(pr["status"]))
     console.print(principles)
+    if result.get("blocking"):
+        blocking = Table(title="Blocking (not met)")
+        for col in ("level", "capability", "why", "action"):
+            blocking.add_column(col, overflow="fold")
+        for b in result["blocking"]:
+            blocking.add_row(*(safe_text(b[k] or "") for k in ("level", "capability", "why", "action")))
+        console.print(blocking)
+    if result.get("undecided"):
+        undecided = Table(title="Undecided (unknown: answer the question or add the source)")
+        for col in ("level", "capability", "why", "question", "source to add"):
+            undecided.add_column(col, overflow="fold")
+        for u in result["undecided"]:
+            undecided.add_row(*(safe_text(u[k] or "") for k in ("level", "capability", "why", "question",
+                                                                "source")))
+        console.print(undecided)
+    seen = [c for c in result["capabilities"] if c.get("seen_in_examples")]
+    if seen:
+        examples = Table(title="Seen in examples (not deployed, never counted as met)")
+        for col in ("capability", "evidence"):
+            examples.add_column(col, overflow="fold")
+        for cap in seen:
+            item = cap["seen_in_examples"][0]
+            where = f"{item['path']}:{item['line']} {item['detail']}"
+            examples.add_row(safe_text(cap["id"]), safe_text(where))
+        console.print(examples)
     if result["next_steps"]:
         steps = Table(title="Next steps")
-        for col in ("capability", "action", "satisfied by"):
+        for col in ("capability", "kind", "action", "satisfied by"):
             steps.add_column(col, overflow="fold")
         for step in result["next_steps"]:
-            steps.add_row(*(safe_text(step[k]) for k in ("capability", "action", "satisfied_by")))
+            steps.add_row(*(safe_text(step.get(k) or "") for k in ("capability", "kind", "action",
+                                                                    "satisfied_by")))
         console.print(steps)
     if history:
         timeline = Table(title="Maturity by month")
