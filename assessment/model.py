@@ -73,10 +73,19 @@ class Principle:
     capabilities: tuple[str, ...]
 
 
+# Folders whose files are not what the repository deploys (examples, docs, tests, scripts):
+# evidence there is shown apart as "seen in examples", never as met. `not_deployed:` in the model
+# file replaces the list; `assess --include-examples` lifts it.
+NOT_DEPLOYED: tuple[str, ...] = (
+    "examples", "example", "docs", "test", "tests", "e2e", "testdata", "fixtures", "hack",
+)
+
+
 @dataclass(frozen=True)
 class Model:
     levels: tuple[Level, ...]
     principles: tuple[Principle, ...]
+    not_deployed: tuple[str, ...] = NOT_DEPLOYED
 
     @property
     def capabilities(self) -> tuple[Capability, ...]:
@@ -158,7 +167,14 @@ def parse_model(raw: Any, source: str = "model") -> Model:
         )
     if tuple(p.id for p in principles) != PRINCIPLE_IDS:
         raise UserError(f"{source}: principles must be exactly {', '.join(PRINCIPLE_IDS)} in order")
-    return Model(levels=tuple(levels), principles=tuple(principles))
+    scope = raw.get("not_deployed", list(NOT_DEPLOYED))
+    if not isinstance(scope, list) or not all(isinstance(d, str) and d.strip("/") for d in scope):
+        raise UserError(f"{source}: `not_deployed` must be a list of folder names")
+    return Model(
+        levels=tuple(levels),
+        principles=tuple(principles),
+        not_deployed=tuple(d.strip("/") for d in scope),
+    )
 
 
 @lru_cache(maxsize=4)

@@ -102,7 +102,7 @@ def immutable_images(s: Signals) -> Outcome:
     """A base's `:latest` that a kustomization overrides with a pinned tag is never deployed."""
     overridden = {f.value for f in s.any("images.override")}
     latest = [f for f in s.any("images.latest") if _image_name(f.value or "") not in overridden]
-    pinned = s.any("images.pinned")
+    pinned = s.any("images.pinned", "images.automation")
     if latest:
         return Outcome(
             "not_met",

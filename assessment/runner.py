@@ -46,6 +46,7 @@ class AssessRequest:
     cluster_dump: Path | None = None
     kube_context: str | None = None
     store: bool = False  # write the result (and the --history timeline) to the store
+    include_examples: bool = False  # count examples/, docs/, tests/... as deployed
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _scan_point(point: Point, sources: list[Source], scanner: Scanner, skipped: 
 def _run(
     req: AssessRequest, model: Any, answers: dict[str, Answer], live: list[Finding], sources: list[Source]
 ) -> AssessOutcome:
-    scanner = Scanner()
+    scanner = Scanner(not_deployed=() if req.include_examples else tuple(model.not_deployed))
     skipped: list[str] = []
     target = "+".join(s.label for s in sources)
     now = datetime.now(UTC)

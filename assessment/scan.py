@@ -7,9 +7,9 @@ is parsed once, which is what makes ``--history monthly`` cheap on large config 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from assessment.detectors import Finding, layouts, scanners, wanted
+from assessment.detectors import EXAMPLE, Finding, layouts, scanners, wanted
 from assessment.documents import SourceFile
 from assessment.tree import Source, Tree
 
@@ -22,9 +22,29 @@ class ScanResult:
     skipped: list[str] = field(default_factory=list)
 
 
+def not_deployed(path: str, folders: Sequence[str]) -> bool:
+    """Whether ``path`` lies in a folder of examples, docs, tests or scripts (at any depth), or in
+    the templates of a vendored chart (a subchart under another chart's charts/, or vendor/)."""
+    parts = path.split("/")[:-1]
+    if any(p in folders for p in parts):
+        return True
+    if "vendor" in parts:
+        return True
+    for i, p in enumerate(parts):
+        if p == "charts" and i > 0 and i + 2 < len(parts) and parts[i + 2] == "templates":
+            return True
+    return False
+
+
+def as_example(f: Finding) -> Finding:
+    return replace(f, signal=EXAMPLE + f.signal)
+
+
 @dataclass
 class Scanner:
     _cache: dict[str, list[Finding]] = field(default_factory=dict)
+    # folders whose evidence is only "seen in examples" (empty: everything counts)
+    not_deployed: tuple[str, ...] = ()
 
     def scan(self, source: Source, tree: Tree, prefix: str | None = None) -> ScanResult:
         entries = tree.entries()
@@ -42,8 +62,16 @@ class Scanner:
                     skipped.append(f"{entry.path}: {type(exc).__name__}: {exc}")
             self._cache[f"{entry.key}\0{entry.path}"] = found
         skipped.extend(s for s in getattr(tree, "skipped", []) if s not in skipped)
-        findings = [f for e in relevant for f in self._cache.get(f"{e.key}\0{e.path}", [])]
-        paths: Sequence[str] = [e.path for e in entries]
+        findings = []
+        for e in relevant:
+            found = self._cache.get(f"{e.key}\0{e.path}", [])
+            if self.not_deployed and not_deployed(e.path, self.not_deployed):
+                findings.extend(as_example(f) for f in found)
+            else:
+                findings.extend(found)
+        paths: Sequence[str] = [
+            e.path for e in entries if not (self.not_deployed and not_deployed(e.path, self.not_deployed))
+        ]
         for lay in layouts():
             findings.extend(lay(paths))
         if source.versioned:

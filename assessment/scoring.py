@@ -7,10 +7,11 @@ Evidence outranks answers: an answer only decides a capability the evidence left
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from assessment.answers import Answer
-from assessment.detectors import Finding
+from assessment.detectors import EXAMPLE, Finding
 from assessment.model import Model
 from assessment.rules import RULES, UNKNOWN_SOURCES, Outcome, Signals
 
@@ -71,12 +72,22 @@ def score(
 ) -> dict[str, Any]:
     """The assessment in the JSON shape of ``gitops-dora assess --format json``."""
     answers = answers or {}
-    signals = Signals(findings)
+    deployed: list[Finding] = []
+    examples: list[Finding] = []
+    for f in findings:
+        if f.signal.startswith(EXAMPLE):
+            examples.append(replace(f, signal=f.signal[len(EXAMPLE):]))
+        else:
+            deployed.append(f)
+    signals = Signals(deployed)
+    example_signals = Signals(examples)
     capabilities: list[dict[str, Any]] = []
     for cap in model.capabilities:
         outcome = RULES[cap.id](signals)
         answer = answers.get(cap.id)
         status, conflict = decide(outcome, answer)
+        # The same rule over examples, docs and tests: shown apart, never counted.
+        seen = RULES[cap.id](example_signals) if examples else None
         capabilities.append(
             {
                 "id": cap.id,
@@ -88,6 +99,9 @@ def score(
                 "answer": None if answer is None else ("yes" if answer.value else "no"),
                 "answer_note": None if answer is None else answer.note,
                 "conflict": conflict,
+                "seen_in_examples": [
+                    evidence_item(f, True) for f in (seen.supporting if seen else [])[:MAX_EVIDENCE]
+                ],
             }
         )
     by_id = {c["id"]: c for c in capabilities}

@@ -47,6 +47,11 @@ def assess_command(
         help="keep the result (and the --history timeline) in the store for the dashboard; "
              "without it the assessment is only printed",
     ),
+    include_examples: bool = typer.Option(
+        False, "--include-examples",
+        help="count examples/, docs/, tests/, e2e/, hack/... (the model's not_deployed folders) as "
+             "deployed; by default evidence there is only shown as 'seen in examples'",
+    ),
     forget: str | None = typer.Option(
         None, "--forget", metavar="TARGET",
         help="delete the stored assessments of TARGET (the name `assess` printed, e.g. repo or a+b)",
@@ -78,6 +83,7 @@ def assess_command(
             cluster_dump=cluster_dump,
             kube_context=kube_context,
             store=store,
+            include_examples=include_examples,
         )
     )
     if fmt == Format.json:

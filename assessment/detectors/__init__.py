@@ -31,6 +31,8 @@ class Finding:
         return replace(self, path=f"{prefix}/{self.path}" if self.path else self.path)
 
 
+EXAMPLE = "example:"  # signal prefix of a finding in a not-deployed path (examples, docs, tests)
+
 ScanFn = Callable[[SourceFile], Iterable[Finding]]
 LayoutFn = Callable[[Sequence[str]], Iterable[Finding]]
 
