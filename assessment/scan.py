@@ -62,7 +62,7 @@ class Scanner:
                     skipped.append(f"{entry.path}: {type(exc).__name__}: {exc}")
             self._cache[f"{entry.key}\0{entry.path}"] = found
         skipped.extend(s for s in getattr(tree, "skipped", []) if s not in skipped)
-        findings = []
+        findings: list[Finding] = []
         for e in relevant:
             found = self._cache.get(f"{e.key}\0{e.path}", [])
             if self.not_deployed and not_deployed(e.path, self.not_deployed):
