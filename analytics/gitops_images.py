@@ -3,7 +3,7 @@
 A reconciler deploys a commit of the GitOps config repo, but the changes users care about are the
 application commits whose image that config commit points at. So:
 
-1. pydriller walks the config repo and records, per commit, each service's image references in
+1. one ``git log`` walks the config repo and records, per commit, each service's image references in
    the YAML files it touched (container ``image:``, kustomize ``images[].newTag``, HelmRelease
    ``spec.values`` at the configured paths) in ``config_image_changes``;
 2. each tag is mapped to an app commit: a hex run of 7+ characters that names a commit of the
@@ -15,11 +15,12 @@ application commits whose image that config commit points at. So:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,6 @@ class ImageRef:
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    import os
-
     proc = subprocess.run(
         ["git", "-C", str(repo), *args],
         capture_output=True,
@@ -190,10 +189,105 @@ def _service_for(path: str, ref: ImageRef, config: Config) -> list[tuple[Service
     ]
 
 
-def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: Path) -> int:
-    """Record each commit's image references per service (idempotent upsert)."""
-    from pydriller import Repository
+# Image references of one YAML blob, by (blob id, image value paths): a blob's content never
+# changes, so a file shared by many commits (or re-read by a later import in this process) is
+# parsed once. None: the blob is not YAML.
+_BLOB_REFS: dict[tuple[str, tuple[str, ...]], list[ImageRef] | None] = {}
+_BLOB_CACHE_MAX = 50_000
 
+
+@dataclass(frozen=True)
+class _Touched:
+    sha: str
+    committed_at: datetime
+    path: str
+    blob: str
+
+
+def _yaml_changes(path: Path, skip: set[str]) -> list[_Touched]:
+    """Every YAML file each commit reachable from HEAD added or modified (first parent; merge
+    commits contribute nothing, as with pydriller), oldest first, leaving out commits in ``skip``.
+    One ``git log`` for the whole history: no per-commit diff."""
+    proc = subprocess.run(
+        ["git", "-C", str(path), "log", "HEAD", "--no-merges", "--root", "--reverse",
+         "--format=%x1e%H%x1f%ct", "--raw", "--no-renames", "--no-abbrev", "-z",
+         "--", "*.yaml", "*.yml"],
+        capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
+    )
+    if proc.returncode != 0:
+        return []
+    touched: list[_Touched] = []
+    for chunk in proc.stdout.split(b"\x1e"):
+        if not chunk:
+            continue
+        tokens = chunk.split(b"\0")
+        sha, _, stamp = tokens[0].decode().partition("\x1f")
+        if sha in skip:
+            continue
+        at = datetime.fromtimestamp(int(stamp), UTC)
+        for meta, name in zip(tokens[1::2], tokens[2::2], strict=False):
+            fields = meta.strip().split()
+            if len(fields) < 5 or fields[4] == b"D" or fields[1] == b"160000":
+                continue
+            file_path = name.decode("utf-8", "surrogateescape")
+            if file_path.endswith((".yaml", ".yml")):
+                touched.append(_Touched(sha, at, file_path, fields[3].decode()))
+    return touched
+
+
+def _blob_texts(path: Path, blobs: list[str]) -> dict[str, str | None]:
+    """Contents of blobs (one ``git cat-file --batch``); None where not UTF-8 text."""
+    if not blobs:
+        return {}
+    proc = subprocess.run(
+        ["git", "-C", str(path), "cat-file", "--batch"],
+        input="".join(f"{b}\n" for b in blobs).encode(), capture_output=True,
+        env={**os.environ, **_GIT_ENV}, check=False,
+    )
+    out, pos, texts = proc.stdout, 0, {}  # type: bytes, int, dict[str, str | None]
+    for blob in blobs:
+        eol = out.find(b"\n", pos)
+        if eol < 0:
+            break
+        header = out[pos:eol].split()
+        pos = eol + 1
+        if len(header) < 3 or header[1] == b"missing":
+            texts[blob] = None
+            continue
+        size = int(header[2])
+        data = out[pos:pos + size]
+        pos += size + 1
+        try:
+            texts[blob] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            texts[blob] = None
+    return texts
+
+
+def _refs_by_blob(path: Path, blobs: set[str], value_paths: list[str]) -> dict[str, list[ImageRef] | None]:
+    key_paths = tuple(value_paths)
+    missing = sorted(b for b in blobs if (b, key_paths) not in _BLOB_REFS)
+    if len(_BLOB_REFS) + len(missing) > _BLOB_CACHE_MAX:
+        _BLOB_REFS.clear()
+        missing = sorted(blobs)
+    for blob, text in _blob_texts(path, missing).items():
+        refs: list[ImageRef] | None = []
+        if text is not None:
+            try:
+                docs = list(yaml.safe_load_all(text))
+            except yaml.YAMLError:
+                refs = None
+            else:
+                refs = [ref for doc in docs for ref in image_refs(doc, value_paths)]
+        _BLOB_REFS[(blob, key_paths)] = refs
+    return {b: _BLOB_REFS.get((b, key_paths), []) for b in blobs}
+
+
+def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: Path) -> int:
+    """Record each commit's image references per service (idempotent upsert).
+
+    Commits already recorded with every tag resolved are not read again (a later import reads only
+    what changed); each YAML blob is parsed once, however many commits carry it."""
     apps: dict[str, list[AppRepo]] = {}
     for svc in config.services:
         repos = []
@@ -204,49 +298,114 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
 
                 repos.append(AppRepo(id=repo_id_for(session, location), path=local))
         apps[svc.name] = repos
+    done = {
+        str(r[0]) for r in session.con.execute(
+            "SELECT commit_sha FROM config_image_changes WHERE config_repo = ? "
+            "GROUP BY commit_sha HAVING bool_and(app_sha IS NOT NULL)",
+            [repo_id],
+        ).fetchall()
+    }
+    touched = _yaml_changes(path, done)
+    refs_of = _refs_by_blob(path, {t.blob for t in touched}, config.mapping.image_value_paths)
     rows: list[dict[str, Any]] = []
     unparsable: list[str] = []
-    for commit in Repository(
-        str(path), only_modifications_with_file_types=[".yaml", ".yml"]
-    ).traverse_commits():
-        for mod in commit.modified_files:
-            file_path = mod.new_path
-            # pydriller keeps every file of a commit that touched a YAML file: read only YAML
-            if not file_path or mod.source_code is None or not file_path.endswith((".yaml", ".yml")):
-                continue
-            try:
-                docs = list(yaml.safe_load_all(mod.source_code))
-            except yaml.YAMLError:
-                unparsable.append(f"{repo_id}:{commit.hash[:12]}:{file_path}")
-                continue
-            for doc in docs:
-                for ref in image_refs(doc, config.mapping.image_value_paths):
-                    for svc, env in _service_for(file_path, ref, config):
-                        app_repo, app_sha = None, None
-                        for app in apps.get(svc.name, []):
-                            app_sha = app.resolve_tag(ref.tag)
-                            if app_sha:
-                                app_repo = app.id
-                                break
-                        rows.append(
-                            {
-                                "config_repo": repo_id,
-                                "commit_sha": commit.hash,
-                                "committed_at": commit.committer_date.astimezone(UTC),
-                                "path": file_path,
-                                "service": svc.name,
-                                "environment": env,
-                                "image": ref.image,
-                                "tag": ref.tag,
-                                "app_repo": app_repo,
-                                "app_sha": app_sha,
-                            }
-                        )
+    for change in touched:
+        refs = refs_of.get(change.blob)
+        if refs is None:
+            unparsable.append(f"{repo_id}:{change.sha[:12]}:{change.path}")
+            continue
+        for ref in refs:
+            for svc, env in _service_for(change.path, ref, config):
+                app_repo, app_sha = None, None
+                for app in apps.get(svc.name, []):
+                    app_sha = app.resolve_tag(ref.tag)
+                    if app_sha:
+                        app_repo = app.id
+                        break
+                rows.append(
+                    {
+                        "config_repo": repo_id,
+                        "commit_sha": change.sha,
+                        "committed_at": change.committed_at,
+                        "path": change.path,
+                        "service": svc.name,
+                        "environment": env,
+                        "image": ref.image,
+                        "tag": ref.tag,
+                        "app_repo": app_repo,
+                        "app_sha": app_sha,
+                    }
+                )
     session.warn_many("unparsable_config_yaml", unparsable)
     unresolved = sorted({f"{repo_id}: {r['tag']}" for r in rows if r["app_sha"] is None})
     session.warn_many("unresolved_image_tag", unresolved)
-    session.upsert("config_image_changes", rows)
+    if rows:
+        session.upsert("config_image_changes", rows)
     return len(rows)
+
+
+class _Graph:
+    """A repository's commit graph, read with one ``git rev-list --parents --all HEAD``: ancestry
+    and ranges are set operations here instead of one ``git`` process per deployment."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._parents: dict[str, tuple[str, ...]] | None = None
+        self._ancestors: dict[str, frozenset[str]] = {}
+        self._resolved: dict[str, str | None] = {}
+
+    @property
+    def parents(self) -> dict[str, tuple[str, ...]]:
+        if self._parents is None:
+            self._parents = {}
+            out = _git(self.repo, "rev-list", "--parents", "--all", "HEAD") or ""
+            for line in out.splitlines():
+                sha, *parents = line.split()
+                self._parents[sha] = tuple(parents)
+        return self._parents
+
+    def ancestors(self, sha: str) -> frozenset[str]:
+        """``git rev-list sha`` as a set (the commit and everything reachable from it)."""
+        if sha in self._ancestors:
+            return self._ancestors[sha]
+        if sha not in self.parents:  # not reachable from a ref: ask git
+            out = _git(self.repo, "rev-list", sha)
+            found = frozenset(out.split()) if out else frozenset()
+        else:
+            seen: set[str] = set()
+            stack = [sha]
+            while stack:
+                current = stack.pop()
+                if current in seen:
+                    continue
+                known = self._ancestors.get(current)
+                if known is not None:
+                    seen |= known
+                    continue
+                seen.add(current)
+                stack.extend(p for p in self.parents.get(current, ()) if p not in seen)
+            found = frozenset(seen)
+        self._ancestors[sha] = found
+        return found
+
+    def resolve(self, revisions: list[str]) -> dict[str, str | None]:
+        """Revisions -> full commit shas (one ``git cat-file --batch-check`` for all new ones)."""
+        todo = sorted({r for r in revisions if r not in self._resolved})
+        todo = [r for r in todo if r and "\n" not in r and not r.startswith("-")]
+        if todo:
+            proc = subprocess.run(
+                ["git", "-C", str(self.repo), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+                input="".join(f"{r}^{{commit}}\n" for r in todo), capture_output=True, text=True,
+                env={**os.environ, **_GIT_ENV}, check=False,
+            )
+            lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+            for rev, line in zip(todo, lines, strict=False):
+                parts = line.split()
+                self._resolved[rev] = parts[0] if len(parts) == 2 and parts[1] == "commit" else None
+        return {r: self._resolved.get(r) for r in revisions}
+
+    def has_commit(self, sha: str) -> bool:
+        return self.resolve([sha])[sha] is not None
 
 
 @dataclass
@@ -254,7 +413,7 @@ class _Linker:
     session: WriteSession
     config: Config
     scanned: set[str] = field(default_factory=set)
-    ancestors: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    graphs: dict[str, _Graph] = field(default_factory=dict)
     image_rows: dict[tuple[str, str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
 
     def config_path(self, service: Service) -> Path | None:
@@ -262,12 +421,13 @@ class _Linker:
             return None
         return _local_path(self.session, service.gitops.repository)
 
-    def ancestry(self, repo: Path, sha: str) -> set[str]:
-        key = (str(repo), sha)
-        if key not in self.ancestors:
-            out = _git(repo, "rev-list", sha)
-            self.ancestors[key] = set(out.split()) if out else set()
-        return self.ancestors[key]
+    def graph(self, repo: Path) -> _Graph:
+        if str(repo) not in self.graphs:
+            self.graphs[str(repo)] = _Graph(repo)
+        return self.graphs[str(repo)]
+
+    def ancestry(self, repo: Path, sha: str) -> frozenset[str]:
+        return self.graph(repo).ancestors(sha)
 
     def app_state(
         self, repo_id: str, repo: Path, config_sha: str, service: str, env: str
@@ -323,6 +483,17 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
             [[f"{a}\x1f{b}" for a, b in history]],
         ).fetchall():
             history[(source, source_ref)].append((at, revision))
+    # Every revision each config repository is asked about, resolved in one git call per repository.
+    wanted: dict[str, list[str]] = {}
+    for _dep_id, service_name, _env, revision, _repo, source, source_ref, _at in deps:
+        service = config.service(service_name)
+        repo_path = linker.config_path(service) if service is not None else None
+        if repo_path is not None:
+            wanted.setdefault(str(repo_path), []).append(revision)
+            wanted[str(repo_path)].extend(rev for _, rev in history[(source, source_ref)])
+    for path_text, revisions in wanted.items():
+        linker.graph(Path(path_text)).resolve(revisions)
+    missing: list[str] = []
     for dep_id, service_name, env, revision, config_repo, source, source_ref, deployed_at in deps:
         service = config.service(service_name)
         if service is None:
@@ -333,13 +504,14 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
         if str(repo_path) not in linker.scanned:
             scan_config_repo(session, config, config_repo, repo_path)
             linker.scanned.add(str(repo_path))
-        config_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{revision}^{{commit}}")
+        graph = linker.graph(repo_path)
+        config_sha = graph.resolve([revision])[revision]
         if not config_sha:
-            session.warn("revision_not_in_config_repo", f"{config_repo}: {revision}")
+            missing.append(f"{config_repo}: {revision}")
             continue
         earlier = [rev for at, rev in history[(source, source_ref)] if at < deployed_at]
         prev = (earlier[-1],) if earlier else None
-        prev_sha = _git(repo_path, "rev-parse", "--verify", "-q", f"{prev[0]}^{{commit}}") if prev else None
+        prev_sha = graph.resolve([prev[0]])[prev[0]] if prev else None
         changes: list[dict[str, Any]] = []
         new_state = linker.app_state(config_repo, repo_path, config_sha, service_name, env)
         old_state = (
@@ -351,12 +523,13 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
                 (
                     p
                     for loc in service.repositories
-                    if (p := _local_path(session, loc)) is not None
-                    and _git(p, "cat-file", "-e", f"{app_sha}^{{commit}}") is not None
+                    if (p := _local_path(session, loc)) is not None and linker.graph(p).has_commit(app_sha)
                 ),
                 None,
             )
             if app_path is not None:
+                # git walks the range: an app repository can be far larger than its config repo,
+                # too large to hold every deployment's ancestry as a set
                 spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
                 listed = _git(app_path, "rev-list", *spec) or ""
                 changes.extend(
@@ -370,6 +543,7 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
             changes.extend({"deployment_id": dep_id, "repo": config_repo, "sha": s} for s in listed.split())
         relinked.append(dep_id)
         all_changes.extend(changes)
+    session.warn_many("revision_not_in_config_repo", missing)
     # One delete and one load for every deployment linked here: each statement costs a catalog
     # round trip on DuckLake, so per-deployment statements would dominate the import.
     if relinked:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -24,7 +25,12 @@ def build(workdir: Path, db_path: StoreRef) -> DemoContext:
     """Generate the demo organisation under ``workdir`` and load it into ``db_path``."""
     demo = DemoContext(workdir=Path(workdir).resolve(), db_path=resolve(db_path))
     demo.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     for module in step_modules():
-        demo.say(f"step {module.__name__.rsplit('.', 1)[-1]}")
+        name = module.__name__.rsplit(".", 1)[-1]
+        demo.say(f"step {name}")
+        t0 = time.perf_counter()
         module.run(demo)
+        demo.say(f"step {name}: {time.perf_counter() - t0:.1f} s")
+    demo.say(f"demo data loaded in {time.perf_counter() - started:.1f} s")
     return demo
