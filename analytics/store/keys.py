@@ -32,6 +32,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "maturity_assessments": ("id",),
     "maturity_capability_status": ("assessment_id", "capability"),
     "maturity_level_progress": ("assessment_id", "level"),
+    "imported_pull_request_ids": ("source_id",),
 }
 
 
