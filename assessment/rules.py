@@ -151,11 +151,13 @@ def secrets_management(s: Signals) -> Outcome:
         "secrets.sops-decryption",
         "cluster.secrets",
     )
-    plain = s.any("k8s.plain-secret")
+    plain = s.any("k8s.plain-secret", "secrets.plaintext")
     if plain:
-        return Outcome(
-            "not_met", tools, plain, refuted=True, note=f"{len(plain)} Secrets hold plain-text data"
-        )
+        secrets = len(s.any("k8s.plain-secret"))
+        creds = len(plain) - secrets
+        what = [f"{secrets} Secrets hold plain-text data"] if secrets else []
+        what += [f"{creds} plain-text credentials in ConfigMaps, values or env"] if creds else []
+        return Outcome("not_met", tools, plain, refuted=True, note="; ".join(what))
     return _present(tools, missing="no SOPS, Sealed Secrets or External Secrets")
 
 
