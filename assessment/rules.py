@@ -57,6 +57,7 @@ RECONCILERS = (
     "argocd.applicationset",
     "cluster.reconciler",
     "collected.reconciler",
+    "flux.v1",
 )
 INFRA = (
     "infra.terraform",
@@ -78,7 +79,8 @@ POLICY = ("policy.kyverno", "policy.gatekeeper", "cluster.policy")
 
 def declarative_iac(s: Signals) -> Outcome:
     return _present(
-        s.any(*INFRA), missing="no Terraform, Crossplane, Cluster API or infrastructure/ manifests"
+        s.any(*INFRA),
+        missing="no Terraform, Crossplane, Cluster API, cluster add-ons or cluster configuration declared",
     )
 
 
@@ -135,11 +137,15 @@ def workload_reconciliation(s: Signals) -> Outcome:
 
 
 def environment_management(s: Signals) -> Outcome:
+    """Environments are what targets different clusters or namespaces: cluster directories and
+    overlays, or Argo CD destinations; never values files alone."""
     envs = s.values("layout.environment")
+    destinations = s.values("argocd.destination")
     generated = s.any("argocd.cluster-generator")
-    if len(envs) >= 2 or generated:
-        return Outcome("met", list(envs.values()) + generated)
-    return Outcome("not_met", list(envs.values()), note="fewer than two environments described")
+    if len(envs) >= 2 or len(destinations) >= 2 or generated:
+        return Outcome("met", list(envs.values()) + list(destinations.values()) + generated)
+    return Outcome("not_met", list(envs.values()) + list(destinations.values()),
+                   note="fewer than two environments described (different clusters or namespaces)")
 
 
 def secrets_management(s: Signals) -> Outcome:
@@ -232,10 +238,13 @@ def fleet_management(s: Signals) -> Outcome:
 
 
 def mass_customization(s: Signals) -> Outcome:
-    return _present(
-        s.any("argocd.appset-parameters", "flux.substitute", "kustomize.component"),
-        missing="no parameterised generation per cluster or tenant",
-    )
+    """Flux postBuild substitution counts when it parameterises several clusters, not one value into
+    one cluster."""
+    substitute = s.values("flux.substitute")
+    pos = s.any("argocd.appset-parameters", "kustomize.component")
+    if len(substitute) >= 2:
+        pos += list(substitute.values())
+    return _present(pos, missing="no parameterised generation per cluster or tenant")
 
 
 def advanced_policy(s: Signals) -> Outcome:

@@ -506,3 +506,171 @@ def plain_app(path: Path) -> GitRepo:
     }
     repo.commit("app", AT, files=files)
     return repo
+
+
+# --- issue #14: repositories shaped like the ones the assessment got wrong -------------------------
+
+FLUX_EXAMPLE_CLUSTER_INFRA = """---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: infra-controllers
+  namespace: flux-system
+spec:
+  interval: 1h
+  retryInterval: 1m
+  timeout: 5m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./infrastructure/controllers
+  prune: true
+  wait: true
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: infra-configs
+  namespace: flux-system
+spec:
+  dependsOn:
+    - name: infra-controllers
+  interval: 1h
+  retryInterval: 1m
+  timeout: 5m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./infrastructure/configs
+  prune: true
+"""
+
+FLUX_EXAMPLE_CERT_MANAGER = """---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: cert-manager
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 24h
+  url: https://charts.jetstack.io
+---
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: cert-manager
+  namespace: cert-manager
+spec:
+  interval: 30m
+  chart:
+    spec:
+      chart: cert-manager
+      version: "1.x"
+      sourceRef:
+        kind: HelmRepository
+        name: cert-manager
+        namespace: cert-manager
+      interval: 12h
+  values:
+    crds:
+      enabled: true
+"""
+
+FLUX_EXAMPLE_PODINFO_RELEASE = """apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: podinfo
+  namespace: podinfo
+spec:
+  interval: 50m
+  releaseName: podinfo
+  chart:
+    spec:
+      chart: podinfo
+      sourceRef:
+        kind: HelmRepository
+        name: podinfo
+  install:
+    strategy:
+      name: RetryOnFailure
+  upgrade:
+    strategy:
+      name: RetryOnFailure
+  # Default values
+  values:
+    redis:
+      enabled: true
+      repository: public.ecr.aws/docker/library/redis
+      tag: 8.6.2
+    httpRoute:
+      enabled: true
+"""
+
+
+def flux_values_patch(env: str) -> str:
+    return f"""apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: podinfo
+  namespace: podinfo
+spec:
+  chart:
+    spec:
+      version: ">=1.0.0{'-alpha' if env == 'staging' else ''}"
+  test:
+    enable: true
+  values:
+    ingress:
+      hosts:
+        - host: podinfo.{env}
+"""
+
+
+def flux2_kustomize_helm_example(path: Path) -> GitRepo:
+    """fluxcd/flux2-kustomize-helm-example's documented layout: clusters/{production,staging},
+    infrastructure/{configs,controllers}, apps/{base,production,staging}; podinfo's only image is
+    the redis repository/tag pair in its HelmRelease values. No secrets tooling: honestly Level 0."""
+    repo = GitRepo.init(path)
+    kz = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+    files: dict[str, str] = {
+        ".github/workflows/e2e.yaml": (
+            "name: e2e\non:\n  push:\n    branches: ['*']\njobs:\n  kubernetes:\n    runs-on: ubuntu-latest\n"
+            "    steps:\n      - uses: actions/checkout@v4\n      - uses: fluxcd/flux2/action@main\n"
+            "      - uses: helm/kind-action@v1\n      - run: flux install\n"
+        ),
+        "scripts/validate.sh": "#!/usr/bin/env bash\nkustomize build . | kubeconform\n",
+        "infrastructure/controllers/kustomization.yaml": kz + "resources:\n  - cert-manager.yaml\n",
+        "infrastructure/controllers/cert-manager.yaml": FLUX_EXAMPLE_CERT_MANAGER,
+        "infrastructure/configs/kustomization.yaml": kz + "resources:\n  - cluster-issuers.yaml\n",
+        "infrastructure/configs/cluster-issuers.yaml": (
+            "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata:\n  name: letsencrypt\nspec:\n"
+            "  acme:\n    email: fluxcdbot@users.noreply.github.com\n"
+            "    server: https://acme-staging-v02.api.letsencrypt.org/directory\n"
+            "    privateKeySecretRef:\n      name: letsencrypt-nginx\n"
+        ),
+        "apps/base/podinfo/kustomization.yaml": (
+            kz + "namespace: podinfo\nresources:\n  - namespace.yaml\n  - repository.yaml\n  - release.yaml\n"
+        ),
+        "apps/base/podinfo/namespace.yaml": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo\n",
+        "apps/base/podinfo/repository.yaml": (
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmRepository\nmetadata:\n  name: podinfo\n"
+            "  namespace: podinfo\nspec:\n  interval: 5m\n  type: oci\n  url: oci://ghcr.io/stefanprodan/charts\n"
+        ),
+        "apps/base/podinfo/release.yaml": FLUX_EXAMPLE_PODINFO_RELEASE,
+    }
+    for env in ("production", "staging"):
+        files[f"clusters/{env}/flux-system/gotk-sync.yaml"] = gotk_sync(env)
+        files[f"clusters/{env}/infrastructure.yaml"] = FLUX_EXAMPLE_CLUSTER_INFRA
+        files[f"clusters/{env}/apps.yaml"] = flux_kustomization("apps", f"./apps/{env}", "infra-configs")
+        files[f"apps/{env}/kustomization.yaml"] = (
+            kz + "resources:\n  - ../base/podinfo\npatches:\n  - path: podinfo-values.yaml\n"
+            "    target:\n      kind: HelmRelease\n"
+        )
+        files[f"apps/{env}/podinfo-values.yaml"] = flux_values_patch(env)
+    repo.commit("flux kustomize-helm example layout", AT, files=files)
+    return repo

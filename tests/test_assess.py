@@ -149,7 +149,9 @@ def test_helm_chart_with_templated_rollout(tmp_path: Path, capsys: pytest.Captur
         "immutable-images": "met",  # values.yaml: empty tag -> chart appVersion 2.4.1
         "suitable-infrastructure": "met",
         "workload-reconciliation": "not_met",
-        "environment-management": "met",  # values-staging.yaml + values-production.yaml
+        # values-staging.yaml + values-production.yaml alone target no other cluster or namespace
+        # (issue #14): not environments
+        "environment-management": "not_met",
         "secrets-management": "not_met",
         "pull-based": "not_met",
         "package-management": "met",
@@ -228,7 +230,7 @@ def test_kyverno_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     repo = repos.kyverno_policies(tmp_path / "policies")
     result = assess(capsys, tmp_path / "db.duckdb", str(repo.path))
     assert statuses(result) == {
-        "declarative-iac": "not_met",
+        "declarative-iac": "met",  # policies declare the cluster's configuration (issue #14)
         "declarative-workloads": "met",  # ClusterPolicy objects are declarations
         "version-control": "met",
         "immutable-images": "unknown",  # no image references at all
@@ -249,7 +251,9 @@ def test_kyverno_policies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         "cross-enterprise-governance": "not_met",  # policy engine but no tenants
         "multi-cloud": "unknown",
     }
-    assert result["level"] is None
+    # Level 0: nothing not_met, four of five met; images are undecided, not failed.
+    assert result["level"] == 0
+    assert result["levels"][0]["undecided"] == ["immutable-images"]
     governance = [e["detail"] for e in evidence_of(result, "security-governance")]
     assert any("Gatekeeper ConstraintTemplate k8srequiredlabels" in d for d in governance)
     assert any("ClusterPolicy/require-labels (1 rules, Enforce)" in d for d in governance)

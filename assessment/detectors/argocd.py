@@ -24,10 +24,25 @@ def scan(f: SourceFile) -> Iterator[Finding]:
             )
             yield from _sync_policy(f, doc, doc.spec, "Application")
             yield from _sources(f, doc, doc.spec)
+            yield from _destination(f, doc)
         elif doc.kind == "AppProject":
             yield from _project(f, doc)
         elif doc.kind == "ApplicationSet":
             yield from _appset(f, doc)
+
+
+def _destination(f: SourceFile, doc: Document) -> Iterator[Finding]:
+    """Where an Application deploys: a cluster (server or name) and a namespace."""
+    dest = doc.spec.get("destination")
+    if not isinstance(dest, dict):
+        return
+    cluster = dest.get("name") or dest.get("server") or "in-cluster"
+    namespace = dest.get("namespace") or "-"
+    if any("TEMPLATED" in str(v) or "{{" in str(v) for v in (cluster, namespace)):
+        return
+    target = f"{cluster} {namespace}"
+    yield Finding("argocd.destination", f"Application {doc.name} deploys to {target}", f.path,
+                  doc.line_of(r"^\s+destination:"), value=target)
 
 
 def _sync_policy(f: SourceFile, doc: Document, spec: dict[str, Any], what: str) -> Iterator[Finding]:

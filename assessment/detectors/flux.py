@@ -12,6 +12,11 @@ KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
 HELM_GROUP = "helm.toolkit.fluxcd.io"
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
 TF_GROUP = "infra.contrib.fluxcd.io"
+# Flux's own accounts: impersonating them is the platform itself, not a tenant.
+CONTROLLER_ACCOUNTS = {"kustomize-controller", "helm-controller", "source-controller", "flux", "default"}
+# Flux v1 and the Helm Operator (retired, but years of history in many repositories).
+V1_ANNOTATIONS = ("flux.weave.works/automated", "fluxcd.io/automated", "flux.weave.works/tag.",
+                  "fluxcd.io/tag.")
 
 
 def _truthy(value: Any) -> bool:
@@ -22,6 +27,18 @@ def scan(f: SourceFile) -> Iterator[Finding]:
     if f.basename == "gotk-sync.yaml":
         yield Finding("flux.gotk-sync", "Flux bootstrap sync (gotk-sync.yaml)", f.path, 1)
     for doc in f.documents:
+        if (doc.group == "helm.fluxcd.io" and doc.kind == "HelmRelease") or (
+            doc.group == "flux.weave.works" and doc.kind == "FluxHelmRelease"
+        ):
+            yield Finding("flux.v1", f"Helm Operator {doc.ref} ({doc.api_version}, Flux v1)", f.path,
+                          doc.line_of(r"^kind:"))
+            if doc.spec.get("values"):
+                yield Finding("flux.helm-values", f"Helm Operator {doc.ref} customises the chart with values",
+                              f.path, doc.line_of(r"^\s+values:"))
+            continue
+        if doc.is_object and any(a in doc.text for a in V1_ANNOTATIONS):
+            yield Finding("flux.v1", f"{doc.ref} is automated by Flux v1 (flux annotations)", f.path,
+                          doc.line_of(r"(flux\.weave\.works|fluxcd\.io)/(automated|tag\.)"))
         if doc.group == KUSTOMIZE_GROUP and doc.kind == "Kustomization":
             yield from _kustomization(f, doc)
         elif doc.group == HELM_GROUP and doc.kind == "HelmRelease":
@@ -72,19 +89,24 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
         )
     post = spec.get("postBuild")
     if isinstance(post, dict) and (post.get("substitute") or post.get("substituteFrom")):
+        # value: the folder that holds it (one cluster); the rule needs several to call it mass
         yield Finding(
             "flux.substitute",
             f"Flux Kustomization {doc.name} substitutes per-cluster variables",
             f.path,
             doc.line_of(r"^\s+postBuild:"),
+            value=f.dirname,
         )
-    if spec.get("serviceAccountName"):
+    account = spec.get("serviceAccountName")
+    if account and str(account) not in CONTROLLER_ACCOUNTS and spec.get("targetNamespace"):
+        # A tenant: its own account, confined to its own namespace.
         yield Finding(
             "flux.tenant",
-            f"Flux Kustomization {doc.name} impersonates service account {spec['serviceAccountName']}",
+            f"Flux Kustomization {doc.name} impersonates tenant account {account} in "
+            f"namespace {spec['targetNamespace']}",
             f.path,
             doc.line_of(r"^\s+serviceAccountName:"),
-            value=str(spec.get("targetNamespace") or doc.name),
+            value=str(spec["targetNamespace"]),
         )
     decryption = spec.get("decryption")
     if isinstance(decryption, dict) and decryption.get("provider") == "sops":

@@ -51,4 +51,7 @@ def layout(paths: Sequence[str]) -> Iterator[Finding]:
             value=chart_dir,
         )
         for env, path in variants:
-            yield Finding("layout.environment", f"values file for environment {env}", path, None, value=env)
+            # A values file alone is not an environment: only what targets another cluster or
+            # namespace is (cluster directories, overlays, Argo CD destinations).
+            yield Finding("helm.values-file", f"values file {env} (a variant, not an environment)", path,
+                          None, value=env)
