@@ -32,9 +32,20 @@ def evidence_item(f: Finding, supports: bool) -> dict[str, Any]:
     return {"path": f.path, "line": f.line, "object": f.object, "detail": f.detail, "supports": supports}
 
 
+_RECONCILER_OBJECT = ("flux.", "argocd.", "collected.", "cluster.")
+
+
+def relevance(f: Finding) -> tuple[int, int]:
+    """Most relevant first: reconciler objects before other declarations, files in hidden paths
+    (CLI schema files, tool configs) last. Stable within a rank, so line order is kept."""
+    hidden = bool(f.path) and any(part.startswith(".") for part in (f.path or "").split("/"))
+    return (int(hidden), 0 if f.signal.startswith(_RECONCILER_OBJECT) else 1)
+
+
 def _evidence(outcome: Outcome) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for findings, supports in ((outcome.supporting, True), (outcome.against, False)):
+    for unsorted, supports in ((outcome.supporting, True), (outcome.against, False)):
+        findings = sorted(unsorted, key=relevance)
         items += [evidence_item(f, supports) for f in findings[:MAX_EVIDENCE]]
         if len(findings) > MAX_EVIDENCE:
             items.append(
