@@ -130,7 +130,9 @@ def workload_reconciliation(s: Signals) -> Outcome:
         "argocd.no-self-heal", "argocd.manual-sync", "flux.suspended", "collected.drift-uncorrected"
     )
     return _present(
-        s.any("flux.kustomization", "flux.helm-drift", "argocd.self-heal", "collected.drift-corrected"),
+        # Flux v1 re-applies the repository on every sync, correcting drift
+        s.any("flux.kustomization", "flux.helm-drift", "argocd.self-heal", "collected.drift-corrected",
+              "flux.v1"),
         against,
         missing="no reconciler that corrects drift automatically",
     )
@@ -177,6 +179,7 @@ def package_management(s: Signals) -> Outcome:
             "helm.chart",
             "kustomize.kustomization",
             "flux.helmrelease",
+            "flux.v1-helm",
             "argocd.helm-source",
             "argocd.kustomize-source",
         ),

@@ -674,3 +674,208 @@ def flux2_kustomize_helm_example(path: Path) -> GitRepo:
         files[f"apps/{env}/podinfo-values.yaml"] = flux_values_patch(env)
     repo.commit("flux kustomize-helm example layout", AT, files=files)
     return repo
+
+
+CANARY = """apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: podinfo
+  analysis:
+    interval: 15s
+    threshold: 10
+"""
+
+ROLLOUT = """apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: rollouts-demo
+spec:
+  replicas: 5
+  strategy:
+    canary:
+      steps:
+        - setWeight: 20
+        - pause: {}
+  template:
+    spec:
+      containers:
+        - name: rollouts-demo
+          image: argoproj/rollouts-demo:blue
+"""
+
+
+def tool_repo_with_examples(path: Path) -> GitRepo:
+    """A delivery tool's own repository: its chart is what it ships; Canaries, Rollouts and a test
+    Secret live under examples/, docs/, test/e2e/ and artifacts/examples/ and deploy nothing."""
+    repo = GitRepo.init(path)
+    files = {
+        "charts/mytool/Chart.yaml": "apiVersion: v2\nname: mytool\nversion: 1.2.0\nappVersion: 1.2.0\n",
+        "charts/mytool/values.yaml": "image:\n  repository: ghcr.io/acme/mytool\n  tag: 1.2.0\n",
+        "charts/mytool/templates/deployment.yaml": deployment("mytool", "ghcr.io/acme/mytool:1.2.0"),
+        "examples/canary/canary.yaml": CANARY,
+        "docs/rollout.yaml": ROLLOUT,
+        "artifacts/examples/rollout.yaml": ROLLOUT,
+        "test/e2e/secret.yaml": (
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: e2e-creds\ntype: Opaque\n"
+            "stringData:\n  password: e2e-only-password\n"
+        ),
+    }
+    repo.commit("tool with examples", AT, files=files)
+    return repo
+
+
+def images_everywhere(path: Path, web_tag: str = "1.25.3") -> GitRepo:
+    """Images declared every way but `image: x:y`: Helm values, Argo CD kustomize.images and
+    helm.parameters, a Flux ImagePolicy; a Kyverno `:*` pattern that is no pin; a repeated image."""
+    repo = GitRepo.init(path)
+    app = """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/acme/deploy
+    path: {path}
+    targetRevision: main
+{extra}  destination:
+    server: https://kubernetes.default.svc
+    namespace: {ns}
+  syncPolicy:
+    automated:
+      selfHeal: true
+"""
+    files = {
+        "argocd/api.yaml": app.format(
+            name="api", path="apps/api", ns="api-staging",
+            extra="    kustomize:\n      images:\n        - ghcr.io/acme/api=ghcr.io/acme/api:1.4.2\n",
+        ),
+        "argocd/web.yaml": app.format(
+            name="web", path="charts/web", ns="web-production",
+            extra="    helm:\n      parameters:\n        - name: image.repository\n"
+                  "          value: ghcr.io/acme/web\n"
+                  "        - name: image.tag\n          value: 2.0.1\n",
+        ),
+        "charts/web/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        "charts/web/values.yaml": (
+            "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: " + web_tag + "\n"
+            "metrics:\n  enabled: true\n  exporter:\n    repository: quay.io/prometheus/nginx-exporter\n"
+            "    tag: v1.1.0\n"
+        ),
+        "apps/jobs/cron.yaml": (
+            "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: cleanup\nspec:\n"
+            "  schedule: '0 3 * * *'\n"
+            "  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers:\n"
+            "            - name: a\n              image: busybox:1.36\n"
+            "            - name: b\n              image: busybox:1.36\n"
+        ),
+        "policies/verify-images.yaml": (
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: verify-flux\nspec:\n"
+            "  rules:\n"
+            "    - name: verify\n      verifyImages:\n        - image: \"ghcr.io/fluxcd/helm-controller:*\"\n"
+            "          imageReferences:\n            - \"ghcr.io/fluxcd/*\"\n"
+        ),
+        "flux/image-policy.yaml": (
+            "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImagePolicy\nmetadata:\n  name: api\nspec:\n"
+            "  imageRepositoryRef:\n    name: api\n  policy:\n    semver:\n      range: '>=1.0.0'\n"
+        ),
+    }
+    repo.commit("images everywhere", AT, files=files)
+    return repo
+
+
+def plaintext_credentials(path: Path) -> GitRepo:
+    """Credentials in plain text in a values file, a ConfigMap and env; two values-file variants of
+    one chart (not environments); one Argo CD Application targeting one cluster."""
+    repo = GitRepo.init(path)
+    files = {
+        "charts/shop/Chart.yaml": "apiVersion: v2\nname: shop\nversion: 0.3.0\nappVersion: 0.3.0\n",
+        "charts/shop/values.yaml": "image:\n  repository: ghcr.io/acme/shop\n  tag: 0.3.0\n",
+        "charts/shop/values-nomaria.yaml": "mariadb:\n  enabled: false\n",
+        "charts/shop/values-production.yaml": (
+            "replicaCount: 3\nenv:\n  DB_HOST: mariadb\n  DB_PASSWORD: prod_password\n"
+            "  existingSecret: shop-db\n"
+        ),
+        "manifests/config.yaml": (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shop-config\ndata:\n  LOG_LEVEL: info\n"
+            "  API_TOKEN: tok_live_123456\n"
+        ),
+        "manifests/worker.yaml": deployment("worker", "ghcr.io/acme/worker:0.3.0")
+        + "          env:\n            - name: SMTP_PASSWORD\n              value: mail-pass-42\n"
+        "            - name: DB_PASSWORD\n              valueFrom:\n                secretKeyRef:\n"
+        "                  name: shop-db\n                  key: password\n",
+        "argocd/shop.yaml": (
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: shop\nspec:\n"
+            "  project: default\n  source:\n    repoURL: https://github.com/acme/shop\n"
+            "    path: charts/shop\n"
+            "  destination:\n    server: https://kubernetes.default.svc\n    namespace: shop\n"
+        ),
+    }
+    repo.commit("shop with plain-text credentials", AT, files=files)
+    return repo
+
+
+def flux_platform(path: Path, tenants: bool = False) -> GitRepo:
+    """Platform Kustomizations impersonating Flux's own kustomize-controller account, a Kyverno
+    policy, an istio/ folder of HelmReleases (infrastructure outside infrastructure/), and one
+    postBuild.substituteFrom into one cluster. ``tenants`` adds two real tenants."""
+    repo = GitRepo.init(path)
+
+    def ks(name: str, target: str, account: str, extra: str = "") -> str:
+        return flux_kustomization(name, f"./{name}") + (
+            f"  serviceAccountName: {account}\n  targetNamespace: {target}\n{extra}"
+        )
+
+    files = {
+        "clusters/prod/flux-system/gotk-sync.yaml": gotk_sync("prod"),
+        "clusters/prod/platform.yaml": ks("platform", "platform", "kustomize-controller",
+                                          "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n"
+                                          "        name: cluster-vars\n")
+        + "---\n" + ks("monitoring", "monitoring", "kustomize-controller"),
+        "istio/istiod.yaml": (
+            "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata:\n  name: istiod\n"
+            "  namespace: istio-system\nspec:\n  interval: 1h\n  chart:\n    spec:\n      chart: istiod\n"
+            "      version: 1.22.1\n      sourceRef:\n        kind: HelmRepository\n        name: istio\n"
+        ),
+        "policies/require-labels.yaml": (
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: require-labels\nspec:\n"
+            "  validationFailureAction: Enforce\n  rules:\n    - name: check-team\n      match:\n"
+            "        any:\n          - resources:\n              kinds: [Deployment]\n      validate:\n"
+            "        message: team label required\n        pattern:\n          metadata:\n"
+            "            labels:\n              team: '?*'\n"
+        ),
+        "apps/shop/deployment.yaml": deployment("shop", "ghcr.io/acme/shop:1.0.0"),
+    }
+    if tenants:
+        for team in ("team-a", "team-b"):
+            files[f"clusters/prod/tenants/{team}.yaml"] = ks(team, team, team)
+    repo.commit("platform", AT, files=files)
+    return repo
+
+
+def flux_v1(path: Path) -> GitRepo:
+    """A repository from the Flux v1 / Helm Operator era."""
+    repo = GitRepo.init(path)
+    files = {
+        "releases/podinfo.yaml": (
+            "apiVersion: helm.fluxcd.io/v1\nkind: HelmRelease\nmetadata:\n  name: podinfo\n"
+            "  namespace: demo\n  annotations:\n    fluxcd.io/automated: \"true\"\nspec:\n"
+            "  releaseName: podinfo\n"
+            "  chart:\n    repository: https://stefanprodan.github.io/podinfo\n    name: podinfo\n"
+            "    version: 3.2.0\n  values:\n    image:\n      repository: stefanprodan/podinfo\n"
+            "      tag: 3.2.0\n"
+        ),
+        "workloads/web.yaml": deployment("web", "nginx:1.19.0").replace(
+            "metadata:\n  name: web\n",
+            "metadata:\n  name: web\n  annotations:\n    flux.weave.works/automated: \"true\"\n", 1,
+        ),
+    }
+    repo.commit("flux v1", AT, files=files)
+    return repo

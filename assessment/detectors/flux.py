@@ -32,6 +32,8 @@ def scan(f: SourceFile) -> Iterator[Finding]:
         ):
             yield Finding("flux.v1", f"Helm Operator {doc.ref} ({doc.api_version}, Flux v1)", f.path,
                           doc.line_of(r"^kind:"))
+            yield Finding("flux.v1-helm", f"Helm Operator installs a chart ({doc.ref})", f.path,
+                          doc.line_of(r"^kind:"))
             if doc.spec.get("values"):
                 yield Finding("flux.helm-values", f"Helm Operator {doc.ref} customises the chart with values",
                               f.path, doc.line_of(r"^\s+values:"))

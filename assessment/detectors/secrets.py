@@ -17,6 +17,7 @@ _EXTERNAL = {"ExternalSecret", "SecretStore", "ClusterSecretStore", "ClusterExte
 _CREDENTIAL = re.compile(r"(pass(word|wd)?|token|secret|api[_-]?key|private[_-]?key|credentials?)$", re.I)
 _REFERENCE = re.compile(r"(name|ref|file|path|key(ref)?|existing.*|secretkeyref|namespace|provider|"
                         r"enabled|length|id|type|mount.*|dir)$", re.I)
+_MENTIONS = re.compile(r"pass|token|secret|api[_-]?key|credential|private", re.I)
 _PLACEHOLDER = ("${", "{{", "TEMPLATED", "$(", "ENC[", "<", "vault:", "ref+", "/")
 
 
@@ -78,7 +79,7 @@ def _walk(node: Any, doc: Document, where: str, lines: _Lines, depth: int = 0) -
 def _plaintext(f: SourceFile) -> Iterator[Finding]:
     values_file = f.basename.startswith("values") or f.dirname.endswith("values")
     for doc in f.documents:
-        if not _CREDENTIAL.search(doc.text.replace("\n", " ")) and "PASS" not in doc.text.upper():
+        if not _MENTIONS.search(doc.text):
             continue
         if doc.kind == "Secret" or doc.group in ("kyverno.io", "bitnami.com") or "sops" in doc.text:
             continue
