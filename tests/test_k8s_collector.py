@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from tests.k8s_api import FakeKube
 from tests.reconciler_objects import application, argocd_event, helm_snapshot, helmrelease
 from tests.store_query import store_reader
@@ -24,18 +26,20 @@ REV_A, REV_B = "a1" * 20, "b2" * 20
 
 
 def snapshot_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    path = db.with_name(db.name + ".snapshot")
-    if not path.exists():
+    """Rows of the newest committed snapshot, as readers see them while the watcher writes."""
+    if not db.exists():
         return []
-    con = store_reader(path)
+    con = store_reader(db)
     try:
         return con.execute(sql).fetchall()
+    except duckdb.CatalogException:  # the watcher has not created the tables yet
+        return []
     finally:
         con.close()
 
 
 def wait_for(
-    check: Callable[[], bool], timeout: float = 30.0, on_fail: Callable[[], str] | None = None
+    check: Callable[[], bool], timeout: float = 60.0, on_fail: Callable[[], str] | None = None
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

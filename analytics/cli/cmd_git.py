@@ -33,7 +33,13 @@ def collect_git_command(
     repo_id: str | None = typer.Option(None, "--repo-id", help="id of the repository [folder/URL basename]"),
 ) -> None:
     """Mine commits, tags and git deployments; a re-run only reads what is new."""
-    from analytics.collectors.git import GitOptions, collect, remembered_options, unchanged_summary
+    from analytics.collectors.git import (
+        GitOptions,
+        collect,
+        remembered_options,
+        state_reader,
+        unchanged_summary,
+    )
     from analytics.collectors.git_source import locate, ref_tips
     from analytics.progress import say
 
@@ -49,8 +55,9 @@ def collect_git_command(
     given = any(v is not None for v in (service, environment, deploy_tags, deploy_branch))
     git_cfg = config.deployments.git
     options: GitOptions | None = None
+    reader = state_reader(app_ctx.db_path)  # one snapshot read for both checks (the attach dominates)
     if not given and git_cfg.tags is None and git_cfg.branch is None:
-        options = remembered_options(app_ctx.db_path, rid)
+        options = remembered_options(app_ctx.db_path, rid, reader)
     if options is None:
         svc = service or _service_for_repo(config, rid, path_or_url) or rid
         env = environment or git_cfg.environment
@@ -65,7 +72,11 @@ def collect_git_command(
             environment_in_config=known is not None,
         )
 
-    summary = unchanged_summary(app_ctx.db_path, rid, tips, options)
+    try:
+        summary = unchanged_summary(app_ctx.db_path, rid, tips, options, reader)
+    finally:
+        if reader is not None:
+            reader.close()
     if summary is None:
         summary = collect(app_ctx.db_path, location, options, tips)
     for name in summary.skipped_tags[:5]:

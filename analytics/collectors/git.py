@@ -75,12 +75,13 @@ def source_key(repo_id: str) -> str:
 
 
 def unchanged_summary(
-    db_path: StoreRef, repo_id: str, tips: dict[str, str], options: GitOptions,
+    db_path: StoreRef, repo_id: str, tips: dict[str, str], options: GitOptions, reader: Any = None,
 ) -> GitSummary | None:
-    """The fast path: a summary if the latest snapshot's watermark equals the current refs and options."""
+    """The fast path: a summary if the latest snapshot's watermark equals the current refs and options.
+    ``reader``: an open :func:`state_reader` connection to use (and leave open)."""
     import duckdb
 
-    con = _state_reader(db_path)
+    con = reader if reader is not None else state_reader(db_path)
     if con is None:
         return None
     try:
@@ -98,12 +99,13 @@ def unchanged_summary(
     except duckdb.Error:
         return None  # an older schema: let the writer migrate it
     finally:
-        con.close()
+        if reader is None:
+            con.close()
     return GitSummary(repo_id, up_to_date=True, total_commits=int(commits[0]) if commits else 0,
                       deployments=int(deps[0]) if deps else 0)
 
 
-def _state_reader(db_path: StoreRef) -> Any:
+def state_reader(db_path: StoreRef) -> Any:
     """A reader on the latest snapshot for the watermark checks, or None without a store."""
     from analytics.errors import UserError
     from analytics.store.connection import open_reader
@@ -114,11 +116,11 @@ def _state_reader(db_path: StoreRef) -> Any:
         return None  # no store yet, or unreadable: the writer path gives the proper error
 
 
-def remembered_options(db_path: StoreRef, repo_id: str) -> GitOptions | None:
+def remembered_options(db_path: StoreRef, repo_id: str, reader: Any = None) -> GitOptions | None:
     """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
     import duckdb
 
-    con = _state_reader(db_path)
+    con = reader if reader is not None else state_reader(db_path)
     if con is None:
         return None
     try:
@@ -129,7 +131,8 @@ def remembered_options(db_path: StoreRef, repo_id: str) -> GitOptions | None:
     except duckdb.Error:
         return None
     finally:
-        con.close()
+        if reader is None:
+            con.close()
     row = rows[0] if rows else None
     if not row or not row[0]:
         return None
