@@ -162,3 +162,24 @@ def test_kind_is_told_from_columns_and_bad_values_name_the_line(tmp_path: Path) 
     proc = run_cli(db, "import", str(bad), check=False)
     assert proc.returncode == 2 and "line 3: sha 'not-a-sha' is not a commit sha" in proc.stderr
     assert query(db, "SELECT count(*) FROM commits")[0][0] == 0
+
+
+def test_fourkeys_events_raw_skips_other_events_and_names_bad_lines(tmp_path: Path) -> None:
+    """A check_run is skipped and counted; metadata that is not JSON rejects the file at its line."""
+    db = tmp_path / "store.ducklake"
+    push = {"before": "0" * 40, "commits": [{"id": "a" * 40, "timestamp": "2024-05-06T08:00:00Z"}],
+            "repository": {"name": "shop"}}
+    rows = [{"event_type": "push", "id": "a" * 40, "metadata": json.dumps(push),
+             "time_created": "2024-05-06 08:00:00 UTC", "source": "github"},
+            {"event_type": "check_run", "id": "9", "metadata": "{}",
+             "time_created": "2024-05-06 08:01:00 UTC", "source": "github"}]
+    good = tmp_path / "events.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_cli(db, "import", str(good))
+    assert "(1 commits, 0 deployments, 0 incidents; skipped 1 check_run)" in out.stderr
+    assert query(db, "SELECT repo, sha, parents, author_time FROM commits") == [
+        ("shop", "a" * 40, [], t("2024-05-06T08:00:00Z"))]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({**rows[1], "metadata": "{not json"}) + "\n")
+    proc = run_cli(tmp_path / "other.ducklake", "import", str(bad), check=False)
+    assert proc.returncode == 2 and "line 2: 'metadata' is not JSON text" in proc.stderr
