@@ -44,24 +44,24 @@ def applied(con: duckdb.DuckDBPyConnection) -> set[int]:
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+    """Apply pending migrations, all in ONE transaction (each DuckLake commit is a catalog round
+    trip, so a new store is created in one). Returns the versions applied."""
     done = applied(con)
-    ran = []
-    for mig in available():
-        if mig.version in done:
-            continue
-        con.execute("BEGIN TRANSACTION")
-        try:
+    pending = [mig for mig in available() if mig.version not in done]
+    if not pending:
+        return []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for mig in pending:
             con.execute(mig.path.read_text())
             con.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, now())", [mig.version, mig.name]
             )
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        ran.append(mig.version)
-    return ran
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return [mig.version for mig in pending]
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
