@@ -176,10 +176,10 @@ def where_it_falls(year: int, metric: MetricDef, group: dict[str, Any], shown: s
                     f"{', '.join(c.capitalize() for c in covering)}: {covering[0].capitalize()}.")
         worse = [c for c in clusters if spec[c]["range"][0] - 1 >= pct]
         if worse:
-            return (f"{shown} is in the {band} band, which no {year} cluster published: "
-                    f"{worse[0].capitalize()}, the best cluster whose band is wholly worse.")
-        return (f"{shown} is in the {band} band, worse than every {year} cluster: "
-                f"{clusters[-1].capitalize()}.")
+            return (f"{shown} is in the {band} band, which no {year} cluster published; the best "
+                    f"cluster whose band is wholly worse: {worse[0].capitalize()}.")
+        return (f"{shown} is in the {band} band, which no {year} cluster published and none is wholly "
+                f"worse: the last, {clusters[-1].capitalize()}.")
     bucket = _bucket_of(metric, group)
     assert bucket is not None
     covering = [c for c in clusters if bucket in spec[c]["buckets"]]
@@ -191,9 +191,10 @@ def where_it_falls(year: int, metric: MetricDef, group: dict[str, Any], shown: s
     index = order.index(bucket)
     worse = [c for c in clusters if min(order.index(b) for b in spec[c]["buckets"]) > index]
     if worse:
-        return (f"{what}, which no {year} cluster published: {worse[0].capitalize()}, the best "
-                "cluster whose range is wholly worse.")
-    return f"{what}, which no {year} cluster published and none is wholly worse: {clusters[-1].capitalize()}."
+        return (f"{what}, which no {year} cluster published; the best cluster whose range is wholly "
+                f"worse: {worse[0].capitalize()}.")
+    return (f"{what}, which no {year} cluster published and none is wholly worse: the last, "
+            f"{clusters[-1].capitalize()}.")
 
 
 def cluster_of(group: dict[str, Any], metric: MetricDef) -> str | None:

@@ -99,27 +99,27 @@ def text_or_dash(value: Any) -> str:
 
 _RECONCILER_ID = re.compile(r"^(?:argocd|flux):[^:]*/(?P<name>[^/:]+):(?P<rev>[^@]+)@(?P<at>\w+)$")
 _GIT_ID = re.compile(r"^git-(?:tag|branch):(?P<repo>[^:]+):(?P<ref>.+)$")
-SHORT_ID = 28
+SHORT_ID = 32
 
 
 def short_id(value: Any) -> str:
-    """A deployment (or other) id short enough to read in a table: reconciler ids become
-    ``<object name>@<revision, 7 chars>``, git ids ``<repo>:<tag or branch@sha7>``, anything else
-    longer than 28 characters keeps its start and end around "…". The full id stays in the table's
-    ``id`` column and in the drill-down."""
+    """A deployment (or other) id short enough to read in a table (at most 32 characters):
+    reconciler ids become ``<object name>@<revision, 7 chars>``, git ids
+    ``<repo>:<tag or branch@sha7>``; anything longer keeps its start and end around "…". The full
+    id stays in the table's ``id`` column and in the drill-down."""
     text = text_or_dash(value)
     if len(text) <= SHORT_ID:
         return text
     if m := _RECONCILER_ID.match(text):
-        return f"{m['name']}@{m['rev'][:7]}"
-    if m := _GIT_ID.match(text):
+        text = f"{m['name']}@{m['rev'][:7]}"
+    elif m := _GIT_ID.match(text):
         ref = m["ref"]
         branch, _, sha = ref.rpartition(":")
         ref = f"{branch}@{sha[:7]}" if branch and re.fullmatch(r"[0-9a-f]{7,40}", sha) else ref
         text = f"{m['repo']}:{ref}"
-        if len(text) <= SHORT_ID:
-            return text
-    return f"{text[:16]}…{text[-10:]}"
+    if len(text) <= SHORT_ID:
+        return text
+    return f"{text[:20]}…{text[-(SHORT_ID - 21):]}"
 
 
 def with_short_ids(frame: pd.DataFrame, column: str, short: str) -> pd.DataFrame:
