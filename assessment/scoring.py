@@ -39,7 +39,10 @@ def relevance(f: Finding) -> tuple[int, int]:
     """Most relevant first: reconciler objects before other declarations, files in hidden paths
     (CLI schema files, tool configs) last. Stable within a rank, so line order is kept."""
     hidden = bool(f.path) and any(part.startswith(".") for part in (f.path or "").split("/"))
-    return (int(hidden), 0 if f.signal.startswith(_RECONCILER_OBJECT) else 1)
+    reconciler = f.signal.startswith(_RECONCILER_OBJECT) or (
+        f.signal == "k8s.manifest" and any(g in f.detail for g in ("fluxcd.io/", "argoproj.io/"))
+    )
+    return (int(hidden), 0 if reconciler else 1)
 
 
 def _evidence(outcome: Outcome) -> list[dict[str, Any]]:

@@ -644,6 +644,11 @@ def flux2_kustomize_helm_example(path: Path) -> GitRepo:
             "      - uses: helm/kind-action@v1\n      - run: flux install\n"
         ),
         "scripts/validate.sh": "#!/usr/bin/env bash\nkustomize build . | kubeconform\n",
+        # a CLI schema-validation config: no declaration, never the first evidence
+        ".fluxschema.yml": (
+            "version: \"1\"\nvalidate:\n  schema-location:\n    - default\n  skip-missing-schemas: true\n"
+            "  skip-json-path:\n    - Secret:/sops\n"
+        ),
         "infrastructure/controllers/kustomization.yaml": kz + "resources:\n  - cert-manager.yaml\n",
         "infrastructure/controllers/cert-manager.yaml": FLUX_EXAMPLE_CERT_MANAGER,
         "infrastructure/configs/kustomization.yaml": kz + "resources:\n  - cluster-issuers.yaml\n",

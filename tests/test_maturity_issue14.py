@@ -42,6 +42,11 @@ def test_flux2_kustomize_helm_example_is_level_0_blocked_by_secrets(
     assert not any("latest" in s["action"] for s in result["next_steps"])
     # The chart version range ">=1.0.0" in the overlays is no image.
     assert all("1.0.0" not in e["detail"] for e in images)
+    # Most relevant evidence first: a reconciler object, not a schema file or a Namespace.
+    first = evidence_of(result, "declarative-workloads")[0]
+    assert (first["path"], first["line"]) == ("apps/base/podinfo/release.yaml", 2)
+    assert "HelmRelease/podinfo" in first["detail"]
+    assert all(not (e["path"] or "").startswith(".") for e in evidence_of(result, "declarative-workloads"))
 
 
 def test_flux2_example_table_shows_blocking(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +57,21 @@ def test_flux2_example_table_shows_blocking(tmp_path: Path, capsys: pytest.Captu
     assert exit_info.value.code == 0
     assert "GitOps maturity level 0" in out
     assert "Blocking (not met)" in out and "secrets-management" in out
+    assert "Undecided" not in out  # nothing unknown up to Level 1
+
+
+def test_table_shows_undecided_and_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = repos.tool_repo_with_examples(tmp_path / "mytool")
+    with pytest.raises(SystemExit):
+        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", str(repo.path)])
+    out = capsys.readouterr().out
+    assert "Seen in examples" in out and "examples/canary/canary.yaml" in out
+    assert "e2e-only-password" not in out
+    kyverno = repos.kyverno_policies(tmp_path / "policies")
+    with pytest.raises(SystemExit):
+        main.run(["--db", str(tmp_path / "db.duckdb"), "assess", str(kyverno.path)])
+    out = capsys.readouterr().out
+    assert "Undecided" in out and "immutable-images" in out
 
 
 def test_unknown_is_not_failure() -> None:
