@@ -355,7 +355,9 @@ def _unit(
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
-        if record_conflict or not isinstance(exc, StoreConflictError):
+        # On a full disk the failure row would only leave one more empty data file behind.
+        no_space = isinstance(exc, StoreSpaceError) or is_space_error(exc)
+        if (record_conflict or not isinstance(exc, StoreConflictError)) and not no_space:
             _record_failed_run(con, run_id, source, target, started, exc)
         if isinstance(exc, duckdb.Error):
             raise _translate(exc, loc, f"writing {source}") from exc
