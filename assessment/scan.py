@@ -22,11 +22,18 @@ class ScanResult:
     skipped: list[str] = field(default_factory=list)
 
 
+_ENVIRONMENT_PARENTS = {"clusters", "overlays", "environments", "envs", "env", "apps", "tenants",
+                        "infrastructure"}
+
+
 def not_deployed(path: str, folders: Sequence[str]) -> bool:
     """Whether ``path`` lies in a folder of examples, docs, tests or scripts (at any depth), or in
     the templates of a vendored chart (a subchart under another chart's charts/, or vendor/)."""
     parts = path.split("/")[:-1]
-    if any(p in folders for p in parts):
+    if path.rsplit("/", 1)[-1] == "CODEOWNERS":  # docs/CODEOWNERS is where GitHub reads it
+        return False
+    # `clusters/test/`, `overlays/test/`: an environment named test, not a test suite
+    if any(p in folders and not (i and parts[i - 1] in _ENVIRONMENT_PARENTS) for i, p in enumerate(parts)):
         return True
     if "vendor" in parts:
         return True

@@ -15,6 +15,8 @@ import pytest
 
 from analytics.cli import main
 from assessment.detectors.images import classify
+from assessment.model import NOT_DEPLOYED, load_model
+from assessment.scan import not_deployed
 from assessment.scoring import reached
 from tests import maturity_repos as repos
 from tests.test_assess import assess, evidence_of, statuses
@@ -200,3 +202,31 @@ def test_flux_v1_is_pull_based(tmp_path: Path, capsys: pytest.CaptureFixture[str
         ("releases/podinfo.yaml", 2),
         ("workloads/web.yaml", 6),
     ]
+
+
+@pytest.mark.parametrize(
+    ("path", "deployed"),
+    [
+        ("examples/canary/canary.yaml", False),
+        ("artifacts/examples/rollout.yaml", False),
+        ("test/e2e/secret.yaml", False),
+        ("pkg/testdata/app.yaml", False),
+        ("hack/kind.yaml", False),
+        ("docs/rollout.yaml", False),
+        ("charts/app/charts/redis/templates/deployment.yaml", False),  # a vendored subchart
+        ("vendor/github.com/x/y/deploy.yaml", False),
+        ("charts/app/templates/deployment.yaml", True),  # the repository's own chart
+        ("clusters/test/apps.yaml", True),  # an environment named test
+        ("overlays/test/kustomization.yaml", True),
+        ("docs/CODEOWNERS", True),
+        ("apps/base/podinfo/release.yaml", True),
+    ],
+)
+def test_not_deployed_paths(path: str, deployed: bool) -> None:
+    assert not_deployed(path, NOT_DEPLOYED) is not deployed
+
+
+def test_not_deployed_list_is_a_model_key() -> None:
+    assert load_model().not_deployed == NOT_DEPLOYED
+    assert not not_deployed("examples/a.yaml", ("samples",))
+    assert not_deployed("samples/a.yaml", ("samples",))
