@@ -23,23 +23,47 @@ def import_command(
     files: list[Path] = typer.Argument(..., help="CSV, JSON, JSON-lines or YAML files"),
 ) -> None:
     """Import incidents, deployments and other records; the kind is recognised from each file's content."""
-    from analytics.importers.base import ParsedFile, detect_kind, parse_file
+    from analytics.importers.base import (
+        CsvSniff,
+        ParsedFile,
+        detect_csv_kind,
+        detect_kind,
+        parse_file,
+        sniff_csv,
+    )
     from analytics.progress import say
     from analytics.store.connection import WriteSession, write_unit
 
     app_ctx = get_ctx(ctx)
     config = app_ctx.config
-    plan: list[tuple[ParsedFile, ModuleType]] = []
+    plan: list[tuple[ParsedFile | CsvSniff, ModuleType]] = []
     for path in files:
         if not path.is_file():
             raise SourceError(f"{path}: no such file")
+        # A large CSV of a kind that streams is read by DuckDB in batches, not held in memory.
+        sniff = sniff_csv(path)
+        streaming = detect_csv_kind(sniff) if sniff is not None else None
+        if sniff is not None and streaming is not None:
+            plan.append((sniff, streaming))
+            continue
         parsed = parse_file(path)
         plan.append((parsed, detect_kind(parsed)))
-    for parsed, module in plan:
-        def work(session: WriteSession, parsed: ParsedFile = parsed, module: ModuleType = module) -> Any:
-            summary = module.load(session, parsed, config)
+    for source, module in plan:
+        def work(
+            session: WriteSession, source: ParsedFile | CsvSniff = source, module: ModuleType = module
+        ) -> Any:
+            summary = None
+            kind = module
+            if isinstance(source, CsvSniff):
+                summary = module.load_csv_stream(session, source, config)
+                if summary is None:  # a row needs the exact path (which names a bad value's line)
+                    parsed = parse_file(source.path)
+                    kind = detect_kind(parsed)
+                    summary = kind.load(session, parsed, config)
+            else:
+                summary = kind.load(session, source, config)
             session.messages.append(summary.line())
             return summary
 
-        summary = write_unit(app_ctx.db_path, work, source=f"import:{module.KIND}", target=str(parsed.path))
+        summary = write_unit(app_ctx.db_path, work, source=f"import:{module.KIND}", target=str(source.path))
         say(summary.line())

@@ -342,6 +342,85 @@ def _parse_csv(path: Path, text: str) -> ParsedFile:
     return ParsedFile(path=path, format="csv", documents=[], records=records, lines=lines)
 
 
+# Streaming CSV (issue #16): a large CSV file is read by DuckDB's CSV reader, in parallel batches,
+# instead of being held in memory as Python records. Only files that parse_file would certainly
+# read as CSV take this path (see sniff_csv); a file that fails any check there is read by
+# parse_file, which gives the exact error with its line.
+STREAM_CSV_MIN_BYTES = 1024 * 1024
+_SNIFF_CHUNK = 8 * 1024 * 1024
+_YAML_START = set("-?:,[]{}#&*!|>'\"%@`")
+
+
+@dataclass
+class CsvSniff:
+    """A CSV file that parse_file reads as CSV: its header and how many lines it has."""
+
+    path: Path
+    header: list[str]
+    lines: int  # physical lines (the last one counted even without a final newline)
+
+
+def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
+    """The file's header when it is a large CSV file that parse_file would read as CSV, read in
+    chunks (never whole): UTF-8 without a BOM, no JSON start, a first line YAML reads as a plain
+    scalar (no ``:``, no indicator), no YAML document marker or directive at a line start, no lone
+    carriage return, and a CSV header of at least two named columns. None: use parse_file."""
+    import codecs
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size < (STREAM_CSV_MIN_BYTES if min_bytes is None else min_bytes) or size > MAX_FILE_BYTES:
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    newlines = 0
+    first = b""
+    tail = b""
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(_SNIFF_CHUNK):
+                decoder.decode(chunk)
+                if not first:
+                    first = chunk[:65536]
+                window = tail + chunk
+                for marker in (b"\n---", b"\n...", b"\n%"):
+                    if marker in window:
+                        return None
+                lone = window.count(b"\r") - window.count(b"\r\n")  # a final \r may pair next chunk
+                if lone > 1 or (lone == 1 and not window.endswith(b"\r")):
+                    return None
+                newlines += chunk.count(b"\n")
+                tail = chunk[-4:]
+            decoder.decode(b"", final=True)
+    except (OSError, UnicodeDecodeError):
+        return None
+    if tail.endswith(b"\r"):
+        return None
+    if first.startswith(b"\xef\xbb\xbf"):
+        return None
+    head = first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
+    if not head.strip() or head[0] in _YAML_START or head[0].isspace() or ":" in head or "\t" in head:
+        return None
+    if '"' in head or not _looks_like_csv(head):
+        return None
+    header = next(csv.reader(io.StringIO(head)))
+    lines = newlines + (0 if tail.endswith(b"\n") else 1)
+    return CsvSniff(path=path, header=header, lines=lines)
+
+
+def detect_csv_kind(sniff: CsvSniff) -> ModuleType | None:
+    """The kind parse_file + detect_kind would give the file (CSV records all carry every header
+    column, so one record of the header's keys decides), when that kind can stream."""
+    probe = ParsedFile(path=sniff.path, format="csv", documents=[],
+                       records=[{name.strip(): "" for name in sniff.header if name}], lines=[2])
+    try:
+        module = detect_kind(probe)
+    except SourceError:
+        return None
+    return module if hasattr(module, "load_csv_stream") else None
+
+
 def check_event_times(path: Path, events: list[dict[str, Any]]) -> None:
     """Reconciler observations whose time lies outside the years 1970-2100 reject the file, as
     such a time in an incident or deployment file does (see ``_fields.timestamp``)."""

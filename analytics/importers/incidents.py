@@ -7,6 +7,7 @@ environment, because incidents are, by definition, about what users see.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from analytics.config import Config
@@ -90,6 +91,141 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
     session.upsert("incidents", rows)
     summary.rows = len(rows)
     open_count = sum(1 for r in rows if r["resolved_at"] is None)
+    if open_count:
+        summary.notes.append(f"{open_count} open")
+    if defaulted_env:
+        summary.notes.append(f"{defaulted_env} without an environment assigned to {default_env}")
+    return summary
+
+
+# --- streaming CSV (issue #16) ------------------------------------------------------------------
+# Python's str.strip() whitespace, for RE2: the values parse_file strips before anything else.
+_WS = (r"[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}"
+       r"\x{205f}\x{3000}]")
+# The ISO 8601 forms datetime.fromisoformat and DuckDB read alike; any other form is left to the
+# exact path (which accepts more, or names the line of a bad value).
+_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+_ZONED = r"(Z|[+-]\d{2}:\d{2})$"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
+    """Load a large incidents CSV with DuckDB's CSV reader, checked in SQL; the same rows and
+    summary as :func:`load` over parse_file. None when any row needs the exact path (a bad or
+    unusual value, a duplicate id, a record over several lines): the caller then runs that path,
+    whose error names the line.
+
+    The file is read and checked in a scratch in-memory DuckDB (a CSV error there must not abort
+    the store's transaction); the checked rows reach the store through a temporary Parquet file,
+    in one MERGE."""
+    import tempfile
+
+    import duckdb
+
+    names = [name.strip().lower() for name in sniff.header]
+    if len(set(names)) != len(names) or "" in names:
+        return None
+    col = {n: f"c{i}" for i, n in enumerate(names)}
+    scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
+    con = duckdb.connect(config={"threads": "2", "memory_limit": "256MB",
+                                 "temp_directory": scratch.name})
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+    strip = f"'^{_WS}+|{_WS}+$'"
+
+    def field(name: str) -> str:
+        if name not in col:
+            return "CAST(NULL AS VARCHAR)"
+        return f"nullif(regexp_replace({col[name]}, {strip}, '', 'g'), '')"
+
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE _inc_csv AS SELECT * FROM read_csv({_sql_str(str(sniff.path))}, "
+            f"header = true, auto_detect = false, columns = {columns}, delim = ',', quote = '\"', "
+            f"escape = '\"', strict_mode = true, encoding = 'utf-8')"
+        )
+    except duckdb.Error:
+        con.close()
+        scratch.cleanup()
+        return None
+    try:
+        count = con.execute("SELECT count(*) FROM temp._inc_csv").fetchone()
+        rows = int(count[0]) if count else 0
+        if rows == 0 or rows + 1 != sniff.lines:  # a record over several lines, or blank lines
+            return None
+        default_env = (config.production_environments() or ["production"])[0]
+        stamp = (
+            "CASE WHEN {v} IS NULL THEN NULL WHEN regexp_matches({v}, '{zoned}') "
+            "THEN try_cast({v} AS TIMESTAMPTZ) ELSE timezone('UTC', try_cast({v} AS TIMESTAMP)) END"
+        )
+        con.execute(
+            f"""CREATE TEMP TABLE _inc_rows AS
+            WITH f AS (
+                SELECT rowid - (SELECT min(rowid) FROM temp._inc_csv) + 2 AS line,
+                       {field('id')} AS id, {field('service')} AS service,
+                       {field('environment')} AS environment, {field('created_at')} AS created_text,
+                       {field('resolved_at')} AS resolved_text, {field('title')} AS title,
+                       {field('root_cause')} AS root_cause, {field('url')} AS url,
+                       {field('labels')} AS labels_text
+                FROM temp._inc_csv
+            )
+            SELECT line, id, service, coalesce(environment, {_sql_str(default_env)}) AS environment,
+                   environment IS NULL AS defaulted, created_text, resolved_text,
+                   {stamp.format(v='created_text', zoned=_ZONED)} AS created_at,
+                   {stamp.format(v='resolved_text', zoned=_ZONED)} AS resolved_at,
+                   title, root_cause, url, labels_text
+            FROM f"""
+        )
+        bad = con.execute(
+            f"""SELECT count(*) FILTER (WHERE id IS NULL OR created_text IS NULL
+                    OR NOT regexp_matches(created_text, '{_ISO}') OR created_at IS NULL
+                    OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{_ISO}')
+                        OR resolved_at IS NULL OR resolved_at < created_at))
+                    OR created_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
+                    OR created_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00'
+                    OR resolved_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
+                    OR resolved_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00'),
+                   count(*) - count(DISTINCT id),
+                   count(*) FILTER (WHERE NOT regexp_matches(created_text, '{_ZONED}'))
+                     + count(*) FILTER (WHERE resolved_text IS NOT NULL
+                                         AND NOT regexp_matches(resolved_text, '{_ZONED}')),
+                   count(*) FILTER (WHERE resolved_at IS NULL),
+                   count(*) FILTER (WHERE defaulted)
+            FROM temp._inc_rows"""
+        ).fetchone()
+        if bad is None or bad[0] or bad[1]:
+            return None
+        _bad, _dups, naive, open_count, defaulted_env = (int(v or 0) for v in bad)
+        services = [r[0] for r in con.execute(
+            "SELECT DISTINCT service FROM temp._inc_rows WHERE service IS NOT NULL").fetchall()]
+        environments = [r[0] for r in con.execute(
+            "SELECT DISTINCT environment FROM temp._inc_rows").fetchall()]
+        from analytics.store.upsert import merge
+
+        labels = (
+            f"CASE WHEN labels_text IS NULL THEN NULL ELSE list_filter(list_transform("
+            f"string_split(replace(labels_text, ';', ','), ','), "
+            f"x -> regexp_replace(x, {strip}, '', 'g')), x -> x <> '') END"
+        )
+        out_cols = ["id", "service", "environment", "created_at", "resolved_at", "title", "root_cause",
+                    "source", "source_ref", "url", "labels"]
+        parquet = str(Path(scratch.name) / "incidents.parquet")
+        con.execute(
+            f"COPY (SELECT id, service, environment, created_at, resolved_at, title, root_cause, "
+            f"'import' AS source, {_sql_str(sniff.path.name + ':')} || line AS source_ref, url, "
+            f"{labels} AS labels FROM temp._inc_rows ORDER BY line) TO {_sql_str(parquet)} (FORMAT parquet)"
+        )
+        con.execute("DROP TABLE temp._inc_csv")
+        con.execute("DROP TABLE temp._inc_rows")
+        ensure_dimensions(session, config, services, environments)
+        merge(session.con, "incidents", f"SELECT * FROM read_parquet({_sql_str(parquet)})", out_cols)
+        session.rows_written += rows
+    finally:
+        con.close()
+        scratch.cleanup()
+    summary = ImportSummary(kind=KIND, path=sniff.path, rows=rows, naive_timestamps=naive)
     if open_count:
         summary.notes.append(f"{open_count} open")
     if defaulted_env:

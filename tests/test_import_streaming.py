@@ -1,0 +1,131 @@
+"""Streaming CSV imports (issue #16): a large incidents CSV is read by DuckDB's CSV reader and
+checked in SQL, loading exactly what the record-by-record path loads; anything unusual goes to
+that path, whose error names the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.config import Config
+from analytics.importers import incidents
+from analytics.importers.base import detect_csv_kind, parse_file, sniff_csv
+from analytics.store.connection import open_reader, write_unit
+from analytics.store.location import resolve
+from tests.stability_env import INCIDENT_HEADER, run_cli
+
+HEADER = ",".join([*INCIDENT_HEADER, "url", "labels"]) + "\n"
+ROWS = [
+    'INC-1,api,production,2025-01-02T10:00:00Z,2025-01-02T11:30:00Z,"Outage, big",abc1234,,"sev1; db"\n',
+    "INC-2,api,,2025-01-03 09:15,,Open one,,https://x.example/2,\n",
+    "INC-3, web ,staging,2025-01-04T08:00:00.5+02:00,2025-01-04T09:00:00+02:00,  spaced  ,,, \n",
+    "INC-4,web,production,2025-02-01,2025-02-02,Date only,,,\",\"\n",
+    "INC-5,\u00a0db\u3000,production,2025-03-01T00:00:00-05:00,,Unicode spaces,,,\"a,,b\"\n",
+]
+
+
+def _write(path: Path, rows: list[str], newline: str = "\n") -> Path:
+    path.write_text((HEADER + "".join(rows)).replace("\n", newline), encoding="utf-8", newline="")
+    return path
+
+
+def _table(db: Path) -> list[tuple[Any, ...]]:
+    con = open_reader(resolve(str(db)))
+    try:
+        rows = con.execute("SELECT * FROM incidents ORDER BY id").fetchall()
+        dims = con.execute(
+            "SELECT (SELECT list(name ORDER BY name) FROM services), "
+            "(SELECT list(name || ':' || is_production ORDER BY name) FROM environments)"
+        ).fetchall()
+    finally:
+        con.close()
+    return [*rows, *dims]
+
+
+def _stream(db: Path, src: Path) -> str | None:
+    sniff = sniff_csv(src, min_bytes=0)
+    assert sniff is not None
+    assert detect_csv_kind(sniff) is incidents
+
+    def work(session: Any) -> str | None:
+        summary = incidents.load_csv_stream(session, sniff, Config())
+        return summary.line() if summary else None
+
+    return write_unit(resolve(str(db)), work, source="import:incidents", target=str(src))
+
+
+def _exact(db: Path, src: Path) -> str:
+    parsed = parse_file(src)
+    return write_unit(resolve(str(db)), lambda s: incidents.load(s, parsed, Config()).line(),
+                      source="import:incidents", target=str(src))
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_streamed_rows_equal_the_exact_path(tmp_path: Path, newline: str) -> None:
+    src = _write(tmp_path / "inc.csv", ROWS, newline)
+    streamed = _stream(tmp_path / "a.ducklake", src)
+    exact = _exact(tmp_path / "b.ducklake", src)
+    assert streamed == exact
+    assert _table(tmp_path / "a.ducklake") == _table(tmp_path / "b.ducklake")
+
+
+def test_reimport_is_idempotent(tmp_path: Path) -> None:
+    src = _write(tmp_path / "inc.csv", ROWS)
+    db = tmp_path / "a.ducklake"
+    _stream(db, src)
+    first = _table(db)
+    _stream(db, src)
+    assert _table(db) == first
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "INC-9,api,production,2025-13-02T10:00:00Z,,bad month,,,\n",
+        "INC-9,api,production,1969-12-31T23:00:00Z,,too early,,,\n",
+        "INC-9,api,production,2025-01-02T10:00:00Z,2025-01-01T10:00:00Z,resolved first,,,\n",
+        "INC-1,api,production,2025-01-02T10:00:00Z,,duplicate id,,,\n",
+        ",api,production,2025-01-02T10:00:00Z,,no id,,,\n",
+        "INC-9,api,production,02/01/2025,,other format,,,\n",
+        'INC-9,api,production,2025-01-02T10:00:00Z,,"two\nlines",,,\n',
+        "INC-9,api,production,2025-01-02T10:00:00Z,,too many,,,,extra\n",
+    ],
+)
+def test_an_unusual_row_goes_to_the_exact_path(tmp_path: Path, row: str) -> None:
+    src = _write(tmp_path / "inc.csv", [*ROWS, row])
+    assert _stream(tmp_path / "a.ducklake", src) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "id: 1\nservice: a\n",  # YAML
+        '[{"id": "1"}]\n',  # JSON
+        "id,service,created_at\n---\nx: 1\n",  # a YAML document marker
+        "\ufeffid,service,created_at\n1,a,2025-01-01\n",  # a BOM: left to parse_file
+        "id,service,created_at\r1,a,2025-01-01\r",  # lone carriage returns
+    ],
+)
+def test_files_parse_file_might_not_read_as_csv_do_not_stream(tmp_path: Path, text: str) -> None:
+    src = tmp_path / "f.csv"
+    src.write_bytes(text.encode())
+    assert sniff_csv(src, min_bytes=0) is None
+
+
+def test_cli_streams_a_large_file_and_names_the_line_of_a_bad_value(tmp_path: Path) -> None:
+    rows = [
+        f"INC-{i},svc{i % 7},production,2025-01-{1 + i % 28:02d}T10:00:00Z,,Incident number {i:08d},,,\n"
+        for i in range(15_000)
+    ]
+    src = _write(tmp_path / "big.csv", rows)
+    assert src.stat().st_size > 1024 * 1024
+    db = tmp_path / "s.ducklake"
+    proc = run_cli(db, "import", str(src))
+    assert "imported 15000 incidents rows (15000 open)" in proc.stderr
+    bad = _write(tmp_path / "bad.csv", [*rows, "INC-X,svc,production,2025-01-01T10:00:00Z,1999-01-01,,,,\n"])
+    proc = run_cli(db, "import", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "line 15002: 'resolved_at' is outside the years 1970-2100" in proc.stderr or \
+        "line 15002: 'resolved_at' is earlier than 'created_at'" in proc.stderr
