@@ -112,17 +112,21 @@ def lead_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                   ["id", "service", "environment", "revision", "deployed_at", "repository"],
                   [(dep_id, repo, "production", sha(commit), finished(start).isoformat(), repo)
                    for dep_id, repo, start, commit in DEPLOYMENTS]),
+        # DevLake's own tables and column names, as a MySQL export writes them (times without a zone,
+        # read as UTC); pull_request_key is the PR number column of the real schema
         write_csv(tmp / "pull_requests.csv",
-                  ["id", "repository", "number", "author", "merge_commit_sha", "created_at", "merged_at"],
-                  [(pid, repo, pid[2:], author, sha(merge), t(c).isoformat(), t(m).isoformat())
+                  ["id", "base_repo_id", "author_id", "merge_commit_sha", "created_date", "merged_date",
+                   "pull_request_key"],
+                  [(pid, repo, author, sha(merge), c, m, pid[2:])
                    for pid, repo, author, merge, c, m in PULL_REQUESTS]),
-        write_csv(tmp / "pull_request_commits.csv", ["pr_id", "sha", "authored_at"],
-                  [(pid, commit, t(at).isoformat()) for commit, pid, at in PULL_REQUEST_COMMITS]),
-        write_csv(tmp / "pull_request_comments.csv", ["pr_id", "id", "author", "state", "submitted_at"],
-                  [(pid, cid, account, "COMMENTED", t(at).isoformat())
-                   for cid, pid, at, account in PULL_REQUEST_COMMENTS]),
+        write_csv(tmp / "pull_request_commits.csv", ["commit_sha", "pull_request_id", "commit_authored_date"],
+                  PULL_REQUEST_COMMITS),
+        write_csv(tmp / "pull_request_comments.csv", ["id", "pull_request_id", "created_date", "account_id"],
+                  PULL_REQUEST_COMMENTS),
     ]
-    run_cli(db, "import", *map(str, files))
+    out = run_cli(db, "import", *map(str, files))
+    assert ("pull_request_comments.csv: imported 0 pull_requests rows"
+            " (7 timestamps without a zone read as UTC; 7 reviews)") in out.stderr
     return db
 
 

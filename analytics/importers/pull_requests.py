@@ -77,6 +77,35 @@ class _Item:
     pr: tuple[str, int] | None = None   # the enclosing PR of a nested review or commit
 
 
+# Apache DevLake's domain-layer columns (pull_requests, pull_request_comments,
+# pull_request_commits exported as CSV), read as this kind's own; applied only where the
+# canonical column is absent.
+_DEVLAKE_PR = {"base_repo_id": "repository", "pull_request_key": "number", "created_date": "created_at",
+               "merged_date": "merged_at", "closed_date": "closed_at", "status": "state"}
+_DEVLAKE_COMMENT = {"created_date": "submitted_at", "account_id": "author"}
+_DEVLAKE_COMMIT = {"commit_sha": "sha", "commit_authored_date": "authored_at"}
+
+
+def _normal(record: Any) -> dict[str, Any]:
+    """Lower-case keys, and DevLake's column names mapped to this kind's."""
+    out = normalise_keys(record)
+    keys = set(out)
+    if "commit_sha" in keys and "pull_request_id" in keys:
+        aliases = _DEVLAKE_COMMIT
+    elif "pull_request_id" in keys and "created_date" in keys:
+        aliases = _DEVLAKE_COMMENT
+    elif "base_repo_id" in keys or "pull_request_key" in keys:
+        aliases = _DEVLAKE_PR
+        if "author" not in keys and (out.get("author_id") or out.get("author_name")):
+            out["author"] = out.get("author_id") or out.get("author_name")
+    else:
+        return out
+    for source, target in aliases.items():
+        if source in out and target not in out:
+            out[target] = out[source]
+    return out
+
+
 def _has_pr_key(keys: set[str]) -> bool:
     return "pr_id" in keys or "pull_request_id" in keys or {"repository", "number"} <= keys
 
@@ -117,7 +146,7 @@ def detect(parsed: ParsedFile) -> bool:
         return True
     if not parsed.records:
         return False
-    return all(_classify(set(normalise_keys(r))) is not None for r in parsed.records) and bool(
+    return all(_classify(set(_normal(r))) is not None for r in parsed.records) and bool(
         columns_present(parsed.records))
 
 
@@ -127,7 +156,7 @@ def _items(parsed: ParsedFile) -> dict[str, list[_Item]]:
     def add(section: str | None, record: Any, where: RowContext) -> None:
         if not isinstance(record, dict):
             raise where.error("not a mapping of fields")
-        normal = normalise_keys(record)
+        normal = _normal(record)
         kind = section or _classify(set(normal))
         if kind is None:
             raise where.error("not a pull request, review or PR commit record")
@@ -142,7 +171,7 @@ def _items(parsed: ParsedFile) -> dict[str, list[_Item]]:
                 for item in value:
                     if not isinstance(item, dict):
                         raise where.error(f"an item of '{nested}' is not a mapping")
-                    found[target].append(_Item(normalise_keys(item), where, pr=_pr_key(normal, where)))
+                    found[target].append(_Item(_normal(item), where, pr=_pr_key(normal, where)))
 
     if any(_sections(d) for d in parsed.documents):
         for doc in parsed.documents:
