@@ -1,0 +1,97 @@
+"""Benchmark: importing a large incidents CSV (issue #16).
+
+Writes an incidents CSV of N rows (default 1,000,000: 20 services, a tenth open, a seventh without
+an environment, quoted titles with commas) and times, each in its own process with its peak RSS:
+
+* baseline: DuckDB's own ``read_csv`` into a table of a new DuckDB file (no checks, no store);
+* ``gitops-dora import FILE`` into a new store (first import);
+* the same command again (a re-import: an idempotent upsert of the same rows).
+
+Prints seconds, rows/s, peak RSS and the ratios to the baseline. Targets: >= 100k rows/s and
+<= 500 MB at 1M rows; a re-import <= 1.5x the first.
+
+Run:  .venv/bin/python bench/import_scale.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+# Runs a command and prints its peak RSS (KiB): the wrapper's only child is the command.
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+    "sys.stderr.write(proc.stderr[-2000:])\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(proc.returncode)\n"
+)
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w") as fh:
+        fh.write("id,service,environment,created_at,resolved_at,title,root_cause\n")
+        chunk = []
+        for i in range(rows):
+            month, day, hour = 1 + i % 12, 1 + i % 28, i % 24
+            resolved = "" if i % 10 == 0 else f"2025-{month:02d}-{day:02d}T{hour:02d}:59:00Z"
+            env = "" if i % 7 == 0 else "production"
+            chunk.append(
+                f"INC-{i},svc{i % 20},{env},2025-{month:02d}-{day:02d}T{hour:02d}:0{i % 10}:00+00:00,"
+                f'{resolved},"Outage, number {i}",\n'
+            )
+            if len(chunk) >= 10_000:
+                fh.write("".join(chunk))
+                chunk = []
+        fh.write("".join(chunk))
+
+
+def measure(argv: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one command."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, "-c", MEASURE, *argv], cwd=ROOT, capture_output=True, text=True, check=False)
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr}")
+    return secs, int(proc.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "incidents.csv"
+        write_csv(src, args.rows)
+        size_mb = src.stat().st_size / 1e6
+        baseline_code = (
+            "import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1])\n"
+            "con.execute(\"CREATE TABLE t AS SELECT * FROM read_csv(?, header = true, all_varchar = true)\", "
+            "[sys.argv[2]])\n"
+        )
+        db = Path(tmp) / "s.ducklake"
+        cli = [PY, "-c", "import sys\nfrom analytics.cli.main import run\nrun(sys.argv[1:])"]
+        results = {
+            "duckdb read_csv into a table": measure([PY, "-c", baseline_code, str(Path(tmp) / "b.duckdb"),
+                                                     str(src)]),
+            "gitops-dora import (first)": measure([*cli, "--db", str(db), "import", str(src)]),
+            "gitops-dora import (again)": measure([*cli, "--db", str(db), "import", str(src)]),
+        }
+    base_secs, base_rss = results["duckdb read_csv into a table"]
+    print(f"{args.rows:,} incidents, {size_mb:.0f} MB CSV; ratios against DuckDB's read_csv")
+    for name, (secs, rss) in results.items():
+        print(f"{name:32s} {secs:7.2f} s  {args.rows / secs:>10,.0f} rows/s  peak {rss:6.0f} MB"
+              f"  x{secs / base_secs:5.2f} time  x{rss / base_rss:5.2f} memory")
+    first, again = results["gitops-dora import (first)"][0], results["gitops-dora import (again)"][0]
+    print(f"re-import / first import: x{again / first:.2f}")
+
+
+if __name__ == "__main__":
+    main()
