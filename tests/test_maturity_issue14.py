@@ -230,3 +230,17 @@ def test_not_deployed_list_is_a_model_key() -> None:
     assert load_model().not_deployed == NOT_DEPLOYED
     assert not not_deployed("examples/a.yaml", ("samples",))
     assert not_deployed("samples/a.yaml", ("samples",))
+
+
+def test_history_of_a_flux_v1_repository_is_pull_based_from_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Started on Flux v1 / Helm Operator (2019), moved to Flux v2 later: pull-based every month."""
+    repo = repos.flux_v1(tmp_path / "v1")  # committed 2024-06
+    repo.commit("flux v2", "2024-08-05T10:00:00+00:00", files={
+        "clusters/prod/flux-system/gotk-sync.yaml": repos.gotk_sync("prod"),
+    })
+    result = assess(capsys, tmp_path / "db.duckdb", str(repo.path), "--history", "monthly")
+    assert [(p["period"], p["statuses"]["pull-based"]) for p in result["history"]] == [
+        ("2024-06", "met"), ("2024-07", "met"), ("2024-08", "met"),
+    ]
