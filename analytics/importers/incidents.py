@@ -217,8 +217,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
             f"'import' AS source, {_sql_str(sniff.path.name + ':')} || line AS source_ref, url, "
             f"{labels} AS labels FROM temp._inc_rows ORDER BY line) TO {_sql_str(parquet)} (FORMAT parquet)"
         )
-        con.execute("DROP TABLE temp._inc_csv")
-        con.execute("DROP TABLE temp._inc_rows")
+        con.close()  # the scratch database's memory is free before the store's MERGE
         ensure_dimensions(session, config, services, environments)
         merge(session.con, "incidents", f"SELECT * FROM read_parquet({_sql_str(parquet)})", out_cols)
         session.rows_written += rows
