@@ -145,6 +145,33 @@ class AppRepo:
         self._cache[tag] = sha
         return sha
 
+    def prefetch(self, tags: set[str]) -> None:
+        """Resolve many tags as :meth:`resolve_tag` would, with one ``git cat-file --batch-check``."""
+        todo = sorted(t for t in tags if t not in self._cache and "\n" not in t)
+        if not todo:
+            return
+        candidates: dict[str, list[str]] = {
+            tag: [f"refs/tags/{tag}^{{commit}}", f"refs/tags/v{tag}^{{commit}}",
+                  *(f"{run}^{{commit}}" for run in _HEX_RUN.findall(tag.lower()))]
+            for tag in todo
+        }
+        asked = sorted({c for names in candidates.values() for c in names})
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), "cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            input="".join(f"{c}\n" for c in asked), capture_output=True, text=True,
+            env={**os.environ, **_GIT_ENV}, check=False,
+        )
+        lines = proc.stdout.splitlines() if proc.returncode == 0 else []
+        if len(lines) != len(asked):
+            return  # resolve_tag asks one at a time
+        found = {}
+        for name, line in zip(asked, lines, strict=True):
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == "commit":
+                found[name] = parts[0]
+        for tag, names in candidates.items():
+            self._cache[tag] = next((found[n] for n in names if n in found), None)
+
 
 def _local_path(session: WriteSession, location: str) -> Path | None:
     row = next((r for r in session.repositories()
@@ -307,6 +334,10 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
     }
     touched = _yaml_changes(path, done)
     refs_of = _refs_by_blob(path, {t.blob for t in touched}, config.mapping.image_value_paths)
+    tags = {ref.tag for refs in refs_of.values() if refs for ref in refs}
+    for repos in apps.values():
+        for app in repos:
+            app.prefetch(tags)
     rows: list[dict[str, Any]] = []
     unparsable: list[str] = []
     for change in touched:
