@@ -129,3 +129,26 @@ def test_cli_streams_a_large_file_and_names_the_line_of_a_bad_value(tmp_path: Pa
     assert proc.returncode != 0
     assert "line 15002: 'resolved_at' is outside the years 1970-2100" in proc.stderr or \
         "line 15002: 'resolved_at' is earlier than 'created_at'" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("count", [0, 1, 7])
+def test_streamed_output_equals_the_whole_list(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch,
+    fmt: str, count: int,
+) -> None:
+    import duckdb
+
+    from analytics.cli import output
+
+    monkeypatch.setattr(output, "STREAM_BATCH", 3)
+    con = duckdb.connect()
+    sql = ("SELECT 'd' || i AS id, TIMESTAMPTZ '2025-01-01 00:00:00+00' + i * INTERVAL 1 HOUR AS at, "
+           "CASE WHEN i % 2 = 0 THEN '=cmd' ELSE 'a\nb' END AS note, [i, i] AS xs "
+           f"FROM range({count}) t(i) ORDER BY i")
+    names = ["id", "at", "note", "xs"]
+    rows = [dict(zip(names, r, strict=True)) for r in con.execute(sql).fetchall()]
+    output.print_rows(rows, names, output.Format(fmt))
+    whole = capsysbinary.readouterr().out
+    output.print_cursor(con.execute(sql), names, output.Format(fmt))
+    assert capsysbinary.readouterr().out == whole

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import Format, print_rows
+from analytics.cli.output import Format, print_cursor
 
 COLUMNS = (
     "id", "service", "environment", "created_at", "resolved_at", "status", "restore_hours",
@@ -66,8 +66,6 @@ def incidents_command(
             f" FROM incident_attribution WHERE {where} ORDER BY created_at, incident_id",
             params,
         )
-        names = [d[0] for d in cursor.description or []]
-        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        print_cursor(cursor, COLUMNS, fmt, title="Incidents")  # JSON and CSV in batches
     finally:
         con.close()
-    print_rows(rows, COLUMNS, fmt, title="Incidents")

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import Format, print_rows
+from analytics.cli.output import Format, print_cursor, print_rows
 
 DEPLOYMENT_COLUMNS = (
     "id", "service", "team", "environment", "revision", "deployed_at", "status", "source", "source_ref",
@@ -79,11 +79,14 @@ def deployments_command(
     con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of))
     try:
         cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
+        if fmt != Format.table:
+            print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)  # JSON and CSV in batches
+            return
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
-    if fmt == Format.table:  # a full sha does not fit a terminal column
-        rows = [{**r, "revision": (r["revision"] or "")[:12]} for r in rows]
+    # a full sha does not fit a terminal column
+    rows = [{**r, "revision": (r["revision"] or "")[:12]} for r in rows]
     print_rows(rows, DEPLOYMENT_COLUMNS, fmt, title="Deployments")
 
 

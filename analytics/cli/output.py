@@ -13,7 +13,7 @@ import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -89,10 +89,11 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], *, header: bool = True) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([csv_cell(c) for c in columns])
+    if header:
+        writer.writerow([csv_cell(c) for c in columns])
     # csv_cell inlined: trend output runs to hundreds of thousands of cells
     for row in rows:
         cells = []
@@ -143,6 +144,60 @@ def print_rows(
     Console().print(table)
     if not rows:
         Console(stderr=True).print("[dim](no rows)[/dim]")
+
+
+STREAM_BATCH = 10_000
+
+
+def print_cursor(
+    cursor: Any,
+    columns: Sequence[str],
+    fmt: Format,
+    *,
+    title: str | None = None,
+) -> None:
+    """Print a query's rows as :func:`print_rows` would, reading JSON and CSV in batches of
+    STREAM_BATCH rows (``fetchmany``) so memory holds one batch, not the whole result. The JSON
+    bytes are those of ``dumps_bytes`` over the whole list; a table still needs every row."""
+    names = [d[0] for d in cursor.description or []]
+
+    def batches() -> Iterator[list[dict[str, Any]]]:
+        while chunk := cursor.fetchmany(STREAM_BATCH):
+            yield [dict(zip(names, r, strict=True)) for r in chunk]
+
+    if fmt == Format.table:
+        print_rows([row for chunk in batches() for row in chunk], columns, fmt, title=title)
+        return
+    buffer = getattr(sys.stdout, "buffer", None)
+    sys.stdout.flush()
+
+    def emit(data: bytes) -> None:
+        if buffer is None:
+            sys.stdout.write(data.decode())
+        else:
+            buffer.write(data)
+
+    if fmt == Format.csv:
+        header = True
+        for chunk in batches():
+            text = csv_text(chunk, columns, header=header)
+            header = False
+            emit(text.encode())
+        if header:
+            emit(csv_text([], columns).encode())
+    else:
+        # dumps_bytes of a list is "[\n" + items joined by ",\n" + "\n]": each batch's items are
+        # written as they come, with the same indentation.
+        first = True
+        for chunk in batches():
+            body = dumps_bytes(chunk)[2:-2]
+            emit((b"[\n" if first else b",\n") + body)
+            first = False
+        emit(b"[]\n" if first else b"\n]\n")
+    if buffer is not None:
+        buffer.flush()
+    else:
+        sys.stdout.flush()
 
 
 def _write_json(payload: Any) -> None:
