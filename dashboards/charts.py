@@ -15,12 +15,19 @@ import plotly.graph_objects as go
 
 from dashboards.safe_text import plot_frame, plot_text
 
+# Chart titles are drawn by the pages in Markdown above each chart (a Plotly title is one line and
+# is cut off on a phone); ``layout.meta`` names each figure for tests.
+WEEKLY_TITLE = "Successful deployments per week"
+INCIDENTS_TITLE = "Incidents (bars) and deployments (triangles; red = failed)"
+DEPLOYMENTS_TITLE = "Deployments over time (red: a failed deployment, see failed_because)"
+RUNS_TITLE = "Collection runs"
+BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "title_text": ""}
+
 
 def weekly_bars(frame: pd.DataFrame) -> go.Figure:
     data = plot_frame(frame.assign(target=frame["service"] + " · " + frame["environment"]))
-    fig = px.bar(data, x="week", y="deployments", color="target", labels={"target": "service · env"},
-                 title="Successful deployments per week")
-    fig.update_layout(barmode="stack", legend_title_text="", height=380)
+    fig = px.bar(data, x="week", y="deployments", color="target", labels={"target": "service · env"})
+    fig.update_layout(barmode="stack", height=400, legend=BOTTOM_LEGEND, margin={"t": 10}, meta="weekly")
     return fig
 
 
@@ -99,7 +106,7 @@ def incident_timeline(incidents: pd.DataFrame, deployments: pd.DataFrame,
             hovertemplate="%{customdata[0]}: %{customdata[1]}<br>deployment %{customdata[2]}"
                           "<extra>incident</extra>",
         ))
-    fig.update_layout(title="Incidents (bars) and deployments (triangles; red = failed)", height=380)
+    fig.update_layout(height=380, legend=BOTTOM_LEGEND, margin={"t": 10}, meta="incident-timeline")
     if since is not None and until is not None:
         fig.update_xaxes(range=[since, until])
     return fig
@@ -140,15 +147,14 @@ def maturity_timeline(monthly: pd.DataFrame, dora: pd.DataFrame | None) -> go.Fi
 def deployment_timeline(frame: pd.DataFrame) -> go.Figure:
     fig = px.scatter(plot_frame(frame), x="deployed_at", y="service", color="outcome", symbol="environment",
                      hover_data=["id", "status", "failed_because", "changes"],
-                     title="Deployments over time (red: a failed deployment, see failed_because)",
                      color_discrete_map={"ok": "#2ca02c", "failed": "#d62728"})
-    fig.update_layout(height=300)
+    fig.update_layout(height=340, legend=BOTTOM_LEGEND, margin={"t": 10}, meta="deployment-timeline")
     return fig
 
 
 def collection_runs(frame: pd.DataFrame) -> go.Figure:
     fig = px.scatter(plot_frame(frame), x="started_at", y="source", color="status", size="rows_written",
                      size_max=18, hover_data=["target", "rows_written", "message"],
-                     title="Collection runs", color_discrete_map={"ok": "#2ca02c", "failed": "#d62728"})
-    fig.update_layout(height=280)
+                     color_discrete_map={"ok": "#2ca02c", "failed": "#d62728"})
+    fig.update_layout(height=300, legend=BOTTOM_LEGEND, margin={"t": 10}, meta="collection-runs")
     return fig

@@ -545,7 +545,7 @@ def test_incident_timeline_is_clipped_to_the_window(demo_db: Path) -> None:
     until = (created + pd.Timedelta(days=1)).date().isoformat()
     at = open_page("stability", since=since, until=until)
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if "Incidents (bars)" in c.proto.spec)
+                if json.loads(c.proto.spec)["layout"].get("meta") == "incident-timeline")
     lo, hi = pd.Timestamp(since, tz="UTC"), pd.Timestamp(until, tz="UTC")
     assert [pd.Timestamp(x) for x in spec["layout"]["xaxis"]["range"]] == [lo, hi]
     bars = [t for t in spec["data"] if t.get("mode") == "lines"]

@@ -34,6 +34,7 @@ else:
         st.error(f"{len(failed)} source(s) failed on their last run: "
                  + ", ".join(md(f"{r.source} {r.target}".strip()) for r in failed.itertuples()))
     table(runs, key="runs", file_name="collection-runs.csv")
+    st.markdown(f"**{charts.RUNS_TITLE}**")
     st.plotly_chart(charts.collection_runs(health.run_history(db)), key="runs-chart")
 
 left, right = st.columns(2)

@@ -113,6 +113,7 @@ else:
                 tiles(f"env{index}", group, weeks, year)
             weekly = weekly_deployments(db, f)
             if weekly is not None and len(weekly):
+                st.markdown(f"**{charts.WEEKLY_TITLE}**")
                 st.plotly_chart(charts.weekly_bars(weekly), key="overview-weekly")
 
 st.subheader("GitOps maturity")

@@ -80,6 +80,7 @@ if incidents is None or incidents.empty:
     no_data("incidents in this window", COLLECT_INCIDENTS)
 else:
     deployments = deployment_list(db, f)
+    st.markdown(f"**{charts.INCIDENTS_TITLE}**")
     st.plotly_chart(charts.incident_timeline(incidents, deployments if deployments is not None else
                                              incidents.iloc[0:0], window=(f.since, f.until)),
                     key="incident-timeline")

@@ -35,6 +35,7 @@ weekly = weekly_deployments(db, f)
 if weekly is None or weekly.empty:
     no_data("deployments in this window", COLLECT_DEPLOYMENTS)
 else:
+    st.markdown(f"**{charts.WEEKLY_TITLE}**")
     st.plotly_chart(charts.weekly_bars(weekly), key="weekly")
     with st.expander("Deployments per week (table)"):
         table(weekly, key="weekly", file_name="deployments-per-week.csv")
