@@ -12,13 +12,15 @@ import statistics
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.output import Format, print_rows
+
+if TYPE_CHECKING:  # duckdb costs ~0.1 s to import: only the command itself loads it
+    import duckdb
 
 AUDIT_SQL = Path(__file__).resolve().parent.parent / "metrics" / "sql" / "change_audit.sql"
 
