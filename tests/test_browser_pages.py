@@ -188,15 +188,17 @@ def test_no_tile_title_is_cut_off(dashboard: str, browser: Any, size: str) -> No
     for i in range(count):
         tile = tiles.nth(i)
         tile.scroll_into_view_if_needed()
-        title = tile.locator('[data-testid="stMarkdownContainer"]').first.inner_text().strip()
+        title = tile.locator('[data-testid="stMetricLabel"]').first.inner_text().strip()
         assert title in TITLES, title                       # the full title, word for word
         seen.append(title)
         assert tile.evaluate(CUT_OFF_JS) == [], (size, title)
     assert seen[:len(TITLES)] == TITLES
     # the check finds a cut-off title: squeeze one tile's title onto a line too short for it
     squeezed = tiles.nth(3).evaluate(
-        "(t) => { const p = t.querySelector('[data-testid=\"stMarkdownContainer\"] p');"
-        " p.style.whiteSpace = 'nowrap'; p.style.overflow = 'hidden'; p.style.textOverflow = 'ellipsis';"
+        "(t) => { const p = t.querySelector('[data-testid=\"stMetricLabel\"] p');"
+        " p.style.setProperty('white-space', 'nowrap', 'important');"
+        " p.style.setProperty('overflow', 'hidden', 'important');"
+        " p.style.setProperty('text-overflow', 'ellipsis', 'important');"
         " p.style.width = '60px'; p.style.display = 'block'; return true; }")
     assert squeezed and tiles.nth(3).evaluate(CUT_OFF_JS) != []
     context.close()

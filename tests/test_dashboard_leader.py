@@ -125,16 +125,12 @@ def badge_elements(at: AppTest) -> list[Any]:
     return [m for m in at.markdown if re.fullmatch(r":[a-z]+-badge\[.*\]", m.value)][:-1]  # last: maturity
 
 
-def tile_titles(at: AppTest) -> list[Any]:
-    titles = {f"**{m.title}**" for m in METRICS}
-    return [m for m in at.markdown if m.value in titles]
-
-
-def rows_of(at: AppTest) -> list[list[tuple[Any, Any, Any]]]:
-    """(metric element, badge element, title element) per tile, one list per row of tiles."""
-    metrics_, badges_, titles_ = list(at.metric), badge_elements(at), tile_titles(at)
-    assert len(metrics_) == len(badges_) == len(titles_) and len(metrics_) % len(TILES) == 0
-    tiles = list(zip(metrics_, badges_, titles_, strict=True))
+def rows_of(at: AppTest) -> list[list[tuple[Any, Any]]]:
+    """(metric element, badge element) per tile, one list per row of tiles."""
+    metrics_, badges_ = list(at.metric), badge_elements(at)
+    assert len(metrics_) == len(badges_) and len(metrics_) % len(TILES) == 0
+    assert [m.label for m in metrics_] == [m.title for m in TILES] * (len(metrics_) // len(TILES))
+    tiles = list(zip(metrics_, badges_, strict=True))
     return [tiles[i:i + len(TILES)] for i in range(0, len(tiles), len(TILES))]
 
 
@@ -208,12 +204,12 @@ def test_every_badge_rates_exactly_the_figure_shown(demo_db: Path, year: int) ->
     assert len(rows) == len(groups) >= 2
     rated_seen = 0
     for group, row in zip(groups, rows, strict=True):
-        assert {m.key for m, (_, b, _) in zip(TILES, row, strict=True)
+        assert {m.key for m, (_, b) in zip(TILES, row, strict=True)
                 if not b.value.startswith(":gray-badge[not rated by")} == RATED[year]
-        for metric, (tile, badge_md, title_md) in zip(TILES, row, strict=True):
+        for metric, (tile, badge_md) in zip(TILES, row, strict=True):
             shown = fmt(metric, group[metric.field])
             assert tile.value == shown
-            title_help = title_md.proto.help
+            title_help = tile.help
             assert help_text(metric) in title_help                       # the definition, in place
             if metric.key not in RATED[year]:
                 assert badge_md.value == f":gray-badge[not rated by {year}]", metric.key
@@ -279,7 +275,7 @@ def test_organisation_row_of_one_service_and_environment_equals_metrics_json(dem
         if key != "service":
             assert group[key] == value, key
     row = rows_of(at)[0]
-    for metric, (tile, _, _) in zip(TILES, row, strict=True):
+    for metric, (tile, _) in zip(TILES, row, strict=True):
         assert tile.value == fmt(metric, expected[metric.field])
         value = expected[metric.field]
         assert (tile.delta or None) == delta_text(metric, value, expected["delta"][metric.field])
@@ -320,7 +316,7 @@ def test_organisation_row_pools_every_service_by_the_definitions(demo_db: Path) 
     # the page shows exactly that group, above the environments
     assert [h.value for h in at.subheader][:1 + len(envs)] == [
         "Organisation", *(f"Environment: {g['environment']}" for g in envs)]
-    for metric, (tile, _, _) in zip(TILES, rows_of(at)[0], strict=True):
+    for metric, (tile, _) in zip(TILES, rows_of(at)[0], strict=True):
         assert tile.value == fmt(metric, org[metric.field])
     assert any(c.value.startswith(f"{org['deployments']} deployments on {days} days") for c in at.caption)
 
@@ -353,7 +349,7 @@ def test_each_tile_has_its_weekly_trend_and_rates_are_smoothed_over_4_weeks(demo
         weeks = sorted((g for g in weekly["groups"] if g["environment"] == group["environment"]),
                        key=lambda g: g["period_start"])
         assert len(weeks) == 14                                   # ISO weeks touching Aug-Oct 2026
-        spark = {m.key: list(t.proto.chart_data) for m, (t, _, _) in zip(TILES, row, strict=True)}
+        spark = {m.key: list(t.proto.chart_data) for m, (t, _) in zip(TILES, row, strict=True)}
         assert spark["deployment_frequency"] == pytest.approx([w["deployments_per_week"] for w in weeks])
         assert spark["lead_time"] == pytest.approx(
             [w["lead_time_median_hours"] for w in weeks if w["lead_time_median_hours"] is not None])

@@ -18,8 +18,21 @@ from dashboards.tiles import TILES, delta_text, fmt, sparkline, what_changed
 from dashboards.warmup import overview_requests
 
 TILES_PER_ROW = 3
+# Streamlit cuts a metric label off with an ellipsis on one line; in the tiles it wraps instead
+# (the page's own constant CSS, scoped to the tile containers; tests/test_browser_pages.py checks
+# that no title is cut off at 1440 and 390 px)
+TILE_CSS = """<style>
+[class*="st-key-tile-"] [data-testid="stMetricLabel"],
+[class*="st-key-tile-"] [data-testid="stMetricLabel"] div,
+[class*="st-key-tile-"] [data-testid="stMetricLabel"] p {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  height: auto !important; max-height: none !important;
+}
+[class*="st-key-tile-"] [data-testid="stMetricLabel"] p { font-weight: 600; }
+</style>"""
 
 st.title("Overview")
+st.html(TILE_CSS)
 f = state.current()
 db = state.database()
 scope = " · ".join(md(x) for x in (f.team, f.service, f.environment) if x) or "all services"
@@ -39,8 +52,7 @@ def metric_help(metric: MetricDef, year: int) -> str:
 
 
 def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year: int) -> None:
-    """One row of tiles; ``name`` keys their containers (``st-key-tile-<name>-<metric>`` in the page).
-    The title is a Markdown line above the value, so a long title wraps instead of being cut off."""
+    """One row of tiles; ``name`` keys their containers (``st-key-tile-<name>-<metric>`` in the page)."""
     delta = group.get("delta") or {}
     for start in range(0, len(TILES), TILES_PER_ROW):
         row = TILES[start:start + TILES_PER_ROW]
@@ -49,9 +61,8 @@ def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year:
             shown = fmt(metric, value)
             trend = sparkline(metric, periods)
             with col, st.container(border=True, height="stretch", key=f"tile-{name}-{metric.key}"):
-                st.markdown(f"**{metric.title}**", help=metric_help(metric, year))
                 st.metric(
-                    metric.title, shown, label_visibility="collapsed",
+                    metric.title, shown, help=metric_help(metric, year),
                     delta=delta_text(metric, value, delta.get(metric.field)),
                     delta_color="inverse" if metric.lower_is_better else "normal",
                     chart_data=trend if len(trend) >= 2 else None,
