@@ -11,7 +11,7 @@ bash scripts/bootstrap.sh
 echo "demo.sh: install took $(took "$t") s" >&2
 export GITOPS_DORA_DB="${GITOPS_DORA_DB:-$PWD/demo/gitops-dora.ducklake}"
 t=$(now)
-.venv/bin/gitops-dora demo
+.venv/bin/gitops-dora demo --workdir "$(dirname "$GITOPS_DORA_DB")"  # repositories beside the database, not demo/demo
 echo "demo.sh: demo data took $(took "$t") s" >&2
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8501}"
