@@ -505,3 +505,44 @@ def test_argocd_empty_operation_times_are_absent_but_junk_ones_are_422(rx: Share
     assert query(rx.db, "SELECT occurred_at FROM reconciler_events WHERE name = 'limits-production'") == [
         (synced,)
     ]
+
+
+@pytest.mark.slow
+def test_two_hundred_signed_deliveries_are_stored_during_both_attacks(tmp_path: Path) -> None:
+    """While 40 forged 5 MiB bodies (that must be read to check their HMAC) and 40 unsigned ones
+    arrive, and slowloris sockets dribble a byte a second, 200 authentic deliveries from 20
+    senders are all answered 200 and all stored exactly once; memory stays under 300 MiB."""
+    body = b" " * (5 * 2**20)
+    forged = {**signed(b"x"), "X-Hub-Signature-256": FORGED}
+    unsigned = {"Content-Type": "application/json", "X-GitHub-Event": "issues"}
+    stop = threading.Event()
+
+    def slowloris() -> None:
+        with suppress(OSError), connect(rx_url, timeout=30) as sock:
+            sock.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            while not stop.is_set():
+                sock.sendall(b"X")
+                time.sleep(1)
+
+    def deliver(number: int) -> int:
+        payload = gh_issue(REPO, 1000 + number, ["incident"], "2026-05-01T00:00:00Z")
+        with httpx.Client(timeout=60) as client:
+            return post_github(client, rx_url, "issues", payload, SECRET).status_code
+
+    with own_receiver(tmp_path, {"GITOPS_DORA_WEBHOOK_READ_TIMEOUT": "10"}) as rx:
+        rx_url = rx.url
+        assert_still_serves(rx_url, 1)
+        with PeakRss(rx.process.pid) as rss, ThreadPoolExecutor(max_workers=110) as pool:
+            lorises = [pool.submit(slowloris) for _ in range(10)]
+            attacks = [pool.submit(raw_post, rx_url, h, body) for h in [forged] * 40 + [unsigned] * 40]
+            codes = list(pool.map(deliver, range(200)))
+            stop.set()
+            attack_codes = {a.result() for a in attacks}
+            for loris in lorises:
+                loris.result()
+        assert codes == [200] * 200, sorted(set(codes))
+        assert attack_codes <= {401, 503, None}, attack_codes
+        assert rss.growth_mib < 300, rss.growth_mib
+    stored = query(tmp_path / "store.ducklake",
+                   "SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE '%#1___'")
+    assert stored == [(200, 200)], stored
