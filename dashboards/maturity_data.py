@@ -16,7 +16,7 @@ from dashboards.filters import Filters
 from dashboards.queries import frame, relations
 from dashboards.safe_text import md
 
-ASSESS_HINT = "gitops-dora assess PATH_TO_CONFIG_REPO --history monthly"
+ASSESS_HINT = "gitops-dora assess PATH_TO_CONFIG_REPO --history monthly --store"
 # plain words: emoji fonts are often missing on servers and in headless browsers
 STATUS_LABELS = {"met": "met", "attested": "attested (self-assessed)", "not_met": "missing",
                  "unknown": "unknown"}
