@@ -254,6 +254,7 @@ def normalised(text: str, db: Path) -> str:
     assert str(snap.id) in text and (csv_text or when in text), (snap, text[:400])
     text = text.replace(when, "SNAPSHOT_TIME")
     text = re.sub(rf"(\(snapshot |--as-of |\"snapshot_id\": ){snap.id}\b", r"\1SNAPSHOT_ID", text)
+    text = re.sub(rf"\| {snap.id} \|$", "| SNAPSHOT_ID |", text, flags=re.M)  # Markdown rows
     return re.sub(rf",{snap.id}$", ",SNAPSHOT_ID", text, flags=re.M)
 
 
