@@ -19,7 +19,7 @@ from dashboards.safe_text import plot_frame, plot_text
 # is cut off on a phone); ``layout.meta`` names each figure for tests.
 WEEKLY_TITLE = "Successful deployments per week"
 INCIDENTS_TITLE = "Incidents (bars) and deployments (triangles; red = failed)"
-DEPLOYMENTS_TITLE = "Deployments over time (red: a failed deployment, see failed_because)"
+DEPLOYMENTS_TITLE = "Deployments over time; red: a failed deployment (see failed_because)"
 RUNS_TITLE = "Collection runs"
 BOTTOM_LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.2, "title_text": ""}
 

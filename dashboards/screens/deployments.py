@@ -42,7 +42,7 @@ if text:
     shown = shown[hay.str.lower().str.contains(text, regex=False)]
 st.caption(f"{len(shown)} of {len(listing)} deployments")
 if len(shown):
-    st.markdown(f"**{charts.DEPLOYMENTS_TITLE}**")
+    st.caption(charts.DEPLOYMENTS_TITLE)  # a caption: the drill-down header is the page's first bold line
     st.plotly_chart(charts.deployment_timeline(shown), key="deployment-timeline")
 picked = table(with_short_ids(shown, "id", "deployment"), key="deployments", file_name="deployments.csv",
                selectable=True, colors={"outcome": {"ok": "good", "failed": "bad"}})
