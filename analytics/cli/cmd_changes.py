@@ -18,6 +18,7 @@ import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.output import Format, print_rows
+from analytics.cli.output import option_values as _values
 
 if TYPE_CHECKING:  # duckdb costs ~0.1 s to import: only the command itself loads it
     import duckdb
@@ -62,11 +63,6 @@ def audit_rows(
     cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-
-
-def _values(option: list[str] | None) -> tuple[str, ...]:
-    """Repeatable options also accept comma lists, as in ``metrics``."""
-    return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
 
 
 @app.command("changes")

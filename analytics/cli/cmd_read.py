@@ -9,6 +9,7 @@ import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.output import Format, print_cursor, print_rows
+from analytics.cli.output import option_values as _values
 
 DEPLOYMENT_COLUMNS = (
     "id", "service", "team", "environment", "revision", "deployed_at", "status", "source", "source_ref",
@@ -35,11 +36,6 @@ TABLE_METRICS = (
     "deployments", "deployments_per_week", "lead_time_median_hours", "lead_time_p90_hours",
     "change_failure_rate", "failed_deployment_recovery_median_hours", "rework_rate",
 )
-
-
-def _values(option: list[str] | None) -> tuple[str, ...]:
-    """Repeatable options also accept comma lists: --service a,b == --service a --service b."""
-    return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
 
 
 @app.command("deployments")

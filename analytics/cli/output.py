@@ -221,3 +221,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value)
     return str(value)
+
+
+def option_values(option: list[str] | None) -> tuple[str, ...]:
+    """Repeatable options also accept comma lists: --service a,b == --service a --service b."""
+    return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
