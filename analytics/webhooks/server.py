@@ -475,15 +475,19 @@ def create_app(
     return app
 
 
-def guarded_protocol(limits: Limits, log: RateLimitedLog) -> type[asyncio.Protocol] | None:
+def guarded_protocol(limits: Limits, log: RateLimitedLog) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol with the connection limits uvicorn does not have: a cap on open
     connections (refused at once), a deadline for each request's head and body, which also
     closes sockets that connect and send nothing, and a cap on the size of a request head (431).
-    None when httptools is not installed."""
+    Without httptools the receiver refuses to start: uvicorn's h11 fallback has none of these
+    guards, so one slow client could hold its sockets and memory."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - httptools is in the lock file
-        return None
+    except ImportError as exc:
+        raise UserError(
+            "the webhook receiver needs httptools (it is in requirements/runtime.lock); "
+            "reinstall with scripts/bootstrap.sh"
+        ) from exc
 
     def plain(status: str, text: str) -> bytes:
         return (f"HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -598,6 +602,8 @@ def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: boo
         names = ", ".join(e.module.SECRET_ENV for e in endpoints)
         raise UserError(f"no webhook secret is set ({names}); set one, or pass --insecure to accept unsigned")
     limits = _fit_file_limit(limits_from_env(), explicit=bool(os.environ.get(ENV["max_connections"])))
+    log = RateLimitedLog()
+    protocol = guarded_protocol(limits, log)  # before the store is touched: refuse cleanly
     writer = DeliveryWriter(db_path, config)
     writer.open()  # migrations before the first delivery, and a store that cannot open fails here
     for e in endpoints:
@@ -607,14 +613,11 @@ def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: boo
           f"{limits.max_connections} connections at once, {limits.read_timeout:g} s to receive a request",
           file=sys.stderr)
     print(f"receiving webhooks on http://{host}:{port} into {db_path}", file=sys.stderr, flush=True)
-    log = RateLimitedLog()
     app = create_app(db_path, config, insecure=insecure, endpoints=endpoints, limits=limits, writer=writer,
                      log=log)
-    protocol = guarded_protocol(limits, log)
     uvicorn.run(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
-        http=protocol or "auto", timeout_keep_alive=limits.keep_alive, backlog=limits.backlog,
-        # our protocol closes connections beyond max_connections before uvicorn counts them; without
-        # httptools uvicorn's own cap answers 503 beyond it
+        http=protocol, timeout_keep_alive=limits.keep_alive, backlog=limits.backlog,
+        # our protocol closes connections beyond max_connections before uvicorn counts them
         limit_concurrency=limits.max_connections + 1,
     )
