@@ -119,7 +119,7 @@ def report_from_metrics(
 
 def _plain(value: Any) -> Any:
     """JSON-compatible scalar: timestamps as ISO 8601 UTC, NaN as null, text redacted."""
-    from analytics.cli.output import to_jsonable
+    from analytics.json_output import to_jsonable
 
     out = to_jsonable(value)
     if isinstance(out, float) and (math.isnan(out) or math.isinf(out)):

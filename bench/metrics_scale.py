@@ -192,7 +192,7 @@ def cli_metrics() -> tuple[float, int]:
 
 def engine_metrics(opener: Callable[[], duckdb.DuckDBPyConnection]) -> tuple[float, str]:
     """compute_metrics on a connection from ``opener`` (views installed first, as readers do)."""
-    from analytics.cli.output import dumps_bytes
+    from analytics.json_output import dumps_bytes
     from analytics.metrics.engine import MetricsQuery, compute_metrics
     from analytics.metrics.views import install_views
     from analytics.metrics.window import parse_instant

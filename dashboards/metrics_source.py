@@ -99,8 +99,8 @@ def _midnight(text: str) -> datetime:
 def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
     """Run the engine on the read snapshot and return the JSON document ``metrics`` prints."""
     try:
-        from analytics.cli.output import dumps_bytes
         from analytics.config import load_config
+        from analytics.json_output import dumps_bytes
         from analytics.metrics.engine import MetricsQuery, compute_metrics
     except ImportError as exc:
         raise MetricsUnavailable(f"the metrics engine is not installed ({exc.name})") from None

@@ -6,6 +6,7 @@ import importlib
 import json
 from pathlib import Path
 
+from analytics.cli.cmd_demo import run_in_process
 from analytics.demo.context import DemoContext
 from analytics.paths import data_dir
 from tests.store_query import store_reader
@@ -19,7 +20,8 @@ def test_demo_step_assesses_the_config_repo_with_answers_and_history(tmp_path: P
     (workdir / "gitops-dora.yaml").write_text(template.read_text())
     demo = DemoContext(
         workdir=workdir,
-        db_path=tmp_path / "demo.duckdb",
+        db_path=tmp_path / "demo.ducklake",
+        run_cli=run_in_process,
         manifest={"config_repo": {"name": "platform-config", "path": "repos/platform-config"}},
     )
     step = importlib.import_module("analytics.demo.steps.60_maturity")

@@ -1,4 +1,5 @@
-"""Which deployment a commit belongs to (analytics/attribution.py), checked by hand and against git.
+"""Which deployment a commit belongs to (analytics/deployments/attribution.py), checked by hand
+and against git.
 
 Rule under test: a commit belongs to the first successful deployment, by time, of the same service
 and environment whose revision contains it.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from analytics.attribution import attribute_changes
+from analytics.deployments.attribution import attribute_changes
 from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
 from tests.store_query import query

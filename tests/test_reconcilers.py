@@ -549,7 +549,7 @@ def test_notification_metadata_keys_prefixed_or_bare(tmp_path: Path, bare: bool)
 
 
 def test_image_refs_from_containers_kustomize_and_helm_values() -> None:
-    from analytics.gitops_images import ImageRef, image_refs, split_image
+    from analytics.deployments.images import ImageRef, image_refs, split_image
 
     paths = ["image.tag", "image.version", "*.image.tag"]
     deployment = yaml.safe_load(

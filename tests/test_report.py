@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from analytics.cli.output import to_jsonable
+from analytics.json_output import to_jsonable
 from analytics.reports import escape_cell
 from analytics.store.connection import latest_snapshot
 from tests.store_fixture import Deploy, write_history

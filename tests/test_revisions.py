@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.revisions import parse_revision, parse_revisions, revision_column
+from analytics.deployments.revisions import parse_revision, parse_revisions, revision_column
 
 SHA = "0cc9a8446c95b7d6a9f1f2e3d4c5b6a798877665"  # 40 hex
 DIGEST = "sha256:" + "ab" * 32

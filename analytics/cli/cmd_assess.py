@@ -14,7 +14,8 @@ from typing import Any
 import typer
 
 from analytics.cli.app import app, get_ctx
-from analytics.cli.output import Format, dumps, safe_text
+from analytics.cli.output import Format, safe_text
+from analytics.json_output import dumps
 
 
 @app.command("assess")

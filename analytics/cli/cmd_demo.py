@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -23,8 +24,15 @@ def demo_command(
     db_path = get_ctx(ctx).db_path
     beside = db_path.path.parent if db_path.path is not None else Path.cwd()
     target = workdir if workdir is not None else beside / "demo"
-    demo = build(target, db_path)
+    demo = build(target, db_path, run_in_process)
     typer.echo(f"demo database: {demo.db_path}")
     typer.echo(f"demo repositories and config: {demo.workdir}")
     typer.echo(f"next: gitops-dora --db {demo.db_path} dashboard")
     typer.echo(f"  or: gitops-dora --db {demo.db_path} metrics --group-by service,environment")
+
+
+def run_in_process(argv: Sequence[str]) -> object:
+    """One ``gitops-dora`` command line, run in this process (no interpreter start per step)."""
+    from analytics.cli.main import app
+
+    return app(args=list(argv), prog_name="gitops-dora", standalone_mode=False)

@@ -11,7 +11,9 @@ import re
 from functools import partial
 from typing import Any
 
-from analytics.collectors.reconciler_rows import (
+from analytics.config import Config
+from analytics.deployments.reconciler_mapping import ObjectRef
+from analytics.deployments.reconciler_rows import (
     FAILED,
     RUNNING,
     SUCCESS,
@@ -22,9 +24,7 @@ from analytics.collectors.reconciler_rows import (
     involved_object,
     object_builder,
 )
-from analytics.config import Config
-from analytics.reconciler_mapping import ObjectRef
-from analytics.revisions import parse_revision, parse_revisions
+from analytics.deployments.revisions import parse_revision, parse_revisions
 
 RECONCILER = "argocd"
 CONTROLLER = "argocd-application-controller"

@@ -80,8 +80,8 @@ def store_run(
     """Upserts ``tables`` in their order, then services/environments, change attribution of the
     new deployments, the watermarks that moved and the unmatched-merge note; gives the row count
     per table and the number of linked changes."""
-    from analytics.attribution import attribute_changes
-    from analytics.webhooks.derive import ensure_dimensions
+    from analytics.deployments.attribution import attribute_changes
+    from analytics.deployments.dimensions import ensure_dimensions
 
     counts = {table: session.upsert(table, rows) for table, rows in tables.items()}
     ensure_dimensions(session, config)

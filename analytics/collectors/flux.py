@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from analytics.collectors.reconciler_rows import (
+from analytics.config import Config
+from analytics.deployments.reconciler_mapping import ObjectRef
+from analytics.deployments.reconciler_rows import (
     FAILED,
     RUNNING,
     SUCCESS,
@@ -22,8 +24,6 @@ from analytics.collectors.reconciler_rows import (
     involved_object,
     object_builder,
 )
-from analytics.config import Config
-from analytics.reconciler_mapping import ObjectRef
 
 RECONCILER = "flux"
 KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"

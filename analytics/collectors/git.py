@@ -175,8 +175,8 @@ def ingest(
     """The unit of work of ``collect git`` on an open session: commits, tags, deployments,
     attribution and the new watermark (kept apart from ``collect`` so bench/store_engines.py can
     run the very same work on a native DuckDB connection)."""
-    from analytics.attribution import attribute_changes
     from analytics.collectors import git_deploy, git_log
+    from analytics.deployments.attribution import attribute_changes
     from analytics.progress import progress
 
     repo_id, repo = location.repo_id, location.local_path

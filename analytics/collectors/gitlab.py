@@ -24,7 +24,7 @@ from analytics.collectors.codehost_mapping import (
 from analytics.collectors.codehost_store import Fetched, RunStart, Stored, run_collection
 from analytics.config import Config
 from analytics.errors import SourceError
-from analytics.webhooks.providers import parse_time
+from analytics.timestamps import parse_time
 
 TOKEN_ENV = "GITLAB_TOKEN"
 _OUTCOMES = {"success": "success", "failed": "failed"}

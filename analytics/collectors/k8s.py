@@ -21,8 +21,8 @@ from typing import Any
 
 from analytics.collectors.reconciler_input import collect_objects, is_reconciler_event
 from analytics.config import Config
+from analytics.deployments.from_reconcilers import DeriveSummary, store_collected
 from analytics.errors import SourceError
-from analytics.reconciler_deployments import DeriveSummary, store_collected
 from analytics.store.connection import WriteSession, write_unit
 from analytics.store.location import StoreRef
 

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from analytics.collectors import argocd, flux
-from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
-from analytics.reconciler_mapping import ObjectRef, object_ref
+from analytics.deployments.reconciler_mapping import ObjectRef, object_ref
+from analytics.deployments.reconciler_rows import Collected
 
 
 def is_reconciler_object(obj: Any) -> bool:

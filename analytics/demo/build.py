@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -21,9 +22,10 @@ def step_modules() -> list[ModuleType]:
     return [importlib.import_module(f"{steps_pkg.__name__}.{name}") for name in names]
 
 
-def build(workdir: Path, db_path: StoreRef) -> DemoContext:
-    """Generate the demo organisation under ``workdir`` and load it into ``db_path``."""
-    demo = DemoContext(workdir=Path(workdir).resolve(), db_path=resolve(db_path))
+def build(workdir: Path, db_path: StoreRef, run_cli: Callable[[Sequence[str]], object]) -> DemoContext:
+    """Generate the demo organisation under ``workdir`` and load it into ``db_path``; ``run_cli``
+    runs one ``gitops-dora`` command line in this process."""
+    demo = DemoContext(workdir=Path(workdir).resolve(), db_path=resolve(db_path), run_cli=run_cli)
     demo.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     for module in step_modules():

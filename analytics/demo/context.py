@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,13 @@ class DemoContext:
 
     Steps generate inputs under ``workdir`` and load them only through the CLI (``cli``), the same
     code path a user runs; the manifest records what was generated so later steps can build on it
-    (for example, which app sha each environment's config commit deployed).
+    (for example, which app sha each environment's config commit deployed). The CLI's runner is
+    handed in by the ``demo`` command, so this package never imports the CLI that imports it.
     """
 
     workdir: Path
     db_path: StoreLocation
+    run_cli: Callable[[Sequence[str]], object]
     manifest: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,11 +66,9 @@ class DemoContext:
 
     def cli(self, *args: str) -> None:
         """Run a ``gitops-dora`` command in this process against the demo database and config."""
-        from analytics.cli.main import app
-
         argv = ["--db", str(self.db_path), "--data-path", self.db_path.data_path,
                 "--config", str(self.config_path), *args]
-        result = app(args=argv, prog_name="gitops-dora", standalone_mode=False)
+        result = self.run_cli(argv)
         if isinstance(result, int) and result != 0:
             raise UserError(f"demo: `gitops-dora {' '.join(args)}` exited with {result}")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from analytics.collectors import argocd
-from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
+from analytics.deployments.from_reconcilers import store_collected
+from analytics.deployments.reconciler_rows import Collected
 from analytics.errors import SourceError
 from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
-from analytics.reconciler_deployments import store_collected
 from analytics.store.connection import WriteSession
 from analytics.webhooks.providers.argocd import application_of
 

@@ -130,7 +130,7 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         " WHERE repository IN (SELECT unnest(?::VARCHAR[]))",
         [repos]).fetchall()]
     if scopes:
-        from analytics.attribution import attribute_changes
+        from analytics.deployments.attribution import attribute_changes
 
         attribute_changes(session, scopes=scopes)
         summary.notes.append(f"changes attributed again for {len(scopes)} service/environment scopes")

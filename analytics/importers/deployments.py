@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from analytics.config import Config
-from analytics.importers._dimensions import ensure_dimensions
+from analytics.deployments.dimensions import register_named
 from analytics.importers._fields import (
     RowContext,
     columns_present,
@@ -113,7 +113,7 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
                 "revision_format": fmt,
             }
         )
-    ensure_dimensions(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
+    register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
     session.upsert("deployments", rows)
     summary.rows = len(rows)
     attributed = _attribute(session, rows)
@@ -129,7 +129,7 @@ def _attribute(session: WriteSession, rows: list[dict[str, Any]]) -> int | None:
     if not ids:
         return 0
     try:
-        from analytics.attribution import attribute_changes
+        from analytics.deployments.attribution import attribute_changes
     except ImportError:  # the git collector is not installed in this build
         return None
     attribute_changes(session, deployment_ids=ids)

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from analytics.config import Config
-from analytics.importers._dimensions import ensure_dimensions
+from analytics.deployments.dimensions import register_named
 from analytics.importers._fields import RowContext, timestamp
 from analytics.importers.base import ImportSummary, ParsedFile
 from analytics.store.connection import WriteSession
@@ -266,7 +266,7 @@ def _write(session: WriteSession, config: Config, out: _Loaded, summary: ImportS
         merge_rows(session.con, "repositories", ["id", "is_bare", "is_shallow"],
                    [[r, False, False] for r in repos if r not in known], on_match="ignore")
         session.forget_repositories()
-    ensure_dimensions(session, config,
+    register_named(session, config,
                       [d["service"] for d in out.deployments] + [i["service"] for i in incidents],
                       [d["environment"] for d in out.deployments] + [i["environment"] for i in incidents])
     session.upsert("commits", list(out.commits.values()))
@@ -286,6 +286,6 @@ def _write(session: WriteSession, config: Config, out: _Loaded, summary: ImportS
             " WHERE repository IN (SELECT unnest(?::VARCHAR[]))",
             [sorted({r["repo"] for r in out.commits.values()})]).fetchall()]
     if scopes:
-        from analytics.attribution import attribute_changes
+        from analytics.deployments.attribution import attribute_changes
 
         attribute_changes(session, scopes=sorted(set(scopes)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.config import Config
-from analytics.importers._dimensions import ensure_dimensions
+from analytics.deployments.dimensions import register_named
 from analytics.importers._fields import (
     RowContext,
     columns_present,
@@ -82,7 +82,7 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
                 "labels": _labels(record.get("labels")),
             }
         )
-    ensure_dimensions(
+    register_named(
         session,
         config,
         [r["service"] for r in rows if r["service"]],
@@ -125,13 +125,14 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
 
     import duckdb
 
+    from analytics.store.connection import scratch_connection
+
     names = [name.strip().lower() for name in sniff.header]
     if len(set(names)) != len(names) or "" in names:
         return None
     col = {n: f"c{i}" for i, n in enumerate(names)}
     scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
-    con = duckdb.connect(config={"threads": "2", "memory_limit": "256MB",
-                                 "temp_directory": scratch.name})
+    con = scratch_connection(scratch.name)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     strip = f"'^{_WS}+|{_WS}+$'"
 
@@ -218,7 +219,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
             f"{labels} AS labels FROM temp._inc_rows ORDER BY line) TO {_sql_str(parquet)} (FORMAT parquet)"
         )
         con.close()  # the scratch database's memory is free before the store's MERGE
-        ensure_dimensions(session, config, services, environments)
+        register_named(session, config, services, environments)
         merge(session.con, "incidents", f"SELECT * FROM read_parquet({_sql_str(parquet)})", out_cols)
         session.rows_written += rows
     finally:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from analytics.collectors.reconciler_input import collect_objects, is_reconciler_event, is_reconciler_object
 from analytics.config import Config
+from analytics.deployments.from_reconcilers import store_collected
 from analytics.errors import SourceError
 from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
-from analytics.reconciler_deployments import store_collected
 from analytics.store.connection import WriteSession
 
 KIND = "kubectl"

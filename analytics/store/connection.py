@@ -196,6 +196,13 @@ def connect(
     return con
 
 
+def scratch_connection(temp_directory: str, *, memory_limit: str = "256MB") -> duckdb.DuckDBPyConnection:
+    """An in-memory database for checking a file before any of it reaches the store: an error
+    there cannot abort the store's transaction, and its memory and spill directory are bounded."""
+    return duckdb.connect(config={"threads": "2", "memory_limit": memory_limit,
+                                  "temp_directory": temp_directory})
+
+
 def _set_file_options(con: duckdb.DuckDBPyConnection) -> None:
     """Parquet compression of a new store, kept in its catalog. Uncompressed by default: the
     metric scans read every row of the big tables, and decoding zstd/snappy Parquet made them

@@ -7,8 +7,8 @@ tables and these steps rebuild the derived tables from everything stored. Each s
 from __future__ import annotations
 
 from analytics.config import Config
+from analytics.deployments.dimensions import ensure_dimensions
 from analytics.store.connection import WriteSession
-from analytics.store.upsert import merge, merge_values
 
 # A webhook never knows first_commit_at/commit_shas that the API collector stored: keep them.
 _MERGE_PULL_REQUESTS = """
@@ -84,7 +84,7 @@ def attribute_webhook_deployments(session: WriteSession, config: Config) -> None
     comes from pushes (the ``before`` of a push is the parent of its first commit), so a
     deployment also ships earlier pushes nobody deployed yet.
     """
-    from analytics.attribution import attribute_changes
+    from analytics.deployments.attribution import attribute_changes
 
     ensure_dimensions(session, config)
     scopes = session.con.execute(
@@ -92,16 +92,3 @@ def attribute_webhook_deployments(session: WriteSession, config: Config) -> None
     ).fetchall()
     if scopes:
         attribute_changes(session, scopes=[(str(s), str(e)) for s, e in scopes])
-
-
-def ensure_dimensions(session: WriteSession, config: Config) -> None:
-    """Services and environments named by code-host rows exist, with team/production from the config."""
-    con = session.con
-    for service in config.services:
-        merge_values(con, "services", {"name": service.name, "team": service.team}, on_match="ignore")
-    for env in config.environments:
-        merge_values(con, "environments", {"name": env.name, "is_production": env.production},
-                     on_match="ignore")
-    merge(con, "services",
-          "SELECT DISTINCT service AS name, NULL AS team FROM deployments WHERE service IS NOT NULL",
-          ["name", "team"], on_match="ignore")

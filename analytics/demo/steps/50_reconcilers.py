@@ -12,7 +12,7 @@ The config commits of step 10 (``demo-manifest.json``) are what the reconcilers 
   its next run corrects it (``ReconciliationSucceeded``), evidence for ``workload-reconciliation``.
 
 Deployments therefore come from reconciler history, and lead time reaches the app commits
-through the image tags in the config repository (analytics/gitops_images.py).
+through the image tags in the config repository (analytics/deployments/images.py).
 """
 
 from __future__ import annotations

@@ -62,37 +62,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from datetime import UTC, datetime
+from datetime import datetime
 from types import ModuleType
 from typing import Any
+
+from analytics.timestamps import parse_time
 
 
 def content_hash(body: bytes) -> str:
     """Idempotency key for senders that give no delivery id."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 / GitLab-style / epoch timestamps; naive ones are read as UTC; junk gives None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(" UTC"):
-        text = text[:-4]
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
-        except ValueError:
-            return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def read_time(value: Any, field: str) -> datetime | None:

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from analytics.collectors import flux
-from analytics.collectors.reconciler_rows import Collected
 from analytics.config import Config
-from analytics.reconciler_deployments import derive_pending
+from analytics.deployments.from_reconcilers import derive_pending
+from analytics.deployments.reconciler_rows import Collected
 from analytics.store.connection import WriteSession
 from analytics.webhooks.providers import content_hash, read_time
 

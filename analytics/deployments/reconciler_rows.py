@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from analytics.config import Config
-from analytics.reconciler_mapping import Mapped, ObjectRef, map_object, object_ref
-from analytics.revisions import Revision, parse_revision, revision_column
-from analytics.webhooks.providers import parse_time
+from analytics.deployments.reconciler_mapping import Mapped, ObjectRef, map_object, object_ref
+from analytics.deployments.revisions import Revision, parse_revision, revision_column
+from analytics.timestamps import parse_time
 
 SUCCESS, FAILED, RUNNING = "success", "failed", "running"
 # Event types that take part in deriving deployments.

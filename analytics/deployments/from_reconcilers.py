@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analytics.collectors.reconciler_rows import EVENT_COLUMNS, OBJECT_COLUMNS, Collected
 from analytics.config import Config
+from analytics.deployments.dimensions import register_named
+from analytics.deployments.reconciler_rows import EVENT_COLUMNS, OBJECT_COLUMNS, Collected
 from analytics.store.connection import WriteSession
 from analytics.store.upsert import merge, merge_values
 
@@ -99,7 +100,7 @@ def store_collected(
     touched = {k for k in collected.objects}
     new_ids = derive_deployments(session, config, touched, summary)
     if link and new_ids:
-        from analytics.gitops_images import link_deployments
+        from analytics.deployments.images import link_deployments
 
         summary.changes = link_deployments(session, config, new_ids)
     return summary
@@ -224,7 +225,7 @@ def derive_deployments(
             ).fetchall()
         finally:
             session.con.unregister("_links")
-    _ensure_dimensions(session, config, rows)
+    register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
     summary.deployments += len(rows)
     summary.failed += sum(1 for r in rows if r["status"] == "failed")
     summary.rollbacks += sum(1 for r in rows if r["is_rollback"])
@@ -323,34 +324,10 @@ def _walk(
     return rows, links
 
 
-def _ensure_dimensions(session: WriteSession, config: Config, rows: list[dict[str, Any]]) -> None:
-    """Services and environments named by deployments exist (without overwriting a team)."""
-    if not rows:
-        return
-    import pandas as pd
-
-    prod = set(config.production_environments())
-    services = sorted({r["service"] for r in rows})
-    teams = [(svc.team if (svc := config.service(name)) else None) for name in services]
-    envs = sorted({r["environment"] for r in rows})
-    frames = {
-        "services": pd.DataFrame({"a": services, "b": teams}, dtype=object),
-        "environments": pd.DataFrame({"a": envs, "b": [e in prod for e in envs]}),
-    }
-    for table, frame in frames.items():
-        session.con.register("_dims", frame)
-        try:
-            names = ["name", "team"] if table == "services" else ["name", "is_production"]
-            merge(session.con, table, f"SELECT a AS {names[0]}, b AS {names[1]} FROM _dims", names,
-                  on_match="ignore")
-        finally:
-            session.con.unregister("_dims")
-
-
 def derive_pending(session: WriteSession, config: Config) -> DeriveSummary:
     """Webhook finalize: give event-only objects a mapping row, then re-derive every object that
     has deployment-relevant events not yet linked to a deployment."""
-    from analytics.reconciler_mapping import ObjectRef, map_object
+    from analytics.deployments.reconciler_mapping import ObjectRef, map_object
 
     missing = session.con.execute(
         """SELECT DISTINCT e.reconciler, e.kind, e.namespace, e.name FROM reconciler_events e
@@ -378,7 +355,7 @@ def derive_pending(session: WriteSession, config: Config) -> DeriveSummary:
     if keys:
         ids = derive_deployments(session, config, keys, summary)
         if ids:
-            from analytics.gitops_images import link_deployments
+            from analytics.deployments.images import link_deployments
 
             summary.changes = link_deployments(session, config, ids)
     return summary

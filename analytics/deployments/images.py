@@ -321,7 +321,7 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
         for location in svc.repositories:
             local = _local_path(session, location)
             if local is not None:
-                from analytics.reconciler_deployments import repo_id_for
+                from analytics.deployments.from_reconcilers import repo_id_for
 
                 repos.append(AppRepo(id=repo_id_for(session, location), path=local))
         apps[svc.name] = repos
