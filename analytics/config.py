@@ -66,6 +66,16 @@ class GitDeployments(_Model):
 class DeploymentSources(_Model):
     git: GitDeployments = Field(default_factory=GitDeployments)
     lead_time_start: Literal["author", "committer"] = "author"
+    count_redeploys: bool = Field(
+        default=True,
+        description="a successful deployment of the revision already running counts as a deployment "
+                    "(0 new changes); false: deployment frequency leaves it out",
+    )
+    default_environment: str | None = Field(
+        default=None,
+        description="environment of an imported deployment that names none; unset: the first "
+                    "production environment",
+    )
 
 
 DEFAULT_HOTFIX_PATTERN = r"(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b"
@@ -193,6 +203,11 @@ class Config(_Model):
 
     def production_environments(self) -> list[str]:
         return [e.name for e in self.environments if e.production]
+
+    def default_deployment_environment(self) -> str:
+        """Where a deployment that names no environment goes: the configured default, else the
+        first production environment (as for incidents), else "production"."""
+        return self.deployments.default_environment or (self.production_environments() or ["production"])[0]
 
 
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
