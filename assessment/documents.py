@@ -102,14 +102,83 @@ class Document:
     def ref(self) -> str:
         return self.object_ref or f"{self.kind}/{self.name}"
 
-    def line_of(self, pattern: str) -> int:
-        """Line of the first match of ``pattern`` (multiline regex), else the ``kind:`` line."""
-        m = _pattern(pattern).search(self.text)
+    def line_of(self, pattern: str, from_line: int | None = None) -> int:
+        """Line of the first match of ``pattern`` (multiline regex) at or after the file line
+        ``from_line``, else the ``kind:`` line."""
+        start = 0
+        if from_line is not None and from_line > self.line:
+            start = _offset_of_line(self.text, from_line - self.line)
+        m = _pattern(pattern).search(self.text, start)
         if m is None:
             m = _TOP_KIND.search(self.text)
         if m is None:
             return self.line
         return self.line + self.text.count("\n", 0, m.start())
+
+    @cached_property
+    def _nodes(self) -> yaml.Node | None:
+        """The document as a YAML node tree, which keeps every key's position (composed on first
+        use: only documents that yield a finding pay for it)."""
+        if self.preset is not _UNPARSED or not self.text.strip():
+            return None
+        source = _sanitize_template(self.text) if self.templated else self.text
+        try:
+            return yaml.compose(source, Loader=_Loader)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            return None
+
+    def line_at(self, *path: str | int, fallback: str | None = None) -> int:
+        """The exact line of the key (or list item) at ``path``: ``line_at("spec", "rules", 1,
+        "mutate")`` is the second rule's ``mutate:``, wherever the first one is. A regex search finds
+        the first match in the document, so a second match would get the first one's line.
+
+        When the path is not in the document (an unparsable template, a cluster object), the line
+        of ``fallback`` (a regex, see :meth:`line_of`), else the ``kind:`` line."""
+        node = self._nodes
+        found: int | None = None
+        for step in path:
+            if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == step:
+                        found, node = key.start_mark.line, value
+                        break
+                else:
+                    node = None
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(
+                node.value
+            ):
+                node = node.value[step]
+                found = node.start_mark.line
+            else:
+                node = None
+            if node is None:
+                break
+        if node is not None and found is not None:
+            return self.line + found
+        return self.line_of(fallback or r"^kind:")
+
+    def first_line(self, *keys: str) -> int:
+        """The line of the first of ``keys`` present at the top level, else of the first key (not a
+        comment or blank line above it), else the document's first line."""
+        for key in keys:
+            if isinstance(self._nodes, yaml.MappingNode) and any(
+                isinstance(k, yaml.ScalarNode) and k.value == key for k, _ in self._nodes.value
+            ):
+                return self.line_at(key)
+        if isinstance(self._nodes, yaml.MappingNode) and self._nodes.value:
+            return self.line + self._nodes.value[0][0].start_mark.line
+        return self.line
+
+
+def _offset_of_line(text: str, index: int) -> int:
+    """Character offset where the 0-based line ``index`` of ``text`` starts (len(text) past the end)."""
+    offset = 0
+    for _ in range(index):
+        nl = text.find("\n", offset)
+        if nl < 0:
+            return len(text)
+        offset = nl + 1
+    return offset
 
 
 def _sanitize_template(text: str) -> str:

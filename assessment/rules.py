@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 
 from assessment.detectors import Finding
+from assessment.detectors.layout import environment_name
 
 
 @dataclass
@@ -138,16 +140,75 @@ def workload_reconciliation(s: Signals) -> Outcome:
     )
 
 
+# Objects that decide which folder a cluster builds: they live in a cluster folder or name a path.
+PATH_RECONCILERS = (
+    "flux.kustomization",
+    "flux.helmrelease",
+    "flux.gotk-sync",
+    "flux.v1",
+    "argocd.application",
+    "argocd.applicationset",
+)
+
+
+def _builds(directory: str, reference: str) -> bool:
+    """Whether a reconciler building ``reference`` builds ``directory`` or a folder inside it,
+    segment by segment, so a glob (an ApplicationSet git generator's ``apps/*/overlays/*``) matches
+    too. A reference to a parent (``./overlays``) builds one thing out of every overlay: that is no
+    environment."""
+    folders, refs = directory.split("/"), reference.split("/")
+    if not directory or len(refs) < len(folders):
+        return False
+    return all(fnmatchcase(d, r) for d, r in zip(folders, refs, strict=False))
+
+
 def environment_management(s: Signals) -> Outcome:
-    """Environments are what targets different clusters or namespaces: cluster directories and
-    overlays, or Argo CD destinations; never values files alone."""
-    envs = s.values("layout.environment")
+    """Environments are what really targets different clusters or namespaces (issue #14): Argo CD
+    destinations, an ApplicationSet cluster generator, cluster folders that hold a reconciler
+    (Flux's Kustomizations per cluster), and overlays a reconciler builds (a Flux Kustomization's
+    ``spec.path``, an Argo CD source path or git generator directory). An overlay no reconciler
+    builds is not an environment; values files never are.
+
+    When the sources hold no reconciler at all, overlays and cluster folders cannot be judged either
+    way (the Kustomizations or Applications may live in another repository): ``unknown``."""
+    references = s.any("flux.path", "argocd.path")
+    reconcilers = s.any(*PATH_RECONCILERS)
+    envs: dict[str, Finding] = {}
+    unreferenced: dict[str, Finding] = {}
+    for folder in s.any("layout.cluster"):
+        prefix = folder.path or ""
+        holder = next((r for r in reconcilers if (r.path or "").startswith(prefix)), None)
+        if holder is not None:
+            where = f"{holder.path}:{holder.line}" if holder.line else holder.path
+            envs.setdefault(folder.value or "?", replace(
+                folder, detail=f"environment {folder.value} (cluster directory with a reconciler, {where})"))
+        else:
+            unreferenced.setdefault(folder.value or "?", folder)
+    for candidate in s.any("layout.environment", "kustomize.overlay"):
+        directory = candidate.value or ""
+        name = environment_name(directory)
+        ref = next((r for r in references if _builds(directory, r.value or "")), None)
+        if ref is not None:
+            detail = f"environment {name}: {directory} built by {ref.detail}"
+            envs.setdefault(name, replace(ref, detail=detail))
+        else:
+            unreferenced.setdefault(name, candidate)
+    for name in envs:
+        unreferenced.pop(name, None)
     destinations = s.values("argocd.destination")
     generated = s.any("argocd.cluster-generator")
+    found = list(envs.values()) + list(destinations.values())
     if len(envs) >= 2 or len(destinations) >= 2 or generated:
-        return Outcome("met", list(envs.values()) + list(destinations.values()) + generated)
-    return Outcome("not_met", list(envs.values()) + list(destinations.values()),
-                   note="fewer than two environments described (different clusters or namespaces)")
+        return Outcome("met", found + generated)
+    named = ", ".join(sorted(unreferenced))
+    if not reconcilers and len(envs) + len(unreferenced) >= 2:
+        return Outcome("unknown", found + list(unreferenced.values()),
+                       note=f"overlays or cluster folders for {named}, but no Flux Kustomization or Argo CD "
+                       "Application in these sources builds them")
+    note = "fewer than two environments described (different clusters or namespaces)"
+    if unreferenced:
+        note += f"; no reconciler builds the overlays or cluster folders for {named}"
+    return Outcome("not_met", found, note=note)
 
 
 def secrets_management(s: Signals) -> Outcome:
@@ -305,6 +366,8 @@ RULES: dict[str, Callable[[Signals], Outcome]] = {
 
 # For an ``unknown``: the source that would decide it (the alternative to answering the question).
 UNKNOWN_SOURCES: dict[str, str] = {
+    "environment-management": "pass the repository (or a --cluster-dump) with the Flux Kustomizations or "
+    "Argo CD Applications that build the overlays",
     "immutable-images": "pass the application repository (or a --cluster-dump) that declares the images",
     "cross-enterprise-governance": "pass the repository that declares tenants (AppProjects, Flux tenants) "
     "and policies",

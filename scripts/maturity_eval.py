@@ -90,6 +90,18 @@ FIXTURES: dict[str, Fixture] = {
          "workload-reconciliation", "pull-based", "package-management", "template-customization"},
         set(),
     ),
+    "overlays-staging-unbuilt": (
+        lambda p: repos.overlay_environments(p, staging_by=None),  # dev and staging: nobody builds them
+        L0 | {"workload-reconciliation", "pull-based", "package-management", "whole-environment",
+              "cluster-workload-separation", "template-customization"},
+        set(),
+    ),
+    "overlays-staging-by-argocd": (
+        lambda p: repos.overlay_environments(p, staging_by="argocd"),
+        L0 | {"workload-reconciliation", "environment-management", "pull-based", "package-management",
+              "whole-environment", "cluster-workload-separation", "template-customization"},
+        set(),
+    ),
     "sops-flux": (
         repos.sops_flux,  # labels as worked out in tests/test_assess.py::test_sops_encrypted_secrets
         L0 | {"workload-reconciliation", "environment-management", "secrets-management", "pull-based",

@@ -884,3 +884,233 @@ def flux_v1(path: Path) -> GitRepo:
     }
     repo.commit("flux v1", AT, files=files)
     return repo
+
+
+# --- environments come from what a reconciler builds (issue #14) --------------------------------
+
+def argocd_application(name: str, path: str, server: str, namespace: str) -> str:
+    return f"""apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: {name}
+  namespace: argocd
+spec:
+  project: default
+  source:
+    repoURL: https://github.com/acme/podinfo-config.git
+    targetRevision: main
+    path: {path}
+  destination:
+    server: {server}
+    namespace: {namespace}
+  syncPolicy:
+    automated:
+      prune: true
+      selfHeal: true
+"""
+
+
+PODINFO_APPSET = """apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: podinfo-staging
+  namespace: argocd
+spec:
+  goTemplate: true
+  generators:
+    - git:
+        repoURL: https://github.com/acme/podinfo-config.git
+        revision: main
+        directories:
+          - path: apps/*/overlays/staging
+  template:
+    metadata:
+      name: '{{.path.basename}}-staging'
+    spec:
+      project: default
+      source:
+        repoURL: https://github.com/acme/podinfo-config.git
+        targetRevision: main
+        path: '{{.path.path}}'
+      destination:
+        server: https://staging.k8s.acme.example
+        namespace: podinfo
+"""
+
+
+def overlay_environments(
+    path: Path, staging_by: str | None = "flux", production_flux: bool = True
+) -> GitRepo:
+    """A podinfo config repository with dev, staging and production overlays of one base. Flux in
+    clusters/production builds the production overlay; who builds the staging overlay is
+    ``staging_by``: ``flux`` (a second Flux Kustomization into a staging namespace of the same
+    cluster), ``argocd`` (an Application), ``appset`` (an ApplicationSet git generator's
+    ``apps/*/overlays/staging``) or None. Nothing ever builds the dev overlay. Without
+    ``production_flux`` the repository holds no reconciler at all (only with ``staging_by=None``)."""
+    repo = GitRepo.init(path)
+    files = {
+        "apps/podinfo/base/deployment.yaml": deployment("podinfo", "ghcr.io/stefanprodan/podinfo:6.7.1"),
+        "apps/podinfo/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+        "infrastructure/namespaces.yaml": "---\n".join(
+            f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: podinfo-{env}\n"
+            for env in ("dev", "staging", "production")),
+    }
+    for env, replicas in (("dev", 1), ("staging", 2), ("production", 3)):
+        files[f"apps/podinfo/overlays/{env}/kustomization.yaml"] = (
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"namespace: podinfo-{env}\nresources:\n  - ../../base\n"
+            f"replicas:\n  - name: podinfo\n    count: {replicas}\n"
+        )
+    if production_flux:
+        files["clusters/production/flux-system/gotk-sync.yaml"] = gotk_sync("production")
+        files["clusters/production/podinfo.yaml"] = flux_kustomization(
+            "podinfo", "./apps/podinfo/overlays/production")
+    if staging_by == "flux":
+        files["clusters/production/podinfo-staging.yaml"] = flux_kustomization(
+            "podinfo-staging", "./apps/podinfo/overlays/staging")
+    elif staging_by == "argocd":
+        files["argocd/podinfo-staging.yaml"] = argocd_application(
+            "podinfo-staging", "apps/podinfo/overlays/staging", "https://staging.k8s.acme.example", "podinfo")
+    elif staging_by == "appset":
+        files["argocd/podinfo-staging.yaml"] = PODINFO_APPSET
+    repo.commit("podinfo overlays", AT, files=files)
+    return repo
+
+
+# --- exact lines: several matches of one kind in one document (issue #14) -----------------------
+
+KYVERNO_TWO_ADVANCED_RULES = """apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: defaults
+spec:
+  rules:
+    - name: add-requests
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      mutate:
+        patchStrategicMerge:
+          spec:
+            containers:
+              - (name): "*"
+                resources:
+                  requests:
+                    +(memory): 64Mi
+    - name: add-team-label
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      mutate:
+        patchStrategicMerge:
+          metadata:
+            labels:
+              +(team): platform
+"""
+
+TWO_CHART_APPLICATION = """apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: observability
+  namespace: argocd
+  annotations:
+    notes: |
+      automated: sync, with selfHeal: on (set below)
+spec:
+  project: default
+  sources:
+    - repoURL: https://prometheus-community.github.io/helm-charts
+      chart: kube-prometheus-stack
+      targetRevision: 58.2.1
+      helm:
+        valueFiles:
+          - $values/observability/prometheus.yaml
+    - repoURL: https://grafana.github.io/helm-charts
+      chart: loki
+      targetRevision: 6.3.4
+      helm:
+        parameters:
+          - name: loki.auth_enabled
+            value: "false"
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: observability
+  syncPolicy:
+    syncOptions:
+      - CreateNamespace=true
+    automated:
+      prune: true
+      selfHeal: true
+"""
+
+TWO_FLUX_KUSTOMIZATIONS = """# Both clusters' apps, one file
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps-eu
+  namespace: flux-system
+spec:
+  interval: 10m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./apps/eu
+  prune: true
+  postBuild:
+    substituteFrom:
+      - kind: ConfigMap
+        name: cluster-vars
+  decryption:
+    provider: sops
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps-us
+  namespace: flux-system
+spec:
+  dependsOn:
+    - name: apps-eu
+  interval: 10m
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+  path: ./apps/us
+  prune: true
+  decryption:
+    provider: sops
+"""
+
+SECRET_AFTER_ANNOTATIONS = """apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+  annotations:
+    description: |
+      data: the password, stringData: the user
+type: Opaque
+stringData:
+  username: app
+data:
+  password: cGFzc3dvcmQ=
+"""
+
+
+def exact_lines(path: Path) -> GitRepo:
+    """Documents where a regex's first match is the wrong line: two rules, two sources, two
+    Kustomizations, keys mentioned in comments and annotations before the real ones."""
+    repo = GitRepo.init(path)
+    repo.commit("exact lines", AT, files={
+        "policies/defaults.yaml": KYVERNO_TWO_ADVANCED_RULES,
+        "argocd/observability.yaml": TWO_CHART_APPLICATION,
+        "clusters/prod/apps.yaml": TWO_FLUX_KUSTOMIZATIONS,
+        "apps/db/secret.yaml": SECRET_AFTER_ANNOTATIONS,
+        "apps/eu/kustomization.yaml": (
+            "# eu overlay: the images: override comes after the resources\n"
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            "resources:\n  - ../base\nnamePrefix: eu-\n"
+        ),
+    })
+    return repo

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from assessment.detectors import Finding
+from assessment.detectors.layout import normalise_path
 from assessment.documents import Document, SourceFile
 
 KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
@@ -25,7 +26,10 @@ def _truthy(value: Any) -> bool:
 
 def scan(f: SourceFile) -> Iterator[Finding]:
     if f.basename == "gotk-sync.yaml":
-        yield Finding("flux.gotk-sync", "Flux bootstrap sync (gotk-sync.yaml)", f.path, 1)
+        # the bootstrap Kustomization is what syncs the cluster: point at it, not at the file's top
+        sync = [d for d in f.documents if d.group == KUSTOMIZE_GROUP and d.kind == "Kustomization"]
+        line = sync[0].line_of(r"^kind:") if sync else (f.documents[0].first_line() if f.documents else 1)
+        yield Finding("flux.gotk-sync", "Flux bootstrap sync (gotk-sync.yaml)", f.path, line)
     for doc in f.documents:
         if (doc.group == "helm.fluxcd.io" and doc.kind == "HelmRelease") or (
             doc.group == "flux.weave.works" and doc.kind == "FluxHelmRelease"
@@ -36,7 +40,7 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                           doc.line_of(r"^kind:"))
             if doc.spec.get("values"):
                 yield Finding("flux.helm-values", f"Helm Operator {doc.ref} customises the chart with values",
-                              f.path, doc.line_of(r"^\s+values:"))
+                              f.path, doc.line_at("spec", "values", fallback=r"^\s+values:"))
             continue
         if doc.is_object and any(a in doc.text for a in V1_ANNOTATIONS):
             yield Finding("flux.v1", f"{doc.ref} is automated by Flux v1 (flux annotations)", f.path,
@@ -64,7 +68,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             "flux.suspended",
             f"Flux Kustomization {doc.name} is suspended",
             f.path,
-            doc.line_of(r"^\s+suspend:"),
+            doc.line_at("spec", "suspend"),
         )
         return
     yield Finding(
@@ -74,12 +78,22 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
         f.path,
         line,
     )
+    path = spec.get("path")
+    if isinstance(path, str) and not any(u in path for u in ("${", "{{", "TEMPLATED")):
+        # What it builds: an overlay or cluster folder it names is an environment (rules).
+        yield Finding(
+            "flux.path",
+            f"Flux Kustomization {doc.name} builds {normalise_path(path) or '.'}",
+            f.path,
+            doc.line_at("spec", "path"),
+            value=normalise_path(path),
+        )
     if spec.get("prune") is True:
         yield Finding(
             "flux.prune",
             f"Flux Kustomization {doc.name} prunes removed objects",
             f.path,
-            doc.line_of(r"^\s+prune:"),
+            doc.line_at("spec", "prune"),
         )
     if spec.get("dependsOn"):
         yield Finding(
@@ -87,7 +101,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             f"Flux Kustomization {doc.name} depends on "
             f"{[d.get('name') for d in spec['dependsOn'] if isinstance(d, dict)]}",
             f.path,
-            doc.line_of(r"^\s+dependsOn:"),
+            doc.line_at("spec", "dependsOn"),
         )
     post = spec.get("postBuild")
     if isinstance(post, dict) and (post.get("substitute") or post.get("substituteFrom")):
@@ -96,7 +110,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             "flux.substitute",
             f"Flux Kustomization {doc.name} substitutes per-cluster variables",
             f.path,
-            doc.line_of(r"^\s+postBuild:"),
+            doc.line_at("spec", "postBuild"),
             value=f.dirname,
         )
     account = spec.get("serviceAccountName")
@@ -107,7 +121,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             f"Flux Kustomization {doc.name} impersonates tenant account {account} in "
             f"namespace {spec['targetNamespace']}",
             f.path,
-            doc.line_of(r"^\s+serviceAccountName:"),
+            doc.line_at("spec", "serviceAccountName"),
             value=str(spec["targetNamespace"]),
         )
     decryption = spec.get("decryption")
@@ -116,7 +130,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             "secrets.sops-decryption",
             f"Flux Kustomization {doc.name} decrypts SOPS secrets",
             f.path,
-            doc.line_of(r"^\s+decryption:"),
+            doc.line_at("spec", "decryption"),
         )
 
 
@@ -127,7 +141,7 @@ def _helmrelease(f: SourceFile, doc: Document) -> Iterator[Finding]:
             "flux.suspended",
             f"Flux HelmRelease {doc.name} is suspended",
             f.path,
-            doc.line_of(r"^\s+suspend:"),
+            doc.line_at("spec", "suspend"),
         )
         return
     yield Finding("flux.helmrelease", f"Flux HelmRelease {doc.name}", f.path, doc.line_of(r"^kind:"))
@@ -137,12 +151,12 @@ def _helmrelease(f: SourceFile, doc: Document) -> Iterator[Finding]:
             "flux.helm-drift",
             f"Flux HelmRelease {doc.name} corrects drift (driftDetection enabled)",
             f.path,
-            doc.line_of(r"^\s+driftDetection:"),
+            doc.line_at("spec", "driftDetection"),
         )
     if spec.get("values") or spec.get("valuesFrom"):
         yield Finding(
             "flux.helm-values",
             f"Flux HelmRelease {doc.name} customises the chart with values",
             f.path,
-            doc.line_of(r"^\s+values(From)?:"),
+            doc.line_at("spec", "values" if spec.get("values") else "valuesFrom"),
         )

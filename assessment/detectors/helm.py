@@ -23,7 +23,7 @@ def scan(f: SourceFile) -> Iterator[Finding]:
             "helm.chart",
             f"Helm chart {name} {version or ''}".strip(),
             f.path,
-            doc.line_of(r"^name:"),
+            doc.line_at("name", fallback=r"^name:"),
             value=f.dirname,
         )
 

@@ -205,7 +205,7 @@ def _image_policy(doc: Document) -> Iterator[Finding]:
             f"ImagePolicy {doc.name} selects versions by semver range {semver['range']}; "
             "image automation commits the chosen tag",
             doc.path,
-            doc.line_of(r"^\s+range:"),
+            doc.line_at("spec", "policy", "semver", "range"),
             value=doc.name,
         )
 

@@ -65,7 +65,7 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                     "infra.provider",
                     f"Cluster {doc.name} runs on {_CAPI_KINDS[kind]} ({kind})",
                     f.path,
-                    doc.line_of(r"^\s+infrastructureRef:"),
+                    doc.line_at("spec", "infrastructureRef", "kind"),
                     value=_CAPI_KINDS[kind],
                 )
         elif doc.group == "cluster.x-k8s.io" and doc.kind == "ClusterClass":
@@ -84,7 +84,8 @@ def scan(f: SourceFile) -> Iterator[Finding]:
             for key, where in _PROVIDERS.items():
                 if re.search(rf"provider-{key}\b", package):
                     yield Finding(
-                        "infra.provider", f"Crossplane provider {package}", f.path, line, value=where
+                        "infra.provider", f"Crossplane provider {package}", f.path,
+                        doc.line_at("spec", "package"), value=where,
                     )
                     break
 

@@ -78,5 +78,5 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                     "k8s.plain-secret",
                     f"Secret {doc.name} holds unencrypted data",
                     f.path,
-                    doc.line_of(r"^(data|stringData):"),
+                    doc.line_at("data" if doc.body.get("data") else "stringData"),
                 )

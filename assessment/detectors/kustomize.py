@@ -28,13 +28,14 @@ def scan(f: SourceFile) -> Iterator[Finding]:
     for doc in f.documents:
         body = doc.body if isinstance(doc.body, dict) else {}
         if doc.kind == "Component":
-            yield Finding("kustomize.component", f"Kustomize component {f.dirname or '.'}", f.path, doc.line)
+            yield Finding("kustomize.component", f"Kustomize component {f.dirname or '.'}", f.path,
+                          doc.line_of(r"^kind:"))
             continue
         yield Finding(
             "kustomize.kustomization",
             f"kustomization in {f.dirname or '.'}",
             f.path,
-            doc.line,
+            doc.first_line("kind", "resources", "bases"),
             value=f.dirname,
         )
         refs = [r for key in ("resources", "bases") for r in (body.get(key) or []) if isinstance(r, str)]
@@ -45,7 +46,7 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                 "kustomize.overlay",
                 f"overlay of {parent_refs[0]} customised with {', '.join(customised)}",
                 f.path,
-                doc.line_of(rf"^{customised[0]}:"),
+                doc.line_at(customised[0]),
                 value=f.dirname,
             )
         if body.get("components"):
@@ -53,5 +54,5 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                 "kustomize.component",
                 f"uses components {body['components']}",
                 f.path,
-                doc.line_of(r"^components:"),
+                doc.line_at("components"),
             )

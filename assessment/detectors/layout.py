@@ -1,4 +1,9 @@
-"""Repository layout: clusters/<name>/ and environment overlays, cluster-config vs workload dirs."""
+"""Repository layout: clusters/<name>/ and environment overlays, cluster-config vs workload dirs.
+
+A directory is only a *candidate* environment here: the rules count it when a reconciler lives in
+it (a cluster directory) or builds it (a Flux Kustomization ``spec.path``, an Argo CD source path),
+because a folder name alone does not show that anything targets another cluster or namespace.
+"""
 
 from __future__ import annotations
 
@@ -36,14 +41,31 @@ def layout(paths: Sequence[str]) -> Iterator[Finding]:
                 app_dirs.setdefault(prefix, seg)
     for prefix, name in sorted(clusters.items()):
         yield Finding("layout.cluster", f"cluster directory {name}", prefix, None, value=name)
-        yield Finding(
-            "layout.environment", f"environment {name} (cluster directory)", prefix, None, value=name
-        )
     for prefix, name in sorted(envs.items()):
-        yield Finding("layout.environment", f"environment overlay {name}", prefix, None, value=name)
+        # value: the directory itself (unprefixed in multi-repository runs), which references name
+        yield Finding("layout.environment", f"environment overlay {name}", prefix, None,
+                      value=prefix.rstrip("/"))
     for prefix, name in sorted(config_dirs.items()):
         yield Finding(
             "layout.config-dir", f"cluster configuration directory {prefix}", prefix, None, value=name
         )
     for prefix, name in sorted(app_dirs.items()):
         yield Finding("layout.apps-dir", f"workload directory {prefix}", prefix, None, value=name)
+
+
+def environment_name(directory: str) -> str:
+    """The environment a directory stands for: the folder after ``clusters/``, ``overlays/``,
+    ``environments/``... (``apps/web/overlays/prod/us`` is ``prod``), else its last folder
+    (``apps/staging`` is ``staging``)."""
+    parts = [p for p in directory.strip("/").split("/") if p]
+    for i, part in enumerate(parts[:-1]):
+        if part in ENV_DIRS or part in CLUSTER_DIRS:
+            return parts[i + 1]
+    return parts[-1] if parts else "."
+
+
+def normalise_path(path: str) -> str:
+    """A reconciler's path as a directory of the repository: no ``./``, no trailing slash, ``""``
+    for the root."""
+    parts = [p for p in path.strip().split("/") if p and p != "."]
+    return "/".join(parts)

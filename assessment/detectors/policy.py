@@ -22,16 +22,17 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                 f.path,
                 doc.line_of(r"^kind:"),
             )
-            for rule in rules if isinstance(rules, list) else []:
+            for i, rule in enumerate(rules if isinstance(rules, list) else []):
                 if not isinstance(rule, dict):
                     continue
                 for kind in _ADVANCED_RULES:
                     if rule.get(kind):
+                        # each rule at its own line: two mutate rules are two lines
                         yield Finding(
                             "policy.advanced",
                             f"Kyverno {doc.ref} rule {rule.get('name', '?')} uses {kind}",
                             f.path,
-                            doc.line_of(rf"^\s+{kind}:"),
+                            doc.line_at("spec", "rules", i, kind, fallback=rf"^\s+{kind}:"),
                         )
         elif doc.group == "templates.gatekeeper.sh" and doc.kind == "ConstraintTemplate":
             yield Finding(

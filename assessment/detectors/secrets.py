@@ -127,7 +127,7 @@ def _tools(f: SourceFile) -> Iterator[Finding]:
                 "secrets.sops-encrypted",
                 f"SOPS-encrypted {doc.ref if doc.is_object else 'file'}",
                 f.path,
-                doc.line_of(r"^sops:"),
+                doc.line_at("sops", fallback=r"^sops:"),
             )
         if doc.group == "bitnami.com" and doc.kind == "SealedSecret":
             yield Finding("secrets.sealed", f"SealedSecret {doc.name}", f.path, doc.line_of(r"^kind:"))
