@@ -85,6 +85,87 @@ def _evidence_text(evidence: list[dict[str, Any]] | None) -> str:
     return "; ".join(items)
 
 
+def _next_level(result: dict[str, Any]) -> int:
+    level = result.get("level")
+    return int(level) + 1 if isinstance(level, int | float) and not is_missing(level) else 0
+
+
+def decisions(result: dict[str, Any], model: Any) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What blocks the next level (``not_met``), what is undecided (``unknown``, with the question
+    to answer or the source to add) and the evidence seen only in examples, docs and tests, as three
+    tables. An assessment stored before these lists existed gets them from its capability statuses
+    (blocking: the next level's not_met ones; undecided: unknown ones up to it)."""
+    nxt = _next_level(result)
+    caps = {c.get("id"): c for c in result.get("capabilities") or []}
+    model_caps = {c.id: c for lvl in model.levels for c in lvl.capabilities}
+    blocking, undecided = result.get("blocking"), result.get("undecided")
+    if blocking is None or undecided is None:
+        derived_blocking, derived_undecided = [], []
+        for c in caps.values():
+            level = c.get("level")
+            known = model_caps.get(c.get("id"))
+            row = {"capability": c.get("id"), "level": level, "title": c.get("title"), "why": c.get("note")}
+            if level == nxt and c.get("status") == "not_met":
+                derived_blocking.append({**row, "action": getattr(known, "action", None)})
+            if isinstance(level, int) and level <= nxt and c.get("status") == "unknown":
+                derived_undecided.append({**row, "question": getattr(known, "question", None)})
+        blocking = derived_blocking if blocking is None else blocking
+        undecided = derived_undecided if undecided is None else undecided
+    block_rows = [{"capability": b.get("title"), "id": b.get("capability"), "level": b.get("level"),
+                   "why": b.get("why"), "action": b.get("action")} for b in blocking]
+    undecided_rows = [{"capability": u.get("title"), "id": u.get("capability"), "level": u.get("level"),
+                       "why": u.get("why"), "question to answer": u.get("question"),
+                       "or source to add": u.get("source") or "attest it in an answers file"}
+                      for u in undecided]
+    example_rows = []
+    for cap in caps.values():
+        for ev in cap.get("seen_in_examples") or []:
+            where = ev.get("path") or ev.get("object") or ""
+            example_rows.append({
+                "capability": cap.get("title"), "id": cap.get("id"),
+                "status": STATUS_LABELS.get(str(cap.get("status")), str(cap.get("status"))),
+                "where": f"{where}:{ev['line']}" if ev.get("line") else where,
+                "detail": ev.get("detail"),
+            })
+    return (
+        pd.DataFrame(block_rows, columns=["capability", "id", "level", "why", "action"]),
+        pd.DataFrame(undecided_rows, columns=["capability", "id", "level", "why", "question to answer",
+                                              "or source to add"]),
+        pd.DataFrame(example_rows, columns=["capability", "id", "status", "where", "detail"]),
+    )
+
+
+def render_decisions(result: dict[str, Any], model: Any) -> None:
+    """Blocking, undecided and seen-in-examples, each apart: a missing capability is a fix, an unknown
+    one a question, and examples never count as met. Every value is a table cell, drawn as text."""
+    nxt = _next_level(result)
+    blocking, undecided, examples = decisions(result, model)
+    in_model = nxt < len(model.levels)
+    st.subheader("Blocking the next level")
+    if not in_model:
+        st.success("Every level is reached.")
+    elif blocking.empty:
+        st.success(f"Nothing at Level {nxt} is missing.")
+    else:
+        st.caption(f"Missing (not met) at Level {nxt}: each of these keeps the level from being reached.")
+        table(blocking, key="maturity-blocking", file_name="maturity-blocking.csv")
+    st.subheader("Undecided")
+    if undecided.empty:
+        st.caption(f"Nothing undecided up to Level {min(nxt, len(model.levels) - 1)}.")
+    else:
+        st.caption("Unknown: the sources cannot tell. Not counted as missing, but a level is not reached on "
+                   "unknowns alone; answer the question in the self-assessment below, or add the source.")
+        table(undecided, key="maturity-undecided", file_name="maturity-undecided.csv")
+    st.subheader("Seen in examples")
+    if examples.empty:
+        st.caption("No evidence found only in examples, docs or tests.")
+    else:
+        st.caption("Evidence in examples, docs and tests: not deployed, so never counted as met. The status "
+                   "column is the capability's status from deployed evidence.")
+        table(examples, key="maturity-examples", file_name="maturity-seen-in-examples.csv",
+              colors={"status": STATUS_COLORS})
+
+
 def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame | None) -> None:
     """Ladder, principles, next steps and the maturity timeline from the stored assessments."""
     found = assessments(db)
@@ -122,6 +203,8 @@ def render_assessment(db: Path, f: Filters, model: Any, dora_trend: pd.DataFrame
             })
         table(pd.DataFrame(rows), key=f"ladder-{lvl.level}", file_name=f"maturity-level-{lvl.level}.csv",
               colors={"status": STATUS_COLORS})
+
+    render_decisions(result, model)
 
     st.subheader("OpenGitOps principles")
     principle_names = {p.id: p.name for p in model.principles}

@@ -1,5 +1,6 @@
-"""Maturity: the L0-L3 ladder with evidence, OpenGitOps principles, next steps, the maturity timeline
-over the DORA trends, the self-assessment form, and each level's business benefits (from the model).
+"""Maturity: the L0-L3 ladder with evidence; what blocks the next level, what is undecided and what
+was only seen in examples, each apart; OpenGitOps principles, next steps, the maturity timeline over
+the DORA trends, the self-assessment form, and each level's business benefits (from the model).
 """
 
 from __future__ import annotations
