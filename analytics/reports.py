@@ -66,6 +66,31 @@ def escape_cell(value: str) -> str:
     return value
 
 
+_RECONCILER_ID = re.compile(r"^(?:argocd|flux):[^:]*/(?P<name>[^/:]+):(?P<rev>[^@]+)@(?P<at>\w+)$")
+_GIT_ID = re.compile(r"^git-(?:tag|branch):(?P<repo>[^:]+):(?P<ref>.+)$")
+SHORT_ID = 32
+
+
+def short_id(text: str) -> str:
+    """A deployment (or other) id short enough for a table column (at most 32 characters):
+    reconciler ids become ``<object name>@<revision, 7 chars>``, git ids
+    ``<repo>:<tag or branch@sha7>``; anything longer keeps its start and end around "…". Shared by
+    the CLI tables and the dashboard so both shorten an id alike; the full id is always one flag
+    (``--wide``, JSON) or one click (the drill-down) away."""
+    if len(text) <= SHORT_ID:
+        return text
+    if m := _RECONCILER_ID.match(text):
+        text = f"{m['name']}@{m['rev'][:7]}"
+    elif m := _GIT_ID.match(text):
+        ref = m["ref"]
+        branch, _, sha = ref.rpartition(":")
+        ref = f"{branch}@{sha[:7]}" if branch and re.fullmatch(r"[0-9a-f]{7,40}", sha) else ref
+        text = f"{m['repo']}:{ref}"
+    if len(text) <= SHORT_ID:
+        return text
+    return f"{text[:20]}…{text[-(SHORT_ID - 21):]}"
+
+
 def _text(value: str) -> str:
     """A text cell as reports show it: credentials masked, control characters removed."""
     from analytics.redaction import redact, strip_controls

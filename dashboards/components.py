@@ -4,7 +4,6 @@ shown as "—", statuses coloured), short ids, and the "How this is computed" ex
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.reports import escape_cell
+from analytics.reports import short_id as reports_short_id
 from dashboards.safe_text import file_part, md
 
 COLLECT_DEPLOYMENTS = "gitops-dora demo` or `gitops-dora collect git PATH --deploy-tags REGEX"
@@ -97,29 +97,11 @@ def text_or_dash(value: Any) -> str:
     return MISSING if is_missing(value) or value == "" else str(value)
 
 
-_RECONCILER_ID = re.compile(r"^(?:argocd|flux):[^:]*/(?P<name>[^/:]+):(?P<rev>[^@]+)@(?P<at>\w+)$")
-_GIT_ID = re.compile(r"^git-(?:tag|branch):(?P<repo>[^:]+):(?P<ref>.+)$")
-SHORT_ID = 32
-
-
 def short_id(value: Any) -> str:
-    """A deployment (or other) id short enough to read in a table (at most 32 characters):
-    reconciler ids become ``<object name>@<revision, 7 chars>``, git ids
-    ``<repo>:<tag or branch@sha7>``; anything longer keeps its start and end around "…". The full
+    """A deployment (or other) id short enough to read in a table (see
+    :func:`analytics.reports.short_id`, which the CLI tables use too); "—" when missing. The full
     id stays in the table's ``id`` column and in the drill-down."""
-    text = text_or_dash(value)
-    if len(text) <= SHORT_ID:
-        return text
-    if m := _RECONCILER_ID.match(text):
-        text = f"{m['name']}@{m['rev'][:7]}"
-    elif m := _GIT_ID.match(text):
-        ref = m["ref"]
-        branch, _, sha = ref.rpartition(":")
-        ref = f"{branch}@{sha[:7]}" if branch and re.fullmatch(r"[0-9a-f]{7,40}", sha) else ref
-        text = f"{m['repo']}:{ref}"
-    if len(text) <= SHORT_ID:
-        return text
-    return f"{text[:20]}…{text[-(SHORT_ID - 21):]}"
+    return reports_short_id(text_or_dash(value))
 
 
 def with_short_ids(frame: pd.DataFrame, column: str, short: str) -> pd.DataFrame:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import Format, print_rows
+from analytics.cli.output import WIDE_OPTION_HELP, Format, print_rows
 from analytics.cli.output import option_values as _values
+from analytics.reports import short_id
 
 if TYPE_CHECKING:  # duckdb costs ~0.1 s to import: only the command itself loads it
     import duckdb
@@ -30,9 +31,17 @@ COLUMNS = (
     "subject", "author_at", "committer_at", "pr_number", "pr_first_commit_at", "start_at", "start_source",
     "lead_hours", "outcome", "counted",
 )
+# The table's columns in the order shown; the optional ones go first, in this order, when the
+# terminal is narrow (--wide shows every column, shas and ids whole).
 TABLE_COLUMNS = (
-    "deployment_id", "deployed_at", "repo", "sha", "start_at", "start_source", "lead_hours", "outcome",
+    "deployed_at", "repo", "sha", "lead_hours", "outcome", "start_at", "start_source", "deployment_id",
+    "service", "environment", "subject",
 )
+TABLE_OPTIONAL = ("subject", "environment", "service", "deployment_id", "start_source", "start_at")
+TABLE_LABELS = {
+    "deployed_at": "deployed (UTC)", "lead_hours": "lead h", "start_at": "start (UTC)",
+    "start_source": "start", "deployment_id": "deployment", "environment": "env",
+}
 
 
 def audit_rows(
@@ -79,6 +88,7 @@ def changes_command(
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
     as_of: str | None = AS_OF_OPTION,
+    wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
     """List every change deployments shipped: its start (author, committer or PR first commit),
     lead time, and whether it counted for lead time (counted, baseline, negative,
@@ -103,8 +113,13 @@ def changes_command(
     finally:
         con.close()
     if fmt == Format.table:
-        shown = [{**r, "sha": (r["sha"] or "")[:12]} for r in rows]
-        print_rows(shown, TABLE_COLUMNS, fmt, title="Changes")
+        if wide:
+            print_rows(rows, COLUMNS, fmt, title="Changes", wide=True)
+        else:
+            shown = [{**r, "sha": (r["sha"] or "")[:12], "deployment_id": short_id(r["deployment_id"] or "")}
+                     for r in rows]
+            print_rows(shown, TABLE_COLUMNS, fmt, title="Changes", labels=TABLE_LABELS,
+                       optional=TABLE_OPTIONAL)
         from analytics.progress import say
 
         counted = [float(r["lead_hours"]) for r in rows if r["counted"]]

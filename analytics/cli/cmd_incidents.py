@@ -8,12 +8,30 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import Format, print_cursor
+from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
+from analytics.reports import short_id
 
 COLUMNS = (
     "id", "service", "environment", "created_at", "resolved_at", "status", "restore_hours",
     "attribution_rule", "deployment_id", "deployment_deployed_at", "root_cause", "title",
 )
+
+
+# The table's columns in the order shown; the optional ones go first, in this order, when the
+# terminal is narrow (--wide shows all, the deployment id whole).
+TABLE_COLUMNS = (
+    "id", "created_at", "service", "environment", "status", "restore_hours", "attribution_rule",
+    "deployment_id", "resolved_at", "title", "root_cause", "deployment_deployed_at",
+)
+TABLE_OPTIONAL = (
+    "deployment_deployed_at", "root_cause", "title", "resolved_at", "deployment_id", "attribution_rule",
+    "restore_hours", "id",
+)
+TABLE_LABELS = {
+    "created_at": "created (UTC)", "environment": "env", "restore_hours": "restore h",
+    "attribution_rule": "rule", "deployment_id": "deployment", "resolved_at": "resolved (UTC)",
+    "deployment_deployed_at": "deployed (UTC)",
+}
 
 
 class Status(StrEnum):
@@ -31,6 +49,7 @@ def incidents_command(
     status: Status | None = typer.Option(None, "--status", help="open or resolved"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
     as_of: str | None = AS_OF_OPTION,
+    wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
     """List incidents and the deployment each was attributed to (rule: root_cause, gap, unattributed)."""
     from analytics.metrics.engine import apply_settings
@@ -66,6 +85,13 @@ def incidents_command(
             f" FROM incident_attribution WHERE {where} ORDER BY created_at, incident_id",
             params,
         )
-        print_cursor(cursor, COLUMNS, fmt, title="Incidents")  # JSON and CSV in batches
+        if fmt != Format.table or wide:
+            print_cursor(cursor, COLUMNS, fmt, title="Incidents", wide=wide)  # JSON and CSV in batches
+            return
+        names = [d[0] for d in cursor.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
+    rows = [{**r, "deployment_id": short_id(r["deployment_id"]) if r["deployment_id"] else None}
+            for r in rows]
+    print_rows(rows, TABLE_COLUMNS, fmt, title="Incidents", labels=TABLE_LABELS, optional=TABLE_OPTIONAL)

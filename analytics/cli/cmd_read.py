@@ -8,8 +8,9 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import Format, print_cursor, print_rows
+from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
 from analytics.cli.output import option_values as _values
+from analytics.reports import short_id
 
 DEPLOYMENT_COLUMNS = (
     "id", "service", "team", "environment", "revision", "deployed_at", "status", "source", "source_ref",
@@ -31,10 +32,30 @@ ORDER BY d.deployed_at, d.id
 """
 
 
+# The table's columns in the order shown; when the terminal is narrow the optional ones go, in
+# DEPLOYMENT_OPTIONAL's order (what identifies a deployment and its outcome stays).
+DEPLOYMENT_TABLE = (
+    "deployed_at", "service", "environment", "status", "changes", "revision", "id", "team", "source",
+    "mapped_by", "source_ref",
+)
+DEPLOYMENT_OPTIONAL = ("source_ref", "mapped_by", "source", "team", "id", "revision")
+TABLE_LABELS = {
+    "environment": "env", "deployed_at": "deployed (UTC)", "deployments": "deploys",
+    "deployments_per_week": "per week", "lead_time_median_hours": "lead h",
+    "lead_time_p90_hours": "lead p90 h", "change_failure_rate": "CFR",
+    "failed_deployment_recovery_median_hours": "recover h", "rework_rate": "rework",
+    "period_start": "period",
+}
+
 # The table shows the headline figures; JSON and CSV carry every field.
 TABLE_METRICS = (
     "deployments", "deployments_per_week", "lead_time_median_hours", "lead_time_p90_hours",
     "change_failure_rate", "failed_deployment_recovery_median_hours", "rework_rate",
+)
+# left out first when the terminal is narrow: the least read figures
+METRICS_OPTIONAL = (
+    "lead_time_p90_hours", "deployments", "rework_rate", "failed_deployment_recovery_median_hours",
+    "change_failure_rate", "lead_time_median_hours", "deployments_per_week",
 )
 
 
@@ -48,6 +69,7 @@ def deployments_command(
     until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD or ISO 8601 with zone (exclusive)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
     as_of: str | None = AS_OF_OPTION,
+    wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
     """List deployments (all statuses), oldest first, with how many changes each shipped and, for
     reconciler deployments, how their object was mapped to a service and environment."""
@@ -81,9 +103,13 @@ def deployments_command(
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
-    # a full sha does not fit a terminal column
-    rows = [{**r, "revision": (r["revision"] or "")[:12]} for r in rows]
-    print_rows(rows, DEPLOYMENT_COLUMNS, fmt, title="Deployments")
+    if wide:
+        print_rows(rows, DEPLOYMENT_COLUMNS, fmt, title="Deployments", wide=True)
+        return
+    # a full sha or reconciler id does not fit a terminal column: --wide and JSON have them whole
+    rows = [{**r, "revision": (r["revision"] or "")[:12], "id": short_id(r["id"])} for r in rows]
+    print_rows(rows, DEPLOYMENT_TABLE, fmt, title="Deployments", labels=TABLE_LABELS,
+               optional=DEPLOYMENT_OPTIONAL)
 
 
 def _flatten(group: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +155,10 @@ def metrics_command(
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
     as_of: str | None = AS_OF_OPTION,
+    wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="table: also print how each figure is counted (JSON has it as notes)"
+    ),
 ) -> None:
     """DORA metrics per group over the half-open window [since, until) in UTC."""
     from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
@@ -160,16 +190,31 @@ def metrics_command(
     if compare_previous:
         values = [c for c in columns if c not in (*query.group_by, "period_start", "period_end", "ratings")]
         columns += [f"previous_{c}" for c in values] + [f"delta_{c}" for c in values]
-    if fmt == Format.table:
+    optional: list[str] = []
+    if fmt == Format.table and wide:
+        columns = [c for c in columns if c != "ratings"]
+        rated = list(dict.fromkeys(m for r in rows for m in (r.get("ratings") or {})))
+        rows = [{**r, **{f"{m}_rating": (r.get("ratings") or {}).get(m, {}).get("cluster") for m in rated}}
+                for r in rows]
+        columns += [f"{m}_rating" for m in rated]
+    elif fmt == Format.table:
         keys = [c for c in columns if c in (*query.group_by, "period_start")]
         shown = [c for c in TABLE_METRICS if c in columns]
-        columns = keys + shown + ([f"delta_{c}" for c in shown] if compare_previous else [])
+        deltas = [f"delta_{c}" for c in shown] if compare_previous else []
+        columns = keys + [c for s in shown for c in (s, *([f"delta_{s}"] if compare_previous else []))]
+        optional = [c for m in METRICS_OPTIONAL if m in shown
+                    for c in ((f"delta_{m}", m) if f"delta_{m}" in deltas else (m,))]
+    if fmt == Format.table:
         rows = [{**r, "period_start": _short_time(r.get("period_start"))} for r in rows]
+    labels = {**TABLE_LABELS, **{f"delta_{k}": f"Δ {v}" for k, v in TABLE_LABELS.items()}}
     title = f"DORA metrics {report.since:%Y-%m-%d %H:%M} .. {report.until:%Y-%m-%d %H:%M} UTC"
-    print_rows(rows, columns, fmt, title=title, json_payload=report.payload())
+    print_rows(rows, columns, fmt, title=title, json_payload=report.payload(), labels=labels,
+               optional=optional, wide=wide)
     if fmt == Format.table:
         from analytics.progress import say
 
-        for note in report.notes:
-            say(f"note: {note}")
-        say("note: the table shows headline figures; --format json or csv gives every field")
+        if verbose:
+            for note in report.notes:
+                say(f"note: {note}")
+        else:
+            say("note: --verbose says how each figure is counted; --format json or csv gives every field")

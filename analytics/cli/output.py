@@ -13,6 +13,7 @@ import io
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -73,25 +74,107 @@ def print_rows(
     *,
     title: str | None = None,
     json_payload: Any = None,
+    labels: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
+    wide: bool = False,
 ) -> None:
-    """Print rows; ``json_payload`` overrides the JSON shape (default: a list of row objects)."""
+    """Print rows; ``json_payload`` overrides the JSON shape (default: a list of row objects).
+
+    A table must stay readable in the terminal it lands in (80 columns when nothing says
+    otherwise): ``labels`` gives short headers, and the ``optional`` columns are left out, in that
+    order, until the rest fits, with one stderr line naming what was left out. ``wide`` shows
+    every column under its field name at full width, whatever the terminal (for a pager or a file).
+    """
     if fmt == Format.json:
         _write_json(json_payload if json_payload is not None else list(rows))
         return
     if fmt == Format.csv:
         sys.stdout.write(csv_text(rows, columns))
         return
+    print_table(rows, columns, title=title, labels=labels, optional=optional, wide=wide)
+
+
+TABLE_GAP = 3  # what box.SIMPLE_HEAD with padding (0, 1) and no edge puts between two columns
+
+
+def table_cells(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[list[str]]:
+    """Every cell as the table shows it: numbers rounded, times to the minute when that loses
+    nothing, missing values empty."""
+    return [["" if row.get(c) is None else _cell(row.get(c)) for c in columns] for row in rows]
+
+
+def fit_columns(
+    widths: Mapping[str, int], columns: Sequence[str], optional: Sequence[str], width: int
+) -> tuple[list[str], list[str]]:
+    """(shown, hidden): ``optional`` columns dropped in order until the table is ``width`` wide;
+    then any dropped column that fits in the room left comes back, the most important first (a
+    wide id dropped late must not take a narrow figure dropped before it along)."""
+    shown = list(columns)
+    hidden: list[str] = []
+    for name in optional:
+        if _table_width(widths, shown) <= width:
+            break
+        if name in shown:
+            shown.remove(name)
+            hidden.append(name)
+    for name in reversed(list(hidden)):
+        candidate = [c for c in columns if c in shown or c == name]
+        if _table_width(widths, candidate) <= width:
+            shown = candidate
+            hidden.remove(name)
+    return shown, hidden
+
+
+def _table_width(widths: Mapping[str, int], shown: Sequence[str]) -> int:
+    return sum(widths[c] for c in shown) + TABLE_GAP * max(len(shown) - 1, 0)
+
+
+def print_table(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
+    wide: bool = False,
+) -> None:
+    from rich import box
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=safe_text(title) if title is not None else None, show_lines=False)
-    for col in columns:
-        table.add_column(safe_text(col), overflow="fold")
-    for row in rows:
-        table.add_row(*(safe_text("" if row.get(c) is None else _cell(row.get(c))) for c in columns))
-    Console().print(table)
+    heads = {c: c if wide else (labels or {}).get(c, c) for c in columns}
+    cells = table_cells(rows, columns)
+    widths = {c: max([cell_len(strip_controls(heads[c]))]
+                     + [cell_len(strip_controls(r[i])) for r in cells]) for i, c in enumerate(columns)}
+    console = Console()
+    hidden: list[str] = []
+    if wide:
+        shown = list(columns)
+        needed = max(_table_width(widths, shown), cell_len(title or ""))
+        console = Console(width=max(needed, 20))
+    else:
+        shown, hidden = fit_columns(widths, columns, optional, console.width)
+    # Values are never cut: a column that still does not fit folds rather than hiding its end.
+    fits = _table_width(widths, shown) <= console.width
+    table = Table(title=safe_text(title) if title is not None else None, box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False, padding=(0, 1),
+                  min_width=min(cell_len(title or ""), console.width))
+    index = {c: i for i, c in enumerate(columns)}
+    for col in shown:
+        table.add_column(safe_text(heads[col]), no_wrap=fits, overflow="fold",
+                         min_width=widths[col] if fits else None)
+    for row in cells:
+        table.add_row(*(safe_text(row[index[c]]) for c in shown))
+    console.print(table)
     if not rows:
         Console(stderr=True).print("[dim](no rows)[/dim]")
+    if hidden:
+        from analytics.progress import say
+
+        names = ", ".join(heads[c] for c in hidden)
+        say(f"note: {len(hidden)} column{'s' if len(hidden) > 1 else ''} left out to fit "
+            f"{console.width} columns ({names}); --wide shows every column")
 
 
 STREAM_BATCH = 10_000
@@ -103,6 +186,9 @@ def print_cursor(
     fmt: Format,
     *,
     title: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    optional: Sequence[str] = (),
+    wide: bool = False,
 ) -> None:
     """Print a query's rows as :func:`print_rows` would, reading JSON and CSV in batches of
     STREAM_BATCH rows (``fetchmany``) so memory holds one batch, not the whole result. The JSON
@@ -114,7 +200,8 @@ def print_cursor(
             yield [dict(zip(names, r, strict=True)) for r in chunk]
 
     if fmt == Format.table:
-        print_rows([row for chunk in batches() for row in chunk], columns, fmt, title=title)
+        print_table([row for chunk in batches() for row in chunk], columns, title=title, labels=labels,
+                    optional=optional, wide=wide)
         return
     buffer = getattr(sys.stdout, "buffer", None)
     sys.stdout.flush()
@@ -163,6 +250,8 @@ def _write_json(payload: Any) -> None:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return _table_time(value)
     value = to_jsonable(value)
     if isinstance(value, float):
         return f"{value:.2f}"
@@ -171,6 +260,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _table_time(value: datetime) -> str:
+    """A time in UTC as a table shows it: no seconds or zone suffix when they add nothing (the
+    titles say UTC), a date alone at midnight; JSON and CSV keep ISO 8601 with ``Z``."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+        return value.date().isoformat()
+    if (value.second, value.microsecond) == (0, 0):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f" if value.microsecond else "%Y-%m-%d %H:%M:%S")
+
+
 def option_values(option: list[str] | None) -> tuple[str, ...]:
     """Repeatable options also accept comma lists: --service a,b == --service a --service b."""
     return tuple(v.strip() for item in option or [] for v in item.split(",") if v.strip())
+
+
+WIDE_OPTION_HELP = "table: every column at full width, whatever the terminal's width"
