@@ -148,10 +148,12 @@ def test_bad_rows_of_other_kinds(tmp_path: Path) -> None:
         "bad_status.csv": (DEPLOYMENT_HEADER, [
             ("d1", "pay", "production", "abc", "2024-05-02T10:00:00Z", "exploded", "")],
             "line 2: unknown status 'exploded' (use success or failed)"),
-        "no_env.csv": (DEPLOYMENT_HEADER, [
+        # (a deployment without an environment is no longer refused: it goes to the default
+        # environment, tests/test_deploy_multirepo.py::test_missing_environment_is_a_data_warning)
+        "no_service.csv": (DEPLOYMENT_HEADER, [
             ("d1", "pay", "production", "abc", "2024-05-02T10:00:00Z", "success", ""),
-            ("d2", "pay", "", "abc", "2024-05-03T10:00:00Z", "success", "")],
-            "line 3: missing value for 'environment'"),
+            ("d2", "", "production", "abc", "2024-05-03T10:00:00Z", "success", "")],
+            "line 3: missing value for 'service'"),
     }
     for name, (header, data, message) in cases.items():
         path = write_csv(tmp_path / name, header, data)

@@ -11,6 +11,9 @@ Order of deployments with equal ``deployed_at``: the one whose revision has the 
 time goes first (it is most likely the ancestor), then the smaller deployment id.
 
 Failed deployments ship nothing: their commits go to the next successful deployment.
+A deployment that ships several repositories (``deployment_revisions``) walks each repository
+from its own revision, so it gets each repository's commits since that repository's previous
+deployment to the same service and environment.
 A revision is resolved within the deployment's ``repository`` as a full sha, a tag name, or an
 unambiguous abbreviated sha (4+ hex digits); unresolved revisions are recorded as a data warning.
 """
@@ -166,9 +169,16 @@ def attribute_changes(
     graphs: dict[str, _RepoGraph] = {}
     dep_names: list[str] = []
     for svc, env in sorted(selected):
+        # a deployment shipping several repositories has a pair per repository in
+        # deployment_revisions (its deployments row holds the first pair again: UNION drops it)
         rows = con.execute(
             """SELECT id, repository, revision, raw_revision, epoch_us(deployed_at)
-               FROM deployments WHERE service = ? AND environment = ? AND status = 'success'""",
+               FROM deployments WHERE service = $1 AND environment = $2 AND status = 'success'
+               UNION
+               SELECT d.id, r.repository, r.revision, r.raw_revision, epoch_us(d.deployed_at)
+               FROM deployment_revisions r JOIN deployments d ON d.id = r.deployment_id
+               WHERE d.service = $1 AND d.environment = $2 AND d.status = 'success'
+               ORDER BY 1, 2""",
             [svc, env],
         ).fetchall()
         unresolved = [f"{dep_id} (no repository)" for dep_id, repo, *_ in rows if repo is None]

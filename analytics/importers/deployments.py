@@ -5,6 +5,15 @@ Columns: ``id, service, environment, revision, deployed_at, status, repository``
 A revision that names a commit (full or abbreviated sha) or a tag of a collected repository is
 resolved to the full sha and the deployment's changes are attributed through git like any other
 deployment's.
+
+A deployment that ships several repositories at once (one pipeline deploying many) lists
+``repository=revision`` pairs in ``revision`` and leaves ``repository`` empty: ``api=1a2b3c4
+web=v2.1`` (separated by spaces, commas or semicolons), or a mapping / list of pairs in JSON and
+YAML. Each repository's changes are its commits since its own previous deployment to the same
+service and environment (docs/metrics.md, "Deployments of several repositories").
+
+An empty environment means ``deployments.default_environment`` (else the first production
+environment), counted in the summary and as a ``default_environment`` data warning.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ KIND = "deployments"
 COLUMNS = ("id", "service", "environment", "revision", "deployed_at", "status", "repository")
 _REQUIRED_TO_DETECT = {"id", "service", "deployed_at", "revision"}
 _HEX = re.compile(r"^[0-9a-fA-F]{7,40}$")
+_PAIR_SPLIT = re.compile(r"[\s,;]+")
 _BOOL = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 _STATUS = {
     "success": "success", "succeeded": "success", "successful": "success", "ok": "success",
@@ -64,10 +74,72 @@ def _resolve(session: WriteSession, repository: str | None, revision: str) -> tu
     return revision, repository, "unknown"
 
 
+def revision_pairs(value: Any, repository: str | None, where: RowContext) -> list[tuple[str, str]] | None:
+    """The ``repository=revision`` pairs of a deployment shipping several repositories, or None
+    for a plain revision. Pairs only when no ``repository`` column value is given, so a tag that
+    happens to hold ``=`` stays one revision of its repository."""
+    if repository is not None:
+        return None
+    if isinstance(value, dict):
+        items = [f"{k}={v}" for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [str(v) for v in value]
+    elif isinstance(value, str) and "=" in value:
+        items = [part for part in _PAIR_SPLIT.split(value.strip()) if part]
+    else:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        repo, sep, revision = str(item).partition("=")
+        if not sep or not repo.strip() or not revision.strip():
+            raise where.error(f"revision pair {item!r} is not repository=revision")
+        if any(repo.strip() == known for known, _ in pairs):
+            raise where.error(f"repository {repo.strip()!r} is listed twice in 'revision'")
+        pairs.append((repo.strip(), revision.strip()))
+    if not pairs:
+        raise where.error("missing value for 'revision'")
+    return pairs
+
+
+def revision_rows(session: WriteSession, dep_id: str, pairs: list[tuple[str, str]],
+                  summary: ImportSummary) -> list[dict[str, Any]]:
+    """deployment_revisions rows for the pairs, each revision resolved in its repository."""
+    out = []
+    for repo, raw in pairs:
+        revision, repository, fmt = _resolve(session, repo, raw)
+        if fmt == "unknown":
+            summary.unknown_revisions += 1
+        out.append({"deployment_id": dep_id, "repository": repository or repo, "revision": revision,
+                    "raw_revision": raw, "revision_format": fmt})
+    return out
+
+
+def replace_revisions(session: WriteSession, ids: list[str], rows: list[dict[str, Any]]) -> None:
+    """Make the stored pairs of these deployments exactly ``rows`` (a deployment imported again
+    with one repository loses its earlier pairs)."""
+    if ids:
+        session.con.execute("DELETE FROM deployment_revisions WHERE deployment_id IN "
+                            "(SELECT unnest(?::VARCHAR[]))", [ids])
+    if rows:
+        session.upsert("deployment_revisions", rows)
+
+
+def note_default_environment(session: WriteSession, summary: ImportSummary, count: int, env: str,
+                             what: str = "deployments") -> None:
+    """A row that named no environment was put in the default one: said in the summary and kept
+    as a data warning, because metrics of that environment now include rows nobody placed there."""
+    if count:
+        summary.notes.append(f"{count} {what} without an environment assigned to {env}")
+        session.warn("default_environment", f"{what} without an environment assigned to {env}", count)
+
+
 def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
     summary = ImportSummary(kind=KIND, path=parsed.path)
     rows: list[dict[str, Any]] = []
+    pair_rows: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
+    default_env = config.default_deployment_environment()
+    defaulted = 0
     for raw, line in zip(parsed.records, parsed.lines, strict=True):
         record = normalise_keys(raw)
         where = RowContext(parsed.path, line)
@@ -76,8 +148,12 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
             raise where.error(f"duplicate deployment id {dep_id!r} (first on line {first_line[dep_id]})")
         first_line[dep_id] = line
         service = required_text(record, "service", where)
-        environment = required_text(record, "environment", where)
-        raw_revision = required_text(record, "revision", where)
+        environment = text(record, "environment")
+        if environment is None:
+            environment = default_env
+            defaulted += 1
+        pairs = revision_pairs(record.get("revision"), text(record, "repository"), where)
+        raw_revision = pairs[0][1] if pairs else required_text(record, "revision", where)
         deployed = timestamp(record, "deployed_at", where)
         if deployed is None:
             raise where.error("missing value for 'deployed_at'")
@@ -92,9 +168,15 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         if rollback_text not in _BOOL:
             raise where.error(f"'rollback' is not true or false: {rollback_text!r}")
         is_rollback = _BOOL[rollback_text]
-        revision, repository, fmt = _resolve(session, text(record, "repository"), raw_revision)
-        if fmt == "unknown":
-            summary.unknown_revisions += 1
+        if pairs:
+            shipped = revision_rows(session, dep_id, pairs, summary)
+            pair_rows.extend(shipped)
+            first = shipped[0]
+            revision, repository, fmt = first["revision"], first["repository"], first["revision_format"]
+        else:
+            revision, repository, fmt = _resolve(session, text(record, "repository"), raw_revision)
+            if fmt == "unknown":
+                summary.unknown_revisions += 1
         rows.append(
             {
                 "id": dep_id,
@@ -115,17 +197,24 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         )
     register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
     session.upsert("deployments", rows)
+    replace_revisions(session, [r["id"] for r in rows], pair_rows)
     summary.rows = len(rows)
-    attributed = _attribute(session, rows)
+    if pair_rows:
+        several = len({r["deployment_id"] for r in pair_rows})
+        summary.notes.append(f"{several} deployments of several repositories")
+    note_default_environment(session, summary, defaulted, default_env)
+    attributed = _attribute(session, rows, pair_rows)
     if attributed:
         summary.notes.append(f"{attributed} deployments with changes attributed through git")
     return summary
 
 
-def _attribute(session: WriteSession, rows: list[dict[str, Any]]) -> int | None:
+def _attribute(session: WriteSession, rows: list[dict[str, Any]],
+               pair_rows: list[dict[str, Any]] | None = None) -> int | None:
     """Attribute changes for deployments whose revision is in a collected repo (git developer's code)."""
     collected = {r[0] for r in session.con.execute("SELECT id FROM repositories").fetchall()}
-    ids = [r["id"] for r in rows if r["repository"] in collected]
+    several = {r["deployment_id"] for r in pair_rows or [] if r["repository"] in collected}
+    ids = [r["id"] for r in rows if r["repository"] in collected or r["id"] in several]
     if not ids:
         return 0
     try:

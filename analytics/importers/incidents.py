@@ -95,6 +95,8 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         summary.notes.append(f"{open_count} open")
     if defaulted_env:
         summary.notes.append(f"{defaulted_env} without an environment assigned to {default_env}")
+        session.warn("default_environment", f"incidents without an environment assigned to {default_env}",
+                     defaulted_env)
     return summary
 
 
@@ -230,4 +232,6 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         summary.notes.append(f"{open_count} open")
     if defaulted_env:
         summary.notes.append(f"{defaulted_env} without an environment assigned to {default_env}")
+        session.warn("default_environment", f"incidents without an environment assigned to {default_env}",
+                     defaulted_env)
     return summary

@@ -26,8 +26,10 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   a per-week rate is ``count(...) * 7.0 / period_days`` and stays right for partial periods.
 * A TEMP TABLE ``window_changes`` holds, per window, the ``change_lead_times`` rows of the
   deployments in the window that pass the filters (columns deployment_id, repo, sha, lead_hours,
-  is_negative, counts_for_lead_time): join it on ``deployment_id = scoped.id`` instead of reading the
-  view, which would recompute every change's lead time over all history for each family.
+  is_negative, counts_for_lead_time, is_baseline: the change's own, which also holds for a
+  repository a deployment of several ships for the first time): join it on
+  ``deployment_id = scoped.id`` instead of reading the view, which would recompute every
+  change's lead time over all history for each family.
 * The file body is ONE query (it may start with WITH; a final semicolon is allowed) over
   ``scoped`` that returns one row per group key. Placeholders, replaced textually before running:
 
@@ -50,7 +52,7 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   views with ``getvariable(name)``: ``gitops_dora_lead_time_start`` ('author'|'committer'),
   ``gitops_dora_max_attribution_gap_hours`` (DOUBLE), ``gitops_dora_hotfix_pattern`` (regex) and
   ``gitops_dora_hotfix_required_text`` (text every match of the default pattern contains, '' for
-  another pattern).
+  another pattern) and ``gitops_dora_count_redeploys`` (BOOLEAN, ``deployments.count_redeploys``).
 
 Merging: each family's rows go to a TEMP TABLE, and one SQL query joins them by group key (NULL
 dimension values match each other) over every (group, period) pair, so the merge is not a Python
@@ -196,6 +198,8 @@ def apply_settings(
     con.execute(f"SET VARIABLE gitops_dora_hotfix_pattern = '{pattern}'")
     required = DEFAULT_HOTFIX_REQUIRED_TEXT if cfg.incidents.hotfix_pattern == DEFAULT_HOTFIX_PATTERN else ""
     con.execute(f"SET VARIABLE gitops_dora_hotfix_required_text = '{required}'")
+    redeploys = "true" if cfg.deployments.count_redeploys else "false"
+    con.execute(f"SET VARIABLE gitops_dora_count_redeploys = {redeploys}")
 
 
 def _ts_literal(moment: datetime) -> str:
@@ -263,7 +267,7 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     """
     con.execute(
         "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.repo, l.sha,"
-        " l.lead_hours, l.is_negative, l.counts_for_lead_time FROM change_lead_times l"
+        " l.lead_hours, l.is_negative, l.counts_for_lead_time, l.is_baseline FROM change_lead_times l"
         f" WHERE l.deployed_at >= ? AND l.deployed_at < ? AND {_filters(query, 'l')}",
         [window.since, window.until],
     )

@@ -33,6 +33,9 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "maturity_capability_status": ("assessment_id", "capability"),
     "maturity_level_progress": ("assessment_id", "level"),
     "imported_pull_request_ids": ("source_id",),
+    "deployment_revisions": ("deployment_id", "repository"),
+    "devlake_project_mapping": ("project_name", "table_name", "mapped_id"),
+    "devlake_row_scopes": ("record_kind", "record_id", "scope_table", "scope_id"),
 }
 
 

@@ -5,6 +5,7 @@
 -- fact: deployment_baselines
 -- time: deployed_at
 -- note: deployments, deployment_days and lead time count successful deployments only
+-- note: a redeploy (the revision already running, deployed again) counts as a deployment with 0 new changes unless deployments.count_redeploys is false
 -- note: baseline_deployments are the first deployment ever seen of a service+environment: they count as deployments, but their changes (baseline_changes) predate what was observed and are excluded from lead time
 -- note: excluded_negative_lead_times counts changes whose start is after their deployment; they are left out of lead time
 -- zero: deployments, deployment_days, deployments_per_week, changes, excluded_negative_lead_times, baseline_deployments, baseline_changes
@@ -13,7 +14,8 @@
 -- of one table (a deployment row, then a row per change) so that nothing is counted DISTINCT over
 -- the million-change side.
 WITH successful_deployments AS (
-    SELECT * FROM scoped WHERE status = 'success'
+    -- counts_as_deployment: successful, and not a redeploy when deployments.count_redeploys is false
+    SELECT * FROM scoped WHERE counts_as_deployment
 ),
 measured_rows AS (
     SELECT {group_keys},
@@ -31,7 +33,7 @@ measured_rows AS (
            d.period_days,
            false,
            NULL::DATE,
-           d.is_baseline,
+           l.is_baseline,
            l.sha,
            l.lead_hours,
            l.is_negative,

@@ -4,7 +4,7 @@
 -- Weeks are the whole 7-day blocks from the period start ([start + 7k days, start + 7(k+1) days)
 -- ending inside the period); months are whole 30-day blocks the same way. A period shorter than
 -- one block uses its own rate scaled to the block (days * 7 / period_days).
--- Only successful deployments count (as for deployments and deployment_days).
+-- Only successful deployments count, redeploys as configured (as for deployments and deployment_days).
 -- fact: deployment_times
 -- time: deployed_at
 -- note: deployment_days_per_week_median counts whole 7-day blocks from the period start, weeks without deployments as 0 (the deployment frequency rating uses it)
@@ -15,7 +15,7 @@ WITH successful_deployments AS (
            CAST(floor(period_days / 7) AS INTEGER) AS whole_weeks,
            CAST(floor(period_days / 30) AS INTEGER) AS whole_months
     FROM scoped
-    WHERE status = 'success'
+    WHERE counts_as_deployment
 ),
 block_counts AS (
     -- deployment days in each whole week that had any

@@ -25,10 +25,15 @@ SELECT o.id,
        o.source_ref,
        o.is_rollback,
        o.rollback_target,
-       o.seq = 1 AS is_baseline
+       o.seq = 1 AS is_baseline,
+       coalesce(r.is_redeploy, false) AS is_redeploy,
+       -- what deployment counts and frequency count (07_redeploys.sql: redeploys unless configured)
+       o.status = 'success' AND (coalesce(CAST(getvariable('gitops_dora_count_redeploys') AS BOOLEAN), true)
+                                 OR NOT coalesce(r.is_redeploy, false)) AS counts_as_deployment
 FROM ordered_deployments o
 LEFT JOIN services s ON s.name = o.service
-LEFT JOIN environments e ON e.name = o.environment;
+LEFT JOIN environments e ON e.name = o.environment
+LEFT JOIN deployment_redeploys r ON r.id = o.id;
 
 CREATE OR REPLACE TEMP VIEW deployment_facts AS
 WITH change_counts AS (

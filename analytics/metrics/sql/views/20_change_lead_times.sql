@@ -3,9 +3,33 @@
 -- analytics.metrics.engine.apply_settings from the config or --lead-time-start). A merged PR's
 -- first commit (pr_change_starts) is preferred when present. Baseline changes and negative lead
 -- times stay in the view, flagged, so the metrics can report how many were left out.
+-- A deployment that ships several repositories (deployment_revisions) may be the first of its
+-- service+environment to ship one of them: that repository's changes are a baseline too (its
+-- history predates what was observed), though the deployment is not the scope's first.
 CREATE OR REPLACE TEMP VIEW change_lead_times AS
 WITH settings AS (
     SELECT coalesce(CAST(getvariable('gitops_dora_lead_time_start') AS VARCHAR), 'author') AS lead_time_start
+),
+multi_repo_scopes AS (
+    SELECT DISTINCT d.service, d.environment, r.repository
+    FROM deployment_revisions r
+    JOIN deployments d ON d.id = r.deployment_id
+),
+repository_deployments AS (
+    -- every deployment of those scopes and repositories: its first pair, then its other pairs
+    SELECT d.id, d.service, d.environment, d.repository, d.deployed_at
+    FROM deployments d
+    SEMI JOIN multi_repo_scopes m
+        ON m.service = d.service AND m.environment = d.environment AND m.repository = d.repository
+    UNION
+    SELECT d.id, d.service, d.environment, r.repository, d.deployed_at
+    FROM deployment_revisions r
+    JOIN deployments d ON d.id = r.deployment_id
+),
+repository_baselines AS (
+    SELECT id AS deployment_id, repository AS repo
+    FROM repository_deployments
+    QUALIFY row_number() OVER (PARTITION BY service, environment, repository ORDER BY deployed_at, id) = 1
 ),
 changes_with_commits AS (
     SELECT dc.deployment_id,
@@ -17,7 +41,7 @@ changes_with_commits AS (
            f.repository,
            f.deployed_at,
            f.status,
-           f.is_baseline,
+           f.is_baseline OR rb.deployment_id IS NOT NULL AS is_baseline,
            c.author_time,
            c.committer_time,
            p.first_commit_at AS pr_first_commit_at
@@ -25,6 +49,7 @@ changes_with_commits AS (
     JOIN deployment_baselines f ON f.id = dc.deployment_id
     LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
     LEFT JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
+    LEFT JOIN repository_baselines rb ON rb.deployment_id = dc.deployment_id AND rb.repo = dc.repo
 ),
 change_starts AS (
     SELECT cw.*,

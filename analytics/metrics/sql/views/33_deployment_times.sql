@@ -8,6 +8,9 @@ SELECT d.id,
        d.repository,
        d.deployed_at,
        CAST(timezone('UTC', d.deployed_at) AS DATE) AS deployed_day,
-       d.status
+       d.status,
+       d.status = 'success' AND (coalesce(CAST(getvariable('gitops_dora_count_redeploys') AS BOOLEAN), true)
+                                 OR NOT coalesce(r.is_redeploy, false)) AS counts_as_deployment
 FROM deployments d
-LEFT JOIN services s ON s.name = d.service;
+LEFT JOIN services s ON s.name = d.service
+LEFT JOIN deployment_redeploys r ON r.id = d.id;
