@@ -1107,6 +1107,14 @@ def exact_lines(path: Path) -> GitRepo:
         "argocd/observability.yaml": TWO_CHART_APPLICATION,
         "clusters/prod/apps.yaml": TWO_FLUX_KUSTOMIZATIONS,
         "apps/db/secret.yaml": SECRET_AFTER_ANNOTATIONS,
+        "workloads/legacy.yaml": "# fluxctl set flux.weave.works/automated on this one\n" + deployment(
+            "legacy", "nginx:1.19.0").replace(
+            "metadata:\n  name: legacy\n",
+            "metadata:\n  name: legacy\n  annotations:\n    flux.weave.works/automated: \"true\"\n", 1),
+        ".sops.yaml": (
+            "# creation_rules: one per environment\ncreation_rules:\n"
+            "  - path_regex: .*.yaml\n    age: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9a\n"
+        ),
         "apps/eu/kustomization.yaml": (
             "# eu overlay: the images: override comes after the resources\n"
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"

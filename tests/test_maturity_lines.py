@@ -3,7 +3,8 @@
 The repository built by ``tests.maturity_repos.exact_lines`` holds documents where the first match
 of a pattern is the wrong line: two Kyverno rules that both mutate, an Argo CD Application with two
 Helm sources and ``automated:`` quoted in an annotation above its sync policy, two Flux
-Kustomizations in one file, a kustomization whose first line is a comment. Expected lines are found
+Kustomizations in one file, a kustomization whose first line is a comment, a Flux v1 annotation and
+SOPS ``creation_rules`` named in a comment above the real ones. Expected lines are found
 by searching the committed file's text, never written down.
 """
 
@@ -67,6 +68,9 @@ CASES = [
     # the first line is a comment: the kustomization is where its `kind:` is
     ("kustomize.kustomization", "apps/eu/kustomization.yaml", "\nkind: Kustomization", None),
     ("kustomize.overlay", "apps/eu/kustomization.yaml", "\nnamePrefix:", None),
+    # a comment names the annotation (or the key) before the real one
+    ("flux.v1", "workloads/legacy.yaml", "flux.weave.works/automated", [1]),
+    ("secrets.sops-config", ".sops.yaml", "creation_rules:", [1]),
 ]
 
 

@@ -43,8 +43,10 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                               f.path, doc.line_at("spec", "values", fallback=r"^\s+values:"))
             continue
         if doc.is_object and any(a in doc.text for a in V1_ANNOTATIONS):
-            yield Finding("flux.v1", f"{doc.ref} is automated by Flux v1 (flux annotations)", f.path,
-                          doc.line_of(r"(flux\.weave\.works|fluxcd\.io)/(automated|tag\.)"))
+            key = _v1_annotation(doc)
+            if key is not None:
+                yield Finding("flux.v1", f"{doc.ref} is automated by Flux v1 ({key})", f.path,
+                              doc.line_at("metadata", "annotations", key))
         if doc.group == KUSTOMIZE_GROUP and doc.kind == "Kustomization":
             yield from _kustomization(f, doc)
         elif doc.group == HELM_GROUP and doc.kind == "HelmRelease":
@@ -58,6 +60,16 @@ def scan(f: SourceFile) -> Iterator[Finding]:
                 f.path,
                 doc.line_of(r"^kind:"),
             )
+
+
+def _v1_annotation(doc: Document) -> str | None:
+    """The first Flux v1 annotation of the object (not a mention of one in a comment or a value)."""
+    meta = doc.body.get("metadata") if isinstance(doc.body, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    for key in annotations if isinstance(annotations, dict) else {}:
+        if isinstance(key, str) and key.startswith(V1_ANNOTATIONS):
+            return key
+    return None
 
 
 def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:

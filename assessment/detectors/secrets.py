@@ -117,7 +117,10 @@ def scan(f: SourceFile) -> Iterator[Finding]:
 
 def _tools(f: SourceFile) -> Iterator[Finding]:
     if f.basename in {".sops.yaml", ".sops.yml"}:
-        yield Finding("secrets.sops-config", "SOPS creation rules", f.path, f.line_of(r"creation_rules") or 1)
+        rules = next((d for d in f.documents if isinstance(d.body, dict) and "creation_rules" in d.body),
+                     None)
+        line = rules.line_at("creation_rules") if rules else f.line_of(r"^creation_rules") or 1
+        yield Finding("secrets.sops-config", "SOPS creation rules", f.path, line)
         return
     for doc in f.documents:
         body = doc.body if "sops" in doc.text and isinstance(doc.body, dict) else {}
