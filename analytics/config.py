@@ -127,11 +127,21 @@ class TokenSource(_Model):
 class GitHubConnection(TokenSource):
     base_url: str = "https://api.github.com"
     incident_labels: list[str] = Field(default_factory=lambda: ["incident"])
+    deployment_workflows: list[str] = Field(
+        default_factory=list,
+        description="Actions workflows (name, or file name such as deploy.yml) whose completed runs "
+                    "on the default branch are deployments; empty: none",
+    )
 
 
 class GitLabConnection(TokenSource):
     base_url: str = "https://gitlab.com"
     incident_labels: list[str] = Field(default_factory=lambda: ["incident"])
+    deployment_jobs: list[str] = Field(
+        default_factory=list,
+        description="CI job names whose finished runs in default-branch pipelines are deployments; "
+                    "empty: none",
+    )
 
 
 class KubernetesConnection(_Model):
