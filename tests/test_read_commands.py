@@ -99,8 +99,9 @@ def test_deployments_csv_and_table(store: tuple[Path, dict[str, str]]) -> None:
     assert "v1.1.0" in proc.stdout and "2024-03-05 09:30" in proc.stdout   # tables: UTC to the minute
     assert shas["C"][:12] in proc.stdout and shas["C"] not in proc.stdout   # short revision in tables
 
-    proc = run_cli(tmp, "deployments", "--service", "nope", "--format", "json")
-    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+    proc = run_cli(tmp, "deployments", "--service", "nope", "--format", "json")   # a typo is no empty list
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "error: --service nope: not in the store; known services: app\n"
 
 
 @pytest.mark.parametrize("command", ["deployments", "metrics"])

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
+from analytics.cli.filters import check_known
 from analytics.cli.output import WIDE_OPTION_HELP, Format, print_rows
 from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
@@ -105,6 +106,7 @@ def changes_command(
         raise UserError(f"--until {until} must be after --since {since}")
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
+        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment))
         apply_settings(con, app_ctx.config, lead_time_start=lead_time_start)
         rows = audit_rows(
             con, deployments=_values(deployment), services=_values(service),

@@ -8,7 +8,8 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
+from analytics.cli.filters import check_known
+from analytics.cli.output import WIDE_OPTION_HELP, Format, option_values, print_cursor, print_rows
 from analytics.reports import short_id
 
 COLUMNS = (
@@ -37,6 +38,7 @@ TABLE_LABELS = {
 class Status(StrEnum):
     open = "open"
     resolved = "resolved"
+    closed = "closed"  # what GitHub and GitLab call a resolved issue: the same filter
 
 
 @app.command("incidents")
@@ -46,7 +48,9 @@ def incidents_command(
     environment: list[str] = typer.Option([], "--environment", help="only these environments (repeatable)"),
     since: str | None = typer.Option(None, "--since", help="created at or after (YYYY-MM-DD or ISO 8601)"),
     until: str | None = typer.Option(None, "--until", help="created before (half-open window, UTC)"),
-    status: Status | None = typer.Option(None, "--status", help="open or resolved"),
+    status: Status | None = typer.Option(
+        None, "--status", help="open, or resolved (closed means the same)"
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv"),
     as_of: str | None = AS_OF_OPTION,
     wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
@@ -57,6 +61,7 @@ def incidents_command(
     from analytics.store.connection import open_reader, parse_as_of
 
     app_ctx = get_ctx(ctx)
+    service, environment = list(option_values(service)), list(option_values(environment))
     clauses: list[str] = []
     params: list[Any] = []
     if service:
@@ -76,6 +81,7 @@ def incidents_command(
     where = " AND ".join(clauses) or "TRUE"
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
+        check_known(con, services=service, environments=environment)
         apply_settings(con, app_ctx.config)
         cursor = con.execute(
             "SELECT incident_id AS id, service, environment, created_at, resolved_at,"

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
+from analytics.cli.filters import check_known
 from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
 from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
@@ -96,6 +97,7 @@ def deployments_command(
         params.append(hi)
     con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of))
     try:
+        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment))
         cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
         if fmt != Format.table:
             print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)  # JSON and CSV in batches
@@ -181,6 +183,7 @@ def metrics_command(
     config = app_ctx.config
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
+        check_known(con, services=query.services, teams=query.teams, environments=query.environments)
         report = compute_metrics(con, query, config)
     finally:
         con.close()

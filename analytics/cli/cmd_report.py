@@ -7,6 +7,8 @@ from pathlib import Path
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
+from analytics.cli.filters import check_known
+from analytics.cli.output import option_values
 from analytics.errors import UserError
 from analytics.reports import ReportFormat
 
@@ -63,15 +65,16 @@ def report_command(
         since=parse_instant(since, "--since") if since else None,
         until=parse_instant(until, "--until") if until else None,
         group_by=parse_group_by(group_by),
-        services=tuple(service or ()),
-        environments=tuple(environment or ()),
-        teams=tuple(team or ()),
+        services=option_values(service),
+        environments=option_values(environment),
+        teams=option_values(team),
         trend=period,
         benchmark=benchmark,
     )
     config = app_ctx.config
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
+        check_known(con, services=query.services, teams=query.teams, environments=query.environments)
         snap = reader_snapshot(con)
         result = compute_metrics(con, query, config)
     finally:

@@ -1,0 +1,58 @@
+"""Checking ``--service``, ``--team`` and ``--environment`` values against the store.
+
+A misspelt filter used to give an empty table and exit 0, which reads as "nothing happened in that
+service"; a leader then trusts a wrong answer. The read commands call :func:`check_known` on the
+reader they already hold, so the known values are those of the same snapshot (``--as-of``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from analytics.errors import UserError
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Every place a value can come from: what the config loaded and what collectors and importers saw.
+KNOWN_SQL = {
+    "service": "SELECT name FROM services UNION SELECT service FROM deployments "
+               "UNION SELECT service FROM incidents",
+    "team": "SELECT team FROM services",
+    "environment": "SELECT name FROM environments UNION SELECT environment FROM deployments "
+                   "UNION SELECT environment FROM incidents",
+}
+PLURAL = {"service": "services", "team": "teams", "environment": "environments"}
+SHOWN_KNOWN = 12  # more than this and the line stops being one a terminal shows whole
+
+
+def known_values(con: duckdb.DuckDBPyConnection, dimension: str) -> list[str]:
+    sql = f"SELECT DISTINCT v FROM ({KNOWN_SQL[dimension]}) AS t(v) WHERE v IS NOT NULL"
+    rows = con.execute(sql).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def unknown_message(dimension: str, unknown: Sequence[str], known: Sequence[str]) -> str:
+    """``--service nosuch: not in the store; known services: a, b, c`` (at most SHOWN_KNOWN named)."""
+    names = ", ".join(known[:SHOWN_KNOWN])
+    if len(known) > SHOWN_KNOWN:
+        names += f", … ({len(known) - SHOWN_KNOWN} more)"
+    listing = f"known {PLURAL[dimension]}: {names}" if known else f"the store has no {PLURAL[dimension]} yet"
+    return f"--{dimension} {', '.join(unknown)}: not in the store; {listing}"
+
+
+def check_known(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    services: Sequence[str] = (),
+    teams: Sequence[str] = (),
+    environments: Sequence[str] = (),
+) -> None:
+    """Raise a one-line UserError (exit 2) for the first dimension with a value the store never saw."""
+    for dimension, chosen in (("service", services), ("team", teams), ("environment", environments)):
+        if not chosen:
+            continue
+        known = known_values(con, dimension)
+        unknown = [v for v in dict.fromkeys(chosen) if v not in known]
+        if unknown:
+            raise UserError(unknown_message(dimension, unknown, known))

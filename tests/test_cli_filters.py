@@ -1,0 +1,89 @@
+"""An unknown ``--service``/``--team``/``--environment`` on a read command is one error line and exit 2,
+listing the values the store knows (at most 12, then how many more) (issue #13).
+
+Hand-made store: 15 services svc-00 .. svc-14 (teams team-a for even numbers, team-b for odd), one
+production deployment each, plus one staging deployment of svc-00.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.store_fixture import Deploy, write_history
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+SERVICES = {f"svc-{i:02d}": ("team-a" if i % 2 == 0 else "team-b") for i in range(15)}
+COMMANDS = ("metrics", "deployments", "incidents", "changes", "report")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    commits: dict[str, tuple[str, str] | tuple[str, str, str | None]] = {
+        f"c{i}": (f"repo-{i}", f"2026-02-{i + 1:02d}T08:00") for i in range(15)}
+    deployments = {f"d{i}": Deploy(name, f"repo-{i}", f"2026-02-{i + 1:02d}T12:00", [f"c{i}"])
+                   for i, name in enumerate(SERVICES)}
+    deployments["s0"] = Deploy("svc-00", "repo-0", "2026-02-01T11:00", ["c0"], environment="staging")
+    return write_history(tmp_path_factory.mktemp("filters") / "store.ducklake", services=dict(SERVICES),
+                         commits=commits, deployments=deployments,
+                         environments={"production": True, "staging": False})
+
+
+def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    env["COLUMNS"] = "200"
+    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
+                          cwd=db.parent, timeout=120)
+
+
+def command_args(command: str, tmp: Path) -> list[str]:
+    return [command, "--out", str(tmp / "r.csv")] if command == "report" else [command]
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert proc.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_service_lists_the_known_ones_capped(db: Path, tmp_path: Path, command: str) -> None:
+    line = one_error_line(run(db, *command_args(command, tmp_path), "--service", "nosuchservice"))
+    known = sorted(SERVICES)
+    assert line == ("error: --service nosuchservice: not in the store; known services: "
+                    + ", ".join(known[:12]) + ", … (3 more)")
+    assert not (tmp_path / "r.csv").exists()   # report: nothing written
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_environment_names_only_the_unknown_values(db: Path, tmp_path: Path, command: str) -> None:
+    line = one_error_line(run(db, *command_args(command, tmp_path), "--environment", "production,prod",
+                              "--environment", "qa"))
+    assert line == "error: --environment prod, qa: not in the store; known environments: production, staging"
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "incidents"])  # incidents has no --team
+def test_unknown_team(db: Path, tmp_path: Path, command: str) -> None:
+    line = one_error_line(run(db, *command_args(command, tmp_path), "--team", "team-c"))
+    assert line == "error: --team team-c: not in the store; known teams: team-a, team-b"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_known_values_still_filter(db: Path, tmp_path: Path, command: str) -> None:
+    args = ["--service", "svc-00", "--environment", "staging"]
+    if command != "incidents":
+        args += ["--team", "team-a"]
+    fmt = ["--format", "json"] if command != "report" else []
+    proc = run(db, *command_args(command, tmp_path), *args, *fmt)
+    assert proc.returncode == 0, proc.stderr
+    if command == "deployments":
+        assert '"id": "s0"' in proc.stdout and '"id": "d0"' not in proc.stdout
+    if command == "report":
+        rows = (tmp_path / "r.csv").read_text().splitlines()
+        assert len(rows) == 2 and ",svc-00,team-a,staging,".strip(",") in rows[1]
