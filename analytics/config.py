@@ -40,9 +40,17 @@ class GitOpsRepo(_Model):
 class Service(_Model):
     name: str
     team: str | None = None
+    teams: list[str] = Field(
+        default_factory=list,
+        description="more teams the service belongs to: grouped by team, it counts in each",
+    )
     repositories: list[str] = Field(default_factory=list)
     image: str | None = Field(default=None, description="container image name, for image-tag mapping")
     gitops: GitOpsRepo | None = None
+
+    def all_teams(self) -> list[str]:
+        """``team`` then ``teams``, each once; the first is the one stored with the service."""
+        return list(dict.fromkeys([t for t in [self.team, *self.teams] if t]))
 
 
 class Environment(_Model):
