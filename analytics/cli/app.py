@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +19,27 @@ if TYPE_CHECKING:  # the config (pydantic, yaml) and the store (duckdb) load whe
 
 DB_ENV = "GITOPS_DORA_DB"
 DEFAULT_DB = "gitops-dora.ducklake"
+
+def _flags_take_no_value() -> None:
+    """Typer 0.29 shows a ``<bool>`` placeholder after plain flags (``--store``, ``--help``), as if
+    they took a value; a flag's help row shows no placeholder. Every option class is patched once,
+    so commands that do not set a metavar (all of them) get it too."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_flags_fixed", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) and self.metavar is None:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._flags_fixed = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     name="gitops-dora",

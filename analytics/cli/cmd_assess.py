@@ -42,7 +42,11 @@ def assess_command(
         "--kube-context",
         help="read cluster evidence from this kubeconfig context ('' for the current one)",
     ),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: Format = typer.Option(
+        Format.table, "--format", metavar="<table|json>",
+        help="table (for reading) or json (every field, for scripts); no csv: an assessment is "
+             "nested, not rows",
+    ),
     store: bool = typer.Option(
         False, "--store",
         help="keep the result (and the --history timeline) in the store for the dashboard; "

@@ -17,6 +17,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own click, not exported
+
 import analytics.cli as cli_pkg
 from analytics.cli.app import app
 from analytics.errors import UserError
@@ -113,9 +116,19 @@ def run(argv: list[str] | None = None) -> None:
     _install_log_redaction()
     with _redacted_stderr():
         try:
-            app(args=args, prog_name="gitops-dora", standalone_mode=True)
+            # Not standalone: Typer would draw a usage error (an unknown option, --status closed) as
+            # a box of several lines; the CLI's contract is one line on stderr for every error.
+            result = app(args=args, prog_name="gitops-dora", standalone_mode=False)
         except SystemExit:
             raise
+        except NoArgsIsHelpError as exc:  # the help is printed already (Rich renders it to stdout)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            usage_ctx = getattr(exc, "ctx", None)
+            where = f" (see {usage_ctx.command_path} --help)" if usage_ctx is not None else ""
+            _fail(f"{exc.format_message()}{where}", exc.exit_code)
+        except typer.Abort:
+            _fail("aborted", 1)
         except UserError as exc:
             if debug:
                 _print_traceback(exc)
@@ -132,6 +145,7 @@ def run(argv: list[str] | None = None) -> None:
             if debug:
                 _print_traceback(exc)
             _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for a traceback)", 1)
+        sys.exit(result if isinstance(result, int) else 0)  # an Exit(code) comes back as its code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""Help text and usage errors (issue #13): no ``<bool>`` after plain flags, ``assess --format``
+says what it accepts, ``incidents --status closed`` works, and every usage error is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from analytics.cli.main import app
+from tests.store_fixture import Deploy, write_history
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+
+
+def command_paths() -> list[list[str]]:
+    """Every command and sub-command of the CLI, read from the Typer app itself."""
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = [[]]
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        paths.append([name])
+        paths += [[name, sub] for sub in getattr(command, "commands", {})]
+    return paths
+
+
+def run(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    env["COLUMNS"] = "120"
+    prefix = ["--db", str(db)] if db is not None else []
+    return subprocess.run([CLI, *prefix, *args], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=db.parent if db is not None else None)
+
+
+def test_no_bool_placeholder_on_any_flag() -> None:
+    paths = command_paths()
+    assert len(paths) > 12 and ["collect", "git"] in paths
+    flags_seen = 0
+    for path in paths:
+        proc = run(*path, "--help")
+        assert proc.returncode == 0, (path, proc.stderr)
+        assert "<bool>" not in proc.stdout, (path, proc.stdout)
+        for line in proc.stdout.splitlines():
+            if "--help " in line:   # the one flag every command has: its row shows no type at all
+                assert line.split("--help", 1)[1].lstrip().startswith("Show this message"), (path, line)
+                flags_seen += 1
+    assert flags_seen == len(paths)
+    wide = run("deployments", "--help").stdout
+    row = next(line for line in wide.splitlines() if "--wide" in line)
+    assert row.split("--wide", 1)[1].lstrip().startswith("table: every column"), row
+
+
+def test_assess_format_help_names_what_it_accepts() -> None:
+    text = " ".join(run("assess", "--help").stdout.split())
+    row = text[text.index("--format"):]
+    assert row.startswith("--format <table|json> table (for reading) or json"), row[:120]
+    assert "no csv" in row[:200]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("help")
+    path = write_history(tmp / "store.ducklake", services={"web": "core"},
+                         commits={"c1": ("web", "2026-03-01T08:00")},
+                         deployments={"d1": Deploy("web", "web", "2026-03-01T10:00", ["c1"])})
+    (tmp / "incidents.csv").write_text(
+        "id,service,environment,created_at,resolved_at,title,root_cause\n"
+        "I-1,web,production,2026-03-02T10:00:00Z,2026-03-02T12:00:00Z,down,\n"
+        "I-2,web,production,2026-03-03T10:00:00Z,,slow,\n")
+    assert run("import", str(tmp / "incidents.csv"), db=path).returncode == 0
+    return path
+
+
+def test_incidents_status_closed_is_resolved(db: Path) -> None:
+    def ids(status: str) -> list[str]:
+        proc = run("incidents", "--status", status, "--format", "json", db=db)
+        assert proc.returncode == 0, proc.stderr
+        return [r["id"] for r in json.loads(proc.stdout)]
+
+    assert ids("closed") == ids("resolved") == ["I-1"]
+    assert ids("open") == ["I-2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["incidents", "--status", "shut"],
+         ["'--status'", "'shut' is not one of 'open', 'resolved', 'closed'",
+          "(see gitops-dora incidents --help)"]),
+        (["metrics", "--no-such-option"], ["No such option: --no-such-option", "gitops-dora metrics --help"]),
+        (["report"], ["Missing option '--out'"]),
+        (["no-such-command"], ["No such command 'no-such-command'"]),
+        (["metrics", "--format", "xml"], ["'xml' is not one of 'table', 'json', 'csv'"]),
+    ],
+)
+def test_usage_errors_are_one_line(db: Path, args: list[str], needles: list[str]) -> None:
+    proc = run(*args, db=db)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+    assert "╭" not in proc.stderr and proc.stdout == ""
+
+
+def test_no_arguments_prints_the_help_and_no_error_line() -> None:
+    proc = run()
+    assert proc.returncode == 2
+    assert "Usage: gitops-dora" in proc.stdout and "metrics" in proc.stdout
+    assert "error" not in proc.stderr
