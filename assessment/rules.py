@@ -202,7 +202,8 @@ def environment_management(s: Signals) -> Outcome:
         return Outcome("met", found + generated)
     named = ", ".join(sorted(unreferenced))
     if not reconcilers and len(envs) + len(unreferenced) >= 2:
-        return Outcome("unknown", found + list(unreferenced.values()),
+        # the folders are named in the note, not listed as support: nothing shows they are environments
+        return Outcome("unknown", found,
                        note=f"overlays or cluster folders for {named}, but no Flux Kustomization or Argo CD "
                        "Application in these sources builds them")
     note = "fewer than two environments described (different clusters or namespaces)"

@@ -79,6 +79,7 @@ def test_overlays_without_any_reconciler_are_undecided(
     cap = environment(result)
     assert cap["status"] == "unknown"
     assert "dev, production, staging" in cap["note"]
+    assert cap["evidence"] == []  # folders are named in the note, never shown as support
     undecided = {u["capability"]: u for u in result["undecided"]}
     assert "environment-management" in undecided
     assert "Argo CD Applications that build the overlays" in undecided["environment-management"]["source"]
