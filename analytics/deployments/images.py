@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from analytics.store.connection import WriteSession
 
 _HEX_RUN = re.compile(r"(?<![0-9a-fA-F])([0-9a-f]{7,40})(?![0-9a-fA-F])")
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+_GIT_WORKERS = max(2, min(8, os.cpu_count() or 2))
 
 
 @dataclass(frozen=True)
@@ -505,6 +507,7 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
     deps = [d for d in deps if d[1] in linked]
     relinked: list[str] = []
     all_changes: list[dict[str, Any]] = []
+    ranges: list[tuple[str, str, Path, tuple[str, ...]]] = []  # (deployment, repo id, clone, git args)
     history: dict[tuple[str, str], list[tuple[Any, str]]] = {(d[5], d[6]): [] for d in deps}
     if history:
         for source, source_ref, at, revision in session.con.execute(
@@ -543,7 +546,6 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
         earlier = [rev for at, rev in history[(source, source_ref)] if at < deployed_at]
         prev = (earlier[-1],) if earlier else None
         prev_sha = graph.resolve([prev[0]])[prev[0]] if prev else None
-        changes: list[dict[str, Any]] = []
         new_state = linker.app_state(config_repo, repo_path, config_sha, service_name, env)
         old_state = (
             linker.app_state(config_repo, repo_path, prev_sha, service_name, env) if prev_sha else None
@@ -562,18 +564,19 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
                 # git walks the range: an app repository can be far larger than its config repo,
                 # too large to hold every deployment's ancestry as a set
                 spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
-                listed = _git(app_path, "rev-list", *spec) or ""
-                changes.extend(
-                    {"deployment_id": dep_id, "repo": app_repo_id, "sha": s} for s in listed.split()
-                )
+                ranges.append((dep_id, app_repo_id, app_path, ("rev-list", *spec)))
         # Config commits under this service's path for this environment are changes too.
         env_path = service.gitops.paths.get(env) if service.gitops else None
         if env_path:
             spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
-            listed = _git(repo_path, "rev-list", *spec, "--", env_path) or ""
-            changes.extend({"deployment_id": dep_id, "repo": config_repo, "sha": s} for s in listed.split())
+            ranges.append((dep_id, config_repo, repo_path, ("rev-list", *spec, "--", env_path)))
         relinked.append(dep_id)
-        all_changes.extend(changes)
+    # The ranges are independent git processes: run them side by side (two per deployment, each
+    # mostly process start-up, made the demo's reconciler import wait seconds on them one by one).
+    with ThreadPoolExecutor(max_workers=_GIT_WORKERS) as pool:
+        listings = pool.map(lambda job: _git(job[2], *job[3]) or "", ranges)
+        for (dep_id, repo_id, _path, _args), listed in zip(ranges, listings, strict=True):
+            all_changes.extend({"deployment_id": dep_id, "repo": repo_id, "sha": s} for s in listed.split())
     session.warn_many("revision_not_in_config_repo", missing)
     # One delete and one load for every deployment linked here: each statement costs a catalog
     # round trip on DuckLake, so per-deployment statements would dominate the import.

@@ -215,9 +215,35 @@ def _set_file_options(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CALL {CATALOG}.set_option('parquet_compression', '{choice}')")
 
 
+def _schema_is_current(loc: StoreLocation) -> bool:
+    """Whether every table the migrations create is in a SQLite catalog, read with Python's sqlite3
+    (well under a millisecond, against two DuckLake statements of 10-25 ms each). False whenever
+    it cannot tell: then the migrations run their own check."""
+    if loc.kind != "sqlite" or not Path(loc.catalog).is_file():
+        return False
+    from analytics.store.migrations import created_tables
+
+    expected = created_tables()
+    if expected is None:
+        return False
+    import sqlite3
+
+    try:
+        uri = f"file:{loc.catalog}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as lite:
+            names = {str(row[0]).lower() for row in lite.execute(
+                "SELECT table_name FROM ducklake_table WHERE end_snapshot IS NULL")}
+    except sqlite3.Error:
+        return False
+    return expected <= names
+
+
 def _open_migrated(loc: StoreLocation) -> duckdb.DuckDBPyConnection:
     """A read-write connection with the schema brought up to date (racing first opens retried)."""
+    current = _schema_is_current(loc)
     con = connect(loc)
+    if current:
+        return con
     for attempt in range(_DEFAULT_RETRIES):
         try:
             if 1 in migrate(con):  # a new store: how its data files are written

@@ -35,6 +35,23 @@ def available() -> list[Migration]:
     return found
 
 
+_CREATES = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.I)
+
+
+def created_tables() -> frozenset[str] | None:
+    """Every table the migrations create, or None when some migration creates none (then the
+    presence of tables cannot tell whether it ran). Pending migrations are applied in one
+    transaction, so when all of these tables exist every migration has run: a writer can skip
+    the check against ``schema_migrations``, two catalog statements on every open."""
+    names: set[str] = {"schema_migrations"}
+    for mig in available():
+        found = _CREATES.findall(mig.path.read_text())
+        if not found:
+            return None
+        names.update(name.lower() for name in found)
+    return frozenset(names)
+
+
 def applied(con: duckdb.DuckDBPyConnection) -> set[int]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
