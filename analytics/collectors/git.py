@@ -81,20 +81,24 @@ def unchanged_summary(
     ``reader``: an open :func:`state_reader` connection to use (and leave open)."""
     import duckdb
 
+    from analytics.store.connection import sql_string
+
     con = reader if reader is not None else state_reader(db_path)
     if con is None:
         return None
     try:
+        # literals, not parameters: binding one makes DuckDB import pandas (sql_string says why)
         state = dict(con.execute(
-            "SELECT key, value FROM collector_state WHERE source = ?", [source_key(repo_id)]
+            f"SELECT key, value FROM collector_state WHERE source = {sql_string(source_key(repo_id))}"
         ).fetchall())
         if state.get(STATE_TIPS) != json.dumps(tips, sort_keys=True) or \
                 state.get(STATE_OPTIONS) != options.fingerprint():
             return None
-        commits = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+        commits = con.execute(
+            f"SELECT count(*) FROM commits WHERE repo = {sql_string(repo_id)}").fetchall()[0]
         deps = con.execute(
-            "SELECT count(*) FROM deployments WHERE repository = ? AND service = ? "
-            "AND source IN ('git-tag', 'git-branch')", [repo_id, options.service],
+            f"SELECT count(*) FROM deployments WHERE repository = {sql_string(repo_id)} "
+            f"AND service = {sql_string(options.service)} AND source IN ('git-tag', 'git-branch')"
         ).fetchall()[0]
     except duckdb.Error:
         return None  # an older schema: let the writer migrate it
@@ -120,13 +124,15 @@ def remembered_options(db_path: StoreRef, repo_id: str, reader: Any = None) -> G
     """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
     import duckdb
 
+    from analytics.store.connection import sql_string
+
     con = reader if reader is not None else state_reader(db_path)
     if con is None:
         return None
     try:
         rows = con.execute(
-            "SELECT value FROM collector_state WHERE source = ? AND key = ?",
-            [source_key(repo_id), STATE_OPTIONS],
+            f"SELECT value FROM collector_state WHERE source = {sql_string(source_key(repo_id))} "
+            f"AND key = {sql_string(STATE_OPTIONS)}"
         ).fetchall()
     except duckdb.Error:
         return None
