@@ -28,6 +28,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,47 @@ class Report:
     columns: list[str]
     rows: list[dict[str, Any]]
     meta: dict[str, Any]
+    precision: int | None = None  # decimals of every number; None: DEFAULT_DECIMALS / RATIO_DECIMALS
+
+
+DEFAULT_DECIMALS = 2  # hours and rates: a hundredth of an hour is 36 s, of a deployment a week nothing
+RATIO_DECIMALS = 4    # ratios (change failure rate, rework rate): 0.0001 is a hundredth of a percent
+
+
+def decimals_for(column: str, precision: int | None) -> int:
+    """How many decimals a report shows for ``column``: ``--precision`` when given, else 4 for the
+    ratios (``*_rate``), 2 for everything else (hours, per-week rates, medians)."""
+    if precision is not None:
+        return precision
+    return RATIO_DECIMALS if column.endswith(("_rate", "_ratio")) else DEFAULT_DECIMALS
+
+
+def _period_bounds(start: datetime, trend: str) -> tuple[datetime, datetime]:
+    """The whole calendar period (ISO week from Monday, or month, in UTC) that ``start`` falls in."""
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if trend == "week":
+        first = day - timedelta(days=day.weekday())
+        return first, first + timedelta(days=7)
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def is_partial_period(start: Any, end: Any, trend: str | None) -> bool:
+    """Whether a trend row covers less than its whole week or month: the window cut it (the first
+    and last periods usually), so its counts are not comparable with a full period's and a rate
+    scaled from them (3 days with one deployment as 2.3 a week) must not be rated."""
+    if trend not in ("week", "month") or start is None or end is None:
+        return False
+    lo, hi = (_as_time(v) for v in (start, end))
+    full_lo, full_hi = _period_bounds(lo, trend)
+    return (lo, hi) != (full_lo, full_hi)
+
+
+def _as_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def report_from_metrics(
@@ -116,6 +158,7 @@ def report_from_metrics(
     were read from, recorded so ``--as-of <id>`` reproduces them exactly.
     """
     group_by = list(payload.get("group_by") or [])
+    trend = payload.get("trend")
     extra_dims = [d for d in group_by if d not in DIMENSION_COLUMNS]  # e.g. repository
     rating_columns: list[str] = [f"{m}_{suffix}" for m in rated_metrics for suffix in ("rating", "bucket")]
     rows: list[dict[str, Any]] = []
@@ -125,12 +168,14 @@ def report_from_metrics(
         row["period_end"] = group.get("period_end", payload.get("until"))
         for col in value_columns:
             row[col] = group.get(col)
+        partial = is_partial_period(row["period_start"], row["period_end"], trend)
         for metric, rating in (group.get("ratings") or {}).items():
             for suffix, key in (("rating", "cluster"), ("bucket", "bucket")):
                 name = f"{metric}_{suffix}"
                 if name not in rating_columns:
                     rating_columns.append(name)
-                row[name] = rating.get(key) if isinstance(rating, Mapping) else rating
+                row[name] = None if partial else rating.get(key) if isinstance(rating, Mapping) else rating
+        row["partial_period"] = partial
         rows.append(row)
     columns = [*DIMENSION_COLUMNS, *extra_dims, *PERIOD_COLUMNS, *value_columns, *rating_columns]
     meta = {k: payload.get(k) for k in ("since", "until", "group_by", "trend", "benchmark")}
@@ -139,6 +184,7 @@ def report_from_metrics(
         columns.append("snapshot_id")
         for row in rows:
             row["snapshot_id"] = snapshot[0]
+    columns.append("partial_period")  # last: added after snapshot_id, so no column moved
     return Report(columns=columns, rows=rows, meta=meta)
 
 
@@ -154,6 +200,12 @@ def _plain(value: Any) -> Any:
     if isinstance(out, dict | list):
         return json.loads(_text(json.dumps(out)))
     return out
+
+
+def _number(value: float, column: str, precision: int | None) -> str:
+    """A float as CSV and Markdown show it: fixed decimals, so a column reads alike on every row."""
+    text = f"{value:.{decimals_for(column, precision)}f}"
+    return "0" + text[2:] if text.startswith("-0") and not text.strip("-0.") else text  # no "-0.00"
 
 
 def render_csv(report: Report) -> str:
@@ -172,24 +224,35 @@ def render_csv(report: Report) -> str:
                 cells.append(escape_cell(value))
             elif isinstance(value, dict | list):
                 cells.append(escape_cell(json.dumps(value)))
+            elif isinstance(value, float):
+                cells.append(_number(value, col, report.precision))
             else:
-                cells.append(repr(value) if isinstance(value, float) else str(value))
+                cells.append(str(value))
         writer.writerow(cells)
     return buf.getvalue()
 
 
 def render_json(report: Report) -> str:
+    """Full precision unless ``--precision`` was given: JSON is read by programs, not people."""
+    def cell(value: Any) -> Any:
+        value = _plain(value)
+        if report.precision is not None and isinstance(value, float):
+            return round(value, report.precision)
+        return value
+
     doc = {**{k: _plain(v) for k, v in report.meta.items()}, "columns": report.columns,
-           "rows": [{c: _plain(r.get(c)) for c in report.columns} for r in report.rows]}
+           "rows": [{c: cell(r.get(c)) for c in report.columns} for r in report.rows]}
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _md_cell(value: Any) -> str:
+def _md_cell(value: Any, column: str = "", precision: int | None = None) -> str:
     value = _plain(value)
     if value is None:
         return ""
-    if isinstance(value, float):
-        text = f"{value:.2f}"
+    if isinstance(value, bool):  # as CSV writes it
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = _number(value, column, precision)
     elif isinstance(value, dict | list):
         text = json.dumps(value)
     else:
@@ -212,7 +275,8 @@ def render_markdown(report: Report) -> str:
         "| " + " | ".join(_md_cell(c) for c in report.columns) + " |",
         "|" + "|".join("---" for _ in report.columns) + "|",
     ]
-    lines += ["| " + " | ".join(_md_cell(r.get(c)) for c in report.columns) + " |" for r in report.rows]
+    lines += ["| " + " | ".join(_md_cell(r.get(c), c, report.precision) for c in report.columns) + " |"
+              for r in report.rows]
     return "\n".join(lines) + "\n"
 
 

@@ -102,13 +102,15 @@ def test_month_report_values_are_the_hand_worked_ones(db: Path, tmp_path: Path) 
                    ("plain", "web", "2026-01"), ("plain", "web", "2026-02")]
     h_jan, h_feb, p_jan, p_feb = rows
     assert (h_jan["deployments"], h_jan["changes"], h_jan["baseline_deployments"]) == ("2", "3", "1")
-    assert float(h_jan["deployments_per_week"]) == pytest.approx(2 * 7 / 31)
-    assert float(h_jan["lead_time_median_hours"]) == pytest.approx(15.0)
-    assert float(h_jan["lead_time_p90_hours"]) == pytest.approx(22.2)
-    assert float(h_feb["lead_time_median_hours"]) == pytest.approx(12.0)
-    assert float(h_feb["deployments_per_week"]) == pytest.approx(0.25)
+    assert h_jan["deployments_per_week"] == "0.45"           # 2 * 7 / 31, two decimals
+    assert h_jan["lead_time_median_hours"] == "15.00"
+    assert h_jan["lead_time_p90_hours"] == "22.20"            # not 22.200000000000003
+    assert h_feb["lead_time_median_hours"] == "12.00"
+    assert h_feb["deployments_per_week"] == "0.25"
     assert p_jan["lead_time_median_hours"] == ""           # baseline only: no lead time
-    assert float(p_feb["lead_time_p90_hours"]) == pytest.approx(24.0)
+    assert p_feb["lead_time_p90_hours"] == "24.00"
+    assert h_jan["change_failure_rate"] == "0.0000"           # ratios: four decimals
+    assert [r["partial_period"] for r in rows] == ["false"] * 4   # whole months
     assert h_jan["period_start"] == "2026-01-01T00:00:00Z" and h_jan["period_end"] == "2026-02-01T00:00:00Z"
     assert h_jan["environment"] == "production"
     # ratings flattened: a cluster and a bucket column per rated metric
@@ -141,8 +143,11 @@ def test_report_period_month_matches_metrics_trend_month(db: Path, tmp_path: Pat
                 assert cell == "", field
             elif isinstance(value, bool):
                 assert cell == str(value).lower()
-            elif isinstance(value, int | float):
-                assert float(cell) == pytest.approx(value), field
+            elif isinstance(value, float):   # CSV rounds: 4 decimals for ratios, 2 for the rest
+                decimals = 4 if field.endswith("_rate") else 2
+                assert cell == f"{value:.{decimals}f}", field
+            elif isinstance(value, int):
+                assert cell == str(value), field
             else:
                 assert cell == escape_cell(str(value)), field
         assert compared >= 10
@@ -254,8 +259,9 @@ def normalised(text: str, db: Path) -> str:
     assert str(snap.id) in text and (csv_text or when in text), (snap, text[:400])
     text = text.replace(when, "SNAPSHOT_TIME")
     text = re.sub(rf"(\(snapshot |--as-of |\"snapshot_id\": ){snap.id}\b", r"\1SNAPSHOT_ID", text)
-    text = re.sub(rf"\| {snap.id} \|$", "| SNAPSHOT_ID |", text, flags=re.M)  # Markdown rows
-    return re.sub(rf",{snap.id}$", ",SNAPSHOT_ID", text, flags=re.M)
+    # rows: snapshot_id, then partial_period (the last column)
+    text = re.sub(rf"\| {snap.id} \| (true|false) \|$", r"| SNAPSHOT_ID | \1 |", text, flags=re.M)  # Markdown
+    return re.sub(rf",{snap.id},(true|false)$", r",SNAPSHOT_ID,\1", text, flags=re.M)
 
 
 def _write_goldens(db: Path, tmp: Path) -> dict[str, Any]:  # pragma: no cover - regeneration helper
@@ -286,3 +292,79 @@ def test_benchmark_year_changes_the_rating_columns_and_bad_year_fails(db: Path, 
     assert "failed_deployment_recovery_time_rating" not in header
     proc = run(db, "report", "--out", str(out), "--benchmark", "1999", *WINDOW)
     assert proc.returncode == 2 and "--benchmark 1999" in proc.stderr
+
+
+def test_precision_option_and_json_keeps_full_precision(db: Path, tmp_path: Path) -> None:
+    csv_out, js = tmp_path / "r.csv", tmp_path / "r.json"
+    month = ["--period", "month", *WINDOW]
+    assert run(db, "report", "--out", str(csv_out), "--precision", "3", *month).returncode == 0
+    h_jan = report_rows(csv_out)[0]
+    assert h_jan["deployments_per_week"] == "0.452" and h_jan["change_failure_rate"] == "0.000"
+    assert h_jan["lead_time_p90_hours"] == "22.200" and h_jan["deployments"] == "2"   # integers stay integers
+    assert run(db, "report", "--out", str(js), "--period", "month", *WINDOW).returncode == 0
+    assert json.loads(js.read_text())["rows"][0]["deployments_per_week"] == 2 * 7 / 31   # unrounded
+    assert run(db, "report", "--out", str(js), "--precision", "1", *month).returncode == 0
+    assert json.loads(js.read_text())["rows"][0]["deployments_per_week"] == 0.5
+    md = tmp_path / "r.md"
+    assert run(db, "report", "--out", str(md), "--precision", "0", *WINDOW).returncode == 0
+    text = md.read_text()
+    assert "| 12 |" in text and "| 24 |" in text and "| 12.00 |" not in text   # whole-window medians
+    proc = run(db, "report", "--out", str(csv_out), "--precision", "-1", *WINDOW)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_partial_periods_are_flagged_and_not_rated(db: Path, tmp_path: Path) -> None:
+    """Weeks over [2026-01-01 (a Thursday), 2026-03-01 (a Sunday)): the first week is 4 days,
+    the last 6 (2026-02-23 .. 03-01); the weeks between are whole."""
+    out = tmp_path / "w.csv"
+    assert run(db, "report", "--out", str(out), "--period", "week", "--group-by", "environment",
+               *WINDOW).returncode == 0
+    rows = report_rows(out)
+    rating_columns = [c for c in rows[0] if c.endswith(("_rating", "_bucket"))]
+    assert rating_columns
+    partial = [(r["period_start"][:10], r["period_end"][:10]) for r in rows if r["partial_period"] == "true"]
+    assert partial == [("2026-01-01", "2026-01-05"), ("2026-02-23", "2026-03-01")]
+    for row in rows:
+        if row["partial_period"] == "true":
+            assert all(row[c] == "" for c in rating_columns), row   # not rated
+            assert row["deployments"] != ""                          # but the figures are there
+        else:
+            assert row["partial_period"] == "false"
+    assert any(r["deployment_frequency_rating"] for r in rows if r["partial_period"] == "false")
+    # a month the window starts inside is partial too; the whole-window report never is
+    assert run(db, "report", "--out", str(out), "--period", "month", "--since", "2026-01-10",
+               "--until", "2026-03-01").returncode == 0
+    assert [r["partial_period"] for r in report_rows(out)] == ["true", "false", "true", "false"]
+    window = ["--since", "2026-01-10", "--until", "2026-02-11"]
+    assert run(db, "report", "--out", str(out), *window).returncode == 0
+    assert {r["partial_period"] for r in report_rows(out)} == {"false"}
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "message"),
+    [
+        ("folder/", [], "is a folder"),
+        ("sub", [], "is a folder"),          # an existing folder (created below)
+        ("r.xlsx", [], "unknown suffix .xlsx; use .csv, .json, .md or .markdown, or give --format"),
+        ("r.txt", [], "unknown suffix .txt"),
+    ],
+)
+def test_out_folder_or_unknown_suffix_is_one_line_and_writes_nothing(
+    db: Path, tmp_path: Path, name: str, extra: list[str], message: str
+) -> None:
+    (tmp_path / "sub").mkdir()
+    target = str(tmp_path / name) + ("/" if name.endswith("/") else "")   # Path drops a trailing slash
+    proc = run(db, "report", "--out", target, *extra, *WINDOW)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --out ") and message in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"] and not any((tmp_path / "sub").iterdir())
+
+
+def test_any_name_is_fine_with_an_explicit_format(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "weekly.txt"
+    assert run(db, "report", "--out", str(out), "--format", "markdown", *WINDOW).returncode == 0
+    assert out.read_text().startswith("# DORA metrics report")
+    plain = tmp_path / "dora-report"              # no suffix: CSV, as before
+    assert run(db, "report", "--out", str(plain), *WINDOW).returncode == 0
+    assert plain.read_text().startswith("service,team,environment,")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -27,10 +28,27 @@ def _rated_metrics(benchmark: int | None) -> list[str]:
     return list(rate_group({}, benchmark).keys())
 
 
+def _checked_out(text: str, fmt: ReportFormat | None) -> Path:
+    """The --out file, refused before anything is computed or written: a folder (existing, or
+    named with a trailing slash, which Path would silently drop) and a suffix that names no
+    report format (``x.xlsx`` used to get CSV under a spreadsheet's name) unless --format says."""
+    out = Path(text)
+    if text.endswith(("/", os.sep)) or out.is_dir():
+        raise UserError(f"--out {text}: is a folder; give a file name such as {out / 'dora-report.csv'}")
+    suffix = out.suffix.lower()
+    if fmt is None and suffix and suffix not in _SUFFIX_FORMATS and suffix != ".csv":
+        raise UserError(f"--out {text}: unknown suffix {out.suffix}; use .csv, .json, .md or .markdown, "
+                        "or give --format")
+    return out
+
+
 @app.command("report")
 def report_command(
     ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", help="file to write (replaced atomically)"),
+    out_arg: str = typer.Option(
+        ..., "--out", metavar="FILE",
+        help="file to write (replaced atomically): .csv, .json, .md or .markdown, or any name with --format",
+    ),
     fmt: ReportFormat | None = typer.Option(
         None, "--format", help="csv, json or markdown [from the --out suffix, else csv]"
     ),
@@ -47,8 +65,14 @@ def report_command(
     environment: list[str] | None = typer.Option(None, "--environment", help="only these environments"),
     team: list[str] | None = typer.Option(None, "--team", help="only these teams"),
     as_of: str | None = AS_OF_OPTION,
+    precision: int | None = typer.Option(
+        None, "--precision", min=0, max=12, metavar="N",
+        help="decimals of every number [CSV and Markdown: 2, ratios 4; JSON: full precision]",
+        show_default=False,
+    ),
 ) -> None:
-    """Write one tidy row per group and period (every `metrics` field, ratings flattened)."""
+    """Write one tidy row per group and period (every `metrics` field, ratings flattened; a
+    week or month the window cuts short is flagged partial_period and not rated)."""
     from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
     from analytics.metrics.window import parse_instant
     from analytics.progress import say
@@ -57,9 +81,8 @@ def report_command(
 
     if period is not None and period not in ("week", "month"):
         raise UserError(f"--period {period!r}: use week or month")
+    out = _checked_out(out_arg, fmt)
     chosen = fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), ReportFormat.csv)
-    if out.exists() and out.is_dir():
-        raise UserError(f"--out {out}: is a folder; give a file name")
     app_ctx = get_ctx(ctx)
     query = MetricsQuery(
         since=parse_instant(since, "--since") if since else None,
@@ -82,5 +105,6 @@ def report_command(
     keys = (*result.group_by, "period_start", "period_end", "ratings")
     values = [c for c in result.columns if c not in keys]
     report = report_from_metrics(result.payload(), values, _rated_metrics(benchmark), (snap.id, snap.time))
+    report.precision = precision
     write_atomically(out, RENDERERS[chosen](report))
     say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")
