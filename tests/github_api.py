@@ -32,6 +32,7 @@ class GitHubAPI(LoopbackAPI):
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     issues: list[dict[str, Any]] = field(default_factory=list)
     releases: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     HEADERS: ClassVar[dict[str, str]] = {
         "Content-Type": "application/json; charset=utf-8",
@@ -291,6 +292,37 @@ class GitHubAPI(LoopbackAPI):
             }
         )
 
+    def add_run(
+        self, run_id: int, *, name: str, path: str, sha: str, branch: str, created: str, updated: str,
+        conclusion: str | None, status: str = "completed", number: int | None = None, attempt: int = 1,
+    ) -> None:
+        """A workflow run as ``GET /repos/{owner}/{repo}/actions/runs`` lists it."""
+        self.runs.append(
+            {
+                "id": run_id,
+                "name": name,
+                "node_id": f"WFR_{run_id}",
+                "head_branch": branch,
+                "head_sha": sha,
+                "path": path,
+                "display_title": name,
+                "run_number": number if number is not None else run_id,
+                "run_attempt": attempt,
+                "event": "push",
+                "status": status,
+                "conclusion": conclusion,
+                "workflow_id": abs(hash(path)) % 10**6,
+                "url": f"{self.repo_url}/actions/runs/{run_id}",
+                "html_url": f"https://github.com/{self.full_name}/actions/runs/{run_id}",
+                "created_at": created,
+                "updated_at": updated,
+                "run_started_at": created,
+                "actor": self.user("deployer"),
+                "triggering_actor": self.user("deployer"),
+                "head_commit": {"id": sha, "tree_id": sha, "message": "deploy", "timestamp": created},
+            }
+        )
+
     # --- serving ---
 
     def _serve(self, request: Request) -> Response:
@@ -341,10 +373,17 @@ class GitHubAPI(LoopbackAPI):
             return self._page(request, sorted(items, key=lambda i: i["created_at"], reverse=True))
         if rest == "/releases":
             return self._page(request, self.releases)
+        if rest == "/actions/runs":
+            branch, status = request.args.get("branch"), request.args.get("status")
+            items = [r for r in self.runs if (branch is None or r["head_branch"] == branch)
+                     and (status is None or r["status"] == status or r["conclusion"] == status)]
+            items.sort(key=lambda r: r["created_at"], reverse=True)
+            return self._page(request, items, wrap="workflow_runs")
         return self._not_found()
 
-    def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
-        """RFC 5988 ``Link`` headers, as GitHub sends them."""
+    def _page(self, request: Request, items: list[dict[str, Any]], wrap: str | None = None) -> Response:
+        """RFC 5988 ``Link`` headers, as GitHub sends them; ``wrap``: the list is an object's
+        ``wrap`` key with a ``total_count`` (as the Actions endpoints answer)."""
         cut = self._slice(request, items)
         page, last, args = cut.number, cut.last, cut.args
         links = []
@@ -355,6 +394,8 @@ class GitHubAPI(LoopbackAPI):
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": 1})}>; rel="first"')
             links.append(f'<{self.base}{request.path}?{urlencode({**args, "page": page - 1})}>; rel="prev"')
         headers = {"Link": ", ".join(links)} if links else {}
+        if wrap is not None:
+            return self._json({"total_count": len(items), wrap: cut.items}, 200, headers)
         return self._json(cut.items, 200, headers)
 
     def _not_found(self) -> Response:

@@ -33,6 +33,7 @@ class GitLabAPI(LoopbackAPI):
     mr_notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     deployments: list[dict[str, Any]] = field(default_factory=list)
     issues: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
     HEADERS: ClassVar[dict[str, str]] = {
         "Content-Type": "application/json",
@@ -251,6 +252,36 @@ class GitLabAPI(LoopbackAPI):
             }
         )
 
+    def add_job(
+        self, job_id: int, *, name: str, status: str, ref: str, sha: str, pipeline_id: int, created: str,
+        started: str | None, finished: str | None, tag: bool = False,
+    ) -> None:
+        """A CI job as ``GET /projects/:id/jobs`` lists it."""
+        self.jobs.append(
+            {
+                "id": job_id,
+                "name": name,
+                "stage": "deploy" if "deploy" in name else "test",
+                "status": status,
+                "ref": ref,
+                "tag": tag,
+                "coverage": None,
+                "allow_failure": False,
+                "created_at": created,
+                "started_at": started,
+                "finished_at": finished,
+                "duration": None,
+                "queued_duration": 1.0,
+                "user": self.user("deployer"),
+                "commit": {"id": sha, "short_id": sha[:8], "title": "deploy", "created_at": created},
+                "pipeline": {"id": pipeline_id, "project_id": PROJECT_ID, "ref": ref, "sha": sha,
+                             "status": status},
+                "web_url": f"{self.web}/-/jobs/{job_id}",
+                "artifacts": [],
+                "runner": None,
+            }
+        )
+
     def _serve(self, request: Request) -> Response:
         raw_path = request.environ.get("RAW_URI", request.path).split("?")[0]
         if self.token is not None and request.headers.get("PRIVATE-TOKEN") != self.token:
@@ -294,6 +325,10 @@ class GitLabAPI(LoopbackAPI):
         if rest == "/issues":
             items = [i for i in self.issues if since is None or _instant(i["updated_at"]) >= since]
             return self._page(request, sorted(items, key=lambda i: i["updated_at"], reverse=True))
+        if rest == "/jobs":
+            scopes = request.args.getlist("scope[]") or request.args.getlist("scope")
+            items = [j for j in self.jobs if not scopes or j["status"] in scopes]
+            return self._page(request, sorted(items, key=lambda j: j["id"], reverse=True))
         return self._json({"message": "404 Not found"}, 404)
 
     def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:

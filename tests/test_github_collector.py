@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -382,3 +383,60 @@ def test_since_bounds_a_first_run_and_unmatched_merges_are_noted(tmp_path: Path,
     assert query(tmp_path, "SELECT kind, count FROM data_warnings WHERE source = 'github'") == [
         ("pr_merge_commit_unknown", 2)
     ]
+
+
+def test_workflow_runs_of_configured_workflows_are_deployments(tmp_path: Path, api: GitHubAPI) -> None:
+    """Issue #15: CI runs as deployments, opt-in. Runs of the deploy workflow on the default branch
+    that completed with success or failure are deployments of their head sha; CI, other branches,
+    cancelled and unfinished runs are not. Without the config key no run is even requested."""
+    assert run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base).returncode == 0
+    assert not [p for p, _ in api.log if p.endswith("/actions/runs")]
+    deploy = ".github/workflows/deploy.yml"
+    api.add_run(101, name="Deploy", path=deploy, sha=M1, branch="main", created="2026-01-06T01:00:00Z",
+                updated="2026-01-06T01:10:00Z", conclusion="success")
+    api.add_run(102, name="CI", path=".github/workflows/ci.yml", sha=M1, branch="main",
+                created="2026-01-06T01:00:00Z", updated="2026-01-06T01:04:00Z", conclusion="success")
+    api.add_run(103, name="Deploy", path=deploy, sha=X3, branch="feature", created="2026-01-06T09:00:00Z",
+                updated="2026-01-06T09:10:00Z", conclusion="success")
+    api.add_run(104, name="Deploy", path=deploy, sha=X3, branch="main", created="2026-01-07T02:00:00Z",
+                updated="2026-01-07T02:05:00Z", conclusion="failure")
+    api.add_run(105, name="Deploy", path=deploy, sha=X3, branch="main", created="2026-01-07T03:00:00Z",
+                updated="2026-01-07T03:01:00Z", conclusion="cancelled")
+    api.add_run(106, name="Deploy", path=deploy, sha=X3, branch="main", created="2026-01-08T00:00:00Z",
+                updated="2026-01-08T00:20:00Z", conclusion="success")
+    api.add_run(107, name="Deploy", path=deploy, sha=X3, branch="main", created="2026-01-09T00:00:00Z",
+                updated="2026-01-09T00:15:00Z", conclusion="success")
+    api.add_run(108, name="Deploy", path=deploy, sha=X3, branch="main", created="2026-01-09T05:00:00Z",
+                updated="2026-01-09T05:01:00Z", conclusion=None, status="in_progress")
+    (tmp_path / "gitops-dora.yaml").write_text(
+        "connections:\n  github:\n    deployment_workflows: [deploy.yml]\n")
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, "--full")
+    assert result.returncode == 0, result.stderr
+    asked = [parse_qs(q) for p, q in api.log if p.endswith("/actions/runs")]
+    assert asked and all(a.get("branch") == ["main"] and a.get("status") == ["completed"] for a in asked)
+    runs = query(tmp_path, "SELECT id, environment, revision, status, started_at, deployed_at, source_ref "
+                           "FROM deployments WHERE source = 'github-actions' ORDER BY id")
+    assert runs == [
+        (f"github-run:{REPO}:101", "production", M1, "success", utc("2026-01-06T01:00:00Z"),
+         utc("2026-01-06T01:10:00Z"), "Deploy#101"),
+        (f"github-run:{REPO}:104", "production", X3, "failed", utc("2026-01-07T02:00:00Z"),
+         utc("2026-01-07T02:05:00Z"), "Deploy#104"),
+        (f"github-run:{REPO}:106", "production", X3, "success", utc("2026-01-08T00:00:00Z"),
+         utc("2026-01-08T00:20:00Z"), "Deploy#106"),
+        (f"github-run:{REPO}:107", "production", X3, "success", utc("2026-01-09T00:00:00Z"),
+         utc("2026-01-09T00:15:00Z"), "Deploy#107"),
+    ]
+    # production: deployment 11 (M1), run 101 redeploys M1, run 106 (X3), run 107 redeploys X3
+    def production_deployments() -> int:
+        out = subprocess.run(
+            [codehost_cli.CLI, "--db", str(tmp_path / "gh.duckdb"), "metrics", "--environment", "production",
+             "--since", "2026-01-05", "--until", "2026-01-10", "--format", "json"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=True).stdout
+        groups = json.loads(out)["groups"]
+        assert len(groups) == 1
+        return int(groups[0]["deployments"])
+
+    assert production_deployments() == 4
+    config = tmp_path / "gitops-dora.yaml"
+    config.write_text(config.read_text() + "deployments:\n  count_redeploys: false\n")
+    assert production_deployments() == 2

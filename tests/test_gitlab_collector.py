@@ -178,3 +178,44 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path, api: GitLabAPI) -
     assert query(
         tmp_path, "SELECT (SELECT count(*) FROM pull_requests) + (SELECT count(*) FROM deployments)"
     ) == [(0,)]
+
+
+def test_jobs_of_configured_deployment_jobs_are_deployments(tmp_path: Path, api: GitLabAPI) -> None:
+    """Issue #15: CI runs as deployments, opt-in. Finished runs of the configured job in pipelines of
+    the default branch are deployments of the pipeline's sha; other jobs, other branches, tags and
+    unfinished jobs are not. Without the config key no job is even requested."""
+    assert run_cli(tmp_path, "collect", "gitlab", PROJECT, "--base-url", api.base).returncode == 0
+    assert not [p for p, _ in api.log if p.endswith("/jobs")]
+    api.add_job(501, name="deploy-prod", status="success", ref="main", sha=C1, pipeline_id=90,
+                created="2026-01-05T16:00:00.000Z", started="2026-01-05T16:01:00.000Z",
+                finished="2026-01-05T16:06:00.000Z")
+    api.add_job(502, name="unit-tests", status="success", ref="main", sha=C1, pipeline_id=90,
+                created="2026-01-05T16:00:00.000Z", started="2026-01-05T16:00:10.000Z",
+                finished="2026-01-05T16:03:00.000Z")
+    api.add_job(503, name="deploy-prod", status="failed", ref="main", sha=C3, pipeline_id=91,
+                created="2026-01-06T10:00:00.000Z", started="2026-01-06T10:01:00.000Z",
+                finished="2026-01-06T10:02:00.000Z")
+    api.add_job(504, name="deploy-prod", status="success", ref="main", sha=C3, pipeline_id=91,
+                created="2026-01-06T10:05:00.000Z", started="2026-01-06T10:05:30.000Z",
+                finished="2026-01-06T10:09:00.000Z")          # the retry of 503
+    api.add_job(505, name="deploy-prod", status="success", ref="feature", sha=C2, pipeline_id=92,
+                created="2026-01-06T11:00:00.000Z", started="2026-01-06T11:00:30.000Z",
+                finished="2026-01-06T11:04:00.000Z")
+    api.add_job(506, name="deploy-prod", status="running", ref="main", sha=C3, pipeline_id=93,
+                created="2026-01-07T11:00:00.000Z", started="2026-01-07T11:00:30.000Z", finished=None)
+    config = "connections:\n  gitlab:\n    deployment_jobs: [deploy-prod]\n"
+    (tmp_path / "gitops-dora.yaml").write_text(config)
+    result = run_cli(tmp_path, "collect", "gitlab", PROJECT, "--base-url", api.base, "--full")
+    assert result.returncode == 0, result.stderr
+    asked = [parse_qs(q) for p, q in api.log if p.endswith("/jobs")]
+    assert asked and all(sorted(a.get("scope[]", [])) == ["failed", "success"] for a in asked)
+    jobs = query(tmp_path, "SELECT id, environment, revision, status, started_at, deployed_at, source_ref "
+                           "FROM deployments WHERE source = 'gitlab-ci' ORDER BY id")
+    assert jobs == [
+        (f"gitlab-job:{PROJECT}:501", "production", C1, "success", utc("2026-01-05T16:01:00Z"),
+         utc("2026-01-05T16:06:00Z"), "deploy-prod#90"),
+        (f"gitlab-job:{PROJECT}:503", "production", C3, "failed", utc("2026-01-06T10:01:00Z"),
+         utc("2026-01-06T10:02:00Z"), "deploy-prod#91"),
+        (f"gitlab-job:{PROJECT}:504", "production", C3, "success", utc("2026-01-06T10:05:30Z"),
+         utc("2026-01-06T10:09:00Z"), "deploy-prod#91"),
+    ]

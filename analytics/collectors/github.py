@@ -1,9 +1,12 @@
-"""``collect github OWNER/REPO``: pull requests, deployments, incident issues and releases via PyGithub.
+"""``collect github OWNER/REPO``: pull requests, deployments, incident issues and releases via PyGithub,
+and the runs of the Actions workflows named in ``connections.github.deployment_workflows`` as
+deployments.
 
 Incremental: each kind keeps its own watermark in ``collector_state`` (source ``github:OWNER/REPO``):
 pull requests and issues by ``updated_at`` (pulls are listed newest-updated first and paging
 stops at the watermark; issues use the API's ``since``), deployments by ``created_at`` minus a
-week, because a deployment's final status can arrive after it was created. Everything of a run
+week, because a deployment's final status can arrive after it was created (workflow runs the same
+way, by their ``created_at``). Everything of a run
 is fetched and written inside one write session, so an API error leaves the store untouched.
 """
 
@@ -219,6 +222,59 @@ def _deployment_rows(
     return rows, newest
 
 
+_RUN_OUTCOMES = {"success": "success", "failure": "failed", "timed_out": "failed"}
+
+
+def _workflow_matches(run: Any, wanted: list[str]) -> bool:
+    """A run of one of the configured deployment workflows, named by its name, its file name
+    (``deploy.yml``) or its path (``.github/workflows/deploy.yml``)."""
+    path = str(run.path or "").split("@", 1)[0]
+    return bool({str(run.name or ""), path, path.rsplit("/", 1)[-1]} & set(wanted))
+
+
+def _workflow_run_rows(
+    repo: Any, rid: str, full_name: str, config: Config, since: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    """Completed runs of the configured deployment workflows on the default branch, as
+    deployments of their head sha (only when ``connections.github.deployment_workflows`` names
+    some: most workflows build and test, and nothing says which one deploys). A re-run attempt
+    keeps its run id, so it updates that deployment; cancelled and skipped runs deployed nothing."""
+    wanted = config.connections.github.deployment_workflows
+    if not wanted:
+        return [], None
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    service = service_for(rid, full_name, config)
+    environment = config.default_deployment_environment()
+    for run in repo.get_workflow_runs(branch=repo.default_branch, status="completed"):  # newest first
+        created = _utc(run.created_at)
+        if since is not None and created is not None and created < since - DEPLOYMENT_LOOKBACK:
+            break
+        newest = later(newest, created)
+        status = _RUN_OUTCOMES.get(str(run.conclusion))
+        if status is None or not _workflow_matches(run, wanted) or not run.head_sha:
+            continue
+        rows.append(
+            {
+                "id": f"github-run:{full_name}:{run.id}",
+                "service": service,
+                "environment": environment,
+                "revision": run.head_sha,
+                "repository": rid,
+                "started_at": _utc(run.run_started_at) or created,
+                "deployed_at": _utc(run.updated_at),
+                "status": status,
+                "source": "github-actions",
+                "source_ref": f"{run.name}#{run.run_number}",
+                "is_rollback": False,
+                "rollback_target": None,
+                "raw_revision": run.head_sha,
+                "revision_format": "sha",
+            }
+        )
+    return rows, newest
+
+
 def _incident_rows(
     repo: Any, rid: str, full_name: str, config: Config, since: datetime | None
 ) -> tuple[list[dict[str, Any]], datetime | None]:
@@ -299,15 +355,16 @@ def collect_github(
             deployments, deploy_mark = _deployment_rows(
                 repo, rid, full_name, config, marks["deployments_created_at"]
             )
+            runs, runs_mark = _workflow_run_rows(repo, rid, full_name, config, marks["runs_created_at"])
             incidents, issues_mark = _incident_rows(repo, rid, full_name, config, marks["issues_updated_at"])
             releases = _release_rows(repo, rid)
         except (GithubException, RequestException, HTTPError) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, full_name, url)) from None
         return Fetched(
-            {"pull_requests": prs, "pr_reviews": reviews, "deployments": deployments,
+            {"pull_requests": prs, "pr_reviews": reviews, "deployments": deployments + runs,
              "incidents": incidents, "releases": releases},
             {"pulls_updated_at": pulls_mark, "deployments_created_at": deploy_mark,
-             "issues_updated_at": issues_mark},
+             "issues_updated_at": issues_mark, "runs_created_at": runs_mark},
         )
 
     def summary(stored: Stored) -> GitHubSummary:
@@ -320,6 +377,7 @@ def collect_github(
 
     return summary(run_collection(
         db_path, config, host="github", name=full_name, explicit_repo_id=explicit_repo_id,
-        mark_keys=("pulls_updated_at", "deployments_created_at", "issues_updated_at"), parse=_from_state,
+        mark_keys=("pulls_updated_at", "deployments_created_at", "issues_updated_at", "runs_created_at"),
+        parse=_from_state,
         full=full, since=since, fetch=fetch, describe=lambda stored: summary(stored).line(),
     ))

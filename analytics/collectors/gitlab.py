@@ -1,4 +1,5 @@
-"""``collect gitlab GROUP/PROJECT``: merge requests, deployments and incident issues via python-gitlab.
+"""``collect gitlab GROUP/PROJECT``: merge requests, deployments and incident issues via python-gitlab,
+and the runs of the CI jobs named in ``connections.gitlab.deployment_jobs`` as deployments.
 
 Incremental by ``updated_after`` watermarks per kind (source ``gitlab:GROUP/PROJECT``). Pagination
 follows the ``Link`` headers (python-gitlab's list iterator); 429/5xx are retried by the session's
@@ -10,7 +11,7 @@ someone other than its author, since GitLab's approvals API gives no time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from analytics.timestamps import parse_time
 
 TOKEN_ENV = "GITLAB_TOKEN"
 _OUTCOMES = {"success": "success", "failed": "failed"}
+_JOB_LOOKBACK = timedelta(days=7)
 
 
 @dataclass
@@ -210,6 +212,55 @@ def _deployment_rows(
     return rows, newest
 
 
+def _job_rows(
+    project: Any, rid: str, full: str, config: Config, mark: datetime | None
+) -> tuple[list[dict[str, Any]], datetime | None]:
+    """Finished runs of the CI jobs named in ``connections.gitlab.deployment_jobs``, in pipelines of
+    the default branch, as deployments of the pipeline's sha (only when the key names some: a
+    pipeline without a GitLab environment leaves no Deployments API record, and nothing else says
+    which job deploys). A retried job is a new job, so a failed try and its successful retry are a
+    failed attempt and a deployment. Jobs are listed newest first; the run stops a week before the
+    watermark, as a job can finish long after it was created."""
+    wanted = set(config.connections.gitlab.deployment_jobs)
+    if not wanted:
+        return [], None
+    rows: list[dict[str, Any]] = []
+    newest: datetime | None = None
+    service = service_for(rid, full, config)
+    environment = config.default_deployment_environment()
+    branch = getattr(project, "default_branch", None)
+    for job in project.jobs.list(scope=["success", "failed"], iterator=True):
+        created = parse_time(job.created_at)
+        if mark is not None and created is not None and created < mark - _JOB_LOOKBACK:
+            break
+        newest = later(newest, created)
+        status = _OUTCOMES.get(str(job.status))
+        pipeline = getattr(job, "pipeline", None) or {}
+        sha = pipeline.get("sha") or (getattr(job, "commit", None) or {}).get("id")
+        if (status is None or job.name not in wanted or getattr(job, "tag", False) or not sha
+                or job.ref != branch):
+            continue
+        rows.append(
+            {
+                "id": f"gitlab-job:{full}:{job.id}",
+                "service": service,
+                "environment": environment,
+                "revision": sha,
+                "repository": rid,
+                "started_at": parse_time(getattr(job, "started_at", None)) or created,
+                "deployed_at": parse_time(getattr(job, "finished_at", None)) or created,
+                "status": status,
+                "source": "gitlab-ci",
+                "source_ref": f"{job.name}#{pipeline.get('id')}",
+                "is_rollback": False,
+                "rollback_target": None,
+                "raw_revision": sha,
+                "revision_format": "sha",
+            }
+        )
+    return rows, newest
+
+
 def _incident_rows(
     project: Any, rid: str, full: str, config: Config, mark: datetime | None
 ) -> tuple[list[dict[str, Any]], datetime | None]:
@@ -269,12 +320,15 @@ def collect_gitlab(
             deployments, dep_mark = _deployment_rows(
                 project, rid, path, config, marks["deployments_updated_at"]
             )
+            jobs, jobs_mark = _job_rows(project, rid, path, config, marks["jobs_created_at"])
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
         except (GitlabError, RequestException) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, path, url)) from None
         return Fetched(
-            {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments, "incidents": incidents},
-            {"mrs_updated_at": mr_mark, "deployments_updated_at": dep_mark, "issues_updated_at": issue_mark},
+            {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments + jobs,
+             "incidents": incidents},
+            {"mrs_updated_at": mr_mark, "deployments_updated_at": dep_mark, "issues_updated_at": issue_mark,
+             "jobs_created_at": jobs_mark},
         )
 
     def summary(stored: Stored) -> GitLabSummary:
@@ -286,6 +340,7 @@ def collect_gitlab(
 
     return summary(run_collection(
         db_path, config, host="gitlab", name=path, explicit_repo_id=explicit_repo_id,
-        mark_keys=("mrs_updated_at", "deployments_updated_at", "issues_updated_at"), parse=parse_time,
+        mark_keys=("mrs_updated_at", "deployments_updated_at", "issues_updated_at", "jobs_created_at"),
+        parse=parse_time,
         full=full, since=since, fetch=fetch, describe=lambda stored: summary(stored).line(),
     ))
