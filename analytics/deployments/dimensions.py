@@ -24,7 +24,9 @@ def register_named(
     envs = sorted({e for e in environments if e is not None})
     production = set(config.production_environments())
     if names:
-        teams = [(svc.team if (svc := config.service(name)) else None) for name in names]
+        # a service in several teams is stored with its first; the metrics engine fans it out
+        teams = [next(iter(svc.all_teams()), None) if (svc := config.service(name)) else None
+                 for name in names]
         merge(session.con, "services",
               "SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS team",
               ["name", "team"], [names, teams], on_match="ignore")

@@ -98,6 +98,7 @@ DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
 LEAD_TIME_STARTS: tuple[str, ...] = ("author", "committer")
+SERVICE_TEAMS = "gitops_dora_service_teams"  # TEMP table: services in several teams (apply_settings)
 _HEADER = re.compile(r"^--\s*(fact|time|zero|note):\s*(.*?)\s*$")
 _KEYS_PLACEHOLDER = re.compile(r"\{(keys|group_keys)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -200,6 +201,16 @@ def apply_settings(
     con.execute(f"SET VARIABLE gitops_dora_hotfix_required_text = '{required}'")
     redeploys = "true" if cfg.deployments.count_redeploys else "false"
     con.execute(f"SET VARIABLE gitops_dora_count_redeploys = {redeploys}")
+    _load_service_teams(con, cfg)
+
+
+def _load_service_teams(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    """The services the config puts in several teams (``services[].team`` + ``teams``), one row per
+    team, read from the config on every report so a changed list needs no re-import."""
+    pairs = [(s.name, team) for s in cfg.services if len(s.all_teams()) > 1 for team in s.all_teams()]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    if pairs:
+        con.executemany(f"INSERT INTO {SERVICE_TEAMS} VALUES (?, ?)", pairs)
 
 
 def _ts_literal(moment: datetime) -> str:
@@ -217,16 +228,34 @@ def render(body: str, dims: Sequence[str], window: Window) -> str:
     return sql.replace("{since}", _ts_literal(window.since)).replace("{until}", _ts_literal(window.until))
 
 
-def _filters(query: MetricsQuery, alias: str) -> str:
+def _filters(query: MetricsQuery, alias: str, *, fanned_out: bool = False) -> str:
     """The filters with values inlined as SQL string literals (the ``scoped`` view cannot take
-    parameters, so every filter is written the same way)."""
+    parameters, so every filter is written the same way). Rows not yet fanned out to their
+    service's several teams (``fanned_out`` false) carry the first team only, so a team filter also
+    keeps the services the config puts in that team."""
     clauses = []
     for column, values in (("service", query.services), ("environment", query.environments),
                            ("team", query.teams)):
         if values:
             literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-            clauses.append(f"{alias}.{column} IN ({literals})")
+            clause = f"{alias}.{column} IN ({literals})"
+            if column == "team" and not fanned_out:
+                clause = (f"({clause} OR {alias}.service IN (SELECT service FROM {SERVICE_TEAMS}"
+                          f" WHERE team IN ({literals})))")
+            clauses.append(clause)
     return " AND ".join(clauses) or "TRUE"
+
+
+def _fact_source(fact: str, query: MetricsQuery) -> str:
+    """The family's fact view, with a row per team for a service in several teams when the report
+    groups or filters by team: each team then counts the service's deployments, changes and
+    incidents (so team totals add up to more than the organisation's). Otherwise the view as is.
+    A row whose team is NULL stays one row: the dashboard's organisation row blanks every team to
+    pool all services into one group, where a service must count once."""
+    if "team" not in query.group_by and not query.teams:
+        return fact
+    return (f"(SELECT f0.* REPLACE (coalesce(st.team, f0.team) AS team) FROM {fact} f0"
+            f" LEFT JOIN {SERVICE_TEAMS} st ON st.service = f0.service AND f0.team IS NOT NULL)")
 
 
 @dataclass
@@ -265,6 +294,7 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     and filters keep (a change carries its deployment's time and dimensions, so it is the same
     filter as ``scoped``). It is rebuilt on every call, so the lead-time setting always applies.
     """
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.repo, l.sha,"
         " l.lead_hours, l.is_negative, l.counts_for_lead_time, l.is_baseline FROM change_lead_times l"
@@ -281,10 +311,12 @@ def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -
     plus the end check assigns each row its one period.
     """
     time_column = f"f.{gf.time_column}"
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     con.execute(
         "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, p.period_index, p.period_start, p.period_end,"
-        f" p.period_days FROM {gf.fact} f ASOF JOIN metric_periods p ON {time_column} >= p.period_start"
-        f" WHERE {time_column} < p.period_end AND {_filters(query, 'f')}"
+        f" p.period_days FROM {_fact_source(gf.fact, query)} f ASOF JOIN metric_periods p"
+        f" ON {time_column} >= p.period_start"
+        f" WHERE {time_column} < p.period_end AND {_filters(query, 'f', fanned_out=True)}"
     )
 
 
@@ -565,6 +597,7 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
     """The query's window, with missing edges taken from the (filtered) deployments."""
     if query.since is not None and query.until is not None:
         return Window(query.since, query.until)
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     row = con.execute(
         f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_times f WHERE {_filters(query, 'f')}"
     ).fetchone()
