@@ -159,15 +159,17 @@ class Document:
 
     def first_line(self, *keys: str) -> int:
         """The line of the first of ``keys`` present at the top level, else of the first key (not a
-        comment or blank line above it), else the document's first line."""
+        comment or blank line above it), else the document's first line. Top-level keys start at
+        column 0, where nothing else can (block scalars are indented), so a regex is exact here."""
         for key in keys:
-            if isinstance(self._nodes, yaml.MappingNode) and any(
-                isinstance(k, yaml.ScalarNode) and k.value == key for k, _ in self._nodes.value
-            ):
-                return self.line_at(key)
-        if isinstance(self._nodes, yaml.MappingNode) and self._nodes.value:
-            return self.line + self._nodes.value[0][0].start_mark.line
-        return self.line
+            m = _pattern(rf"^[\"']?{re.escape(key)}[\"']?[ \t]*:(?=[ \t]|$)").search(self.text)
+            if m is not None:
+                return self.line + self.text.count("\n", 0, m.start())
+        m = _FIRST_KEY.search(self.text)
+        return self.line + self.text.count("\n", 0, m.start()) if m else self.line
+
+
+_FIRST_KEY = re.compile(r"^(?![#%]|---|\.\.\.)\S", re.MULTILINE)
 
 
 def _offset_of_line(text: str, index: int) -> int:

@@ -172,6 +172,15 @@ def environment_management(s: Signals) -> Outcome:
     When the sources hold no reconciler at all, overlays and cluster folders cannot be judged either
     way (the Kustomizations or Applications may live in another repository): ``unknown``."""
     references = s.any("flux.path", "argocd.path")
+    # Every folder an exact path builds (the path and each parent of it), so matching a candidate is
+    # one lookup: thousands of overlays times thousands of Kustomizations would otherwise be
+    # millions of comparisons. Globs (git generators) are few and compared one by one.
+    built: dict[str, Finding] = {}
+    globs = [r for r in references if any(c in (r.value or "") for c in "*?[")]
+    for r in references:
+        parts = (r.value or "").split("/") if r not in globs else []
+        for n in range(1, len(parts) + 1):
+            built.setdefault("/".join(parts[:n]), r)
     reconcilers = s.any(*PATH_RECONCILERS)
     envs: dict[str, Finding] = {}
     unreferenced: dict[str, Finding] = {}
@@ -187,7 +196,9 @@ def environment_management(s: Signals) -> Outcome:
     for candidate in s.any("layout.environment", "kustomize.overlay"):
         directory = candidate.value or ""
         name = environment_name(directory)
-        ref = next((r for r in references if _builds(directory, r.value or "")), None)
+        ref = built.get(directory) if directory else None
+        if ref is None:
+            ref = next((r for r in globs if _builds(directory, r.value or "")), None)
         if ref is not None:
             detail = f"environment {name}: {directory} built by {ref.detail}"
             envs.setdefault(name, replace(ref, detail=detail))
