@@ -17,6 +17,18 @@ from analytics.store.migrations import available, created_tables
 from tests.store_query import store_reader
 
 
+def store_then_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, sql: str) -> Path:
+    """A store made by the shipped migrations, then one more migration file that it has not seen."""
+    db = tmp_path / "s.ducklake"
+    with open_writer(db, source="test"):
+        pass
+    newer = tmp_path / "migrations"
+    shutil.copytree(migrations.MIGRATIONS_DIR, newer)
+    (newer / name).write_text(sql)
+    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", newer)
+    return db
+
+
 def test_every_shipped_migration_creates_a_table() -> None:
     """Otherwise created_tables() is None and every writer open pays the slow check."""
     tables = created_tables()
@@ -41,15 +53,8 @@ def test_a_fresh_store_is_current_and_an_empty_path_is_not(tmp_path: Path) -> No
 def test_a_migration_added_after_the_store_was_made_is_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "s.ducklake"
-    with open_writer(db, source="test"):
-        pass
-    newer = tmp_path / "migrations"
-    shutil.copytree(migrations.MIGRATIONS_DIR, newer)
-    (newer / "9999_later_table.sql").write_text(
-        "CREATE TABLE later_table (id VARCHAR NOT NULL, note VARCHAR);\n"
-    )
-    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", newer)
+    db = store_then_migration(tmp_path, monkeypatch, "9999_later_table.sql",
+                              "CREATE TABLE later_table (id VARCHAR NOT NULL, note VARCHAR);\n")
     assert not connection._schema_is_current(resolve(db))
     with open_writer(db, source="test") as session:
         session.con.execute("INSERT INTO later_table VALUES ('a', 'b')")
@@ -62,13 +67,8 @@ def test_a_migration_added_after_the_store_was_made_is_applied(
 def test_a_migration_that_creates_no_table_turns_the_shortcut_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "s.ducklake"
-    with open_writer(db, source="test"):
-        pass
-    newer = tmp_path / "migrations"
-    shutil.copytree(migrations.MIGRATIONS_DIR, newer)
-    (newer / "9998_rows_only.sql").write_text("INSERT INTO environments VALUES ('qa', false);\n")
-    monkeypatch.setattr(migrations, "MIGRATIONS_DIR", newer)
+    db = store_then_migration(tmp_path, monkeypatch, "9998_rows_only.sql",
+                              "INSERT INTO environments VALUES ('qa', false);\n")
     assert created_tables() is None
     assert not connection._schema_is_current(resolve(db))
     with open_writer(db, source="test"):
