@@ -12,8 +12,8 @@ variants from Four Keys' data generator) and ``event_type``:
   push that listed it after another commit.
 * ``deployment_status`` (GitHub) with state success/failure/error, ``deployment`` (GitLab) and
   ``pipeline`` (GitLab) with status success/failed: a deployment of the deployed sha at the
-  event's ``time_created``; environment from the payload, else the config's production
-  environment (noted).
+  event's ``time_created``; environment from the payload, else ``deployments.default_environment``
+  (noted, and a ``default_environment`` data warning).
 * ``issues`` (GitHub) and ``issue`` (GitLab) labelled ``Incident``: an incident per issue (id
   ``<repository>#<number>``), created at the earliest ``created_at`` and resolved at the latest
   ``closed_at`` of its events, root cause from a ``root cause: <sha>`` line, as Four Keys' own
@@ -132,7 +132,8 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         if event == "push":
             _push(meta, repo, where, summary, out)
         elif event in ("deployment_status", "deployment", "pipeline"):
-            _deployment(record, meta, provider, event, repo, default_env, where, summary, out)
+            _deployment(record, meta, provider, event, repo, config.default_deployment_environment(), where,
+                        summary, out)
         elif event in ("issues", "issue"):
             _issue(meta, provider, repo, default_env, where, summary, out)
         else:
@@ -275,9 +276,9 @@ def _write(session: WriteSession, config: Config, out: _Loaded, summary: ImportS
     summary.rows = len(out.commits) + len(out.deployments) + len(incidents)
     summary.notes.append(f"{len(out.commits)} commits, {len(out.deployments)} deployments, "
                          f"{len(incidents)} incidents")
-    if out.defaulted_env:
-        summary.notes.append(f"{out.defaulted_env} deployments without an environment assigned to "
-                             f"{(config.production_environments() or ['production'])[0]}")
+    from analytics.importers.deployments import note_default_environment
+
+    note_default_environment(session, summary, out.defaulted_env, config.default_deployment_environment())
     if out.skipped:
         summary.notes.append("skipped " + ", ".join(f"{n} {k}" for k, n in sorted(out.skipped.items())))
     scopes = sorted({(d["service"], d["environment"]) for d in out.deployments}) + [

@@ -33,7 +33,8 @@ SELECT o.id,
 FROM ordered_deployments o
 LEFT JOIN services s ON s.name = o.service
 LEFT JOIN environments e ON e.name = o.environment
-LEFT JOIN deployment_redeploys r ON r.id = o.id;
+LEFT JOIN deployment_redeploys r
+    ON r.id = o.id AND NOT coalesce(CAST(getvariable('gitops_dora_count_redeploys') AS BOOLEAN), true);
 
 CREATE OR REPLACE TEMP VIEW deployment_facts AS
 WITH change_counts AS (

@@ -13,4 +13,5 @@ SELECT d.id,
                                  OR NOT coalesce(r.is_redeploy, false)) AS counts_as_deployment
 FROM deployments d
 LEFT JOIN services s ON s.name = d.service
-LEFT JOIN deployment_redeploys r ON r.id = d.id;
+LEFT JOIN deployment_redeploys r
+    ON r.id = d.id AND NOT coalesce(CAST(getvariable('gitops_dora_count_redeploys') AS BOOLEAN), true);
