@@ -21,12 +21,15 @@ Hand-worked example (April 2023, UTC; commits imported as the ``commits`` kind):
 
 shop/production over [04-13, 04-15): 2 deployments (dep2, dep6), lead time median(26, 5, 4) = 5 h,
 change failure rate 2/3 (dep2 has an incident, dep3 failed; attempts dep2, dep3, dep6), time to
-restore 2 h. DevLake itself: one deployment per cicd_deployment_id too, but dep3 is not in its
-denominator (1/2) and its lead time is per PR (no PRs here: nothing).
+restore 2 h. DevLake itself (worked out from the same rows by ``devlake_cfr`` below): one deployment
+per cicd_deployment_id too, but only successful PRODUCTION ones, so dep3 (failed) and dep6 (no
+environment) are not in its denominator and #102 (not on a board of the project) is not its
+incident: 1/1. Its lead time is per PR (no PRs here: none).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,6 +151,48 @@ def test_metrics_of_the_project(db: Path) -> None:
     assert group["time_to_restore_median_hours"] == pytest.approx(2.0)
     assert query(db, "SELECT detail, count FROM data_warnings WHERE kind = 'default_environment'") == [
         ("deployments without an environment assigned to production", 1)]
+
+
+def devlake_cfr(f: dict[str, Path], project: str, since: datetime, until: datetime) -> float:
+    """DevLake's change failure rate from the exported rows, as docs/Metrics/CFR.md defines it:
+    successful PRODUCTION deployments (grouped by cicd_deployment_id, finished at the last row's
+    finish) of the project's CI/CD scopes finished in the window; a project incident (on one of its
+    boards) belongs to the latest such deployment finished at or before its creation."""
+    def rows(name: str) -> list[dict[str, str]]:
+        with f[name].open() as fh:
+            return list(csv.DictReader(fh))
+
+    def when(text: str) -> datetime:
+        day, clock = text.split(" ")
+        y, m, d = (int(x) for x in day.split("-"))
+        hh, mm, ss = (int(x) for x in clock.split(":"))
+        return datetime(y, m, d, hh, mm, ss, tzinfo=UTC)
+
+    mapping = rows("mapping")
+    scopes = {r["row_id"] for r in mapping if r["project_name"] == project and r["table"] == "cicd_scopes"}
+    boards = {r["row_id"] for r in mapping if r["project_name"] == project and r["table"] == "boards"}
+    finished: dict[str, datetime] = {}
+    for r in rows("deploys"):
+        if r["result"] == "SUCCESS" and r["environment"] == "PRODUCTION" and r["cicd_scope_id"] in scopes:
+            end = when(r["finished_date"])
+            finished[r["cicd_deployment_id"]] = max(end, finished.get(r["cicd_deployment_id"], end))
+    on_board = {r["issue_id"] for r in rows("boards") if r["board_id"] in boards}
+    failed = set()
+    for issue in rows("issues"):
+        if issue["type"] != "INCIDENT" or issue["id"] not in on_board:
+            continue
+        created = when(issue["created_date"])
+        before = [(end, dep) for dep, end in finished.items() if end <= created]
+        if before:
+            failed.add(max(before)[1])
+    window = {dep for dep, end in finished.items() if since <= end < until}
+    return len(failed & window) / len(window)
+
+
+def test_failure_rate_against_devlake(db: Path, tmp_path: Path) -> None:
+    ours = shop(db)["change_failure_rate"]
+    theirs = devlake_cfr(files(tmp_path), "shop", t("2023-04-13T00:00:00Z"), t("2023-04-15T00:00:00Z"))
+    assert (ours, theirs) == (pytest.approx(2 / 3), 1.0)
 
 
 def test_mapping_imported_last_moves_rows_to_their_project(tmp_path: Path) -> None:
