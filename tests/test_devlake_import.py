@@ -224,3 +224,22 @@ def test_a_row_without_a_commit_rejects_the_file(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         f"error: {bad}: line 3: missing value for 'commit_sha'; nothing from this file was imported"]
     assert query(db, "SELECT count(*) FROM deployments") == [(0,)]
+
+
+def test_devlake_pull_requests_and_comments_are_not_incidents(tmp_path: Path) -> None:
+    """DevLake's pull_requests and pull_request_comments tables have ``type`` and ``created_date``
+    columns too: they stay the pull_requests kind."""
+    db = tmp_path / "store.ducklake"
+    prs = write_csv(tmp_path / "pull_requests.csv", (
+        "id", "base_repo_id", "pull_request_key", "title", "type", "status", "author_id", "created_date",
+        "merged_date", "closed_date", "merge_commit_sha", "head_ref", "base_ref"), [
+        ("github:GithubPullRequest:1:7", "api", 7, "Retry", "feature", "MERGED", "ada",
+         "2023-04-12 09:00:00", "2023-04-12 12:00:00", "2023-04-12 12:00:00", A3, "retry", "main")])
+    comments = write_csv(tmp_path / "pull_request_comments.csv", (
+        "id", "pull_request_id", "body", "account_id", "created_date", "type"), [
+        ("c1", "github:GithubPullRequest:1:7", "LGTM", "bo", "2023-04-12 10:00:00", "NORMAL")])
+    out = run_cli(db, "import", str(prs), str(comments))
+    assert "pull_requests.csv: imported 1 pull_requests rows" in out.stderr
+    assert "pull_request_comments.csv: imported 0 pull_requests rows (" in out.stderr
+    assert "1 reviews)" in out.stderr
+    assert query(db, "SELECT count(*) FROM incidents") == [(0,)]

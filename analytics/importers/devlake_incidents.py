@@ -26,11 +26,18 @@ from analytics.store.connection import WriteSession
 KIND = "devlake_incidents"
 
 
+_NOT_ISSUES = {"commit_sha", "pull_request_key", "base_repo_id", "merged_date", "pull_request_id"}
+
+
 def detect(parsed: ParsedFile) -> bool:
-    """id and created_date, and DevLake's issue type or incident scope columns (no commit sha)."""
+    """id and created_date, and the issues table's type with issue_key or resolution_date, or the
+    incidents table's incident_key or table/scope_id; never a DevLake pull request, PR comment or
+    deployment commit (those have a ``type`` column too)."""
     keys = columns_present(parsed.records)
-    return (bool(parsed.records) and {"id", "created_date"} <= keys and "commit_sha" not in keys
-            and ("type" in keys or {"table", "scope_id"} <= keys or "incident_key" in keys))
+    issues = "type" in keys and bool(keys & {"issue_key", "resolution_date"})
+    incidents = "incident_key" in keys or {"table", "scope_id"} <= keys
+    return (bool(parsed.records) and {"id", "created_date"} <= keys and not keys & _NOT_ISSUES
+            and (issues or incidents))
 
 
 def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
