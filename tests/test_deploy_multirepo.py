@@ -137,3 +137,19 @@ def test_a_bad_pair_rejects_the_file(tmp_path: Path) -> None:
                                         "nothing from this file was imported")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert query(db, "SELECT count(*) FROM deployments WHERE id IN ('d9', 'd10')") == [(0,)]
+
+
+def test_pairs_as_a_yaml_mapping_and_a_json_list(tmp_path: Path) -> None:
+    db = store(tmp_path)
+    (tmp_path / "more.yaml").write_text(
+        "deployments:\n"
+        f"  - {{id: y1, service: shop, environment: production, deployed_at: '2026-03-04T12:00:00Z',\n"
+        f"     revision: {{api: '{A3}', web: '{W2}'}}}}\n")
+    (tmp_path / "more.json").write_text(json.dumps([
+        {"id": "j1", "service": "shop", "environment": "staging", "deployed_at": "2026-03-04T13:00:00Z",
+         "revision": [f"api={A2}", f"web={W1}"]}]))
+    run_cli(db, "import", str(tmp_path / "more.yaml"), str(tmp_path / "more.json"))
+    assert query(db, "SELECT deployment_id, repository, revision FROM deployment_revisions "
+                     "WHERE deployment_id IN ('y1', 'j1') ORDER BY 1, 2") == [
+        ("j1", "api", A2), ("j1", "web", W1), ("y1", "api", A3), ("y1", "web", W2)]
+    assert changes(db, "j1") == {A1: (76.0, False), A2: (52.0, False), W1: (75.0, False)}  # staging baseline
