@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -204,6 +206,87 @@ class DashboardSettings(_Model):
     login: bool = Field(default=False, description="require Streamlit's OIDC login ([auth] in secrets.toml)")
 
 
+# The metrics a target can be set for (their `metrics --format json` field names, so a target
+# reads in the unit of the figure it is compared with) and which way is better.
+TARGET_METRICS: dict[str, Literal["at_least", "at_most"]] = {
+    "deployments_per_week": "at_least",
+    "lead_time_median_hours": "at_most",
+    "change_failure_rate": "at_most",
+    "failed_deployment_recovery_median_hours": "at_most",
+    "time_to_restore_median_hours": "at_most",
+    "rework_rate": "at_most",
+}
+_RATES = ("change_failure_rate", "rework_rate")
+_HOURS = ("lead_time_median_hours", "failed_deployment_recovery_median_hours", "time_to_restore_median_hours")
+
+
+class MetricTargets(_Model):
+    """Targets for one scope. Hours accept a duration ("24h", "2d", "90m"); rates a ratio (0.1) or
+    a percentage ("10%"). Deployment frequency is a floor, every other metric a ceiling."""
+
+    deployments_per_week: float | None = Field(default=None, gt=0, description="at least this many a week")
+    lead_time_median_hours: float | None = Field(default=None, gt=0, description="median at most (hours)")
+    change_failure_rate: float | None = Field(default=None, ge=0, le=1, description="at most (0.1 or 10%)")
+    failed_deployment_recovery_median_hours: float | None = Field(default=None, gt=0)
+    time_to_restore_median_hours: float | None = Field(default=None, gt=0)
+    rework_rate: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator(*_HOURS, mode="before")
+    @classmethod
+    def _hours(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value).total_seconds() / 3600
+        return value
+
+    @field_validator(*_RATES, mode="before")
+    @classmethod
+    def _ratio(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise ValueError(f"not a percentage: {value!r} (use e.g. 10%)") from None
+        return value
+
+    def values(self) -> dict[str, float]:
+        return {m: v for m in TARGET_METRICS if (v := getattr(self, m)) is not None}
+
+
+class Targets(MetricTargets):
+    """Organisation-wide targets, with per-team and per-service ones that override them metric by
+    metric (a service's over its team's over the organisation's)."""
+
+    teams: dict[str, MetricTargets] = Field(default_factory=dict)
+    services: dict[str, MetricTargets] = Field(default_factory=dict)
+
+    def metrics(self) -> list[str]:
+        """Every metric some scope sets a target for, in TARGET_METRICS order."""
+        scopes = [self, *self.teams.values(), *self.services.values()]
+        return [m for m in TARGET_METRICS if any(getattr(t, m) is not None for t in scopes)]
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    metric: str
+    target: float
+    value: float | None
+    met: bool | None    # None: no value to judge (no deployments, no lead times...)
+    missed_by: float    # how far the value is on the wrong side, in the metric's unit; 0 when met
+
+    @property
+    def comparison(self) -> str:
+        return "≥" if TARGET_METRICS[self.metric] == "at_least" else "≤"
+
+
+def check_target(metric: str, value: Any, target: float) -> TargetCheck:
+    """Whether ``value`` meets ``target`` (a floor for deployment frequency, a ceiling otherwise)."""
+    number = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    if number is None:
+        return TargetCheck(metric, target, None, None, 0.0)
+    gap = target - number if TARGET_METRICS[metric] == "at_least" else number - target
+    return TargetCheck(metric, target, number, gap <= 0, max(gap, 0.0))
+
+
 class Config(_Model):
     services: list[Service] = Field(default_factory=list)
     environments: list[Environment] = Field(
@@ -215,6 +298,19 @@ class Config(_Model):
     mapping: ReconcilerMapping = Field(default_factory=ReconcilerMapping)
     webhooks: Webhooks = Field(default_factory=Webhooks)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    targets: Targets = Field(default_factory=Targets)
+
+    def targets_for(self, *, service: str | None = None, team: str | None = None) -> dict[str, float]:
+        """The targets of one group: the organisation's, overridden by its team's (a service's team
+        from ``services`` when the group has none), overridden by the service's."""
+        if team is None and service is not None and (known := self.service(service)) is not None:
+            team = known.team
+        merged = self.targets.values()
+        if team is not None and team in self.targets.teams:
+            merged.update(self.targets.teams[team].values())
+        if service is not None and service in self.targets.services:
+            merged.update(self.targets.services[service].values())
+        return merged
 
     def service(self, name: str) -> Service | None:
         return next((s for s in self.services if s.name == name), None)

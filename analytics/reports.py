@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -116,7 +116,7 @@ def decimals_for(column: str, precision: int | None) -> int:
     ratios (``*_rate``), 2 for everything else (hours, per-week rates, medians)."""
     if precision is not None:
         return precision
-    return RATIO_DECIMALS if column.endswith(("_rate", "_ratio")) else DEFAULT_DECIMALS
+    return RATIO_DECIMALS if column.removesuffix("_target").endswith(("_rate", "_ratio")) else DEFAULT_DECIMALS
 
 
 def _period_bounds(start: datetime, trend: str) -> tuple[datetime, datetime]:
@@ -150,12 +150,17 @@ def _as_time(value: Any) -> datetime:
 def report_from_metrics(
     payload: Mapping[str, Any], value_columns: Sequence[str], rated_metrics: Sequence[str] = (),
     snapshot: tuple[int, Any] | None = None,
+    targets: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None,
+    target_metrics: Sequence[str] = (),
 ) -> Report:
     """Tidy rows from a ``metrics`` JSON document (trend or not) and its value column order.
 
     ``rated_metrics`` fixes the rating columns even when there are no rows, so a scheduled consumer
     always sees the same header. ``snapshot`` (id, commit time) is the store snapshot the numbers
-    were read from, recorded so ``--as-of <id>`` reproduces them exactly.
+    were read from, recorded so ``--as-of <id>`` reproduces them exactly. ``targets`` gives a row's
+    targets (config ``targets:``); every metric of ``target_metrics`` gets ``<metric>_target`` and
+    ``<metric>_target_met`` columns, empty where the row's group has no target, and ``_target_met``
+    empty for a partial period too (judged no more than it is rated).
     """
     group_by = list(payload.get("group_by") or [])
     trend = payload.get("trend")
@@ -185,6 +190,19 @@ def report_from_metrics(
         for row in rows:
             row["snapshot_id"] = snapshot[0]
     columns.append("partial_period")  # last: added after snapshot_id, so no column moved
+    if target_metrics:
+        from analytics.config import check_target
+
+        for row in rows:
+            chosen = targets(row) if targets is not None else {}
+            for metric in target_metrics:
+                target = chosen.get(metric)
+                row[f"{metric}_target"] = target
+                met = None
+                if target is not None and not row["partial_period"]:
+                    met = check_target(metric, row.get(metric), target).met
+                row[f"{metric}_target_met"] = met
+        columns += [f"{m}_{suffix}" for m in target_metrics for suffix in ("target", "target_met")]
     return Report(columns=columns, rows=rows, meta=meta)
 
 

@@ -104,7 +104,11 @@ def report_command(
         con.close()
     keys = (*result.group_by, "period_start", "period_end", "ratings")
     values = [c for c in result.columns if c not in keys]
-    report = report_from_metrics(result.payload(), values, _rated_metrics(benchmark), (snap.id, snap.time))
+    report = report_from_metrics(
+        result.payload(), values, _rated_metrics(benchmark), (snap.id, snap.time),
+        targets=lambda row: config.targets_for(service=row.get("service"), team=row.get("team")),
+        target_metrics=config.targets.metrics(),
+    )
     report.precision = precision
     write_atomically(out, RENDERERS[chosen](report))
     say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")

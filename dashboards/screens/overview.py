@@ -14,6 +14,7 @@ from dashboards.definitions import MetricDef, help_text
 from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics
 from dashboards.queries import deployment_count, weekly_deployments
 from dashboards.safe_text import md
+from dashboards.targets import current_config, target_caption
 from dashboards.tiles import TILES, delta_text, fmt, sparkline, what_changed
 from dashboards.warmup import overview_requests
 
@@ -39,6 +40,11 @@ scope = " · ".join(md(x) for x in (f.team, f.service, f.environment) if x) or "
 st.caption(f"Window {f.since.isoformat()} to {f.until.isoformat()} (exclusive, UTC) · {scope} · "
            f"compared with the previous {f.days} days")
 how_computed("overview")
+config, config_problem = current_config()
+if config_problem:
+    st.warning(f"Targets not shown: {md(config_problem)}")
+# the filters' scope picks the targets: a service's over its team's over the organisation's
+targets = config.targets_for(service=f.service, team=f.team)
 
 
 def _production_first(group: dict[str, Any]) -> tuple[int, str]:
@@ -51,7 +57,8 @@ def metric_help(metric: MetricDef, year: int) -> str:
     return f"{help_text(metric)}\n\n{rated}"
 
 
-def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year: int) -> None:
+def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year: int,
+          goals: dict[str, float]) -> None:
     """One row of tiles; ``name`` keys their containers (``st-key-tile-<name>-<metric>`` in the page)."""
     delta = group.get("delta") or {}
     for start in range(0, len(TILES), TILES_PER_ROW):
@@ -72,6 +79,8 @@ def tiles(name: str, group: dict[str, Any], periods: list[dict[str, Any]], year:
                 st.badge(b.label, color=b.color, help=b.help)  # type: ignore[arg-type]
                 if b.figure:
                     st.caption(f"rated on {b.figure}")
+                if metric.field in goals:
+                    st.caption(target_caption(metric, value, goals[metric.field]))
     st.markdown(f"**What changed:** {what_changed(group, group.get('previous'), f.days)}")
     counts = (f"{group.get('deployments', 0)} deployments on {group.get('deployment_days', 0)} days, "
               f"{group.get('changes', 0)} changes, {group.get('incidents', 0)} incidents")
@@ -115,13 +124,13 @@ else:
             st.subheader("Organisation")
             st.caption(f"{scope}, every environment: each deployment, change and incident counted "
                        "once, by the same definitions (not an average of the rows below).")
-            tiles("all", organisation[0], _periods(pooled_trend, None, None), year)
+            tiles("all", organisation[0], _periods(pooled_trend, None, None), year, targets)
             groups = sorted((g for g in groups_of(per_env or {}) if g.get("deployments")),
                             key=_production_first)
             for index, group in enumerate(groups):
                 st.subheader(f"Environment: {md(group.get('environment'))}")
                 weeks = _periods(env_trend, "environment", group.get("environment"))
-                tiles(f"env{index}", group, weeks, year)
+                tiles(f"env{index}", group, weeks, year, targets)
             weekly = weekly_deployments(db, f)
             if weekly is not None and len(weekly):
                 st.markdown(f"**{charts.WEEKLY_TITLE}**")

@@ -15,6 +15,7 @@ from dashboards.components import COLLECT_DEPLOYMENTS, how_computed, is_missing,
 from dashboards.definitions import help_text
 from dashboards.metrics_source import MetricsUnavailable, groups_of, metrics, request_for
 from dashboards.safe_text import md
+from dashboards.targets import current_config, target_status
 from dashboards.tiles import TILES, fmt, sparkline
 
 NO_TEAM = "(no team)"
@@ -33,6 +34,10 @@ st.caption(f"Window {f.since.isoformat()} to {f.until.isoformat()} (exclusive, U
            f"the DORA {year} report · trends per week (change failure and rework pooled over rolling "
            "4 weeks)")
 how_computed("teams")
+dora_config, config_problem = current_config()
+if config_problem:
+    st.warning(f"Targets not shown: {md(config_problem)}")
+TARGETED = set(dora_config.targets.metrics())
 
 linked = st.query_params.get("by")
 if linked and linked not in BY_OPTIONS:
@@ -70,6 +75,9 @@ def _rows(payload: dict[str, Any], trend: dict[str, Any] | None) -> pd.DataFrame
             row[f"{metric.key}_trend"] = sparkline(metric, weeks)
             if metric.key == "deployment_frequency":  # the figure its rating is about
                 row["deploy_days"] = g.get("deployment_days_per_week_median")
+            if metric.field in TARGETED:
+                goal = dora_config.targets_for(**{by: None if name == NO_TEAM else name}).get(metric.field)
+                row[f"{metric.key}_target"] = None if goal is None else target_status(metric, value, goal)[1]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -117,6 +125,11 @@ for metric in TILES:
         help=f"{metric.title} per week over the window"
              + (", pooled over rolling 4 weeks" if metric.smoothed else ""))
     order += [metric.key, f"{metric.key}_rating", f"{metric.key}_trend"]
+    if metric.field in TARGETED:
+        config[f"{metric.key}_target"] = st.column_config.TextColumn(
+            f"{short} target", help=f"{metric.title}: the config's target for this {by} (its own, "
+                                    "else its team's, else the organisation's), met or missed by how much")
+        order.append(f"{metric.key}_target")
     if metric.key == "deployment_frequency":
         config["deploy_days"] = st.column_config.NumberColumn(
             "Deploy days/wk", format="%.1f",
