@@ -116,7 +116,8 @@ def decimals_for(column: str, precision: int | None) -> int:
     ratios (``*_rate``), 2 for everything else (hours, per-week rates, medians)."""
     if precision is not None:
         return precision
-    return RATIO_DECIMALS if column.removesuffix("_target").endswith(("_rate", "_ratio")) else DEFAULT_DECIMALS
+    ratio = column.removesuffix("_target").endswith(("_rate", "_ratio"))  # a ratio's target is one too
+    return RATIO_DECIMALS if ratio else DEFAULT_DECIMALS
 
 
 def _period_bounds(start: datetime, trend: str) -> tuple[datetime, datetime]:
