@@ -87,3 +87,21 @@ def test_watermarks_and_warnings_round_trip(tmp_path: Path) -> None:
         ("shallow_clone", "lead times truncated", 1)
     ]
     con.close()
+
+
+def test_connections_cache_parquet_footers_and_readers_still_see_new_files(tmp_path: Path) -> None:
+    """Data files are never rewritten, so the footer cache is safe: a reader opened after a write
+    sees the write's new file, and a long-lived reader's pinned snapshot is unchanged."""
+    db = tmp_path / "db.ducklake"
+    with open_writer(db, source="test") as session:
+        session.con.execute("INSERT INTO services VALUES ('a', 't1')")
+    early = open_reader(db, install_views=False)
+    try:
+        assert early.execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (True,)
+        with open_writer(db, source="test") as session:
+            session.con.execute("INSERT INTO services VALUES ('b', 't2')")
+        assert early.execute("SELECT name FROM services ORDER BY name").fetchall() == [("a",)]
+    finally:
+        early.close()
+    with store_reader(db) as con:
+        assert con.execute("SELECT name FROM services ORDER BY name").fetchall() == [("a",), ("b",)]

@@ -186,6 +186,9 @@ def connect(
         con.execute("SET ducklake_max_retry_count = 30")
         con.execute("SET ducklake_retry_wait_ms = 20")
         con.execute("SET ducklake_retry_backoff = 1.3")
+        # DuckLake never rewrites a data file (a change writes a new one), so a Parquet footer read
+        # once stays valid; the metric queries scan the same files many times per command
+        con.execute("SET parquet_metadata_cache = true")
     except duckdb.Error as exc:
         con.close()
         if snapshot is not None or snapshot_time is not None:
