@@ -243,3 +243,23 @@ def test_devlake_pull_requests_and_comments_are_not_incidents(tmp_path: Path) ->
     assert "pull_request_comments.csv: imported 0 pull_requests rows (" in out.stderr
     assert "1 reviews)" in out.stderr
     assert query(db, "SELECT count(*) FROM incidents") == [(0,)]
+
+
+def test_the_shipped_example_files_are_this_worked_example(tmp_path: Path) -> None:
+    """examples/import/devlake/ holds the very files this module writes, so its README's worked
+    result is the one checked above; and they import as the README says."""
+    shipped = Path(__file__).resolve().parents[1] / "examples" / "import" / "devlake"
+    written = files(tmp_path)
+    for path in written.values():
+        assert (shipped / path.name).read_text() == path.read_text(), path.name
+    db = tmp_path / "example.ducklake"
+    order = ("project_mapping.csv", "commits.csv", "cicd_deployment_commits.csv", "board_issues.csv",
+             "issues.csv")
+    command = next(line for line in (shipped / "README.md").read_text().splitlines() if " import " in line
+                   and line.strip().startswith(".venv/bin/gitops-dora"))
+    assert tuple(command.split(" import ", 1)[1].split()) == order
+    run_cli(db, "import", *(str(shipped / name) for name in order))
+    group = shop(db)
+    assert (group["deployments"], group["change_failure_rate"]) == (2, pytest.approx(2 / 3))
+    assert group["lead_time_median_hours"] == pytest.approx(5.0)
+    assert changes(db, "devlake:dep2") == {A2: (26.0, True), A3: (5.0, True), W2: (4.0, True)}
