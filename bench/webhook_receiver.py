@@ -1,6 +1,7 @@
 """Webhook receiver throughput: the real server against one transaction per delivery, same run.
 
     .venv/bin/python bench/webhook_receiver.py [--deliveries 400] [--concurrency 50] [--baseline 60]
+    .venv/bin/python bench/webhook_receiver.py --breakdown   # where a delivery's CPU goes
 
 Both sides store signed GitHub ``issues`` deliveries (incident issues) into a fresh store:
 
@@ -13,13 +14,20 @@ Both sides store signed GitHub ``issues`` deliveries (incident issues) into a fr
 
 It prints deliveries per second for both, ``receiver/baseline throughput ratio`` (above 1 means the
 receiver is faster although it also pays HTTP, signature checks and JSON parsing), the latency of
-the senders' requests and the writer's batches (``GET /``).
+the senders' requests and the writer's batches (``GET /``), and the receiver's CPU per delivery in
+its event-loop thread and in its writer thread (from /proc, so the figures hold under other load).
+
+``--breakdown`` measures the parts in this process, CPU time over many repetitions (so the
+machine's other load changes them little): each check of ``prepare`` per delivery, the ASGI layers
+(the receiver's front, and Starlette's middleware and router it skips for deliveries) per request,
+and each writer statement per batch of 1 and of 50 deliveries.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -170,14 +178,29 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def receiver(db: Path, count: int, concurrency: int) -> tuple[float, list[float], dict[str, Any], float]:
-    """Wall seconds, request latencies, the writer's stats and the receiver's CPU seconds."""
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of each thread of a process (the main thread's id is the pid)."""
+    found = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            found[int(task)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def receiver(db: Path, count: int, concurrency: int
+             ) -> tuple[float, list[float], dict[str, Any], float, dict[str, float]]:
+    """Wall seconds, request latencies, the writer's stats, the receiver's CPU seconds, and those of
+    its event loop (the main thread) and of its busiest other thread (the writer)."""
     proc, url = start_receiver(db)
     try:
         send(url, range(100_000, 100_000 + concurrency), concurrency)  # warm-up: connections, first batches
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before, threads_before = cpu_seconds(proc.pid), thread_cpu(proc.pid)
         elapsed, latencies = send(url, range(count), concurrency)
-        cpu = cpu_seconds(proc.pid) - cpu_before
+        cpu, threads_after = cpu_seconds(proc.pid) - cpu_before, thread_cpu(proc.pid)
+        used = {t: threads_after[t] - threads_before.get(t, 0.0) for t in threads_after}
+        loop_cpu = used.pop(proc.pid, 0.0)
+        threads = {"event loop": loop_cpu, "writer": max(used.values(), default=0.0)}
         writer = httpx.get(url + "/", timeout=10).json()["writer"]
     finally:
         proc.terminate()
@@ -193,7 +216,149 @@ def receiver(db: Path, count: int, concurrency: int) -> tuple[float, list[float]
         con.close()
     assert tuple(stored) == (count, count), f"{stored} incidents stored, {count} sent"
     assert tuple(deliveries) == (count + concurrency,) * 2, f"{deliveries} deliveries stored"
-    return elapsed, latencies, writer, cpu
+    return elapsed, latencies, writer, cpu, threads
+
+
+class _StubWriter(DeliveryWriter):
+    """Answers every delivery at once, stores nothing: the ASGI layers alone."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 30.0) -> None:
+        pass
+
+    def submit(self, delivery: Delivery) -> Any:
+        delivery.future.set_result("stored")
+        return delivery.future
+
+
+def _per_call(fn: Any, repeat: int) -> float:
+    """CPU microseconds per call of ``fn`` (best of 3 rounds)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(repeat):
+            fn()
+        best = min(best, time.process_time() - started)
+    return best / repeat * 1e6
+
+
+def breakdown(tmp: Path) -> None:
+    """Where a delivery's CPU goes, part by part (module docstring)."""
+    import orjson
+
+    from analytics.store.connection import WriteSession
+    from analytics.webhooks import server
+
+    config = Config()
+    db = tmp / "breakdown.ducklake"
+    writer = DeliveryWriter(db, config)
+    writer.open()
+    columns = writer.columns
+    body = json.dumps(payload(7)).encode()
+    headers = {k.lower(): v for k, v in signed_headers(body).items()}
+    data = orjson.loads(body)
+    rows = github.to_rows(headers, data, config)
+    endpoint = server.Endpoint("github", github, SECRET)
+    n = 3000
+    print(f"per delivery (a {len(body)}-byte GitHub issues payload), CPU microseconds:")
+    for name, fn in (
+        ("HMAC-SHA256 verify", lambda: github.verify(headers, body, SECRET)),
+        ("JSON parse (orjson)", lambda: orjson.loads(body)),
+        ("nesting-depth walk (skipped when the body has <= 128 brackets)",
+         lambda: server.json_depth_ok(data)),
+        ("provider to_rows", lambda: github.to_rows(headers, data, config)),
+        ("row checks (check_rows)", lambda: server.check_rows(rows, columns)),
+        ("all of prepare() (the above, ids, Delivery)", lambda: server.prepare(
+            endpoint, headers, body, config, columns, False, 0.0, server.datetime.now(server.UTC))),
+    ):
+        print(f"  {name:62s} {_per_call(fn, n):7.1f}")
+
+    stub = _StubWriter(db, config)
+    stub.columns = columns
+    app = server.create_app(db, config, endpoints=[endpoint], writer=stub)
+    handler = next(r.endpoint for r in app.routes if getattr(r, "path", None) == github.PATH)  # type: ignore[attr-defined]
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+
+    def scope() -> dict[str, Any]:
+        return {"type": "http", "method": "POST", "path": github.PATH, "raw_path": github.PATH.encode(),
+                "root_path": "", "query_string": b"", "headers": raw, "http_version": "1.1",
+                "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def sent(message: dict[str, Any]) -> None:
+        pass
+
+    async def direct(scope: Any, receive: Any, send: Any) -> None:
+        """The handler without Starlette's middleware and router."""
+        from starlette.requests import Request
+
+        response = await handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def requests(asgi: Any, count: int) -> float:
+        started = time.process_time()
+        for _ in range(count):
+            await asgi(scope(), receive, sent)
+        return (time.process_time() - started) / count * 1e6
+
+    async def layers() -> tuple[float, float]:
+        await requests(app, 200)
+        return (min([await requests(app, n) for _ in range(3)]),
+                min([await requests(direct, n) for _ in range(3)]))
+
+    through_starlette, alone = asyncio.run(layers())
+    print("per request in the event loop, ASGI app only (no HTTP parsing, no sockets), CPU microseconds:")
+    print(f"  {'Starlette app: middleware, router, handler, JSON answer':62s} {through_starlette:7.1f}")
+    print(f"  {'the handler alone (its checks, prepare(), the JSON answer)':62s} {alone:7.1f}")
+
+    class Timed:
+        def __init__(self, con: Any) -> None:
+            self.con, self.log = con, []  # type: ignore[var-annotated]
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            started = time.process_time()
+            result = self.con.execute(sql, *args)
+            self.log.append((" ".join(sql.split()[:3]), (time.process_time() - started) * 1000))
+            return result
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.con, name)
+
+    assert writer._con is not None and writer._session is not None
+    timed = Timed(writer._con)
+    writer._con = timed  # type: ignore[assignment]
+    writer._session = WriteSession(con=timed, location=writer._session.location,  # type: ignore[arg-type]
+                                   source="webhook", target="receiver")
+    number = 1000
+    print("writer, per batch, CPU milliseconds (median of 7 batches on a store growing by them):")
+    for size in (1, 50):
+        runs: list[list[tuple[str, float]]] = []
+        totals: list[float] = []
+        for _ in range(7):
+            batch = []
+            for k in range(number, number + size):
+                raw_body = json.dumps(payload(k)).encode()
+                parsed = orjson.loads(raw_body)
+                batch.append(Delivery("github", str(uuid.uuid4()), "issues", raw_body, parsed,
+                                      github.to_rows(headers, parsed, config), github.finalize,
+                                      github.FINALIZE_AFTER))
+            number += size
+            timed.log.clear()
+            started = time.process_time()
+            writer._commit(batch)
+            totals.append((time.process_time() - started) * 1000)
+            runs.append(list(timed.log))
+        steps = " + ".join(f"{runs[0][i][0]} {statistics.median(r[i][1] for r in runs):.1f}"
+                           for i in range(len(runs[0])))
+        total = statistics.median(totals)
+        print(f"  batch of {size:2d}: {steps}; all of _commit {total:.1f} ms"
+              f" = {total / size:.2f} ms a delivery")
+    writer._close()
 
 
 def main() -> None:
@@ -201,11 +366,17 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--baseline", type=int, default=60, help="deliveries for the baseline")
+    parser.add_argument("--breakdown", action="store_true", help="only measure where a delivery's CPU goes")
     args = parser.parse_args()
+    if args.breakdown:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"1-minute load average {os.getloadavg()[0]:.1f}")
+            breakdown(Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         base = baseline(Path(tmp) / "baseline.ducklake", args.baseline)
-        served, latencies, writer, cpu = receiver(Path(tmp) / "receiver.ducklake", args.deliveries,
-                                                  args.concurrency)
+        served, latencies, writer, cpu, threads = receiver(Path(tmp) / "receiver.ducklake", args.deliveries,
+                                                           args.concurrency)
     base_rate, served_rate = args.baseline / base, args.deliveries / served
     print(f"deliveries: {args.deliveries}, concurrency: {args.concurrency}, "
           f"1-minute load average {os.getloadavg()[0]:.1f}")
@@ -218,7 +389,9 @@ def main() -> None:
     print(f"writer: {writer['batches']} batches (largest {writer['largest_batch']}), arrival to commit "
           f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, {writer['conflicts_retried']} conflicts retried")
     print(f"receiver CPU: {cpu / args.deliveries * 1000:.2f} ms per delivery (HTTP, checks and writer), "
-          f"i.e. {args.deliveries / cpu:.0f} deliveries/s per core busy")
+          f"i.e. {args.deliveries / cpu:.0f} deliveries/s per core busy; event loop "
+          f"{threads['event loop'] / args.deliveries * 1000:.2f} ms, writer thread "
+          f"{threads['writer'] / args.deliveries * 1000:.2f} ms")
     print(f"receiver/baseline throughput ratio = {served_rate / base_rate:.1f}  "
           "(target: >= 500 deliveries/s at concurrency 50)")
 

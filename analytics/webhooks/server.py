@@ -60,6 +60,7 @@ from analytics.webhooks.writer import (
     Column,
     Delivery,
     DeliveryWriter,
+    Finalize,
     Rejected,
     StoreUnavailable,
     check_rows,
@@ -173,6 +174,12 @@ class Endpoint:
     module: ModuleType
     secret: str | None
 
+    def __post_init__(self) -> None:
+        # looked up once here rather than for every delivery
+        self.finalize: Finalize | None = getattr(self.module, "finalize", None)
+        after = getattr(self.module, "FINALIZE_AFTER", None)
+        self.finalize_after: frozenset[str] | None = None if after is None else frozenset(after)
+
 
 def provider_secrets(env: Mapping[str, str] | None = None) -> list[Endpoint]:
     """Each provider with the secret from its SECRET_ENV (None when unset or empty)."""
@@ -285,7 +292,9 @@ def prepare(
         return _Prepared(status=400, message=f"malformed JSON: {first_line(exc)}")
     if not isinstance(payload, dict):
         return _Prepared(status=400, message="the payload must be a JSON object")
-    if not json_depth_ok(payload):
+    # nesting needs an opening bracket per level: a body with few of them (most) skips the walk
+    if (text.count(b"{") + text.count(b"[") if isinstance(text, bytes) else text.count("{") + text.count("[")
+            ) > MAX_JSON_DEPTH and not json_depth_ok(payload):
         return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         rows = module.to_rows(headers, payload, config)
@@ -301,8 +310,7 @@ def prepare(
     payload_json = text.decode("utf-8") if isinstance(text, bytes) else text
     return _Prepared(delivery=Delivery(
         provider=endpoint.name, delivery_id=delivery_id, event=event, body=body, payload=payload, rows=rows,
-        finalize=getattr(module, "finalize", None),
-        finalize_after=frozenset(module.FINALIZE_AFTER) if hasattr(module, "FINALIZE_AFTER") else None,
+        finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
         payload_json=payload_json, received_at=received_at, arrived=arrived,
     ))
 
