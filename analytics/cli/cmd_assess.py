@@ -105,9 +105,29 @@ def _first_evidence(cap: dict[str, Any]) -> str:
     return cap.get("note") or ""
 
 
+# Columns of free text (evidence, why, action...): they take the width the short ones leave and
+# wrap between words, folding a long path rather than cutting it. Every other column never wraps.
+PROSE = {"evidence", "answer", "why", "action", "question", "source to add", "satisfied by", "name",
+         "principle"}
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Any:
+    """A table as the read commands draw them (no side borders, a rule under the header), so an
+    80-column terminal keeps most of its width for the evidence."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for col in columns:
+        if col in PROSE:
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, no_wrap=True)
+    return table
+
+
 def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, Any]]) -> None:
     from rich.console import Console
-    from rich.table import Table
     from rich.text import Text
 
     console = Console()
@@ -117,9 +137,7 @@ def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, A
         safe_text(target, "bold"), ": GitOps maturity level ",
         safe_text("none (Level 0 not met)" if level is None else level, "bold"),
     ))
-    caps = Table(title="Capabilities")
-    for col in ("level", "capability", "status", "evidence", "answer"):
-        caps.add_column(col, overflow="fold")
+    caps = _table("Capabilities", ("level", "capability", "status", "evidence", "answer"))
     for cap in result["capabilities"]:
         answer = cap["answer"] or ""
         if cap["conflict"]:
@@ -127,57 +145,44 @@ def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, A
         caps.add_row(*(safe_text(v) for v in (cap["level"], cap["id"], cap["status"], _first_evidence(cap),
                                                answer)))
     console.print(caps)
-    levels = Table(title="Levels")
-    for col in ("level", "name", "met", "progress"):
-        levels.add_column(col)
+    levels = _table("Levels", ("level", "name", "met", "progress"))
     for lvl in result["levels"]:
         levels.add_row(*(safe_text(v) for v in (
             lvl["level"], lvl["name"], "yes" if lvl["met"] else "no", f"{lvl['progress']:.0%}"
         )))
     console.print(levels)
-    principles = Table(title="OpenGitOps principles")
-    for col in ("principle", "status"):
-        principles.add_column(col)
+    principles = _table("OpenGitOps principles", ("principle", "status"))
     for pr in result["principles"]:
         principles.add_row(safe_text(pr["name"]), safe_text(pr["status"]))
     console.print(principles)
     if result.get("blocking"):
-        blocking = Table(title="Blocking (not met)")
-        for col in ("level", "capability", "why", "action"):
-            blocking.add_column(col, overflow="fold")
+        blocking = _table("Blocking (not met)", ("level", "capability", "why", "action"))
         for b in result["blocking"]:
             blocking.add_row(*(safe_text(b[k] or "") for k in ("level", "capability", "why", "action")))
         console.print(blocking)
     if result.get("undecided"):
-        undecided = Table(title="Undecided (unknown: answer the question or add the source)")
-        for col in ("level", "capability", "why", "question", "source to add"):
-            undecided.add_column(col, overflow="fold")
+        undecided = _table("Undecided (unknown: answer the question or add the source)",
+                           ("level", "capability", "why", "question", "source to add"))
         for u in result["undecided"]:
             undecided.add_row(*(safe_text(u[k] or "") for k in ("level", "capability", "why", "question",
                                                                 "source")))
         console.print(undecided)
     seen = [c for c in result["capabilities"] if c.get("seen_in_examples")]
     if seen:
-        examples = Table(title="Seen in examples (not deployed, never counted as met)")
-        for col in ("capability", "evidence"):
-            examples.add_column(col, overflow="fold")
+        examples = _table("Seen in examples (not deployed, never counted as met)", ("capability", "evidence"))
         for cap in seen:
             item = cap["seen_in_examples"][0]
             where = f"{item['path']}:{item['line']} {item['detail']}"
             examples.add_row(safe_text(cap["id"]), safe_text(where))
         console.print(examples)
     if result["next_steps"]:
-        steps = Table(title="Next steps")
-        for col in ("capability", "kind", "action", "satisfied by"):
-            steps.add_column(col, overflow="fold")
+        steps = _table("Next steps", ("capability", "kind", "action", "satisfied by"))
         for step in result["next_steps"]:
             steps.add_row(*(safe_text(step.get(k) or "") for k in ("capability", "kind", "action",
                                                                     "satisfied_by")))
         console.print(steps)
     if history:
-        timeline = Table(title="Maturity by month")
-        for col in ("month", "level", "L0", "L1", "L2", "L3"):
-            timeline.add_column(col)
+        timeline = _table("Maturity by month", ("month", "level", "L0", "L1", "L2", "L3"))
         for point in history:
             timeline.add_row(*(safe_text(v) for v in (
                 point["period"],
