@@ -7,6 +7,7 @@ production deployment each, plus one staging deployment of svc-00.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,9 +29,15 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deployments = {f"d{i}": Deploy(name, f"repo-{i}", f"2026-02-{i + 1:02d}T12:00", [f"c{i}"])
                    for i, name in enumerate(SERVICES)}
     deployments["s0"] = Deploy("svc-00", "repo-0", "2026-02-01T11:00", ["c0"], environment="staging")
-    return write_history(tmp_path_factory.mktemp("filters") / "store.ducklake", services=dict(SERVICES),
-                         commits=commits, deployments=deployments,
-                         environments={"production": True, "staging": False})
+    db = write_history(tmp_path_factory.mktemp("filters") / "store.ducklake", services=dict(SERVICES),
+                       commits=commits, deployments=deployments,
+                       environments={"production": True, "staging": False})
+    (db.parent / "incidents.csv").write_text(
+        "id,service,environment,created_at,resolved_at,title,root_cause\n"
+        "I-A,svc-00,production,2026-02-03T10:00:00Z,,a,\n"
+        "I-B,svc-01,production,2026-02-04T10:00:00Z,,b,\n")
+    assert run(db, "import", str(db.parent / "incidents.csv")).returncode == 0
+    return db
 
 
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,7 +75,7 @@ def test_unknown_environment_names_only_the_unknown_values(db: Path, tmp_path: P
     assert line == "error: --environment prod, qa: not in the store; known environments: production, staging"
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "incidents"])  # incidents has no --team
+@pytest.mark.parametrize("command", COMMANDS)
 def test_unknown_team(db: Path, tmp_path: Path, command: str) -> None:
     line = one_error_line(run(db, *command_args(command, tmp_path), "--team", "team-c"))
     assert line == "error: --team team-c: not in the store; known teams: team-a, team-b"
@@ -76,9 +83,7 @@ def test_unknown_team(db: Path, tmp_path: Path, command: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_known_values_still_filter(db: Path, tmp_path: Path, command: str) -> None:
-    args = ["--service", "svc-00", "--environment", "staging"]
-    if command != "incidents":
-        args += ["--team", "team-a"]
+    args = ["--service", "svc-00", "--environment", "staging", "--team", "team-a"]
     fmt = ["--format", "json"] if command != "report" else []
     proc = run(db, *command_args(command, tmp_path), *args, *fmt)
     assert proc.returncode == 0, proc.stderr
@@ -87,3 +92,14 @@ def test_known_values_still_filter(db: Path, tmp_path: Path, command: str) -> No
     if command == "report":
         rows = (tmp_path / "r.csv").read_text().splitlines()
         assert len(rows) == 2 and ",svc-00,team-a,staging,".strip(",") in rows[1]
+
+
+def test_incidents_filter_by_team(db: Path) -> None:
+    def ids(*args: str) -> list[str]:
+        proc = run(db, "incidents", "--format", "json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return [r["id"] for r in json.loads(proc.stdout)]
+
+    assert ids() == ["I-A", "I-B"]
+    assert ids("--team", "team-a") == ["I-A"] and ids("--team", "team-b") == ["I-B"]
+    assert ids("--team", "team-a,team-b") == ["I-A", "I-B"]

@@ -46,6 +46,7 @@ def incidents_command(
     ctx: typer.Context,
     service: list[str] = typer.Option([], "--service", help="only these services (repeatable)"),
     environment: list[str] = typer.Option([], "--environment", help="only these environments (repeatable)"),
+    team: list[str] = typer.Option([], "--team", help="only incidents of these teams' services (repeatable)"),
     since: str | None = typer.Option(None, "--since", help="created at or after (YYYY-MM-DD or ISO 8601)"),
     until: str | None = typer.Option(None, "--until", help="created before (half-open window, UTC)"),
     status: Status | None = typer.Option(
@@ -62,6 +63,7 @@ def incidents_command(
 
     app_ctx = get_ctx(ctx)
     service, environment = list(option_values(service)), list(option_values(environment))
+    team = list(option_values(team))
     clauses: list[str] = []
     params: list[Any] = []
     if service:
@@ -70,6 +72,9 @@ def incidents_command(
     if environment:
         clauses.append(f"environment IN ({', '.join('?' for _ in environment)})")
         params.extend(environment)
+    if team:
+        clauses.append(f"team IN ({', '.join('?' for _ in team)})")
+        params.extend(team)
     if since:
         clauses.append("created_at >= ?")
         params.append(parse_instant(since, "--since"))
@@ -81,7 +86,7 @@ def incidents_command(
     where = " AND ".join(clauses) or "TRUE"
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=service, environments=environment)
+        check_known(con, services=service, teams=team, environments=environment)
         apply_settings(con, app_ctx.config)
         cursor = con.execute(
             "SELECT incident_id AS id, service, environment, created_at, resolved_at,"
