@@ -393,8 +393,10 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
             if prepared.delivery is None:
                 return refuse(prepared.status, prepared.message)
             delivery = prepared.delivery
+            delivery.waiter = loop.create_future()
             try:
-                outcome = await asyncio.wrap_future(state.writer.submit(delivery))
+                state.writer.submit(delivery)
+                outcome = await delivery.waiter
             except Rejected as exc:  # the writer logged it
                 state.refused += 1
                 return _reply(422, str(exc))

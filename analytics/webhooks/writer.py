@@ -48,6 +48,7 @@ recorded as one ``collection_runs`` row, so the Data health page shows the recei
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import queue
@@ -144,6 +145,8 @@ class Delivery:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     arrived: float = field(default_factory=time.monotonic)  # when the request came in
     future: Future[str] = field(default_factory=Future)
+    # the server's: settled in its event loop together with the rest of the batch (_wake)
+    waiter: asyncio.Future[str] | None = None
 
 
 @dataclass
@@ -326,6 +329,7 @@ class DeliveryWriter:
                     self._close()  # opened again for the next batch
             for delivery in batch:
                 delivery.future.set_exception(error)
+            _wake(batch)
             return
         committed = time.monotonic()
         self.batches += 1
@@ -336,6 +340,7 @@ class DeliveryWriter:
         for delivery, outcome in zip(batch, outcomes, strict=True):
             self._latencies.append(committed - delivery.arrived)
             delivery.future.set_result(outcome)
+        _wake(batch)
 
     def _commit(self, batch: list[Delivery]) -> list[str]:
         """One transaction for the batch, run again when its commit meets another writer's."""
@@ -459,6 +464,32 @@ class DeliveryWriter:
                 if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
                     return  # the run log is best effort; the deliveries are stored
                 time.sleep(0.01 * (0.5 + random.random()))
+
+
+def _wake(batch: list[Delivery]) -> None:
+    """Settle the server's waiters of a batch with one call into their event loop, not one per
+    delivery: each ``call_soon_threadsafe`` (what ``asyncio.wrap_future`` does for every future)
+    writes to the loop's wake-up pipe and costs the loop ~30 us of CPU to wake and read it."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Delivery]] = {}
+    for delivery in batch:
+        if delivery.waiter is not None:
+            by_loop.setdefault(delivery.waiter.get_loop(), []).append(delivery)
+    for loop, deliveries in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server has stopped
+            loop.call_soon_threadsafe(_settle, deliveries)
+
+
+def _settle(deliveries: list[Delivery]) -> None:
+    """In the event loop: each waiter gets its delivery's outcome or error."""
+    for delivery in deliveries:
+        waiter = delivery.waiter
+        if waiter is None or waiter.done():
+            continue
+        error = delivery.future.exception()
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(delivery.future.result())
 
 
 def _json(payload: Any) -> str:
