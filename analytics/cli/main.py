@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 import traceback
@@ -135,6 +136,10 @@ def run(argv: list[str] | None = None) -> None:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:  # `gitops-dora metrics --format csv | head`: the reader has all it wanted
+            # (Typer handled this itself while it ran standalone); silence the flush at exit too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as exc:  # the environment (permissions, a full disk, a vanished folder)
             if debug:
                 _print_traceback(exc)
@@ -145,7 +150,8 @@ def run(argv: list[str] | None = None) -> None:
             if debug:
                 _print_traceback(exc)
             _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for a traceback)", 1)
-        sys.exit(result if isinstance(result, int) else 0)  # an Exit(code) comes back as its code
+        # an Exit(code) comes back as its code; a command's own return value is no exit status
+        sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
 
 
 if __name__ == "__main__":
