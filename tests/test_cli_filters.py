@@ -63,7 +63,7 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 def test_unknown_service_lists_the_known_ones_capped(db: Path, tmp_path: Path, command: str) -> None:
     line = one_error_line(run(db, *command_args(command, tmp_path), "--service", "nosuchservice"))
     known = sorted(SERVICES)
-    assert line == ("error: --service nosuchservice: not in the store; known services: "
+    assert line == ("error: --service nosuchservice: not in the store or the config; known services: "
                     + ", ".join(known[:12]) + ", … (3 more)")
     assert not (tmp_path / "r.csv").exists()   # report: nothing written
 
@@ -72,13 +72,14 @@ def test_unknown_service_lists_the_known_ones_capped(db: Path, tmp_path: Path, c
 def test_unknown_environment_names_only_the_unknown_values(db: Path, tmp_path: Path, command: str) -> None:
     line = one_error_line(run(db, *command_args(command, tmp_path), "--environment", "production,prod",
                               "--environment", "qa"))
-    assert line == "error: --environment prod, qa: not in the store; known environments: production, staging"
+    assert line == ("error: --environment prod, qa: not in the store or the config; "
+                    "known environments: production, staging")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_unknown_team(db: Path, tmp_path: Path, command: str) -> None:
     line = one_error_line(run(db, *command_args(command, tmp_path), "--team", "team-c"))
-    assert line == "error: --team team-c: not in the store; known teams: team-a, team-b"
+    assert line == "error: --team team-c: not in the store or the config; known teams: team-a, team-b"
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -103,3 +104,15 @@ def test_incidents_filter_by_team(db: Path) -> None:
     assert ids() == ["I-A", "I-B"]
     assert ids("--team", "team-a") == ["I-A"] and ids("--team", "team-b") == ["I-B"]
     assert ids("--team", "team-a,team-b") == ["I-A", "I-B"]
+
+
+def test_teams_and_services_the_config_names_are_known(db: Path, tmp_path: Path) -> None:
+    """A service's further teams (services[].teams) live only in the config; they filter all the same."""
+    config = tmp_path / "gitops-dora.yaml"
+    config.write_text("services:\n  - name: svc-00\n    team: team-a\n    teams: [team-x]\n")
+    proc = run(db, "--config", str(config), "metrics", "--team", "team-x", "--group-by", "service",
+               "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert [g["service"] for g in json.loads(proc.stdout)["groups"]] == ["svc-00"]
+    line = one_error_line(run(db, "metrics", "--team", "team-x"))   # without that config: unknown
+    assert line == "error: --team team-x: not in the store or the config; known teams: team-a, team-b"

@@ -101,7 +101,7 @@ def test_deployments_csv_and_table(store: tuple[Path, dict[str, str]]) -> None:
 
     proc = run_cli(tmp, "deployments", "--service", "nope", "--format", "json")   # a typo is no empty list
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == "error: --service nope: not in the store; known services: app\n"
+    assert proc.stderr == "error: --service nope: not in the store or the config; known services: app\n"
 
 
 @pytest.mark.parametrize("command", ["deployments", "metrics"])

@@ -106,7 +106,8 @@ def changes_command(
         raise UserError(f"--until {until} must be after --since {since}")
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment))
+        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment),
+                    config=app_ctx.config)
         apply_settings(con, app_ctx.config, lead_time_start=lead_time_start)
         rows = audit_rows(
             con, deployments=_values(deployment), services=_values(service),

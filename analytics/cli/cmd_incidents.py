@@ -86,7 +86,7 @@ def incidents_command(
     where = " AND ".join(clauses) or "TRUE"
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=service, teams=team, environments=environment)
+        check_known(con, services=service, teams=team, environments=environment, config=app_ctx.config)
         apply_settings(con, app_ctx.config)
         cursor = con.execute(
             "SELECT incident_id AS id, service, environment, created_at, resolved_at,"

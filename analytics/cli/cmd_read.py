@@ -97,7 +97,8 @@ def deployments_command(
         params.append(hi)
     con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment))
+        check_known(con, services=_values(service), teams=_values(team), environments=_values(environment),
+                    config=get_ctx(ctx).config)
         cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
         if fmt != Format.table:
             print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)  # JSON and CSV in batches
@@ -183,7 +184,8 @@ def metrics_command(
     config = app_ctx.config
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=query.services, teams=query.teams, environments=query.environments)
+        check_known(con, services=query.services, teams=query.teams, environments=query.environments,
+                    config=config)
         report = compute_metrics(con, query, config)
     finally:
         con.close()

@@ -97,7 +97,8 @@ def report_command(
     config = app_ctx.config
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
-        check_known(con, services=query.services, teams=query.teams, environments=query.environments)
+        check_known(con, services=query.services, teams=query.teams, environments=query.environments,
+                    config=config)
         snap = reader_snapshot(con)
         result = compute_metrics(con, query, config)
     finally:

@@ -14,6 +14,8 @@ from analytics.errors import UserError
 if TYPE_CHECKING:
     import duckdb
 
+    from analytics.config import Config
+
 # Every place a value can come from: what the config loaded and what collectors and importers saw.
 KNOWN_SQL = {
     "service": "SELECT name FROM services UNION SELECT service FROM deployments "
@@ -26,19 +28,29 @@ PLURAL = {"service": "services", "team": "teams", "environment": "environments"}
 SHOWN_KNOWN = 12  # more than this and the line stops being one a terminal shows whole
 
 
-def known_values(con: duckdb.DuckDBPyConnection, dimension: str) -> list[str]:
+def known_values(con: duckdb.DuckDBPyConnection, dimension: str, config: Config | None = None) -> list[str]:
+    """What the store saw, plus what the config names (a service's further teams live only there:
+    the engine reads them on each run, so they filter as well as the stored one)."""
     sql = f"SELECT DISTINCT v FROM ({KNOWN_SQL[dimension]}) AS t(v) WHERE v IS NOT NULL"
-    rows = con.execute(sql).fetchall()
-    return sorted(str(r[0]) for r in rows)
+    values = {str(r[0]) for r in con.execute(sql).fetchall()}
+    if config is not None:
+        if dimension == "service":
+            values.update(s.name for s in config.services)
+        elif dimension == "team":
+            values.update(t for s in config.services for t in s.all_teams())
+        else:
+            values.update(e.name for e in config.environments)
+    return sorted(values)
 
 
 def unknown_message(dimension: str, unknown: Sequence[str], known: Sequence[str]) -> str:
-    """``--service nosuch: not in the store; known services: a, b, c`` (at most SHOWN_KNOWN named)."""
+    """``--service nosuch: not in the store or the config; known services: a, b, c`` (at most
+    SHOWN_KNOWN named)."""
     names = ", ".join(known[:SHOWN_KNOWN])
     if len(known) > SHOWN_KNOWN:
         names += f", … ({len(known) - SHOWN_KNOWN} more)"
     listing = f"known {PLURAL[dimension]}: {names}" if known else f"the store has no {PLURAL[dimension]} yet"
-    return f"--{dimension} {', '.join(unknown)}: not in the store; {listing}"
+    return f"--{dimension} {', '.join(unknown)}: not in the store or the config; {listing}"
 
 
 def check_known(
@@ -47,12 +59,13 @@ def check_known(
     services: Sequence[str] = (),
     teams: Sequence[str] = (),
     environments: Sequence[str] = (),
+    config: Config | None = None,
 ) -> None:
     """Raise a one-line UserError (exit 2) for the first dimension with a value the store never saw."""
     for dimension, chosen in (("service", services), ("team", teams), ("environment", environments)):
         if not chosen:
             continue
-        known = known_values(con, dimension)
+        known = known_values(con, dimension, config)
         unknown = [v for v in dict.fromkeys(chosen) if v not in known]
         if unknown:
             raise UserError(unknown_message(dimension, unknown, known))
