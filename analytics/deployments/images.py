@@ -508,6 +508,8 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
     relinked: list[str] = []
     all_changes: list[dict[str, Any]] = []
     ranges: list[tuple[str, str, Path, tuple[str, ...]]] = []  # (deployment, repo id, clone, git args)
+    # (deployment, service, (app repo, app sha) now, the same before it or None)
+    app_states: list[tuple[str, Service, tuple[str, str], tuple[str, str] | None]] = []
     history: dict[tuple[str, str], list[tuple[Any, str]]] = {(d[5], d[6]): [] for d in deps}
     if history:
         for source, source_ref, at, revision in session.con.execute(
@@ -551,26 +553,36 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
             linker.app_state(config_repo, repo_path, prev_sha, service_name, env) if prev_sha else None
         )
         if new_state is not None:
-            app_repo_id, app_sha = new_state
-            app_path = next(
-                (
-                    p
-                    for loc in service.repositories
-                    if (p := _local_path(session, loc)) is not None and linker.graph(p).has_commit(app_sha)
-                ),
-                None,
-            )
-            if app_path is not None:
-                # git walks the range: an app repository can be far larger than its config repo,
-                # too large to hold every deployment's ancestry as a set
-                spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
-                ranges.append((dep_id, app_repo_id, app_path, ("rev-list", *spec)))
+            app_states.append((dep_id, service, new_state, old_state))
         # Config commits under this service's path for this environment are changes too.
         env_path = service.gitops.paths.get(env) if service.gitops else None
         if env_path:
             spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
             ranges.append((dep_id, config_repo, repo_path, ("rev-list", *spec, "--", env_path)))
         relinked.append(dep_id)
+    # Which app clone holds each deployed app sha: one `git cat-file --batch-check` per clone for
+    # all of them, instead of one per deployment.
+    asked: dict[Path, list[str]] = {}
+    for _dep_id, service, (_repo_id, app_sha), _old in app_states:
+        for loc in service.repositories:
+            if (path := _local_path(session, loc)) is not None:
+                asked.setdefault(path, []).append(app_sha)
+    for path, shas in asked.items():
+        linker.graph(path).resolve(shas)
+    for dep_id, service, (app_repo_id, app_sha), old_state in app_states:
+        app_path = next(
+            (
+                p
+                for loc in service.repositories
+                if (p := _local_path(session, loc)) is not None and linker.graph(p).has_commit(app_sha)
+            ),
+            None,
+        )
+        if app_path is not None:
+            # git walks the range: an app repository can be far larger than its config repo,
+            # too large to hold every deployment's ancestry as a set
+            spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
+            ranges.append((dep_id, app_repo_id, app_path, ("rev-list", *spec)))
     # The ranges are independent git processes: run them side by side (two per deployment, each
     # mostly process start-up, made the demo's reconciler import wait seconds on them one by one).
     with ThreadPoolExecutor(max_workers=_GIT_WORKERS) as pool:
