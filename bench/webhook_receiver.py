@@ -1,16 +1,17 @@
 """Webhook receiver throughput: the real server against one transaction per delivery, same run.
 
-    .venv/bin/python bench/webhook_receiver.py [--deliveries 400] [--concurrency 50] [--baseline 60]
+    .venv/bin/python bench/webhook_receiver.py [--deliveries 2000] [--concurrency 50] [--baseline 60]
     .venv/bin/python bench/webhook_receiver.py --breakdown   # where a delivery's CPU goes
 
 Both sides store signed GitHub ``issues`` deliveries (incident issues) into a fresh store:
 
 * baseline: what a receiver without batching does, in-process and with no HTTP at all: one
-  transaction per delivery (check the delivery id, upsert its rows, record the delivery, COMMIT)
-  on one open read-write connection, for ``--baseline`` deliveries;
+  transaction per delivery through the writer's own code (record the delivery unless its id is
+  stored, upsert its rows, COMMIT) on one open read-write connection, for ``--baseline`` deliveries;
 * receiver: ``gitops-dora serve-webhooks`` in its own process on 127.0.0.1, fed by ``--concurrency``
-  client threads over HTTP (HMAC-signed); timed from the first request to the last 2xx, after a
-  short warm-up. Every delivery must be answered 200 and stored exactly once.
+  keep-alive connections over HTTP (HMAC-signed); timed from the first request to the last 2xx,
+  after a short warm-up. Every delivery must be answered 200 and stored exactly once. 2000 by
+  default: 400 took under a second, too short a run to be steady on a shared machine.
 
 It prints deliveries per second for both, ``receiver/baseline throughput ratio`` (above 1 means the
 receiver is faster although it also pays HTTP, signature checks and JSON parsing), the latency of
@@ -18,9 +19,9 @@ the senders' requests and the writer's batches (``GET /``), and the receiver's C
 its event-loop thread and in its writer thread (from /proc, so the figures hold under other load).
 
 ``--breakdown`` measures the parts in this process, CPU time over many repetitions (so the
-machine's other load changes them little): each check of ``prepare`` per delivery, the ASGI layers
-(the receiver's front, and Starlette's middleware and router it skips for deliveries) per request,
-and each writer statement per batch of 1 and of 50 deliveries.
+machine's other load changes them little): each check of ``prepare`` per delivery, the ASGI app
+per request (through Starlette's middleware and router, and the handler alone), and each writer
+statement per batch of 1 and of 50 deliveries.
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ def breakdown(tmp: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--deliveries", type=int, default=400)
+    parser.add_argument("--deliveries", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--baseline", type=int, default=60, help="deliveries for the baseline")
     parser.add_argument("--breakdown", action="store_true", help="only measure where a delivery's CPU goes")
