@@ -7,10 +7,13 @@ page works before and after they land.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import streamlit as st
 
 from dashboards.queries import frame, relations
+from dashboards.source import config_path, data_stamp, reader
 
 SIGNAL_VIEWS = ("failure_signals",)
 ATTRIBUTION_VIEWS = ("incident_attribution",)
@@ -22,19 +25,44 @@ def first_relation(db: Path, names: tuple[str, ...]) -> str | None:
 
 
 def changes(db: Path, deployment_id: str) -> pd.DataFrame:
-    return frame(
+    """The deployment's changes as ``gitops-dora changes --deployment ID`` lists them (the same
+    query: :func:`analytics.metrics.audit.audit_rows`), with each commit's author and link."""
+    audit = pd.DataFrame(_audit(str(db), data_stamp(db), deployment_id), columns=list(AUDIT_SHOWN))
+    if audit.empty:
+        return audit
+    extra = frame(
         db,
         """
-        SELECT c.repo, c.sha, c.subject, c.author_name, c.author_time,
+        SELECT c.repo, c.sha, c.author_name,
                CASE WHEN r.web_url IS NOT NULL THEN r.web_url || '/commit/' || c.sha END AS commit_url
         FROM deployment_changes dc
         JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
         LEFT JOIN repositories r ON r.id = c.repo
         WHERE dc.deployment_id = $id
-        ORDER BY c.author_time
         """,
         id=deployment_id,
     )
+    shown = audit.merge(extra, on=["repo", "sha"], how="left")
+    return shown[["repo", "sha", "subject", "author_name", "author_at", "start_at", "start_source",
+                  "lead_hours", "outcome", "commit_url"]]
+
+
+AUDIT_SHOWN = ("repo", "sha", "subject", "author_at", "start_at", "start_source", "lead_hours", "outcome")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _audit(db: str, stamp: int, deployment_id: str) -> list[tuple[Any, ...]]:
+    """The audit rows of one deployment on the pinned snapshot, with the config's settings."""
+    del stamp  # part of the cache key only
+    from analytics.config import load_config
+    from analytics.metrics.audit import audit_rows
+    from analytics.metrics.engine import apply_settings
+
+    config = load_config(config_path())
+    with reader(Path(db)) as con:
+        apply_settings(con, config)
+        rows = audit_rows(con, deployments=[deployment_id])
+    return [tuple(row[c] for c in AUDIT_SHOWN) for row in rows]
 
 
 def pull_requests(db: Path, deployment_id: str) -> pd.DataFrame:

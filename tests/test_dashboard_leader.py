@@ -626,3 +626,21 @@ def test_badge_explanations_follow_the_rating_rules() -> None:
             assert b.help.endswith(f"{str(cluster).capitalize()}.")
             checked += 1
     assert checked > 60
+
+
+def test_drill_down_changes_are_the_rows_of_the_changes_command(demo_db: Path) -> None:
+    """Issue #15: the drill-down runs the audit query of `gitops-dora changes`, so a change's start,
+    lead time and outcome read the same in both."""
+    listing = open_page("deployments", **WINDOW).dataframe[0].value
+    chosen = next(i for i, n in zip(listing["id"], listing["changes"], strict=True) if n and n > 1)
+    proc = cli(demo_db, "changes", "--deployment", chosen, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    expected = {(r["sha"], round(r["lead_hours"], 6) if r["lead_hours"] is not None else None, r["outcome"])
+                for r in json.loads(proc.stdout)}
+    assert len(expected) > 1
+    at = open_page("deployments", deployment=chosen, **WINDOW)
+    shown = next(df.value for df in at.dataframe if "start_source" in df.value.columns)
+    assert {"author_name", "commit_url", "outcome", "lead_hours"} <= set(shown.columns)
+    got = {(sha, round(float(h), 6) if pd.notna(h) else None, o)
+           for sha, h, o in zip(shown["sha"], shown["lead_hours"], shown["outcome"], strict=True)}
+    assert got == expected

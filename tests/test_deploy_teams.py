@@ -78,3 +78,19 @@ def test_team_filter_keeps_services_listed_in_that_team(store: tuple[Path, Path]
     assert {k: g["deployments"] for k, g in platform.items()} == {("search",): 2, ("shop",): 3}
     payments = groups(store, "--group-by", "environment", "--team", "payments")
     assert payments[("production",)]["deployments"] == 3
+
+
+def test_listings_filtered_by_a_further_team_keep_its_services(store: tuple[Path, Path]) -> None:
+    """deployments, incidents and changes --team agree with the metrics: shop is in platform too."""
+    db, config = store
+    listed = json.loads(run_cli(db, "deployments", "--team", "platform", "--format", "json",
+                                config=config).stdout)
+    assert sorted(r["id"] for r in listed) == ["q1", "q2", "s1", "s2", "s3"]
+    only_payments = json.loads(run_cli(db, "deployments", "--team", "payments", "--format", "json",
+                                       config=config).stdout)
+    assert sorted(r["id"] for r in only_payments) == ["s1", "s2", "s3"]
+    incidents = json.loads(run_cli(db, "incidents", "--team", "platform", "--format", "json",
+                                   config=config).stdout)
+    assert [r["id"] for r in incidents] == ["i1"]
+    changes = run_cli(db, "changes", "--team", "platform", "--format", "json", config=config)
+    assert json.loads(changes.stdout) == []  # no commits were imported: nothing, and no error

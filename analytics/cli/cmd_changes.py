@@ -2,17 +2,14 @@
 
 The rows come from ``analytics/metrics/sql/change_audit.sql`` over the same views the metrics
 read, so the median of the counted rows of a window is ``lead_time_median_hours`` for that window
-(same filters, same ``--lead-time-start``). :func:`audit_rows` is the query for other readers
-(the dashboard's drill-down).
+(same filters, same ``--lead-time-start``). The query is
+:func:`analytics.metrics.audit.audit_rows`, which the dashboard's drill-down runs too.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -23,9 +20,7 @@ from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
 
 if TYPE_CHECKING:  # duckdb costs ~0.1 s to import: only the command itself loads it
-    import duckdb
-
-AUDIT_SQL = Path(__file__).resolve().parent.parent / "metrics" / "sql" / "change_audit.sql"
+    pass
 
 COLUMNS = (
     "deployment_id", "service", "team", "environment", "deployed_at", "deployment_status", "repo", "sha",
@@ -43,36 +38,6 @@ TABLE_LABELS = {
     "deployed_at": "deployed (UTC)", "lead_hours": "lead h", "start_at": "start (UTC)",
     "start_source": "start", "deployment_id": "deployment", "environment": "env",
 }
-
-
-def audit_rows(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    deployments: Sequence[str] = (),
-    services: Sequence[str] = (),
-    environments: Sequence[str] = (),
-    teams: Sequence[str] = (),
-    since: datetime | None = None,
-    until: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """The audit rows on a reader whose views are installed and settings applied
-    (:func:`analytics.metrics.engine.apply_settings`); the window is [since, until) on deployed_at."""
-    clauses, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
-    for column, values in (("deployment_id", deployments), ("service", services),
-                           ("environment", environments), ("team", teams)):
-        if values:
-            clauses.append(f"l.{column} IN ({', '.join('?' for _ in values)})")
-            params.extend(values)
-    if since is not None:
-        clauses.append("l.deployed_at >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append("l.deployed_at < ?")
-        params.append(until)
-    sql = AUDIT_SQL.read_text().replace("{where}", " AND ".join(clauses))
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 @app.command("changes")
@@ -95,6 +60,7 @@ def changes_command(
     lead time, and whether it counted for lead time (counted, baseline, negative,
     failed_deployment, no_start)."""
     from analytics.errors import UserError
+    from analytics.metrics.audit import audit_rows
     from analytics.metrics.engine import apply_settings
     from analytics.metrics.window import parse_instant
     from analytics.store.connection import open_reader, parse_as_of

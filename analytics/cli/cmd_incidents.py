@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.filters import check_known
+from analytics.cli.filters import check_known, team_clause
 from analytics.cli.output import WIDE_OPTION_HELP, Format, option_values, print_cursor, print_rows
 from analytics.reports import short_id
 
@@ -73,8 +73,9 @@ def incidents_command(
         clauses.append(f"environment IN ({', '.join('?' for _ in environment)})")
         params.extend(environment)
     if team:
-        clauses.append(f"team IN ({', '.join('?' for _ in team)})")
-        params.extend(team)
+        clause, values = team_clause("team", "service", team, app_ctx.config)
+        clauses.append(clause)
+        params.extend(values)
     if since:
         clauses.append("created_at >= ?")
         params.append(parse_instant(since, "--since"))

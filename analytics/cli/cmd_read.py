@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.filters import check_known
+from analytics.cli.filters import check_known, team_clause
 from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
 from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
@@ -84,11 +84,14 @@ def deployments_command(
 
         raise UserError(f"--until {until} must be after --since {since}")
     clauses, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
-    for column, values in (("service", _values(service)), ("environment", _values(environment)),
-                           ("team", _values(team))):
+    for column, values in (("service", _values(service)), ("environment", _values(environment))):
         if values:
             clauses.append(f"d.{column} IN ({', '.join('?' for _ in values)})")
             params.extend(values)
+    if team:
+        clause, team_params = team_clause("d.team", "d.service", _values(team), get_ctx(ctx).config)
+        clauses.append(clause)
+        params.extend(team_params)
     if lo is not None:
         clauses.append("d.deployed_at >= ?")
         params.append(lo)

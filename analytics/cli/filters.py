@@ -69,3 +69,16 @@ def check_known(
         unknown = [v for v in dict.fromkeys(chosen) if v not in known]
         if unknown:
             raise UserError(unknown_message(dimension, unknown, known))
+
+
+def team_clause(column: str, service_column: str, teams: Sequence[str], config: Config | None) -> tuple[
+        str, list[str]]:
+    """A ``--team`` filter as SQL: the row's stored team is one of ``teams``, or its service is one
+    the config puts in one of them as a further team (``services[].teams``), as the metrics engine
+    counts it. Returns the clause and its parameters."""
+    wanted = set(teams)
+    extra = sorted(s.name for s in (config.services if config else []) if wanted & set(s.all_teams()))
+    clause = f"{column} IN ({', '.join('?' for _ in teams)})"
+    if extra:
+        clause = f"({clause} OR {service_column} IN ({', '.join('?' for _ in extra)}))"
+    return clause, [*teams, *extra]
