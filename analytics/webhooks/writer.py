@@ -8,7 +8,8 @@ finish. It loops:
 
 * take the first queued delivery and whatever is queued behind it; during a burst also gather
   what arrives while deliveries keep coming (gaps under GATHER_IDLE_SECONDS, at most
-  GATHER_MAX_SECONDS and MAX_BATCH deliveries); a lone delivery is written at once;
+  GATHER_MAX_SECONDS and MAX_BATCH deliveries, and no more once the batch is as large as the
+  largest of the last RECENT_BATCHES); a lone delivery is written at once;
 * in ONE transaction of three statements for a plain batch: insert one ``webhook_deliveries`` row
   per delivery not stored yet (one INSERT whose anti-join against the stored ids is the duplicate
   check), upsert their rows by each table's natural key (``analytics/store/keys.py``, one MERGE per
