@@ -25,6 +25,7 @@ from typing import Any
 
 from analytics.store.connection import open_reader
 from analytics.store.keys import TABLE_KEYS
+from analytics.store.location import resolve
 from tests.gitrepo import clean_git_env
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
@@ -273,7 +274,10 @@ def counts(store: Store, tables: Sequence[str], as_of: int | None = None) -> dic
 
 
 def git_state(store: Store, repo_id: str) -> dict[str, Any]:
-    """One snapshot's view of a repository: commits, tags, its git-tag deployments and their changes."""
+    """One snapshot's view of a repository: commits, tags, its git-tag deployments and their changes.
+    No store yet (a first writer killed before DuckLake made its catalog) is the empty state."""
+    if not resolve(store.location()).exists():
+        return {"commits": 0, "tags": 0, "deployments": {}}
     con = open_reader(store.location(), install_views=False)
     try:
         def one(sql: str) -> int:

@@ -487,7 +487,8 @@ def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db
                         "x1,svc,production,abc1234,2026-03-20T10:00:00Z,success,\n"
                         "x2,svc,production,abc1235,2026-03-21T10:00:00Z,success,\n")
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    env["GITOPS_DORA_PAUSE_BEFORE_COMMIT"] = "20"
+    release = tmp_path / "release-the-writer"
+    env["GITOPS_DORA_PAUSE_BEFORE_COMMIT"] = f"until:{release}"  # held until the reads are done
     writer = subprocess.Popen([CLI, "--db", str(db), "import", str(csv_file)], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -504,6 +505,7 @@ def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db
         assert_clean(health)
         assert writer.poll() is None                    # and the writer was still running
     finally:
+        release.touch()
         out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err
     at.run()

@@ -83,3 +83,40 @@ def test_every_table_has_a_declared_natural_key_whose_columns_exist(tmp_path: Pa
             assert set(key) <= cols, (table, key, cols)
     finally:
         con.close()
+
+
+def test_a_catalog_file_duckdb_never_initialised_is_no_store_yet(tmp_path: Path) -> None:
+    """A first writer SIGKILLed between creating the SQLite file and DuckLake's tables: readers say
+    "no database" (one line), and the next writer makes the store in that file."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from analytics.store import open_reader
+
+    def bare_sqlite(path: Path) -> None:  # what SQLite leaves before DuckLake creates its tables
+        lite = sqlite3.connect(path)
+        lite.execute("PRAGMA journal_mode=WAL")
+        lite.execute("CREATE TABLE unrelated (x INTEGER)")
+        lite.commit()
+        lite.close()
+
+    for name, make in (("zero.ducklake", lambda p: p.write_bytes(b"")), ("bare.ducklake", bare_sqlite)):
+        db = tmp_path / name
+        make(db)
+        assert db.stat().st_size > 0 or name == "zero.ducklake"
+        assert db.exists() and not resolve(db).exists()
+        with pytest.raises(UserError, match="no database at"):
+            open_reader(db)
+        cli = str(Path(sys.executable).with_name("gitops-dora"))
+        proc = subprocess.run([cli, "--db", str(db), "deployments"], capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "no database at" in proc.stderr
+        with open_writer(db, source="test") as session:
+            session.con.execute("INSERT INTO services VALUES ('a', 't')")
+        assert resolve(db).exists()
+        con = open_reader(db, install_views=False)
+        try:
+            assert con.execute("SELECT name FROM services").fetchall() == [("a",)]
+        finally:
+            con.close()

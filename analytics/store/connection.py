@@ -402,8 +402,7 @@ def _unit(
                redact("; ".join(session.messages))])
         pause = os.environ.get(PAUSE_ENV)
         if pause:
-            print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
-            time.sleep(float(pause))
+            _pause_before_commit(pause)
         try:
             con.execute("COMMIT")
         except duckdb.Error as exc:
@@ -418,6 +417,20 @@ def _unit(
         if isinstance(exc, duckdb.Error):
             raise _translate(exc, loc, f"writing {source}") from exc
         raise
+
+
+def _pause_before_commit(pause: str) -> None:
+    """Fault injection for the kill and concurrency tests: sleep ``N`` seconds, or with
+    ``until:PATH`` hold the open transaction until PATH exists (at most 10 minutes), so a test that
+    reads meanwhile does not depend on how fast a loaded machine runs it."""
+    print(f"pausing {pause}s before commit", file=sys.stderr, flush=True)
+    if pause.startswith("until:"):
+        release = Path(pause.removeprefix("until:"))
+        deadline = time.monotonic() + 600
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return
+    time.sleep(float(pause))
 
 
 def write_unit(

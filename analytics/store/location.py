@@ -46,8 +46,34 @@ class StoreLocation:
         return Path(self.catalog) if self.kind == "sqlite" else None
 
     def exists(self) -> bool:
-        """Whether a catalog is there to read (PostgreSQL: assumed; the attach says otherwise)."""
-        return self.kind == "postgres" or Path(self.catalog).exists()
+        """Whether a catalog is there to read (PostgreSQL: assumed; the attach says otherwise). A
+        SQLite file that DuckLake never finished initialising (the first writer was killed between
+        creating the file and creating the catalog's tables) holds no store yet: readers say "no
+        database" instead of DuckLake's "Existing DuckLake ... does not exist", and the next writer
+        initialises it."""
+        if self.kind == "postgres":
+            return True
+        path = Path(self.catalog)
+        if not path.exists():
+            return False
+        import sqlite3
+
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(len(_SQLITE_MAGIC))
+            if not head:
+                return False  # created, never written
+            if head != _SQLITE_MAGIC:
+                return True  # not SQLite (an old DuckDB store): let the reader say what it is
+            lite = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            try:
+                found = lite.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                     "AND name = 'ducklake_snapshot'").fetchone()
+            finally:
+                lite.close()
+        except (OSError, sqlite3.Error):
+            return True  # unreadable here: DuckLake's own error says why
+        return found is not None
 
     def attach_target(self) -> str:
         return f"ducklake:{self.kind}:{self.catalog}"
