@@ -43,8 +43,9 @@ def changes(db: Path, deployment_id: str) -> pd.DataFrame:
         id=deployment_id,
     )
     shown = audit.merge(extra, on=["repo", "sha"], how="left")
-    return shown[["repo", "sha", "subject", "author_name", "author_at", "start_at", "start_source",
-                  "lead_hours", "outcome", "commit_url"]]
+    # what the audit adds first, so a 1440 px page shows it without scrolling sideways
+    return shown[["repo", "sha", "lead_hours", "outcome", "start_source", "subject", "author_name",
+                  "author_at", "start_at", "commit_url"]]
 
 
 AUDIT_SHOWN = ("repo", "sha", "subject", "author_at", "start_at", "start_source", "lead_hours", "outcome")
