@@ -31,9 +31,9 @@ from dashboards.components import MISSING, RATING_COLORS, short_id
 from dashboards.definitions import METRICS, PAGE_DOCS, doc_sections, help_text, plain, slug
 from dashboards.metrics_source import MetricsRequest, compute
 from dashboards.tiles import TILES, delta_text, fmt, what_changed
+from tests.apptest_pages import open_page
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
-APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 YEARS = (2019, 2021, 2022, 2023, 2024)
 WINDOW = {"since": "2026-08-01", "until": "2026-11-01"}
@@ -52,9 +52,6 @@ RATING_INPUT = {
                                    "failed_deployment_recovery_time"),
     "time_to_restore": (("time_to_restore_median_hours",), "time_to_restore"),
 }
-PAGE_FILES = {"overview": "home", "teams": "teams", "throughput": "throughput", "stability": "stability",
-              "deployments": "deployments", "maturity": "maturity", "data_health": "data-health",
-              "definitions": "definitions"}
 
 
 # --- the store and the pages ------------------------------------------------------------------------
@@ -81,22 +78,6 @@ def use_demo(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("GITOPS_DORA_CONFIG", "GITOPS_DORA_REQUIRE_LOGIN", "GITOPS_DORA_WARMUP"):
         monkeypatch.delenv(name, raising=False)
     yield
-
-
-def open_page(page: str, **params: str) -> AppTest:
-    from streamlit.util import calc_hash
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    if page != "overview":
-        at.switch_page(f"screens/{page}.py")
-        at._page_hash = calc_hash(PAGE_FILES.get(page, page))   # st.Page hashes the url_path
-        at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def metrics_json(db: Path, *args: str) -> dict[str, Any]:

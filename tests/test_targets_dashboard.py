@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest_pages import open_page
 from tests.store_fixture import write_history
 from tests.test_targets_report import CONFIG, history
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
-APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 WINDOW = {"since": "2026-01-01", "until": "2026-03-01"}
 
 
@@ -79,22 +79,6 @@ def metrics_json(db: Path, *args: str) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     payload: dict[str, Any] = json.loads(proc.stdout)
     return payload
-
-
-def open_page(page: str, **params: str) -> AppTest:
-    from streamlit.util import calc_hash
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    if page != "overview":
-        at.switch_page(f"screens/{page}.py")
-        at._page_hash = calc_hash(page)  # st.Page hashes the url_path
-        at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def captions(at: AppTest) -> list[str]:
