@@ -235,16 +235,8 @@ def _schema_is_current(loc: StoreLocation) -> bool:
     expected = created_tables()
     if expected is None:
         return False
-    import sqlite3
-
-    try:
-        uri = f"file:{loc.catalog}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as lite:
-            names = {str(row[0]).lower() for row in lite.execute(
-                "SELECT table_name FROM ducklake_table WHERE end_snapshot IS NULL")}
-    except sqlite3.Error:
-        return False
-    return expected <= names
+    rows = loc.read_catalog("SELECT table_name FROM ducklake_table WHERE end_snapshot IS NULL")
+    return rows is not None and expected <= {str(row[0]).lower() for row in rows}
 
 
 def _open_migrated(loc: StoreLocation) -> duckdb.DuckDBPyConnection:
@@ -602,15 +594,10 @@ def latest_snapshot_id(db: StoreRef) -> int | None:
     loc = resolve(db)
     if not loc.exists():
         return None
-    if loc.kind == "sqlite":
-        import sqlite3
-
-        try:
-            uri = f"file:{loc.catalog}?mode=ro"
-            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as lite:
-                row = lite.execute("SELECT max(snapshot_id) FROM ducklake_snapshot").fetchone()
-            return int(row[0]) if row and row[0] is not None else None
-        except sqlite3.Error:
-            pass  # not initialised yet, another layout, or a full disk: DuckLake's error says which
+    rows = loc.read_catalog("SELECT max(snapshot_id) FROM ducklake_snapshot")
+    if rows is not None:
+        value = rows[0][0] if rows else None
+        return int(value) if isinstance(value, int) else None
+    # PostgreSQL, or SQLite could not answer: DuckLake's own error says why
     snap = latest_snapshot(loc)
     return snap.id if snap else None
