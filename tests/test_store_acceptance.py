@@ -383,10 +383,6 @@ def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a write that fails on a full disk leaves its partial Parquet file (and a 0-byte file from the "
-    "failed-run record) in <store>.files/, referenced by no snapshot; they keep the disk full until "
-    "`maintain` deletes orphans older than an hour"))
 def test_disk_full_leaves_no_stray_files_in_the_store(
     small_disk: Path, big_repo: History, tmp_path: Path
 ) -> None:

@@ -383,6 +383,7 @@ def _unit(
 ) -> Iterator[WriteSession]:
     run_id = uuid.uuid4().hex
     session = WriteSession(con=con, location=loc, source=source, target=target)
+    tracked = _track_written_files(con, loc)
     con.execute("BEGIN TRANSACTION")
     try:
         yield session
@@ -402,6 +403,8 @@ def _unit(
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
+        if tracked:
+            _remove_unreferenced_writes(con, loc)
         # On a full disk the failure row would only leave one more empty data file behind.
         no_space = isinstance(exc, StoreSpaceError) or is_space_error(exc)
         if (record_conflict or not isinstance(exc, StoreConflictError)) and not no_space:
@@ -409,6 +412,59 @@ def _unit(
         if isinstance(exc, duckdb.Error):
             raise _translate(exc, loc, f"writing {source}") from exc
         raise
+    finally:
+        if tracked:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("CALL disable_logging()")
+                con.execute("CALL truncate_duckdb_logs()")
+
+
+def _track_written_files(con: duckdb.DuckDBPyConnection, loc: StoreLocation) -> bool:
+    """Have DuckDB log this unit's file operations. A ROLLBACK removes the data files DuckLake had
+    registered in the transaction, but not one whose write failed half-way (a full disk): that
+    partial file, referenced by no snapshot, would keep the disk full until ``maintain`` deleted
+    it an hour later. The log names exactly the files this connection wrote, so the cleanup can
+    never touch another writer's files that are not committed yet. Local data paths only."""
+    if loc.data_path.startswith("s3://"):
+        return False
+    try:
+        con.execute("CALL truncate_duckdb_logs()")
+        con.execute("CALL enable_logging('FileSystem')")
+    except duckdb.Error:  # pragma: no cover - logging is part of every DuckDB this project pins
+        return False
+    return True
+
+
+def _remove_unreferenced_writes(con: duckdb.DuckDBPyConnection, loc: StoreLocation) -> None:
+    """After a rolled-back unit: delete the files under the data path this connection wrote that no
+    snapshot references. Best effort: when the catalog cannot be read, nothing is deleted."""
+    import json
+
+    data_root = os.path.realpath(loc.data_path)
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT message FROM duckdb_logs WHERE type = 'FileSystem' "
+            "AND message LIKE '%\"op\":\"WRITE\"%'").fetchall()
+    except duckdb.Error:
+        return
+    written: set[str] = set()
+    for (message,) in rows:
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            path = os.path.realpath(str(json.loads(message)["path"]))
+            if path.startswith(data_root + os.sep) and path.endswith(".parquet"):
+                written.add(path)
+    if not written:
+        return
+    try:
+        referenced = {os.path.basename(str(r[0])) for r in con.execute(
+            f"SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_data_file "
+            f"UNION ALL SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_delete_file").fetchall()}
+    except duckdb.Error:
+        return
+    for path in written:
+        if os.path.basename(path) not in referenced:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _pause_before_commit(pause: str) -> None:
