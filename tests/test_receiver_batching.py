@@ -190,3 +190,42 @@ def test_one_unstorable_delivery_does_not_take_its_batch_down(tmp_path: Path) ->
     assert query(db, "SELECT count(*) FROM incidents") == [(9,)]
     refused = batch[5].delivery_id
     assert query(db, "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ?", [refused]) == [(0,)]
+
+
+def test_large_and_small_payloads_in_one_batch_are_stored_once_and_intact(tmp_path: Path) -> None:
+    """A payload past LARGE_PAYLOAD takes its own INSERT (binding it in a list for unnest() cost
+    ten times its size) and is written to a data file, not inlined in the catalog. In one batch
+    with small deliveries and with a redelivery of each kind, every payload is stored once,
+    byte for byte, and each redelivery is answered "duplicate"."""
+    import json
+
+    from analytics.webhooks.writer import LARGE_PAYLOAD
+
+    config = Config()
+    writer = DeliveryWriter(tmp_path / "store.ducklake", config)
+
+    def delivery(number: int, padding: int, delivery_id: str | None = None) -> Delivery:
+        payload: dict[str, Any] = gh_issue(REPO, number, ["incident"], "2026-06-01T00:00:00Z")
+        payload["issue"]["body"] = "é" * padding  # non-ASCII: the text must survive both paths
+        text = json.dumps(payload, ensure_ascii=False)
+        rows = github.to_rows({"x-github-event": "issues"}, payload, config)
+        return Delivery("github", delivery_id or f"d-{number}-{uuid.uuid4()}", "issues", text.encode(),
+                        payload, rows, github.finalize, github.FINALIZE_AFTER, payload_json=text)
+
+    writer.start()
+    try:
+        first = [delivery(1, 10), delivery(2, LARGE_PAYLOAD + 5), delivery(3, 20),
+                 delivery(4, 2 * LARGE_PAYLOAD)]
+        outcomes = [f.result(timeout=120) for f in [writer.submit(d) for d in first]]
+        again = [delivery(2, LARGE_PAYLOAD + 5, first[1].delivery_id), delivery(3, 20, first[2].delivery_id),
+                 delivery(5, LARGE_PAYLOAD + 1)]
+        repeated = [f.result(timeout=120) for f in [writer.submit(d) for d in again]]
+    finally:
+        writer.stop()
+    assert outcomes == ["stored"] * 4
+    assert repeated == ["duplicate", "duplicate", "stored"]
+    db = tmp_path / "store.ducklake"
+    stored = dict(query(db, "SELECT delivery_id, payload::VARCHAR FROM webhook_deliveries"))
+    expected = {d.delivery_id: d.payload_json for d in [*first, again[2]]}
+    assert stored == expected
+    assert query(db, "SELECT count(*) FROM incidents") == [(5,)]
