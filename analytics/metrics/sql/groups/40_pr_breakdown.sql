@@ -21,7 +21,9 @@ WITH pr_changes AS (
            p.pickup_hours,
            p.review_hours,
            phase_hours(d.deployed_at, p.pr_merged_at) AS deploy_hours,
-           row_number() OVER (PARTITION BY l.deployment_id, l.repo, p.pr_number ORDER BY l.sha) = 1
+           -- per team too: a service in several teams has a scoped row per team, and each team
+           -- counts the PR (without d.team the one representative went to an arbitrary team)
+           row_number() OVER (PARTITION BY l.deployment_id, d.team, l.repo, p.pr_number ORDER BY l.sha) = 1
                AS is_pr_representative
     FROM window_changes l
     JOIN change_pull_requests p ON p.repo = l.repo AND p.sha = l.sha

