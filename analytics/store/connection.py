@@ -370,7 +370,9 @@ def open_writer(
     loc = resolve(db)
     con = _open_migrated(loc)
     try:
-        with _unit(con, loc, source, target, started or datetime.now(UTC), record_conflict=True) as session:
+        tracked = _track_written_files(con, loc)
+        with _unit(con, loc, source, target, started or datetime.now(UTC), record_conflict=True,
+                   tracked=tracked) as session:
             yield session
     finally:
         con.close()
@@ -379,11 +381,11 @@ def open_writer(
 @contextmanager
 def _unit(
     con: duckdb.DuckDBPyConnection, loc: StoreLocation, source: str, target: str, started: datetime,
-    *, record_conflict: bool,
+    *, record_conflict: bool, tracked: bool = False,
 ) -> Iterator[WriteSession]:
     run_id = uuid.uuid4().hex
     session = WriteSession(con=con, location=loc, source=source, target=target)
-    tracked = _track_written_files(con, loc)
+    began = datetime.now(UTC)
     con.execute("BEGIN TRANSACTION")
     try:
         yield session
@@ -404,7 +406,7 @@ def _unit(
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         if tracked:
-            _remove_unreferenced_writes(con, loc)
+            _remove_unreferenced_writes(con, loc, since=began)
         # On a full disk the failure row would only leave one more empty data file behind.
         no_space = isinstance(exc, StoreSpaceError) or is_space_error(exc)
         if (record_conflict or not isinstance(exc, StoreConflictError)) and not no_space:
@@ -412,38 +414,36 @@ def _unit(
         if isinstance(exc, duckdb.Error):
             raise _translate(exc, loc, f"writing {source}") from exc
         raise
-    finally:
-        if tracked:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("CALL disable_logging()")
-                con.execute("CALL truncate_duckdb_logs()")
 
 
 def _track_written_files(con: duckdb.DuckDBPyConnection, loc: StoreLocation) -> bool:
-    """Have DuckDB log this unit's file operations. A ROLLBACK removes the data files DuckLake had
-    registered in the transaction, but not one whose write failed half-way (a full disk): that
+    """Have DuckDB log a command's file operations (one statement per writer connection; not on the
+    long-lived receiver's, whose log would only grow). A ROLLBACK removes the data files DuckLake
+    had registered in the transaction, but not one whose write failed half-way (a full disk): that
     partial file, referenced by no snapshot, would keep the disk full until ``maintain`` deleted
     it an hour later. The log names exactly the files this connection wrote, so the cleanup can
     never touch another writer's files that are not committed yet. Local data paths only."""
     if loc.data_path.startswith("s3://"):
         return False
     try:
-        con.execute("CALL truncate_duckdb_logs()")
         con.execute("CALL enable_logging('FileSystem')")
     except duckdb.Error:  # pragma: no cover - logging is part of every DuckDB this project pins
         return False
     return True
 
 
-def _remove_unreferenced_writes(con: duckdb.DuckDBPyConnection, loc: StoreLocation) -> None:
-    """After a rolled-back unit: delete the files under the data path this connection wrote that no
-    snapshot references. Best effort: when the catalog cannot be read, nothing is deleted."""
+def _remove_unreferenced_writes(con: duckdb.DuckDBPyConnection, loc: StoreLocation, *,
+                                since: datetime) -> None:
+    """After a rolled-back unit: delete the files under the data path this connection wrote since
+    the unit began that no snapshot references. Best effort: when the catalog cannot be read,
+    nothing is deleted."""
     import json
 
     data_root = os.path.realpath(loc.data_path)
     try:
         rows = con.execute(
             "SELECT DISTINCT message FROM duckdb_logs WHERE type = 'FileSystem' "
+            f"AND timestamp >= {sql_string(since.isoformat())}::TIMESTAMPTZ "
             "AND message LIKE '%\"op\":\"WRITE\"%'").fetchall()
     except duckdb.Error:
         return
@@ -504,12 +504,14 @@ def write_unit(
     started = started or datetime.now(UTC)
     con = _open_migrated(loc)
     try:
+        tracked = _track_written_files(con, loc)
         attempt = 0
         while True:
             attempt += 1
             last = attempt >= tries and time.monotonic() - began >= budget
             try:
-                with _unit(con, loc, source, target, started, record_conflict=last) as session:
+                with _unit(con, loc, source, target, started, record_conflict=last,
+                           tracked=tracked) as session:
                     result = work(session)
                 return result
             except StoreConflictError:
