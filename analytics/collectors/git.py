@@ -8,10 +8,13 @@ that still exist are read (``git log --branches --remotes --tags --not <old tips
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -91,6 +94,7 @@ def unchanged_summary(
         state = dict(con.execute(
             f"SELECT key, value FROM collector_state WHERE source = {sql_string(source_key(repo_id))}"
         ).fetchall())
+        _seen_tips[repo_id] = state.get(STATE_TIPS)
         if state.get(STATE_TIPS) != json.dumps(tips, sort_keys=True) or \
                 state.get(STATE_OPTIONS) != options.fingerprint():
             return None
@@ -107,6 +111,12 @@ def unchanged_summary(
             con.close()
     return GitSummary(repo_id, up_to_date=True, total_commits=int(commits[0]) if commits else 0,
                       deployments=int(deps[0]) if deps else 0)
+
+
+# The ref tips of the previous run as the fast path read them from the latest snapshot: the guess
+# that lets ``collect`` start git before the store is open. The transaction checks it (a
+# wrong guess only costs starting git again), so a stale entry is harmless.
+_seen_tips: dict[str, str | None] = {}
 
 
 def state_reader(db_path: StoreRef) -> Any:
@@ -148,6 +158,76 @@ def remembered_options(db_path: StoreRef, repo_id: str, reader: Any = None) -> G
         return None
 
 
+class _Background:
+    """A git call run on a thread while the store opens; ``result`` re-raises its error here."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self._work = work
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result() on the caller's thread
+            self._error = exc
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Prefetch:
+    """git's share of a run, started before the store is opened (attaching the catalog and, for
+    a new store, creating its tables take as long as git's walk of a large history): the
+    ``git log`` of the new commits, the tag listing and the deploy branch's first-parent log.
+
+    ``git log`` needs the previous run's tips, which only the transaction can read for sure; it
+    starts from ``old_tips`` (what the fast path saw, or nothing for a new repository) and
+    :func:`ingest` uses it only if the transaction finds the same. Each part is used once: a unit
+    run again after a conflict reads git again.
+    """
+
+    def __init__(self, location: RepoLocation, options: GitOptions, branch_ref: str | None,
+                 old_tips: str | None) -> None:
+        from analytics.collectors import git_deploy, git_log
+
+        repo = location.local_path
+        tips: dict[str, str] = json.loads(old_tips) if old_tips else {}
+        exclude = existing_objects(repo, sorted(set(tips.values()))) if tips else []
+        self.log: git_log.LogReader | None = git_log.LogReader(repo, exclude)
+        self.tags: _Background | None = _Background(lambda: git_log.list_tags(repo))
+        self.branch: _Background | None = None
+        if branch_ref is not None and options.deploy_branch is not None:
+            branch = options.deploy_branch
+            self.branch = _Background(lambda: git_deploy.from_branch(location.repo_id, repo, branch))
+
+    def take_log(self) -> Any:
+        log, self.log = self.log, None
+        return log
+
+    def take_tags(self) -> tuple[list[Any], list[str]] | None:
+        tags, self.tags = self.tags, None
+        return tags.result() if tags is not None else None
+
+    def take_branch(self) -> list[Any] | None:
+        branch, self.branch = self.branch, None
+        return branch.result() if branch is not None else None
+
+    def close(self) -> None:
+        """Stop whatever was not used (the store failed to open, or the guess was wrong)."""
+        if self.log is not None:
+            self.log.abort()
+        for job in (self.tags, self.branch):
+            if job is not None:
+                with contextlib.suppress(BaseException):
+                    job.result()
+
+
 def collect(
     db_path: StoreRef, location: RepoLocation, options: GitOptions, tips: dict[str, str],
 ) -> GitSummary:
@@ -162,11 +242,15 @@ def collect(
     if options.deploy_tags is not None:
         git_deploy.compile_pattern(options.deploy_tags)
     branch_ref = git_deploy.resolve_branch(repo, options.deploy_branch) if options.deploy_branch else None
+    prefetch = Prefetch(location, options, branch_ref, _seen_tips.get(repo_id))
 
     def work(session: WriteSession) -> None:
-        ingest(session, location, options, tips, summary, branch_ref)
+        ingest(session, location, options, tips, summary, branch_ref, prefetch)
 
-    write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url))
+    try:
+        write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url))
+    finally:
+        prefetch.close()
     summary.mark("commit+snapshot")
     if os.environ.get("GITOPS_DORA_TIMINGS"):
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items()
@@ -176,11 +260,16 @@ def collect(
 
 def ingest(
     session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
-    branch_ref: str | None,
+    branch_ref: str | None, prefetch: Prefetch | None = None,
 ) -> None:
     """The unit of work of ``collect git`` on an open session: commits, tags, deployments,
     attribution and the new watermark (kept apart from ``collect`` so bench/store_engines.py can
-    run the very same work on a native DuckDB connection)."""
+    run the very same work on a native DuckDB connection). ``prefetch``: git already running
+    for this run (:class:`Prefetch`).
+
+    Every statement that reads the store is a catalog round trip on DuckLake, so reads are
+    combined where one statement can answer several questions.
+    """
     from analytics.collectors import git_deploy, git_log
     from analytics.deployments.attribution import attribute_changes
     from analytics.progress import progress
@@ -188,18 +277,24 @@ def ingest(
     repo_id, repo = location.repo_id, location.local_path
     with progress(f"git {repo_id}", total=5) as bar:
         con = session.con
-        old_raw = session.get_state(source_key(repo_id), STATE_TIPS)
+        source = source_key(repo_id)
+        old_raw, had = con.execute(
+            "SELECT (SELECT value FROM collector_state WHERE source = $1 AND key = $2), "
+            "(SELECT count(*) FROM commits WHERE repo = $3)", [source, STATE_TIPS, repo_id],
+        ).fetchall()[0]
         old_tips: dict[str, str] = json.loads(old_raw) if old_raw else {}
-        had = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-        exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had and had[0] else []
+        exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had else []
         summary.full = not exclude
         summary.mark("open")
         bar.update(description=f"git {repo_id}: reading history")
-        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude)
+        reader = prefetch.take_log() if prefetch is not None else None
+        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude, before=int(had),
+                                                   reader=reader)
         bar.advance()
         summary.mark("commits")
         bar.update(description=f"git {repo_id}: tags")
-        tags, summary.skipped_tags = git_log.list_tags(repo)
+        listed = prefetch.take_tags() if prefetch is not None else None
+        tags, summary.skipped_tags = listed if listed is not None else git_log.list_tags(repo)
         summary.tags = git_log.replace_tags(con, repo_id, tags)
         merge(con, "repositories",
               "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
@@ -214,7 +309,9 @@ def ingest(
         if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
             deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
         if branch_ref is not None and options.deploy_branch is not None:
-            deployments += git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+            branch = prefetch.take_branch() if prefetch is not None else None
+            deployments += branch if branch is not None else \
+                git_deploy.from_branch(repo_id, repo, options.deploy_branch)
         scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
                                                 deployments)
         summary.deployments = len(deployments)
@@ -224,18 +321,17 @@ def ingest(
         summary.mark("deployments")
         bar.update(description=f"git {repo_id}: attributing commits to deployments")
         # New commits can complete deployments from any source that name this repository.
-        scopes |= {(str(s), str(e)) for s, e in con.execute(
-            "SELECT DISTINCT service, environment FROM deployments WHERE repository = ?", [repo_id]
-        ).fetchall()}
-        summary.changes = attribute_changes(session, scopes=scopes)
+        summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])
         bar.advance()
         summary.mark("attribution")
         if location.is_shallow:
             session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
-        session.set_state(source_key(repo_id), STATE_TIPS, json.dumps(tips, sort_keys=True))
-        session.set_state(source_key(repo_id), STATE_OPTIONS, options.fingerprint())
-        total = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
-        summary.total_commits = int(total[0]) if total else 0
+        merge(con, "collector_state",
+              "SELECT source, key, value, now() AS updated_at "
+              "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
+              ["source", "key", "value", "updated_at"],
+              [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()])
+        summary.total_commits = int(had) + summary.new_commits
         session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
         session.messages.append(summary.line())
         bar.advance()

@@ -67,6 +67,10 @@ def from_branch(repo_id: str, repo: Path, branch: str) -> list[GitDeployment]:
     return out
 
 
+_COLUMNS = ["id", "service", "environment", "revision", "repository", "started_at", "deployed_at", "status",
+            "source", "source_ref", "is_rollback", "rollback_target", "raw_revision", "revision_format"]
+
+
 def replace_deployments(
     con: duckdb.DuckDBPyConnection, repo_id: str, service: str, environment: str,
     deployments: Sequence[GitDeployment],
@@ -74,39 +78,48 @@ def replace_deployments(
     """Make this repo+service's git deployments exactly ``deployments``; returns affected scopes.
 
     Deployments of the same repo for another service (a monorepo with per-service tag patterns)
-    are left alone.
+    are left alone. The stored rows are read once and compared here, so only deployments that
+    are gone are deleted and only new or changed ones are written: an unchanged set writes
+    nothing, and every statement saved is a catalog round trip on DuckLake.
     """
-    before = con.execute(
-        "SELECT DISTINCT service, environment FROM deployments "
-        "WHERE repository = ? AND service = ? AND source IN ('git-tag', 'git-branch')",
-        [repo_id, service],
+    wanted = {d.id: (d.id, service, environment, d.revision, repo_id, None, d.epoch * 1_000_000, "success",
+                     d.source, d.source_ref, False, None, d.raw_revision, d.revision_format)
+              for d in deployments}
+    stored = con.execute(
+        """SELECT id, service, environment, revision, repository, epoch_us(started_at),
+                  epoch_us(deployed_at), status, source, source_ref, is_rollback, rollback_target,
+                  raw_revision, revision_format,
+                  coalesce(repository = $2 AND service = $3 AND source IN ('git-tag', 'git-branch'), false)
+           FROM deployments
+           WHERE repository = $2 AND service = $3 AND source IN ('git-tag', 'git-branch')
+              OR id IN (SELECT unnest($1::VARCHAR[]))""",
+        [list(wanted), repo_id, service],
     ).fetchall()
-    scopes = {(str(s), str(e)) for s, e in before}
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _git_deployments AS
-           SELECT unnest($1::VARCHAR[]) AS id, unnest($2::VARCHAR[]) AS revision,
-                  to_timestamp(unnest($3::BIGINT[])) AS deployed_at, unnest($4::VARCHAR[]) AS source,
-                  unnest($5::VARCHAR[]) AS source_ref, unnest($6::VARCHAR[]) AS raw_revision,
-                  unnest($7::VARCHAR[]) AS revision_format""",
-        [[d.id for d in deployments], [d.revision for d in deployments], [d.epoch for d in deployments],
-         [d.source for d in deployments], [d.source_ref for d in deployments],
-         [d.raw_revision for d in deployments], [d.revision_format for d in deployments]],
-    )
-    con.execute(
-        """DELETE FROM deployments WHERE repository = $1 AND service = $2
-             AND source IN ('git-tag', 'git-branch')
-             AND id NOT IN (SELECT id FROM _git_deployments)""",
-        [repo_id, service],
-    )
-    merge(con, "deployments",
-          """SELECT id, $1 AS service, $2 AS environment, revision, $3 AS repository,
-                    NULL::TIMESTAMPTZ AS started_at, deployed_at, 'success' AS status, source, source_ref,
-                    FALSE AS is_rollback, NULL AS rollback_target, raw_revision, revision_format
-             FROM _git_deployments""",
-          ["id", "service", "environment", "revision", "repository", "started_at", "deployed_at", "status",
-           "source", "source_ref", "is_rollback", "rollback_target", "raw_revision", "revision_format"],
-          [service, environment, repo_id])
-    con.execute("DROP TABLE _git_deployments")
+    scopes = {(str(row[1]), str(row[2])) for row in stored if row[-1]}
+    gone = [row[0] for row in stored if row[-1] and row[0] not in wanted]
+    if gone:
+        con.execute(
+            """DELETE FROM deployments WHERE repository = $1 AND service = $2
+                 AND source IN ('git-tag', 'git-branch') AND id IN (SELECT unnest($3::VARCHAR[]))""",
+            [repo_id, service, gone],
+        )
+    # MERGE replaces every stored row with a wanted id: skip an id whose one stored row is equal
+    by_id: dict[str, list[tuple[object, ...]]] = {}
+    for row in stored:
+        by_id.setdefault(str(row[0]), []).append(tuple(row[:-1]))
+    changed = [d for d in deployments if by_id.get(d.id) != [wanted[d.id]]]
+    if changed:
+        merge(con, "deployments",
+              """SELECT unnest($4::VARCHAR[]) AS id, $1 AS service, $2 AS environment,
+                        unnest($5::VARCHAR[]) AS revision, $3 AS repository,
+                        NULL::TIMESTAMPTZ AS started_at, to_timestamp(unnest($6::BIGINT[])) AS deployed_at,
+                        'success' AS status, unnest($7::VARCHAR[]) AS source,
+                        unnest($8::VARCHAR[]) AS source_ref, FALSE AS is_rollback, NULL AS rollback_target,
+                        unnest($9::VARCHAR[]) AS raw_revision, unnest($10::VARCHAR[]) AS revision_format""",
+              _COLUMNS,
+              [service, environment, repo_id, [d.id for d in changed], [d.revision for d in changed],
+               [d.epoch for d in changed], [d.source for d in changed], [d.source_ref for d in changed],
+               [d.raw_revision for d in changed], [d.revision_format for d in changed]])
     if deployments:
         scopes.add((service, environment))
     return scopes

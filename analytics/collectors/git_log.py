@@ -13,6 +13,7 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +83,11 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _read_csv_sql(path: Path) -> str:
+def _read_csv_sql(paths: Sequence[Path]) -> str:
     cols = ", ".join(f"'{name}': '{kind}'" for name, kind in LOG_COLUMNS.items())
+    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
     return (
-        f"read_csv({_sql_str(str(path))}, delim='{SEP}', quote='', escape='', header=false, "
+        f"read_csv({files}, delim='{SEP}', quote='', escape='', header=false, "
         f"auto_detect=false, new_line='\\n', columns={{{cols}}})"
     )
 
@@ -120,7 +122,7 @@ def _sanitise(raw: Path, clean: Path) -> None:
 
 _COMMIT_COLUMNS = ["repo", "sha", "parents", "author_name", "author_email", "author_time", "author_tz",
                    "committer_name", "committer_email", "committer_time", "committer_tz", "subject",
-                   "is_merge"]
+                   "is_merge", "reverts_sha"]
 
 _LOGGED = """
 WITH logged AS (
@@ -128,21 +130,47 @@ WITH logged AS (
                    ELSE string_split(parents, ' ') END AS parent_list
     FROM {source}
 )
-SELECT $1 AS repo, sha, parent_list AS parents, an AS author_name, ae AS author_email,
+SELECT $1 AS repo, logged.sha, parent_list AS parents, an AS author_name, ae AS author_email,
        to_timestamp(a_epoch) AS author_time, a_tz AS author_tz, cn AS committer_name,
        ce AS committer_email, to_timestamp(c_epoch) AS committer_time, c_tz AS committer_tz,
-       subject, len(parent_list) > 1 AS is_merge
-FROM logged
+       subject, len(parent_list) > 1 AS is_merge, {reverted} AS reverts_sha
+FROM logged{join}
 """
 
+# A commit read again (its old tip was gone) keeps a revert found earlier unless this read found
+# one, as the separate UPDATE of reverting commits used to do.
+_MERGE_COLUMNS: dict[str, str] = {
+    **{c: f'src."{c}"' for c in _COMMIT_COLUMNS if c not in ("repo", "sha", "reverts_sha")},
+    "reverts_sha": 'coalesce(src."reverts_sha", tgt."reverts_sha")',
+}
 
-def _load_sql(source: str, first_load: bool) -> str:
-    """A repository's first load cannot meet existing keys, so a plain INSERT does; later loads
-    MERGE on (repo, sha) so a commit read twice stays one row."""
-    select = _LOGGED.format(source=source)
+
+def _reverts_sql(reverts: dict[str, str]) -> tuple[str, str]:
+    """The reverted sha of each reverting commit, joined into the load itself so the commits of
+    a first load are written once (no UPDATE of the rows just inserted). Both sides are hex
+    (git's %H and the revert pattern), so literals are safe."""
+    if not reverts:
+        return "NULL::VARCHAR", ""
+    rows = ", ".join(f"('{sha}', '{target}')" for sha, target in sorted(reverts.items())
+                     if _HEX40.fullmatch(sha) and _HEX_SHORT.fullmatch(target))
+    if not rows:
+        return "NULL::VARCHAR", ""
+    return "r.reverted", f" LEFT JOIN (VALUES {rows}) AS r(sha, reverted) ON r.sha = logged.sha"
+
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX_SHORT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def _load_sql(sources: Sequence[Path], first_load: bool, reverts: dict[str, str]) -> str:
+    """One statement for a batch of chunk files. A repository's first load cannot meet existing
+    keys, so a plain INSERT does; later loads MERGE on (repo, sha) so a commit read twice stays
+    one row."""
+    reverted, join = _reverts_sql(reverts)
+    select = _LOGGED.format(source=_read_csv_sql(sources), reverted=reverted, join=join)
     if first_load:
         return f"INSERT INTO commits ({', '.join(_COMMIT_COLUMNS)}) {select}"
-    return merge_sql("commits", select, _COMMIT_COLUMNS)
+    return merge_sql("commits", select, _COMMIT_COLUMNS, on_match=_MERGE_COLUMNS)
 
 
 # git revert writes the full sha, but a hand-written message may abbreviate it.
@@ -157,29 +185,36 @@ FROM (
 WHERE commits.repo = $1 AND commits.sha = expanded.reverting AND expanded.n = 1
 """
 
-
-_SET_REVERTS = """
-UPDATE commits SET reverts_sha = r.reverted
-FROM (SELECT unnest($2::VARCHAR[]) AS sha, unnest($3::VARCHAR[]) AS reverted) AS r
-WHERE commits.repo = $1 AND commits.sha = r.sha
-"""
-
 CHUNK_BYTES = 4 << 20
 
 
-class _LogChunks:
+@dataclass(frozen=True)
+class Chunk:
+    """One line-aligned piece of git's output: a file DuckDB can read, and what was cut from it."""
+
+    path: Path
+    well_formed: bool
+    reverts: dict[str, str]
+
+
+class LogReader:
     """Runs ``git log`` and cuts its output into line-aligned chunk files on a reader thread.
 
-    The main thread loads chunk k into DuckDB while git is still producing chunk k+1, so git's
-    walk and the load overlap on two cores instead of running one after the other.
+    Started before the store is opened (see ``analytics.collectors.git.collect``), so git walks
+    the history while the catalog is attached and migrated; the loader then takes every chunk
+    that is ready in one statement, so a history git finished meanwhile costs one INSERT, and a
+    longer one is loaded while git still produces the rest.
     """
 
-    def __init__(self, repo: Path, exclude: Sequence[str], tmp: Path) -> None:
-        self.repo, self.tmp = repo, tmp
+    def __init__(self, repo: Path, exclude: Sequence[str]) -> None:
+        self.repo, self.exclude = repo, tuple(exclude)
+        self._dir = tempfile.TemporaryDirectory(prefix="gitops-dora-log-")
+        self.tmp = Path(self._dir.name)
         self.reverts: dict[str, str] = {}
         self.error: BaseException | None = None
+        self._taken = False
         # stderr goes to a file: a pipe nobody reads could fill up and stall git.
-        self.stderr = open(tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
+        self.stderr = open(self.tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
         self.proc = subprocess.Popen(
             log_command(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=git_env(),
@@ -190,7 +225,7 @@ class _LogChunks:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # git exited early; finish() reports its error
-        self.queue: queue.Queue[tuple[Path, bool] | None] = queue.Queue()
+        self.queue: queue.Queue[Chunk | None] = queue.Queue()
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -216,14 +251,35 @@ class _LogChunks:
 
     def _emit(self, n: int, data: bytes) -> int:
         path = self.tmp / f"log-{n:05d}.txt"
-        lines = split_records(data, self.reverts)
+        reverts: dict[str, str] = {}
+        lines = split_records(data, reverts)
         path.write_bytes(lines)
-        self.queue.put((path, well_formed(lines)))
+        for sha, target in reverts.items():
+            self.reverts.setdefault(sha, target)
+        self.queue.put(Chunk(path, well_formed(lines), reverts))
         return n + 1
 
-    def __iter__(self) -> Iterator[tuple[Path, bool]]:
+    def take(self) -> bool:
+        """Claim the reader for one load (a unit run again after a conflict starts a new one)."""
+        if self._taken:
+            return False
+        self._taken = True
+        return True
+
+    def batches(self) -> Iterator[list[Chunk]]:
+        """Every chunk ready now, after waiting for at least one, until git's output ends."""
         while (item := self.queue.get()) is not None:
-            yield item
+            batch = [item]
+            while True:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    yield batch
+                    return
+                batch.append(more)
+            yield batch
 
     def finish(self) -> None:
         """Wait for git; a failed walk (e.g. a missing object) becomes one clear error."""
@@ -241,48 +297,66 @@ class _LogChunks:
                               f"{missing_object_reason(self.repo, stderr)}")
 
     def abort(self) -> None:
+        """Stop git and the reader and remove the chunk files (idempotent)."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.thread.join()
         self.stderr.close()
+        self._dir.cleanup()
 
 
-def mine_commits(con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str]) -> int:
+def mine_commits(
+    con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str], *,
+    before: int | None = None, reader: LogReader | None = None,
+) -> int:
     """Insert every commit reachable from a branch or tag but not from ``exclude``; returns the count.
 
+    ``before``: the repository's commit count in the store, if the caller has read it already;
+    ``reader``: a :class:`LogReader` already started with the same ``exclude``.
     git's walk and the DuckDB load of finished chunks run at once. A failure anywhere raises and
     the caller's transaction rolls back, so a half-read history is never committed.
     """
-    before = _count(con, repo_id)
-    with tempfile.TemporaryDirectory(prefix="gitops-dora-log-") as tmp:
-        chunks = _LogChunks(repo, exclude, Path(tmp))
-        try:
-            for chunk, ok in chunks:
-                source = chunk
-                if not ok:
-                    source = chunk.with_suffix(".clean.txt")
-                    _sanitise(chunk, source)
-                try:
-                    con.execute(_load_sql(_read_csv_sql(source), before == 0), [repo_id])
-                except duckdb.Error as exc:
-                    if is_space_error(exc):  # the store's disk, not the repository, is the problem
-                        raise StoreSpaceError(f"no space left while storing the history of {repo}; "
-                                              "nothing of this run was committed") from None
-                    raise SourceError(
-                        f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
-                    ) from None
-                chunk.unlink()
-            chunks.finish()
-        except BaseException:
-            chunks.abort()
-            raise
-    reverts = chunks.reverts
-    if reverts:
-        con.execute(_SET_REVERTS, [repo_id, list(reverts), list(reverts.values())])
-        if any(len(target) < 40 for target in reverts.values()):
-            con.execute(_EXPAND_REVERTS, [repo_id])
-    return _count(con, repo_id) - before
+    if before is None:
+        before = _count(con, repo_id)
+    if reader is None or reader.exclude != tuple(exclude) or not reader.take():
+        if reader is not None:
+            reader.abort()  # started on a guess the transaction did not confirm
+        reader = LogReader(repo, exclude)
+        reader.take()
+    first_load = before == 0
+    inserted = 0
+    try:
+        for batch in reader.batches():
+            sources = []
+            reverts: dict[str, str] = {}
+            for chunk in batch:
+                source = chunk.path
+                if not chunk.well_formed:
+                    source = chunk.path.with_suffix(".clean.txt")
+                    _sanitise(chunk.path, source)
+                sources.append(source)
+                reverts.update(chunk.reverts)
+            try:
+                row = con.execute(_load_sql(sources, first_load, reverts), [repo_id]).fetchone()
+            except duckdb.Error as exc:
+                if is_space_error(exc):  # the store's disk, not the repository, is the problem
+                    raise StoreSpaceError(f"no space left while storing the history of {repo}; "
+                                          "nothing of this run was committed") from None
+                raise SourceError(
+                    f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
+                ) from None
+            inserted += int(row[0]) if row else 0
+            for chunk in batch:
+                chunk.path.unlink()
+        reader.finish()
+    finally:
+        reader.abort()
+    if any(len(target) < 40 for target in reader.reverts.values()):
+        con.execute(_EXPAND_REVERTS, [repo_id])
+    return inserted if first_load else _count(con, repo_id) - before
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:
@@ -338,15 +412,32 @@ def _epoch(raw_date: str) -> int:
 
 
 def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Tag]) -> int:
-    """Tags are few and cheap to list, so the repo's rows are replaced wholesale (deleted tags go)."""
-    con.execute("DELETE FROM tags WHERE repo = ?", [repo_id])
-    if not tags:
-        return 0
-    con.execute(
-        """INSERT INTO tags (repo, name, sha, is_annotated, tagged_at, tagger_name)
-           SELECT $1, unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BOOLEAN[]),
-                  to_timestamp(unnest($5::BIGINT[])), unnest($6::VARCHAR[])""",
-        [repo_id, [t.name for t in tags], [t.sha for t in tags], [t.is_annotated for t in tags],
-         [t.epoch for t in tags], [t.tagger for t in tags]],
-    )
+    """Make the repository's tag rows exactly ``tags`` (deleted tags go).
+
+    Tags are few and cheap to list, so they are compared with the stored rows in Python: only
+    the tags that changed are deleted and inserted, so a re-run after one new tag writes one row
+    rather than every tag again.
+    """
+    rows = con.execute(
+        "SELECT name, sha, is_annotated, epoch_us(tagged_at), tagger_name FROM tags WHERE repo = $1",
+        [repo_id]).fetchall()
+    stored = {str(name): (sha, annotated, us, tagger) for name, sha, annotated, us, tagger in rows}
+    wanted = {t.name: (t.sha, t.is_annotated, t.epoch * 1_000_000, t.tagger) for t in tags}
+    # a name stored twice is rewritten so that it ends up once, as the old wholesale replace did
+    twice = {name for name, n in Counter(str(r[0]) for r in rows).items() if n > 1}
+    stale = sorted(twice) + [name for name, row in stored.items()
+                             if name not in twice and wanted.get(name) != row]
+    stored = {name: row for name, row in stored.items() if name not in twice}
+    fresh = [t for t in tags if stored.get(t.name) != wanted[t.name]]
+    if stale:
+        con.execute("DELETE FROM tags WHERE repo = $1 AND name IN (SELECT unnest($2::VARCHAR[]))",
+                    [repo_id, stale])
+    if fresh:
+        con.execute(
+            """INSERT INTO tags (repo, name, sha, is_annotated, tagged_at, tagger_name)
+               SELECT $1, unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BOOLEAN[]),
+                      to_timestamp(unnest($5::BIGINT[])), unnest($6::VARCHAR[])""",
+            [repo_id, [t.name for t in fresh], [t.sha for t in fresh], [t.is_annotated for t in fresh],
+             [t.epoch for t in fresh], [t.tagger for t in fresh]],
+        )
     return len(tags)

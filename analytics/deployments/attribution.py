@@ -21,7 +21,9 @@ unambiguous abbreviated sha (4+ hex digits); unresolved revisions are recorded a
 from __future__ import annotations
 
 import bisect
+import os
 import re
+import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,88 +31,87 @@ import duckdb
 
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 Scope = tuple[str, str]
+Row = tuple[str, str | None, str | None, str | None, int]  # id, repository, revision, raw, µs
+# (deployed_at in µs, tie-break µs, deployment id, start commit number)
+_Start = tuple[int, int, str, int]
 
 
-class _RepoGraph:
-    """One repository's commit graph as integers, so the walk and the load stay cheap.
+class _Graph:
+    """The commits of every repository involved, numbered 0..n-1 in the TEMP table ``_attr_nodes``.
 
-    Commits are numbered in a TEMP table; parents become lists of numbers, and the
-    result goes back to DuckDB as numbers joined to that table (no sha strings cross into Python
-    except for the rare abbreviated revision).
+    Parents are matched within a repository, so walks never cross repositories and one numbering
+    serves them all. Each commit's first parent comes back as one list aligned with the numbers
+    (no Python loop builds the graph); only the further parents of merge commits go into a dict,
+    and the walk follows first-parent chains without pushing them on a stack.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, repo: str, n: int) -> None:
-        self.con, self.repo = con, repo
-        self.table = f"_attr_nodes_{n}"
+    def __init__(self, con: duckdb.DuckDBPyConnection, repos: list[str]) -> None:
+        self.con = con
+        self.first: list[int] = []
+        self.extra: dict[int, list[int]] = {}
+        self._shas: dict[str, list[tuple[str, int]]] = {}
+        if not repos:
+            con.execute("CREATE OR REPLACE TEMP TABLE _attr_nodes "
+                        "(repo VARCHAR, i INTEGER, sha VARCHAR, parents VARCHAR[], committed_us BIGINT)")
+            return
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.table} AS "
-            "SELECT CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents "
-            "FROM commits WHERE repo = ?", [repo],
+            """CREATE OR REPLACE TEMP TABLE _attr_nodes AS
+               SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents,
+                      epoch_us(committer_time) AS committed_us
+               FROM commits WHERE repo IN (SELECT unnest($1::VARCHAR[]))""",
+            [repos],
         )
-        row = con.execute(f"SELECT count(*) FROM {self.table}").fetchall()[0]
-        self.size = int(row[0]) if row else 0
-        parents: list[list[int]] = [[] for _ in range(self.size)]
-        for child, parent in con.execute(
-            f"SELECT c.i, p.i FROM (SELECT i, unnest(parents) AS psha FROM {self.table}) c "
-            f"JOIN {self.table} p ON p.sha = c.psha"
-        ).fetchall():
-            parents[child].append(parent)
-        self.parents = parents
-        self._shas: list[tuple[str, int]] | None = None
-        self.out_deployment: list[int] = []
-        self.out_commit: list[int] = []
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _attr_edges AS
+               SELECT c.i AS child, c.pos, p.i AS parent
+               FROM (SELECT repo, i, unnest(parents) AS psha, generate_subscripts(parents, 1) AS pos
+                     FROM _attr_nodes) c
+               JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha"""
+        )
+        row = con.execute(
+            """SELECT (SELECT list(coalesce(e.parent, -1) ORDER BY n.i) FROM _attr_nodes n
+                       LEFT JOIN _attr_edges e ON e.child = n.i AND e.pos = 1),
+                      list(child ORDER BY child, pos), list(parent ORDER BY child, pos)
+               FROM _attr_edges WHERE pos > 1"""
+        ).fetchone()
+        con.execute("DROP TABLE _attr_edges")
+        first, children, parents = row if row is not None else (None, None, None)
+        self.first = list(first or [])
+        for child, parent in zip(children or [], parents or [], strict=True):
+            self.extra.setdefault(child, []).append(parent)
 
-    def resolve(self, revisions: list[str | None]) -> list[int | None]:
-        """Commit numbers for revisions: exact sha, tag name, lower-case sha, unique sha prefix."""
-        rows = self.con.execute(
-            f"""SELECT r.k, coalesce(e.i, t.i, l.i)
-                FROM (SELECT unnest($1::VARCHAR[]) AS rev,
-                             generate_subscripts($1::VARCHAR[], 1) - 1 AS k) r
-                LEFT JOIN {self.table} e ON e.sha = r.rev
-                LEFT JOIN (SELECT tg.name, n.i FROM tags tg JOIN {self.table} n ON n.sha = tg.sha
-                           WHERE tg.repo = $2) t ON t.name = r.rev
-                LEFT JOIN {self.table} l ON l.sha = lower(trim(r.rev))""",
-            [revisions, self.repo],
-        ).fetchall()
-        found: list[int | None] = [None] * len(revisions)
-        for k, i in rows:
-            found[k] = i
-        for k, rev in enumerate(revisions):
-            if found[k] is None and rev and _HEX.match(rev.strip().lower()):
-                found[k] = self._prefix(rev.strip().lower())
-        return found
+    @property
+    def size(self) -> int:
+        return len(self.first)
 
-    def _prefix(self, prefix: str) -> int | None:
-        if self._shas is None:  # only for abbreviated revisions, so fetched lazily
-            self._shas = [(str(sha), int(i)) for sha, i in self.con.execute(
-                f"SELECT sha, i FROM {self.table} ORDER BY sha").fetchall()]
-        at = bisect.bisect_left(self._shas, (prefix, -1))
-        hits = [self._shas[j][1] for j in range(at, min(at + 2, len(self._shas)))
-                if self._shas[j][0].startswith(prefix)]
+    def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
+        """Append to ``out`` every commit reachable from ``start`` that is not visited yet."""
+        first, extra = self.first, self.extra
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            while current >= 0 and not visited[current]:
+                visited[current] = 1
+                out.append(current)
+                more = extra.get(current)
+                if more is not None:
+                    stack.extend(more)
+                current = first[current]
+
+    def prefix(self, repo: str, prefix: str) -> int | None:
+        """The commit a unique abbreviated sha names (fetched lazily: abbreviations are rare)."""
+        shas = self._shas.get(repo)
+        if shas is None:
+            shas = self._shas[repo] = [(str(sha), int(i)) for sha, i in self.con.execute(
+                "SELECT sha, i FROM _attr_nodes WHERE repo = $1 ORDER BY sha", [repo]).fetchall()]
+        at = bisect.bisect_left(shas, (prefix, -1))
+        hits = [shas[j][1] for j in range(at, min(at + 2, len(shas))) if shas[j][0].startswith(prefix)]
         return hits[0] if len(hits) == 1 else None
 
     def committed_us(self, numbers: list[int]) -> dict[int, int]:
         rows = self.con.execute(
-            f"""SELECT n.i, epoch_us(c.committer_time) FROM {self.table} n
-                JOIN commits c ON c.repo = $2 AND c.sha = n.sha WHERE list_contains($1, n.i)""",
-            [numbers, self.repo],
-        ).fetchall()
+            "SELECT i, committed_us FROM _attr_nodes WHERE list_contains($1, i)", [numbers]).fetchall()
         return {int(i): int(us) for i, us in rows}
-
-    def flush(self, deployment_ids: list[str]) -> int:
-        """Add the collected (deployment, commit) pairs to ``_attr_new`` and drop the TEMP table."""
-        if self.out_commit:
-            self.con.execute(
-                f"""INSERT INTO _attr_new (deployment_id, repo, sha)
-                    SELECT d.id, $4, n.sha
-                    FROM (SELECT unnest($1::INTEGER[]) AS dk, unnest($2::INTEGER[]) AS ci) x
-                    JOIN {self.table} n ON n.i = x.ci
-                    JOIN (SELECT unnest($3::VARCHAR[]) AS id,
-                                 generate_subscripts($3::VARCHAR[], 1) - 1 AS dk) d USING (dk)""",
-                [self.out_deployment, self.out_commit, deployment_ids, self.repo],
-            )
-        self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
-        return len(self.out_commit)
 
 
 def _connection(db: Any) -> duckdb.DuckDBPyConnection:
@@ -123,7 +124,8 @@ def _connection(db: Any) -> duckdb.DuckDBPyConnection:
 def _scopes(
     con: duckdb.DuckDBPyConnection, service: str | None, environment: str | None,
     deployment_ids: Iterable[str] | None, scopes: Iterable[Scope] | None,
-) -> set[Scope]:
+) -> tuple[set[Scope], bool]:
+    """The scopes named by the arguments, and False when the caller selected every scope."""
     found: set[Scope] = set(scopes or ())
     if deployment_ids is not None:
         ids = list(deployment_ids)
@@ -133,14 +135,70 @@ def _scopes(
                 "WHERE id IN (SELECT unnest($1::VARCHAR[]))", [ids]
             ).fetchall()
             found.update((str(s), str(e)) for s, e in rows)
-    elif scopes is None or service is not None or environment is not None:
+        return found, True
+    if scopes is None and service is None and environment is None:
+        return found, False
+    if service is not None or environment is not None:
         rows = con.execute(
             "SELECT DISTINCT service, environment FROM deployments "
             "WHERE ($1 IS NULL OR service = $1) AND ($2 IS NULL OR environment = $2)",
             [service, environment],
         ).fetchall()
         found.update((str(s), str(e)) for s, e in rows)
-    return found
+    return found, True
+
+
+# The selected scopes and their successful deployments in one read. A deployment shipping several
+# repositories has a pair per repository in deployment_revisions (its deployments row holds the
+# first pair again: UNION drops it). Scope rows come back with a NULL id.
+_DEPLOYMENTS = """
+WITH given AS (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment),
+scope AS (
+    SELECT service, environment FROM given
+    UNION SELECT service, environment FROM deployments
+          WHERE $4 OR repository IN (SELECT unnest($3::VARCHAR[]))
+),
+shipped AS (
+    SELECT d.service, d.environment, d.id, d.repository, d.revision, d.raw_revision,
+           epoch_us(d.deployed_at) AS us
+    FROM deployments d JOIN scope s ON s.service = d.service AND s.environment = d.environment
+    WHERE d.status = 'success'
+    UNION
+    SELECT d.service, d.environment, d.id, r.repository, r.revision, r.raw_revision,
+           epoch_us(d.deployed_at)
+    FROM deployment_revisions r JOIN deployments d ON d.id = r.deployment_id
+    JOIN scope s ON s.service = d.service AND s.environment = d.environment
+    WHERE d.status = 'success'
+)
+SELECT service, environment, NULL, NULL, NULL, NULL, NULL FROM scope
+UNION ALL
+SELECT * FROM shipped
+ORDER BY 1, 2, 3 NULLS FIRST, 4, 5, 6
+"""
+
+# Resolution order: exact sha, tag name, trimmed lower-case sha (a unique prefix comes later).
+_RESOLVE = """
+SELECT r.k, coalesce(e.i, t.i, l.i)
+FROM (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS rev,
+             generate_subscripts($2::VARCHAR[], 1) - 1 AS k) r
+LEFT JOIN _attr_nodes e ON e.repo = r.repo AND e.sha = r.rev
+LEFT JOIN (SELECT tg.repo, tg.name, n.i FROM tags tg
+           JOIN _attr_nodes n ON n.repo = tg.repo AND n.sha = tg.sha) t
+  ON t.repo = r.repo AND t.name = r.rev
+LEFT JOIN _attr_nodes l ON l.repo = r.repo AND l.sha = lower(trim(r.rev))
+"""
+
+# The stored rows of the selected scopes, and every row whose deployment is gone. NOT IN
+# semantics of the old orphan rule: a deployment without an id keeps every orphan row.
+_STORED = """
+CREATE OR REPLACE TEMP TABLE _attr_old AS
+SELECT dc.deployment_id, dc.repo, dc.sha
+FROM deployment_changes dc LEFT JOIN deployments d ON d.id = dc.deployment_id
+WHERE EXISTS (SELECT 1 FROM (SELECT unnest($1::VARCHAR[]) AS service,
+                                    unnest($2::VARCHAR[]) AS environment) s
+              WHERE s.service = d.service AND s.environment = d.environment)
+   OR d.id IS NULL AND NOT EXISTS (SELECT 1 FROM deployments WHERE id IS NULL)
+"""
 
 
 def attribute_changes(
@@ -150,138 +208,195 @@ def attribute_changes(
     environment: str | None = None,
     deployment_ids: Iterable[str] | None = None,
     scopes: Iterable[Scope] | None = None,
+    repositories: Iterable[str] = (),
 ) -> int:
     """Recompute ``deployment_changes`` for the affected (service, environment) scopes.
 
     ``db`` is a ``WriteSession`` (use it inside your run's ``open_writer``) or a DuckDB connection.
     Scope selection: ``deployment_ids`` -> the scopes of those deployments; ``scopes`` -> exactly
     those (service, environment) pairs; ``service``/``environment`` -> matching scopes; nothing
-    -> every scope. Each selected scope is recomputed in full in the caller's transaction and its
-    stored rows made equal to the result (only the difference is deleted/inserted), so calling
-    it again is idempotent. Rows of deleted deployments are removed too.
-    Returns the number of rows the selected scopes now hold.
+    -> every scope. ``repositories`` adds every scope with a deployment of one of them (new
+    commits can complete those). Each selected scope is recomputed in full in the caller's
+    transaction and its stored rows made equal to the result (only the difference is
+    deleted/inserted), so calling it again is idempotent. Rows of deleted deployments are removed
+    too. Returns the number of rows the selected scopes now hold.
+
+    Each statement that reads the store is a catalog round trip on DuckLake, so the work is a
+    fixed handful of them whatever the number of scopes, repositories and deployments: the
+    scopes' deployments, their commit graphs, the revisions, the stored rows, then at most one
+    DELETE and one INSERT of the difference. Everything else happens in TEMP tables.
     """
     con = _connection(db)
-    selected = _scopes(con, service, environment, deployment_ids, scopes)
-    con.execute("DELETE FROM deployment_changes WHERE deployment_id NOT IN (SELECT id FROM deployments)")
-    if not selected:
-        return 0
-    graphs: dict[str, _RepoGraph] = {}
-    dep_names: list[str] = []
-    for svc, env in sorted(selected):
-        # a deployment shipping several repositories has a pair per repository in
-        # deployment_revisions (its deployments row holds the first pair again: UNION drops it)
-        rows = con.execute(
-            """SELECT id, repository, revision, raw_revision, epoch_us(deployed_at)
-               FROM deployments WHERE service = $1 AND environment = $2 AND status = 'success'
-               UNION
-               SELECT d.id, r.repository, r.revision, r.raw_revision, epoch_us(d.deployed_at)
-               FROM deployment_revisions r JOIN deployments d ON d.id = r.deployment_id
-               WHERE d.service = $1 AND d.environment = $2 AND d.status = 'success'
-               ORDER BY 1, 2""",
-            [svc, env],
-        ).fetchall()
-        unresolved = [f"{dep_id} (no repository)" for dep_id, repo, *_ in rows if repo is None]
-        by_repo: dict[str, list[tuple[str, str | None, str | None, int]]] = {}
-        for dep_id, repo, revision, raw, when in rows:
+    given, narrowed = _scopes(con, service, environment, deployment_ids, scopes)
+    ordered_scopes = sorted(given)
+    rows = con.execute(_DEPLOYMENTS, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
+                                      sorted(set(repositories)), not narrowed]).fetchall()
+    selected: list[Scope] = []
+    by_scope: dict[Scope, list[Row]] = {}
+    for svc, env, dep_id, repo, revision, raw, when in rows:
+        scope = (str(svc), str(env))
+        if dep_id is None:
+            selected.append(scope)
+        else:
+            by_scope.setdefault(scope, []).append((dep_id, repo, revision, raw, int(when)))
+    stored = con.execute(_STORED, [[s for s, _ in selected], [e for _, e in selected]]).fetchone()
+    graph = _Graph(con, sorted({r[1] for deps in by_scope.values() for r in deps if r[1] is not None}))
+    starts, unresolved = _resolve(con, graph, selected, by_scope)
+    dep_ids: list[str] = []
+    dep_number: dict[str, int] = {}
+    out: list[int] = []
+    runs: list[tuple[int, int, int]] = []  # deployment number, first and last+1 position in out
+    for scope in selected:
+        visited = bytearray(graph.size)
+        for _when, _tie, dep_id, start in _with_tie_break(graph, starts.get(scope, [])):
+            number = dep_number.setdefault(dep_id, len(dep_number))
+            if number == len(dep_ids):
+                dep_ids.append(dep_id)
+            before = len(out)
+            graph.walk(start, visited, out)
+            runs.append((number, before, len(out)))
+    _apply(con, selected, dep_ids, out, runs, bool(stored and stored[0]))
+    _warn_unresolved(con, selected, unresolved)
+    return len(out)
+
+
+def _resolve(
+    con: duckdb.DuckDBPyConnection, graph: _Graph, selected: list[Scope], by_scope: dict[Scope, list[Row]],
+) -> tuple[dict[Scope, list[_Start]], dict[Scope, list[str]]]:
+    """Each deployment's start commit per scope, resolved in one statement: its revision, else its
+    raw revision, as a full sha, a tag name, or a unique abbreviated sha."""
+    wanted: list[tuple[Scope, str, str, str | None, str | None, int]] = []
+    unresolved: dict[Scope, list[str]] = {scope: [] for scope in selected}
+    for scope in selected:
+        deps = by_scope.get(scope, [])
+        unresolved[scope] += [f"{dep_id} (no repository)" for dep_id, repo, *_ in deps if repo is None]
+        for dep_id, repo, revision, raw, when in sorted(deps, key=lambda d: str(d[1])):
             if repo is not None:
-                by_repo.setdefault(repo, []).append((dep_id, revision, raw, int(when)))
-        ordered: list[tuple[int, int, str, _RepoGraph, int]] = []
-        for repo, deps in sorted(by_repo.items()):
-            graph = graphs.get(repo)
-            if graph is None:
-                graph = graphs[repo] = _RepoGraph(con, repo, len(graphs))
-            numbers = graph.resolve([d[1] for d in deps] + [d[2] for d in deps])
-            for k, (dep_id, revision, _raw, when) in enumerate(deps):
-                number = numbers[k] if numbers[k] is not None else numbers[len(deps) + k]
-                if number is None:
-                    unresolved.append(f"{dep_id} ({repo}@{revision})")
-                else:
-                    ordered.append((when, 0, dep_id, graph, number))
-        seen: dict[str, bytearray] = {}
-        for _when, _tie, dep_id, graph, start in _with_tie_break(ordered):
-            visited = seen.get(graph.repo)
-            if visited is None:
-                visited = seen[graph.repo] = bytearray(graph.size)
-            dk = len(dep_names)
-            dep_names.append(dep_id)
-            parents, out_dep, out_commit = graph.parents, graph.out_deployment, graph.out_commit
-            stack = [start]
-            while stack:
-                current = stack.pop()
-                if visited[current]:
-                    continue
-                visited[current] = 1
-                out_dep.append(dk)
-                out_commit.append(current)
-                stack.extend(parents[current])
-        _warn_unresolved(con, f"{svc}/{env}", unresolved)
-    con.execute("CREATE OR REPLACE TEMP TABLE _attr_new "
-                "(deployment_id VARCHAR, repo VARCHAR, sha VARCHAR)")
-    written = sum(graph.flush(dep_names) for graph in graphs.values())
-    _apply(con, sorted(selected))
-    return written
+                wanted.append((scope, repo, dep_id, revision, raw, when))
+    if not wanted:
+        return {}, unresolved
+    repos = [w[1] for w in wanted]
+    found: list[int | None] = [None] * (2 * len(wanted))
+    for k, i in con.execute(_RESOLVE, [repos + repos, [w[3] for w in wanted] + [w[4] for w in wanted]]
+                            ).fetchall():
+        found[k] = i
+    starts: dict[Scope, list[_Start]] = {}
+    for k, (scope, repo, dep_id, revision, raw, when) in enumerate(wanted):
+        number = _or_prefix(graph, repo, found[k], revision)
+        if number is None:
+            number = _or_prefix(graph, repo, found[len(wanted) + k], raw)
+        if number is None:
+            unresolved[scope].append(f"{dep_id} ({repo}@{revision})")
+        else:
+            starts.setdefault(scope, []).append((when, 0, dep_id, number))
+    return starts, unresolved
 
 
-def _apply(con: duckdb.DuckDBPyConnection, scopes: list[Scope]) -> None:
-    """Make the scopes' rows equal ``_attr_new`` by deleting and inserting only the difference.
+def _or_prefix(graph: _Graph, repo: str, number: int | None, rev: str | None) -> int | None:
+    if number is None and rev and _HEX.match(rev.strip().lower()):
+        return graph.prefix(repo, rev.strip().lower())
+    return number
 
-    A re-run after one new commit then touches one row instead of rewriting the whole scope,
-    which keeps the transaction and the checkpoint after it small.
+
+def _pairs_csv(out: list[int], runs: list[tuple[int, int, int]]) -> str:
+    """The walk's (deployment number, commit number) pairs as a CSV file for DuckDB's reader:
+    written at C speed by str.join, and parsed by DuckDB faster than it converts Python lists."""
+    parts = []
+    for number, lo, hi in runs:
+        if hi > lo:
+            prefix = f"{number},"
+            parts.append(prefix + ("\n" + prefix).join(map(str, out[lo:hi])))
+    fd, path = tempfile.mkstemp(prefix="gitops-dora-attr-", suffix=".csv")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(parts) + "\n")
+    return path
+
+
+def _apply(
+    con: duckdb.DuckDBPyConnection, scopes: list[Scope], dep_ids: list[str], out: list[int],
+    runs: list[tuple[int, int, int]], any_stored: bool,
+) -> None:
+    """Make the scopes' rows equal the walk's result by deleting and inserting only the
+    difference, and drop rows of deployments that no longer exist (read into ``_attr_old``).
+
+    The difference is computed on integers (deployment and commit numbers) in TEMP tables, so a
+    recomputation that changes nothing writes nothing, and a re-run after one new commit touches
+    one row instead of rewriting the whole scope. With nothing stored yet it is one INSERT.
     """
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _attr_ids AS
-           SELECT d.id FROM deployments d
-           JOIN (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment) s
-           USING (service, environment)""",
-        [[svc for svc, _ in scopes], [env for _, env in scopes]],
-    )
-    con.execute(
-        """DELETE FROM deployment_changes dc
-           WHERE dc.deployment_id IN (SELECT id FROM _attr_ids)
-             AND NOT EXISTS (SELECT 1 FROM _attr_new n WHERE n.deployment_id = dc.deployment_id
-                             AND n.repo = dc.repo AND n.sha = dc.sha)"""
-    )
-    con.execute(
-        """INSERT INTO deployment_changes (deployment_id, repo, sha)
-           SELECT n.deployment_id, n.repo, n.sha FROM _attr_new n
-           WHERE NOT EXISTS (SELECT 1 FROM deployment_changes dc WHERE dc.deployment_id = n.deployment_id
-                             AND dc.repo = n.repo AND dc.sha = n.sha)"""
-    )
-    con.execute("DROP TABLE _attr_new")
-    con.execute("DROP TABLE _attr_ids")
+    con.execute("CREATE OR REPLACE TEMP TABLE _attr_deps AS SELECT unnest($1::VARCHAR[]) AS id, "
+                "CAST(generate_subscripts($1::VARCHAR[], 1) - 1 AS INTEGER) AS dk", [dep_ids])
+    path = _pairs_csv(out, runs) if out else None
+    try:
+        source = ("(SELECT dk, i FROM read_csv('" + path.replace("'", "''") + "', header = false, "
+                  "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))"
+                  if path else "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)")
+        if any_stored:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _attr_new AS SELECT * FROM {source}")
+            con.execute(
+                """CREATE OR REPLACE TEMP TABLE _attr_old_i AS
+                   SELECT o.deployment_id, o.repo, o.sha, d.dk, n.i FROM _attr_old o
+                   LEFT JOIN _attr_deps d ON d.id = o.deployment_id
+                   LEFT JOIN _attr_nodes n ON n.repo = o.repo AND n.sha = o.sha"""
+            )
+            gone = con.execute(
+                """CREATE OR REPLACE TEMP TABLE _attr_gone AS
+                   SELECT deployment_id, repo, sha FROM _attr_old_i o
+                   WHERE o.dk IS NULL OR o.i IS NULL
+                      OR NOT EXISTS (SELECT 1 FROM _attr_new n WHERE n.dk = o.dk AND n.i = o.i)"""
+            ).fetchone()
+            if gone and gone[0]:
+                con.execute(
+                    """DELETE FROM deployment_changes dc WHERE EXISTS (
+                           SELECT 1 FROM _attr_gone g WHERE g.deployment_id = dc.deployment_id
+                           AND g.repo = dc.repo AND g.sha = dc.sha)"""
+                )
+            source = ("(SELECT dk, i FROM _attr_new n WHERE NOT EXISTS "
+                      "(SELECT 1 FROM _attr_old_i o WHERE o.dk = n.dk AND o.i = n.i))")
+        if out:
+            con.execute(
+                f"""INSERT INTO deployment_changes (deployment_id, repo, sha)
+                    SELECT d.id, n.repo, n.sha FROM {source} a
+                    JOIN _attr_deps d ON d.dk = a.dk JOIN _attr_nodes n ON n.i = a.i"""
+            )
+    finally:
+        if path:
+            os.unlink(path)
+    con.execute("DROP TABLE IF EXISTS _attr_new; DROP TABLE IF EXISTS _attr_old_i; "
+                "DROP TABLE IF EXISTS _attr_gone; DROP TABLE _attr_old; DROP TABLE _attr_deps; "
+                "DROP TABLE _attr_nodes")
 
 
-def _with_tie_break(
-    ordered: list[tuple[int, int, str, _RepoGraph, int]],
-) -> list[tuple[int, int, str, _RepoGraph, int]]:
+def _with_tie_break(graph: _Graph, ordered: list[_Start]) -> list[_Start]:
     """Sort by time; equal times by the revision's committer time, then deployment id."""
     times = [t for t, *_ in ordered]
     if len(set(times)) == len(times):
         return sorted(ordered, key=lambda d: (d[0], d[2]))
-    by_graph: dict[int, dict[int, int]] = {}
-    for *_, graph, number in ordered:
-        by_graph.setdefault(id(graph), {})[number] = 0
-    graphs = {id(g): g for *_, g, _ in ordered}
-    for key, numbers in by_graph.items():
-        numbers.update(graphs[key].committed_us(list(numbers)))
-    return sorted(
-        ((when, by_graph[id(graph)][number], dep_id, graph, number)
-         for when, _, dep_id, graph, number in ordered),
-        key=lambda d: (d[0], d[1], d[2]),
-    )
+    committed = graph.committed_us(sorted({number for *_, number in ordered}))
+    return sorted(((when, committed.get(number, 0), dep_id, number) for when, _, dep_id, number in ordered),
+                  key=lambda d: (d[0], d[1], d[2]))
 
 
-def _warn_unresolved(con: duckdb.DuckDBPyConnection, scope: str, unresolved: list[str]) -> None:
+def _warn_unresolved(
+    con: duckdb.DuckDBPyConnection, scopes: list[Scope], unresolved: dict[Scope, list[str]],
+) -> None:
     """One current warning per scope for the Data health page; attribution carries on without them."""
-    con.execute(
-        "DELETE FROM data_warnings WHERE source = 'attribution' AND target = ? "
-        "AND kind = 'unresolved_revision'", [scope],
-    )
-    if not unresolved:
+    if not scopes:
         return
-    sample = ", ".join(unresolved[:3]) + (" ..." if len(unresolved) > 3 else "")
+    targets = [f"{svc}/{env}" for svc, env in scopes]
     con.execute(
-        "INSERT INTO data_warnings VALUES ('attribution', ?, 'unresolved_revision', ?, ?, now())",
-        [scope, f"deployments whose revision is not a collected commit: {sample}", len(unresolved)],
+        "DELETE FROM data_warnings WHERE source = 'attribution' AND kind = 'unresolved_revision' "
+        "AND target IN (SELECT unnest($1::VARCHAR[]))", [targets],
+    )
+    rows = [(target, names) for target, scope in zip(targets, scopes, strict=True)
+            if (names := unresolved.get(scope))]
+    if not rows:
+        return
+    con.execute(
+        """INSERT INTO data_warnings
+           SELECT 'attribution', unnest($1::VARCHAR[]), 'unresolved_revision', unnest($2::VARCHAR[]),
+                  unnest($3::BIGINT[]), now()""",
+        [[t for t, _ in rows],
+         [f"deployments whose revision is not a collected commit: "
+          f"{', '.join(names[:3]) + (' ...' if len(names) > 3 else '')}" for _, names in rows],
+         [len(names) for _, names in rows]],
     )
