@@ -65,3 +65,16 @@ def pg_database(pg_server: _pgs.PgServer, monkeypatch: pytest.MonkeyPatch) -> It
     finally:
         with contextlib.suppress(_pgs.PgServerError):
             pg_server.drop_database(name)
+
+
+# --- the demo store (issue #16) -------------------------------------------------------------------
+from tests.store_fixture import DemoStore, build_demo_once  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
+    """The run's one `gitops-dora demo` store (``.db``, ``.workdir``), shared by every xdist worker.
+    READ ONLY: a test that writes builds its own store."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base   # all workers see it
+    return build_demo_once(shared / "shared-demo")

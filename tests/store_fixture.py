@@ -1,8 +1,13 @@
-"""A small hand-made store for metric tests: services, commits, deployments and their changes,
-loaded through the store's own writer (``WriteSession.upsert``) so every time is exact. All UTC."""
+"""Stores for tests: a small hand-made one for metric tests (services, commits, deployments and their
+changes, loaded through the store's own writer ``WriteSession.upsert`` so every time is exact; all
+UTC), and the demo store that the read-only dashboard, browser and demo tests share."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,3 +62,31 @@ def write_history(
             for i, d in deployments.items() for sha in d.changes
         ])
     return path
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """A store built by ``gitops-dora --db DB demo --workdir WORKDIR``."""
+
+    db: Path
+    workdir: Path
+
+
+def build_demo_once(root: Path) -> DemoStore:
+    """``gitops-dora demo`` (the real CLI, in a subprocess, with no GITOPS_DORA_* setting) into
+    ``root``, unless it is already there. `demo` takes 15-30 s, so one build serves a whole test run:
+    pytest-xdist workers pass ``root`` in the run's common temporary folder and take turns on a lock
+    file, so the first builds and the others wait for it, then reuse it."""
+    root.mkdir(parents=True, exist_ok=True)
+    store = DemoStore(db=root / "gitops-dora.ducklake", workdir=root / "demo")
+    built = root / "demo-stdout.txt"
+    with (root / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
+        if not built.exists():
+            env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+            cli = str(Path(sys.executable).with_name("gitops-dora"))
+            proc = subprocess.run([cli, "--db", str(store.db), "demo", "--workdir", str(store.workdir)],
+                                  capture_output=True, text=True, env=env, timeout=600, cwd=root)
+            assert proc.returncode == 0, proc.stderr
+            built.write_text(proc.stdout)
+    return store

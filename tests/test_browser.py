@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store_fixture import DemoStore
+
 pytestmark = pytest.mark.browser
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -45,15 +47,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
     root = tmp_path_factory.mktemp("browser")
-    db = root / "gitops-dora.duckdb"
+    db = demo_store.db   # the run's shared `gitops-dora demo` store (tests/conftest.py), read only
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    demo = subprocess.run([CLI, "--db", str(db), "demo", "--workdir", str(root / "demo")],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert demo.returncode == 0, demo.stderr
     port = free_port()
     log = (root / "dashboard.log").open("w")
     proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,

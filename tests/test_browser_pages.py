@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dashboards.definitions import METRICS
+from tests.store_fixture import DemoStore
 
 pytestmark = pytest.mark.browser
 
@@ -70,15 +71,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
     root = tmp_path_factory.mktemp("browser-pages")
-    db = root / "gitops-dora.ducklake"
+    db = demo_store.db   # the run's shared `gitops-dora demo` store (tests/conftest.py), read only
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
-    demo = subprocess.run([CLI, "--db", str(db), "demo", "--workdir", str(root / "demo")],
-                          capture_output=True, text=True, env=env, timeout=300, cwd=root)
-    assert demo.returncode == 0, demo.stderr
     port = free_port()
     log = (root / "dashboard.log").open("w")
     proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,

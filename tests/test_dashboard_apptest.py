@@ -25,6 +25,7 @@ from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
 from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, fmt
+from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -40,12 +41,9 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("dash-demo")
-    db = root / "gitops-dora.duckdb"
-    proc = cli(db, "demo", "--workdir", str(root / "demo"))
-    assert proc.returncode == 0, proc.stderr
-    return db
+def demo_db(demo_store: DemoStore) -> Path:
+    """The run's shared `gitops-dora demo` store (tests/conftest.py); these tests only read it."""
+    return demo_store.db
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from dashboards.definitions import METRICS, PAGE_DOCS, doc_sections, help_text, 
 from dashboards.metrics_source import MetricsRequest, compute
 from dashboards.tiles import TILES, delta_text, fmt, what_changed
 from tests.apptest_pages import open_page
+from tests.store_fixture import DemoStore
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -64,12 +65,9 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("leader")
-    db = root / "gitops-dora.ducklake"
-    proc = cli(db, "demo", "--workdir", str(root / "demo"))
-    assert proc.returncode == 0, proc.stderr
-    return db
+def demo_db(demo_store: DemoStore) -> Path:
+    """The run's shared `gitops-dora demo` store (tests/conftest.py); these tests only read it."""
+    return demo_store.db
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -58,14 +59,14 @@ def table_counts(db: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def builds(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("demo")
     (base / "a").mkdir()
-    (base / "b").mkdir()
     first = run_cli("--db", "a/demo.duckdb", "demo", cwd=base)           # default work dir: a/demo
-    run_cli("--db", str(base / "b" / "demo.duckdb"), "demo", "--workdir", str(base / "b" / "work"), cwd=base)
+    # b: the run's shared build (tests/conftest.py), `gitops-dora --db B demo --workdir WORK` in
+    # another folder; read only here (test_rerun_changes_nothing re-runs into a, this module's own)
     return {"base": base, "first_stdout": first.stdout, "a": base / "a" / "demo.duckdb",
-            "b": base / "b" / "demo.duckdb", "a_work": base / "a" / "demo", "b_work": base / "b" / "work"}
+            "b": demo_store.db, "a_work": base / "a" / "demo", "b_work": demo_store.workdir}
 
 
 def metrics_json(db: Path, cwd: Path) -> dict[str, Any]:
