@@ -61,22 +61,18 @@ class _Graph:
                FROM commits WHERE repo IN (SELECT unnest($1::VARCHAR[]))""",
             [repos],
         )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _attr_edges AS
-               SELECT c.i AS child, c.pos, p.i AS parent
-               FROM (SELECT repo, i, unnest(parents) AS psha, generate_subscripts(parents, 1) AS pos
-                     FROM _attr_nodes) c
-               JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha"""
-        )
-        row = con.execute(
-            """SELECT (SELECT list(coalesce(e.parent, -1) ORDER BY n.i) FROM _attr_nodes n
-                       LEFT JOIN _attr_edges e ON e.child = n.i AND e.pos = 1),
-                      list(child ORDER BY child, pos), list(parent ORDER BY child, pos)
-               FROM _attr_edges WHERE pos > 1"""
+        first = con.execute(
+            """SELECT list(coalesce(p.i, -1) ORDER BY c.i) FROM _attr_nodes c
+               LEFT JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.parents[1]"""
         ).fetchone()
-        con.execute("DROP TABLE _attr_edges")
-        first, children, parents = row if row is not None else (None, None, None)
-        self.first = list(first or [])
+        merges = con.execute(
+            """SELECT list(c.i ORDER BY c.i, c.pos), list(p.i ORDER BY c.i, c.pos)
+               FROM (SELECT repo, i, unnest(parents[2:]) AS psha, generate_subscripts(parents[2:], 1) AS pos
+                     FROM _attr_nodes WHERE len(parents) > 1) c
+               JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha"""
+        ).fetchone()
+        self.first = list(first[0] or []) if first else []
+        children, parents = merges if merges else (None, None)
         for child, parent in zip(children or [], parents or [], strict=True):
             self.extra.setdefault(child, []).append(parent)
 
@@ -177,15 +173,20 @@ ORDER BY 1, 2, 3 NULLS FIRST, 4, 5, 6
 """
 
 # Resolution order: exact sha, tag name, trimmed lower-case sha (a unique prefix comes later).
+# The candidates are few, so they are the join's build side and the commits are scanned once.
 _RESOLVE = """
-SELECT r.k, coalesce(e.i, t.i, l.i)
-FROM (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS rev,
-             generate_subscripts($2::VARCHAR[], 1) - 1 AS k) r
-LEFT JOIN _attr_nodes e ON e.repo = r.repo AND e.sha = r.rev
-LEFT JOIN (SELECT tg.repo, tg.name, n.i FROM tags tg
-           JOIN _attr_nodes n ON n.repo = tg.repo AND n.sha = tg.sha) t
-  ON t.repo = r.repo AND t.name = r.rev
-LEFT JOIN _attr_nodes l ON l.repo = r.repo AND l.sha = lower(trim(r.rev))
+WITH r AS (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS rev,
+                  generate_subscripts($2::VARCHAR[], 1) - 1 AS k),
+candidate AS (
+    SELECT k, repo, rev AS sha, 1 AS rank FROM r
+    UNION ALL
+    SELECT r.k, r.repo, tg.sha, 2 FROM r JOIN tags tg ON tg.repo = r.repo AND tg.name = r.rev
+    UNION ALL
+    SELECT k, repo, lower(trim(rev)), 3 FROM r
+)
+SELECT c.k, arg_min(n.i, c.rank)
+FROM candidate c JOIN _attr_nodes n ON n.repo = c.repo AND n.sha = c.sha
+GROUP BY c.k
 """
 
 # The stored rows of the selected scopes, and every row whose deployment is gone. NOT IN
