@@ -196,23 +196,14 @@ def _run(
     with _evidence(req, target) as (con, session):
         repos = repository_keys(con, labels, _locations(sources))
         timeline = []
+        to_save: list[store.Assessment] = []
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
             scored = score(model, point.findings + collected_findings(con, repos, point.evidence_until))
             revs = [point.revisions.get(s.label) or "" for s in sources]
-            if session is not None:
-                store.save(
-                    session,
-                    target=target,
-                    sources=specs,
-                    revisions=revs,
-                    kind="monthly",
-                    period=point.period,
-                    as_of=point.as_of,
-                    assessed_at=now,
-                    answers_file=None,
-                    result=scored,
-                )
+            to_save.append(store.Assessment(
+                target=target, sources=specs, revisions=revs, kind="monthly", period=point.period,
+                as_of=point.as_of, assessed_at=now, answers_file=None, result=scored))
             timeline.append(
                 {
                     "period": point.period,
@@ -226,20 +217,13 @@ def _run(
         result = score(model, current.findings + collected_findings(con, repos, current.as_of), answers)
         result["skipped"] = list(skipped)
         if session is not None:
-            # Written last with a later assessed_at, so "newest first" readers pick today's assessment
-            # over the month that holds the same commit.
-            store.save(
-                session,
-                target=target,
-                sources=specs,
-                revisions=stored_revisions,
-                kind="point",
-                period=None,
-                as_of=current.as_of,
-                assessed_at=datetime.now(UTC),
-                answers_file=str(req.answers) if req.answers else None,
-                result=result,
-            )
+            # A later assessed_at than the months', so "newest first" readers pick today's
+            # assessment over the month that holds the same commit.
+            to_save.append(store.Assessment(
+                target=target, sources=specs, revisions=stored_revisions, kind="point", period=None,
+                as_of=current.as_of, assessed_at=datetime.now(UTC),
+                answers_file=str(req.answers) if req.answers else None, result=result))
+            store.save(session, to_save)
             if skipped:
                 session.warn(
                     "assess_skipped_files",
