@@ -7,12 +7,12 @@ temporary file and DuckDB parses and inserts them in one statement.
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import subprocess
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -198,12 +198,14 @@ class Chunk:
 
 
 class LogReader:
-    """Runs ``git log`` and cuts its output into line-aligned chunk files on a reader thread.
+    """Runs ``git log`` into a file and cuts it into line-aligned chunk files on a reader thread.
 
     Started before the store is opened (see ``analytics.collectors.git.collect``), so git walks
     the history while the catalog is attached and migrated; the loader then takes every chunk
     that is ready in one statement, so a history git finished meanwhile costs one INSERT, and a
-    longer one is loaded while git still produces the rest.
+    longer one is loaded while git still produces the rest. git writes to a file rather than a
+    pipe: while the interpreter is busy elsewhere (an import holds the GIL for half a second) a
+    pipe would fill up and stop git's walk.
     """
 
     def __init__(self, repo: Path, exclude: Sequence[str]) -> None:
@@ -213,12 +215,14 @@ class LogReader:
         self.reverts: dict[str, str] = {}
         self.error: BaseException | None = None
         self._taken = False
+        self._stop = threading.Event()
         # stderr goes to a file: a pipe nobody reads could fill up and stall git.
         self.stderr = open(self.tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
-        self.proc = subprocess.Popen(
-            log_command(repo), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=git_env(),
-        )
+        self._output = self.tmp / "git-log.bin"
+        with open(self._output, "wb") as out:
+            self.proc = subprocess.Popen(
+                log_command(repo), stdin=subprocess.PIPE, stdout=out, stderr=self.stderr, env=git_env(),
+            )
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(_stdin_excluding(exclude).encode())  # read in full before the walk
@@ -229,20 +233,32 @@ class LogReader:
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
+    def _blocks(self) -> Iterator[bytes]:
+        """What git has appended to its output file, until it exits (polled: git never waits)."""
+        with open(self._output, "rb", buffering=0) as src:
+            while not self._stop.is_set():
+                block = src.read(CHUNK_BYTES)
+                if block:
+                    yield block
+                elif self.proc.poll() is not None:
+                    while block := src.read(CHUNK_BYTES):  # written before git exited
+                        yield block
+                    return
+                else:
+                    time.sleep(0.005)
+
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
         pending = bytearray()
         n = 0
         try:
-            while block := os.read(fd, 1 << 20):
+            for block in self._blocks():
                 pending += block
                 if len(pending) >= CHUNK_BYTES:
                     cut = pending.rfind(b"\0") + 1
                     if cut:
                         n = self._emit(n, bytes(pending[:cut]))
                         del pending[:cut]
-            if pending:
+            if pending and not self._stop.is_set():
                 self._emit(n, bytes(pending))
         except BaseException as exc:  # noqa: BLE001 - re-raised by finish() on the main thread
             self.error = exc
@@ -298,11 +314,10 @@ class LogReader:
 
     def abort(self) -> None:
         """Stop git and the reader and remove the chunk files (idempotent)."""
+        self._stop.set()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
         self.thread.join()
         self.stderr.close()
         self._dir.cleanup()
