@@ -16,11 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics.collectors.git_source import RepoLocation, existing_objects
 from analytics.store.location import StoreRef, redact_url
 from analytics.store.upsert import merge
+
+if TYPE_CHECKING:
+    from analytics.collectors.git_deploy import GitDeployment
+    from analytics.collectors.git_log import LogReader, Tag
 
 STATE_TIPS = "ref_tips"
 STATE_OPTIONS = "options"
@@ -197,24 +201,28 @@ class Prefetch:
         from analytics.collectors import git_deploy, git_log
 
         repo = location.local_path
-        tips: dict[str, str] = json.loads(old_tips) if old_tips else {}
-        exclude = existing_objects(repo, sorted(set(tips.values()))) if tips else []
-        self.log: git_log.LogReader | None = git_log.LogReader(repo, exclude)
+        self.log: LogReader | None = None
+        try:
+            tips: dict[str, str] = json.loads(old_tips) if old_tips else {}
+            exclude = existing_objects(repo, sorted(set(tips.values()))) if tips else []
+            self.log = git_log.LogReader(repo, exclude)
+        except Exception:  # noqa: BLE001 - only a head start: the transaction runs git itself and reports
+            self.log = None
         self.tags: _Background | None = _Background(lambda: git_log.list_tags(repo))
         self.branch: _Background | None = None
         if branch_ref is not None and options.deploy_branch is not None:
             branch = options.deploy_branch
             self.branch = _Background(lambda: git_deploy.from_branch(location.repo_id, repo, branch))
 
-    def take_log(self) -> Any:
+    def take_log(self) -> LogReader | None:
         log, self.log = self.log, None
         return log
 
-    def take_tags(self) -> tuple[list[Any], list[str]] | None:
+    def take_tags(self) -> tuple[list[Tag], list[str]] | None:
         tags, self.tags = self.tags, None
         return tags.result() if tags is not None else None
 
-    def take_branch(self) -> list[Any] | None:
+    def take_branch(self) -> list[GitDeployment] | None:
         branch, self.branch = self.branch, None
         return branch.result() if branch is not None else None
 
