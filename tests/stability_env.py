@@ -100,3 +100,16 @@ def rows(db: Path, sql: str, params: Sequence[Any] = (), config: Path | None = N
         return con.execute(sql, list(params)).fetchall()
     finally:
         con.close()
+
+
+def rows_of(db: Path, *sqls: str, config: Path | None = None) -> list[list[tuple[Any, ...]]]:
+    """Several queries as ``rows`` runs them, on ONE reader (the same snapshot; opening a reader and
+    installing the views costs more than a small query), results in order."""
+    from analytics.metrics.engine import apply_settings
+
+    con = open_reader(db)
+    try:
+        apply_settings(con, load_config(config))
+        return [con.execute(sql).fetchall() for sql in sqls]
+    finally:
+        con.close()

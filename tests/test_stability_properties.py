@@ -18,7 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics, rows, write_csv
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics, rows_of, write_csv
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 SERVICES = ("pay", "shop", "search")
@@ -90,18 +90,21 @@ def test_rates_are_bounded_and_every_incident_counts_once(
         assert sum(g["incidents"] for g in groups) == len(incs)
         assert sum(g["deployment_attempts"] for g in groups) == len(deps)
 
-        attribution = rows(db, "SELECT incident_id, deployment_id, attribution_rule, service, "
-                               "deployment_service, environment, deployment_environment "
-                               "FROM incident_attribution")
+        # the three reads on one reader of the published snapshot
+        attribution, signals, incident_evidence = rows_of(
+            db,
+            "SELECT incident_id, deployment_id, attribution_rule, service, "
+            "deployment_service, environment, deployment_environment FROM incident_attribution",
+            "SELECT deployment_id, signal FROM failure_signals",
+            "SELECT unnest(evidence) FROM failure_signals WHERE signal = 'incident'",
+        )
         assert sorted(r[0] for r in attribution) == sorted(f"I{i}" for i in range(len(incs)))
         for _, dep, rule, svc, dep_svc, env, dep_env in attribution:
             assert (dep is None) == (rule == "unattributed")
             if rule == "gap":
                 assert (dep_svc, dep_env) == (svc, env)
         # failure signals only name real deployments, and each (deployment, signal) once
-        signals = rows(db, "SELECT deployment_id, signal FROM failure_signals")
         assert len(signals) == len(set(signals))
         assert {d for d, _ in signals} <= {f"D{i}" for i in range(len(deps))}
-        incident_evidence = rows(db, "SELECT unnest(evidence) FROM failure_signals WHERE signal = 'incident'")
         attributed = [r[0] for r in attribution if r[1] is not None]
         assert sorted(e[0] for e in incident_evidence) == sorted(attributed)
