@@ -91,9 +91,19 @@ from analytics.metrics.window import TRENDS, Period, Window, default_window, per
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
 # Views that several families read (incident_attribution: the incidents family and, through
-# failure_signals, the stability family; revert_chain: failure signals and rework). Each is
-# computed once per report into a TEMP TABLE and the view is pointed at it meanwhile.
-SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution")
+# failure_signals, the stability family; revert_chain: failure signals and rework;
+# deployment_baselines, with its window over every deployment: the throughput family and, through
+# change_lead_times, window_changes). Each is computed once per report into a TEMP TABLE and the
+# view is pointed at it meanwhile.
+SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution", "deployment_baselines")
+# Small store tables the views read many times per report (deployments about 24 times for a
+# --trend run). On DuckLake every reference to a store table costs a catalog look-up of its data
+# files (about 5-20 ms) besides the Parquet scan, so each is copied once per report into a TEMP
+# table of the same name, which the views then read instead (TEMP shadows the store's table);
+# the copies are dropped afterwards. commits and deployment_changes are too big to copy whole.
+COPIED_TABLES: tuple[str, ...] = (
+    "deployments", "services", "environments", "incidents", "deployment_revisions",
+)
 DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
@@ -502,6 +512,29 @@ def _shared_views_computed_once(con: duckdb.DuckDBPyConnection) -> Iterator[None
 
 
 @contextmanager
+def _tables_copied_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Copy each COPIED_TABLES table of the store (the connection's current database, i.e. the
+    snapshot it reads) into a TEMP table of the same name for the report's queries, then drop the
+    copies, so later queries on the connection read the store again. A name that is already a
+    TEMP object (a caller's own copy) is left alone (listing the TEMP tables first would read
+    every attached catalog)."""
+    row = con.execute("SELECT current_database()").fetchone()
+    database = str(row[0]) if row else "main"
+    copied: list[str] = []
+    try:
+        for name in COPIED_TABLES:
+            try:
+                con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
+            except duckdb.CatalogException:
+                continue  # a TEMP object of that name exists already
+            copied.append(name)
+        yield
+    finally:
+        for name in copied:
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+
+
+@contextmanager
 def _no_gc_pauses() -> Iterator[None]:
     """Building tens of thousands of group dicts triggers the cyclic collector again and again, each
     pass walking every live object; none of them can form a cycle, so it is held off meanwhile."""
@@ -622,18 +655,19 @@ def compute_metrics(
     cfg = config or Config()
     lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
     apply_settings(con, cfg, lead_time_start=lead_time_start)
-    window = data_window(con, query)
     files = group_files()
-    spans = periods(window, query.trend)
-    if query.compare_previous:
+    with _tables_copied_once(con):
+        window = data_window(con, query)
+        spans = periods(window, query.trend)
         with _shared_views_computed_once(con):
-            result, current, previous = _current_and_previous(con, files, query, window, spans)
-        with _no_gc_pauses():
+            if query.compare_previous:
+                result, current, previous = _current_and_previous(con, files, query, window, spans)
+            else:
+                result = _window_results(con, files, query, window, spans)
+    with _no_gc_pauses():
+        if query.compare_previous:
             groups = _compared_groups(result, current, previous, query, spans)
-    else:
-        with _shared_views_computed_once(con):
-            result = _window_results(con, files, query, window, spans)
-        with _no_gc_pauses():
+        else:
             groups = _groups(result, query, spans)
 
     columns = [*query.group_by, *(["period_start", "period_end"] if query.trend else []), *result.columns]

@@ -48,17 +48,22 @@ incident_signals AS (
     WHERE deployment_id IS NOT NULL
     GROUP BY deployment_id
 ),
+revert_changes AS MATERIALIZED (
+    -- the deployment changes that are a genuine revert or a commit one undoes: deployment_changes
+    -- (the big table) is read once for both lookups below; IN keeps the small list as the hash side
+    SELECT dc.deployment_id, dc.repo, dc.sha
+    FROM deployment_changes dc
+    WHERE dc.sha IN (SELECT sha FROM genuine_reverts UNION ALL SELECT reverts_sha FROM genuine_reverts)
+),
 genuine_revert_changes AS (
     -- deployments that shipped a genuine revert commit, with the commit it undoes
-    -- (IN keeps the small revert list as the hash side: deployment_changes is the big table)
     SELECT dc.deployment_id AS reverting_deployment_id, dc.repo, dc.sha AS revert_sha, rc.reverts_sha
-    FROM deployment_changes dc
+    FROM revert_changes dc
     JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
-    WHERE dc.sha IN (SELECT sha FROM genuine_reverts)
 ),
 reverted_changes AS (
     SELECT dc.deployment_id, dc.repo, dc.sha
-    FROM deployment_changes dc
+    FROM revert_changes dc
     WHERE dc.sha IN (SELECT reverts_sha FROM genuine_reverts)
 ),
 reverted_deployments AS (

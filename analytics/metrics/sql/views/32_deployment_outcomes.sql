@@ -36,17 +36,6 @@ incident_ids AS (
 genuine_reverts AS MATERIALIZED (
     SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert
 ),
-revert_rework AS (
-    -- a revert shipped together with the commit it undoes never reached users: no rework
-    SELECT DISTINCT dc.deployment_id, 'revert' AS reason
-    FROM deployment_changes dc
-    JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
-    WHERE dc.sha IN (SELECT sha FROM genuine_reverts)
-      AND NOT EXISTS (
-          SELECT 1 FROM deployment_changes same
-          WHERE same.deployment_id = dc.deployment_id AND same.repo = rc.repo AND same.sha = rc.reverts_sha
-      )
-),
 hotfix_commits AS MATERIALIZED (
     -- the pattern is a session value, so DuckDB compiles the regex once (not per row); with the
     -- default pattern every match contains 'hot' (any case), and that cheap test runs first
@@ -59,16 +48,41 @@ hotfix_commits AS MATERIALIZED (
       AND regexp_matches(coalesce(subject, ''),
                          coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
 ),
+looked_up_changes AS MATERIALIZED (
+    -- the deployment changes that are a genuine revert or a commit one undoes, a hotfix commit or a
+    -- merged PR's merge commit: deployment_changes is read once for the lookups below (IN keeps the
+    -- small commit list as the hash side)
+    WITH looked_up_commits AS (
+        SELECT repo, sha FROM genuine_reverts
+        UNION SELECT repo, reverts_sha FROM genuine_reverts
+        UNION SELECT repo, sha FROM hotfix_commits
+        UNION SELECT repo, merge_commit_sha FROM pull_requests
+              WHERE merged_at IS NOT NULL AND merge_commit_sha IS NOT NULL
+    )
+    SELECT dc.deployment_id, dc.repo, dc.sha
+    FROM deployment_changes dc
+    JOIN looked_up_commits c ON c.repo = dc.repo AND c.sha = dc.sha
+    WHERE dc.sha IN (SELECT sha FROM looked_up_commits)
+),
+revert_rework AS (
+    -- a revert shipped together with the commit it undoes never reached users: no rework
+    SELECT DISTINCT dc.deployment_id, 'revert' AS reason
+    FROM looked_up_changes dc
+    JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+    WHERE NOT EXISTS (
+          SELECT 1 FROM looked_up_changes same
+          WHERE same.deployment_id = dc.deployment_id AND same.repo = rc.repo AND same.sha = rc.reverts_sha
+      )
+),
 hotfix_commit_rework AS (
     SELECT DISTINCT dc.deployment_id, 'hotfix' AS reason
     FROM hotfix_commits h
-    JOIN deployment_changes dc ON dc.repo = h.repo AND dc.sha = h.sha
-    WHERE dc.sha IN (SELECT sha FROM hotfix_commits)
+    JOIN looked_up_changes dc ON dc.repo = h.repo AND dc.sha = h.sha
 ),
 deployed_pull_requests AS (
     SELECT DISTINCT dc.deployment_id, pr.repo, pr.number, pr.title, pr.labels, pr.head_ref
     FROM pull_requests pr
-    JOIN deployment_changes dc ON dc.repo = pr.repo AND dc.sha = pr.merge_commit_sha
+    JOIN looked_up_changes dc ON dc.repo = pr.repo AND dc.sha = pr.merge_commit_sha
     WHERE pr.merged_at IS NOT NULL
 ),
 hotfix_pr_rework AS (

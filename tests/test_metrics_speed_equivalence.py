@@ -1,0 +1,228 @@
+"""The metric engine's speed-ups give the numbers of the plain definitions.
+
+A store built with the ``bench/metrics_scale.py`` fixture SQL at a small scale (20 services, 2,000
+deployments, 20,000 commits: failed attempts, rollbacks, reverts, hotfix commits, incidents with
+and without a root cause) plus merged PRs (hotfix branches and labels, titles naming incidents).
+Each test computes the same figures two ways:
+* the engine as it runs, against the engine with no table copies and no once-per-report views
+  (every view read straight from the store, the definition the copies stand in for);
+* the throughput family (deployment and change counts aggregated apart) against one aggregate
+  over deployments and their changes, as the family was written before;
+* the stability views (one read of deployment_changes for every lookup) against lookups that each
+  read deployment_changes, as the views were written before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from analytics.config import Config, Service
+from analytics.json_output import dumps_bytes
+from analytics.metrics import engine
+from analytics.metrics.engine import MetricsQuery, compute_metrics
+from analytics.store.connection import open_reader, open_writer
+from bench.metrics_scale import fixture_sql
+
+SINCE = datetime(2023, 1, 2, tzinfo=UTC)
+UNTIL = datetime(2025, 1, 6, tzinfo=UTC)
+
+PULL_REQUESTS_SQL = """
+INSERT INTO pull_requests (repo, number, provider, title, author, state, created_at, first_commit_at,
+                           first_review_at, merged_at, merge_commit_sha, head_ref, labels, commit_shas)
+SELECT c.repo, row_number() OVER (ORDER BY c.repo, c.sha), 'github',
+       CASE WHEN hash(c.sha) % 5 = 0 THEN 'Fix INC-' || (hash(c.sha) % 300) ELSE 'Change ' || c.sha END,
+       'dev', 'merged', c.author_time - INTERVAL 3 HOUR, c.author_time - INTERVAL 5 HOUR,
+       c.author_time - INTERVAL 1 HOUR, c.author_time, c.sha,
+       CASE WHEN hash(c.sha) % 7 = 0 THEN 'hotfix/' || c.sha ELSE 'feature/' || c.sha END,
+       CASE WHEN hash(c.sha) % 11 = 0 THEN ['hotfix'] ELSE ['feature'] END,
+       [c.sha]
+FROM commits c
+WHERE hash(c.sha) % 9 = 0;
+"""
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("speed") / "store.duckdb"
+    with open_writer(path, source="test-fixture") as session:
+        session.con.execute(fixture_sql(services=20, commits=20_000, deployments=2_000, incidents=300))
+        session.con.execute(PULL_REQUESTS_SQL)
+    return path
+
+
+@pytest.fixture
+def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    reader = open_reader(db)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+# svc-001 is in two teams (grouped by team it counts in each)
+CONFIG = Config(services=[Service(name="svc-001", team="team-01", teams=["team-02"])])
+QUERIES: dict[str, MetricsQuery] = {
+    "trend week": MetricsQuery(since=SINCE, until=UNTIL, trend="week"),
+    "whole window": MetricsQuery(since=SINCE, until=UNTIL),
+    "by team, month": MetricsQuery(since=SINCE, until=UNTIL, trend="month",
+                                   group_by=("team", "environment")),
+    "team filter": MetricsQuery(since=SINCE, until=UNTIL, teams=("team-02",)),
+    "service filter, previous": MetricsQuery(since=datetime(2024, 4, 1, tzinfo=UTC),
+                                             until=datetime(2024, 7, 1, tzinfo=UTC),
+                                             services=("svc-003", "svc-004"), compare_previous=True),
+    "default window, committer": MetricsQuery(group_by=("repository",), lead_time_start="committer"),
+}
+
+
+def _payload(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> bytes:
+    return dumps_bytes(compute_metrics(con, query, CONFIG).payload())
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+def test_copies_and_once_per_report_views_change_no_number(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
+) -> None:
+    query = QUERIES[name]
+    fast = _payload(con, query)
+    monkeypatch.setattr(engine, "COPIED_TABLES", ())
+    monkeypatch.setattr(engine, "SHARED_VIEWS", ())
+    straight = _payload(con, query)
+    assert b'"deployments":' in fast
+    assert fast == straight
+    # the copies are gone afterwards: the views read the store again
+    temp = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp'").fetchall()
+    assert not {"deployments", "services", "incidents"} & {str(r[0]) for r in temp}
+
+
+# The throughput family as one aggregate over deployments stacked with their changes (before).
+THROUGHPUT_ONE_AGGREGATE = """
+WITH successful_deployments AS (
+    SELECT * FROM deployment_baselines
+    WHERE counts_as_deployment AND deployed_at >= ? AND deployed_at < ?
+),
+measured_rows AS (
+    SELECT service, environment, true AS is_deployment_row, deployed_day, is_baseline,
+           NULL::VARCHAR AS sha, NULL::DOUBLE AS lead_hours, false AS is_negative,
+           false AS counts_for_lead_time
+    FROM successful_deployments
+    UNION ALL
+    SELECT d.service, d.environment, false, NULL::DATE, l.is_baseline, l.sha, l.lead_hours, l.is_negative,
+           l.counts_for_lead_time
+    FROM successful_deployments d
+    JOIN change_lead_times l ON l.deployment_id = d.id
+)
+SELECT service, environment,
+       count(*) FILTER (WHERE is_deployment_row) AS deployments,
+       count(DISTINCT deployed_day) AS deployment_days,
+       count(sha) AS changes,
+       quantile_cont(lead_hours, 0.5) FILTER (WHERE counts_for_lead_time) AS lead_time_median_hours,
+       quantile_cont(lead_hours, 0.9) FILTER (WHERE counts_for_lead_time) AS lead_time_p90_hours,
+       count(sha) FILTER (WHERE is_negative AND NOT is_baseline) AS excluded_negative_lead_times,
+       count(*) FILTER (WHERE is_deployment_row AND is_baseline) AS baseline_deployments,
+       count(sha) FILTER (WHERE is_baseline) AS baseline_changes
+FROM measured_rows
+GROUP BY service, environment
+ORDER BY service, environment
+"""
+THROUGHPUT_COLUMNS = ("deployments", "deployment_days", "changes", "lead_time_median_hours",
+                      "lead_time_p90_hours", "excluded_negative_lead_times", "baseline_deployments",
+                      "baseline_changes")
+
+
+def test_throughput_matches_one_aggregate_over_deployments_and_changes(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    groups = compute_metrics(con, QUERIES["whole window"]).groups
+    engine.apply_settings(con)
+    expected = con.execute(THROUGHPUT_ONE_AGGREGATE, [SINCE, UNTIL]).fetchall()
+    by_key = {(g["service"], g["environment"]): g for g in groups}
+    assert len(expected) == 20
+    assert sum(g["changes"] for g in groups) > 10_000
+    for row in expected:
+        group = by_key.pop(row[:2])
+        got = tuple(group[c] for c in THROUGHPUT_COLUMNS)
+        assert got == pytest.approx(row[2:], rel=1e-12)
+    # the other groups have only incidents: no deployment
+    assert by_key and all(g["deployments"] == 0 and g["changes"] == 0 for g in by_key.values())
+
+
+# The stability lookups as they were written before: each reads deployment_changes.
+REVERT_SIGNALS_DIRECT = """
+WITH genuine_reverts AS (SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert),
+genuine_revert_changes AS (
+    SELECT dc.deployment_id AS reverting_deployment_id, dc.repo, dc.sha AS revert_sha, rc.reverts_sha
+    FROM deployment_changes dc JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+),
+reverted_deployments AS (
+    SELECT reverted.id AS deployment_id, reverting.id AS reverting_id, g.revert_sha
+    FROM genuine_revert_changes g
+    JOIN deployment_changes dc ON dc.repo = g.repo AND dc.sha = g.reverts_sha
+    JOIN deployments reverted ON reverted.id = dc.deployment_id
+    JOIN deployments reverting ON reverting.id = g.reverting_deployment_id
+    WHERE reverting.service = reverted.service AND reverting.environment = reverted.environment
+      AND reverting.deployed_at > reverted.deployed_at
+)
+SELECT deployment_id, list(DISTINCT revert_sha ORDER BY revert_sha) FROM reverted_deployments
+GROUP BY deployment_id ORDER BY deployment_id
+"""
+REWORK_DIRECT = """
+WITH genuine_reverts AS (SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert),
+revert_rework AS (
+    SELECT DISTINCT dc.deployment_id, 'revert' AS reason
+    FROM deployment_changes dc JOIN genuine_reverts rc ON rc.repo = dc.repo AND rc.sha = dc.sha
+    WHERE NOT EXISTS (SELECT 1 FROM deployment_changes same WHERE same.deployment_id = dc.deployment_id
+                      AND same.repo = rc.repo AND same.sha = rc.reverts_sha)
+),
+hotfix_commit_rework AS (
+    SELECT DISTINCT dc.deployment_id, 'hotfix' AS reason
+    FROM commits c JOIN deployment_changes dc ON dc.repo = c.repo AND dc.sha = c.sha
+    WHERE regexp_matches(coalesce(c.subject, ''), getvariable('gitops_dora_hotfix_pattern'))
+),
+deployed_pull_requests AS (
+    SELECT DISTINCT dc.deployment_id, pr.title, pr.labels, pr.head_ref
+    FROM pull_requests pr JOIN deployment_changes dc ON dc.repo = pr.repo AND dc.sha = pr.merge_commit_sha
+    WHERE pr.merged_at IS NOT NULL
+),
+hotfix_pr_rework AS (
+    SELECT DISTINCT deployment_id, 'hotfix' AS reason FROM deployed_pull_requests
+    WHERE regexp_matches(coalesce(head_ref, ''), getvariable('gitops_dora_hotfix_pattern'))
+       OR list_bool_or(list_transform(coalesce(labels, []),
+                                      lambda l: regexp_matches(l, getvariable('gitops_dora_hotfix_pattern'))))
+),
+incident_pr_rework AS (
+    SELECT DISTINCT p.deployment_id, 'incident_reference' AS reason
+    FROM deployed_pull_requests p
+    JOIN (SELECT DISTINCT lower(id) AS incident_key FROM incidents) i
+      ON list_contains(regexp_extract_all(lower(p.title), '[a-z0-9][a-z0-9_.#/-]*[a-z0-9]'), i.incident_key)
+),
+rollback_rework AS (SELECT id AS deployment_id, 'rollback' AS reason FROM deployments WHERE is_rollback)
+SELECT deployment_id, list(DISTINCT reason ORDER BY reason)
+FROM (SELECT * FROM revert_rework UNION ALL SELECT * FROM hotfix_commit_rework
+      UNION ALL SELECT * FROM hotfix_pr_rework UNION ALL SELECT * FROM incident_pr_rework
+      UNION ALL SELECT * FROM rollback_rework)
+GROUP BY deployment_id ORDER BY deployment_id
+"""
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in con.execute(sql).fetchall()]
+
+
+def test_stability_lookups_match_reading_deployment_changes_for_each(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    engine.apply_settings(con)
+    reverts = _rows(con, "SELECT deployment_id, evidence FROM failure_signals WHERE signal = 'revert'"
+                         " ORDER BY deployment_id")
+    assert len(reverts) > 10
+    assert reverts == _rows(con, REVERT_SIGNALS_DIRECT)
+    rework = _rows(con, "SELECT id, rework_reasons FROM deployment_outcomes WHERE is_rework ORDER BY id")
+    reasons = {reason for _, listed in rework for reason in listed}
+    assert reasons == {"hotfix", "incident_reference", "revert", "rollback"}
+    assert rework == _rows(con, REWORK_DIRECT)
