@@ -9,7 +9,7 @@ reconciler events of the objects that deploy from them (``assessed_objects.sql``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +52,23 @@ def repository_keys(
 
 
 def collected_findings(
-    con: duckdb.DuckDBPyConnection | None, repos: Sequence[str], as_of: datetime
-) -> list[Finding]:
-    """Evidence from collected data about ``repos`` (see :func:`repository_keys`) up to ``as_of``."""
-    if con is None:
-        return []
-    found: list[Finding] = []
-    scope = {"as_of": as_of, "repos": list(repos)}
-    for rec, kind, ns, name, drifts, corrected, last_drift, last_fix in _query(
+    con: duckdb.DuckDBPyConnection | None, repos: Sequence[str], moments: Sequence[datetime]
+) -> dict[datetime, list[Finding]]:
+    """Evidence from collected data about ``repos`` (see :func:`repository_keys`) up to each of
+    ``moments``: three queries for a whole monthly history, not three per month (each is a
+    catalog round trip on DuckLake). Keys are the moments as given."""
+    given = {_utc(m): m for m in moments}
+    found: dict[datetime, list[Finding]] = {m: [] for m in moments}
+    if con is None or not moments:
+        return found
+    scope = {"moments": list(given), "repos": list(repos)}
+    for when, rec, kind, ns, name, drifts, corrected, last_drift, last_fix in _query(
         con, "drift_corrections", scope
     ):
         obj = f"{rec} {kind} {ns + '/' if ns else ''}{name}"
+        out = found[given[_utc(when)]]
         if corrected:
-            found.append(
+            out.append(
                 Finding(
                     "collected.drift-corrected",
                     f"{corrected} of {drifts} drifts corrected by a later sync (last {last_fix})",
@@ -72,25 +76,26 @@ def collected_findings(
                 )
             )
         if drifts > corrected:
-            found.append(
+            out.append(
                 Finding(
                     "collected.drift-uncorrected",
                     f"{drifts - corrected} drifts not followed by a sync (last drift {last_drift})",
                     object=obj,
                 )
             )
-    for rec, kind, ns, name, syncs, _last in _query(con, "reconciler_activity", scope):
-        found.append(
+    for when, rec, kind, ns, name, syncs, _last in _query(con, "reconciler_activity", scope):
+        found[given[_utc(when)]].append(
             Finding(
                 "collected.reconciler",
                 f"{syncs} syncs recorded by {rec}",
                 object=f"{rec} {kind} {ns + '/' if ns else ''}{name}",
             )
         )
-    params = {"repos": list(repos), "since": as_of - REVIEW_WINDOW, "as_of": as_of}
-    for repo, merged, reviewed, unreviewed in _query(con, "pull_request_reviews", params):
+    params = {**scope, "window": REVIEW_WINDOW}
+    for when, repo, merged, reviewed, unreviewed in _query(con, "pull_request_reviews", params):
+        as_of = given[_utc(when)]
         if merged == reviewed:
-            found.append(
+            found[as_of].append(
                 Finding(
                     "collected.all-prs-reviewed",
                     f"all {merged} PRs merged in the {REVIEW_WINDOW.days} days before {as_of:%Y-%m-%d} "
@@ -100,7 +105,7 @@ def collected_findings(
             )
         else:
             numbers = ", ".join(f"#{n}" for n in list(unreviewed or [])[:10])
-            found.append(
+            found[as_of].append(
                 Finding(
                     "collected.unreviewed-prs",
                     f"{merged - reviewed} of {merged} merged PRs had no review before merge ({numbers})",
@@ -108,3 +113,9 @@ def collected_findings(
                 )
             )
     return found
+
+
+def _utc(moment: datetime) -> datetime:
+    """A moment as an aware UTC datetime: DuckDB answers TIMESTAMPTZ in its session time zone,
+    and a naive moment is taken to be UTC, as the store's timestamps are."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -197,9 +197,10 @@ def _run(
         repos = repository_keys(con, labels, _locations(sources))
         timeline = []
         to_save: list[store.Assessment] = []
+        collected = collected_findings(con, repos, [p.evidence_until for p in history] + [current.as_of])
         for point in history:
             # Answers speak about today, so the timeline is scored on evidence alone.
-            scored = score(model, point.findings + collected_findings(con, repos, point.evidence_until))
+            scored = score(model, point.findings + collected[point.evidence_until])
             revs = [point.revisions.get(s.label) or "" for s in sources]
             to_save.append(store.Assessment(
                 target=target, sources=specs, revisions=revs, kind="monthly", period=point.period,
@@ -214,7 +215,7 @@ def _run(
                     "statuses": {c["id"]: c["status"] for c in scored["capabilities"]},
                 }
             )
-        result = score(model, current.findings + collected_findings(con, repos, current.as_of), answers)
+        result = score(model, current.findings + collected[current.as_of], answers)
         result["skipped"] = list(skipped)
         if session is not None:
             # A later assessed_at than the months', so "newest first" readers pick today's

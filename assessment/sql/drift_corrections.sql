@@ -1,8 +1,12 @@
 -- Drift the reconcilers saw, and whether a later successful sync of the same object corrected it.
 -- Only objects that deploy from the assessed repositories count (assessed_objects.sql).
--- Parameters: $as_of (only events up to the assessed moment count), $repos.
+-- Parameters: $moments (the assessed moments: for each, only events up to it count), $repos.
+-- One query for every moment of a monthly history, not one per month.
 WITH assessed_objects AS (
     {assessed_objects}
+),
+assessed_moments AS (
+    SELECT DISTINCT unnest($moments::TIMESTAMPTZ[]) AS as_of
 ),
 object_events AS (
     SELECT e.*
@@ -12,31 +16,33 @@ object_events AS (
      AND a.name = e.name
 ),
 drift_events AS (
-    SELECT reconciler, kind, coalesce(namespace, '') AS namespace, name, occurred_at AS drift_at
-    FROM object_events
-    WHERE (event_type = 'drift' OR reason = 'DriftDetected')
-      AND occurred_at <= $as_of
+    SELECT m.as_of, e.reconciler, e.kind, coalesce(e.namespace, '') AS namespace, e.name,
+           e.occurred_at AS drift_at
+    FROM object_events e
+    JOIN assessed_moments m ON e.occurred_at <= m.as_of
+    WHERE e.event_type = 'drift' OR e.reason = 'DriftDetected'
 ),
 successful_syncs AS (
-    SELECT reconciler, kind, coalesce(namespace, '') AS namespace, name, occurred_at AS sync_at
-    FROM object_events
-    WHERE event_type = 'sync'
-      AND NOT regexp_matches(lower(coalesce(status, '')), 'fail|error')
-      AND occurred_at <= $as_of
+    SELECT m.as_of, e.reconciler, e.kind, coalesce(e.namespace, '') AS namespace, e.name,
+           e.occurred_at AS sync_at
+    FROM object_events e
+    JOIN assessed_moments m ON e.occurred_at <= m.as_of
+    WHERE e.event_type = 'sync'
+      AND NOT regexp_matches(lower(coalesce(e.status, '')), 'fail|error')
 ),
 drift_with_first_correction AS (
-    SELECT d.reconciler, d.kind, d.namespace, d.name, d.drift_at, min(s.sync_at) AS corrected_at
+    SELECT d.as_of, d.reconciler, d.kind, d.namespace, d.name, d.drift_at, min(s.sync_at) AS corrected_at
     FROM drift_events d
     LEFT JOIN successful_syncs s
-      ON s.reconciler = d.reconciler AND s.kind = d.kind AND s.namespace = d.namespace
-     AND s.name = d.name AND s.sync_at > d.drift_at
-    GROUP BY d.reconciler, d.kind, d.namespace, d.name, d.drift_at
+      ON s.as_of = d.as_of AND s.reconciler = d.reconciler AND s.kind = d.kind
+     AND s.namespace = d.namespace AND s.name = d.name AND s.sync_at > d.drift_at
+    GROUP BY d.as_of, d.reconciler, d.kind, d.namespace, d.name, d.drift_at
 )
-SELECT reconciler, kind, namespace, name,
+SELECT as_of, reconciler, kind, namespace, name,
        count(*)                    AS drifts,
        count(corrected_at)         AS corrected,
        max(drift_at)               AS last_drift_at,
        max(corrected_at)           AS last_corrected_at
 FROM drift_with_first_correction
-GROUP BY reconciler, kind, namespace, name
-ORDER BY reconciler, kind, namespace, name
+GROUP BY as_of, reconciler, kind, namespace, name
+ORDER BY as_of, reconciler, kind, namespace, name
