@@ -9,7 +9,14 @@ import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.filters import check_known, team_clause
-from analytics.cli.output import WIDE_OPTION_HELP, Format, option_values, print_cursor, print_rows
+from analytics.cli.output import (
+    WIDE_OPTION_HELP,
+    Format,
+    csv_text,
+    option_values,
+    print_cursor,
+    print_rows,
+)
 from analytics.reports import short_id
 
 COLUMNS = (
@@ -57,6 +64,7 @@ def incidents_command(
     wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
     """List incidents and the deployment each was attributed to (rule: root_cause, gap, unattributed)."""
+    from analytics.listing import prepare_incidents, print_incidents
     from analytics.metrics.engine import apply_settings
     from analytics.metrics.window import parse_instant
     from analytics.store.connection import open_reader, parse_as_of
@@ -89,16 +97,13 @@ def incidents_command(
     try:
         check_known(con, services=service, teams=team, environments=environment, config=app_ctx.config)
         apply_settings(con, app_ctx.config)
-        cursor = con.execute(
-            "SELECT incident_id AS id, service, environment, created_at, resolved_at,"
-            " CASE WHEN is_open THEN 'open' ELSE 'resolved' END AS status, restore_hours,"
-            " attribution_rule, deployment_id, deployment_deployed_at, root_cause, title,"
-            " root_cause_unmatched"
-            f" FROM incident_attribution WHERE {where} ORDER BY created_at, incident_id",
-            params,
-        )
+        if fmt != Format.table and print_incidents(con, where, params, columns=COLUMNS, fmt=fmt,
+                                                   header=csv_text([], COLUMNS)):
+            return  # DuckDB wrote each line (analytics/listing)
+        _, sql = prepare_incidents(con, where, params)
+        cursor = con.execute(f"{sql} ORDER BY created_at, id", params)
         if fmt != Format.table or wide:
-            print_cursor(cursor, COLUMNS, fmt, title="Incidents", wide=wide)  # JSON and CSV in batches
+            print_cursor(cursor, COLUMNS, fmt, title="Incidents", wide=wide)
             return
         names = [d[0] for d in cursor.description or []]
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]

@@ -9,7 +9,7 @@ import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
 from analytics.cli.filters import check_known, team_clause
-from analytics.cli.output import WIDE_OPTION_HELP, Format, print_cursor, print_rows
+from analytics.cli.output import WIDE_OPTION_HELP, Format, csv_text, print_cursor, print_rows
 from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
 
@@ -74,6 +74,7 @@ def deployments_command(
 ) -> None:
     """List deployments (all statuses), oldest first, with how many changes each shipped and, for
     reconciler deployments, how their object was mapped to a service and environment."""
+    from analytics.listing import print_deployments
     from analytics.metrics.window import parse_instant
     from analytics.store.connection import open_reader, parse_as_of
 
@@ -102,9 +103,13 @@ def deployments_command(
     try:
         check_known(con, services=_values(service), teams=_values(team), environments=_values(environment),
                     config=get_ctx(ctx).config)
-        cursor = con.execute(DEPLOYMENTS_SQL.format(where=" AND ".join(clauses)), params)
-        if fmt != Format.table:
-            print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)  # JSON and CSV in batches
+        where = " AND ".join(clauses)
+        if fmt != Format.table and print_deployments(con, where, params, columns=DEPLOYMENT_COLUMNS, fmt=fmt,
+                                                     header=csv_text([], DEPLOYMENT_COLUMNS)):
+            return  # DuckDB wrote each line (analytics/listing)
+        cursor = con.execute(DEPLOYMENTS_SQL.format(where=where), params)
+        if fmt != Format.table:  # JSON times in a session time zone other than UTC
+            print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)
             return
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True)) for r in cursor.fetchall()]
     finally:
