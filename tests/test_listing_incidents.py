@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from analytics import listing
 from analytics.cli import output
 from analytics.cli.cmd_incidents import COLUMNS
 from analytics.config import Config
@@ -151,10 +152,14 @@ def _view_output(store: Path, fmt: str, where: str = "TRUE", params: list[Any] |
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
+    return _captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
+
+
+def _captured(call: Callable[[], Any]) -> bytes:
     buffer = io.BytesIO()
     text = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
     with redirect_stdout(text):
-        output.print_rows(rows, COLUMNS, output.Format(fmt))
+        call()
         text.flush()
     return buffer.getvalue()
 
@@ -190,3 +195,28 @@ def test_cli_output_with_no_rows(store: Path) -> None:
     for fmt, expected in (("json", "[]\n"), ("csv", ",".join(COLUMNS) + "\n")):
         proc = run_cli(store, "incidents", "--format", fmt, "--since", "2030-01-01")
         assert proc.stdout == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("gap_hours", [168.0, 2.0])
+def test_sliced_listing_equals_the_view(
+    store: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, gap_hours: float
+) -> None:
+    """Slices of 37 rows: every slice boundary cuts the gap rule's deployments and the sort."""
+    monkeypatch.setattr(listing, "SLICE_ROWS", 37)
+    con = open_reader(resolve(str(store)))
+    try:
+        apply_settings(con, Config())
+        con.execute(f"SET VARIABLE gitops_dora_max_attribution_gap_hours = {gap_hours!r}::DOUBLE")
+        created, _ = prepare_incidents(con, "TRUE", [])
+        assert len(listing.time_slices(con, created, [])) > 10
+        cursor = con.execute(VIEW_SQL.format(where="TRUE"))
+        names = [d[0] for d in cursor.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        expected = _captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
+        printed = _captured(lambda: listing.print_incidents(
+            con, "TRUE", [], columns=COLUMNS, fmt=fmt, header=output.csv_text([], COLUMNS)))
+    finally:
+        con.close()
+    assert printed == expected
+    assert expected.count(b"\n") > 400
