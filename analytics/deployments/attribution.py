@@ -154,17 +154,17 @@ scope AS (
     UNION SELECT service, environment FROM deployments
           WHERE $4 OR repository IN (SELECT unnest($3::VARCHAR[]))
 ),
-shipped AS (
+succeeded AS MATERIALIZED (
     SELECT d.service, d.environment, d.id, d.repository, d.revision, d.raw_revision,
            epoch_us(d.deployed_at) AS us
     FROM deployments d JOIN scope s ON s.service = d.service AND s.environment = d.environment
     WHERE d.status = 'success'
+),
+shipped AS (
+    SELECT * FROM succeeded
     UNION
-    SELECT d.service, d.environment, d.id, r.repository, r.revision, r.raw_revision,
-           epoch_us(d.deployed_at)
-    FROM deployment_revisions r JOIN deployments d ON d.id = r.deployment_id
-    JOIN scope s ON s.service = d.service AND s.environment = d.environment
-    WHERE d.status = 'success'
+    SELECT d.service, d.environment, d.id, r.repository, r.revision, r.raw_revision, d.us
+    FROM deployment_revisions r JOIN succeeded d ON d.id = r.deployment_id
 )
 SELECT service, environment, NULL, NULL, NULL, NULL, NULL FROM scope
 UNION ALL
