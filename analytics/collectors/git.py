@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 STATE_TIPS = "ref_tips"
 STATE_OPTIONS = "options"
 
+# The ref tips of the previous run as the fast path read them from the latest snapshot: the guess
+# that lets ``collect`` start git before the store is open. The transaction checks it (a
+# wrong guess only costs starting git again), so a stale entry is harmless.
+_seen_tips: dict[str, str | None] = {}
+
 
 @dataclass(frozen=True)
 class GitOptions:
@@ -115,12 +120,6 @@ def unchanged_summary(
             con.close()
     return GitSummary(repo_id, up_to_date=True, total_commits=int(commits[0]) if commits else 0,
                       deployments=int(deps[0]) if deps else 0)
-
-
-# The ref tips of the previous run as the fast path read them from the latest snapshot: the guess
-# that lets ``collect`` start git before the store is open. The transaction checks it (a
-# wrong guess only costs starting git again), so a stale entry is harmless.
-_seen_tips: dict[str, str | None] = {}
 
 
 def state_reader(db_path: StoreRef) -> Any:
@@ -232,7 +231,7 @@ class Prefetch:
             self.log.abort()
         for job in (self.tags, self.branch):
             if job is not None:
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(Exception):  # its error only matters to ingest
                     job.result()
 
 
