@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs gitops-dora with its test tools from requirements/dev.lock, plus Debian's chromium (browser
 # tests) and PostgreSQL server (the tests start their own with initdb/pg_ctl) when missing, then runs
-# lint, type checks and the full test suite. Extra arguments go to pytest.
+# lint, type checks and the full test suite in two worker processes. Extra arguments go to pytest.
 # GITOPS_DORA_TEST_VENV=DIR runs the same checks in another, already built venv (scripts/test-latest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 "$venv/bin/ruff" check analytics assessment dashboards tests bench
 "$venv/bin/mypy"
-exec "$venv/bin/python" -m pytest "$@"
+# Two pytest-xdist workers, one per core of the CI machine; --dist loadscope keeps each module on one
+# worker, so its module-scoped fixtures are built once. GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
+exec "$venv/bin/python" -m pytest -n "${GITOPS_DORA_TEST_WORKERS:-2}" --dist loadscope "$@"
