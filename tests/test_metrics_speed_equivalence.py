@@ -226,3 +226,50 @@ def test_stability_lookups_match_reading_deployment_changes_for_each(
     reasons = {reason for _, listed in rework for reason in listed}
     assert reasons == {"hotfix", "incident_reference", "revert", "rollback"}
     assert rework == _rows(con, REWORK_DIRECT)
+
+
+# The PR breakdown's change counts and the deployment-frequency medians, straight from the views.
+PR_COUNTS_DIRECT = """
+SELECT l.service, l.environment,
+       count(*) AS counted,
+       count(p.pr_number) AS with_pr,
+       count(DISTINCT (l.deployment_id, l.repo, p.pr_number)) FILTER (WHERE p.pr_number IS NOT NULL) AS prs
+FROM change_lead_times l
+LEFT JOIN change_pull_requests p ON p.repo = l.repo AND p.sha = l.sha
+WHERE l.counts_for_lead_time AND l.status = 'success' AND l.deployed_at >= ? AND l.deployed_at < ?
+GROUP BY ALL ORDER BY ALL
+"""
+DEPLOYMENT_DAYS_DIRECT = """
+SELECT service, environment, deployed_day, deployed_at
+FROM deployment_times
+WHERE counts_as_deployment AND deployed_at >= ? AND deployed_at < ?
+"""
+
+
+def test_pr_counts_and_frequency_medians_match_the_views(con: duckdb.DuckDBPyConnection) -> None:
+    from statistics import median
+
+    report = compute_metrics(con, QUERIES["whole window"])
+    groups = {(g["service"], g["environment"]): g for g in report.groups}
+    engine.apply_settings(con)
+    expected = con.execute(PR_COUNTS_DIRECT, [SINCE, UNTIL]).fetchall()
+    assert len(expected) == 20 and sum(r[4] for r in expected) > 100
+    for service, environment, counted, with_pr, prs in expected:
+        group = groups[(service, environment)]
+        assert (group["changes_with_pr"], group["changes_without_pr"], group["prs_deployed"]) == (
+            with_pr, counted - with_pr, prs)
+    # deployment days per whole 7-day block from the window start (735 days: 105 blocks), empty
+    # blocks as 0; deployments per whole 30-day block (24 blocks, the last 15 days left out)
+    days: dict[tuple[str, str], list[set[Any]]] = {}
+    months: dict[tuple[str, str], list[int]] = {}
+    for service, environment, day, at in con.execute(DEPLOYMENT_DAYS_DIRECT, [SINCE, UNTIL]).fetchall():
+        seconds = (at - SINCE).total_seconds()
+        weeks = days.setdefault((service, environment), [set() for _ in range(105)])
+        weeks[int(seconds // (7 * 86400))].add(day)
+        block = int(seconds // (30 * 86400))
+        if block < 24:
+            months.setdefault((service, environment), [0] * 24)[block] += 1
+    assert len(days) == 20
+    for key, blocks in days.items():
+        assert groups[key]["deployment_days_per_week_median"] == median(len(w) for w in blocks)
+        assert groups[key]["deployments_per_month_median"] == median(months[key])

@@ -18,38 +18,44 @@ WITH successful_deployments AS (
     WHERE counts_as_deployment
 ),
 block_counts AS (
+    -- grouped by the dimensions and period_index only ({group_keys}: cheaper than also grouping by
+    -- the TIMESTAMPTZ and DOUBLE period columns, which depend on period_index), period_days carried
+    -- along with any_value.
     -- deployment days in each whole week that had any
-    SELECT {keys}, 'week_days' AS measure, CAST(count(DISTINCT deployed_day) AS DOUBLE) AS value
+    SELECT {group_keys}, any_value(period_days) AS period_days, 'week_days' AS measure,
+           CAST(count(DISTINCT deployed_day) AS DOUBLE) AS value
     FROM successful_deployments
     WHERE week_block < whole_weeks
-    GROUP BY {keys}, week_block
+    GROUP BY {group_keys}, week_block
     UNION ALL
     -- deployments in each whole month that had any
-    SELECT {keys}, 'month_deployments', CAST(count(*) AS DOUBLE)
+    SELECT {group_keys}, any_value(period_days), 'month_deployments', CAST(count(*) AS DOUBLE)
     FROM successful_deployments
     WHERE month_block < whole_months
-    GROUP BY {keys}, month_block
+    GROUP BY {group_keys}, month_block
     UNION ALL
-    SELECT {keys}, 'period_days_deployed', CAST(count(DISTINCT deployed_day) AS DOUBLE)
+    SELECT {group_keys}, any_value(period_days), 'period_days_deployed', CAST(count(DISTINCT deployed_day) AS DOUBLE)
     FROM successful_deployments
-    GROUP BY {keys}
+    GROUP BY {group_keys}
     UNION ALL
-    SELECT {keys}, 'period_deployments', CAST(count(*) AS DOUBLE)
+    SELECT {group_keys}, any_value(period_days), 'period_deployments', CAST(count(*) AS DOUBLE)
     FROM successful_deployments
-    GROUP BY {keys}
+    GROUP BY {group_keys}
 ),
 counts_per_group AS (
-    SELECT {keys},
+    SELECT {group_keys},
+           any_value(period_days) AS period_days,
            coalesce(list(value) FILTER (WHERE measure = 'week_days'), []) AS week_days,
            coalesce(list(value) FILTER (WHERE measure = 'month_deployments'), []) AS month_deployments,
            sum(value) FILTER (WHERE measure = 'period_days_deployed') AS days_deployed,
            sum(value) FILTER (WHERE measure = 'period_deployments') AS deployments
     FROM block_counts
-    GROUP BY {keys}
+    GROUP BY {group_keys}
 ),
 calendar_padded AS (
     -- add a 0 for every whole week / month without deployments
-    SELECT {keys},
+    SELECT {group_keys},
+           period_days,
            CAST(floor(period_days / 7) AS INTEGER) AS whole_weeks,
            CAST(floor(period_days / 30) AS INTEGER) AS whole_months,
            list_concat(week_days, list_transform(range(CAST(floor(period_days / 7) AS INTEGER) - len(week_days)),
@@ -60,7 +66,7 @@ calendar_padded AS (
            deployments
     FROM counts_per_group
 )
-SELECT {keys},
+SELECT {group_keys},
        CASE WHEN whole_weeks >= 1 THEN list_aggregate(week_days_all, 'median')
             ELSE days_deployed * 7.0 / period_days END AS deployment_days_per_week_median,
        CASE WHEN whole_months >= 1 THEN list_aggregate(months_all, 'median')

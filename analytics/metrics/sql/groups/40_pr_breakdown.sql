@@ -32,15 +32,23 @@ WITH pr_changes AS (
       AND l.counts_for_lead_time
       AND d.status = 'success'
 ),
+counted_changes AS (
+    -- how many counted changes each deployment shipped: one pass over the changes, so the
+    -- deployments side (not the million changes) is joined to scoped
+    SELECT deployment_id, count(*) AS counted
+    FROM window_changes
+    WHERE counts_for_lead_time
+    GROUP BY deployment_id
+),
 measured_rows AS (
-    -- every counted change of a successful deployment once, then every change with a PR again
+    -- every successful deployment with its counted changes, then every change with a PR again
     -- with its phases
-    SELECT {group_keys:d}, 1 AS counted, 0 AS with_pr, NULL::BOOLEAN AS is_pr_representative,
+    SELECT {group_keys:d}, c.counted, 0 AS with_pr, NULL::BOOLEAN AS is_pr_representative,
            NULL::DOUBLE AS coding_hours, NULL::DOUBLE AS pickup_hours, NULL::DOUBLE AS review_hours,
            NULL::DOUBLE AS deploy_hours
     FROM scoped d
-    JOIN window_changes l ON l.deployment_id = d.id
-    WHERE d.status = 'success' AND l.counts_for_lead_time
+    JOIN counted_changes c ON c.deployment_id = d.id
+    WHERE d.status = 'success'
     UNION ALL
     SELECT {group_keys}, 0, 1, is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours
     FROM pr_changes
