@@ -51,24 +51,24 @@ class _Graph:
         self.extra: dict[int, list[int]] = {}
         self._shas: dict[str, list[tuple[str, int]]] = {}
         if not repos:
-            con.execute("CREATE OR REPLACE TEMP TABLE _attr_nodes "
-                        "(repo VARCHAR, i INTEGER, sha VARCHAR, parents VARCHAR[], committed_us BIGINT)")
+            con.execute("CREATE OR REPLACE TEMP TABLE _attr_nodes (repo VARCHAR, i INTEGER, sha VARCHAR, "
+                        "first_parent VARCHAR, more_parents VARCHAR[])")
             return
         con.execute(
             """CREATE OR REPLACE TEMP TABLE _attr_nodes AS
-               SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents,
-                      epoch_us(committer_time) AS committed_us
+               SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents[1] AS first_parent,
+                      CASE WHEN len(parents) > 1 THEN parents[2:] END AS more_parents
                FROM commits WHERE repo IN (SELECT unnest($1::VARCHAR[]))""",
             [repos],
         )
         first = con.execute(
             """SELECT list(coalesce(p.i, -1) ORDER BY c.i) FROM _attr_nodes c
-               LEFT JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.parents[1]"""
+               LEFT JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.first_parent"""
         ).fetchone()
         merges = con.execute(
             """SELECT list(c.i ORDER BY c.i, c.pos), list(p.i ORDER BY c.i, c.pos)
-               FROM (SELECT repo, i, unnest(parents[2:]) AS psha, generate_subscripts(parents[2:], 1) AS pos
-                     FROM _attr_nodes WHERE len(parents) > 1) c
+               FROM (SELECT repo, i, unnest(more_parents) AS psha, generate_subscripts(more_parents, 1) AS pos
+                     FROM _attr_nodes WHERE more_parents IS NOT NULL) c
                JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha"""
         ).fetchone()
         self.first = list(first[0] or []) if first else []
@@ -105,8 +105,11 @@ class _Graph:
         return hits[0] if len(hits) == 1 else None
 
     def committed_us(self, numbers: list[int]) -> dict[int, int]:
+        """Committer times for the tie-break of equal deployment times (rare, so read when needed)."""
         rows = self.con.execute(
-            "SELECT i, committed_us FROM _attr_nodes WHERE list_contains($1, i)", [numbers]).fetchall()
+            """SELECT n.i, epoch_us(c.committer_time) FROM _attr_nodes n
+               JOIN commits c ON c.repo = n.repo AND c.sha = n.sha WHERE list_contains($1, n.i)""",
+            [numbers]).fetchall()
         return {int(i): int(us) for i, us in rows}
 
 
