@@ -80,6 +80,28 @@ def test_reimport_is_idempotent(tmp_path: Path) -> None:
     assert _table(db) == first
 
 
+def test_reimport_of_changed_rows_equals_the_exact_path(tmp_path: Path) -> None:
+    """The streamed MERGE takes only rows that differ from the stored ones: a changed title, a
+    resolved incident, a new row and an unchanged one end as the record path leaves them."""
+    first = _write(tmp_path / "first.csv", ROWS)
+    changed = [
+        ROWS[0].replace('"Outage, big"', '"Outage, bigger"'),
+        ROWS[1].replace("2025-01-03 09:15,,", "2025-01-03 09:15,2025-01-04T00:00:00Z,"),
+        *ROWS[2:],
+        "INC-6,api,production,2025-04-01T00:00:00Z,,New,,,\n",
+    ]
+    second = tmp_path / "second.csv"
+    second.write_text(HEADER + "".join(changed), encoding="utf-8")
+    _stream(tmp_path / "a.ducklake", first)
+    _stream(tmp_path / "a.ducklake", second)
+    _exact(tmp_path / "b.ducklake", first)
+    _exact(tmp_path / "b.ducklake", second)
+    streamed = _table(tmp_path / "a.ducklake")
+    assert streamed == _table(tmp_path / "b.ducklake")
+    assert [r[5] for r in streamed[:2]] == ["Outage, bigger", "Open one"]
+    assert streamed[1][4] is not None and len(streamed) == 6 + 1  # six incidents, then the dimensions
+
+
 @pytest.mark.parametrize(
     "row",
     [

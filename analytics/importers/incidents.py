@@ -7,6 +7,8 @@ environment, because incidents are, by definition, about what users see.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,27 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# DuckDB's memory for the scratch database that reads and checks a streamed file, and for the
+# store's MERGE of it (one after the other; the process is ~150 MB besides): the target is 500 MB
+# in all for a million rows. Both spill to disk beyond it.
+SCRATCH_MEMORY = "160MB"
+MERGE_MEMORY = "256MB"
+
+
+@contextlib.contextmanager
+def _bounded(con: Any) -> Iterator[None]:
+    """The store connection's DuckDB memory capped at MERGE_MEMORY for one statement, then reset
+    (the connection is the unit's). It spills to the connection's temp_directory (DuckDB's
+    default, ``.tmp`` under the working directory: the store sets no other, and one already used
+    cannot be switched)."""
+    con.execute(f"SET memory_limit = {_sql_str(MERGE_MEMORY)}")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            con.execute("RESET memory_limit")
+
+
 def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
     """Load a large incidents CSV with DuckDB's CSV reader, checked in SQL; the same rows and
     summary as :func:`load` over parse_file. None when any row needs the exact path (a bad or
@@ -134,7 +157,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         return None
     col = {n: f"c{i}" for i, n in enumerate(names)}
     scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
-    con = scratch_connection(scratch.name)
+    con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     strip = f"'^{_WS}+|{_WS}+$'"
 
@@ -222,7 +245,14 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         )
         con.close()  # the scratch database's memory is free before the store's MERGE
         register_named(session, config, services, environments)
-        merge(session.con, "incidents", f"SELECT * FROM read_parquet({_sql_str(parquet)})", out_cols)
+        # Only rows that differ from the stored ones are merged (EXCEPT compares NULLs as equal): a
+        # re-import of the same file rewrites nothing, and a MERGE of a million rows into a million
+        # no longer holds both in memory. The store connection's memory is capped meanwhile.
+        columns_sql = ", ".join(out_cols)
+        with _bounded(session.con):
+            merge(session.con, "incidents",
+                  f"SELECT {columns_sql} FROM read_parquet({_sql_str(parquet)}) "
+                  f"EXCEPT SELECT {columns_sql} FROM incidents", out_cols)
         session.rows_written += rows
     finally:
         con.close()
