@@ -5,17 +5,21 @@ an environment, quoted titles with commas) and times, each in its own process wi
 
 * baseline: DuckDB's own ``read_csv`` into a table of a new DuckDB file (no checks, no store);
 * ``gitops-dora import FILE`` into a new store (first import);
-* the same command again (a re-import: an idempotent upsert of the same rows).
+* the same command again (a re-import: an idempotent upsert of the same rows);
+* with ``--read``: ``gitops-dora incidents --format csv`` and ``--format json`` over that store,
+  against DuckDB's own CSV round trip of the source file (read_csv, then COPY to a CSV file).
 
-Prints seconds, rows/s, peak RSS and the ratios to the baseline. Targets: >= 100k rows/s and
-<= 500 MB at 1M rows; a re-import <= 1.5x the first.
+Prints seconds, rows/s, peak RSS and the ratios to the baselines. Targets: >= 100k rows/s and
+<= 500 MB at 1M rows; a re-import <= 1.5x the first; a read command <= 10 s and <= 300 MB.
+Absolute seconds swing with the machine's load (printed): compare the ratios of one run.
 
-Run:  .venv/bin/python bench/import_scale.py [--rows 1000000]
+Run:  .venv/bin/python bench/import_scale.py [--rows 1000000] [--read]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -52,6 +56,10 @@ def write_csv(path: Path, rows: int) -> None:
         fh.write("".join(chunk))
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def measure(argv: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one command."""
     t0 = time.perf_counter()
@@ -65,7 +73,9 @@ def measure(argv: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--read", action="store_true", help="also time the incidents read command")
     args = parser.parse_args()
+    print(f"load average at start: {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "incidents.csv"
         write_csv(src, args.rows)
@@ -84,6 +94,18 @@ def main() -> None:
             "gitops-dora import (first)": measure([*cli, "--db", str(db), "import", str(src)]),
             "gitops-dora import (again)": measure([*cli, "--db", str(db), "import", str(src)]),
         }
+        reads: dict[str, tuple[float, float]] = {}
+        if args.read:
+            round_trip = (
+                "import duckdb, sys\n"
+                "duckdb.connect().execute(\"COPY (SELECT * FROM read_csv(?, header = true)) TO '\""
+                " + sys.argv[2] + \"' (HEADER)\", [sys.argv[1]])\n"
+            )
+            reads["duckdb read_csv + COPY to CSV"] = measure([PY, "-c", round_trip, str(src),
+                                                             str(Path(tmp) / "copy.csv")])
+            for fmt in ("csv", "json"):
+                reads[f"gitops-dora incidents --format {fmt}"] = measure(
+                    [*cli, "--db", str(db), "incidents", "--format", fmt])
     base_secs, base_rss = results["duckdb read_csv into a table"]
     print(f"{args.rows:,} incidents, {size_mb:.0f} MB CSV; ratios against DuckDB's read_csv")
     for name, (secs, rss) in results.items():
@@ -91,6 +113,13 @@ def main() -> None:
               f"  x{secs / base_secs:5.2f} time  x{rss / base_rss:5.2f} memory")
     first, again = results["gitops-dora import (first)"][0], results["gitops-dora import (again)"][0]
     print(f"re-import / first import: x{again / first:.2f}")
+    if reads:
+        base_secs, base_rss = reads["duckdb read_csv + COPY to CSV"]
+        print("read commands; ratios against DuckDB's CSV round trip")
+        for name, (secs, rss) in reads.items():
+            print(f"{name:36s} {secs:7.2f} s  peak {rss:6.0f} MB  x{secs / base_secs:5.2f} time"
+                  f"  x{rss / base_rss:5.2f} memory")
+    print(f"load average at end: {load()}")
 
 
 if __name__ == "__main__":
