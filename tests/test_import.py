@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tests.gitrepo import GitRepo
 from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, run_cli, write_csv
@@ -218,3 +219,32 @@ def test_incidents_command_lists_each_incident_with_its_deployment_and_rule(tmp_
         "INC-1,pay,production,2024-05-04T00:00:00Z,2024-05-04T03:00:00Z,resolved,3.0,root_cause,d1,"
         "2024-05-01T00:00:00Z,d1,a"
     ]
+
+
+def test_revisions_resolved_in_one_batch_equal_one_query_each(tmp_path: Path) -> None:
+    """deployments.resolve_many (set-based, issue #16) against _resolve (a query per revision):
+    unique and ambiguous sha prefixes, upper case, a repository filter, tags in one or two
+    repositories, unknown names, an empty repository."""
+    from analytics.importers import deployments
+    from analytics.store.connection import write_unit
+    from analytics.store.location import resolve
+
+    shas = ["abcdef1" + "0" * 33, "abcdef2" + "1" * 33, "abcdef1" + "2" * 33, "1234567" + "3" * 33]
+    revisions = ("abcdef1", "ABCDEF2", "abcdef10", "abcdef", "1234567" + "3" * 33, "v1", "v2", "v3", "main")
+    requests = [(repo, rev) for repo in (None, "", "a", "b", "c") for rev in revisions]
+
+    def work(session: Any) -> None:
+        for i, sha in enumerate(shas):
+            session.con.execute(
+                "INSERT INTO commits (repo, sha, parents, author_time, committer_time, is_merge) VALUES "
+                "(?, ?, [], now(), now(), false)", ["a" if i != 1 else "b", sha])
+        session.con.execute("INSERT INTO tags VALUES ('a', 'v1', ?, false, now(), NULL), "
+                            "('a', 'v2', ?, false, now(), NULL), ('b', 'v2', ?, false, now(), NULL)",
+                            [shas[0], shas[1], shas[3]])
+        batch = deployments.resolve_many(session, requests)
+        one_by_one = {request: deployments._resolve(session, *request) for request in requests}
+        assert batch == one_by_one
+        assert {fmt for _, _, fmt in batch.values()} == {"sha", "tag", "unknown"}
+        assert batch[(None, "ABCDEF2")] == (shas[1], "b", "sha")
+
+    write_unit(resolve(str(tmp_path / "s.ducklake")), work, source="test")

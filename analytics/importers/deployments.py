@@ -19,6 +19,7 @@ environment), counted in the summary and as a ``default_environment`` data warni
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from analytics.config import Config
@@ -72,6 +73,54 @@ def _resolve(session: WriteSession, repository: str | None, revision: str) -> tu
     if len(hits) == 1:
         return hits[0][1], hits[0][0], "tag"
     return revision, repository, "unknown"
+
+
+Resolution = tuple[str, str | None, str]
+
+
+def resolve_many(session: WriteSession, requests: Iterable[tuple[str | None, str]]) -> dict[
+        tuple[str | None, str], Resolution]:
+    """:func:`_resolve` of every (repository, revision) request, in two set-based queries (a
+    file of a million deployments used to take a query per row): a hex revision is the one
+    (repo, sha) of the commits it prefixes, a name the one (repo, sha) of the tags so named, in
+    the given repository when there is one; otherwise the revision as given."""
+    keys = list(dict.fromkeys(requests))
+    if not keys:
+        return {}
+    import uuid
+
+    import pandas as pd
+
+    hexes = [bool(_HEX.match(rev)) for _, rev in keys]
+    frame = pd.DataFrame({
+        "i": range(len(keys)), "repo": [repo or None for repo, _ in keys],
+        "rev": [rev.lower() if is_hex else rev for (_, rev), is_hex in zip(keys, hexes, strict=True)],
+        "hex": hexes,
+    })
+    name = f"_resolve_{uuid.uuid4().hex[:8]}"
+    session.con.register(name, frame)
+    try:
+        # the 7-character prefix makes the sha match an equi-join (a revision is 7+ hex digits)
+        shas = session.con.execute(
+            f"SELECT i, count(*), min(repo), min(sha) FROM (SELECT DISTINCT q.i, c.repo, c.sha FROM {name} q "
+            "JOIN commits c ON q.hex AND left(c.sha, 7) = left(q.rev, 7) AND starts_with(c.sha, q.rev) "
+            "AND (q.repo IS NULL OR c.repo = q.repo)) GROUP BY i").fetchall()
+        tags = session.con.execute(
+            f"SELECT i, count(*), min(repo), min(sha) FROM (SELECT DISTINCT q.i, t.repo, t.sha FROM {name} q "
+            "JOIN tags t ON NOT q.hex AND t.name = q.rev AND (q.repo IS NULL OR t.repo = q.repo)) GROUP BY i"
+        ).fetchall()
+    finally:
+        session.con.unregister(name)
+    found = {int(i): (str(sha), str(repo)) for i, count, repo, sha in [*shas, *tags] if count == 1}
+    out: dict[tuple[str | None, str], Resolution] = {}
+    for i, ((repository, revision), is_hex) in enumerate(zip(keys, hexes, strict=True)):
+        if i in found:
+            out[(repository, revision)] = (found[i][0], found[i][1], "sha" if is_hex else "tag")
+        elif is_hex:
+            out[(repository, revision)] = (revision.lower(), repository, "sha")
+        else:
+            out[(repository, revision)] = (revision, repository, "unknown")
+    return out
 
 
 def revision_pairs(value: Any, repository: str | None, where: RowContext) -> list[tuple[str, str]] | None:
@@ -137,6 +186,7 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
     summary = ImportSummary(kind=KIND, path=parsed.path)
     rows: list[dict[str, Any]] = []
     pair_rows: list[dict[str, Any]] = []
+    pending: list[tuple[list[tuple[str, str]] | None, str | None, str]] = []
     first_line: dict[str, int] = {}
     default_env = config.default_deployment_environment()
     defaulted = 0
@@ -168,33 +218,47 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         if rollback_text not in _BOOL:
             raise where.error(f"'rollback' is not true or false: {rollback_text!r}")
         is_rollback = _BOOL[rollback_text]
-        if pairs:
-            shipped = revision_rows(session, dep_id, pairs, summary)
-            pair_rows.extend(shipped)
-            first = shipped[0]
-            revision, repository, fmt = first["revision"], first["repository"], first["revision_format"]
-        else:
-            revision, repository, fmt = _resolve(session, text(record, "repository"), raw_revision)
-            if fmt == "unknown":
-                summary.unknown_revisions += 1
+        # the revision is resolved below, for every row at once
+        pending.append((pairs, text(record, "repository"), raw_revision))
         rows.append(
             {
                 "id": dep_id,
                 "service": service,
                 "environment": environment,
-                "revision": revision,
-                "repository": repository,
                 "started_at": started.value if started else None,
                 "deployed_at": deployed.value,
                 "status": _STATUS[status_text],
                 "source": "import",
                 "source_ref": dep_id,
                 "is_rollback": is_rollback,
-                "rollback_target": revision if is_rollback else None,
                 "raw_revision": raw_revision,
-                "revision_format": fmt,
             }
         )
+    requests: list[tuple[str | None, str]] = []
+    for pairs, repo, raw_rev in pending:
+        requests.extend(pairs or [(repo, raw_rev)])
+    resolved = resolve_many(session, requests)
+    for row, (pairs, repo, raw_rev) in zip(rows, pending, strict=True):
+        if pairs:
+            shipped = []
+            for pair_repo, pair_raw in pairs:
+                revision, repository, fmt = resolved[(pair_repo, pair_raw)]
+                if fmt == "unknown":
+                    summary.unknown_revisions += 1
+                shipped.append({"deployment_id": row["id"], "repository": repository or pair_repo,
+                                "revision": revision, "raw_revision": pair_raw, "revision_format": fmt})
+            pair_rows.extend(shipped)
+            revision, repository, fmt = shipped[0]["revision"], shipped[0]["repository"], \
+                shipped[0]["revision_format"]
+        else:
+            revision, repository, fmt = resolved[(repo, raw_rev)]
+            if fmt == "unknown":
+                summary.unknown_revisions += 1
+        row.update(revision=revision, repository=repository, revision_format=fmt,
+                   rollback_target=revision if row["is_rollback"] else None)
+    order = ("id", "service", "environment", "revision", "repository", "started_at", "deployed_at", "status",
+             "source", "source_ref", "is_rollback", "rollback_target", "raw_revision", "revision_format")
+    rows = [{key: row[key] for key in order} for row in rows]  # the columns in the table's order
     register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
     session.upsert("deployments", rows)
     replace_revisions(session, [r["id"] for r in rows], pair_rows)
