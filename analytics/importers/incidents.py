@@ -164,7 +164,9 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     def field(name: str) -> str:
         if name not in col:
             return "CAST(NULL AS VARCHAR)"
-        return f"nullif(regexp_replace({col[name]}, {strip}, '', 'g'), '')"
+        # the usual value has nothing to strip: one match test instead of a replacement
+        return (f"nullif(CASE WHEN regexp_matches({col[name]}, {strip}) "
+                f"THEN regexp_replace({col[name]}, {strip}, '', 'g') ELSE {col[name]} END, '')")
 
     try:
         con.execute(
