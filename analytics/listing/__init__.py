@@ -29,7 +29,7 @@ import duckdb
 FORMATS_SQL = Path(__file__).resolve().parent / "formats.sql"
 # DuckDB's buffer memory while a listing runs: the process itself (interpreter, DuckDB, the
 # extensions, the attached catalog) is ~110 MB, and the target is 300 MB in all.
-MEMORY_LIMIT = "150MB"
+MEMORY_LIMIT = "128MB"
 BATCH = 10_000  # lines fetched at a time
 
 # Each column type's cell, by the type name DuckDB reports. A type missing here (lists, structs,
