@@ -91,11 +91,11 @@ from analytics.metrics.window import TRENDS, Period, Window, default_window, per
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
 # Views that several families read (incident_attribution: the incidents family and, through
-# failure_signals, the stability family; revert_chain: failure signals and rework;
-# deployment_baselines, with its window over every deployment: the throughput family and, through
-# change_lead_times, window_changes). Each is computed once per report into a TEMP TABLE and the
-# view is pointed at it meanwhile.
-SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution", "deployment_baselines")
+# failure_signals, the stability family; revert_chain: failure signals and rework). Each is
+# computed once per report into a TEMP TABLE and the view is pointed at it meanwhile.
+# deployment_baselines (read by the throughput family and by window_changes) is not: copying its
+# 100k rows cost more CPU than the second window over the deployments it saves.
+SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution")
 # Small store tables the views read many times per report (deployments about 24 times for a
 # --trend run). On DuckLake every reference to a store table costs a catalog look-up of its data
 # files (about 5-20 ms) besides the Parquet scan, so each is copied once per report into a TEMP
