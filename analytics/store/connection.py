@@ -166,7 +166,7 @@ def connect(
         except OSError as exc:  # a read-only folder, a file where a folder belongs
             raise UserError(f"store {loc}: cannot create {exc.filename or loc.data_path}: "
                             f"{exc.strerror or exc}") from None
-    con = duckdb.connect(config=_CONFIG)
+    con = duckdb.connect(config={**_CONFIG, "temp_directory": _spill_directory()})
     try:
         con.execute(f"LOAD {_sql_str(_extension_file('ducklake'))}")
         con.execute(f"LOAD {_sql_str(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
@@ -183,12 +183,14 @@ def connect(
             options.append(f"SNAPSHOT_TIME {_sql_str(snapshot_time.astimezone(UTC).isoformat())}")
         con.execute(f"ATTACH {_sql_str(loc.attach_target())} AS {CATALOG} ({', '.join(options)})")
         con.execute(f"USE {CATALOG}")
-        con.execute("SET ducklake_max_retry_count = 30")
-        con.execute("SET ducklake_retry_wait_ms = 20")
-        con.execute("SET ducklake_retry_backoff = 1.3")
         # DuckLake never rewrites a data file (a change writes a new one), so a Parquet footer read
-        # once stays valid; the metric queries scan the same files many times per command
-        con.execute("SET parquet_metadata_cache = true")
+        # once stays valid; the metric queries scan the same files many times per command.
+        # DuckDB draws a progress bar on stdout for any query over two seconds, which would land
+        # in the middle of JSON or CSV output. Times are shown in UTC whatever the machine's zone,
+        # so output (and a report reproduced --as-of) does not depend on where it runs.
+        con.execute("SET ducklake_max_retry_count = 30; SET ducklake_retry_wait_ms = 20; "
+                    "SET ducklake_retry_backoff = 1.3; SET parquet_metadata_cache = true; "
+                    "SET enable_progress_bar = false; SET TimeZone = 'UTC'")
     except duckdb.Error as exc:
         con.close()
         if snapshot is not None or snapshot_time is not None:
@@ -203,6 +205,16 @@ def connect(
         con.close()
         raise
     return con
+
+
+def _spill_directory() -> str:
+    """Where this process's store connections spill to disk when a query outgrows memory. DuckDB's
+    default for an in-memory database is ``.tmp`` in the working directory (read-only in a
+    CronJob, or the user's repository) with file names that collide between processes; DuckDB
+    creates this folder only when it spills, and removes it when the connection closes."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"gitops-dora-spill-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
 def scratch_connection(temp_directory: str, *, memory_limit: str = "256MB") -> duckdb.DuckDBPyConnection:

@@ -1,0 +1,45 @@
+"""What every store connection sets, whatever the machine: times in UTC, no progress bar on stdout,
+spill files in a private folder rather than the working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from analytics.store.connection import connect, open_writer
+from tests.store_workloads import SEMVER, Store, json_out, ok, run, write_history
+
+
+def test_store_connections_show_utc_draw_no_progress_bar_and_spill_privately(tmp_path: Path) -> None:
+    with open_writer(tmp_path / "s.ducklake", source="test"):
+        pass
+    cons = [connect(tmp_path / "s.ducklake"), connect(tmp_path / "s.ducklake")]
+    try:
+        settings = [c.execute(
+            "SELECT current_setting('TimeZone'), current_setting('enable_progress_bar'), "
+            "current_setting('temp_directory')").fetchone() for c in cons]
+    finally:
+        for c in cons:
+            c.close()
+    assert [s[:2] for s in settings if s] == [("UTC", False), ("UTC", False)]
+    spill = [Path(str(s[2])) for s in settings if s]
+    assert all(p.parent == Path(tempfile.gettempdir()) and f"-{os.getpid()}-" in p.name for p in spill), spill
+    assert spill[0] != spill[1]  # DuckDB's spill file names repeat between databases
+    assert not any(p.exists() for p in spill)  # created only when a query spills, removed on close
+
+
+def test_listing_times_are_utc_whatever_the_machine_time_zone(tmp_path: Path) -> None:
+    history = write_history(tmp_path / "tz.git", 60, release_every=20)
+    store = Store(str(tmp_path / "tz.ducklake"))
+    ok(run(store, "collect", "git", str(history.path), "--deploy-tags", SEMVER, cwd=tmp_path))
+    outputs = {}
+    for zone in ("UTC", "Europe/Berlin", "America/Los_Angeles"):
+        for fmt in ("json", "csv"):
+            outputs[zone, fmt] = ok(run(store, "deployments", "--format", fmt, env={"TZ": zone},
+                                        cwd=tmp_path)).stdout
+    for fmt in ("json", "csv"):
+        assert outputs["Europe/Berlin", fmt] == outputs["UTC", fmt] == outputs["America/Los_Angeles", fmt]
+    rows = json_out(run(store, "deployments", "--format", "json", env={"TZ": "Asia/Kolkata"}, cwd=tmp_path))
+    assert len(rows) == 3 and all(str(r["deployed_at"]).endswith("Z") for r in rows), json.dumps(rows)[:300]
