@@ -541,7 +541,9 @@ def test_two_hundred_signed_deliveries_are_stored_during_both_attacks(tmp_path: 
             for loris in lorises:
                 loris.result()
         assert codes == [200] * 200, sorted(set(codes))
-        assert attack_codes <= {401, 503, None}, attack_codes
+        # 408: on a loaded machine an attacker's 5 MiB body may not arrive within the read timeout;
+        # that is a refusal too. What must never happen is 200, 413 for an honest size, or 500.
+        assert attack_codes <= {401, 408, 503, None}, attack_codes
         assert rss.growth_mib < 300, rss.growth_mib
     stored = query(tmp_path / "store.ducklake",
                    "SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE '%#1___'")
