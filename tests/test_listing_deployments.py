@@ -4,10 +4,7 @@ in slices of 13 rows, with and without filters."""
 
 from __future__ import annotations
 
-import io
 import random
-from collections.abc import Callable
-from contextlib import redirect_stdout
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,20 +13,12 @@ import pytest
 
 from analytics import listing
 from analytics.cli import output
-from analytics.cli.cmd_read import DEPLOYMENT_COLUMNS
+from analytics.cli.cmd_read import DEPLOYMENT_COLUMNS, DEPLOYMENTS_SQL
 from analytics.store.connection import WriteSession, open_reader, write_unit
 from analytics.store.location import resolve
 from tests.stability_env import run_cli
+from tests.stdout_capture import captured
 
-VIEW_SQL = """
-SELECT d.id, d.service, d.team, d.environment, d.revision, d.deployed_at, d.status, d.source,
-       d.source_ref, d.changes, o.mapped_by
-FROM deployment_facts AS d
-LEFT JOIN reconciler_objects AS o
-  ON d.source = o.reconciler AND d.source_ref = o.kind || '/' || o.namespace || '/' || o.name
-WHERE {where}
-ORDER BY d.deployed_at, d.id
-"""
 START = datetime(2025, 5, 1, tzinfo=UTC)
 
 
@@ -66,23 +55,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def _captured(call: Callable[[], Any]) -> bytes:
-    buffer = io.BytesIO()
-    text = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
-    with redirect_stdout(text):
-        call()
-        text.flush()
-    return buffer.getvalue()
-
 
 def _view_output(store: Path, fmt: str, where: str = "TRUE", params: list[Any] | None = None) -> bytes:
     con = open_reader(resolve(str(store)))
     try:
         rows = [dict(zip(DEPLOYMENT_COLUMNS, r, strict=True))
-                for r in con.execute(VIEW_SQL.format(where=where), params or []).fetchall()]
+                for r in con.execute(DEPLOYMENTS_SQL.format(where=where), params or []).fetchall()]
     finally:
         con.close()
-    return _captured(lambda: output.print_rows(rows, DEPLOYMENT_COLUMNS, output.Format(fmt)))
+    return captured(lambda: output.print_rows(rows, DEPLOYMENT_COLUMNS, output.Format(fmt)))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -112,7 +93,7 @@ def test_sliced_listing_equals_the_view(store: Path, monkeypatch: pytest.MonkeyP
         times, _ = listing.deployments_sql("TRUE")
         assert len(listing.time_slices(con, times, [])) > 10
         header = output.csv_text([], DEPLOYMENT_COLUMNS)
-        printed = _captured(lambda: listing.print_deployments(
+        printed = captured(lambda: listing.print_deployments(
             con, "TRUE", [], columns=DEPLOYMENT_COLUMNS, fmt=fmt, header=header))
     finally:
         con.close()

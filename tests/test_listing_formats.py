@@ -7,16 +7,14 @@ them in several chunks and threads."""
 
 from __future__ import annotations
 
-import io
 import random
-from contextlib import redirect_stdout
-from typing import Any
 
 import duckdb
 import pytest
 
 from analytics import listing
 from analytics.cli import output
+from tests.stdout_capture import captured
 
 SPECIAL = [
     "", " ", "=1+2", " =x", "  -3.5", "-3.5", "+1e5", "-.5", "-3.", "-3\n", "-3\n\n", "-\u0663", "@a",
@@ -36,24 +34,16 @@ def _python(con: duckdb.DuckDBPyConnection, sql: str, columns: list[str], fmt: s
     cursor = con.execute(f"SELECT * FROM ({sql}) ORDER BY k")
     names = [d[0] for d in cursor.description or []]
     rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    return _captured(lambda: output.print_rows(rows, columns, output.Format(fmt)))
+    return captured(lambda: output.print_rows(rows, columns, output.Format(fmt)))
 
 
 def _sql(con: duckdb.DuckDBPyConnection, sql: str, columns: list[str], fmt: str) -> bytes:
     printed: list[bool] = []
-    result = _captured(lambda: printed.append(listing.print_listing(
+    result = captured(lambda: printed.append(listing.print_listing(
         con, sql, [], order_by=["k"], columns=columns, fmt=fmt, header=output.csv_text([], columns))))
     assert printed == [True]
     return result
 
-
-def _captured(call: Any) -> bytes:
-    buffer = io.BytesIO()
-    text = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
-    with redirect_stdout(text):
-        call()
-        text.flush()
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,9 @@ matches), and `gitops-dora incidents` output against the view's rows printed the
 
 from __future__ import annotations
 
-import io
 import json
 import random
-from collections.abc import Callable, Iterator
-from contextlib import redirect_stdout
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from analytics.metrics.engine import apply_settings
 from analytics.store.connection import WriteSession, open_reader, write_unit
 from analytics.store.location import resolve
 from tests.stability_env import run_cli
+from tests.stdout_capture import captured
 
 VIEW_SQL = (
     "SELECT incident_id AS id, service, environment, created_at, resolved_at,"
@@ -152,16 +151,8 @@ def _view_output(store: Path, fmt: str, where: str = "TRUE", params: list[Any] |
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     finally:
         con.close()
-    return _captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
+    return captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
 
-
-def _captured(call: Callable[[], Any]) -> bytes:
-    buffer = io.BytesIO()
-    text = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
-    with redirect_stdout(text):
-        call()
-        text.flush()
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
@@ -213,8 +204,8 @@ def test_sliced_listing_equals_the_view(
         cursor = con.execute(VIEW_SQL.format(where="TRUE"))
         names = [d[0] for d in cursor.description or []]
         rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        expected = _captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
-        printed = _captured(lambda: listing.print_incidents(
+        expected = captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
+        printed = captured(lambda: listing.print_incidents(
             con, "TRUE", [], columns=COLUMNS, fmt=fmt, header=output.csv_text([], COLUMNS)))
     finally:
         con.close()
