@@ -293,6 +293,11 @@ def _blob_texts(path: Path, blobs: list[str]) -> dict[str, str | None]:
     return texts
 
 
+# libyaml's loader when PyYAML was built with it (the wheels are): the same documents as SafeLoader,
+# about ten times faster; the demo's four reconciler imports spent half a second in pure-Python YAML.
+_YAML_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _refs_by_blob(path: Path, blobs: set[str], value_paths: list[str]) -> dict[str, list[ImageRef] | None]:
     key_paths = tuple(value_paths)
     missing = sorted(b for b in blobs if (b, key_paths) not in _BLOB_REFS)
@@ -303,7 +308,7 @@ def _refs_by_blob(path: Path, blobs: set[str], value_paths: list[str]) -> dict[s
         refs: list[ImageRef] | None = []
         if text is not None:
             try:
-                docs = list(yaml.safe_load_all(text))
+                docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
             except yaml.YAMLError:
                 refs = None
             else:
