@@ -414,6 +414,7 @@ def _unit(
             con.execute("COMMIT")
         except duckdb.Error as exc:
             raise _translate(exc, loc, f"committing {source}") from None
+        _drop_concurrent_duplicates(con)
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
@@ -477,6 +478,46 @@ def _remove_unreferenced_writes(con: duckdb.DuckDBPyConnection, loc: StoreLocati
         if os.path.basename(path) not in referenced:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+# Tables every kind of writer adds rows to (collect git, imports, the webhook receiver all register
+# the services, environments and repositories they name), with the column whose value the row that
+# stays should have when two writers registered the same key.
+_SHARED_DIMENSIONS = {"services": "team", "environments": "is_production", "repositories": "local_path"}
+
+
+def _drop_concurrent_duplicates(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckLake has no key constraints, and two transactions that both add a row to a table never
+    conflict: when two writers register the same new service at the same moment (a PostgreSQL
+    catalog lets them overlap), each MERGE finds it missing and both rows are committed. After a
+    unit commits, a duplicated key of a shared dimension table is cut back to one row, keeping the
+    one that carries a value, then the newest. One read per unit when there is nothing to do; two
+    writers cleaning the same key at once conflict, and the second finds nothing left to do."""
+    from analytics.store.keys import key_of
+
+    checks = " UNION ALL ".join(
+        f"SELECT '{table}' WHERE (SELECT count(*) > count(DISTINCT ({', '.join(key_of(table))})) "
+        f"FROM {table})" for table in _SHARED_DIMENSIONS)
+    try:
+        duplicated = [str(r[0]) for r in con.execute(checks).fetchall()]
+    except duckdb.Error:
+        return
+    for table in duplicated:
+        keys = ", ".join(key_of(table))
+        value = _SHARED_DIMENSIONS[table]
+        for _ in range(5):
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() "
+                    f"OVER (PARTITION BY {keys} ORDER BY {value} IS NULL, rowid DESC) AS n FROM {table}) "
+                    "WHERE n > 1)")
+                con.execute("COMMIT")
+                break
+            except duckdb.Error:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                time.sleep(0.05 * (0.5 + random.random()))
 
 
 def _pause_before_commit(pause: str) -> None:
