@@ -144,10 +144,24 @@ def test_collect_import_webhooks_and_reads_at_once(
     db: Any = store.db  # a path or a URL: the helper passes it on as --db
     with receiver(db, hook_env) as rx, httpx.Client(timeout=300) as client:
         reader = ReadLoop(store, tmp_path)
+        # The collection holds its transaction open until two reads have finished, so reads are
+        # checked against a writer in flight however fast the collection itself has become.
+        release = tmp_path / "release-collect"
+        hold = {PAUSE_ENV: f"until:{release}"}
         started = time.monotonic()
         writers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=cli_env(), cwd=tmp_path) for cmd in (collect, load)]
+                                    env=cli_env(env), cwd=tmp_path)
+                   for cmd, env in ((collect, hold), (load, {}))]
         reader.start()
+
+        def release_after_two_reads() -> None:
+            deadline = time.monotonic() + 300
+            while len(reader.reads) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            release.touch()
+
+        releaser = threading.Thread(target=release_after_two_reads, daemon=True)
+        releaser.start()
         with ThreadPoolExecutor(max_workers=50) as pool:
             answers = list(pool.map(
                 lambda d: post_github(client, rx.url, d[0], d[1], SECRET, delivery=d[2]), deliveries))
