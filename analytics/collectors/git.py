@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analytics.collectors.git_source import RepoLocation, existing_objects
+from analytics.store.literals import execute
 from analytics.store.location import StoreRef, redact_url
 from analytics.store.upsert import merge
 
@@ -285,7 +286,7 @@ def ingest(
     with progress(f"git {repo_id}", total=5) as bar:
         con = session.con
         source = source_key(repo_id)
-        old_raw, had = con.execute(
+        old_raw, had = execute(con,
             "SELECT (SELECT value FROM collector_state WHERE source = $1 AND key = $2), "
             "(SELECT count(*) FROM commits WHERE repo = $3)", [source, STATE_TIPS, repo_id],
         ).fetchall()[0]

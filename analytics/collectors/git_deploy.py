@@ -12,6 +12,7 @@ import duckdb
 from analytics.collectors.git_log import Tag
 from analytics.collectors.git_source import run_git
 from analytics.errors import SourceError, UserError
+from analytics.store.literals import execute
 from analytics.store.upsert import merge
 
 GIT_SOURCES = ("git-tag", "git-branch")
@@ -85,7 +86,7 @@ def replace_deployments(
     wanted = {d.id: (d.id, service, environment, d.revision, repo_id, None, d.epoch * 1_000_000, "success",
                      d.source, d.source_ref, False, None, d.raw_revision, d.revision_format)
               for d in deployments}
-    stored = con.execute(
+    stored = execute(con,
         """SELECT id, service, environment, revision, repository, epoch_us(started_at),
                   epoch_us(deployed_at), status, source, source_ref, is_rollback, rollback_target,
                   raw_revision, revision_format,
@@ -98,7 +99,7 @@ def replace_deployments(
     scopes = {(str(row[1]), str(row[2])) for row in stored if row[-1]}
     gone = [row[0] for row in stored if row[-1] and row[0] not in wanted]
     if gone:
-        con.execute(
+        execute(con,
             """DELETE FROM deployments WHERE repository = $1 AND service = $2
                  AND source IN ('git-tag', 'git-branch') AND id IN (SELECT unnest($3::VARCHAR[]))""",
             [repo_id, service, gone],

@@ -23,6 +23,7 @@ import duckdb
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
 from analytics.store.connection import StoreSpaceError, is_space_error
+from analytics.store.literals import execute
 from analytics.store.upsert import merge_sql
 
 SEP = "\x1f"
@@ -355,7 +356,7 @@ def mine_commits(
                 sources.append(source)
                 reverts.update(chunk.reverts)
             try:
-                row = con.execute(_load_sql(sources, first_load, reverts), [repo_id]).fetchone()
+                row = execute(con, _load_sql(sources, first_load, reverts), [repo_id]).fetchone()
             except duckdb.Error as exc:
                 if is_space_error(exc):  # the store's disk, not the repository, is the problem
                     raise StoreSpaceError(f"no space left while storing the history of {repo}; "
@@ -370,12 +371,12 @@ def mine_commits(
     finally:
         reader.abort()
     if any(len(target) < 40 for target in reader.reverts.values()):
-        con.execute(_EXPAND_REVERTS, [repo_id])
+        execute(con, _EXPAND_REVERTS, [repo_id])
     return inserted if first_load else _count(con, repo_id) - before
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:
-    row = con.execute("SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
+    row = execute(con, "SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
     return int(row[0]) if row else 0
 
 
@@ -433,7 +434,7 @@ def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Ta
     the tags that changed are deleted and inserted, so a re-run after one new tag writes one row
     rather than every tag again.
     """
-    rows = con.execute(
+    rows = execute(con,
         "SELECT name, sha, is_annotated, epoch_us(tagged_at), tagger_name FROM tags WHERE repo = $1",
         [repo_id]).fetchall()
     stored = {str(name): (sha, annotated, us, tagger) for name, sha, annotated, us, tagger in rows}
@@ -445,10 +446,10 @@ def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Ta
     stored = {name: row for name, row in stored.items() if name not in twice}
     fresh = [t for t in tags if stored.get(t.name) != wanted[t.name]]
     if stale:
-        con.execute("DELETE FROM tags WHERE repo = $1 AND name IN (SELECT unnest($2::VARCHAR[]))",
+        execute(con, "DELETE FROM tags WHERE repo = $1 AND name IN (SELECT unnest($2::VARCHAR[]))",
                     [repo_id, stale])
     if fresh:
-        con.execute(
+        execute(con,
             """INSERT INTO tags (repo, name, sha, is_annotated, tagged_at, tagger_name)
                SELECT $1, unnest($2::VARCHAR[]), unnest($3::VARCHAR[]), unnest($4::BOOLEAN[]),
                       to_timestamp(unnest($5::BIGINT[])), unnest($6::VARCHAR[])""",

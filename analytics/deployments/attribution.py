@@ -29,6 +29,8 @@ from typing import Any
 
 import duckdb
 
+from analytics.store.literals import execute
+
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 Scope = tuple[str, str]
 Row = tuple[str, str | None, str | None, str | None, int]  # id, repository, revision, raw, µs
@@ -51,21 +53,21 @@ class _Graph:
         self.extra: dict[int, list[int]] = {}
         self._shas: dict[str, list[tuple[str, int]]] = {}
         if not repos:
-            con.execute("CREATE OR REPLACE TEMP TABLE _attr_nodes (repo VARCHAR, i INTEGER, sha VARCHAR, "
+            execute(con, "CREATE OR REPLACE TEMP TABLE _attr_nodes (repo VARCHAR, i INTEGER, sha VARCHAR, "
                         "first_parent VARCHAR, more_parents VARCHAR[])")
             return
-        con.execute(
+        execute(con,
             """CREATE OR REPLACE TEMP TABLE _attr_nodes AS
                SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents[1] AS first_parent,
                       CASE WHEN len(parents) > 1 THEN parents[2:] END AS more_parents
                FROM commits WHERE repo IN (SELECT unnest($1::VARCHAR[]))""",
             [repos],
         )
-        first = con.execute(
+        first = execute(con,
             """SELECT list(coalesce(p.i, -1) ORDER BY c.i) FROM _attr_nodes c
                LEFT JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.first_parent"""
         ).fetchone()
-        merges = con.execute(
+        merges = execute(con,
             """SELECT list(c.i ORDER BY c.i, c.pos), list(p.i ORDER BY c.i, c.pos)
                FROM (SELECT repo, i, unnest(more_parents) AS psha, generate_subscripts(more_parents, 1) AS pos
                      FROM _attr_nodes WHERE more_parents IS NOT NULL) c
@@ -98,7 +100,7 @@ class _Graph:
         """The commit a unique abbreviated sha names (fetched lazily: abbreviations are rare)."""
         shas = self._shas.get(repo)
         if shas is None:
-            shas = self._shas[repo] = [(str(sha), int(i)) for sha, i in self.con.execute(
+            shas = self._shas[repo] = [(str(sha), int(i)) for sha, i in execute(self.con,
                 "SELECT sha, i FROM _attr_nodes WHERE repo = $1 ORDER BY sha", [repo]).fetchall()]
         at = bisect.bisect_left(shas, (prefix, -1))
         hits = [shas[j][1] for j in range(at, min(at + 2, len(shas))) if shas[j][0].startswith(prefix)]
@@ -106,7 +108,7 @@ class _Graph:
 
     def committed_us(self, numbers: list[int]) -> dict[int, int]:
         """Committer times for the tie-break of equal deployment times (rare, so read when needed)."""
-        rows = self.con.execute(
+        rows = execute(self.con,
             """SELECT n.i, epoch_us(c.committer_time) FROM _attr_nodes n
                JOIN commits c ON c.repo = n.repo AND c.sha = n.sha WHERE list_contains($1, n.i)""",
             [numbers]).fetchall()
@@ -129,7 +131,7 @@ def _scopes(
     if deployment_ids is not None:
         ids = list(deployment_ids)
         if ids:
-            rows = con.execute(
+            rows = execute(con,
                 "SELECT DISTINCT service, environment FROM deployments "
                 "WHERE id IN (SELECT unnest($1::VARCHAR[]))", [ids]
             ).fetchall()
@@ -138,7 +140,7 @@ def _scopes(
     if scopes is None and service is None and environment is None:
         return found, False
     if service is not None or environment is not None:
-        rows = con.execute(
+        rows = execute(con,
             "SELECT DISTINCT service, environment FROM deployments "
             "WHERE ($1 IS NULL OR service = $1) AND ($2 IS NULL OR environment = $2)",
             [service, environment],
@@ -233,7 +235,7 @@ def attribute_changes(
     con = _connection(db)
     given, narrowed = _scopes(con, service, environment, deployment_ids, scopes)
     ordered_scopes = sorted(given)
-    rows = con.execute(_DEPLOYMENTS, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
+    rows = execute(con, _DEPLOYMENTS, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
                                       sorted(set(repositories)), not narrowed]).fetchall()
     selected: list[Scope] = []
     by_scope: dict[Scope, list[Row]] = {}
@@ -243,7 +245,7 @@ def attribute_changes(
             selected.append(scope)
         else:
             by_scope.setdefault(scope, []).append((dep_id, repo, revision, raw, int(when)))
-    stored = con.execute(_STORED, [[s for s, _ in selected], [e for _, e in selected]]).fetchone()
+    stored = execute(con, _STORED, [[s for s, _ in selected], [e for _, e in selected]]).fetchone()
     graph = _Graph(con, sorted({r[1] for deps in by_scope.values() for r in deps if r[1] is not None}))
     starts, unresolved = _resolve(con, graph, selected, by_scope)
     dep_ids: list[str] = []
@@ -281,7 +283,7 @@ def _resolve(
         return {}, unresolved
     repos = [w[1] for w in wanted]
     found: list[int | None] = [None] * (2 * len(wanted))
-    for k, i in con.execute(_RESOLVE, [repos + repos, [w[3] for w in wanted] + [w[4] for w in wanted]]
+    for k, i in execute(con, _RESOLVE, [repos + repos, [w[3] for w in wanted] + [w[4] for w in wanted]]
                             ).fetchall():
         found[k] = i
     starts: dict[Scope, list[_Start]] = {}
@@ -327,7 +329,7 @@ def _apply(
     recomputation that changes nothing writes nothing, and a re-run after one new commit touches
     one row instead of rewriting the whole scope. With nothing stored yet it is one INSERT.
     """
-    con.execute("CREATE OR REPLACE TEMP TABLE _attr_deps AS SELECT unnest($1::VARCHAR[]) AS id, "
+    execute(con, "CREATE OR REPLACE TEMP TABLE _attr_deps AS SELECT unnest($1::VARCHAR[]) AS id, "
                 "CAST(generate_subscripts($1::VARCHAR[], 1) - 1 AS INTEGER) AS dk", [dep_ids])
     path = _pairs_csv(out, runs) if out else None
     try:
@@ -335,21 +337,21 @@ def _apply(
                   "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))"
                   if path else "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)")
         if any_stored:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _attr_new AS SELECT * FROM {source}")
-            con.execute(
+            execute(con, f"CREATE OR REPLACE TEMP TABLE _attr_new AS SELECT * FROM {source}")
+            execute(con,
                 """CREATE OR REPLACE TEMP TABLE _attr_old_i AS
                    SELECT o.deployment_id, o.repo, o.sha, d.dk, n.i FROM _attr_old o
                    LEFT JOIN _attr_deps d ON d.id = o.deployment_id
                    LEFT JOIN _attr_nodes n ON n.repo = o.repo AND n.sha = o.sha"""
             )
-            gone = con.execute(
+            gone = execute(con,
                 """CREATE OR REPLACE TEMP TABLE _attr_gone AS
                    SELECT deployment_id, repo, sha FROM _attr_old_i o
                    WHERE o.dk IS NULL OR o.i IS NULL
                       OR NOT EXISTS (SELECT 1 FROM _attr_new n WHERE n.dk = o.dk AND n.i = o.i)"""
             ).fetchone()
             if gone and gone[0]:
-                con.execute(
+                execute(con,
                     """DELETE FROM deployment_changes dc WHERE EXISTS (
                            SELECT 1 FROM _attr_gone g WHERE g.deployment_id = dc.deployment_id
                            AND g.repo = dc.repo AND g.sha = dc.sha)"""
@@ -357,7 +359,7 @@ def _apply(
             source = ("(SELECT dk, i FROM _attr_new n WHERE NOT EXISTS "
                       "(SELECT 1 FROM _attr_old_i o WHERE o.dk = n.dk AND o.i = n.i))")
         if out:
-            con.execute(
+            execute(con,
                 f"""INSERT INTO deployment_changes (deployment_id, repo, sha)
                     SELECT d.id, n.repo, n.sha FROM {source} a
                     JOIN _attr_deps d ON d.dk = a.dk JOIN _attr_nodes n ON n.i = a.i"""
@@ -365,7 +367,7 @@ def _apply(
     finally:
         if path:
             os.unlink(path)
-    con.execute("DROP TABLE IF EXISTS _attr_new; DROP TABLE IF EXISTS _attr_old_i; "
+    execute(con, "DROP TABLE IF EXISTS _attr_new; DROP TABLE IF EXISTS _attr_old_i; "
                 "DROP TABLE IF EXISTS _attr_gone; DROP TABLE _attr_old; DROP TABLE _attr_deps; "
                 "DROP TABLE _attr_nodes")
 
@@ -387,7 +389,7 @@ def _warn_unresolved(
     if not scopes:
         return
     targets = [f"{svc}/{env}" for svc, env in scopes]
-    con.execute(
+    execute(con,
         "DELETE FROM data_warnings WHERE source = 'attribution' AND kind = 'unresolved_revision' "
         "AND target IN (SELECT unnest($1::VARCHAR[]))", [targets],
     )
@@ -395,7 +397,7 @@ def _warn_unresolved(
             if (names := unresolved.get(scope))]
     if not rows:
         return
-    con.execute(
+    execute(con,
         """INSERT INTO data_warnings
            SELECT 'attribution', unnest($1::VARCHAR[]), 'unresolved_revision', unnest($2::VARCHAR[]),
                   unnest($3::BIGINT[]), now()""",

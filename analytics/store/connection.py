@@ -38,6 +38,7 @@ import duckdb
 
 from analytics.errors import UserError
 from analytics.redaction import redact
+from analytics.store.literals import execute
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
 from analytics.store.upsert import OnMatch, merge
@@ -335,9 +336,8 @@ class WriteSession:
               ["source", "key", "value", "updated_at"], [source, key, value])
 
     def get_state(self, source: str, key: str) -> str | None:
-        rows = self.con.execute(
-            "SELECT value FROM collector_state WHERE source = ? AND key = ?", [source, key]
-        ).fetchall()
+        rows = execute(self.con, "SELECT value FROM collector_state WHERE source = ? AND key = ?",
+                       [source, key]).fetchall()
         return rows[0][0] if rows else None
 
     def warn_many(self, kind: str, details: Sequence[str]) -> None:
@@ -693,7 +693,7 @@ def open_reader(
 
 def tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ?", [CATALOG]
+        f"SELECT table_name FROM information_schema.tables WHERE table_catalog = '{CATALOG}'"
     ).fetchall()
     return {str(r[0]) for r in rows}
 

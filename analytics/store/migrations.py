@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.store.literals import sql_string
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -71,9 +73,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     try:
         for mig in pending:
             con.execute(mig.path.read_text())
-            con.execute(
-                "INSERT INTO schema_migrations VALUES (?, ?, now())", [mig.version, mig.name]
-            )
+            con.execute(f"INSERT INTO schema_migrations VALUES ({mig.version}, {sql_string(mig.name)}, "
+                        "now())")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import duckdb
 
 from analytics.store.keys import key_of
+from analytics.store.literals import execute
 
 OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
 
@@ -58,8 +59,9 @@ def merge(
     *,
     on_match: OnMatch = "replace",
 ) -> None:
-    """Run :func:`merge_sql` on ``con``."""
-    con.execute(merge_sql(table, source_sql, columns, on_match), params)
+    """Run :func:`merge_sql` on ``con`` (parameters written as literals where they can be: see
+    :mod:`analytics.store.literals`)."""
+    execute(con, merge_sql(table, source_sql, columns, on_match), params)
 
 
 def merge_values(

@@ -1,0 +1,136 @@
+"""Statement parameters written into the SQL as literals.
+
+DuckDB's Python binding imports pandas and pyarrow (about 0.4 s of CPU) the first time a
+statement binds a parameter, whatever its type. A short command such as ``collect git`` would pay
+that for a handful of small values, so the store and the collectors on that path write their
+values into the statement instead (:func:`inline`). Values that have no exact literal form, or
+lists too long to parse cheaply, are bound as before: the result is the same either way, only the
+cost differs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+# Longer lists are bound: parsing a literal of tens of thousands of constants costs more than the
+# import it saves, and a caller with that much data has paid for pandas already.
+MAX_INLINE_ITEMS = 5000
+
+
+class NotInlinable(ValueError):
+    """A value without an exact SQL literal here; the statement binds its parameters instead."""
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal."""
+    if "\0" in text:
+        raise NotInlinable("NUL in a string")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_literal(value: Any) -> str:
+    """The SQL literal of ``value``. Like a bound parameter, a string or integer literal takes its
+    type from where it stands (``started_at = '2026-...'`` compares timestamps)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotInlinable("a non-finite float")
+        return f"{value!r}::DOUBLE"
+    if isinstance(value, str):
+        return sql_string(value)
+    if isinstance(value, datetime):
+        kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
+        return f"{kind} {sql_string(value.isoformat(sep=' '))}"
+    if isinstance(value, date):
+        return f"DATE {sql_string(value.isoformat())}"
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_INLINE_ITEMS:
+            raise NotInlinable("a long list")
+        return "[" + ", ".join(sql_literal(item) for item in value) + "]"
+    raise NotInlinable(f"a {type(value).__name__}")
+
+
+def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
+    """``sql`` with its ``?`` and ``$n`` placeholders replaced by the literals of ``params``.
+
+    Raises :class:`NotInlinable` when a value has no literal form here or the placeholders do not
+    match the parameters (named parameters are not handled). Quoted strings, quoted identifiers
+    and comments are skipped, so a ``?`` inside them is left alone.
+    """
+    if params is None:
+        return sql
+    if isinstance(params, Mapping):
+        raise NotInlinable("named parameters")
+    values = list(params)
+    literals: dict[int, str] = {}
+
+    def literal(k: int) -> str:
+        if k >= len(values):
+            raise NotInlinable("more placeholders than parameters")
+        if k not in literals:
+            literals[k] = sql_literal(values[k])
+        return literals[k]
+
+    out: list[str] = []
+    i, n, positional, numbered = 0, len(sql), 0, False
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while True:
+                end = sql.find(ch, end)
+                if end < 0:
+                    raise NotInlinable("an unterminated quote")
+                if end + 1 < n and sql[end + 1] == ch:
+                    end += 2
+                    continue
+                break
+            out.append(sql[i:end + 1])
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            out.append(sql[i:end])
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise NotInlinable("an unterminated comment")
+            out.append(sql[i:end + 2])
+            i = end + 2
+        elif ch == "?":
+            out.append(literal(positional))
+            positional += 1
+            i += 1
+        elif ch == "$" and i + 1 < n and sql[i + 1].isdigit():
+            end = i + 1
+            while end < n and sql[end].isdigit():
+                end += 1
+            out.append(literal(int(sql[i + 1:end]) - 1))
+            numbered = True
+            i = end
+        else:
+            out.append(ch)
+            i += 1
+    if positional and numbered or positional and positional != len(values):
+        raise NotInlinable("placeholders and parameters do not match")
+    return "".join(out)
+
+
+def execute(con: Any, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
+    """``con.execute(sql, params)`` with the parameters written as literals where they can be."""
+    if params is None:
+        return con.execute(sql)
+    try:
+        text = inline(sql, params)
+    except NotInlinable:
+        return con.execute(sql, params)
+    return con.execute(text)
