@@ -36,6 +36,7 @@ from analytics.demo.orgspec import (
 from analytics.demo.platform_files import PLATFORM_ENGINEER, platform_changes
 from analytics.errors import UserError
 
+STORE_FREE = True  # runs while the demo opens the store in a thread (analytics/demo/build.py)
 MINUTE, HOUR, DAY = 60, 3600, 86400
 MAIN = "refs/heads/main"
 _SUBJECTS = (

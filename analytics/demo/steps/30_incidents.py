@@ -39,12 +39,33 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "merge-base", "--is-ancestor", ancestor, descendant],
-        capture_output=True, check=False,
-    )
-    return done.returncode == 0
+class _Ancestry:
+    """A repository's commit graph from one ``git rev-list --parents --all``: whether a commit is
+    in a release is a set lookup, not a ``git merge-base --is-ancestor`` process per question."""
+
+    def __init__(self, repo: Path) -> None:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-list", "--parents", "--all"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        self.parents = {sha: tuple(rest) for sha, *rest in (line.split() for line in out.splitlines())}
+        self._reachable: dict[str, frozenset[str]] = {}
+
+    def reachable(self, tip: str) -> frozenset[str]:
+        """``tip`` and every commit it descends from."""
+        if tip not in self._reachable:
+            seen: set[str] = set()
+            stack = [tip]
+            while stack:
+                sha = stack.pop()
+                if sha not in seen:
+                    seen.add(sha)
+                    stack.extend(self.parents.get(sha, ()))
+            self._reachable[tip] = frozenset(seen)
+        return self._reachable[tip]
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return ancestor in self.reachable(descendant)
 
 
 def _production_times(manifest: dict[str, Any], service: str) -> dict[str, datetime]:
@@ -56,14 +77,16 @@ def _production_times(manifest: dict[str, Any], service: str) -> dict[str, datet
     return live
 
 
-def _first_release_with(repo: Path, releases: list[dict[str, Any]], sha: str) -> dict[str, Any] | None:
-    return next((r for r in releases if _is_ancestor(repo, sha, r["sha"])), None)
+def _first_release_with(
+    graph: _Ancestry, releases: list[dict[str, Any]], sha: str
+) -> dict[str, Any] | None:
+    return next((r for r in releases if graph.is_ancestor(sha, r["sha"])), None)
 
 
 def _service_incidents(demo: DemoContext, manifest: dict[str, Any], service: dict[str, Any],
                        counter: list[int]) -> list[tuple[str, ...]]:
     name = service["name"]
-    repo = demo.workdir / service["repo"]
+    graph = _Ancestry(demo.workdir / service["repo"])
     releases = manifest["releases"][name]
     live = _production_times(manifest, name)
     found: list[tuple[str, ...]] = []
@@ -74,8 +97,8 @@ def _service_incidents(demo: DemoContext, manifest: dict[str, Any], service: dic
                        _iso(resolved) if resolved else "", title, cause))
 
     for revert in manifest["reverts"].get(name, []):
-        shipped = _first_release_with(repo, releases, revert["reverted_sha"])
-        fixed = _first_release_with(repo, releases, revert["sha"])
+        shipped = _first_release_with(graph, releases, revert["reverted_sha"])
+        fixed = _first_release_with(graph, releases, revert["sha"])
         if shipped is None or fixed is None or live[fixed["tag"]] <= live[shipped["tag"]]:
             continue  # the bad commit never reached production on its own
         created = live[shipped["tag"]] + timedelta(hours=3)

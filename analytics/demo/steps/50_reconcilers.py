@@ -1,4 +1,4 @@
-"""Step 50: reconciler history for the demo, imported as ``kubectl`` dumps with ``gitops-dora import``.
+"""Step 50: reconciler history for the demo, imported as one ``kubectl`` dump with ``gitops-dora import``.
 
 The config commits of step 10 (``demo-manifest.json``) are what the reconcilers applied:
 
@@ -22,8 +22,6 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import yaml
-
 from analytics.demo.context import DemoContext
 from analytics.demo.platform_files import FLUX_SERVICE
 
@@ -32,6 +30,7 @@ FAILED_SYNC = ("storefront", "production", 4)  # service, env, index of the depl
 ROLLBACK = ("payments-api", "production", 6)  # service, env, index of the deployment rolled back
 DRIFT = ("inventory", "production", 12)  # service, env, index of the config commit running when it drifted
 DUMP_DIR = "reconcilers"
+DUMP_FILE = "kubectl-get-applications-kustomizations-events.json"
 
 
 def _time(text: str) -> datetime:
@@ -306,26 +305,13 @@ def run(demo: DemoContext) -> None:
                 )
                 syncs.sort(key=lambda s: s[1])
             apps.append(_application(demo, manifest, service, env, syncs))
-    files = []
-    path = out / "argocd-applications.json"
-    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": apps}, indent=1) + "\n")
-    files.append(path)
-    if events:
-        path = out / "argocd-events.json"
-        path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": events}, indent=1) + "\n")
-        files.append(path)
-    if kustomizations:
-        path = out / "flux-kustomizations.yaml"
-        path.write_text(
-            yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": kustomizations}, sort_keys=False)
-        )
-        files.append(path)
-    if flux_events:
-        path = out / "flux-events.json"
-        doc = {"apiVersion": "v1", "kind": "List", "items": flux_events}
-        path.write_text(json.dumps(doc, indent=1) + "\n")
-        files.append(path)
-    demo.cli("import", *(str(f) for f in files))
+    # One dump of every reconciler object and event, as ``kubectl get applications,kustomizations,
+    # events -A -o json`` gives it: one import is one store unit and one derivation of the
+    # deployments, where a file per kind cost a unit each and re-derived the objects' deployments.
+    path = out / DUMP_FILE
+    items = [*apps, *events, *kustomizations, *flux_events]
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=1) + "\n")
+    demo.cli("import", str(path))
     demo.say(
         f"imported reconciler history of {len(apps)} Argo CD Applications and "
         f"{len(kustomizations)} Flux Kustomizations"
