@@ -6,6 +6,7 @@ conflicts and the store layer runs the migration again, which then finds the wor
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,27 +55,31 @@ def created_tables() -> frozenset[str] | None:
     return frozenset(names)
 
 
+_CREATE_LEDGER = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                  " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+
+
 def applied(con: duckdb.DuckDBPyConnection) -> set[int]:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER NOT NULL, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-    )
+    con.execute(_CREATE_LEDGER)
     return {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply pending migrations, all in ONE transaction (each DuckLake commit is a catalog round
-    trip, so a new store is created in one). Returns the versions applied."""
-    done = applied(con)
-    pending = [mig for mig in available() if mig.version not in done]
-    if not pending:
-        return []
+def migrate(con: duckdb.DuckDBPyConnection,
+            on_new_store: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> list[int]:
+    """Apply pending migrations, all in ONE transaction with the check of what is applied (each
+    DuckLake commit is a catalog round trip, and a new store used to pay three: the ledger, the
+    tables, the file options). ``on_new_store`` runs in the same transaction when the first
+    migration is among those applied. Returns the versions applied."""
     con.execute("BEGIN TRANSACTION")
     try:
+        done = applied(con)
+        pending = [mig for mig in available() if mig.version not in done]
         for mig in pending:
             con.execute(mig.path.read_text())
             con.execute(f"INSERT INTO schema_migrations VALUES ({mig.version}, {sql_string(mig.name)}, "
                         "now())")
+        if on_new_store is not None and any(mig.version == 1 for mig in pending):
+            on_new_store(con)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
