@@ -15,6 +15,7 @@ application commits whose image that config commit points at. So:
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import subprocess
@@ -33,6 +34,8 @@ from analytics.store.connection import WriteSession
 _HEX_RUN = re.compile(r"(?<![0-9a-fA-F])([0-9a-f]{7,40})(?![0-9a-fA-F])")
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 _GIT_WORKERS = max(2, min(8, os.cpu_count() or 2))
+# Largest history walked in memory (about 200 bytes a commit); a larger one is asked of git per range.
+_GRAPH_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -389,24 +392,41 @@ class _Graph:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._parents: dict[str, tuple[str, ...]] | None = None
+        self._too_large = False
         self._ancestors: dict[str, frozenset[str]] = {}
         self._resolved: dict[str, str | None] = {}
+        self._generation: dict[str, int] | None = None
+        self._changed: dict[str, tuple[str, ...]] | None = None
 
     @property
     def parents(self) -> dict[str, tuple[str, ...]]:
+        """Every commit's parents; empty when the history has more than ``_GRAPH_MAX`` commits
+        (then every question goes to ``git``, which walks only what it needs)."""
         if self._parents is None:
             self._parents = {}
-            out = _git(self.repo, "rev-list", "--parents", "--all", "HEAD") or ""
-            for line in out.splitlines():
-                sha, *parents = line.split()
-                self._parents[sha] = tuple(parents)
+            proc = subprocess.Popen(
+                ["git", "-C", str(self.repo), "rev-list", "--parents", "--all", "HEAD"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env={**os.environ, **_GIT_ENV},
+            )
+            assert proc.stdout is not None
+            with proc:
+                for line in proc.stdout:
+                    sha, *parents = line.split()
+                    self._parents[sha] = tuple(parents)
+                    if len(self._parents) > _GRAPH_MAX:
+                        proc.kill()
+                        self._parents, self._too_large = {}, True
+                        break
+            if proc.returncode not in (0, None) and not self._too_large:
+                self._parents = {}
         return self._parents
 
     def ancestors(self, sha: str) -> frozenset[str]:
         """``git rev-list sha`` as a set (the commit and everything reachable from it)."""
         if sha in self._ancestors:
             return self._ancestors[sha]
-        if sha not in self.parents:  # not reachable from a ref: ask git
+        if sha not in self.parents:  # not reachable from a ref, or a history too large: ask git
             out = _git(self.repo, "rev-list", sha)
             found = frozenset(out.split()) if out else frozenset()
         else:
@@ -425,6 +445,97 @@ class _Graph:
             found = frozenset(seen)
         self._ancestors[sha] = found
         return found
+
+    def _generations(self) -> dict[str, int]:
+        """1 + the largest generation of a commit's parents (0 without parents in the graph): every
+        commit's generation is larger than each of its ancestors'."""
+        if self._generation is None:
+            parents, gen = self.parents, {}  # type: dict[str, tuple[str, ...]], dict[str, int]
+            for start in parents:
+                if start in gen:
+                    continue
+                stack = [start]
+                while stack:
+                    sha = stack[-1]
+                    todo = [p for p in parents.get(sha, ()) if p in parents and p not in gen]
+                    if todo:
+                        stack.extend(todo)
+                        continue
+                    stack.pop()
+                    gen[sha] = 1 + max((gen[p] for p in parents.get(sha, ()) if p in gen), default=-1)
+            self._generation = gen
+        return self._generation
+
+    def range(self, tip: str, exclude: str | None) -> list[str] | None:
+        """``git rev-list tip ^exclude``: the commits reachable from ``tip`` and not from
+        ``exclude``, walked from both in decreasing generation (git's own order for this walk), so
+        only the commits between them are visited. None when either is not in the graph."""
+        parents = self.parents
+        if tip not in parents or (exclude is not None and exclude not in parents):
+            return None
+        gen = self._generations()
+        hidden: dict[str, bool] = {}  # commit queued or walked -> reachable from ``exclude``
+        heap: list[tuple[int, str]] = []
+        shown = 0  # queued commits not (yet) known to be reachable from ``exclude``
+
+        def push(sha: str, from_excluded: bool) -> None:
+            nonlocal shown
+            before = hidden.get(sha)
+            if before is None:
+                hidden[sha] = from_excluded
+                heapq.heappush(heap, (-gen[sha], sha))
+                shown += 0 if from_excluded else 1
+            elif from_excluded and not before:
+                hidden[sha] = True  # still queued: its generation is below every walked commit's
+                shown -= 1
+
+        push(tip, False)
+        if exclude is not None:
+            push(exclude, True)
+        out: list[str] = []
+        while shown > 0:
+            _, sha = heapq.heappop(heap)
+            excluded = hidden[sha]
+            if not excluded:
+                shown -= 1
+                out.append(sha)
+            for parent in parents[sha]:
+                if parent in parents:
+                    push(parent, excluded)
+        return out
+
+    def _changed_paths(self) -> dict[str, tuple[str, ...]]:
+        """The files each non-merge commit changed against its parent (all of a root commit's)."""
+        if self._changed is None:
+            self._changed = {}
+            proc = subprocess.run(
+                ["git", "-C", str(self.repo), "log", "--all", "HEAD", "--no-merges", "--root",
+                 "--no-renames", "--name-only", "-z", "--format=%x1e%H"],
+                capture_output=True, env={**os.environ, **_GIT_ENV}, check=False,
+            )
+            if proc.returncode == 0:
+                for chunk in proc.stdout.split(b"\x1e"):
+                    tokens = chunk.split(b"\0")
+                    if tokens[0]:
+                        names = (t.lstrip(b"\n") for t in tokens[1:])
+                        self._changed[tokens[0].decode()] = tuple(
+                            n.decode("utf-8", "surrogateescape") for n in names if n)
+        return self._changed
+
+    def path_range(self, tip: str, exclude: str | None, path: str) -> list[str] | None:
+        """``git rev-list tip ^exclude -- path`` for a plain directory or file path and a range
+        without merge commits (whose history simplification is git's business); None otherwise."""
+        plain = path.strip("/")
+        if not plain or plain.startswith((".", ":")) or any(c in plain for c in "*?[\\"):
+            return None
+        commits = self.range(tip, exclude)
+        if commits is None or any(len(self.parents[c]) > 1 for c in commits):
+            return None
+        changed = self._changed_paths()
+        if any(c not in changed for c in commits):
+            return None
+        prefix = plain + "/"
+        return [c for c in commits if any(f == plain or f.startswith(prefix) for f in changed[c])]
 
     def resolve(self, revisions: list[str]) -> dict[str, str | None]:
         """Revisions -> full commit shas (one ``git cat-file --batch-check`` for all new ones)."""
@@ -562,8 +673,12 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
         # Config commits under this service's path for this environment are changes too.
         env_path = service.gitops.paths.get(env) if service.gitops else None
         if env_path:
-            spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
-            ranges.append((dep_id, config_repo, repo_path, ("rev-list", *spec, "--", env_path)))
+            walked = graph.path_range(config_sha, prev_sha, env_path)
+            if walked is not None:
+                all_changes.extend({"deployment_id": dep_id, "repo": config_repo, "sha": s} for s in walked)
+            else:
+                spec = [config_sha] + ([f"^{prev_sha}"] if prev_sha else [])
+                ranges.append((dep_id, config_repo, repo_path, ("rev-list", *spec, "--", env_path)))
         relinked.append(dep_id)
     # Which app clone holds each deployed app sha: one `git cat-file --batch-check` per clone for
     # all of them, instead of one per deployment.
@@ -584,10 +699,16 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
             None,
         )
         if app_path is not None:
-            # git walks the range: an app repository can be far larger than its config repo,
-            # too large to hold every deployment's ancestry as a set
-            spec = [app_sha] + ([f"^{old_state[1]}"] if old_state and old_state[0] == app_repo_id else [])
-            ranges.append((dep_id, app_repo_id, app_path, ("rev-list", *spec)))
+            # Walked from both ends in the app repository's graph (never a whole ancestry as a
+            # set: an app repository can be far larger than its config repo); git walks it when
+            # the graph is too large to hold or does not have the commits.
+            before = old_state[1] if old_state and old_state[0] == app_repo_id else None
+            walked = linker.graph(app_path).range(app_sha, before)
+            if walked is not None:
+                all_changes.extend({"deployment_id": dep_id, "repo": app_repo_id, "sha": s} for s in walked)
+            else:
+                spec = [app_sha] + ([f"^{before}"] if before else [])
+                ranges.append((dep_id, app_repo_id, app_path, ("rev-list", *spec)))
     # The ranges are independent git processes: run them side by side (two per deployment, each
     # mostly process start-up, made the demo's reconciler import wait seconds on them one by one).
     with ThreadPoolExecutor(max_workers=_GIT_WORKERS) as pool:
