@@ -84,7 +84,7 @@ def test_ranges_walked_in_memory_equal_git_rev_list(tmp_path: Path, seed: int) -
     commits, _ = _build(repo, seed)
     graph = _Graph(repo)
     rng = random.Random(seed)
-    pairs = [(rng.choice(commits), rng.choice(commits)) for _ in range(150)]
+    pairs: list[tuple[str, str | None]] = [(rng.choice(commits), rng.choice(commits)) for _ in range(150)]
     pairs += [(c, None) for c in commits[::7]]
     for tip, exclude in pairs:
         walked = graph.range(tip, exclude)
