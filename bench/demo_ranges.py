@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,11 +71,13 @@ def in_memory(repo: Path, ranges: list[tuple[str, str]]) -> list[set[str]]:
     return [set(graph.range(new, old) or ()) for new, old in ranges]
 
 
-def best(fn: object, *args: object) -> tuple[float, float, object]:
-    wall, cpu, result = float("inf"), float("inf"), None
+def best(
+    fn: Callable[[Path, list[tuple[str, str]]], list[set[str]]], repo: Path, ranges: list[tuple[str, str]]
+) -> tuple[float, float, list[set[str]]]:
+    wall, cpu, result = float("inf"), float("inf"), []
     for _ in range(3):
         t0, c0 = time.perf_counter(), os.times()
-        result = fn(*args)  # type: ignore[operator]
+        result = fn(repo, ranges)
         c1 = os.times()
         wall = min(wall, time.perf_counter() - t0)
         cpu = min(cpu, c1.user - c0.user + c1.system - c0.system
@@ -96,7 +99,7 @@ def main() -> None:
         base_wall, base_cpu, expected = best(with_git, repo, ranges)
         new_wall, new_cpu, got = best(in_memory, repo, ranges)
         assert got == expected, "the in-memory ranges differ from git rev-list"
-        listed = sum(len(s) for s in got)  # type: ignore[union-attr]
+        listed = sum(len(s) for s in got)
         print(f"{len(ranges)} ranges, {listed} commits listed, repository of {args.commits} commits; "
               f"load {os.getloadavg()[0]:.1f}")
         print("| way | wall s | CPU s (with git) | x wall | x CPU |")
