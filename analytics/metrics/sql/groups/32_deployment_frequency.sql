@@ -10,8 +10,8 @@
 -- note: deployment_days_per_week_median counts whole 7-day blocks from the period start, weeks without deployments as 0 (the deployment frequency rating uses it)
 WITH successful_deployments AS (
     SELECT *,
-           CAST(floor((epoch(deployed_at) - epoch(period_start)) / (7 * 86400)) AS INTEGER) AS week_block,
-           CAST(floor((epoch(deployed_at) - epoch(period_start)) / (30 * 86400)) AS INTEGER) AS month_block,
+           CAST(floor((epoch_seconds(deployed_at) - epoch_seconds(period_start)) / (7 * 86400)) AS INTEGER) AS week_block,
+           CAST(floor((epoch_seconds(deployed_at) - epoch_seconds(period_start)) / (30 * 86400)) AS INTEGER) AS month_block,
            CAST(floor(period_days / 7) AS INTEGER) AS whole_weeks,
            CAST(floor(period_days / 30) AS INTEGER) AS whole_months
     FROM scoped

@@ -68,7 +68,7 @@ change_starts AS (
 ),
 change_lead_hours AS (
     SELECT cs.*,
-           (epoch(cs.deployed_at) - epoch(cs.start_at)) / 3600.0 AS lead_hours
+           (epoch_seconds(cs.deployed_at) - epoch_seconds(cs.start_at)) / 3600.0 AS lead_hours
     FROM change_starts cs
 )
 SELECT deployment_id,

@@ -86,7 +86,7 @@ gap_choice AS (
     FROM latest_before_incident l
     JOIN incidents i ON i.id = l.incident_id
     CROSS JOIN settings s
-    WHERE (epoch(i.created_at) - epoch(l.deployed_at)) / 3600.0 <= s.gap_hours
+    WHERE (epoch_seconds(i.created_at) - epoch_seconds(l.deployed_at)) / 3600.0 <= s.gap_hours
 ),
 attributed AS (
     SELECT i.*,
@@ -111,7 +111,7 @@ SELECT a.id AS incident_id,
        a.resolved_at,
        a.resolved_at IS NULL AS is_open,
        CASE WHEN a.resolved_at IS NOT NULL
-            THEN (epoch(a.resolved_at) - epoch(a.created_at)) / 3600.0 END AS restore_hours,
+            THEN (epoch_seconds(a.resolved_at) - epoch_seconds(a.created_at)) / 3600.0 END AS restore_hours,
        a.title,
        a.root_cause,
        a.root_cause_unmatched,

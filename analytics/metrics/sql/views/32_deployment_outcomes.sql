@@ -134,7 +134,7 @@ SELECT d.id,
        coalesce(r.failure_signals, []) AS failure_signals,
        r.recovered_at,
        CASE WHEN r.recovered_at >= d.deployed_at
-            THEN (epoch(r.recovered_at) - epoch(d.deployed_at)) / 3600.0 END AS recovery_hours,
+            THEN (epoch_seconds(r.recovered_at) - epoch_seconds(d.deployed_at)) / 3600.0 END AS recovery_hours,
        w.deployment_id IS NOT NULL AS is_rework,
        coalesce(w.rework_reasons, []) AS rework_reasons
 FROM deployments d

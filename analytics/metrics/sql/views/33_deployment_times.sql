@@ -7,7 +7,7 @@ SELECT d.id,
        d.environment,
        d.repository,
        d.deployed_at,
-       CAST(timezone('UTC', d.deployed_at) AS DATE) AS deployed_day,
+       utc_day(d.deployed_at) AS deployed_day,
        d.status,
        d.status = 'success' AND (coalesce(CAST(getvariable('gitops_dora_count_redeploys') AS BOOLEAN), true)
                                  OR NOT coalesce(r.is_redeploy, false)) AS counts_as_deployment

@@ -13,7 +13,7 @@
 -- the NULL and give 0, which would count an unreviewed PR as reviewed instantly).
 CREATE OR REPLACE TEMP MACRO phase_hours(later_at, earlier_at) AS
     CASE WHEN later_at IS NULL OR earlier_at IS NULL THEN NULL
-         ELSE greatest(0, epoch(later_at) - epoch(earlier_at)) / 3600.0 END;
+         ELSE greatest(0, epoch_seconds(later_at) - epoch_seconds(earlier_at)) / 3600.0 END;
 
 -- change_pull_requests holds the PR side alone, one row per (repo, sha) that belongs to a merged PR,
 -- so the PR breakdown family joins only these rows (none when no PR was collected) instead of
