@@ -14,6 +14,7 @@ Each test computes the same figures two ways:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,13 +92,31 @@ def test_copies_and_once_per_report_views_change_no_number(
     query = QUERIES[name]
     fast = _payload(con, query)
     monkeypatch.setattr(engine, "COPIED_TABLES", ())
+    monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {})
     monkeypatch.setattr(engine, "SHARED_VIEWS", ())
     straight = _payload(con, query)
     assert b'"deployments":' in fast
+    assert any(g["prs_deployed"] for g in json.loads(fast)["groups"])  # the copied PRs count
     assert fast == straight
     # the copies are gone afterwards: the views read the store again
     temp = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp'").fetchall()
-    assert not {"deployments", "services", "incidents"} & {str(r[0]) for r in temp}
+    assert not {"deployments", "services", "incidents", "pull_requests"} & {str(r[0]) for r in temp}
+
+
+def test_pull_requests_are_copied_only_within_their_limit(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pull_requests is copied for the report while small; above the limit the views read the
+    store (no copy), with the same numbers either way."""
+    query = QUERIES["by team, month"]
+    copied = _payload(con, query)
+    prs = int(con.execute("SELECT count(*) FROM pull_requests").fetchone()[0])  # type: ignore[index]
+    assert 0 < prs <= engine.COPIED_WHEN_SMALL["pull_requests"]
+    database = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+    assert engine._small_tables(con, database) == ["pull_requests"]
+    monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {"pull_requests": prs - 1})
+    assert engine._small_tables(con, database) == []
+    assert _payload(con, query) == copied
 
 
 # The throughput family as one aggregate over deployments stacked with their changes (before).
