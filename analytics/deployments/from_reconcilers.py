@@ -28,7 +28,7 @@ from analytics.config import Config
 from analytics.deployments.dimensions import register_named
 from analytics.deployments.reconciler_rows import EVENT_COLUMNS, OBJECT_COLUMNS, Collected
 from analytics.store.connection import WriteSession
-from analytics.store.upsert import merge, merge_values
+from analytics.store.upsert import merge_sql, merge_values
 
 ObjectKey = tuple[str, str, str, str]  # reconciler, kind, namespace, name
 
@@ -88,10 +88,10 @@ def store_collected(
         session.con.register("_new_events", frame)
         try:
             cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-            before = _count(session, "reconciler_events")
-            merge(session.con, "reconciler_events", f"SELECT {cols} FROM _new_events", EVENT_COLUMNS,
-                  on_match="ignore")
-            summary.events = _count(session, "reconciler_events") - before
+            # MERGE answers with the number of rows it inserted: no count before and after
+            inserted = _first(session.con.execute(merge_sql(
+                "reconciler_events", f"SELECT {cols} FROM _new_events", EVENT_COLUMNS, on_match="ignore")))
+            summary.events = int(inserted[0]) if inserted else 0
         finally:
             session.con.unregister("_new_events")
     for raw in sorted(set(collected.unknown_revisions)):
@@ -104,11 +104,6 @@ def store_collected(
 
         summary.changes = link_deployments(session, config, new_ids)
     return summary
-
-
-def _count(session: WriteSession, table: str) -> int:
-    row = _first(session.con.execute(f"SELECT count(*) FROM {table}"))
-    return int(row[0]) if row else 0
 
 
 def config_repo_for(session: WriteSession, config: Config, service: str) -> str | None:
@@ -209,22 +204,23 @@ def derive_deployments(
                 session.con.execute("DELETE FROM deployments WHERE id IN (SELECT id FROM _gone)").fetchall()
             finally:
                 session.con.unregister("_gone")
-        session.con.execute(
-            f"""UPDATE reconciler_events e SET deployment_id = NULL FROM {kt} k
-                WHERE k.reconciler = e.reconciler AND k.kind = e.kind AND k.namespace = e.namespace
-                  AND k.name = e.name AND e.deployment_id IS NOT NULL"""
-        ).fetchall()
-    if rows:
-        session.upsert("deployments", rows)
-        frame = pd.DataFrame.from_records(links, columns=["event_id", "deployment_id"])
+        # Each event of these objects points at the deployment it made now, or at none: one
+        # statement that rewrites only the events whose link changed.
+        frame = pd.DataFrame.from_records(links, columns=["event_id", "deployment_id"]).astype(object)
         session.con.register("_links", frame)
         try:
             session.con.execute(
-                "UPDATE reconciler_events e SET deployment_id = l.deployment_id FROM _links l "
-                "WHERE e.id = l.event_id"
+                f"""UPDATE reconciler_events e SET deployment_id = s.deployment_id
+                    FROM (SELECT ev.id, l.deployment_id
+                          FROM reconciler_events ev JOIN {kt} k USING (reconciler, kind, namespace, name)
+                          LEFT JOIN _links l ON l.event_id = ev.id
+                          WHERE ev.deployment_id IS DISTINCT FROM l.deployment_id) s
+                    WHERE e.id = s.id"""
             ).fetchall()
         finally:
             session.con.unregister("_links")
+    if rows:
+        session.upsert("deployments", rows)
     register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])
     summary.deployments += len(rows)
     summary.failed += sum(1 for r in rows if r["status"] == "failed")

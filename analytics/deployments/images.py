@@ -563,7 +563,8 @@ class _Linker:
     config: Config
     scanned: set[str] = field(default_factory=set)
     graphs: dict[str, _Graph] = field(default_factory=dict)
-    image_rows: dict[tuple[str, str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
+    # config repo -> service -> (commit, app repo, app sha, environment), newest first
+    image_rows: dict[str, dict[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
     def config_path(self, service: Service) -> Path | None:
         if service.gitops is None:
@@ -585,15 +586,17 @@ class _Linker:
         reachable = self.ancestry(repo, config_sha)
         if not reachable:
             return None
-        key = (repo_id, service, env)
-        if key not in self.image_rows:  # one query per service and environment, not per deployment
-            self.image_rows[key] = self.session.con.execute(
-                """SELECT commit_sha, app_repo, app_sha, environment FROM config_image_changes
-                   WHERE config_repo = ? AND service = ? AND environment IN (?, '') AND app_sha IS NOT NULL
-                   ORDER BY committed_at DESC, commit_sha""",
-                [repo_id, service, env],
-            ).fetchall()
-        rows = self.image_rows[key]
+        if repo_id not in self.image_rows:  # one query per config repository, not per deployment
+            by_service: dict[str, list[tuple[Any, ...]]] = {}
+            for row in self.session.con.execute(
+                """SELECT service, commit_sha, app_repo, app_sha, environment FROM config_image_changes
+                   WHERE config_repo = ? AND app_sha IS NOT NULL
+                   ORDER BY committed_at DESC, commit_sha, path""",
+                [repo_id],
+            ).fetchall():
+                by_service.setdefault(str(row[0]), []).append(tuple(row[1:]))
+            self.image_rows[repo_id] = by_service
+        rows = self.image_rows[repo_id].get(service, [])
         for wanted_env in (env, ""):
             for commit_sha, app_repo, app_sha, row_env in rows:
                 if row_env == wanted_env and commit_sha in reachable:
