@@ -32,12 +32,15 @@ of file descriptors is logged once a minute in one line, not as a traceback per 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -57,6 +60,7 @@ from analytics.errors import UserError
 from analytics.store.location import StoreRef
 from analytics.webhooks.providers import provider_modules
 from analytics.webhooks.writer import (
+    LARGE_PAYLOAD,
     Column,
     Delivery,
     DeliveryWriter,
@@ -229,7 +233,7 @@ def json_depth_ok(payload: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def _parse_json(text: bytes | str) -> Any:
+def _parse_json(text: bytes | bytearray | str) -> Any:
     """Strict JSON (orjson: RFC 8259, UTF-8, no NaN). Raises Rejected for JSON that is well formed
     but can never be stored, ValueError for malformed JSON."""
     import orjson
@@ -247,7 +251,7 @@ def _parse_json(text: bytes | str) -> Any:
         raise ValueError(reason) from None
 
 
-def _json_text(headers: Mapping[str, str], body: bytes) -> bytes | str:
+def _json_text(headers: Mapping[str, str], body: bytes | bytearray) -> bytes | bytearray | str:
     """GitHub can also send ``application/x-www-form-urlencoded`` with the JSON in ``payload``."""
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         from urllib.parse import parse_qs
@@ -271,7 +275,7 @@ class _Prepared:
 
 
 def prepare(
-    endpoint: Endpoint, headers: Mapping[str, str], body: bytes, config: Config,
+    endpoint: Endpoint, headers: Mapping[str, str], body: bytes | bytearray, config: Config,
     columns: Mapping[str, Mapping[str, Column]], insecure: bool, arrived: float, received_at: datetime,
 ) -> _Prepared:
     """Signature, JSON, rows and the checks that make a delivery storable; pure CPU work (run in
@@ -293,8 +297,11 @@ def prepare(
     if not isinstance(payload, dict):
         return _Prepared(status=400, message="the payload must be a JSON object")
     # nesting needs an opening bracket per level: a body with few of them (most) skips the walk
-    if (text.count(b"{") + text.count(b"[") if isinstance(text, bytes) else text.count("{") + text.count("[")
-            ) > MAX_JSON_DEPTH and not json_depth_ok(payload):
+    if isinstance(text, str):
+        brackets = text.count("{") + text.count("[")
+    else:
+        brackets = text.count(b"{") + text.count(b"[")
+    if brackets > MAX_JSON_DEPTH and not json_depth_ok(payload):
         return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         rows = module.to_rows(headers, payload, config)
@@ -307,14 +314,89 @@ def prepare(
         deliberate = isinstance(exc, Rejected | ValueError) and str(exc).strip()  # a provider's reason
         reason = first_line(exc) if deliberate else f"{type(exc).__name__}: {first_line(exc)}"
         return _Prepared(status=422, message=f"unusable payload: {reason}")
-    payload_json = text.decode("utf-8") if isinstance(text, bytes) else text
     # The parsed payload is not kept: the writer stores the JSON text and the rows made from it,
     # and the objects json.loads built (about five times the body) are freed before the writer runs.
+    if not isinstance(text, str) and len(text) >= LARGE_PAYLOAD:
+        spooled = spool_payload(text)
+        if spooled is not None:  # the body is not kept either: the store reads the file
+            rows = compact_rows(rows)
+            del payload
+            release_freed_memory()
+            return _Prepared(delivery=Delivery(
+                provider=endpoint.name, delivery_id=delivery_id, event=event, body=b"", payload={},
+                rows=rows, finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
+                payload_file=spooled, body_sha256=hashlib.sha256(body).hexdigest(),
+                received_at=received_at, arrived=arrived,
+            ))
+    del payload
+    payload_json = text if isinstance(text, str) else text.decode("utf-8")
     return _Prepared(delivery=Delivery(
-        provider=endpoint.name, delivery_id=delivery_id, event=event, body=body, payload={}, rows=rows,
-        finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
+        provider=endpoint.name, delivery_id=delivery_id, event=event, body=bytes(body), payload={},
+        rows=rows, finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
         payload_json=payload_json, received_at=received_at, arrived=arrived,
     ))
+
+
+def compact_rows(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """The rows with their strings copied out of the parsed payload, one copy per distinct value.
+
+    Rows keep some of the payload's strings (a commit's sha, its author's name), scattered over the
+    memory the parser filled, so freeing the payload would hand almost none of that memory back:
+    for a 24 MB push, 100 MB stayed held until the writer had stored the rows, and the writer's
+    own memory came on top of it. Copied while the payload is still whole, the rows sit in memory
+    of their own (a quarter of that: a push repeats an author's name and e-mail per commit), and
+    the payload's is freed entire when it goes. The values are equal, so the stored rows are the
+    same; only large payloads pay for the copy."""
+    copies: dict[str, str] = {}  # keyed by the payload's strings: must not outlive this call
+    return {table: [{name: _copied(value, copies) for name, value in row.items()} for row in table_rows]
+            for table, table_rows in rows.items()}
+
+
+def _copied(value: Any, copies: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        found = copies.get(value)
+        if found is None:
+            found = copies[value] = value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+        return found
+    if isinstance(value, list):
+        return [_copied(item, copies) for item in value]
+    return value
+
+
+def release_freed_memory() -> None:
+    """Hand the C allocator's free memory back to the system (glibc's ``malloc_trim``): after a
+    large body it keeps the freed buffers for reuse, which a receiver seeing one such body an hour
+    never reuses. A no-op where the C library has no ``malloc_trim``."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def spool_payload(text: bytes | bytearray) -> str | None:
+    """A large payload's JSON text written to a temporary file, for the writer to store with
+    DuckDB's read_text (``writer.py``) instead of as a Python string bound to the INSERT; the
+    writer removes the file once the delivery is settled. None when the temporary folder's path
+    has a character read_text would take as a glob, or the file cannot be written: the text then
+    goes the in-memory way."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="gitops-dora-payload-", suffix=".json")
+    except OSError:  # no writable temporary folder
+        return None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            if any(c in path for c in "*?[]{}"):
+                raise OSError("glob character in the temporary folder's path")
+            file.write(text)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return None
+    return path
 
 
 @dataclass
@@ -362,7 +444,10 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                 if not state.budget.take(declared):
                     return refuse(503, "receiver busy: too many bodies being read, retry later")
                 reserved = declared
+            # A large body is read into one buffer of its declared size, never as chunks and their
+            # join (twice the body at that moment); small ones keep the list, cheaper for one chunk.
             chunks: list[bytes] = []
+            buffer = bytearray(declared) if declared is not None and declared > OFFLOAD_BYTES else None
             size = 0
             try:
                 async with asyncio.timeout(max(0.0, started + limits.read_timeout - loop.time())):
@@ -375,13 +460,25 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                                 return refuse(503, "receiver busy: too many bodies being read, retry later",
                                               close=True)
                             reserved = size
-                        if chunk:
+                        if not chunk:
+                            continue
+                        if buffer is not None and size <= len(buffer):
+                            buffer[size - len(chunk):size] = chunk
+                        elif buffer is not None:  # more than declared: the protocol never lets it
+                            buffer[size - len(chunk):] = chunk
+                        else:
                             chunks.append(chunk)
             except TimeoutError:
                 return refuse(408, f"request not received within {limits.read_timeout:g} s", close=True)
             except ClientDisconnect:
                 return _reply(400, "client disconnected", close=True)
-            body = b"".join(chunks)
+            body: bytes | bytearray
+            if buffer is not None:
+                if size < len(buffer):  # fewer bytes than declared (the protocol refuses that first)
+                    del buffer[size:]
+                body, buffer = buffer, None
+            else:
+                body = b"".join(chunks)
             del chunks
             received_at = datetime.now(UTC) - timedelta(seconds=loop.time() - started)
             args = (endpoint, headers, body, state.config, state.writer.columns, state.insecure, started,
@@ -389,9 +486,12 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
             if len(body) > OFFLOAD_BYTES:
                 from starlette.concurrency import run_in_threadpool
 
+                del body  # only ``args`` holds it, and lets go of it before the writer is awaited
                 prepared = await run_in_threadpool(prepare, *args)
             else:
+                del body
                 prepared = prepare(*args)
+            del args
             if prepared.delivery is None:
                 return refuse(prepared.status, prepared.message)
             delivery = prepared.delivery

@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import queue
 import random
 import threading
@@ -70,6 +71,7 @@ from analytics.config import Config
 from analytics.errors import UserError
 from analytics.store.connection import CATALOG, WriteSession, hold_store, is_conflict
 from analytics.store.keys import key_of
+from analytics.store.literals import MAX_INLINE_ITEMS
 from analytics.store.location import StoreRef, resolve
 from analytics.store.upsert import merge, merge_values
 
@@ -112,6 +114,27 @@ _INSERT_ONE_DELIVERY = (
     " WHERE d.provider = v.provider AND d.delivery_id = v.delivery_id)"
 )
 LARGE_PAYLOAD = 256 * 1024  # characters of payload JSON
+# A table's rows past this many are merged in parts of at most this many (but of more than the
+# MAX_INLINE_ITEMS that analytics/store/literals.py would write into the SQL as literals, far
+# slower to parse at that size): one MERGE of a 30,000-commit push held its bound lists converted
+# all at once (measured: peak -60 MiB with 3 parts). Batches of small deliveries stay one MERGE
+# per table.
+MERGE_PART_ROWS = 10_000
+# DuckDB's allocator (jemalloc) keeps what a statement freed, up to 128 MiB, for the next one; for a
+# batch with a large payload it flushes after each task instead (measured: peak -60 MiB for 24 MB).
+_LEAN = "SET allocator_flush_threshold = '1MiB'; SET allocator_bulk_deallocation_flush_threshold = '1MiB'"
+_UNLEAN = "RESET allocator_flush_threshold; RESET allocator_bulk_deallocation_flush_threshold"
+# A spooled payload goes from its file to the store without a Python string: binding a 20 MB
+# string costs DuckDB about six times its size (+163 MiB for 23.8 MiB), read_text about four.
+_INSERT_SPOOLED_DELIVERY = (
+    f"INSERT INTO webhook_deliveries ({', '.join(_DELIVERY_COLUMNS)})"
+    " SELECT * FROM (SELECT "
+    + ", ".join(f"content AS {c}" if c == "payload" else f"${i}::{t} AS {c}"
+                for i, (c, t) in enumerate(_DELIVERY_TYPES.items(), 1))
+    + " FROM read_text($6)) AS v"
+    " WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d"
+    " WHERE d.provider = v.provider AND d.delivery_id = v.delivery_id)"
+)
 _INT_RANGE = {"TINYINT": 2**7, "SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
 _UNAVAILABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.InterruptException, OSError,
                 MemoryError, UserError)
@@ -158,6 +181,10 @@ class Delivery:
     finalize: Finalize | None
     finalize_after: frozenset[str] | None = None  # provider's FINALIZE_AFTER: tables that need it
     payload_json: str | None = None  # the payload as JSON text (the body, when it was JSON)
+    # A large payload's JSON text in a file (``spool_payload``) instead of ``payload_json``: DuckDB
+    # reads it with read_text, and ``body`` is then empty, its hash in ``body_sha256``.
+    payload_file: str | None = None
+    body_sha256: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     arrived: float = field(default_factory=time.monotonic)  # when the request came in
     future: Future[str] = field(default_factory=Future)
@@ -290,7 +317,11 @@ class DeliveryWriter:
                 batch, stopping = self._gather(first)
                 if self._run_started is None:
                     self._run_started, self._run_since = datetime.now(UTC), time.monotonic()
-                self._apply(batch)
+                try:
+                    self._apply(batch)
+                finally:
+                    for delivery in batch:
+                        discard_payload_file(delivery)
                 if stopping:
                     break
                 if time.monotonic() - self._run_since > RUN_SECONDS:
@@ -370,7 +401,23 @@ class DeliveryWriter:
         _wake(batch)
 
     def _commit(self, batch: list[Delivery]) -> list[str]:
-        """One transaction for the batch, run again when its commit meets another writer's."""
+        """One transaction for the batch, run again when its commit meets another writer's. A batch
+        with a spooled (large) payload has DuckDB hand its memory back after each statement
+        (``_LEAN``), not keep it for the next: the payload's INSERT, the MERGE of its thousands of
+        rows and the re-derivations would otherwise each add theirs to the last one's."""
+        lean = any(d.payload_file is not None for d in batch)
+        try:
+            if lean:
+                self.open()
+                assert self._con is not None
+                self._con.execute(_LEAN)
+            return self._commit_batch(batch)
+        finally:
+            if lean and self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute(_UNLEAN)
+
+    def _commit_batch(self, batch: list[Delivery]) -> list[str]:
         check_first = False
         for attempt in range(CONFLICT_RETRIES + 1):
             self.open()
@@ -415,6 +462,7 @@ class DeliveryWriter:
         outcomes: list[str] = []
         tables: dict[str, list[dict[str, Any]]] = {}
         deliveries: list[tuple[Any, ...]] = []
+        spooled: list[tuple[Any, ...]] = []
         finalizers: dict[str, Finalize] = {}
         for delivery in batch:
             key = (delivery.provider, delivery.delivery_id)
@@ -428,33 +476,41 @@ class DeliveryWriter:
                 if rows:
                     tables.setdefault(table, []).extend(rows)
                     count += len(rows)
-            text = delivery.payload_json if delivery.payload_json is not None else _json(delivery.payload)
-            deliveries.append((
-                delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
-                hashlib.sha256(delivery.body).hexdigest(), text, count,
-            ))
+            if delivery.payload_file is not None:  # the payload's text: its file's path here
+                spooled.append((
+                    delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
+                    delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest(), delivery.payload_file,
+                    count,
+                ))
+            else:
+                text = delivery.payload_json if delivery.payload_json is not None else _json(delivery.payload)
+                deliveries.append((
+                    delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
+                    delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest(), text, count,
+                ))
             after = delivery.finalize_after
             if delivery.finalize is not None and (after is None or any(delivery.rows.get(t) for t in after)):
                 finalizers[f"{delivery.finalize.__module__}.{delivery.finalize.__qualname__}"] = (
                     delivery.finalize
                 )
-        if deliveries:
+        if deliveries or spooled:
             inserted = 0
             small = [d for d in deliveries if len(d[5]) < LARGE_PAYLOAD]
             if small:
                 columns = [list(column) for column in zip(*small, strict=True)]
                 inserted += _count(con.execute(_INSERT_DELIVERIES, columns).fetchall())
-            large = [d for d in deliveries if len(d[5]) >= LARGE_PAYLOAD]
+            large = [(_INSERT_ONE_DELIVERY, d) for d in deliveries if len(d[5]) >= LARGE_PAYLOAD]
+            large += [(_INSERT_SPOOLED_DELIVERY, d) for d in spooled]
             if large:
                 # and not inlined into the catalog: DuckLake copies an inlined row into SQLite at
-                # COMMIT, which cost a 20 MB payload another +300 MB; a Parquet file costs about 6x
+                # COMMIT, which cost a 20 MB payload another +300 MB; a Parquet file costs about 4x
                 con.execute("SET ducklake_default_data_inlining_row_limit = 0")
                 try:
-                    for row in large:
-                        inserted += _count(con.execute(_INSERT_ONE_DELIVERY, list(row)).fetchall())
+                    for statement, row in large:
+                        inserted += _count(con.execute(statement, list(row)).fetchall())
                 finally:
                     con.execute("RESET ducklake_default_data_inlining_row_limit")
-            if not check_first and inserted != len(deliveries):
+            if not check_first and inserted != len(deliveries) + len(spooled):
                 raise _StoredBefore
         for table, rows in tables.items():
             self._upsert(session, table, rows)
@@ -475,8 +531,14 @@ class DeliveryWriter:
         for row in latest.values():
             columns.extend(c for c in row if c not in columns)
         source = ", ".join(f'unnest(${i}) AS "{c}"' for i, c in enumerate(columns, 1))
-        merge(session.con, table, f"SELECT {source}", columns,
-              [[row.get(c) for row in latest.values()] for c in columns])
+        keyed = list(latest.values())
+        # Rows of different keys: merged in parts or at once, the table ends the same.
+        parts = max(1, min(-(-len(keyed) // MERGE_PART_ROWS), len(keyed) // (MAX_INLINE_ITEMS + 1)))
+        step = -(-len(keyed) // parts)
+        for start in range(0, len(keyed), step):
+            part = keyed[start:start + step]
+            merge(session.con, table, f"SELECT {source}", columns,
+                  [[row.get(c) for row in part] for c in columns])
         session.rows_written += len(latest)
 
     def _end_run(self) -> None:
@@ -530,6 +592,14 @@ def _settle(deliveries: list[Delivery]) -> None:
             waiter.set_exception(error)
         else:
             waiter.set_result(delivery.future.result())
+
+
+def discard_payload_file(delivery: Delivery) -> None:
+    """Remove a delivery's spooled payload once its batch is settled (stored or refused)."""
+    path, delivery.payload_file = delivery.payload_file, None
+    if path is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _count(result: list[tuple[Any, ...]]) -> int:
