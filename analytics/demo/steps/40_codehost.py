@@ -216,8 +216,9 @@ def _fill(shapes: _GitHubShapes, demo: DemoContext, manifest: dict[str, Any], rn
     for service in manifest["services"]:
         name, full = service["name"], f"{ORG}/{service['name']}"
         shapes.repos[full] = {"pulls": [], "issues": []}
-        logins = sorted({_login(c[2]) for m in _merges(demo.workdir / service["repo"]) for c in m["commits"]})
-        for number, merge in enumerate(_merges(demo.workdir / service["repo"]), start=1):
+        merges = _merges(demo.workdir / service["repo"])
+        logins = sorted({_login(c[2]) for m in merges for c in m["commits"]})
+        for number, merge in enumerate(merges, start=1):
             first = datetime.fromtimestamp(merge["commits"][0][1], UTC)
             merged = datetime.fromtimestamp(merge["merged_at"], UTC)
             last_commit = datetime.fromtimestamp(merge["commits"][-1][1], UTC)
