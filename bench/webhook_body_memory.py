@@ -8,6 +8,11 @@ one push of ``--commits`` commits (30,000 make a 20 MB body; GitHub caps payload
 prints the receiver's resident memory before (VmRSS) and its peak after (VmHWM), both read from
 /proc, and the growth divided by the body's size: the baseline is the body itself, so 1.0 would
 mean the receiver held nothing but one copy of it. Issue #16 asks for about 2.
+
+A body over 256 KiB takes the receiver's large-body path (``analytics/webhooks/server.py``:
+one buffer, the payload spooled to a file the writer stores with read_text, the rows copied out
+of the parsed payload); docs/performance.md, "Webhook receiver memory per delivery", says where
+the rest goes.
 """
 
 from __future__ import annotations
