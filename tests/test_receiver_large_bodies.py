@@ -310,3 +310,25 @@ def test_prepare_spools_a_large_payload_and_keeps_neither_body_nor_parsed_string
     plain = server.prepare(endpoint, head, small, Config(), columns, True, 0.0, T0).delivery
     assert plain is not None and plain.payload_file is None
     assert plain.body is small and plain.payload_json == small.decode()
+
+
+def test_a_large_payload_stays_in_memory_where_the_temporary_folder_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from analytics.webhooks import server
+    from analytics.webhooks.writer import Column
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    body = json.dumps(gh_issue(REPO, 3, ["incident"], "2026-03-01T06:00:00Z", body="z" * 300_000)).encode()
+    endpoint = next(e for e in server.provider_secrets({}) if e.name == "github")
+    columns = {"incidents": {c: Column("VARCHAR", True) for c in (
+        "id", "service", "environment", "created_at", "resolved_at", "title", "root_cause", "source",
+        "source_ref", "url", "labels")}}
+    head = {"x-github-event": "issues"}
+    prepared = server.prepare(endpoint, head, bytearray(body), Config(), columns, True, 0.0, T0)
+    delivery = prepared.delivery
+    assert delivery is not None, prepared.message
+    assert delivery.payload_file is None and delivery.payload_json == body.decode()
+    assert delivery.body == body and delivery.rows["incidents"][0]["source_ref"] == "3"
