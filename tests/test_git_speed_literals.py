@@ -118,6 +118,10 @@ def test_what_cannot_be_a_literal_is_bound() -> None:
     with pytest.raises(NotInlinable):
         inline("SELECT ?, ?", ["a"])  # too few parameters
     with pytest.raises(NotInlinable):
+        inline("SELECT $$ ? $$, ?", ["a"])  # a dollar-quoted string
+    with pytest.raises(NotInlinable):
+        inline("SELECT $0", ["a"])
+    with pytest.raises(NotInlinable):
         sql_literal(object())
     con = duckdb.connect()
     try:

@@ -63,7 +63,8 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
 
     Raises :class:`NotInlinable` when a value has no literal form here or the placeholders do not
     match the parameters (named parameters are not handled). Quoted strings, quoted identifiers
-    and comments are skipped, so a ``?`` inside them is left alone.
+    and comments are skipped, so a ``?`` inside them is left alone; a statement with a
+    dollar-quoted string is bound instead.
     """
     if params is None:
         return sql
@@ -73,8 +74,8 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
     literals: dict[int, str] = {}
 
     def literal(k: int) -> str:
-        if k >= len(values):
-            raise NotInlinable("more placeholders than parameters")
+        if not 0 <= k < len(values):
+            raise NotInlinable("a placeholder without a parameter")
         if k not in literals:
             literals[k] = sql_literal(values[k])
         return literals[k]
@@ -117,6 +118,8 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
             out.append(literal(int(sql[i + 1:end]) - 1))
             numbered = True
             i = end
+        elif ch == "$":  # a dollar-quoted string, whose content this scan would not skip
+            raise NotInlinable("a dollar-quoted string")
         else:
             out.append(ch)
             i += 1
