@@ -15,7 +15,14 @@ import duckdb
 import pytest
 
 from analytics.store.connection import open_reader
-from analytics.store.literals import MAX_INLINE_ITEMS, NotInlinable, execute, inline, sql_literal
+from analytics.store.literals import (
+    MAX_INLINE_CHARS,
+    MAX_INLINE_ITEMS,
+    NotInlinable,
+    execute,
+    inline,
+    sql_literal,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,6 +128,8 @@ def test_what_cannot_be_a_literal_is_bound() -> None:
         inline("SELECT $$ ? $$, ?", ["a"])  # a dollar-quoted string
     with pytest.raises(NotInlinable):
         inline("SELECT $0", ["a"])
+    with pytest.raises(NotInlinable):
+        inline("SELECT ?, ?", ["x" * (MAX_INLINE_CHARS // 2), "y" * (MAX_INLINE_CHARS // 2)])
     with pytest.raises(NotInlinable):
         sql_literal(object())
     con = duckdb.connect()

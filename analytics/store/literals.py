@@ -18,6 +18,9 @@ from typing import Any
 # Longer lists are bound: parsing a literal of tens of thousands of constants costs more than the
 # import it saves, and a caller with that much data has paid for pandas already.
 MAX_INLINE_ITEMS = 5000
+# Nor is a statement whose literals would add more than this many characters to it: the SQL text
+# would hold a second copy of large values (a webhook payload) for the parser.
+MAX_INLINE_CHARS = 1 << 20
 
 
 class NotInlinable(ValueError):
@@ -72,12 +75,16 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
         raise NotInlinable("named parameters")
     values = list(params)
     literals: dict[int, str] = {}
+    size = [0]
 
     def literal(k: int) -> str:
         if not 0 <= k < len(values):
             raise NotInlinable("a placeholder without a parameter")
         if k not in literals:
             literals[k] = sql_literal(values[k])
+            size[0] += len(literals[k])
+            if size[0] > MAX_INLINE_CHARS:
+                raise NotInlinable("values too large for literals")
         return literals[k]
 
     out: list[str] = []
