@@ -24,7 +24,7 @@ import pytest
 
 from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
-from tests.store_query import query
+from tests.store_query import query, store_reader
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
@@ -261,9 +261,13 @@ def test_shallow_clone_warns_and_continues(tmp_path: Path, release: tuple[GitRep
 def _table_dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     if not db.exists():
         return {}
-    tables = [r[0] for r in query(db, "SELECT table_name FROM duckdb_tables() WHERE table_name NOT IN "
-                                      "('collection_runs', 'schema_migrations')")]
-    return {t: query(db, f'SELECT * FROM "{t}" ORDER BY ALL') for t in tables}
+    con = store_reader(db)   # one reader (one snapshot) for every table: a reader costs 0.1-0.2 s
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name NOT IN "
+                                            "('collection_runs', 'schema_migrations')").fetchall()]
+        return {t: con.execute(f'SELECT * FROM "{t}" ORDER BY ALL').fetchall() for t in tables}
+    finally:
+        con.close()
 
 
 def test_missing_object_fails_cleanly(tmp_path: Path, release: tuple[GitRepo, dict[str, str]]) -> None:

@@ -21,6 +21,7 @@ from tests.stability_env import (
     rows,
     write_csv,
 )
+from tests.store_fixture import DemoStore, copy_demo
 
 
 @pytest.fixture
@@ -340,12 +341,13 @@ def test_rollback_marks_the_replaced_deployment_failed(db: Path, tmp_path: Path)
     assert g["failed_deployment_recovery_median_hours"] == pytest.approx(6.0)
 
 
-def test_demo_incidents_cover_every_attribution_rule(tmp_path: Path) -> None:
+def test_demo_incidents_cover_every_attribution_rule(tmp_path: Path, demo_store: DemoStore) -> None:
     # The demo's incident step imports through `gitops-dora import`; every rule and an open
     # incident must show up, each incident once, and a second demo run must not duplicate them.
-    db = tmp_path / "demo.duckdb"
-    workdir = tmp_path / "work"
-    gitops(db, "demo", "--workdir", str(workdir))
+    # The first run is the session's `gitops-dora demo` build (tests/conftest.py), copied to be
+    # written to; the second runs here.
+    demo = copy_demo(demo_store, tmp_path / "copy")
+    db, workdir = demo.db, demo.workdir
     # (other demo steps may add incidents from other sources; this step's are source 'import')
     query = ("SELECT attribution_rule, count(*), count(*) FILTER (WHERE is_open) FROM incident_attribution "
              "WHERE source = 'import' GROUP BY 1")
