@@ -222,17 +222,19 @@ def _timestamp(value: datetime) -> str:
 
 def incidents_sql(
     where: str, *, since: datetime | None = None, until: datetime | None = None,
-    gap_hours: float | None = None,
+    gap_hours: float | None = None, earliest: datetime | None = None,
 ) -> tuple[list[str], str, str]:
     """The incidents listing (``incidents.sql``) for the filter ``where`` (SQL over id, service,
     team, environment, created_at and is_open, with the command's parameters): the statements that
     fill the root-cause tables, the query of the listed creation times, and the listing query (no
     ORDER BY) of the incidents created in [since, until), whose gap rule looks at deployments from
-    ``since`` less ``gap_hours`` (and a day, against rounding) on. Each takes the parameters."""
+    ``since`` (or, without one, ``earliest``, the first listed creation time) less ``gap_hours``
+    (and a day, against rounding) on. Each takes the parameters."""
     *prepare, created, listing = INCIDENTS_SQL.read_text().replace("{where}", where).split("\n-- statement\n")
     deployments = ["TRUE"]
-    if since is not None and gap_hours is not None and math.isfinite(gap_hours) and 0 <= gap_hours < 1e6:
-        deployments.append(f"deployed_at >= {_timestamp(since - timedelta(hours=gap_hours + 24))}")
+    start = since if since is not None else earliest
+    if start is not None and gap_hours is not None and math.isfinite(gap_hours) and 0 <= gap_hours < 1e6:
+        deployments.append(f"deployed_at >= {_timestamp(start - timedelta(hours=gap_hours + 24))}")
     if until is not None:
         deployments.append(f"deployed_at < {_timestamp(until)}")
     listing = listing.replace("{slice}", _range("created_at", since, until)).replace(
@@ -290,8 +292,12 @@ def print_incidents(
         expr = line_expression(con, listing, params, columns=columns, fmt=fmt)
         if expr is None:
             return False
-        queries = (lines_query(expr, incidents_sql(where, since=since, until=until, gap_hours=gap_hours)[2],
-                               ("created_at", "id"))
+        # The first slice's deployments start from the first listed incident's time, less the gap:
+        # without that bound its ASOF join would number every earlier deployment of the store.
+        row = con.execute(f"SELECT min(t.moment) FROM ({created}) AS t(moment)", list(params)).fetchone()
+        earliest = row[0] if row and isinstance(row[0], datetime) else None
+        queries = (lines_query(expr, incidents_sql(where, since=since, until=until, gap_hours=gap_hours,
+                                                   earliest=earliest)[2], ("created_at", "id"))
                    for since, until in time_slices(con, created, params))
         print_lines(con, queries, params, fmt=fmt, header=header)
     return True

@@ -89,8 +89,7 @@ FROM (
 ) AS incident
 WHERE {where}
 -- statement
-WITH listed AS NOT MATERIALIZED (
-    -- read twice (the narrow ASOF join, the listing), each time only the columns used
+WITH listed AS (
     SELECT * FROM (
         SELECT i.id, i.service, s.team, i.environment, i.created_at, i.resolved_at,
                i.resolved_at IS NULL AS is_open, i.title, i.root_cause
@@ -107,13 +106,19 @@ successful_deployments AS (
     QUALIFY row_number() OVER (PARTITION BY service, environment, deployed_at ORDER BY id DESC) = 1
 ),
 gap_choice AS (
-    -- rule 2 on the incidents' keys alone: the ASOF join sorts them, not their titles
-    SELECT l.id AS incident_id, s.id AS deployment_id, s.deployed_at
-    FROM (SELECT id, service, environment, created_at FROM listed) AS l
-    ASOF JOIN successful_deployments s
+    -- rule 2: the latest successful deployment of the incident's service and environment at or
+    -- before its creation, if within the gap. One ASOF LEFT JOIN over the listed rows: the slice
+    -- of incidents is read once, with no second join back by id.
+    SELECT l.*,
+           CASE WHEN (epoch(l.created_at) - epoch(s.deployed_at)) / 3600.0
+                     <= coalesce(CAST(getvariable('gitops_dora_max_attribution_gap_hours') AS DOUBLE), 168.0)
+                THEN s.id END AS gap_deployment_id,
+           CASE WHEN (epoch(l.created_at) - epoch(s.deployed_at)) / 3600.0
+                     <= coalesce(CAST(getvariable('gitops_dora_max_attribution_gap_hours') AS DOUBLE), 168.0)
+                THEN s.deployed_at END AS gap_deployed_at
+    FROM listed AS l
+    ASOF LEFT JOIN successful_deployments s
       ON s.service = l.service AND s.environment = l.environment AND l.created_at >= s.deployed_at
-    WHERE (epoch(l.created_at) - epoch(s.deployed_at)) / 3600.0
-          <= coalesce(CAST(getvariable('gitops_dora_max_attribution_gap_hours') AS DOUBLE), 168.0)
 )
 SELECT l.id,
        l.service,
@@ -125,15 +130,14 @@ SELECT l.id,
            AS restore_hours,
        CASE
            WHEN r.deployment_id IS NOT NULL THEN 'root_cause'
-           WHEN g.deployment_id IS NOT NULL THEN 'gap'
+           WHEN l.gap_deployment_id IS NOT NULL THEN 'gap'
            ELSE 'unattributed'
        END AS attribution_rule,
-       coalesce(r.deployment_id, g.deployment_id) AS deployment_id,
-       CASE WHEN r.deployment_id IS NOT NULL THEN r.deployed_at ELSE g.deployed_at END
+       coalesce(r.deployment_id, l.gap_deployment_id) AS deployment_id,
+       CASE WHEN r.deployment_id IS NOT NULL THEN r.deployed_at ELSE l.gap_deployed_at END
            AS deployment_deployed_at,
        l.root_cause,
        l.title,
        l.root_cause IS NOT NULL AND trim(l.root_cause) <> '' AND r.deployment_id IS NULL AS root_cause_unmatched
-FROM listed l
-LEFT JOIN gap_choice g ON g.incident_id = l.id
+FROM gap_choice l
 LEFT JOIN gd_listing_root_cause r ON r.incident_id = l.id
