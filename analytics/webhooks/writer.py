@@ -319,7 +319,7 @@ class DeliveryWriter:
                     self._run_started, self._run_since = datetime.now(UTC), time.monotonic()
                 try:
                     self._apply(batch)
-                finally:
+                finally:  # _apply discards them as it settles each delivery; this is for an error
                     for delivery in batch:
                         discard_payload_file(delivery)
                 if stopping:
@@ -386,6 +386,7 @@ class DeliveryWriter:
                 if kind != "conflict":
                     self._close()  # opened again for the next batch
             for delivery in batch:
+                discard_payload_file(delivery)
                 delivery.future.set_exception(error)
             _wake(batch)
             return
@@ -397,6 +398,7 @@ class DeliveryWriter:
         self._run_stored += stored
         for delivery, outcome in zip(batch, outcomes, strict=True):
             self._latencies.append(committed - delivery.arrived)
+            discard_payload_file(delivery)  # before the answer: a sender may stop the receiver then
             delivery.future.set_result(outcome)
         _wake(batch)
 
