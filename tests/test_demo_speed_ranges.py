@@ -130,5 +130,8 @@ def test_commits_outside_the_graph_and_large_histories_go_to_git(
     small = _Graph(repo)
     assert small.range(linear[-1], linear[-2]) is None
     assert small.path_range(linear[-1], linear[-2], "apps") is None
-    # ancestry still answers, from git
+    # ancestry (a config repository's question) reads the whole graph, which ranges then walk
     assert small.ancestors(commits[0]) == frozenset(_git(repo, "rev-list", commits[0]))
+    walked = small.range(linear[-1], linear[-3])
+    assert walked is not None
+    assert sorted(walked) == sorted(_git(repo, "rev-list", linear[-1], f"^{linear[-3]}"))

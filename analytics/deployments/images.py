@@ -34,7 +34,8 @@ from analytics.store.connection import WriteSession
 _HEX_RUN = re.compile(r"(?<![0-9a-fA-F])([0-9a-f]{7,40})(?![0-9a-fA-F])")
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
 _GIT_WORKERS = max(2, min(8, os.cpu_count() or 2))
-# Largest history walked in memory (about 200 bytes a commit); a larger one is asked of git per range.
+# Largest history read only to walk ranges in memory (about 200 bytes a commit); git walks each range
+# of a larger one (a config repository's graph, read for ancestry anyway, is walked whatever its size).
 _GRAPH_MAX = 200_000
 
 
@@ -398,28 +399,35 @@ class _Graph:
         self._generation: dict[str, int] | None = None
         self._changed: dict[str, tuple[str, ...]] | None = None
 
+    def _read_parents(self, limit: int | None) -> dict[str, tuple[str, ...]] | None:
+        """Every commit's parents (empty when git fails); None when there are more than ``limit``."""
+        parents: dict[str, tuple[str, ...]] = {}
+        proc = subprocess.Popen(
+            ["git", "-C", str(self.repo), "rev-list", "--parents", "--all", "HEAD"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, **_GIT_ENV},
+        )
+        assert proc.stdout is not None
+        with proc:
+            for line in proc.stdout:
+                sha, *rest = line.split()
+                parents[sha] = tuple(rest)
+                if limit is not None and len(parents) > limit:
+                    proc.kill()
+                    return None
+        return parents if proc.returncode == 0 else {}
+
     @property
     def parents(self) -> dict[str, tuple[str, ...]]:
-        """Every commit's parents; empty when the history has more than ``_GRAPH_MAX`` commits
-        (then every question goes to ``git``, which walks only what it needs)."""
         if self._parents is None:
-            self._parents = {}
-            proc = subprocess.Popen(
-                ["git", "-C", str(self.repo), "rev-list", "--parents", "--all", "HEAD"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                env={**os.environ, **_GIT_ENV},
-            )
-            assert proc.stdout is not None
-            with proc:
-                for line in proc.stdout:
-                    sha, *parents = line.split()
-                    self._parents[sha] = tuple(parents)
-                    if len(self._parents) > _GRAPH_MAX:
-                        proc.kill()
-                        self._parents, self._too_large = {}, True
-                        break
-            if proc.returncode not in (0, None) and not self._too_large:
-                self._parents = {}
+            self._parents = self._read_parents(None) or {}
+        return self._parents
+
+    def _walkable(self) -> dict[str, tuple[str, ...]] | None:
+        """The graph to walk ranges in: None for a history of more than ``_GRAPH_MAX`` commits
+        not read yet (git then walks each range, reading only the commits it needs)."""
+        if self._parents is None and not self._too_large:
+            self._parents = self._read_parents(_GRAPH_MAX)
+            self._too_large = self._parents is None
         return self._parents
 
     def ancestors(self, sha: str) -> frozenset[str]:
@@ -470,8 +478,8 @@ class _Graph:
         """``git rev-list tip ^exclude``: the commits reachable from ``tip`` and not from
         ``exclude``, walked from both in decreasing generation (git's own order for this walk), so
         only the commits between them are visited. None when either is not in the graph."""
-        parents = self.parents
-        if tip not in parents or (exclude is not None and exclude not in parents):
+        parents = self._walkable()
+        if parents is None or tip not in parents or (exclude is not None and exclude not in parents):
             return None
         gen = self._generations()
         hidden: dict[str, bool] = {}  # commit queued or walked -> reachable from ``exclude``
@@ -529,7 +537,7 @@ class _Graph:
         if not plain or plain.startswith((".", ":")) or any(c in plain for c in "*?[\\"):
             return None
         commits = self.range(tip, exclude)
-        if commits is None or any(len(self.parents[c]) > 1 for c in commits):
+        if commits is None or any(len(self.parents[c]) > 1 for c in commits):  # range(): graph read
             return None
         changed = self._changed_paths()
         if any(c not in changed for c in commits):
