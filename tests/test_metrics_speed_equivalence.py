@@ -119,6 +119,26 @@ def test_pull_requests_are_copied_only_within_their_limit(
     assert _payload(con, query) == copied
 
 
+
+@pytest.mark.parametrize("name", ["whole window", "team filter", "default window, committer", "three days"])
+def test_one_period_without_the_asof_join_changes_no_number(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
+) -> None:
+    """A window of one period scopes each family with the period as literals instead of the ASOF
+    join to metric_periods: the same rows, periods and numbers as the join gives."""
+    query = QUERIES.get(name) or MetricsQuery(  # a window within one week, with a weekly trend
+        since=datetime(2024, 3, 5, 6, 30, tzinfo=UTC), until=datetime(2024, 3, 8, tzinfo=UTC),
+        trend="week", group_by=("team", "service"))
+    spans = engine.periods(engine.data_window(con, query), query.trend)
+    assert engine._single_period(spans) is not None
+    literal = _payload(con, query)
+    monkeypatch.setattr(engine, "_single_period", lambda spans: None)
+    joined = _payload(con, query)
+    groups = json.loads(literal)["groups"]
+    assert any(g["deployments"] for g in groups)
+    assert name == "three days" or any(g["incidents"] for g in groups)
+    assert literal == joined
+
 # The throughput family as one aggregate over deployments stacked with their changes (before).
 THROUGHPUT_ONE_AGGREGATE = """
 WITH successful_deployments AS (

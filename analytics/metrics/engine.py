@@ -330,15 +330,29 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     )
 
 
-def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -> None:
+def _scope(
+    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, only: Period | None = None
+) -> None:
     """Point ``scoped`` at the family's fact rows in the periods, as a view.
 
     A view, not a copy: the family's query then computes only the fact columns it reads (a copy
     cost more than the aggregation). Periods tile the window, so an ASOF join on the period start
-    plus the end check assigns each row its one period.
+    plus the end check assigns each row its one period. When ``only`` is the one period of
+    ``metric_periods`` (a window without trend or comparison), the same rows are selected with the
+    period's edges and columns as literals: no ASOF join (it sorted every fact row, about 25 ms of
+    CPU per family over 100k deployments), and the time filter reaches the fact view's scans.
     """
     time_column = f"f.{gf.time_column}"
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    if only is not None:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, CAST(0 AS INTEGER) AS period_index,"
+            f" {_ts_literal(only.start)} AS period_start, {_ts_literal(only.end)} AS period_end,"
+            f" '{float(only.days)!r}'::DOUBLE AS period_days FROM {_fact_source(gf.fact, query)} f"
+            f" WHERE {time_column} >= {_ts_literal(only.start)} AND {time_column} < {_ts_literal(only.end)}"
+            f" AND {_filters(query, 'f', fanned_out=True)}"
+        )
+        return
     con.execute(
         "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, p.period_index, p.period_start, p.period_end,"
         f" p.period_days FROM {_fact_source(gf.fact, query)} f ASOF JOIN metric_periods p"
@@ -347,12 +361,17 @@ def _scope(con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery) -
     )
 
 
+def _single_period(spans: list[Period]) -> Period | None:
+    """The window's one period when there is exactly one (no trend, no comparison), else None."""
+    return spans[0] if len(spans) == 1 else None
+
+
 def _family_table(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
-    table: str,
+    table: str, only: Period | None = None,
 ) -> FamilyTable:
     """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
-    _scope(con, gf, query)
+    _scope(con, gf, query, only)
     dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
@@ -458,9 +477,10 @@ def _window_results(
     _load_periods(con, spans)
     _scope_changes(con, query, window)
     families: list[FamilyTable] = []
+    only = _single_period(spans)
     try:
         for index, gf in enumerate(files):
-            families.append(_family_table(con, gf, query, window, f"family_{index}"))
+            families.append(_family_table(con, gf, query, window, f"family_{index}", only))
         return _merge(con, families, query.group_by)
     finally:
         con.execute("DROP VIEW IF EXISTS scoped")
