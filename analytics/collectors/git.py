@@ -327,7 +327,8 @@ def _ingest(
               "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
               " now() AS last_collected_at",
               ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
-              [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow])
+              [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow],
+              few_rows=True)
         session.forget_repositories()
         bar.advance()
         summary.mark("tags")
@@ -357,7 +358,8 @@ def _ingest(
               "SELECT source, key, value, now() AS updated_at "
               "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
               ["source", "key", "value", "updated_at"],
-              [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()])
+              [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
+              few_rows=True)
         summary.total_commits = int(had) + summary.new_commits
         session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
         session.messages.append(summary.line())

@@ -41,7 +41,7 @@ from analytics.redaction import redact
 from analytics.store.literals import execute
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
-from analytics.store.upsert import OnMatch, merge
+from analytics.store.upsert import RESET_PLANNING, OnMatch, merge
 
 PAUSE_ENV = "GITOPS_DORA_PAUSE_BEFORE_COMMIT"  # fault injection for kill/concurrency tests
 RETRIES_ENV = "GITOPS_DORA_WRITE_RETRIES"  # how often a conflicting unit of work is run again
@@ -332,7 +332,7 @@ class WriteSession:
 
     def set_state(self, source: str, key: str, value: str) -> None:
         merge(self.con, "collector_state", "SELECT ? AS source, ? AS key, ? AS value, now() AS updated_at",
-              ["source", "key", "value", "updated_at"], [source, key, value])
+              ["source", "key", "value", "updated_at"], [source, key, value], few_rows=True)
 
     def get_state(self, source: str, key: str) -> str | None:
         rows = execute(self.con, "SELECT value FROM collector_state WHERE source = ? AND key = ?",
@@ -357,7 +357,7 @@ class WriteSession:
         merge(self.con, "data_warnings",
               "SELECT ? AS source, ? AS target, ? AS kind, ? AS detail, ? AS count, now() AS updated_at",
               ["source", "target", "kind", "detail", "count", "updated_at"],
-              [self.source, self.target, kind, redact(detail), count])
+              [self.source, self.target, kind, redact(detail), count], few_rows=True)
 
 
 @contextmanager
@@ -406,7 +406,7 @@ def _unit(
               " now() AS finished_at, 'ok' AS status, ? AS rows_written, ? AS message",
               _RUN_COLUMNS,
               [run_id, source, target, started, session.rows_written,
-               redact("; ".join(session.messages))])
+               redact("; ".join(session.messages))], few_rows=True)
         pause = os.environ.get(PAUSE_ENV)
         if pause:
             _pause_before_commit(pause)
@@ -418,6 +418,8 @@ def _unit(
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
+        with contextlib.suppress(duckdb.Error):  # a MERGE that failed may have left it set
+            con.execute(RESET_PLANNING)
         if tracked:
             _remove_unreferenced_writes(con, loc, since=began)
         # On a full disk the failure row would only leave one more empty data file behind.
