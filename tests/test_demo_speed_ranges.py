@@ -6,6 +6,7 @@ outside the graph, a history over the size cap) must go back to git."""
 
 from __future__ import annotations
 
+import importlib
 import random
 import subprocess
 from pathlib import Path
@@ -135,3 +136,21 @@ def test_commits_outside_the_graph_and_large_histories_go_to_git(
     walked = small.range(linear[-1], linear[-3])
     assert walked is not None
     assert sorted(walked) == sorted(_git(repo, "rev-list", linear[-1], f"^{linear[-3]}"))
+
+
+def test_demo_incident_step_ancestry_equals_git_merge_base(tmp_path: Path) -> None:
+    """Step 30 asks which release first shipped a commit from one graph read, where it ran
+    ``git merge-base --is-ancestor`` per question."""
+    steps = importlib.import_module("analytics.demo.steps.30_incidents")
+    repo = tmp_path / "repo"
+    commits, _ = _build(repo, 4)
+    graph = steps._Ancestry(repo)
+    rng = random.Random(4)
+    answers = set()
+    for ancestor, descendant in [(rng.choice(commits), rng.choice(commits)) for _ in range(120)]:
+        git = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", ancestor, descendant],
+                             capture_output=True, env=git_env()).returncode == 0
+        assert graph.is_ancestor(ancestor, descendant) == git, (ancestor, descendant)
+        answers.add(git)
+    assert answers == {True, False}
+    assert graph.is_ancestor(commits[-1], commits[-1])
