@@ -78,3 +78,23 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base   # all workers see it
     return build_demo_once(shared / "shared-demo")
+
+
+# --- one DuckDB thread for in-process store connections (issue #16) --------------------------------
+@pytest.fixture(scope="module")
+def one_duckdb_thread() -> Iterator[None]:
+    """Store connections opened in this process run DuckDB with one thread, for a module that opens
+    hundreds of them on tiny stores (hypothesis examples): there a second thread only doubles the
+    CPU of DuckLake's catalog queries (1.5 against 3 CPU-s per property example, measured). Results
+    do not depend on the thread count; console commands run in a subprocess keep DuckDB's default."""
+    from analytics.store import connection
+
+    before = connection._CONFIG.get("threads")
+    connection._CONFIG["threads"] = 1
+    try:
+        yield
+    finally:
+        if before is None:
+            connection._CONFIG.pop("threads", None)
+        else:
+            connection._CONFIG["threads"] = before

@@ -84,6 +84,26 @@ def metrics(
         con.close()
 
 
+def metrics_and_rows(
+    db: Path, since: str, until: str, *sqls: str, group_by: Sequence[str] = ("service", "environment"),
+) -> tuple[list[dict[str, Any]], list[list[tuple[Any, ...]]]]:
+    """``metrics`` and then ``rows_of(db, *sqls)`` on ONE reader (opening a reader costs about as
+    much as a small query): the engine puts back the views it replaced and drops its copies before
+    it returns, so the queries read the published snapshot exactly as a fresh reader would."""
+    con = open_reader(db)
+    try:
+        cfg = load_config(None)
+        report = compute_metrics(
+            con, MetricsQuery(since=parse_instant(since, "--since"), until=parse_instant(until, "--until"),
+                              group_by=tuple(group_by)), cfg)
+        from analytics.metrics.engine import apply_settings
+
+        apply_settings(con, cfg)
+        return report.groups, [con.execute(sql).fetchall() for sql in sqls]
+    finally:
+        con.close()
+
+
 def only_group(groups: list[dict[str, Any]], **dims: Any) -> dict[str, Any]:
     found = [g for g in groups if all(g.get(k) == v for k, v in dims.items())]
     assert len(found) == 1, f"expected one group for {dims}, got {len(found)}: {groups}"

@@ -283,13 +283,14 @@ def git_state(store: Store, repo_id: str) -> dict[str, Any]:
         def one(sql: str) -> int:
             return int(con.execute(sql, [repo_id]).fetchall()[0][0])
 
+        tables = _tables(con)   # listed once: each listing is a catalog read
         per_deployment = dict(con.execute(
             "SELECT d.id, count(c.sha) FROM deployments d LEFT JOIN deployment_changes c "
             "ON c.deployment_id = d.id WHERE d.repository = ? AND d.source = 'git-tag' GROUP BY d.id",
-            [repo_id]).fetchall()) if {"deployments", "deployment_changes"} <= _tables(con) else {}
+            [repo_id]).fetchall()) if {"deployments", "deployment_changes"} <= tables else {}
         return {
-            "commits": one("SELECT count(*) FROM commits WHERE repo = ?") if "commits" in _tables(con) else 0,
-            "tags": one("SELECT count(*) FROM tags WHERE repo = ?") if "tags" in _tables(con) else 0,
+            "commits": one("SELECT count(*) FROM commits WHERE repo = ?") if "commits" in tables else 0,
+            "tags": one("SELECT count(*) FROM tags WHERE repo = ?") if "tags" in tables else 0,
             "deployments": per_deployment,
         }
     finally:

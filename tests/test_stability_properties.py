@@ -15,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics, rows_of, write_csv
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics_and_rows, write_csv
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 SERVICES = ("pay", "shop", "search")
 ENVIRONMENTS = ("production", "staging")
@@ -77,8 +79,16 @@ def test_rates_are_bounded_and_every_incident_counts_once(
         return
     with tempfile.TemporaryDirectory() as tmp_dir:
         db = _load(Path(tmp_dir), deps, incs)
-        # a window holding every generated time: deployments within 60 days, incidents within 80
-        groups = metrics(db, "2024-01-01", "2024-04-01", group_by=group_by)
+        # a window holding every generated time: deployments within 60 days, incidents within 80;
+        # the engine's groups, then the attribution and the failure signals (one scan of the view
+        # gives both the signals and the incident evidence) on the same reader of the snapshot
+        groups, (attribution, signal_rows) = metrics_and_rows(
+            db, "2024-01-01", "2024-04-01",
+            "SELECT incident_id, deployment_id, attribution_rule, service, "
+            "deployment_service, environment, deployment_environment FROM incident_attribution",
+            "SELECT deployment_id, signal, evidence FROM failure_signals",
+            group_by=group_by,
+        )
         for g in groups:
             assert g["failed_deployments"] <= g["deployment_attempts"]
             if g["deployment_attempts"]:
@@ -90,14 +100,9 @@ def test_rates_are_bounded_and_every_incident_counts_once(
         assert sum(g["incidents"] for g in groups) == len(incs)
         assert sum(g["deployment_attempts"] for g in groups) == len(deps)
 
-        # the three reads on one reader of the published snapshot
-        attribution, signals, incident_evidence = rows_of(
-            db,
-            "SELECT incident_id, deployment_id, attribution_rule, service, "
-            "deployment_service, environment, deployment_environment FROM incident_attribution",
-            "SELECT deployment_id, signal FROM failure_signals",
-            "SELECT unnest(evidence) FROM failure_signals WHERE signal = 'incident'",
-        )
+        signals = [(dep, signal) for dep, signal, _ in signal_rows]
+        incident_evidence = [(e,) for _, signal, evidence in signal_rows if signal == "incident"
+                             for e in evidence or ()]
         assert sorted(r[0] for r in attribution) == sorted(f"I{i}" for i in range(len(incs)))
         for _, dep, rule, svc, dep_svc, env, dep_env in attribution:
             assert (dep is None) == (rule == "unattributed")
