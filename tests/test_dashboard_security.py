@@ -38,6 +38,7 @@ from analytics.store.connection import open_writer
 from dashboards import charts
 from dashboards.answers_form import AnswersFolderError, answers_folder, file_name, save_answers
 from dashboards.safe_text import file_part, md, md_code, plot_text
+from tests.apptest_pages import start_page
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
@@ -246,18 +247,8 @@ def use_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def open_page(page: str, **params: str) -> AppTest:
-    from streamlit.util import calc_hash
-
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
+    at = start_page(page, timeout=120, **params)
     if page != "overview":
-        at.switch_page(f"screens/{page}.py")
-        # st.Page hashes a page by its url_path, AppTest.switch_page by its file name: the same
-        # except for Data health (data_health.py at /data-health)
-        at._page_hash = calc_hash(page.replace("_", "-"))
-        at.run()
         assert [t.value for t in at.title][-1:] != ["Overview"], f"did not switch to {page}"
     return at
 

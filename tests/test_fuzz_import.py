@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from analytics.cli import main
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 scalars = st.one_of(

@@ -23,6 +23,8 @@ from tests.stability_env import (
 )
 from tests.store_fixture import DemoStore, copy_demo
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
