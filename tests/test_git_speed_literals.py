@@ -139,3 +139,39 @@ def test_what_cannot_be_a_literal_is_bound() -> None:
         assert execute(con, "SELECT ? || 'x'", ["a\0b"]).fetchall() == [("a\0bx",)]
     finally:
         con.close()
+
+
+class _Recording:
+    """A real connection that notes whether each statement came with bound parameters."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect()
+        self.bound: list[bool] = []
+
+    def execute(self, sql: str, params: object = None) -> duckdb.DuckDBPyConnection:
+        self.bound.append(params is not None)
+        return self.con.execute(sql) if params is None else self.con.execute(sql, params)
+
+
+def test_lists_are_bound_once_literals_no_longer_pay(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics.store import literals
+
+    rec = _Recording()
+    sql = "SELECT sum(x) FROM (SELECT unnest(?::BIGINT[]) AS x)"
+    hundred = list(range(100))
+    monkeypatch.setattr(literals, "_binding_paid", lambda: False)
+    monkeypatch.setattr(literals, "_inlined_items", 0)
+    # pandas not imported yet and the budget not spent: written as literals
+    assert execute(rec, sql, [hundred]).fetchall() == [(4950,)]
+    assert literals._inlined_items == 100
+    # the process's budget spent: bound, same result
+    monkeypatch.setattr(literals, "_inlined_items", literals.PROCESS_INLINE_BUDGET - 50)
+    assert execute(rec, sql, [hundred]).fetchall() == [(4950,)]
+    # pandas imported: a long list is bound, a short one and plain values are still literals
+    monkeypatch.setattr(literals, "_inlined_items", 0)
+    monkeypatch.setattr(literals, "_binding_paid", lambda: True)
+    assert execute(rec, sql, [hundred]).fetchall() == [(4950,)]
+    assert execute(rec, sql, [[1, 2, 3]]).fetchall() == [(6,)]
+    assert execute(rec, "SELECT ? || ?", ["a", "b"]).fetchall() == [("ab",)]
+    assert rec.bound == [False, True, True, False, False]
+    rec.con.close()
