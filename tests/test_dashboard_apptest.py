@@ -25,9 +25,11 @@ from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
 from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, fmt
+from tests.apptest_pages import start_page
 from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 PAGES = ("overview", "throughput", "stability", "deployments", "maturity", "data_health")
@@ -56,13 +58,7 @@ def use_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def open_page(page: str, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    if page != "overview":
-        at.switch_page(f"screens/{page}.py").run()
-    return at
+    return start_page(page, timeout=120, **params)
 
 
 def assert_clean(at: AppTest) -> None:

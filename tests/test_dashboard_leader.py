@@ -54,6 +54,7 @@ RATING_INPUT = {
     "time_to_restore": (("time_to_restore_median_hours",), "time_to_restore"),
 }
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 
 # --- the store and the pages ------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from dashboards.answers_form import AnswersFolderError, answers_folder, file_nam
 from dashboards.safe_text import file_part, md, md_code, plot_text
 from tests.apptest_pages import start_page
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 

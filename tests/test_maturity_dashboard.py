@@ -27,6 +27,8 @@ from tests import maturity_repos as repos
 from tests.test_assess import assess
 from tests.test_dashboard_apptest import assert_clean, open_page
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
+
 
 def shown_table(at: object, column: str) -> pd.DataFrame:
     """The one dataframe on the page that has ``column``."""

@@ -25,6 +25,7 @@ from tests.apptest_pages import open_page
 from tests.store_fixture import write_history
 from tests.test_targets_report import CONFIG, history
 
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
 WINDOW = {"since": "2026-01-01", "until": "2026-03-01"}
 
