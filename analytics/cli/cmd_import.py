@@ -25,37 +25,50 @@ def import_command(
     """Import incidents, deployments and other records; the kind is recognised from each file's content."""
     from analytics.importers.base import (
         CsvSniff,
+        JsonlSniff,
         ParsedFile,
         detect_csv_kind,
+        detect_jsonl_kind,
         detect_kind,
         parse_file,
         sniff_csv,
+        sniff_jsonl,
     )
     from analytics.progress import say
     from analytics.store.connection import WriteSession, write_unit
 
     app_ctx = get_ctx(ctx)
     config = app_ctx.config
-    plan: list[tuple[ParsedFile | CsvSniff, ModuleType]] = []
+    plan: list[tuple[ParsedFile | CsvSniff | JsonlSniff, ModuleType]] = []
     for path in files:
         if not path.is_file():
             raise SourceError(f"{path}: no such file")
-        # A large CSV of a kind that streams is read by DuckDB in batches, not held in memory.
+        # A large CSV or JSON-lines file of a kind that streams is read by DuckDB in batches, not
+        # held in memory.
         sniff = sniff_csv(path)
         streaming = detect_csv_kind(sniff) if sniff is not None else None
         if sniff is not None and streaming is not None:
             plan.append((sniff, streaming))
             continue
+        lines = sniff_jsonl(path) if sniff is None else None
+        streaming = detect_jsonl_kind(lines) if lines is not None else None
+        if lines is not None and streaming is not None:
+            plan.append((lines, streaming))
+            continue
         parsed = parse_file(path)
         plan.append((parsed, detect_kind(parsed)))
     for source, module in plan:
         def work(
-            session: WriteSession, source: ParsedFile | CsvSniff = source, module: ModuleType = module
+            session: WriteSession, source: ParsedFile | CsvSniff | JsonlSniff = source,
+            module: ModuleType = module,
         ) -> Any:
             summary = None
             kind = module
-            if isinstance(source, CsvSniff):
-                summary = module.load_csv_stream(session, source, config)
+            if isinstance(source, CsvSniff | JsonlSniff):
+                if isinstance(source, CsvSniff):
+                    summary = module.load_csv_stream(session, source, config)
+                else:
+                    summary = module.load_jsonl_stream(session, source, config)
                 if summary is None:  # a row needs the exact path (which names a bad value's line)
                     parsed = parse_file(source.path)
                     kind = detect_kind(parsed)

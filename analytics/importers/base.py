@@ -7,6 +7,7 @@ import importlib
 import io
 import json
 import pkgutil
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -360,11 +361,12 @@ class CsvSniff:
     lines: int  # physical lines (the last one counted even without a final newline)
 
 
-def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
-    """The file's header when it is a large CSV file that parse_file would read as CSV, read in
-    chunks (never whole): UTF-8 without a BOM, no JSON start, a first line YAML reads as a plain
-    scalar (no ``:``, no indicator), no YAML document marker or directive at a line start, no lone
-    carriage return, and a CSV header of at least two named columns. None: use parse_file."""
+def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
+          pattern: re.Pattern[bytes] | None = None) -> tuple[bytes, int] | None:
+    """The first 64 KiB of a large file and its physical line count (the last one counted even
+    without a final newline), read in chunks (never whole); None when it is too small or too
+    large, not UTF-8, starts with a BOM, holds a lone carriage return or one of ``markers`` (or a
+    match of ``pattern``), the cases streaming leaves to parse_file."""
     import codecs
 
     try:
@@ -384,29 +386,117 @@ def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
                 if not first:
                     first = chunk[:65536]
                 window = tail + chunk
-                for marker in (b"\n---", b"\n...", b"\n%"):
-                    if marker in window:
-                        return None
+                if any(marker in window for marker in markers):
+                    return None
+                if pattern is not None and pattern.search(window):
+                    return None
                 lone = window.count(b"\r") - window.count(b"\r\n")  # a final \r may pair next chunk
                 if lone > 1 or (lone == 1 and not window.endswith(b"\r")):
                     return None
                 newlines += chunk.count(b"\n")
-                tail = chunk[-4:]
+                tail = chunk[-4:] if pattern is None else chunk[-12:]
             decoder.decode(b"", final=True)
     except (OSError, UnicodeDecodeError):
         return None
-    if tail.endswith(b"\r"):
+    if tail.endswith(b"\r") or first.startswith(b"\xef\xbb\xbf"):
         return None
-    if first.startswith(b"\xef\xbb\xbf"):
+    return first, newlines + (0 if tail.endswith(b"\n") else 1)
+
+
+def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
+    """The file's header when it is a large CSV file that parse_file would read as CSV, read in
+    chunks (never whole): UTF-8 without a BOM, no JSON start, a first line YAML reads as a plain
+    scalar (no ``:``, no indicator), no YAML document marker or directive at a line start, no lone
+    carriage return, and a CSV header of at least two named columns. None: use parse_file."""
+    scanned = _scan(path, min_bytes, (b"\n---", b"\n...", b"\n%"))
+    if scanned is None:
         return None
+    first, lines = scanned
     head = first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
     if not head.strip() or head[0] in _YAML_START or head[0].isspace() or ":" in head or "\t" in head:
         return None
     if '"' in head or not _looks_like_csv(head):
         return None
     header = next(csv.reader(io.StringIO(head)))
-    lines = newlines + (0 if tail.endswith(b"\n") else 1)
     return CsvSniff(path=path, header=header, lines=lines)
+
+
+# Streaming JSON lines: bytes on which Python's json.loads or str.splitlines (what _parse_jsonl
+# reads a line with) and DuckDB's JSON reader might disagree: control characters (json.loads
+# refuses them in a string, splitlines breaks a line at \x0b \x0c \x1c-\x1e), U+0085, U+2028 and
+# U+2029 (line breaks to splitlines, not to DuckDB), and a \uD800-\uDFFF escape not in a
+# high-low pair (a lone surrogate is refused by the record path's value check; a pair split
+# between two chunks also counts). Such a file takes the record path.
+_JSONL_UNSURE = re.compile(
+    rb"[\x00-\x09\x0b\x0c\x0e-\x1f]|\xc2\x85|\xe2\x80[\xa8\xa9]"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
+)
+
+
+@dataclass
+class JsonlSniff:
+    """A JSON-lines file that parse_file reads as JSON lines, and its physical line count."""
+
+    path: Path
+    lines: int
+    keys: list[str] = field(default_factory=list)  # every key any line uses (set by detect_jsonl_kind)
+
+
+def sniff_jsonl(path: Path, min_bytes: int | None = None) -> JsonlSniff | None:
+    """A large file whose first line is one JSON object and whose second line starts another, so
+    that parse_file reads it as JSON lines (two values are no JSON document), read in chunks:
+    UTF-8 without a BOM, no lone carriage return, nothing of _JSONL_UNSURE. None: use parse_file."""
+    scanned = _scan(path, min_bytes, (), _JSONL_UNSURE)
+    if scanned is None:
+        return None
+    first, lines = scanned
+    parts = first.split(b"\n", 2)
+    if len(parts) < 3 or not parts[1].lstrip().startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(parts[0])
+    except (ValueError, RecursionError):
+        return None
+    return JsonlSniff(path=path, lines=lines) if isinstance(doc, dict) else None
+
+
+def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
+    """The kind parse_file + detect_kind would give the file, when that kind can stream: one pass
+    of DuckDB's JSON reader collects every key (the kind is decided by the union of the records'
+    keys). None when a line is no JSON object DuckDB reads, a line is blank, a key repeats within
+    an object or is not lower-case without surrounding space, or a value is a list or an object:
+    the record path reads those (and names a bad line)."""
+    import duckdb
+
+    con = duckdb.connect(config={"threads": "2", "memory_limit": "160MB"})
+    try:
+        row = con.execute(
+            "SELECT count(*), bool_and(json_type(json) = 'OBJECT' "
+            "AND len(json_keys(json)) = len(list_distinct(json_keys(json))) "
+            "AND NOT list_has_any(json_type(json, '$.*'), ['OBJECT', 'ARRAY'])), "
+            "(SELECT list(DISTINCT k) FROM (SELECT unnest(json_keys(json)) AS k "
+            "      FROM read_ndjson_objects($1))) "
+            "FROM read_ndjson_objects($1)", [str(sniff.path)]).fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    if row is None or row[0] != sniff.lines or not row[1]:
+        return None
+    keys = sorted(str(k) for k in row[2] or [])
+    if any(k != k.strip().lower() for k in keys):
+        return None
+    probe = ParsedFile(path=sniff.path, format="jsonl", documents=[],
+                       records=[dict.fromkeys(keys, "")], lines=[1])
+    try:
+        module = detect_kind(probe)
+    except SourceError:
+        return None
+    if not hasattr(module, "load_jsonl_stream"):
+        return None
+    sniff.keys = keys
+    return module
 
 
 def detect_csv_kind(sniff: CsvSniff) -> ModuleType | None:

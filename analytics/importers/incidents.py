@@ -137,37 +137,71 @@ def _bounded(con: Any) -> Iterator[None]:
             con.execute("RESET memory_limit")
 
 
+_FIELDS = ("id", "service", "environment", "created_at", "resolved_at", "title", "root_cause", "url",
+           "labels")
+_STRIP = f"'^{_WS}+|{_WS}+$'"
+
+
+def _stripped(expr: str) -> str:
+    """A text column as the record path's ``text()`` leaves it: Python-stripped, empty as NULL.
+    The usual value has nothing to strip: one match test instead of a replacement."""
+    return (f"nullif(CASE WHEN regexp_matches({expr}, {_STRIP}) "
+            f"THEN regexp_replace({expr}, {_STRIP}, '', 'g') ELSE {expr} END, '')")
+
+
 def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
     """Load a large incidents CSV with DuckDB's CSV reader, checked in SQL; the same rows and
     summary as :func:`load` over parse_file. None when any row needs the exact path (a bad or
     unusual value, a duplicate id, a record over several lines): the caller then runs that path,
-    whose error names the line.
+    whose error names the line."""
+    names = [name.strip().lower() for name in sniff.header]
+    if len(set(names)) != len(names) or "" in names:
+        return None
+    col = {n: f"c{i}" for i, n in enumerate(names)}
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+    values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
+                       for n in _FIELDS)
+    source = (f"SELECT {values}, false AS shape_bad "
+              f"FROM read_csv({_sql_str(str(sniff.path))}, header = true, auto_detect = false, "
+              f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
+              f"encoding = 'utf-8')")
+    # the header is line 1: a record over several lines, or blank lines, leave the count short
+    return _load_checked(session, config, sniff.path, source, first_line=2, rows_expected=sniff.lines - 1)
 
-    The file is read and checked in a scratch in-memory DuckDB (a CSV error there must not abort
-    the store's transaction); the checked rows reach the store through a temporary Parquet file,
-    in one MERGE."""
+
+def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
+    """Load a large incidents JSON-lines file with DuckDB's JSON reader (one object a line, as
+    ``detect_jsonl_kind`` checked), then the checks, Parquet copy and MERGE of the CSV stream.
+    A value the record path would read other than as text (a number, a boolean, a list: ``text()``
+    turns them into Python's ``str()``) marks its row, which sends the file to the exact path."""
+    paths = ", ".join(f"'$.{n}'" for n in _FIELDS)
+    raw = ", ".join(f"v[{i}] ->> '$' AS {n}" for i, n in enumerate(_FIELDS, start=1))
+    typed = " AND ".join(f"coalesce(json_type(v[{i}]) IN ('VARCHAR', 'NULL'), true)"
+                         for i in range(1, len(_FIELDS) + 1))
+    values = ", ".join(f"{_stripped(n)} AS {n}" for n in _FIELDS)
+    source = (f"SELECT {values}, shape_bad FROM (SELECT {raw}, NOT ({typed}) AS shape_bad "
+              f"FROM (SELECT json_extract(json, [{paths}]) AS v "
+              f"FROM read_ndjson_objects({_sql_str(str(sniff.path))})))")
+    return _load_checked(session, config, sniff.path, source, first_line=1, rows_expected=sniff.lines)
+
+
+def _load_checked(session: WriteSession, config: Config, path: Path, source: str, *, first_line: int,
+                  rows_expected: int) -> ImportSummary | None:
+    """Read ``source`` (a SELECT of the stripped text of _FIELDS and a ``shape_bad`` flag, one row
+    per record in the file's order) into a scratch table, check it with the record path's rules,
+    and merge it into the store. None when any row needs the exact path.
+
+    The file is read and checked in a scratch in-memory DuckDB (a reader error there must not
+    abort the store's transaction); the checked rows reach the store through a temporary Parquet
+    file, in one MERGE."""
     import tempfile
 
     import duckdb
 
     from analytics.store.connection import scratch_connection
 
-    names = [name.strip().lower() for name in sniff.header]
-    if len(set(names)) != len(names) or "" in names:
-        return None
-    col = {n: f"c{i}" for i, n in enumerate(names)}
     scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
     con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
-    strip = f"'^{_WS}+|{_WS}+$'"
-
-    def field(name: str) -> str:
-        if name not in col:
-            return "CAST(NULL AS VARCHAR)"
-        # the usual value has nothing to strip: one match test instead of a replacement
-        return (f"nullif(CASE WHEN regexp_matches({col[name]}, {strip}) "
-                f"THEN regexp_replace({col[name]}, {strip}, '', 'g') ELSE {col[name]} END, '')")
-
     default_env = (config.production_environments() or ["production"])[0]
     stamp = (
         "CASE WHEN {v} IS NULL THEN NULL WHEN regexp_matches({v}, '{zoned}') "
@@ -180,21 +214,13 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         # every check that names them would parse them again.
         con.execute(
             f"""CREATE TEMP TABLE _inc_rows AS
-            WITH f AS (
-                SELECT {field('id')} AS id, {field('service')} AS service,
-                       {field('environment')} AS environment, {field('created_at')} AS created_text,
-                       {field('resolved_at')} AS resolved_text, {field('title')} AS title,
-                       {field('root_cause')} AS root_cause, {field('url')} AS url,
-                       {field('labels')} AS labels_text
-                FROM read_csv({_sql_str(str(sniff.path))}, header = true, auto_detect = false,
-                              columns = {columns}, delim = ',', quote = '"', escape = '"',
-                              strict_mode = true, encoding = 'utf-8')
-            )
+            WITH f AS ({source})
             SELECT id, service, coalesce(environment, {_sql_str(default_env)}) AS environment,
-                   environment IS NULL AS defaulted, created_text, resolved_text,
-                   {stamp.format(v='created_text', zoned=_ZONED)} AS created_at,
-                   {stamp.format(v='resolved_text', zoned=_ZONED)} AS resolved_at,
-                   title, root_cause, url, labels_text
+                   environment IS NULL AS defaulted, created_at AS created_text,
+                   resolved_at AS resolved_text,
+                   {stamp.format(v='f.created_at', zoned=_ZONED)} AS created_at,
+                   {stamp.format(v='f.resolved_at', zoned=_ZONED)} AS resolved_at,
+                   title, root_cause, url, labels AS labels_text, shape_bad
             FROM f"""
         )
     except duckdb.Error:
@@ -204,10 +230,10 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     try:
         count = con.execute("SELECT count(*) FROM temp._inc_rows").fetchone()
         rows = int(count[0]) if count else 0
-        if rows == 0 or rows + 1 != sniff.lines:  # a record over several lines, or blank lines
+        if rows == 0 or rows != rows_expected:
             return None
         bad = con.execute(
-            f"""SELECT count(*) FILTER (WHERE id IS NULL OR created_text IS NULL
+            f"""SELECT count(*) FILTER (WHERE shape_bad OR id IS NULL OR created_text IS NULL
                     OR NOT regexp_matches(created_text, '{_ISO}') OR created_at IS NULL
                     OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{_ISO}')
                         OR resolved_at IS NULL OR resolved_at < created_at))
@@ -235,7 +261,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         labels = (
             f"CASE WHEN labels_text IS NULL THEN NULL ELSE list_filter(list_transform("
             f"string_split(replace(labels_text, ';', ','), ','), "
-            f"x -> regexp_replace(x, {strip}, '', 'g')), x -> x <> '') END"
+            f"x -> regexp_replace(x, {_STRIP}, '', 'g')), x -> x <> '') END"
         )
         out_cols = ["id", "service", "environment", "created_at", "resolved_at", "title", "root_cause",
                     "source", "source_ref", "url", "labels"]
@@ -244,8 +270,8 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         # Uncompressed: the file lives for the next statement only.
         con.execute(
             f"COPY (SELECT id, service, environment, created_at, resolved_at, title, root_cause, "
-            f"'import' AS source, {_sql_str(sniff.path.name + ':')} "
-            f"|| (rowid - (SELECT min(rowid) FROM temp._inc_rows) + 2) AS source_ref, url, "
+            f"'import' AS source, {_sql_str(path.name + ':')} "
+            f"|| (rowid - (SELECT min(rowid) FROM temp._inc_rows) + {first_line}) AS source_ref, url, "
             f"{labels} AS labels FROM temp._inc_rows) TO {_sql_str(parquet)} "
             f"(FORMAT parquet, COMPRESSION uncompressed)"
         )
@@ -257,20 +283,20 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
         # MERGE's join with the table (the result is the one MERGE of both would give). The store
         # connection's memory is capped meanwhile.
         columns_sql = ", ".join(out_cols)
-        source = f"read_parquet({_sql_str(parquet)})"
+        parquet_rows = f"read_parquet({_sql_str(parquet)})"
         with _bounded(session.con):
             differs = " OR ".join(f"new.{c} IS DISTINCT FROM known.{c}" for c in out_cols if c != "id")
             merge(session.con, "incidents",
-                  f"SELECT {', '.join('new.' + c for c in out_cols)} FROM {source} AS new "
+                  f"SELECT {', '.join('new.' + c for c in out_cols)} FROM {parquet_rows} AS new "
                   f"JOIN incidents AS known ON known.id = new.id WHERE {differs}", out_cols)
             session.con.execute(
-                f"INSERT INTO incidents ({columns_sql}) SELECT {columns_sql} FROM {source} AS new "
+                f"INSERT INTO incidents ({columns_sql}) SELECT {columns_sql} FROM {parquet_rows} AS new "
                 f"WHERE NOT EXISTS (SELECT 1 FROM incidents AS known WHERE known.id = new.id)")
         session.rows_written += rows
     finally:
         con.close()
         scratch.cleanup()
-    summary = ImportSummary(kind=KIND, path=sniff.path, rows=rows, naive_timestamps=naive)
+    summary = ImportSummary(kind=KIND, path=path, rows=rows, naive_timestamps=naive)
     if open_count:
         summary.notes.append(f"{open_count} open")
     if defaulted_env:
