@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from analytics.config import Config
 from analytics.importers import incidents
-from analytics.importers.base import detect_jsonl_kind, parse_file, sniff_csv, sniff_jsonl
-from analytics.store.connection import open_reader, write_unit
+from analytics.importers.base import detect_jsonl_kind, sniff_csv, sniff_jsonl
+from analytics.store.connection import open_reader
 from analytics.store.location import resolve
+from tests.import_paths import exact, streamed
 from tests.stability_env import run_cli
 
 HOSTILE_TEXT = [
@@ -79,22 +79,11 @@ def _tables(db: Path) -> list[Any]:
 
 
 def _stream(db: Path, src: Path) -> str | None:
-    sniff = sniff_jsonl(src, min_bytes=0)
-    assert sniff is not None
-    assert detect_jsonl_kind(sniff) is incidents
-
-    def work(session: Any) -> str | None:
-        summary = incidents.load_jsonl_stream(session, sniff, Config())
-        return summary.line() if summary else None
-
-    return write_unit(resolve(str(db)), work, source="import:incidents", target=str(src))
+    return streamed(db, src, sniff_jsonl, detect_jsonl_kind, incidents.load_jsonl_stream)
 
 
 def _exact(db: Path, src: Path) -> str:
-    parsed = parse_file(src)
-    assert parsed.format == "jsonl"
-    return write_unit(resolve(str(db)), lambda s: incidents.load(s, parsed, Config()).line(),
-                      source="import:incidents", target=str(src))
+    return exact(db, src, "jsonl")
 
 
 @pytest.mark.parametrize(("ascii_only", "newline"), [(False, "\n"), (True, "\n"), (False, "\r\n")])

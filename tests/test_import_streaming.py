@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from analytics.config import Config
 from analytics.importers import incidents
-from analytics.importers.base import detect_csv_kind, parse_file, sniff_csv
-from analytics.store.connection import open_reader, write_unit
+from analytics.importers.base import detect_csv_kind, sniff_csv
+from analytics.store.connection import open_reader
 from analytics.store.location import resolve
+from tests.import_paths import exact, streamed
 from tests.stability_env import INCIDENT_HEADER, run_cli
 
 HEADER = ",".join([*INCIDENT_HEADER, "url", "labels"]) + "\n"
@@ -45,21 +45,11 @@ def _table(db: Path) -> list[tuple[Any, ...]]:
 
 
 def _stream(db: Path, src: Path) -> str | None:
-    sniff = sniff_csv(src, min_bytes=0)
-    assert sniff is not None
-    assert detect_csv_kind(sniff) is incidents
-
-    def work(session: Any) -> str | None:
-        summary = incidents.load_csv_stream(session, sniff, Config())
-        return summary.line() if summary else None
-
-    return write_unit(resolve(str(db)), work, source="import:incidents", target=str(src))
+    return streamed(db, src, sniff_csv, detect_csv_kind, incidents.load_csv_stream)
 
 
 def _exact(db: Path, src: Path) -> str:
-    parsed = parse_file(src)
-    return write_unit(resolve(str(db)), lambda s: incidents.load(s, parsed, Config()).line(),
-                      source="import:incidents", target=str(src))
+    return exact(db, src)
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])

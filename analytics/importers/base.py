@@ -467,24 +467,30 @@ def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
     keys). None when a line is no JSON object DuckDB reads, a line is blank, a key repeats within
     an object or is not lower-case without surrounding space, or a value is a list or an object:
     the record path reads those (and names a bad line)."""
+    import tempfile
+
     import duckdb
 
-    con = duckdb.connect(config={"threads": "2", "memory_limit": "160MB"})
+    from analytics.store.connection import scratch_connection
+
+    spill = tempfile.TemporaryDirectory(prefix="gitops-dora-sniff-")
+    con = scratch_connection(spill.name, memory_limit="160MB")
     try:
-        row = con.execute(
-            "SELECT count(*), bool_and(json_type(json) = 'OBJECT' "
+        # One scan, grouped by each line's list of keys (a file has few key sets): how many lines,
+        # whether all are objects without repeated keys or nested values, and every key.
+        groups = con.execute(
+            "SELECT json_keys(json) AS keys, count(*), bool_and(json_type(json) = 'OBJECT' "
             "AND len(json_keys(json)) = len(list_distinct(json_keys(json))) "
-            "AND NOT list_has_any(json_type(json, '$.*'), ['OBJECT', 'ARRAY'])), "
-            "(SELECT list(DISTINCT k) FROM (SELECT unnest(json_keys(json)) AS k "
-            "      FROM read_ndjson_objects($1))) "
-            "FROM read_ndjson_objects($1)", [str(sniff.path)]).fetchone()
+            "AND NOT list_has_any(json_type(json, '$.*'), ['OBJECT', 'ARRAY'])) "
+            "FROM read_ndjson_objects($1) GROUP BY ALL", [str(sniff.path)]).fetchall()
     except duckdb.Error:
         return None
     finally:
         con.close()
-    if row is None or row[0] != sniff.lines or not row[1]:
+        spill.cleanup()
+    if sum(int(g[1]) for g in groups) != sniff.lines or not all(g[2] for g in groups):
         return None
-    keys = sorted(str(k) for k in row[2] or [])
+    keys = sorted({str(k) for g in groups for k in g[0] or []})
     if any(k != k.strip().lower() for k in keys):
         return None
     probe = ParsedFile(path=sniff.path, format="jsonl", documents=[],
