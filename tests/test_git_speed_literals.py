@@ -117,7 +117,9 @@ def test_placeholders_in_strings_comments_and_identifiers_are_left_alone() -> No
 
 
 def test_what_cannot_be_a_literal_is_bound() -> None:
-    for params in ([float("nan")], [b"bytes"], ["nul\0"], [list(range(MAX_INLINE_ITEMS + 1))]):
+    for params in ([float("nan")], [b"bytes"], ["nul\0"], [list(range(MAX_INLINE_ITEMS + 1))],
+                   [[False, []]], [["a", 1]], [[[1], [2]]],
+                   [[datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC)]]):
         with pytest.raises(NotInlinable):
             inline("SELECT ?", params)
     with pytest.raises(NotInlinable):

@@ -24,6 +24,7 @@ import pytest
 
 from analytics.config import Config
 from analytics.webhooks.providers import github
+from analytics.webhooks.writer import Column
 from tests.reconciler_objects import application, notification
 from tests.store_query import query
 from tests.webhook_senders import gh_deployment_status, gh_issue, gh_push, receiver
@@ -277,16 +278,16 @@ def test_prepare_spools_a_large_payload_and_keeps_neither_body_nor_parsed_string
     import orjson
 
     from analytics.webhooks import server
-    from analytics.webhooks.writer import Column, discard_payload_file
+    from analytics.webhooks.writer import discard_payload_file
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     commits = [(sha(n), "2026-03-01T01:00:00Z", f"change {n}") for n in range(1500)]
     body = bytearray(json.dumps(gh_push(REPO, "refs/heads/main", "0" * 40, commits)).encode())
     assert len(body) > server.OFFLOAD_BYTES
     endpoint = next(e for e in server.provider_secrets({}) if e.name == "github")
-    columns = {"commits": {c: Column("VARCHAR", True) for c in github.to_rows(
+    columns = {"commits": {c: _column(c) for c in github.to_rows(
                    {"x-github-event": "push"}, orjson.loads(body), Config())["commits"][0]},
-               "webhook_pushes": {c: Column("VARCHAR", True) for c in (
+               "webhook_pushes": {c: _column(c) for c in (
                    "repo", "ref", "before_sha", "after_sha", "pushed_at", "commit_shas")}}
     head = {"x-github-event": "push", "x-github-delivery": "spooled"}
     prepared = server.prepare(endpoint, head, body, Config(), columns, True, 0.0, T0)
@@ -318,12 +319,11 @@ def test_a_large_payload_stays_in_memory_where_the_temporary_folder_cannot_be_wr
     import tempfile
 
     from analytics.webhooks import server
-    from analytics.webhooks.writer import Column
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
     body = json.dumps(gh_issue(REPO, 3, ["incident"], "2026-03-01T06:00:00Z", body="z" * 300_000)).encode()
     endpoint = next(e for e in server.provider_secrets({}) if e.name == "github")
-    columns = {"incidents": {c: Column("VARCHAR", True) for c in (
+    columns = {"incidents": {c: _column(c) for c in (
         "id", "service", "environment", "created_at", "resolved_at", "title", "root_cause", "source",
         "source_ref", "url", "labels")}}
     head = {"x-github-event": "issues"}
@@ -332,3 +332,8 @@ def test_a_large_payload_stays_in_memory_where_the_temporary_folder_cannot_be_wr
     assert delivery is not None, prepared.message
     assert delivery.payload_file is None and delivery.payload_json == body.decode()
     assert delivery.body == body and delivery.rows["incidents"][0]["source_ref"] == "3"
+
+
+def _column(name: str) -> Column:
+    """The store's type of a column these tests hand to ``prepare`` (lists are VARCHAR[])."""
+    return Column("VARCHAR[]" if name in ("parents", "labels", "commit_shas") else "VARCHAR", True)

@@ -66,8 +66,21 @@ def sql_literal(value: Any) -> str:
     if isinstance(value, list | tuple):
         if len(value) > MAX_INLINE_ITEMS:
             raise NotInlinable("a long list")
+        if len({_scalar_kind(item) for item in value if item is not None}) > 1:
+            # a literal list of mixed or nested items fails to bind ("Cannot deduce template type")
+            # where the bound list is converted: a hostile payload's [false, []] answered 503
+            raise NotInlinable("a list of mixed items")
         return "[" + ", ".join(sql_literal(item) for item in value) + "]"
     raise NotInlinable(f"a {type(value).__name__}")
+
+
+def _scalar_kind(item: Any) -> object:
+    """What a list item's literal type is decided by; a nested list never shares it."""
+    if isinstance(item, list | tuple):
+        return object()
+    if isinstance(item, datetime):
+        return (datetime, item.tzinfo is not None)
+    return type(item)
 
 
 def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:

@@ -218,6 +218,19 @@ def check_rows(rows: Mapping[str, list[dict[str, Any]]], columns: Mapping[str, M
                 bound = _INT_RANGE.get(column.type)
                 if bound is not None and isinstance(value, int | float) and not -bound <= value < bound:
                     raise Rejected(f"{table}.{name} = {value!r} is out of range for {column.type}")
+                if not _shape_fits(value, column.type):
+                    raise Rejected(f"{table}.{name} is not a {column.type}: {type(value).__name__}")
+
+
+def _shape_fits(value: Any, column_type: str) -> bool:
+    """Whether a JSON value has the shape of its column: a hostile payload's object or list where a
+    branch name belongs would otherwise reach DuckDB's conversion, which fails for nested values with
+    an internal error (a 503 and a retry) instead of a data error."""
+    if column_type == "JSON":
+        return True
+    if column_type.endswith("[]"):
+        return isinstance(value, list) and not any(isinstance(item, dict | list) for item in value)
+    return not isinstance(value, dict | list)
 
 
 class DeliveryWriter:
