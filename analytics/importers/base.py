@@ -8,7 +8,7 @@ import io
 import json
 import pkgutil
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -362,11 +362,11 @@ class CsvSniff:
 
 
 def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
-          pattern: re.Pattern[bytes] | None = None) -> tuple[bytes, int] | None:
+          unsure: Callable[[bytes], bool] | None = None) -> tuple[bytes, int] | None:
     """The first 64 KiB of a large file and its physical line count (the last one counted even
     without a final newline), read in chunks (never whole); None when it is too small or too
     large, not UTF-8, starts with a BOM, holds a lone carriage return or one of ``markers`` (or a
-    match of ``pattern``), the cases streaming leaves to parse_file."""
+    window ``unsure`` flags), the cases streaming leaves to parse_file."""
     import codecs
 
     try:
@@ -388,13 +388,13 @@ def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
                 window = tail + chunk
                 if any(marker in window for marker in markers):
                     return None
-                if pattern is not None and pattern.search(window):
+                if unsure is not None and unsure(window):
                     return None
                 lone = window.count(b"\r") - window.count(b"\r\n")  # a final \r may pair next chunk
                 if lone > 1 or (lone == 1 and not window.endswith(b"\r")):
                     return None
                 newlines += chunk.count(b"\n")
-                tail = chunk[-4:] if pattern is None else chunk[-12:]
+                tail = chunk[-4:] if unsure is None else chunk[-12:]
             decoder.decode(b"", final=True)
     except (OSError, UnicodeDecodeError):
         return None
@@ -426,12 +426,22 @@ def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
 # refuses them in a string, splitlines breaks a line at \x0b \x0c \x1c-\x1e), U+0085, U+2028 and
 # U+2029 (line breaks to splitlines, not to DuckDB), and a \uD800-\uDFFF escape not in a
 # high-low pair (a lone surrogate is refused by the record path's value check; a pair split
-# between two chunks also counts). Such a file takes the record path.
-_JSONL_UNSURE = re.compile(
-    rb"[\x00-\x09\x0b\x0c\x0e-\x1f]|\xc2\x85|\xe2\x80[\xa8\xa9]"
-    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+# between two chunks also counts). Such a file takes the record path. Byte tests run in C over
+# the whole chunk; the escape pattern only where a chunk holds a ``\ud``.
+_JSONL_CONTROL = bytes([*range(0x0a), 0x0b, 0x0c, *range(0x0e, 0x20)])
+_JSONL_BREAKS = (b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F]"
 )
+
+
+def _jsonl_unsure(window: bytes) -> bool:
+    if len(window.translate(None, _JSONL_CONTROL)) != len(window):
+        return True
+    if any(mark in window for mark in _JSONL_BREAKS):
+        return True
+    return (b"\\ud" in window or b"\\uD" in window) and _LONE_SURROGATE.search(window) is not None
 
 
 @dataclass
@@ -447,7 +457,7 @@ def sniff_jsonl(path: Path, min_bytes: int | None = None) -> JsonlSniff | None:
     """A large file whose first line is one JSON object and whose second line starts another, so
     that parse_file reads it as JSON lines (two values are no JSON document), read in chunks:
     UTF-8 without a BOM, no lone carriage return, nothing of _JSONL_UNSURE. None: use parse_file."""
-    scanned = _scan(path, min_bytes, (), _JSONL_UNSURE)
+    scanned = _scan(path, min_bytes, (), _jsonl_unsure)
     if scanned is None:
         return None
     first, lines = scanned
@@ -479,16 +489,18 @@ def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
         # One scan, grouped by each line's list of keys (a file has few key sets): how many lines,
         # whether all are objects without repeated keys or nested values, and every key.
         groups = con.execute(
-            "SELECT json_keys(json) AS keys, count(*), bool_and(json_type(json) = 'OBJECT' "
-            "AND len(json_keys(json)) = len(list_distinct(json_keys(json))) "
-            "AND NOT list_has_any(json_type(json, '$.*'), ['OBJECT', 'ARRAY'])) "
-            "FROM read_ndjson_objects($1) GROUP BY ALL", [str(sniff.path)]).fetchall()
+            "SELECT keys, count(*), bool_and(starts_with(ltrim(json), '{') "
+            "AND NOT list_has_any(types, ['OBJECT', 'ARRAY'])) "
+            "FROM (SELECT json, json_keys(json) AS keys, json_type(json, '$.*') AS types "
+            "      FROM read_ndjson_objects($1)) GROUP BY ALL", [str(sniff.path)]).fetchall()
     except duckdb.Error:
         return None
     finally:
         con.close()
         spill.cleanup()
     if sum(int(g[1]) for g in groups) != sniff.lines or not all(g[2] for g in groups):
+        return None
+    if any(len(set(g[0] or [])) != len(g[0] or []) for g in groups):  # a key repeated in a line
         return None
     keys = sorted({str(k) for g in groups for k in g[0] or []})
     if any(k != k.strip().lower() for k in keys):
