@@ -22,4 +22,7 @@ fi
 "$venv/bin/mypy"
 # Two pytest-xdist workers, one per core of the CI machine; --dist loadscope keeps each module on one
 # worker, so its module-scoped fixtures are built once. GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
+# Each worker's DuckDB (and every gitops-dora it starts) runs one thread: two workers with two threads
+# each on two cores cost more CPU, not less time. tests/test_store_threads.py compares one and four.
+export GITOPS_DORA_DUCKDB_THREADS=${GITOPS_DORA_DUCKDB_THREADS:-1}
 exec "$venv/bin/python" -m pytest -n "${GITOPS_DORA_TEST_WORKERS:-2}" --dist loadscope "$@"

@@ -167,7 +167,7 @@ def connect(
         except OSError as exc:  # a read-only folder, a file where a folder belongs
             raise UserError(f"store {loc}: cannot create {exc.filename or loc.data_path}: "
                             f"{exc.strerror or exc}") from None
-    con = duckdb.connect(config={**_CONFIG, "temp_directory": _spill_directory()})
+    con = duckdb.connect(config={**_CONFIG, **_thread_setting(), "temp_directory": _spill_directory()})
     try:
         con.execute(f"LOAD {_sql_str(_extension_file('ducklake'))}")
         con.execute(f"LOAD {_sql_str(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
@@ -206,6 +206,19 @@ def connect(
         con.close()
         raise
     return con
+
+
+def _thread_setting() -> dict[str, int]:
+    """DuckDB's worker threads from ``GITOPS_DORA_DUCKDB_THREADS``. DuckDB starts one per core it
+    sees, which in a container is the node's cores, not the pod's CPU limit: a CronJob limited to one
+    CPU then spends its quota switching threads. The test suite runs two workers on two cores and
+    sets 1 for the same reason."""
+    text = os.environ.get("GITOPS_DORA_DUCKDB_THREADS", "").strip()
+    if not text:
+        return {}
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise UserError(f"GITOPS_DORA_DUCKDB_THREADS must be a whole number from 1 to 256, not {text[:20]!r}")
+    return {"threads": int(text)}
 
 
 def _spill_directory() -> str:
