@@ -234,7 +234,7 @@ def _spill_directory() -> str:
 def scratch_connection(temp_directory: str, *, memory_limit: str = "256MB") -> duckdb.DuckDBPyConnection:
     """An in-memory database for checking a file before any of it reaches the store: an error
     there cannot abort the store's transaction, and its memory and spill directory are bounded."""
-    return duckdb.connect(config={"threads": "2", "memory_limit": memory_limit,
+    return duckdb.connect(config={"threads": 2, **_thread_setting(), "memory_limit": memory_limit,
                                   "temp_directory": temp_directory})
 
 
