@@ -450,7 +450,8 @@ class JsonlSniff:
 
     path: Path
     lines: int
-    keys: list[str] = field(default_factory=list)  # every key any line uses (set by detect_jsonl_kind)
+    # every key any line uses, with the JSON types of its values (set by detect_jsonl_kind)
+    types: dict[str, set[str]] = field(default_factory=dict)
 
 
 def sniff_jsonl(path: Path, min_bytes: int | None = None) -> JsonlSniff | None:
@@ -486,11 +487,10 @@ def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
     spill = tempfile.TemporaryDirectory(prefix="gitops-dora-sniff-")
     con = scratch_connection(spill.name, memory_limit="160MB")
     try:
-        # One scan, grouped by each line's list of keys (a file has few key sets): how many lines,
-        # whether all are objects without repeated keys or nested values, and every key.
+        # One scan, grouped by each line's keys and value types (a file has few of those): how
+        # many lines, whether all are objects without nested values, and every key's types.
         groups = con.execute(
-            "SELECT keys, count(*), bool_and(starts_with(ltrim(json), '{') "
-            "AND NOT list_has_any(types, ['OBJECT', 'ARRAY'])) "
+            "SELECT keys, types, count(*), bool_and(starts_with(ltrim(json), '{')) "
             "FROM (SELECT json, json_keys(json) AS keys, json_type(json, '$.*') AS types "
             "      FROM read_ndjson_objects($1)) GROUP BY ALL", [str(sniff.path)]).fetchall()
     except duckdb.Error:
@@ -498,11 +498,18 @@ def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
     finally:
         con.close()
         spill.cleanup()
-    if sum(int(g[1]) for g in groups) != sniff.lines or not all(g[2] for g in groups):
+    if sum(int(g[2]) for g in groups) != sniff.lines or not all(g[3] for g in groups):
         return None
-    if any(len(set(g[0] or [])) != len(g[0] or []) for g in groups):  # a key repeated in a line
+    types: dict[str, set[str]] = {}
+    for keys, kinds, _count, _objects in groups:
+        keys, kinds = list(keys or []), list(kinds or [])
+        if len(set(keys)) != len(keys) or len(keys) != len(kinds):  # a key repeated in a line
+            return None
+        for key, kind in zip(keys, kinds, strict=True):
+            types.setdefault(str(key), set()).add(str(kind))
+    if any(kind in ("OBJECT", "ARRAY") for kinds in types.values() for kind in kinds):
         return None
-    keys = sorted({str(k) for g in groups for k in g[0] or []})
+    keys = sorted(types)
     if any(k != k.strip().lower() for k in keys):
         return None
     probe = ParsedFile(path=sniff.path, format="jsonl", documents=[],
@@ -513,7 +520,7 @@ def detect_jsonl_kind(sniff: JsonlSniff) -> ModuleType | None:
         return None
     if not hasattr(module, "load_jsonl_stream"):
         return None
-    sniff.keys = keys
+    sniff.types = types
     return module
 
 

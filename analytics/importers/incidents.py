@@ -161,7 +161,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
     values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
                        for n in _FIELDS)
-    source = (f"SELECT {values}, false AS shape_bad "
+    source = (f"SELECT {values} "
               f"FROM read_csv({_sql_str(str(sniff.path))}, header = true, auto_detect = false, "
               f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
               f"encoding = 'utf-8')")
@@ -172,14 +172,15 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
 def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
     """Load a large incidents JSON-lines file with DuckDB's JSON reader (one object a line, as
     ``detect_jsonl_kind`` checked), then the checks, Parquet copy and MERGE of the CSV stream.
-    A value the record path would read other than as text (a number, a boolean, a list: ``text()``
-    turns them into Python's ``str()``) marks its row, which sends the file to the exact path."""
+    A field the key pass saw with a value the record path would read other than as text (a
+    number, a boolean: ``text()`` turns them into Python's ``str()``) sends the file to the exact
+    path."""
+    if any(sniff.types.get(n, set()) - {"VARCHAR", "NULL"} for n in _FIELDS):
+        return None  # the key pass saw a number, boolean... for a field
     paths = ", ".join(f"'$.{n}'" for n in _FIELDS)
     raw = ", ".join(f"v[{i}] ->> '$' AS {n}" for i, n in enumerate(_FIELDS, start=1))
-    typed = " AND ".join(f"coalesce(json_type(v[{i}]) IN ('VARCHAR', 'NULL'), true)"
-                         for i in range(1, len(_FIELDS) + 1))
     values = ", ".join(f"{_stripped(n)} AS {n}" for n in _FIELDS)
-    source = (f"SELECT {values}, shape_bad FROM (SELECT {raw}, NOT ({typed}) AS shape_bad "
+    source = (f"SELECT {values} FROM (SELECT {raw} "
               f"FROM (SELECT json_extract(json, [{paths}]) AS v "
               f"FROM read_ndjson_objects({_sql_str(str(sniff.path))})))")
     return _load_checked(session, config, sniff.path, source, first_line=1, rows_expected=sniff.lines)
@@ -187,8 +188,8 @@ def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> Impo
 
 def _load_checked(session: WriteSession, config: Config, path: Path, source: str, *, first_line: int,
                   rows_expected: int) -> ImportSummary | None:
-    """Read ``source`` (a SELECT of the stripped text of _FIELDS and a ``shape_bad`` flag, one row
-    per record in the file's order) into a scratch table, check it with the record path's rules,
+    """Read ``source`` (a SELECT of the stripped text of _FIELDS, one row per record in the file's
+    order) into a scratch table, check it with the record path's rules,
     and merge it into the store. None when any row needs the exact path.
 
     The file is read and checked in a scratch in-memory DuckDB (a reader error there must not
@@ -220,7 +221,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
                    resolved_at AS resolved_text,
                    {stamp.format(v='f.created_at', zoned=_ZONED)} AS created_at,
                    {stamp.format(v='f.resolved_at', zoned=_ZONED)} AS resolved_at,
-                   title, root_cause, url, labels AS labels_text, shape_bad
+                   title, root_cause, url, labels AS labels_text
             FROM f"""
         )
     except duckdb.Error:
@@ -233,7 +234,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         if rows == 0 or rows != rows_expected:
             return None
         bad = con.execute(
-            f"""SELECT count(*) FILTER (WHERE shape_bad OR id IS NULL OR created_text IS NULL
+            f"""SELECT count(*) FILTER (WHERE id IS NULL OR created_text IS NULL
                     OR NOT regexp_matches(created_text, '{_ISO}') OR created_at IS NULL
                     OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{_ISO}')
                         OR resolved_at IS NULL OR resolved_at < created_at))
