@@ -233,8 +233,11 @@ def _spill_directory() -> str:
 
 def scratch_connection(temp_directory: str, *, memory_limit: str = "256MB") -> duckdb.DuckDBPyConnection:
     """An in-memory database for checking a file before any of it reaches the store: an error
-    there cannot abort the store's transaction, and its memory and spill directory are bounded."""
-    return duckdb.connect(config={"threads": 2, **_thread_setting(), "memory_limit": memory_limit,
+    there cannot abort the store's transaction, and its memory and spill directory are bounded.
+    One thread unless GITOPS_DORA_DUCKDB_THREADS says otherwise: a second thread's buffers went past
+    the memory limit (a 1M-line JSON-lines import peaked at 451-515 MB with two, 372-379 MB with
+    one, in about the same time)."""
+    return duckdb.connect(config={"threads": 1, **_thread_setting(), "memory_limit": memory_limit,
                                   "temp_directory": temp_directory})
 
 
