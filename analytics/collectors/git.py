@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analytics.collectors.git_source import RepoLocation, existing_objects
-from analytics.store.literals import execute
+from analytics.store.literals import execute, sql_string
 from analytics.store.location import StoreRef, redact_url
 from analytics.store.upsert import merge
 
@@ -94,7 +94,6 @@ def unchanged_summary(
     ``reader``: an open :func:`state_reader` connection to use (and leave open)."""
     import duckdb
 
-    from analytics.store.connection import sql_string
 
     con = reader if reader is not None else state_reader(db_path)
     if con is None:
@@ -138,7 +137,6 @@ def remembered_options(db_path: StoreRef, repo_id: str, reader: Any = None) -> G
     """The options of this repository's previous run, so a bare re-run (cron) keeps its deployments."""
     import duckdb
 
-    from analytics.store.connection import sql_string
 
     con = reader if reader is not None else state_reader(db_path)
     if con is None:

@@ -23,7 +23,7 @@ import duckdb
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
 from analytics.store.connection import StoreSpaceError, is_space_error
-from analytics.store.literals import execute
+from analytics.store.literals import execute, sql_string
 from analytics.store.upsert import merge_sql
 
 SEP = "\x1f"
@@ -80,13 +80,9 @@ def missing_object_reason(repo: Path, stderr: str) -> str:
     return f"missing git object {sha} (reached from {name})" if sha else reason
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _read_csv_sql(paths: Sequence[Path]) -> str:
     cols = ", ".join(f"'{name}': '{kind}'" for name, kind in LOG_COLUMNS.items())
-    files = "[" + ", ".join(_sql_str(str(p)) for p in paths) + "]"
+    files = "[" + ", ".join(sql_string(str(p)) for p in paths) + "]"
     return (
         f"read_csv({files}, delim='{SEP}', quote='', escape='', header=false, "
         f"auto_detect=false, new_line='\\n', columns={{{cols}}})"

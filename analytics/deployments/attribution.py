@@ -29,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from analytics.store.literals import execute
+from analytics.store.literals import execute, sql_string
 
 _HEX = re.compile(r"^[0-9a-f]{4,40}$")
 Scope = tuple[str, str]
@@ -342,7 +342,7 @@ def _apply(
                 "CAST(generate_subscripts($1::VARCHAR[], 1) - 1 AS INTEGER) AS dk", [dep_ids])
     path = _pairs_csv(out, runs) if out else None
     try:
-        source = ("(SELECT dk, i FROM read_csv('" + path.replace("'", "''") + "', header = false, "
+        source = (f"(SELECT dk, i FROM read_csv({sql_string(path)}, header = false, "
                   "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))"
                   if path else "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)")
         if any_stored:

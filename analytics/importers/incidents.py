@@ -24,6 +24,7 @@ from analytics.importers._fields import (
 )
 from analytics.importers.base import ImportSummary, ParsedFile
 from analytics.store.connection import WriteSession
+from analytics.store.literals import sql_string
 
 KIND = "incidents"
 COLUMNS = ("id", "service", "environment", "created_at", "resolved_at", "title", "root_cause")
@@ -112,10 +113,6 @@ _ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{
 _ZONED = r"(Z|[+-]\d{2}:\d{2})$"
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 # DuckDB's memory for the scratch database that reads and checks a streamed file, and for the
 # store's MERGE of it (one after the other; the process is ~150 MB besides): the target is 500 MB
 # in all for a million rows. Both spill to disk beyond it.
@@ -129,7 +126,7 @@ def _bounded(con: Any) -> Iterator[None]:
     (the connection is the unit's). It spills to the connection's temp_directory (DuckDB's
     default, ``.tmp`` under the working directory: the store sets no other, and one already used
     cannot be switched)."""
-    con.execute(f"SET memory_limit = {_sql_str(MERGE_MEMORY)}")
+    con.execute(f"SET memory_limit = {sql_string(MERGE_MEMORY)}")
     try:
         yield
     finally:
@@ -162,7 +159,7 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
                        for n in _FIELDS)
     source = (f"SELECT {values} "
-              f"FROM read_csv({_sql_str(str(sniff.path))}, header = true, auto_detect = false, "
+              f"FROM read_csv({sql_string(str(sniff.path))}, header = true, auto_detect = false, "
               f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
               f"encoding = 'utf-8')")
     # the header is line 1: a record over several lines, or blank lines, leave the count short
@@ -182,7 +179,7 @@ def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> Impo
     values = ", ".join(f"{_stripped(n)} AS {n}" for n in _FIELDS)
     source = (f"SELECT {values} FROM (SELECT {raw} "
               f"FROM (SELECT json_extract(json, [{paths}]) AS v "
-              f"FROM read_ndjson_objects({_sql_str(str(sniff.path))})))")
+              f"FROM read_ndjson_objects({sql_string(str(sniff.path))})))")
     return _load_checked(session, config, sniff.path, source, first_line=1, rows_expected=sniff.lines)
 
 
@@ -216,7 +213,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         con.execute(
             f"""CREATE TEMP TABLE _inc_rows AS
             WITH f AS ({source})
-            SELECT id, service, coalesce(environment, {_sql_str(default_env)}) AS environment,
+            SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
                    environment IS NULL AS defaulted, created_at AS created_text,
                    resolved_at AS resolved_text,
                    {stamp.format(v='f.created_at', zoned=_ZONED)} AS created_at,
@@ -271,9 +268,9 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         # Uncompressed: the file lives for the next statement only.
         con.execute(
             f"COPY (SELECT id, service, environment, created_at, resolved_at, title, root_cause, "
-            f"'import' AS source, {_sql_str(path.name + ':')} "
+            f"'import' AS source, {sql_string(path.name + ':')} "
             f"|| (rowid - (SELECT min(rowid) FROM temp._inc_rows) + {first_line}) AS source_ref, url, "
-            f"{labels} AS labels FROM temp._inc_rows) TO {_sql_str(parquet)} "
+            f"{labels} AS labels FROM temp._inc_rows) TO {sql_string(parquet)} "
             f"(FORMAT parquet, COMPRESSION uncompressed)"
         )
         con.close()  # the scratch database's memory is free before the store's MERGE
@@ -284,7 +281,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         # MERGE's join with the table (the result is the one MERGE of both would give). The store
         # connection's memory is capped meanwhile.
         columns_sql = ", ".join(out_cols)
-        parquet_rows = f"read_parquet({_sql_str(parquet)})"
+        parquet_rows = f"read_parquet({sql_string(parquet)})"
         with _bounded(session.con):
             differs = " OR ".join(f"new.{c} IS DISTINCT FROM known.{c}" for c in out_cols if c != "id")
             merge(session.con, "incidents",

@@ -26,6 +26,8 @@ from typing import Any
 
 import duckdb
 
+from analytics.store.literals import sql_string
+
 FORMATS_SQL = Path(__file__).resolve().parent / "formats.sql"
 # DuckDB's buffer memory while a listing runs: the process itself (interpreter, DuckDB, the
 # extensions, the attached catalog) is ~110 MB, and the issue's target is 300 MB in all.
@@ -55,10 +57,6 @@ for _name in _INTEGERS:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def install_formats(con: duckdb.DuckDBPyConnection) -> None:
@@ -101,10 +99,10 @@ def row_text_sql(
         if template is None or not name.isidentifier():  # keys are written without escaping
             return None
         prefix = ("  {\n" if i == 0 else ",\n") + f'    "{name}": '
-        parts += [_literal(prefix), template.format(c=_ident(name))]
+        parts += [sql_string(prefix), template.format(c=_ident(name))]
     if not parts:
         return None
-    return "concat(" + ", ".join([*parts, _literal("\n  }")]) + ")"
+    return "concat(" + ", ".join([*parts, sql_string("\n  }")]) + ")"
 
 
 @contextlib.contextmanager
@@ -117,8 +115,8 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     land in the middle of the listing. The settings are reset on the way out."""
     spill = tempfile.mkdtemp(prefix="gitops-dora-listing-")
     try:
-        con.execute(f"SET temp_directory = {_literal(spill)}")
-        con.execute(f"SET memory_limit = {_literal(MEMORY_LIMIT)}")
+        con.execute(f"SET temp_directory = {sql_string(spill)}")
+        con.execute(f"SET memory_limit = {sql_string(MEMORY_LIMIT)}")
         con.execute("SET preserve_insertion_order = true")
         con.execute("SET enable_progress_bar = false")
         yield
@@ -217,7 +215,7 @@ SLICE_ROWS = 100_000
 
 
 def _timestamp(value: datetime) -> str:
-    return f"TIMESTAMPTZ {_literal(value.isoformat())}"
+    return f"TIMESTAMPTZ {sql_string(value.isoformat())}"
 
 
 def incidents_sql(

@@ -38,7 +38,7 @@ import duckdb
 
 from analytics.errors import UserError
 from analytics.redaction import redact
-from analytics.store.literals import execute
+from analytics.store.literals import execute, sql_string
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
 from analytics.store.upsert import RESET_PLANNING, OnMatch, merge
@@ -89,16 +89,6 @@ def _extension_file(name: str) -> str:
                     "(scripts/bootstrap.sh installs it from the lock file)")
 
 
-def sql_string(text: str) -> str:
-    """A SQL string literal. For the few hot reads that must not bind parameters: DuckDB's Python
-    binding imports pandas the first time a statement has parameters, which costs a short command
-    (an unchanged ``collect git`` re-run) half a second."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-_sql_str = sql_string
-
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -126,15 +116,15 @@ def _translate(exc: duckdb.Error, loc: StoreLocation, doing: str) -> UserError:
 
 def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
     """S3 credentials come from the standard AWS variables, never from arguments."""
-    con.execute(f"LOAD {_sql_str(_extension_file('httpfs'))}")
+    con.execute(f"LOAD {sql_string(_extension_file('httpfs'))}")
     parts = ["TYPE s3"]
     for env, option in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"),
                         ("AWS_SESSION_TOKEN", "SESSION_TOKEN"), ("AWS_REGION", "REGION")):
         if os.environ.get(env):
-            parts.append(f"{option} {_sql_str(os.environ[env])}")
+            parts.append(f"{option} {sql_string(os.environ[env])}")
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
-        parts.append(f"ENDPOINT {_sql_str(re.sub(r'^https?://', '', endpoint))}")
+        parts.append(f"ENDPOINT {sql_string(re.sub(r'^https?://', '', endpoint))}")
         if endpoint.startswith("http://"):
             parts.append("USE_SSL false")
         parts.append("URL_STYLE 'path'")
@@ -169,11 +159,11 @@ def connect(
                             f"{exc.strerror or exc}") from None
     con = duckdb.connect(config={**_CONFIG, **_thread_setting(), "temp_directory": _spill_directory()})
     try:
-        con.execute(f"LOAD {_sql_str(_extension_file('ducklake'))}")
-        con.execute(f"LOAD {_sql_str(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
+        con.execute(f"LOAD {sql_string(_extension_file('ducklake'))}")
+        con.execute(f"LOAD {sql_string(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
         if loc.data_path.startswith("s3://"):
             _s3_secret(con)
-        options = [f"DATA_PATH {_sql_str(loc.data_path)}"]
+        options = [f"DATA_PATH {sql_string(loc.data_path)}"]
         if loc.kind == "sqlite":
             options += ["META_JOURNAL_MODE 'WAL'", "META_BUSY_TIMEOUT 10000"]
         if read_only:
@@ -181,8 +171,8 @@ def connect(
         if snapshot is not None:
             options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
         elif snapshot_time is not None:
-            options.append(f"SNAPSHOT_TIME {_sql_str(snapshot_time.astimezone(UTC).isoformat())}")
-        con.execute(f"ATTACH {_sql_str(loc.attach_target())} AS {CATALOG} ({', '.join(options)})")
+            options.append(f"SNAPSHOT_TIME {sql_string(snapshot_time.astimezone(UTC).isoformat())}")
+        con.execute(f"ATTACH {sql_string(loc.attach_target())} AS {CATALOG} ({', '.join(options)})")
         con.execute(f"USE {CATALOG}")
         # DuckLake never rewrites a data file (a change writes a new one), so a Parquet footer read
         # once stays valid; the metric queries scan the same files many times per command.

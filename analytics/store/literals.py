@@ -37,9 +37,8 @@ class NotInlinable(ValueError):
 
 
 def sql_string(text: str) -> str:
-    """A SQL string literal."""
-    if "\0" in text:
-        raise NotInlinable("NUL in a string")
+    """A SQL string literal: the store's one quoting of text written into a statement (paths,
+    settings, values)."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -57,6 +56,8 @@ def sql_literal(value: Any) -> str:
             raise NotInlinable("a non-finite float")
         return f"{value!r}::DOUBLE"
     if isinstance(value, str):
+        if "\0" in value:
+            raise NotInlinable("NUL in a string")
         return sql_string(value)
     if isinstance(value, datetime):
         kind = "TIMESTAMPTZ" if value.tzinfo is not None else "TIMESTAMP"
