@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analytics.demo.fast_import import FastImport, Person  # noqa: E402
-from analytics.deployments.images import _GIT_WORKERS, _Graph  # noqa: E402
+from analytics.deployments.images import _GIT_WORKERS, CommitGraph  # noqa: E402
 
 DEV = Person("Dev", "dev@example.com", "+0000")
 
@@ -67,7 +67,7 @@ def with_git(repo: Path, ranges: list[tuple[str, str]]) -> list[set[str]]:
 
 
 def in_memory(repo: Path, ranges: list[tuple[str, str]]) -> list[set[str]]:
-    graph = _Graph(repo)
+    graph = CommitGraph(repo)
     return [set(graph.range(new, old) or ()) for new, old in ranges]
 
 

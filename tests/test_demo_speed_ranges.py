@@ -1,5 +1,5 @@
 """The reconciler import walks deployment ranges in memory (``analytics/deployments/images.py``
-``_Graph.range`` / ``path_range``) instead of one ``git rev-list`` per range: on a generated
+``CommitGraph.range`` / ``path_range``) instead of one ``git rev-list`` per range: on a generated
 repository with branches, merges, a second root and path changes, every in-memory answer must be
 exactly git's, and the cases it cannot answer (merges under a path limit, glob paths, commits
 outside the graph, a history over the size cap) must go back to git."""
@@ -15,7 +15,7 @@ import pytest
 
 from analytics.demo.fast_import import FastImport, Person, git_env
 from analytics.deployments import images
-from analytics.deployments.images import _Graph
+from analytics.deployments.images import CommitGraph
 
 DEV = Person("Dev", "dev@example.com", "+0000")
 PATHS = ("apps/a/overlays/prod/k.yaml", "apps/a/overlays/staging/k.yaml", "apps/b/base/d.yaml", "README.md")
@@ -83,7 +83,7 @@ def _build(path: Path, seed: int) -> tuple[list[str], list[str]]:
 def test_ranges_walked_in_memory_equal_git_rev_list(tmp_path: Path, seed: int) -> None:
     repo = tmp_path / "repo"
     commits, _ = _build(repo, seed)
-    graph = _Graph(repo)
+    graph = CommitGraph(repo)
     rng = random.Random(seed)
     pairs: list[tuple[str, str | None]] = [(rng.choice(commits), rng.choice(commits)) for _ in range(150)]
     pairs += [(c, None) for c in commits[::7]]
@@ -99,7 +99,7 @@ def test_ranges_walked_in_memory_equal_git_rev_list(tmp_path: Path, seed: int) -
 def test_path_limited_ranges_equal_git_or_go_back_to_git(tmp_path: Path, seed: int) -> None:
     repo = tmp_path / "repo"
     commits, linear = _build(repo, seed)
-    graph = _Graph(repo)
+    graph = CommitGraph(repo)
     rng = random.Random(seed)
     answered = fell_back = 0
     pairs = [(rng.choice(commits), rng.choice(commits)) for _ in range(150)]
@@ -125,10 +125,10 @@ def test_commits_outside_the_graph_and_large_histories_go_to_git(
 ) -> None:
     repo = tmp_path / "repo"
     commits, linear = _build(repo, 3)
-    assert _Graph(repo).range("0" * 40, None) is None
-    assert _Graph(repo).range(linear[-1], "0" * 40) is None
+    assert CommitGraph(repo).range("0" * 40, None) is None
+    assert CommitGraph(repo).range(linear[-1], "0" * 40) is None
     monkeypatch.setattr(images, "_GRAPH_MAX", 10)
-    small = _Graph(repo)
+    small = CommitGraph(repo)
     assert small.range(linear[-1], linear[-2]) is None
     assert small.path_range(linear[-1], linear[-2], "apps") is None
     # ancestry (a config repository's question) reads the whole graph, which ranges then walk
@@ -144,13 +144,15 @@ def test_demo_incident_step_ancestry_equals_git_merge_base(tmp_path: Path) -> No
     steps = importlib.import_module("analytics.demo.steps.30_incidents")
     repo = tmp_path / "repo"
     commits, _ = _build(repo, 4)
-    graph = steps._Ancestry(repo)
+    graph = CommitGraph(repo)
     rng = random.Random(4)
     answers = set()
     for ancestor, descendant in [(rng.choice(commits), rng.choice(commits)) for _ in range(120)]:
         git = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", ancestor, descendant],
                              capture_output=True, env=git_env()).returncode == 0
-        assert graph.is_ancestor(ancestor, descendant) == git, (ancestor, descendant)
+        release = {"sha": descendant}
+        shipped = steps._first_release_with(graph, [release], ancestor)
+        assert (shipped is release) == git, (ancestor, descendant)
         answers.add(git)
     assert answers == {True, False}
-    assert graph.is_ancestor(commits[-1], commits[-1])
+    assert steps._first_release_with(graph, [{"sha": commits[-1]}], commits[-1]) is not None

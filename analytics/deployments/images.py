@@ -386,9 +386,10 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
     return len(rows)
 
 
-class _Graph:
+class CommitGraph:
     """A repository's commit graph, read with one ``git rev-list --parents --all HEAD``: ancestry
-    and ranges are set operations here instead of one ``git`` process per deployment."""
+    and ranges are set operations here instead of one ``git`` process per deployment (or, in the
+    demo's incident step, per "which release shipped this commit" question)."""
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
@@ -570,7 +571,7 @@ class _Linker:
     session: WriteSession
     config: Config
     scanned: set[str] = field(default_factory=set)
-    graphs: dict[str, _Graph] = field(default_factory=dict)
+    graphs: dict[str, CommitGraph] = field(default_factory=dict)
     # config repo -> service -> (commit, app repo, app sha, environment), newest first
     image_rows: dict[str, dict[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
@@ -579,9 +580,9 @@ class _Linker:
             return None
         return _local_path(self.session, service.gitops.repository)
 
-    def graph(self, repo: Path) -> _Graph:
+    def graph(self, repo: Path) -> CommitGraph:
         if str(repo) not in self.graphs:
-            self.graphs[str(repo)] = _Graph(repo)
+            self.graphs[str(repo)] = CommitGraph(repo)
         return self.graphs[str(repo)]
 
     def ancestry(self, repo: Path, sha: str) -> frozenset[str]:

@@ -19,12 +19,11 @@ config commit), so the attribution holds whether deployments come from tags or f
 from __future__ import annotations
 
 import csv
-import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from analytics.demo.context import DemoContext
+from analytics.deployments.images import CommitGraph
 
 INCIDENTS_FILE = "incidents.csv"
 HEADER = ("id", "service", "environment", "created_at", "resolved_at", "title", "root_cause")
@@ -39,35 +38,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Ancestry:
-    """A repository's commit graph from one ``git rev-list --parents --all``: whether a commit is
-    in a release is a set lookup, not a ``git merge-base --is-ancestor`` process per question."""
-
-    def __init__(self, repo: Path) -> None:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-list", "--parents", "--all"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-        self.parents = {sha: tuple(rest) for sha, *rest in (line.split() for line in out.splitlines())}
-        self._reachable: dict[str, frozenset[str]] = {}
-
-    def reachable(self, tip: str) -> frozenset[str]:
-        """``tip`` and every commit it descends from."""
-        if tip not in self._reachable:
-            seen: set[str] = set()
-            stack = [tip]
-            while stack:
-                sha = stack.pop()
-                if sha not in seen:
-                    seen.add(sha)
-                    stack.extend(self.parents.get(sha, ()))
-            self._reachable[tip] = frozenset(seen)
-        return self._reachable[tip]
-
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return ancestor in self.reachable(descendant)
-
-
 def _production_times(manifest: dict[str, Any], service: str) -> dict[str, datetime]:
     """Release tag -> when it was live in production (tag time or the production config commit)."""
     live = {r["tag"]: _time(r["tagged_at"]) for r in manifest["releases"][service]}
@@ -78,15 +48,17 @@ def _production_times(manifest: dict[str, Any], service: str) -> dict[str, datet
 
 
 def _first_release_with(
-    graph: _Ancestry, releases: list[dict[str, Any]], sha: str
+    graph: CommitGraph, releases: list[dict[str, Any]], sha: str
 ) -> dict[str, Any] | None:
-    return next((r for r in releases if graph.is_ancestor(sha, r["sha"])), None)
+    """The first release whose commit descends from ``sha``, from one read of the repository's
+    graph rather than a ``git merge-base --is-ancestor`` process per question."""
+    return next((r for r in releases if sha in graph.ancestors(r["sha"])), None)
 
 
 def _service_incidents(demo: DemoContext, manifest: dict[str, Any], service: dict[str, Any],
                        counter: list[int]) -> list[tuple[str, ...]]:
     name = service["name"]
-    graph = _Ancestry(demo.workdir / service["repo"])
+    graph = CommitGraph(demo.workdir / service["repo"])
     releases = manifest["releases"][name]
     live = _production_times(manifest, name)
     found: list[tuple[str, ...]] = []
