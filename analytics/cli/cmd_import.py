@@ -62,19 +62,14 @@ def import_command(
             session: WriteSession, source: ParsedFile | CsvSniff | JsonlSniff = source,
             module: ModuleType = module,
         ) -> Any:
-            summary = None
-            kind = module
-            if isinstance(source, CsvSniff | JsonlSniff):
-                if isinstance(source, CsvSniff):
-                    summary = module.load_csv_stream(session, source, config)
-                else:
-                    summary = module.load_jsonl_stream(session, source, config)
+            if isinstance(source, ParsedFile):
+                summary = module.load(session, source, config)
+            else:
+                stream = module.load_csv_stream if isinstance(source, CsvSniff) else module.load_jsonl_stream
+                summary = stream(session, source, config)
                 if summary is None:  # a row needs the exact path (which names a bad value's line)
                     parsed = parse_file(source.path)
-                    kind = detect_kind(parsed)
-                    summary = kind.load(session, parsed, config)
-            else:
-                summary = kind.load(session, source, config)
+                    summary = detect_kind(parsed).load(session, parsed, config)
             session.messages.append(summary.line())
             return summary
 

@@ -491,18 +491,13 @@ class DeliveryWriter:
                 if rows:
                     tables.setdefault(table, []).extend(rows)
                     count += len(rows)
+            head = (delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
+                    delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest())
             if delivery.payload_file is not None:  # the payload's text: its file's path here
-                spooled.append((
-                    delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
-                    delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest(), delivery.payload_file,
-                    count,
-                ))
+                spooled.append((*head, delivery.payload_file, count))
             else:
                 text = delivery.payload_json if delivery.payload_json is not None else _json(delivery.payload)
-                deliveries.append((
-                    delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
-                    delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest(), text, count,
-                ))
+                deliveries.append((*head, text, count))
             after = delivery.finalize_after
             if delivery.finalize is not None and (after is None or any(delivery.rows.get(t) for t in after)):
                 finalizers[f"{delivery.finalize.__module__}.{delivery.finalize.__qualname__}"] = (
