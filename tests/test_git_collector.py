@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from analytics.store.connection import open_writer
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 from tests.store_query import query, store_reader
 
@@ -31,9 +32,13 @@ SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
 
 
 def run_cli(db: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+            process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The console command, in this process (tests/cli_inprocess.py) unless ``process``: the
+    credentials test reads what the real process writes."""
     full_env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
     full_env.update(env or {})
+    if not process:
+        return cli_inprocess.run(["--db", str(db), *args], env=full_env, cwd=cwd)
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=120)
 
@@ -403,13 +408,13 @@ def test_url_credentials_are_never_stored(tmp_path: Path, release: tuple[GitRepo
         url = f"http://ci-bot:s3cr3t-token@127.0.0.1:{server.server_address[1]}/shop.git"
         db = tmp_path / "db.duckdb"
         env = {"GITOPS_DORA_CACHE": str(tmp_path / "cache")}
-        first = run_cli(db, "collect", "git", url, "--deploy-tags", SEMVER, env=env)
+        first = run_cli(db, "collect", "git", url, "--deploy-tags", SEMVER, env=env, process=True)
         assert first.returncode == 0, first.stderr
         assert query(db, "SELECT count(*) FROM commits WHERE repo = 'shop'") == [(5,)]
         repo.commit("F", at="2024-03-09T09:00:00+00:00")
         served.git("fetch", "-q", repo.url, "+refs/heads/*:refs/heads/*")
         served.git("update-server-info")
-        second = run_cli(db, "collect", "git", url, env=env)
+        second = run_cli(db, "collect", "git", url, env=env, process=True)
         assert second.returncode == 0, second.stderr
         assert "1 new commits (incremental; 6 in total)" in second.stderr
     finally:
