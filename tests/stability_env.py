@@ -22,6 +22,7 @@ from analytics.config import load_config
 from analytics.metrics.engine import MetricsQuery, compute_metrics
 from analytics.metrics.window import parse_instant
 from analytics.store.connection import open_reader
+from tests import cli_inprocess
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
@@ -30,11 +31,29 @@ def run_cli(
     db: Path, *args: str, config: Path | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """The real console command in a subprocess (exit code and stderr as a user sees them)."""
-    cmd = [CLI, "--db", str(db)]
+    argv, env = _argv_env(db, args, config)
+    proc = subprocess.run([CLI, *argv], capture_output=True, text=True, env=env, timeout=120)
+    return _checked(proc, args, check)
+
+
+def run_cli_inprocess(
+    db: Path, *args: str, config: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """:func:`run_cli` with the command run in this process (tests/cli_inprocess.py): the same exit
+    code, stdout and stderr, without a process start (0.4-0.7 CPU-s) per command."""
+    argv, env = _argv_env(db, args, config)
+    return _checked(cli_inprocess.run(argv, env=env), args, check)
+
+
+def _argv_env(db: Path, args: Sequence[str], config: Path | None) -> tuple[list[str], dict[str, str]]:
+    argv = ["--db", str(db)]
     if config is not None:
-        cmd += ["--config", str(config)]
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=120)
+        argv += ["--config", str(config)]
+    return [*argv, *args], {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+
+
+def _checked(proc: subprocess.CompletedProcess[str], args: Sequence[str], check: bool,
+             ) -> subprocess.CompletedProcess[str]:
     if check and proc.returncode != 0:
         raise AssertionError(f"gitops-dora {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc

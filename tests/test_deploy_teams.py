@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, run_cli, write_csv
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
 from tests.store_query import query
 
 CONFIG = """\

@@ -1,6 +1,7 @@
 """``gitops-dora import``: kind detection, formats, zones, bad rows, atomicity, idempotence.
 
-Runs the real console command as a subprocess and reads the real DuckDB file it wrote.
+Runs the real console command (in this process, tests/cli_inprocess.py; the unrecognised-file test as
+the installed script in a subprocess) and reads the real DuckDB file it wrote.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.gitrepo import GitRepo
-from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, run_cli, write_csv
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, write_csv
+from tests.stability_env import run_cli as run_cli_process
+from tests.stability_env import run_cli_inprocess as run_cli
 from tests.store_query import store_reader
 
 
@@ -106,7 +109,7 @@ def test_unrecognised_file_is_one_error_line_naming_it_and_nothing_is_written(tm
     ])
     odd = write_csv(tmp_path / "odd.csv", ("name", "colour"), [("apple", "red")])
     db = tmp_path / "d.duckdb"
-    proc = run_cli(db, "import", str(good), str(odd), check=False)
+    proc = run_cli_process(db, "import", str(good), str(odd), check=False)  # the installed script
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"error: {odd}: cannot recognise this file's kind (known kinds: "

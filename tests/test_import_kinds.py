@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import run_cli
+from tests.stability_env import run_cli_inprocess as run_cli
 from tests.store_query import query
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "import"

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.gitrepo import GitRepo
-from tests.stability_env import INCIDENT_HEADER, run_cli, write_csv
+from tests.stability_env import INCIDENT_HEADER, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
 
 
 def test_metrics_json_matches_the_hand_computation(tmp_path: Path, make_repo: Callable[..., GitRepo]) -> None:
