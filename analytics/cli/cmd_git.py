@@ -33,6 +33,7 @@ def collect_git_command(
     repo_id: str | None = typer.Option(None, "--repo-id", help="id of the repository [folder/URL basename]"),
 ) -> None:
     """Mine commits, tags and git deployments; a re-run only reads what is new."""
+    from analytics.cli import git_head_start
     from analytics.collectors.git import (
         GitOptions,
         collect,
@@ -45,12 +46,14 @@ def collect_git_command(
 
     app_ctx = get_ctx(ctx)
     config = app_ctx.config
-    location = locate(path_or_url, repo_id)
+    # a new store's run may have started git before the CLI loaded (git_head_start's docstring)
+    head = git_head_start.take(path_or_url, repo_id)
+    location = head.location if head is not None else locate(path_or_url, repo_id)
     rid = location.repo_id
     if location.is_shallow:
         say(f"warning: {location.url} is a shallow clone: history stops at the shallow boundary, "
             "so lead times of its oldest changes are truncated")
-    tips = ref_tips(location.local_path)
+    tips = head.tips if head is not None else ref_tips(location.local_path)
 
     given = any(v is not None for v in (service, environment, deploy_tags, deploy_branch))
     git_cfg = config.deployments.git
@@ -78,7 +81,7 @@ def collect_git_command(
         if reader is not None:
             reader.close()
     if summary is None:
-        summary = collect(app_ctx.db_path, location, options, tips)
+        summary = collect(app_ctx.db_path, location, options, tips, head.log if head is not None else None)
     for name in summary.skipped_tags[:5]:
         say(f"note: tag {name} does not point at a commit; skipped")
     say(summary.line())

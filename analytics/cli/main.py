@@ -8,32 +8,44 @@ terminal or a CI log.
 
 from __future__ import annotations
 
-import importlib
-import logging
 import os
-import pkgutil
 import sys
-import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own click, not exported
-
-import analytics.cli as cli_pkg
-from analytics.cli.app import app
-from analytics.errors import UserError
+from analytics.cli import git_head_start
 from analytics.redaction import one_line, redact, register_url_secrets, strip_controls
 
+if TYPE_CHECKING:
+    import typer
 
-def _register_commands() -> None:
-    for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda i: i.name):
-        if info.name.startswith("cmd_"):
-            importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
+# Typer, the command modules and what they import load in run(), after git_head_start has had its
+# chance to start git: a first `collect git` of a large history then walks while they load.
+# ``app`` stays importable from here (module __getattr__ below), with every command registered.
+_registered: typer.Typer | None = None
 
 
-_register_commands()
+def _register_commands() -> typer.Typer:
+    global _registered
+    if _registered is None:
+        import importlib
+        import pkgutil
+
+        import analytics.cli as cli_pkg
+        from analytics.cli.app import app
+
+        for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda i: i.name):
+            if info.name.startswith("cmd_"):
+                importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
+        _registered = app
+    return _registered
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _register_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _RedactingStream:
@@ -75,6 +87,8 @@ def _install_log_redaction() -> None:
     global _log_factory_installed
     if _log_factory_installed:
         return
+    import logging
+
     previous = logging.getLogRecordFactory()
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -99,6 +113,8 @@ def _fail(message: str, code: int) -> None:
 
 def _print_traceback(exc: BaseException) -> None:
     """``--debug``: the traceback, redacted and without terminal control characters."""
+    import traceback
+
     text = "".join(traceback.format_exception(exc))
     sys.stderr.write(strip_controls(redact(text), keep_newlines=True))
 
@@ -110,6 +126,23 @@ def _first_line(exc: BaseException) -> str:
 
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            git_head_start.start(args)  # first: git walks while Typer and the commands load
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        _run(args)
+    finally:
+        git_head_start.discard()
+
+
+def _run(args: list[str]) -> None:
+    import typer
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError  # Typer's own click, not exported
+
+    from analytics.errors import UserError
+
+    app = _register_commands()
     debug = "--debug" in args
     for arg in args:  # a password typed into a URL argument is masked wherever it shows up later
         if "://" in arg and "@" in arg:

@@ -195,17 +195,18 @@ class Prefetch:
     """
 
     def __init__(self, location: RepoLocation, options: GitOptions, branch_ref: str | None,
-                 old_tips: str | None) -> None:
+                 old_tips: str | None, log: LogReader | None = None) -> None:
         from analytics.collectors import git_deploy, git_log
 
         repo = location.local_path
-        self.log: LogReader | None = None
-        try:
-            tips: dict[str, str] = json.loads(old_tips) if old_tips else {}
-            exclude = existing_objects(repo, sorted(set(tips.values()))) if tips else []
-            self.log = git_log.LogReader(repo, exclude)
-        except Exception:  # noqa: BLE001 - only a head start: the transaction runs git itself and reports
-            self.log = None
+        self.log: LogReader | None = log if log is not None and log.repo == repo else None
+        if self.log is None:
+            try:
+                tips: dict[str, str] = json.loads(old_tips) if old_tips else {}
+                exclude = existing_objects(repo, sorted(set(tips.values()))) if tips else []
+                self.log = git_log.LogReader(repo, exclude)
+            except Exception:  # noqa: BLE001 - only a head start: the transaction runs git itself and reports
+                self.log = None
         self.tags: _Background | None = _Background(lambda: git_log.list_tags(repo))
         self.branch: _Background | None = None
         if branch_ref is not None and options.deploy_branch is not None:
@@ -236,8 +237,13 @@ class Prefetch:
 
 def collect(
     db_path: StoreRef, location: RepoLocation, options: GitOptions, tips: dict[str, str],
+    log: LogReader | None = None,
 ) -> GitSummary:
-    """Mine into the store in one writer session (one transaction); see the module docstring."""
+    """Mine into the store in one writer session (one transaction); see the module docstring.
+
+    ``log``: a ``git log`` of this repository already running, started before the CLI loaded
+    (analytics/cli/git_head_start.py: a new store, so nothing excluded); the transaction checks
+    its exclusions like any other guess."""
     from analytics.collectors import git_deploy
     from analytics.store.connection import WriteSession, write_unit
 
@@ -248,7 +254,7 @@ def collect(
     if options.deploy_tags is not None:
         git_deploy.compile_pattern(options.deploy_tags)
     branch_ref = git_deploy.resolve_branch(repo, options.deploy_branch) if options.deploy_branch else None
-    prefetch = Prefetch(location, options, branch_ref, _seen_tips.get(repo_id))
+    prefetch = Prefetch(location, options, branch_ref, _seen_tips.get(repo_id), log)
 
     def work(session: WriteSession) -> None:
         ingest(session, location, options, tips, summary, branch_ref, prefetch)

@@ -17,14 +17,17 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
-from analytics.store.connection import StoreSpaceError, is_space_error
-from analytics.store.literals import execute, sql_string
-from analytics.store.upsert import merge_sql
+
+if TYPE_CHECKING:
+    import duckdb
+
+# The store (and with it duckdb) is imported inside the functions that write: ``collect git`` into
+# a new store starts LogReader before the CLI's own imports (analytics/cli/git_head_start.py), so
+# this module must load with the standard library alone.
 
 SEP = "\x1f"
 # Subject last among the loaded fields: git never puts a newline in %s. The body (%b) follows a
@@ -81,6 +84,8 @@ def missing_object_reason(repo: Path, stderr: str) -> str:
 
 
 def _read_csv_sql(paths: Sequence[Path]) -> str:
+    from analytics.store.literals import sql_string
+
     cols = ", ".join(f"'{name}': '{kind}'" for name, kind in LOG_COLUMNS.items())
     files = "[" + ", ".join(sql_string(str(p)) for p in paths) + "]"
     return (
@@ -163,6 +168,8 @@ def _load_sql(sources: Sequence[Path], first_load: bool, reverts: dict[str, str]
     """One statement for a batch of chunk files. A repository's first load cannot meet existing
     keys, so a plain INSERT does; later loads MERGE on (repo, sha) so a commit read twice stays
     one row."""
+    from analytics.store.upsert import merge_sql
+
     reverted, join = _reverts_sql(reverts)
     select = _LOGGED.format(source=_read_csv_sql(sources), reverted=reverted, join=join)
     if first_load:
@@ -331,6 +338,11 @@ def mine_commits(
     git's walk and the DuckDB load of finished chunks run at once. A failure anywhere raises and
     the caller's transaction rolls back, so a half-read history is never committed.
     """
+    import duckdb
+
+    from analytics.store.connection import StoreSpaceError, is_space_error
+    from analytics.store.literals import execute
+
     if before is None:
         before = _count(con, repo_id)
     if reader is None or reader.exclude != tuple(exclude) or not reader.take():
@@ -372,6 +384,8 @@ def mine_commits(
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:
+    from analytics.store.literals import execute
+
     row = execute(con, "SELECT count(*) FROM commits WHERE repo = ?", [repo_id]).fetchall()[0]
     return int(row[0]) if row else 0
 
@@ -430,6 +444,8 @@ def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Ta
     the tags that changed are deleted and inserted, so a re-run after one new tag writes one row
     rather than every tag again.
     """
+    from analytics.store.literals import execute
+
     rows = execute(con,
         "SELECT name, sha, is_annotated, epoch_us(tagged_at), tagger_name FROM tags WHERE repo = $1",
         [repo_id]).fetchall()
