@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests import cli_inprocess
 from tests.store_query import query_snapshot as query  # noqa: F401 - callers use codehost_cli.query
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
@@ -19,13 +20,18 @@ def utc(text: str) -> datetime:
 
 
 def run_cli(
-    db: Path, *args: str, token_env: str, token: str | None, extra_env: dict[str, str] | None = None
+    db: Path, *args: str, token_env: str, token: str | None, extra_env: dict[str, str] | None = None,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess whose only token is ``token`` (none when it is None)."""
+    """The CLI with an environment whose only token is ``token`` (none when it is None), run in this
+    process (tests/cli_inprocess.py) unless ``process``: then the installed script in a subprocess,
+    for tests about what the real process writes (a token that must not show)."""
     env = {k: v for k, v in os.environ.items() if k not in (token_env, "GITOPS_DORA_DB")}
     env.update(extra_env or {})
     if token is not None:
         env[token_env] = token
+    if not process:
+        return cli_inprocess.run(["--db", str(db), *args], env=env, cwd=db.parent)
     return subprocess.run(
         [CLI, "--db", str(db), *args],
         capture_output=True,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests import codehost_cli
+from tests import cli_inprocess, codehost_cli
 from tests.codehost_cli import utc
 from tests.github_api import Fault, GitHubAPI
 
@@ -24,10 +24,12 @@ M1, M5 = "a1" * 20, "a5" * 20
 
 
 def run_cli(
-    tmp_path: Path, *args: str, token: str | None = TOKEN, extra_env: dict[str, str] | None = None
+    tmp_path: Path, *args: str, token: str | None = TOKEN, extra_env: dict[str, str] | None = None,
+    process: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     return codehost_cli.run_cli(
-        tmp_path / "gh.duckdb", *args, token_env="GITHUB_TOKEN", token=token, extra_env=extra_env
+        tmp_path / "gh.duckdb", *args, token_env="GITHUB_TOKEN", token=token, extra_env=extra_env,
+        process=process,
     )
 
 
@@ -302,7 +304,8 @@ def test_a_rate_limit_wait_does_not_keep_other_writers_out(tmp_path: Path, api: 
 
 
 def test_bad_token_is_one_line_and_writes_nothing(tmp_path: Path, api: GitHubAPI) -> None:
-    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, token="ghp_wrong_token")
+    result = run_cli(tmp_path, "collect", "github", REPO, "--base-url", api.base, token="ghp_wrong_token",
+                     process=True)  # what the real process writes: the token must not show
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: github {REPO} at {api.base}: 401 bad credentials")
@@ -428,11 +431,11 @@ def test_workflow_runs_of_configured_workflows_are_deployments(tmp_path: Path, a
     ]
     # production: deployment 11 (M1), run 101 redeploys M1, run 106 (X3), run 107 redeploys X3
     def production_deployments() -> int:
-        out = subprocess.run(
-            [codehost_cli.CLI, "--db", str(tmp_path / "gh.duckdb"), "metrics", "--environment", "production",
-             "--since", "2026-01-05", "--until", "2026-01-10", "--format", "json"],
-            capture_output=True, text=True, cwd=tmp_path, timeout=120, check=True).stdout
-        groups = json.loads(out)["groups"]
+        done = cli_inprocess.run(
+            ["--db", str(tmp_path / "gh.duckdb"), "metrics", "--environment", "production",
+             "--since", "2026-01-05", "--until", "2026-01-10", "--format", "json"], cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        groups = json.loads(done.stdout)["groups"]
         assert len(groups) == 1
         return int(groups[0]["deployments"])
 
