@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics_and_rows, write_csv
@@ -69,9 +69,33 @@ def _load(tmp: Path, deps: list[tuple[Any, ...]], incs: list[tuple[Any, ...]]) -
     return db
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The corners every run checks, whatever hypothesis draws: deployments at one instant with failures
+# and root causes naming a deployment, a revision and nothing known (several rows for one revision);
+# a root cause naming another service's deployment; incidents with no deployment at all (every one
+# unattributed, no rate); deployments with no incident.
+CORNERS = [
+    ([("pay", "production", 5, "success", "r1"), ("pay", "production", 5, "failed", "r2"),
+      ("pay", "production", 5, "success", "r2"), ("shop", "production", 5, "failed", "r2")],
+     [("pay", "production", 5, None, 1), ("pay", "production", 6, 3, "r2"),
+      ("shop", "production", 5, 0, None), ("pay", "staging", 7, None, "nope")],
+     ("service", "environment")),
+    ([("pay", "production", 10, "success", "r1"), ("shop", "staging", 20, "failed", "r3")],
+     [("pay", "production", 30, 2, 1), ("shop", "staging", 25, None, 0), ("search", "staging", 26, 1, 7)],
+     ("team",)),
+    ([], [("pay", "production", 1, None, None), ("shop", "staging", 2, 4, "deadbeef01")], ("environment",)),
+    ([("search", "staging", 3, "failed", "r4"), ("search", "staging", 3, "failed", "r4")], [], ("service",)),
+]
+
+
+# 15 drawn examples: each is an import and a metrics run on a new store (1.5-1.7 CPU-s); one holds up
+# to 25 deployments and 25 incidents, so it mixes these corners already, and the CORNERS run always.
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deps=deployment_rows, incs=incident_rows, group_by=st.sampled_from(
     [("service", "environment"), ("service",), ("environment",), ("team",)]))
+@example(deps=CORNERS[0][0], incs=CORNERS[0][1], group_by=CORNERS[0][2])
+@example(deps=CORNERS[1][0], incs=CORNERS[1][1], group_by=CORNERS[1][2])
+@example(deps=CORNERS[2][0], incs=CORNERS[2][1], group_by=CORNERS[2][2])
+@example(deps=CORNERS[3][0], incs=CORNERS[3][1], group_by=CORNERS[3][2])
 def test_rates_are_bounded_and_every_incident_counts_once(
     deps: list[tuple[Any, ...]], incs: list[tuple[Any, ...]], group_by: tuple[str, ...]
 ) -> None:
