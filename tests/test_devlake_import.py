@@ -37,7 +37,8 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import run_cli, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
+from tests.stability_env import write_csv
 from tests.store_query import query
 
 A1, A2, A3 = ("a1" * 20, "a2" * 20, "a3" * 20)

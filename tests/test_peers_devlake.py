@@ -43,7 +43,8 @@ from typing import Any
 import pytest
 
 from analytics.store.connection import open_reader
-from tests.stability_env import run_cli, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
+from tests.stability_env import write_csv
 
 
 def sha(name: str) -> str:

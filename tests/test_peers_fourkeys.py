@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import run_cli
+from tests.stability_env import run_cli_inprocess as run_cli
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "import" / "fourkeys_events_raw.jsonl"
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import run_cli, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
+from tests.stability_env import write_csv
 
 
 def t(text: str) -> datetime:

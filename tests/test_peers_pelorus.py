@@ -36,7 +36,8 @@ from typing import Any
 
 import pytest
 
-from tests.stability_env import run_cli, write_csv
+from tests.stability_env import run_cli_inprocess as run_cli
+from tests.stability_env import write_csv
 
 NGINX, SPRING = "basic-nginx", "kenwilli-basic-spring-boot"
 DEPLOY = [  # app, exported_namespace, image (first hex digits of image_sha), value
