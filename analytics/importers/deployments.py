@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from analytics.config import Config
@@ -287,3 +288,267 @@ def _attribute(session: WriteSession, rows: list[dict[str, Any]],
         return None
     attribute_changes(session, deployment_ids=ids)
     return len(ids)
+
+
+# --- streaming CSV (issue #16) ------------------------------------------------------------------
+# The incidents stream's pieces (Python-strip in SQL, the ISO forms both readers agree on, the
+# memory caps), imported as they are so that both kinds read a file alike.
+_FIELDS = ("id", "service", "environment", "revision", "deployed_at", "status", "repository",
+           "started_at", "rollback")
+_WORDS = r"'^[A-Za-z0-9]*$'"  # status and rollback values Python and DuckDB lower-case alike
+_OUT = ("id", "service", "environment", "revision", "repository", "started_at", "deployed_at", "status",
+        "source", "source_ref", "is_rollback", "rollback_target", "raw_revision", "revision_format")
+
+
+def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
+    """Load a large deployments CSV with DuckDB's CSV reader, checked in SQL; the same rows,
+    revisions, changes and summary as :func:`load` over parse_file. None when any row needs the
+    exact path (a bad or unusual value, a duplicate id, a record over several lines): the caller
+    then runs that path, whose error names the line."""
+    from analytics.importers.incidents import _stripped
+    from analytics.store.literals import sql_string
+
+    names = [name.strip().lower() for name in sniff.header]
+    if len(set(names)) != len(names) or "" in names:
+        return None
+    col = {n: f"c{i}" for i, n in enumerate(names)}
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+    values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
+                       for n in _FIELDS)
+    source = (f"SELECT {values} "
+              f"FROM read_csv({sql_string(str(sniff.path))}, header = true, auto_detect = false, "
+              f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
+              f"encoding = 'utf-8')")
+    return _load_checked(session, config, sniff.path, source, rows_expected=sniff.lines - 1)
+
+
+def _load_checked(session: WriteSession, config: Config, path: Path, source: str, *,
+                  rows_expected: int) -> ImportSummary | None:
+    """Read ``source`` (a SELECT of the stripped text of _FIELDS, one row per record in the
+    file's order) into a scratch table, check it with :func:`load`'s rules, resolve its revisions
+    with :func:`resolve_many`, and write it to the store. None when any row needs the exact path.
+
+    Only the few rows that ship several repositories are read into Python (their pairs are parsed
+    by :func:`revision_pairs`, as the record path does); the revisions are resolved once per
+    distinct (repository, revision). The rows reach the store through a temporary Parquet file:
+    new ids are INSERTed, changed ones MERGEd, so a re-import writes nothing."""
+    import tempfile
+
+    import duckdb
+
+    from analytics.errors import SourceError
+    from analytics.importers.incidents import _ISO, _ZONED, SCRATCH_MEMORY
+    from analytics.store.connection import scratch_connection
+    from analytics.store.literals import sql_string
+
+    scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
+    con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)
+    default_env = config.default_deployment_environment()
+    stamp = (
+        "CASE WHEN {v} IS NULL THEN NULL WHEN regexp_matches({v}, '{zoned}') "
+        "THEN try_cast({v} AS TIMESTAMPTZ) ELSE timezone('UTC', try_cast({v} AS TIMESTAMP)) END"
+    )
+    status_keys = ", ".join(sql_string(k) for k in _STATUS)
+    status_case = " ".join(f"WHEN {sql_string(k)} THEN {sql_string(v)}" for k, v in _STATUS.items())
+    true_words = ", ".join(sql_string(k) for k, v in _BOOL.items() if v)
+    bool_words = ", ".join(sql_string(k) for k in _BOOL)
+    try:
+        con.execute(
+            f"""CREATE TEMP TABLE _dep_rows AS
+            WITH f AS ({source})
+            SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
+                   environment IS NULL AS defaulted, revision, repository,
+                   deployed_at AS deployed_text, started_at AS started_text,
+                   {stamp.format(v='f.deployed_at', zoned=_ZONED)} AS deployed_at,
+                   {stamp.format(v='f.started_at', zoned=_ZONED)} AS started_at,
+                   lower(coalesce(status, 'success')) AS status_text,
+                   lower(coalesce(rollback, 'false')) AS rollback_text,
+                   status IS NULL OR regexp_matches(status, {_WORDS}) AS status_plain,
+                   rollback IS NULL OR regexp_matches(rollback, {_WORDS}) AS rollback_plain,
+                   repository IS NULL AND contains(revision, '=') AS paired
+            FROM f"""
+        )
+    except duckdb.Error:
+        con.close()
+        scratch.cleanup()
+        return None
+    try:
+        count = con.execute("SELECT count(*) FROM temp._dep_rows").fetchone()
+        rows = int(count[0]) if count else 0
+        if rows == 0 or rows != rows_expected:
+            return None
+        in_range = ("{v} < TIMESTAMPTZ '1970-01-01 00:00:00+00' "
+                    "OR {v} >= TIMESTAMPTZ '2101-01-01 00:00:00+00'")
+        bad = con.execute(
+            f"""SELECT count(*) FILTER (WHERE id IS NULL OR service IS NULL OR revision IS NULL
+                    OR deployed_text IS NULL OR NOT regexp_matches(deployed_text, '{_ISO}')
+                    OR deployed_at IS NULL OR {in_range.format(v='deployed_at')}
+                    OR (started_text IS NOT NULL AND (NOT regexp_matches(started_text, '{_ISO}')
+                        OR started_at IS NULL OR {in_range.format(v='started_at')}
+                        OR started_at > deployed_at))
+                    OR NOT status_plain OR status_text NOT IN ({status_keys})
+                    OR NOT rollback_plain OR rollback_text NOT IN ({bool_words})),
+                   count(*) - count(DISTINCT id),
+                   count(*) FILTER (WHERE NOT regexp_matches(deployed_text, '{_ZONED}'))
+                     + count(*) FILTER (WHERE started_text IS NOT NULL
+                                         AND NOT regexp_matches(started_text, '{_ZONED}')),
+                   count(*) FILTER (WHERE defaulted)
+            FROM temp._dep_rows"""
+        ).fetchone()
+        if bad is None or bad[0] or bad[1]:
+            return None
+        naive, defaulted = int(bad[2] or 0), int(bad[3] or 0)
+        # The rows shipping several repositories: few, parsed by the record path's own function.
+        pairs: list[tuple[str, int, str, str]] = []  # deployment id, position, repository, raw
+        where = RowContext(path, 0)
+        for dep_id, value in con.execute(
+                "SELECT id, revision FROM temp._dep_rows WHERE paired ORDER BY rowid").fetchall():
+            try:
+                shipped = revision_pairs(value, None, where)
+            except SourceError:
+                return None
+            pairs.extend((dep_id, k, repo, raw) for k, (repo, raw) in enumerate(shipped or []))
+        keys: list[tuple[str | None, str]] = [
+            (repo, rev) for repo, rev in con.execute(
+                "SELECT DISTINCT repository, revision FROM temp._dep_rows WHERE NOT paired").fetchall()]
+        keys.extend((repo, raw) for _, _, repo, raw in pairs)
+        services = [r[0] for r in con.execute("SELECT DISTINCT service FROM temp._dep_rows").fetchall()]
+        environments = [r[0] for r in con.execute(
+            "SELECT DISTINCT environment FROM temp._dep_rows").fetchall()]
+        parquet = str(Path(scratch.name) / "deployments.parquet")
+        con.execute(
+            f"COPY (SELECT id, service, environment, revision, repository, started_at, deployed_at, "
+            f"CASE status_text {status_case} END AS status, rollback_text IN ({true_words}) AS is_rollback, "
+            f"paired FROM temp._dep_rows) TO {sql_string(parquet)} (FORMAT parquet, COMPRESSION uncompressed)"
+        )
+        con.close()  # the scratch database's memory is free before the store's work
+        summary = ImportSummary(kind=KIND, path=path, rows=rows, naive_timestamps=naive)
+        _store(session, config, summary, parquet, keys, pairs, services, environments)
+    finally:
+        con.close()
+        scratch.cleanup()
+    if pairs:
+        summary.notes.append(f"{len({p[0] for p in pairs})} deployments of several repositories")
+    note_default_environment(session, summary, defaulted, default_env)
+    attributed = _attribute_stream(session)
+    if attributed:
+        summary.notes.append(f"{attributed} deployments with changes attributed through git")
+    return summary
+
+
+def _store(session: WriteSession, config: Config, summary: ImportSummary, parquet: str,
+           keys: list[tuple[str | None, str]], pairs: list[tuple[str, int, str, str]],
+           services: list[str], environments: list[str]) -> None:
+    """The checked rows of ``parquet`` into ``deployments`` and ``deployment_revisions``, each
+    revision resolved as :func:`load` resolves it (in TEMP tables ``_dep_new`` and
+    ``_dep_pairs``, which attribution reads next). The store connection's DuckDB memory is capped
+    meanwhile (it spills beyond)."""
+    from analytics.importers.incidents import _bounded
+
+    with _bounded(session.con):
+        _store_bounded(session, config, summary, parquet, keys, pairs, services, environments)
+
+
+def _store_bounded(session: WriteSession, config: Config, summary: ImportSummary, parquet: str,
+                   keys: list[tuple[str | None, str]], pairs: list[tuple[str, int, str, str]],
+                   services: list[str], environments: list[str]) -> None:
+    import pandas as pd
+
+    from analytics.store.literals import sql_string
+    from analytics.store.upsert import merge
+
+    resolved = resolve_many(session, keys)
+    res = pd.DataFrame({
+        "k_repo": [k[0] for k in resolved], "k_rev": [k[1] for k in resolved],
+        "revision": [v[0] for v in resolved.values()], "repository": [v[1] for v in resolved.values()],
+        "fmt": [v[2] for v in resolved.values()],
+    }, columns=["k_repo", "k_rev", "revision", "repository", "fmt"]).astype(object)
+    pair_frame = pd.DataFrame(pairs, columns=["id", "pos", "repo", "raw"]).astype(
+        {"id": object, "pos": "int64", "repo": object, "raw": object})
+    con = session.con
+    con.register("_dep_res_frame", res)
+    con.register("_dep_pair_frame", pair_frame)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE _dep_res AS SELECT k_repo::VARCHAR AS k_repo, "
+                    "k_rev::VARCHAR AS k_rev, revision::VARCHAR AS revision, "
+                    "repository::VARCHAR AS repository, fmt::VARCHAR AS fmt FROM _dep_res_frame")
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _dep_pairs AS
+               SELECT p.id::VARCHAR AS deployment_id, p.pos, p.repo::VARCHAR AS repo,
+                      p.raw::VARCHAR AS raw, r.revision,
+                      coalesce(r.repository, p.repo::VARCHAR) AS repository, r.fmt
+               FROM _dep_pair_frame p JOIN _dep_res r ON r.k_repo = p.repo AND r.k_rev = p.raw""")
+    finally:
+        con.unregister("_dep_res_frame")
+        con.unregister("_dep_pair_frame")
+    # '' stands for no repository in the join keys: a stripped empty value is None, never ''
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _dep_new AS
+            WITH rows AS (SELECT * FROM read_parquet({sql_string(parquet)})),
+            first_pair AS (SELECT deployment_id, repo, raw FROM _dep_pairs WHERE pos = 0),
+            keyed AS (
+                SELECT d.*, CASE WHEN d.paired THEN f.repo ELSE d.repository END AS k_repo,
+                       CASE WHEN d.paired THEN f.raw ELSE d.revision END AS k_rev
+                FROM rows d LEFT JOIN first_pair f ON f.deployment_id = d.id
+            )
+            SELECT k.id, k.service, k.environment, r.revision, r.repository, k.started_at, k.deployed_at,
+                   k.status, 'import' AS source, k.id AS source_ref, k.is_rollback,
+                   CASE WHEN k.is_rollback THEN r.revision END AS rollback_target,
+                   k.k_rev AS raw_revision, r.fmt AS revision_format, k.paired
+            FROM keyed k JOIN _dep_res r ON coalesce(r.k_repo, '') = coalesce(k.k_repo, '')
+                                AND r.k_rev = k.k_rev"""
+    )
+    unknown = con.execute(
+        "SELECT (SELECT count(*) FROM _dep_new WHERE NOT paired AND revision_format = 'unknown') "
+        "+ (SELECT count(*) FROM _dep_pairs WHERE fmt = 'unknown'), (SELECT count(*) FROM _dep_new)"
+    ).fetchone()
+    assert unknown is not None and int(unknown[1]) == summary.rows  # every row has its resolution
+    summary.unknown_revisions = int(unknown[0] or 0)
+    register_named(session, config, services, environments)
+    out = ", ".join(_OUT)
+    differs = " OR ".join(f"new.{c} IS DISTINCT FROM known.{c}" for c in _OUT if c != "id")
+    merge(con, "deployments",
+          f"SELECT {', '.join('new.' + c for c in _OUT)} FROM _dep_new AS new "
+          f"JOIN deployments AS known ON known.id = new.id WHERE {differs}", list(_OUT))
+    con.execute(f"INSERT INTO deployments ({out}) SELECT {out} FROM _dep_new AS new "
+                "WHERE NOT EXISTS (SELECT 1 FROM deployments AS known WHERE known.id = new.id)")
+    # deployment_revisions of the file's ids become exactly the pairs: only the difference
+    # is deleted and inserted (replace_revisions' result, without rewriting what is there).
+    same = ("p.deployment_id = dr.deployment_id AND p.repository IS NOT DISTINCT FROM dr.repository "
+            "AND p.revision IS NOT DISTINCT FROM dr.revision "
+            "AND p.raw IS NOT DISTINCT FROM dr.raw_revision "
+            "AND p.fmt IS NOT DISTINCT FROM dr.revision_format")
+    con.execute("DELETE FROM deployment_revisions dr WHERE dr.deployment_id IN (SELECT id FROM _dep_new) "
+                f"AND NOT EXISTS (SELECT 1 FROM _dep_pairs p WHERE {same})")
+    con.execute(
+        "INSERT INTO deployment_revisions "
+        "(deployment_id, repository, revision, raw_revision, revision_format) "
+        f"SELECT deployment_id, repository, revision, raw, fmt FROM _dep_pairs p WHERE NOT EXISTS ("
+        f"SELECT 1 FROM deployment_revisions dr WHERE {same}) ORDER BY deployment_id, pos")
+    session.rows_written += summary.rows + len(pairs)
+
+
+def _attribute_stream(session: WriteSession) -> int | None:
+    """:func:`_attribute` over the TEMP tables :func:`_store` left: the file's deployments whose
+    repository, or one of whose pairs' repositories, is collected; attributed by their scopes
+    (what ``deployment_ids`` would select, without sending a million ids back)."""
+    con = session.con
+    found = con.execute(
+        """WITH collected AS (SELECT id FROM repositories),
+           chosen AS (
+               SELECT id, service, environment FROM _dep_new
+               WHERE repository IN (SELECT id FROM collected)
+                  OR id IN (SELECT deployment_id FROM _dep_pairs
+                            WHERE repository IN (SELECT id FROM collected))
+           )
+           SELECT count(*), list(DISTINCT [service, environment]) FROM chosen""").fetchone()
+    con.execute("DROP TABLE IF EXISTS _dep_new; DROP TABLE IF EXISTS _dep_pairs; "
+                "DROP TABLE IF EXISTS _dep_res")
+    if found is None or not found[0]:
+        return 0
+    try:
+        from analytics.deployments.attribution import attribute_changes
+    except ImportError:  # the git collector is not installed in this build
+        return None
+    attribute_changes(session, scopes=[(str(s), str(e)) for s, e in found[1]])
+    return int(found[0])
