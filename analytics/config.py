@@ -8,12 +8,14 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analytics.errors import ConfigError
+
+if TYPE_CHECKING:  # PyYAML loads with the first config file read: most runs have none
+    import yaml
 
 DEFAULT_CONFIG_NAME = "gitops-dora.yaml"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
@@ -326,6 +328,8 @@ class Config(_Model):
 
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     """Walk a composed YAML node tree along a pydantic error location."""
+    import yaml
+
     current = node
     for part in loc:
         if isinstance(current, yaml.MappingNode):
@@ -345,6 +349,8 @@ def load_config(path: Path | None) -> Config:
     """Load and validate; ``None`` (no file) gives the defaults."""
     if path is None:
         return Config()
+    import yaml
+
     try:
         text = Path(path).read_text()
     except OSError as exc:

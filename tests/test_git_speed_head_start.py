@@ -181,3 +181,18 @@ def test_a_failed_command_stops_the_head_start(tmp_path: Path) -> None:
     assert git_head_start._current is None
     assert list(scratch.iterdir()) == []
     assert not (tmp_path / "s.ducklake").exists()
+
+
+def test_a_broken_history_is_the_error_reported_when_the_deploy_branch_fails_too(tmp_path: Path) -> None:
+    """Tags and deployments are written before the commits are loaded (git may still be walking);
+    when a missing commit breaks both the history and the deploy branch's log, the history's
+    error is the one line reported, as when the commits were loaded first."""
+    repo = _repo(tmp_path / "svc")
+    middle = repo.rev_parse("HEAD~3")
+    repo.delete_object(middle)
+    db = tmp_path / "s.ducklake"
+    proc = cli_inprocess.run(["--db", str(db), "collect", "git", str(repo.path), "--deploy-branch", "main"])
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot read the history of {repo.path}"), lines
+    assert middle in lines[0]

@@ -317,15 +317,28 @@ def _ingest(
         exclude = existing_objects(repo, sorted(set(old_tips.values()))) if had else []
         summary.full = not exclude
         summary.mark("open")
-        bar.update(description=f"git {repo_id}: reading history")
         reader = prefetch.take_log() if prefetch is not None else None
-        summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude, before=int(had),
-                                                   reader=reader)
-        bar.advance()
-        summary.mark("commits")
+
+        def mine() -> None:
+            summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude, before=int(had),
+                                                       reader=reader)
+
+        # Tags and deployments need none of the commits, so they are written first: on a large
+        # history git is often still walking when the store is ready, and the commits' load would
+        # only wait for it. git's own errors keep their order: a failed walk of the history is
+        # still the one reported when the tag listing or the deploy branch fails as well.
         bar.update(description=f"git {repo_id}: tags")
-        listed = prefetch.take_tags() if prefetch is not None else None
-        tags, summary.skipped_tags = listed if listed is not None else git_log.list_tags(repo)
+        try:
+            listed = prefetch.take_tags() if prefetch is not None else None
+            tags, summary.skipped_tags = listed if listed is not None else git_log.list_tags(repo)
+            branch: list[git_deploy.GitDeployment] | None = None
+            if branch_ref is not None and options.deploy_branch is not None:
+                branch = prefetch.take_branch() if prefetch is not None else None
+                if branch is None:
+                    branch = git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+        except Exception:
+            mine()
+            raise
         summary.tags = git_log.replace_tags(con, repo_id, tags)
         merge(con, "repositories",
               "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
@@ -340,10 +353,7 @@ def _ingest(
         deployments: list[git_deploy.GitDeployment] = []
         if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
             deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
-        if branch_ref is not None and options.deploy_branch is not None:
-            branch = prefetch.take_branch() if prefetch is not None else None
-            deployments += branch if branch is not None else \
-                git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+        deployments += branch or []
         scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
                                                 deployments)
         summary.deployments = len(deployments)
@@ -351,6 +361,10 @@ def _ingest(
             _upsert_service(con, options)
         bar.advance()
         summary.mark("deployments")
+        bar.update(description=f"git {repo_id}: reading history")
+        mine()
+        bar.advance()
+        summary.mark("commits")
         bar.update(description=f"git {repo_id}: attributing commits to deployments")
         # New commits can complete deployments from any source that name this repository.
         summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])

@@ -110,7 +110,11 @@ def replace_deployments(
         by_id.setdefault(str(row[0]), []).append(tuple(row[:-1]))
     changed = [d for d in deployments if by_id.get(d.id) != [wanted[d.id]]]
     if changed:
-        merge(con, "deployments",
+        # None of them stored under any repository or service (the read above covers every
+        # wanted id): the MERGE would insert each, and a plain INSERT does that without joining
+        # the stored deployments (a first collection: 55 -> 45 ms for 200 tags on DuckLake).
+        load = merge if any(d.id in by_id for d in changed) else _insert
+        load(con, "deployments",
               """SELECT unnest($4::VARCHAR[]) AS id, $1 AS service, $2 AS environment,
                         unnest($5::VARCHAR[]) AS revision, $3 AS repository,
                         NULL::TIMESTAMPTZ AS started_at, to_timestamp(unnest($6::BIGINT[])) AS deployed_at,
@@ -124,3 +128,8 @@ def replace_deployments(
     if deployments:
         scopes.add((service, environment))
     return scopes
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, source_sql: str, columns: list[str],
+            params: list[object]) -> None:
+    execute(con, f"INSERT INTO {table} ({', '.join(columns)}) {source_sql}", params)
