@@ -5,7 +5,6 @@ UTC), and the demo store that the read-only dashboard, browser and demo tests sh
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analytics.store.connection import open_writer
+from tests.child_env import child_env
 
 
 def utc(text: str) -> datetime:
@@ -75,8 +75,9 @@ class DemoStore:
 
 
 def build_demo_once(root: Path) -> DemoStore:
-    """``gitops-dora demo`` (the real CLI, in a subprocess, with no GITOPS_DORA_* setting) into
-    ``root``, unless it is already there. `demo` takes 15-30 s, so one build serves a whole test run:
+    """``gitops-dora demo`` (the real CLI, in a subprocess, with no GITOPS_DORA_* setting but the
+    DuckDB thread count, tests/child_env.py) into ``root``, unless it is already there. `demo`
+    takes 15-30 s, so one build serves a whole test run:
     pytest-xdist workers pass ``root`` in the run's common temporary folder and take turns on a lock
     file, so the first builds and the others wait for it, then reuse it."""
     root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def build_demo_once(root: Path) -> DemoStore:
     with (root / "build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes
         if not built.exists():
-            env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+            env = child_env()
             cli = str(Path(sys.executable).with_name("gitops-dora"))
             proc = subprocess.run([cli, "--db", str(store.db), "demo", "--workdir", str(store.workdir)],
                                   capture_output=True, text=True, env=env, timeout=600, cwd=root)

@@ -11,7 +11,6 @@ years, so a badge that rates another figure than the one it sits under fails.
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from dashboards.definitions import METRICS, PAGE_DOCS, doc_sections, help_text, 
 from dashboards.metrics_source import MetricsRequest, compute
 from dashboards.tiles import TILES, delta_text, fmt, what_changed
 from tests.apptest_pages import open_page
+from tests.child_env import child_env
 from tests.store_fixture import DemoStore
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -60,7 +60,7 @@ pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    env = child_env()
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
                           timeout=300, cwd=db.parent)
 

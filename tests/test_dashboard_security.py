@@ -39,6 +39,7 @@ from dashboards import charts
 from dashboards.answers_form import AnswersFolderError, answers_folder, file_name, save_answers
 from dashboards.safe_text import file_part, md, md_code, plot_text
 from tests.apptest_pages import start_page
+from tests.child_env import child_env
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -164,7 +165,7 @@ def test_charts_draw_data_as_text() -> None:
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    base = child_env()
     return subprocess.run([CLI, *args], capture_output=True, text=True, env={**base, **(env or {})},
                           timeout=300, cwd=cwd)
 
@@ -573,7 +574,7 @@ def free_port() -> int:
 
 def first_stderr_line(tmp_path: Path, host: str, env: dict[str, str] | None = None) -> str:
     """Start `gitops-dora dashboard --host HOST`, return its first stderr line, stop it."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_DORA_", "STREAMLIT_"))}
+    base = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
     base["HOME"] = str(tmp_path)                      # no ~/.streamlit/secrets.toml of the user's
     if not (tmp_path / "x.ducklake").exists():
         with open_writer(tmp_path / "x.ducklake", source="test"):

@@ -7,7 +7,6 @@ single dump imported into another, give identical reconciler, deployment and cha
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tests.child_env import child_env
 from tests.store_fixture import DemoStore
 from tests.store_query import query
 
@@ -30,7 +30,7 @@ COMPARED = {
 
 
 def _import(db: Path, config: Path, files: list[Path], cwd: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    env = child_env()
     proc = subprocess.run([CLI, "--db", str(db), "--config", str(config), "import", *map(str, files)],
                           capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
     assert proc.returncode == 0, proc.stderr

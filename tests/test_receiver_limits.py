@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -29,6 +28,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.child_env import child_env
 from tests.reconciler_objects import application
 from tests.store_query import query
 from tests.webhook_senders import CLI, Receiver, free_port, gh_issue, post_github, post_gitlab, receiver
@@ -249,7 +249,7 @@ def test_three_hundred_idle_sockets_do_not_keep_deliveries_out(rx: Shared) -> No
 def own_receiver(tmp_path: Path, env: dict[str, str], nofile: int | None = None) -> Iterator[Receiver]:
     """``serve-webhooks`` with its own settings (and open-files limit), stderr to a file."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    clean = child_env()
     log = (tmp_path / "receiver.log").open("wb")
 
     def limit() -> None:

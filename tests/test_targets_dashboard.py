@@ -11,7 +11,6 @@ payments lead time 30 h against its own <= 2 h.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest_pages import open_page
+from tests.child_env import child_env
 from tests.store_fixture import write_history
 from tests.test_targets_report import CONFIG, history
 
@@ -56,7 +56,7 @@ def use_store(store: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def metrics_json(db: Path, *args: str) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    env = child_env()
     proc = subprocess.run(
         [
             CLI,

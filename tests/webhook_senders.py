@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.child_env import child_env
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
@@ -48,7 +49,7 @@ def receiver(
 ) -> Iterator[Receiver]:
     """``gitops-dora serve-webhooks`` in its own process; waits until GET / answers."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    clean = child_env()
     cmd = [CLI, "--db", str(db)]
     if config is not None:
         cmd += ["--config", str(config)]
