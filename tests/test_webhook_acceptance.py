@@ -10,9 +10,7 @@ some with a bad signature. ``metrics --format json`` must count exactly what it 
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +20,9 @@ from typing import Any
 
 import httpx
 
-from tests.webhook_senders import CLI, gh_deployment_status, gh_issue, gh_push, post_github, receiver
+from tests import cli_inprocess
+from tests.child_env import child_env
+from tests.webhook_senders import gh_deployment_status, gh_issue, gh_push, post_github, receiver
 
 SECRET = "acceptance-secret"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -138,25 +138,10 @@ def test_every_generated_deployment_and_incident_is_counted(tmp_path: Path) -> N
             ] == ("duplicate")
         for event, payload in sent.forged:
             assert post_github(client, rx.url, event, payload, "wrong-secret").status_code == 401
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    out = subprocess.run(
-        [
-            CLI,
-            "--db",
-            str(db),
-            "metrics",
-            "--format",
-            "json",
-            "--since",
-            "2026-03-01",
-            "--until",
-            "2026-05-01",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    out = cli_inprocess.run(
+        ["--db", str(db), "metrics", "--format", "json", "--since", "2026-03-01", "--until", "2026-05-01"],
+        env=child_env(),
         cwd=tmp_path,
-        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     groups = json.loads(out.stdout)["groups"]
