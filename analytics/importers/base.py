@@ -382,7 +382,10 @@ def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(_SNIFF_CHUNK):
-                decoder.decode(chunk)
+                # An ASCII chunk is valid UTF-8 unless the previous one ended inside a character
+                # (the decoder then holds its first bytes): only then does it need decoding.
+                if not chunk.isascii() or decoder.getstate()[0]:
+                    decoder.decode(chunk)
                 if not first:
                     first = chunk[:65536]
                 window = tail + chunk
@@ -390,9 +393,10 @@ def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
                     return None
                 if unsure is not None and unsure(window):
                     return None
-                lone = window.count(b"\r") - window.count(b"\r\n")  # a final \r may pair next chunk
-                if lone > 1 or (lone == 1 and not window.endswith(b"\r")):
-                    return None
+                if b"\r" in window:  # one byte: memchr; the counts search pairs
+                    lone = window.count(b"\r") - window.count(b"\r\n")  # a final \r may pair next chunk
+                    if lone > 1 or (lone == 1 and not window.endswith(b"\r")):
+                        return None
                 newlines += chunk.count(b"\n")
                 tail = chunk[-4:] if unsure is None else chunk[-12:]
             decoder.decode(b"", final=True)
@@ -437,11 +441,15 @@ _LONE_SURROGATE = re.compile(
 
 
 def _jsonl_unsure(window: bytes) -> bool:
+    """Whether a window holds bytes of _JSONL_CONTROL, _JSONL_BREAKS or a lone surrogate escape.
+    Searches for a byte pair cost several times a one-byte test (memchr) or ``isascii``: the
+    breaks are not ASCII and an escape needs a backslash, so most windows skip those searches."""
     if len(window.translate(None, _JSONL_CONTROL)) != len(window):
         return True
-    if any(mark in window for mark in _JSONL_BREAKS):
+    if not window.isascii() and any(mark in window for mark in _JSONL_BREAKS):
         return True
-    return (b"\\ud" in window or b"\\uD" in window) and _LONE_SURROGATE.search(window) is not None
+    return (b"\\" in window and (b"\\ud" in window or b"\\uD" in window)
+            and _LONE_SURROGATE.search(window) is not None)
 
 
 @dataclass

@@ -174,24 +174,25 @@ def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> Impo
     path."""
     if any(sniff.types.get(n, set()) - {"VARCHAR", "NULL"} for n in _FIELDS):
         return None  # the key pass saw a number, boolean... for a field
-    paths = ", ".join(f"'$.{n}'" for n in _FIELDS)
-    raw = ", ".join(f"v[{i}] ->> '$' AS {n}" for i, n in enumerate(_FIELDS, start=1))
+    # The fields as declared VARCHAR columns: no sampling, one parse a line, other keys skipped.
+    # The key pass vouched for what a column could not tell: every line one object, no repeated
+    # key (the reader would refuse one), keys in lower case (its match is case-sensitive), and
+    # only strings or nulls in these fields (it would turn a number into its text).
+    columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in _FIELDS) + "}"
     values = ", ".join(f"{_stripped(n)} AS {n}" for n in _FIELDS)
-    source = (f"SELECT {values} FROM (SELECT {raw} "
-              f"FROM (SELECT json_extract(json, [{paths}]) AS v "
-              f"FROM read_ndjson_objects({sql_string(str(sniff.path))})))")
+    source = (f"SELECT {values} FROM read_json({sql_string(str(sniff.path))}, columns = {columns}, "
+              f"format = 'newline_delimited', records = true)")
     return _load_checked(session, config, sniff.path, source, first_line=1, rows_expected=sniff.lines)
 
 
 def _load_checked(session: WriteSession, config: Config, path: Path, source: str, *, first_line: int,
                   rows_expected: int) -> ImportSummary | None:
     """Read ``source`` (a SELECT of the stripped text of _FIELDS, one row per record in the file's
-    order) into a scratch table, check it with the record path's rules,
-    and merge it into the store. None when any row needs the exact path.
+    order) into a scratch Parquet file, check it with the record path's rules, and merge it into
+    the store. None when any row needs the exact path.
 
     The file is read and checked in a scratch in-memory DuckDB (a reader error there must not
-    abort the store's transaction); the checked rows reach the store through a temporary Parquet
-    file, in one MERGE."""
+    abort the store's transaction); the checked rows reach the store through that Parquet file."""
     import tempfile
 
     import duckdb
@@ -202,86 +203,90 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
     con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)
     default_env = (config.production_environments() or ["production"])[0]
     stamp = (
-        "CASE WHEN {v} IS NULL THEN NULL WHEN regexp_matches({v}, '{zoned}') "
+        "CASE WHEN {v} IS NULL THEN NULL WHEN {zoned} "
         "THEN try_cast({v} AS TIMESTAMPTZ) ELSE timezone('UTC', try_cast({v} AS TIMESTAMP)) END"
     )
+    labels = (
+        f"CASE WHEN labels_text IS NULL THEN NULL ELSE list_filter(list_transform("
+        f"string_split(replace(labels_text, ';', ','), ','), "
+        f"x -> regexp_replace(x, {_STRIP}, '', 'g')), x -> x <> '') END"
+    )
+    parquet = str(Path(scratch.name) / "incidents.parquet")
     try:
-        # One pass over the file: the values are stripped and typed as they are read, into the one
-        # table the checks and the Parquet copy read (its rowid is the record's position: the
-        # table is written in the file's order). The times are typed here, once: in a view or CTE
-        # every check that names them would parse them again.
+        # One pass over the file, straight into the Parquet file the store reads (no table in
+        # between): each value is stripped and typed as it is read, and each row carries what the
+        # checks need (whether it breaks a rule, how many of its times had no zone). The file is
+        # written in the input's order (a plain scan keeps it), so a row's position in it is its
+        # record's: the store side derives source_ref from it. Uncompressed: it lives for this
+        # import only.
         con.execute(
-            f"""CREATE TEMP TABLE _inc_rows AS
-            WITH f AS ({source})
-            SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
-                   environment IS NULL AS defaulted, created_at AS created_text,
-                   resolved_at AS resolved_text,
-                   {stamp.format(v='f.created_at', zoned=_ZONED)} AS created_at,
-                   {stamp.format(v='f.resolved_at', zoned=_ZONED)} AS resolved_at,
-                   title, root_cause, url, labels AS labels_text
-            FROM f"""
-        )
-    except duckdb.Error:
-        con.close()
-        scratch.cleanup()
-        return None
-    try:
-        count = con.execute("SELECT count(*) FROM temp._inc_rows").fetchone()
-        rows = int(count[0]) if count else 0
-        if rows == 0 or rows != rows_expected:
-            return None
-        bad = con.execute(
-            f"""SELECT count(*) FILTER (WHERE id IS NULL OR created_text IS NULL
+            f"""COPY (
+            WITH f AS ({source}),
+            zoned AS (
+                SELECT *, regexp_matches(created_at, '{_ZONED}') AS created_zoned,
+                       regexp_matches(resolved_at, '{_ZONED}') AS resolved_zoned
+                FROM f),
+            typed AS (
+                SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
+                       environment IS NULL AS defaulted, created_at AS created_text,
+                       resolved_at AS resolved_text, created_zoned, resolved_zoned,
+                       {stamp.format(v='created_at', zoned='created_zoned')} AS created_at,
+                       {stamp.format(v='resolved_at', zoned='resolved_zoned')} AS resolved_at,
+                       title, root_cause, url, labels AS labels_text
+                FROM zoned)
+            SELECT id, service, environment, created_at, resolved_at, title, root_cause, url,
+                   {labels} AS labels, defaulted,
+                   (id IS NULL OR created_text IS NULL
                     OR NOT regexp_matches(created_text, '{_ISO}') OR created_at IS NULL
                     OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{_ISO}')
                         OR resolved_at IS NULL OR resolved_at < created_at))
                     OR created_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
                     OR created_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00'
                     OR resolved_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
-                    OR resolved_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00'),
-                   count(*) - count(DISTINCT id),
-                   count(*) FILTER (WHERE NOT regexp_matches(created_text, '{_ZONED}'))
-                     + count(*) FILTER (WHERE resolved_text IS NOT NULL
-                                         AND NOT regexp_matches(resolved_text, '{_ZONED}')),
-                   count(*) FILTER (WHERE resolved_at IS NULL),
+                    OR resolved_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00') AS bad,
+                   (CASE WHEN created_zoned THEN 0 ELSE 1 END
+                    + CASE WHEN resolved_text IS NOT NULL AND NOT resolved_zoned THEN 1 ELSE 0 END
+                   )::UTINYINT AS naive
+            FROM typed
+            ) TO {sql_string(parquet)} (FORMAT parquet, COMPRESSION uncompressed)"""
+        )
+    except duckdb.Error:
+        con.close()
+        scratch.cleanup()
+        return None
+    try:
+        checked = f"read_parquet({sql_string(parquet)})"
+        bad = con.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE bad), count(*) - count(DISTINCT id),
+                   sum(naive), count(*) FILTER (WHERE resolved_at IS NULL),
                    count(*) FILTER (WHERE defaulted)
-            FROM temp._inc_rows"""
+            FROM {checked}"""
         ).fetchone()
-        if bad is None or bad[0] or bad[1]:
+        if bad is None or not bad[0] or bad[0] != rows_expected or bad[1] or bad[2]:
             return None
-        _bad, _dups, naive, open_count, defaulted_env = (int(v or 0) for v in bad)
+        rows, _bad, _dups, naive, open_count, defaulted_env = (int(v or 0) for v in bad)
         services = [r[0] for r in con.execute(
-            "SELECT DISTINCT service FROM temp._inc_rows WHERE service IS NOT NULL").fetchall()]
+            f"SELECT DISTINCT service FROM {checked} WHERE service IS NOT NULL").fetchall()]
         environments = [r[0] for r in con.execute(
-            "SELECT DISTINCT environment FROM temp._inc_rows").fetchall()]
+            f"SELECT DISTINCT environment FROM {checked}").fetchall()]
+        con.close()  # the scratch database's memory is free before the store's MERGE
         from analytics.store.upsert import merge
 
-        labels = (
-            f"CASE WHEN labels_text IS NULL THEN NULL ELSE list_filter(list_transform("
-            f"string_split(replace(labels_text, ';', ','), ','), "
-            f"x -> regexp_replace(x, {_STRIP}, '', 'g')), x -> x <> '') END"
-        )
+        register_named(session, config, services, environments)
         out_cols = ["id", "service", "environment", "created_at", "resolved_at", "title", "root_cause",
                     "source", "source_ref", "url", "labels"]
-        parquet = str(Path(scratch.name) / "incidents.parquet")
-        # In the file's order (the table's rowid order, which a plain scan keeps): no sort.
-        # Uncompressed: the file lives for the next statement only.
-        con.execute(
-            f"COPY (SELECT id, service, environment, created_at, resolved_at, title, root_cause, "
-            f"'import' AS source, {sql_string(path.name + ':')} "
-            f"|| (rowid - (SELECT min(rowid) FROM temp._inc_rows) + {first_line}) AS source_ref, url, "
-            f"{labels} AS labels FROM temp._inc_rows) TO {sql_string(parquet)} "
-            f"(FORMAT parquet, COMPRESSION uncompressed)"
+        # The checked rows, each with its record's line (the Parquet file is in the input's order).
+        parquet_rows = (
+            f"(SELECT id, service, environment, created_at, resolved_at, title, root_cause, "
+            f"'import' AS source, {sql_string(path.name + ':')} || (file_row_number + {first_line}) "
+            f"AS source_ref, url, labels FROM read_parquet({sql_string(parquet)}, file_row_number = true))"
         )
-        con.close()  # the scratch database's memory is free before the store's MERGE
-        register_named(session, config, services, environments)
         # Only rows that differ from the stored ones are written (IS DISTINCT FROM: NULLs equal):
         # a re-import of the same file rewrites nothing. Rows whose id the store holds with other
         # values are replaced by a MERGE; new ids are a plain INSERT, a third of the cost of a
         # MERGE's join with the table (the result is the one MERGE of both would give). The store
         # connection's memory is capped meanwhile.
         columns_sql = ", ".join(out_cols)
-        parquet_rows = f"read_parquet({sql_string(parquet)})"
         with _bounded(session.con):
             differs = " OR ".join(f"new.{c} IS DISTINCT FROM known.{c}" for c in out_cols if c != "id")
             merge(session.con, "incidents",
