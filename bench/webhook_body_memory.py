@@ -10,9 +10,10 @@ prints the receiver's resident memory before (VmRSS) and its peak after (VmHWM),
 mean the receiver held nothing but one copy of it. Issue #16 asks for about 2.
 
 A body over 256 KiB takes the receiver's large-body path (``analytics/webhooks/server.py``:
-one buffer, the payload spooled to a file the writer stores with read_text, the rows copied out
-of the parsed payload); docs/performance.md, "Webhook receiver memory per delivery", says where
-the rest goes.
+one buffer; a push parsed commit by commit, each cut down to the keys the provider reads; the rows
+held as Arrow tables; the payload spooled to a file the writer maps and stores as the batch's last
+statement); docs/performance.md, "Webhook receiver memory per delivery" and "Receiver memory,
+session 7", says where the rest goes.
 """
 
 from __future__ import annotations

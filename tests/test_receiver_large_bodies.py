@@ -24,7 +24,7 @@ import pytest
 
 from analytics.config import Config
 from analytics.webhooks.providers import github
-from analytics.webhooks.writer import Column
+from analytics.webhooks.writer import Column, TableRows, made_rows
 from tests.reconciler_objects import application, notification
 from tests.store_query import query
 from tests.webhook_senders import gh_deployment_status, gh_issue, gh_push, receiver
@@ -271,8 +271,8 @@ def test_prepare_spools_a_large_payload_and_keeps_neither_body_nor_parsed_string
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the large path hands the writer: the payload in a file holding exactly the body, no
-    body, its hash, and rows equal to the provider's whose strings are copies (so the parsed
-    payload they came from can be freed entire)."""
+    body, its hash, and rows equal to the provider's held as Arrow tables (no Python object of the
+    parsed payload outlives ``prepare``)."""
     import tempfile
 
     import orjson
@@ -298,12 +298,11 @@ def test_prepare_spools_a_large_payload_and_keeps_neither_body_nor_parsed_string
     assert delivery.payload_file is not None
     spooled = Path(delivery.payload_file)
     assert spooled.parent == tmp_path and spooled.read_bytes() == body
-    assert delivery.rows == github.to_rows(head, orjson.loads(body), Config())
-    parsed = orjson.loads(body)  # what prepare parsed, again: its strings are other objects
-    kept = github.to_rows(head, parsed, Config())["commits"][0]
-    assert kept["sha"] is parsed["commits"][0]["id"]
-    assert delivery.rows["commits"][0]["sha"] == kept["sha"]
-    assert delivery.rows["commits"][0]["sha"] is not parsed["commits"][0]["id"]
+    made = github.to_rows(head, orjson.loads(body), Config())
+    assert all(isinstance(rows, TableRows) for rows in delivery.rows.values())
+    assert {table: list(rows) for table, rows in delivery.rows.items()} == made
+    assert {table: made_rows(rows) for table, rows in delivery.rows.items()} == {"commits": 1500,
+                                                                                 "webhook_pushes": 1}
     discard_payload_file(delivery)
     assert not spooled.exists() and delivery.payload_file is None
     # A small body keeps the in-memory way, unchanged.

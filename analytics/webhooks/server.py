@@ -66,9 +66,12 @@ from analytics.webhooks.writer import (
     DeliveryWriter,
     Finalize,
     Rejected,
+    Rows,
     StoreUnavailable,
     check_rows,
     first_line,
+    made_rows,
+    table_rows,
 )
 
 MiB = 1024 * 1024
@@ -253,12 +256,38 @@ def _parse_json(text: bytes | bytearray | str) -> Any:
 
 def _json_text(headers: Mapping[str, str], body: bytes | bytearray) -> bytes | bytearray | str:
     """GitHub can also send ``application/x-www-form-urlencoded`` with the JSON in ``payload``."""
-    if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+    if _is_form(headers):
         from urllib.parse import parse_qs
 
         fields = parse_qs(body.decode("utf-8", errors="strict"), keep_blank_values=True)
         return fields.get("payload", [""])[0]
     return body
+
+
+def _is_form(headers: Mapping[str, str]) -> bool:
+    return headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+
+
+def _pruned_payload(module: ModuleType, headers: Mapping[str, str], text: bytes | bytearray) -> Any:
+    """A large body of the event a provider names in ``PRUNED_ARRAY`` (a push), parsed with that
+    array's items cut down to the keys the provider reads (``pruned_json.py``): the Python objects
+    of one item at a time instead of the whole body's, about five times its size. None (parse the
+    whole body) for a small or form-encoded body, a provider without ``PRUNED_ARRAY``, a body the
+    scan cannot vouch for (malformed, not an object, nested too deep: the whole parse answers it),
+    or one that was cut but is not of the named event (its provider may read what was cut)."""
+    spec = getattr(module, "PRUNED_ARRAY", None)
+    if spec is None or len(text) < LARGE_PAYLOAD:
+        return None
+    from analytics.webhooks.pruned_json import parse_pruned
+
+    event, array, keep = spec
+    parsed = parse_pruned(text, array, keep, json_depth_ok, MAX_JSON_DEPTH)
+    if parsed is None:
+        return None
+    payload, cut = parsed
+    if cut and _event(module, headers, payload) != event:
+        return None
+    return payload
 
 
 def _event(module: ModuleType, headers: Mapping[str, str], payload: dict[str, Any]) -> str:
@@ -287,22 +316,25 @@ def prepare(
     elif not insecure:
         return _Prepared(status=401,
                          message=f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
-    try:
-        text = _json_text(headers, body)
-        payload = _parse_json(text)
-    except Rejected as exc:
-        return _Prepared(status=422, message=str(exc))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return _Prepared(status=400, message=f"malformed JSON: {first_line(exc)}")
-    if not isinstance(payload, dict):
-        return _Prepared(status=400, message="the payload must be a JSON object")
-    # nesting needs an opening bracket per level: a body with few of them (most) skips the walk
-    if isinstance(text, str):
-        brackets = text.count("{") + text.count("[")
-    else:
-        brackets = text.count(b"{") + text.count(b"[")
-    if brackets > MAX_JSON_DEPTH and not json_depth_ok(payload):
-        return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    text: bytes | bytearray | str = body
+    payload = None if _is_form(headers) else _pruned_payload(module, headers, body)
+    if payload is None:
+        try:
+            text = _json_text(headers, body)
+            payload = _parse_json(text)
+        except Rejected as exc:
+            return _Prepared(status=422, message=str(exc))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return _Prepared(status=400, message=f"malformed JSON: {first_line(exc)}")
+        if not isinstance(payload, dict):
+            return _Prepared(status=400, message="the payload must be a JSON object")
+        # nesting needs an opening bracket per level: a body with few of them (most) skips the walk
+        if isinstance(text, str):
+            brackets = text.count("{") + text.count("[")
+        else:
+            brackets = text.count(b"{") + text.count(b"[")
+        if brackets > MAX_JSON_DEPTH and not json_depth_ok(payload):
+            return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         rows = module.to_rows(headers, payload, config)
         check_rows(rows, columns)
@@ -319,7 +351,7 @@ def prepare(
     if not isinstance(text, str) and len(text) >= LARGE_PAYLOAD:
         spooled = spool_payload(text)
         if spooled is not None:  # the body is not kept either: the store reads the file
-            rows = compact_rows(rows)
+            rows = held_rows(rows)
             del payload
             release_freed_memory()
             return _Prepared(delivery=Delivery(
@@ -335,6 +367,23 @@ def prepare(
         rows=rows, finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
         payload_json=payload_json, received_at=received_at, arrived=arrived,
     ))
+
+
+def held_rows(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Rows]:
+    """A large delivery's rows as they wait for the writer: each table as an Arrow table
+    (``writer.TableRows``: a fifth of the dicts' memory, and the writer MERGEs from it as it is),
+    or, where Arrow would not hold the same values, as dicts with their strings copied
+    (``compact_rows``)."""
+    held: dict[str, Rows] = {}
+    rest: dict[str, list[dict[str, Any]]] = {}
+    for table, made in rows.items():
+        tabled = table_rows(table, made) if made else None
+        if tabled is None:
+            rest[table] = made
+        else:
+            held[table] = tabled
+    held.update(compact_rows(rest))
+    return {table: held[table] for table in rows}
 
 
 def compact_rows(rows: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -505,7 +554,7 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
             except StoreUnavailable as exc:  # the writer logged it
                 return _reply(503, str(exc))
             return _reply(200, outcome, delivery=delivery.delivery_id,
-                          rows=sum(len(r) for r in delivery.rows.values()))
+                          rows=sum(made_rows(r) for r in delivery.rows.values()))
         except Exception as exc:  # noqa: BLE001 - one line, never a traceback per request
             log(f"500:{type(exc).__name__}", f"{endpoint.module.PATH}: internal error {type(exc).__name__}: "
                 f"{first_line(exc)}")

@@ -59,11 +59,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import duckdb
 
@@ -88,7 +88,8 @@ LATENCY_WINDOW = 2000  # arrival-to-commit times kept for stats()
 # with one). The event loop in the same process needs the other core.
 WRITER_THREADS = 1
 
-Finalize = Callable[[WriteSession, Config, Mapping[str, list[dict[str, Any]]]], None]
+Rows = Sequence[dict[str, Any]]  # a list of row dicts, or a large delivery's TableRows
+Finalize = Callable[[WriteSession, Config, Mapping[str, Rows]], None]
 _DELIVERY_COLUMNS = ("provider", "delivery_id", "event", "received_at", "body_sha256", "payload",
                      "rows_written")
 # One list per column; the anti-join is the duplicate check (the SELECT of the slow path finds which).
@@ -126,15 +127,27 @@ _LEAN = "SET allocator_flush_threshold = '1MiB'; SET allocator_bulk_deallocation
 _UNLEAN = "RESET allocator_flush_threshold; RESET allocator_bulk_deallocation_flush_threshold"
 # A spooled payload goes from its file to the store without a Python string: binding a 20 MB
 # string costs DuckDB about six times its size (+163 MiB for 23.8 MiB), read_text about four.
+# The file is memory-mapped and handed to DuckDB as an Arrow array of the JSON extension type,
+# which DuckDB reads as JSON as it is: cast from VARCHAR (read_text), DuckDB parses the text again
+# to check it (its yyjson document: +20 MiB at the INSERT's peak for 23.8 MiB). The receiver has
+# parsed the text already (orjson, strict) before it spooled it, and the stored text is the same
+# either way. Where the Arrow array cannot be made, read_text. The INSERT has no anti-join
+# against the stored ids: with one the 24 MB row went through the join's hash table (+25 MiB,
+# measured: 108 -> 83 MiB); ``_SPOOLED_STORED`` asks first, in the same transaction: the same check.
+_SPOOLED_COLUMNS = ", ".join(f"{c}" if c == "payload" else f"${i}::{t} AS {c}"
+                             for i, (c, t) in enumerate(_DELIVERY_TYPES.items(), 1))
 _INSERT_SPOOLED_DELIVERY = (
-    f"INSERT INTO webhook_deliveries ({', '.join(_DELIVERY_COLUMNS)})"
-    " SELECT * FROM (SELECT "
-    + ", ".join(f"content AS {c}" if c == "payload" else f"${i}::{t} AS {c}"
-                for i, (c, t) in enumerate(_DELIVERY_TYPES.items(), 1))
-    + " FROM read_text($6)) AS v"
-    " WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d"
-    " WHERE d.provider = v.provider AND d.delivery_id = v.delivery_id)"
+    f"INSERT INTO webhook_deliveries ({', '.join(_DELIVERY_COLUMNS)}) SELECT {_SPOOLED_COLUMNS}"
+    " FROM (SELECT content AS payload FROM read_text($6))"
 )
+# the same from a registered Arrow table of the payload (``{table}``): no $6, the path
+_INSERT_MAPPED_DELIVERY = (
+    f"INSERT INTO webhook_deliveries ({', '.join(_DELIVERY_COLUMNS)}) SELECT "
+    + ", ".join("payload" if c == "payload" else f"${i if i < 6 else i - 1}::{t} AS {c}"
+                for i, (c, t) in enumerate(_DELIVERY_TYPES.items(), 1))
+    + " FROM {table}"
+)
+_SPOOLED_STORED = "SELECT count(*) FROM webhook_deliveries WHERE provider = $1 AND delivery_id = $2"
 _INT_RANGE = {"TINYINT": 2**7, "SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
 _UNAVAILABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.InterruptException, OSError,
                 MemoryError, UserError)
@@ -177,7 +190,7 @@ class Delivery:
     event: str
     body: bytes
     payload: dict[str, Any]
-    rows: dict[str, list[dict[str, Any]]]
+    rows: Mapping[str, Rows]
     finalize: Finalize | None
     finalize_after: frozenset[str] | None = None  # provider's FINALIZE_AFTER: tables that need it
     payload_json: str | None = None  # the payload as JSON text (the body, when it was JSON)
@@ -198,7 +211,85 @@ class Column:
     nullable: bool
 
 
-def check_rows(rows: Mapping[str, list[dict[str, Any]]], columns: Mapping[str, Mapping[str, Column]]) -> None:
+class TableRows(Sequence[dict[str, Any]]):
+    """A large delivery's rows of one table held as an Arrow table (``table_rows``), last row per
+    natural key. A 30,000-commit push's rows as dicts hold about its body's size until the writer
+    has stored them, and bound as lists for the MERGE DuckDB converts them to values one by one
+    (+60 MiB for 10,000 rows); as Arrow they take a fifth of that, and the writer MERGEs from the
+    registered table as it is. Iterating gives the row dicts back (a batch that mixes them with
+    other deliveries' rows of the same table takes the lists' way)."""
+
+    def __init__(self, table: Any, made: int) -> None:
+        self.table = table
+        self.made = made  # rows the provider made, before the last-per-key cut (rows_written)
+
+    def __len__(self) -> int:
+        return int(self.table.num_rows)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.table.to_pylist()
+        return rows[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.table.to_batches(max_chunksize=1000):
+            yield from batch.to_pylist()
+
+
+def made_rows(rows: Rows) -> int:
+    """How many rows the provider made (a TableRows kept the last per key of them)."""
+    return rows.made if isinstance(rows, TableRows) else len(rows)
+
+
+def latest_rows(table: str, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row per natural key, as if the rows had been applied one by one."""
+    key_cols = key_of(table)
+    latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        latest[tuple(row.get(c) for c in key_cols)] = row
+    return list(latest.values())
+
+
+def row_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every column the rows give, in the order they first appear."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        for name in row:
+            columns.setdefault(name, None)
+    return list(columns)
+
+
+def table_rows(table: str, rows: list[dict[str, Any]]) -> TableRows | None:
+    """``rows`` as a TableRows, or None where Arrow would not hold exactly the values the lists'
+    way binds: a column whose values (or list items) are not all of one Python type (an int and
+    a bool, an int and a float), a dict or nested list, an integer past 64 bits, a string UTF-8
+    cannot hold. The rows then stay dicts."""
+    import pyarrow as pa
+
+    latest = latest_rows(table, rows)
+    arrays = {}
+    for column in row_columns(latest):
+        values = [row.get(column) for row in latest]
+        kinds = {type(v) for v in values if v is not None}
+        if len(kinds) > 1 or kinds & {dict, tuple}:
+            return None
+        if list in kinds:
+            items = {type(i) for v in values if v is not None for i in v}
+            if len(items) > 1 or items & {list, dict, tuple}:
+                return None
+        try:
+            arrays[column] = pa.array(values)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError, UnicodeError):
+            return None
+    return TableRows(pa.table(arrays), len(rows))
+
+
+def check_rows(rows: Mapping[str, Rows], columns: Mapping[str, Mapping[str, Column]]) -> None:
     """Refuse rows the store cannot hold before they reach a batch: an unknown table or column, no
     value for a NOT NULL column, an integer outside its column's range (a PR number >= 2**31).
     Raises Rejected. What this misses the writer still catches (a data error: 422)."""
@@ -475,7 +566,7 @@ class DeliveryWriter:
                 ).fetchall()
             }
         outcomes: list[str] = []
-        tables: dict[str, list[dict[str, Any]]] = {}
+        tables: dict[str, list[Rows]] = {}  # each delivery's rows of a table, in batch order
         deliveries: list[tuple[Any, ...]] = []
         spooled: list[tuple[Any, ...]] = []
         finalizers: dict[str, Finalize] = {}
@@ -489,8 +580,8 @@ class DeliveryWriter:
             count = 0
             for table, rows in delivery.rows.items():
                 if rows:
-                    tables.setdefault(table, []).extend(rows)
-                    count += len(rows)
+                    tables.setdefault(table, []).append(rows)
+                    count += made_rows(rows)
             head = (delivery.provider, delivery.delivery_id, delivery.event, delivery.received_at,
                     delivery.body_sha256 or hashlib.sha256(delivery.body).hexdigest())
             if delivery.payload_file is not None:  # the payload's text: its file's path here
@@ -509,47 +600,58 @@ class DeliveryWriter:
             if small:
                 columns = [list(column) for column in zip(*small, strict=True)]
                 inserted += _count(con.execute(_INSERT_DELIVERIES, columns).fetchall())
-            large = [(_INSERT_ONE_DELIVERY, d) for d in deliveries if len(d[5]) >= LARGE_PAYLOAD]
-            large += [(_INSERT_SPOOLED_DELIVERY, d) for d in spooled]
+            large = [d for d in deliveries if len(d[5]) >= LARGE_PAYLOAD]
             if large:
-                # and not inlined into the catalog: DuckLake copies an inlined row into SQLite at
-                # COMMIT, which cost a 20 MB payload another +300 MB; a Parquet file costs about 4x
-                con.execute("SET ducklake_default_data_inlining_row_limit = 0")
-                try:
-                    for statement, row in large:
-                        inserted += _count(con.execute(statement, list(row)).fetchall())
-                finally:
-                    con.execute("RESET ducklake_default_data_inlining_row_limit")
+                with _not_inlined(con):
+                    for row in large:
+                        inserted += _count(con.execute(_INSERT_ONE_DELIVERY, list(row)).fetchall())
+            for row in spooled:  # inserted last, below; stored before: the counts disagree
+                inserted += 1 - min(1, _count(con.execute(_SPOOLED_STORED, list(row[:2])).fetchall()))
             if not check_first and inserted != len(deliveries) + len(spooled):
                 raise _StoredBefore
-        for table, rows in tables.items():
-            self._upsert(session, table, rows)
+        written: dict[str, Rows] = {}
+        for table, parts in tables.items():
+            written[table] = self._upsert(session, table, parts)
         for finalize in finalizers.values():
-            finalize(session, self.config, tables)
+            finalize(session, self.config, written)
+        if spooled:
+            # A spooled payload's INSERT comes last: DuckDB keeps what it took (the mapped file, its
+            # allocator's memory) until the COMMIT, and the MERGEs and re-derivations would have
+            # come on top of it (measured for 24 MB: +9 MiB on top; before them, nothing does).
+            with _not_inlined(con):
+                for row in spooled:
+                    _insert_spooled(con, row)
         return outcomes
 
-    def _upsert(self, session: WriteSession, table: str, rows: list[dict[str, Any]]) -> None:
+    def _upsert(self, session: WriteSession, table: str, parts: list[Rows]) -> Rows:
         """Last row wins per natural key, as if the deliveries had been applied one by one; one
-        MERGE over one list per column, whatever the number of rows."""
+        MERGE over one list per column, whatever the number of rows. A table whose rows are one
+        delivery's TableRows is merged from its Arrow table. Returns the rows, for finalize."""
+        if len(parts) == 1 and isinstance(parts[0], TableRows):
+            self._upsert_table(session, table, parts[0])
+            return parts[0]
+        rows = [row for part in parts for row in part]
         if not rows:
-            return
-        key_cols = key_of(table)
-        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for row in rows:
-            latest[tuple(row.get(c) for c in key_cols)] = row
-        columns: list[str] = []
-        for row in latest.values():
-            columns.extend(c for c in row if c not in columns)
+            return rows
+        keyed = latest_rows(table, rows)
+        columns = row_columns(keyed)
         source = ", ".join(f'unnest(${i}) AS "{c}"' for i, c in enumerate(columns, 1))
-        keyed = list(latest.values())
         # Rows of different keys: merged in parts or at once, the table ends the same.
-        parts = max(1, min(-(-len(keyed) // MERGE_PART_ROWS), len(keyed) // (MAX_INLINE_ITEMS + 1)))
-        step = -(-len(keyed) // parts)
+        parts_n = max(1, min(-(-len(keyed) // MERGE_PART_ROWS), len(keyed) // (MAX_INLINE_ITEMS + 1)))
+        step = -(-len(keyed) // parts_n)
         for start in range(0, len(keyed), step):
             part = keyed[start:start + step]
             merge(session.con, table, f"SELECT {source}", columns,
                   [[row.get(c) for row in part] for c in columns])
-        session.rows_written += len(latest)
+        session.rows_written += len(keyed)
+        return rows
+
+    def _upsert_table(self, session: WriteSession, table: str, rows: TableRows) -> None:
+        """One MERGE from the Arrow table (registered on the connection for the statement)."""
+        columns = list(rows.table.column_names)
+        with registered(session.con, rows) as name:
+            merge(session.con, table, f"SELECT {', '.join(_quoted(c) for c in columns)} FROM {name}", columns)
+        session.rows_written += len(rows)
 
     def _end_run(self) -> None:
         """One ``collection_runs`` row for the busy period that just ended (best effort)."""
@@ -576,6 +678,61 @@ class DeliveryWriter:
                 if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
                     return  # the run log is best effort; the deliveries are stored
                 time.sleep(0.01 * (0.5 + random.random()))
+
+
+@contextlib.contextmanager
+def _not_inlined(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Large payloads are written to a data file, not inlined into the catalog: DuckLake copies an
+    inlined row into SQLite at COMMIT, which cost a 20 MB payload another +300 MB; a Parquet file
+    costs about 4x."""
+    con.execute("SET ducklake_default_data_inlining_row_limit = 0")
+    try:
+        yield
+    finally:
+        con.execute("RESET ducklake_default_data_inlining_row_limit")
+
+
+def _insert_spooled(con: duckdb.DuckDBPyConnection, row: tuple[Any, ...]) -> int:
+    """INSERT a delivery whose payload is in a file (``row[5]``, its path): from the memory-mapped
+    file as an Arrow JSON array, or with read_text where that cannot be made."""
+    try:
+        import pyarrow as pa
+
+        mapped = pa.memory_map(str(row[5]))
+    except (ImportError, OSError):
+        return _count(con.execute(_INSERT_SPOOLED_DELIVERY, list(row)).fetchall())
+    try:
+        data = mapped.read_buffer()
+        offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
+        text = pa.Array.from_buffers(pa.large_utf8(), 1, [None, offsets, data])
+        payload = pa.table({"payload": pa.ExtensionArray.from_storage(pa.json_(pa.large_utf8()), text)})
+        name = f"webhook_payload_{uuid.uuid4().hex}"
+        con.register(name, payload)
+        try:
+            sql = _INSERT_MAPPED_DELIVERY.format(table=name)
+            return _count(con.execute(sql, [*row[:5], row[6]]).fetchall())
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(name)
+            del payload, text, data
+    finally:
+        mapped.close()
+
+
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, rows: TableRows) -> Iterator[str]:
+    """The rows' Arrow table as a view of ``con`` for the statements in the block."""
+    name = f"webhook_rows_{uuid.uuid4().hex}"
+    con.register(name, rows.table)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.unregister(name)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _wake(batch: list[Delivery]) -> None:

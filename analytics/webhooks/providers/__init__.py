@@ -46,6 +46,13 @@ Provider contract (every non-underscore module in this package that defines ``PA
     for presence and form, and then the body must be read (up to the size limit) to ``verify`` it.
     Without ``precheck`` every request's body is read before ``verify``.
 
+``PRUNED_ARRAY: tuple[str, str, frozenset[str]]`` (optional)
+    ``(event, array, keys)``: a body over 256 KiB is parsed piece by piece with each object item of
+    its top-level ``array`` cut down to ``keys`` (``analytics/webhooks/pruned_json.py``), so a
+    30,000-commit push never exists as Python objects whole. The cut payload is used only when
+    ``event`` is the delivery's event; ``keys`` must hold every key ``to_rows`` reads of an item
+    for that event (tests/test_receiver_memory_pruned.py stores both parses and compares).
+
 The receiver (``analytics/webhooks/server.py``) owns everything else: limits (413, 408, 503),
 JSON parsing (400), signature enforcement (401), payloads that cannot be stored (422), the
 ``webhook_deliveries`` audit table, and the writer thread that commits queued deliveries in small

@@ -3,12 +3,13 @@ re-derivation that follows a batch. Underscored, so the receiver does not serve 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analytics.collectors.codehost_mapping import reverts_sha
 from analytics.config import Config
 from analytics.store.connection import WriteSession
+from analytics.webhooks.writer import TableRows, registered
 
 Rows = dict[str, list[dict[str, Any]]]
 ZERO_SHA = "0" * 40  # ``before``/``after`` of a push that creates or deletes a branch
@@ -44,7 +45,7 @@ def commit_row(
     }
 
 
-def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+def finalize(session: WriteSession, config: Config, rows: Mapping[str, Sequence[dict[str, Any]]]) -> None:
     """The steps of ``derive.derive_all`` whose inputs the batch's ``rows`` changed, each a no-op
     otherwise. On DuckLake every UPDATE or MERGE costs tens to hundreds of milliseconds even when it
     touches nothing, and the attribution a dozen statements, so running all of them after every
@@ -63,7 +64,7 @@ def finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict
         derive.attribute_webhook_deployments(session, config)
 
 
-def _pushes_to_pr_branches(session: WriteSession, pushes: list[dict[str, Any]]) -> bool:
+def _pushes_to_pr_branches(session: WriteSession, pushes: Sequence[dict[str, Any]]) -> bool:
     """Whether a pushed ref is the head branch of a stored PR (its first commit may change)."""
     if not pushes:
         return False
@@ -77,7 +78,7 @@ def _pushes_to_pr_branches(session: WriteSession, pushes: list[dict[str, Any]]) 
     return bool(found)
 
 
-def _commits_change_attribution(session: WriteSession, commits: list[dict[str, Any]]) -> bool:
+def _commits_change_attribution(session: WriteSession, commits: Sequence[dict[str, Any]]) -> bool:
     """Whether the batch's commits can change what a deployment shipped: a deployment's revision
     is one of them (full sha, a prefix of one, or a tag on one), a commit stored before names one as
     its parent (the walk from a deployment now goes further), or one was already attributed (its
@@ -88,8 +89,17 @@ def _commits_change_attribution(session: WriteSession, commits: list[dict[str, A
     materialized: nothing measurable). The answer is the same either way."""
     if not commits:
         return False
+    if isinstance(commits, TableRows):  # a large push: its Arrow table, not 2 bound lists of str
+        with registered(session.con, commits) as name:
+            return _commits_found(session, f"SELECT repo::VARCHAR AS repo, sha::VARCHAR AS sha FROM {name}",
+                                  [])
+    return _commits_found(session, "SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS sha",
+                          [[str(c.get("repo")) for c in commits], [str(c.get("sha")) for c in commits]])
+
+
+def _commits_found(session: WriteSession, commits_sql: str, params: list[Any]) -> bool:
     found = session.con.execute(
-        """WITH b AS MATERIALIZED (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS sha),
+        f"""WITH b AS MATERIALIZED ({commits_sql}),
            d AS MATERIALIZED (SELECT repository AS repo, revision, raw_revision, lower(trim(revision)) AS rev
                  FROM deployments WHERE status = 'success' AND repository IN (SELECT repo FROM b))
            SELECT 1 FROM d JOIN b ON b.repo = d.repo
@@ -106,6 +116,6 @@ def _commits_change_attribution(session: WriteSession, commits: list[dict[str, A
            UNION ALL
            SELECT 1 FROM deployment_changes dc JOIN b ON dc.repo = b.repo AND dc.sha = b.sha
            LIMIT 1""",
-        [[str(c.get("repo")) for c in commits], [str(c.get("sha")) for c in commits]],
+        params,
     ).fetchall()
     return bool(found)

@@ -28,6 +28,10 @@ from analytics.webhooks.providers._codehost import finalize as finalize
 PATH = "/webhooks/github"
 SECRET_ENV = "GITOPS_DORA_GITHUB_SECRET"
 PROVIDER = "github"
+# A large push body is parsed with each item of its ``commits`` cut down to these keys (server.py,
+# pruned_json.py): every key _push reads of an item must be listed here. tests/
+# test_receiver_memory_pruned.py compares the rows of both parses.
+PRUNED_ARRAY = ("push", "commits", frozenset({"id", "sha", "timestamp", "author", "committer", "message"}))
 
 
 def sign(body: bytes, secret: str, algorithm: str = "sha256") -> str:

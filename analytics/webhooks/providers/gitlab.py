@@ -26,6 +26,10 @@ from analytics.webhooks.providers._codehost import finalize as finalize
 PATH = "/webhooks/gitlab"
 SECRET_ENV = "GITOPS_DORA_GITLAB_TOKEN"
 PROVIDER = "gitlab"
+# A large push body is parsed with each item of its ``commits`` cut down to these keys (server.py,
+# pruned_json.py): every key _push reads of an item must be listed here. tests/
+# test_receiver_memory_pruned.py compares the rows of both parses.
+PRUNED_ARRAY = ("push", "commits", frozenset({"id", "timestamp", "author", "message"}))
 
 
 def verify(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
