@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 
 from analytics.deployments.attribution import attribute_changes
 from analytics.store.connection import open_writer
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 from tests.store_query import query
 from tests.test_git_collector import SEMVER, run_cli
@@ -222,10 +222,8 @@ def test_cross_check_against_git_rev_list(tmp_path: Path) -> None:
             lead = when - author[sha]
             if lead >= 0:
                 hours.append(lead / 3600)
-    metrics = subprocess.run(
-        [str(Path(run_cli.__globals__["CLI"])), "--db", str(db), "metrics", "--since", "2023-03-01",
-         "--until", "2024-03-01", "--format", "json"], capture_output=True, text=True, timeout=120,
-    )
+    metrics = cli_inprocess.run(["--db", str(db), "metrics", "--since", "2023-03-01", "--until", "2024-03-01",
+                                 "--format", "json"])
     if "No such command 'metrics'" in metrics.stderr:
         pytest.skip("the metrics command is not registered yet")
     assert metrics.returncode == 0, metrics.stderr

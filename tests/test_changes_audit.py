@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,16 +32,14 @@ from typing import Any
 
 import pytest
 
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
-
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     env["COLUMNS"] = "220"
-    proc = subprocess.run([CLI, "--db", str(tmp / "store.ducklake"), *args], capture_output=True, text=True,
-                          env=env, timeout=180, cwd=tmp)
+    proc = cli_inprocess.run(["--db", str(tmp / "store.ducklake"), *args], env=env, cwd=tmp)  # in-process
     assert proc.returncode == 0, proc.stderr
     return proc
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
 from tests.store_fixture import Deploy, write_history
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 SERVICES = {f"svc-{i:02d}": ("team-a" if i % 2 == 0 else "team-b") for i in range(15)}
 COMMANDS = ("metrics", "deployments", "incidents", "changes", "report")
 
@@ -43,8 +42,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     env["COLUMNS"] = "200"
-    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          cwd=db.parent, timeout=120)
+    return cli_inprocess.run(["--db", str(db), *args], env=env, cwd=db.parent)  # in this process
 
 
 def command_args(command: str, tmp: Path) -> list[str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests import cli_inprocess
 from tests.store_fixture import Deploy, write_history
 
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -72,10 +73,14 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run(db: Path, columns: int | None, *args: str) -> subprocess.CompletedProcess[str]:
+def run(db: Path, columns: int | None, *args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The command in this process (tests/cli_inprocess.py: Rich reads the same COLUMNS), or with
+    ``process`` the installed script in a subprocess, as a terminal user runs it."""
     env = {k: v for k, v in os.environ.items() if k not in ("GITOPS_DORA_DB", "COLUMNS", "LINES")}
     if columns is not None:
         env["COLUMNS"] = str(columns)
+    if not process:
+        return cli_inprocess.run(["--db", str(db), *args], env=env, cwd=db.parent)
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
                           cwd=db.parent, timeout=120)
 
@@ -203,7 +208,7 @@ def test_wide_shows_every_column_whole(db: Path) -> None:
 
 
 def test_columns_variable_is_honoured(db: Path) -> None:
-    narrow, wide = run(db, 80, "deployments"), run(db, 250, "deployments")
+    narrow, wide = run(db, 80, "deployments", process=True), run(db, 250, "deployments", process=True)
     narrow_names, _ = parse_table(narrow.stdout)
     wide_names, rows = parse_table(wide.stdout)
     assert set(narrow_names) < set(wide_names) and "id" in wide_names

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from analytics.config import ConfigError, load_config, parse_duration
+from tests import cli_inprocess
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "analytics.cli.main", *args], cwd=cwd, capture_output=True, text=True
-    )
+    """``python -m analytics.cli.main`` as tests/cli_inprocess.py runs it, in this process."""
+    return cli_inprocess.run(args, cwd=cwd)
 
 
 def test_unknown_key_names_key_and_line(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -32,9 +31,9 @@ from typing import Any
 
 import pytest
 
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
 SINCE, UNTIL = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -109,8 +108,7 @@ def independent(repo: GitRepo, start: str, since: datetime = SINCE,
 
 def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    proc = subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = cli_inprocess.run(["--db", str(db), *args], env=env)  # the command, in this process
     assert proc.returncode == 0, proc.stderr
     return proc
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from tests import cli_inprocess
 from tests.k8s_api import FakeKube
 from tests.reconciler_objects import application, argocd_event, helm_snapshot, helmrelease
 from tests.store_query import store_reader
@@ -53,8 +54,10 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env(), timeout=timeout)
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """A one-shot command, run in this process (tests/cli_inprocess.py); the watch test starts the
+    installed script, as it stops it with a signal."""
+    return cli_inprocess.run(args, env=env())
 
 
 def test_list_follows_continue_tokens(tmp_path: Path) -> None:
@@ -110,7 +113,7 @@ def test_list_follows_continue_tokens(tmp_path: Path) -> None:
 
 def test_missing_kubeconfig_is_one_line(tmp_path: Path) -> None:
     db, missing = tmp_path / "db.duckdb", tmp_path / "nope"
-    proc = run_cli("--db", str(db), "collect", "k8s", "--kubeconfig", str(missing), timeout=60)
+    proc = run_cli("--db", str(db), "collect", "k8s", "--kubeconfig", str(missing))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: kubeconfig {tmp_path / 'nope'}: no such file"
 

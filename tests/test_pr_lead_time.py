@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,17 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from analytics.store.connection import open_reader
+from tests import cli_inprocess
 from tests.github_api import GitHubAPI
 from tests.gitrepo import GitRepo
 
-CLI = str(Path(sys.executable).with_name("gitops-dora"))
 TOKEN = "ghp_test_token_123"
 
 
 def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     env["GITHUB_TOKEN"] = TOKEN
-    result = subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                            cwd=db.parent, timeout=180)
+    result = cli_inprocess.run(["--db", str(db), *args], env=env, cwd=db.parent)  # in this process
     assert result.returncode == 0, result.stderr
     return result
 

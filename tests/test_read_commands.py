@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 from tests.reconciler_objects import application, as_list, kustomization, kustomization_history_entry
 
@@ -29,11 +30,15 @@ FIELDS = ["id", "service", "team", "environment", "revision", "deployed_at", "st
           "source_ref", "changes", "mapped_by"]
 
 
-def run_cli(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(tmp: Path, *args: str, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The command in this process (tests/cli_inprocess.py), or with ``process`` the installed
+    script in a subprocess (the table test: a table as the real process draws it)."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     env["COLUMNS"] = "200"
-    return subprocess.run([CLI, "--db", str(tmp / "store.duckdb"), "--config", str(tmp / "gitops-dora.yaml"),
-                           *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
+    argv = ["--db", str(tmp / "store.duckdb"), "--config", str(tmp / "gitops-dora.yaml"), *args]
+    if not process:
+        return cli_inprocess.run(argv, env=env, cwd=tmp)
+    return subprocess.run([CLI, *argv], capture_output=True, text=True, env=env, timeout=120, cwd=tmp)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +99,7 @@ def test_deployments_csv_and_table(store: tuple[Path, dict[str, str]]) -> None:
         ("v1.0.0", "1", "2024-03-01T10:00:00Z"), ("v1.1.0", "2", "2024-03-03T12:00:00Z"),
         ("v1.2.0", "1", "2024-03-05T09:30:00Z")]
 
-    proc = run_cli(tmp, "deployments", "--service", "app", "--environment", "production")
+    proc = run_cli(tmp, "deployments", "--service", "app", "--environment", "production", process=True)
     assert proc.returncode == 0, proc.stderr
     assert "v1.1.0" in proc.stdout and "2024-03-05 09:30" in proc.stdout   # tables: UTC to the minute
     assert shas["C"][:12] in proc.stdout and shas["C"] not in proc.stdout   # short revision in tables

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 from tests.reconciler_objects import (
     application,
@@ -32,16 +32,15 @@ from tests.reconciler_objects import (
 )
 from tests.store_query import query, store_reader
 
-CLI = str(Path(sys.executable).with_name("gitops-dora"))
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def cli(db: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The command run in this process by tests/cli_inprocess.py (exit code and streams as the
+    console command's)."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
     extra = ["--config", str(config)] if config else []
-    return subprocess.run(
-        [CLI, "--db", str(db), *extra, *args], capture_output=True, text=True, env=env, timeout=120
-    )
+    return cli_inprocess.run(["--db", str(db), *extra, *args], env=env)
 
 
 def write_json(path: Path, doc: Any) -> Path:

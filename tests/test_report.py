@@ -29,7 +29,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,9 @@ import pytest
 from analytics.json_output import to_jsonable
 from analytics.reports import escape_cell
 from analytics.store.connection import latest_snapshot
+from tests import cli_inprocess
 from tests.store_fixture import Deploy, write_history
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 GOLDEN = Path(__file__).parent / "golden"
 EVIL = '=HYPERLINK("x")'
 WINDOW = ["--since", "2026-01-01", "--until", "2026-03-01"]
@@ -77,8 +76,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The CLI run beside the database, so a gitops-dora.yaml in the checkout cannot interfere."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          cwd=db.parent, timeout=120)
+    return cli_inprocess.run(["--db", str(db), *args], env=env, cwd=db.parent)  # in this process
 
 
 def report_rows(path: Path) -> list[dict[str, str]]:

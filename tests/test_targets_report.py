@@ -18,7 +18,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,9 +25,9 @@ import pytest
 
 from analytics.config import Config, check_target, load_config
 from analytics.errors import ConfigError
+from tests import cli_inprocess
 from tests.store_fixture import Deploy, write_history
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 WINDOW = ["--since", "2026-01-01", "--until", "2026-03-01"]
 CONFIG = """\
 services:
@@ -83,14 +82,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    return subprocess.run(
-        [CLI, "--db", str(db), "--config", str(db.parent / "targets.yaml"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=db.parent,
-        timeout=120,
-    )
+    return cli_inprocess.run(["--db", str(db), "--config", str(db.parent / "targets.yaml"), *args], env=env,
+                             cwd=db.parent)  # in this process
 
 
 def test_scopes_override_metric_by_metric(tmp_path: Path) -> None:
@@ -209,13 +202,6 @@ def test_report_json_and_team_rows_and_partial_periods(db: Path, tmp_path: Path)
 def test_no_targets_no_target_columns(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    proc = subprocess.run(
-        [CLI, "--db", str(db), "report", "--out", str(out), *WINDOW],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    proc = cli_inprocess.run(["--db", str(db), "report", "--out", str(out), *WINDOW], env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "_target" not in out.read_text().splitlines()[0]
