@@ -37,8 +37,8 @@ import httpx
 import pytest
 
 from analytics.errors import UserError
+from tests import cli_inprocess
 from tests.store_workloads import (
-    CLI,
     PAUSE_ENV,
     SEMVER,
     History,
@@ -53,6 +53,7 @@ from tests.store_workloads import (
     ok,
     one_error_line,
     run,
+    run_here,
     table_dump,
     write_history,
     write_incidents,
@@ -204,10 +205,10 @@ def test_collect_import_webhooks_and_reads_at_once(
         len(big_repo.releases) + kinds["deployment_status"]
 
     # every read saw all of a unit or none of it: a git deployment never without its changes
-    listing = json_out(run(store, "deployments", "--format", "json"))
+    listing = json_out(run_here(store, "deployments", "--format", "json"))
     final_deployments = {r["id"]: r["changes"] for r in listing if r["source"] == "git-tag"}
     assert final_deployments == final_git["deployments"]
-    final_metrics = _payments_group(json_out(run(store, "metrics", "--format", "json", *WINDOW)))
+    final_metrics = _payments_group(json_out(run_here(store, "metrics", "--format", "json", *WINDOW)))
     assert (final_metrics["deployments"], final_metrics["incidents"]) == (len(big_repo.releases), incidents)
     seen = Counter()
     for command, proc in reader.reads:
@@ -303,7 +304,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Pat
 
     # The next run completes and gives the full data, every row once.
     write_history(history, 100, release_every=100)
-    proc = ok(run(store, *collect, cwd=tmp_path))
+    proc = ok(run_here(store, *collect, cwd=tmp_path))
     assert f"(incremental; {history.commits} in total)" in proc.stderr, proc.stderr
     assert _state(store, "kill") == _expected_git("kill", history, 100)
     dups = duplicate_keys(store)
@@ -426,9 +427,9 @@ def test_a_deleted_store_is_collected_again_in_full(tmp_path: Path) -> None:
     history = write_history(tmp_path / "again.git", 1000, release_every=100)
     store = Store(str(tmp_path / "again.ducklake"))
     collect = ("collect", "git", str(history.path), "--deploy-tags", SEMVER)
-    first = ok(run(store, *collect, cwd=tmp_path))
+    first = ok(run_here(store, *collect, cwd=tmp_path))
     assert "1000 new commits (full; 1000 in total)" in first.stderr
-    assert "up to date" in ok(run(store, *collect, cwd=tmp_path)).stderr
+    assert "up to date" in ok(run_here(store, *collect, cwd=tmp_path)).stderr
     expected = _expected_git("again", history, 100)
     assert git_state(store, "again") == expected
 
@@ -440,13 +441,13 @@ def test_a_deleted_store_is_collected_again_in_full(tmp_path: Path) -> None:
         elif path.exists():
             path.unlink()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("again.ducklake")) == []
-    line = one_error_line(run(store, "deployments", "--format", "json", cwd=tmp_path))
+    line = one_error_line(run_here(store, "deployments", "--format", "json", cwd=tmp_path))
     assert "no database at" in line, line
 
-    again = ok(run(store, *collect, cwd=tmp_path))
+    again = ok(run_here(store, *collect, cwd=tmp_path))
     assert "1000 new commits (full; 1000 in total)" in again.stderr and "up to date" not in again.stderr
     assert git_state(store, "again") == expected
-    assert len(json_out(run(store, "deployments", "--format", "json", cwd=tmp_path))) == 10
+    assert len(json_out(run_here(store, "deployments", "--format", "json", cwd=tmp_path))) == 10
 
 
 # --- 5. --as-of ----------------------------------------------------------------------------------------
@@ -458,32 +459,33 @@ def test_as_of_reproduces_an_earlier_metrics_output_byte_for_byte(tmp_path: Path
     store = Store(str(tmp_path / "asof.ducklake"))
     collect = ("collect", "git", str(history.path), "--deploy-tags", SEMVER)
     window = ("--since", "2024-01-01", "--until", "2024-02-01")
-    ok(run(store, *collect, cwd=tmp_path))
-    then = ok(run(store, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
+    ok(run_here(store, *collect, cwd=tmp_path))
+    then = ok(run_here(store, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
     report = tmp_path / "r.json"
-    ok(run(store, "report", "--out", str(report), *window, cwd=tmp_path))
+    ok(run_here(store, "report", "--out", str(report), *window, cwd=tmp_path))
     snapshot_id = json.loads(report.read_text())["snapshot_id"]
     assert isinstance(snapshot_id, int)
     between = datetime.now(UTC)  # after that snapshot's commit, before the next one's
 
     write_history(history, 300, release_every=100)  # 3 more releases inside the window
-    assert "300 new commits" in ok(run(store, *collect, cwd=tmp_path)).stderr
-    now = ok(run(store, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
+    assert "300 new commits" in ok(run_here(store, *collect, cwd=tmp_path)).stderr
+    now = ok(run_here(store, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
     assert [g["deployments"] for g in json.loads(now)["groups"]] == [13]
     assert [g["deployments"] for g in json.loads(then)["groups"]] == [10]
 
-    by_id = ok(run(store, "metrics", "--format", "json", *window, "--as-of", str(snapshot_id), cwd=tmp_path))
+    by_id = ok(run_here(store, "metrics", "--format", "json", *window, "--as-of", str(snapshot_id),
+                        cwd=tmp_path))
     assert by_id.stdout == then
-    by_time = ok(run(store, "metrics", "--format", "json", *window, "--as-of",
+    by_time = ok(run_here(store, "metrics", "--format", "json", *window, "--as-of",
                      between.isoformat().replace("+00:00", "Z"), cwd=tmp_path))
     assert by_time.stdout == then
-    old_list = json_out(run(store, "deployments", "--format", "json", "--as-of", str(snapshot_id),
+    old_list = json_out(run_here(store, "deployments", "--format", "json", "--as-of", str(snapshot_id),
                             cwd=tmp_path))
     assert len(old_list) == 10
 
     for bad, says in (("soon", "--as-of 'soon'"), ("999999", "no snapshot 999999"),
                       ("2001-01-01T00:00:00Z", "no snapshot 2001-01-01")):
-        line = one_error_line(run(store, "metrics", "--format", "json", "--as-of", bad, cwd=tmp_path))
+        line = one_error_line(run_here(store, "metrics", "--format", "json", "--as-of", bad, cwd=tmp_path))
         assert says in line, line
 
 
@@ -574,14 +576,13 @@ def test_migrate_a_01_store_then_maintain_keeps_the_metrics(tmp_path: Path) -> N
     for args in (("metrics", "--format", "json"), ("deployments",),
                  ("report", "--out", str(tmp_path / "x.json")), ("collect", "git", str(source_repo.path)),
                  ("import", str(incidents)), ("maintain",)):
-        line = one_error_line(run(Store(str(old)), *args, cwd=tmp_path))
+        line = one_error_line(run_here(Store(str(old)), *args, cwd=tmp_path))
         assert "single-file store of gitops-dora 0.1" in line, line
         assert f"gitops-dora migrate-store {old} NEW" in line, line
     assert hashlib.sha256(old.read_bytes()).hexdigest() == digest
 
     new = Store(str(tmp_path / "new.ducklake"))
-    proc = ok(subprocess.run([CLI, "migrate-store", str(old), new.db],
-                             capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=300))
+    proc = ok(cli_inprocess.run(["migrate-store", str(old), new.db], env=cli_env(), cwd=tmp_path))
     copied = {t: n for t, n in want.items() if t != "schema_migrations"}
     for table, count in copied.items():
         assert f"  {table}: {count} rows" in proc.stderr, proc.stderr
@@ -598,21 +599,20 @@ def test_migrate_a_01_store_then_maintain_keeps_the_metrics(tmp_path: Path) -> N
     assert hashlib.sha256(old.read_bytes()).hexdigest() == digest
 
     window = ("--since", "2024-01-01", "--until", "2024-03-01")
-    before = ok(run(new, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
+    before = ok(run_here(new, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout
     (group,) = json.loads(before)["groups"]
     assert (group["service"], group["deployments"], group["deployment_attempts"], group["incidents"]) == \
         ("legacy", 2, 3, 2), group
-    listing = ok(run(new, "deployments", "--format", "json", cwd=tmp_path)).stdout
+    listing = ok(run_here(new, "deployments", "--format", "json", cwd=tmp_path)).stdout
     assert [d["changes"] for d in json.loads(listing)] == [10, 10, 10]
 
     # a second copy into the now filled store is refused
-    again = subprocess.run([CLI, "migrate-store", str(old), new.db],
-                           capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=300)
+    again = cli_inprocess.run(["migrate-store", str(old), new.db], env=cli_env(), cwd=tmp_path)
     assert "already holds data" in one_error_line(again)
 
     for retention in ("30", "0"):  # 0: every older snapshot expired and its files deleted
-        done = ok(run(new, "maintain", "--retention-days", retention, cwd=tmp_path))
+        done = ok(run_here(new, "maintain", "--retention-days", retention, cwd=tmp_path))
         assert "maintain: merged" in done.stderr, done.stderr
-        assert ok(run(new, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout == before
-        assert ok(run(new, "deployments", "--format", "json", cwd=tmp_path)).stdout == listing
+        assert ok(run_here(new, "metrics", "--format", "json", *window, cwd=tmp_path)).stdout == before
+        assert ok(run_here(new, "deployments", "--format", "json", cwd=tmp_path)).stdout == listing
     assert counts(new, list(copied)) == copied
