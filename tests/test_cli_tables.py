@@ -216,7 +216,9 @@ def test_columns_variable_is_honoured(db: Path) -> None:
     assert "left out" in narrow.stderr and "left out" not in wide.stderr
     for row, full in zip(rows, json.loads(run(db, 80, "deployments", "--format", "json").stdout),
                          strict=True):
-        name, rev = re.fullmatch(r"argocd:Application/argocd/([^:]+):([^@]+)@\w+", full["id"]).groups()
+        parts = re.fullmatch(r"argocd:Application/argocd/([^:]+):([^@]+)@\w+", full["id"])
+        assert parts is not None, full["id"]
+        name, rev = parts.groups()
         short = f"{name}@{rev[:7]}"   # the object and its revision; start and end when still long
         assert len(row["id"]) <= 32
         assert row["id"] == short if len(short) <= 32 else (
