@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
 from tests import maturity_repos as repos
 from tests.gitrepo import GitRepo
 from tests.store_query import store_reader
@@ -34,9 +35,14 @@ CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
 
 def run(db: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        cwd: Path | None = None, process: bool = False) -> subprocess.CompletedProcess[str]:
+    """The console command, in this process (tests/cli_inprocess.py: the same entry point, streams
+    and exit status) unless ``process``: the sweep test needs the command's pid not to be this
+    test process's."""
     base = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     base.update(COLUMNS="400", **(env or {}))
+    if not process:
+        return cli_inprocess.run(["--db", str(db), *args], env=base, cwd=cwd or db.parent)
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=base,
                           cwd=cwd or db.parent, timeout=timeout)
 
@@ -386,7 +392,7 @@ def test_temporaries_of_killed_runs_are_swept_and_a_live_runs_is_kept(tmp_path: 
     for path in (dead, old, live):
         path.write_text("half a report")
     os.utime(old, (time.time() - 7200, time.time() - 7200))
-    proc = run(db, "report", "--out", str(out))
+    proc = run(db, "report", "--out", str(out), process=True)
     assert proc.returncode == 0, proc.stderr
     assert not dead.exists() and not old.exists()
     assert live.exists()
