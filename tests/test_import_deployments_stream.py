@@ -258,3 +258,52 @@ def test_cli_streams_a_large_file_like_the_record_path(tmp_path: Path, repos: di
     assert [ln for ln in proc.stderr.splitlines() if ln.strip()] == [f"error: {exact_error.value}"]
     assert "line 15002:" in str(exact_error.value)
     assert _tables(a) == before
+
+
+def test_redeploys_and_repeated_unknown_revisions_attribute_as_git_says(tmp_path: Path,
+                                                                        repos: dict[str, Any]) -> None:
+    """Attribution walks one deployment per (scope, revision) and names every deployment of an
+    unresolved revision: its changes must still be ``git rev-list D --not <earlier ones>`` and the
+    warning must name the unresolved deployments by repository then id, counting all of them."""
+    import subprocess
+
+    shas: list[str] = repos["shas"]
+    rng = random.Random(11)
+    rows = []
+    for i in range(120):
+        pick = rng.choice([shas[min(len(shas) - 1, i // 10)], shas[min(len(shas) - 1, i // 10)][:8],
+                           shas[max(0, i // 10 - 3)], "nope", "v0.0.1", repos["side"]])
+        rows.append([f"R-{rng.randrange(10**6):06d}-{i}", "shop", "production", pick,
+                     f"2025-02-01T{i // 60:02d}:{i % 60:02d}:00Z", rng.choice(["success"] * 5 + ["failed"]),
+                     "api", "", ""])
+    src = _write(tmp_path / "redeploys.csv", rows)
+    db = _store(tmp_path / "a", repos)
+    summary = _exact(db, src)
+    assert "120 deployments with changes attributed through git" in summary
+    seen: set[str] = set()
+    expected: set[tuple[str, str, str]] = set()
+    unresolved = []
+    for row in rows:  # in time order
+        if row[5] != "success":
+            continue
+        try:
+            listed = subprocess.run(
+                ["git", "-C", str(repos["api"]), "rev-list", f"{row[3]}^{{commit}}", "--"],
+                capture_output=True, text=True, check=True).stdout.split()
+        except subprocess.CalledProcessError:
+            unresolved.append(row)
+            continue
+        expected.update((row[0], "api", sha) for sha in listed if sha not in seen)
+        seen.update(listed)
+    con = open_reader(resolve(str(db)))
+    try:
+        changes = set(con.execute("SELECT deployment_id, repo, sha FROM deployment_changes").fetchall())
+        warning = con.execute("SELECT detail, count FROM data_warnings WHERE kind = 'unresolved_revision' "
+                              "AND target = 'shop/production'").fetchall()
+    finally:
+        con.close()
+    assert changes == expected
+    names = [f"{r[0]} (api@{r[3]})" for r in sorted(unresolved, key=lambda r: r[0])]
+    assert len(names) > 3
+    assert warning == [(f"deployments whose revision is not a collected commit: {', '.join(names[:3])} ...",
+                        len(names))]

@@ -110,7 +110,8 @@ class _Graph:
         """Committer times for the tie-break of equal deployment times (rare, so read when needed)."""
         rows = execute(self.con,
             """SELECT n.i, epoch_us(c.committer_time) FROM _attr_nodes n
-               JOIN commits c ON c.repo = n.repo AND c.sha = n.sha WHERE list_contains($1, n.i)""",
+               JOIN commits c ON c.repo = n.repo AND c.sha = n.sha
+               WHERE n.i IN (SELECT unnest($1::INTEGER[]))""",
             [numbers]).fetchall()
         return {int(i): int(us) for i, us in rows}
 
@@ -151,8 +152,10 @@ def _scopes(
 
 # The selected scopes and their successful deployments in one read. A deployment shipping several
 # repositories has a pair per repository in deployment_revisions (its deployments row holds the
-# first pair again: UNION drops it). Scope rows come back with a NULL id.
+# first pair again: UNION drops it). Scope rows have a NULL id. Each row counts the rows of its
+# scope with its (repository, revision, raw revision), and is numbered among them by time then id.
 _DEPLOYMENTS = """
+CREATE OR REPLACE TEMP TABLE _attr_shipped AS
 WITH given AS (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment),
 scope AS (
     SELECT service, environment FROM given
@@ -171,17 +174,41 @@ shipped AS (
     SELECT d.service, d.environment, d.id, r.repository, r.revision, r.raw_revision, d.us
     FROM deployment_revisions r JOIN succeeded d ON d.id = r.deployment_id
 )
-SELECT service, environment, NULL, NULL, NULL, NULL, NULL FROM scope
+SELECT service, environment, NULL::VARCHAR AS id, NULL::VARCHAR AS repository, NULL::VARCHAR AS revision,
+       NULL::VARCHAR AS raw_revision, NULL::BIGINT AS us, NULL::BIGINT AS members, NULL::BIGINT AS nth
+FROM scope
 UNION ALL
-SELECT * FROM shipped
+SELECT *, count(*) OVER (PARTITION BY service, environment, repository, revision, raw_revision),
+       row_number() OVER (PARTITION BY service, environment, repository, revision, raw_revision
+                          ORDER BY us, id)
+FROM shipped
+"""
+
+# What the walk needs: the scopes, and of the deployments with one (repository, revision, raw
+# revision) in a scope only the first by (time, id). The others would start where it started,
+# which it visited, and ship nothing: a scope redeploying one revision a thousand times walks
+# once. A deployment without a repository is kept (it is named in the warning); so are, later,
+# the others of an unresolved revision (_members), for the same reason.
+_WALKED = """
+SELECT service, environment, id, repository, revision, raw_revision, us, members FROM _attr_shipped
+WHERE id IS NULL OR repository IS NULL OR nth = 1
 ORDER BY 1, 2, 3 NULLS FIRST, 4, 5, 6
+"""
+
+_MEMBERS = """
+SELECT s.service, s.environment, s.repository, s.id, s.revision, s.raw_revision FROM _attr_shipped s
+JOIN (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment,
+             unnest($3::VARCHAR[]) AS repository, unnest($4::VARCHAR[]) AS revision,
+             unnest($5::VARCHAR[]) AS raw_revision) g
+  ON s.service = g.service AND s.environment = g.environment AND s.repository = g.repository
+ AND s.revision IS NOT DISTINCT FROM g.revision AND s.raw_revision IS NOT DISTINCT FROM g.raw_revision
+WHERE s.id IS NOT NULL
 """
 
 # Resolution order: exact sha, tag name, trimmed lower-case sha (a unique prefix comes later).
 # The candidates are few, so they are the join's build side and the commits are scanned once.
 _RESOLVE = """
-WITH r AS (SELECT unnest($1::VARCHAR[]) AS repo, unnest($2::VARCHAR[]) AS rev,
-                  generate_subscripts($2::VARCHAR[], 1) - 1 AS k),
+WITH r AS (SELECT repo, rev, k FROM _attr_asked),
 candidate AS (
     SELECT k, repo, rev AS sha, 1 AS rank FROM r
     UNION ALL
@@ -244,19 +271,26 @@ def attribute_changes(
     given, narrowed = _scopes(con, service, environment, deployment_ids, scopes)
     ordered_scopes = sorted(given)
     con.execute(_ALL_DEPLOYMENTS)
-    rows = execute(con, _DEPLOYMENTS, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
-                                      sorted(set(repositories)), not narrowed]).fetchall()
+    execute(con, _DEPLOYMENTS, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
+                               sorted(set(repositories)), not narrowed])
+    result = con.execute(_WALKED)
     selected: list[Scope] = []
     by_scope: dict[Scope, list[Row]] = {}
-    for svc, env, dep_id, repo, revision, raw, when in rows:
-        scope = (str(svc), str(env))
-        if dep_id is None:
-            selected.append(scope)
-        else:
-            by_scope.setdefault(scope, []).append((dep_id, repo, revision, raw, int(when)))
+    shared: set[tuple[Scope, str, str | None, str | None]] = set()  # revisions of several deployments
+    # read in batches: a million deployments held twice (as fetched and as grouped) cost ~300 MB
+    while rows := result.fetchmany(50_000):
+        for svc, env, dep_id, repo, revision, raw, when, members in rows:
+            scope = (str(svc), str(env))
+            if dep_id is None:
+                selected.append(scope)
+            else:
+                by_scope.setdefault(scope, []).append((dep_id, repo, revision, raw, int(when)))
+                if members > 1 and repo is not None:
+                    shared.add((scope, repo, revision, raw))
     stored = execute(con, _STORED, [[s for s, _ in selected], [e for _, e in selected]]).fetchone()
     graph = _Graph(con, sorted({r[1] for deps in by_scope.values() for r in deps if r[1] is not None}))
-    starts, unresolved = _resolve(con, graph, selected, by_scope)
+    starts, unresolved = _resolve(con, graph, selected, by_scope, shared)
+    execute(con, "DROP TABLE _attr_shipped")
     dep_ids: list[str] = []
     dep_number: dict[str, int] = {}
     out: list[int] = []
@@ -277,9 +311,12 @@ def attribute_changes(
 
 def _resolve(
     con: duckdb.DuckDBPyConnection, graph: _Graph, selected: list[Scope], by_scope: dict[Scope, list[Row]],
+    shared: set[tuple[Scope, str, str | None, str | None]],
 ) -> tuple[dict[Scope, list[_Start]], dict[Scope, list[str]]]:
     """Each deployment's start commit per scope, resolved in one statement: its revision, else its
-    raw revision, as a full sha, a tag name, or a unique abbreviated sha."""
+    raw revision, as a full sha, a tag name, or a unique abbreviated sha. ``shared``: the
+    (scope, repository, revision, raw) of by_scope's deployments that stand for several; when
+    such a revision does not resolve, every deployment of it is named (as each would be)."""
     wanted: list[tuple[Scope, str, str, str | None, str | None, int]] = []
     unresolved: dict[Scope, list[str]] = {scope: [] for scope in selected}
     for scope in selected:
@@ -290,21 +327,70 @@ def _resolve(
                 wanted.append((scope, repo, dep_id, revision, raw, when))
     if not wanted:
         return {}, unresolved
-    repos = [w[1] for w in wanted]
-    found: list[int | None] = [None] * (2 * len(wanted))
-    for k, i in execute(con, _RESOLVE, [repos + repos, [w[3] for w in wanted] + [w[4] for w in wanted]]
-                            ).fetchall():
+    # Each distinct (repository, revision) once: deployments of one revision are many.
+    asked: dict[tuple[str, str | None], int] = {}
+    for _, repo, _, revision, raw, _ in wanted:
+        asked.setdefault((repo, revision), len(asked))
+        asked.setdefault((repo, raw), len(asked))
+    found: list[int | None] = [None] * len(asked)
+    _temp_table(con, "_attr_asked", {"repo": [repo for repo, _ in asked], "rev": [rev for _, rev in asked]},
+                "k")
+    for k, i in execute(con, _RESOLVE).fetchall():
         found[k] = i
+    execute(con, "DROP TABLE _attr_asked")
+    numbers: dict[tuple[str, str | None], int | None] = {}
     starts: dict[Scope, list[_Start]] = {}
-    for k, (scope, repo, dep_id, revision, raw, when) in enumerate(wanted):
-        number = _or_prefix(graph, repo, found[k], revision)
+    failed: list[tuple[Scope, str, str, str | None, str | None]] = []
+    for scope, repo, dep_id, revision, raw, when in wanted:
+        number = _cached_prefix(graph, numbers, asked, found, repo, revision)
         if number is None:
-            number = _or_prefix(graph, repo, found[len(wanted) + k], raw)
+            number = _cached_prefix(graph, numbers, asked, found, repo, raw)
         if number is None:
-            unresolved[scope].append(f"{dep_id} ({repo}@{revision})")
+            failed.append((scope, repo, dep_id, revision, raw))
         else:
             starts.setdefault(scope, []).append((when, 0, dep_id, number))
+    groups = [f for f in failed if (f[0], f[1], f[3], f[4]) in shared]
+    if groups:
+        failed = [f for f in failed if (f[0], f[1], f[3], f[4]) not in shared]
+        members = execute(con, _MEMBERS, [[f[0][0] for f in groups], [f[0][1] for f in groups],
+                                          [f[1] for f in groups], [f[3] for f in groups],
+                                          [f[4] for f in groups]]).fetchall()
+        failed += [((str(svc), str(env)), repo, dep_id, revision, raw)
+                   for svc, env, repo, dep_id, revision, raw in members]
+        # in the order the walk's input had: by repository, then id, revision, raw (nulls last)
+        failed.sort(key=lambda f: (f[0], f[1], f[2], f[3] is None, f[3] or "", f[4] is None, f[4] or ""))
+    for scope, repo, dep_id, revision, _ in failed:
+        unresolved[scope].append(f"{dep_id} ({repo}@{revision})")
     return starts, unresolved
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, list[Any]],
+                number: str) -> None:
+    """A TEMP table of VARCHAR ``columns`` numbered 0..n-1 in ``number`` (INTEGER). Through a
+    registered DataFrame: DuckDB converts a Python list parameter of 200,000 strings in seconds,
+    a DataFrame's columns several times faster."""
+    import pandas as pd
+
+    frame = pd.DataFrame({key: pd.Series(values, dtype=object) for key, values in columns.items()})
+    frame[number] = range(len(frame))
+    view = f"{name}_frame"
+    con.register(view, frame)
+    try:
+        cols = ", ".join(f'CAST("{key}" AS VARCHAR) AS "{key}"' for key in columns)
+        execute(con, f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, "
+                     f"CAST({number} AS INTEGER) AS {number} FROM {view}")
+    finally:
+        con.unregister(view)
+
+
+def _cached_prefix(graph: _Graph, numbers: dict[tuple[str, str | None], int | None],
+                   asked: dict[tuple[str, str | None], int], found: list[int | None], repo: str,
+                   rev: str | None) -> int | None:
+    """:func:`_or_prefix` of (repo, rev), computed once per distinct pair."""
+    key = (repo, rev)
+    if key not in numbers:
+        numbers[key] = _or_prefix(graph, repo, found[asked[key]], rev)
+    return numbers[key]
 
 
 def _or_prefix(graph: _Graph, repo: str, number: int | None, rev: str | None) -> int | None:
@@ -338,8 +424,7 @@ def _apply(
     recomputation that changes nothing writes nothing, and a re-run after one new commit touches
     one row instead of rewriting the whole scope. With nothing stored yet it is one INSERT.
     """
-    execute(con, "CREATE OR REPLACE TEMP TABLE _attr_deps AS SELECT unnest($1::VARCHAR[]) AS id, "
-                "CAST(generate_subscripts($1::VARCHAR[], 1) - 1 AS INTEGER) AS dk", [dep_ids])
+    _temp_table(con, "_attr_deps", {"id": dep_ids}, "dk")
     path = _pairs_csv(out, runs) if out else None
     try:
         source = (f"(SELECT dk, i FROM read_csv({sql_string(path)}, header = false, "
