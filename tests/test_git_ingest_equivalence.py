@@ -27,7 +27,7 @@ from analytics.collectors import git as git_collector
 from analytics.collectors import git_log
 from analytics.collectors.git_source import locate, ref_tips
 from tests.gitrepo import GitRepo, clean_git_env
-from tests.store_query import query
+from tests.store_query import query, store_reader
 from tests.test_git_collector import run_cli
 
 ALL_TAGS = ".*"
@@ -129,10 +129,27 @@ def _utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _reads(db: Path, *sqls: str) -> list[list[tuple[Any, ...]]]:
+    """Each query's rows, all on one reader of the newest snapshot (a reader per query cost 0.1-0.15
+    CPU-s of catalog reads each, most of these tests' time)."""
+    con = store_reader(db)
+    try:
+        return [con.execute(sql).fetchall() for sql in sqls]
+    finally:
+        con.close()
+
+
+COMMITS_SQL = ("SELECT repo, sha, parents, author_name, author_email, author_time, author_tz, "
+               "committer_name, committer_email, committer_time, committer_tz, subject, is_merge, "
+               "reverts_sha FROM commits")
+
+
+def _commit_rows(rows: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    return {(r[0], r[1], tuple(r[2]), *r[3:]) for r in rows}
+
+
 def _stored_commits(db: Path) -> set[tuple[Any, ...]]:
-    return {(r[0], r[1], tuple(r[2]), *r[3:]) for r in query(
-        db, "SELECT repo, sha, parents, author_name, author_email, author_time, author_tz, committer_name, "
-            "committer_email, committer_time, committer_tz, subject, is_merge, reverts_sha FROM commits")}
+    return _commit_rows(query(db, COMMITS_SQL))
 
 
 def _git_tags(repo: GitRepo) -> dict[str, str]:
@@ -171,23 +188,31 @@ def _git_attribution(repo: GitRepo, repo_id: str, pattern: str) -> dict[str, set
     return shipped
 
 
-def _stored_attribution(db: Path) -> dict[str, set[str]]:
+ATTRIBUTION_SQL = "SELECT deployment_id, sha FROM deployment_changes"
+
+
+def _attribution_rows(rows: list[tuple[Any, ...]]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for dep_id, sha in query(db, "SELECT deployment_id, sha FROM deployment_changes"):
+    for dep_id, sha in rows:
         out.setdefault(dep_id, set()).add(sha)
     return out
 
 
+def _stored_attribution(db: Path) -> dict[str, set[str]]:
+    return _attribution_rows(query(db, ATTRIBUTION_SQL))
+
+
 def _check_against_git(db: Path, repo: GitRepo, repo_id: str, pattern: str) -> None:
-    assert _stored_commits(db) == _git_commits(repo, repo_id)
+    commits, tag_rows, deployments, attribution = _reads(
+        db, COMMITS_SQL, "SELECT name, sha, tagged_at FROM tags",
+        "SELECT id, revision, deployed_at FROM deployments WHERE source = 'git-tag'", ATTRIBUTION_SQL)
+    assert _commit_rows(commits) == _git_commits(repo, repo_id)
     tags = _git_tags(repo)
-    assert {(n, s) for n, s in query(db, "SELECT name, sha FROM tags")} == set(tags.items())
-    assert {(n, int(t.timestamp())) for n, t in query(db, "SELECT name, tagged_at FROM tags")} == {
-        (n, _tag_time(repo, n)) for n in tags}
-    deployments = query(db, "SELECT id, revision, deployed_at FROM deployments WHERE source = 'git-tag'")
+    assert {(n, s) for n, s, _ in tag_rows} == set(tags.items())
+    assert {(n, int(t.timestamp())) for n, _, t in tag_rows} == {(n, _tag_time(repo, n)) for n in tags}
     assert {(d, r, int(t.timestamp())) for d, r, t in deployments} == {
         (f"git-tag:{repo_id}:{n}", s, _tag_time(repo, n)) for n, s in tags.items() if re.search(pattern, n)}
-    assert _stored_attribution(db) == _git_attribution(repo, repo_id, pattern)
+    assert _attribution_rows(attribution) == _git_attribution(repo, repo_id, pattern)
 
 
 def _dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -198,7 +223,8 @@ def _dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         "services": "SELECT * FROM services", "environments": "SELECT * FROM environments",
         "data_warnings": "SELECT * EXCLUDE (updated_at) FROM data_warnings",
     }
-    return {name: sorted(query(db, sql), key=repr) for name, sql in tables.items()}
+    rows = _reads(db, *tables.values())
+    return {name: sorted(found, key=repr) for name, found in zip(tables, rows, strict=True)}
 
 
 def test_full_incremental_and_rewritten_runs_equal_git(tmp_path: Path) -> None:
