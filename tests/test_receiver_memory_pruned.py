@@ -300,3 +300,34 @@ def _columns() -> dict[str, Any]:
     made = github.to_rows({"x-github-event": "push"}, github_push(20), Config())
     return {table: {c: Column("VARCHAR[]" if c in lists else "VARCHAR", True) for c in rows[0]}
             for table, rows in made.items()}
+
+
+def test_a_body_of_more_pieces_than_the_scan_takes_is_parsed_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analytics.webhooks import pruned_json
+
+    body = json.dumps({"ref": "r", "commits": [{"id": sha(n), "url": "u"} for n in range(20)]}).encode()
+    assert parse_pruned(body, "commits", KEEP, server.json_depth_ok, server.MAX_JSON_DEPTH) is not None
+    monkeypatch.setattr(pruned_json, "MAX_PIECES", 15)
+    assert parse_pruned(body, "commits", KEEP, server.json_depth_ok, server.MAX_JSON_DEPTH) is None
+
+
+def test_a_large_push_delivered_again_is_a_duplicate_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    body = json.dumps(github_push(300)).encode()
+    assert len(body) > server.LARGE_PAYLOAD
+    db = tmp_path / "again.ducklake"
+    columns = DeliveryWriter(db, Config())
+    columns.open()
+    known = columns.columns
+    columns._close()
+    first = prepared(github, {"x-github-event": "push"}, body, known, 1)
+    assert store(db, [first]) == ["stored"]
+    before = query(db, "SELECT * FROM commits ORDER BY sha")
+    again = prepared(github, {"x-github-event": "push"}, body, known, 1)
+    assert again.payload_file is not None and isinstance(again.rows["commits"], TableRows)
+    assert store(db, [again]) == ["duplicate"]
+    assert query(db, "SELECT * FROM commits ORDER BY sha") == before and len(before) == 299
+    assert query(db, "SELECT count(*), min(rows_written) FROM webhook_deliveries") == [(1, 301)]
+    assert not list(tmp_path.glob("gitops-dora-payload-*"))

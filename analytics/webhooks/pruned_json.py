@@ -26,6 +26,10 @@ _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 # up to and including the next bracket outside a string (its text in group 1)
 _TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+([\[\]{}])', re.DOTALL)
 _SCALAR = re.compile(rb"[^ \t\n\r,\]}]++")
+# Pieces parsed one by one at most (keys, members, items): a 30,000-commit push has ~60,000; GitHub
+# lists at most 2,048 commits. A body of millions of tiny pieces would cost seconds of Python
+# here; the whole parse answers it instead (as it did before this path existed).
+MAX_PIECES = 250_000
 
 
 class _Unvouched(Exception):
@@ -44,8 +48,17 @@ def parse_pruned(
     import orjson
 
     view = memoryview(body)
+    pieces = 0
+
+    def loads(piece: memoryview) -> Any:
+        nonlocal pieces
+        pieces += 1
+        if pieces > MAX_PIECES:
+            raise _Unvouched
+        return orjson.loads(piece)
+
     try:
-        return _parse(body, view, array, keep, depth_ok, max_depth, orjson.loads)
+        return _parse(body, view, array, keep, depth_ok, max_depth, loads)
     except (_Unvouched, ValueError, TypeError):  # orjson's errors are ValueErrors
         return None
     finally:
@@ -79,7 +92,7 @@ def _parse(
             payload[key] = items
             pruned = pruned or cut
         else:
-            stop = _value_end(body, pos)
+            stop = _value_end(body, pos, max_depth - 1)
             value = loads(view[pos:stop])
             if _nested(body, pos, stop, max_depth - 1) and not depth_ok(value, max_depth - 1):
                 raise _Unvouched
@@ -108,7 +121,7 @@ def _items(
     if pos < end and body[pos] == 0x5D:  # ]
         return items, pos + 1, cut
     while True:
-        stop = _value_end(body, pos)
+        stop = _value_end(body, pos, max_depth - 2)
         item = loads(view[pos:stop])
         # the item sits two levels down: in the array, in the top-level object
         if _nested(body, pos, stop, max_depth - 2) and not depth_ok(item, max_depth - 2):
@@ -140,9 +153,10 @@ def _skip_ws(body: bytes | bytearray, pos: int) -> int:
     return match.end() if match else pos
 
 
-def _value_end(body: bytes | bytearray, pos: int) -> int:
+def _value_end(body: bytes | bytearray, pos: int, levels: int) -> int:
     """Where the value starting at ``pos`` ends: its closing quote or bracket, or the scalar's end.
-    Only the extent: orjson then parses (and so checks) what lies in it."""
+    Only the extent: orjson then parses (and so checks) what lies in it. A value nesting deeper
+    than ``levels`` is refused on the way (the whole parse refuses it too), not walked to its end."""
     if pos >= len(body):
         raise _Unvouched
     first = body[pos]
@@ -165,6 +179,8 @@ def _value_end(body: bytes | bytearray, pos: int) -> int:
         pos = match.end()
         if depth == 0:
             return pos
+        if depth > levels:
+            raise _Unvouched
 
 
 def _nested(body: bytes | bytearray, pos: int, stop: int, levels: int) -> bool:

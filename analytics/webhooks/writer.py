@@ -702,10 +702,13 @@ def _insert_spooled(con: duckdb.DuckDBPyConnection, row: tuple[Any, ...]) -> int
     except (ImportError, OSError):
         return _count(con.execute(_INSERT_SPOOLED_DELIVERY, list(row)).fetchall())
     try:
-        data = mapped.read_buffer()
-        offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
-        text = pa.Array.from_buffers(pa.large_utf8(), 1, [None, offsets, data])
-        payload = pa.table({"payload": pa.ExtensionArray.from_storage(pa.json_(pa.large_utf8()), text)})
+        try:
+            data = mapped.read_buffer()
+            offsets = pa.array([0, data.size], pa.int64()).buffers()[1]
+            text = pa.Array.from_buffers(pa.large_utf8(), 1, [None, offsets, data])
+            payload = pa.table({"payload": pa.ExtensionArray.from_storage(pa.json_(pa.large_utf8()), text)})
+        except (AttributeError, pa.ArrowException, OSError):  # a pyarrow without the JSON type
+            return _count(con.execute(_INSERT_SPOOLED_DELIVERY, list(row)).fetchall())
         name = f"webhook_payload_{uuid.uuid4().hex}"
         con.register(name, payload)
         try:
