@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
+from tests.child_env import child_env
 from tests.store_fixture import DemoStore
 
 pytestmark = pytest.mark.browser
@@ -173,9 +175,9 @@ def test_filters_survive_moving_between_pages(dashboard: str, browser: object) -
     assert "/deployments" in page.url
     # the filtered listing is storefront's June, not the default window of all services
     caption = page.get_by_text(re.compile(r"^\d+ of \d+ deployments$")).first.inner_text()
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    listed = subprocess.run([CLI, "--db", page_db(page), "deployments", "--service", "storefront",
-                             "--since", "2026-06-01", "--until", "2026-07-01", "--format", "json"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    listed = cli_inprocess.run(["--db", page_db(page), "deployments", "--service", "storefront",
+                                "--since", "2026-06-01", "--until", "2026-07-01", "--format", "json"],
+                               env=child_env())
+    assert listed.returncode == 0, listed.stderr
     assert caption == f"{len(json.loads(listed.stdout))} of {len(json.loads(listed.stdout))} deployments"
     context.close()
