@@ -139,11 +139,17 @@ _FIELDS = ("id", "service", "environment", "created_at", "resolved_at", "title",
 _STRIP = f"'^{_WS}+|{_WS}+$'"
 
 
+_WS_AT_END = f"'{_WS}$'"
+
+
 def _stripped(expr: str) -> str:
     """A text column as the record path's ``text()`` leaves it: Python-stripped, empty as NULL.
-    The usual value has nothing to strip: one match test instead of a replacement."""
-    return (f"nullif(CASE WHEN regexp_matches({expr}, {_STRIP}) "
-            f"THEN regexp_replace({expr}, {_STRIP}, '', 'g') ELSE {expr} END, '')")
+    The usual value has nothing to strip and is kept after two cheap tests: its first byte is
+    printable ASCII (a byte comparison: every whitespace character starts with a lower byte or a
+    non-ASCII one) and an end-anchored match finds no whitespace at its end (the pattern with
+    both ends scanned each whole value). Anything else (empty text included) is replaced."""
+    return (f"CASE WHEN {expr} >= '!' AND {expr} < chr(127) AND NOT regexp_matches({expr}, {_WS_AT_END}) "
+            f"THEN {expr} ELSE nullif(regexp_replace({expr}, {_STRIP}, '', 'g'), '') END")
 
 
 def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
