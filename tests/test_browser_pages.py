@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from dashboards.definitions import METRICS
+from tests.child_env import child_env
 from tests.store_fixture import DemoStore
 
 pytestmark = pytest.mark.browser
@@ -76,7 +77,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -
         pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
     root = tmp_path_factory.mktemp("browser-pages")
     db = demo_store.db   # the run's shared `gitops-dora demo` store (tests/conftest.py), read only
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
+    env = child_env()
     port = free_port()
     log = (root / "dashboard.log").open("w")
     proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
@@ -122,7 +123,9 @@ def settle(page: Any) -> None:
     page.wait_for_function(
         "[...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))"
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
-    page.wait_for_timeout(800)
+    # time for the charts' last resize before a screenshot (the checks read text and the DOM, not
+    # pixels); 800 ms here were 32 s of waiting over the module's 40 settles
+    page.wait_for_timeout(300)
 
 
 def open_page(browser: Any, url: str, path: str, size: str) -> tuple[Any, Any, list[str]]:
