@@ -72,6 +72,7 @@ Ratings: when the module ``analytics.metrics.ratings`` exists and has
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -87,6 +88,7 @@ import duckdb
 
 from analytics.config import DEFAULT_HOTFIX_PATTERN, DEFAULT_HOTFIX_REQUIRED_TEXT, Config
 from analytics.errors import UserError
+from analytics.metrics.transactions import StatementGroups
 from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
@@ -107,10 +109,18 @@ COPIED_TABLES: tuple[str, ...] = (
 # Store tables copied the same way only while they hold at most this many rows. pull_requests is
 # read five times per report (PR change starts, the PR breakdown's join and its IN list, and the
 # rework look-ups twice); on DuckLake each read costs a catalog look-up of 30-80 ms of CPU even
-# when the table is empty (more for its many columns), while counting its rows costs about 10 ms.
-# Above the limit the views read the store as before, so a store with many PRs does not hold a
-# copy of all of them in memory.
-COPIED_WHEN_SMALL: dict[str, int] = {"pull_requests": 100_000}
+# when the table is empty (more for its many columns), while counting its rows costs about 5 ms.
+# tags (incident attribution) and reconciler_events (failure signals) are read once each, but
+# empty (a store without tags or reconcilers) each read cost 10-40 catalog queries, against about
+# 7 to count and copy them (STATISTICS_OPTIMIZERS). Above the limit the views read the store as
+# before, so a store with many rows does not hold a copy of all of them in memory.
+COPIED_WHEN_SMALL: dict[str, int] = {"pull_requests": 100_000, "reconciler_events": 100_000, "tags": 100_000}
+# The optimizers that ask the store for each column's statistics. A copy (or a count) has no
+# filter, join or aggregate for them to improve, and on DuckLake a table without statistics (an
+# empty one: pull_requests or deployment_revisions in a store without PRs or multi-repository
+# deployments) is looked up again in the catalog for every column each time: copying the empty
+# pull_requests cost 41 catalog queries (about 45 ms of CPU), and 5 without these two.
+STATISTICS_OPTIMIZERS: tuple[str, ...] = ("statistics_propagation", "join_order")
 DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
@@ -472,20 +482,46 @@ def _merge(
 
 def _window_results(
     con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
-    spans: list[Period],
+    spans: list[Period], transactions: StatementGroups,
 ) -> WindowResult:
-    _load_periods(con, spans)
-    _scope_changes(con, query, window)
+    """The window's families merged. Three transactions (transactions.py: a group never reads a
+    table it created): the periods and ``window_changes``; every family (each reads those, none
+    reads another's table); the merge with the clean-up."""
     families: list[FamilyTable] = []
     only = _single_period(spans)
+    failed = True
     try:
-        for index, gf in enumerate(files):
-            families.append(_family_table(con, gf, query, window, f"family_{index}", only))
-        return _merge(con, families, query.group_by)
+        with transactions.group():
+            _load_periods(con, spans)
+            _scope_changes(con, query, window)
+        with transactions.group():
+            for index, gf in enumerate(files):
+                families.append(_family_table(con, gf, query, window, f"family_{index}", only))
+        result = _merge(con, families, query.group_by)
+        failed = False
+        return result
     finally:
-        con.execute("DROP VIEW IF EXISTS scoped")
-        for table in ("window_changes", *(f.table for f in families)):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        tables = ("window_changes", *(f.table for f in families))
+        _clean_up(con, ["DROP VIEW IF EXISTS scoped", *(f"DROP TABLE IF EXISTS {t}" for t in tables)],
+                  failed=failed, transactions=transactions)
+
+
+def _clean_up(
+    con: duckdb.DuckDBPyConnection, statements: Sequence[str], *, failed: bool,
+    transactions: StatementGroups | None = None,
+) -> None:
+    """Run the statements that put the connection back as it was (in one transaction of
+    ``transactions``, when given). After a failure they are best effort, one by one: inside a caller's
+    transaction that a failed statement aborted, every further statement is refused, and the error
+    to show is the first one."""
+    if failed:
+        for sql in statements:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(sql)
+        return
+    with transactions.group() if transactions is not None else contextlib.nullcontext():
+        for sql in statements:
+            con.execute(sql)
 
 
 def _by_key(result: WindowResult, ndims: int) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -495,7 +531,7 @@ def _by_key(result: WindowResult, ndims: int) -> dict[tuple[Any, ...], tuple[Any
 
 def _current_and_previous(
     con: duckdb.DuckDBPyConnection, files: list[GroupFile], query: MetricsQuery, window: Window,
-    spans: list[Period],
+    spans: list[Period], transactions: StatementGroups,
 ) -> tuple[WindowResult, dict[tuple[Any, ...], tuple[Any, ...]], dict[tuple[Any, ...], tuple[Any, ...]]]:
     """Both windows in one pass when the family bodies allow it, so the views run once.
 
@@ -509,10 +545,11 @@ def _current_and_previous(
     ndims = len(query.group_by)
     count = len(spans)
     if any("{since}" in gf.body or "{until}" in gf.body for gf in files):
-        current = _window_results(con, files, query, window, spans)
-        previous = _window_results(con, files, query, before, previous_spans)
+        current = _window_results(con, files, query, window, spans, transactions)
+        previous = _window_results(con, files, query, before, previous_spans, transactions)
         return current, _by_key(current, ndims), _by_key(previous, ndims)
-    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans])
+    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans],
+                           transactions)
     keyed = _by_key(both, ndims)
     current_values = {k: v for k, v in keyed.items() if k[-1] < count}
     previous_values = {(*k[:-1], k[-1] - count): v for k, v in keyed.items() if k[-1] >= count}
@@ -520,45 +557,69 @@ def _current_and_previous(
 
 
 @contextmanager
-def _shared_views_computed_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _shared_views_computed_once(
+    con: duckdb.DuckDBPyConnection, transactions: StatementGroups
+) -> Iterator[None]:
     """Compute each SHARED_VIEWS view once (after the settings are applied) for every family to
-    read; the original definitions are put back afterwards, so later queries see live data."""
-    from analytics.metrics.views import reinstall_view
+    read; the original definitions are put back afterwards, so later queries see live data. One
+    transaction: no shared view reads another."""
+    from analytics.metrics.views import view_definition
 
     done: list[str] = []
+    failed = True
     try:
-        for name in SHARED_VIEWS:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__once AS SELECT * FROM {name}")
-            done.append(name)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__once")
+        with transactions.group():
+            for name in SHARED_VIEWS:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__once AS SELECT * FROM {name}")
+                done.append(name)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__once")
         yield
+        failed = False
     finally:
-        for name in done:
-            reinstall_view(con, name)
-            con.execute(f"DROP TABLE IF EXISTS {name}__once")
+        _clean_up(con, [sql for name in done
+                        for sql in (view_definition(name), f"DROP TABLE IF EXISTS {name}__once")],
+                  failed=failed, transactions=transactions)
 
 
 @contextmanager
-def _tables_copied_once(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementGroups) -> Iterator[None]:
     """Copy each COPIED_TABLES table of the store (the connection's current database, i.e. the
     snapshot it reads) into a TEMP table of the same name for the report's queries, then drop the
     copies, so later queries on the connection read the store again. A name that is already a
     TEMP object (a caller's own copy) is left alone (listing the TEMP tables first would read
-    every attached catalog)."""
+    every attached catalog). The copies run in one transaction of their own, with the optimizers
+    that ask for column statistics off (:func:`_without_column_statistics`)."""
     row = con.execute("SELECT current_database()").fetchone()
     database = str(row[0]) if row else "main"
     copied: list[str] = []
+    failed = True
     try:
-        for name in (*COPIED_TABLES, *_small_tables(con, database)):
-            try:
-                con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
-            except duckdb.CatalogException:
-                continue  # a TEMP object of that name exists already
-            copied.append(name)
+        with _without_column_statistics(con), transactions.group():
+            for name in (*COPIED_TABLES, *_small_tables(con, database)):
+                try:
+                    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
+                except duckdb.CatalogException:
+                    continue  # a TEMP object of that name exists already (this aborts no transaction)
+                copied.append(name)
+        yield
+        failed = False
+    finally:
+        _clean_up(con, [f"DROP TABLE IF EXISTS temp.main.{name}" for name in copied], failed=failed)
+
+
+@contextmanager
+def _without_column_statistics(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Plan the block's statements without STATISTICS_OPTIMIZERS, put back afterwards (outside the
+    copies' transaction, so never refused by an aborted one)."""
+    row = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    before = str(row[0]) if row and row[0] is not None else ""
+    names = [n for n in before.split(",") if n]
+    wanted = ",".join([*names, *(n for n in STATISTICS_OPTIMIZERS if n not in names)])
+    con.execute(f"SET disabled_optimizers = {_str_literal(wanted)}")
+    try:
         yield
     finally:
-        for name in copied:
-            con.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
+        con.execute(f"SET disabled_optimizers = {_str_literal(before)}")
 
 
 def _small_tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
@@ -693,14 +754,16 @@ def compute_metrics(
     lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
     apply_settings(con, cfg, lead_time_start=lead_time_start)
     files = group_files()
-    with _tables_copied_once(con):
+    transactions = StatementGroups(con)
+    with _tables_copied_once(con, transactions):
         window = data_window(con, query)
         spans = periods(window, query.trend)
-        with _shared_views_computed_once(con):
+        with _shared_views_computed_once(con, transactions):
             if query.compare_previous:
-                result, current, previous = _current_and_previous(con, files, query, window, spans)
+                result, current, previous = _current_and_previous(
+                    con, files, query, window, spans, transactions)
             else:
-                result = _window_results(con, files, query, window, spans)
+                result = _window_results(con, files, query, window, spans, transactions)
     with _no_gc_pauses():
         if query.compare_previous:
             groups = _compared_groups(result, current, previous, query, spans)

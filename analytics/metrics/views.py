@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 
+from analytics.metrics.transactions import one_transaction
+
 VIEWS_DIR = Path(__file__).resolve().parent / "sql" / "views"
 
 
@@ -18,16 +20,19 @@ def view_files() -> list[Path]:
 
 
 def install_views(con: duckdb.DuckDBPyConnection) -> None:
-    for path in view_files():
-        con.execute(path.read_text())
+    """Every view file, in one transaction: on DuckLake each statement outside one reads the
+    catalog's snapshot again (analytics/metrics/transactions.py)."""
+    with one_transaction(con):
+        for path in view_files():
+            con.execute(path.read_text())
 
 
-def reinstall_view(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Run again the file that defines view ``name`` (after a caller replaced it for a while)."""
+def view_definition(name: str) -> str:
+    """The SQL of the file that defines view ``name``."""
     marker = f"VIEW {name} AS"
     for path in view_files():
         text = path.read_text()
         if marker in text:
-            con.execute(text)
-            return
+            return text
     raise RuntimeError(f"no file in {VIEWS_DIR} defines view {name}")
+
