@@ -70,14 +70,16 @@ def _load(tmp: Path, deps: list[tuple[Any, ...]], incs: list[tuple[Any, ...]]) -
 
 
 # The corners every run checks, whatever hypothesis draws: deployments at one instant with failures
-# and root causes naming a deployment, a revision and nothing known (several rows for one revision);
-# a root cause naming another service's deployment; incidents with no deployment at all (every one
+# and root causes naming a deployment, a revision and nothing known (several rows for one revision),
+# and an incident without a cause after them (the gap rule picks one of the tied deployments); a
+# root cause naming another service's deployment; incidents with no deployment at all (every one
 # unattributed, no rate); deployments with no incident.
 CORNERS = [
     ([("pay", "production", 5, "success", "r1"), ("pay", "production", 5, "failed", "r2"),
       ("pay", "production", 5, "success", "r2"), ("shop", "production", 5, "failed", "r2")],
      [("pay", "production", 5, None, 1), ("pay", "production", 6, 3, "r2"),
-      ("shop", "production", 5, 0, None), ("pay", "staging", 7, None, "nope")],
+      ("shop", "production", 5, 0, None), ("pay", "staging", 7, None, "nope"),
+      ("pay", "production", 9, 1, None)],
      ("service", "environment")),
     ([("pay", "production", 10, "success", "r1"), ("shop", "staging", 20, "failed", "r3")],
      [("pay", "production", 30, 2, 1), ("shop", "staging", 25, None, 0), ("search", "staging", 26, 1, 7)],
