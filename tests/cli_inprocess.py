@@ -19,7 +19,8 @@ the real Typer app, with what a fresh process would have and nothing it would no
   :mod:`analytics.collectors.git`, the secrets :mod:`analytics.redaction` registered, the log
   record factory the entry point installs, the store connection settings (a module fixture may set
   one DuckDB thread in-process; a child reads ``GITOPS_DORA_DUCKDB_THREADS`` only), Typer's
-  terminal settings (read from the environment at import), Python's default warning filters
+  terminal settings (read from the environment at import), the ``functools`` caches of the
+  product's modules (emptied), Python's default warning filters
   (pytest's would record a warning a child prints), SIGINT/SIGTERM handlers, ``tempfile``'s folder;
 * store connections left unreferenced by a failed command are collected before the call returns,
   as a process exit would close them.
@@ -180,6 +181,7 @@ def _process_state(environ: dict[str, str], cwd: str | os.PathLike[str] | None, 
         cli_main._log_factory_installed = False
         connection._CONFIG.clear()
         connection._CONFIG.update(_STORE_CONFIG)
+        _clear_product_caches()
         width = environ.get("TERMINAL_WIDTH")
         forced = any(environ.get(name) for name in ("GITHUB_ACTIONS", "FORCE_COLOR", "PY_COLORS"))
         force = True if forced else None
@@ -218,6 +220,19 @@ def _process_state(environ: dict[str, str], cwd: str | os.PathLike[str] | None, 
         rich_utils.MAX_WIDTH, rich_utils.FORCE_TERMINAL = saved_typer
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
+
+
+def _clear_product_caches() -> None:
+    """Empty the ``functools`` caches of the product's modules (the benchmark tables and ratings of
+    :mod:`analytics.metrics.ratings`, ...): a fresh process starts without them, and a cached value
+    that an earlier caller in this process changed in place must not reach the command."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "analytics" or name.startswith("analytics.")):
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,

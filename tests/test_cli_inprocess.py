@@ -142,6 +142,20 @@ def test_process_wide_settings_are_fresh_and_put_back(tmp_path: Path,
     assert connection._CONFIG["threads"] == 1 and literals._inlined_items == 12_345
 
 
+def test_product_caches_start_empty(tmp_path: Path) -> None:
+    """A benchmark table cached (and perhaps changed in place) by an earlier caller in this process
+    is not what the command reads: it loads its own, as a fresh process does."""
+    from analytics.metrics import ratings
+
+    ratings.load_benchmark(2024)["clusters"] = "changed in place"  # what a careless caller might do
+    try:
+        cli_inprocess.run(["--help"], cwd=tmp_path)
+        assert ratings.load_benchmark.cache_info().currsize == 0
+        assert ratings.load_benchmark(2024)["clusters"] != "changed in place"
+    finally:
+        ratings.load_benchmark.cache_clear()
+
+
 def test_calls_may_not_overlap(tmp_path: Path) -> None:
     assert cli_inprocess._busy.acquire(blocking=False)
     try:
