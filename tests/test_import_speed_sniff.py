@@ -105,3 +105,27 @@ def test_a_lone_carriage_return_after_ascii_chunks_is_found_in_a_csv(tmp_path: P
     assert sniff_csv(src) is None
     src.write_bytes(body + b"INC-2,api,2025-01-02T10:00:00Z,a\r\n")
     assert sniff_csv(src) is not None
+
+
+@pytest.mark.parametrize(
+    "first_line", [LINE.replace("{:08d}", "1"), "---\n", "name: x\n", "# a, b\n", "one\n"],
+)
+def test_a_file_whose_first_line_is_no_csv_header_is_not_scanned_for_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_line: str,
+) -> None:
+    """The import asks sniff_csv first of every file: a JSON-lines file of 200 MB was scanned whole
+    (0.9 s) before its first line ruled it out."""
+    import analytics.importers.base as base
+
+    src = tmp_path / "f.txt"
+    src.write_bytes(first_line.encode() + _ascii_lines(2 * 1024 * 1024))
+
+    def scan(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the whole file was scanned")
+
+    monkeypatch.setattr(base, "_scan", scan)
+    assert sniff_csv(src) is None
+    csv_file = tmp_path / "f.csv"
+    csv_file.write_bytes(b"id,service,created_at\n" + b"INC-1,api,2025-01-02\n" * 100_000)
+    with pytest.raises(AssertionError, match="scanned"):
+        sniff_csv(csv_file)

@@ -407,22 +407,36 @@ def _scan(path: Path, min_bytes: int | None, markers: tuple[bytes, ...],
     return first, newlines + (0 if tail.endswith(b"\n") else 1)
 
 
-def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
-    """The file's header when it is a large CSV file that parse_file would read as CSV, read in
-    chunks (never whole): UTF-8 without a BOM, no JSON start, a first line YAML reads as a plain
-    scalar (no ``:``, no indicator), no YAML document marker or directive at a line start, no lone
-    carriage return, and a CSV header of at least two named columns. None: use parse_file."""
-    scanned = _scan(path, min_bytes, (b"\n---", b"\n...", b"\n%"))
-    if scanned is None:
-        return None
-    first, lines = scanned
+def _csv_header(first: bytes) -> list[str] | None:
+    """The header of a file starting with ``first`` when parse_file would read its first line as
+    a CSV header (a plain YAML scalar of at least two named columns), else None."""
     head = first.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace")
     if not head.strip() or head[0] in _YAML_START or head[0].isspace() or ":" in head or "\t" in head:
         return None
     if '"' in head or not _looks_like_csv(head):
         return None
-    header = next(csv.reader(io.StringIO(head)))
-    return CsvSniff(path=path, header=header, lines=lines)
+    return next(csv.reader(io.StringIO(head)))
+
+
+def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
+    """The file's header when it is a large CSV file that parse_file would read as CSV, read in
+    chunks (never whole): UTF-8 without a BOM, no JSON start, a first line YAML reads as a plain
+    scalar (no ``:``, no indicator), no YAML document marker or directive at a line start, no lone
+    carriage return, and a CSV header of at least two named columns. None: use parse_file.
+    The first line is tested before the whole file is scanned: the import asks this of every
+    file, and a JSON-lines file of 200 MB took a 0.9 s scan to fail it."""
+    try:
+        with path.open("rb") as handle:
+            if _csv_header(handle.read(65536)) is None:
+                return None
+    except OSError:
+        return None
+    scanned = _scan(path, min_bytes, (b"\n---", b"\n...", b"\n%"))
+    if scanned is None:
+        return None
+    first, lines = scanned
+    header = _csv_header(first)
+    return CsvSniff(path=path, header=header, lines=lines) if header is not None else None
 
 
 # Streaming JSON lines: bytes on which Python's json.loads or str.splitlines (what _parse_jsonl
