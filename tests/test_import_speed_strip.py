@@ -9,7 +9,7 @@ import sys
 
 import duckdb
 
-from analytics.importers.incidents import _stripped
+from analytics.importers.stream_sql import stripped as _stripped
 
 # Every character str.strip() removes (Python's whitespace), found rather than listed.
 WHITESPACE = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]

@@ -34,6 +34,7 @@ from analytics.importers._fields import (
     timestamp,
 )
 from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.importers.stream_sql import ISO, SCRATCH_MEMORY, ZONED, bounded, csv_source
 from analytics.store.connection import WriteSession
 
 KIND = "deployments"
@@ -305,20 +306,9 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     revisions, changes and summary as :func:`load` over parse_file. None when any row needs the
     exact path (a bad or unusual value, a duplicate id, a record over several lines): the caller
     then runs that path, whose error names the line."""
-    from analytics.importers.incidents import _stripped
-    from analytics.store.literals import sql_string
-
-    names = [name.strip().lower() for name in sniff.header]
-    if len(set(names)) != len(names) or "" in names:
+    source = csv_source(sniff.path, sniff.header, _FIELDS)
+    if source is None:
         return None
-    col = {n: f"c{i}" for i, n in enumerate(names)}
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
-    values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
-                       for n in _FIELDS)
-    source = (f"SELECT {values} "
-              f"FROM read_csv({sql_string(str(sniff.path))}, header = true, auto_detect = false, "
-              f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-              f"encoding = 'utf-8')")
     return _load_checked(session, config, sniff.path, source, rows_expected=sniff.lines - 1)
 
 
@@ -337,7 +327,6 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
     import duckdb
 
     from analytics.errors import SourceError
-    from analytics.importers.incidents import _ISO, _ZONED, SCRATCH_MEMORY
     from analytics.store.connection import scratch_connection
     from analytics.store.literals import sql_string
 
@@ -359,8 +348,8 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
             SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
                    environment IS NULL AS defaulted, revision, repository,
                    deployed_at AS deployed_text, started_at AS started_text,
-                   {stamp.format(v='f.deployed_at', zoned=_ZONED)} AS deployed_at,
-                   {stamp.format(v='f.started_at', zoned=_ZONED)} AS started_at,
+                   {stamp.format(v='f.deployed_at', zoned=ZONED)} AS deployed_at,
+                   {stamp.format(v='f.started_at', zoned=ZONED)} AS started_at,
                    lower(coalesce(status, 'success')) AS status_text,
                    lower(coalesce(rollback, 'false')) AS rollback_text,
                    status IS NULL OR regexp_matches(status, {_WORDS}) AS status_plain,
@@ -381,17 +370,17 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
                     "OR {v} >= TIMESTAMPTZ '2101-01-01 00:00:00+00'")
         bad = con.execute(
             f"""SELECT count(*) FILTER (WHERE id IS NULL OR service IS NULL OR revision IS NULL
-                    OR deployed_text IS NULL OR NOT regexp_matches(deployed_text, '{_ISO}')
+                    OR deployed_text IS NULL OR NOT regexp_matches(deployed_text, '{ISO}')
                     OR deployed_at IS NULL OR {in_range.format(v='deployed_at')}
-                    OR (started_text IS NOT NULL AND (NOT regexp_matches(started_text, '{_ISO}')
+                    OR (started_text IS NOT NULL AND (NOT regexp_matches(started_text, '{ISO}')
                         OR started_at IS NULL OR {in_range.format(v='started_at')}
                         OR started_at > deployed_at))
                     OR NOT status_plain OR status_text NOT IN ({status_keys})
                     OR NOT rollback_plain OR rollback_text NOT IN ({bool_words})),
                    count(*) - count(DISTINCT id),
-                   count(*) FILTER (WHERE NOT regexp_matches(deployed_text, '{_ZONED}'))
+                   count(*) FILTER (WHERE NOT regexp_matches(deployed_text, '{ZONED}'))
                      + count(*) FILTER (WHERE started_text IS NOT NULL
-                                         AND NOT regexp_matches(started_text, '{_ZONED}')),
+                                         AND NOT regexp_matches(started_text, '{ZONED}')),
                    count(*) FILTER (WHERE defaulted)
             FROM temp._dep_rows"""
         ).fetchone()
@@ -443,9 +432,8 @@ def _store(session: WriteSession, config: Config, summary: ImportSummary, parque
     revision resolved as :func:`load` resolves it (in TEMP tables ``_dep_new`` and
     ``_dep_pairs``, which attribution reads next). The store connection's DuckDB memory is capped
     meanwhile (it spills beyond)."""
-    from analytics.importers.incidents import _bounded
 
-    with _bounded(session.con):
+    with bounded(session.con):
         _store_bounded(session, config, summary, parquet, keys, pairs, services, environments)
 
 

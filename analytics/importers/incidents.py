@@ -7,8 +7,6 @@ environment, because incidents are, by definition, about what users see.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from analytics.importers._fields import (
     timestamp,
 )
 from analytics.importers.base import ImportSummary, ParsedFile
+from analytics.importers.stream_sql import ISO, SCRATCH_MEMORY, STRIP, ZONED, bounded, csv_source, stripped
 from analytics.store.connection import WriteSession
 from analytics.store.literals import sql_string
 
@@ -103,53 +102,9 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
     return summary
 
 
-# --- streaming CSV (issue #16) ------------------------------------------------------------------
-# Python's str.strip() whitespace, for RE2: the values parse_file strips before anything else.
-_WS = (r"[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}"
-       r"\x{205f}\x{3000}]")
-# The ISO 8601 forms datetime.fromisoformat and DuckDB read alike; any other form is left to the
-# exact path (which accepts more, or names the line of a bad value).
-_ISO = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
-_ZONED = r"(Z|[+-]\d{2}:\d{2})$"
-
-
-# DuckDB's memory for the scratch database that reads and checks a streamed file, and for the
-# store's MERGE of it (one after the other; the process is ~150 MB besides): the target is 500 MB
-# in all for a million rows. Both spill to disk beyond it.
-SCRATCH_MEMORY = "160MB"
-MERGE_MEMORY = "256MB"
-
-
-@contextlib.contextmanager
-def _bounded(con: Any) -> Iterator[None]:
-    """The store connection's DuckDB memory capped at MERGE_MEMORY for one statement, then reset
-    (the connection is the unit's). It spills to the connection's temp_directory (DuckDB's
-    default, ``.tmp`` under the working directory: the store sets no other, and one already used
-    cannot be switched)."""
-    con.execute(f"SET memory_limit = {sql_string(MERGE_MEMORY)}")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            con.execute("RESET memory_limit")
-
-
+# --- streaming CSV and JSON lines (issue #16): shared pieces in analytics/importers/stream_sql.py
 _FIELDS = ("id", "service", "environment", "created_at", "resolved_at", "title", "root_cause", "url",
            "labels")
-_STRIP = f"'^{_WS}+|{_WS}+$'"
-
-
-_WS_AT_END = f"'{_WS}$'"
-
-
-def _stripped(expr: str) -> str:
-    """A text column as the record path's ``text()`` leaves it: Python-stripped, empty as NULL.
-    The usual value has nothing to strip and is kept after two cheap tests: its first byte is
-    printable ASCII (a byte comparison: every whitespace character starts with a lower byte or a
-    non-ASCII one) and an end-anchored match finds no whitespace at its end (the pattern with
-    both ends scanned each whole value). Anything else (empty text included) is replaced."""
-    return (f"CASE WHEN {expr} >= '!' AND {expr} < chr(127) AND NOT regexp_matches({expr}, {_WS_AT_END}) "
-            f"THEN {expr} ELSE nullif(regexp_replace({expr}, {_STRIP}, '', 'g'), '') END")
 
 
 def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> ImportSummary | None:
@@ -157,17 +112,9 @@ def load_csv_stream(session: WriteSession, sniff: Any, config: Config) -> Import
     summary as :func:`load` over parse_file. None when any row needs the exact path (a bad or
     unusual value, a duplicate id, a record over several lines): the caller then runs that path,
     whose error names the line."""
-    names = [name.strip().lower() for name in sniff.header]
-    if len(set(names)) != len(names) or "" in names:
+    source = csv_source(sniff.path, sniff.header, _FIELDS)
+    if source is None:
         return None
-    col = {n: f"c{i}" for i, n in enumerate(names)}
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
-    values = ", ".join(f"{_stripped(col[n]) if n in col else 'CAST(NULL AS VARCHAR)'} AS {n}"
-                       for n in _FIELDS)
-    source = (f"SELECT {values} "
-              f"FROM read_csv({sql_string(str(sniff.path))}, header = true, auto_detect = false, "
-              f"columns = {columns}, delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-              f"encoding = 'utf-8')")
     # the header is line 1: a record over several lines, or blank lines, leave the count short
     return _load_checked(session, config, sniff.path, source, first_line=2, rows_expected=sniff.lines - 1)
 
@@ -185,7 +132,7 @@ def load_jsonl_stream(session: WriteSession, sniff: Any, config: Config) -> Impo
     # key (the reader would refuse one), keys in lower case (its match is case-sensitive), and
     # only strings or nulls in these fields (it would turn a number into its text).
     columns = "{" + ", ".join(f"'{n}': 'VARCHAR'" for n in _FIELDS) + "}"
-    values = ", ".join(f"{_stripped(n)} AS {n}" for n in _FIELDS)
+    values = ", ".join(f"{stripped(n)} AS {n}" for n in _FIELDS)
     source = (f"SELECT {values} FROM read_json({sql_string(str(sniff.path))}, columns = {columns}, "
               f"format = 'newline_delimited', records = true)")
     return _load_checked(session, config, sniff.path, source, first_line=1, rows_expected=sniff.lines)
@@ -215,7 +162,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
     labels = (
         f"CASE WHEN labels_text IS NULL THEN NULL ELSE list_filter(list_transform("
         f"string_split(replace(labels_text, ';', ','), ','), "
-        f"x -> regexp_replace(x, {_STRIP}, '', 'g')), x -> x <> '') END"
+        f"x -> regexp_replace(x, {STRIP}, '', 'g')), x -> x <> '') END"
     )
     parquet = str(Path(scratch.name) / "incidents.parquet")
     try:
@@ -229,8 +176,8 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
             f"""COPY (
             WITH f AS ({source}),
             zoned AS (
-                SELECT *, regexp_matches(created_at, '{_ZONED}') AS created_zoned,
-                       regexp_matches(resolved_at, '{_ZONED}') AS resolved_zoned
+                SELECT *, regexp_matches(created_at, '{ZONED}') AS created_zoned,
+                       regexp_matches(resolved_at, '{ZONED}') AS resolved_zoned
                 FROM f),
             typed AS (
                 SELECT id, service, coalesce(environment, {sql_string(default_env)}) AS environment,
@@ -243,8 +190,8 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
             SELECT id, service, environment, created_at, resolved_at, title, root_cause, url,
                    {labels} AS labels, defaulted,
                    (id IS NULL OR created_text IS NULL
-                    OR NOT regexp_matches(created_text, '{_ISO}') OR created_at IS NULL
-                    OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{_ISO}')
+                    OR NOT regexp_matches(created_text, '{ISO}') OR created_at IS NULL
+                    OR (resolved_text IS NOT NULL AND (NOT regexp_matches(resolved_text, '{ISO}')
                         OR resolved_at IS NULL OR resolved_at < created_at))
                     OR created_at < TIMESTAMPTZ '1970-01-01 00:00:00+00'
                     OR created_at >= TIMESTAMPTZ '2101-01-01 00:00:00+00'
@@ -293,7 +240,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         # MERGE's join with the table (the result is the one MERGE of both would give). The store
         # connection's memory is capped meanwhile.
         columns_sql = ", ".join(out_cols)
-        with _bounded(session.con):
+        with bounded(session.con):
             differs = " OR ".join(f"new.{c} IS DISTINCT FROM known.{c}" for c in out_cols if c != "id")
             merge(session.con, "incidents",
                   f"SELECT {', '.join('new.' + c for c in out_cols)} FROM {parquet_rows} AS new "
