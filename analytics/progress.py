@@ -15,11 +15,12 @@ class Progress(Protocol):
 
 
 class _PlainProgress:
-    """Prints at most one line every 2 seconds, plus the final count."""
+    """Prints a line after each 2 seconds of work, plus the final count. A phase that fails
+    sooner prints nothing, so its error stays the one line a log or a script reads."""
 
     def __init__(self, description: str, total: int | None) -> None:
         self.description, self.total, self.done = description, total, 0
-        self._last = 0.0
+        self._last = time.monotonic()
 
     def advance(self, n: int = 1) -> None:
         self.done += n
