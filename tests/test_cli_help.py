@@ -133,3 +133,20 @@ def test_no_arguments_prints_the_help_and_no_error_line() -> None:
     assert proc.returncode == 2
     assert "Usage: gitops-dora" in proc.stdout and "metrics" in proc.stdout
     assert "error" not in proc.stderr
+
+
+def test_commands_are_listed_in_module_order_whatever_was_imported_first() -> None:
+    """Typer lists commands in the order they were registered. A process that imported a command
+    module before the entry point's registration (a test, a script reusing a command's names) must
+    still list them as a fresh ``gitops-dora --help`` does: by module, then as each module adds them."""
+    probe = (
+        "import json\n"
+        "import analytics.cli.cmd_read, analytics.cli.cmd_incidents\n"
+        "from analytics.cli.main import app\n"
+        "print(json.dumps([c.callback.__module__ for c in app.registered_commands]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    modules = json.loads(out.stdout)
+    assert "analytics.cli.cmd_incidents" in modules and "analytics.cli.cmd_read" in modules
+    assert modules == sorted(modules)

@@ -35,9 +35,16 @@ def _register_commands() -> typer.Typer:
         import analytics.cli as cli_pkg
         from analytics.cli.app import app
 
-        for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda i: i.name):
-            if info.name.startswith("cmd_"):
-                importlib.import_module(f"{cli_pkg.__name__}.{info.name}")
+        modules = [f"{cli_pkg.__name__}.{info.name}"
+                   for info in sorted(pkgutil.iter_modules(cli_pkg.__path__), key=lambda i: i.name)
+                   if info.name.startswith("cmd_")]
+        for name in modules:
+            importlib.import_module(name)
+        # Typer lists commands in the order they were registered, which is the order their modules
+        # were first imported: a process that imported one of them early (a test, a script using a
+        # command module's names) would list it first. The help lists them by module, as here.
+        rank = {name: i for i, name in enumerate(modules)}
+        app.registered_commands.sort(key=lambda c: rank.get(getattr(c.callback, "__module__", ""), len(rank)))
         _registered = app
     return _registered
 
