@@ -66,37 +66,36 @@ def parse(args: Sequence[str]) -> _Request | None:
     """The repository, ``--repo-id`` and ``--db`` of a ``collect git`` command line, or None for
     anything else (including what Typer would refuse: it reports that itself)."""
     args = list(args)
-    i, db = 0, None
-    while i < len(args) and args[i] != "collect":
-        name, eq, value = args[i].partition("=")
-        if name in GLOBAL_VALUE_OPTIONS:
-            if not eq:
-                if i + 1 >= len(args):
-                    return None
-                value, i = args[i + 1], i + 1
-            db = value if name == "--db" else db
-        elif args[i] not in GLOBAL_FLAGS:
-            return None
-        i += 1
-    if args[i + 1:i + 2] != ["git"]:
+    head = _options(args, 0, GLOBAL_VALUE_OPTIONS, GLOBAL_FLAGS, until="collect")
+    if head is None or head[1] or args[head[2] + 1:head[2] + 2] != ["git"]:
         return None
+    tail = _options(args, head[2] + 2, GIT_VALUE_OPTIONS, frozenset(), until=None)
+    if tail is None or len(tail[1]) != 1:
+        return None
+    return _Request(tail[1][0], tail[0].get("--repo-id"), head[0].get("--db"))
+
+
+def _options(args: list[str], i: int, takes_value: frozenset[str], flags: frozenset[str],
+             until: str | None) -> tuple[dict[str, str], list[str], int] | None:
+    """From ``args[i]`` up to ``until`` (or the end): the last value of each option in
+    ``takes_value`` (``--x v`` or ``--x=v``), the positional arguments, and where it stopped. None
+    for any other option (``--help``, ``--``, one added since: no head start) or a missing value."""
+    values: dict[str, str] = {}
     positional: list[str] = []
-    repo_id: str | None = None
-    i += 2
-    while i < len(args):
+    while i < len(args) and args[i] != until:
         name, eq, value = args[i].partition("=")
-        if name in GIT_VALUE_OPTIONS:
+        if name in takes_value:
             if not eq:
                 if i + 1 >= len(args):
                     return None
                 value, i = args[i + 1], i + 1
-            repo_id = value if name == "--repo-id" else repo_id
-        elif args[i].startswith("-"):
-            return None  # --help, --, or an option added since: no head start
-        else:
+            values[name] = value
+        elif args[i].startswith("-") and args[i] not in flags:
+            return None
+        elif args[i] not in flags:
             positional.append(args[i])
         i += 1
-    return _Request(positional[0], repo_id, db) if len(positional) == 1 else None
+    return values, positional, i
 
 
 def _store_is_new(db: str | None) -> bool:
