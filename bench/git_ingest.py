@@ -97,16 +97,21 @@ def build_repo(commits: int) -> Path:
         return path
     tmp = WORK / f"synthetic-{commits}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(tmp)], check=True)
-    proc = subprocess.Popen(["git", "-C", str(tmp), "fast-import", "--quiet"], stdin=subprocess.PIPE)
+    fast_import_repo(tmp, commits)
+    os.replace(tmp, path)
+    return path
+
+
+def fast_import_repo(path: Path, commits: int) -> None:
+    """A new bare repository at ``path`` holding the synthetic history of ``commits`` commits."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
+    proc = subprocess.Popen(["git", "-C", str(path), "fast-import", "--quiet"], stdin=subprocess.PIPE)
     assert proc.stdin is not None
     for chunk in _fast_import_stream(commits):
         proc.stdin.write(chunk.encode())
     proc.stdin.close()
     if proc.wait() != 0:
         raise SystemExit("git fast-import failed")
-    os.replace(tmp, path)
-    return path
 
 
 def time_git_log(repo: Path, out_dir: Path, command: list[str]) -> tuple[float, float]:

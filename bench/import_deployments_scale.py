@@ -26,7 +26,6 @@ Run:  .venv/bin/python bench/import_deployments_scale.py [--rows 1000000] [--com
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -37,35 +36,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.git_ingest import _fast_import_stream  # noqa: E402
+from bench.git_ingest import fast_import_repo  # noqa: E402
+from bench.import_scale import load  # noqa: E402
+from bench.import_scale import measure_cpu as measure  # noqa: E402
 
 PY = sys.executable
-# Runs a command and prints its peak RSS (KiB) and CPU seconds (user + sys) on its last line.
-MEASURE = (
-    "import resource, subprocess, sys\n"
-    "proc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
-    "sys.stderr.write(proc.stderr[-2000:])\n"
-    "use = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "print(use.ru_maxrss, use.ru_utime + use.ru_stime)\n"
-    "sys.exit(proc.returncode)\n"
-)
 SERVICES = [f"svc{i}" for i in range(6)]
 ENVIRONMENTS = ["production", "staging", "dev"]
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def build_repo(path: Path, commits: int) -> None:
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
-    proc = subprocess.Popen(["git", "-C", str(path), "fast-import", "--quiet"], stdin=subprocess.PIPE)
-    assert proc.stdin is not None
-    for chunk in _fast_import_stream(commits):
-        proc.stdin.write(chunk.encode())
-    proc.stdin.close()
-    if proc.wait() != 0:
-        raise SystemExit("git fast-import failed")
 
 
 def history(repo: Path) -> tuple[list[str], list[tuple[str, str]]]:
@@ -121,21 +98,6 @@ def write_csv(path: Path, rows: int, api: list[str], api_tags: list[tuple[str, s
         fh.write("".join(chunk))
 
 
-def measure(argv: list[str], code: Path | None = None) -> tuple[float, float, float]:
-    """(seconds, peak RSS in MB, CPU seconds) of one command, run from ``code`` (default: here)."""
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_PAUSE_BEFORE_COMMIT"}
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
-    t0 = time.perf_counter()
-    proc = subprocess.run([PY, "-c", MEASURE, *argv], cwd=code or ROOT, capture_output=True, text=True,
-                          check=False, env=env)
-    secs = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(argv)}\n{proc.stderr}")
-    rss, cpu = proc.stdout.strip().splitlines()[-1].split()
-    return secs, int(rss) / 1024, float(cpu)
-
-
 def restore_store(pristine: Path, store_dir: Path) -> None:
     """The collected store back at its own path (a DuckLake catalog names its data directory by
     absolute path, so a copy elsewhere would not open)."""
@@ -162,7 +124,7 @@ def main() -> None:
             shutil.rmtree(store_dir, ignore_errors=True)
             store_dir.mkdir()
             for name, commits in (("api", args.commits), ("web", max(100, args.commits // 10))):
-                build_repo(tmp / name, commits)
+                fast_import_repo(tmp / name, commits)
                 measure([*cli, "--db", str(db), "collect", "git", str(tmp / name), "--repo-id", name,
                          "--deploy-tags", ""])
             shutil.copytree(store_dir, pristine)
