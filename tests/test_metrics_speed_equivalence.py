@@ -23,29 +23,18 @@ from typing import Any
 import duckdb
 import pytest
 
-from analytics.config import Config, Service
-from analytics.json_output import dumps_bytes
 from analytics.metrics import engine
 from analytics.metrics.engine import MetricsQuery, compute_metrics
-from analytics.store.connection import open_reader, open_writer
+from analytics.store.connection import open_writer
 from bench.metrics_scale import fixture_sql
+from tests import metrics_queries
+from tests.metrics_queries import SINCE, UNTIL, payload, pull_requests_sql, reader
 
-SINCE = datetime(2023, 1, 2, tzinfo=UTC)
-UNTIL = datetime(2025, 1, 6, tzinfo=UTC)
-
-PULL_REQUESTS_SQL = """
-INSERT INTO pull_requests (repo, number, provider, title, author, state, created_at, first_commit_at,
-                           first_review_at, merged_at, merge_commit_sha, head_ref, labels, commit_shas)
-SELECT c.repo, row_number() OVER (ORDER BY c.repo, c.sha), 'github',
-       CASE WHEN hash(c.sha) % 5 = 0 THEN 'Fix INC-' || (hash(c.sha) % 300) ELSE 'Change ' || c.sha END,
-       'dev', 'merged', c.author_time - INTERVAL 3 HOUR, c.author_time - INTERVAL 5 HOUR,
-       c.author_time - INTERVAL 1 HOUR, c.author_time, c.sha,
-       CASE WHEN hash(c.sha) % 7 = 0 THEN 'hotfix/' || c.sha ELSE 'feature/' || c.sha END,
-       CASE WHEN hash(c.sha) % 11 = 0 THEN ['hotfix'] ELSE ['feature'] END,
-       [c.sha]
-FROM commits c
-WHERE hash(c.sha) % 9 = 0;
-"""
+PULL_REQUESTS_SQL = pull_requests_sql(300)
+QUERIES: dict[str, MetricsQuery] = {
+    **metrics_queries.QUERIES,
+    "team filter": MetricsQuery(since=SINCE, until=UNTIL, teams=("team-02",)),
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,30 +48,7 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    reader = open_reader(db)
-    try:
-        yield reader
-    finally:
-        reader.close()
-
-
-# svc-001 is in two teams (grouped by team it counts in each)
-CONFIG = Config(services=[Service(name="svc-001", team="team-01", teams=["team-02"])])
-QUERIES: dict[str, MetricsQuery] = {
-    "trend week": MetricsQuery(since=SINCE, until=UNTIL, trend="week"),
-    "whole window": MetricsQuery(since=SINCE, until=UNTIL),
-    "by team, month": MetricsQuery(since=SINCE, until=UNTIL, trend="month",
-                                   group_by=("team", "environment")),
-    "team filter": MetricsQuery(since=SINCE, until=UNTIL, teams=("team-02",)),
-    "service filter, previous": MetricsQuery(since=datetime(2024, 4, 1, tzinfo=UTC),
-                                             until=datetime(2024, 7, 1, tzinfo=UTC),
-                                             services=("svc-003", "svc-004"), compare_previous=True),
-    "default window, committer": MetricsQuery(group_by=("repository",), lead_time_start="committer"),
-}
-
-
-def _payload(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> bytes:
-    return dumps_bytes(compute_metrics(con, query, CONFIG).payload())
+    yield from reader(db)
 
 
 @pytest.mark.parametrize("name", list(QUERIES))
@@ -90,11 +56,11 @@ def test_copies_and_once_per_report_views_change_no_number(
     con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
 ) -> None:
     query = QUERIES[name]
-    fast = _payload(con, query)
+    fast = payload(con, query)
     monkeypatch.setattr(engine, "COPIED_TABLES", ())
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {})
     monkeypatch.setattr(engine, "SHARED_VIEWS", ())
-    straight = _payload(con, query)
+    straight = payload(con, query)
     assert b'"deployments":' in fast
     assert any(g["prs_deployed"] for g in json.loads(fast)["groups"])  # the copied PRs count
     assert fast == straight
@@ -109,14 +75,14 @@ def test_pull_requests_are_copied_only_within_their_limit(
     """pull_requests is copied for the report while small; above the limit the views read the
     store (no copy), with the same numbers either way."""
     query = QUERIES["by team, month"]
-    copied = _payload(con, query)
+    copied = payload(con, query)
     prs = int(con.execute("SELECT count(*) FROM pull_requests").fetchone()[0])  # type: ignore[index]
     assert 0 < prs <= engine.COPIED_WHEN_SMALL["pull_requests"]
     database = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
     assert "pull_requests" in engine._small_tables(con, database)
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {**engine.COPIED_WHEN_SMALL, "pull_requests": prs - 1})
     assert "pull_requests" not in engine._small_tables(con, database)
-    assert _payload(con, query) == copied
+    assert payload(con, query) == copied
 
 
 
@@ -131,9 +97,9 @@ def test_one_period_without_the_asof_join_changes_no_number(
         trend="week", group_by=("team", "service"))
     spans = engine.periods(engine.data_window(con, query), query.trend)
     assert engine._single_period(spans) is not None
-    literal = _payload(con, query)
+    literal = payload(con, query)
     monkeypatch.setattr(engine, "_single_period", lambda spans: None)
-    joined = _payload(con, query)
+    joined = payload(con, query)
     groups = json.loads(literal)["groups"]
     assert any(g["deployments"] for g in groups)
     assert name == "three days" or any(g["incidents"] for g in groups)

@@ -16,39 +16,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from analytics.config import Config, Service
-from analytics.json_output import dumps_bytes
 from analytics.metrics import engine, transactions
-from analytics.metrics.engine import MetricsQuery, compute_metrics
+from analytics.metrics.engine import MetricsQuery
 from analytics.metrics.transactions import in_transaction
 from analytics.store.connection import open_reader, open_writer
 from bench.metrics_scale import fixture_sql
-
-SINCE = datetime(2023, 1, 2, tzinfo=UTC)
-UNTIL = datetime(2025, 1, 6, tzinfo=UTC)
+from tests.metrics_queries import QUERIES, payload, pull_requests_sql, reader
 
 # Rows for the tables the bench fixture leaves empty: merged PRs (hotfix branches, titles naming
 # incidents), tags (and incidents naming one as root cause), failed syncs and deployments that
 # ship a second repository.
-EXTRA_SQL = """
-INSERT INTO pull_requests (repo, number, provider, title, author, state, created_at, first_commit_at,
-                           first_review_at, merged_at, merge_commit_sha, head_ref, labels, commit_shas)
-SELECT c.repo, row_number() OVER (ORDER BY c.repo, c.sha), 'github',
-       CASE WHEN hash(c.sha) % 5 = 0 THEN 'Fix INC-' || (hash(c.sha) % 100) ELSE 'Change ' || c.sha END,
-       'dev', 'merged', c.author_time - INTERVAL 3 HOUR, c.author_time - INTERVAL 5 HOUR,
-       c.author_time - INTERVAL 1 HOUR, c.author_time, c.sha,
-       CASE WHEN hash(c.sha) % 7 = 0 THEN 'hotfix/' || c.sha ELSE 'feature/' || c.sha END,
-       CASE WHEN hash(c.sha) % 11 = 0 THEN ['hotfix'] ELSE ['feature'] END,
-       [c.sha]
-FROM commits c
-WHERE hash(c.sha) % 9 = 0;
-
+EXTRA_SQL = pull_requests_sql(100) + """
 INSERT INTO tags
 SELECT repo, 'rel-' || left(sha, 6), sha, true, author_time, 'dev'
 FROM commits WHERE hash(sha) % 40 = 0;
@@ -90,38 +73,14 @@ def bare_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _build(tmp_path_factory.mktemp("bare") / "store.duckdb", "")
 
 
-def _reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = open_reader(db)
-    try:
-        yield con
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def full(full_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    yield from _reader(full_db)
+    yield from reader(full_db)
 
 
 @pytest.fixture
 def bare(bare_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    yield from _reader(bare_db)
-
-
-CONFIG = Config(services=[Service(name="svc-001", team="team-01", teams=["team-02"])])
-QUERIES: dict[str, MetricsQuery] = {
-    "trend week": MetricsQuery(since=SINCE, until=UNTIL, trend="week"),
-    "whole window": MetricsQuery(since=SINCE, until=UNTIL),
-    "by team, month": MetricsQuery(since=SINCE, until=UNTIL, trend="month", group_by=("team", "environment")),
-    "service filter, previous": MetricsQuery(since=datetime(2024, 4, 1, tzinfo=UTC),
-                                             until=datetime(2024, 7, 1, tzinfo=UTC),
-                                             services=("svc-003", "svc-004"), compare_previous=True),
-    "default window, committer": MetricsQuery(group_by=("repository",), lead_time_start="committer"),
-}
-
-
-def _payload(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> bytes:
-    return dumps_bytes(compute_metrics(con, query, CONFIG).payload())
+    yield from reader(bare_db)
 
 
 def _plain_engine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,9 +108,9 @@ def test_grouped_statements_and_copies_change_no_number(
     full: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
 ) -> None:
     query = QUERIES[name]
-    fast = _payload(full, query)
+    fast = payload(full, query)
     _plain_engine(monkeypatch)
-    assert fast == _payload(full, query)
+    assert fast == payload(full, query)
     groups = json.loads(fast)["groups"]
     assert any(g["deployments"] for g in groups)
     if name != "default window, committer":  # the default window is the data's: some incidents
@@ -167,9 +126,9 @@ def test_empty_tables_copied_change_no_number(
     for table in EMPTIED:
         assert bare.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
     assert set(engine._small_tables(bare, database)) == {"pull_requests", "tags", "reconciler_events"}
-    fast = _payload(bare, QUERIES[name])
+    fast = payload(bare, QUERIES[name])
     _plain_engine(monkeypatch)
-    assert fast == _payload(bare, QUERIES[name])
+    assert fast == payload(bare, QUERIES[name])
 
 
 def test_the_report_leaves_the_connection_as_it_found_it(full: duckdb.DuckDBPyConnection) -> None:
@@ -178,7 +137,7 @@ def test_the_report_leaves_the_connection_as_it_found_it(full: duckdb.DuckDBPyCo
     full.execute("SET disabled_optimizers = 'top_n'")
     before = _temp_tables(full)
     attribution = full.execute("SELECT count(*) FROM incident_attribution").fetchone()
-    _payload(full, QUERIES["trend week"])
+    payload(full, QUERIES["trend week"])
     assert not in_transaction(full)
     assert _temp_tables(full) == before
     assert _disabled_optimizers(full) == "top_n"
@@ -194,10 +153,10 @@ def test_inside_a_callers_transaction_the_report_runs_in_it(
     """A BEGIN inside a transaction would abort the caller's: the engine runs in the caller's
     transaction instead, which stays open, with the same numbers."""
     query = QUERIES["by team, month"]
-    alone = _payload(full, query)
+    alone = payload(full, query)
     full.execute("BEGIN TRANSACTION")
     assert in_transaction(full)
-    inside = _payload(full, query)
+    inside = payload(full, query)
     assert in_transaction(full)
     full.execute("COMMIT")
     assert inside == alone
@@ -218,13 +177,13 @@ def test_a_failing_family_rolls_back_and_reports_its_own_error(
     monkeypatch.setattr(engine, "group_files", lambda: files)
     before = _temp_tables(full)
     with pytest.raises(duckdb.Error, match="family failed on purpose"):
-        _payload(full, QUERIES["trend week"])
+        payload(full, QUERIES["trend week"])
     assert not in_transaction(full)
     assert _temp_tables(full) == before
     assert _disabled_optimizers(full) == ""
     assert full.execute("SELECT count(*) > 0 FROM deployments").fetchone() == (True,)
     monkeypatch.setattr(engine, "group_files", lambda: files[:-1])
-    assert json.loads(_payload(full, QUERIES["whole window"]))["groups"]
+    assert json.loads(payload(full, QUERIES["whole window"]))["groups"]
 
 
 def _catalog_queries(db: Path, query: MetricsQuery, monkeypatch: pytest.MonkeyPatch | None) -> int:
@@ -234,7 +193,7 @@ def _catalog_queries(db: Path, query: MetricsQuery, monkeypatch: pytest.MonkeyPa
         if monkeypatch is not None:
             _plain_engine(monkeypatch)
         con.execute("CALL enable_logging('DuckLakeMetadata')")
-        _payload(con, query)
+        payload(con, query)
         return int(con.execute("SELECT count(*) FROM duckdb_logs WHERE type = 'DuckLakeMetadata'")
                    .fetchone()[0])  # type: ignore[index]
     finally:
