@@ -10,11 +10,15 @@ from typing import Any
 
 
 def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 / GitLab-style / epoch timestamps; naive ones are read as UTC; junk gives None."""
+    """ISO-8601 / GitLab-style / epoch timestamps; naive ones are read as UTC; junk gives None,
+    and so does a time no datetime holds (epoch 9.2e18 seconds, NaN, year 1 east of UTC)."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -29,4 +33,7 @@ def parse_time(value: Any) -> datetime | None:
             parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
         except ValueError:
             return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        return None
