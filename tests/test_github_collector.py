@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsIndex
 from urllib.parse import parse_qs
 
 import pytest
@@ -273,31 +274,59 @@ def test_rate_limits_are_waited_out_with_a_countdown(tmp_path: Path, api: GitHub
     assert query(tmp_path, "SELECT count(*) FROM releases") == [(1,)]
 
 
+class RateLimitedUntilReleased(list[Fault]):
+    """A fault queue for ``LoopbackAPI.faults`` that answers ``fault`` to every request until
+    ``release()``: the collector stays inside its rate-limit waits exactly as long as the test needs,
+    instead of one fixed ``Retry-After: 20`` (20 s of a worker doing nothing)."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__()
+        self.fault = fault
+        self.released = threading.Event()
+        self.answered = 0
+
+    def __len__(self) -> int:  # LoopbackAPI tests ``if queue``
+        return 0 if self.released.is_set() else 1
+
+    def pop(self, index: SupportsIndex = -1) -> Fault:
+        self.answered += 1
+        return self.fault
+
+    def release(self) -> None:
+        self.released.set()
+
+
 def test_a_rate_limit_wait_does_not_keep_other_writers_out(tmp_path: Path, api: GitHubAPI) -> None:
     # The run fetches everything before it opens the store: while it waits out a limit, another
-    # writer (here an incident import) gets in at once instead of failing on the lock.
-    api.fail("/issues", Fault(429, {"message": "Too many requests"}, {"Retry-After": "20"}))
+    # writer (here an incident import) gets in at once instead of failing on the lock. The issues
+    # endpoint answers 429 with Retry-After: 2 until the import has committed (the client retries 8
+    # times, so the import has some 16 s), then serves the issues.
+    limited = RateLimitedUntilReleased(Fault(429, {"message": "Too many requests"}, {"Retry-After": "2"}))
+    api.faults["/issues"] = limited
     db = tmp_path / "gh.duckdb"
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GITOPS_DORA_DB")}
     collector = subprocess.Popen(
         [codehost_cli.CLI, "--db", str(db), "collect", "github", REPO, "--base-url", api.base],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env={**env, "GITHUB_TOKEN": TOKEN},
     )
-    assert collector.stderr is not None
-    deadline = time.monotonic() + 60
-    for line in collector.stderr:
-        if "rate limited (HTTP 429): waiting" in line:
-            break
-        assert time.monotonic() < deadline, "the collector never reached its rate-limit wait"
-    incidents = tmp_path / "incidents.csv"
-    incidents.write_text("id,service,environment,created_at,resolved_at,title,root_cause\n"
-                         "INC-9,payments,production,2026-01-05T10:00:00Z,,checkout down,\n")
-    other = subprocess.run([codehost_cli.CLI, "--db", str(db), "import", str(incidents)],
-                           capture_output=True, text=True, env=env, timeout=60)
-    assert other.returncode == 0, other.stderr
-    # the import committed while the collector is still inside its 20 s wait: it did not wait for it
-    assert collector.poll() is None
-    assert query(tmp_path, "SELECT id FROM incidents WHERE id = 'INC-9'") == [("INC-9",)]
+    try:
+        assert collector.stderr is not None
+        deadline = time.monotonic() + 60
+        for line in collector.stderr:
+            if "rate limited (HTTP 429): waiting" in line:
+                break
+            assert time.monotonic() < deadline, "the collector never reached its rate-limit wait"
+        incidents = tmp_path / "incidents.csv"
+        incidents.write_text("id,service,environment,created_at,resolved_at,title,root_cause\n"
+                             "INC-9,payments,production,2026-01-05T10:00:00Z,,checkout down,\n")
+        # the other writer: the import command in this process (the collector is the process under test)
+        other = cli_inprocess.run(["--db", str(db), "import", str(incidents)], env=env, cwd=tmp_path)
+        assert other.returncode == 0, other.stderr
+        # the import committed while the collector is still rate limited (its issues not served yet)
+        assert collector.poll() is None and limited.answered >= 1
+        assert query(tmp_path, "SELECT id FROM incidents WHERE id = 'INC-9'") == [("INC-9",)]
+    finally:
+        limited.release()
     assert collector.wait(timeout=60) == 0
     assert query(tmp_path, "SELECT id FROM incidents WHERE id = 'INC-9'") == [("INC-9",)]
     assert query(tmp_path, "SELECT count(*) FROM pull_requests") == [(4,)]
