@@ -31,6 +31,12 @@ repository_baselines AS (
     FROM repository_deployments
     QUALIFY row_number() OVER (PARTITION BY service, environment, repository ORDER BY deployed_at, id) = 1
 ),
+deployments_with_epoch AS (
+    -- the deployment's instant in epoch seconds, computed once per deployment rather than once per
+    -- change (1M changes against 100k deployments at scale); the same DOUBLE either way
+    SELECT b.*, epoch_seconds(b.deployed_at) AS deployed_epoch
+    FROM deployment_baselines b
+),
 changes_with_commits AS (
     SELECT dc.deployment_id,
            dc.repo,
@@ -40,13 +46,14 @@ changes_with_commits AS (
            f.environment,
            f.repository,
            f.deployed_at,
+           f.deployed_epoch,
            f.status,
            f.is_baseline OR rb.deployment_id IS NOT NULL AS is_baseline,
            c.author_time,
            c.committer_time,
            p.first_commit_at AS pr_first_commit_at
     FROM deployment_changes dc
-    JOIN deployment_baselines f ON f.id = dc.deployment_id
+    JOIN deployments_with_epoch f ON f.id = dc.deployment_id
     LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
     LEFT JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
     LEFT JOIN repository_baselines rb ON rb.deployment_id = dc.deployment_id AND rb.repo = dc.repo
@@ -68,7 +75,7 @@ change_starts AS (
 ),
 change_lead_hours AS (
     SELECT cs.*,
-           (epoch_seconds(cs.deployed_at) - epoch_seconds(cs.start_at)) / 3600.0 AS lead_hours
+           (cs.deployed_epoch - epoch_seconds(cs.start_at)) / 3600.0 AS lead_hours
     FROM change_starts cs
 )
 SELECT deployment_id,

@@ -1,0 +1,64 @@
+"""change_lead_times computes each deployment's instant in epoch seconds once per deployment (not
+once per change): the lead time of every change must stay the same DOUBLE, bit for bit, as the
+per-change ICU expression ``(epoch(deployed_at) - epoch(start_at)) / 3600.0`` it reproduces.
+
+The existing instants test's store has deployment times with only a sub-millisecond part, where
+even the naive ``epoch_us(ts) / 1e6`` happens to equal ICU's epoch; here deployment and commit
+times carry milliseconds and microseconds, so the sample also holds many instants where a wrong
+epoch (e.g. ``/ 1e6``, or the epoch of another column) would move the lead time, and the test
+checks that it does (the sample can catch the mistake it guards against).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analytics.store.connection import open_reader, open_writer
+from bench.metrics_scale import fixture_sql
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lead_epoch") / "store.duckdb"
+    with open_writer(path, source="test-fixture") as session:
+        session.con.execute(fixture_sql(services=10, commits=3_000, deployments=300, incidents=50))
+        # milliseconds and microseconds on both sides of every lead time
+        session.con.execute(
+            "UPDATE deployments"
+            " SET deployed_at = deployed_at + to_microseconds(CAST(hash(id) % 999983 AS BIGINT))"
+        )
+        session.con.execute(
+            "UPDATE commits"
+            " SET author_time = author_time + to_microseconds(CAST(hash(sha) % 999979 AS BIGINT)),"
+            " committer_time = committer_time"
+            "   + to_microseconds(CAST(hash(sha || 'c') % 999961 AS BIGINT))"
+        )
+    return path
+
+
+@pytest.mark.parametrize("start", ["author", "committer"])
+def test_lead_hours_equal_the_per_change_icu_expression(store: Path, start: str) -> None:
+    con = open_reader(store)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET VARIABLE gitops_dora_lead_time_start = '{start}'")
+        row = con.execute(
+            "SELECT count(*), count(lead_hours),"
+            " count(*) FILTER (WHERE lead_hours IS DISTINCT FROM"
+            "                  (epoch(deployed_at) - epoch(start_at)) / 3600.0),"
+            # how many lead times a naive epoch of the deployment time would have moved
+            " count(*) FILTER (WHERE (epoch(deployed_at) - epoch(start_at)) / 3600.0 IS DISTINCT FROM"
+            "                  (epoch_us(deployed_at) / 1e6 - epoch(start_at)) / 3600.0),"
+            " count(*) FILTER (WHERE start_source = ?)"
+            " FROM change_lead_times",
+            [start],
+        ).fetchone()
+        assert row is not None
+        changes, measured, differing, naive_would_differ, from_start = row
+        assert changes > 2_000 and measured == changes and from_start == changes
+        assert naive_would_differ > changes // 10  # the sample can tell a wrong epoch apart
+        assert differing == 0
+    finally:
+        con.close()
