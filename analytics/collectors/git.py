@@ -25,7 +25,7 @@ from analytics.store.upsert import merge
 
 if TYPE_CHECKING:
     from analytics.collectors.git_deploy import GitDeployment
-    from analytics.collectors.git_log import LogReader, Tag
+    from analytics.collectors.git_log import CommitLoad, LogReader, Tag
 
 STATE_TIPS = "ref_tips"
 STATE_OPTIONS = "options"
@@ -65,6 +65,10 @@ class GitSummary:
     skipped_tags: list[str] = field(default_factory=list)
     is_shallow: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # (chunks, DuckDB threads) of each load of the commits (git_log.mine_commits)
+    loads: list[tuple[int, int]] = field(default_factory=list)
+    # chunks of git's output loaded before the tags, while git still walked
+    loaded_early: int = 0
 
     def mark(self, phase: str) -> None:
         """Seconds since the previous mark, kept per phase (printed with GITOPS_DORA_TIMINGS=1)."""
@@ -266,7 +270,9 @@ def collect(
     summary.mark("commit+snapshot")
     if os.environ.get("GITOPS_DORA_TIMINGS"):
         print("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in summary.timings.items()
-                                      if not k.startswith("_")), file=sys.stderr)
+                                      if not k.startswith("_"))
+              + "; loads (chunks, threads): " + " ".join(f"{n},{t}" for n, t in summary.loads),
+              file=sys.stderr)
     return summary
 
 
@@ -291,7 +297,7 @@ def ingest(
     # 16 -> 9 ms for one table reference) while git's walk already keeps the other core busy.
     con.execute("SET threads = 1")
     try:
-        _ingest(session, location, options, tips, summary, branch_ref, prefetch)
+        _ingest(session, location, options, tips, summary, branch_ref, prefetch, int(threads))
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses SET: closed anyway
             con.execute(f"SET threads = {int(threads)}")
@@ -299,10 +305,10 @@ def ingest(
 
 def _ingest(
     session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
-    branch_ref: str | None, prefetch: Prefetch | None,
+    branch_ref: str | None, prefetch: Prefetch | None, threads: int = 1,
 ) -> None:
-    from analytics.collectors import git_deploy, git_log
-    from analytics.deployments.attribution import attribute_changes
+    """``threads``: the connection's own setting, for the commits' load once git has exited."""
+    from analytics.collectors import git_log
     from analytics.progress import progress
 
     repo_id, repo = location.repo_id, location.local_path
@@ -318,70 +324,92 @@ def _ingest(
         summary.full = not exclude
         summary.mark("open")
         reader = prefetch.take_log() if prefetch is not None else None
-
-        def mine() -> None:
-            summary.new_commits = git_log.mine_commits(con, repo_id, repo, exclude, before=int(had),
-                                                       reader=reader)
-
-        # Tags and deployments need none of the commits, so they are written first: on a large
-        # history git is often still walking when the store is ready, and the commits' load would
-        # only wait for it. git's own errors keep their order: a failed walk of the history is
-        # still the one reported when the tag listing or the deploy branch fails as well.
-        bar.update(description=f"git {repo_id}: tags")
+        load = git_log.CommitLoad(con, repo_id, repo, exclude, before=int(had), reader=reader,
+                                  threads_after_git=threads, loads=summary.loads)
         try:
-            listed = prefetch.take_tags() if prefetch is not None else None
-            tags, summary.skipped_tags = listed if listed is not None else git_log.list_tags(repo)
-            branch: list[git_deploy.GitDeployment] | None = None
-            if branch_ref is not None and options.deploy_branch is not None:
-                branch = prefetch.take_branch() if prefetch is not None else None
-                if branch is None:
-                    branch = git_deploy.from_branch(repo_id, repo, options.deploy_branch)
-        except Exception:
-            mine()
-            raise
-        summary.tags = git_log.replace_tags(con, repo_id, tags)
-        merge(con, "repositories",
-              "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
-              " now() AS last_collected_at",
-              ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
-              [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow],
-              few_rows=True)
-        session.forget_repositories()
-        bar.advance()
-        summary.mark("tags")
-        bar.update(description=f"git {repo_id}: deployments")
-        deployments: list[git_deploy.GitDeployment] = []
-        if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
-            deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
-        deployments += branch or []
-        scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
-                                                deployments)
-        summary.deployments = len(deployments)
-        if deployments:
-            _upsert_service(con, options)
-        bar.advance()
-        summary.mark("deployments")
-        bar.update(description=f"git {repo_id}: reading history")
+            _ingest_with(session, location, options, tips, summary, branch_ref, prefetch, bar, load,
+                         int(had))
+        finally:
+            load.abort()
+
+
+def _ingest_with(
+    session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
+    branch_ref: str | None, prefetch: Prefetch | None, bar: Any, load: CommitLoad, had: int,
+) -> None:
+    """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way."""
+    from analytics.collectors import git_deploy, git_log
+    from analytics.deployments.attribution import attribute_changes
+
+    repo_id, repo = location.repo_id, location.local_path
+    con = session.con
+    source = source_key(repo_id)
+
+    def mine() -> None:
+        summary.new_commits = load.finish()
+
+    # What git has written by now is loaded first, while it walks on (no waiting); tags and
+    # deployments, which need none of the commits, come next, and the rest of the commits
+    # last: on a large history git is often still walking when the store is ready, and the
+    # load of the rest would only wait for it. git's own errors keep their order: a failed
+    # walk of the history is still the one reported when the tag listing or the deploy
+    # branch fails as well.
+    summary.loaded_early = load.load_ready()
+    bar.update(description=f"git {repo_id}: tags")
+    try:
+        listed = prefetch.take_tags() if prefetch is not None else None
+        tags, summary.skipped_tags = listed if listed is not None else git_log.list_tags(repo)
+        branch: list[git_deploy.GitDeployment] | None = None
+        if branch_ref is not None and options.deploy_branch is not None:
+            branch = prefetch.take_branch() if prefetch is not None else None
+            if branch is None:
+                branch = git_deploy.from_branch(repo_id, repo, options.deploy_branch)
+    except Exception:
         mine()
-        bar.advance()
-        summary.mark("commits")
-        bar.update(description=f"git {repo_id}: attributing commits to deployments")
-        # New commits can complete deployments from any source that name this repository.
-        summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])
-        bar.advance()
-        summary.mark("attribution")
-        if location.is_shallow:
-            session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
-        merge(con, "collector_state",
-              "SELECT source, key, value, now() AS updated_at "
-              "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
-              ["source", "key", "value", "updated_at"],
-              [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
-              few_rows=True)
-        summary.total_commits = int(had) + summary.new_commits
-        session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
-        session.messages.append(summary.line())
-        bar.advance()
+        raise
+    summary.tags = git_log.replace_tags(con, repo_id, tags)
+    merge(con, "repositories",
+          "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
+          " now() AS last_collected_at",
+          ["id", "url", "local_path", "is_bare", "is_shallow", "last_collected_at"],
+          [repo_id, redact_url(location.url), str(repo), location.is_bare, location.is_shallow],
+          few_rows=True)
+    session.forget_repositories()
+    bar.advance()
+    summary.mark("tags")
+    bar.update(description=f"git {repo_id}: deployments")
+    deployments: list[git_deploy.GitDeployment] = []
+    if options.deploy_tags:  # '' switches tag deployments off (and is remembered as such)
+        deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
+    deployments += branch or []
+    scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
+                                            deployments)
+    summary.deployments = len(deployments)
+    if deployments:
+        _upsert_service(con, options)
+    bar.advance()
+    summary.mark("deployments")
+    bar.update(description=f"git {repo_id}: reading history")
+    mine()
+    bar.advance()
+    summary.mark("commits")
+    bar.update(description=f"git {repo_id}: attributing commits to deployments")
+    # New commits can complete deployments from any source that name this repository.
+    summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])
+    bar.advance()
+    summary.mark("attribution")
+    if location.is_shallow:
+        session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
+    merge(con, "collector_state",
+          "SELECT source, key, value, now() AS updated_at "
+          "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
+          ["source", "key", "value", "updated_at"],
+          [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
+          few_rows=True)
+    summary.total_commits = had + summary.new_commits
+    session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
+    session.messages.append(summary.line())
+    bar.advance()
 
 
 def _upsert_service(con: object, options: GitOptions) -> None:

@@ -7,6 +7,7 @@ temporary file and DuckDB parses and inserts them in one statement.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import subprocess
@@ -218,6 +219,8 @@ class LogReader:
         self.tmp = Path(self._dir.name)
         self.reverts: dict[str, str] = {}
         self.error: BaseException | None = None
+        # set by batches() before it yields the batch that holds the end of git's output
+        self.complete = False
         self._taken = False
         self._stop = threading.Event()
         # stderr goes to a file: a pipe nobody reads could fill up and stall git.
@@ -288,18 +291,25 @@ class LogReader:
 
     def batches(self) -> Iterator[list[Chunk]]:
         """Every chunk ready now, after waiting for at least one, until git's output ends."""
-        while (item := self.queue.get()) is not None:
-            batch = [item]
-            while True:
-                try:
-                    more = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    yield batch
-                    return
-                batch.append(more)
-            yield batch
+        while not self.complete:
+            batch = self.ready(wait=True)
+            if batch:
+                yield batch
+
+    def ready(self, *, wait: bool = False) -> list[Chunk]:
+        """The chunks cut so far and not yet taken (``wait``: at least one, unless git's output
+        ended); :attr:`complete` once the end of git's output was taken."""
+        batch: list[Chunk] = []
+        while not self.complete:
+            try:
+                item = self.queue.get() if wait and not batch else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self.complete = True
+            else:
+                batch.append(item)
+        return batch
 
     def finish(self) -> None:
         """Wait for git; a failed walk (e.g. a missing object) becomes one clear error."""
@@ -329,58 +339,119 @@ class LogReader:
 
 def mine_commits(
     con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str], *,
-    before: int | None = None, reader: LogReader | None = None,
+    before: int | None = None, reader: LogReader | None = None, threads_after_git: int = 1,
+    loads: list[tuple[int, int]] | None = None,
 ) -> int:
     """Insert every commit reachable from a branch or tag but not from ``exclude``; returns the count.
+    One :class:`CommitLoad` from start to end (its docstring has the parameters)."""
+    load = CommitLoad(con, repo_id, repo, exclude, before=before, reader=reader,
+                      threads_after_git=threads_after_git, loads=loads)
+    return load.finish()
+
+
+class CommitLoad:
+    """The commits' load of one unit: started with git's log, fed chunk by chunk, finished once.
+
+    git's walk and the DuckDB load of finished chunks run at once: :meth:`load_ready` loads what
+    git has written so far without waiting (the unit calls it first, then writes the tags and
+    deployments while git goes on), :meth:`finish` loads the rest as it comes and waits for git.
+    A failure anywhere raises and the caller's transaction rolls back, so a half-read history is
+    never committed.
 
     ``before``: the repository's commit count in the store, if the caller has read it already;
-    ``reader``: a :class:`LogReader` already started with the same ``exclude``.
-    git's walk and the DuckDB load of finished chunks run at once. A failure anywhere raises and
-    the caller's transaction rolls back, so a half-read history is never committed.
+    ``reader``: a :class:`LogReader` already started with the same ``exclude`` (otherwise, or
+    when the exclusions differ, git starts here). ``threads_after_git``: DuckDB threads for a load
+    of several chunks once git has exited (the caller runs on one so as not to compete with git's
+    walk; after it, a core is idle, and the CSV reader and the Parquet writer split the chunks
+    between threads). ``loads``: gets (chunks, threads) of each load statement, so the timings
+    and the tests can see which way it ran.
     """
-    import duckdb
 
-    from analytics.store.connection import StoreSpaceError, is_space_error
-    from analytics.store.literals import execute
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str], *,
+        before: int | None = None, reader: LogReader | None = None, threads_after_git: int = 1,
+        loads: list[tuple[int, int]] | None = None,
+    ) -> None:
+        self.con, self.repo_id, self.repo = con, repo_id, repo
+        self.before = _count(con, repo_id) if before is None else before
+        if reader is None or reader.exclude != tuple(exclude) or not reader.take():
+            if reader is not None:
+                reader.abort()  # started on a guess the transaction did not confirm
+            reader = LogReader(repo, exclude)
+            reader.take()
+        self.reader = reader
+        self.threads_after_git = threads_after_git
+        self.loads = loads if loads is not None else []
+        self.inserted = 0
 
-    if before is None:
-        before = _count(con, repo_id)
-    if reader is None or reader.exclude != tuple(exclude) or not reader.take():
-        if reader is not None:
-            reader.abort()  # started on a guess the transaction did not confirm
-        reader = LogReader(repo, exclude)
-        reader.take()
-    first_load = before == 0
-    inserted = 0
-    try:
-        for batch in reader.batches():
-            sources = []
-            reverts: dict[str, str] = {}
-            for chunk in batch:
-                source = chunk.path
-                if not chunk.well_formed:
-                    source = chunk.path.with_suffix(".clean.txt")
-                    _sanitise(chunk.path, source)
-                sources.append(source)
-                reverts.update(chunk.reverts)
+    def load_ready(self) -> int:
+        """Load the chunks git has written so far, without waiting; how many there were."""
+        try:
+            batch = self.reader.ready()
+            if batch:
+                self._load(batch)
+        except BaseException:
+            self.reader.abort()
+            raise
+        return len(batch)
+
+    def finish(self) -> int:
+        """Load the rest, wait for git (its failure is the error), stop the reader; the count of
+        new commits."""
+        con, reader = self.con, self.reader
+        try:
+            for batch in reader.batches():
+                self._load(batch)
+            reader.finish()
+        finally:
+            reader.abort()
+        from analytics.store.literals import execute
+
+        if any(len(target) < 40 for target in reader.reverts.values()):
+            execute(con, _EXPAND_REVERTS, [self.repo_id])
+        return self.inserted if self.before == 0 else _count(con, self.repo_id) - self.before
+
+    def abort(self) -> None:
+        """Stop git and the reader (idempotent; after :meth:`finish` there is nothing to stop)."""
+        self.reader.abort()
+
+    def _load(self, batch: list[Chunk]) -> None:
+        import duckdb
+
+        from analytics.store.connection import StoreSpaceError, is_space_error
+        from analytics.store.literals import execute
+
+        con, repo = self.con, self.repo
+        sources = []
+        reverts: dict[str, str] = {}
+        for chunk in batch:
+            source = chunk.path
+            if not chunk.well_formed:
+                source = chunk.path.with_suffix(".clean.txt")
+                _sanitise(chunk.path, source)
+            sources.append(source)
+            reverts.update(chunk.reverts)
+        threads = self.threads_after_git if self.reader.complete and len(batch) > 1 else 1
+        self.loads.append((len(batch), threads))
+        try:
+            if threads > 1:
+                con.execute(f"SET threads = {int(threads)}")
             try:
-                row = execute(con, _load_sql(sources, first_load, reverts), [repo_id]).fetchone()
-            except duckdb.Error as exc:
-                if is_space_error(exc):  # the store's disk, not the repository, is the problem
-                    raise StoreSpaceError(f"no space left while storing the history of {repo}; "
-                                          "nothing of this run was committed") from None
-                raise SourceError(
-                    f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
-                ) from None
-            inserted += int(row[0]) if row else 0
-            for chunk in batch:
-                chunk.path.unlink()
-        reader.finish()
-    finally:
-        reader.abort()
-    if any(len(target) < 40 for target in reader.reverts.values()):
-        execute(con, _EXPAND_REVERTS, [repo_id])
-    return inserted if first_load else _count(con, repo_id) - before
+                row = execute(con, _load_sql(sources, self.before == 0, reverts), [self.repo_id]).fetchone()
+            finally:
+                if threads > 1:  # an aborted transaction refuses SET: the load's error counts
+                    with contextlib.suppress(duckdb.Error):
+                        con.execute("SET threads = 1")
+        except duckdb.Error as exc:
+            if is_space_error(exc):  # the store's disk, not the repository, is the problem
+                raise StoreSpaceError(f"no space left while storing the history of {repo}; "
+                                      "nothing of this run was committed") from None
+            raise SourceError(
+                f"cannot parse the history of {repo}: {str(exc).splitlines()[0]}"
+            ) from None
+        self.inserted += int(row[0]) if row else 0
+        for chunk in batch:
+            chunk.path.unlink()
 
 
 def _count(con: duckdb.DuckDBPyConnection, repo_id: str) -> int:
