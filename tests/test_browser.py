@@ -109,12 +109,26 @@ def wait_rendered(page: object, title: str, last: str, charts: int) -> None:
         page.wait_for_function(  # type: ignore[attr-defined]
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
         )
-    # the script run is over when Streamlit's running indicator is gone
+    # the script run is over when Streamlit's running indicator is gone; then every element is the
+    # run's own (none left stale from a previous run, no skeleton) and every chart is drawn. These
+    # conditions replace a fixed 500 ms wait after the run (16 page loads in the browser modules)
     page.wait_for_function(  # type: ignore[attr-defined]
         "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
         timeout=60_000,
     )
-    page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    page.wait_for_function(DRAWN_JS, timeout=60_000)  # type: ignore[attr-defined]
+    next_frames(page)
+
+
+DRAWN_JS = ("!document.querySelector('[data-stale=\"true\"], [data-testid=\"stSkeleton\"]')"
+            " && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))")
+
+
+def next_frames(page: object) -> None:
+    """Until the browser has drawn two more frames: whatever the last run changed (a chart's layout
+    after a resize) is laid out and painted before a screenshot, without a fixed wait."""
+    page.evaluate(  # type: ignore[attr-defined]
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p or "overview")

@@ -26,6 +26,7 @@ import pytest
 from dashboards.definitions import METRICS
 from tests.child_env import child_env
 from tests.store_fixture import DemoStore
+from tests.test_browser import DRAWN_JS, next_frames
 
 pytestmark = pytest.mark.browser
 
@@ -120,12 +121,11 @@ def settle(page: Any) -> None:
     """Until the script run is over, every chart is drawn and no element is still a skeleton."""
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
                            timeout=120_000)
-    page.wait_for_function(
-        "[...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))"
-        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=60_000)
-    # time for the charts' last resize before a screenshot (the checks read text and the DOM, not
-    # pixels); 800 ms here were 32 s of waiting over the module's 40 settles
-    page.wait_for_timeout(300)
+    # no element left stale from a previous run (a resize reruns nothing, but a rerun would), then
+    # two drawn frames for the charts' last resize before a screenshot (the checks read text and the
+    # DOM, not pixels): a fixed 300 ms (800 before) here was 12 s of waiting over 40 settles
+    page.wait_for_function(DRAWN_JS, timeout=60_000)
+    next_frames(page)
 
 
 def open_page(browser: Any, url: str, path: str, size: str) -> tuple[Any, Any, list[str]]:

@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 
 from tests.child_env import child_env
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, free_port, wait_rendered
+from tests.test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DRAWN_JS,
+    free_port,
+    next_frames,
+    wait_rendered,
+)
 from tests.test_dashboard_security import (
     CLI,
     LINK_SERVICE,
@@ -252,7 +260,8 @@ def test_login_required_shows_no_data_until_signed_in(
         page.get_by_text(expected, exact=False).first.wait_for(timeout=60_000)
         page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
                                timeout=60_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(DRAWN_JS, timeout=60_000)
+        next_frames(page)
         page.screenshot(path=str(ARTIFACTS / f"security-login-{'auth' if with_auth else 'no-auth'}.png"))
         text = page.inner_text("body")
         assert LINK_SERVICE not in text and "Drill-down" not in text and "Deployment window" not in text
