@@ -17,6 +17,7 @@ answer the small-body path gives (its 400 or 422 and message).
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,9 @@ _SCALAR = re.compile(rb"[^ \t\n\r,\]}]++")
 # lists at most 2,048 commits. A body of millions of tiny pieces would cost seconds of Python
 # here; the whole parse answers it instead (as it did before this path existed).
 MAX_PIECES = 250_000
+RELEASE_BYTES = 1024 * 1024  # a mapped body's pages are let go of in steps of this many bytes
+
+Body = bytes | bytearray | mmap.mmap
 
 
 class _Unvouched(Exception):
@@ -37,14 +41,16 @@ class _Unvouched(Exception):
 
 
 def parse_pruned(
-    body: bytes | bytearray, array: str, keep: frozenset[str], depth_ok: Callable[[Any, int], bool],
-    max_depth: int,
+    body: Body, array: str, keep: frozenset[str], depth_ok: Callable[[Any, int], bool],
+    max_depth: int, release: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], bool] | None:
     """The body's top-level object with each object item of its member ``array`` cut down to the
     keys in ``keep``; and whether anything was cut. None when the body is not a top-level object
     this scan vouches for (the caller then parses the whole body). ``depth_ok(value, levels)``
     says whether ``value`` nests at most ``levels`` deep (the receiver's MAX_JSON_DEPTH less the
-    levels above it)."""
+    levels above it). ``body`` may be a memory-mapped file (the receiver's spooled body); then
+    ``release(pos)`` is called as the array's items are passed, so the caller can drop the mapped
+    pages before ``pos`` (the scan never goes back): the body's pages are not all resident at once."""
     import orjson
 
     view = memoryview(body)
@@ -58,7 +64,7 @@ def parse_pruned(
         return orjson.loads(piece)
 
     try:
-        return _parse(body, view, array, keep, depth_ok, max_depth, loads)
+        return _parse(body, view, array, keep, depth_ok, max_depth, loads, release)
     except (_Unvouched, ValueError, TypeError):  # orjson's errors are ValueErrors
         return None
     finally:
@@ -66,8 +72,9 @@ def parse_pruned(
 
 
 def _parse(
-    body: bytes | bytearray, view: memoryview, array: str, keep: frozenset[str],
+    body: Body, view: memoryview, array: str, keep: frozenset[str],
     depth_ok: Callable[[Any, int], bool], max_depth: int, loads: Callable[[Any], Any],
+    release: Callable[[int], None] | None,
 ) -> tuple[dict[str, Any], bool]:
     end = len(body)
     pos = _skip_ws(body, 0)
@@ -88,7 +95,7 @@ def _parse(
             raise _Unvouched
         pos = _skip_ws(body, pos + 1)
         if key == array and pos < end and body[pos] == 0x5B:  # [
-            items, pos, cut = _items(body, view, pos, keep, depth_ok, max_depth, loads)
+            items, pos, cut = _items(body, view, pos, keep, depth_ok, max_depth, loads, release)
             payload[key] = items
             pruned = pruned or cut
         else:
@@ -109,14 +116,16 @@ def _parse(
 
 
 def _items(
-    body: bytes | bytearray, view: memoryview, pos: int, keep: frozenset[str],
+    body: Body, view: memoryview, pos: int, keep: frozenset[str],
     depth_ok: Callable[[Any, int], bool], max_depth: int, loads: Callable[[Any], Any],
+    release: Callable[[int], None] | None,
 ) -> tuple[list[Any], int, bool]:
     """The array at ``pos`` (its ``[``), item by item; object items keep the keys in ``keep``.
     Returns the items, the position after the ``]`` and whether a key was cut."""
     end = len(body)
     items: list[Any] = []
     cut = False
+    released = pos
     pos = _skip_ws(body, pos + 1)
     if pos < end and body[pos] == 0x5D:  # ]
         return items, pos + 1, cut
@@ -130,6 +139,9 @@ def _items(
             item = {k: v for k, v in item.items() if k in keep}
             cut = True
         items.append(item)
+        if release is not None and stop - released >= RELEASE_BYTES:
+            release(stop)
+            released = stop
         pos = _skip_ws(body, stop)
         if pos >= end:
             raise _Unvouched
@@ -141,19 +153,19 @@ def _items(
 
 
 def _finish(
-    body: bytes | bytearray, pos: int, payload: dict[str, Any], pruned: bool
+    body: Body, pos: int, payload: dict[str, Any], pruned: bool
 ) -> tuple[dict[str, Any], bool]:
     if _skip_ws(body, pos) != len(body):  # anything after the object
         raise _Unvouched
     return payload, pruned
 
 
-def _skip_ws(body: bytes | bytearray, pos: int) -> int:
+def _skip_ws(body: Body, pos: int) -> int:
     match = _WS.match(body, pos)
     return match.end() if match else pos
 
 
-def _value_end(body: bytes | bytearray, pos: int, levels: int) -> int:
+def _value_end(body: Body, pos: int, levels: int) -> int:
     """Where the value starting at ``pos`` ends: its closing quote or bracket, or the scalar's end.
     Only the extent: orjson then parses (and so checks) what lies in it. A value nesting deeper
     than ``levels`` is refused on the way (the whole parse refuses it too), not walked to its end."""
@@ -183,7 +195,11 @@ def _value_end(body: bytes | bytearray, pos: int, levels: int) -> int:
             raise _Unvouched
 
 
-def _nested(body: bytes | bytearray, pos: int, stop: int, levels: int) -> bool:
+def _nested(body: Body, pos: int, stop: int, levels: int) -> bool:
     """Whether the value in ``body[pos:stop]`` has more opening brackets than ``levels`` (only then
-    can it nest deeper, and only then is it walked)."""
+    can it nest deeper, and only then is it walked). A mapped body has no ``count``: the value's
+    bytes are copied (one value, not the body)."""
+    if isinstance(body, mmap.mmap):
+        piece = body[pos:stop]
+        return piece.count(b"{") + piece.count(b"[") > levels
     return body.count(b"{", pos, stop) + body.count(b"[", pos, stop) > levels

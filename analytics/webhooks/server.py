@@ -37,13 +37,14 @@ import dataclasses
 import errno
 import hashlib
 import logging
+import mmap
 import os
 import re
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -236,12 +237,15 @@ def json_depth_ok(payload: Any, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def _parse_json(text: bytes | bytearray | str) -> Any:
+def _parse_json(text: bytes | bytearray | mmap.mmap | str) -> Any:
     """Strict JSON (orjson: RFC 8259, UTF-8, no NaN). Raises Rejected for JSON that is well formed
     but can never be stored, ValueError for malformed JSON."""
     import orjson
 
     try:
+        if isinstance(text, mmap.mmap):
+            with memoryview(text) as view:
+                return orjson.loads(view)
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
@@ -268,7 +272,10 @@ def _is_form(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
 
 
-def _pruned_payload(module: ModuleType, headers: Mapping[str, str], text: bytes | bytearray) -> Any:
+def _pruned_payload(
+    module: ModuleType, headers: Mapping[str, str], text: bytes | bytearray | mmap.mmap,
+    release: Callable[[int], None] | None = None,
+) -> Any:
     """A large body of the event a provider names in ``PRUNED_ARRAY`` (a push), parsed with that
     array's items cut down to the keys the provider reads (``pruned_json.py``): the Python objects
     of one item at a time instead of the whole body's, about five times its size. None (parse the
@@ -281,7 +288,7 @@ def _pruned_payload(module: ModuleType, headers: Mapping[str, str], text: bytes 
     from analytics.webhooks.pruned_json import parse_pruned
 
     event, array, keep = spec
-    parsed = parse_pruned(text, array, keep, json_depth_ok, MAX_JSON_DEPTH)
+    parsed = parse_pruned(text, array, keep, json_depth_ok, MAX_JSON_DEPTH, release)
     if parsed is None:
         return None
     payload, cut = parsed
@@ -309,18 +316,46 @@ def prepare(
 ) -> _Prepared:
     """Signature, JSON, rows and the checks that make a delivery storable; pure CPU work (run in
     a worker thread for large bodies)."""
+    return _prepare(endpoint, headers, body, config, columns, insecure, arrived, received_at, None)
+
+
+def prepare_spooled(
+    endpoint: Endpoint, headers: Mapping[str, str], spool: Spool, config: Config,
+    columns: Mapping[str, Mapping[str, Column]], insecure: bool, arrived: float, received_at: datetime,
+) -> _Prepared:
+    """``prepare`` for a body the handler streamed to a file (``Spool``): the body is read through a
+    read-only memory map and never held as bytes, and the file becomes the delivery's payload file.
+    Its mapped pages count in the receiver's memory only while they are mapped in: they are let go
+    of after the signature's pass and as the cut parse goes (``_MappedBody``). A form-encoded body
+    (the JSON is a field of it) takes the in-memory way, read from the file."""
+    if _is_form(headers) or spool.size < LARGE_PAYLOAD:
+        with open(spool.path, "rb") as file:
+            return prepare(endpoint, headers, file.read(), config, columns, insecure, arrived, received_at)
+    with _MappedBody(spool.path) as mapped:
+        return _prepare(endpoint, headers, mapped.body, config, columns, insecure, arrived, received_at,
+                        (spool, mapped))
+
+
+def _prepare(
+    endpoint: Endpoint, headers: Mapping[str, str], body: bytes | bytearray | mmap.mmap, config: Config,
+    columns: Mapping[str, Mapping[str, Column]], insecure: bool, arrived: float, received_at: datetime,
+    spooled: tuple[Spool, _MappedBody] | None,
+) -> _Prepared:
     module = endpoint.module
+    release = None if spooled is None else spooled[1].release
     if endpoint.secret is not None:
         if not module.verify(headers, body, endpoint.secret):
             return _Prepared(status=401, message="missing or invalid signature")
+        if release is not None:
+            release(len(body))
     elif not insecure:
         return _Prepared(status=401,
                          message=f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
-    text: bytes | bytearray | str = body
-    payload = None if _is_form(headers) else _pruned_payload(module, headers, body)
+    text: bytes | bytearray | mmap.mmap | str = body
+    payload = None if _is_form(headers) else _pruned_payload(module, headers, body, release)
     if payload is None:
         try:
-            text = _json_text(headers, body)
+            text = _json_text(headers, body) if not isinstance(body, mmap.mmap) else body
             payload = _parse_json(text)
         except Rejected as exc:
             return _Prepared(status=422, message=str(exc))
@@ -331,6 +366,8 @@ def prepare(
         # nesting needs an opening bracket per level: a body with few of them (most) skips the walk
         if isinstance(text, str):
             brackets = text.count("{") + text.count("[")
+        elif isinstance(text, mmap.mmap):
+            brackets = _mapped_brackets(text)
         else:
             brackets = text.count(b"{") + text.count(b"[")
         if brackets > MAX_JSON_DEPTH and not json_depth_ok(payload):
@@ -348,16 +385,28 @@ def prepare(
         return _Prepared(status=422, message=f"unusable payload: {reason}")
     # The parsed payload is not kept: the writer stores the JSON text and the rows made from it,
     # and the objects json.loads built (about five times the body) are freed before the writer runs.
+    if spooled is not None:  # the body's file is the payload's: the body was the JSON text
+        spool = spooled[0]
+        release(len(body))  # type: ignore[misc]
+        del payload  # the rows hold what they need of it: its containers go before the rows' copy
+        rows = held_rows(rows)
+        release_freed_memory()
+        return _Prepared(delivery=Delivery(
+            provider=endpoint.name, delivery_id=delivery_id, event=event, body=b"", payload={},
+            rows=rows, finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
+            payload_file=spool.path, body_sha256=spool.sha256, received_at=received_at, arrived=arrived,
+        ))
+    assert not isinstance(text, mmap.mmap)
     if not isinstance(text, str) and len(text) >= LARGE_PAYLOAD:
-        spooled = spool_payload(text)
-        if spooled is not None:  # the body is not kept either: the store reads the file
+        written = spool_payload(text)
+        if written is not None:  # the body is not kept either: the store reads the file
             rows = held_rows(rows)
             del payload
             release_freed_memory()
             return _Prepared(delivery=Delivery(
                 provider=endpoint.name, delivery_id=delivery_id, event=event, body=b"", payload={},
                 rows=rows, finalize=endpoint.finalize, finalize_after=endpoint.finalize_after,
-                payload_file=spooled, body_sha256=hashlib.sha256(body).hexdigest(),
+                payload_file=written, body_sha256=hashlib.sha256(body).hexdigest(),
                 received_at=received_at, arrived=arrived,
             ))
     del payload
@@ -448,6 +497,84 @@ def spool_payload(text: bytes | bytearray) -> str | None:
     return path
 
 
+class Spool:
+    """A large body written to a temporary file as it arrives, hashed on the way, so that the
+    receiver never holds it whole as bytes (``prepare_spooled``). The file becomes the delivery's
+    payload file (the writer removes it once the delivery is settled); whoever does not hand it on
+    calls ``discard``."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="gitops-dora-payload-", suffix=".json")
+        self._fd: int | None = fd
+        self._hash = hashlib.sha256()
+        self.size = 0
+        if any(c in self.path for c in "*?[]{}"):  # the writer's read_text would take it as a glob
+            self.discard()
+            raise OSError("glob character in the temporary folder's path")
+
+    @classmethod
+    def open(cls) -> Spool | None:
+        """A new spool, or None when no temporary file can be made (the body is then buffered)."""
+        try:
+            return cls()
+        except OSError:
+            return None
+
+    def write(self, chunk: bytes) -> None:
+        assert self._fd is not None
+        self._hash.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.size += len(chunk)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class _MappedBody:
+    """A spooled body mapped read-only. ``release(upto)`` drops the mapped pages before ``upto``
+    from the process (``MADV_DONTNEED``; read again from the page cache if touched again), so a
+    pass over the body holds about a megabyte of it, not all of it."""
+
+    def __init__(self, path: str) -> None:
+        with open(path, "rb") as file:
+            self.body = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def __enter__(self) -> _MappedBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.body.close()
+
+    def release(self, upto: int) -> None:
+        size = len(self.body)
+        end = size if upto >= size else upto - upto % mmap.PAGESIZE
+        if end > 0 and hasattr(self.body, "madvise"):
+            with contextlib.suppress(OSError, ValueError):
+                self.body.madvise(mmap.MADV_DONTNEED, 0, end)
+
+
+def _mapped_brackets(body: mmap.mmap) -> int:
+    """``{`` and ``[`` in a mapped body, a megabyte at a time (an mmap has no ``count``)."""
+    found, step = 0, 1024 * 1024
+    for start in range(0, len(body), step):
+        piece = body[start:start + step]
+        found += piece.count(b"{") + piece.count(b"[")
+    return found
+
+
 @dataclass
 class _State:
     writer: DeliveryWriter
@@ -478,6 +605,7 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
             return refuse(503, f"receiver busy: {limits.max_requests} requests in flight, retry later")
         state.in_flight += 1
         reserved = 0
+        spool: Spool | None = None
         try:
             headers = request.headers
             declared_text = headers.get("content-length")
@@ -493,10 +621,15 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                 if not state.budget.take(declared):
                     return refuse(503, "receiver busy: too many bodies being read, retry later")
                 reserved = declared
-            # A large body is read into one buffer of its declared size, never as chunks and their
-            # join (twice the body at that moment); small ones keep the list, cheaper for one chunk.
+            # A large body goes to a temporary file as it arrives (``Spool``), hashed on the way:
+            # the receiver never holds it whole (``prepare_spooled`` maps the file). Where no file
+            # can be made, it is read into one buffer of its declared size, never as chunks and
+            # their join (twice the body at that moment); small ones keep the list, cheaper for one
+            # chunk.
+            large = declared is not None and declared > OFFLOAD_BYTES
+            spool = Spool.open() if large else None
             chunks: list[bytes] = []
-            buffer = bytearray(declared) if declared is not None and declared > OFFLOAD_BYTES else None
+            buffer = bytearray(declared) if large and spool is None and declared is not None else None
             size = 0
             try:
                 async with asyncio.timeout(max(0.0, started + limits.read_timeout - loop.time())):
@@ -511,7 +644,14 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                             reserved = size
                         if not chunk:
                             continue
-                        if buffer is not None and size <= len(buffer):
+                        if spool is not None:
+                            try:
+                                spool.write(chunk)
+                            except OSError as exc:  # the temporary folder is full: the sender retries
+                                reason = os.strerror(exc.errno or 0)
+                                return refuse(503, f"receiver cannot keep the body now ({reason}), "
+                                              "retry later", close=True)
+                        elif buffer is not None and size <= len(buffer):
                             buffer[size - len(chunk):size] = chunk
                         elif buffer is not None:  # more than declared: the protocol never lets it
                             buffer[size - len(chunk):] = chunk
@@ -521,26 +661,40 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                 return refuse(408, f"request not received within {limits.read_timeout:g} s", close=True)
             except ClientDisconnect:
                 return _reply(400, "client disconnected", close=True)
-            body: bytes | bytearray
-            if buffer is not None:
-                if size < len(buffer):  # fewer bytes than declared (the protocol refuses that first)
-                    del buffer[size:]
-                body, buffer = buffer, None
-            else:
-                body = b"".join(chunks)
-            del chunks
             received_at = datetime.now(UTC) - timedelta(seconds=loop.time() - started)
-            args = (endpoint, headers, body, state.config, state.writer.columns, state.insecure, started,
-                    received_at)
-            if len(body) > OFFLOAD_BYTES:
+            if spool is not None:
                 from starlette.concurrency import run_in_threadpool
 
-                del body  # only ``args`` holds it, and lets go of it before the writer is awaited
-                prepared = await run_in_threadpool(prepare, *args)
+                try:
+                    spool.close()
+                    prepared = await run_in_threadpool(
+                        prepare_spooled, endpoint, headers, spool, state.config, state.writer.columns,
+                        state.insecure, started, received_at)
+                except OSError as exc:  # the spool file cannot be read back or mapped: retryable
+                    reason = os.strerror(exc.errno or 0)
+                    return refuse(503, f"receiver cannot read the body back now ({reason}), retry later")
+                if prepared.delivery is not None and prepared.delivery.payload_file == spool.path:
+                    spool = None  # the writer's now: it removes the file once the delivery is settled
             else:
-                del body
-                prepared = prepare(*args)
-            del args
+                body: bytes | bytearray
+                if buffer is not None:
+                    if size < len(buffer):  # fewer bytes than declared (the protocol refuses that first)
+                        del buffer[size:]
+                    body, buffer = buffer, None
+                else:
+                    body = b"".join(chunks)
+                del chunks
+                args = (endpoint, headers, body, state.config, state.writer.columns, state.insecure, started,
+                        received_at)
+                if len(body) > OFFLOAD_BYTES:
+                    from starlette.concurrency import run_in_threadpool
+
+                    del body  # only ``args`` holds it, and lets go of it before the writer is awaited
+                    prepared = await run_in_threadpool(prepare, *args)
+                else:
+                    del body
+                    prepared = prepare(*args)
+                del args
             if prepared.delivery is None:
                 return refuse(prepared.status, prepared.message)
             delivery = prepared.delivery
@@ -560,6 +714,8 @@ def _handler(endpoint: Endpoint, state: _State) -> Any:
                 f"{first_line(exc)}")
             return _reply(500, f"internal error: {type(exc).__name__}", close=True)
         finally:
+            if spool is not None:
+                spool.discard()
             state.in_flight -= 1
             state.budget.give(reserved)
 
