@@ -14,7 +14,9 @@ every 500 commits and a lightweight tag every 250. Then it times, best of 3 each
 * an unchanged re-run of the same command (target < 0.5 s wall);
 * a re-run after one new commit and release tag (on a hard-linked clone, so the cache stays intact).
 
-It prints ``ingest/git_log ratio = X`` and the ingest process's peak RSS.
+It prints ``ingest/git_log ratio = X`` and the ingest process's peak RSS. ``--compare CHECKOUT``
+also runs the ingest with another checkout's code (``git worktree add /tmp/base REV``) right after
+this one's in every run, for an old/new comparison under the same load.
 """
 
 from __future__ import annotations
@@ -170,6 +172,9 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=100_000)
     parser.add_argument("--repo", type=Path, help="use this repository instead of the synthetic one")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="also run the ingest with another checkout's code (PYTHONPATH), "
+                             "alternating with this one's in every run (a worktree of the old code)")
     opts = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     repo = opts.repo or build_repo(opts.commits)
@@ -180,6 +185,7 @@ def main() -> None:
     logs: list[tuple[float, float]] = []
     plain_logs: list[tuple[float, float]] = []
     ingests: list[tuple[float, float]] = []
+    compared: list[tuple[float, float]] = []
     peak = 0
     summary = phases = ""
     with tempfile.TemporaryDirectory(prefix="git-ingest-bench-", dir=WORK) as tmp:
@@ -194,6 +200,10 @@ def main() -> None:
                 phases = next((line for line in summary.splitlines() if line.startswith("timings:")), "")
             ingests.append((seconds, cpu_s))
             peak = max(peak, rss)
+            if opts.compare is not None:
+                other = {**env, "PYTHONPATH": str(opts.compare.resolve())}
+                old_db = tmpdir / f"compare{run}.duckdb"
+                compared.append(time_cli(["--db", str(old_db), *args[2:]], other)[:2])
         rerun = [time_cli(["--db", str(db), "collect", "git", str(repo)], env)[0] for _ in range(opts.runs)]
         incremental = time_incremental(repo, tmpdir, env)
     wall = {name: min(w for w, _ in runs) for name, runs in
@@ -216,6 +226,13 @@ def main() -> None:
     print(f"CPU-time ratio ingest/git_log = {cpu['ingest'] / cpu['log']:.2f}  "
           f"(less sensitive to other load; 1-minute load average {load_before:.1f} at the start, "
           f"{load:.1f} now)")
+    if compared:
+        print(f"full ingest with {opts.compare}'s code, alternating (best of {opts.runs}): "
+              f"{min(w for w, _ in compared):.2f} s wall, {min(c for _, c in compared):.2f} s CPU; "
+              f"ratio {min(w for w, _ in compared) / wall['log']:.2f} wall, "
+              f"{min(c for _, c in compared) / cpu['log']:.2f} CPU; per run, this / that: "
+              + ", ".join(f"{a[0]:.2f}/{b[0]:.2f} s wall {a[1]:.2f}/{b[1]:.2f} s CPU"
+                          for a, b in zip(ingests, compared, strict=True)))
     print(f"peak RSS of the ingest process: {peak / 1024:.0f} MB  (target <= 500 MB)")
     print(f"unchanged re-run, whole CLI (best of {opts.runs}): {min(rerun):.2f} s  (target < 0.5 s)")
     print(f"re-run after 1 new commit and tag, whole CLI: {incremental[0]:.2f} s wall, "
