@@ -1,4 +1,6 @@
-"""change_lead_times computes each deployment's instant in epoch seconds once per deployment (not
+"""Two speed changes that must change no number.
+
+change_lead_times computes each deployment's instant in epoch seconds once per deployment (not
 once per change): the lead time of every change must stay the same DOUBLE, bit for bit, as the
 per-change ICU expression ``(epoch(deployed_at) - epoch(start_at)) / 3600.0`` it reproduces.
 
@@ -7,14 +9,21 @@ even the naive ``epoch_us(ts) / 1e6`` happens to equal ICU's epoch; here deploym
 times carry milliseconds and microseconds, so the sample also holds many instants where a wrong
 epoch (e.g. ``/ 1e6``, or the epoch of another column) would move the lead time, and the test
 checks that it does (the sample can catch the mistake it guards against).
+
+The engine copies the small store tables on one DuckDB thread and puts the connection's thread
+setting back afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from analytics.metrics.window import parse_instant
 from analytics.store.connection import open_reader, open_writer
 from bench.metrics_scale import fixture_sql
 
@@ -62,3 +71,39 @@ def test_lead_hours_equal_the_per_change_icu_expression(store: Path, start: str)
         assert differing == 0
     finally:
         con.close()
+
+
+
+@contextmanager
+def _connection_threads(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Stands in for engine._one_thread: the copies run on the connection's own threads."""
+    yield
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_report_puts_the_thread_setting_back(
+    store: Path, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store copies run on one DuckDB thread (engine._one_thread): the connection's own
+    setting is back afterwards, whatever it was, and the report is the one the copies give on
+    the connection's threads."""
+    from analytics.metrics import engine
+
+    query = engine.MetricsQuery(since=parse_instant("2023-01-02", "--since"),
+                                until=parse_instant("2023-06-01", "--until"), trend="month")
+    con = open_reader(store)
+    try:
+        con.execute(f"SET threads = {threads}")
+        report = engine.compute_metrics(con, query)
+        row = con.execute("SELECT current_setting('threads')").fetchone()
+        assert row is not None and int(row[0]) == threads
+    finally:
+        con.close()
+    monkeypatch.setattr(engine, "_one_thread", _connection_threads)
+    con = open_reader(store)
+    try:
+        con.execute(f"SET threads = {threads}")
+        reference = engine.compute_metrics(con, query)
+    finally:
+        con.close()
+    assert len(report.groups) > 10 and report.payload() == reference.payload()

@@ -588,13 +588,14 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
     copies, so later queries on the connection read the store again. A name that is already a
     TEMP object (a caller's own copy) is left alone (listing the TEMP tables first would read
     every attached catalog). The copies run in one transaction of their own, with the optimizers
-    that ask for column statistics off (:func:`_without_column_statistics`)."""
+    that ask for column statistics off (:func:`_without_column_statistics`) and on one DuckDB
+    thread (:func:`_one_thread`)."""
     row = con.execute("SELECT current_database()").fetchone()
     database = str(row[0]) if row else "main"
     copied: list[str] = []
     failed = True
     try:
-        with _without_column_statistics(con), transactions.group():
+        with _without_column_statistics(con), _one_thread(con), transactions.group():
             for name in (*COPIED_TABLES, *_small_tables(con, database)):
                 try:
                     con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
@@ -620,6 +621,27 @@ def _without_column_statistics(con: duckdb.DuckDBPyConnection) -> Iterator[None]
         yield
     finally:
         con.execute(f"SET disabled_optimizers = {_str_literal(before)}")
+
+
+@contextmanager
+def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the block's statements on one DuckDB thread, the connection's setting put back
+    afterwards (outside the copies' transaction, like :func:`_without_column_statistics`).
+
+    A copy is a scan and an append of at most 100k rows: a second thread only adds its
+    coordination. On the bench store (DuckLake, load 13-15, best of 5, alternating twice) the
+    100k deployments copied in 0.054-0.060 s of CPU on one thread against 0.105-0.133 s on two,
+    and in less wall time too (0.13-0.15 against 0.31-0.36 s)."""
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    before = int(row[0]) if row and row[0] is not None else 0
+    if before <= 1:
+        yield
+        return
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {before}")
 
 
 def _small_tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
