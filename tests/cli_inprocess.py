@@ -23,7 +23,9 @@ the real Typer app, with what a fresh process would have and nothing it would no
   product's modules (emptied), Python's default warning filters
   (pytest's would record a warning a child prints), SIGINT/SIGTERM handlers, ``tempfile``'s folder;
 * store connections left unreferenced by a failed command are collected before the call returns,
-  as a process exit would close them.
+  as a process exit would close them. Only what the call created is searched (``gc.freeze`` holds
+  the test process's older objects out of that collection): a full collection of a test worker's
+  heap cost 65-70 ms a call, 17% of the CPU of two converted modules.
 
 Rich decides the width of tables from ``COLUMNS`` or the terminal behind file descriptors 0-2;
 under pytest's capture those are not terminals in this process, nor (stdin is ``/dev/null``) in
@@ -89,12 +91,14 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     stdin_bytes = input.encode() if isinstance(input, str) else (input or b"")
     if not _busy.acquire(blocking=False):
         raise RuntimeError("cli_inprocess.run is busy: commands run at the same time need subprocesses")
+    gc.freeze()  # what exists before the call is not the command's: the collection below skips it
     try:
         out, err = io.BytesIO(), io.BytesIO()
         with _process_state(environ, cwd, [CLI, *argv], stdin_bytes, out, err):
             code = _call([str(a) for a in argv])
         gc.collect()  # what a failed command left unreferenced (a store connection) goes, as at exit
     finally:
+        gc.unfreeze()
         _busy.release()
     return subprocess.CompletedProcess([CLI, *argv], code, _as_text(out.getvalue()), _as_text(err.getvalue()))
 

@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -145,9 +146,22 @@ class GitRepo:
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
-            self.git("add", "--", name)
+        if content:
+            self.git("add", "--", *content)
         env = self._dates(at, tz, committed_at, committer_tz, author, committer)
         self.git("commit", "-q", "--allow-empty", "-m", message, env=env)
+        return self.head_commit()
+
+    def head_commit(self) -> str:
+        """``rev_parse("HEAD")`` read from the ref file git just wrote, without starting a git process
+        (a commit of the suite's repos started three: add, commit, rev-parse); anything but a plain
+        ``.git`` folder with a loose branch ref (or a detached HEAD) asks git."""
+        git_dir = self.path / ".git"
+        with contextlib.suppress(OSError):
+            head = (git_dir / "HEAD").read_text().strip()
+            sha = (git_dir / head[5:]).read_text().strip() if head.startswith("ref: refs/heads/") else head
+            if len(sha) == 40 and all(c in "0123456789abcdef" for c in sha):
+                return sha
         return self.rev_parse()
 
     def branch(self, name: str, start: str = "HEAD", *, switch: bool = True) -> None:
@@ -163,20 +177,20 @@ class GitRepo:
         """A ``--no-ff`` merge commit of ``branch`` into the current branch."""
         env = self._dates(at, tz, committed_at, None, None, None)
         self.git("merge", "-q", "--no-ff", "-m", message or f"Merge branch '{branch}'", branch, env=env)
-        return self.rev_parse()
+        return self.head_commit()
 
     def cherry_pick(self, sha: str, at: When, *, tz: str | None = None) -> str:
         """Cherry-pick onto the current branch; the author date is kept from the original
         (as git does) and the committer date is ``at``."""
         env = {"GIT_COMMITTER_DATE": git_date(at, tz)}
         self.git("cherry-pick", "-x", sha, env=env)
-        return self.rev_parse()
+        return self.head_commit()
 
     def revert(self, sha: str, at: When, *, tz: str | None = None) -> str:
         """``git revert``: the body says "This reverts commit <sha>."."""
         env = self._dates(at, tz, None, None, None, None)
         self.git("revert", "--no-edit", sha, env=env)
-        return self.rev_parse()
+        return self.head_commit()
 
     # -- tags -------------------------------------------------------------------------------
     def tag(self, name: str, ref: str = "HEAD") -> str:
