@@ -397,10 +397,13 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
             except SourceError:
                 return None
             pairs.extend((dep_id, k, repo, raw) for k, (repo, raw) in enumerate(shipped or []))
-        keys: list[tuple[str | None, str]] = [
-            (repo, rev) for repo, rev in con.execute(
-                "SELECT DISTINCT repository, revision FROM temp._dep_rows WHERE NOT paired").fetchall()]
-        keys.extend((repo, raw) for _, _, repo, raw in pairs)
+        if any("\x00" in field for _, _, repo, raw in pairs for field in (repo, raw)) or any(
+                "\x00" in dep_id for dep_id, *_ in pairs):
+            return None  # not a value a CSV file carries: the record path takes it
+        keys = str(Path(scratch.name) / "keys.parquet")
+        con.execute("COPY (SELECT DISTINCT repository, revision FROM temp._dep_rows WHERE NOT paired) "
+                    f"TO {sql_string(keys)} (FORMAT parquet, COMPRESSION uncompressed)")
+        pair_file = _pairs_csv(Path(scratch.name), pairs)
         services = [r[0] for r in con.execute("SELECT DISTINCT service FROM temp._dep_rows").fetchall()]
         environments = [r[0] for r in con.execute(
             "SELECT DISTINCT environment FROM temp._dep_rows").fetchall()]
@@ -412,66 +415,67 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
         )
         con.close()  # the scratch database's memory is free before the store's work
         summary = ImportSummary(kind=KIND, path=path, rows=rows, naive_timestamps=naive)
-        _store(session, config, summary, parquet, keys, pairs, services, environments)
+        _store(session, config, summary, parquet, keys, pair_file, len(pairs), services, environments)
+        chosen = _attributable(session)  # before the Parquet file the view _dep_new reads is gone
     finally:
         con.close()
         scratch.cleanup()
     if pairs:
         summary.notes.append(f"{len({p[0] for p in pairs})} deployments of several repositories")
     note_default_environment(session, summary, defaulted, default_env)
-    attributed = _attribute_stream(session)
+    attributed = _attribute_stream(session, chosen)
     if attributed:
         summary.notes.append(f"{attributed} deployments with changes attributed through git")
     return summary
 
 
-def _store(session: WriteSession, config: Config, summary: ImportSummary, parquet: str,
-           keys: list[tuple[str | None, str]], pairs: list[tuple[str, int, str, str]],
-           services: list[str], environments: list[str]) -> None:
+def _store(session: WriteSession, config: Config, summary: ImportSummary, parquet: str, keys: str,
+           pair_file: str, pair_count: int, services: list[str], environments: list[str]) -> None:
     """The checked rows of ``parquet`` into ``deployments`` and ``deployment_revisions``, each
-    revision resolved as :func:`load` resolves it (in TEMP tables ``_dep_new`` and
-    ``_dep_pairs``, which attribution reads next). The store connection's DuckDB memory is capped
+    revision resolved as :func:`load` resolves it (in the TEMP view ``_dep_new``, over the Parquet
+    file: a table of a million rows was about 200 MB of the peak, and the table ``_dep_pairs``;
+    :func:`_attributable` reads both next). The store connection's DuckDB memory is capped
     meanwhile (it spills beyond)."""
 
     with bounded(session.con):
-        _store_bounded(session, config, summary, parquet, keys, pairs, services, environments)
+        _store_bounded(session, config, summary, parquet, keys, pair_file, pair_count, services, environments)
 
 
-def _store_bounded(session: WriteSession, config: Config, summary: ImportSummary, parquet: str,
-                   keys: list[tuple[str | None, str]], pairs: list[tuple[str, int, str, str]],
-                   services: list[str], environments: list[str]) -> None:
-    import pandas as pd
+def _pairs_csv(directory: Path, pairs: list[tuple[str, int, str, str]]) -> str:
+    """The parsed pairs as a CSV file for the store connection's reader (binding Python lists
+    would import pandas, about 40 MB of the peak and a second of CPU)."""
+    import csv
 
+    path = directory / "pairs.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(pairs)
+    return str(path)
+
+
+_RESOLVE_SQL = Path(__file__).resolve().parent / "deployments_resolve.sql"
+
+
+def _store_bounded(session: WriteSession, config: Config, summary: ImportSummary, parquet: str, keys: str,
+                   pair_file: str, pair_count: int, services: list[str], environments: list[str]) -> None:
     from analytics.store.literals import sql_string
     from analytics.store.upsert import merge
 
-    resolved = resolve_many(session, keys)
-    res = pd.DataFrame({
-        "k_repo": [k[0] for k in resolved], "k_rev": [k[1] for k in resolved],
-        "revision": [v[0] for v in resolved.values()], "repository": [v[1] for v in resolved.values()],
-        "fmt": [v[2] for v in resolved.values()],
-    }, columns=["k_repo", "k_rev", "revision", "repository", "fmt"]).astype(object)
-    pair_frame = pd.DataFrame(pairs, columns=["id", "pos", "repo", "raw"]).astype(
-        {"id": object, "pos": "int64", "repo": object, "raw": object})
     con = session.con
-    con.register("_dep_res_frame", res)
-    con.register("_dep_pair_frame", pair_frame)
-    try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _dep_res AS SELECT k_repo::VARCHAR AS k_repo, "
-                    "k_rev::VARCHAR AS k_rev, revision::VARCHAR AS revision, "
-                    "repository::VARCHAR AS repository, fmt::VARCHAR AS fmt FROM _dep_res_frame")
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _dep_pairs AS
-               SELECT p.id::VARCHAR AS deployment_id, p.pos, p.repo::VARCHAR AS repo,
-                      p.raw::VARCHAR AS raw, r.revision,
-                      coalesce(r.repository, p.repo::VARCHAR) AS repository, r.fmt
-               FROM _dep_pair_frame p JOIN _dep_res r ON r.k_repo = p.repo AND r.k_rev = p.raw""")
-    finally:
-        con.unregister("_dep_res_frame")
-        con.unregister("_dep_pair_frame")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _dep_pair_keys AS
+            SELECT * FROM read_csv({sql_string(pair_file)}, header = false, auto_detect = false,
+                columns = {{'id': 'VARCHAR', 'pos': 'BIGINT', 'repo': 'VARCHAR', 'raw': 'VARCHAR'}},
+                delim = ',', quote = '"', escape = '"', strict_mode = true, encoding = 'utf-8')""")
+    con.execute(_RESOLVE_SQL.read_text().replace("{keys}", sql_string(keys)))
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _dep_pairs AS
+           SELECT p.id AS deployment_id, p.pos, p.repo, p.raw, r.revision,
+                  coalesce(r.repository, p.repo) AS repository, r.fmt
+           FROM _dep_pair_keys p JOIN _dep_res r ON r.k_repo = p.repo AND r.k_rev = p.raw""")
+    con.execute("DROP TABLE _dep_pair_keys")
     # '' stands for no repository in the join keys: a stripped empty value is None, never ''
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _dep_new AS
+        f"""CREATE OR REPLACE TEMP VIEW _dep_new AS
             WITH rows AS (SELECT * FROM read_parquet({sql_string(parquet)})),
             first_pair AS (SELECT deployment_id, repo, raw FROM _dep_pairs WHERE pos = 0),
             keyed AS (
@@ -513,13 +517,13 @@ def _store_bounded(session: WriteSession, config: Config, summary: ImportSummary
         "(deployment_id, repository, revision, raw_revision, revision_format) "
         f"SELECT deployment_id, repository, revision, raw, fmt FROM _dep_pairs p WHERE NOT EXISTS ("
         f"SELECT 1 FROM deployment_revisions dr WHERE {same}) ORDER BY deployment_id, pos")
-    session.rows_written += summary.rows + len(pairs)
+    session.rows_written += summary.rows + pair_count
 
 
-def _attribute_stream(session: WriteSession) -> int | None:
-    """:func:`_attribute` over the TEMP tables :func:`_store` left: the file's deployments whose
-    repository, or one of whose pairs' repositories, is collected; attributed by their scopes
-    (what ``deployment_ids`` would select, without sending a million ids back)."""
+def _attributable(session: WriteSession) -> tuple[int, list[tuple[str, str]]]:
+    """The file's deployments whose repository, or one of whose pairs' repositories, is
+    collected: how many, and their scopes (read from the TEMP view and tables :func:`_store`
+    left, which are dropped)."""
     con = session.con
     found = con.execute(
         """WITH collected AS (SELECT id FROM repositories),
@@ -530,13 +534,22 @@ def _attribute_stream(session: WriteSession) -> int | None:
                             WHERE repository IN (SELECT id FROM collected))
            )
            SELECT count(*), list(DISTINCT [service, environment]) FROM chosen""").fetchone()
-    con.execute("DROP TABLE IF EXISTS _dep_new; DROP TABLE IF EXISTS _dep_pairs; "
+    con.execute("DROP VIEW IF EXISTS _dep_new; DROP TABLE IF EXISTS _dep_pairs; "
                 "DROP TABLE IF EXISTS _dep_res")
     if found is None or not found[0]:
+        return 0, []
+    return int(found[0]), [(str(s), str(e)) for s, e in found[1]]
+
+
+def _attribute_stream(session: WriteSession, chosen: tuple[int, list[tuple[str, str]]]) -> int | None:
+    """:func:`_attribute` of the deployments :func:`_attributable` counted, by their scopes (what
+    ``deployment_ids`` would select, without sending a million ids back)."""
+    count, scopes = chosen
+    if not count:
         return 0
     try:
         from analytics.deployments.attribution import attribute_changes
     except ImportError:  # the git collector is not installed in this build
         return None
-    attribute_changes(session, scopes=[(str(s), str(e)) for s, e in found[1]])
-    return int(found[0])
+    attribute_changes(session, scopes=scopes)
+    return count
