@@ -85,6 +85,21 @@ def run(db: Path, columns: int | None, *args: str, process: bool = False) -> sub
                           cwd=db.parent, timeout=120)
 
 
+_JSON_SEEN: dict[tuple[str, ...], Any] = {}
+
+
+def json_of(db: Path, *args: str) -> Any:
+    """``COLUMNS=80 gitops-dora --db DB ARGS --format json``, parsed: run once per store and arguments
+    in this module (the module's store is only read after its fixture, so a second run would print
+    the same; `metrics` and the listings were run up to three times each for the same JSON)."""
+    key = (str(db), *args)
+    if key not in _JSON_SEEN:
+        proc = run(db, 80, *args, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        _JSON_SEEN[key] = json.loads(proc.stdout)
+    return _JSON_SEEN[key]
+
+
 def shown(value: Any) -> str:
     """A JSON value as a table cell should show it, worked out without the CLI's own code."""
     if value is None:
@@ -143,7 +158,7 @@ def check_fits(proc: subprocess.CompletedProcess[str], json_rows: list[dict[str,
 
 
 def test_deployments_fit_80_columns_with_whole_values(db: Path) -> None:
-    records = json.loads(run(db, 80, "deployments", "--format", "json").stdout)
+    records = json_of(db, "deployments")
     proc = run(db, 80, "deployments")
     names = check_fits(proc, records, 80, LABELS)
     assert names[:5] == ["deployed (UTC)", "service", "env", "status", "changes"]
@@ -157,7 +172,7 @@ def test_deployments_fit_80_columns_with_whole_values(db: Path) -> None:
 def test_metrics_fit_80_columns_in_every_shape(db: Path) -> None:
     for extra in ([], ["--trend", "week"], ["--compare-previous", "--since", "2026-01-08"],
                   ["--group-by", "team,environment"]):
-        payload = json.loads(run(db, 80, "metrics", "--format", "json", *extra).stdout)
+        payload = json_of(db, "metrics", *extra)
         proc = run(db, 80, "metrics", *extra)
         names = check_fits(proc, payload["groups"], 80, LABELS)
         assert "per week" in names and "lead h" in names, (extra, names)   # headline figures stay
@@ -167,25 +182,25 @@ def test_metrics_fit_80_columns_in_every_shape(db: Path) -> None:
 def test_metrics_verbose_prints_the_notes(db: Path) -> None:
     quiet = run(db, 80, "metrics")
     loud = run(db, 80, "metrics", "--verbose")
-    notes = json.loads(run(db, 80, "metrics", "--format", "json").stdout)["notes"]
+    notes = json_of(db, "metrics")["notes"]
     assert len(notes) >= 3
     assert all(f"note: {n}" in loud.stderr for n in notes)
     assert not any(f"note: {n}" in quiet.stderr for n in notes)
 
 
 def test_incidents_and_changes_fit_80_columns(db: Path) -> None:
-    records = json.loads(run(db, 80, "incidents", "--format", "json").stdout)
+    records = json_of(db, "incidents")
     assert len(records) == 2
     names = check_fits(run(db, 80, "incidents"), records, 80, LABELS)
     assert {"created (UTC)", "service", "status", "restore h"} <= set(names)
-    records = json.loads(run(db, 80, "changes", "--format", "json").stdout)
+    records = json_of(db, "changes")
     labels = {**LABELS, "lead h": "lead_hours", "deployed (UTC)": "deployed_at"}
     names = check_fits(run(db, 80, "changes"), records, 80, labels)
     assert {"repo", "lead h", "outcome"} <= set(names)
 
 
 def test_wide_shows_every_column_whole(db: Path) -> None:
-    records = json.loads(run(db, 80, "deployments", "--format", "json").stdout)
+    records = json_of(db, "deployments")
     proc = run(db, 80, "deployments", "--wide")
     assert proc.returncode == 0, proc.stderr
     names, rows = parse_table(proc.stdout)
@@ -193,7 +208,7 @@ def test_wide_shows_every_column_whole(db: Path) -> None:
     assert [r["id"] for r in rows] == [r["id"] for r in records]   # ids whole
     assert [r["revision"] for r in rows] == [r["revision"] for r in records]
     assert "left out" not in proc.stderr
-    payload = json.loads(run(db, 80, "metrics", "--format", "json").stdout)
+    payload = json_of(db, "metrics")
     proc = run(db, 80, "metrics", "--wide")
     names, rows = parse_table(proc.stdout)
     fields = [k for k in payload["groups"][0] if k != "ratings"]
@@ -202,7 +217,7 @@ def test_wide_shows_every_column_whole(db: Path) -> None:
     for row, group in zip(rows, payload["groups"], strict=True):
         assert all(row[f] == shown(group[f]) for f in fields)
     for command in ("incidents", "changes"):
-        records = json.loads(run(db, 80, command, "--format", "json").stdout)
+        records = json_of(db, command)
         names, rows = parse_table(run(db, 80, command, "--wide").stdout)
         assert set(records[0]) - {"root_cause_unmatched"} <= set(names)
 
@@ -214,7 +229,7 @@ def test_columns_variable_is_honoured(db: Path) -> None:
     assert set(narrow_names) < set(wide_names) and "id" in wide_names
     assert max(len(line) for line in wide.stdout.splitlines()) > 80
     assert "left out" in narrow.stderr and "left out" not in wide.stderr
-    for row, full in zip(rows, json.loads(run(db, 80, "deployments", "--format", "json").stdout),
+    for row, full in zip(rows, json_of(db, "deployments"),
                          strict=True):
         parts = re.fullmatch(r"argocd:Application/argocd/([^:]+):([^@]+)@\w+", full["id"])
         assert parts is not None, full["id"]
