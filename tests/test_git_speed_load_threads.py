@@ -7,6 +7,7 @@ stop being taken."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,34 @@ def test_attribution_after_the_load_runs_on_one_thread_again(
     summary = _collect(tmp_path / "store.ducklake", repo, git_done=True)
     assert summary.loads[0][1] == 2
     assert seen == [1]
+
+
+def test_collect_git_opens_its_connections_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The writer's open (a new store's schema), the post-commit steps and the unchanged run's
+    reads are DuckLake catalog queries, which a second DuckDB worker made cost more CPU; only the
+    commits' load after git takes one thread per core (DuckDB's default) when nothing is set."""
+    from analytics.store import connection
+
+    repo = _repo(tmp_path / "svc")
+    monkeypatch.setattr(git_log, "CHUNK_BYTES", 400)
+    monkeypatch.delenv("GITOPS_DORA_DUCKDB_THREADS", raising=False)
+    opened: list[int] = []
+    real = connection._track_written_files
+
+    def spy(con: Any, loc: Any) -> bool:  # runs right after the writer's open and migration
+        opened.append(int(con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        return bool(real(con, loc))
+
+    monkeypatch.setattr(connection, "_track_written_files", spy)
+    db = tmp_path / "store.ducklake"
+    summary = _collect(db, repo, git_done=True)
+    assert opened == [1]
+    assert summary.loads == [(summary.loads[0][0], max(1, os.cpu_count() or 1))]
+    reader = git_collector.state_reader(db)
+    try:
+        assert reader.execute("SELECT current_setting('threads')").fetchall() == [(1,)]
+    finally:
+        reader.close()
+    assert _dump(db)["commits"] and len(_dump(db)["commits"]) == 33

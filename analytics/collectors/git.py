@@ -132,7 +132,7 @@ def state_reader(db_path: StoreRef) -> Any:
     from analytics.store.connection import open_reader
 
     try:
-        return open_reader(db_path, install_views=False)
+        return open_reader(db_path, install_views=False, threads=1)  # a few catalog queries
     except UserError:
         return None  # no store yet, or unreadable: the writer path gives the proper error
 
@@ -264,7 +264,8 @@ def collect(
         ingest(session, location, options, tips, summary, branch_ref, prefetch)
 
     try:
-        write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url))
+        # one DuckDB thread from the open on (ingest says why); the commits' load after git takes more
+        write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url), threads=1)
     finally:
         prefetch.close()
     summary.mark("commit+snapshot")
@@ -296,8 +297,12 @@ def ingest(
     # queries each, and a second worker thread doubled their CPU time (measured per statement:
     # 16 -> 9 ms for one table reference) while git's walk already keeps the other core busy.
     con.execute("SET threads = 1")
+    from analytics.store.connection import machine_threads
+
     try:
-        _ingest(session, location, options, tips, summary, branch_ref, prefetch, int(threads))
+        # the commits' load once git has exited: the user's setting, else the connection's or one per core
+        _ingest(session, location, options, tips, summary, branch_ref, prefetch,
+                machine_threads(int(threads)))
     finally:
         with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses SET: closed anyway
             con.execute(f"SET threads = {int(threads)}")

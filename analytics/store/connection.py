@@ -137,8 +137,12 @@ def connect(
     read_only: bool = False,
     snapshot: int | None = None,
     snapshot_time: datetime | None = None,
+    threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the store attached as ``lake`` and made the default catalog."""
+    """A DuckDB connection with the store attached as ``lake`` and made the default catalog.
+    ``threads``: DuckDB's worker threads when ``GITOPS_DORA_DUCKDB_THREADS`` does not say (a
+    caller whose statements are mostly small catalog queries asks for one: a second worker made
+    them cost more CPU); DuckDB's default, one per core, otherwise."""
     loc = resolve(db)
     if read_only and not loc.exists():
         raise UserError(
@@ -157,7 +161,10 @@ def connect(
         except OSError as exc:  # a read-only folder, a file where a folder belongs
             raise UserError(f"store {loc}: cannot create {exc.filename or loc.data_path}: "
                             f"{exc.strerror or exc}") from None
-    con = duckdb.connect(config={**_CONFIG, **_thread_setting(), "temp_directory": _spill_directory()})
+    config: dict[str, Any] = {**_CONFIG, "temp_directory": _spill_directory()}
+    if threads is not None:
+        config["threads"] = threads
+    con = duckdb.connect(config={**config, **_thread_setting()})
     try:
         con.execute(f"LOAD {sql_string(_extension_file('ducklake'))}")
         con.execute(f"LOAD {sql_string(_extension_file(_CATALOG_EXTENSION[loc.kind]))}")
@@ -211,6 +218,13 @@ def _thread_setting() -> dict[str, int]:
     return {"threads": int(text)}
 
 
+def machine_threads(current: int = 1) -> int:
+    """The DuckDB threads a statement may use when the machine has nothing else to do:
+    ``GITOPS_DORA_DUCKDB_THREADS`` when set, else the larger of ``current`` (a connection's
+    setting) and one per core (DuckDB's own default)."""
+    return _thread_setting().get("threads") or max(current, os.cpu_count() or 1)
+
+
 def _spill_directory() -> str:
     """Where this process's store connections spill to disk when a query outgrows memory. DuckDB's
     default for an in-memory database is ``.tmp`` in the working directory (read-only in a
@@ -258,10 +272,11 @@ def _schema_is_current(loc: StoreLocation) -> bool:
     return rows is not None and expected <= {str(row[0]).lower() for row in rows}
 
 
-def _open_migrated(loc: StoreLocation) -> duckdb.DuckDBPyConnection:
-    """A read-write connection with the schema brought up to date (racing first opens retried)."""
+def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-write connection with the schema brought up to date (racing first opens retried);
+    ``threads`` as for :func:`connect`."""
     current = _schema_is_current(loc)
-    con = connect(loc)
+    con = connect(loc, threads=threads)
     if current:
         return con
     for attempt in range(_DEFAULT_RETRIES):
@@ -606,6 +621,7 @@ def write_unit(
     target: str = "",
     started: datetime | None = None,
     retries: int | None = None,
+    threads: int | None = None,
 ) -> T:
     """Run ``work`` in one transaction, again from the start when its commit conflicts with
     another writer's, saying so in one stderr line each time. ``work`` must only read and write
@@ -613,13 +629,14 @@ def write_unit(
 
     Bounded by both a count (``$GITOPS_DORA_WRITE_RETRIES``, default 20) and a time
     (``$GITOPS_DORA_WRITE_RETRY_SECONDS``, default 600): a long unit on a SQLite catalog keeps
-    trying while a busy webhook receiver commits small batches, until the time is up."""
+    trying while a busy webhook receiver commits small batches, until the time is up.
+    ``threads``: the connection's DuckDB threads, as for :func:`connect`."""
     loc = resolve(db)
     tries = retries if retries is not None else int(os.environ.get(RETRIES_ENV) or _DEFAULT_RETRIES)
     budget = float(os.environ.get(RETRY_SECONDS_ENV) or _DEFAULT_RETRY_SECONDS)
     began = time.monotonic()
     started = started or datetime.now(UTC)
-    con = _open_migrated(loc)
+    con = _open_migrated(loc, threads)
     try:
         tracked = _track_written_files(con, loc)
         attempt = 0
@@ -727,8 +744,10 @@ def parse_as_of(text: str | None) -> int | datetime | None:
 
 def open_reader(
     db: StoreRef, *, install_views: bool = True, as_of: int | datetime | None = None,
+    threads: int | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """A read-only connection pinned to one snapshot: the newest, or the one ``as_of`` names."""
+    """A read-only connection pinned to one snapshot: the newest, or the one ``as_of`` names;
+    ``threads`` as for :func:`connect`."""
     loc = resolve(db)
     if as_of is None:
         latest = latest_snapshot_id(loc)
@@ -736,11 +755,11 @@ def open_reader(
             raise UserError(
                 f"no database at {loc}: run `gitops-dora demo` or a `gitops-dora collect` command first"
             )
-        con = connect(loc, read_only=True, snapshot=latest)
+        con = connect(loc, read_only=True, snapshot=latest, threads=threads)
     elif isinstance(as_of, int):
-        con = connect(loc, read_only=True, snapshot=as_of)
+        con = connect(loc, read_only=True, snapshot=as_of, threads=threads)
     else:
-        con = connect(loc, read_only=True, snapshot_time=as_of)
+        con = connect(loc, read_only=True, snapshot_time=as_of, threads=threads)
     if install_views:
         from analytics.metrics.views import install_views as _install
 
