@@ -9,7 +9,6 @@ from pathlib import Path
 
 from analytics.store.connection import (
     _dimensions_added_since,
-    _dimensions_to_check,
     _newest_snapshot,
     hold_store,
     open_writer,
@@ -64,30 +63,4 @@ def test_unit_that_adds_a_service_cleans_a_doubled_key_and_one_that_adds_nothing
         merge_values(session.con, "services", {"name": "billing", "team": None}, on_match="ignore")
     assert query(db, "SELECT name, team FROM services ORDER BY name") == [
         ("billing", None), ("payments", "team-a")]
-
-
-def test_a_lone_unit_reads_no_table_that_was_empty_when_it_began(tmp_path: Path) -> None:
-    """A new store's first unit: its own commit is the only snapshot since it began and the tables
-    it registered rows in were empty, so no doubled key can involve them yet."""
-    db = tmp_path / "store.ducklake"
-    loc = resolve(db)
-    with open_writer(db, source="setup") as session:
-        session.set_state("x", "k", "v")
-    start = _newest_snapshot(loc)
-    assert isinstance(start, int)
-    with open_writer(db, source="first") as session:
-        merge_values(session.con, "services", {"name": "checkout", "team": None})
-        merge_values(session.con, "environments", {"name": "prod", "is_production": True})
-    assert _dimensions_added_since(loc, start) == ["services", "environments"]
-    assert _dimensions_to_check(loc, start) == []
-    # the next lone unit that registers a service reads services again: it had rows
-    second = _newest_snapshot(loc)
-    assert isinstance(second, int)
-    with open_writer(db, source="second") as session:
-        merge_values(session.con, "services", {"name": "billing", "team": None})
-    assert _dimensions_to_check(loc, second) == ["services"]
-    # another writer's snapshot in between: every table added to is read
-    with open_writer(db, source="repo") as session:
-        session.con.execute("INSERT INTO repositories (id, url) VALUES ('r', 'u')")
-    assert _dimensions_to_check(loc, start) == ["services", "environments", "repositories"]
 

@@ -435,7 +435,7 @@ def _unit(
             con.execute("COMMIT")
         except duckdb.Error as exc:
             raise _translate(exc, loc, f"committing {source}") from None
-        _drop_concurrent_duplicates(con, _dimensions_to_check(loc, before))
+        _drop_concurrent_duplicates(con, _dimensions_added_since(loc, before))
     except BaseException as exc:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
@@ -517,48 +517,27 @@ def _newest_snapshot(loc: StoreLocation) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _dimensions_added_since(loc: StoreLocation, snapshot: int | None, *,
-                            until: int | None = None) -> list[str]:
+def _dimensions_added_since(loc: StoreLocation, snapshot: int | None) -> list[str]:
     """Which shared dimension tables got rows in a snapshot committed after ``snapshot`` (this
     unit's own commit among them), read from a SQLite catalog's change log with sqlite3. A
     doubled key needs two inserts, and the unit that commits the second one sees its own insert
     here, so the others skip the check (on the SQLite catalog three table look-ups and a
     transaction, about 40 ms of CPU). Every table when the change log cannot be read
-    (PostgreSQL). ``until``: only snapshots up to this one, and ``snapshot`` None then means from
-    the first (the tables that had rows at ``until``)."""
+    (PostgreSQL)."""
     everything = list(_SHARED_DIMENSIONS)
-    if snapshot is None and until is None:
+    if snapshot is None:
         return everything
     names = ", ".join(f"'{table}'" for table in _SHARED_DIMENSIONS)
-    after = f"c.snapshot_id > {int(snapshot)}" if snapshot is not None else "TRUE"
-    upto = f" AND c.snapshot_id <= {int(until)}" if until is not None else ""
     rows = loc.read_catalog(
         "SELECT t.table_name FROM ducklake_table t WHERE t.end_snapshot IS NULL "
         f"AND t.table_name IN ({names}) AND EXISTS (SELECT 1 FROM ducklake_snapshot_changes c "
-        f"WHERE {after}{upto} "
+        f"WHERE c.snapshot_id > {int(snapshot)} "
         "AND (',' || c.changes_made || ',' LIKE '%,inserted_into_table:' || t.table_id || ',%' "
         "OR ',' || c.changes_made || ',' LIKE '%,inlined_insert:' || t.table_id || ',%'))")
     if rows is None:
         return everything
     found = {str(row[0]) for row in rows}
     return [table for table in everything if table in found]
-
-
-def _dimensions_to_check(loc: StoreLocation, before: int | None) -> list[str]:
-    """The tables :func:`_drop_concurrent_duplicates` must read after a unit committed: those
-    :func:`_dimensions_added_since` names, less the ones that held no row when the unit began if
-    this unit's commit is the only snapshot since (the newest is ``before + 1``). A doubled key in
-    such a table needs a second insert: one committed before this unit's commit would be a
-    snapshot in between, and one committed later is checked by the unit that commits it (it sees
-    this unit's insert since its own start). A table that had rows is still read, so a duplicate
-    left by a writer that stopped between its commit and its check is cleaned by the next unit
-    that registers a row there, as before. Spares a new store's first unit the read of three
-    tables (about 40 ms of CPU on DuckLake)."""
-    tables = _dimensions_added_since(loc, before)
-    if not tables or before is None or _newest_snapshot(loc) != before + 1:
-        return tables
-    had_rows = _dimensions_added_since(loc, None, until=before)
-    return [table for table in tables if table in had_rows]
 
 
 def _drop_concurrent_duplicates(con: duckdb.DuckDBPyConnection,
