@@ -28,12 +28,12 @@ MERGE_MEMORY = "256MB"
 
 
 @contextlib.contextmanager
-def bounded(con: Any) -> Iterator[None]:
-    """The store connection's DuckDB memory capped at MERGE_MEMORY for one statement, then reset
+def bounded(con: Any, limit: str = MERGE_MEMORY) -> Iterator[None]:
+    """The store connection's DuckDB memory capped at ``limit`` for one statement, then reset
     (the connection is the unit's). It spills to the connection's temp_directory (DuckDB's
     default, ``.tmp`` under the working directory: the store sets no other, and one already used
     cannot be switched)."""
-    con.execute(f"SET memory_limit = {sql_string(MERGE_MEMORY)}")
+    con.execute(f"SET memory_limit = {sql_string(limit)}")
     try:
         yield
     finally:
