@@ -71,6 +71,10 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False, "autoload_known_extensions": False,
     "allow_unsigned_extensions": True,
 }
+# DuckDB draws a progress bar on stdout for any query that runs over 2 s, terminal or not: it would
+# land in the middle of `--format json`/`csv` output, a report or a pipe. A session setting only
+# (refused in the connect config); the store's connections set it with their other settings.
+_NO_PROGRESS_BAR = "SET enable_progress_bar = false"
 
 
 def _extension_file(name: str) -> str:
@@ -241,8 +245,10 @@ def scratch_connection(temp_directory: str, *, memory_limit: str = "256MB") -> d
     One thread unless GITOPS_DORA_DUCKDB_THREADS says otherwise: a second thread's buffers went past
     the memory limit (a 1M-line JSON-lines import peaked at 451-515 MB with two, 372-379 MB with
     one, in about the same time)."""
-    return duckdb.connect(config={"threads": 1, **_thread_setting(), "memory_limit": memory_limit,
-                                  "temp_directory": temp_directory})
+    con = duckdb.connect(config={"threads": 1, **_thread_setting(), "memory_limit": memory_limit,
+                                 "temp_directory": temp_directory})
+    con.execute(_NO_PROGRESS_BAR)
+    return con
 
 
 def _set_file_options(con: duckdb.DuckDBPyConnection) -> None:
