@@ -86,3 +86,23 @@ def test_reading_deployments_as_json_loads_no_heavy_module(tmp_path: Path) -> No
     db = small_store(tmp_path)
     names = _imported(_RUN, "--db", str(db), "deployments", "--format", "json")
     assert [n for n in _heavy(names) if n not in ("pyarrow", "numpy")] == []
+
+
+def _imported_modules(*args: str) -> set[str]:
+    """Every module (full dotted name) a CLI run imports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", _RUN, *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def test_an_unfiltered_listing_does_not_load_the_config(tmp_path: Path) -> None:
+    """The config's pydantic models cost about 0.07 s to build, and a listing needs the config
+    only to name what a --service, --environment or --team filter may match."""
+    db = small_store(tmp_path)
+    plain = _imported_modules("--db", str(db), "deployments", "--format", "json")
+    assert "analytics.listing" in plain and "analytics.config" not in plain
+    filtered = _imported_modules("--db", str(db), "deployments", "--format", "json", "--service", "api")
+    assert "analytics.config" in filtered
