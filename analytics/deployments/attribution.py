@@ -47,9 +47,8 @@ class _Graph:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         execute(con, _NODES)
-        first = execute(con, _FIRST_PARENTS).fetchone()
+        self.first: list[int] = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
         merges = execute(con, _MERGES).fetchone()
-        self.first: list[int] = list(first[0] or []) if first else []
         self.extra: dict[int, list[int]] = {}
         children, parents = merges if merges else (None, None)
         for child, parent in zip(children or [], parents or [], strict=True):
@@ -61,14 +60,14 @@ class _Graph:
 
     def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
         """Append to ``out`` every commit reachable from ``start`` that is not visited yet."""
-        first, extra = self.first, self.extra
+        first, further, append = self.first, self.extra.get, out.append
         stack = [start]
         while stack:
             current = stack.pop()
             while current >= 0 and not visited[current]:
                 visited[current] = 1
-                out.append(current)
-                more = extra.get(current)
+                append(current)
+                more = further(current)
                 if more is not None:
                     stack.extend(more)
                 current = first[current]
@@ -235,10 +234,19 @@ def _warn_unresolved(
     if not scopes:
         return
     targets = [f"{svc}/{env}" for svc, env in scopes]
-    execute(con,
-        "DELETE FROM data_warnings WHERE source = 'attribution' AND kind = 'unresolved_revision' "
-        "AND target IN (SELECT unnest($1::VARCHAR[]))", [targets],
-    )
+    # Counted first, and only deleted when there is something to delete: a DELETE (or a WHERE
+    # the scan is given) makes DuckLake look up the file statistics of each filtered column, about
+    # 6 ms of catalog reads each on SQLite; an aggregate's FILTER is not pushed into the scan, so
+    # the count reads the table once (about 7 ms against the DELETE's 22 ms on a new store).
+    present = execute(con,
+        "SELECT count(*) FILTER (WHERE source = 'attribution' AND kind = 'unresolved_revision' "
+        "AND target IN (SELECT unnest($1::VARCHAR[]))) FROM data_warnings", [targets],
+    ).fetchone()
+    if present and present[0]:
+        execute(con,
+            "DELETE FROM data_warnings WHERE source = 'attribution' AND kind = 'unresolved_revision' "
+            "AND target IN (SELECT unnest($1::VARCHAR[]))", [targets],
+        )
     rows = [(target, failed) for target, scope in zip(targets, scopes, strict=True)
             if (failed := unresolved.get(scope))]
     if not rows:

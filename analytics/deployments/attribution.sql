@@ -12,9 +12,12 @@ SELECT id, service, environment, repository, revision, raw_revision, deployed_at
 -- statement
 -- 2. _attr_scopes and _attr_shipped: the selected scopes ($1/$2 given, plus those with a
 --    deployment of a repository in $3, or every scope when $4) and their successful deployments,
---    one row per (deployment, repository): a deployment shipping several repositories has a pair
---    per repository in deployment_revisions (its deployments row holds the first pair again:
---    UNION drops it).
+--    a row per (deployment, repository): a deployment shipping several repositories has a pair
+--    per repository in deployment_revisions, and its deployments row holds the first pair again.
+--    The copy is kept (UNION ALL): every later step is blind to a repeated row (the revisions
+--    are read DISTINCT, the walks take the min per scope and start) except the count of
+--    unresolved rows, which reads them DISTINCT (step 10). A UNION here hashed every one of
+--    the rows to drop a few: about 1.9 s of a 1M-deployment import.
 CREATE OR REPLACE TEMP TABLE _attr_scopes AS
 WITH given AS (SELECT unnest($1::VARCHAR[]) AS service, unnest($2::VARCHAR[]) AS environment),
 by_repository AS (
@@ -37,7 +40,7 @@ several AS (
     FROM deployment_revisions r JOIN succeeded d ON d.id = r.deployment_id
 )
 SELECT * FROM succeeded
-UNION
+UNION ALL
 SELECT * FROM several
 -- statement
 -- 3. _attr_nodes: the commits of every repository shipped, numbered 0..n-1 (one numbering
@@ -49,10 +52,13 @@ SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents[1] AS 
        epoch_us(committer_time) AS committed_us
 FROM commits WHERE repo IN (SELECT DISTINCT repository FROM _attr_shipped WHERE repository IS NOT NULL)
 -- statement
--- 4. Each commit's first parent, as one list aligned with the numbers (-1: none collected).
-SELECT list(coalesce(p.i, -1) ORDER BY c.i)
+-- 4. Each commit's first parent, a row per commit in number order (-1: none collected). Rows,
+--    not one list: fetchall() turned 100k of them into Python ints in about 20 ms, the list
+--    value about 10 ms slower.
+SELECT coalesce(p.i, -1)
 FROM _attr_nodes c
 LEFT JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.first_parent
+ORDER BY c.i
 -- statement
 -- 5. The further parents of merge commits, as (child, parent) lists in parent order.
 WITH further AS (
@@ -67,15 +73,18 @@ JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha
 --    and their raw revision) resolved within its repository: an exact sha, else a tag name, else
 --    the trimmed lower-case sha, else a unique abbreviated sha (4-40 hex digits once stripped of
 --    Python's str.strip() whitespace, as RE2 classes, and lower-cased). Unresolved ones have a NULL number.
+--    The commits are first narrowed to the few that can match (a semi-join on the candidates'
+--    shas, on the prefixes' first 4 digits): joined whole, every statement hashed or probed all
+--    of _attr_nodes for a few hundred revisions (about half this statement's 40-50 ms at 100k commits).
 CREATE OR REPLACE TEMP TABLE _attr_resolved AS
-WITH asked AS (
+WITH asked AS MATERIALIZED (
     SELECT DISTINCT repository AS repo, revision AS rev FROM _attr_shipped
     WHERE repository IS NOT NULL AND revision IS NOT NULL
     UNION
     SELECT DISTINCT repository, raw_revision FROM _attr_shipped
     WHERE repository IS NOT NULL AND raw_revision IS NOT NULL
 ),
-candidate AS (
+candidate AS MATERIALIZED (
     SELECT repo, rev, rev AS sha, 1 AS rank FROM asked
     UNION ALL
     SELECT a.repo, a.rev, tg.sha, 2 FROM asked a JOIN tags tg ON tg.repo = a.repo AND tg.name = a.rev
@@ -84,21 +93,23 @@ candidate AS (
 ),
 exact AS (
     SELECT c.repo, c.rev, arg_min(n.i, c.rank) AS i
-    FROM candidate c JOIN _attr_nodes n ON n.repo = c.repo AND n.sha = c.sha
+    FROM candidate c
+    JOIN (SELECT repo, sha, i FROM _attr_nodes WHERE sha IN (SELECT sha FROM candidate)) n
+      ON n.repo = c.repo AND n.sha = c.sha
     GROUP BY c.repo, c.rev
 ),
 abbreviated AS (
     SELECT a.repo, a.rev, lower(regexp_replace(a.rev, '^[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+|[\t\n\x0b\x0c\r\x1c-\x1f \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+$', '', 'g')) AS prefix
     FROM asked a ANTI JOIN exact e ON e.repo = a.repo AND e.rev = a.rev
 ),
-hex_prefix AS (
+hex_prefix AS MATERIALIZED (
     SELECT repo, rev, prefix FROM abbreviated WHERE regexp_full_match(prefix, '[0-9a-f]{4,40}')
 ),
 unique_prefix AS (
     SELECT h.repo, h.rev, min(n.i) AS i
     FROM hex_prefix h
-    JOIN _attr_nodes n ON n.repo = h.repo AND left(n.sha, 4) = left(h.prefix, 4)
-                      AND starts_with(n.sha, h.prefix)
+    JOIN (SELECT repo, sha, i FROM _attr_nodes WHERE left(sha, 4) IN (SELECT left(prefix, 4) FROM hex_prefix)) n
+      ON n.repo = h.repo AND left(n.sha, 4) = left(h.prefix, 4) AND starts_with(n.sha, h.prefix)
     GROUP BY h.repo, h.rev
     HAVING count(*) = 1
 )
@@ -125,31 +136,43 @@ SELECT service, environment, start, arg_min(id, (us, id)) AS id, min(us) AS us
 FROM _attr_starts WHERE start IS NOT NULL
 GROUP BY service, environment, start
 -- statement
+--    The numbers follow no order (nothing depends on them, the pairs are inserted in walk
+--    order whatever they are): numbering by id sorted every deployment's id.
 CREATE OR REPLACE TEMP TABLE _attr_deps AS
-SELECT id, CAST(row_number() OVER (ORDER BY id) - 1 AS INTEGER) AS dk
+SELECT id, CAST(row_number() OVER () - 1 AS INTEGER) AS dk
 FROM (SELECT DISTINCT id FROM _attr_walks)
 -- statement
 -- 9. The walk's input per scope, in walk order: by time; equal times by the committer time of
 --    the start commit (the older is most likely the ancestor), then deployment id. (Where a
---    scope's times are all distinct the committer time never decides.)
-SELECT w.service, w.environment,
-       list(d.dk ORDER BY w.us, n.committed_us, w.id), list(w.start ORDER BY w.us, n.committed_us, w.id)
-FROM _attr_walks w
-JOIN _attr_deps d ON d.id = w.id
-JOIN _attr_nodes n ON n.i = w.start
-GROUP BY w.service, w.environment
-ORDER BY w.service, w.environment
+--    scope's times are all distinct the committer time never decides.) One ordered list of
+--    (deployment, start) pairs per scope, split into two lists: one sort instead of two.
+WITH walk_order AS (
+    SELECT w.service, w.environment, list({'dk': d.dk, 'start': w.start} ORDER BY w.us, n.committed_us, w.id) AS walk
+    FROM _attr_walks w
+    JOIN _attr_deps d ON d.id = w.id
+    JOIN _attr_nodes n ON n.i = w.start
+    GROUP BY w.service, w.environment
+)
+SELECT service, environment, list_transform(walk, lambda x: x.dk), list_transform(walk, lambda x: x.start)
+FROM walk_order
+ORDER BY service, environment
 -- statement
 -- 10. The deployments whose changes cannot be attributed, per scope: those without a repository
 --     (first, by id), then those whose revision is not a collected commit (by repository, id),
 --     each (deployment, repository) once. The count, and the first three for the warning.
-WITH failed AS (
+--     unresolved: the rows without a start, each once (_attr_shipped repeats a multi-repository
+--     deployment's first pair: the rows as a UNION of step 2 would have kept them).
+WITH unresolved AS (
+    SELECT DISTINCT service, environment, id, repository, revision, raw_revision, us
+    FROM _attr_starts WHERE start IS NULL
+),
+failed AS (
     SELECT service, environment, id, repository, revision, raw_revision,
            row_number() OVER (PARTITION BY service, environment
                               ORDER BY repository IS NOT NULL, repository, id, revision, raw_revision)
                AS nth,
            count(*) OVER (PARTITION BY service, environment) AS failed
-    FROM _attr_starts WHERE start IS NULL
+    FROM unresolved
 )
 SELECT service, environment, failed,
        list(CASE WHEN repository IS NULL THEN id || ' (no repository)'
