@@ -25,3 +25,18 @@ def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tup
 
 
 query_snapshot = query  # the name older tests use
+
+
+GIT_TABLES = {
+    "commits": "SELECT * FROM commits", "tags": "SELECT * FROM tags",
+    "deployments": "SELECT * FROM deployments",
+    "deployment_changes": "SELECT * FROM deployment_changes",
+    "collector_state": "SELECT source, key, value FROM collector_state",
+    "repositories": "SELECT * EXCLUDE (last_collected_at) FROM repositories",
+}
+
+
+def git_store_dump(db: Path | str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table ``collect git`` writes, rows sorted, clock times left out: two collections of
+    the same repository by different code paths must give equal dumps."""
+    return {name: sorted(query(db, sql), key=repr) for name, sql in GIT_TABLES.items()}

@@ -14,7 +14,7 @@ import pytest
 from analytics.cli import git_head_start
 from tests import cli_inprocess
 from tests.gitrepo import GitRepo
-from tests.store_query import query
+from tests.store_query import git_store_dump
 
 ROOT = Path(__file__).resolve().parent.parent
 TAGS = r"^v[0-9.]+$"
@@ -57,13 +57,7 @@ def _repo(path: Path) -> GitRepo:
     return repo
 
 
-def _dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    tables = {"commits": "SELECT * FROM commits", "tags": "SELECT * FROM tags",
-              "deployments": "SELECT * FROM deployments",
-              "deployment_changes": "SELECT * FROM deployment_changes",
-              "collector_state": "SELECT source, key, value FROM collector_state",
-              "repositories": "SELECT * EXCLUDE (last_collected_at) FROM repositories"}
-    return {name: sorted(query(db, sql), key=repr) for name, sql in tables.items()}
+_dump = git_store_dump
 
 
 def test_git_log_starts_before_typer_pydantic_and_duckdb_load(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from analytics.collectors import git_log
 from analytics.collectors.git_source import locate, ref_tips
 from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
-from tests.store_query import query
+from tests.store_query import git_store_dump
 
 TAGS = r"^v[0-9.]+$"
 
@@ -39,13 +39,7 @@ def _repo(path: Path) -> GitRepo:
     return repo
 
 
-def _dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    tables = {"commits": "SELECT * FROM commits", "tags": "SELECT * FROM tags",
-              "deployments": "SELECT * FROM deployments",
-              "deployment_changes": "SELECT * FROM deployment_changes",
-              "collector_state": "SELECT source, key, value FROM collector_state",
-              "repositories": "SELECT * EXCLUDE (last_collected_at) FROM repositories"}
-    return {name: sorted(query(db, sql), key=repr) for name, sql in tables.items()}
+_dump = git_store_dump
 
 
 def _collect(db: Path, repo: GitRepo, *, git_done: bool) -> git_collector.GitSummary:

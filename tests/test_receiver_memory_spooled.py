@@ -269,18 +269,12 @@ def test_a_large_delivery_through_the_app_never_holds_its_body_in_python_memory(
     assert not list(tmp_path.glob("gitops-dora-payload-*"))
 
 
-def test_a_body_cut_short_leaves_no_spool_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large body whose sender goes away mid-way: answered 400, nothing stored, no file left."""
-    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    body = wide_push(300)
-    app = server.create_app(tmp_path / "store.ducklake", Config(), insecure=True,
-                            endpoints=server.provider_secrets({}), limits=server.Limits())
+def post_push(app: Any, body: bytes, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ASGI messages ``app`` sends for a push POST of ``body`` (its Content-Length) whose
+    request messages are ``parts``: the app is called directly, so a test chooses what arrives."""
     sent: list[dict[str, Any]] = []
 
     async def run() -> None:
-        parts: list[dict[str, Any]] = [{"type": "http.request", "body": body[:400_000], "more_body": True},
-                 {"type": "http.disconnect"}]
-
         async def receive() -> dict[str, Any]:
             return parts.pop(0)
 
@@ -291,9 +285,20 @@ def test_a_body_cut_short_leaves_no_spool_file(tmp_path: Path, monkeypatch: pyte
                  "scheme": "http", "path": "/webhooks/github", "raw_path": b"/webhooks/github",
                  "query_string": b"", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "app": app,
                  "headers": [(b"content-length", str(len(body)).encode()), (b"x-github-event", b"push")]}
-        await app(scope, receive, send)  # type: ignore[arg-type]
+        await app(scope, receive, send)
 
     asyncio.run(run())
+    return sent
+
+
+def test_a_body_cut_short_leaves_no_spool_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large body whose sender goes away mid-way: answered 400, nothing stored, no file left."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    body = wide_push(300)
+    app = server.create_app(tmp_path / "store.ducklake", Config(), insecure=True,
+                            endpoints=server.provider_secrets({}), limits=server.Limits())
+    sent = post_push(app, body, [{"type": "http.request", "body": body[:400_000], "more_body": True},
+                                 {"type": "http.disconnect"}])
     assert sent[0]["status"] == 400
     assert not list(tmp_path.glob("gitops-dora-payload-*"))
 
@@ -327,22 +332,7 @@ def test_a_full_temporary_folder_while_spooling_is_a_503_and_leaves_no_file(
     monkeypatch.setattr(server.Spool, "write", full)
     app = server.create_app(tmp_path / "store.ducklake", Config(), insecure=True,
                             endpoints=server.provider_secrets({}), limits=server.Limits())
-    sent: list[dict[str, Any]] = []
-
-    async def run() -> None:
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-                 "scheme": "http", "path": "/webhooks/github", "raw_path": b"/webhooks/github",
-                 "query_string": b"", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "app": app,
-                 "headers": [(b"content-length", str(len(body)).encode()), (b"x-github-event", b"push")]}
-        await app(scope, receive, send)  # type: ignore[arg-type]
-
-    asyncio.run(run())
+    sent = post_push(app, body, [{"type": "http.request", "body": body, "more_body": False}])
     assert sent[0]["status"] == 503
     assert orjson.loads(sent[1]["body"])["message"] == (
         "receiver cannot keep the body now (No space left on device), retry later")
