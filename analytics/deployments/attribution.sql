@@ -118,13 +118,22 @@ UNION ALL
 SELECT repo, rev, i FROM unique_prefix
 -- statement
 -- 7. _attr_starts: each shipped row's start commit (its revision's, else its raw revision's);
---    NULL when neither resolves or the row has no repository.
+--    NULL when neither resolves or the row has no repository. Only those rows keep their
+--    repository and revisions (for the warning, step 10): the walks need none of them, and
+--    copying them for every row cost about 0.11 s of 0.42 at 1M deployments.
 CREATE OR REPLACE TEMP TABLE _attr_starts AS
-SELECT s.service, s.environment, s.id, s.repository, s.revision, s.raw_revision, s.us,
-       coalesce(by_revision.i, by_raw.i) AS start
-FROM _attr_shipped s
-LEFT JOIN _attr_resolved by_revision ON by_revision.repo = s.repository AND by_revision.rev = s.revision
-LEFT JOIN _attr_resolved by_raw ON by_raw.repo = s.repository AND by_raw.rev = s.raw_revision
+WITH started AS (
+    SELECT s.service, s.environment, s.id, s.repository, s.revision, s.raw_revision, s.us,
+           coalesce(by_revision.i, by_raw.i) AS start
+    FROM _attr_shipped s
+    LEFT JOIN _attr_resolved by_revision ON by_revision.repo = s.repository AND by_revision.rev = s.revision
+    LEFT JOIN _attr_resolved by_raw ON by_raw.repo = s.repository AND by_raw.rev = s.raw_revision
+)
+SELECT service, environment, id, us, start,
+       CASE WHEN start IS NULL THEN repository END AS repository,
+       CASE WHEN start IS NULL THEN revision END AS revision,
+       CASE WHEN start IS NULL THEN raw_revision END AS raw_revision
+FROM started
 -- statement
 -- 8. _attr_walks: what the walk needs, one row per (scope, start commit): the first deployment
 --    to start there by (time, id). A later one would start on a commit the first visited and
