@@ -98,11 +98,14 @@ def _imported_modules(*args: str) -> set[str]:
             if line.startswith("import time:") and "|" in line}
 
 
-def test_an_unfiltered_listing_does_not_load_the_config(tmp_path: Path) -> None:
+def test_an_unfiltered_listing_loads_neither_the_config_nor_the_views(tmp_path: Path) -> None:
     """The config's pydantic models cost about 0.07 s to build, and a listing needs the config
     only to name what a --service, --environment or --team filter may match."""
     db = small_store(tmp_path)
     plain = _imported_modules("--db", str(db), "deployments", "--format", "json")
     assert "analytics.listing" in plain and "analytics.config" not in plain
+    # nor the metric views (about 0.04 s to install): CSV and JSON list from the tables
+    assert "analytics.metrics.views" not in plain
+    assert "analytics.metrics.views" in _imported_modules("--db", str(db), "deployments")
     filtered = _imported_modules("--db", str(db), "deployments", "--format", "json", "--service", "api")
     assert "analytics.config" in filtered

@@ -98,3 +98,17 @@ def test_sliced_listing_equals_the_view(store: Path, monkeypatch: pytest.MonkeyP
     finally:
         con.close()
     assert printed == _view_output(store, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_the_python_path_installs_the_views_it_reads(store: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     fmt: str) -> None:
+    """When DuckDB cannot write the text (JSON times in a session time zone other than UTC), the
+    command prints DEPLOYMENTS_SQL's rows over deployment_facts in Python; CSV and JSON open the
+    store without the metric views, so that path must install them first."""
+    from tests import cli_inprocess
+
+    monkeypatch.setattr(listing, "line_expression", lambda *args, **kwargs: None)
+    proc = cli_inprocess.run(["--db", str(store), "deployments", "--format", fmt])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.encode() == _view_output(store, fmt)

@@ -99,7 +99,10 @@ def deployments_command(
     if hi is not None:
         clauses.append("d.deployed_at < ?")
         params.append(hi)
-    con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of))
+    # CSV and JSON are listed from the store's tables (analytics/listing/deployments.sql): the
+    # metric views (about 0.04 s to install) only when the table's DEPLOYMENTS_SQL needs them
+    views = fmt == Format.table
+    con = open_reader(get_ctx(ctx).db_path, as_of=parse_as_of(as_of), install_views=views)
     try:
         if service or environment or team:  # the config (pydantic, ~0.08 s) only names what filters
             check_known(con, services=_values(service), teams=_values(team),
@@ -108,6 +111,10 @@ def deployments_command(
         if fmt != Format.table and print_deployments(con, where, params, columns=DEPLOYMENT_COLUMNS, fmt=fmt,
                                                      header=csv_text([], DEPLOYMENT_COLUMNS)):
             return  # DuckDB wrote each line (analytics/listing)
+        if not views:
+            from analytics.metrics.views import install_views
+
+            install_views(con)
         cursor = con.execute(DEPLOYMENTS_SQL.format(where=where), params)
         if fmt != Format.table:  # JSON times in a session time zone other than UTC
             print_cursor(cursor, DEPLOYMENT_COLUMNS, fmt)
