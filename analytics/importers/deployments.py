@@ -334,10 +334,7 @@ def _load_checked(session: WriteSession, config: Config, path: Path, source: str
     from analytics.store.literals import sql_string
 
     scratch = tempfile.TemporaryDirectory(prefix="gitops-dora-import-")
-    con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)
-    # DuckDB draws a progress bar on stdout for a query over two seconds (the 1M-row read took
-    # 2.4 s once), in the middle of the command's output; the store's connections turn it off too
-    con.execute("SET enable_progress_bar = false")
+    con = scratch_connection(scratch.name, memory_limit=SCRATCH_MEMORY)  # no progress bar on stdout
     default_env = config.default_deployment_environment()
     stamp = (
         "CASE WHEN {v} IS NULL THEN NULL WHEN regexp_matches({v}, '{zoned}') "

@@ -111,17 +111,16 @@ def bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     temporary directory that is removed afterwards (an in-memory database would otherwise spill
     to ``.tmp`` in the user's working directory). Insertion order is preserved (explicitly: the
     sorted rows must keep their order through the projection that makes their text). DuckDB's
-    progress bar, which it draws on stdout once a query runs for two seconds, is off: it would
-    land in the middle of the listing. The settings are reset on the way out."""
+    progress bar, which would land in the middle of the listing, is off on every store connection
+    already (``analytics.store.connection``). The settings are reset on the way out."""
     spill = tempfile.mkdtemp(prefix="gitops-dora-listing-")
     try:
         con.execute(f"SET temp_directory = {sql_string(spill)}")
         con.execute(f"SET memory_limit = {sql_string(MEMORY_LIMIT)}")
         con.execute("SET preserve_insertion_order = true")
-        con.execute("SET enable_progress_bar = false")
         yield
     finally:
-        for setting in ("memory_limit", "preserve_insertion_order", "enable_progress_bar"):
+        for setting in ("memory_limit", "preserve_insertion_order"):
             with contextlib.suppress(duckdb.Error):
                 con.execute(f"RESET {setting}")
         shutil.rmtree(spill, ignore_errors=True)

@@ -73,7 +73,7 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
 }
 # DuckDB draws a progress bar on stdout for any query that runs over 2 s, terminal or not: it would
 # land in the middle of `--format json`/`csv` output, a report or a pipe. A session setting only
-# (refused in the connect config); the store's connections set it with their other settings.
+# (refused in the connect config), set on every connection this module opens.
 _NO_PROGRESS_BAR = "SET enable_progress_bar = false"
 
 
@@ -187,12 +187,11 @@ def connect(
         con.execute(f"USE {CATALOG}")
         # DuckLake never rewrites a data file (a change writes a new one), so a Parquet footer read
         # once stays valid; the metric queries scan the same files many times per command.
-        # DuckDB draws a progress bar on stdout for any query over two seconds, which would land
-        # in the middle of JSON or CSV output. Times are shown in UTC whatever the machine's zone,
-        # so output (and a report reproduced --as-of) does not depend on where it runs.
+        # Times are shown in UTC whatever the machine's zone, so output (and a report reproduced
+        # --as-of) does not depend on where it runs.
         con.execute("SET ducklake_max_retry_count = 30; SET ducklake_retry_wait_ms = 20; "
                     "SET ducklake_retry_backoff = 1.3; SET parquet_metadata_cache = true; "
-                    "SET enable_progress_bar = false; SET TimeZone = 'UTC'")
+                    f"{_NO_PROGRESS_BAR}; SET TimeZone = 'UTC'")
     except duckdb.Error as exc:
         con.close()
         if snapshot is not None or snapshot_time is not None:
