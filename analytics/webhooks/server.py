@@ -476,25 +476,21 @@ def release_freed_memory() -> None:
 
 
 def spool_payload(text: bytes | bytearray) -> str | None:
-    """A large payload's JSON text written to a temporary file, for the writer to store with
-    DuckDB's read_text (``writer.py``) instead of as a Python string bound to the INSERT; the
-    writer removes the file once the delivery is settled. None when the temporary folder's path
+    """A large payload's JSON text written to a temporary file (a :class:`Spool`), for the writer to
+    store with DuckDB's read_text (``writer.py``) instead of as a Python string bound to the INSERT;
+    the writer removes the file once the delivery is settled. None when the temporary folder's path
     has a character read_text would take as a glob, or the file cannot be written: the text then
     goes the in-memory way."""
-    try:
-        fd, path = tempfile.mkstemp(prefix="gitops-dora-payload-", suffix=".json")
-    except OSError:  # no writable temporary folder
+    spool = Spool.open()
+    if spool is None:
         return None
     try:
-        with os.fdopen(fd, "wb") as file:
-            if any(c in path for c in "*?[]{}"):
-                raise OSError("glob character in the temporary folder's path")
-            file.write(text)
+        spool.write(text)
+        spool.close()
     except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        spool.discard()
         return None
-    return path
+    return spool.path
 
 
 class Spool:
@@ -520,7 +516,7 @@ class Spool:
         except OSError:
             return None
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         assert self._fd is not None
         self._hash.update(chunk)
         view = memoryview(chunk)
