@@ -289,23 +289,14 @@ def ingest(
     Every statement that reads the store is a catalog round trip on DuckLake, so reads are
     combined where one statement can answer several questions.
     """
-    import duckdb
+    from analytics.store.connection import duckdb_threads, machine_threads
 
-    con = session.con
-    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     # One DuckDB thread: on DuckLake most of the unit's statements are a few dozen small catalog
     # queries each, and a second worker thread doubled their CPU time (measured per statement:
     # 16 -> 9 ms for one table reference) while git's walk already keeps the other core busy.
-    con.execute("SET threads = 1")
-    from analytics.store.connection import machine_threads
-
-    try:
+    with duckdb_threads(session.con, 1) as threads:
         # the commits' load once git has exited: the user's setting, else the connection's or one per core
-        _ingest(session, location, options, tips, summary, branch_ref, prefetch,
-                machine_threads(int(threads)))
-    finally:
-        with contextlib.suppress(duckdb.Error):  # an aborted transaction refuses SET: closed anyway
-            con.execute(f"SET threads = {int(threads)}")
+        _ingest(session, location, options, tips, summary, branch_ref, prefetch, machine_threads(threads))
 
 
 def _ingest(

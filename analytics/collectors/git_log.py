@@ -7,7 +7,6 @@ temporary file and DuckDB parses and inserts them in one statement.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import re
 import subprocess
@@ -418,7 +417,7 @@ class CommitLoad:
     def _load(self, batch: list[Chunk]) -> None:
         import duckdb
 
-        from analytics.store.connection import StoreSpaceError, is_space_error
+        from analytics.store.connection import StoreSpaceError, duckdb_threads, is_space_error
         from analytics.store.literals import execute
 
         con, repo = self.con, self.repo
@@ -434,14 +433,8 @@ class CommitLoad:
         threads = self.threads_after_git if self.reader.complete and len(batch) > 1 else 1
         self.loads.append((len(batch), threads))
         try:
-            if threads > 1:
-                con.execute(f"SET threads = {int(threads)}")
-            try:
+            with duckdb_threads(con, threads):
                 row = execute(con, _load_sql(sources, self.before == 0, reverts), [self.repo_id]).fetchone()
-            finally:
-                if threads > 1:  # an aborted transaction refuses SET: the load's error counts
-                    with contextlib.suppress(duckdb.Error):
-                        con.execute("SET threads = 1")
         except duckdb.Error as exc:
             if is_space_error(exc):  # the store's disk, not the repository, is the problem
                 raise StoreSpaceError(f"no space left while storing the history of {repo}; "

@@ -221,6 +221,24 @@ def _thread_setting() -> dict[str, int]:
     return {"threads": int(text)}
 
 
+@contextmanager
+def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> Iterator[int]:
+    """Run the block's statements on ``threads`` DuckDB threads and put the connection's own
+    setting back afterwards; yields that setting. The put-back is quiet: inside an aborted
+    transaction DuckDB refuses SET, the block's error is the one that counts, and the unit's
+    connection is closed anyway."""
+    row = con.execute("SELECT current_setting('threads')").fetchone()
+    before = int(row[0]) if row and row[0] is not None else threads
+    if threads != before:
+        con.execute(f"SET threads = {int(threads)}")
+    try:
+        yield before
+    finally:
+        if threads != before:
+            with contextlib.suppress(duckdb.Error):
+                con.execute(f"SET threads = {before}")
+
+
 def machine_threads(current: int = 1) -> int:
     """The DuckDB threads a statement may use when the machine has nothing else to do:
     ``GITOPS_DORA_DUCKDB_THREADS`` when set, else the larger of ``current`` (a connection's
