@@ -20,7 +20,8 @@ per delivery" and "Receiver memory, sessions 7 and 8", says where the rest goes.
 
 measures the same delivery in this process instead, step by step: the peak (VmHWM, reset through
 /proc/self/clear_refs between steps) and the resident memory after each of: the body received,
-``prepare`` (signature, parse, rows), each MERGE, the payload's INSERT and the COMMIT, over the
+``prepare`` (signature, parse, rows), each MERGE, the payload's INSERT (since session 9: the
+payload's data file, written by the receiver and added to the store) and the COMMIT, over the
 resident memory before the body. With a tree of the code before session 8 on PYTHONPATH (no
 ``prepare_spooled``), the body is handed to ``prepare`` as the old handler did, in one buffer.
 """
@@ -136,6 +137,16 @@ def steps(commits: int) -> None:
             return done
 
         writer_module._insert_spooled = probed_insert
+        added = getattr(writer_module.DeliveryWriter, "_add_spooled", None)
+        if added is not None:  # session 9: the payload's row as a data file the writer writes itself
+
+            def probed_add(self: Any, con: Any, row: tuple[Any, ...]) -> bool:
+                probe("(MERGEs and finalize)")
+                done = bool(added(self, con, row))
+                probe("payload data file, added" if done else "payload (not added)")
+                return done
+
+            writer_module.DeliveryWriter._add_spooled = probed_add  # type: ignore[method-assign]
         writer_module.DeliveryWriter._upsert = probed_upsert  # type: ignore[method-assign]
         body = push(commits)
         size = len(body) / 2**20
