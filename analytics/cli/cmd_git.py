@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 from typing import TYPE_CHECKING
 
 import typer
@@ -10,6 +12,26 @@ from analytics.cli.app import collect_app, get_ctx
 
 if TYPE_CHECKING:
     from analytics.config import Config
+
+_exit_without_collections = False
+
+
+def _exit_without_collections_at_shutdown() -> None:
+    """Have the interpreter's shutdown skip its garbage collections (once per process).
+
+    When the command is done, the process still tears down every module it imported (Typer,
+    pydantic, duckdb, the store): about 40 ms of cyclic-GC passes over objects that are about to
+    go anyway, 0.06-0.1 s at load 5, measured from the summary line to the exit. ``gc.freeze()``
+    as the first exit handler moves them out of the collector's reach: the other exit handlers
+    and the modules' teardown run as before, only objects kept alive by reference cycles are no
+    longer collected at exit (Python promises no finalizer for objects alive at exit, and the
+    command has closed the store and removed git's files by then). A process that runs the
+    command in-process (the tests) is affected only when it exits itself.
+    """
+    global _exit_without_collections
+    if not _exit_without_collections:
+        atexit.register(gc.freeze)
+        _exit_without_collections = True
 
 
 @collect_app.command("git")
@@ -33,6 +55,7 @@ def collect_git_command(
     repo_id: str | None = typer.Option(None, "--repo-id", help="id of the repository [folder/URL basename]"),
 ) -> None:
     """Mine commits, tags and git deployments; a re-run only reads what is new."""
+    _exit_without_collections_at_shutdown()
     from analytics.cli import git_head_start
     from analytics.collectors.git import (
         GitOptions,

@@ -385,6 +385,16 @@ def _ingest_with(
         _upsert_service(con, options)
     bar.advance()
     summary.mark("deployments")
+    # The new watermark needs none of the commits either: written while git may still walk, it
+    # leaves the time after git's exit to the rest of the load, attribution and the commit.
+    if location.is_shallow:
+        session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
+    merge(con, "collector_state",
+          "SELECT source, key, value, now() AS updated_at "
+          "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
+          ["source", "key", "value", "updated_at"],
+          [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
+          few_rows=True)
     bar.update(description=f"git {repo_id}: reading history")
     mine()
     bar.advance()
@@ -394,14 +404,6 @@ def _ingest_with(
     summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])
     bar.advance()
     summary.mark("attribution")
-    if location.is_shallow:
-        session.warn("shallow_clone", f"{repo_id}: shallow clone, history and lead times are truncated")
-    merge(con, "collector_state",
-          "SELECT source, key, value, now() AS updated_at "
-          "FROM (VALUES ($1, $2, $3), ($1, $4, $5)) AS v(source, key, value)",
-          ["source", "key", "value", "updated_at"],
-          [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
-          few_rows=True)
     summary.total_commits = had + summary.new_commits
     session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
     session.messages.append(summary.line())
