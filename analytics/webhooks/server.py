@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -297,6 +297,86 @@ def _pruned_payload(
     return payload
 
 
+def _rows_in_one_pass(
+    module: ModuleType, headers: Mapping[str, str], payload: dict[str, Any], config: Config,
+    again: Callable[[], Any],
+) -> tuple[Any, dict[str, Any]]:
+    """The provider's rows of a cut payload (a large push), each item of the cut array let go of
+    as soon as the provider's loop has passed it (``_OnePass``), so its row can take the item's
+    memory: a 30,000-commit push's cut items (~27 MiB) and its rows (~20) were whole at the same
+    time, the peak of ``prepare`` (+47 MiB at the end of to_rows, +28 this way). A provider that
+    reads the array any other way than one loop, front to back, has its rows made again from the
+    body parsed again (``again``: the same cut parse), so the rows are the same whichever way it
+    reads; the pushes of GitHub and GitLab read it in one loop. Returns the rows and the payload
+    they came from."""
+    array = module.PRUNED_ARRAY[1]
+    items = payload.get(array)
+    if type(items) is not list:
+        return module.to_rows(headers, payload, config), payload
+    passing = payload[array] = _OnePass(items)
+    del items
+    try:
+        rows = module.to_rows(headers, payload, config)
+    except Exception:
+        if not passing.misread:
+            raise
+        rows = None  # made from items already let go of: made again below
+    if not passing.misread:
+        return rows, payload
+    fresh = again()
+    if fresh is None:  # pragma: no cover - the same body was cut the first time
+        raise Rejected("the payload could not be read again")
+    return module.to_rows(headers, fresh, config), fresh
+
+
+class _OnePass(list[Any]):
+    """A list whose one loop lets go of each item once it has been passed (the slot is set to
+    None), for ``_rows_in_one_pass``. Anything else done with it after the loop has begun (a
+    second loop, its length, an index, a change) would see items that are gone: it sets
+    ``misread`` and the caller makes the rows again from a fresh parse."""
+
+    misread = False
+    _begun = False
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._begun:
+            self.misread = True
+            return list.__iter__(self)
+        self._begun = True
+        return self._passing()
+
+    def _passing(self) -> Iterator[Any]:
+        for index in range(list.__len__(self)):
+            item = list.__getitem__(self, index)
+            list.__setitem__(self, index, None)
+            yield item
+            del item
+
+
+def _misreads(name: str) -> Callable[..., Any]:
+    method = getattr(list, name)
+
+    def guarded(self: _OnePass, *args: Any, **kwargs: Any) -> Any:
+        if self._begun:
+            self.misread = True
+        return method(self, *args, **kwargs)
+
+    guarded.__name__ = name
+    return guarded
+
+
+_READS_AND_CHANGES = (
+    "__len__", "__getitem__", "__reversed__", "__contains__", "__eq__", "__ne__", "__lt__", "__le__",
+    "__gt__",
+    "__ge__", "__add__", "__mul__", "__rmul__", "__repr__", "__reduce_ex__", "__copy__", "__setitem__",
+    "__delitem__", "__iadd__", "__imul__", "append", "extend", "insert", "pop", "remove", "sort", "reverse",
+    "clear", "copy", "index", "count",
+)
+for _name in _READS_AND_CHANGES:
+    if hasattr(list, _name):
+        setattr(_OnePass, _name, _misreads(_name))
+
+
 def _event(module: ModuleType, headers: Mapping[str, str], payload: dict[str, Any]) -> str:
     if hasattr(module, "event_name"):
         return str(module.event_name(headers, payload))
@@ -353,6 +433,7 @@ def _prepare(
                          message=f"no secret configured for {endpoint.name} (set {module.SECRET_ENV})")
     text: bytes | bytearray | mmap.mmap | str = body
     payload = None if _is_form(headers) else _pruned_payload(module, headers, body, release)
+    cut = payload is not None
     if payload is None:
         try:
             text = _json_text(headers, body) if not isinstance(body, mmap.mmap) else body
@@ -373,7 +454,11 @@ def _prepare(
         if brackets > MAX_JSON_DEPTH and not json_depth_ok(payload):
             return _Prepared(status=422, message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        rows = module.to_rows(headers, payload, config)
+        if cut and spooled is not None:
+            rows, payload = _rows_in_one_pass(module, headers, payload, config,
+                                              lambda: _pruned_payload(module, headers, body, release))
+        else:
+            rows = module.to_rows(headers, payload, config)
         check_rows(rows, columns)
         delivery_id = str(module.delivery_id(headers, body))
         if len(delivery_id) > MAX_DELIVERY_ID:
