@@ -735,10 +735,18 @@ class DeliveryWriter:
         return rows
 
     def _upsert_table(self, session: WriteSession, table: str, rows: TableRows) -> None:
-        """One MERGE from the Arrow table (registered on the connection for the statement)."""
+        """MERGE from the Arrow table (registered on the connection for the statement), in parts
+        of MERGE_PART_ROWS."""
         columns = list(rows.table.column_names)
-        with registered(session.con, rows) as name:
-            merge(session.con, table, f"SELECT {', '.join(_quoted(c) for c in columns)} FROM {name}", columns)
+        # Rows of different keys (last row per key already): merged in parts or at once, the table
+        # ends the same. In parts of MERGE_PART_ROWS DuckDB's join and Parquet writer hold a part's
+        # rows, not all of them (measured for 30,000 commits: +28 MiB over what was held at once,
+        # +23 in parts of 10,000; in the subprocess bench 2.3x -> 2.1x of the body).
+        for start in range(0, len(rows), MERGE_PART_ROWS):
+            part = TableRows(rows.table.slice(start, MERGE_PART_ROWS), 0)  # a view: no copy
+            with registered(session.con, part) as name:
+                merge(session.con, table, f"SELECT {', '.join(_quoted(c) for c in columns)} FROM {name}",
+                      columns)
         session.rows_written += len(rows)
 
     def _end_run(self) -> None:
