@@ -102,10 +102,12 @@ FROM gen_deployments d
 LEFT JOIN (SELECT deployment_index, max(sha) AS sha FROM gen_commits GROUP BY ALL) g
   ON g.deployment_index = d.i;
 
-INSERT INTO deployment_changes
-SELECT 'd-' || g.deployment_index, g.repo, g.sha
+-- each change with its commit's times, as the store's writers keep them (migration 1601)
+INSERT INTO deployment_changes (deployment_id, repo, sha, author_time, committer_time)
+SELECT 'd-' || g.deployment_index, g.repo, g.sha, c.author_time, c.committer_time
 FROM gen_commits g
 JOIN gen_deployments d ON d.i = g.deployment_index
+JOIN commits c ON c.repo = g.repo AND c.sha = g.sha
 WHERE d.status = 'success';
 
 INSERT INTO incidents

@@ -61,6 +61,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
             " committer_time = committer_time"
             "   + to_microseconds(CAST(hash(sha || 'c') % 1000000 AS BIGINT))"
         )
+        # the changes carry their commits' times (migration 1601): kept in step as attribution does
+        session.con.execute(
+            "UPDATE deployment_changes dc SET author_time = c.author_time, committer_time = c.committer_time"
+            " FROM commits c WHERE c.repo = dc.repo AND c.sha = dc.sha"
+        )
         session.con.execute(
             "UPDATE deployments"
             " SET deployed_at = deployed_at + to_microseconds(CAST(hash(id) % 997 AS BIGINT))"

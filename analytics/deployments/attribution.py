@@ -191,17 +191,23 @@ def _apply(con: duckdb.DuckDBPyConnection, out: list[int], runs: list[tuple[int,
                   "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))"
                   if path else "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)")
         if any_stored:
+            # A stored row whose commit times are not its commit's (NULL: written before the
+            # commit was collected or by a writer that left them out; different: the commit was
+            # written again, e.g. a webhook's push then git) is deleted and inserted again with them.
             execute(con, f"CREATE OR REPLACE TEMP TABLE _attr_new AS SELECT * FROM {source}")
             execute(con,
                 """CREATE OR REPLACE TEMP TABLE _attr_old_i AS
-                   SELECT o.deployment_id, o.repo, o.sha, d.dk, n.i FROM _attr_old o
+                   SELECT o.deployment_id, o.repo, o.sha, d.dk, n.i,
+                          o.author_time IS NOT DISTINCT FROM n.author_time
+                          AND o.committer_time IS NOT DISTINCT FROM n.committer_time AS times_current
+                   FROM _attr_old o
                    LEFT JOIN _attr_deps d ON d.id = o.deployment_id
                    LEFT JOIN _attr_nodes n ON n.repo = o.repo AND n.sha = o.sha"""
             )
             gone = execute(con,
                 """CREATE OR REPLACE TEMP TABLE _attr_gone AS
                    SELECT deployment_id, repo, sha FROM _attr_old_i o
-                   WHERE o.dk IS NULL OR o.i IS NULL
+                   WHERE o.dk IS NULL OR o.i IS NULL OR NOT o.times_current
                       OR NOT EXISTS (SELECT 1 FROM _attr_new n WHERE n.dk = o.dk AND n.i = o.i)"""
             ).fetchone()
             if gone and gone[0]:
@@ -211,11 +217,11 @@ def _apply(con: duckdb.DuckDBPyConnection, out: list[int], runs: list[tuple[int,
                            AND g.repo = dc.repo AND g.sha = dc.sha)"""
                 )
             source = ("(SELECT dk, i FROM _attr_new n WHERE NOT EXISTS "
-                      "(SELECT 1 FROM _attr_old_i o WHERE o.dk = n.dk AND o.i = n.i))")
+                      "(SELECT 1 FROM _attr_old_i o WHERE o.dk = n.dk AND o.i = n.i AND o.times_current))")
         if out:
             execute(con,
-                f"""INSERT INTO deployment_changes (deployment_id, repo, sha)
-                    SELECT d.id, n.repo, n.sha FROM {source} a
+                f"""INSERT INTO deployment_changes (deployment_id, repo, sha, author_time, committer_time)
+                    SELECT d.id, n.repo, n.sha, n.author_time, n.committer_time FROM {source} a
                     JOIN _attr_deps d ON d.dk = a.dk JOIN _attr_nodes n ON n.i = a.i"""
             )
     finally:

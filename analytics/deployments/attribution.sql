@@ -45,11 +45,13 @@ SELECT * FROM several
 -- statement
 -- 3. _attr_nodes: the commits of every repository shipped, numbered 0..n-1 (one numbering
 --    serves all; parents are matched within a repository, so walks never cross repositories),
---    with the committer time that orders deployments of equal time.
+--    with the committer time that orders deployments of equal time, and the author and committer
+--    times every deployment_changes row carries (migration 1601: the metrics' lead times read
+--    them there instead of joining a million changes with commits).
 CREATE OR REPLACE TEMP TABLE _attr_nodes AS
 SELECT repo, CAST(row_number() OVER () - 1 AS INTEGER) AS i, sha, parents[1] AS first_parent,
        CASE WHEN len(parents) > 1 THEN parents[2:] END AS more_parents,
-       epoch_us(committer_time) AS committed_us
+       epoch_us(committer_time) AS committed_us, author_time, committer_time
 FROM commits WHERE repo IN (SELECT DISTINCT repository FROM _attr_shipped WHERE repository IS NOT NULL)
 -- statement
 -- 4. Each commit's first parent, a row per commit in number order (-1: none collected). Rows,
@@ -192,7 +194,7 @@ GROUP BY service, environment, failed
 -- 11. _attr_old: the stored rows of the selected scopes, and every row whose deployment is gone
 --     (NOT IN semantics of the old orphan rule: a deployment without an id keeps every orphan row).
 CREATE OR REPLACE TEMP TABLE _attr_old AS
-SELECT dc.deployment_id, dc.repo, dc.sha
+SELECT dc.deployment_id, dc.repo, dc.sha, dc.author_time, dc.committer_time
 FROM deployment_changes dc LEFT JOIN _attr_all_deps d ON d.id = dc.deployment_id
 WHERE EXISTS (SELECT 1 FROM _attr_scopes s WHERE s.service = d.service AND s.environment = d.environment)
    OR d.id IS NULL AND NOT EXISTS (SELECT 1 FROM _attr_all_deps WHERE id IS NULL)

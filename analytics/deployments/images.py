@@ -735,4 +735,12 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
                             [relinked])
         unique = {(c["deployment_id"], c["repo"], c["sha"]): c for c in all_changes}
         written = session.upsert("deployment_changes", list(unique.values())) if unique else 0
+        if written:
+            # each change carries its commit's times (migration 1601); a commit not collected
+            # yet leaves them NULL, and readers then look the commit up
+            session.con.execute(
+                "UPDATE deployment_changes dc"
+                " SET author_time = c.author_time, committer_time = c.committer_time FROM commits c"
+                " WHERE c.repo = dc.repo AND c.sha = dc.sha AND list_contains(?, dc.deployment_id)",
+                [relinked])
     return written

@@ -25,11 +25,14 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   clipped to the window. ``period_days`` is the clipped period's length in days (fractional), so
   a per-week rate is ``count(...) * 7.0 / period_days`` and stays right for partial periods.
 * A TEMP TABLE ``window_changes`` holds, per window, the ``change_lead_times`` rows of the
-  deployments in the window that pass the filters (columns deployment_id, repo, sha, lead_hours,
+  deployments in the window that pass the filters (columns deployment_id, change_row, lead_hours,
   is_negative, counts_for_lead_time, is_baseline: the change's own, which also holds for a
   repository a deployment of several ships for the first time): join it on
   ``deployment_id = scoped.id`` instead of reading the view, which would recompute every
-  change's lead time over all history for each family.
+  change's lead time over all history for each family. ``change_row`` is the change's row in
+  ``deployment_changes`` (its ``rowid``): a family that needs a change's repo and sha (the PR
+  breakdown, for the few changes that came with a PR) joins ``deployment_changes`` on
+  ``rowid = change_row``; the two strings of a million changes are not copied for every report.
 * The file body is ONE query (it may start with WITH; a final semicolon is allowed) over
   ``scoped`` that returns one row per group key. Placeholders, replaced textually before running:
 
@@ -121,6 +124,13 @@ COPIED_WHEN_SMALL: dict[str, int] = {"pull_requests": 100_000, "reconciler_event
 # deployments) is looked up again in the catalog for every column each time: copying the empty
 # pull_requests cost 41 catalog queries (about 45 ms of CPU), and 5 without these two.
 STATISTICS_OPTIMIZERS: tuple[str, ...] = ("statistics_propagation", "join_order")
+# The optimizer that may swap a join's hash table to its other side. change_lead_times joins its
+# million changes (left) to the few that are a merged PR's merge commit or a repository's first
+# deployment (right, by row): DuckDB misjudged the PR side as the larger and built its hash table
+# over the million changes instead (about 0.1-0.3 s of CPU per report on the bench store, with
+# no PR at all). The view's joins are written with the small side on the right (a RIGHT JOIN
+# where the lookup side is the big one: commits), so for window_changes they are taken as written.
+WINDOW_CHANGES_OPTIMIZERS: tuple[str, ...] = ("build_side_probe_side",)
 DIMENSIONS: tuple[str, ...] = ("service", "team", "environment", "repository")
 DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
@@ -333,7 +343,7 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     """
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.repo, l.sha,"
+        "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.change_row,"
         " l.lead_hours, l.is_negative, l.counts_for_lead_time, l.is_baseline FROM change_lead_times l"
         f" WHERE l.deployed_at >= {_ts_literal(window.since)} AND l.deployed_at < {_ts_literal(window.until)}"
         f" AND {_filters(query, 'l')}"
@@ -491,7 +501,7 @@ def _window_results(
     only = _single_period(spans)
     failed = True
     try:
-        with transactions.group():
+        with _optimizers_off(con, WINDOW_CHANGES_OPTIMIZERS), transactions.group():
             _load_periods(con, spans)
             _scope_changes(con, query, window)
         with transactions.group():
@@ -612,10 +622,18 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
 def _without_column_statistics(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """Plan the block's statements without STATISTICS_OPTIMIZERS, put back afterwards (outside the
     copies' transaction, so never refused by an aborted one)."""
+    with _optimizers_off(con, STATISTICS_OPTIMIZERS):
+        yield
+
+
+@contextmanager
+def _optimizers_off(con: duckdb.DuckDBPyConnection, optimizers: Sequence[str]) -> Iterator[None]:
+    """Plan the block's statements without ``optimizers`` (added to the connection's
+    ``disabled_optimizers``), the setting put back afterwards, outside the block's transaction."""
     row = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
     before = str(row[0]) if row and row[0] is not None else ""
     names = [n for n in before.split(",") if n]
-    wanted = ",".join([*names, *(n for n in STATISTICS_OPTIMIZERS if n not in names)])
+    wanted = ",".join([*names, *(n for n in optimizers if n not in names)])
     con.execute(f"SET disabled_optimizers = {_str_literal(wanted)}")
     try:
         yield

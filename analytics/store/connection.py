@@ -281,18 +281,28 @@ def _set_file_options(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _schema_is_current(loc: StoreLocation) -> bool:
-    """Whether every table the migrations create is in a SQLite catalog, read with Python's sqlite3
-    (well under a millisecond, against two DuckLake statements of 10-25 ms each). False whenever
-    it cannot tell: then the migrations run their own check."""
+    """Whether every table the migrations create, and every column they add to a table, is in a
+    SQLite catalog, read with Python's sqlite3 (well under a millisecond, against two DuckLake
+    statements of 10-25 ms each). False whenever it cannot tell: then the migrations run their
+    own check."""
     if loc.kind != "sqlite" or not Path(loc.catalog).is_file():
         return False
-    from analytics.store.migrations import created_tables
+    from analytics.store.migrations import added_columns, created_tables
 
     expected = created_tables()
     if expected is None:
         return False
     rows = loc.read_catalog("SELECT table_name FROM ducklake_table WHERE end_snapshot IS NULL")
-    return rows is not None and expected <= {str(row[0]).lower() for row in rows}
+    if rows is None or not expected <= {str(row[0]).lower() for row in rows}:
+        return False
+    columns = added_columns()
+    if not columns:
+        return True
+    found = loc.read_catalog(
+        "SELECT t.table_name, c.column_name FROM ducklake_column c"
+        " JOIN ducklake_table t ON t.table_id = c.table_id"
+        " WHERE c.end_snapshot IS NULL AND t.end_snapshot IS NULL")
+    return found is not None and columns <= {(str(t).lower(), str(c).lower()) for t, c in found}
 
 
 def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.DuckDBPyConnection:

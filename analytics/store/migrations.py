@@ -39,20 +39,32 @@ def available() -> list[Migration]:
 
 
 _CREATES = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.I)
+_ADDS = re.compile(
+    r"\bALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)\"?\s+ADD\s+(?:COLUMN\s+)?"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?\"?([A-Za-z_][A-Za-z0-9_]*)\"?", re.I)
 
 
 def created_tables() -> frozenset[str] | None:
-    """Every table the migrations create, or None when some migration creates none (then the
-    presence of tables cannot tell whether it ran). Pending migrations are applied in one
-    transaction, so when all of these tables exist every migration has run: a writer can skip
-    the check against ``schema_migrations``, two catalog statements on every open."""
+    """Every table the migrations create, or None when some migration neither creates a table nor
+    adds a column (then the catalog cannot tell whether it ran). Pending migrations are applied in
+    one transaction, so when all of these tables (and every :func:`added_columns` column) exist
+    every migration has run: a writer can skip the check against ``schema_migrations``, two
+    catalog statements on every open."""
     names: set[str] = {"schema_migrations"}
     for mig in available():
-        found = _CREATES.findall(mig.path.read_text())
-        if not found:
+        text = mig.path.read_text()
+        found = _CREATES.findall(text)
+        if not found and not _ADDS.search(text):
             return None
         names.update(name.lower() for name in found)
     return frozenset(names)
+
+
+def added_columns() -> frozenset[tuple[str, str]]:
+    """Every (table, column) a migration adds with ``ALTER TABLE ... ADD COLUMN``: a migration
+    that only adds columns leaves no new table behind, so the fast check looks for these too."""
+    return frozenset((table.lower(), column.lower()) for mig in available()
+                     for table, column in _ADDS.findall(mig.path.read_text()))
 
 
 _CREATE_LEDGER = ("CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -30,11 +30,11 @@ deployment_counts AS (
 ),
 change_counts AS (
     SELECT {group_keys:d},
-           count(l.sha) AS changes,
+           count(*) AS changes,
            -- median (interpolated, as median() is) and p90 from one sort of the lead times
            quantile_cont(l.lead_hours, [0.5, 0.9]) FILTER (WHERE l.counts_for_lead_time) AS lead_quantiles,
-           count(l.sha) FILTER (WHERE l.is_negative AND NOT l.is_baseline) AS excluded_negative_lead_times,
-           count(l.sha) FILTER (WHERE l.is_baseline) AS baseline_changes
+           count(*) FILTER (WHERE l.is_negative AND NOT l.is_baseline) AS excluded_negative_lead_times,
+           count(*) FILTER (WHERE l.is_baseline) AS baseline_changes
     FROM successful_deployments d
     JOIN window_changes l ON l.deployment_id = d.id
     GROUP BY {group_keys:d}

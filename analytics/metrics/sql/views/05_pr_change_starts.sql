@@ -24,8 +24,8 @@ earliest_pr_start AS (
 ),
 start_not_after_commit AS (
     SELECT s.repo, s.sha, least(s.pr_start, coalesce(c.author_time, s.pr_start)) AS first_commit_at
-    FROM earliest_pr_start s
-    LEFT JOIN commits c ON c.repo = s.repo AND c.sha = s.sha
+    FROM commits c
+    RIGHT JOIN earliest_pr_start s ON c.repo = s.repo AND c.sha = s.sha
 )
 SELECT repo, sha, first_commit_at
 FROM start_not_after_commit;

@@ -37,10 +37,44 @@ deployments_with_epoch AS (
     SELECT b.*, epoch_seconds(b.deployed_at) AS deployed_epoch
     FROM deployment_baselines b
 ),
+missing_times AS (
+    -- changes stored without their commit's times (deployment_changes.author_time, filled by the
+    -- writers and migration 1601 from commits): written before their commit was collected, or
+    -- by a writer that does not fill them. Only these are looked up in commits, so a store whose
+    -- changes all carry their times never joins its million changes with its million commits
+    -- (with no such row the join stops before reading commits).
+    SELECT dc.rowid AS change_row, dc.deployment_id, dc.repo, dc.sha
+    FROM deployment_changes dc
+    WHERE dc.author_time IS NULL
+),
+change_times AS (
+    SELECT dc.rowid AS change_row, dc.deployment_id, dc.repo, dc.sha, dc.author_time, dc.committer_time
+    FROM deployment_changes dc
+    WHERE dc.author_time IS NOT NULL
+    UNION ALL
+    SELECT m.change_row, m.deployment_id, m.repo, m.sha, c.author_time, c.committer_time
+    FROM commits c
+    RIGHT JOIN missing_times m ON c.repo = m.repo AND c.sha = m.sha
+),
+pr_start_changes AS (
+    -- the changes that are a merged PR's merge commit, by row: the PR side is the hash table, so
+    -- without merged PRs the changes are not read here at all, and the changes are matched to it
+    -- by their row number (an integer) instead of by (repo, sha) strings
+    SELECT dc.rowid AS change_row, p.first_commit_at
+    FROM deployment_changes dc
+    JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
+),
+repository_baseline_changes AS (
+    -- the changes of a repository's first deployment to a scope (by row, likewise)
+    SELECT dc.rowid AS change_row
+    FROM deployment_changes dc
+    JOIN repository_baselines rb ON rb.deployment_id = dc.deployment_id AND rb.repo = dc.repo
+),
 changes_with_commits AS (
-    SELECT dc.deployment_id,
-           dc.repo,
-           dc.sha,
+    SELECT ct.change_row,
+           ct.deployment_id,
+           ct.repo,
+           ct.sha,
            f.service,
            f.team,
            f.environment,
@@ -48,15 +82,14 @@ changes_with_commits AS (
            f.deployed_at,
            f.deployed_epoch,
            f.status,
-           f.is_baseline OR rb.deployment_id IS NOT NULL AS is_baseline,
-           c.author_time,
-           c.committer_time,
+           f.is_baseline OR rbc.change_row IS NOT NULL AS is_baseline,
+           ct.author_time,
+           ct.committer_time,
            p.first_commit_at AS pr_first_commit_at
-    FROM deployment_changes dc
-    JOIN deployments_with_epoch f ON f.id = dc.deployment_id
-    LEFT JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
-    LEFT JOIN pr_change_starts p ON p.repo = dc.repo AND p.sha = dc.sha
-    LEFT JOIN repository_baselines rb ON rb.deployment_id = dc.deployment_id AND rb.repo = dc.repo
+    FROM change_times ct
+    JOIN deployments_with_epoch f ON f.id = ct.deployment_id
+    LEFT JOIN pr_start_changes p ON p.change_row = ct.change_row
+    LEFT JOIN repository_baseline_changes rbc ON rbc.change_row = ct.change_row
 ),
 change_starts AS (
     SELECT cw.*,
@@ -81,6 +114,9 @@ change_lead_hours AS (
 SELECT deployment_id,
        repo,
        sha,
+       -- the change's row in deployment_changes (its rowid in this snapshot): the engine's
+       -- window_changes keeps this integer instead of the repo and sha strings
+       change_row,
        service,
        team,
        environment,
