@@ -675,6 +675,9 @@ class DeliveryWriter:
             return ""
         try:
             found = con.execute(_DELIVERIES_FOLDER).fetchall()
+            if not con.execute("SELECT count(*) FROM duckdb_functions()"
+                               " WHERE function_name = 'ducklake_add_data_files'").fetchall()[0][0]:
+                return ""  # a DuckLake without it: a failed CALL would abort the batch's transaction
         except duckdb.Error:
             return ""
         if len(found) != 1:
