@@ -11,18 +11,16 @@
 -- million-change side is never the hash table of a join (with no PRs the PR side is empty). This is
 -- the view pr_lead_times restricted to the window (the dashboard's drill-down reads that view); both
 -- must define the same thing.
-WITH pr_change_rows AS (
-    -- the deployed changes that came with a merged PR, with their repo and sha, by row
-    -- (window_changes.change_row is the change's rowid): IN keeps the small PR side as the hash
-    -- table, and with no PR the changes are not read at all
-    SELECT dc.rowid AS change_row, dc.repo, dc.sha
-    FROM deployment_changes dc
-    WHERE dc.sha IN (SELECT sha FROM change_pull_requests)
+WITH pr_window_changes AS (
+    -- the window's counted changes that came with a merged PR (a plain filter on window_changes:
+    -- joined to the PR side, DuckDB built its hash table over the million window_changes)
+    SELECT deployment_id, change_row
+    FROM window_changes
+    WHERE in_pull_request AND counts_for_lead_time
 ),
 pr_changes AS (
-    -- the counted changes that came with a merged PR: the PR side is small, so it is joined first
-    -- and the deployments after; a PR shipped with several changes is measured once per
-    -- deployment: by its smallest sha
+    -- those changes with their repo and sha (deployment_changes by rowid) and their PR; a PR
+    -- shipped with several changes is measured once per deployment: by its smallest sha
     SELECT {group_keys:d},
            l.deployment_id,
            p.coding_hours,
@@ -31,14 +29,13 @@ pr_changes AS (
            phase_hours(d.deployed_at, p.pr_merged_at) AS deploy_hours,
            -- per team too: a service in several teams has a scoped row per team, and each team
            -- counts the PR (without d.team the one representative went to an arbitrary team)
-           row_number() OVER (PARTITION BY l.deployment_id, d.team, r.repo, p.pr_number ORDER BY r.sha) = 1
+           row_number() OVER (PARTITION BY l.deployment_id, d.team, dc.repo, p.pr_number ORDER BY dc.sha) = 1
                AS is_pr_representative
-    FROM pr_change_rows r
-    JOIN change_pull_requests p ON p.repo = r.repo AND p.sha = r.sha
-    JOIN window_changes l ON l.change_row = r.change_row
+    FROM pr_window_changes l
+    JOIN deployment_changes dc ON dc.rowid = l.change_row
+    JOIN change_pull_requests p ON p.repo = dc.repo AND p.sha = dc.sha
     JOIN scoped d ON d.id = l.deployment_id
-    WHERE l.counts_for_lead_time
-      AND d.status = 'success'
+    WHERE d.status = 'success'
 ),
 counted_changes AS (
     -- how many counted changes each deployment shipped: one pass over the changes, so the

@@ -70,6 +70,20 @@ repository_baseline_changes AS (
     FROM deployment_changes dc
     JOIN repository_baselines rb ON rb.deployment_id = dc.deployment_id AND rb.repo = dc.repo
 ),
+pull_request_shas AS (
+    -- the commits of merged PRs (a PR's merge_commit_sha and its own commits: the membership
+    -- rule of change_pull_requests, 40_pr_lead_time.sql)
+    SELECT repo, merge_commit_sha AS sha FROM pull_requests WHERE merged_at IS NOT NULL
+    UNION
+    SELECT repo, unnest(commit_shas) AS sha FROM pull_requests WHERE merged_at IS NOT NULL
+),
+pull_request_changes AS (
+    -- the changes that came with a merged PR, by row, likewise: the engine's window_changes
+    -- keeps this flag so the PR breakdown reads only those rows, not the million others
+    SELECT dc.rowid AS change_row
+    FROM deployment_changes dc
+    JOIN pull_request_shas p ON p.repo = dc.repo AND p.sha = dc.sha
+),
 changes_with_commits AS (
     SELECT ct.change_row,
            ct.deployment_id,
@@ -85,11 +99,13 @@ changes_with_commits AS (
            f.is_baseline OR rbc.change_row IS NOT NULL AS is_baseline,
            ct.author_time,
            ct.committer_time,
-           p.first_commit_at AS pr_first_commit_at
+           p.first_commit_at AS pr_first_commit_at,
+           prc.change_row IS NOT NULL AS in_pull_request
     FROM change_times ct
     JOIN deployments_with_epoch f ON f.id = ct.deployment_id
     LEFT JOIN pr_start_changes p ON p.change_row = ct.change_row
     LEFT JOIN repository_baseline_changes rbc ON rbc.change_row = ct.change_row
+    LEFT JOIN pull_request_changes prc ON prc.change_row = ct.change_row
 ),
 change_starts AS (
     SELECT cw.*,
@@ -117,6 +133,7 @@ SELECT deployment_id,
        -- the change's row in deployment_changes (its rowid in this snapshot): the engine's
        -- window_changes keeps this integer instead of the repo and sha strings
        change_row,
+       in_pull_request,
        service,
        team,
        environment,
