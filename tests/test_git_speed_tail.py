@@ -134,3 +134,33 @@ def test_the_process_exits_without_collecting_what_it_imported(tmp_path: Path) -
     assert "12 new commits" in proc.stderr
     frozen = [line for line in proc.stdout.splitlines() if line.startswith("FROZEN=")]
     assert len(frozen) == 1 and int(frozen[0].removeprefix("FROZEN=")) > 10_000
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_unit_runs_without_cyclic_gc_and_puts_the_setting_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, enabled_before: bool,
+) -> None:
+    import gc
+
+    repo = _repo(tmp_path / "repo")
+    location = locate(str(repo.path))
+    seen: list[bool] = []
+    original = git_log.CommitLoad.finish
+
+    def finish(self: git_log.CommitLoad) -> int:
+        seen.append(gc.isenabled())
+        return original(self)
+
+    monkeypatch.setattr(git_log.CommitLoad, "finish", finish)
+    options = git_collector.GitOptions(service="svc", environment="production", deploy_tags=TAGS)
+    was = gc.isenabled()
+    (gc.enable if enabled_before else gc.disable)()
+    try:
+        summary = git_collector.collect(tmp_path / "store.ducklake", location, options,
+                                        ref_tips(location.local_path))
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert summary.new_commits == 12 and summary.changes == 8  # up to the last release tag
+    assert seen == [False]
+    assert after is enabled_before

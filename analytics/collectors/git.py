@@ -9,12 +9,13 @@ that still exist are read (``git log --branches --remotes --tags --not <old tips
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -265,7 +266,8 @@ def collect(
 
     try:
         # one DuckDB thread from the open on (ingest says why); the commits' load after git takes more
-        write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url), threads=1)
+        with _cyclic_gc_paused():
+            write_unit(db_path, work, source=source_key(repo_id), target=redact_url(location.url), threads=1)
     finally:
         prefetch.close()
     summary.mark("commit+snapshot")
@@ -275,6 +277,25 @@ def collect(
               + "; loads (chunks, threads): " + " ".join(f"{n},{t}" for n, t in summary.loads),
               file=sys.stderr)
     return summary
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the unit runs (the previous setting is put back).
+
+    The unit makes few reference cycles but many tracked objects: attribution fetches a row
+    tuple per commit, so a 100k-commit run set off about 230 collections, 35 ms of CPU (half of
+    it after git's exit, where nothing runs beside it), each re-scanning objects that live on
+    anyway. What cycles the unit leaves are collected once it is over.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def ingest(
