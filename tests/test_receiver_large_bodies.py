@@ -1,5 +1,6 @@
 """Bodies over 256 KiB take the receiver's large-body path (issue #16: memory per delivery): read
-into one buffer, the payload spooled to a file that DuckDB stores with read_text, the rows copied
+into one buffer, the payload spooled to a file the writer stores (since session 9 as a data file
+of its own, added with ducklake_add_data_files; read_text where it cannot), the rows copied
 out of the parsed payload, a table's rows past 10,000 merged in parts. These tests hold that path
 to the small one: the same content gives the same rows, the stored payload is the body byte for
 byte, refused bodies write nothing, and no spooled file is left behind. Real receiver processes on

@@ -26,6 +26,7 @@ import pytest
 
 from analytics.config import Config
 from analytics.store.connection import CATALOG, hold_store
+from analytics.store.location import resolve
 from analytics.store.maintenance import maintain
 from analytics.webhooks.writer import Delivery, DeliveryWriter
 from tests.store_query import query
@@ -92,8 +93,9 @@ def added_files(db: Path) -> int:
                            " AND f.end_snapshot IS NULL")[0][0])
 
 
+@pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
 def test_an_added_payload_file_reads_back_as_the_insert_stores_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, catalog: str
 ) -> None:
     sizes = [300_000, 1_000, 2_000_000, 300_000]
     events = ["push", "", "pull_request", "push"]
@@ -101,7 +103,15 @@ def test_an_added_payload_file_reads_back_as_the_insert_stores_it(
     kinds = list(enumerate(zip(sizes, events, strict=True)))
     made, again = ([spooled(folder, n, size, event) for n, (size, event) in kinds]
                    for folder in (tmp_path, tmp_path / "again"))
-    added, inserted = tmp_path / "added.ducklake", tmp_path / "inserted.ducklake"
+    added: Any = tmp_path / "added.ducklake"
+    inserted: Any = tmp_path / "inserted.ducklake"
+    if catalog == "postgresql":  # two databases on the test server, each with its data folder
+        pg = request.getfixturevalue("pg_database")  # skips, with the reason, where it cannot start
+        other = f"{pg.name}_insert"
+        pg.server.new_database(other)
+        request.addfinalizer(lambda: pg.server.drop_database(other))
+        added = resolve(pg.url, str(tmp_path / "added-data"))
+        inserted = resolve(pg.server.url_for(other), str(tmp_path / "inserted-data"))
     assert store(added, made, monkeypatch=monkeypatch) == ["stored"] * 4
     assert store(inserted, again, insert=True, monkeypatch=monkeypatch) == ["stored"] * 4
     assert added_files(added) == 4 and added_files(inserted) == 0  # each way took its own path
