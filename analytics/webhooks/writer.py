@@ -157,7 +157,8 @@ _DELIVERIES_FOLDER = (
     " WHERE t.table_name = 'webhook_deliveries' AND s.schema_name = 'main'"
     " AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL"
 )
-_ADD_FILE = f"CALL ducklake_add_data_files('{CATALOG}', 'webhook_deliveries', $1)"
+_ADD_FILE = (f"CALL ducklake_add_data_files('{CATALOG}', 'webhook_deliveries', $1, schema => 'main',"
+             " hive_partitioning => false)")  # a data path with a "key=value" folder is not a partition
 _INT_RANGE = {"TINYINT": 2**7, "SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
 _UNAVAILABLE = (duckdb.OperationalError, duckdb.InternalError, duckdb.InterruptException, OSError,
                 MemoryError, UserError)
