@@ -218,9 +218,20 @@ def test_a_store_written_before_the_migration_gets_its_times(
     assert migrations.created_tables() is not None
     # ... and the fast check sees that this store lacks the columns, so the migration runs
     assert not connection._schema_is_current(resolve(db))
+    # a reader does not migrate: on the old store the views look every change's times up
+    con = open_reader(db)
+    try:
+        before_migration = _reports(con)
+    finally:
+        con.close()
     with open_writer(db, source="test"):
         pass
     assert connection._schema_is_current(resolve(db))
+    con = open_reader(db)
+    try:
+        assert _reports(con) == before_migration
+    finally:
+        con.close()
     assert query(db, "SELECT sha, author_time, committer_time FROM deployment_changes ORDER BY sha") == [
         (a, datetime(2024, 3, 1, 9, tzinfo=UTC), datetime(2024, 3, 1, 10, tzinfo=UTC)),
         (b, datetime(2024, 3, 2, 9, tzinfo=UTC), datetime(2024, 3, 2, 11, tzinfo=UTC)),
