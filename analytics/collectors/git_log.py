@@ -190,10 +190,6 @@ WHERE commits.repo = $1 AND commits.sha = expanded.reverting AND expanded.n = 1
 """
 
 CHUNK_BYTES = 4 << 20
-# While the loader waits for git (it has loaded everything cut so far), the reader cuts what git
-# has written once there is this much, instead of waiting for a full chunk: the load after git
-# exits then holds only what git wrote during the previous load, not up to CHUNK_BYTES.
-HUNGRY_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -226,9 +222,6 @@ class LogReader:
         self.complete = False
         self._taken = False
         self._stop = threading.Event()
-        # set while the loader waits for a chunk (ready(wait=True) found none): the reader then cuts
-        # at HUNGRY_CHUNK_BYTES, since a load of less now beats a load of more after git exits
-        self._hungry = threading.Event()
         # stderr goes to a file: a pipe nobody reads could fill up and stall git.
         self.stderr = open(self.tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
         self._output = self.tmp / "git-log.bin"
@@ -266,10 +259,9 @@ class LogReader:
         try:
             for block in self._blocks():
                 pending += block
-                if len(pending) >= (HUNGRY_CHUNK_BYTES if self._hungry.is_set() else CHUNK_BYTES):
+                if len(pending) >= CHUNK_BYTES:
                     cut = pending.rfind(b"\0") + 1
                     if cut:
-                        self._hungry.clear()
                         n = self._emit(n, bytes(pending[:cut]))
                         del pending[:cut]
             if pending and not self._stop.is_set():
@@ -309,14 +301,7 @@ class LogReader:
         batch: list[Chunk] = []
         while not self.complete:
             try:
-                if wait and not batch:
-                    try:
-                        item = self.queue.get_nowait()
-                    except queue.Empty:
-                        self._hungry.set()  # nothing cut yet: the reader cuts what git has written
-                        item = self.queue.get()
-                else:
-                    item = self.queue.get_nowait()
+                item = self.queue.get() if wait and not batch else self.queue.get_nowait()
             except queue.Empty:
                 break
             if item is None:
