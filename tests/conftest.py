@@ -80,6 +80,19 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> DemoStore:
     return build_demo_once(shared / "shared-demo")
 
 
+# --- one dashboard on the demo store for the browser modules (issue #16) ----------------------------
+from tests import dashboard_server as _dashboard_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_dashboard(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Iterator[
+        _dashboard_server.Dashboard]:
+    """A `gitops-dora dashboard` on the shared demo store, started once per worker for the browser
+    modules that only read it (tests/dashboard_server.py): ``.url``, ``.log``."""
+    with _dashboard_server.dashboard(demo_store.db, tmp_path_factory.mktemp("demo-dashboard")) as server:
+        yield server
+
+
 # --- one DuckDB thread for in-process store connections (issue #16) --------------------------------
 @pytest.fixture(scope="module")
 def one_duckdb_thread() -> Iterator[None]:
@@ -98,3 +111,15 @@ def one_duckdb_thread() -> Iterator[None]:
             connection._CONFIG.pop("threads", None)
         else:
             connection._CONFIG["threads"] = before
+
+
+# --- which worker runs which module (issue #16) ---------------------------------------------------
+@pytest.hookimpl(optionalhook=True)   # an xdist hook: without xdist (-p no:xdist) it is not called
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """``--dist loadfile`` with the modules handed out costliest first (tests/xdist_order.py), so
+    both workers end together; any other ``--dist`` keeps xdist's own scheduler."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.xdist_order import CostOrderedLoadFile
+
+    return CostOrderedLoadFile(config, log)

@@ -9,14 +9,7 @@ Overview; the PR breakdown's legend names every phase.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,13 +17,11 @@ from typing import Any
 import pytest
 
 from dashboards.definitions import METRICS
-from tests.child_env import child_env
-from tests.store_fixture import DemoStore
+from tests.dashboard_server import Dashboard
 from tests.test_browser import DRAWN_JS, next_frames
 
 pytestmark = pytest.mark.browser
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -66,45 +57,14 @@ CUT_OFF_JS = """(root) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Iterator[str]:
+def dashboard(request: pytest.FixtureRequest) -> str:
+    """The worker's dashboard on the run's shared demo store (tests/conftest.py, ``demo_dashboard``;
+    shared with test_browser.py, both only read it)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
-    root = tmp_path_factory.mktemp("browser-pages")
-    db = demo_store.db   # the run's shared `gitops-dora demo` store (tests/conftest.py), read only
-    env = child_env()
-    port = free_port()
-    log = (root / "dashboard.log").open("w")
-    proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                    if resp.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (root / "dashboard.log").read_text()
-            assert time.monotonic() < deadline, "dashboard did not become healthy in 60 s"
-            time.sleep(0.3)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    server: Dashboard = request.getfixturevalue("demo_dashboard")
+    return server.url
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,74 @@
+"""A real ``gitops-dora dashboard`` process for the browser tests, and the one on the demo store that
+test_browser.py and test_browser_pages.py share (tests/conftest.py, ``demo_dashboard``).
+
+Each of those modules started its own dashboard on the same read-only demo store: one more
+Streamlit start-up, imports and first engine run of every page (the dashboard's caches are per
+process) for the same pages. Both only read what the dashboard draws, so one server per worker
+serves both; tests/xdist_order.py puts the two modules on the same worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.child_env import child_env
+
+CLI = str(Path(sys.executable).parent / "gitops-dora")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A started dashboard: its ``url`` (``http://127.0.0.1:PORT``) and the ``log`` of its output."""
+
+    url: str
+    log: Path
+
+
+@contextmanager
+def dashboard(db: Path, root: Path) -> Iterator[Dashboard]:
+    """``gitops-dora --db DB dashboard --port PORT`` run in ``root`` (environment: tests/child_env.py)
+    until it answers its health check (60 s at most); stopped with its process group afterwards."""
+    env = child_env()
+    port = free_port()
+    log_path = root / "dashboard.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                    if resp.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "dashboard did not become healthy in 60 s"
+            time.sleep(0.3)
+        yield Dashboard(url, log_path)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()

@@ -1,0 +1,85 @@
+"""The order in which ``--dist loadfile`` hands test modules to the xdist workers (issue #16).
+
+xdist's ``loadfile`` hands out modules by number of tests, most first (``--loadscope-reorder``, its
+default). Cost does not follow the count: ``test_store_acceptance`` has 8 tests and some 40 CPU-s,
+``test_fuzz_import`` 3 tests and 20 CPU-s; with few tests they came last, and the suite ended on one
+worker running them while the other had nothing left. Handed out longest first (the classic
+"longest processing time" rule), the last modules are short and both workers end within seconds of
+each other. A module stays on one worker, so its module fixtures are still built once.
+
+``MODULE_S`` holds a cost for each costly module: the mean of its CPU seconds (every process it
+starts included) and its wall seconds, measured in one process (``-n 0``; docs/performance.md,
+"Test suite, session 9 (helper H4)"). CPU alone would put last the modules that wait on servers
+and sleeps. Only the order matters, so rough figures do: a module not in the table counts
+:data:`DEFAULT_PER_TEST_S` per test. ``GROUPS`` puts modules that share a
+session-scoped fixture (the browser modules' dashboard and Chromium) on the same worker.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from xdist.scheduler import LoadFileScheduling
+
+DEFAULT_PER_TEST_S = 0.2   # the mean per test of the modules not in the table
+
+# module (under tests/) -> seconds: the mean of its CPU seconds and its wall seconds in a run of the
+# whole suite in one process at a load average of 4-10 (40a18c9, GITOPS_DORA_DUCKDB_THREADS=1)
+MODULE_S: dict[str, float] = {
+    "test_store_acceptance.py": 82, "test_browser_pages.py": 76, "test_dashboard_apptest.py": 60,
+    "test_readme_commands.py": 48, "test_dashboard_leader.py": 46, "test_stability.py": 38,
+    "test_receiver_limits.py": 38, "test_browser.py": 37, "test_browser_security.py": 36,
+    "test_stability_properties.py": 36, "test_receiver_batching.py": 27, "test_fuzz_import.py": 26,
+    "test_import_deployments_stream.py": 25, "test_security_inputs.py": 25,
+    "test_receiver_large_bodies.py": 24, "test_reconcilers.py": 19, "test_listing_incidents.py": 19,
+    "test_receiver_memory_pruned.py": 19, "test_dashboard_security.py": 19, "test_report.py": 19,
+    "test_secrets.py": 18, "test_metrics_speed_equivalence.py": 18, "test_demo.py": 18,
+    "test_webhook_acceptance.py": 18, "test_git_collector.py": 18, "test_github_collector.py": 16,
+    "test_webhooks.py": 16, "test_receiver_memory_spooled.py": 15, "test_import_speed_upsert.py": 14,
+    "test_fuzz_webhooks.py": 12, "test_import_jsonl_stream.py": 11, "test_listing_deployments.py": 11,
+    "test_metrics_speed_transactions.py": 10, "test_read_commands.py": 10, "test_k8s_collector.py": 10,
+    "test_attribution_reference.py": 10, "test_import_streaming.py": 9, "test_store_threads.py": 9,
+    "test_devlake_import.py": 8, "test_reconciler_webhooks.py": 8, "test_pg_server.py": 8,
+    "test_metrics_throughput.py": 8, "test_import.py": 8, "test_git_speed_load_threads.py": 8,
+    "test_import_kinds.py": 7, "test_deploy_multirepo.py": 7, "test_listing_formats.py": 7,
+    "test_git_ingest_equivalence.py": 7, "test_cli_tables.py": 7, "test_changes_audit.py": 6,
+    "test_gitlab_collector.py": 6, "test_revert_prefix.py": 5, "test_targets_dashboard.py": 5,
+    "test_pr_lead_time.py": 5, "test_cli_help.py": 5, "test_cli_startup.py": 5,
+    "test_cli_filters.py": 5, "test_attribution.py": 5, "test_crosscheck_revlist.py": 5,
+    "test_store_connection_settings.py": 4, "test_demo_speed_dump.py": 4,
+    "test_import_deployments_pairs.py": 4, "test_store_progress_bar.py": 4,
+    "test_git_speed_head_start.py": 4, "test_maturity_dashboard.py": 4,
+}
+
+# module -> the scope it is scheduled with (modules sharing session fixtures)
+GROUPS: dict[str, str] = {
+    "tests/test_browser.py": "tests/test_browser.py+test_browser_pages.py",
+    "tests/test_browser_pages.py": "tests/test_browser.py+test_browser_pages.py",
+}
+
+
+class CostOrderedLoadFile(LoadFileScheduling):
+    """``--dist loadfile``, modules (or groups of modules) handed out costliest first."""
+
+    def __init__(self, config: Any, log: Any = None) -> None:
+        super().__init__(config, log)
+        self._ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return GROUPS.get(module, module)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self._ordered:  # the first hand-out, right after the queue is built from the collection
+            self._ordered = True
+            units = sorted(self.workqueue.items(), key=lambda unit: -scope_cost(unit[0], unit[1]))
+            self.workqueue = OrderedDict(units)
+        super()._assign_work_unit(node)
+
+
+def scope_cost(scope: str, tests: dict[str, bool]) -> float:
+    """Estimated CPU seconds of a scope: its modules' measured figures, else a default per test."""
+    modules = {nodeid.split("::", 1)[0] for nodeid in tests}
+    per_module = {m: sum(1 for t in tests if t.split("::", 1)[0] == m) for m in modules}
+    return sum(MODULE_S.get(m.removeprefix("tests/"), DEFAULT_PER_TEST_S * n) for m, n in per_module.items())
