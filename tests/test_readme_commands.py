@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
 from tests.store_fixture import Deploy, write_history
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,13 +105,27 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def run(checkout: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    """As a reader's shell after the README's two set-up lines: venv on PATH, GITOPS_DORA_DB exported."""
+def reader_env(checkout: Path) -> dict[str, str]:
+    """A reader's shell after the README's two set-up lines: venv on PATH, GITOPS_DORA_DB exported."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["GITOPS_DORA_DB"] = readme_db_export().replace("$PWD", str(checkout))
     env["COLUMNS"] = "80"
-    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=checkout, timeout=300)
+    return env
+
+
+def run(checkout: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``args`` as that shell runs them: ``gitops-dora`` found on PATH, in a process of its own."""
+    return subprocess.run(args, capture_output=True, text=True, env=reader_env(checkout), cwd=checkout,
+                          timeout=300)
+
+
+def run_here(checkout: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``gitops-dora ...`` as :func:`run` would return it, run in this process (tests/cli_inprocess.py:
+    same entry point, environment, folder, streams and exit status, without 0.5 CPU-s of start-up
+    for each of the README's 40 lines). The fixture's import runs the PATH's script for real."""
+    assert args[0] == "gitops-dora", args
+    return cli_inprocess.run(args[1:], env=reader_env(checkout), cwd=checkout)
 
 
 def test_readme_says_how_to_activate_and_where_the_demo_store_is() -> None:
@@ -125,7 +140,7 @@ def test_readme_says_how_to_activate_and_where_the_demo_store_is() -> None:
 
 @pytest.mark.parametrize("args", RUNNABLE, ids=[" ".join(c[1:]) for c in RUNNABLE])
 def test_readme_command_runs_as_written(checkout: Path, args: list[str]) -> None:
-    proc = run(checkout, args)
+    proc = run_here(checkout, args)
     assert proc.returncode == 0, (args, proc.stderr)
     if "--out" in args:
         out = checkout / args[args.index("--out") + 1]
@@ -137,6 +152,6 @@ def test_readme_command_runs_as_written(checkout: Path, args: list[str]) -> None
 
 @pytest.mark.parametrize("args", TEMPLATES, ids=[" ".join(c[1:]) for c in TEMPLATES])
 def test_readme_template_names_real_commands_and_options(checkout: Path, args: list[str]) -> None:
-    proc = run(checkout, [*args, "--help"])
+    proc = run_here(checkout, [*args, "--help"])
     assert proc.returncode == 0, (args, proc.stderr)
     assert "Usage: gitops-dora" in proc.stdout
