@@ -23,7 +23,9 @@ fi
 # Two pytest-xdist workers, one per core of the CI machine; --dist loadfile keeps each module on one
 # worker, so its module-scoped fixtures are built once (as loadscope did; 12 modules alternated, same
 # CPU, 76-82 s wall against 107-114 s with loadscope: docs/performance.md, "Test suite, session 7
-# (helper H4)"). GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
+# (helper H4)"), handed out costliest first rather than by test count (tests/xdist_order.py, chosen by
+# tests/conftest.py) so both workers end together. GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
+# pyproject.toml's addopts print the 15 slowest tests (--durations=15).
 # Each worker's DuckDB (and every gitops-dora it starts) runs one thread: two workers with two threads
 # each on two cores cost more CPU, not less time. tests/test_store_threads.py compares one and four.
 export GITOPS_DORA_DUCKDB_THREADS=${GITOPS_DORA_DUCKDB_THREADS:-1}
