@@ -704,10 +704,11 @@ class DeliveryWriter:
         if not added:
             return
         try:
-            names = [os.path.basename(p) for p in added]
-            referenced = {str(r[0]) for r in con.execute(
+            names = [os.path.basename(p) for p in added]  # as recorded: relative, or the whole path
+            referenced = {os.path.basename(str(r[0])) for r in con.execute(
                 f"SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_data_file"
-                " WHERE path IN (SELECT unnest($1))", [names]).fetchall()}
+                " WHERE path IN (SELECT unnest($1)) OR path IN (SELECT unnest($2))",
+                [names, added]).fetchall()}
         except duckdb.Error:
             return
         for path in added:
