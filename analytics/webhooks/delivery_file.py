@@ -11,9 +11,10 @@ never in the receiver's memory). The footer is a few hundred bytes of Thrift (co
 
 The file has the shape DuckDB itself would write for these columns (optional columns, UTF-8
 strings, the payload with Parquet's JSON logical type, which DuckLake requires for a JSON column,
-a UTC timestamp in microseconds, a 32-bit integer); no statistics and no dictionary. Readers get
-the same row: tests/test_receiver_payload_file.py holds a store written this way to one written by
-INSERT.
+a UTC timestamp in microseconds, a 32-bit integer), no dictionary, and the column statistics
+DuckDB writes (DuckLake copies them into its catalog and skips the file by them), except the
+payload's min/max, which only the payload's null count stands for. Readers get the same row:
+tests/test_receiver_payload_file.py holds a store written this way to one written by INSERT.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def write_row_file(target: str, columns: Sequence[tuple[str, str]], row: Sequenc
     """Write ``row`` (values in the order of ``columns``: name and information_schema type, each
     in KNOWN_TYPES) to a new Parquet file at ``target``; the value of column ``from_file`` is the
     content of the file ``source`` (its bytes as they are: UTF-8 text). Returns the file's size.
-    Raises OSError (the target is removed) and ValueError for a value out of its type's range."""
+    Raises OSError (the target is removed), and ValueError for a payload past one page's 2 GiB."""
     chunks: list[_Chunk] = []
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
