@@ -234,3 +234,29 @@ def test_storing_a_large_payload_grows_the_writer_by_far_less_than_the_payload(t
     assert inserted > 1.0, inserted  # what the INSERT costs: the test can tell the two apart
     assert added < 0.5, (added, inserted)
     print(f"growth per payload byte: added file {added:.2f}, INSERT {inserted:.2f}")
+
+
+def test_the_row_file_reads_back_in_duckdb_and_pyarrow_with_nulls_and_non_ascii(tmp_path: Path) -> None:
+    """The Parquet file itself, read by two independent readers: a null where the column allows it,
+    non-ASCII text in a small column and in the payload, the timestamp to the microsecond."""
+    import pyarrow.parquet as pq
+
+    from analytics.webhooks.delivery_file import write_row_file
+
+    columns = [("provider", "VARCHAR"), ("delivery_id", "VARCHAR"), ("event", "VARCHAR"),
+               ("received_at", "TIMESTAMP WITH TIME ZONE"), ("body_sha256", "VARCHAR"), ("payload", "JSON"),
+               ("rows_written", "INTEGER")]
+    source = tmp_path / "payload.json"
+    source.write_text(payload_text(7, 5000), encoding="utf-8")
+    target = tmp_path / "row.parquet"
+    row = ["gitlab", "Zoë-1", None, T0, "f" * 64, None, 2**31 - 1]
+    size = write_row_file(str(target), columns, row, 5, str(source))
+    assert size == target.stat().st_size
+    expected = ("gitlab", "Zoë-1", None, T0, "f" * 64, payload_text(7, 5000), 2**31 - 1)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    assert con.execute(f"SELECT *, typeof(payload) FROM '{target}'").fetchall() == [(*expected, "JSON")]
+    table = pq.read_table(target)
+    assert tuple(table.to_pylist()[0].values()) == expected
+    stats = pq.ParquetFile(target).metadata.row_group(0)
+    assert stats.column(1).statistics.min == "Zoë-1" and stats.column(2).statistics.null_count == 1
