@@ -356,7 +356,7 @@ def _ingest_with(
 ) -> None:
     """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way."""
     from analytics.collectors import git_deploy, git_log
-    from analytics.deployments.attribution import attribute_changes
+    from analytics.deployments.attribution import prepare_attribution
 
     repo_id, repo = location.repo_id, location.local_path
     con = session.con
@@ -416,13 +416,16 @@ def _ingest_with(
           ["source", "key", "value", "updated_at"],
           [source, STATE_TIPS, json.dumps(tips, sort_keys=True), STATE_OPTIONS, options.fingerprint()],
           few_rows=True)
+    # New commits can complete deployments from any source that name this repository.
+    # Attribution's reads that need no commit run now too, while git may still walk; only the
+    # graph, the walks and the writes are left for after the commits' load.
+    attribution = prepare_attribution(session, scopes=scopes, repositories=[repo_id])
     bar.update(description=f"git {repo_id}: reading history")
     mine()
     bar.advance()
     summary.mark("commits")
     bar.update(description=f"git {repo_id}: attributing commits to deployments")
-    # New commits can complete deployments from any source that name this repository.
-    summary.changes = attribute_changes(session, scopes=scopes, repositories=[repo_id])
+    summary.changes = attribution.finish()
     bar.advance()
     summary.mark("attribution")
     summary.total_commits = had + summary.new_commits
