@@ -25,10 +25,11 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   clipped to the window. ``period_days`` is the clipped period's length in days (fractional), so
   a per-week rate is ``count(...) * 7.0 / period_days`` and stays right for partial periods.
 * A TEMP TABLE ``window_changes`` holds, per window, the ``change_lead_times`` rows of the
-  deployments in the window that pass the filters (columns deployment_id, change_row,
+  deployments in the window that pass the filters (columns deployment_row, change_row,
   in_pull_request, lead_hours, is_negative, counts_for_lead_time, is_baseline: the change's own,
   which also holds for a repository a deployment of several ships for the first time): join it on
-  ``deployment_id = scoped.id`` instead of reading the view, which would recompute every
+  ``deployment_row = scoped.deployment_row`` (the deployment's rowid, an integer: every fact view
+  has it) instead of reading the view, which would recompute every
   change's lead time over all history for each family. ``change_row`` is the change's row in
   ``deployment_changes`` (its ``rowid``): a family that needs a change's repo and sha (the PR
   breakdown, for the few changes that came with a PR) joins ``deployment_changes`` on
@@ -343,7 +344,7 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     """
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_id, l.change_row,"
+        "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_row, l.change_row,"
         " l.in_pull_request, l.lead_hours, l.is_negative, l.counts_for_lead_time, l.is_baseline"
         " FROM change_lead_times l"
         f" WHERE l.deployed_at >= {_ts_literal(window.since)} AND l.deployed_at < {_ts_literal(window.until)}"

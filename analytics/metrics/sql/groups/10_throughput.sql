@@ -36,7 +36,7 @@ change_counts AS (
            count(*) FILTER (WHERE l.is_negative AND NOT l.is_baseline) AS excluded_negative_lead_times,
            count(*) FILTER (WHERE l.is_baseline) AS baseline_changes
     FROM successful_deployments d
-    JOIN window_changes l ON l.deployment_id = d.id
+    JOIN window_changes l ON l.deployment_row = d.deployment_row
     GROUP BY {group_keys:d}
 ),
 partial_counts AS (

@@ -14,7 +14,7 @@
 WITH pr_window_changes AS (
     -- the window's counted changes that came with a merged PR (a plain filter on window_changes:
     -- joined to the PR side, DuckDB built its hash table over the million window_changes)
-    SELECT deployment_id, change_row
+    SELECT deployment_row, change_row
     FROM window_changes
     WHERE in_pull_request AND counts_for_lead_time
 ),
@@ -22,28 +22,28 @@ pr_changes AS (
     -- those changes with their repo and sha (deployment_changes by rowid) and their PR; a PR
     -- shipped with several changes is measured once per deployment: by its smallest sha
     SELECT {group_keys:d},
-           l.deployment_id,
+           l.deployment_row,
            p.coding_hours,
            p.pickup_hours,
            p.review_hours,
            phase_hours(d.deployed_at, p.pr_merged_at) AS deploy_hours,
            -- per team too: a service in several teams has a scoped row per team, and each team
            -- counts the PR (without d.team the one representative went to an arbitrary team)
-           row_number() OVER (PARTITION BY l.deployment_id, d.team, dc.repo, p.pr_number ORDER BY dc.sha) = 1
+           row_number() OVER (PARTITION BY l.deployment_row, d.team, dc.repo, p.pr_number ORDER BY dc.sha) = 1
                AS is_pr_representative
     FROM pr_window_changes l
     JOIN deployment_changes dc ON dc.rowid = l.change_row
     JOIN change_pull_requests p ON p.repo = dc.repo AND p.sha = dc.sha
-    JOIN scoped d ON d.id = l.deployment_id
+    JOIN scoped d ON d.deployment_row = l.deployment_row
     WHERE d.status = 'success'
 ),
 counted_changes AS (
     -- how many counted changes each deployment shipped: one pass over the changes, so the
     -- deployments side (not the million changes) is joined to scoped
-    SELECT deployment_id, count(*) AS counted
+    SELECT deployment_row, count(*) AS counted
     FROM window_changes
     WHERE counts_for_lead_time
-    GROUP BY deployment_id
+    GROUP BY deployment_row
 ),
 measured_rows AS (
     -- every successful deployment with its counted changes, then every change with a PR again
@@ -52,7 +52,7 @@ measured_rows AS (
            NULL::DOUBLE AS coding_hours, NULL::DOUBLE AS pickup_hours, NULL::DOUBLE AS review_hours,
            NULL::DOUBLE AS deploy_hours
     FROM scoped d
-    JOIN counted_changes c ON c.deployment_id = d.id
+    JOIN counted_changes c ON c.deployment_row = d.deployment_row
     WHERE d.status = 'success'
     UNION ALL
     SELECT {group_keys}, 0, 1, is_pr_representative, coding_hours, pickup_hours, review_hours, deploy_hours

@@ -6,10 +6,14 @@
 CREATE OR REPLACE TEMP VIEW deployment_baselines AS
 WITH ordered_deployments AS (
     SELECT d.*,
+           d.rowid AS deployment_row,
            row_number() OVER (PARTITION BY d.service, d.environment ORDER BY d.deployed_at, d.id) AS seq
     FROM deployments d
 )
 SELECT o.id,
+       -- the deployment's row (rowid) in deployments: window_changes keys its changes by this
+       -- integer instead of the id string (joined to scoped.deployment_row)
+       o.deployment_row,
        o.service,
        s.team,
        o.environment,

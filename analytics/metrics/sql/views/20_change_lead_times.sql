@@ -87,6 +87,7 @@ pull_request_changes AS (
 changes_with_commits AS (
     SELECT ct.change_row,
            ct.deployment_id,
+           f.deployment_row,
            ct.repo,
            ct.sha,
            f.service,
@@ -128,6 +129,7 @@ change_lead_hours AS (
     FROM change_starts cs
 )
 SELECT deployment_id,
+       deployment_row,
        repo,
        sha,
        -- the change's row in deployment_changes (its rowid in this snapshot): the engine's

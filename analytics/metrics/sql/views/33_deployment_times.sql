@@ -2,6 +2,7 @@
 -- that need no change counts (deployment frequency ratings), so scoping them stays a plain scan.
 CREATE OR REPLACE TEMP VIEW deployment_times AS
 SELECT d.id,
+       d.rowid AS deployment_row,  -- as in deployment_baselines: what window_changes is keyed by
        d.service,
        s.team,
        d.environment,
