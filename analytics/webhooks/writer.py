@@ -178,6 +178,10 @@ class _StoredBefore(Exception):
     """Some deliveries of the batch were in the store already: run it again, reading the ids first."""
 
 
+class _FileRefused(Exception):
+    """DuckLake refused a payload data file (``_add_spooled``): run the batch again, INSERTing."""
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
@@ -345,7 +349,8 @@ class DeliveryWriter:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._session: WriteSession | None = None
         # the folder a spooled payload's data file is written to (``_add_spooled``), looked up once
-        # per connection: "" when it cannot be (a remote data path, a column this writer does not know)
+        # per connection: "" when it cannot be (a remote data path, a column this writer does not know,
+        # or DuckLake refused such a file on this connection: ``_FileRefused``)
         self._payload_folder: str | None = None
         self._added: list[str] = []  # data files the transaction in progress registered
         self.columns: dict[str, dict[str, Column]] = {}
@@ -541,7 +546,8 @@ class DeliveryWriter:
 
     def _commit_batch(self, batch: list[Delivery]) -> list[str]:
         check_first = False
-        for attempt in range(CONFLICT_RETRIES + 1):
+        conflicts = 0
+        while True:  # again after a conflict (CONFLICT_RETRIES times), _StoredBefore, _FileRefused (once)
             self.open()
             con, session = self._con, self._session
             assert con is not None and session is not None
@@ -561,15 +567,21 @@ class DeliveryWriter:
                 session.rows_written = rows_before
                 check_first = True  # at most once: with the ids read first the counts agree
                 continue
+            except _FileRefused:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                self._remove_added(con)
+                session.rows_written = rows_before
+                continue  # at most once per connection: its _payload_folder is "" now
             except Exception as exc:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
                 self._remove_added(con)
-                if not is_conflict(exc) or attempt == CONFLICT_RETRIES:
+                if not is_conflict(exc) or conflicts == CONFLICT_RETRIES:
                     raise
                 self.conflicts += 1
-                time.sleep(min(0.25, 0.003 * (1.4 ** attempt)) * (0.5 + random.random()))
-        raise AssertionError("unreachable")  # pragma: no cover
+                time.sleep(min(0.25, 0.003 * (1.4 ** conflicts)) * (0.5 + random.random()))
+                conflicts += 1
 
     def _write(self, session: WriteSession, batch: list[Delivery], check_first: bool = False) -> list[str]:
         """The batch's statements: the deliveries' INSERT, one MERGE per table, the finalize steps.
@@ -651,7 +663,14 @@ class DeliveryWriter:
         three times (+146 MiB for a 23.8 MiB payload, measured). False, nothing written, where the
         store's data path is not a local folder or the table's columns are not the ones this writer
         knows: the caller INSERTs then. The file is removed again when the transaction is not
-        committed (``_remove_added``)."""
+        committed (``_remove_added``).
+
+        The columns are the ones the table had when the writer opened the store; another process
+        may have changed the table since (a newer version's migration adds a column), and DuckLake
+        then refuses the file (a column of the table missing from it) and the transaction is
+        aborted. Raises _FileRefused then: the batch runs again, the INSERT way, which names its
+        columns, as it does for the rest of this connection. A refusal is never the delivery's
+        fault: answered 422 it would never be sent again."""
         folder = self._deliveries_folder(con)
         if not folder:
             return False
@@ -659,7 +678,13 @@ class DeliveryWriter:
         columns = [(name, self.columns["webhook_deliveries"][name].type) for name in _DELIVERY_COLUMNS]
         self._added.append(path)
         write_row_file(path, columns, row, _DELIVERY_COLUMNS.index("payload"), str(row[5]))
-        con.execute(_ADD_FILE, [path]).fetchall()
+        try:
+            con.execute(_ADD_FILE, [path]).fetchall()
+        except duckdb.Error as exc:
+            if is_conflict(exc):
+                raise
+            self._payload_folder = ""
+            raise _FileRefused(first_line(exc)) from exc
         return True
 
     def _deliveries_folder(self, con: duckdb.DuckDBPyConnection) -> str:

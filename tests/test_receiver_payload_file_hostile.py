@@ -1,0 +1,109 @@
+"""The receiver-made payload data file (``analytics/webhooks/delivery_file.py``, registered with
+``ducklake_add_data_files`` by ``writer._add_spooled``) against what the store may do around it.
+
+The file is written for the columns ``webhook_deliveries`` had when the writer opened the store.
+Another process may change that table while the receiver runs (a newer gitops-dora's ``collect``
+migrating the store adds a column; docs/architecture.md: ADD COLUMN migrations): DuckLake then
+refuses a file without the new column, where DuckDB's INSERT (which names its columns) stores the
+row. A large delivery must not be refused (422: the sender never sends it again) for that.
+Real stores, the writer's own thread; the HTTP side of large bodies is in
+tests/test_receiver_large_bodies.py and tests/test_receiver_payload_file.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.config import Config
+from analytics.store.connection import CATALOG, hold_store
+from analytics.webhooks import writer as writer_module
+from analytics.webhooks.writer import Delivery, DeliveryWriter
+from tests.store_query import query
+
+
+def spooled(folder: Path, n: int) -> Delivery:
+    path = folder / f"payload-{n}.json"
+    path.write_text(json.dumps({"n": n, "pad": "x" * 300_000}), encoding="utf-8")
+    return Delivery(provider="github", delivery_id=f"delivery-{n}", event="push", body=b"", payload={},
+                    rows={}, finalize=None, payload_file=str(path), body_sha256=f"{n:064x}")
+
+
+def outcome(writer: DeliveryWriter, delivery: Delivery) -> str:
+    writer.submit(delivery)
+    try:
+        return delivery.future.result(timeout=120)
+    except Exception as exc:  # noqa: BLE001 - the answer the sender would get, as text
+        return f"{type(exc).__name__}: {exc}"
+
+
+def added_files(db: Path) -> int:
+    """webhook_deliveries' live data files DuckLake took by name (ducklake_add_data_files)."""
+    with hold_store(db) as con:
+        meta = f"__ducklake_metadata_{CATALOG}"
+        return int(con.execute(
+            f"SELECT count(*) FROM {meta}.ducklake_data_file AS f"
+            f" JOIN {meta}.ducklake_table AS t USING (table_id)"
+            " WHERE t.table_name = 'webhook_deliveries' AND f.mapping_id IS NOT NULL"
+            " AND f.end_snapshot IS NULL AND t.end_snapshot IS NULL").fetchall()[0][0])
+
+
+def test_a_column_added_by_another_process_while_the_receiver_runs(tmp_path: Path) -> None:
+    db = tmp_path / "store.ducklake"
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    try:
+        assert outcome(writer, spooled(tmp_path, 0)) == "stored"
+        assert added_files(db) == 1  # the receiver's own file
+        with hold_store(db) as other:  # a newer version's migration, in another process
+            other.execute("ALTER TABLE webhook_deliveries ADD COLUMN note VARCHAR DEFAULT 'none'")
+        # The writer still has the columns it read when it opened the store: its file would lack
+        # ``note``, which DuckLake refuses. It stores the row the INSERT way instead, twice over
+        # (the second time with the connection the first left as it was).
+        assert outcome(writer, spooled(tmp_path, 1)) == "stored"
+        assert outcome(writer, spooled(tmp_path, 2)) == "stored"
+    finally:
+        writer.stop()
+    rows = query(db, "SELECT delivery_id, note, length(payload::VARCHAR), payload->>'$.n'"
+                     " FROM webhook_deliveries ORDER BY delivery_id")
+    assert rows == [("delivery-0", "none", 300_019, "0"), ("delivery-1", "none", 300_019, "1"),
+                    ("delivery-2", "none", 300_019, "2")]
+    assert not list(tmp_path.glob("payload-*.json"))  # settled: the spool files removed
+    # only the committed files are left in the table's folder
+    folder = tmp_path / "store.ducklake.files" / "main" / "webhook_deliveries"
+    assert len(list(folder.iterdir())) == 3
+
+
+def test_a_column_added_between_the_check_and_the_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ALTER commits after the writer looked at the table but before its COMMIT: the row is
+    stored all the same, with the new column's default, and no file of a failed attempt stays."""
+    db = tmp_path / "store.ducklake"
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    real = writer_module.write_row_file
+    altered: list[bool] = []
+
+    def write_then_alter(*args: Any, **kwargs: Any) -> int:
+        size = real(*args, **kwargs)
+        if not altered:
+            altered.append(True)
+            with hold_store(db) as other:
+                other.execute("ALTER TABLE webhook_deliveries ADD COLUMN note VARCHAR DEFAULT 'none'")
+        return size
+
+    monkeypatch.setattr(writer_module, "write_row_file", write_then_alter)
+    try:
+        assert outcome(writer, spooled(tmp_path, 0)) == "stored"
+        assert outcome(writer, spooled(tmp_path, 1)) == "stored"
+    finally:
+        writer.stop()
+    assert altered == [True]
+    assert query(db, "SELECT delivery_id, note, payload->>'$.n' FROM webhook_deliveries ORDER BY 1") == [
+        ("delivery-0", "none", "0"), ("delivery-1", "none", "1")]
+    folder = tmp_path / "store.ducklake.files" / "main" / "webhook_deliveries"
+    assert len(list(folder.iterdir())) == 2
