@@ -107,3 +107,45 @@ def test_a_column_added_between_the_check_and_the_commit(
         ("delivery-0", "none", "0"), ("delivery-1", "none", "1")]
     folder = tmp_path / "store.ducklake.files" / "main" / "webhook_deliveries"
     assert len(list(folder.iterdir())) == 2
+
+
+@pytest.mark.parametrize("when", ["before", "while"])
+def test_a_partitioned_deliveries_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, when: str) -> None:
+    """DuckLake takes no file without partition values into a partitioned table ("contains an
+    invalid partition value"): the writer INSERTs there, whether the table was partitioned before
+    it opened the store (it does not write a file at all then) or by another process since."""
+    db = tmp_path / "store.ducklake"
+    partition = "ALTER TABLE webhook_deliveries SET PARTITIONED BY (provider)"
+    written: list[str] = []
+    real = writer_module.write_row_file
+
+    def counted(target: str, *args: Any, **kwargs: Any) -> int:
+        written.append(target)
+        return int(real(target, *args, **kwargs))
+
+    monkeypatch.setattr(writer_module, "write_row_file", counted)
+    writer = DeliveryWriter(db, Config())
+    if when == "before":
+        writer.open()  # makes the store
+        writer._close()
+        with hold_store(db) as con:
+            con.execute(partition)
+    writer.start()
+    try:
+        if when == "while":
+            assert outcome(writer, spooled(tmp_path, 0)) == "stored"  # a file of its own, unpartitioned
+            with hold_store(db) as other:
+                other.execute(partition)
+        assert outcome(writer, spooled(tmp_path, 1)) == "stored"
+        assert outcome(writer, spooled(tmp_path, 2)) == "stored"
+    finally:
+        writer.stop()
+    assert len(written) == (0 if when == "before" else 2)  # "while": the first, and the refused one
+    expected = [(f"delivery-{n}", str(n)) for n in range(0 if when == "while" else 1, 3)]
+    assert query(db, "SELECT delivery_id, payload->>'$.n' FROM webhook_deliveries ORDER BY 1") == expected
+    found = query(db, "SELECT count(*) FROM webhook_deliveries WHERE provider = 'github'")
+    assert found == [(len(expected),)]
+    folder = tmp_path / "store.ducklake.files" / "main" / "webhook_deliveries"
+    on_disk = {str(p) for p in folder.iterdir()}
+    assert [path in on_disk for path in written] == ([] if when == "before" else [True, False])
+    assert len(list(folder.glob("provider=github/*.parquet"))) == 2  # the INSERTs' files

@@ -149,13 +149,17 @@ _INSERT_MAPPED_DELIVERY = (
     + " FROM {table}"
 )
 _SPOOLED_STORED = "SELECT count(*) FROM webhook_deliveries WHERE provider = $1 AND delivery_id = $2"
-# Where DuckLake keeps webhook_deliveries' data files, relative to the store's data path (or not).
+# Where DuckLake keeps webhook_deliveries' data files, relative to the store's data path (or not);
+# no row where the table is partitioned.
 _DELIVERIES_FOLDER = (
     f"SELECT s.path, s.path_is_relative, t.path, t.path_is_relative"
     f" FROM __ducklake_metadata_{CATALOG}.ducklake_table AS t"
     f" JOIN __ducklake_metadata_{CATALOG}.ducklake_schema AS s ON s.schema_id = t.schema_id"
     " WHERE t.table_name = 'webhook_deliveries' AND s.schema_name = 'main'"
     " AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL"
+    # a partitioned table takes no file without its partition values: DuckDB's INSERT writes them
+    f" AND NOT EXISTS (SELECT 1 FROM __ducklake_metadata_{CATALOG}.ducklake_partition_info AS p"
+    " WHERE p.table_id = t.table_id AND p.end_snapshot IS NULL)"
 )
 _ADD_FILE = (f"CALL ducklake_add_data_files('{CATALOG}', 'webhook_deliveries', $1, schema => 'main',"
              " hive_partitioning => false)")  # a data path with a "key=value" folder is not a partition
