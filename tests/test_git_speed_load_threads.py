@@ -115,13 +115,14 @@ def test_attribution_after_the_load_runs_on_one_thread_again(
     seen: list[int] = []
     from analytics.deployments import attribution
 
-    real = attribution.attribute_changes
+    real = attribution.PreparedAttribution.finish
 
-    def spy(session: Any, **kwargs: Any) -> int:
-        seen.append(int(session.con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
-        return real(session, **kwargs)
+    def spy(self: attribution.PreparedAttribution) -> int:
+        # the half after the commits' load (prepare_attribution runs before it ends)
+        seen.append(int(self._con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        return real(self)
 
-    monkeypatch.setattr(attribution, "attribute_changes", spy)
+    monkeypatch.setattr(attribution.PreparedAttribution, "finish", spy)
     summary = _collect(tmp_path / "store.ducklake", repo, git_done=True)
     assert summary.loads[0][1] == 2
     assert seen == [1]
