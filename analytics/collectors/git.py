@@ -332,7 +332,8 @@ def _ingest(
     with progress(f"git {repo_id}", total=5) as bar:
         con = session.con
         source = source_key(repo_id)
-        old_raw, had = execute(con,
+        empty = store_was_empty(con)
+        old_raw, had = (None, 0) if empty else execute(con,
             "SELECT (SELECT value FROM collector_state WHERE source = $1 AND key = $2), "
             "(SELECT count(*) FROM commits WHERE repo = $3)", [source, STATE_TIPS, repo_id],
         ).fetchall()[0]
@@ -345,7 +346,7 @@ def _ingest(
                                   threads_after_git=threads, loads=summary.loads)
         try:
             _ingest_with(session, location, options, tips, summary, branch_ref, prefetch, bar, load,
-                         int(had))
+                         int(had), empty)
         finally:
             load.abort()
 
@@ -353,8 +354,10 @@ def _ingest(
 def _ingest_with(
     session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
     branch_ref: str | None, prefetch: Prefetch | None, bar: Any, load: CommitLoad, had: int,
+    empty: bool = False,
 ) -> None:
-    """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way."""
+    """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way.
+    ``empty``: the unit began on a store without rows (:func:`store_was_empty`)."""
     from analytics.collectors import git_deploy, git_log
     from analytics.deployments.attribution import prepare_attribution
 
@@ -384,7 +387,7 @@ def _ingest_with(
     except Exception:
         mine()
         raise
-    summary.tags = git_log.replace_tags(con, repo_id, tags)
+    summary.tags = git_log.replace_tags(con, repo_id, tags, store_was_empty=empty)
     merge(con, "repositories",
           "SELECT ? AS id, ? AS url, ? AS local_path, ? AS is_bare, ? AS is_shallow,"
           " now() AS last_collected_at",
@@ -400,7 +403,7 @@ def _ingest_with(
         deployments += git_deploy.from_tags(repo_id, tags, options.deploy_tags)
     deployments += branch or []
     scopes = git_deploy.replace_deployments(con, repo_id, options.service, options.environment,
-                                            deployments)
+                                            deployments, store_was_empty=empty)
     summary.deployments = len(deployments)
     if deployments:
         _upsert_service(con, options)
@@ -432,6 +435,40 @@ def _ingest_with(
     session.rows_written += summary.new_commits + summary.tags + summary.deployments + summary.changes
     session.messages.append(summary.line())
     bar.advance()
+
+
+# Snapshots of a store that holds no row: its schema (0), its tables and the migrations
+# ledger's rows inlined in the catalog (1). Anything else, or a snapshot id the catalog numbered
+# otherwise, reads as "not empty": the reads then run as always.
+_EMPTY_STORE = """
+SELECT count(*) = 0 FROM ducklake_snapshots('{catalog}')
+WHERE snapshot_id > 1
+   OR NOT list_has_all(['schemas_created', 'tables_created', 'tables_altered', 'inlined_insert'],
+                       map_keys(changes))
+   OR len(coalesce(changes['inlined_insert'], [])) > 1
+   OR snapshot_id = 1 AND changes['tables_created'] IS NULL
+"""
+
+
+def store_was_empty(con: Any) -> bool:
+    """Whether the unit's snapshot is the store's creation: no commit, tag, deployment,
+    attribution row or warning yet, so the unit's reads of them would find nothing.
+
+    A first ``collect git`` into a new store makes three reads of empty tables (the watermark
+    and commit count, the tags, the git deployments), 10-40 ms of catalog look-ups each on
+    DuckLake whatever they find, all on the main thread while git walks; the snapshot list is
+    one read of a few ms. The transaction sees the snapshot it began on, and so do the reads it
+    replaces: a writer committing meanwhile changes neither.
+    """
+    from analytics.store.connection import CATALOG
+
+    # not a DuckLake store (bench/store_engines.py runs the unit on a plain DuckDB file): read
+    attached = execute(con, "SELECT type FROM duckdb_databases() WHERE database_name = $1",
+                       [CATALOG]).fetchone()
+    if not attached or attached[0] != "ducklake":
+        return False
+    row = execute(con, _EMPTY_STORE.replace("{catalog}", CATALOG)).fetchone()
+    return bool(row and row[0])
 
 
 def _upsert_service(con: object, options: GitOptions) -> None:

@@ -501,16 +501,19 @@ def _epoch(raw_date: str) -> int:
     return int(raw_date.split()[0]) if raw_date.strip() else 0
 
 
-def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Tag]) -> int:
+def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Tag], *,
+                 store_was_empty: bool = False) -> int:
     """Make the repository's tag rows exactly ``tags`` (deleted tags go).
 
     Tags are few and cheap to list, so they are compared with the stored rows in Python: only
     the tags that changed are deleted and inserted, so a re-run after one new tag writes one row
-    rather than every tag again.
+    rather than every tag again. ``store_was_empty``: the unit began on a store with no rows
+    (``git.store_was_empty``), so there is nothing to read (the read is about 20 ms of catalog
+    look-ups on DuckLake whatever it finds).
     """
     from analytics.store.literals import execute
 
-    rows = execute(con,
+    rows = [] if store_was_empty else execute(con,
         "SELECT name, sha, is_annotated, epoch_us(tagged_at), tagger_name FROM tags WHERE repo = $1",
         [repo_id]).fetchall()
     stored = {str(name): (sha, annotated, us, tagger) for name, sha, annotated, us, tagger in rows}
