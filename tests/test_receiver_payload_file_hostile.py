@@ -149,3 +149,37 @@ def test_a_partitioned_deliveries_table(tmp_path: Path, monkeypatch: pytest.Monk
     on_disk = {str(p) for p in folder.iterdir()}
     assert [path in on_disk for path in written] == ([] if when == "before" else [True, False])
     assert len(list(folder.glob("provider=github/*.parquet"))) == 2  # the INSERTs' files
+
+
+def test_a_filter_on_any_column_finds_the_added_files_row(tmp_path: Path) -> None:
+    """DuckLake skips a data file by the min/max the receiver wrote into its footer: wrong ones would
+    hide the row from a filtered query, silently. Values where an encoding slip would show: non-ASCII
+    text (UTF-8 bytes order), a time before 1970 and one with microseconds, an empty event."""
+    from datetime import UTC, datetime
+
+    db = tmp_path / "store.ducklake"
+    times = [datetime(1965, 3, 1, 0, 0, 0, 1, tzinfo=UTC),
+             datetime(2026, 5, 1, 9, 30, 15, 999999, tzinfo=UTC),
+             datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC)]
+    ids = ["dé-ü 1", "Ω-2", "z-3"]
+    events = ["日本", "", "push"]
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    try:
+        for n, (when, name, event) in enumerate(zip(times, ids, events, strict=True)):
+            made = spooled(tmp_path, n)
+            made.delivery_id, made.event, made.received_at = name, event, when
+            assert outcome(writer, made) == "stored"
+    finally:
+        writer.stop()
+    assert added_files(db) == 3
+    for n, (when, name, event) in enumerate(zip(times, ids, events, strict=True)):
+        filters: list[tuple[str, list[Any]]] = [
+            ("delivery_id = ?", [name]), ("event = ?", [event]), ("received_at = ?", [when]),
+            ("received_at BETWEEN ? AND ?", [when, when]), ("body_sha256 = ?", [f"{n:064x}"]),
+            ("payload->>'$.n' = ?", [str(n)])]
+        for where, params in filters:
+            found = query(db, f"SELECT delivery_id FROM webhook_deliveries WHERE {where}", params)
+            assert found == [(name,)], where
+    assert query(db, "SELECT count(*) FROM webhook_deliveries WHERE provider = 'github' AND rows_written = 0"
+                     " AND received_at > TIMESTAMPTZ '1965-03-01 00:00:00+00'") == [(3,)]
