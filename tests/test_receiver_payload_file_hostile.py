@@ -183,3 +183,27 @@ def test_a_filter_on_any_column_finds_the_added_files_row(tmp_path: Path) -> Non
             assert found == [(name,)], where
     assert query(db, "SELECT count(*) FROM webhook_deliveries WHERE provider = 'github' AND rows_written = 0"
                      " AND received_at > TIMESTAMPTZ '1965-03-01 00:00:00+00'") == [(3,)]
+
+
+def test_a_data_path_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data path given as ``~/...`` (GITOPS_DORA_DATA_PATH from a service's environment file: no
+    shell expands it) is the home folder's for DuckDB. The receiver's file goes where DuckLake
+    looks for it, not to a folder named ``~`` in the receiver's working folder."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GITOPS_DORA_DATA_PATH", "~/lake")
+    monkeypatch.chdir(work)
+    db = tmp_path / "store.ducklake"
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    try:
+        assert outcome(writer, spooled(tmp_path, 0)) == "stored"
+    finally:
+        writer.stop()
+    assert query(db, "SELECT delivery_id, payload->>'$.n' FROM webhook_deliveries") == [("delivery-0", "0")]
+    assert added_files(db) == 1
+    assert len(list((home / "lake" / "main" / "webhook_deliveries").iterdir())) == 1
+    # (the store's opening makes an empty "~/lake" here: analytics/store/connection.py, not the writer)
+    assert not (work / "~" / "lake" / "main").exists()

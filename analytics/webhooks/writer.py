@@ -718,6 +718,9 @@ class DeliveryWriter:
             folder = os.path.join(str(schema_path), folder)
             if schema_relative:
                 folder = os.path.join(session.location.data_path, folder)
+        # DuckDB reads a leading "~" as the home folder (a data path from an environment file, which
+        # no shell expanded); to Python it is a folder of that name in the working folder
+        folder = os.path.expanduser(folder)
         try:
             os.makedirs(folder, exist_ok=True)
         except OSError:
