@@ -124,6 +124,16 @@ def test_git_collections_first_later_and_again(tmp_path: Path) -> None:
     assert in_step(db) == 5
 
 
+def test_reconciler_deployments_linked_through_their_config_repository(tmp_path: Path) -> None:
+    """The demo: Argo CD and Flux deployments of config-repository revisions, whose changes
+    images.py links to the application commits (not attribution)."""
+    db = tmp_path / "demo.ducklake"
+    run_cli(db, "demo", "--workdir", str(tmp_path / "demo"))
+    assert query(db, "SELECT DISTINCT d.source FROM deployment_changes dc JOIN deployments d"
+                     " ON d.id = dc.deployment_id ORDER BY 1") == [("argocd",), ("flux",)]
+    assert in_step(db) > 1000
+
+
 _DEPLOYMENTS = """id,service,environment,revision,deployed_at,status,repository
 pay-1,payments-api,production,{s1},2026-03-02T12:00:00Z,success,payments-api
 pay-2,payments-api,production,{s3},2026-03-04T18:00:00Z,success,payments-api
