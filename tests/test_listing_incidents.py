@@ -62,7 +62,8 @@ def _fill(session: WriteSession) -> None:
         for _ in range(rng.randrange(0, 3)):
             sha = _hex(rng, rng.choice(prefixes) if rng.random() < 0.3 else "")
             shas.append(sha)
-            con.execute("INSERT INTO deployment_changes VALUES (?, 'repo1', ?)", [f"dep-{n:02d}", sha])
+            con.execute("INSERT INTO deployment_changes (deployment_id, repo, sha) VALUES (?, 'repo1', ?)",
+                        [f"dep-{n:02d}", sha])
     # ties the choices break by id: two successful deployments at one instant, one revision prefix
     tie = START + timedelta(days=3)
     deployments += [(f"dep-x{n}", "pay", "production", "feedface" + _hex(rng)[8:], "repo1", tie, "success",
