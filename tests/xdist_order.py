@@ -1,18 +1,21 @@
 """The order in which ``--dist loadfile`` hands test modules to the xdist workers (issue #16).
 
 xdist's ``loadfile`` hands out modules by number of tests, most first (``--loadscope-reorder``, its
-default). Cost does not follow the count: ``test_store_acceptance`` has 8 tests and some 40 CPU-s,
-``test_fuzz_import`` 3 tests and 20 CPU-s; with few tests they came last, and the suite ended on one
-worker running them while the other had nothing left. Handed out longest first (the classic
-"longest processing time" rule), the last modules are short and both workers end within seconds of
-each other. A module stays on one worker, so its module fixtures are still built once.
+default). Cost does not follow the count: ``test_store_acceptance`` has 8 tests and 51 CPU-s,
+``test_fuzz_import`` 3 tests and 22, ``test_stability_properties`` 1 test and 18; they were handed
+out among the last, so whether the run ended on one worker still running one of them while the other
+had nothing left depended on the rest. Handed out longest first (the "longest processing time" rule)
+the last modules are the short ones, and both workers end within seconds of each other (3 s apart in
+a two-worker run of the whole suite). A module stays on one worker, so its module fixtures are still
+built once.
 
 ``MODULE_S`` holds a cost for each costly module: the mean of its CPU seconds (every process it
 starts included) and its wall seconds, measured in one process (``-n 0``; docs/performance.md,
 "Test suite, session 9 (helper H4)"). CPU alone would put last the modules that wait on servers
 and sleeps. Only the order matters, so rough figures do: a module not in the table counts
-:data:`DEFAULT_PER_TEST_S` per test. ``GROUPS`` puts modules that share a
-session-scoped fixture (the browser modules' dashboard and Chromium) on the same worker.
+:data:`DEFAULT_PER_TEST_S` per test, and at least :data:`UNMEASURED_MIN_S`. ``GROUPS`` puts modules
+that share a session-scoped fixture (the demo store's dashboard of the two browser modules,
+tests/dashboard_server.py) on the same worker.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from typing import Any
 from xdist.scheduler import LoadFileScheduling
 
 DEFAULT_PER_TEST_S = 0.2   # the mean per test of the modules not in the table
+# a module not measured yet (a new one) counts at least this much: it goes ahead of the short measured
+# modules, so a new long module cannot be the one the run ends on (test_receiver_merge_parts, 1 test
+# and 33 CPU-s, was handed out last before it had a figure)
+UNMEASURED_MIN_S = 8.0
 
 # module (under tests/) -> seconds: the mean of its CPU seconds and its wall seconds in a run of the
 # whole suite in one process at a load average of 4-10 (40a18c9, GITOPS_DORA_DUCKDB_THREADS=1)
@@ -50,6 +57,9 @@ MODULE_S: dict[str, float] = {
     "test_store_connection_settings.py": 4, "test_demo_speed_dump.py": 4,
     "test_import_deployments_pairs.py": 4, "test_store_progress_bar.py": 4,
     "test_git_speed_head_start.py": 4, "test_maturity_dashboard.py": 4,
+    # added since, measured the same way in a two-worker run of 99ffe71 (load 6-12)
+    "test_change_times.py": 36, "test_receiver_merge_parts.py": 21, "test_receiver_payload_file.py": 14,
+    "test_git_speed_tail.py": 5, "test_receiver_rows_one_pass.py": 5,
 }
 
 # module -> the scope it is scheduled with (modules sharing session fixtures)
@@ -82,4 +92,5 @@ def scope_cost(scope: str, tests: dict[str, bool]) -> float:
     """Estimated CPU seconds of a scope: its modules' measured figures, else a default per test."""
     modules = {nodeid.split("::", 1)[0] for nodeid in tests}
     per_module = {m: sum(1 for t in tests if t.split("::", 1)[0] == m) for m in modules}
-    return sum(MODULE_S.get(m.removeprefix("tests/"), DEFAULT_PER_TEST_S * n) for m, n in per_module.items())
+    return sum(MODULE_S.get(m.removeprefix("tests/"), max(UNMEASURED_MIN_S, DEFAULT_PER_TEST_S * n))
+               for m, n in per_module.items())
