@@ -42,7 +42,7 @@ def _fill(session: WriteSession) -> None:
                      rng.choice(["production", "staging"]), rng.choice([None, f"{n:040x}"]), at,
                      rng.choice(["success", "failed"]), source, ref))
         for _ in range(rng.randrange(0, 4)):
-            con.execute("INSERT INTO deployment_changes VALUES (?, 'repo', ?)",
+            con.execute("INSERT INTO deployment_changes (deployment_id, repo, sha) VALUES (?, 'repo', ?)",
                         [rows[-1][0], f"{rng.random()}"])
     con.executemany("INSERT INTO deployments (id, service, environment, revision, deployed_at, status,"
                     " source, source_ref, is_rollback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, false)", rows)
