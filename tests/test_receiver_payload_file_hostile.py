@@ -207,3 +207,79 @@ def test_a_data_path_under_the_home_folder(tmp_path: Path, monkeypatch: pytest.M
     assert len(list((home / "lake" / "main" / "webhook_deliveries").iterdir())) == 1
     # (the store's opening makes an empty "~/lake" here: analytics/store/connection.py, not the writer)
     assert not (work / "~" / "lake" / "main").exists()
+
+
+def test_a_long_text_value_is_not_copied_into_the_catalogs_statistics(tmp_path: Path) -> None:
+    """GitLab names the event in the payload (``object_kind``): a sender can make it as long as the
+    body. DuckLake copies a file's min/max into the catalog, and reads them to plan every query of
+    the table; DuckDB's own files keep at most 256 bytes of a text's (a prefix as the min, the
+    prefix one higher as the max), and so does the receiver's: every filter still finds the row."""
+    db = tmp_path / "store.ducklake"
+    long_event = "merge_request " * 20_000  # 280,000 characters
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    try:
+        made = spooled(tmp_path, 0)
+        made.provider, made.event = "gitlab", long_event
+        assert outcome(writer, made) == "stored"
+        assert outcome(writer, spooled(tmp_path, 1)) == "stored"
+    finally:
+        writer.stop()
+    assert added_files(db) == 2
+    with hold_store(db) as con:
+        meta = f"__ducklake_metadata_{CATALOG}"
+        longest = con.execute(
+            "SELECT max(length(s.min_value)), max(length(s.max_value))"
+            f" FROM {meta}.ducklake_file_column_stats AS s JOIN {meta}.ducklake_table AS t USING (table_id)"
+            " WHERE t.table_name = 'webhook_deliveries'"
+        ).fetchall()[0]
+    assert longest == (256, 256)  # the event's and the payload's, cut
+    which = "SELECT delivery_id FROM webhook_deliveries WHERE "
+    assert query(db, which + "event = ?", [long_event]) == [("delivery-0",)]
+    assert query(db, which + "event = 'push'") == [("delivery-1",)]
+    assert query(db, which + "event > 'n'") == [("delivery-1",)]
+    assert query(db, which + "event < 'n'") == [("delivery-0",)]
+
+
+def test_a_filter_on_the_payload_finds_every_row(tmp_path: Path) -> None:
+    """DuckLake keeps the table's min/max per column from its files' (ducklake_table_column_stats)
+    and skips by them: a file without the payload's min/max left the table's those of the files
+    after it alone, and ``WHERE payload = ?`` found neither the receiver's row nor a small
+    delivery's INSERTed before it (DuckDB 1.5.5)."""
+    db = tmp_path / "store.ducklake"
+    texts = [json.dumps({"n": n, "pad": "x" * (300_000 if n == 1 else 10)}) for n in range(3)]
+    writer = DeliveryWriter(db, Config())
+    writer.start()
+    try:
+        for n, text in enumerate(texts):
+            made = spooled(tmp_path, n)
+            if n != 1:  # a small delivery: the INSERT of its JSON text
+                made.payload_file, made.payload_json, made.body = None, text, text.encode()
+            else:
+                Path(str(made.payload_file)).write_text(text, encoding="utf-8")
+            assert outcome(writer, made) == "stored"
+    finally:
+        writer.stop()
+    assert added_files(db) == 1
+    for n, text in enumerate(texts):
+        for where in ("payload = ?::JSON", "payload = ?", "payload::VARCHAR = ?"):
+            found = query(db, f"SELECT delivery_id FROM webhook_deliveries WHERE {where}", [text])
+            assert found == [(f"delivery-{n}",)], (n, where)
+
+
+@pytest.mark.parametrize("text", [
+    "x" * 300, "é" * 200, "a" * 255 + "é" + "b", "a" * 255 + "\U0001F600" * 3, "\U0010FFFF" * 100,
+    "a" * 250 + "\U0010FFFF" * 10, "a" * 250 + "\uD7FF" * 10, "short", "",
+])
+def test_the_bounds_of_a_long_text_hold_every_text_that_begins_with_it(text: str) -> None:
+    from analytics.webhooks.delivery_file import _bounds
+
+    data = text.encode("utf-8")
+    low, high = _bounds(data, len(data))
+    low.decode("utf-8"), high.decode("utf-8")  # both UTF-8: the catalog keeps them as text
+    assert low <= data <= high
+    if low == high:  # short, or nothing above its prefix (U+10FFFF only): the text itself
+        assert low == data and (len(data) <= 256 or set(text) == {"\U0010FFFF"})
+    else:  # cut: any longer text with the same first 256 bytes lies between too
+        assert len(low) <= 256 and len(high) <= 256
+        assert low <= data + b"zzz" <= high and low <= data + b"\xf4\x8f\xbf\xbf" <= high
