@@ -22,7 +22,7 @@ from analytics.listing import prepare_incidents
 from analytics.metrics.engine import apply_settings
 from analytics.store.connection import WriteSession, open_reader, write_unit
 from analytics.store.location import resolve
-from tests.stability_env import run_cli
+from tests.stability_env import run_cli_inprocess as run_cli  # no process start per listing
 from tests.stdout_capture import captured
 
 VIEW_SQL = (
