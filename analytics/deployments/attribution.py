@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from analytics.deployments.loaded_nodes import LoadedNodes
 from analytics.store.literals import execute, sql_string
 
 Scope = tuple[str, str]
@@ -45,8 +46,9 @@ class _Graph:
     follows first-parent chains without pushing them on a stack.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        execute(con, _NODES)
+    def __init__(self, con: duckdb.DuckDBPyConnection, loaded: LoadedNodes | None = None) -> None:
+        if loaded is None or not loaded.take(con):
+            execute(con, _NODES)
         self.first: list[int] = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
         merges = execute(con, _MERGES).fetchone()
         self.extra: dict[int, list[int]] = {}
@@ -142,15 +144,17 @@ class PreparedAttribution:
     :meth:`finish` runs the rest, from the commit graph on, in the same transaction."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: bool,
-                 warnings_present: bool) -> None:
+                 warnings_present: bool, loaded: LoadedNodes | None = None) -> None:
         self._con, self._selected = con, selected
         self._any_stored, self._warnings_present = any_stored, warnings_present
+        self._loaded = loaded
 
     def finish(self) -> int:
         """The graph, the walks and the writes; returns the rows the selected scopes now hold.
         Nothing between :func:`prepare_attribution` and this may write deployments,
         deployment_revisions, deployment_changes or attribution's data warnings."""
-        return _finish(self._con, self._selected, self._any_stored, self._warnings_present)
+        return _finish(self._con, self._selected, self._any_stored, self._warnings_present,
+                       self._loaded)
 
 
 def prepare_attribution(
@@ -161,12 +165,14 @@ def prepare_attribution(
     deployment_ids: Iterable[str] | None = None,
     scopes: Iterable[Scope] | None = None,
     repositories: Iterable[str] = (),
+    loaded: LoadedNodes | None = None,
 ) -> PreparedAttribution:
     """The first half of :func:`attribute_changes` (same arguments): the reads that need no
     commit (the deployments, the scopes, the shipped rows, the stored changes, the warnings'
     count). ``collect git`` runs it while git still walks, so that only the half that reads the
     commits is left for after git's exit, where nothing runs beside it (about 0.05 s of 0.3 at
-    100k commits)."""
+    100k commits). ``loaded``: a repository's first load numbering its commits as it goes
+    (analytics/deployments/loaded_nodes.py), complete by the time :meth:`finish` runs."""
     con = _connection(db)
     given, narrowed = _scopes(con, service, environment, deployment_ids, scopes)
     ordered_scopes = sorted(given)
@@ -178,12 +184,12 @@ def prepare_attribution(
         "SELECT service, environment FROM _attr_scopes ORDER BY 1, 2").fetchall()]
     stored = execute(con, _STORED).fetchone()
     return PreparedAttribution(con, selected, bool(stored and stored[0]),
-                               _warnings_present(con, selected))
+                               _warnings_present(con, selected), loaded)
 
 
 def _finish(con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: bool,
-            warnings_present: bool) -> int:
-    graph = _Graph(con)
+            warnings_present: bool, loaded: LoadedNodes | None = None) -> int:
+    graph = _Graph(con, loaded)
     for statement in (_RESOLVED, _STARTS, _WALKS, _DEPS):
         execute(con, statement)
     out: list[int] = []
