@@ -27,6 +27,7 @@ from analytics.store.upsert import merge
 if TYPE_CHECKING:
     from analytics.collectors.git_deploy import GitDeployment
     from analytics.collectors.git_log import CommitLoad, LogReader, Tag
+    from analytics.deployments.loaded_nodes import LoadedNodes
 
 STATE_TIPS = "ref_tips"
 STATE_OPTIONS = "options"
@@ -326,6 +327,7 @@ def _ingest(
 ) -> None:
     """``threads``: the connection's own setting, for the commits' load once git has exited."""
     from analytics.collectors import git_log
+    from analytics.deployments.loaded_nodes import LoadedNodes
     from analytics.progress import progress
 
     repo_id, repo = location.repo_id, location.local_path
@@ -342,11 +344,13 @@ def _ingest(
         summary.full = not exclude
         summary.mark("open")
         reader = prefetch.take_log() if prefetch is not None else None
+        # a repository's first load numbers its commits for attribution while git walks
+        nodes = LoadedNodes(repo_id) if not had else None
         load = git_log.CommitLoad(con, repo_id, repo, exclude, before=int(had), reader=reader,
-                                  threads_after_git=threads, loads=summary.loads)
+                                  threads_after_git=threads, loads=summary.loads, nodes=nodes)
         try:
             _ingest_with(session, location, options, tips, summary, branch_ref, prefetch, bar, load,
-                         int(had), empty)
+                         int(had), empty, nodes)
         finally:
             load.abort()
 
@@ -354,7 +358,7 @@ def _ingest(
 def _ingest_with(
     session: Any, location: RepoLocation, options: GitOptions, tips: dict[str, str], summary: GitSummary,
     branch_ref: str | None, prefetch: Prefetch | None, bar: Any, load: CommitLoad, had: int,
-    empty: bool = False,
+    empty: bool = False, nodes: LoadedNodes | None = None,
 ) -> None:
     """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way.
     ``empty``: the unit began on a store without rows (:func:`store_was_empty`)."""
@@ -422,7 +426,7 @@ def _ingest_with(
     # New commits can complete deployments from any source that name this repository.
     # Attribution's reads that need no commit run now too, while git may still walk; only the
     # graph, the walks and the writes are left for after the commits' load.
-    attribution = prepare_attribution(session, scopes=scopes, repositories=[repo_id])
+    attribution = prepare_attribution(session, scopes=scopes, repositories=[repo_id], loaded=nodes)
     bar.update(description=f"git {repo_id}: reading history")
     mine()
     bar.advance()

@@ -17,13 +17,15 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analytics.collectors.git_source import REV_SELECTION, git_env, git_reason, run_git
 from analytics.errors import SourceError
 
 if TYPE_CHECKING:
     import duckdb
+
+    from analytics.deployments.loaded_nodes import LoadedNodes
 
 # The store (and with it duckdb) is imported inside the functions that write: ``collect git`` into
 # a new store starts LogReader before the CLI's own imports (analytics/cli/git_head_start.py), so
@@ -363,15 +365,17 @@ class CommitLoad:
     of several chunks once git has exited (the caller runs on one so as not to compete with git's
     walk; after it, a core is idle, and the CSV reader and the Parquet writer split the chunks
     between threads). ``loads``: gets (chunks, threads) of each load statement, so the timings
-    and the tests can see which way it ran.
+    and the tests can see which way it ran. ``nodes``: on a repository's first load, numbers
+    each chunk's commits for attribution as it is loaded (analytics/deployments/loaded_nodes.py).
     """
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, repo_id: str, repo: Path, exclude: Sequence[str], *,
         before: int | None = None, reader: LogReader | None = None, threads_after_git: int = 1,
-        loads: list[tuple[int, int]] | None = None,
+        loads: list[tuple[int, int]] | None = None, nodes: LoadedNodes | None = None,
     ) -> None:
         self.con, self.repo_id, self.repo = con, repo_id, repo
+        self.nodes = nodes
         self.before = _count(con, repo_id) if before is None else before
         if reader is None or reader.exclude != tuple(exclude) or not reader.take():
             if reader is not None:
@@ -414,6 +418,22 @@ class CommitLoad:
         """Stop git and the reader (idempotent; after :meth:`finish` there is nothing to stop)."""
         self.reader.abort()
 
+    def _load_numbered(self, sources: list[Path], reverts: dict[str, str]) -> Any:
+        """A first load's INSERT, then the same rows read from the chunk files again for
+        ``self.nodes``, which numbers them for attribution (analytics/deployments/loaded_nodes.py)
+        while git still walks. A second read of the files (only the columns attribution needs
+        are kept) cost less than a TEMP copy feeding both: at 100k commits, 6 alternating runs
+        at load 5-6, 0.022 s of process CPU more than no numbering against the copy's 0.055 s,
+        for the same 0.03 s less after git's exit."""
+        from analytics.store.literals import execute
+
+        assert self.nodes is not None
+        reverted, join = _reverts_sql(reverts)
+        select = _LOGGED.format(source=_read_csv_sql(sources), reverted=reverted, join=join)
+        row = execute(self.con, _load_sql(sources, True, reverts), [self.repo_id]).fetchone()
+        self.nodes.add(self.con, f"({select})", int(row[0]) if row else 0, [self.repo_id])
+        return row
+
     def _load(self, batch: list[Chunk]) -> None:
         import duckdb
 
@@ -434,7 +454,11 @@ class CommitLoad:
         self.loads.append((len(batch), threads))
         try:
             with duckdb_threads(con, threads):
-                row = execute(con, _load_sql(sources, self.before == 0, reverts), [self.repo_id]).fetchone()
+                if self.nodes is not None and self.before == 0:
+                    row = self._load_numbered(sources, reverts)
+                else:
+                    row = execute(con, _load_sql(sources, self.before == 0, reverts),
+                                  [self.repo_id]).fetchone()
         except duckdb.Error as exc:
             if is_space_error(exc):  # the store's disk, not the repository, is the problem
                 raise StoreSpaceError(f"no space left while storing the history of {repo}; "
