@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import cli_inprocess
 from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
@@ -35,6 +36,16 @@ COMPARED = {
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def read_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """:func:`run_cli` for the commands that only read (``metrics``, ``assess --history``), in this process
+    (tests/cli_inprocess.py: same environment, folder, output and exit status, no process start);
+    the builds and the re-run stay real ``gitops-dora demo`` processes."""
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    proc = cli_inprocess.run(list(args), env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     return proc
 
@@ -70,7 +81,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> d
 
 
 def metrics_json(db: Path, cwd: Path) -> dict[str, Any]:
-    proc = run_cli("--db", str(db), "metrics", "--since", "2026-05-01", "--until", "2026-11-01",
+    proc = read_cli("--db", str(db), "metrics", "--since", "2026-05-01", "--until", "2026-11-01",
                    "--format", "json", cwd=cwd)
     return dict(json.loads(proc.stdout))
 
@@ -137,7 +148,7 @@ def test_metrics_are_non_empty_for_all_three_services(builds: dict[str, Any]) ->
         assert g["changes"] > 100, service
         assert g["lead_time_median_hours"] > 0, service
         assert g["baseline_deployments"] == 1, service
-    proc = run_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
+    proc = read_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
                    cwd=builds["base"])
     assert {g["team"] for g in json.loads(proc.stdout)["groups"]} >= set(SERVICES.values())
 
@@ -156,7 +167,7 @@ def test_maturity_timeline_rises_as_the_platform_team_adopts_gitops(builds: dict
       progressive-delivery is still missing -> level stays 1, Level 2 progress 3/5 -> 4/5.
     """
     repo = builds["a_work"] / "repos" / "platform-config"
-    proc = run_cli("--db", str(builds["base"] / "assess.duckdb"), "assess", str(repo),
+    proc = read_cli("--db", str(builds["base"] / "assess.duckdb"), "assess", str(repo),
                    "--history", "monthly", "--format", "json", cwd=builds["base"])
     history = json.loads(proc.stdout)["history"]
     assert [(h["period"], h["level"]) for h in history] == [
