@@ -120,3 +120,21 @@ def test_a_catalog_file_duckdb_never_initialised_is_no_store_yet(tmp_path: Path)
             assert con.execute("SELECT name FROM services").fetchall() == [("a",)]
         finally:
             con.close()
+
+
+def test_a_data_path_from_the_environment_under_the_home_folder_is_expanded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment file gives ``~/...`` unexpanded: the store's files must go to the home folder
+    (where DuckDB looks), not to a folder literally named ``~`` under the working directory."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("GITOPS_DORA_DATA_PATH", "~/lake-data/")
+    loc = resolve(tmp_path / "s.ducklake")
+    assert loc.data_path == f"{home}/lake-data/"
+    with open_writer(loc, source="test") as session:
+        session.con.execute("INSERT INTO repositories (id, url) VALUES ('r', '/r')")
+    assert (home / "lake-data").is_dir()
+    assert not (work / "~").exists()

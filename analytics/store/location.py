@@ -105,6 +105,10 @@ def resolve(ref: StoreRef, data_path: str | None = None) -> StoreLocation:
         return ref
     text = os.fspath(ref)
     explicit_data = data_path or os.environ.get(DATA_PATH_ENV) or None
+    if explicit_data and explicit_data.startswith("~"):
+        # an environment file is not expanded by a shell; DuckDB would read "~/x" as the home
+        # folder's x while Python created a folder named "~" beside the working directory
+        explicit_data = os.path.expanduser(explicit_data)
     if is_url(text):
         return _postgres(text, explicit_data)
     path = Path(text).expanduser().absolute()
