@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from analytics.errors import UserError
-from analytics.store.connection import open_writer, tables_present
+from analytics.store.connection import open_reader, open_writer, tables_present
 from analytics.store.keys import TABLE_KEYS
 from analytics.store.location import redact_url, resolve
 from tests.store_query import store_reader
@@ -138,3 +138,16 @@ def test_a_data_path_from_the_environment_under_the_home_folder_is_expanded(
         session.con.execute("INSERT INTO repositories (id, url) VALUES ('r', '/r')")
     assert (home / "lake-data").is_dir()
     assert not (work / "~").exists()
+
+
+@pytest.mark.parametrize("folder", ["q?dir", "hash#dir", "pct%41dir"])
+def test_a_store_in_a_folder_whose_name_has_uri_characters_is_read(tmp_path: Path, folder: str) -> None:
+    """The catalog is read with SQLite through a ``file:`` URI: an unquoted "?" or "#" ended the
+    file name there, and readers said "no database" for a store that was there."""
+    loc = resolve(tmp_path / folder / "s.ducklake")
+    with open_writer(loc, source="test") as session:
+        session.con.execute("INSERT INTO repositories (id, url) VALUES ('r', '/r')")
+    assert loc.exists()
+    assert loc.read_catalog("SELECT count(*) FROM ducklake_table") not in (None, [(0,)])
+    with open_reader(loc) as con:
+        assert con.execute("SELECT id FROM repositories").fetchall() == [("r",)]

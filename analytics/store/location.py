@@ -79,7 +79,10 @@ class StoreLocation:
         import sqlite3
 
         try:
-            uri = f"file:{self.catalog}?mode=ro"
+            from urllib.parse import quote
+
+            # a path is not a URI: "?" or "#" in a folder's name would end SQLite's file name
+            uri = f"file:{quote(self.catalog)}?mode=ro"
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as lite:
                 return list(lite.execute(sql).fetchall())
         except sqlite3.Error:
