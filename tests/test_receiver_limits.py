@@ -548,3 +548,18 @@ def test_two_hundred_signed_deliveries_are_stored_during_both_attacks(tmp_path: 
     stored = query(tmp_path / "store.ducklake",
                    "SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE '%#1___'")
     assert stored == [(200, 200)], stored
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
+def test_a_body_that_is_not_utf8_is_400_saying_so(rx: Shared, encoding: str) -> None:
+    """orjson reports any non-UTF-8 byte as "surrogates not allowed": the answer must not blame an
+    unpaired surrogate in a string (a 422 for a payload that can never be stored) when the body
+    itself is in another encoding, which the sender can fix."""
+    payload = gh_issue(REPO, 905, ["incident"], "2026-05-01T00:00:00Z")
+    text = json.dumps(payload, ensure_ascii=False).replace("Outage 905", "Ausfall \u00e4 905")
+    body = text.encode(encoding)
+    answer = post_body(rx.url, body, signed(body))
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["message"]
+    assert "not UTF-8" in message and "surrogate" not in message and "\n" not in message
+    assert query(rx.db, "SELECT count(*) FROM incidents WHERE source_ref = '905'") == [(0,)]

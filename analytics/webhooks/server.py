@@ -249,6 +249,9 @@ def _parse_json(text: bytes | bytearray | mmap.mmap | str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
+        if "surrogate" in reason and not isinstance(text, str) and not _is_utf8(text):
+            # orjson says "surrogates not allowed" for any byte that is not UTF-8 (a UTF-16 body)
+            raise ValueError("the body is not UTF-8 text (JSON must be UTF-8, RFC 8259)") from None
         if "surrogate" in reason:
             raise Rejected(
                 f"a string holds an unpaired UTF-16 surrogate, which UTF-8 cannot store ({reason})"
@@ -256,6 +259,23 @@ def _parse_json(text: bytes | bytearray | mmap.mmap | str) -> Any:
         if "depth" in reason or "recursion" in reason:
             raise Rejected(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
         raise ValueError(reason) from None
+
+
+def _is_utf8(data: bytes | bytearray | mmap.mmap) -> bool:
+    """Whether ``data`` is UTF-8, checked a megabyte at a time (only on the error path, so a large
+    spooled body is not decoded whole)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    piece = 1 << 20
+    try:
+        with memoryview(data) as view:
+            for start in range(0, len(view), piece):
+                decoder.decode(view[start:start + piece])
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _json_text(headers: Mapping[str, str], body: bytes | bytearray) -> bytes | bytearray | str:
