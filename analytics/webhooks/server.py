@@ -598,6 +598,33 @@ def spool_payload(text: bytes | bytearray) -> str | None:
     return spool.path
 
 
+SPOOL_PREFIX = "gitops-dora-payload-"
+STALE_SPOOL_SECONDS = 3600
+
+
+def remove_stale_spools(folder: str | None = None, older_than: float = STALE_SPOOL_SECONDS) -> int:
+    """Remove spool files a killed receiver left behind (its clean-up never ran), so a receiver
+    restarted after crashes does not fill its temporary folder. Only files older than an hour:
+    a receiver sharing the folder finishes a delivery's file long before that (a request must
+    arrive within the read timeout, and the file goes once the delivery is settled). Returns how
+    many were removed."""
+    folder = folder or tempfile.gettempdir()
+    cutoff = time.time() - older_than
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not (entry.name.startswith(SPOOL_PREFIX) and entry.name.endswith(".json")):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
 class Spool:
     """A large body written to a temporary file as it arrives, hashed on the way, so that the
     receiver never holds it whole as bytes (``prepare_spooled``). The file becomes the delivery's
@@ -605,7 +632,7 @@ class Spool:
     calls ``discard``."""
 
     def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="gitops-dora-payload-", suffix=".json")
+        fd, self.path = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".json")
         self._fd: int | None = fd
         self._hash = hashlib.sha256()
         self.size = 0
@@ -1024,6 +1051,10 @@ def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: boo
     protocol = guarded_protocol(limits, log)  # before the store is touched: refuse cleanly
     writer = DeliveryWriter(db_path, config)
     writer.open()  # migrations before the first delivery, and a store that cannot open fails here
+    stale = remove_stale_spools()
+    if stale:
+        print(f"  removed {stale} payload file(s) a stopped receiver left in {tempfile.gettempdir()}",
+              file=sys.stderr)
     for e in endpoints:
         mode = "verified" if e.secret else ("UNSIGNED (--insecure)" if insecure else "refused: no secret")
         print(f"  POST http://{host}:{port}{e.module.PATH}  {mode}", file=sys.stderr)
