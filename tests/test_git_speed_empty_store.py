@@ -1,8 +1,9 @@
 """A first ``collect git`` into a new store skips its reads of tables that cannot hold a row yet
 (docs/performance.md, "Git ingest, session 9 (helper H6)"): the watermark and commit count, the
-tags and the git deployments. ``git.store_was_empty`` decides it from the snapshot list; these
-tests check that it says "empty" only for a store nothing was written to, that the skipped reads
-are really skipped, and that the stored rows are the same as with the reads."""
+tags, the git deployments, and attribution's stored changes and warnings. ``git.store_was_empty``
+decides it from the snapshot list; these tests check that it says "empty" only for a store
+nothing was written to, that the skipped reads are really skipped, and that the stored rows are
+the same as with the reads."""
 
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ import pytest
 from analytics.collectors import git as git_collector
 from analytics.collectors import git_deploy
 from analytics.collectors.git_source import locate, ref_tips
+from analytics.deployments import attribution
 from analytics.store import literals
 from analytics.store.connection import write_unit
 from tests.gitrepo import GitRepo
 from tests.store_query import git_store_dump
 
 TAGS = r"^v[0-9.]+$"
-# the three reads a first collection into a new store leaves out
+# the reads a first collection into a new store leaves out: the collector's three, and
+# attribution's of the stored changes and warnings
 SKIPPED = ("FROM collector_state WHERE source = $1 AND key = $2",
            "FROM tags WHERE repo = $1",
-           "FROM deployments\n           WHERE repository = $2")
+           "FROM deployments\n           WHERE repository = $2",
+           "CREATE OR REPLACE TEMP TABLE _attr_old AS",
+           "FROM data_warnings")
 
 
 def _repo(path: Path) -> GitRepo:
@@ -51,7 +56,7 @@ def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(sql)
         return original(con, sql, *args, **kwargs)
 
-    for module in (literals, git_collector, git_deploy):
+    for module in (literals, git_collector, git_deploy, attribution):
         monkeypatch.setattr(module, "execute", execute)
     return seen
 

@@ -426,7 +426,8 @@ def _ingest_with(
     # New commits can complete deployments from any source that name this repository.
     # Attribution's reads that need no commit run now too, while git may still walk; only the
     # graph, the walks and the writes are left for after the commits' load.
-    attribution = prepare_attribution(session, scopes=scopes, repositories=[repo_id], loaded=nodes)
+    attribution = prepare_attribution(session, scopes=scopes, repositories=[repo_id], loaded=nodes,
+                                      nothing_stored=empty)
     bar.update(description=f"git {repo_id}: reading history")
     mine()
     bar.advance()
