@@ -41,12 +41,13 @@ class Dashboard:
 
 
 @contextmanager
-def dashboard(db: Path, root: Path) -> Iterator[Dashboard]:
-    """``gitops-dora --db DB dashboard --port PORT`` run in ``root`` (environment: tests/child_env.py)
-    until it answers its health check (60 s at most); stopped with its process group afterwards."""
-    env = child_env()
+def dashboard(db: Path, root: Path, env: dict[str, str] | None = None) -> Iterator[Dashboard]:
+    """``gitops-dora --db DB dashboard --port PORT`` run in ``root`` (environment: ``env``, else
+    tests/child_env.py) until it answers its health check (60 s at most); stopped with its process
+    group afterwards. Its output goes to ``root/dashboard-PORT.log``."""
+    env = child_env() if env is None else env
     port = free_port()
-    log_path = root / "dashboard.log"
+    log_path = root / f"dashboard-{port}.log"
     log = log_path.open("w")
     proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
                             stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)

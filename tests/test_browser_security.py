@@ -9,15 +9,12 @@ With login required and not possible, no page shows data. Screenshots go to test
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import textwrap
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,17 +22,16 @@ from typing import Any
 import pytest
 
 from tests.child_env import child_env
+from tests.dashboard_server import dashboard as dashboard_process
 from tests.test_browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
     DRAWN_JS,
-    free_port,
     next_frames,
     wait_rendered,
 )
 from tests.test_dashboard_security import (
-    CLI,
     LINK_SERVICE,
     build_hostile_store,
     hostile_deployment_id,
@@ -92,46 +88,21 @@ def hostile_store(tmp_path_factory: pytest.TempPathFactory, pixel: PixelServer) 
     return build_hostile_store(tmp_path_factory.mktemp("browser-hostile"), pixel.port)
 
 
-def start_dashboard(
-    db: Path, root: Path, env_extra: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[bytes], str]:
+@contextmanager
+def hostile_dashboard(db: Path, root: Path, env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """The dashboard with no gitops-dora or Streamlit setting of the test run and no home folder of
+    the user's (no secrets.toml from there), plus ``env_extra``; yields its URL."""
     env = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
-    env["HOME"] = str(root)                       # no secrets.toml from the user's home
+    env["HOME"] = str(root)
     env.update(env_extra or {})
-    port = free_port()
-    log = (root / f"dashboard-{port}.log").open("w")
-    proc = subprocess.Popen([CLI, "--db", str(db), "dashboard", "--port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.read() == b"ok":
-                    return proc, url
-        except OSError:
-            pass
-        assert proc.poll() is None, (root / f"dashboard-{port}.log").read_text()
-        assert time.monotonic() < deadline, "dashboard did not become healthy in 60 s"
-        time.sleep(0.3)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with dashboard_process(db, root, env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
 def dashboard(hostile_store: Path) -> Iterator[str]:
-    proc, url = start_dashboard(hostile_store, hostile_store.parent)
-    try:
+    with hostile_dashboard(hostile_store, hostile_store.parent) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +215,7 @@ def test_login_required_shows_no_data_until_signed_in(
     extra = {"GITOPS_DORA_REQUIRE_LOGIN": "1"}
     if with_auth:
         extra["STREAMLIT_SECRETS_FILES"] = str(tmp_path / "auth" / "secrets.toml")
-    proc, url = start_dashboard(hostile_store, tmp_path, extra)
-    try:
+    with hostile_dashboard(hostile_store, tmp_path, extra) as url:
         context = browser.new_context(viewport={"width": 1200, "height": 800})
         page = context.new_page()
         page.goto(f"{url}/deployments?{WINDOW}")
@@ -268,5 +238,3 @@ def test_login_required_shows_no_data_until_signed_in(
         assert page.locator('[data-testid="stDataFrame"]').count() == 0
         assert page.locator('[data-testid="stSidebarNav"]').count() == 0
         context.close()
-    finally:
-        stop(proc)
