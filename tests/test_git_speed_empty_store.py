@@ -1,6 +1,6 @@
 """A first ``collect git`` into a new store skips its reads of tables that cannot hold a row yet
 (docs/performance.md, "Git ingest, session 9 (helper H6)"): the watermark and commit count, the
-tags, the git deployments, and attribution's stored changes and warnings. ``git.store_was_empty``
+tags, the git deployments, and attribution's stored changes and warnings. ``store.connection.store_was_empty``
 decides it from the snapshot list; these tests check that it says "empty" only for a store
 nothing was written to, that the skipped reads are really skipped, and that the stored rows are
 the same as with the reads."""
@@ -17,7 +17,7 @@ from analytics.collectors import git as git_collector
 from analytics.collectors import git_deploy
 from analytics.collectors.git_source import locate, ref_tips
 from analytics.deployments import attribution
-from analytics.store import literals
+from analytics.store import connection, literals
 from analytics.store.connection import write_unit
 from tests.gitrepo import GitRepo
 from tests.store_query import git_store_dump
@@ -73,10 +73,10 @@ def test_only_a_store_nothing_was_written_to_is_empty(tmp_path: Path) -> None:
     db = tmp_path / "store.ducklake"
     answers: list[bool] = []
     for _ in range(2):
-        write_unit(db, lambda session: answers.append(git_collector.store_was_empty(session.con)),
+        write_unit(db, lambda session: answers.append(connection.store_was_empty(session.con)),
                    source="test", target="test")
     assert answers == [True, False]
-    assert git_collector.store_was_empty(duckdb.connect()) is False
+    assert connection.store_was_empty(duckdb.connect()) is False
 
 
 def test_a_first_collection_into_a_new_store_skips_the_reads_and_stores_the_same_rows(
@@ -91,7 +91,7 @@ def test_a_first_collection_into_a_new_store_skips_the_reads_and_stores_the_same
 
     # the same collection with every read made: the same rows
     seen.clear()
-    monkeypatch.setattr(git_collector, "store_was_empty", lambda con: False)
+    monkeypatch.setattr(connection, "store_was_empty", lambda con: False)
     assert _collect(tmp_path / "read.ducklake", repo).changes == 11
     assert all(any(read in sql for sql in seen) for read in SKIPPED)
     assert git_store_dump(tmp_path / "skipped.ducklake") == git_store_dump(tmp_path / "read.ducklake")

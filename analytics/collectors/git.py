@@ -329,6 +329,7 @@ def _ingest(
     from analytics.collectors import git_log
     from analytics.deployments.loaded_nodes import LoadedNodes
     from analytics.progress import progress
+    from analytics.store.connection import store_was_empty
 
     repo_id, repo = location.repo_id, location.local_path
     with progress(f"git {repo_id}", total=5) as bar:
@@ -361,7 +362,7 @@ def _ingest_with(
     empty: bool = False, nodes: LoadedNodes | None = None,
 ) -> None:
     """The rest of the unit, with the commits' load (``git_log.CommitLoad``) under way.
-    ``empty``: the unit began on a store without rows (:func:`store_was_empty`)."""
+    ``empty``: the unit began on a store without rows (``store.connection.store_was_empty``)."""
     from analytics.collectors import git_deploy, git_log
     from analytics.deployments.attribution import prepare_attribution
 
@@ -445,37 +446,6 @@ def _ingest_with(
 # Snapshots of a store that holds no row: its schema (0), its tables and the migrations
 # ledger's rows inlined in the catalog (1). Anything else, or a snapshot id the catalog numbered
 # otherwise, reads as "not empty": the reads then run as always.
-_EMPTY_STORE = """
-SELECT count(*) = 0 FROM ducklake_snapshots('{catalog}')
-WHERE snapshot_id > 1
-   OR NOT list_has_all(['schemas_created', 'tables_created', 'tables_altered', 'inlined_insert'],
-                       map_keys(changes))
-   OR len(coalesce(changes['inlined_insert'], [])) > 1
-   OR snapshot_id = 1 AND changes['tables_created'] IS NULL
-"""
-
-
-def store_was_empty(con: Any) -> bool:
-    """Whether the unit's snapshot is the store's creation: no commit, tag, deployment,
-    attribution row or warning yet, so the unit's reads of them would find nothing.
-
-    A first ``collect git`` into a new store makes three reads of empty tables (the watermark
-    and commit count, the tags, the git deployments), 10-40 ms of catalog look-ups each on
-    DuckLake whatever they find, all on the main thread while git walks; the snapshot list is
-    one read of a few ms. The transaction sees the snapshot it began on, and so do the reads it
-    replaces: a writer committing meanwhile changes neither.
-    """
-    from analytics.store.connection import CATALOG
-
-    # not a DuckLake store (bench/store_engines.py runs the unit on a plain DuckDB file): read
-    attached = execute(con, "SELECT type FROM duckdb_databases() WHERE database_name = $1",
-                       [CATALOG]).fetchone()
-    if not attached or attached[0] != "ducklake":
-        return False
-    row = execute(con, _EMPTY_STORE.replace("{catalog}", CATALOG)).fetchone()
-    return bool(row and row[0])
-
-
 def _upsert_service(con: object, options: GitOptions) -> None:
     """Register the service and environment; a team or production flag from the config wins."""
     import duckdb

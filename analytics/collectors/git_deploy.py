@@ -83,7 +83,7 @@ def replace_deployments(
     are left alone. The stored rows are read once and compared here, so only deployments that
     are gone are deleted and only new or changed ones are written: an unchanged set writes
     nothing, and every statement saved is a catalog round trip on DuckLake.
-    ``store_was_empty``: the unit began on a store with no rows (``git.store_was_empty``): no
+    ``store_was_empty``: the unit began on a store with no rows (``store.connection.store_was_empty``): no
     read (about 13 ms of catalog look-ups for nothing).
     """
     wanted = {d.id: (d.id, service, environment, d.revision, repo_id, None, d.epoch * 1_000_000, "success",

@@ -532,7 +532,7 @@ def replace_tags(con: duckdb.DuckDBPyConnection, repo_id: str, tags: Sequence[Ta
     Tags are few and cheap to list, so they are compared with the stored rows in Python: only
     the tags that changed are deleted and inserted, so a re-run after one new tag writes one row
     rather than every tag again. ``store_was_empty``: the unit began on a store with no rows
-    (``git.store_was_empty``), so there is nothing to read (the read is about 20 ms of catalog
+    (``store.connection.store_was_empty``), so there is nothing to read (the read is about 20 ms of catalog
     look-ups on DuckLake whatever it finds).
     """
     from analytics.store.literals import execute

@@ -786,6 +786,35 @@ def open_reader(
     return con
 
 
+_EMPTY_STORE = """
+SELECT count(*) = 0 FROM ducklake_snapshots('{catalog}')
+WHERE snapshot_id > 1
+   OR NOT list_has_all(['schemas_created', 'tables_created', 'tables_altered', 'inlined_insert'],
+                       map_keys(changes))
+   OR len(coalesce(changes['inlined_insert'], [])) > 1
+   OR snapshot_id = 1 AND changes['tables_created'] IS NULL
+"""
+
+
+def store_was_empty(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the unit's snapshot is the store's creation: no commit, tag, deployment,
+    attribution row or warning yet, so the unit's reads of them would find nothing.
+
+    Why: a first ``collect git`` into a new store makes three reads of empty tables (the watermark
+    and commit count, the tags, the git deployments), 10-40 ms of catalog look-ups each on
+    DuckLake whatever they find, all on the main thread while git walks; the snapshot list is
+    one read of a few ms. The transaction sees the snapshot it began on, and so do the reads it
+    replaces: a writer committing meanwhile changes neither.
+    """
+    # not a DuckLake store (bench/store_engines.py runs the unit on a plain DuckDB file): read
+    attached = execute(con, "SELECT type FROM duckdb_databases() WHERE database_name = $1",
+                       [CATALOG]).fetchone()
+    if not attached or attached[0] != "ducklake":
+        return False
+    row = execute(con, _EMPTY_STORE.replace("{catalog}", CATALOG)).fetchone()
+    return bool(row and row[0])
+
+
 def tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         f"SELECT table_name FROM information_schema.tables WHERE table_catalog = '{CATALOG}'"
