@@ -211,8 +211,9 @@ def hostile(kind: str) -> bytes:
     raise AssertionError(kind)
 
 
-# orjson names bytes that are not UTF-8 among "surrogates", which the receiver answers 422 (as before)
-HOSTILE = {"truncated": 400, "invalid-utf8": 422, "nan": 400, "surrogate": 422, "deep": 422,
+# orjson names bytes that are not UTF-8 among "surrogates"; the receiver tells them apart: a body
+# that is not UTF-8 is malformed JSON (400), an escaped lone surrogate cannot be stored (422)
+HOSTILE = {"truncated": 400, "invalid-utf8": 400, "nan": 400, "surrogate": 422, "deep": 422,
            "not-an-object": 400}
 
 
