@@ -15,23 +15,14 @@ from typing import Any
 
 import pytest
 
-from analytics.deployments.attribution import attribute_changes
 from analytics.store.connection import open_writer
 from tests.store_query import query
-from tests.test_attribution import _cherry_pick_repo
+from tests.test_attribution import _cherry_pick_repo, _insert_deployments
 from tests.test_git_collector import run_cli
 
 
 def _at(day: int) -> datetime:
     return datetime(2024, 3, day, tzinfo=UTC)
-
-
-def _deploy(db: Path, rows: list[dict[str, Any]]) -> None:
-    base = {"environment": "production", "repository": "shop", "status": "success", "source": "import",
-            "service": "shop"}
-    with open_writer(db, source="test", target="deployments") as session:
-        session.upsert("deployments", [{**base, **r} for r in rows])
-        attribute_changes(session, deployment_ids=[r["id"] for r in rows])
 
 
 def _warnings(db: Path) -> list[tuple[Any, ...]]:
@@ -54,7 +45,7 @@ def test_warning_is_replaced_then_cleared_and_others_are_kept(collected: tuple[P
     with open_writer(db, source="test", target="warnings") as session:
         session.con.execute("INSERT INTO data_warnings VALUES ('import:other', 'shop/production', "
                             "'unresolved_revision', 'kept', 7, now())")
-    _deploy(db, [
+    _insert_deployments(db, [
         {"id": "d1", "revision": s["A"], "deployed_at": _at(6)},
         {"id": "d2", "revision": "0badc0de", "deployed_at": _at(7)},
         {"id": "s1", "revision": "feedface", "deployed_at": _at(7), "environment": "staging"},
@@ -68,7 +59,7 @@ def test_warning_is_replaced_then_cleared_and_others_are_kept(collected: tuple[P
     ]
 
     # a second unresolved deployment in production: its warning is replaced, not added to
-    _deploy(db, [{"id": "d3", "revision": "c0ffee00", "deployed_at": _at(8)}])
+    _insert_deployments(db, [{"id": "d3", "revision": "c0ffee00", "deployed_at": _at(8)}])
     production = [w for w in _warnings(db) if w[:2] == ("attribution", "shop/production")]
     assert production == [
         ("attribution", "shop/production", "unresolved_revision",
@@ -77,7 +68,7 @@ def test_warning_is_replaced_then_cleared_and_others_are_kept(collected: tuple[P
 
     # both revisions corrected: production's warning goes; staging's (not recomputed) and the
     # other source's stay
-    _deploy(db, [
+    _insert_deployments(db, [
         {"id": "d2", "revision": s["C"], "deployed_at": _at(7)},
         {"id": "d3", "revision": s["D"], "deployed_at": _at(8)},
     ])

@@ -154,14 +154,21 @@ def store(db: Path, made: list[Delivery], *, one_batch: bool = False) -> list[st
         writer.stop()
 
 
+def columns_of(tmp_path: Path) -> Any:
+    """The columns a new store's writer knows (what the payload rows are checked against)."""
+    writer = DeliveryWriter(tmp_path / "columns.ducklake", Config())
+    writer.open()
+    try:
+        return writer.columns
+    finally:
+        writer._close()
+
+
 def test_large_deliveries_of_every_kind_store_the_same_as_the_in_memory_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    columns = DeliveryWriter(tmp_path / "columns.ducklake", Config())
-    columns.open()
-    known = columns.columns
-    columns._close()
+    known = columns_of(tmp_path)
     sent = [(module, headers, json.dumps(payload, ensure_ascii=False).encode())
             for module, headers, payload in deliveries()]
     assert all(len(body) > server.LARGE_PAYLOAD for _, _, body in sent)

@@ -29,9 +29,9 @@ from analytics.config import Config
 from analytics.webhooks import server
 from analytics.webhooks.providers import github
 from analytics.webhooks.pruned_json import RELEASE_BYTES, parse_pruned
-from analytics.webhooks.writer import Delivery, DeliveryWriter, TableRows
+from analytics.webhooks.writer import Delivery, TableRows
 from tests.store_query import query
-from tests.test_receiver_memory_pruned import TABLES, deliveries, endpoint, store
+from tests.test_receiver_memory_pruned import TABLES, columns_of, deliveries, endpoint, store
 from tests.webhook_senders import gh_push
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -58,15 +58,6 @@ def spool_of(body: bytes, tmp_path: Path) -> server.Spool:
         spool.write(body[start:start + 65536])
     spool.close()
     return spool
-
-
-def columns_of(tmp_path: Path) -> Any:
-    writer = DeliveryWriter(tmp_path / "columns.ducklake", Config())
-    writer.open()
-    try:
-        return writer.columns
-    finally:
-        writer._close()
 
 
 def test_spooled_deliveries_of_every_kind_store_the_same_as_the_in_memory_path(
