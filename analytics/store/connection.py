@@ -522,15 +522,28 @@ def _remove_unreferenced_writes(con: duckdb.DuckDBPyConnection, loc: StoreLocati
             path = os.path.realpath(str(json.loads(message)["path"]))
             if path.startswith(data_root + os.sep) and path.endswith(".parquet"):
                 written.add(path)
-    if not written:
+    unlink_unreferenced(con, written)
+
+
+def unlink_unreferenced(con: duckdb.DuckDBPyConnection, paths: Iterable[str]) -> None:
+    """Delete those of ``paths`` (files this process wrote for a transaction that did not commit)
+    that no data or delete file of the catalog names. Matched by file name: the catalog records a
+    path relative to its table's folder, or whole for a file added with ``ducklake_add_data_files``.
+    Best effort: when the catalog cannot be read nothing is deleted (``maintain`` deletes
+    orphaned files an hour later)."""
+    paths = list(paths)
+    if not paths:
         return
+    names = sorted({os.path.basename(p) for p in paths})
     try:
-        referenced = {os.path.basename(str(r[0])) for r in con.execute(
-            f"SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_data_file "
-            f"UNION ALL SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_delete_file").fetchall()}
+        referenced = {str(r[0]) for r in execute(con,
+            f"SELECT parse_filename(path) FROM __ducklake_metadata_{CATALOG}.ducklake_data_file"
+            " WHERE parse_filename(path) IN (SELECT unnest($1))"
+            f" UNION ALL SELECT parse_filename(path) FROM __ducklake_metadata_{CATALOG}.ducklake_delete_file"
+            " WHERE parse_filename(path) IN (SELECT unnest($1))", [names]).fetchall()}
     except duckdb.Error:
         return
-    for path in written:
+    for path in paths:
         if os.path.basename(path) not in referenced:
             with contextlib.suppress(OSError):
                 os.unlink(path)

@@ -69,7 +69,7 @@ import duckdb
 
 from analytics.config import Config
 from analytics.errors import UserError
-from analytics.store.connection import CATALOG, WriteSession, hold_store, is_conflict
+from analytics.store.connection import CATALOG, WriteSession, hold_store, is_conflict, unlink_unreferenced
 from analytics.store.keys import key_of
 from analytics.store.literals import MAX_INLINE_ITEMS
 from analytics.store.location import StoreRef, resolve
@@ -733,20 +733,7 @@ class DeliveryWriter:
         references (a failed COMMIT committed nothing; when the catalog cannot be read, leave them:
         ``maintain`` deletes orphaned files after an hour)."""
         added, self._added = self._added, []
-        if not added:
-            return
-        try:
-            names = [os.path.basename(p) for p in added]  # as recorded: relative, or the whole path
-            referenced = {os.path.basename(str(r[0])) for r in con.execute(
-                f"SELECT path FROM __ducklake_metadata_{CATALOG}.ducklake_data_file"
-                " WHERE path IN (SELECT unnest($1)) OR path IN (SELECT unnest($2))",
-                [names, added]).fetchall()}
-        except duckdb.Error:
-            return
-        for path in added:
-            if os.path.basename(path) not in referenced:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
+        unlink_unreferenced(con, added)
 
     def _upsert(self, session: WriteSession, table: str, parts: list[Rows]) -> Rows:
         """Last row wins per natural key, as if the deliveries had been applied one by one; one
