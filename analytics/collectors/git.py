@@ -443,9 +443,6 @@ def _ingest_with(
     bar.advance()
 
 
-# Snapshots of a store that holds no row: its schema (0), its tables and the migrations
-# ledger's rows inlined in the catalog (1). Anything else, or a snapshot id the catalog numbered
-# otherwise, reads as "not empty": the reads then run as always.
 def _upsert_service(con: object, options: GitOptions) -> None:
     """Register the service and environment; a team or production flag from the config wins."""
     import duckdb

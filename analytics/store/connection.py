@@ -799,6 +799,9 @@ def open_reader(
     return con
 
 
+# Snapshots of a store that holds no row: its schema (0), its tables and the migrations
+# ledger's rows inlined in the catalog (1). Anything else, or a snapshot id the catalog numbered
+# otherwise, reads as "not empty": the reads then run as always.
 _EMPTY_STORE = """
 SELECT count(*) = 0 FROM ducklake_snapshots('{catalog}')
 WHERE snapshot_id > 1
