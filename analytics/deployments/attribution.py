@@ -34,8 +34,8 @@ from analytics.store.literals import execute, sql_string
 Scope = tuple[str, str]
 # the statements of attribution.sql, in order (split at its "-- statement" lines)
 _SQL = (Path(__file__).resolve().parent / "attribution.sql").read_text().split("\n-- statement\n")
-(_ALL_DEPLOYMENTS, _SCOPES, _SHIPPED, _NODES, _FIRST_PARENTS, _MERGES, _RESOLVED, _STARTS, _WALKS,
- _DEPS, _WALK_INPUT, _UNRESOLVED, _STORED) = _SQL
+(_ALL_DEPLOYMENTS, _SCOPES, _SHIPPED, _CANDIDATES, _NODES, _FIRST_PARENTS, _MERGES, _RESOLVED,
+ _STARTS, _WALKS, _DEPS, _WALK_INPUT, _UNRESOLVED, _STORED) = _SQL
 
 
 class _Graph:
@@ -47,11 +47,15 @@ class _Graph:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, loaded: LoadedNodes | None = None) -> None:
-        if loaded is None or not loaded.take(con):
-            execute(con, _NODES)
-        self.first: list[int] = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
+        self.first: list[int]
+        self.extra: dict[int, list[int]]
+        if loaded is not None and loaded.take(con):  # numbered and matched while git walked
+            self.first, self.extra = loaded.graph()
+            return
+        execute(con, _NODES)
+        self.first = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
         merges = execute(con, _MERGES).fetchone()
-        self.extra: dict[int, list[int]] = {}
+        self.extra = {}
         children, parents = merges if merges else (None, None)
         for child, parent in zip(children or [], parents or [], strict=True):
             self.extra.setdefault(child, []).append(parent)
@@ -152,7 +156,7 @@ class PreparedAttribution:
     def finish(self) -> int:
         """The graph, the walks and the writes; returns the rows the selected scopes now hold.
         Nothing between :func:`prepare_attribution` and this may write deployments,
-        deployment_revisions, deployment_changes or attribution's data warnings."""
+        deployment_revisions, deployment_changes, tags or attribution's data warnings."""
         return _finish(self._con, self._selected, self._any_stored, self._warnings_present,
                        self._loaded)
 
@@ -169,10 +173,11 @@ def prepare_attribution(
     nothing_stored: bool = False,
 ) -> PreparedAttribution:
     """The first half of :func:`attribute_changes` (same arguments): the reads that need no
-    commit (the deployments, the scopes, the shipped rows, the stored changes, the warnings'
-    count). ``collect git`` runs it while git still walks, so that only the half that reads the
-    commits is left for after git's exit, where nothing runs beside it (about 0.05 s of 0.3 at
-    100k commits). ``loaded``: a repository's first load numbering its commits as it goes
+    commit (the deployments, the scopes, the shipped rows, the tags their revisions may name,
+    the stored changes, the warnings' count). ``collect git`` runs it while git still walks, so
+    that only the half that reads the commits is left for after git's exit, where nothing runs
+    beside it (about 0.05 s of 0.3 at 100k commits). ``loaded``: a repository's first load
+    numbering its commits and matching their parents as it goes
     (analytics/deployments/loaded_nodes.py), complete by the time :meth:`finish` runs.
     ``nothing_stored``: the caller's transaction began on a store without rows and wrote no
     deployment change or warning since (``collect git`` into a new store), so the reads of the
@@ -184,6 +189,7 @@ def prepare_attribution(
     execute(con, _SCOPES, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
                            sorted(set(repositories)), not narrowed])
     execute(con, _SHIPPED)
+    execute(con, _CANDIDATES)
     selected: list[Scope] = [(str(s), str(e)) for s, e in execute(con,
         "SELECT service, environment FROM _attr_scopes ORDER BY 1, 2").fetchall()]
     if nothing_stored:  # _attr_old is only read when something is stored
@@ -208,7 +214,8 @@ def _finish(con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: b
             runs.append((number, before, len(out)))
     unresolved = {(str(svc), str(env)): (int(count), [str(n) for n in names])
                   for svc, env, count, names in execute(con, _UNRESOLVED).fetchall()}
-    execute(con, "DROP TABLE _attr_shipped; DROP TABLE _attr_resolved; DROP TABLE _attr_starts; "
+    execute(con, "DROP TABLE _attr_shipped; DROP TABLE _attr_candidates; DROP TABLE _attr_resolved; "
+                 "DROP TABLE _attr_starts; "
                  "DROP TABLE _attr_walks; DROP TABLE _attr_scopes")
     _apply(con, out, runs, any_stored)
     _warn_unresolved(con, selected, unresolved, warnings_present)

@@ -43,6 +43,25 @@ SELECT * FROM succeeded
 UNION ALL
 SELECT * FROM several
 -- statement
+-- 2b. _attr_candidates: each distinct (repository, revision) the shipped rows name (their
+--     revision and their raw revision) with the shas it may stand for, by rank: itself, the sha
+--     of a tag of that name, its trimmed lower-case form. It needs no commit, so it runs with the
+--     reads before the commits' load ends (prepare_attribution), and the store's tags table is
+--     not named after git's exit in collect git (a catalog look-up of 10-15 ms on DuckLake).
+CREATE OR REPLACE TEMP TABLE _attr_candidates AS
+WITH asked AS MATERIALIZED (
+    SELECT DISTINCT repository AS repo, revision AS rev FROM _attr_shipped
+    WHERE repository IS NOT NULL AND revision IS NOT NULL
+    UNION
+    SELECT DISTINCT repository, raw_revision FROM _attr_shipped
+    WHERE repository IS NOT NULL AND raw_revision IS NOT NULL
+)
+SELECT repo, rev, rev AS sha, 1 AS rank FROM asked
+UNION ALL
+SELECT a.repo, a.rev, tg.sha, 2 FROM asked a JOIN tags tg ON tg.repo = a.repo AND tg.name = a.rev
+UNION ALL
+SELECT repo, rev, lower(trim(rev)), 3 FROM asked
+-- statement
 -- 3. _attr_nodes: the commits of every repository shipped, numbered 0..n-1 (one numbering
 --    serves all; parents are matched within a repository, so walks never cross repositories),
 --    with the committer time that orders deployments of equal time, and the author and committer
@@ -72,27 +91,15 @@ FROM further c
 JOIN _attr_nodes p ON p.repo = c.repo AND p.sha = c.psha
 -- statement
 -- 6. _attr_resolved: each distinct (repository, revision) the shipped rows name (their revision
---    and their raw revision) resolved within its repository: an exact sha, else a tag name, else
+--    and their raw revision; step 2b's candidates) resolved within its repository: an exact sha, else a tag name, else
 --    the trimmed lower-case sha, else a unique abbreviated sha (4-40 hex digits once stripped of
 --    Python's str.strip() whitespace, as RE2 classes, and lower-cased). Unresolved ones have a NULL number.
 --    The commits are first narrowed to the few that can match (a semi-join on the candidates'
 --    shas, on the prefixes' first 4 digits): joined whole, every statement hashed or probed all
 --    of _attr_nodes for a few hundred revisions (about half this statement's 40-50 ms at 100k commits).
 CREATE OR REPLACE TEMP TABLE _attr_resolved AS
-WITH asked AS MATERIALIZED (
-    SELECT DISTINCT repository AS repo, revision AS rev FROM _attr_shipped
-    WHERE repository IS NOT NULL AND revision IS NOT NULL
-    UNION
-    SELECT DISTINCT repository, raw_revision FROM _attr_shipped
-    WHERE repository IS NOT NULL AND raw_revision IS NOT NULL
-),
-candidate AS MATERIALIZED (
-    SELECT repo, rev, rev AS sha, 1 AS rank FROM asked
-    UNION ALL
-    SELECT a.repo, a.rev, tg.sha, 2 FROM asked a JOIN tags tg ON tg.repo = a.repo AND tg.name = a.rev
-    UNION ALL
-    SELECT repo, rev, lower(trim(rev)), 3 FROM asked
-),
+WITH candidate AS (SELECT repo, rev, sha, rank FROM _attr_candidates),
+asked AS (SELECT repo, rev FROM candidate WHERE rank = 1),
 exact AS (
     SELECT c.repo, c.rev, arg_min(n.i, c.rank) AS i
     FROM candidate c

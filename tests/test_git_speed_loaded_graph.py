@@ -1,0 +1,145 @@
+"""A repository's first ``collect git`` matches each loaded chunk's parent edges while git still
+walks (analytics/deployments/loaded_nodes.py), so attribution's first parents and merges
+(attribution.sql steps 4 and 5) are not computed after git's exit (docs/performance.md, "Git
+ingest, session 10 (helper H2)"). These tests compare that graph, edge by edge, with the one
+steps 3-5 compute from the stored commits in the same transaction, on histories whose chunks
+split merges, whose parents come before their children in git's output (a commit dated in the
+future on its own branch), with an octopus merge, several roots, and a shallow clone."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.collectors import git as git_collector
+from analytics.collectors import git_log
+from analytics.collectors.git_source import locate, ref_tips
+from analytics.deployments import attribution, loaded_nodes
+from tests.gitrepo import GitRepo
+from tests.store_query import git_store_dump
+from tests.test_git_ingest_equivalence import ALL_TAGS, _hostile_repo, _raw_commit
+
+Edges = dict[str, tuple[str | None, list[str]]]
+
+
+def _one_chunk_a_load(self: git_log.LogReader, *, wait: bool = False) -> list[git_log.Chunk]:
+    """LogReader.ready taking one chunk at a time: a load (and a matching step) per chunk."""
+    if self.complete:
+        return []
+    try:
+        item = self.queue.get() if wait else self.queue.get_nowait()
+    except queue.Empty:
+        return []
+    if item is None:
+        self.complete = True
+        return []
+    return [item]
+
+
+def _skewed_repo(path: Path) -> GitRepo:
+    """The hostile history, fillers with merges, then a commit dated 2100 on a branch of its own
+    and a 2024 child of it on main: git lists the parent first (it is the newest tip), so the
+    child's edge is only matched after every chunk is in."""
+    repo = _hostile_repo(path)
+    for i in range(12):
+        repo.commit(f"filler {i} with a subject long enough to fill a chunk",
+                    at=f"2024-07-{1 + i:02d}T10:00:00+00:00")
+        if i % 4 == 1:
+            repo.branch(f"topic{i}")
+            repo.commit(f"topic {i}", at=f"2024-07-{1 + i:02d}T10:30:00+00:00")
+            repo.checkout("main")
+            repo.merge(f"topic{i}", at=f"2024-07-{1 + i:02d}T10:40:00+00:00")
+    future = _raw_commit(repo, [repo.rev_parse("main")], b"from the future\n",
+                         committer=b"F <f@x> 4102444800 +0000")
+    child = _raw_commit(repo, [future], b"child of the future\n", committer=b"C <c@x> 1720000000 +0000")
+    repo.git("update-ref", "refs/heads/future", future)
+    repo.git("update-ref", "refs/heads/main", child)
+    repo.git("reset", "-q", "--hard", "main")
+    repo.tag("v9.0.0", child)
+    return repo
+
+
+def _named(con: Any, nodes: str, first: list[int], extra: dict[int, list[int]]) -> Edges:
+    """Each commit's parents by sha: (first parent or None, further parents in order)."""
+    sha = dict(con.execute(f"SELECT i, sha FROM {nodes}").fetchall())
+    return {sha[i]: (sha[p] if p >= 0 else None, [sha[q] for q in extra.get(i, [])])
+            for i, p in enumerate(first)}
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Edges, Edges, int]]:
+    """After each graph built from a first load: that graph, the one steps 3-5 build from the
+    stored commits in the same transaction (into TEMP tables of their own), and how many edges
+    were still open once every chunk was in."""
+    seen: list[tuple[Edges, Edges, int]] = []
+    real_init = attribution._Graph.__init__
+
+    def init(self: Any, con: Any, loaded: loaded_nodes.LoadedNodes | None = None) -> None:
+        open_edges = loaded.open if loaded is not None else -1
+        real_init(self, con, loaded)
+        if loaded is None or loaded.count == 0:
+            return
+        built = _named(con, "_attr_nodes", self.first, self.extra)
+        con.execute(attribution._NODES.replace("TEMP TABLE _attr_nodes", "TEMP TABLE _ref_nodes"))
+        first = [p for (p,) in con.execute(
+            attribution._FIRST_PARENTS.replace("_attr_nodes", "_ref_nodes")).fetchall()]
+        children, parents = con.execute(attribution._MERGES.replace("_attr_nodes", "_ref_nodes")).fetchone()
+        extra: dict[int, list[int]] = {}
+        for c, p in zip(children or [], parents or [], strict=True):
+            extra.setdefault(c, []).append(p)
+        seen.append((built, _named(con, "_ref_nodes", first, extra), open_edges))
+        con.execute("DROP TABLE _ref_nodes")
+
+    monkeypatch.setattr(attribution._Graph, "__init__", init)
+    return seen
+
+
+def _collect(db: Path, repo: GitRepo) -> git_collector.GitSummary:
+    location = locate(str(repo.path))
+    options = git_collector.GitOptions(service="svc", environment="production", deploy_tags=ALL_TAGS)
+    return git_collector.collect(db, location, options, ref_tips(location.local_path))
+
+
+def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(git_log, "CHUNK_BYTES", 300)
+    monkeypatch.setattr(git_log.LogReader, "ready", _one_chunk_a_load)
+
+
+def test_the_graph_matched_chunk_by_chunk_equals_the_one_read_from_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = _skewed_repo(tmp_path / "repo")
+    _small_chunks(monkeypatch)
+    seen = _spy(monkeypatch)
+    summary = _collect(tmp_path / "db.ducklake", repo)
+    assert len(summary.loads) > 5
+    [(built, reference, open_edges)] = seen
+    assert len(built) == summary.new_commits == len(reference)
+    assert built == reference
+    # the future commit's child was matched at the end; the octopus keeps its parents' order
+    assert open_edges > 0
+    child = repo.rev_parse("v9.0.0")
+    assert built[child][0] == repo.rev_parse("future")
+    assert [len(further) for _, further in built.values() if further].count(2) == 1
+    # and the stored rows equal those of a collection that reads the commits back
+    monkeypatch.undo()
+    _small_chunks(monkeypatch)
+    monkeypatch.setattr(loaded_nodes.LoadedNodes, "take", lambda self, con: False)
+    _collect(tmp_path / "read.ducklake", repo)
+    assert git_store_dump(tmp_path / "db.ducklake") == git_store_dump(tmp_path / "read.ducklake")
+
+
+def test_a_shallow_clone_matches_as_the_store_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shallow clone: git lists its boundary commits without their parents (roots here)."""
+    source = _skewed_repo(tmp_path / "source")
+    repo = source.shallow_clone(tmp_path / "shallow", depth=6)
+    _small_chunks(monkeypatch)
+    seen = _spy(monkeypatch)
+    _collect(tmp_path / "db.ducklake", repo)
+    [(built, reference, open_edges)] = seen
+    assert built == reference
+    assert len(built) == 7 and sum(first is None for first, _ in built.values()) > 1
