@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from tests import cli_inprocess
+from tests.git_stream import HistoryStream
 from tests.gitrepo import GitRepo
 
 SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
@@ -39,52 +40,54 @@ SINCE, UNTIL = datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC
 
 
 def build_repo(path: Path) -> GitRepo:
+    """The repository, written by one ``git fast-import`` stream (tests/git_stream.py) instead of some
+    600 git processes through GitRepo: the same commits, tags and branches, sha for sha."""
     rng = random.Random(20250101)
-    repo = GitRepo.init(path)
     now = datetime(2024, 9, 2, 9, tzinfo=UTC)
-    repo.commit("initial", at=now)
-    repo.annotated_tag("v0.1.0", at=now + timedelta(hours=2))
-    minor, last_release = 1, "v0.1.0"
-    zones = ["+0000", "+0200", "-0500", "+0530"]
-    for i in range(110):
-        now += timedelta(days=rng.randint(2, 6), hours=rng.randint(0, 8))
-        if rng.random() < 0.45:
-            repo.branch(f"feature/f{i}")
-            for k in range(rng.randint(1, 3)):
-                at = now + timedelta(hours=3 * k)
-                later = at + timedelta(hours=rng.randint(1, 30)) if rng.random() < 0.3 else None
-                repo.commit(f"feature {i} step {k}", at=at, tz=rng.choice(zones), committed_at=later)
-            repo.checkout("main")
-            now += timedelta(hours=40)
-            repo.merge(f"feature/f{i}", at=now)
-        else:
-            repo.commit(f"fix {i}", at=now, tz=rng.choice(zones))
-        if i == 17:  # not releases: must never become deployments
-            repo.tag("nightly-2025-03-01")
-            repo.annotated_tag("v2.0.0-rc.1", at=now + timedelta(hours=1))
-        if i % 5 == 4:
-            tag_at = now + timedelta(hours=rng.randint(1, 20))
-            tag = f"v1.{minor}.0"
-            if rng.random() < 0.5:
-                repo.annotated_tag(tag, at=tag_at)
-            else:
-                repo.tag(tag)  # lightweight: deployed at the commit's committer date
-            if i == 64:  # a second release on the same commit ships nothing new
-                repo.annotated_tag(f"v1.{minor}.1", at=tag_at + timedelta(hours=3))
-            if i == 39:  # a hotfix release branch off the previous release, with a cherry-pick
-                head = repo.git("log", "-1", "--no-merges", "--format=%H", "HEAD")
-                repo.branch(f"release/{last_release}", start=last_release)
-                repo.cherry_pick(head, at=tag_at + timedelta(hours=1))
-                repo.annotated_tag(f"{last_release[:-2]}.9", at=tag_at + timedelta(hours=2))
+    with HistoryStream(path) as repo:
+        repo.commit("initial", at=now)
+        repo.annotated_tag("v0.1.0", at=now + timedelta(hours=2))
+        minor, last_release = 1, "v0.1.0"
+        zones = ["+0000", "+0200", "-0500", "+0530"]
+        for i in range(110):
+            now += timedelta(days=rng.randint(2, 6), hours=rng.randint(0, 8))
+            if rng.random() < 0.45:
+                repo.branch(f"feature/f{i}")
+                for k in range(rng.randint(1, 3)):
+                    at = now + timedelta(hours=3 * k)
+                    later = at + timedelta(hours=rng.randint(1, 30)) if rng.random() < 0.3 else None
+                    repo.commit(f"feature {i} step {k}", at=at, tz=rng.choice(zones), committed_at=later)
                 repo.checkout("main")
-            last_release, minor = tag, minor + 1
-        if i == 49:  # written after its release was tagged: a negative lead time
-            write_at = now + timedelta(days=1)
-            repo.commit("late author clock", at=write_at + timedelta(hours=6), committed_at=write_at)
-            repo.annotated_tag(f"v1.{minor}.0", at=write_at + timedelta(hours=1))
-            last_release, minor = f"v1.{minor}.0", minor + 1
-            now = write_at + timedelta(hours=8)
-    return repo
+                now += timedelta(hours=40)
+                repo.merge(f"feature/f{i}", at=now)
+            else:
+                repo.commit(f"fix {i}", at=now, tz=rng.choice(zones))
+            if i == 17:  # not releases: must never become deployments
+                repo.tag("nightly-2025-03-01")
+                repo.annotated_tag("v2.0.0-rc.1", at=now + timedelta(hours=1))
+            if i % 5 == 4:
+                tag_at = now + timedelta(hours=rng.randint(1, 20))
+                tag = f"v1.{minor}.0"
+                if rng.random() < 0.5:
+                    repo.annotated_tag(tag, at=tag_at)
+                else:
+                    repo.tag(tag)  # lightweight: deployed at the commit's committer date
+                if i == 64:  # a second release on the same commit ships nothing new
+                    repo.annotated_tag(f"v1.{minor}.1", at=tag_at + timedelta(hours=3))
+                if i == 39:  # a hotfix release branch off the previous release, with a cherry-pick
+                    head = repo.last_non_merge()
+                    repo.branch(f"release/{last_release}", start=last_release)
+                    repo.cherry_pick(head, at=tag_at + timedelta(hours=1))
+                    repo.annotated_tag(f"{last_release[:-2]}.9", at=tag_at + timedelta(hours=2))
+                    repo.checkout("main")
+                last_release, minor = tag, minor + 1
+            if i == 49:  # written after its release was tagged: a negative lead time
+                write_at = now + timedelta(days=1)
+                repo.commit("late author clock", at=write_at + timedelta(hours=6), committed_at=write_at)
+                repo.annotated_tag(f"v1.{minor}.0", at=write_at + timedelta(hours=1))
+                last_release, minor = f"v1.{minor}.0", minor + 1
+                now = write_at + timedelta(hours=8)
+    return repo.repo
 
 
 def _load_oracle() -> ModuleType:
