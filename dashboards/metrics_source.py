@@ -76,7 +76,11 @@ def pooled_services(con: Any, req: MetricsRequest) -> tuple[str, ...] | None:
     blanked there); None when the request has no team filter."""
     if not req.team:
         return None
-    rows = con.execute("SELECT name FROM services WHERE team = ? ORDER BY name", [req.team]).fetchall()
+    from analytics.store.connection import CATALOG
+
+    # the stored teams: on a pooled connection ``services`` is the view with every team blanked
+    rows = con.execute(f"SELECT name FROM {CATALOG}.main.services WHERE team = ? ORDER BY name",
+                       [req.team]).fetchall()
     names = tuple(str(r[0]) for r in rows)
     return tuple(n for n in names if n == req.service) if req.service else names
 
@@ -96,8 +100,66 @@ def _midnight(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
-    """Run the engine on the read snapshot and return the JSON document ``metrics`` prints."""
+class _EngineReaders:
+    """Idle engine connections per (database, snapshot stamp, pooled), reused by later engine runs.
+
+    Opening a reader attaches the store and installs every metric view: 0.1-0.3 CPU-s, as much as a
+    small store's whole engine run, paid by every request before this pool. An engine run has a
+    connection to itself (it takes seconds at scale, and the shared page reader must stay free for
+    the quick queries meanwhile); ``compute_metrics`` puts back its views and drops its tables before
+    returning, so the next run finds the connection as it was opened. A connection that saw a
+    failure is closed, not kept, and a newer snapshot closes the idle connections of older ones.
+    Connections are pinned to the stamp's snapshot, the one the result is cached under. Pooled
+    requests (every service's team blanked, see :func:`pool_teams`) keep connections of their own.
+    """
+
+    def __init__(self, idle: int = 2) -> None:
+        self._idle = idle
+        self._lock = threading.Lock()
+        self._free: dict[tuple[str, int, bool], list[Any]] = {}
+
+    def take(self, db: Path, stamp: int, pooled: bool) -> Any:
+        with self._lock:
+            stale = [k for k in self._free if k[0] == str(db) and k[1] != stamp]
+            closing = [con for k in stale for con in self._free.pop(k)]
+            free = self._free.get((str(db), stamp, pooled))
+            con = free.pop() if free else None
+        for old in closing:
+            old.close()
+        if con is not None:
+            return con
+        con = open_reader(db, as_of=stamp - 1 if stamp else None)
+        if pooled:
+            try:
+                pool_teams(con)
+            except BaseException:
+                con.close()
+                raise
+        return con
+
+    def give_back(self, db: Path, stamp: int, pooled: bool, con: Any, *, reusable: bool) -> None:
+        if reusable:
+            with self._lock:
+                free = self._free.setdefault((str(db), stamp, pooled), [])
+                if len(free) < self._idle:
+                    free.append(con)
+                    return
+        con.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            closing = [con for free in self._free.values() for con in free]
+            self._free.clear()
+        for con in closing:
+            con.close()
+
+
+ENGINE_READERS = _EngineReaders()
+
+
+def compute(db: Path, req: MetricsRequest, stamp: int | None = None) -> dict[str, Any]:
+    """Run the engine on the read snapshot (``stamp``, see :func:`data_stamp`; the current one when
+    None) and return the JSON document ``metrics`` prints."""
     try:
         from analytics.config import load_config
         from analytics.json_output import dumps_bytes
@@ -106,9 +168,9 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
         raise MetricsUnavailable(f"the metrics engine is not installed ({exc.name})") from None
     try:
         config = load_config(config_path())
-        # its own connection: an engine run takes seconds at scale, and the shared connection must
-        # stay free for the pages' quick queries meanwhile
-        con = open_reader(db)
+        stamp = data_stamp(db) if stamp is None else stamp
+        con = ENGINE_READERS.take(db, stamp, req.pooled)
+        reusable = False
         try:
             services: tuple[str, ...] = (req.service,) if req.service else ()
             teams: tuple[str, ...] = (req.team,) if req.team else ()
@@ -116,7 +178,6 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
                 of_team = pooled_services(con, req)
                 services = services if of_team is None else of_team
                 teams = ()
-                pool_teams(con)
             query = MetricsQuery(
                 since=_midnight(req.since), until=_midnight(req.until), group_by=req.group_by,
                 services=services, environments=(req.environment,) if req.environment else (),
@@ -128,8 +189,9 @@ def compute(db: Path, req: MetricsRequest) -> dict[str, Any]:
             else:
                 report = compute_metrics(con, query, config)
                 payload = json.loads(dumps_bytes(report.payload()))
+            reusable = True
         finally:
-            con.close()
+            ENGINE_READERS.give_back(db, stamp, req.pooled, con, reusable=reusable)
         if req.pooled:
             for group in payload.get("groups") or []:
                 group.pop("team", None)
@@ -168,7 +230,7 @@ class _ResultCache:
                 if key in self._results:
                     return self._unwrap(self._results[key])
             try:
-                value: dict[str, Any] | MetricsUnavailable = compute(db, req)
+                value: dict[str, Any] | MetricsUnavailable = compute(db, req, key[1])
             except MetricsUnavailable as exc:
                 value = exc
             with self._lock:

@@ -85,17 +85,32 @@ def reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield _SHARED[key][1]
 
 
-def show_snapshot(db: Path) -> None:
-    """"data as of <time> (snapshot N)" in the sidebar, so a reader can tell what a page shows and
-    reproduce it with ``--as-of N``."""
-    import streamlit as st
+_CAPTIONS: dict[str, tuple[int, str]] = {}
 
+
+def snapshot_caption(db: Path) -> str:
+    """"data as of <time> (snapshot N)" for the read snapshot, asked of the catalog once per
+    snapshot stamp (every script run shows it: a rerun of the page would ask again otherwise)."""
     from analytics.store.connection import reader_snapshot
 
+    stamp = data_stamp(db)
+    known = _CAPTIONS.get(str(db))
+    if known is not None and known[0] == stamp:
+        return known[1]
     with reader(db) as con:
         snap = reader_snapshot(con)
     when = snap.time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    st.sidebar.caption(f"data as of {when} (snapshot {snap.id})")
+    caption = f"data as of {when} (snapshot {snap.id})"
+    _CAPTIONS[str(db)] = (stamp, caption)
+    return caption
+
+
+def show_snapshot(db: Path) -> None:
+    """The snapshot caption in the sidebar, so a reader can tell what a page shows and reproduce it
+    with ``--as-of N``."""
+    import streamlit as st
+
+    st.sidebar.caption(snapshot_caption(db))
 
 
 def existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:

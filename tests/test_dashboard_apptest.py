@@ -1,8 +1,8 @@
 """The Streamlit dashboard under AppTest, on a database built by `gitops-dora demo`.
 
 The numbers on the pages are compared with what the CLI prints for the same filters
-(`gitops-dora metrics --format json`, `gitops-dora deployments --format json`), run as separate
-processes, so a page that computes or formats a value differently fails here.
+(`gitops-dora metrics --format json`, `gitops-dora deployments --format json`, run in this process
+by tests/cli_inprocess.py), so a page that computes or formats a value differently fails here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dashboards.components import RATING_COLORS
 from dashboards.metrics_source import MetricsRequest
 from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, fmt
+from tests import cli_inprocess
 from tests.apptest_pages import start_page
 from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
@@ -40,6 +41,15 @@ def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # run beside the database, so a gitops-dora.yaml in the checkout cannot change the numbers
     return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
                           timeout=300, cwd=db.parent if db.parent.exists() else None)
+
+
+def read_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``cli`` for the reads the pages are compared with (``metrics``, ``deployments``), run in this
+    process (tests/cli_inprocess.py: same entry point, environment, folder, streams and exit status,
+    without a process's 0.5-0.7 CPU-s of start-up); the process is not what these tests are about."""
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    return cli_inprocess.run(["--db", str(db), *args], env=env,
+                             cwd=db.parent if db.parent.exists() else None)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +81,7 @@ def badges(at: AppTest) -> list[str]:
 
 
 def metrics_json(db: Path, req: MetricsRequest) -> dict[str, Any]:
-    proc = cli(db, "metrics", *req.argv(), "--format", "json")
+    proc = read_cli(db, "metrics", *req.argv(), "--format", "json")
     assert proc.returncode == 0, proc.stderr
     payload: dict[str, Any] = json.loads(proc.stdout)
     return payload
@@ -151,7 +161,7 @@ def test_overview_under_filters_equals_metrics_json(demo_db: Path, use_db: Any) 
 
 def test_overview_team_filter_equals_metrics_json(demo_db: Path, use_db: Any) -> None:
     use_db(demo_db)
-    team = cli(demo_db, "deployments", "--format", "json")
+    team = read_cli(demo_db, "deployments", "--format", "json")
     first_team = sorted({d["team"] for d in json.loads(team.stdout) if d["team"]})[0]
     at = open_page("overview", since="2026-05-01", until="2026-11-01", team=first_team)
     assert_clean(at)
@@ -190,8 +200,8 @@ def test_deployments_table_equals_deployments_command(demo_db: Path, use_db: Any
     use_db(demo_db)
     at = open_page("deployments", since="2026-08-01", until="2026-10-01", environment="production")
     assert_clean(at)
-    proc = cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01",
-               "--environment", "production", "--format", "json")
+    proc = read_cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01",
+                    "--environment", "production", "--format", "json")
     expected = json.loads(proc.stdout)
     table = at.dataframe[0].value
     assert sorted(table["id"]) == sorted(d["id"] for d in expected)
@@ -514,7 +524,8 @@ def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
 
 def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) -> None:
     use_db(demo_db)
-    proc = cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01", "--format", "json")
+    proc = read_cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01", "--format",
+                    "json")
     listed = json.loads(proc.stdout)
     target = max((d for d in listed if d["changes"]), key=lambda d: (d["changes"], d["id"]))
     at = open_page("deployments", since="2026-08-01", until="2026-10-01", deployment=target["id"])
@@ -543,3 +554,52 @@ def test_dashboard_csv_downloads_escape_formulas_like_the_report() -> None:
         "plain,2.0",
         "-2.5,0.0",                             # a plain-number string stays a number
     ]
+
+
+def test_engine_connections_are_reused_and_give_what_new_ones_give(
+    demo_db: Path, use_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pages' engine runs take a connection of the snapshot from a pool (metrics_source
+    ENGINE_READERS) instead of opening one each. A run must leave nothing behind that changes the
+    next one's numbers: each request here runs on a connection that ran the ones before it (and a
+    failed request), and must equal the same request on a connection of its own."""
+    from datetime import date
+
+    from dashboards import metrics_source
+    from dashboards.filters import Filters
+    from dashboards.source import data_stamp
+    from dashboards.warmup import overview_requests
+
+    use_db(demo_db)
+    opened: list[bool] = []
+    real_open = metrics_source.open_reader
+
+    def counting_open(db: Any, **kwargs: Any) -> Any:
+        opened.append(True)
+        return real_open(db, **kwargs)
+
+    monkeypatch.setattr(metrics_source, "open_reader", counting_open)
+    readers = metrics_source._EngineReaders(idle=1)
+    monkeypatch.setattr(metrics_source, "ENGINE_READERS", readers)
+    team = str(store_reader(demo_db).execute("SELECT min(team) FROM services").fetchone()[0])  # type: ignore[index]
+    f = Filters(date(2026, 5, 1), date(2026, 11, 1))
+    requests = [
+        *overview_requests(Filters(f.since, f.until, team=team)),    # pooled, by environment, trends
+        metrics_source.request_for(f, group_by=("team",), trend="week"),
+        metrics_source.request_for(f, group_by=("service",), compare_previous=True),
+    ]
+    failing = MetricsRequest(since="2026-05-01", until="2026-11-01", trend="decade")
+    reused = []
+    for index, req in enumerate(requests):
+        reused.append(metrics_source.compute(demo_db, req))
+        if index == 1:
+            with pytest.raises(metrics_source.MetricsUnavailable):
+                metrics_source.compute(demo_db, failing)
+    # one connection per kind (pooled teams or not), one more after the failure closed its own
+    assert len(opened) == 3
+    stamp = data_stamp(demo_db)
+    for req, got in zip(requests, reused, strict=True):
+        readers.clear()
+        assert metrics_source.compute(demo_db, req, stamp) == got, req
+    assert len(opened) == 3 + len(requests)
+    readers.clear()

@@ -1,9 +1,9 @@
 """Issue #13, the dashboard: a leader can trust it at a glance.
 
 AppTest on a store built by `gitops-dora demo` (a separate process). Numbers are compared with what
-`gitops-dora metrics --format json` prints (also a separate process) or, for the organisation row
-(which `metrics` cannot print: it always groups by a dimension), with sums over the CLI's groups and
-with medians computed here from the store. Ratings are checked against
+`gitops-dora metrics --format json` prints (run in this process by tests/cli_inprocess.py) or, for
+the organisation row (which `metrics` cannot print: it always groups by a dimension), with sums
+over the CLI's groups and with medians computed here from the store. Ratings are checked against
 `analytics.metrics.ratings.rate_group` given only the figure a tile shows, for all five benchmark
 years, so a badge that rates another figure than the one it sits under fails.
 """
@@ -14,7 +14,6 @@ import json
 import re
 import statistics
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +29,11 @@ from dashboards.components import MISSING, RATING_COLORS, short_id
 from dashboards.definitions import METRICS, PAGE_DOCS, doc_sections, help_text, plain, slug
 from dashboards.metrics_source import MetricsRequest, compute
 from dashboards.tiles import TILES, delta_text, fmt, what_changed
+from tests import cli_inprocess
 from tests.apptest_pages import open_page
 from tests.child_env import child_env
 from tests.store_fixture import DemoStore
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 YEARS = (2019, 2021, 2022, 2023, 2024)
 WINDOW = {"since": "2026-08-01", "until": "2026-11-01"}
@@ -59,12 +58,6 @@ pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 # --- the store and the pages ------------------------------------------------------------------------
 
 
-def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = child_env()
-    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=db.parent)
-
-
 @pytest.fixture(scope="module")
 def demo_db(demo_store: DemoStore) -> Path:
     """The run's shared `gitops-dora demo` store (tests/conftest.py); these tests only read it."""
@@ -79,8 +72,15 @@ def use_demo(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def read_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``gitops-dora --db DB ARGS`` for the reads the pages are compared with, run in this process
+    (tests/cli_inprocess.py: same entry point, environment, folder, streams and exit status, without
+    a process's 0.5-0.7 CPU-s of start-up); the process is not what these tests are about."""
+    return cli_inprocess.run(["--db", str(db), *args], env=child_env(), cwd=db.parent)
+
+
 def metrics_json(db: Path, *args: str) -> dict[str, Any]:
-    proc = cli(db, "metrics", *args, "--format", "json")
+    proc = read_cli(db, "metrics", *args, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     payload: dict[str, Any] = json.loads(proc.stdout)
     return payload
@@ -613,7 +613,7 @@ def test_drill_down_changes_are_the_rows_of_the_changes_command(demo_db: Path) -
     lead time and outcome read the same in both."""
     listing = open_page("deployments", **WINDOW).dataframe[0].value
     chosen = next(i for i, n in zip(listing["id"], listing["changes"], strict=True) if n and n > 1)
-    proc = cli(demo_db, "changes", "--deployment", chosen, "--format", "json")
+    proc = read_cli(demo_db, "changes", "--deployment", chosen, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     expected = {(r["sha"], round(r["lead_hours"], 6) if r["lead_hours"] is not None else None, r["outcome"])
                 for r in json.loads(proc.stdout)}
