@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 import duckdb
 
+from analytics.errors import UserError
+from analytics.store.connection import latest_snapshot_id
 from tests import cli_inprocess
 from tests.k8s_api import FakeKube
 from tests.reconciler_objects import application, argocd_event, helm_snapshot, helmrelease
@@ -27,10 +30,14 @@ REV_A, REV_B = "a1" * 20, "b2" * 20
 
 
 def snapshot_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of the newest committed snapshot, as readers see them while the watcher writes."""
-    if not db.exists():
+    """Rows of the newest committed snapshot, as readers see them while the watcher writes; [] while
+    the watcher has not created the store (its catalog file may exist before its first snapshot)."""
+    if latest(db) is None:
         return []
-    con = store_reader(db)
+    try:
+        con = store_reader(db)
+    except UserError:  # "no database": the catalog's first snapshot is not committed yet
+        return []
     try:
         return con.execute(sql).fetchall()
     except duckdb.CatalogException:  # the watcher has not created the tables yet
@@ -39,15 +46,43 @@ def snapshot_query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-def wait_for(
-    check: Callable[[], bool], timeout: float = 60.0, on_fail: Callable[[], str] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time" + (f": {on_fail()}" if on_fail else ""))
+def latest(db: Path) -> int | None:
+    """The store's newest snapshot id (a read of the SQLite catalog, well under a millisecond), None
+    while there is none."""
+    try:
+        return latest_snapshot_id(db) if db.exists() else None
+    except (duckdb.Error, UserError, sqlite3.Error):  # the catalog is being created
+        return None
+
+
+class Waits:
+    """Waiting for what the watcher has stored, without a clock budget per step: each condition is
+    polled until it holds, for as long as the watcher process lives (a dead watcher fails at once,
+    with what it wrote), within one deadline for the whole test below pytest's timeout. A condition
+    on the store is read again only after the watcher committed a new snapshot (a reader costs
+    ~0.05 CPU-s; polling one five times a second was most of the test's CPU)."""
+
+    def __init__(self, db: Path, proc: subprocess.Popen[str], seconds: float = 240.0) -> None:
+        self.db, self.proc, self.deadline = db, proc, time.monotonic() + seconds
+        self._seen: dict[str, tuple[int | None, list[tuple[Any, ...]]]] = {}
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """``snapshot_query``, read again only when the store has a newer snapshot."""
+        snap = latest(self.db)
+        if sql in self._seen and self._seen[sql][0] == snap:
+            return self._seen[sql][1]
+        found = snapshot_query(self.db, sql)
+        self._seen[sql] = (snap, found)
+        return found
+
+    def until(self, check: Callable[[], bool], on_fail: Callable[[], str] | None = None) -> None:
+        while not check():
+            if self.proc.poll() is not None:  # its pipe is at its end: read it, communicate() gets ""
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"the watcher exited {self.proc.returncode}: {err}")
+            if time.monotonic() > self.deadline:
+                raise AssertionError("condition not reached" + (f": {on_fail()}" if on_fail else ""))
+            time.sleep(0.05)
 
 
 def env() -> dict[str, str]:
@@ -148,6 +183,7 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
             text=True,
             env=env(),
         )
+        waits = Waits(db, proc)
         try:
 
             def stored() -> set[str]:
@@ -158,18 +194,16 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
                 return {r[0] for r in snapshot_query(db, sql)}
 
             def count() -> list[tuple[Any, ...]]:
-                return snapshot_query(
-                    db,
+                return waits.rows(
                     "SELECT count(*), count(DISTINCT id) FROM reconciler_events "
                     "WHERE reason = 'OperationCompleted'",
                 )
 
-            wait_for(lambda: count() == [(1, 1)])
-            wait_for(lambda: kube.watch_count["events"] >= 1)
+            waits.until(lambda: count() == [(1, 1)])
+            waits.until(lambda: kube.watch_count["events"] >= 1)
 
             def health() -> list[tuple[Any, ...]]:
-                return snapshot_query(
-                    db,
+                return waits.rows(
                     "SELECT count(*), count(DISTINCT id) FROM reconciler_events "
                     "WHERE reason = 'ResourceUpdated'",
                 )
@@ -189,14 +223,14 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
             # 2) The connection drops right after event 3; event 4 arrives after the reconnect.
             kube.drop_after("events", 1)
             kube.put("events", sync_event(3))
-            wait_for(lambda: kube.watch_count["events"] >= 2)
+            waits.until(lambda: kube.watch_count["events"] >= 2)
             kube.put("events", sync_event(4))
             # 3) An outage: the connection is cut, event 5 happens, history is compacted. The
             #    reconnect gets 410 Gone; the watcher relists (re-reading events 1-5, stored once)
             #    and watches on from the list's version.
-            wait_for(lambda: health() == [(4, 4)])
+            waits.until(lambda: health() == [(4, 4)])
             kube.outage("events", [sync_event(5)])
-            wait_for(lambda: kube.watch_count["events"] >= 4)  # reconnect (410) + watch after relist
+            waits.until(lambda: kube.watch_count["events"] >= 4)  # reconnect (410) + watch after relist
             kube.put("events", sync_event(6))
             # 4) A new sync of a new revision arrives as an Application update.
             kube.put(
@@ -209,13 +243,13 @@ def test_watch_survives_drop_and_410_without_loss_or_duplicates(tmp_path: Path) 
                     history=[(REV_A, T0), (REV_B, T0 + timedelta(hours=2))],
                 ),
             )
-            wait_for(
+            waits.until(
                 lambda: health() == [(6, 6)],
                 on_fail=lambda: (
                     f"{snapshot_query(db, 'SELECT message FROM reconciler_events')} {kube.requests[-3:]}"
                 ),
             )
-            wait_for(lambda: snapshot_query(db, "SELECT count(*) FROM deployments") == [(2,)])
+            waits.until(lambda: waits.rows("SELECT count(*) FROM deployments") == [(2,)])
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=30)

@@ -1,15 +1,22 @@
 """The receiver's writer (issue #11 item 7): small batches committed back to back, no waiting for a
 collection, a 2xx only after the COMMIT. A real ``serve-webhooks`` process on 127.0.0.1, a real
-``collect git`` process and a real store."""
+``collect git`` process and a real store.
+
+The tests on the embedded catalog share one receiver and store (``rx``): each sends under a
+repository of its own and counts what it added (before and after), as a fresh store's totals did."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import statistics
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,37 +25,67 @@ import pytest
 
 from analytics.config import Config
 from analytics.store.location import resolve
+from analytics.webhooks import writer as writer_module
 from analytics.webhooks.providers import github
 from analytics.webhooks.writer import Delivery, DeliveryWriter, Rejected
 from tests.store_query import query
 from tests.store_workloads import CLI, PAUSE_ENV, SEMVER, cli_env, write_history
-from tests.webhook_senders import gh_issue, post_github, receiver
+from tests.webhook_senders import Receiver, gh_issue, post_github, receiver
 
 SECRET = "batching-secret"
 ENV = {"GITOPS_DORA_GITHUB_SECRET": SECRET}
 REPO = "acme/batching"
 
 
-def deliver(client: httpx.Client, url: str, number: int, delivery: str | None = None) -> tuple[int, float]:
+def deliver(client: httpx.Client, url: str, number: int, delivery: str | None = None,
+            repo: str = REPO) -> tuple[int, float]:
     """One signed incident delivery: (status, seconds from sending to the answer)."""
-    payload = gh_issue(REPO, number, ["incident"], "2026-06-01T00:00:00Z")
+    payload = gh_issue(repo, number, ["incident"], "2026-06-01T00:00:00Z")
     started = time.monotonic()
     answer = post_github(client, url, "issues", payload, SECRET, delivery=delivery)
     return answer.status_code, time.monotonic() - started
 
 
-def test_deliveries_while_a_collection_holds_its_transaction_are_answered_within_a_second(
-    tmp_path: Path,
+@dataclass
+class Shared:
+    running: Receiver
+    db: Path
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    def count(self, table: str, where: str = "TRUE") -> int:
+        return int(query(self.db, f"SELECT count(*) FROM {table} WHERE {where}")[0][0])
+
+
+@pytest.fixture(scope="module")
+def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One receiver on the embedded catalog for the module's tests (a receiver is some 0.85 CPU-s
+    and 2-5 s of a loaded worker to start and stop)."""
+    db = tmp_path_factory.mktemp("batching") / "store.ducklake"
+    with receiver(db, ENV) as running:
+        yield Shared(running, db)
+
+
+def test_deliveries_while_a_collection_holds_its_transaction_are_answered_while_it_is_open(
+    tmp_path: Path, rx: Shared
 ) -> None:
+    """No waiting for a collection: the collection holds its written transaction until a file
+    exists that is created only once the 40 answers are in, so a receiver that waited for it would
+    never answer (its senders time out). That the answers came while it was still open is checked
+    (no commit of it visible, one pause, the process alive), not how many seconds they took: a
+    wall-clock budget failed on a loaded machine while the receiver did what it should."""
     # 500 commits and 5 release tags: a collection with commits, tags and deployments to write (its
     # size is not what is tested; each run, and the re-run after the receiver's commits, is cheaper)
     history = write_history(tmp_path / "service.git", 500, release_every=100)
-    db = tmp_path / "store.ducklake"
+    db, repo = rx.db, "acme/collected"
+    delivered, incidents, commits = rx.count("webhook_deliveries"), rx.count("incidents"), rx.count("commits")
     lines: list[tuple[float, str]] = []
     # the collection holds its written, uncommitted transaction until this file exists (created once
     # the 40 answers are in), not for a fixed 5 s: a re-run after a conflict does not pause again
     release = tmp_path / "release-the-collection"
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client:
         collect = subprocess.Popen(
             [CLI, "--db", str(db), "collect", "git", str(history.path), "--deploy-tags", SEMVER],
             env=cli_env({PAUSE_ENV: f"until:{release}"}), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -69,10 +106,10 @@ def test_deliveries_while_a_collection_holds_its_transaction_are_answered_within
             time.sleep(0.02)
         try:
             with ThreadPoolExecutor(max_workers=4) as pool:
-                answers = list(pool.map(lambda n: deliver(client, rx.url, n), range(1, 41)))
+                answers = list(pool.map(lambda n: deliver(client, rx.url, n, repo=repo), range(1, 41)))
             # all 40 were committed and answered while the collection still held its open transaction
             # (none of its commits is visible yet, and it is still in its one pause)
-            still_paused = (query(db, "SELECT count(*) FROM commits") == [(0,)] and collect.poll() is None
+            still_paused = (rx.count("commits") == commits and collect.poll() is None
                             and sum("pausing" in line for _, line in lines) == 1)
         finally:
             release.touch()
@@ -80,31 +117,122 @@ def test_deliveries_while_a_collection_holds_its_transaction_are_answered_within
         reader.join(10)
     codes, latencies = [code for code, _ in answers], [took for _, took in answers]
     assert codes == [200] * 40
-    slowest, median = max(latencies), statistics.median(latencies)
-    assert slowest < 1.0, f"slowest answer {slowest:.2f} s (median {median:.2f} s)"
+    print(f"answers while the collection was open: slowest {max(latencies):.2f} s, "
+          f"median {statistics.median(latencies):.2f} s")
     assert still_paused, lines
     # stored exactly once; the collection ran again if the receiver's commits moved the store on
     # under it (the SQLite catalog), and then committed all of its history
-    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [(40, 40)]
-    assert query(db, "SELECT count(*), count(DISTINCT id) FROM incidents") == [(40, 40)]
-    assert query(db, "SELECT count(*) FROM commits") == [(history.commits,)]
+    assert rx.count("webhook_deliveries") - delivered == 40
+    assert rx.count("incidents") - incidents == 40
+    assert query(db, "SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE ?",
+                 [f"github:{repo}#%"]) == [(40, 40)]
+    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [
+        (rx.count("webhook_deliveries"),) * 2]
+    assert rx.count("commits") - commits == history.commits
 
 
-def test_steady_load_is_committed_within_about_100_ms_of_arrival(tmp_path: Path) -> None:
-    """20 deliveries a second from 4 senders for 4 s. A delivery waits for at most the batch being
-    written when it arrives, then its own batch: the receiver adds no hold or period of its own.
-    What one commit costs depends on the machine (tens of milliseconds on an idle 2-core box,
-    several times that when other test suites run), so it is measured first, here and now: ``one``,
-    the answer time of a lone delivery. Then: median <= ``one`` + 100 ms, and the slowest <= 3 x
-    ``one`` + 100 ms (the batch in progress and its own, each of a few deliveries, plus the jitter
-    of a shared machine), and the writer's own arrival-to-commit median (``GET /``) agrees. A
-    writer that held deliveries for a period of its own (the old design held them up to 2 s)
-    fails all three."""
-    db = tmp_path / "store.ducklake"
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
-        for n in range(3):  # warm: store open, first batches
-            assert deliver(client, rx.url, 1000 + n)[0] == 200
-        lone = [deliver(client, rx.url, 2000 + n) for n in range(7)]
+class WatchedQueue(queue.Queue[Delivery | None]):
+    """The writer's queue, noting how long the writer asks to wait for another delivery while it
+    gathers a batch (the timeout it passes, not how long the wait took): the only way its thread
+    waits with deliveries in hand. ``gathers`` holds one list of requested waits per batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gathering = False
+        self.gathers: list[list[float | None]] = []
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Delivery | None:
+        if block and self.gathering:
+            self.gathers[-1].append(timeout)
+        return super().get(block, timeout)
+
+
+def watched_writer(db: Path) -> tuple[DeliveryWriter, WatchedQueue]:
+    """A real writer on a real store whose queue notes the waits of each gathering (``_gather``)."""
+    writer = DeliveryWriter(db, Config())
+    watched = WatchedQueue()
+    writer._queue = watched
+    gather = writer._gather
+
+    def noted(first: Delivery) -> tuple[list[Delivery], bool]:
+        watched.gathers.append([])
+        watched.gathering = True
+        try:
+            return gather(first)
+        finally:
+            watched.gathering = False
+
+    writer._gather = noted  # type: ignore[method-assign]
+    return writer, watched
+
+
+def incident(number: int, config: Config) -> Delivery:
+    payload: dict[str, Any] = gh_issue("acme/steady", number, ["incident"], "2026-06-01T00:00:00Z")
+    rows = github.to_rows({"x-github-event": "issues"}, payload, config)
+    return Delivery("github", f"steady-{number}-{uuid.uuid4()}", "issues", b"{}", payload, rows,
+                    github.finalize, github.FINALIZE_AFTER)
+
+
+def test_the_writer_adds_no_hold_of_its_own(tmp_path: Path) -> None:
+    """A delivery waits for at most the batch being written when it arrives, then its own batch:
+    the writer holds nothing back for a period of its own (the old design held deliveries up to
+    2 s). Told apart by what the writer asks for, not by a stopwatch (the old form of this test,
+    "committed within about 100 ms of arrival", failed when other work slowed the machine down):
+    a lone delivery is written without any wait for another; after a burst and under a steady load
+    from 4 senders a batch asks to wait GATHER_IDLE_SECONDS at most for each next delivery and
+    GATHER_MAX_SECONDS at most in all. (Breakages that fail it: gathering after a lone delivery
+    too, and waiting 0.5 s for each next one.)"""
+    config = Config()
+    writer, watched = watched_writer(tmp_path / "store.ducklake")
+    submit = writer.submit
+    writer.start()
+    try:
+        for n in range(10):  # one at a time: each alone, and no wait for another
+            lone = incident(n, config)
+            submit(lone)
+            assert lone.future.result(timeout=120) == "stored"
+        lone_gathers = list(watched.gathers)
+        assert writer.batches == 10 and writer.largest_batch == 1
+        steady = [incident(50 + n, config) for n in range(20)]  # a burst first: a batch that gathers
+        for delivery in steady:
+            submit(delivery)
+        start = time.monotonic() + 0.05
+
+        def sender(k: int) -> None:  # 20 a second from 4 senders for 2 s, as the receiver's load was
+            for i in range(10):
+                time.sleep(max(0.0, start + k * 0.05 + i * 0.2 - time.monotonic()))
+                delivery = incident(100 + 10 * k + i, config)
+                steady.append(delivery)
+                submit(delivery)
+
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [d.future.result(timeout=120) for d in steady] == ["stored"] * 60
+    finally:
+        writer.stop()
+    assert lone_gathers == [[]] * 10, lone_gathers
+    assert any(watched.gathers[10:]), watched.gathers  # the burst's batch did wait for more
+    idle, most = writer_module.GATHER_IDLE_SECONDS, writer_module.GATHER_MAX_SECONDS
+    for waits in watched.gathers:
+        assert all(wait is not None and 0 < wait <= idle for wait in waits), watched.gathers
+        assert sum(w for w in waits if w is not None) <= most + 1e-9, watched.gathers
+    assert len(watched.gathers) == writer.batches  # every batch was gathered through the watched queue
+    assert query(tmp_path / "store.ducklake", "SELECT count(*), count(DISTINCT delivery_id)"
+                 " FROM webhook_deliveries") == [(70, 70)]
+
+
+def test_steady_load_from_four_senders_is_answered_and_stored_once(rx: Shared) -> None:
+    """20 deliveries a second from 4 senders for 4 s through the real receiver: every one answered
+    200, stored once, and counted in the writer's arrival-to-commit times (``GET /``). The answer
+    times are printed, not held to a budget (the writer's lack of a hold is checked above without a
+    clock)."""
+    delivered = rx.count("webhook_deliveries")
+    with httpx.Client(timeout=30) as client:
+        before = client.get(rx.url + "/").json()["writer"]["commit_latency_ms"]["count"]
+        lone = [deliver(client, rx.url, 2000 + n, repo="acme/paced") for n in range(7)]
         assert [code for code, _ in lone] == [200] * 7
         one = statistics.median(took for _, took in lone)
         results: list[tuple[int, float]] = []
@@ -114,7 +242,7 @@ def test_steady_load_is_committed_within_about_100_ms_of_arrival(tmp_path: Path)
             with httpx.Client(timeout=30) as own:
                 for i in range(20):
                     time.sleep(max(0.0, start + k * 0.05 + i * 0.2 - time.monotonic()))
-                    results.append(deliver(own, rx.url, 3000 + 100 * k + i))
+                    results.append(deliver(own, rx.url, 3000 + 100 * k + i, repo="acme/paced"))
 
         threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
         for thread in threads:
@@ -124,43 +252,47 @@ def test_steady_load_is_committed_within_about_100_ms_of_arrival(tmp_path: Path)
         stats = client.get(rx.url + "/").json()["writer"]
     latencies = sorted(took for _, took in results)
     assert [code for code, _ in results] == [200] * 80
-    median, slowest = statistics.median(latencies), latencies[-1]
-    detail = (f"lone delivery {one * 1000:.0f} ms; steady: median {median * 1000:.0f} ms, "
-              f"slowest {slowest * 1000:.0f} ms; writer: {stats['commit_latency_ms']}")
-    print(detail)
-    assert median <= one + 0.1, detail
-    assert slowest <= 3 * one + 0.1, detail
-    assert stats["commit_latency_ms"]["p50"] <= (one + 0.1) * 1000, detail
-    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [(90, 90)]
+    print(f"lone delivery {one * 1000:.0f} ms; steady: median {statistics.median(latencies) * 1000:.0f} ms, "
+          f"slowest {latencies[-1] * 1000:.0f} ms; writer: {stats['commit_latency_ms']}")
+    assert stats["commit_latency_ms"]["count"] == min(before + 87, writer_module.LATENCY_WINDOW)
+    assert rx.count("webhook_deliveries") - delivered == 87
+    assert query(rx.db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
+                        " WHERE payload->>'$.repository.full_name' = 'acme/paced'") == [(87, 87)]
 
 
 @pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
 def test_a_burst_is_written_in_a_few_batches_and_stored_once(
     tmp_path: Path, request: pytest.FixtureRequest, catalog: str
 ) -> None:
-    """200 deliveries from 50 concurrent senders, on the SQLite catalog and on PostgreSQL."""
-    cli_db: Any = tmp_path / "store.ducklake"  # a path or a URL: the helper passes it on as --db
-    db: Any = cli_db  # what tests.store_query reads: the path, or the resolved PostgreSQL store
-    env = ENV
-    if catalog == "postgresql":
-        pg = request.getfixturevalue("pg_database")  # skips, with the reason, where PostgreSQL cannot start
-        data = str(tmp_path / "lake-data")
-        cli_db, db, env = pg.url, resolve(pg.url, data), {**ENV, "GITOPS_DORA_DATA_PATH": data}
-    limits = httpx.Limits(max_connections=50)
-    with receiver(cli_db, env) as rx, httpx.Client(timeout=60, limits=limits) as client:
-        before = client.get(rx.url + "/").json()["writer"]["batches"]
-        with ThreadPoolExecutor(max_workers=50) as pool:
-            answers = list(pool.map(lambda n: deliver(client, rx.url, n), range(1, 201)))
-        stats = client.get(rx.url + "/").json()["writer"]
-        again = deliver(client, rx.url, 7, delivery="burst-7")
-        payload = gh_issue(REPO, 7, ["incident"], "2026-06-01T00:00:00Z")
-        repeat = post_github(client, rx.url, "issues", payload, SECRET, delivery="burst-7")
+    """200 deliveries from 50 concurrent senders, on the SQLite catalog (the module's receiver)
+    and on PostgreSQL (a receiver of its own)."""
+    with contextlib.ExitStack() as stack:
+        if catalog == "postgresql":
+            pg = request.getfixturevalue("pg_database")  # skips, saying why, where PostgreSQL cannot start
+            data = str(tmp_path / "lake-data")
+            db: Any = resolve(pg.url, data)  # what tests.store_query reads: the resolved PostgreSQL store
+            url = stack.enter_context(receiver(pg.url, {**ENV, "GITOPS_DORA_DATA_PATH": data})).url
+        else:
+            shared: Shared = request.getfixturevalue("rx")
+            db, url = shared.db, shared.url
+        delivered = query(db, "SELECT count(*) FROM webhook_deliveries")[0][0]
+        limits = httpx.Limits(max_connections=50)
+        with httpx.Client(timeout=60, limits=limits) as client:
+            before = client.get(url + "/").json()["writer"]["batches"]
+            with ThreadPoolExecutor(max_workers=50) as pool:
+                answers = list(pool.map(lambda n: deliver(client, url, n, repo="acme/burst"), range(1, 201)))
+            stats = client.get(url + "/").json()["writer"]
+            again = deliver(client, url, 7, delivery="burst-7", repo="acme/burst")
+            payload = gh_issue("acme/burst", 7, ["incident"], "2026-06-01T00:00:00Z")
+            repeat = post_github(client, url, "issues", payload, SECRET, delivery="burst-7")
     assert [code for code, _ in answers] == [200] * 200 and again[0] == 200
     assert repeat.json()["message"] == "duplicate"
     batches = stats["batches"] - before
     assert batches <= 50, f"200 concurrent deliveries took {batches} batches"
     assert stats["largest_batch"] > 1
-    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [(201, 201)]
+    assert query(db, "SELECT count(*) FROM webhook_deliveries")[0][0] - delivered == 201
+    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
+                     " WHERE payload->>'$.repository.full_name' = 'acme/burst'") == [(201, 201)]
 
 
 def test_one_unstorable_delivery_does_not_take_its_batch_down(tmp_path: Path) -> None:

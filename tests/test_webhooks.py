@@ -1,10 +1,20 @@
-"""The webhook receiver as a real process on 127.0.0.1, fed signed and unsigned deliveries."""
+"""The webhook receiver as a real process on 127.0.0.1, fed signed and unsigned deliveries.
+
+The tests with the plain settings share one receiver and store (``shared``): each sends under
+repositories, projects and commit shas of its own, reads back only its own rows, and counts what a
+delivery added (``count`` before and after), so the checks of a fresh store each still hold (a
+receiver is some 0.85 CPU-s and 2-5 s of a worker to start and stop). The refusal to start, the
+insecure receiver and the configured one start their own.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +25,7 @@ import pytest
 from tests.store_query import query_snapshot as rows
 from tests.webhook_senders import (
     CLI,
+    Receiver,
     gh_deployment_status,
     gh_issue,
     gh_push,
@@ -27,7 +38,9 @@ SECRET = "It's a Secret to Everybody"
 TOKEN = "gitlab-shared-token"
 ENV = {"GITOPS_DORA_GITHUB_SECRET": SECRET, "GITOPS_DORA_GITLAB_TOKEN": TOKEN}
 REPO = "acme/payments"
-A, B, C = "a" * 40, "b" * 40, "c" * 40
+A, B, C = "a" * 40, "b" * 40, "c" * 40  # the push chain's commits; the other tests have their own
+D, E, F, G = "d" * 40, "e" * 40, "1" * 40, "2" * 40
+PULLS = "acme/pulls"
 ZERO = "0" * 40
 
 
@@ -41,15 +54,37 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+def count(db: Path, table: str) -> int:
+    """Rows of ``table`` in the store's newest snapshot: what a test's deliveries added is the
+    difference before and after them (the tests of the shared receiver run one after another)."""
+    return int(rows(db, f"SELECT count(*) FROM {table}")[0][0])
+
+
+@dataclass
+class Shared:
+    rx: Receiver
+    db: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One receiver with ENV on one store, for the tests that need no settings of their own."""
+    db = tmp_path_factory.mktemp("webhooks") / "hooks.duckdb"
+    with receiver(db, ENV) as running:
+        yield Shared(running, db)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "hooks.duckdb"
 
 
-def test_signed_deliveries_are_stored_and_bad_ones_leave_no_trace(db: Path) -> None:
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+def test_signed_deliveries_are_stored_and_bad_ones_leave_no_trace(shared: Shared) -> None:
+    repo, db, rx = "acme/signed", shared.db, shared.rx
+    delivered, incidents = count(db, "webhook_deliveries"), count(db, "incidents")
+    with httpx.Client(timeout=30) as client:
         good = post_github(
-            client, rx.url, "issues", gh_issue(REPO, 7, ["Incident"], "2026-01-02T03:00:00Z"), SECRET
+            client, rx.url, "issues", gh_issue(repo, 7, ["Incident"], "2026-01-02T03:00:00Z"), SECRET
         )
         assert good.status_code == 200, good.text
         # wrong secret, missing signature, and a correct signature over a different body: all 401
@@ -57,11 +92,11 @@ def test_signed_deliveries_are_stored_and_bad_ones_leave_no_trace(db: Path) -> N
             client,
             rx.url,
             "issues",
-            gh_issue(REPO, 8, ["incident"], "2026-01-03T00:00:00Z"),
+            gh_issue(repo, 8, ["incident"], "2026-01-03T00:00:00Z"),
             "not the secret",
         )
         unsigned = post_github(
-            client, rx.url, "issues", gh_issue(REPO, 9, ["incident"], "2026-01-03T00:00:00Z"), None
+            client, rx.url, "issues", gh_issue(repo, 9, ["incident"], "2026-01-03T00:00:00Z"), None
         )
         body = b'{"issue": {"number": 10}}'
         from tests.webhook_senders import github_headers
@@ -74,7 +109,7 @@ def test_signed_deliveries_are_stored_and_bad_ones_leave_no_trace(db: Path) -> N
             client,
             rx.url,
             "issues",
-            gh_issue(REPO, 11, ["incident"], "2026-01-04T00:00:00Z"),
+            gh_issue(repo, 11, ["incident"], "2026-01-04T00:00:00Z"),
             SECRET,
             legacy_sha1=True,
         )
@@ -82,12 +117,16 @@ def test_signed_deliveries_are_stored_and_bad_ones_leave_no_trace(db: Path) -> N
         gl_bad = post_gitlab(client, rx.url, "Issue Hook", {"object_kind": "issue"}, "wrong")
         assert gl_bad.status_code == 401
     # only #7 and #11 exist: two deliveries, two incidents, nothing from the refused ones
-    assert rows(db, "SELECT count(*) FROM webhook_deliveries") == [(2,)]
-    assert rows(db, "SELECT id FROM incidents ORDER BY id") == [(f"github:{REPO}#11",), (f"github:{REPO}#7",)]
+    assert count(db, "webhook_deliveries") - delivered == 2
+    assert count(db, "incidents") - incidents == 2
+    assert rows(db, "SELECT id FROM incidents WHERE id LIKE 'github:acme/signed#%' ORDER BY id") == [
+        (f"github:{repo}#11",), (f"github:{repo}#7",)]
 
 
-def test_limits_malformed_json_and_idempotent_redelivery(db: Path) -> None:
-    with receiver(db, ENV) as rx, httpx.Client(timeout=120) as client:
+def test_limits_malformed_json_and_idempotent_redelivery(shared: Shared) -> None:
+    repo, db, rx = "acme/limits", shared.db, shared.rx
+    delivered, incidents = count(db, "webhook_deliveries"), count(db, "incidents")
+    with httpx.Client(timeout=120) as client:
         big = b"{" + b" " * (25 * 1024 * 1024) + b"}"  # 25 MiB + 2 bytes, one byte over is enough
         too_big = client.post(rx.url + "/webhooks/github", content=big, headers={"X-GitHub-Event": "ping"})
         assert too_big.status_code == 413
@@ -99,7 +138,7 @@ def test_limits_malformed_json_and_idempotent_redelivery(db: Path) -> None:
         )
         assert malformed.status_code == 400
         assert rx.alive()
-        payload = gh_issue(REPO, 5, ["incident"], "2026-02-01T00:00:00Z")
+        payload = gh_issue(repo, 5, ["incident"], "2026-02-01T00:00:00Z")
         first = post_github(client, rx.url, "issues", payload, SECRET, delivery="d-5")
         again = post_github(client, rx.url, "issues", payload, SECRET, delivery="d-5")
         assert (first.json()["message"], again.json()["message"]) == ("stored", "duplicate")
@@ -120,85 +159,101 @@ def test_limits_malformed_json_and_idempotent_redelivery(db: Path) -> None:
             post_gitlab(client, rx.url, "Issue Hook", gl, TOKEN),
         )
         assert (g1.json()["message"], g2.json()["message"]) == ("stored", "duplicate")
-    assert rows(db, "SELECT count(*) FROM webhook_deliveries") == [(2,)]
+    assert count(db, "webhook_deliveries") - delivered == 2
     # GitLab "2026-02-02 10:00:00 UTC" -> 10:00 UTC; the type Incident makes it an incident without labels
-    assert rows(db, "SELECT id, created_at FROM incidents ORDER BY id") == [
-        (f"github:{REPO}#5", utc("2026-02-01T00:00:00")),
+    assert count(db, "incidents") - incidents == 2
+    assert rows(db, "SELECT id, created_at FROM incidents WHERE id IN (?, ?) ORDER BY id",
+                [f"github:{repo}#5", "gitlab:grp/proj#3"]) == [
+        (f"github:{repo}#5", utc("2026-02-01T00:00:00")),
         ("gitlab:grp/proj#3", utc("2026-02-02T10:00:00")),
     ]
 
 
-def test_two_hundred_concurrent_signed_deliveries_lose_nothing(db: Path) -> None:
-    payloads = [gh_issue(REPO, n, ["incident"], f"2026-03-01T00:{n % 60:02d}:00Z") for n in range(1, 201)]
-    with (
-        receiver(db, ENV) as rx,
-        httpx.Client(timeout=120, limits=httpx.Limits(max_connections=50)) as client,
-    ):
+RUNS_STORED = ("SELECT coalesce(sum(CAST(regexp_extract(message, '(\\d+) deliveries', 1) AS INTEGER)), 0)"
+               " FROM collection_runs WHERE source = 'webhook' AND target = 'receiver'")
+
+
+def test_two_hundred_concurrent_signed_deliveries_lose_nothing(shared: Shared) -> None:
+    repo, db, rx = "acme/concurrent", shared.db, shared.rx
+    delivered, incidents = count(db, "webhook_deliveries"), count(db, "incidents")
+    payloads = [gh_issue(repo, n, ["incident"], f"2026-03-01T00:{n % 60:02d}:00Z") for n in range(1, 201)]
+    with httpx.Client(timeout=120, limits=httpx.Limits(max_connections=50)) as client:
         with ThreadPoolExecutor(max_workers=50) as pool:  # bounded: 50 in flight at a time
             answers = list(pool.map(lambda p: post_github(client, rx.url, "issues", p, SECRET), payloads))
         assert [a.status_code for a in answers] == [200] * 200
-    assert rows(db, "SELECT count(*) FROM incidents") == [(200,)]
-    assert rows(db, "SELECT count(*) FROM webhook_deliveries") == [(200,)]
-    # the receiver's busy periods are recorded as collection runs that together stored all 200
-    stored = rows(db, "SELECT sum(CAST(regexp_extract(message, '(\\d+) deliveries', 1) AS INTEGER))"
-                      " FROM collection_runs WHERE source = 'webhook' AND target = 'receiver'")
-    assert stored == [(200,)]
+    assert count(db, "incidents") - incidents == 200
+    assert rows(db, "SELECT count(*) FROM incidents WHERE id LIKE 'github:acme/concurrent#%'") == [(200,)]
+    assert count(db, "webhook_deliveries") - delivered == 200
+    # the receiver's busy periods are recorded as collection runs that together stored every delivery
+    # of the store, these 200 and the earlier tests': a busy period's row is written once it has been
+    # idle for a second (IDLE_SECONDS), so the last one is waited for, not slept for
+    deadline = time.monotonic() + 60
+    while (stored := rows(db, RUNS_STORED)[0][0]) != count(db, "webhook_deliveries"):
+        assert time.monotonic() < deadline, (stored, count(db, "webhook_deliveries"))
+        time.sleep(0.2)
+    assert stored == count(db, "webhook_deliveries") >= 200
 
 
-def test_webhook_only_push_chain_gives_deployment_changes(db: Path, tmp_path: Path) -> None:
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+def test_webhook_only_push_chain_gives_deployment_changes(shared: Shared) -> None:
+    repo, db, rx = "acme/chain", shared.db, shared.rx
+    deployments, changes = count(db, "deployments"), count(db, "deployment_changes")
+    with httpx.Client(timeout=30) as client:
         # push 1: A; push 2: B on top of A (before=A); nobody deployed A on its own
         accepted(
             client,
             rx.url,
             "push",
-            gh_push(REPO, "refs/heads/main", ZERO, [(A, "2026-01-01T10:00:00Z", "first")]),
+            gh_push(repo, "refs/heads/main", ZERO, [(A, "2026-01-01T10:00:00Z", "first")]),
         )
         accepted(
             client,
             rx.url,
             "push",
-            gh_push(REPO, "refs/heads/main", A, [(B, "2026-01-01 12:00:00.123456", "second")]),
+            gh_push(repo, "refs/heads/main", A, [(B, "2026-01-01 12:00:00.123456", "second")]),
         )
         # deployment of B (no environment in the payload: goes to the default "production")
         accepted(
             client,
             rx.url,
             "deployment_status",
-            gh_deployment_status(REPO, 1, B, "success", "2026-01-02T00:00:00Z", environment=None),
+            gh_deployment_status(repo, 1, B, "success", "2026-01-02T00:00:00Z", environment=None),
         )
         # push 3: C, deployed with a failure first and then success (same deployment id 2 re-used)
         accepted(
             client,
             rx.url,
             "push",
-            gh_push(REPO, "refs/heads/main", B, [(C, "2026-01-03T09:00:00Z", "third")]),
+            gh_push(repo, "refs/heads/main", B, [(C, "2026-01-03T09:00:00Z", "third")]),
         )
         accepted(
             client,
             rx.url,
             "deployment_status",
-            gh_deployment_status(REPO, 3, C, "success", "2026-01-03T10:00:00Z"),
+            gh_deployment_status(repo, 3, C, "success", "2026-01-03T10:00:00Z"),
         )
         accepted(
             client,
             rx.url,
             "deployment_status",
-            gh_deployment_status(REPO, 4, C, "in_progress", "2026-01-03T11:00:00Z"),
+            gh_deployment_status(repo, 4, C, "in_progress", "2026-01-03T11:00:00Z"),
         )  # not an outcome: stored delivery, no deployment
-    deps = rows(db, "SELECT id, environment, revision, status FROM deployments ORDER BY deployed_at")
+    assert count(db, "deployments") - deployments == 2
+    deps = rows(db, "SELECT id, environment, revision, status FROM deployments"
+                    " WHERE id LIKE 'github:acme/chain:%' ORDER BY deployed_at")
     assert deps == [
-        (f"github:{REPO}:1", "production", B, "success"),
-        (f"github:{REPO}:3", "production", C, "success"),
+        (f"github:{repo}:1", "production", B, "success"),
+        (f"github:{repo}:3", "production", C, "success"),
     ]
     # deployment 1 ships A and B (A was pushed earlier and linked through before=A); deployment 3 ships C
-    assert rows(db, "SELECT deployment_id, sha FROM deployment_changes ORDER BY deployment_id, sha") == [
-        (f"github:{REPO}:1", A),
-        (f"github:{REPO}:1", B),
-        (f"github:{REPO}:3", C),
+    assert count(db, "deployment_changes") - changes == 3
+    assert rows(db, "SELECT deployment_id, sha FROM deployment_changes"
+                    " WHERE deployment_id LIKE 'github:acme/chain:%' ORDER BY deployment_id, sha") == [
+        (f"github:{repo}:1", A),
+        (f"github:{repo}:1", B),
+        (f"github:{repo}:3", C),
     ]
     # the naive "2026-01-01 12:00:00.123456" is read as UTC
-    assert rows(db, "SELECT author_time FROM commits WHERE sha = ?", [B]) == [
+    assert rows(db, "SELECT author_time FROM commits WHERE repo = ? AND sha = ?", [repo, B]) == [
         (datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),)
     ]
 
@@ -227,7 +282,9 @@ def test_refuses_to_start_without_secrets_unless_insecure(db: Path) -> None:
     assert rows(db, "SELECT repo, sha FROM commits") == [("webhook", A)]
 
 
-def test_pull_request_events_merge_into_one_row(db: Path) -> None:
+def test_pull_request_events_merge_into_one_row(shared: Shared) -> None:
+    db, rx = shared.db, shared.rx
+    pulls = count(db, "pull_requests")
     pr = {
         "number": 12,
         "title": "Add retries",
@@ -241,17 +298,17 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
         "base": {"ref": "main"},
         "head": {"ref": "retries"},
         "labels": [],
-        "html_url": f"https://github.com/{REPO}/pull/12",
+        "html_url": f"https://github.com/{PULLS}/pull/12",
     }
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client:
         from tests.webhook_senders import gh_repository
 
-        repo = gh_repository(REPO)
+        repo = gh_repository(PULLS)
         accepted(
             client,
             rx.url,
             "push",
-            gh_push(REPO, "refs/heads/retries", ZERO, [(A, "2026-01-04T15:00:00Z", "wip")]),
+            gh_push(PULLS, "refs/heads/retries", ZERO, [(D, "2026-01-04T15:00:00Z", "wip")]),
         )
         accepted(
             client,
@@ -285,7 +342,7 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
             "state": "closed",
             "merged_at": "2026-01-05T16:00:00Z",
             "closed_at": "2026-01-05T16:00:00Z",
-            "merge_commit_sha": B,
+            "merge_commit_sha": E,
             "updated_at": "2026-01-05T16:00:00Z",
         }
         accepted(
@@ -297,33 +354,40 @@ def test_pull_request_events_merge_into_one_row(db: Path) -> None:
         # a late, out-of-order "opened" delivery (older updated_at) must not undo the merge
         late = {"action": "edited", "number": 12, "pull_request": pr, "repository": repo}
         accepted(client, rx.url, "pull_request", late)
-    # first commit = A's time (pushed to head branch "retries"); first review by someone other than
+    # first commit = D's time (pushed to head branch "retries"); first review by someone other than
     # the author 13:00 (ada's own 12:00 comment does not count); merged 16:00
+    assert count(db, "pull_requests") - pulls == 1
     assert rows(
         db,
         "SELECT number, state, first_commit_at, first_review_at, merged_at, merge_commit_sha"
-        " FROM pull_requests",
+        " FROM pull_requests WHERE repo = ?", [PULLS],
     ) == [
-        (12, "merged", utc("2026-01-04T15:00:00"), utc("2026-01-05T13:00:00"), utc("2026-01-05T16:00:00"), B)
+        (12, "merged", utc("2026-01-04T15:00:00"), utc("2026-01-05T13:00:00"), utc("2026-01-05T16:00:00"), E)
     ]
 
 
-def test_form_encoded_github_delivery_is_accepted(db: Path) -> None:
+def test_form_encoded_github_delivery_is_accepted(shared: Shared) -> None:
+    db, rx = shared.db, shared.rx
+    incidents = count(db, "incidents")
     from urllib.parse import urlencode
 
     from tests.webhook_senders import github_headers
 
-    payload = gh_issue(REPO, 31, ["incident"], "2026-04-01T00:00:00Z")
+    payload = gh_issue("acme/form", 31, ["incident"], "2026-04-01T00:00:00Z")
     body = urlencode({"payload": json.dumps(payload)}).encode()
     headers = {**github_headers(body, "issues", SECRET), "Content-Type": "application/x-www-form-urlencoded"}
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client:
         answer = client.post(rx.url + "/webhooks/github", content=body, headers=headers)
         assert answer.status_code == 200, answer.text
     # the signature covers the form body as sent; the JSON inside "payload" is the event
-    assert rows(db, "SELECT id FROM incidents") == [(f"github:{REPO}#31",)]
+    assert count(db, "incidents") - incidents == 1
+    assert rows(db, "SELECT id FROM incidents WHERE id LIKE 'github:acme/form#%'") == [
+        ("github:acme/form#31",)]
 
 
-def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
+def test_gitlab_push_merge_request_and_deployment_events(shared: Shared) -> None:
+    db, rx = shared.db, shared.rx
+    before = {table: count(db, table) for table in ("deployments", "deployment_changes", "pull_requests")}
     project = {
         "id": 15,
         "name": "ledger",
@@ -334,14 +398,14 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
         "object_kind": "push",
         "event_name": "push",
         "before": ZERO,
-        "after": A,
+        "after": F,
         "ref": "refs/heads/main",
-        "checkout_sha": A,
+        "checkout_sha": F,
         "project": project,
         "total_commits_count": 1,
         "commits": [
             {
-                "id": A,
+                "id": F,
                 "message": "ledger: add",
                 "title": "ledger: add",
                 "timestamp": "2026-05-01T10:00:00+02:00",  # 08:00 UTC
@@ -351,12 +415,12 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
     }
     push2 = {
         **push1,
-        "before": A,
-        "after": B,
-        "checkout_sha": B,
+        "before": F,
+        "after": G,
+        "checkout_sha": G,
         "commits": [
             {
-                "id": B,
+                "id": G,
                 "message": "ledger: fix",
                 "timestamp": "2026-05-01 12:00:00",  # naive: UTC
                 "author": {"name": "Ole", "email": "ole@example.com"},
@@ -376,7 +440,7 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
             "action": "merge",
             "created_at": "2026-05-01 11:00:00 UTC",
             "updated_at": "2026-05-01 13:00:00 UTC",
-            "merge_commit_sha": B,
+            "merge_commit_sha": G,
             "source_branch": "fix",
             "target_branch": "main",
             "url": "https://gl/fin/ledger/-/merge_requests/4",
@@ -390,12 +454,12 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
         "deployable_id": 700,
         "environment": "production",
         "project": project,
-        "short_sha": B[:8],
-        "commit_url": f"https://gl/fin/ledger/-/commit/{B}",
+        "short_sha": G[:8],
+        "commit_url": f"https://gl/fin/ledger/-/commit/{G}",
         "commit_title": "fix",
     }
     running = {**deployment, "status": "running", "deployment_id": 78}
-    with receiver(db, ENV) as rx, httpx.Client(timeout=30) as client:
+    with httpx.Client(timeout=30) as client:
         for event, body in (
             ("Push Hook", push1),
             ("Push Hook", push2),
@@ -406,17 +470,21 @@ def test_gitlab_push_merge_request_and_deployment_events(db: Path) -> None:
             answer = post_gitlab(client, rx.url, event, body, TOKEN)
             assert answer.status_code == 200, answer.text
     # "2026-05-01 16:00:00 +0200" = 14:00 UTC; the running deployment is no outcome
-    assert rows(db, "SELECT id, revision, deployed_at, status FROM deployments") == [
-        ("gitlab:fin/ledger:77", B, utc("2026-05-01T14:00:00"), "success")
+    assert {table: count(db, table) - n for table, n in before.items()} == {
+        "deployments": 1, "deployment_changes": 2, "pull_requests": 1}
+    assert rows(db, "SELECT id, revision, deployed_at, status FROM deployments WHERE id LIKE 'gitlab:%'") == [
+        ("gitlab:fin/ledger:77", G, utc("2026-05-01T14:00:00"), "success")
     ]
-    # B's parent is A (before of push 2), so deployment 77 ships both
-    assert rows(db, "SELECT sha FROM deployment_changes ORDER BY sha") == [(A,), (B,)]
-    assert rows(db, "SELECT sha, author_time FROM commits ORDER BY sha") == [
-        (A, utc("2026-05-01T08:00:00")),
-        (B, utc("2026-05-01T12:00:00")),
+    # G's parent is F (before of push 2), so deployment 77 ships both
+    assert rows(db, "SELECT sha FROM deployment_changes WHERE deployment_id = 'gitlab:fin/ledger:77'"
+                    " ORDER BY sha") == [(F,), (G,)]
+    assert rows(db, "SELECT sha, author_time FROM commits WHERE repo = 'fin/ledger' ORDER BY sha") == [
+        (F, utc("2026-05-01T08:00:00")),
+        (G, utc("2026-05-01T12:00:00")),
     ]
-    assert rows(db, "SELECT number, state, merged_at, merge_commit_sha, labels FROM pull_requests") == [
-        (4, "merged", utc("2026-05-01T13:00:00"), B, ["backend"])
+    assert rows(db, "SELECT number, state, merged_at, merge_commit_sha, labels FROM pull_requests"
+                    " WHERE repo = 'fin/ledger'") == [
+        (4, "merged", utc("2026-05-01T13:00:00"), G, ["backend"])
     ]
 
 
