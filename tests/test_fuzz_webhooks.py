@@ -107,20 +107,25 @@ def mutated(draw: st.DrawFn, seeds: dict[str, Any]) -> tuple[str, dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Path]]:
+def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Path, httpx.Client]]:
+    """The receiver, its store, and one client for every example: an ``httpx.Client`` costs some
+    30 ms of CPU to make (its SSL context), 3 CPU-s over the 100 examples when each made its own.
+    No connection is kept alive, so each example still sends on a connection of its own."""
     db = tmp_path_factory.mktemp("fuzz") / "hooks.ducklake"
-    with receiver(db, ENV) as running:
-        yield running, db
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with receiver(db, ENV) as running, httpx.Client(timeout=60, limits=limits) as client:
+        yield running, db, client
 
 
 @pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=mutated(GITHUB_SEEDS))
-def test_mutated_github_deliveries_get_a_decision(rx: tuple[Receiver, Path], case: tuple[str, Any]) -> None:
-    running, _ = rx
+def test_mutated_github_deliveries_get_a_decision(
+    rx: tuple[Receiver, Path, httpx.Client], case: tuple[str, Any]
+) -> None:
+    running, _, client = rx
     event, payload = case
-    with httpx.Client(timeout=60) as client:
-        answer = post_github(client, running.url, event, payload, SECRET)
+    answer = post_github(client, running.url, event, payload, SECRET)
     assert answer.status_code in DECISIONS, (answer.status_code, answer.text, json.dumps(payload)[:300])
     assert "Traceback" not in answer.text
 
@@ -132,20 +137,22 @@ def test_mutated_github_deliveries_get_a_decision(rx: tuple[Receiver, Path], cas
 # which failed with an internal error (503, "retry") instead of a decision
 @example(case=("Merge Request Hook", _with_target_branch([False, []])))
 @example(case=("Merge Request Hook", _with_target_branch(["", {}])))
-def test_mutated_gitlab_deliveries_get_a_decision(rx: tuple[Receiver, Path], case: tuple[str, Any]) -> None:
-    running, _ = rx
+def test_mutated_gitlab_deliveries_get_a_decision(
+    rx: tuple[Receiver, Path, httpx.Client], case: tuple[str, Any]
+) -> None:
+    running, _, client = rx
     event, payload = case
-    with httpx.Client(timeout=60) as client:
-        answer = post_gitlab(client, running.url, event, payload, TOKEN)
+    answer = post_gitlab(client, running.url, event, payload, TOKEN)
     assert answer.status_code in DECISIONS, (answer.status_code, answer.text, json.dumps(payload)[:300])
 
 
 @pytest.mark.slow
-def test_the_receiver_still_stores_a_good_delivery_after_the_fuzzing(rx: tuple[Receiver, Path]) -> None:
-    running, db = rx
+def test_the_receiver_still_stores_a_good_delivery_after_the_fuzzing(
+    rx: tuple[Receiver, Path, httpx.Client]
+) -> None:
+    running, db, client = rx
     assert running.alive()
     good = gh_issue(REPO, 99, ["incident"], "2026-02-01T10:00:00Z")
-    with httpx.Client(timeout=60) as client:
-        answer = post_github(client, running.url, "issues", good, SECRET)
+    answer = post_github(client, running.url, "issues", good, SECRET)
     assert answer.status_code == 200, answer.text
     assert query(db, "SELECT count(*) FROM incidents WHERE id LIKE '%99%'") == [(1,)]

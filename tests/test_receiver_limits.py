@@ -31,7 +31,16 @@ import pytest
 from tests.child_env import child_env
 from tests.reconciler_objects import application
 from tests.store_query import query
-from tests.webhook_senders import CLI, Receiver, free_port, gh_issue, post_github, post_gitlab, receiver
+from tests.webhook_senders import (
+    CLI,
+    Receiver,
+    free_port,
+    gh_issue,
+    post_github,
+    post_gitlab,
+    receiver,
+    wait_until_serving,
+)
 
 SECRET = "limits-secret"
 TOKEN = "limits-gitlab-token"
@@ -114,15 +123,34 @@ def signed(body: bytes, event: str = "issues", delivery: str | None = None) -> d
     }
 
 
+_CLIENTS: list[httpx.Client] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_client() -> Iterator[None]:
+    """One HTTP client for the module's single requests (``shared_client()``). Each ``httpx.Client`` costs
+    some 30 ms of CPU to make (its SSL context), and the attack test alone sent 200 deliveries
+    through a client each. No connection is kept alive, so every request still opens its own, as a
+    client per request did."""
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_keepalive_connections=0)) as made:
+        _CLIENTS.append(made)
+        try:
+            yield
+        finally:
+            _CLIENTS.remove(made)
+
+
+def shared_client() -> httpx.Client:
+    return _CLIENTS[0]
+
+
 def post_body(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    with httpx.Client(timeout=30) as client:
-        return client.post(url + "/webhooks/github", content=body, headers=headers)
+    return shared_client().post(url + "/webhooks/github", content=body, headers=headers)
 
 
 def assert_still_serves(url: str, number: int) -> None:
-    with httpx.Client(timeout=30) as client:
-        payload = gh_issue(REPO, number, ["incident"], "2026-05-01T00:00:00Z")
-        answer = post_github(client, url, "issues", payload, SECRET)
+    payload = gh_issue(REPO, number, ["incident"], "2026-05-01T00:00:00Z")
+    answer = post_github(shared_client(), url, "issues", payload, SECRET)
     assert answer.status_code == 200, answer.text
 
 
@@ -261,16 +289,10 @@ def own_receiver(tmp_path: Path, env: dict[str, str], nofile: int | None = None)
                             stdout=log, stderr=log, preexec_fn=limit)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "receiver.log").read_text()
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "receiver did not start"
-            time.sleep(0.1)
+        try:
+            wait_until_serving(url, proc, 60)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}: {(tmp_path / 'receiver.log').read_text()}") from None
         yield Receiver(url=url, process=proc)
     finally:
         proc.terminate()
@@ -382,7 +404,7 @@ def test_memory_stays_bounded_under_forty_max_size_requests(tmp_path: Path) -> N
     max_body = 5 * 2**20
     env = {"GITOPS_DORA_WEBHOOK_MAX_BUFFERED": "16M"}
     with own_receiver(tmp_path, env) as rx:
-        limits = httpx.get(rx.url + "/", timeout=10).json()["limits"]
+        limits = shared_client().get(rx.url + "/").json()["limits"]
         assert limits["max_body"] == max_body  # the documented default
         assert limits["max_buffered"] == 16 * 2**20
         assert raw_post(rx.url, signed(b"x"), b"", length=max_body + 1) == 413
@@ -494,7 +516,7 @@ def test_argocd_empty_operation_times_are_absent_but_junk_ones_are_422(rx: Share
     junk["status"]["history"][0]["deployedAt"] = "last Tuesday"
 
     def post(body: dict[str, Any]) -> httpx.Response:
-        return httpx.post(rx.url + "/webhooks/argocd", content=json.dumps(body).encode(), timeout=30,
+        return shared_client().post(rx.url + "/webhooks/argocd", content=json.dumps(body).encode(),
                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {ARGO}"})
 
     answer = post(app)
@@ -524,10 +546,9 @@ def test_two_hundred_signed_deliveries_are_stored_during_both_attacks(tmp_path: 
                 sock.sendall(b"X")
                 time.sleep(1)
 
-    def deliver(number: int) -> int:
+    def deliver(number: int) -> int:  # a connection of its own each (the module's client keeps none)
         payload = gh_issue(REPO, 1000 + number, ["incident"], "2026-05-01T00:00:00Z")
-        with httpx.Client(timeout=60) as client:
-            return post_github(client, rx_url, "issues", payload, SECRET).status_code
+        return post_github(shared_client(), rx_url, "issues", payload, SECRET).status_code
 
     with own_receiver(tmp_path, {"GITOPS_DORA_WEBHOOK_READ_TIMEOUT": "10"}) as rx:
         rx_url = rx.url

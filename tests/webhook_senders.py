@@ -43,6 +43,27 @@ class Receiver:
         return self.process.poll() is None and httpx.get(self.url + "/", timeout=5).status_code == 200
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen[bytes], seconds: float) -> None:
+    """Poll ``GET /`` every 0.1 s until it answers 200, through one client: ``httpx.get`` makes a
+    client per call, some 30 ms of CPU each (its SSL context), i.e. 0.5-1.5 CPU-s of the test
+    process for a receiver that takes 2-5 s to start on a loaded machine."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=1) as client:
+        while True:
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                text = err.decode() if isinstance(err, bytes) else str(err)
+                raise RuntimeError(f"receiver exited {proc.returncode}: {text}")
+            try:
+                if client.get(url + "/").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("receiver did not start")
+            time.sleep(0.1)
+
+
 @contextmanager
 def receiver(
     db: Path, env: Mapping[str, str], *, args: tuple[str, ...] = (), config: Path | None = None
@@ -57,19 +78,7 @@ def receiver(
     proc = subprocess.Popen(cmd, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise RuntimeError(f"receiver exited {proc.returncode}: {err.decode()}")
-            try:
-                if httpx.get(url + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("receiver did not start")
-            time.sleep(0.1)
+        wait_until_serving(url, proc, 30)
         yield Receiver(url=url, process=proc)
     finally:
         proc.terminate()
