@@ -13,9 +13,10 @@ cherry-pick -x``'s (the original's author and files, the committer now, the ``(c
 commit ...)`` line); annotated tags carry the committer as tagger. So a generator moved from GitRepo
 to this class writes the same shas (tests/test_crosscheck_revlist.py: every ref identical).
 
-Only histories whose commits add new files can be written this way (no conflicts, no deletions):
-that is all :meth:`GitRepo.commit` does without ``files``. Reflogs are not written (fast-import
-keeps none), so a test about commits only a reflog still names needs GitRepo.
+Only histories whose commits add new files (and whose reverts take them away again) can be written
+this way, with no conflicts: that is all :meth:`GitRepo.commit` does without ``files``. Reflogs are
+not written (fast-import keeps none): a test that found the commits of a deleted branch in the
+reflog takes their shas from :meth:`HistoryStream.sha` instead.
 
 Example::
 
@@ -113,6 +114,15 @@ class HistoryStream:
         return self._write_commit(picked.author, f"{_person(COMMITTER)} {git_date(at, tz)}", message,
                                   dict(picked.added), self._parents())
 
+    def revert(self, mark: int, at: When, *, tz: str | None = None) -> int:
+        """:meth:`GitRepo.revert` (``git revert --no-edit``) of a commit that added files: they go."""
+        reverted = self._commits[mark]
+        subject = reverted.message.split("\n", 1)[0]
+        message = f'Revert "{subject}"\n\nThis reverts commit {self.sha(mark)}.\n'
+        date = git_date(at, tz)
+        return self._write_commit(f"{_person(AUTHOR)} {date}", f"{_person(COMMITTER)} {date}", message, {},
+                                  self._parents(), removed=tuple(reverted.added))
+
     def last_non_merge(self) -> int:
         """``git log -1 --no-merges HEAD``: the newest commit by committer date (then by the order of
         ``git log``'s walk, first parents first) that is not a merge, among those reachable from HEAD."""
@@ -137,6 +147,13 @@ class HistoryStream:
 
     def checkout(self, name: str) -> None:
         self.head = name
+
+    def delete_branch(self, name: str) -> None:
+        """``git branch -D``: the ref goes, its commits stay in the repository, unreachable (with no
+        reflog naming them: :meth:`sha` tells a test their shas)."""
+        assert name != self.head, "git refuses to delete the checked-out branch"
+        del self._tips[name]
+        self._write(f"reset refs/heads/{name}\nfrom {'0' * 40}\n\n")
 
     # -- tags -------------------------------------------------------------------------------
     def tag(self, name: str) -> int:
@@ -171,15 +188,19 @@ class HistoryStream:
         return self._tips[name] if name in self._tips else self._tags[name]
 
     def _write_commit(self, author: str, committer: str, message: str, added: dict[str, str],
-                      parents: tuple[int, ...]) -> int:
+                      parents: tuple[int, ...], *, removed: tuple[str, ...] = ()) -> int:
         mark = len(self._commits) + 1
         files = {**(self._commits[parents[0]].files if parents else {}), **added}
+        for path in removed:
+            files.pop(path, None)
         committed = int(committer.rsplit(" ", 2)[1])
         self._commits[mark] = _Commit(author, message, files, added, parents, committed)
         self._write(f"commit refs/heads/{self.head}\nmark :{mark}\nauthor {author}\ncommitter {committer}\n")
         self._data(message)
         for i, parent in enumerate(parents):
             self._write(f"{'from' if i == 0 else 'merge'} :{parent}\n")
+        for path in sorted(removed):
+            self._write(f"D {path}\n")
         for path, content in sorted(added.items()):
             self._write(f"M 100644 inline {path}\n")
             self._data(content)

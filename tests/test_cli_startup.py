@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_inprocess
+
 HEAVY = (
     "pandas", "streamlit", "plotly", "kubernetes", "github", "gitlab", "pydriller", "starlette",
     "uvicorn", "numpy", "pyarrow", "altair", "httpx",
@@ -64,8 +66,12 @@ _RUN = (
 )
 
 
-def small_store(folder: Path) -> Path:
-    """A store with three imported deployments (what bench/cli_startup.py reads too)."""
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with three imported deployments (what bench/cli_startup.py reads too), imported once
+    for the module and in this process (tests/cli_inprocess.py): the import is not what is measured,
+    and the listings below only read it."""
+    folder = tmp_path_factory.mktemp("startup")
     db = folder / "s.ducklake"
     src = folder / "dep.csv"
     src.write_text(
@@ -74,17 +80,21 @@ def small_store(folder: Path) -> Path:
             f"d{i},api,production,v{i},2026-01-0{i + 1}T10:00:00Z,success,api\n" for i in range(3)
         )
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", _RUN, "--db", str(db), "import", str(src)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
-    )
+    proc = cli_inprocess.run(["--db", str(db), "import", str(src)], cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return db
 
 
-def test_reading_deployments_as_json_loads_no_heavy_module(tmp_path: Path) -> None:
-    db = small_store(tmp_path)
-    names = _imported(_RUN, "--db", str(db), "deployments", "--format", "json")
+@pytest.fixture(scope="module")
+def json_listing_imports(small_store: Path) -> set[str]:
+    """Every module ``deployments --format json`` imports in a fresh interpreter: one process for
+    both tests that read it (top-level names for the heavy libraries, full names for the config)."""
+    return _imported_modules("--db", str(small_store), "deployments", "--format", "json")
+
+
+def test_reading_deployments_as_json_loads_no_heavy_module(json_listing_imports: set[str]) -> None:
+    names = {name.split(".", 1)[0] for name in json_listing_imports}
+    assert "analytics" in names, "importtime output not recognised"
     assert [n for n in _heavy(names) if n not in ("pyarrow", "numpy")] == []
 
 
@@ -98,11 +108,11 @@ def _imported_modules(*args: str) -> set[str]:
             if line.startswith("import time:") and "|" in line}
 
 
-def test_an_unfiltered_listing_loads_neither_the_config_nor_the_views(tmp_path: Path) -> None:
+def test_an_unfiltered_listing_loads_neither_the_config_nor_the_views(
+        small_store: Path, json_listing_imports: set[str]) -> None:
     """The config's pydantic models cost about 0.07 s to build, and a listing needs the config
     only to name what a --service, --environment or --team filter may match."""
-    db = small_store(tmp_path)
-    plain = _imported_modules("--db", str(db), "deployments", "--format", "json")
+    db, plain = small_store, json_listing_imports
     assert "analytics.listing" in plain and "analytics.config" not in plain
     # nor the metric views (about 0.04 s to install): CSV and JSON list from the tables
     assert "analytics.metrics.views" not in plain

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from tests import cli_inprocess
 from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 SERVICES = {"payments-api": "payments", "storefront": "web", "inventory": "supply"}
 COMPARED = {
     "commits": "SELECT * FROM commits ORDER BY repo, sha",
@@ -34,16 +32,11 @@ COMPARED = {
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    proc = subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def read_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """:func:`run_cli` for the commands that only read (``metrics``, ``assess --history``), in this process
-    (tests/cli_inprocess.py: same environment, folder, output and exit status, no process start);
-    the builds and the re-run stay real ``gitops-dora demo`` processes."""
+    """``gitops-dora ARGS`` in this process (tests/cli_inprocess.py: the real entry point with its
+    environment, folder, separate streams and exit status, without a process start): this module's
+    own build, its re-run and the reads. The build it is compared with is the run's shared one
+    (tests/conftest.py), a real ``gitops-dora demo`` process, so the comparison also holds the two
+    ways of running the command to the same store and manifest."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     proc = cli_inprocess.run(list(args), env=env, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
@@ -81,7 +74,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> d
 
 
 def metrics_json(db: Path, cwd: Path) -> dict[str, Any]:
-    proc = read_cli("--db", str(db), "metrics", "--since", "2026-05-01", "--until", "2026-11-01",
+    proc = run_cli("--db", str(db), "metrics", "--since", "2026-05-01", "--until", "2026-11-01",
                    "--format", "json", cwd=cwd)
     return dict(json.loads(proc.stdout))
 
@@ -148,7 +141,7 @@ def test_metrics_are_non_empty_for_all_three_services(builds: dict[str, Any]) ->
         assert g["changes"] > 100, service
         assert g["lead_time_median_hours"] > 0, service
         assert g["baseline_deployments"] == 1, service
-    proc = read_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
+    proc = run_cli("--db", str(builds["a"]), "metrics", "--group-by", "team", "--format", "json",
                    cwd=builds["base"])
     assert {g["team"] for g in json.loads(proc.stdout)["groups"]} >= set(SERVICES.values())
 
@@ -167,7 +160,7 @@ def test_maturity_timeline_rises_as_the_platform_team_adopts_gitops(builds: dict
       progressive-delivery is still missing -> level stays 1, Level 2 progress 3/5 -> 4/5.
     """
     repo = builds["a_work"] / "repos" / "platform-config"
-    proc = read_cli("--db", str(builds["base"] / "assess.duckdb"), "assess", str(repo),
+    proc = run_cli("--db", str(builds["base"] / "assess.duckdb"), "assess", str(repo),
                    "--history", "monthly", "--format", "json", cwd=builds["base"])
     history = json.loads(proc.stdout)["history"]
     assert [(h["period"], h["level"]) for h in history] == [
