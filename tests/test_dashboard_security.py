@@ -38,6 +38,7 @@ from analytics.store.connection import open_writer
 from dashboards import charts
 from dashboards.answers_form import AnswersFolderError, answers_folder, file_name, save_answers
 from dashboards.safe_text import file_part, md, md_code, plot_text
+from tests import cli_inprocess
 from tests.apptest_pages import start_page
 from tests.child_env import child_env
 
@@ -164,12 +165,6 @@ def test_charts_draw_data_as_text() -> None:
 # --- a hostile store, loaded through the real CLI ------------------------------------------------
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = child_env()
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env={**base, **(env or {})},
-                          timeout=300, cwd=cwd)
-
-
 def hostile_deployment_id(port: int) -> str:
     return f"![d](http://127.0.0.1:{port}/pixel-id)"
 
@@ -197,7 +192,10 @@ def build_hostile_store(root: Path, port: int) -> Path:
         "title": f'<a href="https://evil.example/inc">click</a> ![p]({pixel}/pixel-title) :red[alarm]',
         "root_cause": "dep-1",
     }]).to_csv(incidents, index=False)
-    proc = cli("--db", str(db), "import", str(deployments), str(incidents), cwd=root)
+    # the real CLI's import, in this process (tests/cli_inprocess.py: the same entry point, environment,
+    # folder and exit status); what it stores is the subject here, not the process
+    proc = cli_inprocess.run(["--db", str(db), "import", str(deployments), str(incidents)], env=child_env(),
+                             cwd=root)
     assert proc.returncode == 0, proc.stderr
     t = datetime(2026, 3, 1, 9, tzinfo=UTC)
     with open_writer(db, source="test") as w:

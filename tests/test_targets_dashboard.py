@@ -11,8 +11,6 @@ payments lead time 30 h against its own <= 2 h.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,13 +18,13 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests import cli_inprocess
 from tests.apptest_pages import open_page
 from tests.child_env import child_env
 from tests.store_fixture import write_history
 from tests.test_targets_report import CONFIG, history
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
-CLI = str(Path(sys.executable).parent / "gitops-dora")
 WINDOW = {"since": "2026-01-01", "until": "2026-03-01"}
 
 
@@ -56,26 +54,13 @@ def use_store(store: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iter
 
 
 def metrics_json(db: Path, *args: str) -> dict[str, Any]:
-    env = child_env()
-    proc = subprocess.run(
-        [
-            CLI,
-            "--db",
-            str(db),
-            "metrics",
-            "--since",
-            WINDOW["since"],
-            "--until",
-            WINDOW["until"],
-            *args,
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=db.parent,
-        timeout=120,
+    """``gitops-dora metrics`` beside the store (its gitops-dora.yaml holds the targets), run in this
+    process (tests/cli_inprocess.py: same entry point, environment, folder, streams and exit status,
+    without a process's start-up); the process is not what these tests are about."""
+    proc = cli_inprocess.run(
+        ["--db", str(db), "metrics", "--since", WINDOW["since"], "--until", WINDOW["until"], *args,
+         "--format", "json"],
+        env=child_env(), cwd=db.parent,
     )
     assert proc.returncode == 0, proc.stderr
     payload: dict[str, Any] = json.loads(proc.stdout)
