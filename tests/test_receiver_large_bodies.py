@@ -16,6 +16,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 from analytics.config import Config
 from analytics.webhooks.providers import github
 from analytics.webhooks.writer import Column, TableRows, made_rows
+from tests.receiver_tables import every_row
 from tests.reconciler_objects import application, notification
 from tests.store_query import query
 from tests.webhook_senders import gh_deployment_status, gh_issue, gh_push, receiver
@@ -108,8 +110,7 @@ def deliveries() -> list[tuple[str, str, dict[str, Any]]]:
 
 def tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Each table's rows, but for when the receiver saw an object (``last_seen``: its clock)."""
-    return {t: sorted(query(db, f"SELECT * EXCLUDE (last_seen) FROM {t}" if t == "reconciler_objects"
-                            else f"SELECT * FROM {t}"), key=repr) for t in TABLES}
+    return every_row(db, TABLES)
 
 
 def payload_files(folder: Path) -> list[str]:
@@ -127,6 +128,26 @@ def spool(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(spool: Path) -> dict[str, str]:
     return ENV | {"TMPDIR": str(spool)}
+
+
+@dataclass
+class Shared:
+    url: str
+    db: Path
+    spool: Path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """One receiver with a 16 MiB body limit for the 12,000-commit push and the refused bodies
+    (a receiver is some 0.85 CPU-s and 2-5 s of a loaded worker to start and stop); each test
+    reads back only its own rows, and the refused ones compare the whole store before and after."""
+    folder = tmp_path_factory.mktemp("large-shared")
+    spool = folder / "spool"
+    spool.mkdir()
+    db = folder / "store.ducklake"
+    with receiver(db, ENV | {"TMPDIR": str(spool), "GITOPS_DORA_WEBHOOK_MAX_BODY": "16M"}) as rx:
+        yield Shared(rx.url, db, spool)
 
 
 def test_every_kind_of_delivery_stores_the_same_rows_from_a_large_body(
@@ -163,33 +184,32 @@ def test_every_kind_of_delivery_stores_the_same_rows_from_a_large_body(
     assert query(stores["small"], audit) == query(stores["large"], audit)
 
 
-def test_a_push_of_twelve_thousand_commits_stores_every_row_the_provider_makes(
-    tmp_path: Path, spool: Path, env: dict[str, str]
-) -> None:
+def test_a_push_of_twelve_thousand_commits_stores_every_row_the_provider_makes(shared: Shared) -> None:
     """Past 10,000 rows a table is merged in parts: every commit must still be there, as made."""
     commits = [(sha(n), f"2026-03-01T{n % 24:02d}:{n % 60:02d}:00Z", f"change {n}\n\nwhy {n}")
                for n in range(12_000)]
-    payload = gh_push(REPO, "refs/heads/main", "0" * 40, commits)
+    repo = "acme/twelve-k"
+    payload = gh_push(repo, "refs/heads/main", "0" * 40, commits)
     body = json.dumps(payload).encode()
-    db = tmp_path / "push.ducklake"
-    assert len(body) > 5 * 2**20  # past the default limit: raised below
-    big = env | {"GITOPS_DORA_WEBHOOK_MAX_BODY": "16M"}
-    with receiver(db, big) as rx, httpx.Client(timeout=300) as client:
-        answer = client.post(rx.url + "/webhooks/github", content=body,
+    db = shared.db
+    assert len(body) > 5 * 2**20  # past the default limit: raised for the shared receiver
+    with httpx.Client(timeout=300) as client:
+        answer = client.post(shared.url + "/webhooks/github", content=body,
                              headers=headers("github", body, "big-push", "push"))
         assert answer.status_code == 200, answer.text
         assert answer.json()["rows"] == 12_001
-        assert payload_files(spool) == []  # removed before the answer, not when the receiver stops
+        assert payload_files(shared.spool) == []  # removed before the answer, not when the receiver stops
     expected = github.to_rows({"x-github-event": "push"}, payload, Config())
     columns = list(expected["commits"][0])
-    stored = query(db, f"SELECT {', '.join(columns)} FROM commits ORDER BY sha")
+    stored = query(db, f"SELECT {', '.join(columns)} FROM commits WHERE repo = ? ORDER BY sha", [repo])
     made = [tuple(row[c] for c in columns) for row in expected["commits"]]
     assert stored == sorted(made, key=lambda r: r[columns.index("sha")])
     push_columns = list(expected["webhook_pushes"][0])
-    assert query(db, f"SELECT {', '.join(push_columns)} FROM webhook_pushes") == [
+    assert query(db, f"SELECT {', '.join(push_columns)} FROM webhook_pushes WHERE repo = ?", [repo]) == [
         tuple(expected["webhook_pushes"][0][c] for c in push_columns)]
-    assert query(db, "SELECT payload::VARCHAR = ?, body_sha256 FROM webhook_deliveries",
-                 [body.decode()]) == [(True, hashlib.sha256(body).hexdigest())]
+    assert query(db, "SELECT payload::VARCHAR = ?, body_sha256 FROM webhook_deliveries"
+                     " WHERE delivery_id = 'big-push'", [body.decode()]) == [
+        (True, hashlib.sha256(body).hexdigest())]
 
 
 def hostile(kind: str) -> bytes:
@@ -217,15 +237,12 @@ HOSTILE = {"truncated": 400, "invalid-utf8": 400, "nan": 400, "surrogate": 422, 
            "not-an-object": 400}
 
 
-@pytest.fixture
-def one(tmp_path: Path, env: dict[str, str]) -> Iterator[tuple[str, Path]]:
-    db = tmp_path / "refused.ducklake"
-    with receiver(db, env) as rx:
-        yield rx.url, db
-
-
-def test_refused_large_bodies_get_their_4xx_and_write_nothing(one: tuple[str, Path], spool: Path) -> None:
-    url, db = one
+def test_refused_large_bodies_get_their_4xx_and_write_nothing(shared: Shared) -> None:
+    url, db, spool = shared.url, shared.db, shared.spool
+    with httpx.Client(timeout=30) as client:
+        stored_before = client.get(url + "/").json()["stored"]
+    deliveries = "SELECT count(*) FROM webhook_deliveries"
+    before, delivered = every_row(db, TABLES), query(db, deliveries)
     with httpx.Client(timeout=60) as client:
         for kind, status in HOSTILE.items():
             body = hostile(kind)
@@ -263,9 +280,8 @@ def test_refused_large_bodies_get_their_4xx_and_write_nothing(one: tuple[str, Pa
         sock.shutdown(socket.SHUT_WR)
         sock.recv(4096)  # an answer or the close, whichever the receiver gives a half-sent body
     with httpx.Client(timeout=30) as client:  # still serving, and nothing of the above stored
-        assert client.get(url + "/").json()["stored"] == 0
-    assert query(db, "SELECT count(*) FROM webhook_deliveries") == [(0,)]
-    assert query(db, "SELECT count(*) FROM commits") == [(0,)]
+        assert client.get(url + "/").json()["stored"] == stored_before
+    assert every_row(db, TABLES) == before and query(db, deliveries) == delivered  # nothing added or changed
     assert payload_files(spool) == []
 
 

@@ -26,6 +26,7 @@ from analytics.webhooks import server
 from analytics.webhooks.providers import github, gitlab
 from analytics.webhooks.pruned_json import parse_pruned
 from analytics.webhooks.writer import Delivery, DeliveryWriter, TableRows, discard_payload_file, table_rows
+from tests.receiver_tables import every_row
 from tests.reconciler_objects import application, notification
 from tests.store_query import query
 from tests.webhook_senders import gh_deployment_status, gh_issue, gh_push
@@ -185,11 +186,8 @@ def test_large_deliveries_of_every_kind_store_the_same_as_the_in_memory_path(
         ["stored"] * len(sent))
     assert not list(tmp_path.glob("gitops-dora-payload-*"))
 
-    def tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-        return {t: sorted(query(db, f"SELECT * EXCLUDE (last_seen) FROM {t}" if t == "reconciler_objects"
-                                else f"SELECT * FROM {t}"), key=repr) for t in TABLES}
-
-    on_disk, in_ram = tables(tmp_path / "large.ducklake"), tables(tmp_path / "memory.ducklake")
+    on_disk = every_row(tmp_path / "large.ducklake", TABLES)
+    in_ram = every_row(tmp_path / "memory.ducklake", TABLES)
     assert all(on_disk[t] for t in ("commits", "webhook_pushes", "pull_requests", "deployments", "incidents",
                                     "reconciler_events")), on_disk
     assert len(on_disk["commits"]) == 1200 - 1 + 900  # the duplicate once; the non-object and id-less none
@@ -202,7 +200,7 @@ def test_large_deliveries_of_every_kind_store_the_same_as_the_in_memory_path(
     # All of them in one batch: the same again.
     batch = [prepared(module, headers, body, known, n) for n, (module, headers, body) in enumerate(sent)]
     assert store(tmp_path / "batch.ducklake", batch, one_batch=True) == ["stored"] * len(sent)
-    assert tables(tmp_path / "batch.ducklake") == in_ram
+    assert every_row(tmp_path / "batch.ducklake", TABLES) == in_ram
     assert query(tmp_path / "batch.ducklake", audit) == stored
     assert not list(tmp_path.glob("gitops-dora-payload-*"))
 

@@ -30,6 +30,7 @@ from analytics.webhooks import server
 from analytics.webhooks.providers import github
 from analytics.webhooks.pruned_json import RELEASE_BYTES, parse_pruned
 from analytics.webhooks.writer import Delivery, TableRows
+from tests.receiver_tables import every_row
 from tests.store_query import query
 from tests.test_receiver_memory_pruned import TABLES, columns_of, deliveries, endpoint, store
 from tests.webhook_senders import gh_push
@@ -89,13 +90,9 @@ def test_spooled_deliveries_of_every_kind_store_the_same_as_the_in_memory_path(
     assert outcomes == (["stored"] * len(sent), ["stored"] * len(sent))
     assert not list(tmp_path.glob("gitops-dora-payload-*"))
 
-    def tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-        return {t: sorted(query(db, f"SELECT * EXCLUDE (last_seen) FROM {t}" if t == "reconciler_objects"
-                                else f"SELECT * FROM {t}"), key=repr) for t in TABLES}
-
-    on_disk = tables(tmp_path / "spooled.ducklake")
+    on_disk = every_row(tmp_path / "spooled.ducklake", TABLES)
     assert len(on_disk["commits"]) == 1200 - 1 + 900
-    assert on_disk == tables(tmp_path / "memory.ducklake")
+    assert on_disk == every_row(tmp_path / "memory.ducklake", TABLES)
     audit = ("SELECT provider, delivery_id, event, body_sha256, payload::VARCHAR, rows_written"
              " FROM webhook_deliveries ORDER BY delivery_id")
     stored = query(tmp_path / "spooled.ducklake", audit)
