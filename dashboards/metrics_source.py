@@ -78,7 +78,7 @@ def pooled_services(con: Any, req: MetricsRequest) -> tuple[str, ...] | None:
         return None
     from analytics.store.connection import CATALOG
 
-    # the stored teams: on a pooled connection ``services`` is the view with every team blanked
+    # the stored teams, also on a connection where pool_teams has blanked them in ``services``
     rows = con.execute(f"SELECT name FROM {CATALOG}.main.services WHERE team = ? ORDER BY name",
                        [req.team]).fetchall()
     names = tuple(str(r[0]) for r in rows)
@@ -96,12 +96,17 @@ def pool_teams(con: Any) -> None:
                 f"FROM {CATALOG}.main.services")
 
 
+def unpool_teams(con: Any) -> None:
+    """Undo :func:`pool_teams`: ``services`` is the stored table again (the connection is reused)."""
+    con.execute("DROP VIEW temp.main.services")
+
+
 def _midnight(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 class _EngineReaders:
-    """Idle engine connections per (database, snapshot stamp, pooled), reused by later engine runs.
+    """Idle engine connections per (database, snapshot stamp), reused by later engine runs.
 
     Opening a reader attaches the store and installs every metric view: 0.1-0.3 CPU-s, as much as a
     small store's whole engine run, paid by every request before this pool. An engine run has a
@@ -109,38 +114,31 @@ class _EngineReaders:
     the quick queries meanwhile); ``compute_metrics`` puts back its views and drops its tables before
     returning, so the next run finds the connection as it was opened. A connection that saw a
     failure is closed, not kept, and a newer snapshot closes the idle connections of older ones.
-    Connections are pinned to the stamp's snapshot, the one the result is cached under. Pooled
-    requests (every service's team blanked, see :func:`pool_teams`) keep connections of their own.
+    Connections are pinned to the stamp's snapshot, the one the result is cached under. An idle
+    connection holds some memory (60-70 MB at the bench scale of 1M deployment changes, measured as
+    RSS), so at most ``idle`` per snapshot are kept: pages compute one request after another, and
+    concurrent sessions open extra connections that are closed when done.
     """
 
-    def __init__(self, idle: int = 2) -> None:
+    def __init__(self, idle: int = 1) -> None:
         self._idle = idle
         self._lock = threading.Lock()
-        self._free: dict[tuple[str, int, bool], list[Any]] = {}
+        self._free: dict[tuple[str, int], list[Any]] = {}
 
-    def take(self, db: Path, stamp: int, pooled: bool) -> Any:
+    def take(self, db: Path, stamp: int) -> Any:
         with self._lock:
             stale = [k for k in self._free if k[0] == str(db) and k[1] != stamp]
             closing = [con for k in stale for con in self._free.pop(k)]
-            free = self._free.get((str(db), stamp, pooled))
+            free = self._free.get((str(db), stamp))
             con = free.pop() if free else None
         for old in closing:
             old.close()
-        if con is not None:
-            return con
-        con = open_reader(db, as_of=stamp - 1 if stamp else None)
-        if pooled:
-            try:
-                pool_teams(con)
-            except BaseException:
-                con.close()
-                raise
-        return con
+        return con if con is not None else open_reader(db, as_of=stamp - 1 if stamp else None)
 
-    def give_back(self, db: Path, stamp: int, pooled: bool, con: Any, *, reusable: bool) -> None:
+    def give_back(self, db: Path, stamp: int, con: Any, *, reusable: bool) -> None:
         if reusable:
             with self._lock:
-                free = self._free.setdefault((str(db), stamp, pooled), [])
+                free = self._free.setdefault((str(db), stamp), [])
                 if len(free) < self._idle:
                     free.append(con)
                     return
@@ -169,7 +167,7 @@ def compute(db: Path, req: MetricsRequest, stamp: int | None = None) -> dict[str
     try:
         config = load_config(config_path())
         stamp = data_stamp(db) if stamp is None else stamp
-        con = ENGINE_READERS.take(db, stamp, req.pooled)
+        con = ENGINE_READERS.take(db, stamp)
         reusable = False
         try:
             services: tuple[str, ...] = (req.service,) if req.service else ()
@@ -178,6 +176,7 @@ def compute(db: Path, req: MetricsRequest, stamp: int | None = None) -> dict[str
                 of_team = pooled_services(con, req)
                 services = services if of_team is None else of_team
                 teams = ()
+                pool_teams(con)
             query = MetricsQuery(
                 since=_midnight(req.since), until=_midnight(req.until), group_by=req.group_by,
                 services=services, environments=(req.environment,) if req.environment else (),
@@ -189,9 +188,11 @@ def compute(db: Path, req: MetricsRequest, stamp: int | None = None) -> dict[str
             else:
                 report = compute_metrics(con, query, config)
                 payload = json.loads(dumps_bytes(report.payload()))
+            if req.pooled:
+                unpool_teams(con)
             reusable = True
         finally:
-            ENGINE_READERS.give_back(db, stamp, req.pooled, con, reusable=reusable)
+            ENGINE_READERS.give_back(db, stamp, con, reusable=reusable)
         if req.pooled:
             for group in payload.get("groups") or []:
                 group.pop("team", None)
