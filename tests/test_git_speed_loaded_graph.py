@@ -72,28 +72,47 @@ def _named(con: Any, nodes: str, first: list[int], extra: dict[int, list[int]]) 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Edges, Edges, int]]:
     """After each graph built from a first load: that graph, the one steps 3-5 build from the
     stored commits in the same transaction (into TEMP tables of their own), and how many edges
-    were still open once every chunk was in."""
+    were still open once every chunk was in. Each walk of the built graph is checked against
+    the same walk of its edges in :class:`attribution._Graph`'s list form."""
     seen: list[tuple[Edges, Edges, int]] = []
-    real_init = attribution._Graph.__init__
+    real_graph = attribution._graph
 
-    def init(self: Any, con: Any, loaded: loaded_nodes.LoadedNodes | None = None) -> None:
+    def graph(con: Any, loaded: loaded_nodes.LoadedNodes | None) -> Any:
         open_edges = loaded.open if loaded is not None else -1
-        real_init(self, con, loaded)
-        if loaded is None or loaded.count == 0:
-            return
-        built = _named(con, "_attr_nodes", self.first, self.extra)
+        built = real_graph(con, loaded)
+        if not isinstance(built, attribution._LoadedGraph):
+            return built
+        first, extra = built.edges()
+        named = _named(con, "_attr_nodes", first, extra)
         con.execute(attribution._NODES.replace("TEMP TABLE _attr_nodes", "TEMP TABLE _ref_nodes"))
-        first = [p for (p,) in con.execute(
+        ref_first = [p for (p,) in con.execute(
             attribution._FIRST_PARENTS.replace("_attr_nodes", "_ref_nodes")).fetchall()]
         children, parents = con.execute(attribution._MERGES.replace("_attr_nodes", "_ref_nodes")).fetchone()
-        extra: dict[int, list[int]] = {}
+        ref_extra: dict[int, list[int]] = {}
         for c, p in zip(children or [], parents or [], strict=True):
-            extra.setdefault(c, []).append(p)
-        seen.append((built, _named(con, "_ref_nodes", first, extra), open_edges))
+            ref_extra.setdefault(c, []).append(p)
+        seen.append((named, _named(con, "_ref_nodes", ref_first, ref_extra), open_edges))
         con.execute("DROP TABLE _ref_nodes")
+        return _CheckedWalks(built, first, extra)
 
-    monkeypatch.setattr(attribution._Graph, "__init__", init)
+    monkeypatch.setattr(attribution, "_graph", graph)
     return seen
+
+
+class _CheckedWalks:
+    """A built graph whose every walk is compared with the list form's walk (same visits)."""
+
+    def __init__(self, built: Any, first: list[int], extra: dict[int, list[int]]) -> None:
+        self.built, self.size = built, built.size
+        self.lists = object.__new__(attribution._Graph)
+        self.lists.first, self.lists.extra = first, extra
+
+    def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
+        shadow, theirs = bytearray(visited), list[int]()
+        self.lists.walk(start, shadow, theirs)
+        before = len(out)
+        self.built.walk(start, visited, out)
+        assert out[before:] == theirs and visited == shadow
 
 
 def _collect(db: Path, repo: GitRepo) -> git_collector.GitSummary:

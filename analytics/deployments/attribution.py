@@ -46,16 +46,11 @@ class _Graph:
     follows first-parent chains without pushing them on a stack.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, loaded: LoadedNodes | None = None) -> None:
-        self.first: list[int]
-        self.extra: dict[int, list[int]]
-        if loaded is not None and loaded.take(con):  # numbered and matched while git walked
-            self.first, self.extra = loaded.graph()
-            return
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         execute(con, _NODES)
-        self.first = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
+        self.first: list[int] = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
         merges = execute(con, _MERGES).fetchone()
-        self.extra = {}
+        self.extra: dict[int, list[int]] = {}
         children, parents = merges if merges else (None, None)
         for child, parent in zip(children or [], parents or [], strict=True):
             self.extra.setdefault(child, []).append(parent)
@@ -63,6 +58,10 @@ class _Graph:
     @property
     def size(self) -> int:
         return len(self.first)
+
+    def edges(self) -> tuple[list[int], dict[int, list[int]]]:
+        """Each commit's first parent (-1: none) and the further parents of merges."""
+        return self.first, self.extra
 
     def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
         """Append to ``out`` every commit reachable from ``start`` that is not visited yet."""
@@ -77,6 +76,51 @@ class _Graph:
                 if more is not None:
                     stack.extend(more)
                 current = first[current]
+
+
+class _LoadedGraph:
+    """The same graph built while a repository's first load ran (analytics/deployments/
+    loaded_nodes.py), kept sparse: a commit without an entry has the next number as its first
+    parent and no further parent; the walk visits the commits in the same order as
+    :meth:`_Graph.walk` on the equivalent lists."""
+
+    def __init__(self, size: int, special: dict[int, list[Any]]) -> None:
+        self.size, self.special = size, special
+
+    def edges(self) -> tuple[list[int], dict[int, list[int]]]:
+        """:meth:`_Graph.edges`' lists, built from the sparse form."""
+        first = list(range(1, self.size + 1))
+        extra: dict[int, list[int]] = {}
+        for child, (parent, more) in self.special.items():
+            first[child] = parent
+            if more is not None:
+                extra[child] = list(more)
+        return first, extra
+
+    def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
+        """Append to ``out`` every commit reachable from ``start`` that is not visited yet."""
+        special, append = self.special.get, out.append
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            while current >= 0 and not visited[current]:
+                visited[current] = 1
+                append(current)
+                node = special(current)
+                if node is None:
+                    current += 1
+                else:
+                    if node[1] is not None:
+                        stack.extend(node[1])
+                    current = node[0]
+
+
+def _graph(con: duckdb.DuckDBPyConnection, loaded: LoadedNodes | None) -> _Graph | _LoadedGraph:
+    """The commit graph: matched while the commits loaded when ``loaded`` may stand for step 3
+    (:meth:`LoadedNodes.take`), else read from the stored commits (steps 3-5)."""
+    if loaded is not None and loaded.take(con):
+        return _LoadedGraph(loaded.count, loaded.graph())
+    return _Graph(con)
 
 
 def _connection(db: Any) -> duckdb.DuckDBPyConnection:
@@ -201,7 +245,7 @@ def prepare_attribution(
 
 def _finish(con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: bool,
             warnings_present: bool, loaded: LoadedNodes | None = None) -> int:
-    graph = _Graph(con, loaded)
+    graph = _graph(con, loaded)
     for statement in (_RESOLVED, _STARTS, _WALKS, _DEPS):
         execute(con, statement)
     out: list[int] = []

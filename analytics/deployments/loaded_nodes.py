@@ -5,18 +5,21 @@ each commit's first parent, the further parents of merges) read every commit of 
 repositories back from the store, number them and match each parent sha to its number: about
 0.1 s of CPU at 100k commits, after git's exit in ``collect git``, where nothing runs beside
 it. When the load is a repository's first (the store holds none of its commits), the same rows
-are built here from each chunk as it is loaded, while git still walks, and each chunk's parent
-edges are matched against that chunk's commits (those left open are tried again with every
-later chunk, and once against all commits at the end). :meth:`LoadedNodes.take` hands the
-numbered commits and the graph to attribution when the repository is the only one shipped (then
-they are exactly steps 3-5's; otherwise those steps run as always). The numbers differ from
-step 3's (chunk order instead of the scan's), which no result depends on: every later step joins
-on them or takes a minimum over unique commits.
+are built here from each chunk as it is loaded, while git still walks. A first parent that is
+the commit numbered next (most of them: git lists a commit's first parent right after it unless
+a merged branch comes in between) is recognised by number; the other edges are matched by sha
+against that chunk's commits (those left open are tried again with every later chunk, and once
+against all commits at the end), so the Python side only holds the exceptions.
+:meth:`LoadedNodes.take` hands the numbered commits and the graph to attribution when the
+repository is the only one shipped (then they are exactly steps 3-5's; otherwise those steps
+run as always). The numbers differ from step 3's (chunk order instead of the scan's), which no
+result depends on: every later step joins on them or takes a minimum over unique commits.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -31,17 +34,18 @@ _WORK_TABLES = "_attr_loaded_step", "_attr_loaded_open"
 
 class LoadedNodes:
     """The numbered commits of ``repo`` loaded so far (TEMP table :data:`TABLE`), and their
-    parent edges matched so far: ``first[i]`` is commit i's first parent's number (-1: none, or
-    not found yet), ``further`` the further parents' numbers of merge commits, in the order they
-    were matched (``positions`` holds their positions for the few that have several)."""
+    parent edges matched so far, kept sparse: a commit whose first parent is the commit numbered
+    next and that has no further parent (most of a history) has no entry in ``special``; the
+    others map to ``[first parent's number (-1: none), further parents' numbers or None]``, the
+    further parents in the order they were matched (``positions`` puts them in parent order)."""
 
     def __init__(self, repo: str) -> None:
         self.repo = repo
         self.count = 0
-        self.first: list[int] = []
-        self.further: dict[int, list[int]] = {}
+        self.special: dict[int, list[Any]] = {}
         self.positions: dict[int, list[int]] = {}
         self.open = 0  # edges not matched yet
+        self.usable = True
 
     def add(self, con: duckdb.DuckDBPyConnection, source: str, rows: int,
             params: list[str] | None = None) -> None:
@@ -50,29 +54,44 @@ class LoadedNodes:
         against them."""
         select = _NUMBERED.format(offset=int(self.count), source=source)
         if self.count == 0:
-            execute(con, f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {select}", params)
+            numbered = execute(con, f"CREATE OR REPLACE TEMP TABLE {TABLE} AS {select}", params).fetchone()
             execute(con, "CREATE OR REPLACE TEMP TABLE _attr_loaded_open "
                          "(child INTEGER, pos INTEGER, psha VARCHAR)")
         else:
-            execute(con, f"INSERT INTO {TABLE} {select}", params)
+            numbered = execute(con, f"INSERT INTO {TABLE} {select}", params).fetchone()
+        if not numbered or numbered[0] != rows:
+            # Not the rows the load inserted (DuckDB 1.5 repeated rows of this select once
+            # lead() was added to its window): the numbering is not used, step 3 reads the store.
+            self.usable = False
         execute(con, _STEP.format(offset=int(self.count)))
         row = execute(con, _OPEN).fetchone()
         self.open = int(row[0]) if row else 0
-        self.first.extend([-1] * rows)
         self._close(execute(con, _CLOSED).fetchall())
         self.count += rows
 
-    def _close(self, edges: list[tuple[int, int, int]]) -> None:
-        first, further, positions = self.first, self.further, self.positions
+    def _close(self, edges: list[tuple[int, int, int | None]]) -> None:
+        """Record matched edges; a first parent with no number (a root, or a commit not loaded)
+        is -1, a further parent with none is left out (attribution.sql step 5's inner join)."""
+        special, positions = self.special, self.positions
         for child, pos, parent in edges:
+            node = special.get(child)
             if pos == 0:
-                first[child] = parent
-            elif child in further:  # an octopus merge: its parents are put in order by graph()
-                further[child].append(parent)
-                positions.setdefault(child, []).append(pos)
-            else:
-                further[child] = [parent]
+                first = -1 if parent is None else parent
+                if node is None:
+                    special[child] = [first, None]
+                else:
+                    node[0] = first
+            elif parent is None:
+                continue
+            elif node is None:  # the first parent is the next commit unless its edge says otherwise
+                special[child] = [child + 1, [parent]]
                 positions[child] = [pos]
+            elif node[1] is None:
+                node[1] = [parent]
+                positions[child] = [pos]
+            else:  # an octopus merge: its parents are put in order by graph()
+                node[1].append(parent)
+                positions[child].append(pos)
 
     def take(self, con: duckdb.DuckDBPyConnection) -> bool:
         """Rename the table to ``_attr_nodes`` if the shipped repositories (``_attr_shipped``)
@@ -82,7 +101,7 @@ class LoadedNodes:
             "SELECT count(*) = 1 AND bool_and(repository = $1) FROM "
             "(SELECT DISTINCT repository FROM _attr_shipped WHERE repository IS NOT NULL)",
             [self.repo]).fetchone()
-        if self.count and row and row[0]:
+        if self.count and self.usable and row and row[0]:
             execute(con, f"ALTER TABLE {TABLE} RENAME TO _attr_nodes")
             if self.open:
                 self._close(execute(con, _LAST).fetchall())
@@ -92,14 +111,16 @@ class LoadedNodes:
         self._drop(con)
         return False
 
-    def graph(self) -> tuple[list[int], dict[int, list[int]]]:
-        """Each commit's first parent (attribution.sql step 4's list) and the further parents of
-        merge commits in parent order (step 5's, as attribution's ``_Graph`` keeps them)."""
-        further = self.further
+    def graph(self) -> dict[int, list[Any]]:
+        """The commits that are not plain (first parent numbered next, no further parent):
+        ``[first parent or -1, further parents in parent order or None]``, as attribution.sql
+        steps 4 and 5 give them."""
+        special = self.special
         for child, pos in self.positions.items():
             if len(pos) > 1:
-                further[child] = [parent for _, parent in sorted(zip(pos, further[child], strict=True))]
-        return self.first, further
+                node = special[child]
+                node[1] = [parent for _, parent in sorted(zip(pos, node[1], strict=True))]
+        return special
 
     @staticmethod
     def _drop(con: duckdb.DuckDBPyConnection) -> None:
