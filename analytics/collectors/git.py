@@ -336,6 +336,8 @@ def _ingest(
         con = session.con
         source = source_key(repo_id)
         empty = store_was_empty(con)
+        # the unit registers one repository, service and environment, a one-row MERGE each
+        session.began_empty = empty
         old_raw, had = (None, 0) if empty else execute(con,
             "SELECT (SELECT value FROM collector_state WHERE source = $1 AND key = $2), "
             "(SELECT count(*) FROM commits WHERE repo = $3)", [source, STATE_TIPS, repo_id],
