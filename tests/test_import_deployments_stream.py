@@ -26,7 +26,8 @@ from analytics.importers.base import detect_csv_kind, parse_file, sniff_csv
 from analytics.store.connection import open_reader, write_unit
 from analytics.store.location import resolve
 from tests.gitrepo import GitRepo
-from tests.stability_env import gitops, run_cli
+from tests.stability_env import gitops, run_cli_inprocess
+from tests.store_fixture import copy_store
 
 HEADER = ("id", "service", "environment", "revision", "deployed_at", "status", "repository", "started_at",
           "rollback")
@@ -62,11 +63,19 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"api": api.path, "shas": shas, "side": side, "lab": lab}
 
 
-def _store(path: Path, repos: dict[str, Any]) -> Path:
-    db = path / "s.ducklake"
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, repos: dict[str, Any]) -> Path:
+    """The store every test starts from (api collected, lab's commits imported), built once through
+    the CLI and copied by :func:`_store` (0.01 CPU-s a copy, against 0.4-0.8 for a build)."""
+    db = tmp_path_factory.mktemp("base") / "s.ducklake"
     gitops(db, "collect", "git", str(repos["api"]), "--repo-id", "api", "--deploy-tags", "")
     gitops(db, "import", str(repos["lab"]))
     return db
+
+
+def _store(path: Path, base: Path) -> Path:
+    """A writable copy of ``base`` (tests/store_fixture.copy_store): the same snapshots and rows."""
+    return copy_store(base, path / "s.ducklake")
 
 
 def _rows(repos: dict[str, Any], count: int, seed: int = 3) -> list[list[str]]:
@@ -152,9 +161,9 @@ def _tables(db: Path) -> list[Any]:
         con.close()
 
 
-def test_streamed_store_equals_the_record_path(tmp_path: Path, repos: dict[str, Any]) -> None:
+def test_streamed_store_equals_the_record_path(tmp_path: Path, repos: dict[str, Any], base: Path) -> None:
     src = _write(tmp_path / "deploys.csv", _rows(repos, 600))
-    a, b = _store(tmp_path / "a", repos), _store(tmp_path / "b", repos)
+    a, b = _store(tmp_path / "a", base), _store(tmp_path / "b", base)
     streamed, exact = _streamed(a, src), _exact(b, src)
     assert streamed is not None
     assert streamed == exact
@@ -171,7 +180,8 @@ def test_streamed_store_equals_the_record_path(tmp_path: Path, repos: dict[str, 
     assert "deployments of several repositories" in exact and "attributed through git" in exact
 
 
-def test_reimport_of_changed_rows_equals_the_record_path(tmp_path: Path, repos: dict[str, Any]) -> None:
+def test_reimport_of_changed_rows_equals_the_record_path(tmp_path: Path, repos: dict[str, Any],
+                                                         base: Path) -> None:
     rows = _rows(repos, 300, seed=5)
     changed = [list(r) for r in rows]
     changed[1][3] = "v1.8.0"
@@ -180,16 +190,19 @@ def test_reimport_of_changed_rows_equals_the_record_path(tmp_path: Path, repos: 
     changed = [r for r in changed if not (r[6] == "" and "=" in r[3])][:-5] + changed[-5:]  # pairs gone
     changed.append(["NEW", "api", "production", repos["shas"][-1], "2025-02-01T00:00:00Z", "", "api", "", ""])
     first, second = _write(tmp_path / "1.csv", rows), _write(tmp_path / "2.csv", changed)
-    a, b = _store(tmp_path / "a", repos), _store(tmp_path / "b", repos)
+    a, b = _store(tmp_path / "a", base), _store(tmp_path / "b", base)
     for path in (first, second, second):
         assert _streamed(a, path) == _exact(b, path)
         assert _tables(a) == _tables(b)
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory, repos: dict[str, Any]) -> Path:
-    """A store the rejected files leave as it was."""
-    return _store(tmp_path_factory.mktemp("shared"), repos)
+def shared(tmp_path_factory: pytest.TempPathFactory, base: Path) -> tuple[Path, list[Any]]:
+    """A store the rejected files leave as it was, and its tables as built: every test checks the
+    store still reads exactly so (after the stream's refusal and after the record path's), so a
+    refused file that changed it would also fail every later test of the module."""
+    db = _store(tmp_path_factory.mktemp("shared"), base)
+    return db, _tables(db)
 
 
 GOOD = ["OK-1", "api", "production", "v1.3.0", "2025-01-05T00:00:00Z", "success", "api", "", ""]
@@ -213,7 +226,7 @@ GOOD = ["OK-1", "api", "production", "v1.3.0", "2025-01-05T00:00:00Z", "success"
         (3, "api= web=v1"),
     ],
 )
-def test_a_row_the_record_path_rejects_is_not_streamed(tmp_path: Path, repos: dict[str, Any], shared: Path,
+def test_a_row_the_record_path_rejects_is_not_streamed(tmp_path: Path, shared: tuple[Path, list[Any]],
                                                        column: int, value: str) -> None:
     bad = ["X-1", "api", "production", "v1.3.0", "2025-01-06T00:00:00Z", "success", "api",
            "2025-01-02T00:00:00Z", ""]
@@ -221,12 +234,12 @@ def test_a_row_the_record_path_rejects_is_not_streamed(tmp_path: Path, repos: di
     if column == 3 and "=" in value:
         bad[6] = ""
     src = _write(tmp_path / "d.csv", [GOOD, ["OK-2", *GOOD[1:]], bad])
-    before = _tables(shared)
-    assert _streamed(shared, src) is None
-    assert _tables(shared) == before
+    db, before = shared
+    assert _streamed(db, src) is None
+    assert _tables(db) == before
     with pytest.raises(SourceError, match=r"line 4: .*nothing from this file was imported"):
-        _exact(shared, src)
-    assert _tables(shared) == before
+        _exact(db, src)
+    assert _tables(db) == before
 
 
 def _big(repos: dict[str, Any], count: int) -> list[list[str]]:
@@ -236,14 +249,15 @@ def _big(repos: dict[str, Any], count: int) -> list[list[str]]:
              "", "false"] for i in range(count)]
 
 
-def test_cli_streams_a_large_file_like_the_record_path(tmp_path: Path, repos: dict[str, Any]) -> None:
+def test_cli_streams_a_large_file_like_the_record_path(tmp_path: Path, repos: dict[str, Any],
+                                                       base: Path) -> None:
     rows = _big(repos, 20_000)
     for i, row in enumerate(rows):
         row[4] = f"2025-01-{1 + i * 12 // len(rows):02d}T{i % 24:02d}:{i % 60:02d}:{i % 59:02d}Z"
     src = _write(tmp_path / "big.csv", rows)
     assert src.stat().st_size > 1024 * 1024  # the command streams it
-    a, b = _store(tmp_path / "a", repos), _store(tmp_path / "b", repos)
-    proc = run_cli(a, "import", str(src))
+    a, b = _store(tmp_path / "a", base), _store(tmp_path / "b", base)
+    proc = run_cli_inprocess(a, "import", str(src))
     exact = _exact(b, src)
     assert [ln for ln in proc.stderr.splitlines() if "imported" in ln] == [exact]
     assert _tables(a) == _tables(b)
@@ -251,7 +265,7 @@ def test_cli_streams_a_large_file_like_the_record_path(tmp_path: Path, repos: di
     rows[15_000][4] = "2025-01-07T25:00:00Z"
     bad = _write(tmp_path / "bad.csv", [[c.replace("BIG-", "NEW-") for c in r] for r in rows])
     before = _tables(a)
-    proc = run_cli(a, "import", str(bad), check=False)
+    proc = run_cli_inprocess(a, "import", str(bad), check=False)
     with pytest.raises(SourceError) as exact_error:
         _exact(b, bad)
     assert proc.returncode == 2
@@ -260,8 +274,8 @@ def test_cli_streams_a_large_file_like_the_record_path(tmp_path: Path, repos: di
     assert _tables(a) == before
 
 
-def test_redeploys_and_repeated_unknown_revisions_attribute_as_git_says(tmp_path: Path,
-                                                                        repos: dict[str, Any]) -> None:
+def test_redeploys_and_repeated_unknown_revisions_attribute_as_git_says(tmp_path: Path, repos: dict[str, Any],
+                                                                        base: Path) -> None:
     """Attribution walks one deployment per (scope, revision) and names every deployment of an
     unresolved revision: its changes must still be ``git rev-list D --not <earlier ones>`` and the
     warning must name the unresolved deployments by repository then id, counting all of them."""
@@ -277,7 +291,7 @@ def test_redeploys_and_repeated_unknown_revisions_attribute_as_git_says(tmp_path
                      f"2025-02-01T{i // 60:02d}:{i % 60:02d}:00Z", rng.choice(["success"] * 5 + ["failed"]),
                      "api", "", ""])
     src = _write(tmp_path / "redeploys.csv", rows)
-    db = _store(tmp_path / "a", repos)
+    db = _store(tmp_path / "a", base)
     summary = _exact(db, src)
     assert "120 deployments with changes attributed through git" in summary
     seen: set[str] = set()

@@ -17,7 +17,7 @@ from analytics.importers.base import detect_jsonl_kind, sniff_csv, sniff_jsonl
 from analytics.store.connection import open_reader
 from analytics.store.location import resolve
 from tests.import_paths import exact, streamed
-from tests.stability_env import run_cli
+from tests.stability_env import run_cli_inprocess
 
 HOSTILE_TEXT = [
     'say "hi"', "it's", "=cmd|' /C calc'!A0", "+SUM(1)", "-2+3", "@x", "\u00e9t\u00e9 \u2603 \U0001f525",
@@ -217,14 +217,14 @@ def test_cli_streams_a_large_file_and_names_the_line_of_malformed_json(tmp_path:
     assert src.stat().st_size > 1024 * 1024
     assert sniff_csv(src) is None and sniff_jsonl(src) is not None
     db = tmp_path / "s.ducklake"
-    proc = run_cli(db, "import", str(src))
+    proc = run_cli_inprocess(db, "import", str(src))
     assert "imported 12000 incidents rows (12000 open)" in proc.stderr
     before = _tables(db)
     bad = tmp_path / "bad.jsonl"
     text = src.read_text().splitlines(keepends=True)
     text[7000] = text[7000].replace('"title"', '"title" "x"')
     bad.write_text("".join(text).replace("INC-", "NEW-"))
-    proc = run_cli(db, "import", str(bad), check=False)
+    proc = run_cli_inprocess(db, "import", str(bad), check=False)
     assert proc.returncode == 2
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert errors == [f"error: {bad}: line 7001: malformed JSON line: Expecting ':' delimiter"] or \

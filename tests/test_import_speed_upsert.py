@@ -6,9 +6,11 @@ their values."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.store_fixture import copy_store
 from tests.test_import_streaming import HEADER, ROWS, _exact, _stream, _table, _write
 
 # Each a change to the first row (INC-1) that only one column shows, including value -> empty and
@@ -29,25 +31,37 @@ CHANGES = {
 }
 
 
+@pytest.fixture(scope="module")
+def first_imports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[tuple[Any, ...]]]:
+    """The first file imported once by each path, for every test to copy (tests/store_fixture.copy_store):
+    ``a`` streamed, ``b`` by the record path, and ``a``'s table after it."""
+    root = tmp_path_factory.mktemp("first")
+    (root / "1").mkdir()
+    first = _write(root / "1" / "incidents.csv", ROWS)
+    _stream(root / "a.ducklake", first)
+    _exact(root / "b.ducklake", first)
+    return root / "a.ducklake", root / "b.ducklake", _table(root / "a.ducklake")
+
+
 @pytest.mark.parametrize("change", sorted(CHANGES))
-def test_a_changed_column_replaces_the_row_as_the_exact_path_does(tmp_path: Path, change: str) -> None:
+def test_a_changed_column_replaces_the_row_as_the_exact_path_does(
+    tmp_path: Path, first_imports: tuple[Path, Path, list[tuple[Any, ...]]], change: str
+) -> None:
     old, new = CHANGES[change]
     assert old in ROWS[0]
     added = "INC-7,api,production,2025-05-01T00:00:00Z,,Added,,,\n"
     second_rows = [ROWS[0].replace(old, new, 1), *ROWS[1:], added]
-    # the same file name, so the line references of the unchanged rows are the same too
-    (tmp_path / "1").mkdir()
+    # the same file name as the first file's, so the line references of the unchanged rows are the
+    # same too; the first file was imported once per path by the fixture, each test writes copies
     (tmp_path / "2").mkdir()
-    first = _write(tmp_path / "1" / "incidents.csv", ROWS)
     second = tmp_path / "2" / "incidents.csv"
     second.write_text(HEADER + "".join(second_rows), encoding="utf-8")
-    _stream(tmp_path / "a.ducklake", first)
-    before = _table(tmp_path / "a.ducklake")
-    _stream(tmp_path / "a.ducklake", second)
-    _exact(tmp_path / "b.ducklake", first)
-    _exact(tmp_path / "b.ducklake", second)
-    streamed = _table(tmp_path / "a.ducklake")
-    assert streamed == _table(tmp_path / "b.ducklake")
+    a0, b0, before = first_imports
+    a, b = copy_store(a0, tmp_path / "a.ducklake"), copy_store(b0, tmp_path / "b.ducklake")
+    _stream(a, second)
+    _exact(b, second)
+    streamed = _table(a)
+    assert streamed == _table(b)
     assert streamed[0] != before[0]  # the change reached the store
     assert streamed[1:5] == before[1:5]  # the other rows kept their values
     assert streamed[5][0] == "INC-7"

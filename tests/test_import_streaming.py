@@ -14,7 +14,7 @@ from analytics.importers.base import detect_csv_kind, sniff_csv
 from analytics.store.connection import open_reader
 from analytics.store.location import resolve
 from tests.import_paths import exact, streamed
-from tests.stability_env import INCIDENT_HEADER, run_cli
+from tests.stability_env import INCIDENT_HEADER, run_cli_inprocess
 
 HEADER = ",".join([*INCIDENT_HEADER, "url", "labels"]) + "\n"
 ROWS = [
@@ -134,10 +134,10 @@ def test_cli_streams_a_large_file_and_names_the_line_of_a_bad_value(tmp_path: Pa
     src = _write(tmp_path / "big.csv", rows)
     assert src.stat().st_size > 1024 * 1024
     db = tmp_path / "s.ducklake"
-    proc = run_cli(db, "import", str(src))
+    proc = run_cli_inprocess(db, "import", str(src))
     assert "imported 15000 incidents rows (15000 open)" in proc.stderr
     bad = _write(tmp_path / "bad.csv", [*rows, "INC-X,svc,production,2025-01-01T10:00:00Z,1999-01-01,,,,\n"])
-    proc = run_cli(db, "import", str(bad), check=False)
+    proc = run_cli_inprocess(db, "import", str(bad), check=False)
     assert proc.returncode != 0
     assert "line 15002: 'resolved_at' is outside the years 1970-2100" in proc.stderr or \
         "line 15002: 'resolved_at' is earlier than 'created_at'" in proc.stderr

@@ -16,7 +16,7 @@ from analytics.cli import output
 from analytics.cli.cmd_read import DEPLOYMENT_COLUMNS, DEPLOYMENTS_SQL
 from analytics.store.connection import WriteSession, open_reader, write_unit
 from analytics.store.location import resolve
-from tests.stability_env import run_cli
+from tests.stability_env import run_cli_inprocess
 from tests.stdout_capture import captured
 
 START = datetime(2025, 5, 1, tzinfo=UTC)
@@ -69,14 +69,14 @@ def _view_output(store: Path, fmt: str, where: str = "TRUE", params: list[Any] |
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_cli_output_equals_the_view_printed_in_python(store: Path, fmt: str) -> None:
     expected = _view_output(store, fmt)
-    assert run_cli(store, "deployments", "--format", fmt).stdout.encode() == expected
+    assert run_cli_inprocess(store, "deployments", "--format", fmt).stdout.encode() == expected
     assert expected.count(b"rule:1") > 10 and expected.count(b"\n") > 300
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_cli_filters_equal_the_view(store: Path, fmt: str) -> None:
-    proc = run_cli(store, "deployments", "--format", fmt, "--team", "core", "--environment", "production",
-                   "--since", "2025-05-02", "--until", "2025-05-04")
+    proc = run_cli_inprocess(store, "deployments", "--format", fmt, "--team", "core",
+                             "--environment", "production", "--since", "2025-05-02", "--until", "2025-05-04")
     expected = _view_output(store, fmt, "d.team IN (?) AND d.environment IN (?) AND d.deployed_at >= ?"
                             " AND d.deployed_at < ?",
                             ["core", "production", START + timedelta(days=1), START + timedelta(days=3)])
