@@ -101,11 +101,7 @@ GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
 # computed once per report into a TEMP TABLE and the view is pointed at it meanwhile.
 # deployment_baselines (read by the throughput family and by window_changes) is not: copying its
 # 100k rows cost more CPU than the second window over the deployments it saves.
-# looked_up_changes (the changes the stability views look up: reverts, hotfixes, PR merge commits)
-# is read by failure_signals and deployment_outcomes, each of which read deployment_changes for it
-# before. It reads revert_chain, so it is computed in a later transaction than revert_chain (a
-# transaction must not read a TEMP table it created: transactions.py): one tuple per transaction.
-SHARED_VIEWS: tuple[tuple[str, ...], ...] = (("revert_chain", "incident_attribution"), ("looked_up_changes",))
+SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution")
 # Small store tables the views read many times per report (deployments about 24 times for a
 # --trend run). On DuckLake every reference to a store table costs a catalog look-up of its data
 # files (about 5-20 ms) besides the Parquet scan, so each is copied once per report into a TEMP
@@ -578,19 +574,17 @@ def _shared_views_computed_once(
 ) -> Iterator[None]:
     """Compute each SHARED_VIEWS view once (after the settings are applied) for every family to
     read; the original definitions are put back afterwards, so later queries see live data. One
-    transaction per stage: no shared view reads another of its stage (a later stage reads the
-    tables of the earlier ones, committed)."""
+    transaction: no shared view reads another."""
     from analytics.metrics.views import view_definition
 
     done: list[str] = []
     failed = True
     try:
-        for stage in SHARED_VIEWS:
-            with transactions.group():
-                for name in stage:
-                    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__once AS SELECT * FROM {name}")
-                    done.append(name)
-                    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__once")
+        with transactions.group():
+            for name in SHARED_VIEWS:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__once AS SELECT * FROM {name}")
+                done.append(name)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}__once")
         yield
         failed = False
     finally:

@@ -33,44 +33,6 @@ chain(repo, sha, reverts_sha, depth) AS (
 SELECT repo, sha, reverts_sha, depth, depth % 2 = 1 AS is_genuine_revert
 FROM chain;
 
--- The deployment changes the stability views look up: a genuine revert or a commit one undoes
--- (failure_signals' revert signal, the revert rework), a hotfix commit (is_hotfix: the config's
--- hotfix pattern on the commit subject) or a merged PR's merge commit (deployment_outcomes).
--- deployment_changes, the big table, is read once for all of them (IN keeps the small commit list
--- as the hash side), and the engine computes this view once per report for both views
--- (analytics/metrics/engine.py SHARED_VIEWS), where each view read it on its own before.
-CREATE OR REPLACE TEMP VIEW looked_up_changes AS
-WITH genuine_reverts AS MATERIALIZED (
-    SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert
-),
-hotfix_commits AS MATERIALIZED (
-    -- the pattern is a session value, so DuckDB compiles the regex once (not per row); with the
-    -- default pattern every match contains 'hot' (any case), and that cheap test runs first
-    -- (session variable gitops_dora_hotfix_required_text, '' for a pattern set in the config);
-    -- contains(lower(...)) rather than ILIKE, which cost four times as much over 1M subjects
-    SELECT repo, sha
-    FROM commits
-    WHERE (coalesce(getvariable('gitops_dora_hotfix_required_text'), '') = ''
-           OR contains(lower(subject), lower(getvariable('gitops_dora_hotfix_required_text'))))
-      AND regexp_matches(coalesce(subject, ''),
-                         coalesce(getvariable('gitops_dora_hotfix_pattern'), '(?i)^(hotfix|hot-fix)[/_-]|\bhotfix\b'))
-),
-looked_up_commits AS MATERIALIZED (
-    SELECT repo, sha, bool_or(is_hotfix) AS is_hotfix
-    FROM (
-        SELECT repo, sha, false AS is_hotfix FROM genuine_reverts
-        UNION ALL SELECT repo, reverts_sha, false FROM genuine_reverts
-        UNION ALL SELECT repo, sha, true FROM hotfix_commits
-        UNION ALL SELECT repo, merge_commit_sha, false FROM pull_requests
-                  WHERE merged_at IS NOT NULL AND merge_commit_sha IS NOT NULL
-    )
-    GROUP BY repo, sha
-)
-SELECT dc.deployment_id, dc.repo, dc.sha, c.is_hotfix
-FROM deployment_changes dc
-JOIN looked_up_commits c ON c.repo = dc.repo AND c.sha = dc.sha
-WHERE dc.sha IN (SELECT sha FROM looked_up_commits);
-
 CREATE OR REPLACE TEMP VIEW failure_signals AS
 WITH genuine_reverts AS MATERIALIZED (
     SELECT repo, sha, reverts_sha FROM revert_chain WHERE is_genuine_revert
@@ -87,10 +49,10 @@ incident_signals AS (
     GROUP BY deployment_id
 ),
 revert_changes AS MATERIALIZED (
-    -- the deployment changes that are a genuine revert or a commit one undoes, out of the looked-up
-    -- changes (the lookups below match them on repo and sha, so nothing else of them counts)
+    -- the deployment changes that are a genuine revert or a commit one undoes: deployment_changes
+    -- (the big table) is read once for both lookups below; IN keeps the small list as the hash side
     SELECT dc.deployment_id, dc.repo, dc.sha
-    FROM looked_up_changes dc
+    FROM deployment_changes dc
     WHERE dc.sha IN (SELECT sha FROM genuine_reverts UNION ALL SELECT reverts_sha FROM genuine_reverts)
 ),
 genuine_revert_changes AS (
