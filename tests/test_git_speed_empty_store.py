@@ -24,11 +24,12 @@ from tests.store_query import git_store_dump
 
 TAGS = r"^v[0-9.]+$"
 # the reads a first collection into a new store leaves out: the collector's three, and
-# attribution's of the stored changes and warnings
+# attribution's of the stored changes, the deployments' revisions (session 10) and warnings
 SKIPPED = ("FROM collector_state WHERE source = $1 AND key = $2",
            "FROM tags WHERE repo = $1",
            "FROM deployments\n           WHERE repository = $2",
            "CREATE OR REPLACE TEMP TABLE _attr_old AS",
+           "FROM deployment_revisions",
            "FROM data_warnings")
 
 

@@ -34,8 +34,8 @@ from analytics.store.literals import execute, sql_string
 Scope = tuple[str, str]
 # the statements of attribution.sql, in order (split at its "-- statement" lines)
 _SQL = (Path(__file__).resolve().parent / "attribution.sql").read_text().split("\n-- statement\n")
-(_ALL_DEPLOYMENTS, _SCOPES, _SHIPPED, _CANDIDATES, _NODES, _FIRST_PARENTS, _MERGES, _RESOLVED,
- _STARTS, _WALKS, _DEPS, _WALK_INPUT, _UNRESOLVED, _STORED) = _SQL
+(_ALL_DEPLOYMENTS, _SCOPES, _SHIPPED, _SHIPPED_NO_REVISIONS, _CANDIDATES, _NODES, _FIRST_PARENTS,
+ _MERGES, _RESOLVED, _STARTS, _WALKS, _DEPS, _WALK_INPUT, _UNRESOLVED, _STORED) = _SQL
 
 
 class _Graph:
@@ -224,15 +224,16 @@ def prepare_attribution(
     numbering its commits and matching their parents as it goes
     (analytics/deployments/loaded_nodes.py), complete by the time :meth:`finish` runs.
     ``nothing_stored``: the caller's transaction began on a store without rows and wrote no
-    deployment change or warning since (``collect git`` into a new store), so the reads of the
-    stored changes and warnings (10-20 ms of catalog look-ups each on DuckLake) are left out."""
+    deployment change, deployment revision or warning since (``collect git`` into a new store),
+    so the reads of the stored changes, revisions and warnings (10-20 ms of catalog look-ups
+    each on DuckLake) are left out."""
     con = _connection(db)
     given, narrowed = _scopes(con, service, environment, deployment_ids, scopes)
     ordered_scopes = sorted(given)
     execute(con, _ALL_DEPLOYMENTS)
     execute(con, _SCOPES, [[s for s, _ in ordered_scopes], [e for _, e in ordered_scopes],
                            sorted(set(repositories)), not narrowed])
-    execute(con, _SHIPPED)
+    execute(con, _SHIPPED_NO_REVISIONS if nothing_stored else _SHIPPED)
     execute(con, _CANDIDATES)
     selected: list[Scope] = [(str(s), str(e)) for s, e in execute(con,
         "SELECT service, environment FROM _attr_scopes ORDER BY 1, 2").fetchall()]

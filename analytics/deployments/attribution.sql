@@ -43,6 +43,15 @@ SELECT * FROM succeeded
 UNION ALL
 SELECT * FROM several
 -- statement
+-- The same rows when the caller's transaction began on a store without rows and wrote no
+-- deployment revision (prepare_attribution's nothing_stored: a first collect git into a new
+-- store): deployment_revisions is empty, and not naming it saves its catalog look-up.
+CREATE OR REPLACE TEMP TABLE _attr_shipped AS
+SELECT d.service, d.environment, d.id, d.repository, d.revision, d.raw_revision,
+       epoch_us(d.deployed_at) AS us
+FROM _attr_all_deps d JOIN _attr_scopes s ON s.service = d.service AND s.environment = d.environment
+WHERE d.status = 'success'
+-- statement
 -- 2b. _attr_candidates: each distinct (repository, revision) the shipped rows name (their
 --     revision and their raw revision) with the shas it may stand for, by rank: itself, the sha
 --     of a tag of that name, its trimmed lower-case form. It needs no commit, so it runs with the
