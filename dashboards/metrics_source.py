@@ -118,10 +118,18 @@ class _EngineReaders:
     connection holds some memory (60-70 MB at the bench scale of 1M deployment changes, measured as
     RSS), so at most ``idle`` per snapshot are kept: pages compute one request after another, and
     concurrent sessions open extra connections that are closed when done.
+
+    A new connection also copies the store tables the engine copies into TEMP tables for every
+    report (``COPIED_TABLES``, ``COPIED_WHEN_SMALL``): the engine leaves a caller's TEMP copy of
+    that name alone, so the copies are made once per connection instead of once per request (on
+    DuckLake each costs a catalog look-up besides the scan). The connection is pinned to one
+    snapshot, so they hold what the engine's own copies would. ``services`` is not copied: a pooled
+    request shadows it with a TEMP view of its own (:func:`pool_teams`), and the engine copies it.
     """
 
-    def __init__(self, idle: int = 1) -> None:
+    def __init__(self, idle: int = 1, *, copies: bool = True) -> None:
         self._idle = idle
+        self._copies = copies
         self._lock = threading.Lock()
         self._free: dict[tuple[str, int], list[Any]] = {}
 
@@ -133,7 +141,16 @@ class _EngineReaders:
             con = free.pop() if free else None
         for old in closing:
             old.close()
-        return con if con is not None else open_reader(db, as_of=stamp - 1 if stamp else None)
+        if con is not None:
+            return con
+        con = open_reader(db, as_of=stamp - 1 if stamp else None)
+        if self._copies:
+            try:
+                copy_engine_tables(con)
+            except BaseException:
+                con.close()
+                raise
+        return con
 
     def give_back(self, db: Path, stamp: int, con: Any, *, reusable: bool) -> None:
         if reusable:
@@ -153,6 +170,34 @@ class _EngineReaders:
 
 
 ENGINE_READERS = _EngineReaders()
+
+
+def copy_engine_tables(con: Any) -> list[str]:
+    """TEMP copies of the store tables the engine would copy for each report (see _EngineReaders),
+    made as the engine makes them: the whole table of the connection's snapshot, under its name;
+    a table the store does not have is skipped. Returns the names copied."""
+    import duckdb
+
+    from analytics.metrics.engine import COPIED_TABLES, COPIED_WHEN_SMALL
+
+    row = con.execute("SELECT current_database()").fetchone()
+    database = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
+    names = [name for name in COPIED_TABLES if name != "services"]
+    for name, limit in COPIED_WHEN_SMALL.items():
+        try:
+            counted = con.execute(f"SELECT count(*) FROM {database}.main.{name}").fetchone()
+        except duckdb.CatalogException:
+            continue
+        if counted is not None and int(counted[0]) <= limit:
+            names.append(name)
+    copied = []
+    for name in names:
+        try:
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {database}.main.{name}")
+        except duckdb.CatalogException:
+            continue
+        copied.append(name)
+    return copied
 
 
 def compute(db: Path, req: MetricsRequest, stamp: int | None = None) -> dict[str, Any]:

@@ -562,8 +562,9 @@ def test_engine_connections_are_reused_and_give_what_new_ones_give(
     """The pages' engine runs take a connection of the snapshot from a pool (metrics_source
     ENGINE_READERS) instead of opening one each. A run must leave nothing behind that changes the
     next one's numbers: each request here runs on a connection that ran the ones before it (and a
-    failed request; pooled requests blank every team on the connection and put them back), and must
-    equal the same request on a connection of its own."""
+    failed request; pooled requests blank every team on the connection and put them back), with
+    the tables the engine copies per report copied once when the connection was opened, and must
+    equal the same request on a connection of its own where the engine makes its own copies."""
     from datetime import date
 
     from dashboards import metrics_source
@@ -598,9 +599,17 @@ def test_engine_connections_are_reused_and_give_what_new_ones_give(
                 metrics_source.compute(demo_db, failing)
     # one connection, and one more after the failure closed the first
     assert len(opened) == 2
+    readers.clear()
+    fresh = metrics_source._EngineReaders(copies=False)
+    monkeypatch.setattr(metrics_source, "ENGINE_READERS", fresh)
     stamp = data_stamp(demo_db)
     for req, got in zip(requests, reused, strict=True):
-        readers.clear()
+        fresh.clear()
         assert metrics_source.compute(demo_db, req, stamp) == got, req
     assert len(opened) == 2 + len(requests)
-    readers.clear()
+    fresh.clear()
+    con = real_open(demo_db)
+    try:  # the copies exist (the engine then skips its own): at least the deployments and incidents
+        assert {"deployments", "incidents"} <= set(metrics_source.copy_engine_tables(con))
+    finally:
+        con.close()
