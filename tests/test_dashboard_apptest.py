@@ -613,3 +613,41 @@ def test_engine_connections_are_reused_and_give_what_new_ones_give(
         assert {"deployments", "incidents"} <= set(metrics_source.copy_engine_tables(con))
     finally:
         con.close()
+
+
+def test_engine_connections_are_kept_for_the_databases_used_last(tmp_path: Path) -> None:
+    """A test process (or a server pointed elsewhere) reads many stores: the pool keeps idle engine
+    connections for the last ``databases`` only and closes the others', and a new snapshot of a
+    store closes its older snapshot's connection."""
+    import duckdb
+
+    from dashboards import metrics_source
+    from dashboards.source import data_stamp
+
+    dbs = []
+    for name in ("a", "b"):
+        db = tmp_path / f"{name}.duckdb"
+        with open_writer(db, source="test") as w:
+            w.upsert("services", [{"name": "svc", "team": "t"}])
+        dbs.append(db)
+    readers = metrics_source._EngineReaders(databases=1)
+    stamps = [data_stamp(db) for db in dbs]
+    first = readers.take(dbs[0], stamps[0])
+    readers.give_back(dbs[0], stamps[0], first, reusable=True)
+    again = readers.take(dbs[0], stamps[0])
+    assert again is first                                   # reused while it is the last database
+    readers.give_back(dbs[0], stamps[0], again, reusable=True)
+    other = readers.take(dbs[1], stamps[1])
+    readers.give_back(dbs[1], stamps[1], other, reusable=True)
+    with pytest.raises(duckdb.ConnectionException):         # the first database's was closed
+        first.execute("SELECT 1")
+    with open_writer(dbs[1], source="test") as w:           # a new snapshot of the second store
+        w.upsert("services", [{"name": "svc2", "team": "t"}])
+    newer = readers.take(dbs[1], data_stamp(dbs[1]))
+    assert newer is not other
+    with pytest.raises(duckdb.ConnectionException):         # the older snapshot's is closed
+        other.execute("SELECT 1")
+    readers.give_back(dbs[1], data_stamp(dbs[1]), newer, reusable=False)
+    with pytest.raises(duckdb.ConnectionException):         # a failed run's connection is not kept
+        newer.execute("SELECT 1")
+    readers.clear()
