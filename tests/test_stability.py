@@ -15,10 +15,11 @@ from tests.gitrepo import GitRepo
 from tests.stability_env import (
     DEPLOYMENT_HEADER,
     INCIDENT_HEADER,
+    Reads,
     gitops,
-    metrics,
     only_group,
     rows,
+    snapshot,
     write_csv,
 )
 from tests.store_fixture import DemoStore, copy_demo
@@ -41,9 +42,8 @@ def _import(db: Path, tmp_path: Path, deployments: Sequence[Sequence[object]],
     gitops(db, "import", *files, config=config)
 
 
-def _attribution(db: Path, config: Path | None = None) -> dict[str, tuple[str, str | None]]:
-    found = rows(db, "SELECT incident_id, attribution_rule, deployment_id FROM incident_attribution",
-                 config=config)
+def _attribution(s: Reads) -> dict[str, tuple[str, str | None]]:
+    found = s.rows("SELECT incident_id, attribution_rule, deployment_id FROM incident_attribution")
     return {r[0]: (r[1], r[2]) for r in found}
 
 
@@ -61,18 +61,19 @@ def test_several_incidents_on_one_deployment(db: Path, tmp_path: Path) -> None:
         ("I2", "pay", "production", "2024-03-05T00:00:00Z", "2024-03-05T12:00:00Z", "latency", ""),
         ("I3", "pay", "production", "2024-03-06T00:00:00Z", "2024-03-06T06:00:00Z", "timeouts", ""),
     ])
-    assert _attribution(db) == {"I1": ("gap", "D2"), "I2": ("gap", "D2"), "I3": ("gap", "D2")}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert g["deployment_attempts"] == 3
-    assert g["failed_deployments"] == 1
-    assert g["change_failure_rate"] == pytest.approx(1 / 3)
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(54.0)
-    assert g["failed_deployment_recovery_p90_hours"] == pytest.approx(54.0)
-    assert g["incidents"] == 3
-    assert g["unattributed_incidents"] == 0
-    assert g["time_to_restore_median_hours"] == pytest.approx(6.0)
-    signals = rows(db, "SELECT deployment_id, signal, evidence FROM failure_signals")
-    assert signals == [("D2", "incident", ["I1", "I2", "I3"])]
+    with snapshot(db) as s:
+        assert _attribution(s) == {"I1": ("gap", "D2"), "I2": ("gap", "D2"), "I3": ("gap", "D2")}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert g["deployment_attempts"] == 3
+        assert g["failed_deployments"] == 1
+        assert g["change_failure_rate"] == pytest.approx(1 / 3)
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(54.0)
+        assert g["failed_deployment_recovery_p90_hours"] == pytest.approx(54.0)
+        assert g["incidents"] == 3
+        assert g["unattributed_incidents"] == 0
+        assert g["time_to_restore_median_hours"] == pytest.approx(6.0)
+        signals = s.rows("SELECT deployment_id, signal, evidence FROM failure_signals")
+        assert signals == [("D2", "incident", ["I1", "I2", "I3"])]
 
 
 def test_incident_outside_the_attribution_gap(db: Path, tmp_path: Path) -> None:
@@ -86,18 +87,19 @@ def test_incident_outside_the_attribution_gap(db: Path, tmp_path: Path) -> None:
         ("I_late", "pay", "production", "2024-03-08T00:00:01Z", "2024-03-08T02:00:01Z", "late", ""),
     ]
     _import(db, tmp_path, deployments, incidents)
-    assert _attribution(db) == {"I_edge": ("gap", "D1"), "I_late": ("unattributed", None)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 1, 1)
-    assert g["change_failure_rate"] == 1.0
+    with snapshot(db) as s:
+        assert _attribution(s) == {"I_edge": ("gap", "D1"), "I_late": ("unattributed", None)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 1, 1)
+        assert g["change_failure_rate"] == 1.0
 
     config = tmp_path / "gitops-dora.yaml"
     config.write_text("incidents:\n  max_attribution_gap: 1d\n")
-    assert _attribution(db, config) == {"I_edge": ("unattributed", None), "I_late": ("unattributed", None)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01", config=config), service="pay",
-                   environment="production")
-    assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 2, 0)
-    assert g["change_failure_rate"] == 0.0
+    with snapshot(db, config) as s:
+        assert _attribution(s) == {"I_edge": ("unattributed", None), "I_late": ("unattributed", None)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 2, 0)
+        assert g["change_failure_rate"] == 0.0
 
 
 def _tagged_repo(make_repo: Callable[..., GitRepo]) -> tuple[GitRepo, dict[str, str]]:
@@ -129,13 +131,14 @@ def test_root_cause_shipped_by_a_later_release(db: Path, tmp_path: Path,
         ("I_before", "app", "production", "2024-03-04T00:00:00Z", "2024-03-04T06:00:00Z", "bad",
          shas["c3"]),
     ])
-    v110 = rows(db, "SELECT id FROM deployments WHERE source_ref = 'v1.1.0'")[0][0]
-    assert _attribution(db) == {"I_after": ("root_cause", v110), "I_before": ("root_cause", v110)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="app", environment="production")
-    assert g["deployment_attempts"] == 3
-    assert g["failed_deployments"] == 1
-    assert g["change_failure_rate"] == pytest.approx(1 / 3)
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(172.0)
+    with snapshot(db) as s:
+        v110 = s.rows("SELECT id FROM deployments WHERE source_ref = 'v1.1.0'")[0][0]
+        assert _attribution(s) == {"I_after": ("root_cause", v110), "I_before": ("root_cause", v110)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="app", environment="production")
+        assert g["deployment_attempts"] == 3
+        assert g["failed_deployments"] == 1
+        assert g["change_failure_rate"] == pytest.approx(1 / 3)
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(172.0)
 
 
 def test_two_production_environments(db: Path, tmp_path: Path) -> None:
@@ -157,18 +160,20 @@ def test_two_production_environments(db: Path, tmp_path: Path) -> None:
         ("I_us", "pay", "prod-us", "2024-03-03T12:00:00Z", "2024-03-03T18:00:00Z", "us down", ""),
         ("I_eu", "pay", "prod-eu", "2024-03-03T01:00:00Z", "2024-03-03T03:00:00Z", "eu slow", ""),
     ], config=config)
-    assert _attribution(db, config) == {"I_us": ("gap", "D_us1"), "I_eu": ("gap", "D_eu2")}
-    assert rows(db, "SELECT name, is_production FROM environments ORDER BY name") == [
-        ("prod-eu", True), ("prod-us", True)]
-    groups = metrics(db, "2024-03-01", "2024-04-01", config=config)
-    for env in ("prod-eu", "prod-us"):
-        g = only_group(groups, service="pay", environment=env)
-        assert (g["deployment_attempts"], g["failed_deployments"], g["change_failure_rate"]) == (2, 1, 0.5)
-    by_service = metrics(db, "2024-03-01", "2024-04-01", group_by=("service",), config=config)
-    g = only_group(by_service, service="pay")
-    assert (g["deployment_attempts"], g["failed_deployments"], g["change_failure_rate"]) == (4, 2, 0.5)
-    assert g["incidents"] == 2
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(31.5)
+    with snapshot(db, config) as s:
+        assert _attribution(s) == {"I_us": ("gap", "D_us1"), "I_eu": ("gap", "D_eu2")}
+        assert s.rows("SELECT name, is_production FROM environments ORDER BY name") == [
+            ("prod-eu", True), ("prod-us", True)]
+        groups = s.metrics("2024-03-01", "2024-04-01")
+        for env in ("prod-eu", "prod-us"):
+            g = only_group(groups, service="pay", environment=env)
+            figures = (g["deployment_attempts"], g["failed_deployments"], g["change_failure_rate"])
+            assert figures == (2, 1, 0.5)
+        by_service = s.metrics("2024-03-01", "2024-04-01", group_by=("service",))
+        g = only_group(by_service, service="pay")
+        assert (g["deployment_attempts"], g["failed_deployments"], g["change_failure_rate"]) == (4, 2, 0.5)
+        assert g["incidents"] == 2
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(31.5)
 
 
 def test_revert_chain(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo]) -> None:
@@ -190,20 +195,19 @@ def test_revert_chain(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo
     repo.revert(r2, at="2024-03-06T00:00:00+00:00")
     repo.annotated_tag("v5", at="2024-03-06T12:00:00+00:00")
     gitops(db, "collect", "git", str(repo.path), "--service", "app", "--deploy-tags", r"^v\d+$")
-    outcome = dict(
-        (r[0], (r[1], r[2])) for r in rows(
-            db, "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
-                "JOIN deployments d ON d.id = o.id")
-    )
-    assert outcome == {"v1": (False, False), "v2": (True, False), "v3": (False, True),
-                       "v4": (True, False), "v5": (False, True)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="app", environment="production")
-    assert g["deployment_attempts"] == 5
-    assert g["failed_deployments"] == 2
-    assert g["change_failure_rate"] == pytest.approx(0.4)
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(24.0)
-    assert g["rework_deployments"] == 2
-    assert g["rework_rate"] == pytest.approx(0.4)
+    with snapshot(db) as s:
+        outcome = dict((r[0], (r[1], r[2])) for r in s.rows(
+            "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
+            "JOIN deployments d ON d.id = o.id"))
+        assert outcome == {"v1": (False, False), "v2": (True, False), "v3": (False, True),
+                           "v4": (True, False), "v5": (False, True)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="app", environment="production")
+        assert g["deployment_attempts"] == 5
+        assert g["failed_deployments"] == 2
+        assert g["change_failure_rate"] == pytest.approx(0.4)
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(24.0)
+        assert g["rework_deployments"] == 2
+        assert g["rework_rate"] == pytest.approx(0.4)
 
 
 def test_revert_in_the_same_deployment_is_neither_failure_nor_rework(
@@ -218,15 +222,14 @@ def test_revert_in_the_same_deployment_is_neither_failure_nor_rework(
     repo.revert(c2, at="2024-03-02T03:00:00+00:00")
     repo.annotated_tag("v2", at="2024-03-02T12:00:00+00:00")
     gitops(db, "collect", "git", str(repo.path), "--service", "app", "--deploy-tags", r"^v\d+$")
-    outcome = dict(
-        (r[0], (r[1], r[2])) for r in rows(
-            db, "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
-                "JOIN deployments d ON d.id = o.id")
-    )
-    assert outcome == {"v1": (False, False), "v2": (False, False)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="app", environment="production")
-    assert (g["failed_deployments"], g["rework_deployments"]) == (0, 0)
-    assert g["rework_rate"] == pytest.approx(0.0)
+    with snapshot(db) as s:
+        outcome = dict((r[0], (r[1], r[2])) for r in s.rows(
+            "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
+            "JOIN deployments d ON d.id = o.id"))
+        assert outcome == {"v1": (False, False), "v2": (False, False)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="app", environment="production")
+        assert (g["failed_deployments"], g["rework_deployments"]) == (0, 0)
+        assert g["rework_rate"] == pytest.approx(0.0)
 
 
 def test_deployment_with_no_new_commits(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo]) -> None:
@@ -243,13 +246,14 @@ def test_deployment_with_no_new_commits(db: Path, tmp_path: Path, make_repo: Cal
     _import(db, tmp_path, [], [
         ("I1", "app", "production", "2024-03-03T06:00:00Z", "2024-03-03T10:00:00Z", "oops", ""),
     ])
-    redeploy = rows(db, "SELECT id FROM deployments WHERE source_ref = 'v2.0.1'")[0][0]
-    assert rows(db, "SELECT changes FROM deployment_facts WHERE id = ?", [redeploy]) == [(0,)]
-    assert _attribution(db) == {"I1": ("gap", redeploy)}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="app", environment="production")
-    assert (g["deployment_attempts"], g["failed_deployments"]) == (3, 1)
-    assert g["change_failure_rate"] == pytest.approx(1 / 3)
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(10.0)
+    with snapshot(db) as s:
+        redeploy = s.rows("SELECT id FROM deployments WHERE source_ref = 'v2.0.1'")[0][0]
+        assert s.rows("SELECT changes FROM deployment_facts WHERE id = ?", [redeploy]) == [(0,)]
+        assert _attribution(s) == {"I1": ("gap", redeploy)}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="app", environment="production")
+        assert (g["deployment_attempts"], g["failed_deployments"]) == (3, 1)
+        assert g["change_failure_rate"] == pytest.approx(1 / 3)
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(10.0)
 
 
 def test_open_incident(db: Path, tmp_path: Path) -> None:
@@ -264,13 +268,14 @@ def test_open_incident(db: Path, tmp_path: Path) -> None:
         ("I1", "pay", "production", "2024-03-02T00:00:00Z", "", "still burning", ""),
         ("I2", "pay", "production", "2024-03-06T00:00:00Z", "2024-03-06T10:00:00Z", "fixed", ""),
     ])
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert (g["failed_deployments"], g["change_failure_rate"]) == (2, 1.0)
-    assert g["unrecovered_failed_deployments"] == 1
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(34.0)
-    assert (g["incidents"], g["open_incidents"]) == (2, 1)
-    assert g["time_to_restore_median_hours"] == pytest.approx(10.0)
-    assert rows(db, "SELECT recovered_at FROM deployment_outcomes WHERE id = 'D1'") == [(None,)]
+    with snapshot(db) as s:
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert (g["failed_deployments"], g["change_failure_rate"]) == (2, 1.0)
+        assert g["unrecovered_failed_deployments"] == 1
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(34.0)
+        assert (g["incidents"], g["open_incidents"]) == (2, 1)
+        assert g["time_to_restore_median_hours"] == pytest.approx(10.0)
+        assert s.rows("SELECT recovered_at FROM deployment_outcomes WHERE id = 'D1'") == [(None,)]
 
 
 def test_window_edge_exactly_on_a_deployment(db: Path, tmp_path: Path) -> None:
@@ -286,15 +291,16 @@ def test_window_edge_exactly_on_a_deployment(db: Path, tmp_path: Path) -> None:
         ("I0", "pay", "production", "2024-03-10T00:00:00Z", "2024-03-10T02:00:00Z", "at once", ""),
         ("I1", "pay", "production", "2024-03-10T01:00:00Z", "2024-03-10T02:00:00Z", "soon", ""),
     ])
-    assert _attribution(db) == {"I0": ("gap", "D2"), "I1": ("gap", "D2")}
-    first = only_group(metrics(db, "2024-03-01", "2024-03-10"), service="pay", environment="production")
-    assert (first["deployment_attempts"], first["failed_deployments"]) == (1, 0)
-    assert first["change_failure_rate"] == 0.0
-    assert first["incidents"] == 0
-    second = only_group(metrics(db, "2024-03-10", "2024-03-20"), service="pay", environment="production")
-    assert (second["deployment_attempts"], second["failed_deployments"]) == (1, 1)
-    assert second["change_failure_rate"] == 1.0
-    assert second["incidents"] == 2
+    with snapshot(db) as s:
+        assert _attribution(s) == {"I0": ("gap", "D2"), "I1": ("gap", "D2")}
+        first = only_group(s.metrics("2024-03-01", "2024-03-10"), service="pay", environment="production")
+        assert (first["deployment_attempts"], first["failed_deployments"]) == (1, 0)
+        assert first["change_failure_rate"] == 0.0
+        assert first["incidents"] == 0
+        second = only_group(s.metrics("2024-03-10", "2024-03-20"), service="pay", environment="production")
+        assert (second["deployment_attempts"], second["failed_deployments"]) == (1, 1)
+        assert second["change_failure_rate"] == 1.0
+        assert second["incidents"] == 2
 
 
 def test_failed_rollout_and_rollback_signals_are_kept_apart(db: Path, tmp_path: Path) -> None:
@@ -309,14 +315,15 @@ def test_failed_rollout_and_rollback_signals_are_kept_apart(db: Path, tmp_path: 
     ], [
         ("I1", "pay", "production", "2024-03-03T01:00:00Z", "2024-03-03T02:00:00Z", "blip", ""),
     ])
-    signals = rows(db, "SELECT deployment_id, signal, restored_by FROM failure_signals ORDER BY 1, 2")
-    assert signals == [("D2", "reconciler_failed", "D3"), ("D3", "incident", None)]
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert g["deployments"] == 2  # throughput counts successful deployments only
-    assert (g["deployment_attempts"], g["failed_deployments"]) == (3, 2)
-    assert g["change_failure_rate"] == pytest.approx(2 / 3)
-    # recoveries 24 h and 2 h -> median 13 h
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(13.0)
+    with snapshot(db) as s:
+        signals = s.rows("SELECT deployment_id, signal, restored_by FROM failure_signals ORDER BY 1, 2")
+        assert signals == [("D2", "reconciler_failed", "D3"), ("D3", "incident", None)]
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert g["deployments"] == 2  # throughput counts successful deployments only
+        assert (g["deployment_attempts"], g["failed_deployments"]) == (3, 2)
+        assert g["change_failure_rate"] == pytest.approx(2 / 3)
+        # recoveries 24 h and 2 h -> median 13 h
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(13.0)
 
 
 def test_rollback_marks_the_replaced_deployment_failed(db: Path, tmp_path: Path) -> None:
@@ -333,14 +340,15 @@ def test_rollback_marks_the_replaced_deployment_failed(db: Path, tmp_path: Path)
         "D4,pay,production,r3,2024-03-04T00:00:00Z,success,,\n"
     )
     gitops(db, "import", str(deployments))
-    assert rows(db, "SELECT deployment_id, signal, evidence, restored_by FROM failure_signals") == [
-        ("D2", "rollback", ["D3"], "D3")]
-    rework = rows(db, "SELECT id, rework_reasons FROM deployment_outcomes WHERE is_rework")
-    assert rework == [("D3", ["rollback"])]
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert (g["deployment_attempts"], g["failed_deployments"], g["rework_deployments"]) == (4, 1, 1)
-    assert (g["change_failure_rate"], g["rework_rate"]) == (0.25, 0.25)
-    assert g["failed_deployment_recovery_median_hours"] == pytest.approx(6.0)
+    with snapshot(db) as s:
+        assert s.rows("SELECT deployment_id, signal, evidence, restored_by FROM failure_signals") == [
+            ("D2", "rollback", ["D3"], "D3")]
+        rework = s.rows("SELECT id, rework_reasons FROM deployment_outcomes WHERE is_rework")
+        assert rework == [("D3", ["rollback"])]
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert (g["deployment_attempts"], g["failed_deployments"], g["rework_deployments"]) == (4, 1, 1)
+        assert (g["change_failure_rate"], g["rework_rate"]) == (0.25, 0.25)
+        assert g["failed_deployment_recovery_median_hours"] == pytest.approx(6.0)
 
 
 def test_demo_incidents_cover_every_attribution_rule(tmp_path: Path, demo_store: DemoStore) -> None:
@@ -372,8 +380,9 @@ def test_root_cause_deployment_after_the_incident_was_resolved(db: Path, tmp_pat
     ], [
         ("I1", "pay", "production", "2024-03-03T00:00:00Z", "2024-03-03T05:00:00Z", "odd", "D2"),
     ])
-    assert _attribution(db) == {"I1": ("root_cause", "D2")}
-    g = only_group(metrics(db, "2024-03-01", "2024-04-01"), service="pay", environment="production")
-    assert (g["failed_deployments"], g["change_failure_rate"]) == (1, 0.5)
-    assert g["failed_deployment_recovery_median_hours"] is None
-    assert g["unrecovered_failed_deployments"] == 0
+    with snapshot(db) as s:
+        assert _attribution(s) == {"I1": ("root_cause", "D2")}
+        g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
+        assert (g["failed_deployments"], g["change_failure_rate"]) == (1, 0.5)
+        assert g["failed_deployment_recovery_median_hours"] is None
+        assert g["unrecovered_failed_deployments"] == 0

@@ -367,7 +367,7 @@ def _referenced_files(store: Store) -> set[str]:
 
 def _fill_the_disk(store: Store, small_repo: History, tmp_path: Path) -> tuple[dict[str, Any], set[str]]:
     """Collect a small repository (it fits), then remember what the store reads and holds."""
-    ok(run(store, "collect", "git", str(small_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path))
+    ok(run_here(store, "collect", "git", str(small_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path))
     tables = ["commits", "tags", "deployments", "deployment_changes", "incidents", "collector_state",
               "services", "environments", "repositories"]
     return table_dump(store, tables), _files(Path(store.db).parent)
@@ -383,13 +383,13 @@ def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
     runs_before = counts(store, ["collection_runs"])["collection_runs"]
 
     # 20,000 commits cannot fit in what is left of 1 MiB: through the git loader...
-    proc = run(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path)
+    proc = run_here(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path)
     line = one_error_line(proc)
     assert "no space left" in line.lower(), line
     assert table_dump(store, list(before)) == before
-    assert ok(run(store, "deployments", "--format", "json", cwd=tmp_path)).stdout.count('"git-tag"') == 4
+    assert ok(run_here(store, "deployments", "--format", "json", cwd=tmp_path)).stdout.count('"git-tag"') == 4
     # ...and through a plain upsert (the store's own translation of the error)
-    proc = run(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)), cwd=tmp_path)
+    proc = run_here(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)), cwd=tmp_path)
     line = one_error_line(proc)
     assert "no space left" in line.lower() and "nothing of this run was committed" in line, line
     assert table_dump(store, list(before)) == before
@@ -398,7 +398,7 @@ def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
 
     # With room again the same collection goes through on the same store.
     subprocess.run(["mount", "-o", "remount,size=64M", str(small_disk)], check=True, capture_output=True)
-    proc = ok(run(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path))
+    proc = ok(run_here(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path))
     assert f"{BIG_COMMITS} new commits (full; {BIG_COMMITS} in total)" in proc.stderr
     assert git_state(store, "big") == _expected_git("big", big_repo, 500)
     assert git_state(store, "small") == _expected_git("small", small, 50)
@@ -411,8 +411,10 @@ def test_disk_full_leaves_no_stray_files_in_the_store(
     store = Store(str(small_disk / "store.ducklake"))
     small = write_history(tmp_path / "small.git", 200, release_every=50)
     _, files_before = _fill_the_disk(store, small, tmp_path)
-    one_error_line(run(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER, cwd=tmp_path))
-    one_error_line(run(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)), cwd=tmp_path))
+    collect = ("collect", "git", str(big_repo.path), "--deploy-tags", SEMVER)
+    one_error_line(run_here(store, *collect, cwd=tmp_path))
+    one_error_line(run_here(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)),
+                            cwd=tmp_path))
     new = {small_disk / f for f in _files(small_disk) - files_before}
     stray = sorted(f"{f.relative_to(small_disk)} ({f.stat().st_size} bytes)" for f in new
                    if str(f) not in _referenced_files(store) and not f.name.endswith(("-wal", "-shm")))
