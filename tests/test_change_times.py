@@ -31,6 +31,7 @@ from analytics.store.connection import open_reader
 from analytics.store.location import resolve
 from tests.gitrepo import GitRepo
 from tests.stability_env import run_cli_inprocess as run_cli
+from tests.store_fixture import DemoStore
 from tests.store_query import query
 
 SINCE = datetime(2020, 1, 1, tzinfo=UTC)
@@ -124,11 +125,11 @@ def test_git_collections_first_later_and_again(tmp_path: Path) -> None:
     assert in_step(db) == 5
 
 
-def test_reconciler_deployments_linked_through_their_config_repository(tmp_path: Path) -> None:
+def test_reconciler_deployments_linked_through_their_config_repository(demo_store: DemoStore) -> None:
     """The demo: Argo CD and Flux deployments of config-repository revisions, whose changes
-    images.py links to the application commits (not attribution)."""
-    db = tmp_path / "demo.ducklake"
-    run_cli(db, "demo", "--workdir", str(tmp_path / "demo"))
+    images.py links to the application commits (not attribution). The run's shared demo store
+    (tests/store_fixture.py, built by the real ``gitops-dora demo``), read only."""
+    db = demo_store.db
     assert query(db, "SELECT DISTINCT d.source FROM deployment_changes dc JOIN deployments d"
                      " ON d.id = dc.deployment_id ORDER BY 1") == [("argocd",), ("flux",)]
     assert in_step(db) > 1000
