@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.stability_env import run_cli_inprocess as run_cli
+from tests.store_fixture import copy_store
 from tests.store_query import query
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "import"
@@ -38,6 +39,16 @@ def example(tmp: Path, name: str) -> Path:
     target = tmp / name
     shutil.copyfile(EXAMPLES / name, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def prs_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store after ``import pull_requests.csv``, made once for the tests that start from it; each
+    writes to its own copy (tests/store_fixture.copy_store)."""
+    tmp = tmp_path_factory.mktemp("prs")
+    db = tmp / "store.ducklake"
+    run_cli(db, "import", str(example(tmp, "pull_requests.csv")))
+    return db
 
 
 def changes(db: Path, deployment: str) -> dict[str, tuple[str, float]]:
@@ -113,9 +124,9 @@ def test_sections_and_nested_reviews_and_commits(tmp_path: Path) -> None:
     assert reviews == [("r21", "bo"), ("r22", "ada")]
 
 
-def test_reviews_file_names_prs_of_an_earlier_import_and_reimport_keeps_them(tmp_path: Path) -> None:
-    db = tmp_path / "store.ducklake"
-    run_cli(db, "import", str(example(tmp_path, "pull_requests.csv")))
+def test_reviews_file_names_prs_of_an_earlier_import_and_reimport_keeps_them(tmp_path: Path,
+                                                                            prs_store: Path) -> None:
+    db = copy_store(prs_store, tmp_path / "store.ducklake")   # pull_requests.csv imported
     run_cli(db, "import", str(example(tmp_path, "pr_reviews.csv")), str(example(tmp_path, "pr_commits.csv")))
     first = "SELECT number, first_review_at, first_commit_at FROM pull_requests ORDER BY number"
     expected = [(12, t("2026-03-03T14:00:00Z"), t("2026-03-02T14:00:00Z")),
@@ -131,9 +142,8 @@ def test_reviews_file_names_prs_of_an_earlier_import_and_reimport_keeps_them(tmp
     assert query(db, first)[1] == (13, t("2026-03-04T10:00:00Z"), t("2026-03-04T08:00:00Z"))
 
 
-def test_unknown_pull_request_rejects_the_whole_file(tmp_path: Path) -> None:
-    db = tmp_path / "store.ducklake"
-    run_cli(db, "import", str(example(tmp_path, "pull_requests.csv")))
+def test_unknown_pull_request_rejects_the_whole_file(tmp_path: Path, prs_store: Path) -> None:
+    db = copy_store(prs_store, tmp_path / "store.ducklake")   # pull_requests.csv imported
     bad = tmp_path / "reviews.csv"
     bad.write_text("pr_id,id,author,state,submitted_at\n"
                    "pr-12,x1,bo,APPROVED,2026-03-03T10:00:00Z\n"
@@ -145,9 +155,8 @@ def test_unknown_pull_request_rejects_the_whole_file(tmp_path: Path) -> None:
     assert query(db, "SELECT first_review_at FROM pull_requests WHERE number = 12") == [(None,)]
 
 
-def test_kind_is_told_from_columns_and_bad_values_name_the_line(tmp_path: Path) -> None:
-    db = tmp_path / "store.ducklake"
-    run_cli(db, "import", str(example(tmp_path, "pull_requests.csv")))
+def test_kind_is_told_from_columns_and_bad_values_name_the_line(tmp_path: Path, prs_store: Path) -> None:
+    db = copy_store(prs_store, tmp_path / "store.ducklake")   # pull_requests.csv imported
     # repository + number + sha + authored_at: a PR's commits, not a commit of the repository
     pr_commits = tmp_path / "pr_commits_by_number.csv"
     pr_commits.write_text("repository,number,sha,authored_at\npayments-api,13,abcdef1,2026-03-04T07:00:00Z\n")

@@ -177,8 +177,8 @@ def test_collect_import_webhooks_and_reads_at_once(
           f"{reads_during} reads meanwhile, {len(reader.reads)} in all")
 
     # every command exited 0; every delivery was stored (a 2xx means committed)
-    for proc, (_, err) in zip(writers, outputs, strict=True):
-        assert proc.returncode == 0, f"{' '.join(proc.args)} exited {proc.returncode}:\n{err}"
+    for writer, cmd, (_, err) in zip(writers, (collect, load), outputs, strict=True):
+        assert writer.returncode == 0, f"{' '.join(cmd)} exited {writer.returncode}:\n{err}"
     assert f"{BIG_COMMITS} new commits (full; {BIG_COMMITS} in total)" in outputs[0][1]
     assert f"imported {incidents} incidents rows" in outputs[1][1]
     assert [(a.status_code, a.json().get("message")) for a in answers] == [(200, "stored")] * 200
@@ -210,9 +210,9 @@ def test_collect_import_webhooks_and_reads_at_once(
     assert final_deployments == final_git["deployments"]
     final_metrics = _payments_group(json_out(run_here(store, "metrics", "--format", "json", *WINDOW)))
     assert (final_metrics["deployments"], final_metrics["incidents"]) == (len(big_repo.releases), incidents)
-    seen = Counter()
-    for command, proc in reader.reads:
-        payload = json.loads(proc.stdout)
+    seen: Counter[str] = Counter()
+    for command, read in reader.reads:
+        payload = json.loads(read.stdout)
         if command == "deployments":
             git = {r["id"]: r["changes"] for r in payload if r["source"] == "git-tag"}
             assert git in ({}, final_deployments), "a read showed part of the git collection"
@@ -269,7 +269,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Pat
     state = _state(store, "kill")
     assert state == _expected_git("kill", history, 100)
 
-    kills = Counter()
+    kills: Counter[str] = Counter()
     attempt = 0
     while kills["killed"] < 20:
         attempt += 1
