@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from analytics.store.connection import connect, open_writer
-from tests.store_workloads import SEMVER, Store, json_out, ok, run, write_history
+from tests.store_workloads import SEMVER, Store, json_out, ok, run, run_here, write_history
 
 
 def test_store_connections_show_utc_draw_no_progress_bar_and_spill_privately(tmp_path: Path) -> None:
@@ -33,7 +33,9 @@ def test_store_connections_show_utc_draw_no_progress_bar_and_spill_privately(tmp
 def test_listing_times_are_utc_whatever_the_machine_time_zone(tmp_path: Path) -> None:
     history = write_history(tmp_path / "tz.git", 60, release_every=20)
     store = Store(str(tmp_path / "tz.ducklake"))
-    ok(run(store, "collect", "git", str(history.path), "--deploy-tags", SEMVER, cwd=tmp_path))
+    # the collection in this process (its time zone is not what is tested); each listing is a
+    # process of its own, started with the zone in TZ as a machine set to it would start it
+    ok(run_here(store, "collect", "git", str(history.path), "--deploy-tags", SEMVER, cwd=tmp_path))
     outputs = {}
     for zone in ("UTC", "Europe/Berlin", "America/Los_Angeles"):
         for fmt in ("json", "csv"):
