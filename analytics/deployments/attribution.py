@@ -46,6 +46,8 @@ class _Graph:
     follows first-parent chains without pushing them on a stack.
     """
 
+    spans = False  # walk() gives one number per commit
+
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         execute(con, _NODES)
         self.first: list[int] = [parent for (parent,) in execute(con, _FIRST_PARENTS).fetchall()]
@@ -97,22 +99,33 @@ class _LoadedGraph:
                 extra[child] = list(more)
         return first, extra
 
+    # walk() gives spans: out holds (first, last + 1) number pairs of consecutive commits
+    spans = True
+
     def walk(self, start: int, visited: bytearray, out: list[int]) -> None:
-        """Append to ``out`` every commit reachable from ``start`` that is not visited yet."""
+        """Append to ``out`` every commit reachable from ``start`` that is not visited yet, as
+        spans of consecutive numbers (``lo, hi`` for lo, lo + 1, ..., hi - 1, in walk order):
+        a first-parent chain through commits without an entry is one span, so the walk's
+        output and the pairs' CSV hold a span per chain instead of a number per commit."""
         special, append = self.special.get, out.append
         stack = [start]
         while stack:
             current = stack.pop()
+            lo = current
             while current >= 0 and not visited[current]:
                 visited[current] = 1
-                append(current)
                 node = special(current)
                 if node is None:
                     current += 1
                 else:
+                    append(lo)
+                    append(current + 1)
                     if node[1] is not None:
                         stack.extend(node[1])
-                    current = node[0]
+                    current = lo = node[0]
+            if current > lo:
+                append(lo)
+                append(current)
 
 
 def _graph(con: duckdb.DuckDBPyConnection, loaded: LoadedNodes | None) -> _Graph | _LoadedGraph:
@@ -249,7 +262,7 @@ def _finish(con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: b
     graph = _graph(con, loaded)
     for statement in (_RESOLVED, _STARTS, _WALKS, _DEPS):
         execute(con, statement)
-    out: list[int] = []
+    out: list[int] = []  # commit numbers in walk order, or spans of them (graph.spans)
     runs: list[tuple[int, int, int]] = []  # deployment number, first and last+1 position in out
     for _svc, _env, numbers, starts in execute(con, _WALK_INPUT).fetchall():
         visited = bytearray(graph.size)
@@ -257,24 +270,30 @@ def _finish(con: duckdb.DuckDBPyConnection, selected: list[Scope], any_stored: b
             before = len(out)
             graph.walk(start, visited, out)
             runs.append((number, before, len(out)))
+    walked = sum(out[1::2]) - sum(out[0::2]) if graph.spans else len(out)
     unresolved = {(str(svc), str(env)): (int(count), [str(n) for n in names])
                   for svc, env, count, names in execute(con, _UNRESOLVED).fetchall()}
     execute(con, "DROP TABLE _attr_shipped; DROP TABLE _attr_candidates; DROP TABLE _attr_resolved; "
                  "DROP TABLE _attr_starts; "
                  "DROP TABLE _attr_walks; DROP TABLE _attr_scopes")
-    _apply(con, out, runs, any_stored)
+    _apply(con, out, runs, any_stored, graph.spans)
     _warn_unresolved(con, selected, unresolved, warnings_present)
-    return len(out)
+    return walked
 
 
-def _pairs_csv(out: list[int], runs: list[tuple[int, int, int]]) -> str:
+def _pairs_csv(out: list[int], runs: list[tuple[int, int, int]], spans: bool = False) -> str:
     """The walk's (deployment number, commit number) pairs as a CSV file for DuckDB's reader:
-    written at C speed by str.join, and parsed by DuckDB faster than it converts Python lists."""
+    written at C speed by str.join, and parsed by DuckDB faster than it converts Python lists.
+    ``spans``: ``out`` holds spans, written as (deployment number, first, last + 1) lines."""
     parts = []
     for number, lo, hi in runs:
         if hi > lo:
             prefix = f"{number},"
-            parts.append(prefix + ("\n" + prefix).join(map(str, out[lo:hi])))
+            if spans:
+                parts.append(prefix + ("\n" + prefix).join(
+                    f"{first},{end}" for first, end in zip(out[lo:hi:2], out[lo + 1:hi:2], strict=True)))
+            else:
+                parts.append(prefix + ("\n" + prefix).join(map(str, out[lo:hi])))
     fd, path = tempfile.mkstemp(prefix="gitops-dora-attr-", suffix=".csv")
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(parts) + "\n")
@@ -282,7 +301,7 @@ def _pairs_csv(out: list[int], runs: list[tuple[int, int, int]]) -> str:
 
 
 def _apply(con: duckdb.DuckDBPyConnection, out: list[int], runs: list[tuple[int, int, int]],
-           any_stored: bool) -> None:
+           any_stored: bool, spans: bool = False) -> None:
     """Make the scopes' rows equal the walk's result by deleting and inserting only the
     difference, and drop rows of deployments that no longer exist (read into ``_attr_old``).
 
@@ -290,11 +309,17 @@ def _apply(con: duckdb.DuckDBPyConnection, out: list[int], runs: list[tuple[int,
     recomputation that changes nothing writes nothing, and a re-run after one new commit touches
     one row instead of rewriting the whole scope. With nothing stored yet it is one INSERT.
     """
-    path = _pairs_csv(out, runs) if out else None
+    path = _pairs_csv(out, runs, spans) if out else None
     try:
-        source = (f"(SELECT dk, i FROM read_csv({sql_string(path)}, header = false, "
-                  "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))"
-                  if path else "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)")
+        if path is None:
+            source = "(SELECT NULL::INTEGER AS dk, NULL::INTEGER AS i WHERE false)"
+        elif spans:
+            source = (f"(SELECT dk, CAST(unnest(range(lo, hi)) AS INTEGER) AS i FROM read_csv("
+                      f"{sql_string(path)}, header = false, auto_detect = false, delim = ',', "
+                      "columns = {'dk': 'INTEGER', 'lo': 'INTEGER', 'hi': 'INTEGER'}))")
+        else:
+            source = (f"(SELECT dk, i FROM read_csv({sql_string(path)}, header = false, "
+                      "auto_detect = false, delim = ',', columns = {'dk': 'INTEGER', 'i': 'INTEGER'}))")
         if any_stored:
             # A stored row whose commit times are not its commit's (NULL: written before the
             # commit was collected or by a writer that left them out; different: the commit was
