@@ -22,7 +22,8 @@ from tests.test_import_deployments_stream import (
     _streamed,
     _tables,
     _write,
-    repos,  # noqa: F401 - the module-scoped fixture
+    base,  # noqa: F401 - the module-scoped fixtures: the store every test copies, built once
+    repos,  # noqa: F401
 )
 
 IDS = ['pair "quoted"', "pair, comma", "pair; semi", "=SUM(A1)", "paire-é-✓", "pair 'single'", "plain"]
@@ -45,9 +46,11 @@ def _rows(shas: list[str], side: str) -> list[list[str]]:
     return rows
 
 
-def test_pairs_and_resolution_equal_the_record_path(tmp_path: Path, repos: dict[str, Any]) -> None:  # noqa: F811
+def test_pairs_and_resolution_equal_the_record_path(
+    tmp_path: Path, repos: dict[str, Any], base: Path,  # noqa: F811
+) -> None:
     src = _write(tmp_path / "pairs.csv", _rows(repos["shas"], repos["side"]), HEADER)
-    a, b = _store(tmp_path / "a", repos), _store(tmp_path / "b", repos)
+    a, b = _store(tmp_path / "a", base), _store(tmp_path / "b", base)
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "pandas", None)  # any import of pandas in the stream now fails
         streamed = _streamed(a, src)
