@@ -77,3 +77,36 @@ def test_the_report_counts_one_baseline_per_scope(con: duckdb.DuckDBPyConnection
     # web/production's (web-2) failed too
     assert baselines == {("api", "production"): 0, ("api", "staging"): 1,
                          ("web", "production"): 0, ("web", "staging"): 1}
+
+
+ODD_IDS = """
+INSERT INTO deployments (id, service, environment, revision, repository, deployed_at, status, source)
+VALUES
+    -- pay/production: the first has no id (the column allows NULL); arg_min(id, ...) skipped it
+    ('pay-b', 'pay', 'production', 'p2', 'pay', TIMESTAMPTZ '2024-01-02 00:00:00+00', 'success', 'import'),
+    (NULL, 'pay', 'production', 'p1', 'pay', TIMESTAMPTZ '2024-01-01 00:00:00+00', 'success', 'import'),
+    -- pay/staging: a NULL id ties with 'pay-s' at the first instant: NULLs sort last, as in ORDER BY
+    (NULL, 'pay', 'staging', 'p1', 'pay', TIMESTAMPTZ '2024-01-01 00:00:00+00', 'success', 'import'),
+    ('pay-s', 'pay', 'staging', 'p1', 'pay', TIMESTAMPTZ '2024-01-01 00:00:00+00', 'success', 'import'),
+    -- ops/production: one id stored twice at the first instant; a join on the id marked both
+    ('ops-1', 'ops', 'production', 'o1', 'ops', TIMESTAMPTZ '2024-03-01 00:00:00+00', 'success', 'import'),
+    ('ops-1', 'ops', 'production', 'o1', 'ops', TIMESTAMPTZ '2024-03-01 00:00:00+00', 'success', 'import'),
+    ('ops-2', 'ops', 'production', 'o2', 'ops', TIMESTAMPTZ '2024-03-02 00:00:00+00', 'success', 'import');
+"""
+
+
+def test_a_null_or_repeated_id_still_gives_one_baseline_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "odd.duckdb"
+    with open_writer(path, source="test-fixture") as session:
+        session.con.execute(ODD_IDS)
+    for con in reader(path):
+        apply_settings(con)
+        got = con.execute(
+            "SELECT service, environment, id, is_baseline FROM deployment_baselines "
+            "ORDER BY service, environment, deployed_at, id NULLS LAST, is_baseline").fetchall()
+    assert got == [
+        ("ops", "production", "ops-1", False), ("ops", "production", "ops-1", True),
+        ("ops", "production", "ops-2", False),
+        ("pay", "production", None, True), ("pay", "production", "pay-b", False),
+        ("pay", "staging", "pay-s", True), ("pay", "staging", None, False),
+    ]
