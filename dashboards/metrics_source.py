@@ -15,7 +15,7 @@ from typing import Any
 from analytics.errors import UserError
 from analytics.store.connection import open_reader
 from dashboards.filters import Filters
-from dashboards.source import config_path, data_stamp
+from dashboards.source import config_path, data_stamp, on_store_replaced
 
 GROUP_KEYS = ("service", "team", "environment", "repository")
 OVERVIEW_GROUP_BY = ("environment",)
@@ -134,6 +134,9 @@ class _EngineReaders:
         self._copies = copies
         self._lock = threading.Lock()
         self._free: dict[tuple[str, int], list[Any]] = {}
+        # connections handed out since the last clear(): one taken before a store was replaced is
+        # closed when given back, not kept for the new store's requests of the same snapshot id
+        self._out: set[int] = set()
 
     def take(self, db: Path, stamp: int) -> Any:
         with self._lock:
@@ -143,19 +146,23 @@ class _EngineReaders:
             con = free.pop() if free else None
         for old in closing:
             old.close()
-        if con is not None:
-            return con
-        con = open_reader(db, as_of=stamp - 1 if stamp else None)
-        if self._copies:
-            try:
-                copy_engine_tables(con)
-            except BaseException:
-                con.close()
-                raise
+        if con is None:
+            con = open_reader(db, as_of=stamp - 1 if stamp else None)
+            if self._copies:
+                try:
+                    copy_engine_tables(con)
+                except BaseException:
+                    con.close()
+                    raise
+        with self._lock:
+            self._out.add(id(con))
         return con
 
     def give_back(self, db: Path, stamp: int, con: Any, *, reusable: bool) -> None:
         closing = [con]
+        with self._lock:
+            reusable = reusable and id(con) in self._out
+            self._out.discard(id(con))
         if reusable:
             with self._lock:
                 key = (str(db), stamp)
@@ -173,11 +180,13 @@ class _EngineReaders:
         with self._lock:
             closing = [con for free in self._free.values() for con in free]
             self._free.clear()
+            self._out.clear()
         for con in closing:
             con.close()
 
 
 ENGINE_READERS = _EngineReaders()
+on_store_replaced(ENGINE_READERS.clear)
 
 
 def copy_engine_tables(con: Any) -> list[str]:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from pathlib import Path
 
 import duckdb
 
-from analytics.store.connection import latest_snapshot_id, open_reader
+from analytics.store.connection import Snapshot, open_reader, snapshot_bounds
 
 DB_ENV = "GITOPS_DORA_DB"
 CONFIG_ENV = "GITOPS_DORA_CONFIG"
@@ -53,8 +53,46 @@ def data_stamp(db: Path) -> int:
     pinned = getattr(_PINNED, "stamp", None)
     if pinned is not None:
         return int(pinned)
-    snap = latest_snapshot_id(_ref(db))
-    return 0 if snap is None else snap + 1
+    bounds = snapshot_bounds(_ref(db))
+    _forget_if_replaced(db, bounds)
+    return 0 if bounds is None else bounds[1].id + 1
+
+
+# What each cache (Streamlit's, the shared reader, the engine's connections, the caption) keys on is
+# the snapshot id, and a store built again at the same path (`gitops-dora demo` re-run, a store
+# deleted and collected anew) reuses ids from 0: a page would show the old store's figures for a
+# snapshot id both have. The oldest and newest snapshots seen last per store tell: a different
+# oldest snapshot, the same newest id with another time, or a smaller newest id (ids only grow in
+# one store) means another store, and every cache is emptied.
+_SEEN: dict[str, tuple[Snapshot, Snapshot] | None] = {}
+_SEEN_LOCK = threading.Lock()
+_ON_REPLACED: list[Callable[[], None]] = []
+
+
+def on_store_replaced(forget: Callable[[], None]) -> None:
+    """Call ``forget`` when a store is found replaced (modules that cache per snapshot register)."""
+    _ON_REPLACED.append(forget)
+
+
+def _forget_if_replaced(db: Path, bounds: tuple[Snapshot, Snapshot] | None) -> None:
+    with _SEEN_LOCK:
+        before = _SEEN.get(str(db))
+        _SEEN[str(db)] = bounds
+    if before is None or bounds is None or before == bounds:
+        return
+    (old_first, old_last), (first, last) = before, bounds
+    if first == old_first and (last.id > old_last.id or last == old_last):
+        return   # the same store, written since
+    import streamlit as st
+
+    st.cache_data.clear()
+    with _SHARED_LOCK:
+        entry = _SHARED.pop(str(db), None)
+    if entry is not None:
+        entry[1].close()
+    _CAPTIONS.pop(str(db), None)
+    for forget in _ON_REPLACED:
+        forget()
 
 
 def _ref(db: Path) -> str:

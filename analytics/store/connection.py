@@ -862,6 +862,35 @@ def tables_present(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 
+def snapshot_bounds(db: StoreRef) -> tuple[Snapshot, Snapshot] | None:
+    """The oldest and the newest snapshot of the store, or None when there is none: together they
+    tell a store replaced at the same path from the one a long-running reader saw before (the
+    dashboard caches per snapshot id, and a store built again reuses the ids). Read as cheaply as
+    :func:`latest_snapshot_id`; on PostgreSQL both are the newest (one attach, no catalog scan)."""
+    loc = resolve(db)
+    if not loc.exists():
+        return None
+    rows = loc.read_catalog(
+        "SELECT snapshot_id, snapshot_time FROM ducklake_snapshot WHERE snapshot_id IN "
+        "((SELECT min(snapshot_id) FROM ducklake_snapshot), (SELECT max(snapshot_id) FROM ducklake_snapshot))"
+        " ORDER BY snapshot_id")
+    if rows is not None:
+        if not rows:
+            return None
+        found = [Snapshot(int(str(r[0])), _catalog_time(r[1])) for r in rows]
+        return found[0], found[-1]
+    snap = latest_snapshot(loc)
+    return (snap, snap) if snap else None
+
+
+def _catalog_time(value: object) -> datetime:
+    """A snapshot_time as SQLite's catalog holds it (text, UTC offset included)."""
+    if isinstance(value, datetime):
+        return value
+    when = datetime.fromisoformat(str(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def latest_snapshot_id(db: StoreRef) -> int | None:
     """The newest snapshot id, cheaply: a SQLite catalog is read with Python's sqlite3 (well under a
     millisecond; the dashboard asks on every render); PostgreSQL through a read-only attach."""
