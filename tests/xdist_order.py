@@ -34,13 +34,13 @@ UNMEASURED_MIN_S = 8.0
 # module (under tests/) -> seconds: the mean of its CPU seconds and its wall seconds in a run of the
 # whole suite in one process at a load average of 4-10 (40a18c9, GITOPS_DORA_DUCKDB_THREADS=1)
 MODULE_S: dict[str, float] = {
-    "test_store_acceptance.py": 45.2, "test_browser_pages.py": 76, "test_dashboard_apptest.py": 60,
-    "test_readme_commands.py": 8.7, "test_dashboard_leader.py": 46, "test_stability.py": 20.4,
+    "test_store_acceptance.py": 45.2, "test_browser_pages.py": 76, "test_dashboard_apptest.py": 74,
+    "test_readme_commands.py": 8.7, "test_dashboard_leader.py": 32, "test_stability.py": 20.4,
     "test_receiver_limits.py": 21, "test_browser.py": 37, "test_browser_security.py": 36,
     "test_stability_properties.py": 16.1, "test_receiver_batching.py": 20, "test_fuzz_import.py": 27.6,
     "test_import_deployments_stream.py": 17.9, "test_security_inputs.py": 17,
     "test_receiver_large_bodies.py": 17, "test_reconcilers.py": 19, "test_listing_incidents.py": 8.7,
-    "test_receiver_memory_pruned.py": 14, "test_dashboard_security.py": 19, "test_report.py": 7.6,
+    "test_receiver_memory_pruned.py": 14, "test_dashboard_security.py": 12, "test_report.py": 7.6,
     "test_secrets.py": 13, "test_metrics_speed_equivalence.py": 18, "test_demo.py": 18,
     "test_webhook_acceptance.py": 20, "test_git_collector.py": 18, "test_github_collector.py": 21,
     "test_webhooks.py": 17, "test_receiver_memory_spooled.py": 14, "test_import_speed_upsert.py": 5.2,
@@ -56,7 +56,7 @@ MODULE_S: dict[str, float] = {
     "test_cli_filters.py": 5, "test_attribution.py": 5, "test_crosscheck_revlist.py": 3,
     "test_store_connection_settings.py": 3.3, "test_demo_speed_dump.py": 5,
     "test_import_deployments_pairs.py": 2.4, "test_store_progress_bar.py": 4,
-    "test_git_speed_head_start.py": 4, "test_maturity_dashboard.py": 4,
+    "test_git_speed_head_start.py": 4, "test_maturity_dashboard.py": 3.5,
     # added since, measured the same way in a two-worker run of 99ffe71 (load 6-12)
     "test_change_times.py": 36, "test_receiver_merge_parts.py": 5, "test_receiver_payload_file.py": 24,
     "test_git_speed_tail.py": 5, "test_receiver_rows_one_pass.py": 4,
@@ -64,6 +64,7 @@ MODULE_S: dict[str, float] = {
     # figures above for the modules they changed were replaced the same way)
     "test_receiver_payload_file_hostile.py": 12, "test_receiver_stale_spools.py": 3,
     "test_git_stream.py": 0.3, "test_store_copy.py": 3, "test_review_s10_attribution.py": 17,
+    "test_dashboard_store_replaced.py": 5,
 }
 
 # module -> the scope it is scheduled with (modules sharing session fixtures)
