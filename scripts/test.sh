@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs gitops-dora with its test tools from requirements/dev.lock, plus Debian's chromium (browser
 # tests) and PostgreSQL server (the tests start their own with initdb/pg_ctl) when missing, then runs
-# lint, type checks and the full test suite in two worker processes. Extra arguments go to pytest.
+# lint, type checks and the full test suite in three worker processes. Extra arguments go to pytest.
 # GITOPS_DORA_TEST_VENV=DIR runs the same checks in another, already built venv (scripts/test-latest.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +20,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 "$venv/bin/ruff" check analytics assessment dashboards tests bench
 "$venv/bin/mypy"
-# Two pytest-xdist workers, one per core of the CI machine; --dist loadfile keeps each module on one
-# worker, so its module-scoped fixtures are built once (as loadscope did; 12 modules alternated, same
-# CPU, 76-82 s wall against 107-114 s with loadscope: docs/performance.md, "Test suite, session 7
-# (helper H4)"), handed out costliest first rather than by test count (tests/xdist_order.py, chosen by
-# tests/conftest.py) so both workers end together. GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
+# Three pytest-xdist workers on the CI machine's two cores: many tests wait on a receiver, a
+# dashboard, Chromium or a git process, and a third worker fills those waits (a fresh clone, quiet
+# machine, one run each: 471 s with two workers, 439 s with three, 459 s with four, whose extra
+# interpreter and PostgreSQL server cost more than they fill; docs/performance.md, session 10).
+# --dist loadfile keeps each module on one worker, so its module-scoped fixtures are built once (as
+# loadscope did; 12 modules alternated, same CPU, 76-82 s wall against 107-114 s with loadscope:
+# docs/performance.md, "Test suite, session 7 (helper H4)"), handed out costliest first rather than
+# by test count (tests/xdist_order.py, chosen by tests/conftest.py) so the workers end together.
+# GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
 # pyproject.toml's addopts print the 15 slowest tests (--durations=15).
 # Each worker's DuckDB (and every gitops-dora it starts) runs one thread: two workers with two threads
 # each on two cores cost more CPU, not less time. tests/test_store_threads.py compares one and four.
 export GITOPS_DORA_DUCKDB_THREADS=${GITOPS_DORA_DUCKDB_THREADS:-1}
-exec "$venv/bin/python" -m pytest -n "${GITOPS_DORA_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec "$venv/bin/python" -m pytest -n "${GITOPS_DORA_TEST_WORKERS:-3}" --dist loadfile "$@"

@@ -8,7 +8,6 @@ future on its own branch), with an octopus merge, several roots, and a shallow c
 
 from __future__ import annotations
 
-import queue
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,9 @@ from analytics.deployments import attribution, loaded_nodes
 from tests.gitrepo import GitRepo
 from tests.store_query import git_store_dump
 from tests.test_git_ingest_equivalence import ALL_TAGS, _hostile_repo, _raw_commit
+from tests.test_git_speed_loaded_nodes import _one_chunk_a_load
 
 Edges = dict[str, tuple[str | None, list[str]]]
-
-
-def _one_chunk_a_load(self: git_log.LogReader, *, wait: bool = False) -> list[git_log.Chunk]:
-    """LogReader.ready taking one chunk at a time: a load (and a matching step) per chunk."""
-    if self.complete:
-        return []
-    try:
-        item = self.queue.get() if wait else self.queue.get_nowait()
-    except queue.Empty:
-        return []
-    if item is None:
-        self.complete = True
-        return []
-    return [item]
 
 
 def _skewed_repo(path: Path) -> GitRepo:
