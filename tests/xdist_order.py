@@ -63,7 +63,7 @@ MODULE_S: dict[str, float] = {
     # session 10: the helpers' serial runs of their modules after their changes (load 2-11; the
     # figures above for the modules they changed were replaced the same way)
     "test_receiver_payload_file_hostile.py": 12, "test_receiver_stale_spools.py": 3,
-    "test_git_stream.py": 0.3, "test_store_copy.py": 3, "test_review_s10_attribution.py": 17,
+    "test_git_stream.py": 0.3, "test_store_copy.py": 3, "test_attribution_loaded_graph_paths.py": 17,
     "test_dashboard_store_replaced.py": 5,
 }
 

@@ -1,4 +1,4 @@
-"""Review of session 10's first-load attribution (reviewer R1): the graph a repository's first
+"""First-load attribution (written by session 10's review): the graph a repository's first
 ``collect git`` matches chunk by chunk (analytics/deployments/loaded_nodes.py) and its sparse
 walk must give exactly the stored rows that steps 3-5 (the commits read back from the store)
 give, also where the store is not new: other repositories collected before, deployments of the
