@@ -64,7 +64,7 @@ def data_stamp(db: Path) -> int:
 # snapshot id both have. The oldest and newest snapshots seen last per store tell: a different
 # oldest snapshot, the same newest id with another time, or a smaller newest id (ids only grow in
 # one store) means another store, and every cache is emptied.
-_SEEN: dict[str, tuple[Snapshot, Snapshot] | None] = {}
+_SEEN: dict[str, tuple[Snapshot, Snapshot]] = {}
 _SEEN_LOCK = threading.Lock()
 _ON_REPLACED: list[Callable[[], None]] = []
 
@@ -75,10 +75,12 @@ def on_store_replaced(forget: Callable[[], None]) -> None:
 
 
 def _forget_if_replaced(db: Path, bounds: tuple[Snapshot, Snapshot] | None) -> None:
+    if bounds is None:   # no store now: the last one seen stays the reference for the next store
+        return
     with _SEEN_LOCK:
         before = _SEEN.get(str(db))
         _SEEN[str(db)] = bounds
-    if before is None or bounds is None or before == bounds:
+    if before is None or before == bounds:
         return
     (old_first, old_last), (first, last) = before, bounds
     if first == old_first and (last.id > old_last.id or last == old_last):

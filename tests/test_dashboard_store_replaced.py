@@ -106,3 +106,20 @@ def test_a_connection_in_use_while_the_store_is_replaced_is_not_kept(
     assert source.data_stamp(live) == stamp           # noticed here: the caches are emptied
     metrics_source.ENGINE_READERS.give_back(live, stamp, in_use, reusable=True)
     assert _deployments(live, "2026-06-03") == 7
+
+
+def test_a_store_deleted_read_and_collected_again_shows_its_own_figures(
+        stores: tuple[Path, Path], tmp_path: Path) -> None:
+    """A render between the deletion and the new store (no store: nothing to compare) must not make
+    the dashboard forget which store it cached for."""
+    three, nine = stores
+    live = tmp_path / "live.ducklake"
+    _install(three, live)
+    stamp = source.data_stamp(live)
+    assert _deployments(live, SINCE) == 3
+    shutil.rmtree(Path(str(live) + ".files"))
+    live.unlink()
+    assert source.data_stamp(live) == 0
+    _install(nine, live)
+    assert source.data_stamp(live) == stamp
+    assert _deployments(live, SINCE) == 9
