@@ -30,6 +30,11 @@ fi
 # by test count (tests/xdist_order.py, chosen by tests/conftest.py) so the workers end together.
 # GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
 # pyproject.toml's addopts print the 15 slowest tests (--durations=15).
+# Python writes bytecode caches (__pycache__, ignored by git) even where the environment turns them off
+# (PYTHONDONTWRITEBYTECODE=1 in some images, this machine included): the suite starts hundreds of
+# gitops-dora, receiver and dashboard processes, and each recompiled the project modules it imported
+# (about 0.05 CPU-s a process).
+unset PYTHONDONTWRITEBYTECODE
 # Each worker's DuckDB (and every gitops-dora it starts) runs one thread: two workers with two threads
 # each on two cores cost more CPU, not less time. tests/test_store_threads.py compares one and four.
 export GITOPS_DORA_DUCKDB_THREADS=${GITOPS_DORA_DUCKDB_THREADS:-1}
