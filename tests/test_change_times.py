@@ -50,14 +50,14 @@ ORDER BY ALL
 """
 _VIEW_STARTS = "SELECT deployment_id, repo, sha, start_at FROM change_lead_times ORDER BY ALL"
 _DRIFT = """
-SELECT count(*) FROM deployment_changes dc
-JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+SELECT count(*) FROM lake.main.deployment_changes dc
+JOIN lake.main.commits c ON c.repo = dc.repo AND c.sha = dc.sha
 WHERE dc.author_time IS NOT NULL AND dc.author_time IS DISTINCT FROM c.author_time
    OR dc.committer_time IS NOT NULL AND dc.committer_time IS DISTINCT FROM c.committer_time
 """
 _MISSING = """
-SELECT count(*) FROM deployment_changes dc
-JOIN commits c ON c.repo = dc.repo AND c.sha = dc.sha
+SELECT count(*) FROM lake.main.deployment_changes dc
+JOIN lake.main.commits c ON c.repo = dc.repo AND c.sha = dc.sha
 WHERE dc.author_time IS NULL OR dc.committer_time IS NULL
 """
 _HIDE_TIMES = ("CREATE TEMP TABLE deployment_changes AS SELECT deployment_id, repo, sha,"
@@ -78,11 +78,11 @@ def in_step(db: Path, *, filled: bool = True) -> int:
     """Check the store's change times against its commits (module docstring); ``filled``: every
     change whose commit is stored also has its times stored (what the writers guarantee when the
     commit was there first or attribution ran since). Returns the number of changes checked."""
-    assert query(db, _DRIFT) == [(0,)]
-    if filled:
-        assert query(db, _MISSING) == [(0,)]
-    con = open_reader(db)
+    con = open_reader(db)   # one reader of the newest snapshot for every query here
     try:
+        assert con.execute(_DRIFT).fetchall() == [(0,)]
+        if filled:
+            assert con.execute(_MISSING).fetchall() == [(0,)]
         for start in ("author", "committer"):
             apply_settings(con, lead_time_start=start)
             assert con.execute(_VIEW_STARTS).fetchall() == con.execute(_JOINED_STARTS).fetchall()
@@ -90,10 +90,10 @@ def in_step(db: Path, *, filled: bool = True) -> int:
         con.execute(_HIDE_TIMES)
         joined = _reports(con)
         con.execute("DROP TABLE temp.main.deployment_changes")
+        rows = con.execute("SELECT count(*) FROM lake.main.deployment_changes").fetchall()[0][0]
     finally:
         con.close()
     assert stored == joined
-    rows = query(db, "SELECT count(*) FROM deployment_changes")[0][0]
     return int(rows)
 
 
