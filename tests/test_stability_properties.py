@@ -11,6 +11,7 @@ a revision or nothing known), loaded by ``gitops-dora import`` into a real DuckD
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from hypothesis import strategies as st
 from analytics.store.connection import open_writer
 from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics_and_rows, write_csv
 from tests.store_fixture import copy_store
+from tests.typer_once import command_built_once
 
-pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
+pytestmark = pytest.mark.usefixtures("one_duckdb_thread", "typer_command_once")  # tests/conftest.py, below
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 SERVICES = ("pay", "shop", "search")
 ENVIRONMENTS = ("production", "staging")
@@ -51,6 +53,14 @@ incident_rows = st.lists(
     ),
     min_size=0, max_size=25,
 )
+
+
+@pytest.fixture(scope="module")
+def typer_command_once() -> Iterator[None]:
+    """The click command is built from the Typer app once for the module, not in every example's
+    import (tests/typer_once.py); each import still parses its arguments in a fresh click context."""
+    with command_built_once():
+        yield
 
 
 @pytest.fixture(scope="module")
