@@ -64,29 +64,53 @@ def wait_until_serving(url: str, proc: subprocess.Popen[bytes], seconds: float) 
             time.sleep(0.1)
 
 
-@contextmanager
-def receiver(
-    db: Path, env: Mapping[str, str], *, args: tuple[str, ...] = (), config: Path | None = None
-) -> Iterator[Receiver]:
-    """``gitops-dora serve-webhooks`` in its own process; waits until GET / answers."""
+def _start(db: Path, env: Mapping[str, str], args: tuple[str, ...], config: Path | None
+           ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    clean = child_env()
     cmd = [CLI, "--db", str(db)]
     if config is not None:
         cmd += ["--config", str(config)]
     cmd += ["serve-webhooks", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, proc, 30)
-        yield Receiver(url=url, process=proc)
-    finally:
+    proc = subprocess.Popen(cmd, env={**child_env(), **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each, then each waited for (20 s, then killed): they shut down together."""
+    for proc in procs:
         proc.terminate()
+    for proc in procs:
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def receiver(
+    db: Path, env: Mapping[str, str], *, args: tuple[str, ...] = (), config: Path | None = None
+) -> Iterator[Receiver]:
+    """``gitops-dora serve-webhooks`` in its own process; waits until GET / answers."""
+    with receivers([db], env, args=args, config=config) as (running,):
+        yield running
+
+
+@contextmanager
+def receivers(
+    dbs: list[Path], env: Mapping[str, str], *, args: tuple[str, ...] = (), config: Path | None = None
+) -> Iterator[list[Receiver]]:
+    """A receiver per store, with the same settings, started together (each start is some 0.8 CPU-s
+    of imports and store opening: a test that needs two waits for the slower, not for the sum)."""
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for db in dbs:
+            started.append(_start(db, env, args, config))
+        for proc, url in started:
+            wait_until_serving(url, proc, 30)
+        yield [Receiver(url=url, process=proc) for proc, url in started]
+    finally:
+        _stop([proc for proc, _ in started])
 
 
 def github_headers(
