@@ -392,11 +392,13 @@ def _family_table(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
     table: str, only: Period | None = None,
 ) -> FamilyTable:
-    """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
+    """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them),
+    or into a table of another database when ``table`` is qualified (lanes.py's work database)."""
     _scope(con, gf, query, only)
     dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
+    kind = "TABLE" if "." in table else "TEMP TABLE"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
+        f"CREATE OR REPLACE {kind} {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
         f" FROM ({_statement(render(gf.body, query.group_by, window))}\n)"
     )
     described = con.execute(f"DESCRIBE {table}").fetchall()
@@ -552,16 +554,35 @@ def _current_and_previous(
     reads ``{since}``/``{until}`` needs each window's own edges and gets two passes.
     Returns the result (for its columns) and the current and previous values by key.
     """
+    runs = _passes(files, query, window, spans)
+    return _compared(query, spans, [_window_results(con, files, query, w, s, transactions) for w, s in runs])
+
+
+def _passes(
+    files: list[GroupFile], query: MetricsQuery, window: Window, spans: list[Period]
+) -> list[tuple[Window, list[Period]]]:
+    """The windows and periods the families run over: the window's; with ``--compare-previous``
+    both windows as one (the previous periods after the current ones), or each on its own when a
+    body reads ``{since}``/``{until}``."""
+    if not query.compare_previous:
+        return [(window, spans)]
     before = window.previous()
     previous_spans = periods(before, query.trend)
-    ndims = len(query.group_by)
-    count = len(spans)
     if any("{since}" in gf.body or "{until}" in gf.body for gf in files):
-        current = _window_results(con, files, query, window, spans, transactions)
-        previous = _window_results(con, files, query, before, previous_spans, transactions)
-        return current, _by_key(current, ndims), _by_key(previous, ndims)
-    both = _window_results(con, files, query, Window(before.since, window.until), [*spans, *previous_spans],
-                           transactions)
+        return [(window, spans), (before, previous_spans)]
+    return [(Window(before.since, window.until), [*spans, *previous_spans])]
+
+
+def _compared(
+    query: MetricsQuery, spans: list[Period], results: list[WindowResult]
+) -> tuple[WindowResult, dict[tuple[Any, ...], tuple[Any, ...]], dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """The result (for its columns) and the current and previous values by key, from the passes
+    of :func:`_passes` with ``--compare-previous``."""
+    ndims = len(query.group_by)
+    if len(results) == 2:
+        return results[0], _by_key(results[0], ndims), _by_key(results[1], ndims)
+    both = results[0]
+    count = len(spans)
     keyed = _by_key(both, ndims)
     current_values = {k: v for k, v in keyed.items() if k[-1] < count}
     previous_values = {(*k[:-1], k[-1] - count): v for k, v in keyed.items() if k[-1] >= count}
@@ -789,23 +810,36 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
 
 
 def compute_metrics(
-    con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None = None
+    con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None = None, *,
+    lanes: bool = True,
 ) -> MetricsReport:
-    """Run every family for the window (and the previous one when asked) and merge by group."""
+    """Run every family for the window (and the previous one when asked) and merge by group.
+
+    With ``lanes`` (and when lanes.py finds the connection fit for it) the families run on two
+    connections at once; ``lanes=False`` runs them one after another on ``con`` (a caller that
+    replaced one of the view files' TEMP macros needs that: lanes.py does not compare macros)."""
     cfg = config or Config()
     lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
     apply_settings(con, cfg, lead_time_start=lead_time_start)
     files = group_files()
     transactions = StatementGroups(con)
-    with _tables_copied_once(con, transactions):
-        window = data_window(con, query)
-        spans = periods(window, query.trend)
-        with _shared_views_computed_once(con, transactions):
-            if query.compare_previous:
-                result, current, previous = _current_and_previous(
-                    con, files, query, window, spans, transactions)
-            else:
-                result = _window_results(con, files, query, window, spans, transactions)
+    laned = _in_lanes(con, cfg, lead_time_start, files, query, transactions) if lanes else None
+    if laned is not None:
+        window, spans, results = laned
+        if query.compare_previous:
+            result, current, previous = _compared(query, spans, results)
+        else:
+            result = results[0]
+    else:
+        with _tables_copied_once(con, transactions):
+            window = data_window(con, query)
+            spans = periods(window, query.trend)
+            with _shared_views_computed_once(con, transactions):
+                if query.compare_previous:
+                    result, current, previous = _current_and_previous(
+                        con, files, query, window, spans, transactions)
+                else:
+                    result = _window_results(con, files, query, window, spans, transactions)
     with _no_gc_pauses():
         if query.compare_previous:
             groups = _compared_groups(result, current, previous, query, spans)
@@ -823,3 +857,17 @@ def compute_metrics(
         lead_time_start=lead_time_start, benchmark=query.benchmark, columns=columns, groups=groups,
         notes=notes,
     )
+
+
+def _in_lanes(
+    con: duckdb.DuckDBPyConnection, config: Config, lead_time_start: str, files: list[GroupFile],
+    query: MetricsQuery, transactions: StatementGroups,
+) -> tuple[Window, list[Period], list[WindowResult]] | None:
+    """The report's passes computed by lanes.py on two connections, or None when it cannot."""
+    from analytics.metrics import lanes
+
+    split = lanes.wanted(con, files, transactions)
+    if split is None:
+        return None
+    return lanes.run(con, config, lead_time_start, files, split, query, transactions,
+                     lambda window, spans: _passes(files, query, window, spans))
