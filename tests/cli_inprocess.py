@@ -103,12 +103,50 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     return subprocess.CompletedProcess([CLI, *argv], code, _as_text(out.getvalue()), _as_text(err.getvalue()))
 
 
+# Typer's click command, built from the app once per test process (see _command_built_once).
+_built_command: dict[int, tuple[Any, tuple[int, ...], Any]] = {}
+
+
+@contextlib.contextmanager
+def _command_built_once() -> Iterator[None]:
+    """``typer.main.get_command`` hands back the command it built before for the same app.
+
+    ``Typer.__call__`` rebuilds the whole click command tree on every call (every command's
+    parameters read back from its function's signature: 0.02-0.03 CPU-s). A process runs one
+    command and pays it once; a test process running hundreds of commands paid it each time. Click
+    makes a new context for every invocation and keeps nothing of one call in the command, so each
+    call parses and runs as in a fresh process; only the construction is shared. A change to the
+    app's registrations (a new command, group or callback) builds it again.
+    """
+    import typer.main
+
+    real = typer.main.get_command
+    if getattr(real, "_built_once", False):  # already inside one (a nested call refuses anyway)
+        yield
+        return
+
+    def get_command(app: Any) -> Any:
+        shape = (len(app.registered_commands), len(app.registered_groups), id(app.registered_callback))
+        entry = _built_command.get(id(app))
+        if entry is None or entry[0] is not app or entry[1] != shape:
+            entry = _built_command[id(app)] = (app, shape, real(app))
+        return entry[2]
+
+    get_command._built_once = True  # type: ignore[attr-defined]
+    typer.main.get_command = get_command  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        typer.main.get_command = real
+
+
 def _call(argv: list[str]) -> int:
     """The exit status of the entry point, as the interpreter turns it into a process's."""
     from analytics.cli import main as cli_main
 
     try:
-        cli_main.run(argv)
+        with _command_built_once():
+            cli_main.run(argv)
     except SystemExit as exc:
         return _exit_status(exc.code)
     except BaseException:  # noqa: BLE001 - what escapes the entry point, the interpreter prints and exits 1
