@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from tests.gitrepo import AUTHOR, COMMITTER, GitRepo, When, clean_git_env, git_date
+from tests.gitrepo import AUTHOR, COMMITTER, GitRepo, When, clean_git_env, fast_import_command, git_date
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class HistoryStream:
 
     def __enter__(self) -> HistoryStream:
         self._proc = subprocess.Popen(
-            ["git", "-C", str(self.path), "fast-import", "--quiet", "--done"],
+            fast_import_command(self.path),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_git_env())
         return self
 

@@ -72,6 +72,17 @@ def clean_git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def fast_import_command(path: Path) -> list[str]:
+    """``git fast-import`` into the repository at ``path``, reading the stream from stdin, that
+    stores objects whole: no zlib (``core.compression=0``) and no deltas (``--depth=0``). The
+    objects, their ids and every ref are the same as with git's defaults (``git fsck --strict``
+    clean); only the pack's encoding differs. For the 20,000 generated commits of the store tests
+    fast-import took 1.4 instead of 3.4 CPU-s and a ``git log --numstat`` of them 0.25 instead of
+    0.35 (the pack is 53 MB instead of 7)."""
+    return ["git", "-c", "core.compression=0", "-C", str(path), "fast-import", "--quiet", "--done",
+            "--depth=0"]
+
+
 class GitRepo:
     """A real repository on disk; methods return full shas."""
 

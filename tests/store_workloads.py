@@ -27,7 +27,7 @@ from analytics.store.keys import TABLE_KEYS
 from analytics.store.location import resolve
 from tests import cli_inprocess
 from tests.child_env import child_env
-from tests.gitrepo import clean_git_env
+from tests.gitrepo import clean_git_env, fast_import_command
 
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 SEMVER = r"^v[0-9]+\.[0-9]+\.[0-9]+$"
@@ -187,8 +187,8 @@ def write_history(history: History | Path, count: int, *, release_every: int = 5
     if not (history.path / "HEAD").exists():
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(history.path)], check=True,
                        env=env, capture_output=True)
-    proc = subprocess.Popen(["git", "-C", str(history.path), "fast-import", "--quiet", "--done"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(fast_import_command(history.path), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
     assert proc.stdin is not None and proc.stderr is not None
     for chunk in _stream(history, count, release_every=release_every, nightly_every=nightly_every,
                          merge_every=merge_every):
