@@ -10,21 +10,17 @@ Overview; the PR breakdown's legend names every phase.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dashboards.definitions import METRICS
+from tests.browser_session import CHROMIUM, new_page, shared_context, wait_drawn
 from tests.dashboard_server import Dashboard
-from tests.test_browser import DRAWN_JS, next_frames
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
 QUERY = "?since=2026-08-01&until=2026-11-01"
@@ -68,41 +64,29 @@ def dashboard(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def context(request: pytest.FixtureRequest) -> Any:
+    """The process's browser context (tests/browser_session.py, shared with test_browser.py: the
+    dashboard's scripts are fetched and compiled once); each test opens its own page in it."""
+    return shared_context(request)
 
 
 def settle(page: Any) -> None:
-    """Until the script run is over, every chart is drawn and no element is still a skeleton."""
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
-                           timeout=120_000)
-    # no element left stale from a previous run (a resize reruns nothing, but a rerun would), then
-    # two drawn frames for the charts' last resize before a screenshot (the checks read text and the
-    # DOM, not pixels): a fixed 300 ms (800 before) here was 12 s of waiting over 40 settles
-    page.wait_for_function(DRAWN_JS, timeout=60_000)
-    next_frames(page)
+    """Until the script run is over, every chart is drawn and no element is still a skeleton or
+    stale, then two drawn frames for the charts' last resize before a screenshot."""
+    wait_drawn(page)
 
 
-def open_page(browser: Any, url: str, path: str, size: str) -> tuple[Any, Any, list[str]]:
-    width, height = SIZES[size]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+def open_page(context: Any, url: str, path: str, size: str) -> tuple[Any, list[str]]:
+    """A new page (a new session) at the size ``size`` showing ``path`` with :data:`QUERY`, once its
+    title and the last thing it draws are there and its script run is over."""
+    page, errors = new_page(context, *SIZES[size])
     page.goto(f"{url}/{path}{QUERY}")
     title, last = PAGES[path]
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     if last.startswith("css="):
-        page.locator(last[4:]).first.wait_for(timeout=120_000)
+        wait_drawn(page, (title,), (last[4:],))
     else:
-        page.get_by_role("heading", name=last, exact=True).first.wait_for(timeout=120_000)
-    settle(page)
-    return context, page, errors
+        wait_drawn(page, (title, last))
+    return page, errors
 
 
 def full_height(page: Any) -> int:
@@ -120,8 +104,8 @@ def shown_text(page: Any) -> str:
 
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("path", list(PAGES), ids=lambda p: p or "home")
-def test_every_page_screenshot_and_no_none(dashboard: str, browser: Any, path: str, size: str) -> None:
-    context, page, errors = open_page(browser, dashboard, path, size)
+def test_every_page_screenshot_and_no_none(dashboard: str, context: Any, path: str, size: str) -> None:
+    page, errors = open_page(context, dashboard, path, size)
     ARTIFACTS.mkdir(exist_ok=True)
     name = f"{path or 'home'}-{size}-{SIZES[size][0]}x{SIZES[size][1]}"
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
@@ -136,12 +120,11 @@ def test_every_page_screenshot_and_no_none(dashboard: str, browser: Any, path: s
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert not errors, errors
-    context.close()
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_no_tile_title_is_cut_off(dashboard: str, browser: Any, size: str) -> None:
-    context, page, _ = open_page(browser, dashboard, "", size)
+def test_no_tile_title_is_cut_off(dashboard: str, context: Any, size: str) -> None:
+    page, _ = open_page(context, dashboard, "", size)
     tiles = page.locator('[class*="st-key-tile-"]')
     count = tiles.count()
     assert count >= 3 * len(METRICS)            # the organisation and at least two environments
@@ -162,28 +145,23 @@ def test_no_tile_title_is_cut_off(dashboard: str, browser: Any, size: str) -> No
         " p.style.setProperty('text-overflow', 'ellipsis', 'important');"
         " p.style.width = '60px'; p.style.display = 'block'; return true; }")
     assert squeezed and tiles.nth(3).evaluate(CUT_OFF_JS) != []
-    context.close()
 
 
-def test_overview_is_served_at_slash_overview(dashboard: str, browser: Any) -> None:
-    context, page, errors = open_page(browser, dashboard, "overview", "desktop")
+def test_overview_is_served_at_slash_overview(dashboard: str, context: Any) -> None:
+    page, errors = open_page(context, dashboard, "overview", "desktop")
     assert "/overview" in page.url and "since=2026-08-01" in page.url
     assert page.locator('[class*="st-key-tile-"]').count() >= 2 * len(METRICS)
     assert "Page not found" not in shown_text(page)
     assert not errors
-    context.close()
 
 
-def test_pr_breakdown_legend_names_every_phase_for_one_group(dashboard: str, browser: Any) -> None:
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
+def test_pr_breakdown_legend_names_every_phase_for_one_group(dashboard: str, context: Any) -> None:
+    page, _ = new_page(context, 1440, 900)
     page.goto(f"{dashboard}/throughput{QUERY}&service=storefront&environment=production")
-    page.get_by_role("heading", name="PR lead time breakdown", exact=True).first.wait_for(timeout=120_000)
-    settle(page)
+    wait_drawn(page, ("PR lead time breakdown",))
     chart = page.locator(".js-plotly-plot").filter(has_text="median hours").first
     chart.scroll_into_view_if_needed()
     legend = chart.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent.trim())")
     assert legend == ["coding", "pickup", "review", "deploy"]
     box = chart.bounding_box()
     assert box is not None and box["height"] >= 300             # not a 1-px sliver for one group
-    context.close()

@@ -21,16 +21,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser_session import CHROMIUM, new_page, shared_browser, wait_drawn
 from tests.child_env import child_env
 from tests.dashboard_server import dashboard as dashboard_process
-from tests.test_browser import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    DRAWN_JS,
-    next_frames,
-    wait_rendered,
-)
+from tests.test_browser import ARTIFACTS, wait_rendered
 from tests.test_dashboard_security import (
     LINK_SERVICE,
     build_hostile_store,
@@ -106,13 +100,10 @@ def dashboard(hostile_store: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def browser(request: pytest.FixtureRequest) -> Any:
+    """Debian's Chromium, one per test process (tests/browser_session.py). Each test here makes its
+    own context: the hostile test counts every request of its context, from an empty cache."""
+    return shared_browser(request)
 
 
 LINKS_JS = """() => Array.from(document.querySelectorAll('a')).map(a =>
@@ -148,20 +139,17 @@ def test_hostile_names_are_text_and_nothing_is_fetched(
          ["[cap](https://evil.example/cap)",
           f"team='![t](http://{pixel_host}/pixel-param)' is not in the data"]),
     ]
-    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context = browser.new_context()     # its own: every request is counted, from an empty cache
     requested: list[str] = []
     context.on("request", lambda req: requested.append(req.url))
     ARTIFACTS.mkdir(exist_ok=True)
     for n, (path, title, last, charts, literals) in enumerate(pages):
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
+        page, errors = new_page(context, 1500, 1100)    # a new document, a new session each time
         page.goto(dashboard + path)
         wait_rendered(page, title, last, charts)
-        # an image in the page is requested as soon as it is in the DOM, and the script run is over
-        # (wait_rendered); the hosts asked for are checked after every page, and a request on its way
-        # to the pixel server has seconds to arrive before its hits are
-        page.wait_for_timeout(250)
+        # an image in the page is requested as soon as it is in the DOM (searched below), and the
+        # script run is over (wait_rendered); what the browser requested and what reached the pixel
+        # server are checked after every page, against the control request made after them
         page.screenshot(path=str(ARTIFACTS / f"security-{n}-{title.lower().replace(' ', '-')}.png"),
                         full_page=True)
         text = page.inner_text("body")
@@ -185,15 +173,18 @@ def test_hostile_names_are_text_and_nothing_is_fetched(
             option.wait_for(timeout=30_000)
             assert not [h for h in page.evaluate(LINKS_JS) if "evil.example" in h]
             page.screenshot(path=str(ARTIFACTS / "security-service-picker.png"))
-        page.close()
 
-    hosts = {urllib.parse.urlsplit(u).netloc for u in requested}
-    assert pixel_host not in hosts and not [h for h in hosts if "evil.example" in h], hosts
     assert pixel.hits == []                        # not one request reached the image host
-    # control: the server does count a request when the browser makes one
-    page = context.new_page()
-    page.goto(f"http://{pixel_host}/control")
+    # control: the server does count a request when the browser makes one. It is made after every
+    # page's requests (the context reports them in order), so none of theirs can arrive after it
+    # unseen: the hosts are those requested before it, and the server saw nothing but it
+    control = f"http://{pixel_host}/control"
+    page, _ = new_page(context, 1500, 1100)
+    page.goto(control)
+    hosts = {urllib.parse.urlsplit(u).netloc for u in requested[:requested.index(control)]}
+    assert pixel_host not in hosts and not [h for h in hosts if "evil.example" in h], hosts
     assert pixel.hits[:1] == ["/control"]         # (the browser may then ask for /favicon.ico)
+    assert set(pixel.hits) <= {"/control", "/favicon.ico"}, pixel.hits
     context.close()
 
 
@@ -216,8 +207,8 @@ def test_login_required_shows_no_data_until_signed_in(
     if with_auth:
         extra["STREAMLIT_SECRETS_FILES"] = str(tmp_path / "auth" / "secrets.toml")
     with hostile_dashboard(hostile_store, tmp_path, extra) as url:
-        context = browser.new_context(viewport={"width": 1200, "height": 800})
-        page = context.new_page()
+        context = browser.new_context()
+        page, _ = new_page(context, 1200, 800)
         page.goto(f"{url}/deployments?{WINDOW}")
         from dashboards.auth import authlib_installed
 
@@ -228,10 +219,7 @@ def test_login_required_shows_no_data_until_signed_in(
         else:
             expected = "Authlib is not installed"
         page.get_by_text(expected, exact=False).first.wait_for(timeout=60_000)
-        page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')",
-                               timeout=60_000)
-        page.wait_for_function(DRAWN_JS, timeout=60_000)
-        next_frames(page)
+        wait_drawn(page, timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / f"security-login-{'auth' if with_auth else 'no-auth'}.png"))
         text = page.inner_text("body")
         assert LINK_SERVICE not in text and "Drill-down" not in text and "Deployment window" not in text

@@ -1,0 +1,144 @@
+"""Debian's Chromium for the browser test modules (test_browser, test_browser_pages,
+test_browser_security): one Playwright driver, one Chromium and one browser context per test
+process, and the wait for a Streamlit page to be drawn.
+
+Why one context (issue #16, docs/performance.md "Browser tests, session 11"): a new browser context
+starts with an empty HTTP cache, so every test that made its own fetched the dashboard's script
+bundles again (several MB, served by the dashboard's Python server) and Chromium compiled them
+again; Streamlit names them by hash and serves them ``immutable``, so one context loads them once.
+Every test still loads its pages itself: each load is a new document, i.e. a new Streamlit session
+(its own script run, widgets and query parameters), in the context's one tab (:func:`new_page`). A
+test that must not share a cache (the security test counts the requests the browser makes) takes
+its own context from :func:`shared_browser`.
+
+Why the wait is one condition polled in the page: Playwright's ``locator.wait_for`` polls from
+the driver, after 20, 50, 100, 100 ms and then every 500 ms, so each page load waited on
+average a quarter of a second more than it needed for each heading that took longer than a
+second to come. :func:`wait_drawn` polls one predicate on every animation frame instead, and
+finds the headings itself: ``get_by_role`` computes the role and accessible name of every element of
+the page, 0.1-0.3 s per heading on these pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+# The page is drawn: a visible heading (h1-h6, the heading role) with each text of ``headings``
+# (whitespace normalised, as Playwright's exact accessible-name match: a Streamlit heading is named
+# by the span holding its text), the first element of each CSS selector of ``selectors`` visible
+# (a box, not visibility:hidden, as Playwright's "visible"), at least ``charts`` Plotly charts with
+# their SVG, and the script run is over: no running indicator, no element left stale from an
+# earlier run (data-stale), no skeleton, every Plotly chart drawn. One predicate, so every condition
+# holds at the same moment.
+DRAWN_JS = """([headings, selectors, charts]) => {
+  const norm = s => (s || '').replace(/\\s+/g, ' ').trim();
+  const visible = e => e !== null && e.checkVisibility({visibilityProperty: true})
+    && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().height > 0;
+  const shown = new Set([...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].filter(visible).map(
+    h => norm(h.textContent)));
+  return headings.every(h => shown.has(h))
+    && selectors.every(s => visible(document.querySelector(s)))
+    && document.querySelectorAll('.js-plotly-plot .main-svg').length >= charts
+    && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+    && !document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')
+    && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'));
+}"""
+
+_SHARED: dict[str, Any] = {}
+_TABS: dict[int, tuple[Any, Any]] = {}    # id(context) -> its tab, the tab's pageerror listener
+
+
+def shared_browser(request: pytest.FixtureRequest) -> Any:
+    """Debian's Chromium, launched by the first browser module of this test process and closed when
+    the test session ends (test_browser and test_browser_pages run on the same worker, see
+    tests/xdist_order.py ``GROUPS``). Skips where Debian's chromium is not installed."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
+    if "browser" not in _SHARED:
+        from playwright.sync_api import sync_playwright
+
+        driver = sync_playwright().start()
+        try:
+            _SHARED["browser"] = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except BaseException:
+            driver.stop()
+            raise
+        _SHARED["driver"] = driver
+        request.session.addfinalizer(_close)
+    return _SHARED["browser"]
+
+
+def shared_context(request: pytest.FixtureRequest) -> Any:
+    """The process's one browser context on :func:`shared_browser` (its HTTP cache keeps the
+    dashboard's script bundles between tests). Tests open their own pages in it."""
+    browser = shared_browser(request)
+    if "context" not in _SHARED:
+        context = browser.new_context()
+        # every page load starts with the empty storage of a new context (Streamlit keeps the
+        # sidebar's width and navigation state there); new_page clears the cookies
+        context.add_init_script("window.localStorage.clear(); window.sessionStorage.clear();")
+        _SHARED["context"] = context
+    return _SHARED["context"]
+
+
+def _close() -> None:
+    _TABS.clear()
+    context, browser, driver = (_SHARED.pop(k, None) for k in ("context", "browser", "driver"))
+    try:
+        if context is not None:
+            context.close()
+        if browser is not None:
+            browser.close()
+    finally:
+        if driver is not None:
+            driver.stop()
+
+
+def new_page(context: Any, width: int, height: int) -> tuple[Any, list[str]]:
+    """The tab of ``context`` for the next page load, made ``width`` x ``height``, no cookie left
+    from an earlier page, and the list its uncaught JavaScript errors are appended to from now on.
+
+    One tab per context, reused by every test: each test's ``goto`` is still a new document, hence
+    a new Streamlit session with its own script run (and empty storage, the context's init script),
+    but the tab keeps its renderer process, where the dashboard's scripts are already compiled. A
+    new tab per page load was a new renderer that compiled them again: 3.8 against 1.9 CPU-s of
+    Chromium per page load, and about twice the wall time (docs/performance.md)."""
+    page, listener = _TABS.get(id(context), (None, None))
+    if page is None or page.is_closed():
+        page = context.new_page()
+    elif listener is not None:
+        page.remove_listener("pageerror", listener)
+    context.clear_cookies()
+    page.set_viewport_size({"width": width, "height": height})
+    errors: list[str] = []
+
+    def on_error(exc: Any) -> None:
+        errors.append(str(exc))
+
+    page.on("pageerror", on_error)
+    _TABS[id(context)] = (page, on_error)
+    return page, errors
+
+
+def wait_drawn(page: Any, headings: Sequence[str] = (), selectors: Sequence[str] = (), charts: int = 0,
+               timeout: float = 120_000) -> None:
+    """Until ``page`` shows every heading of ``headings`` (exact text) and an element for each CSS
+    selector of ``selectors``, at least ``charts`` drawn Plotly charts, and its script run is over
+    with every chart drawn (:data:`DRAWN_JS`); then until two more frames are drawn
+    (:func:`next_frames`), for a screenshot."""
+    page.wait_for_function(DRAWN_JS, arg=[list(headings), list(selectors), charts], timeout=timeout)
+    next_frames(page)
+
+
+def next_frames(page: Any) -> None:
+    """Until the browser has drawn two more frames: whatever the last run changed (a chart's layout
+    after a resize) is laid out and painted before a screenshot, without a fixed wait."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
