@@ -35,9 +35,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # (whitespace normalised, as Playwright's exact accessible-name match: a Streamlit heading is named
 # by the span holding its text), the first element of each CSS selector of ``selectors`` visible
 # (a box, not visibility:hidden, as Playwright's "visible"), at least ``charts`` Plotly charts with
-# their SVG, and the script run is over: no running indicator, no element left stale from an
-# earlier run (data-stale), no skeleton, every Plotly chart drawn. One predicate, so every condition
-# holds at the same moment.
+# their SVG, and the script run is over: the app's root says so (``data-test-script-state``, which
+# Streamlit sets for its own end-to-end tests: "initial" before the first run, then "running" and
+# "notRunning"), no running indicator, no element left stale from an earlier run (data-stale), no
+# skeleton, every Plotly chart drawn. One predicate, so every condition holds at the same moment.
+# (The running indicator alone proved nothing: this dashboard draws no status widget, so it was
+# never there, and a page counted as drawn as soon as its last heading was, however much of the
+# script was still to run; an error raised 1.5 s after the Deployments page's last heading passed
+# test_browser_pages that way.)
 DRAWN_JS = """([headings, selectors, charts]) => {
   const norm = s => (s || '').replace(/\\s+/g, ' ').trim();
   const visible = e => e !== null && e.checkVisibility({visibilityProperty: true})
@@ -47,6 +52,7 @@ DRAWN_JS = """([headings, selectors, charts]) => {
   return headings.every(h => shown.has(h))
     && selectors.every(s => visible(document.querySelector(s)))
     && document.querySelectorAll('.js-plotly-plot .main-svg').length >= charts
+    && document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
     && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
     && !document.querySelector('[data-stale="true"], [data-testid="stSkeleton"]')
     && [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'));
