@@ -5,11 +5,11 @@ threads (the families' joins and aggregates over 100k deployments, the shared vi
 cores one mostly waits while the other works, and a second worker thread inside one statement
 costs coordination CPU besides. The families split into two independent chains:
 
-* lane A, the report's own connection: ``window_changes`` and the families that read it
-  (throughput, PR breakdown; deployment frequency, whose view names it), then the merge;
+* lane A, the report's own connection: the copies, the SHARED_VIEWS computed once, then
+  ``window_changes`` and the families that read it (throughput, PR breakdown), then the merge;
 * lane B, a second connection (``con.cursor()``: the same DuckDB instance, hence the same attached
-  store pinned at the same snapshot): the SHARED_VIEWS computed once and the families that read
-  them without ``window_changes`` (stability, incidents).
+  store pinned at the same snapshot): every other family (stability, incidents, deployment
+  frequency), reading the shared views lane A computed.
 
 Each lane runs its statements on its own thread (DuckDB releases the GIL while it executes), with
 DuckDB's ``threads`` lowered by one meanwhile (``threads`` is one setting for the whole instance:
@@ -17,26 +17,28 @@ two lanes on two cores then run one statement per core), and each lane groups it
 transactions (transactions.py) as the serial engine does. The results are the serial engine's: the
 same views, settings and tables, the same SQL per family and the same merge.
 
-What a second connection does not share with the first is its TEMP catalog and session variables, so
-lane B is set up like the first: the view files installed, :func:`apply_settings` with the same
-config. The store tables the serial engine copies into TEMP tables (COPIED_TABLES, the small
-COPIED_WHEN_SMALL ones) are copied once into an in-memory database attached for the report and
-read by both lanes through TEMP views of the same names; the families of lane B write their
-results there too, for lane A's merge. The database is detached afterwards.
+What a second connection does not share with the first is its TEMP catalog, session variables and
+search path, so lane B is set up like the first: the view files installed, :func:`apply_settings`
+with the same config. The store tables the serial engine copies into TEMP tables (COPIED_TABLES,
+the small COPIED_WHEN_SMALL ones) and the shared views' tables go to an in-memory database attached
+for the report, which both lanes search before the store (their ``search_path``); the families of
+lane B write their results there too, for lane A's merge. The database is detached afterwards.
 
 A caller's own TEMP objects cannot be seen by lane B, so the report runs on one connection (the
-serial engine) whenever the connection holds a TEMP table named like a store table the views read
-(the dashboard's copies, a test's stand-in for ``deployment_changes``) or a TEMP view that the view
-files do not define as they stand (the dashboard's ``services`` view, a replaced metric view),
-inside a caller's transaction, when DuckDB may use fewer than LANE_MIN_THREADS threads (one
-thread: ``GITOPS_DORA_DUCKDB_THREADS=1``, a CronJob limited to one CPU), or when no family goes to
-lane B. A caller that replaces one of the view files' TEMP macros must call the serial engine
+serial engine) whenever the connection holds a TEMP object named like a store table the views read
+(the dashboard's copies and its ``services`` view, a test's stand-in for ``deployment_changes``) or
+a TEMP view that the view files do not define as they stand (a replaced metric view), inside a
+caller's transaction, when DuckDB may use fewer than LANE_MIN_THREADS threads (one thread:
+``GITOPS_DORA_DUCKDB_THREADS=1``, a CronJob limited to one CPU), or when either lane has no family.
+A caller that replaces one of the view files' TEMP macros must call the serial engine
 (``compute_metrics(..., lanes=False)``): macros are not compared.
 
 DuckDB's ``disabled_optimizers`` is an instance setting too: only lane A changes it (the copies
-before lane B starts, ``window_changes``' plan while lane B runs), lane B never does, so the two
-never restore each other's value; lane B's statements planned meanwhile without that optimizer give
-the same rows.
+before lane B starts, ``window_changes``' plan), lane B never does, so the two never restore each
+other's value. Lane A computes the shared views before ``window_changes`` because incident
+attribution planned without that optimizer costs twice the CPU (0.22-0.25 -> 0.37-0.43 s on the
+bench store); lane B's families, planned with or without it, cost the same (stability 0.30-0.32 s
+either way) and give the same rows in any case.
 """
 
 from __future__ import annotations
@@ -67,28 +69,28 @@ STORE_TABLES: tuple[str, ...] = (
 )
 _VIEW_NAME = re.compile(r"TEMP\s+VIEW\s+([A-Za-z_][A-Za-z0-9_]*)\s+AS", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COMMENT = re.compile(r"--[^\n]*")
 _work_names = itertools.count(1)
 
 
 def split_families(files: Sequence[engine.GroupFile]) -> tuple[list[int], list[int]]:
     """The indices of the families for lane A and for lane B (see the module docstring).
 
-    A family goes to lane B when the views it reaches (the names its body mentions, then the names
-    those views' files mention, transitively: a comment naming a view counts too, which can only
-    keep a family on lane A) include a SHARED_VIEWS view and not ``window_changes``, which only
-    lane A builds."""
+    A family goes to lane A when the views it reaches (its fact view and the names its body
+    mentions, then the names those views' files mention, transitively; comments left out) include
+    ``window_changes``, which only lane A builds; every other family goes to lane B."""
     from analytics.metrics.views import view_files
 
     defined: dict[str, set[str]] = {}
     for path in view_files():
-        text = path.read_text()
+        text = _COMMENT.sub("", path.read_text())
         words = set(_WORD.findall(text))
         for name in _VIEW_NAME.findall(text):
             defined[name] = words
     lane_a: list[int] = []
     lane_b: list[int] = []
     for index, gf in enumerate(files):
-        reached = set(_WORD.findall(gf.body))
+        reached = {gf.fact, *_WORD.findall(_COMMENT.sub("", gf.body))}
         todo = [w for w in reached if w in defined]
         while todo:
             for word in defined[todo.pop()]:
@@ -96,8 +98,7 @@ def split_families(files: Sequence[engine.GroupFile]) -> tuple[list[int], list[i
                     reached.add(word)
                     if word in defined:
                         todo.append(word)
-        shared = any(name in reached for name in engine.SHARED_VIEWS)
-        (lane_b if shared and "window_changes" not in reached else lane_a).append(index)
+        (lane_a if "window_changes" in reached else lane_b).append(index)
     return lane_a, lane_b
 
 
@@ -134,7 +135,7 @@ def wanted(con: duckdb.DuckDBPyConnection, files: Sequence[engine.GroupFile],
     if not transactions.own or _threads(con) < LANE_MIN_THREADS:
         return None
     lane_a, lane_b = split_families(files)
-    if not lane_b or _temp_store_tables(con, transactions):
+    if not lane_a or not lane_b or _temp_store_tables(con, transactions):
         return None
     return lane_a, lane_b
 
@@ -157,10 +158,7 @@ class _LaneB:
         self.ready = threading.Event()
         self.copied = threading.Event()  # lane A's copies are in the work database
         self.planned = threading.Event()  # lane A knows the window and its passes
-        # lane A has built the first pass's window_changes, with the optimizer it plans without
-        # (WINDOW_CHANGES_OPTIMIZERS) turned on again: planned without it, the shared views' joins
-        # cost twice the CPU (incident attribution 0.22-0.25 -> 0.37-0.43 s on the bench store)
-        self.scoped = threading.Event()
+        self.shared = threading.Event()  # lane A has computed the shared views into the work database
         self.passes: list[_Pass] = []
         self.error: BaseException | None = None
         self.declined = False
@@ -203,6 +201,23 @@ def _search_work_first(con: duckdb.DuckDBPyConnection, work: str, before: str) -
     con.execute(f"SET search_path = {engine._str_literal(path)}")
 
 
+def _shared_into(con: duckdb.DuckDBPyConnection, work: str, transactions: StatementGroups) -> None:
+    """Compute each SHARED_VIEWS view once into ``work`` (one transaction: no shared view reads
+    another), as the serial engine does into TEMP tables, for lane B's families. Lane A's views are
+    left as they are (its families do not read them): a report that lane B declines then runs
+    serially over the caller's own definitions."""
+    with transactions.group():
+        for name in engine.SHARED_VIEWS:
+            con.execute(f"CREATE TABLE {work}.main.{name}__once AS SELECT * FROM {name}")
+
+
+def _point_at_shared(con: duckdb.DuckDBPyConnection, work: str, transactions: StatementGroups) -> None:
+    """Lane B's shared views read the tables lane A computed (lane B's connection closes after)."""
+    with transactions.group():
+        for name in engine.SHARED_VIEWS:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {work}.main.{name}__once")
+
+
 def _lane_b(
     lane: _LaneB, con: duckdb.DuckDBPyConnection, database: str, config: Config, lead_time_start: str,
     expected_views: dict[str, str], work: str, files: Sequence[engine.GroupFile], indices: Sequence[int],
@@ -224,22 +239,22 @@ def _lane_b(
         transactions = StatementGroups(con)
         _search_work_first(con, work, _search_path(con))
         lane.planned.wait()
-        lane.scoped.wait()
+        lane.shared.wait()
         if lane.abort:
             return
-        with engine._shared_views_computed_once(con, transactions):
-            for number, each in enumerate(lane.passes):
-                if lane.abort:
-                    return
-                only = engine._single_period(each.spans)
-                with transactions.group():
-                    engine._load_periods(con, each.spans)
-                with transactions.group():
-                    for index in indices:
-                        table = f"{work}.main.family_{number}_{index}"
-                        each.lane_b_tables.append(
-                            engine._family_table(con, files[index], query, each.window, table, only))
-                each.done.set()
+        _point_at_shared(con, work, transactions)
+        for number, each in enumerate(lane.passes):
+            if lane.abort:
+                return
+            only = engine._single_period(each.spans)
+            with transactions.group():
+                engine._load_periods(con, each.spans)
+            with transactions.group():
+                for index in indices:
+                    table = f"{work}.main.family_{number}_{index}"
+                    each.lane_b_tables.append(
+                        engine._family_table(con, files[index], query, each.window, table, only))
+            each.done.set()
     except BaseException as exc:  # handed to lane A, which raises it
         lane.error = exc
     finally:
@@ -298,10 +313,13 @@ def run(
                 spans = engine.periods(window, query.trend)
                 lane.passes.extend(_Pass(w, s) for w, s in make_passes(window, spans))
                 lane.planned.set()
+                try:
+                    _shared_into(con, work, transactions)
+                finally:
+                    lane.shared.set()
                 results = []
                 for number, each in enumerate(lane.passes):
-                    own = _lane_a_pass(con, files, lane_a, query, each, number, transactions, a_tables,
-                                       lane.scoped)
+                    own = _lane_a_pass(con, files, lane_a, query, each, number, transactions, a_tables)
                     # checked this late so that lane A starts at once: lane B declines only for a
                     # caller that changed a view, whose report then runs serially from the start
                     lane.wait(lane.ready)
@@ -322,7 +340,7 @@ def run(
                         other.interrupt()
                 lane.copied.set()
                 lane.planned.set()
-                lane.scoped.set()
+                lane.shared.set()
                 if lane.thread is not None:
                     lane.thread.join()
     finally:
@@ -349,7 +367,7 @@ def _no_error_if(failed: bool) -> Iterator[None]:
 def _lane_a_pass(
     con: duckdb.DuckDBPyConnection, files: list[engine.GroupFile], indices: Sequence[int],
     query: engine.MetricsQuery, each: _Pass, number: int, transactions: StatementGroups,
-    created: list[str], scoped: threading.Event,
+    created: list[str],
 ) -> list[engine.FamilyTable]:
     """Lane A's part of one pass: the periods and ``window_changes``, then its families, in the
     serial engine's transactions."""
@@ -357,7 +375,6 @@ def _lane_a_pass(
     with engine._optimizers_off(con, engine.WINDOW_CHANGES_OPTIMIZERS), transactions.group():
         engine._load_periods(con, each.spans)
         engine._scope_changes(con, query, each.window)
-    scoped.set()
     tables = []
     with transactions.group():
         for index in indices:
