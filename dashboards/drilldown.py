@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.queries import frame, relations
-from dashboards.source import config_path, data_stamp, reader
+from dashboards.source import data_stamp, reader
 
 SIGNAL_VIEWS = ("failure_signals",)
 ATTRIBUTION_VIEWS = ("incident_attribution",)
@@ -53,15 +53,12 @@ AUDIT_SHOWN = ("repo", "sha", "subject", "author_at", "start_at", "start_source"
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _audit(db: str, stamp: int, deployment_id: str) -> list[tuple[Any, ...]]:
-    """The audit rows of one deployment on the pinned snapshot, with the config's settings."""
+    """The audit rows of one deployment on the pinned snapshot, with the config's settings (which
+    the shared reader holds from its opening)."""
     del stamp  # part of the cache key only
-    from analytics.config import load_config
     from analytics.metrics.audit import audit_rows
-    from analytics.metrics.engine import apply_settings
 
-    config = load_config(config_path())
     with reader(Path(db)) as con:
-        apply_settings(con, config)
         rows = audit_rows(con, deployments=[deployment_id])
     return [tuple(row[c] for c in AUDIT_SHOWN) for row in rows]
 

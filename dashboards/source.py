@@ -112,7 +112,10 @@ def reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read connection pinned to the current snapshot, shared by all sessions (queries take turns).
 
     Opening a connection installs every metric view, which costs more than most dashboard queries,
-    so one connection per snapshot is kept and replaced when a newer snapshot is read.
+    so one connection per snapshot is kept and replaced when a newer snapshot is read. The config's
+    metric settings (lead-time start, attribution gap, hotfix pattern, redeploys, multi-team
+    services) are put on it when it opens, as the engine does for the Overview's figures: every
+    listing reads the views as the figures do, whatever was clicked before.
     """
     key = str(db)
     with _SHARED_LOCK:
@@ -121,8 +124,21 @@ def reader(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         if entry is None or entry[0] != stamp:
             if entry is not None:
                 entry[1].close()
-            _SHARED[key] = (stamp, open_reader(_ref(db), as_of=stamp - 1 if stamp else None))
+            con = open_reader(_ref(db), as_of=stamp - 1 if stamp else None)
+            try:
+                _apply_config_settings(con)
+            except BaseException:
+                con.close()
+                raise
+            _SHARED[key] = (stamp, con)
         yield _SHARED[key][1]
+
+
+def _apply_config_settings(con: duckdb.DuckDBPyConnection) -> None:
+    from analytics.config import load_config
+    from analytics.metrics.engine import apply_settings
+
+    apply_settings(con, load_config(config_path()))
 
 
 _CAPTIONS: dict[str, tuple[int, str]] = {}
