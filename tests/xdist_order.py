@@ -9,13 +9,13 @@ the last modules are the short ones, and both workers end within seconds of each
 a two-worker run of the whole suite). A module stays on one worker, so its module fixtures are still
 built once.
 
-``MODULE_S`` holds a cost for each costly module: the mean of its CPU seconds (every process it
-starts included) and its wall seconds, measured in one process (``-n 0``; docs/performance.md,
-"Test suite, session 9 (helper H4)"). CPU alone would put last the modules that wait on servers
-and sleeps. Only the order matters, so rough figures do: a module not in the table counts
-:data:`DEFAULT_PER_TEST_S` per test, and at least :data:`UNMEASURED_MIN_S`. ``GROUPS`` puts modules
-that share a session-scoped fixture (the demo store's dashboard of the two browser modules,
-tests/dashboard_server.py) on the same worker.
+``MODULE_S`` holds a cost for each module: the mean of its CPU seconds (every process it
+starts and reaps included) and its wall seconds, per test, in a three-worker run of the whole suite
+(``-p tests.cpu_report``; docs/performance.md, "Test suite, session 11"). CPU alone would put last
+the modules that wait on servers and sleeps. Only the order matters, so rough figures do: a module
+not in the table counts :data:`DEFAULT_PER_TEST_S` per test, and at least :data:`UNMEASURED_MIN_S`.
+``GROUPS`` puts modules that share a session-scoped fixture (the demo store's dashboard of the two
+browser modules, tests/dashboard_server.py) on the same worker.
 """
 
 from __future__ import annotations
@@ -31,40 +31,60 @@ DEFAULT_PER_TEST_S = 0.2   # the mean per test of the modules not in the table
 # and 33 CPU-s, was handed out last before it had a figure)
 UNMEASURED_MIN_S = 8.0
 
-# module (under tests/) -> seconds: the mean of its CPU seconds and its wall seconds in a run of the
-# whole suite in one process at a load average of 4-10 (40a18c9, GITOPS_DORA_DUCKDB_THREADS=1)
+# module (under tests/) -> seconds: the mean of its CPU seconds and its wall seconds per test in a run
+# of the whole suite with three workers on a quiet machine (650b2a4, `-p tests.cpu_report`, session
+# 11), the modules the session-11 helpers changed scaled by the CPU they measured saving (browser
+# 0.69, AppTest 0.85, store acceptance and change times 0.85, fuzz import 0.75, ...);
+# test_git_stream by its wall (its CPU there was a reaped child's). Every module of that run is here,
+# so UNMEASURED_MIN_S applies only to modules added since.
 MODULE_S: dict[str, float] = {
-    "test_store_acceptance.py": 45.2, "test_browser_pages.py": 76, "test_dashboard_apptest.py": 74,
-    "test_readme_commands.py": 8.7, "test_dashboard_leader.py": 32, "test_stability.py": 20.4,
-    "test_receiver_limits.py": 21, "test_browser.py": 37, "test_browser_security.py": 36,
-    "test_stability_properties.py": 16.1, "test_receiver_batching.py": 20, "test_fuzz_import.py": 27.6,
-    "test_import_deployments_stream.py": 17.9, "test_security_inputs.py": 17,
-    "test_receiver_large_bodies.py": 17, "test_reconcilers.py": 19, "test_listing_incidents.py": 8.7,
-    "test_receiver_memory_pruned.py": 14, "test_dashboard_security.py": 12, "test_report.py": 7.6,
-    "test_secrets.py": 13, "test_metrics_speed_equivalence.py": 18, "test_demo.py": 18,
-    "test_webhook_acceptance.py": 20, "test_git_collector.py": 18, "test_github_collector.py": 21,
-    "test_webhooks.py": 17, "test_receiver_memory_spooled.py": 14, "test_import_speed_upsert.py": 5.2,
-    "test_fuzz_webhooks.py": 19, "test_import_jsonl_stream.py": 9.9, "test_listing_deployments.py": 4.6,
-    "test_metrics_speed_transactions.py": 10, "test_read_commands.py": 10, "test_k8s_collector.py": 8,
-    "test_attribution_reference.py": 10, "test_import_streaming.py": 5.0, "test_store_threads.py": 9,
-    "test_devlake_import.py": 8, "test_reconciler_webhooks.py": 4, "test_pg_server.py": 8,
-    "test_metrics_throughput.py": 8, "test_import.py": 8, "test_git_speed_load_threads.py": 8,
-    "test_import_kinds.py": 7.2, "test_deploy_multirepo.py": 7, "test_listing_formats.py": 1.6,
-    "test_git_ingest_equivalence.py": 7, "test_cli_tables.py": 7, "test_changes_audit.py": 6,
-    "test_gitlab_collector.py": 7, "test_revert_prefix.py": 5, "test_targets_dashboard.py": 5,
-    "test_pr_lead_time.py": 5, "test_cli_help.py": 4, "test_cli_startup.py": 6,
-    "test_cli_filters.py": 5, "test_attribution.py": 5, "test_crosscheck_revlist.py": 3,
-    "test_store_connection_settings.py": 3.3, "test_demo_speed_dump.py": 5,
-    "test_import_deployments_pairs.py": 2.4, "test_store_progress_bar.py": 4,
-    "test_git_speed_head_start.py": 4, "test_maturity_dashboard.py": 3.5,
-    # added since, measured the same way in a two-worker run of 99ffe71 (load 6-12)
-    "test_change_times.py": 36, "test_receiver_merge_parts.py": 5, "test_receiver_payload_file.py": 24,
-    "test_git_speed_tail.py": 5, "test_receiver_rows_one_pass.py": 4,
-    # session 10: the helpers' serial runs of their modules after their changes (load 2-11; the
-    # figures above for the modules they changed were replaced the same way)
-    "test_receiver_payload_file_hostile.py": 12, "test_receiver_stale_spools.py": 3,
-    "test_git_stream.py": 0.3, "test_store_copy.py": 3, "test_attribution_loaded_graph_paths.py": 17,
-    "test_dashboard_store_replaced.py": 5,
+    "test_dashboard_apptest.py": 90.3, "test_store_acceptance.py": 76.2, "test_change_times.py": 46.5,
+    "test_browser_pages.py": 44.1, "test_dashboard_leader.py": 36.3, "test_browser.py": 26.6,
+    "test_browser_security.py": 23.9, "test_import_deployments_stream.py": 16.6,
+    "test_stability_properties.py": 16.2, "test_stability.py": 15.2, "test_fuzz_import.py": 13.8,
+    "test_github_collector.py": 13.8, "test_receiver_batching.py": 13.7,
+    "test_metrics_speed_equivalence.py": 13.7, "test_git_collector.py": 13.6,
+    "test_receiver_limits.py": 12.9, "test_attribution_reference.py": 11.9,
+    "test_security_inputs.py": 11.7, "test_metrics_speed_transactions.py": 11.4, "test_demo.py": 11.3,
+    "test_receiver_payload_file.py": 10.7, "test_listing_incidents.py": 10.3, "test_secrets.py": 10.2,
+    "test_webhooks.py": 10.1, "test_receiver_large_bodies.py": 9.8, "test_dashboard_security.py": 9.6,
+    "test_reconcilers.py": 9.3, "test_fuzz_webhooks.py": 9.3, "test_readme_commands.py": 8.8,
+    "test_metrics_throughput.py": 8.5, "test_dashboard_page_settings.py": 8.0, "test_report.py": 7.9,
+    "test_webhook_acceptance.py": 7.7, "test_receiver_memory_spooled.py": 7.5,
+    "test_devlake_import.py": 7.4, "test_k8s_collector.py": 7.4, "test_import_jsonl_stream.py": 7.3,
+    "test_receiver_memory_pruned.py": 7.2, "test_attribution_loaded_graph_paths.py": 6.9,
+    "test_git_speed_load_threads.py": 6.8, "test_cli_tables.py": 6.0,
+    "test_receiver_payload_file_hostile.py": 5.7, "test_import_kinds.py": 5.6, "test_import.py": 5.5,
+    "test_deploy_multirepo.py": 5.2, "test_store_threads.py": 5.0, "test_git_speed_loaded_nodes.py": 5.0,
+    "test_attribution.py": 4.9, "test_changes_audit.py": 4.8, "test_cli_filters.py": 4.8,
+    "test_listing_deployments.py": 4.8, "test_gitlab_collector.py": 4.7, "test_pg_server.py": 4.4,
+    "test_git_ingest_equivalence.py": 4.4, "test_import_speed_upsert.py": 4.3,
+    "test_git_speed_loaded_graph.py": 4.1, "test_demo_speed_ranges.py": 4.0,
+    "test_import_streaming.py": 4.0, "test_read_commands.py": 3.7, "test_dashboard_store_replaced.py": 3.7,
+    "test_import_speed_sniff.py": 3.6, "test_assess_history.py": 3.6, "test_peers_fourkeys.py": 3.6,
+    "test_targets_dashboard.py": 3.5, "test_metrics_speed_lead_epoch.py": 3.3, "test_cli_startup.py": 3.3,
+    "test_store_connection_settings.py": 3.3, "test_peers_devlake.py": 3.2, "test_deploy_teams.py": 3.2,
+    "test_demo_speed_dump.py": 3.2, "test_git_speed_empty_store.py": 3.1, "test_cli_inprocess.py": 2.8,
+    "test_git_speed_head_start.py": 2.8, "test_store_progress_bar.py": 2.8, "test_store_location.py": 2.6,
+    "test_maturity_dashboard.py": 2.6, "test_assess.py": 2.5, "test_metrics_merge.py": 2.5,
+    "test_store_copy.py": 2.4, "test_assess_evidence.py": 2.3, "test_reconciler_webhooks.py": 2.3,
+    "test_k8s_manifests.py": 2.2, "test_cli_help.py": 2.2, "test_git_speed_literals.py": 2.1,
+    "test_crosscheck_revlist.py": 2.1, "test_store_basics.py": 2.0, "test_receiver_merge_parts.py": 2.0,
+    "test_listing_formats.py": 2.0, "test_peers_pelorus.py": 1.9, "test_peers_middleware.py": 1.8,
+    "test_revert_prefix.py": 1.8, "test_git_speed_tail.py": 1.8, "test_receiver_rows_one_pass.py": 1.8,
+    "test_targets_report.py": 1.7, "test_pr_lead_time.py": 1.7, "test_import_deployments_pairs.py": 1.7,
+    "test_git_speed_commit_check.py": 1.5, "test_import_layers.py": 1.4, "test_git_stream.py": 1.3,
+    "test_rework_pattern.py": 1.2, "test_stability_acceptance.py": 1.2, "test_maturity_issue14.py": 1.1,
+    "test_install_lock.py": 1.1, "test_assess_store_batch.py": 1.1, "test_attribution_temp_table.py": 1.1,
+    "test_store_speed_dimension_check.py": 1.0, "test_attribution_speed_warnings.py": 1.0,
+    "test_metrics_baselines.py": 0.9, "test_store_speed_lean_merge.py": 0.9,
+    "test_metrics_instants.py": 0.8, "test_receiver_stale_spools.py": 0.8, "test_revisions.py": 0.7,
+    "test_store_schema_check.py": 0.7, "test_metrics_speed_pr_teams.py": 0.7,
+    "test_store_dimension_races.py": 0.6, "test_assess_demo.py": 0.5,
+    "test_assess_collected_moments.py": 0.4, "test_maturity_environments.py": 0.3,
+    "test_timestamps_out_of_range.py": 0.2, "test_pr_phases.py": 0.2, "test_maturity_lines.py": 0.1,
+    "test_benchmarks.py": 0.1, "test_import_parse.py": 0.1, "test_config.py": 0.1,
+    "test_assess_model.py": 0.1, "test_progress_lines.py": 0.1, "test_import_speed_strip.py": 0.1,
 }
 
 # module -> the scope it is scheduled with (modules sharing session fixtures)
