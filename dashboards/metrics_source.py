@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,7 +282,10 @@ class _ResultCache:
         self._inflight: dict[tuple[str, int, MetricsRequest], threading.Lock] = {}
 
     def get(self, db: Path, req: MetricsRequest) -> dict[str, Any]:
-        key = (str(db), data_stamp(db), req)
+        return self._get_at(db, data_stamp(db), req)
+
+    def _get_at(self, db: Path, stamp: int, req: MetricsRequest) -> dict[str, Any]:
+        key = (str(db), stamp, req)
         with self._lock:
             if key in self._results:
                 self._results.move_to_end(key)
@@ -293,7 +296,8 @@ class _ResultCache:
                 if key in self._results:
                     return self._unwrap(self._results[key])
             try:
-                value: dict[str, Any] | MetricsUnavailable = compute(db, req, key[1])
+                value: dict[str, Any] | MetricsUnavailable = (
+                    compute(db, req, stamp) if req.benchmark is None else self._rerated(db, stamp, req))
             except MetricsUnavailable as exc:
                 value = exc
             with self._lock:
@@ -302,6 +306,30 @@ class _ResultCache:
                 while len(self._results) > self._size:
                     self._results.popitem(last=False)
         return self._unwrap(value)
+
+    def _rerated(self, db: Path, stamp: int, req: MetricsRequest) -> dict[str, Any]:
+        """The result for a benchmark year, from the result without one, rated again.
+
+        The year changes only the ratings the engine adds to each group last (and the payload's
+        ``benchmark``), so a page switching years would otherwise run the whole engine again for
+        figures it has: the result without a year is computed (or found) once per snapshot and
+        each year's ratings are made from its groups by the engine's own ``rate_group``, through
+        the same JSON encoding. tests/test_dashboard_benchmark_years.py compares it with the
+        engine run for the year.
+        """
+        base = self._get_at(db, stamp, replace(req, benchmark=None))
+        from analytics.json_output import dumps_bytes
+        from analytics.metrics.ratings import rate_group
+
+        payload = json.loads(json.dumps(base))  # a copy: the cached result stays as it is
+        payload["benchmark"] = req.benchmark
+        try:
+            for group in payload.get("groups") or []:
+                if "ratings" in group:
+                    group["ratings"] = json.loads(dumps_bytes(rate_group(group, req.benchmark)))
+        except UserError as exc:
+            raise MetricsUnavailable(str(exc)) from None
+        return payload
 
     def ready(self, db: Path, req: MetricsRequest) -> bool:
         with self._lock:
