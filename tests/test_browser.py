@@ -54,7 +54,8 @@ def browser(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="module")
 def context(request: pytest.FixtureRequest) -> Any:
-    """The process's browser context; each test opens and closes its own page in it."""
+    """The process's browser context (tests/browser_session.py); each test loads its pages in it,
+    every load a new document and Streamlit session."""
     return shared_context(request)
 
 

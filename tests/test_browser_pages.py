@@ -66,7 +66,8 @@ def dashboard(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def context(request: pytest.FixtureRequest) -> Any:
     """The process's browser context (tests/browser_session.py, shared with test_browser.py: the
-    dashboard's scripts are fetched and compiled once); each test opens its own page in it."""
+    dashboard's scripts are fetched and compiled once); each test loads its pages in it, every
+    load a new document and Streamlit session."""
     return shared_context(request)
 
 
