@@ -288,13 +288,18 @@ def run(
     row = con.execute("SELECT current_database()").fetchone()
     database = str(row[0]) if row else "main"
     work = f"gitops_dora_lane_{next(_work_names)}"
+    try:
+        con.execute(f"ATTACH ':memory:' AS {work}")
+    except duckdb.Error:
+        # an instance opened read-only (a native DuckDB file, duckdb.connect(read_only=True))
+        # refuses any in-memory database; the serial engine needs none (review s11 R1)
+        return None
     other = con.cursor()
     lane = _LaneB()
     search_path = _search_path(con)
     searched = False
     a_tables: list[str] = []
     failed = True
-    con.execute(f"ATTACH ':memory:' AS {work}")
     try:
         with _threads_for_lanes(con):
             try:
