@@ -63,9 +63,10 @@ _TABS: dict[int, tuple[Any, Any]] = {}    # id(context) -> its tab, the tab's pa
 
 
 def shared_browser(request: pytest.FixtureRequest) -> Any:
-    """Debian's Chromium, launched by the first browser module of this test process and closed when
-    the test session ends (test_browser and test_browser_pages run on the same worker, see
-    tests/xdist_order.py ``GROUPS``). Skips where Debian's chromium is not installed."""
+    """Debian's Chromium, launched by the first browser module of this test process and closed after
+    the last test of a run of browser modules (:func:`close_unless_next_uses_it`; test_browser and
+    test_browser_pages run on the same worker one after the other, see tests/xdist_order.py
+    ``GROUPS``), or when the session ends. Skips where Debian's chromium is not installed."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (scripts/test.sh installs it)")
     if "browser" not in _SHARED:
@@ -93,6 +94,22 @@ def shared_context(request: pytest.FixtureRequest) -> Any:
         context.add_init_script("window.localStorage.clear(); window.sessionStorage.clear();")
         _SHARED["context"] = context
     return _SHARED["context"]
+
+
+# the modules that use the process's browser (the driver's event loop runs in the test thread while
+# it is started: a later module's asyncio.run() there fails with "cannot be called from a running
+# event loop", so it is stopped as soon as the next test is not one of these)
+BROWSER_MODULES = ("test_browser.py", "test_browser_pages.py", "test_browser_security.py")
+
+
+def close_unless_next_uses_it(nextitem: pytest.Item | None) -> None:
+    """Stop the browser and its driver after a test when the next test of this process (pytest's
+    ``nextitem``; None when not known yet) is not in a browser module."""
+    if "driver" not in _SHARED:
+        return
+    if nextitem is not None and Path(str(nextitem.path)).name in BROWSER_MODULES:
+        return
+    _close()
 
 
 def _close() -> None:

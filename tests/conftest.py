@@ -123,3 +123,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from tests.xdist_order import CostOrderedLoadFile
 
     return CostOrderedLoadFile(config, log)
+
+
+# --- the browser modules' shared Chromium (issue #16) ---------------------------------------------
+@pytest.hookimpl(trylast=True)  # after pytest's own teardown of the test's fixtures (module ones too)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the process's Chromium once the browser modules are done (tests/browser_session.py):
+    its driver's event loop would otherwise stay running in this thread for every later module."""
+    from tests import browser_session
+
+    browser_session.close_unless_next_uses_it(nextitem)
