@@ -291,8 +291,8 @@ def run(
     try:
         con.execute(f"ATTACH ':memory:' AS {work}")
     except duckdb.Error:
-        # an instance opened read-only (a native DuckDB file, duckdb.connect(read_only=True))
-        # refuses any in-memory database; the serial engine needs none (review s11 R1)
+        # an instance opened read-only (a native DuckDB file opened with read_only=True) refuses
+        # any in-memory database; the serial engine needs none (review s11 R1)
         return None
     other = con.cursor()
     lane = _LaneB()
