@@ -80,6 +80,7 @@ import contextlib
 import gc
 import importlib
 import importlib.util
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -811,13 +812,20 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
 
 def compute_metrics(
     con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None = None, *,
-    lanes: bool = True,
+    lanes: bool | None = None,
 ) -> MetricsReport:
     """Run every family for the window (and the previous one when asked) and merge by group.
 
     With ``lanes`` (and when lanes.py finds the connection fit for it) the families run on two
     connections at once; ``lanes=False`` runs them one after another on ``con`` (a caller that
-    replaced one of the view files' TEMP macros needs that: lanes.py does not compare macros)."""
+    replaced one of the view files' TEMP macros needs that: lanes.py does not compare macros).
+    ``None``, the default: lanes only with ``GITOPS_DORA_METRICS_LANES=1``. They are off by default
+    because on two cores they took about 10% of a report's CPU but no wall time, and 2 of 8 plain
+    reports on the bench store stalled about a second with both lanes idle (1.15-1.34 s, then 2.23
+    and 2.25 s; docs/performance.md, "Metrics lanes, session 11"): opt-in until measured on larger
+    machines and the stall is understood."""
+    if lanes is None:
+        lanes = os.environ.get("GITOPS_DORA_METRICS_LANES") == "1"
     cfg = config or Config()
     lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
     apply_settings(con, cfg, lead_time_start=lead_time_start)
