@@ -58,6 +58,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.typer_once import command_built_once
+
 CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
 # Python's warning filters in a fresh process without -W or PYTHONWARNINGS (3.11, release build).
@@ -103,49 +105,12 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
     return subprocess.CompletedProcess([CLI, *argv], code, _as_text(out.getvalue()), _as_text(err.getvalue()))
 
 
-# Typer's click command, built from the app once per test process (see _command_built_once).
-_built_command: dict[int, tuple[Any, tuple[int, ...], Any]] = {}
-
-
-@contextlib.contextmanager
-def _command_built_once() -> Iterator[None]:
-    """``typer.main.get_command`` hands back the command it built before for the same app.
-
-    ``Typer.__call__`` rebuilds the whole click command tree on every call (every command's
-    parameters read back from its function's signature: 0.02-0.03 CPU-s). A process runs one
-    command and pays it once; a test process running hundreds of commands paid it each time. Click
-    makes a new context for every invocation and keeps nothing of one call in the command, so each
-    call parses and runs as in a fresh process; only the construction is shared. A change to the
-    app's registrations (a new command, group or callback) builds it again.
-    """
-    import typer.main
-
-    real = typer.main.get_command
-    if getattr(real, "_built_once", False):  # already inside one (a nested call refuses anyway)
-        yield
-        return
-
-    def get_command(app: Any) -> Any:
-        shape = (len(app.registered_commands), len(app.registered_groups), id(app.registered_callback))
-        entry = _built_command.get(id(app))
-        if entry is None or entry[0] is not app or entry[1] != shape:
-            entry = _built_command[id(app)] = (app, shape, real(app))
-        return entry[2]
-
-    get_command._built_once = True  # type: ignore[attr-defined]
-    typer.main.get_command = get_command  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        typer.main.get_command = real
-
-
 def _call(argv: list[str]) -> int:
     """The exit status of the entry point, as the interpreter turns it into a process's."""
     from analytics.cli import main as cli_main
 
     try:
-        with _command_built_once():
+        with command_built_once():  # Typer rebuilt it on every call, 0.01-0.03 CPU-s
             cli_main.run(argv)
     except SystemExit as exc:
         return _exit_status(exc.code)

@@ -1,4 +1,5 @@
-"""Typer's click command built once for a test module that runs the CLI in-process hundreds of times.
+"""Typer's click command built once per test process for the CLI run in-process
+(tests/cli_inprocess.py, and modules that call ``main.run`` or ``CliRunner`` themselves).
 
 ``Typer.__call__`` (what ``analytics.cli.main.run`` calls) and ``typer.testing.CliRunner.invoke``
 rebuild the whole click command tree from the app on every call (``typer.main.get_command``:
@@ -26,23 +27,32 @@ def _shape(app: Any) -> tuple[int, ...]:
             id(app.registered_callback))
 
 
+# the commands built so far in this process, by app and registrations (kept across blocks: the
+# in-process CLI of tests/cli_inprocess.py enters a block for every call)
+_built: dict[tuple[int, ...], tuple[Any, Any]] = {}
+
+
 @contextlib.contextmanager
 def command_built_once() -> Iterator[None]:
     """Within the block, ``typer.main.get_command`` (and typer.testing's copy of it) returns the
-    command it built before for the same app with the same registrations."""
+    command it built before for the same app with the same registrations. A block inside another
+    changes nothing."""
     import typer.main
     import typer.testing
 
     real = typer.main.get_command
-    built: dict[tuple[int, ...], tuple[Any, Any]] = {}
+    if getattr(real, "_built_once", False):
+        yield
+        return
 
     def get_command(app: typer.Typer) -> Any:
         key = _shape(app)
-        entry = built.get(key)
+        entry = _built.get(key)
         if entry is None or entry[0] is not app:
-            entry = built[key] = (app, real(app))
+            entry = _built[key] = (app, real(app))
         return entry[1]
 
+    get_command._built_once = True  # type: ignore[attr-defined]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typer.main, "get_command", get_command)
         patch.setattr(typer.testing, "_get_command", get_command)
