@@ -1,5 +1,9 @@
 """A report's metric families on two connections at once, so both cores work through its statements.
 
+Opt-in: :func:`analytics.metrics.engine.compute_metrics` runs them only with ``lanes=True`` or
+``GITOPS_DORA_METRICS_LANES=1`` (on two cores they saved CPU but no wall time, and some reports
+stalled about a second: docs/performance.md, "Metrics lanes, session 11").
+
 Why: a report is a chain of statements, most of them too small for DuckDB to spread over its
 threads (the families' joins and aggregates over 100k deployments, the shared views), so on two
 cores one mostly waits while the other works, and a second worker thread inside one statement
