@@ -21,6 +21,11 @@ the page, 0.1-0.3 s per heading on these pages.
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -151,17 +156,116 @@ def new_page(context: Any, width: int, height: int) -> tuple[Any, list[str]]:
     return page, errors
 
 
+# The same conditions as DRAWN_JS, each reported on its own, with what the page shows instead: for
+# the error of a wait that timed out (:func:`wait_drawn`). Always truthy (an object), so it can be
+# read with ``wait_for_function``, which, unlike ``evaluate``, takes a timeout (a hung renderer).
+UNMET_JS = """([headings, selectors, charts]) => {
+  const norm = s => (s || '').replace(/\\s+/g, ' ').trim();
+  const visible = e => e !== null && e.checkVisibility({visibilityProperty: true})
+    && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().height > 0;
+  const all = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')];
+  const shown = new Set(all.filter(visible).map(h => norm(h.textContent)));
+  const app = document.querySelector('[data-testid="stApp"]');
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const stale = [...document.querySelectorAll('[data-stale="true"]')];
+  const unmet = [];
+  for (const h of headings) if (!shown.has(h)) unmet.push(`heading ${JSON.stringify(h)} not visible`);
+  for (const s of selectors) if (!visible(document.querySelector(s))) unmet.push(`selector ${s} not visible`);
+  const svgs = document.querySelectorAll('.js-plotly-plot .main-svg').length;
+  if (svgs < charts) unmet.push(`${svgs} drawn chart SVGs, want ${charts}`);
+  const state = app ? app.dataset.testScriptState : '(no stApp element)';
+  if (state !== 'notRunning') unmet.push(`script state ${JSON.stringify(state)}, want "notRunning"`);
+  const running = document.querySelector('[data-testid="stStatusWidgetRunningIcon"]');
+  if (running) unmet.push('running indicator shown');
+  if (stale.length) unmet.push(`${stale.length} stale elements`);
+  const skeletons = document.querySelectorAll('[data-testid="stSkeleton"]').length;
+  if (skeletons) unmet.push(`${skeletons} skeletons`);
+  const undrawn = plots.filter(p => !p.querySelector('.main-svg')).length;
+  if (undrawn) unmet.push(`${undrawn} Plotly charts without their SVG`);
+  const connection = app ? (app.dataset.testConnectionState || null) : null;
+  if (app && connection !== 'CONNECTED') unmet.push(`connection to the server ${connection} (not CONNECTED)`);
+  return {
+    unmet, url: location.href, readyState: document.readyState, scriptState: state, connection,
+    visibleHeadings: [...shown], hiddenHeadings: all.filter(h => !visible(h)).map(h => norm(h.textContent)),
+    staleTestIds: stale.map(e => e.dataset.testid || e.tagName).slice(0, 20),
+    exceptions: [...document.querySelectorAll(
+      '[data-testid="stException"], [data-testid="stAlertContentError"]')].map(
+      e => norm(e.innerText).slice(0, 500)),
+    statusWidget: norm(document.querySelector('[data-testid="stStatusWidget"]')?.innerText),
+    dialogs: [...document.querySelectorAll('[role="dialog"], [role="alert"]')].map(
+      e => norm(e.innerText).slice(0, 300)),
+    html: document.documentElement.outerHTML,
+  };
+}"""
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+class PageNotDrawn(AssertionError):
+    """A page load that did not reach :data:`DRAWN_JS` in time; the message names the conditions
+    still unmet and the URL, and where the screenshot and the page's HTML and state were saved."""
+
+
 def wait_drawn(page: Any, headings: Sequence[str] = (), selectors: Sequence[str] = (), charts: int = 0,
                timeout: float = 120_000) -> None:
     """Until ``page`` shows every heading of ``headings`` (exact text) and an element for each CSS
     selector of ``selectors``, at least ``charts`` drawn Plotly charts, and its script run is over
     with every chart drawn (:data:`DRAWN_JS`); then until two more frames are drawn
-    (:func:`next_frames`), for a screenshot."""
-    page.wait_for_function(DRAWN_JS, arg=[list(headings), list(selectors), charts], timeout=timeout)
+    (:func:`next_frames`), for a screenshot. On a timeout, :class:`PageNotDrawn` says which
+    conditions were still unmet (:func:`report_not_drawn`)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    arg = [list(headings), list(selectors), charts]
+    try:
+        page.wait_for_function(DRAWN_JS, arg=arg, timeout=timeout)
+    except PlaywrightTimeout as exc:
+        raise PageNotDrawn(report_not_drawn(page, arg, timeout)) from exc
     next_frames(page)
+
+
+def report_not_drawn(page: Any, arg: list[Any], timeout: float) -> str:
+    """What the page shows after a wait for ``arg`` (:data:`DRAWN_JS`'s argument) timed out: the
+    unmet conditions, URL and script state, saved with a screenshot and the page's HTML under
+    test-artifacts/ (``not-drawn-<test>-<n>.{png,html,json}``); returns the error message."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", test.split("::", 1)[-1])[:120]
+    ARTIFACTS.mkdir(exist_ok=True)
+    n = 0
+    while (ARTIFACTS / f"not-drawn-{stem}-{n}.json").exists():
+        n += 1
+    base = ARTIFACTS / f"not-drawn-{stem}-{n}"
+    try:
+        state = page.wait_for_function(UNMET_JS, arg=arg, timeout=15_000).json_value()
+    except Exception as exc:  # noqa: BLE001 - a page that cannot even answer is the finding
+        state = {"unmet": [f"the page did not answer: {exc!r}"], "url": page.url, "html": ""}
+    state["server"] = server_health(state.get("url") or page.url)
+    base.with_suffix(".html").write_text(state.pop("html", "") or "")
+    try:
+        page.screenshot(path=str(base.with_suffix(".png")), full_page=True, timeout=15_000)
+    except Exception as exc:  # noqa: BLE001 - the report is still written without the picture
+        state["screenshot"] = repr(exc)
+    base.with_suffix(".json").write_text(json.dumps(state, indent=1))
+    unmet = "; ".join(state["unmet"]) or "every condition met now"
+    return (f"page not drawn after {timeout / 1000:.0f} s: {unmet}"
+            f" (url {state['url']}, server {state['server']}, script state {state.get('scriptState')!r},"
+            f" connection {state.get('connection')!r}, visible headings"
+            f" {state.get('visibleHeadings')}, exceptions {state.get('exceptions')});"
+            f" screenshot, HTML and state: {base}.{{png,html,json}}")
 
 
 def next_frames(page: Any) -> None:
     """Until the browser has drawn two more frames: whatever the last run changed (a chart's layout
     after a resize) is laid out and painted before a screenshot, without a fixed wait."""
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
+def server_health(url: str) -> str:
+    """Whether the Streamlit server of ``url`` still answers its health check: a page whose server
+    has gone (stopped from outside, crashed) never finishes its run, and the browser only shows
+    "Connecting"."""
+    parts = urllib.parse.urlsplit(url)
+    health = f"{parts.scheme}://{parts.netloc}/_stcore/health"
+    try:
+        with urllib.request.urlopen(health, timeout=5) as resp:
+            return f"{health} answers {resp.status} {resp.read(20)!r}"
+    except OSError as exc:
+        return f"{health} does NOT answer ({exc}): the dashboard is gone"
