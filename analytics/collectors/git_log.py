@@ -7,8 +7,11 @@ temporary file and DuckDB parses and inserts them in one statement.
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -193,6 +196,15 @@ WHERE commits.repo = $1 AND commits.sha = expanded.reverting AND expanded.n = 1
 
 CHUNK_BYTES = 4 << 20
 
+# The chunk folder's name carries its process id, so a later run can tell a folder whose process was
+# killed (SIGKILL, the OOM killer: nothing of it ran its cleanup) from one still in use, and remove
+# it: it holds the repository's whole ``git log`` (messages, names, e-mail addresses). A folder is
+# only removed once its process is gone AND it has not changed for STALE_AFTER seconds, because a
+# process in another PID namespace sharing the same temporary folder looks gone from here.
+LOG_DIR_PREFIX = "gitops-dora-log-"
+_LOG_DIR = re.compile(re.escape(LOG_DIR_PREFIX) + r"(\d+)-")
+STALE_AFTER = 3600.0
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -216,13 +228,14 @@ class LogReader:
 
     def __init__(self, repo: Path, exclude: Sequence[str]) -> None:
         self.repo, self.exclude = repo, tuple(exclude)
-        self._dir = tempfile.TemporaryDirectory(prefix="gitops-dora-log-")
+        self._dir = tempfile.TemporaryDirectory(prefix=f"{LOG_DIR_PREFIX}{os.getpid()}-")
         self.tmp = Path(self._dir.name)
         self.reverts: dict[str, str] = {}
         self.error: BaseException | None = None
         # set by batches() before it yields the batch that holds the end of git's output
         self.complete = False
         self._taken = False
+        self._swept = False
         self._stop = threading.Event()
         # stderr goes to a file: a pipe nobody reads could fill up and stall git.
         self.stderr = open(self.tmp / "git-stderr.txt", "w+b")  # noqa: SIM115 - closed in finish/abort
@@ -335,7 +348,47 @@ class LogReader:
         self.proc.wait()
         self.thread.join()
         self.stderr.close()
-        self._dir.cleanup()
+        if not self._swept:
+            self._swept = True
+            self._dir.cleanup()
+            remove_stale_log_dirs(self.tmp.parent)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process (EPERM): alive
+        return True
+    return True
+
+
+def remove_stale_log_dirs(root: Path, now: float | None = None) -> list[Path]:
+    """Remove the chunk folders that killed runs left in ``root`` (see ``LOG_DIR_PREFIX``); the
+    folders removed. Never raises: a folder that cannot be read or removed is left as it was."""
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _LOG_DIR.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or now - info.st_mtime < STALE_AFTER:
+            continue
+        if _running(int(match.group(1))):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.exists(entry.path):
+            removed.append(Path(entry.path))
+    return removed
 
 
 def mine_commits(
