@@ -14,10 +14,30 @@ from typing import Any, Literal
 
 import duckdb
 
+from analytics.errors import UserError
 from analytics.store.keys import key_of
 from analytics.store.literals import execute
 
 OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
+
+# DuckLake prunes a MERGE's data files with the join's key values written into the catalog's SQL,
+# where a NUL character ends the string: the statement then fails with a parser error about the
+# catalog ("Failed to get data file list from DuckLake: unterminated quoted string"), which says
+# nothing about the input, and which the webhook receiver took for an unavailable store (503, so
+# the sender retried the delivery for ever). The failed transaction cannot be asked which value
+# it was, so the error is recognised by its text and named for what it is.
+_NUL_IN_KEY = ("Failed to get data file list from DuckLake", "unterminated quoted string")
+
+
+class UnstorableKeyError(UserError, ValueError):
+    """A key value the store cannot hold (a NUL character): bad input (exit 2), never worth a retry."""
+
+
+def is_nul_in_key(exc: BaseException) -> bool:
+    """Whether a statement failed on a key value holding a NUL (see ``_NUL_IN_KEY``): writers that
+    run their own MERGE (the receiver's finalize steps) classify their failures with it."""
+    return isinstance(exc, UnstorableKeyError) or (
+        isinstance(exc, duckdb.ParserException) and all(part in str(exc) for part in _NUL_IN_KEY))
 
 
 def _q(name: str) -> str:
@@ -74,15 +94,28 @@ def merge(
     so the statement is planned without DuckLake's statistics (same result, less catalog work)."""
     sql = merge_sql(table, source_sql, columns, on_match)
     if not few_rows:
-        execute(con, sql, params)
+        _execute_merge(con, table, sql, params)
         return
     con.execute(_LEAN_PLANNING)
     try:
-        execute(con, sql, params)
+        _execute_merge(con, table, sql, params)
     finally:
         # refused in a transaction the MERGE aborted; the unit's ROLLBACK path resets it then
         with contextlib.suppress(duckdb.Error):
             con.execute(RESET_PLANNING)
+
+
+def _execute_merge(con: duckdb.DuckDBPyConnection, table: str, sql: str,
+                   params: Sequence[Any] | Mapping[str, Any] | None) -> None:
+    try:
+        execute(con, sql, params)
+    except duckdb.ParserException as exc:
+        if is_nul_in_key(exc):
+            keys = ", ".join(key_of(table))
+            raise UnstorableKeyError(
+                f"a {table} key value ({keys}) contains a NUL character (\\0), which the store cannot "
+                "hold; remove it from the input") from None
+        raise
 
 
 def merge_values(

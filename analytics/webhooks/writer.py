@@ -73,7 +73,7 @@ from analytics.store.connection import CATALOG, WriteSession, hold_store, is_con
 from analytics.store.keys import key_of
 from analytics.store.literals import MAX_INLINE_ITEMS
 from analytics.store.location import StoreRef, resolve
-from analytics.store.upsert import merge, merge_values
+from analytics.store.upsert import UnstorableKeyError, is_nul_in_key, merge, merge_values
 from analytics.webhooks.delivery_file import KNOWN_TYPES, write_row_file
 
 MAX_BATCH = 500
@@ -195,7 +195,7 @@ def failure_kind(exc: BaseException) -> str:
     """"conflict" (run again), "unavailable" (503, reopen), "data" (422 when alone), "other"."""
     if is_conflict(exc):
         return "conflict"
-    if isinstance(exc, _DATA):
+    if isinstance(exc, _DATA) or is_nul_in_key(exc):
         return "data"
     if isinstance(exc, _UNAVAILABLE):
         return "unavailable"
@@ -506,7 +506,10 @@ class DeliveryWriter:
                 return
             error: Exception
             if kind == "data":
-                error = Rejected(f"cannot be stored: {first_line(exc)}")
+                reason = ("a key value contains a NUL character (\\0), which the store cannot hold"
+                          if is_nul_in_key(exc) and not isinstance(exc, UnstorableKeyError)
+                          else first_line(exc))
+                error = Rejected(f"cannot be stored: {reason}")
                 self.on_failure(f"rejected:{type(exc).__name__}", f"{batch[0].provider} delivery "
                                 f"{batch[0].delivery_id} rejected (422): {first_line(exc)}")
             else:
