@@ -5,6 +5,10 @@ Each of those modules started its own dashboard on the same read-only demo store
 Streamlit start-up, imports and first engine run of every page (the dashboard's caches are per
 process) for the same pages. Both only read what the dashboard draws, so one server per worker
 serves both; tests/xdist_order.py puts the two modules on the same worker.
+
+Also ``dashboard_command``: the ``gitops-dora dashboard`` command run in the test process up to the
+point where it execs Streamlit, for the tests about what the command checks, prints and passes on
+(its warnings, its option checks, the environment and command line the server gets).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +77,54 @@ def dashboard(db: Path, root: Path, env: dict[str, str] | None = None) -> Iterat
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """What ``gitops-dora ... dashboard ...`` did before it would have become the Streamlit server:
+    ``result`` (exit status, stdout and stderr as a subprocess's, tests/cli_inprocess.py), and
+    the program, command line and environment it exec'd (``None`` when it stopped before the exec)."""
+
+    result: subprocess.CompletedProcess[str]
+    program: str | None
+    argv: list[str] | None
+    env: dict[str, str] | None
+
+
+@contextmanager
+def _exec_recorded(calls: list[tuple[str, list[str], dict[str, str]]]) -> Iterator[None]:
+    """``os.execve`` records its arguments and ends the command with status 0 instead of replacing
+    the test process (``cli_inprocess`` calls are serialised, so nothing else execs meanwhile)."""
+    real = os.execve
+
+    def recorded(path: str, args: Sequence[str], env: Mapping[str, str]) -> None:
+        calls.append((path, list(args), dict(env)))
+        raise SystemExit(0)
+
+    os.execve = recorded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.execve = real
+
+
+def dashboard_command(argv: Sequence[str], *, env: Mapping[str, str],
+                      cwd: str | os.PathLike[str]) -> CommandRun:
+    """``gitops-dora *argv`` (a ``dashboard`` command) in this process until its exec of Streamlit.
+
+    A ``gitops-dora dashboard`` process costs 0.4-0.7 CPU-s of interpreter start-up and imports
+    before the first line it prints (more when the test stops it after the exec, in Streamlit's own
+    imports), and a test of its warnings or option checks started one per case (issue #16). What
+    happens before the exec is the CLI's code, the same here; the tests about the server itself (it
+    starts, serves, stops on a signal) keep a process (``dashboard`` above,
+    test_dashboard_security's ``first_stderr_line``)."""
+    from tests import cli_inprocess  # not at import: tests/conftest.py imports this module
+
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    with _exec_recorded(calls):
+        result = cli_inprocess.run(list(argv), env=env, cwd=cwd)
+    assert len(calls) <= 1, calls
+    if not calls:
+        return CommandRun(result, None, None, None)
+    program, args, exec_env = calls[0]
+    return CommandRun(result, program, args, exec_env)

@@ -27,6 +27,8 @@ from dashboards.safe_text import md
 from dashboards.tiles import TILES, delta_text, fmt
 from tests import cli_inprocess
 from tests.apptest_pages import start_page
+from tests.child_env import child_env
+from tests.dashboard_server import dashboard_command
 from tests.store_fixture import DemoStore
 from tests.store_query import store_reader
 
@@ -36,17 +38,12 @@ APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 PAGES = ("overview", "throughput", "stability", "deployments", "maturity", "data_health")
 
 
-def cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    # run beside the database, so a gitops-dora.yaml in the checkout cannot change the numbers
-    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True, env=env,
-                          timeout=300, cwd=db.parent if db.parent.exists() else None)
-
-
 def read_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``cli`` for the reads the pages are compared with (``metrics``, ``deployments``), run in this
-    process (tests/cli_inprocess.py: same entry point, environment, folder, streams and exit status,
-    without a process's 0.5-0.7 CPU-s of start-up); the process is not what these tests are about."""
+    """``gitops-dora --db DB *args`` for the reads the pages are compared with (``metrics``,
+    ``deployments``), beside the database (so a gitops-dora.yaml in the checkout cannot change the
+    numbers) and without GITOPS_DORA_DB, run in this process (tests/cli_inprocess.py: same entry
+    point, environment, folder, streams and exit status, without a process's 0.5-0.7 CPU-s of
+    start-up); the process is not what these tests are about."""
     env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
     return cli_inprocess.run(["--db", str(db), *args], env=env,
                              cwd=db.parent if db.parent.exists() else None)
@@ -528,9 +525,35 @@ def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db
 
 
 def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
-    proc = cli(tmp_path / "x.duckdb", "dashboard", "--port", "70000")
-    assert proc.returncode == 2
-    assert "65535" in proc.stderr and "--port" in proc.stderr
+    """Run in this process up to the exec it must not reach (tests/dashboard_server.py,
+    ``dashboard_command``): Typer's check of the option is what is tested, not a process start-up."""
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    run = dashboard_command(["--db", str(tmp_path / "x.duckdb"), "dashboard", "--port", "70000"],
+                            env=env, cwd=tmp_path)
+    assert run.result.returncode == 2
+    assert "65535" in run.result.stderr and "--port" in run.result.stderr
+    assert run.argv is None                           # no server started
+
+
+def test_dashboard_command_serves_the_store_with_the_default_view_warmed(tmp_path: Path) -> None:
+    """What `gitops-dora dashboard` hands the Streamlit server it execs: the app on the selected
+    store, the port, and the warm-up of the default Overview switched on (dashboards/warmup.py;
+    tested in-process by test_warm_up_computes_the_default_overview_once_per_snapshot)."""
+    from analytics.cli.cmd_dashboard import APP_SCRIPT
+
+    db = tmp_path / "x.ducklake"
+    with open_writer(db, source="test"):
+        pass
+    env = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
+    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"], env=env, cwd=tmp_path)
+    assert run.result.returncode == 0, run.result.stderr
+    assert "http://127.0.0.1:8765/" in run.result.stdout
+    assert run.program == sys.executable and run.argv is not None and run.env is not None
+    assert run.argv[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    assert run.argv[run.argv.index("--server.port") + 1] == "8765"
+    assert run.argv[run.argv.index("--server.address") + 1] == "127.0.0.1"
+    assert Path(run.env["GITOPS_DORA_DB"]) == db
+    assert run.env["GITOPS_DORA_WARMUP"] == "1"
 
 
 def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) -> None:

@@ -41,6 +41,7 @@ from dashboards.safe_text import file_part, md, md_code, plot_text
 from tests import cli_inprocess
 from tests.apptest_pages import start_page
 from tests.child_env import child_env
+from tests.dashboard_server import dashboard_command
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
@@ -570,33 +571,48 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def first_stderr_line(tmp_path: Path, host: str, env: dict[str, str] | None = None) -> str:
-    """Start `gitops-dora dashboard --host HOST`, return its first stderr line, stop it."""
+def first_stderr_line(tmp_path: Path, host: str, env: dict[str, str] | None = None, *,
+                      process: bool = False) -> str:
+    """Run `gitops-dora dashboard --host HOST`, return its first stderr warning line ("" if none).
+
+    ``process``: a real process, stopped once it printed its URL (the line it prints after any
+    warning, just before it execs Streamlit): the warning reaches the process's stderr. Otherwise
+    the command runs in this process up to its exec (tests/dashboard_server.py, ``dashboard_command``:
+    the same code, without a process's 0.5-1 CPU-s of start-up), which must then exec Streamlit
+    bound to HOST."""
     base = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
     base["HOME"] = str(tmp_path)                      # no ~/.streamlit/secrets.toml of the user's
     if not (tmp_path / "x.ducklake").exists():
         with open_writer(tmp_path / "x.ducklake", source="test"):
             pass                                      # a store, so the only warning is about the bind
-    proc = subprocess.Popen([CLI, "--db", str(tmp_path / "x.ducklake"), "dashboard", "--host", host,
-                             "--port", str(free_port())], cwd=tmp_path, env={**base, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        url = proc.stdout.readline()                  # printed after any warning, just before exec
-        assert "gitops-dora dashboard on" in url, url
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        err = proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    argv = ["--db", str(tmp_path / "x.ducklake"), "dashboard", "--host", host, "--port", str(free_port())]
+    if not process:
+        run = dashboard_command(argv, env={**base, **(env or {})}, cwd=tmp_path)
+        assert run.result.returncode == 0, run.result.stderr
+        assert "gitops-dora dashboard on" in run.result.stdout, run.result.stdout
+        assert run.argv is not None and run.argv[run.argv.index("--server.address") + 1] == host, run.argv
+        err = run.result.stderr
+    else:
+        proc = subprocess.Popen([CLI, *argv], cwd=tmp_path, env={**base, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            url = proc.stdout.readline()              # printed after any warning, just before exec
+            assert "gitops-dora dashboard on" in url, url
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     lines = [line for line in err.splitlines() if line.startswith("warning: ")]
     return lines[0] if lines else ""
 
 
 def test_open_bind_without_login_warns_on_stderr(tmp_path: Path) -> None:
-    line = first_stderr_line(tmp_path, "0.0.0.0")
+    line = first_stderr_line(tmp_path, "0.0.0.0", process=True)     # on the real process's stderr
     assert line.startswith("warning: serving on 0.0.0.0 without login")
     assert first_stderr_line(tmp_path, "127.0.0.1") == ""
     assert first_stderr_line(tmp_path, "localhost") == ""
