@@ -39,13 +39,12 @@ from dashboards import charts
 from dashboards.answers_form import AnswersFolderError, answers_folder, file_name, save_answers
 from dashboards.safe_text import file_part, md, md_code, plot_text
 from tests import cli_inprocess
-from tests.apptest_pages import start_page
+from tests.apptest_pages import new_app, start_page
 from tests.child_env import child_env
 from tests.dashboard_server import dashboard_command
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 CLI = str(Path(sys.executable).parent / "gitops-dora")
-APP = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
 
 LINK_SERVICE = "[login](https://evil.example/login)"
 TEAM = "**team** [t](https://evil.example/team)"
@@ -520,7 +519,7 @@ def test_login_without_authlib_fails_closed(hostile_db: Path, use_db: Any,
     monkeypatch.setattr(auth, "authlib_installed", lambda: False)
     use_db(hostile_db)
     monkeypatch.setenv("GITOPS_DORA_REQUIRE_LOGIN", "1")
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = new_app(120)
     at.secrets["auth"] = AUTH
     at.run()
     assert any("Authlib is not installed" in e.value for e in at.error)
@@ -536,7 +535,7 @@ def test_login_page_then_the_signed_in_dashboard(hostile_db: Path, use_db: Any,
     monkeypatch.setattr(auth, "authlib_installed", lambda: True)   # Authlib is an optional extra
     use_db(hostile_db)
     monkeypatch.setenv("GITOPS_DORA_REQUIRE_LOGIN", "1")
-    at = AppTest.from_file(APP, default_timeout=120)
+    at = new_app(120)
     at.secrets["auth"] = AUTH
     at.query_params.update(WINDOW)
     at.run()
