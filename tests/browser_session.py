@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
@@ -200,9 +201,23 @@ UNMET_JS = """([headings, selectors, charts]) => {
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
+# DRAWN_JS, or "lost" once the page has been connected to its server and no longer is (Streamlit's
+# connection state on the app root: a server that stopped closes the page's websocket, and the page
+# goes back to pinging the server): :func:`wait_drawn` then asks the server whether it is still there.
+DRAWN_OR_LOST_JS = """(arg) => {
+  if ((DRAWN_JS)(arg)) return 'drawn';
+  const connection = document.querySelector('[data-testid="stApp"]')?.dataset.testConnectionState;
+  if (connection === 'CONNECTED') window.__testsWereConnected = true;
+  return window.__testsWereConnected === true && connection !== 'CONNECTED' ? 'lost' : false;
+}""".replace("DRAWN_JS", DRAWN_JS)
+CONNECTED_JS = """() =>
+  document.querySelector('[data-testid="stApp"]')?.dataset.testConnectionState === 'CONNECTED'"""
+
+
 class PageNotDrawn(AssertionError):
-    """A page load that did not reach :data:`DRAWN_JS` in time; the message names the conditions
-    still unmet and the URL, and where the screenshot and the page's HTML and state were saved."""
+    """A page load that did not reach :data:`DRAWN_JS` in time, or whose dashboard went away; the
+    message names the conditions still unmet, the URL and whether the server still answers, and
+    where the screenshot and the page's HTML and state were saved."""
 
 
 def wait_drawn(page: Any, headings: Sequence[str] = (), selectors: Sequence[str] = (), charts: int = 0,
@@ -210,21 +225,39 @@ def wait_drawn(page: Any, headings: Sequence[str] = (), selectors: Sequence[str]
     """Until ``page`` shows every heading of ``headings`` (exact text) and an element for each CSS
     selector of ``selectors``, at least ``charts`` drawn Plotly charts, and its script run is over
     with every chart drawn (:data:`DRAWN_JS`); then until two more frames are drawn
-    (:func:`next_frames`), for a screenshot. On a timeout, :class:`PageNotDrawn` says which
-    conditions were still unmet (:func:`report_not_drawn`)."""
+    (:func:`next_frames`), for a screenshot.
+
+    Raises :class:`PageNotDrawn`, saying which conditions were still unmet (:func:`report_not_drawn`),
+    after ``timeout`` ms, or as soon as the page lost its connection and its server no longer answers
+    its health check: a dashboard that is gone cannot finish the page (a page that lost its
+    connection to a server that is still there is waited for, Streamlit reconnects)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     arg = [list(headings), list(selectors), charts]
+    start = time.monotonic()
+    deadline = start + timeout / 1000
     try:
-        page.wait_for_function(DRAWN_JS, arg=arg, timeout=timeout)
+        while page.wait_for_function(DRAWN_OR_LOST_JS, arg=arg,
+                                     timeout=_left(deadline)).json_value() != "drawn":
+            answers, health = server_health(page.url)
+            if not answers:
+                raise PageNotDrawn(report_not_drawn(page, arg, time.monotonic() - start,
+                                                    f"the page lost its server: {health}"))
+            page.wait_for_function(CONNECTED_JS, timeout=_left(deadline))
     except PlaywrightTimeout as exc:
-        raise PageNotDrawn(report_not_drawn(page, arg, timeout)) from exc
+        raise PageNotDrawn(report_not_drawn(page, arg, time.monotonic() - start)) from exc
     next_frames(page)
 
 
-def report_not_drawn(page: Any, arg: list[Any], timeout: float) -> str:
-    """What the page shows after a wait for ``arg`` (:data:`DRAWN_JS`'s argument) timed out: the
-    unmet conditions, URL and script state, saved with a screenshot and the page's HTML under
+def _left(deadline: float) -> float:
+    """Milliseconds until ``deadline`` (time.monotonic), at least 1 (0 is no timeout to Playwright)."""
+    return max(1.0, (deadline - time.monotonic()) * 1000)
+
+
+def report_not_drawn(page: Any, arg: list[Any], waited: float, why: str = "") -> str:
+    """What the page shows after a wait for ``arg`` (:data:`DRAWN_JS`'s argument) failed after
+    ``waited`` seconds (``why``, if not the timeout): the unmet conditions, URL, script and connection
+    state, whether the server answers, saved with a screenshot and the page's HTML under
     test-artifacts/ (``not-drawn-<test>-<n>.{png,html,json}``); returns the error message."""
     test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", test.split("::", 1)[-1])[:120]
@@ -237,7 +270,8 @@ def report_not_drawn(page: Any, arg: list[Any], timeout: float) -> str:
         state = page.wait_for_function(UNMET_JS, arg=arg, timeout=15_000).json_value()
     except Exception as exc:  # noqa: BLE001 - a page that cannot even answer is the finding
         state = {"unmet": [f"the page did not answer: {exc!r}"], "url": page.url, "html": ""}
-    state["server"] = server_health(state.get("url") or page.url)
+    state["server"] = server_health(state.get("url") or page.url)[1]
+    state["waited_s"] = round(waited, 1)
     base.with_suffix(".html").write_text(state.pop("html", "") or "")
     try:
         page.screenshot(path=str(base.with_suffix(".png")), full_page=True, timeout=15_000)
@@ -245,7 +279,7 @@ def report_not_drawn(page: Any, arg: list[Any], timeout: float) -> str:
         state["screenshot"] = repr(exc)
     base.with_suffix(".json").write_text(json.dumps(state, indent=1))
     unmet = "; ".join(state["unmet"]) or "every condition met now"
-    return (f"page not drawn after {timeout / 1000:.0f} s: {unmet}"
+    return (f"page not drawn after {waited:.1f} s{': ' + why if why else ''}; unmet: {unmet}"
             f" (url {state['url']}, server {state['server']}, script state {state.get('scriptState')!r},"
             f" connection {state.get('connection')!r}, visible headings"
             f" {state.get('visibleHeadings')}, exceptions {state.get('exceptions')});"
@@ -258,14 +292,14 @@ def next_frames(page: Any) -> None:
     page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
-def server_health(url: str) -> str:
-    """Whether the Streamlit server of ``url`` still answers its health check: a page whose server
-    has gone (stopped from outside, crashed) never finishes its run, and the browser only shows
-    "Connecting"."""
+def server_health(url: str) -> tuple[bool, str]:
+    """Whether the Streamlit server of ``url`` still answers its health check, and what it said: a
+    page whose server has gone (stopped from outside, crashed) never finishes its run, and the
+    browser only shows "Connecting"."""
     parts = urllib.parse.urlsplit(url)
     health = f"{parts.scheme}://{parts.netloc}/_stcore/health"
     try:
         with urllib.request.urlopen(health, timeout=5) as resp:
-            return f"{health} answers {resp.status} {resp.read(20)!r}"
+            return True, f"{health} answers {resp.status} {resp.read(20)!r}"
     except OSError as exc:
-        return f"{health} does NOT answer ({exc}): the dashboard is gone"
+        return False, f"{health} does NOT answer ({exc}): the dashboard is gone"
