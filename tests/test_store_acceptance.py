@@ -27,6 +27,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,12 +39,12 @@ import pytest
 
 from analytics.errors import UserError
 from tests import cli_inprocess
+from tests.s12_h3_forkcli import ForkServer
 from tests.store_workloads import (
     PAUSE_ENV,
     SEMVER,
     History,
     Store,
-    cli_args,
     cli_env,
     counts,
     duplicate_keys,
@@ -52,7 +53,6 @@ from tests.store_workloads import (
     json_out,
     ok,
     one_error_line,
-    run,
     run_here,
     table_dump,
     write_history,
@@ -70,6 +70,23 @@ def big_repo(tmp_path_factory: pytest.TempPathFactory) -> History:
     """20,000 commits (a --no-ff merge every 10), 40 release tags v1.N.0 (every 500) and 80 nightly
     tags; shared read-only by the tests of this module (repository id ``big``)."""
     return write_history(tmp_path_factory.mktemp("repos") / "big.git", BIG_COMMITS, release_every=500)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[tuple[ForkServer, dict[str, str]]]:
+    """What starts the ``gitops-dora`` processes of the concurrency and SIGKILL tests, and their
+    environment with a ``TMPDIR`` of the test's own.
+
+    The processes are forked from a warm parent (tests/s12_h3_forkcli.py): each is a real process
+    (its own pid, DuckDB instance, file locks and streams, killed by a real SIGKILL), without the
+    0.07-0.1 CPU-s of interpreter start-up and command-module imports it would spend first.
+    ``TMPDIR``: a ``collect git`` killed with SIGKILL cannot remove its ``gitops-dora-log-*`` folder
+    (the whole ``git log`` of the repository); under ``tmp_path`` it goes with the test's folder
+    instead of piling up in /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with ForkServer(cli_env()) as server:
+        yield server, {"TMPDIR": str(tmp)}
 
 
 def _store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
@@ -105,9 +122,9 @@ def _state(store: Store, repo_id: str) -> dict[str, Any]:
 class ReadLoop(threading.Thread):
     """``metrics --format json`` and ``deployments --format json`` alternately until stopped."""
 
-    def __init__(self, store: Store, cwd: Path) -> None:
+    def __init__(self, store: Store, cwd: Path, server: ForkServer, env: dict[str, str]) -> None:
         super().__init__(daemon=True)
-        self.store, self.cwd = store, cwd
+        self.store, self.cwd, self.server, self.env = store, cwd, server, env
         self.stop = threading.Event()
         self.reads: list[tuple[str, subprocess.CompletedProcess[str]]] = []
 
@@ -116,7 +133,9 @@ class ReadLoop(threading.Thread):
         while not self.stop.is_set():
             command = ("metrics", "--format", "json", *WINDOW) if turn % 2 == 0 else \
                 ("deployments", "--format", "json")
-            self.reads.append((command[0], run(self.store, *command, cwd=self.cwd, timeout=300)))
+            read = self.server.run([*self.store.args, *command], env=cli_env(self.env), cwd=self.cwd,
+                                   timeout=300)
+            self.reads.append((command[0], read))
             turn += 1
 
 
@@ -129,29 +148,30 @@ def _payments_group(metrics: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
 def test_collect_import_webhooks_and_reads_at_once(
-    catalog: str, big_repo: History, tmp_path: Path, request: pytest.FixtureRequest
+    catalog: str, big_repo: History, tmp_path: Path, request: pytest.FixtureRequest,
+    processes: tuple[ForkServer, dict[str, str]],
 ) -> None:
+    server, tmp_env = processes
     store = _store(catalog, tmp_path, request)
     incidents = 300
     incidents_csv = write_incidents(tmp_path / "incidents.csv", incidents, service="payments")
     deliveries = github_deliveries(200)
     kinds = Counter(event for event, _, _ in deliveries)
-    collect = cli_args(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER,
-                       "--service", "payments")
-    load = cli_args(store, "import", str(incidents_csv))
+    collect = [*store.args, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER,
+               "--service", "payments"]
+    load = [*store.args, "import", str(incidents_csv)]
 
     # The receiver must be listening before deliveries arrive; its start creates the store.
-    hook_env = {"GITOPS_DORA_GITHUB_SECRET": SECRET, **store.env}
+    hook_env = {"GITOPS_DORA_GITHUB_SECRET": SECRET, **store.env, **tmp_env}
     db: Any = store.db  # a path or a URL: the helper passes it on as --db
     with receiver(db, hook_env) as rx, httpx.Client(timeout=300) as client:
-        reader = ReadLoop(store, tmp_path)
+        reader = ReadLoop(store, tmp_path, server, tmp_env)
         # The collection holds its transaction open until two reads have finished, so reads are
         # checked against a writer in flight however fast the collection itself has become.
         release = tmp_path / "release-collect"
         hold = {PAUSE_ENV: f"until:{release}"}
         started = time.monotonic()
-        writers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    env=cli_env(env), cwd=tmp_path)
+        writers = [server.popen(cmd, env=cli_env({**env, **tmp_env}), cwd=tmp_path)
                    for cmd, env in ((collect, hold), (load, {}))]
         reader.start()
 
@@ -231,7 +251,10 @@ def test_collect_import_webhooks_and_reads_at_once(
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Path) -> None:
+def test_sigkill_at_random_points_leaves_the_state_before_or_after(
+    tmp_path: Path, processes: tuple[ForkServer, dict[str, str]]
+) -> None:
+    server, tmp_env = processes
     seed = int(os.environ.get("STORE_KILL_SEED") or time.time_ns() % 2**31)
     rng = random.Random(seed)
     store = Store(str(tmp_path / "kill.ducklake"))
@@ -242,9 +265,8 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Pat
     def killed_run(delay: float, pause: float | None) -> subprocess.CompletedProcess[str]:
         """Start ``collect git`` and SIGKILL it ``delay`` seconds after start, or, with ``pause``,
         ``delay`` seconds into its pause right before COMMIT."""
-        env = cli_env({PAUSE_ENV: str(pause)} if pause else None)
-        proc = subprocess.Popen(cli_args(store, *collect), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env, cwd=tmp_path)
+        env = cli_env({**tmp_env, PAUSE_ENV: str(pause)} if pause else tmp_env)
+        proc = server.popen([*store.args, *collect], env=env, cwd=tmp_path)
         assert proc.stderr is not None
         early = ""
         if pause:
@@ -257,7 +279,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Pat
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=300)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, early + err)
+        return subprocess.CompletedProcess(proc.args, proc.wait(), out, early + err)
 
     # A kill while the very first run creates the store; then the first run completes.
     first = killed_run(rng.uniform(0.3, 2.5), None)
@@ -265,7 +287,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(tmp_path: Pat
     assert _state(store, "kill") in ({"commits": 0, "tags": 0, "deployments": {}},
                                      _expected_git("kill", history, 100))
     t0 = time.monotonic()
-    ok(run(store, *collect, cwd=tmp_path))
+    ok(server.run([*store.args, *collect], env=cli_env(tmp_env), cwd=tmp_path))
     duration = time.monotonic() - t0
     state = _state(store, "kill")
     assert state == _expected_git("kill", history, 100)
