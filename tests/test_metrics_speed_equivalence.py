@@ -24,11 +24,12 @@ import duckdb
 import pytest
 
 from analytics.metrics import engine
-from analytics.metrics.engine import MetricsQuery, compute_metrics
+from analytics.metrics.engine import MetricsQuery
 from analytics.store.connection import open_writer
 from bench.metrics_scale import fixture_sql
 from tests import metrics_queries
 from tests.metrics_queries import SINCE, UNTIL, payload, pull_requests_sql, reader
+from tests.s12_h4_reports import EngineResults
 
 PULL_REQUESTS_SQL = pull_requests_sql(300)
 QUERIES: dict[str, MetricsQuery] = {
@@ -46,6 +47,14 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def engine_as_is(db: Path) -> EngineResults:
+    """The unpatched engine's result per query on ``db`` (which nothing writes to), computed by the
+    first test that compares it and reused by the others: ``whole window`` is compared in four tests,
+    ``by team, month`` in two (tests/s12_h4_reports.py)."""
+    return EngineResults()
+
+
 @pytest.fixture
 def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     yield from reader(db)
@@ -53,10 +62,10 @@ def con(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 @pytest.mark.parametrize("name", list(QUERIES))
 def test_copies_and_once_per_report_views_change_no_number(
-    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
+    con: duckdb.DuckDBPyConnection, engine_as_is: EngineResults, monkeypatch: pytest.MonkeyPatch, name: str,
 ) -> None:
     query = QUERIES[name]
-    fast = payload(con, query)
+    fast = engine_as_is.payload(con, query, run=True)  # its copies are looked for on con below
     monkeypatch.setattr(engine, "COPIED_TABLES", ())
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {})
     monkeypatch.setattr(engine, "SHARED_VIEWS", ())
@@ -70,12 +79,12 @@ def test_copies_and_once_per_report_views_change_no_number(
 
 
 def test_pull_requests_are_copied_only_within_their_limit(
-    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch,
+    con: duckdb.DuckDBPyConnection, engine_as_is: EngineResults, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """pull_requests is copied for the report while small; above the limit the views read the
     store (no copy), with the same numbers either way."""
     query = QUERIES["by team, month"]
-    copied = payload(con, query)
+    copied = engine_as_is.payload(con, query)
     prs = int(con.execute("SELECT count(*) FROM pull_requests").fetchone()[0])  # type: ignore[index]
     assert 0 < prs <= engine.COPIED_WHEN_SMALL["pull_requests"]
     database = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
@@ -88,7 +97,7 @@ def test_pull_requests_are_copied_only_within_their_limit(
 
 @pytest.mark.parametrize("name", ["whole window", "team filter", "default window, committer", "three days"])
 def test_one_period_without_the_asof_join_changes_no_number(
-    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch, name: str,
+    con: duckdb.DuckDBPyConnection, engine_as_is: EngineResults, monkeypatch: pytest.MonkeyPatch, name: str,
 ) -> None:
     """A window of one period scopes each family with the period as literals instead of the ASOF
     join to metric_periods: the same rows, periods and numbers as the join gives."""
@@ -97,7 +106,7 @@ def test_one_period_without_the_asof_join_changes_no_number(
         trend="week", group_by=("team", "service"))
     spans = engine.periods(engine.data_window(con, query), query.trend)
     assert engine._single_period(spans) is not None
-    literal = payload(con, query)
+    literal = engine_as_is.payload(con, query)
     monkeypatch.setattr(engine, "_single_period", lambda spans: None)
     joined = payload(con, query)
     groups = json.loads(literal)["groups"]
@@ -141,9 +150,9 @@ THROUGHPUT_COLUMNS = ("deployments", "deployment_days", "changes", "lead_time_me
 
 
 def test_throughput_matches_one_aggregate_over_deployments_and_changes(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection, engine_as_is: EngineResults,
 ) -> None:
-    groups = compute_metrics(con, QUERIES["whole window"]).groups
+    groups = engine_as_is.report(con, QUERIES["whole window"]).groups
     engine.apply_settings(con)
     expected = con.execute(THROUGHPUT_ONE_AGGREGATE, [SINCE, UNTIL]).fetchall()
     by_key = {(g["service"], g["environment"]): g for g in groups}
@@ -251,10 +260,12 @@ WHERE counts_as_deployment AND deployed_at >= ? AND deployed_at < ?
 """
 
 
-def test_pr_counts_and_frequency_medians_match_the_views(con: duckdb.DuckDBPyConnection) -> None:
+def test_pr_counts_and_frequency_medians_match_the_views(
+    con: duckdb.DuckDBPyConnection, engine_as_is: EngineResults,
+) -> None:
     from statistics import median
 
-    report = compute_metrics(con, QUERIES["whole window"])
+    report = engine_as_is.report(con, QUERIES["whole window"])
     groups = {(g["service"], g["environment"]): g for g in report.groups}
     engine.apply_settings(con)
     expected = con.execute(PR_COUNTS_DIRECT, [SINCE, UNTIL]).fetchall()
