@@ -126,6 +126,7 @@ class ReadLoop(threading.Thread):
         super().__init__(daemon=True)
         self.store, self.cwd, self.server, self.env = store, cwd, server, env
         self.stop = threading.Event()
+        self.two_done = threading.Event()  # set once two reads have finished
         self.reads: list[tuple[str, subprocess.CompletedProcess[str]]] = []
 
     def run(self) -> None:
@@ -136,6 +137,8 @@ class ReadLoop(threading.Thread):
             read = self.server.run([*self.store.args, *command], env=cli_env(self.env), cwd=self.cwd,
                                    timeout=300)
             self.reads.append((command[0], read))
+            if len(self.reads) >= 2:
+                self.two_done.set()
             turn += 1
 
 
@@ -176,9 +179,7 @@ def test_collect_import_webhooks_and_reads_at_once(
         reader.start()
 
         def release_after_two_reads() -> None:
-            deadline = time.monotonic() + 300
-            while len(reader.reads) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            reader.two_done.wait(300)
             release.touch()
 
         releaser = threading.Thread(target=release_after_two_reads, daemon=True)
