@@ -131,16 +131,99 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C is what ended the command. DuckDB answers the signal by cancelling the running
+    query, which surfaces as its InterruptException, or, from a fetch, as a RuntimeError "Query
+    interrupted", possibly wrapped in the store's own error: not the user's input, not a crash."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt) or type(current).__name__ == "InterruptException":
+            return True
+        if isinstance(current, RuntimeError) and str(current).strip() == "Query interrupted":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+# After Ctrl-C the command unwinds (DuckDB cancels its query, ``finally`` blocks close the store) and
+# exits 130. DuckDB 1.5 can spin for ever in the next statement after a cancelled query that ran a
+# recursive CTE (the attribution and lead-time views use them): the process then used a core until
+# killed. So the first Ctrl-C also starts a timer, and the process exits 130 when the unwinding has
+# not ended within this many seconds, or at once on a second Ctrl-C. Nothing is lost by that: a
+# write commits in one transaction or not at all, and a read has nothing to save.
+INTERRUPT_GRACE_SECONDS = 5.0
+
+
+class _InterruptGuard:
+    """The SIGINT handler of one ``run`` (see ``INTERRUPT_GRACE_SECONDS``)."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self._signal = signal
+        self._timer: Any = None
+        self._previous: Any = None
+        self.installed = False
+
+    def install(self) -> None:
+        import threading
+
+        signal = self._signal
+        # Only where Python's own handler is in place: a background job of a shell ignores SIGINT
+        # (SIG_IGN), and an embedding program may have its own.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            return
+        self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self.installed = True
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        import threading
+
+        if self._timer is not None:
+            _exit_interrupted()
+        self._timer = threading.Timer(INTERRUPT_GRACE_SECONDS, _exit_interrupted)
+        self._timer.daemon = True
+        self._timer.start()
+        raise KeyboardInterrupt
+
+    def remove(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.installed:
+            self._signal.signal(self._signal.SIGINT, self._previous)
+            self.installed = False
+
+
+def _exit_interrupted() -> None:
+    """Leave now, as the unwinding after Ctrl-C did not end (see ``INTERRUPT_GRACE_SECONDS``)."""
+    try:
+        os.write(2, b"error: interrupted\n")
+    finally:
+        os._exit(130)
+
+
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    guard = _InterruptGuard()
+    guard.install()
     try:
         try:
             git_head_start.start(args)  # first: git walks while Typer and the commands load
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        _run(args)
+        try:
+            _run(args)
+        except KeyboardInterrupt:  # while Typer or a command's modules were still importing
+            _fail("interrupted", 130)
     finally:
-        git_head_start.discard()
+        try:
+            git_head_start.discard()
+        finally:
+            guard.remove()
 
 
 def _run(args: list[str]) -> None:
@@ -173,6 +256,8 @@ def _run(args: list[str]) -> None:
         except UserError as exc:
             if debug:
                 _print_traceback(exc)
+            if _interrupted(exc):
+                _fail("interrupted", 130)
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
@@ -189,9 +274,14 @@ def _run(args: list[str]) -> None:
         except Exception as exc:  # noqa: BLE001 - the CLI contract is one line, no traceback
             if debug:
                 _print_traceback(exc)
+            if _interrupted(exc):
+                _fail("interrupted", 130)
             _fail(f"{type(exc).__name__}: {_first_line(exc)} (run with --debug for a traceback)", 1)
         # an Exit(code) comes back as its code; a command's own return value is no exit status
-        sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
+        code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        if code == 130:  # Typer turns a KeyboardInterrupt in a command into Exit(130), silently
+            _fail("interrupted", 130)
+        sys.exit(code)
 
 
 if __name__ == "__main__":
