@@ -247,7 +247,7 @@ def metrics_command(
     app_ctx = get_ctx(ctx)
     reader = _BackgroundReader(app_ctx, as_of)
     try:
-        from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
+        from analytics.metrics.engine import MetricsQuery, compute_metrics, no_gc_pauses, parse_group_by
         from analytics.metrics.window import parse_instant
 
         query = MetricsQuery(
@@ -268,21 +268,26 @@ def metrics_command(
     except BaseException:
         reader.discard()
         raise
-    try:
-        check_known(con, services=query.services, teams=query.teams, environments=query.environments,
-                    config=config)
-        report = compute_metrics(con, query, config)
-    except BaseException:
-        con.close()
-        raise
-    # Closing the store (about 0.025 s: the report's tables, the attached catalog) needs nothing
-    # the output does, so it runs meanwhile on a thread of its own; it has ended before we return.
-    closing = threading.Thread(target=con.close, name="gitops-dora-close-reader", daemon=True)
-    closing.start()
-    try:
-        _print_report(report, query, fmt, wide=wide, verbose=verbose)
-    finally:
-        closing.join()
+    # The cyclic collector is held off for the report and its output: what they build (row tuples,
+    # group dicts, the JSON pieces) forms no cycle, and each of the 70-80 collections it started
+    # walked them again (about 0.01 s for the plain window, 0.03 s for a weekly trend).
+    with no_gc_pauses():
+        try:
+            check_known(con, services=query.services, teams=query.teams,
+                        environments=query.environments, config=config)
+            report = compute_metrics(con, query, config)
+        except BaseException:
+            con.close()
+            raise
+        # Closing the store (about 0.025 s: the report's tables, the attached catalog) needs
+        # nothing the output does, so it runs meanwhile on a thread of its own, ended before we return.
+        closing = threading.Thread(target=con.close, name="gitops-dora-close-reader", daemon=True)
+        closing.start()
+        try:
+            _print_report(report, query, fmt, wide=wide, verbose=verbose)
+        finally:
+            closing.join()
+        del report  # freed here: the first collection after the block would walk its groups again
 
 
 def _print_report(
