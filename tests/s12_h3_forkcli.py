@@ -31,6 +31,7 @@ its exit status comes back over the socket, and its CPU time reaches the test pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,15 +153,23 @@ class ForkedProcess:
     def poll(self) -> int | None:
         return self.returncode
 
+    def _lost(self) -> None:
+        """The fork server went away before it reported this command's exit."""
+        self._started.set()
+        self._exited.set()
+
     def wait(self, timeout: float | None = None) -> int:
         if not self._exited.wait(timeout):
             raise subprocess.TimeoutExpired(self.args, timeout or 0)
-        assert self.returncode is not None
+        if self.returncode is None:
+            raise RuntimeError(f"the fork server exited before reporting how {self.args} ended")
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.returncode is None:  # the server reaps it only after it exited: the pid is still its
-            os.kill(self.pid, sig)
+        if self.returncode is None:
+            # as Popen: a child that has just exited (its status not yet reported) is no error
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
@@ -228,7 +237,11 @@ class ForkServer:
         buffer = b""
         while True:
             data = self.control.recv(65536)
-            if not data:
+            if not data:  # the server is gone: nobody waits forever for what it will never report
+                with self._lock:
+                    lost = list(self._procs.values())
+                for proc in lost:
+                    proc._lost()
                 return
             buffer += data
             while b"\n" in buffer:
@@ -262,7 +275,7 @@ class ForkServer:
             socket.send_fds(self.control, [message.encode() + b"\n"], [fds_in, out_w, err_w])
             for fd in (fds_in, out_w, err_w):
                 os.close(fd)
-            if not proc._started.wait(60):
+            if not proc._started.wait(60) or not proc.pid:
                 raise RuntimeError("the fork server did not start the command")
         proc.stdout = open(out_r)  # noqa: SIM115 - closed in communicate
         proc.stderr = open(err_r)  # noqa: SIM115

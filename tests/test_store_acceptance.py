@@ -24,6 +24,7 @@ import random
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ import duckdb
 import httpx
 import pytest
 
+from analytics.collectors.git_log import LOG_DIR_PREFIX
 from analytics.errors import UserError
 from tests import cli_inprocess
 from tests.s12_h3_forkcli import ForkServer
@@ -262,6 +264,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(
     history = write_history(tmp_path / "kill.git", 2000, release_every=100)
     collect = ("collect", "git", str(history.path), "--deploy-tags", SEMVER, "--service", "kill")
     log: list[str] = []
+    killed_pids: list[int] = []
 
     def killed_run(delay: float, pause: float | None) -> subprocess.CompletedProcess[str]:
         """Start ``collect git`` and SIGKILL it ``delay`` seconds after start, or, with ``pause``,
@@ -275,11 +278,14 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(
                 early += line
                 if line.startswith("pausing"):
                     break
+            # the pause setting reached the process (its environment is the one asked for)
+            assert early.endswith("\n") and early.splitlines()[-1].startswith("pausing"), early
         try:  # a run that ends before its kill point is not waited for until then
             out, err = proc.communicate(timeout=delay)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=300)
+            killed_pids.append(proc.pid)
         return subprocess.CompletedProcess(proc.args, proc.wait(), out, early + err)
 
     # A kill while the very first run creates the store; then the first run completes.
@@ -334,6 +340,11 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(
     dups = duplicate_keys(store)
     assert dups == dict.fromkeys(dups, 0)
     assert kills["killed before"] >= 1, "\n".join(log)
+    # A killed collection's chunk folder (named with its pid) is under the test's TMPDIR, never in
+    # the runner's temporary folder.
+    strays = [p.name for pid in killed_pids
+              for p in Path(tempfile.gettempdir()).glob(f"{LOG_DIR_PREFIX}{pid}-*")]
+    assert strays == [], strays
     print(f"seed {seed}: {dict(kills)}\n" + "\n".join(log))
 
 
