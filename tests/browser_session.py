@@ -201,14 +201,16 @@ UNMET_JS = """([headings, selectors, charts]) => {
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
-# DRAWN_JS, or "lost" once the page has been connected to its server and no longer is (Streamlit's
-# connection state on the app root: a server that stopped closes the page's websocket, and the page
-# goes back to pinging the server): :func:`wait_drawn` then asks the server whether it is still there.
+# DRAWN_JS, or "lost" when the page is not connected to its server (Streamlit's connection state on
+# the app root) although it was before, or 5 s after the document started (a server that stopped
+# closes the page's websocket, and the page goes back to pinging it; every load is unconnected for its
+# first tenths of a second): :func:`wait_drawn` then asks the server whether it is still there.
 DRAWN_OR_LOST_JS = """(arg) => {
   if ((DRAWN_JS)(arg)) return 'drawn';
   const connection = document.querySelector('[data-testid="stApp"]')?.dataset.testConnectionState;
   if (connection === 'CONNECTED') window.__testsWereConnected = true;
-  return window.__testsWereConnected === true && connection !== 'CONNECTED' ? 'lost' : false;
+  const due = window.__testsWereConnected === true || performance.now() > 5000;
+  return due && connection !== 'CONNECTED' ? 'lost' : false;
 }""".replace("DRAWN_JS", DRAWN_JS)
 CONNECTED_JS = """() =>
   document.querySelector('[data-testid="stApp"]')?.dataset.testConnectionState === 'CONNECTED'"""
@@ -228,9 +230,9 @@ def wait_drawn(page: Any, headings: Sequence[str] = (), selectors: Sequence[str]
     (:func:`next_frames`), for a screenshot.
 
     Raises :class:`PageNotDrawn`, saying which conditions were still unmet (:func:`report_not_drawn`),
-    after ``timeout`` ms, or as soon as the page lost its connection and its server no longer answers
-    its health check: a dashboard that is gone cannot finish the page (a page that lost its
-    connection to a server that is still there is waited for, Streamlit reconnects)."""
+    after ``timeout`` ms, or as soon as the page is not connected (:data:`DRAWN_OR_LOST_JS`) and its
+    server no longer answers its health check: a dashboard that is gone cannot finish the page (a page
+    not connected to a server that is still there is waited for: Streamlit connects again)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     arg = [list(headings), list(selectors), charts]
