@@ -135,3 +135,32 @@ def test_errors_keep_their_order_with_the_reader_on_a_thread(tmp_path: Path, dem
         assert result.returncode == 2, (argv, result.stderr)
         assert result.stderr.startswith("error: ") and message in result.stderr, (argv, result.stderr)
         assert result.stdout == ""
+
+
+def _temp_objects(con: Any) -> set[str]:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE temporary").fetchall()}
+    return tables | views
+
+
+def test_a_report_for_a_closing_caller_is_the_same_and_only_it_skips_the_clean_up(demo_store: Any) -> None:
+    """``compute_metrics(..., closing=True)`` (the CLI, which closes the connection next) leaves the
+    report's TEMP tables for the close; the numbers are the same, and the next report without it
+    (another connection) puts its connection back as found."""
+    from analytics.metrics.engine import MetricsQuery, compute_metrics
+    from analytics.store.connection import open_reader
+
+    query = MetricsQuery(trend="week", compare_previous=True)
+    payloads, left = [], []
+    for closing in (False, True, False):
+        con = open_reader(demo_store.db)
+        try:
+            before = _temp_objects(con)
+            payloads.append(dumps_bytes(compute_metrics(con, query, closing=closing).payload()))
+            left.append(_temp_objects(con) - before)
+        finally:
+            con.close()
+    assert payloads[0] == payloads[1] == payloads[2]
+    # the periods and the service teams stay in any case (recreated by every report)
+    assert left[0] == left[2] == {"metric_periods", "gitops_dora_service_teams"}
+    assert {"deployments", "incident_attribution__once", "window_changes"} <= left[1] - left[0]

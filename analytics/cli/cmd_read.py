@@ -275,7 +275,7 @@ def metrics_command(
         try:
             check_known(con, services=query.services, teams=query.teams,
                         environments=query.environments, config=config)
-            report = compute_metrics(con, query, config)
+            report = compute_metrics(con, query, config, closing=True)
         except BaseException:
             con.close()
             raise
