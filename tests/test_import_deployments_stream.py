@@ -146,8 +146,10 @@ def _exact(db: Path, src: Path) -> str:
 
 
 def _tables(db: Path) -> list[Any]:
-    """Every table a deployments import writes, sorted (warnings without their time)."""
-    con = open_reader(resolve(str(db)))
+    """Every table a deployments import writes, sorted (warnings without their time). Read from the
+    tables themselves, so the reader goes without the metric views (0.03 instead of 0.08 CPU-s an
+    open; this is read some 40 times a module run)."""
+    con = open_reader(resolve(str(db)), install_views=False)
     try:
         return [con.execute(sql).fetchall() for sql in (
             "SELECT * FROM deployments ORDER BY id",

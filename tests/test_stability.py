@@ -6,11 +6,12 @@ figures come from the metrics engine on the published snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
 from tests.stability_env import (
     DEPLOYMENT_HEADER,
@@ -22,14 +23,34 @@ from tests.stability_env import (
     snapshot,
     write_csv,
 )
-from tests.store_fixture import DemoStore, copy_demo
+from tests.store_fixture import DemoStore, copy_demo, copy_store
+from tests.typer_once import command_built_once
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread")  # tests/conftest.py
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _command_built_once() -> Iterator[None]:
+    """The click command of the in-process imports built once for the module (tests/typer_once.py),
+    not on every ``gitops`` call; each call still parses its arguments in a fresh click context."""
+    with command_built_once():
+        yield
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new store with nothing in it, made once for the module: each test writes to its own copy
+    (tests/store_fixture.copy_store, 0.01 CPU-s) instead of creating the catalog and its tables in
+    its first command (0.08). What each test checks is its inputs' metrics, not the store's birth."""
+    db = tmp_path_factory.mktemp("empty") / "dora.duckdb"
+    with open_writer(db, source="test"):
+        pass
+    return db
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "dora.duckdb"
+def db(tmp_path: Path, empty_store: Path) -> Path:
+    return copy_store(empty_store, tmp_path / "dora.duckdb")
 
 
 def _import(db: Path, tmp_path: Path, deployments: Sequence[Sequence[object]],
