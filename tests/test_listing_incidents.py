@@ -109,9 +109,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def reader(store: Path) -> Iterator[Any]:
-    """One reader with the metric views for the module's 14 view comparisons (an open with the
-    views is 0.08-0.1 CPU-s, more than a comparison's queries). Each test sets the gap it compares
-    under, and the listing's statements replace their TEMP tables, so no test reads another's state."""
+    """One reader with the metric views for the module's view comparisons and printed views (an
+    open with the views is 0.08-0.1 CPU-s, more than a comparison's queries). Each test sets the
+    gap it compares under (or puts the command's settings back), and the listing's statements
+    replace their TEMP tables, so no test reads another's state."""
     con = open_reader(resolve(str(store)))
     apply_settings(con, Config())
     yield con
@@ -145,24 +146,21 @@ def test_listing_rows_equal_the_attribution_view(
         assert any(r[12] for r in rows) and any(r[7] == "root_cause" and r[10] != r[8] for r in rows)
 
 
-def _view_output(store: Path, fmt: str, where: str = "TRUE", params: list[Any] | None = None) -> bytes:
-    """What the command printed before the listing query: the view's rows through print_rows."""
-    con = open_reader(resolve(str(store)))
-    try:
-        apply_settings(con, Config())
-        cursor = con.execute(VIEW_SQL.format(where=where), params or [])
-        names = [d[0] for d in cursor.description or []]
-        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    finally:
-        con.close()
+def _view_output(reader: Any, fmt: str, where: str = "TRUE", params: list[Any] | None = None) -> bytes:
+    """What the command printed before the listing query: the view's rows through print_rows, on
+    the module's reader with the command's settings put back (an earlier test set another gap)."""
+    apply_settings(reader, Config())
+    cursor = reader.execute(VIEW_SQL.format(where=where), params or [])
+    names = [d[0] for d in cursor.description or []]
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
     return captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
 
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_cli_output_equals_the_view_printed_in_python(store: Path, fmt: str) -> None:
+def test_cli_output_equals_the_view_printed_in_python(store: Path, reader: Any, fmt: str) -> None:
     proc = run_cli(store, "incidents", "--format", fmt)
-    expected = _view_output(store, fmt)
+    expected = _view_output(reader, fmt)
     assert proc.stdout.encode() == expected
     if fmt == "json":
         rows = json.loads(expected)
@@ -172,12 +170,12 @@ def test_cli_output_equals_the_view_printed_in_python(store: Path, fmt: str) -> 
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
-def test_cli_filters_equal_the_view(store: Path, fmt: str) -> None:
+def test_cli_filters_equal_the_view(store: Path, reader: Any, fmt: str) -> None:
     proc = run_cli(store, "incidents", "--format", fmt, "--service", "pay,search", "--environment",
                    "production", "--since", "2025-03-02", "--until", "2025-03-06T12:00:00+02:00",
                    "--status", "resolved")
     expected = _view_output(
-        store, fmt,
+        reader, fmt,
         "service IN (?, ?) AND environment IN (?) AND created_at >= ? AND created_at < ? AND NOT is_open",
         ["pay", "search", "production", datetime(2025, 3, 2, tzinfo=UTC),
          datetime(2025, 3, 6, 10, tzinfo=UTC)],
@@ -195,23 +193,20 @@ def test_cli_output_with_no_rows(store: Path) -> None:
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 @pytest.mark.parametrize("gap_hours", [168.0, 2.0])
 def test_sliced_listing_equals_the_view(
-    store: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, gap_hours: float
+    reader: Any, monkeypatch: pytest.MonkeyPatch, fmt: str, gap_hours: float
 ) -> None:
     """Slices of 37 rows: every slice boundary cuts the gap rule's deployments and the sort."""
     monkeypatch.setattr(listing, "SLICE_ROWS", 37)
-    con = open_reader(resolve(str(store)))
-    try:
-        apply_settings(con, Config())
-        con.execute(f"SET VARIABLE gitops_dora_max_attribution_gap_hours = {gap_hours!r}::DOUBLE")
-        created, _ = prepare_incidents(con, "TRUE", [])
-        assert len(listing.time_slices(con, created, [])) > 10
-        cursor = con.execute(VIEW_SQL.format(where="TRUE"))
-        names = [d[0] for d in cursor.description or []]
-        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-        expected = captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
-        printed = captured(lambda: listing.print_incidents(
-            con, "TRUE", [], columns=COLUMNS, fmt=fmt, header=output.csv_text([], COLUMNS)))
-    finally:
-        con.close()
+    con = reader
+    apply_settings(con, Config())
+    con.execute(f"SET VARIABLE gitops_dora_max_attribution_gap_hours = {gap_hours!r}::DOUBLE")
+    created, _ = prepare_incidents(con, "TRUE", [])
+    assert len(listing.time_slices(con, created, [])) > 10
+    cursor = con.execute(VIEW_SQL.format(where="TRUE"))
+    names = [d[0] for d in cursor.description or []]
+    rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    expected = captured(lambda: output.print_rows(rows, COLUMNS, output.Format(fmt)))
+    printed = captured(lambda: listing.print_incidents(
+        con, "TRUE", [], columns=COLUMNS, fmt=fmt, header=output.csv_text([], COLUMNS)))
     assert printed == expected
     assert expected.count(b"\n") > 400
