@@ -127,9 +127,10 @@ def test_other_errors_keep_their_line_and_status(tmp_path: Path) -> None:
 
 
 def test_the_handler_is_put_back_after_a_run(tmp_path: Path) -> None:
-    """An in-process caller (a test, a script) gets its SIGINT handler back, and no timer is left."""
+    """An in-process caller (a test, a script) gets its SIGINT handler back, no timer is left, and
+    its heap is not frozen (main._freeze_heap is for the installed script's own exit only)."""
     script = """
-        import signal, threading
+        import gc, signal, sys, threading
         from analytics.cli import main
         before = signal.getsignal(signal.SIGINT)
         try:
@@ -138,6 +139,13 @@ def test_the_handler_is_put_back_after_a_run(tmp_path: Path) -> None:
             assert exit.code == 0, exit.code
         assert signal.getsignal(signal.SIGINT) is before
         assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+        assert gc.get_freeze_count() == 0, gc.get_freeze_count()
+        sys.argv = ["gitops-dora", "--help"]
+        try:
+            main.run()  # as the console script calls it, on its way out
+        except SystemExit as exit:
+            assert exit.code == 0, exit.code
+        assert gc.get_freeze_count() > 0
         print("ready", flush=True)
     """
     proc = _start(script, tmp_path)
