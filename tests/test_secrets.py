@@ -5,15 +5,11 @@ servers echo every credential they receive back in their error bodies, and after
 stdout/stderr, nor any file of the store (catalog and data folder, and every text column read
 back through SQL), nor a written report holds any of them.
 
-Every command that is handed a credential runs in a process of its own: what the process writes,
-its git and HTTP children's output included, is what is checked. The processes are forked from a
-warm parent that has imported the CLI's modules (tests/s12_h3_forkcli.py: the console script's
-``run()`` in a real child process with the command's arguments, environment, working directory
-and streams; 0.07-0.1 CPU-s of start-up less each; ``GITOPS_DORA_TEST_REAL_CLI=1`` starts
-`.venv/bin/gitops-dora` instead). The commands that get no credential (the data import and the
-report after the attempts, the two error-line tests) run in this process (tests/cli_inprocess.py:
-the same entry point, its redaction of stderr and its exit status), 0.5-0.6 CPU-s of start-up less
-each.
+Every command that is handed a credential runs through the real CLI in a subprocess
+(`.venv/bin/gitops-dora`): what the process writes, its git and HTTP children's output included, is
+what is checked. The commands that get no credential (the data import and the report after the
+attempts, the two error-line tests) run in this process (tests/cli_inprocess.py: the same entry
+point, its redaction of stderr and its exit status), 0.5-0.6 CPU-s of start-up less each.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,9 +28,9 @@ from werkzeug import Request, Response
 
 from analytics.redaction import MASK, redact, redact_url, register_secret, strip_controls
 from tests import cli_inprocess
-from tests.child_env import child_env
-from tests.s12_h3_forkcli import ForkServer
 from tests.store_query import store_reader
+
+CLI = str(Path(sys.executable).with_name("gitops-dora"))
 
 # A password with an '@' (so "the last @ ends the userinfo" matters), two token shapes, a token
 # read from a file and one in a query string. Each FRAGMENT must never be seen anywhere.
@@ -59,22 +55,15 @@ def echo_credentials(request: Request) -> Response:
 
 
 def run(db: Path, *args: str, env: dict[str, str] | None = None,
-        cwd: Path | None = None, process: ForkServer | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own forked by ``process``, or (``process=None``) in this process."""
+        cwd: Path | None = None, process: bool = True) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, or (``process=False``) in this process."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("GITHUB_TOKEN", "GITLAB_TOKEN", "GITOPS_DORA_DB", "GITOPS_DORA_CONFIG")}
     base["GITOPS_DORA_CACHE"] = str(db.parent / "cache")
-    if process is None:
+    if not process:
         return cli_inprocess.run(["--db", str(db), *args], env={**base, **(env or {})}, cwd=cwd or db.parent)
-    return process.run(["--db", str(db), *args], env={**base, **(env or {})}, cwd=cwd or db.parent,
-                       timeout=180)
-
-
-@pytest.fixture
-def processes() -> Iterator[ForkServer]:
-    """Forks the commands that are handed a credential (tests/s12_h3_forkcli.py)."""
-    with ForkServer(child_env()) as server:
-        yield server
+    return subprocess.run([CLI, "--db", str(db), *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, cwd=cwd or db.parent, timeout=180)
 
 
 def with_userinfo(url: str) -> str:
@@ -104,7 +93,7 @@ def store_text(db: Path) -> str:
 
 
 def test_a_secret_in_every_input_path_reaches_no_output_no_store_and_no_report(
-    tmp_path: Path, httpserver: HTTPServer, processes: ForkServer
+    tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     httpserver.expect_request(re.compile(r"^/.*")).respond_with_handler(echo_credentials)
     base = httpserver.url_for("/").rstrip("/")
@@ -120,7 +109,7 @@ def test_a_secret_in_every_input_path_reaches_no_output_no_store_and_no_report(
     outputs: list[subprocess.CompletedProcess[str]] = []
 
     def attempt(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        proc = run(db, *args, env=env, cwd=cwd, process=processes)
+        proc = run(db, *args, env=env, cwd=cwd)
         outputs.append(proc)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
@@ -156,11 +145,11 @@ def test_a_secret_in_every_input_path_reaches_no_output_no_store_and_no_report(
         "id,service,environment,revision,deployed_at\n"
         f"d1,svc-{DATA_TOKEN},production,v1,2026-01-05T10:00:00Z\n"
     )
-    imported = run(db, "import", str(deployments))
+    imported = run(db, "import", str(deployments), process=False)
     assert imported.returncode == 0, imported.stderr
     outputs.append(imported)
     report = tmp_path / "report.csv"
-    written = run(db, "report", "--out", str(report))
+    written = run(db, "report", "--out", str(report), process=False)
     assert written.returncode == 0, written.stderr
     outputs.append(written)
     assert f"svc-{MASK}" in report.read_text()
@@ -211,7 +200,7 @@ def test_an_environment_credential_is_masked_in_an_error_line(tmp_path: Path) ->
     exist) is masked on stderr by the CLI itself."""
     secret = "zq81-VALUE-OF-A-TOKEN-9x"
     proc = run(tmp_path / "s.ducklake", "assess", str(tmp_path / secret),
-               env={"SOMETHING_TOKEN": secret})
+               env={"SOMETHING_TOKEN": secret}, process=False)
     assert proc.returncode == 2
     assert secret not in proc.stderr and proc.stderr.startswith("error: ")
     assert f"{MASK}: no such directory" in proc.stderr
@@ -219,7 +208,7 @@ def test_an_environment_credential_is_masked_in_an_error_line(tmp_path: Path) ->
 
 def test_error_lines_lose_terminal_control_characters(tmp_path: Path) -> None:
     evil = tmp_path / "x\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\x1b[2J"
-    proc = run(tmp_path / "s.ducklake", "import", str(evil))
+    proc = run(tmp_path / "s.ducklake", "import", str(evil), process=False)
     assert proc.returncode == 2
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -28,7 +28,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,12 +40,12 @@ import pytest
 from analytics.collectors.git_log import LOG_DIR_PREFIX
 from analytics.errors import UserError
 from tests import cli_inprocess
-from tests.s12_h3_forkcli import ForkServer
 from tests.store_workloads import (
     PAUSE_ENV,
     SEMVER,
     History,
     Store,
+    cli_args,
     cli_env,
     counts,
     duplicate_keys,
@@ -55,6 +54,7 @@ from tests.store_workloads import (
     json_out,
     ok,
     one_error_line,
+    run,
     run_here,
     table_dump,
     write_history,
@@ -75,20 +75,14 @@ def big_repo(tmp_path_factory: pytest.TempPathFactory) -> History:
 
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[tuple[ForkServer, dict[str, str]]]:
-    """What starts the ``gitops-dora`` processes of the concurrency and SIGKILL tests, and their
-    environment with a ``TMPDIR`` of the test's own.
-
-    The processes are forked from a warm parent (tests/s12_h3_forkcli.py): each is a real process
-    (its own pid, DuckDB instance, file locks and streams, killed by a real SIGKILL), without the
-    0.07-0.1 CPU-s of interpreter start-up and command-module imports it would spend first.
-    ``TMPDIR``: a ``collect git`` killed with SIGKILL cannot remove its ``gitops-dora-log-*`` folder
-    (the whole ``git log`` of the repository); under ``tmp_path`` it goes with the test's folder
-    instead of piling up in /tmp."""
+def own_tmpdir(tmp_path: Path) -> dict[str, str]:
+    """``TMPDIR`` under the test's folder, for the ``gitops-dora`` processes of the concurrency and
+    SIGKILL tests: a ``collect git`` killed with SIGKILL cannot remove its ``gitops-dora-log-*``
+    folder (the repository's whole ``git log``), which then piled up in /tmp (some 50 of them on
+    this machine); under ``tmp_path`` it goes with the test's folder."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    with ForkServer(cli_env()) as server:
-        yield server, {"TMPDIR": str(tmp)}
+    return {"TMPDIR": str(tmp)}
 
 
 def _store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
@@ -124,9 +118,9 @@ def _state(store: Store, repo_id: str) -> dict[str, Any]:
 class ReadLoop(threading.Thread):
     """``metrics --format json`` and ``deployments --format json`` alternately until stopped."""
 
-    def __init__(self, store: Store, cwd: Path, server: ForkServer, env: dict[str, str]) -> None:
+    def __init__(self, store: Store, cwd: Path, env: dict[str, str]) -> None:
         super().__init__(daemon=True)
-        self.store, self.cwd, self.server, self.env = store, cwd, server, env
+        self.store, self.cwd, self.env = store, cwd, env
         self.stop = threading.Event()
         self.two_done = threading.Event()  # set once two reads have finished
         self.reads: list[tuple[str, subprocess.CompletedProcess[str]]] = []
@@ -136,8 +130,7 @@ class ReadLoop(threading.Thread):
         while not self.stop.is_set():
             command = ("metrics", "--format", "json", *WINDOW) if turn % 2 == 0 else \
                 ("deployments", "--format", "json")
-            read = self.server.run([*self.store.args, *command], env=cli_env(self.env), cwd=self.cwd,
-                                   timeout=300)
+            read = run(self.store, *command, env=self.env, cwd=self.cwd, timeout=300)
             self.reads.append((command[0], read))
             if len(self.reads) >= 2:
                 self.two_done.set()
@@ -154,29 +147,29 @@ def _payments_group(metrics: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
 def test_collect_import_webhooks_and_reads_at_once(
     catalog: str, big_repo: History, tmp_path: Path, request: pytest.FixtureRequest,
-    processes: tuple[ForkServer, dict[str, str]],
+    own_tmpdir: dict[str, str],
 ) -> None:
-    server, tmp_env = processes
     store = _store(catalog, tmp_path, request)
     incidents = 300
     incidents_csv = write_incidents(tmp_path / "incidents.csv", incidents, service="payments")
     deliveries = github_deliveries(200)
     kinds = Counter(event for event, _, _ in deliveries)
-    collect = [*store.args, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER,
-               "--service", "payments"]
-    load = [*store.args, "import", str(incidents_csv)]
+    collect = cli_args(store, "collect", "git", str(big_repo.path), "--deploy-tags", SEMVER,
+                       "--service", "payments")
+    load = cli_args(store, "import", str(incidents_csv))
 
     # The receiver must be listening before deliveries arrive; its start creates the store.
-    hook_env = {"GITOPS_DORA_GITHUB_SECRET": SECRET, **store.env, **tmp_env}
+    hook_env = {"GITOPS_DORA_GITHUB_SECRET": SECRET, **store.env, **own_tmpdir}
     db: Any = store.db  # a path or a URL: the helper passes it on as --db
     with receiver(db, hook_env) as rx, httpx.Client(timeout=300) as client:
-        reader = ReadLoop(store, tmp_path, server, tmp_env)
+        reader = ReadLoop(store, tmp_path, own_tmpdir)
         # The collection holds its transaction open until two reads have finished, so reads are
         # checked against a writer in flight however fast the collection itself has become.
         release = tmp_path / "release-collect"
         hold = {PAUSE_ENV: f"until:{release}"}
         started = time.monotonic()
-        writers = [server.popen(cmd, env=cli_env({**env, **tmp_env}), cwd=tmp_path)
+        writers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    env=cli_env({**env, **own_tmpdir}), cwd=tmp_path)
                    for cmd, env in ((collect, hold), (load, {}))]
         reader.start()
 
@@ -255,9 +248,8 @@ def test_collect_import_webhooks_and_reads_at_once(
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_leaves_the_state_before_or_after(
-    tmp_path: Path, processes: tuple[ForkServer, dict[str, str]]
+    tmp_path: Path, own_tmpdir: dict[str, str]
 ) -> None:
-    server, tmp_env = processes
     seed = int(os.environ.get("STORE_KILL_SEED") or time.time_ns() % 2**31)
     rng = random.Random(seed)
     store = Store(str(tmp_path / "kill.ducklake"))
@@ -269,8 +261,9 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(
     def killed_run(delay: float, pause: float | None) -> subprocess.CompletedProcess[str]:
         """Start ``collect git`` and SIGKILL it ``delay`` seconds after start, or, with ``pause``,
         ``delay`` seconds into its pause right before COMMIT."""
-        env = cli_env({**tmp_env, PAUSE_ENV: str(pause)} if pause else tmp_env)
-        proc = server.popen([*store.args, *collect], env=env, cwd=tmp_path)
+        env = cli_env({**own_tmpdir, PAUSE_ENV: str(pause)} if pause else own_tmpdir)
+        proc = subprocess.Popen(cli_args(store, *collect), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, cwd=tmp_path)
         assert proc.stderr is not None
         early = ""
         if pause:
@@ -294,7 +287,7 @@ def test_sigkill_at_random_points_leaves_the_state_before_or_after(
     assert _state(store, "kill") in ({"commits": 0, "tags": 0, "deployments": {}},
                                      _expected_git("kill", history, 100))
     t0 = time.monotonic()
-    ok(server.run([*store.args, *collect], env=cli_env(tmp_env), cwd=tmp_path))
+    ok(run(store, *collect, env=own_tmpdir, cwd=tmp_path))
     duration = time.monotonic() - t0
     state = _state(store, "kill")
     assert state == _expected_git("kill", history, 100)
