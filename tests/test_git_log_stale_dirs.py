@@ -88,3 +88,16 @@ def test_the_chunk_folder_is_named_for_its_process(tmp_path: Path, repo: Path,
     finally:
         reader.abort()
     assert not reader.tmp.exists()
+
+
+@pytest.mark.parametrize("number", [2**33, 10**30])
+def test_a_folder_named_for_no_possible_process_is_left_alone_without_an_error(tmp_path: Path,
+                                                                              number: int) -> None:
+    """A number no process id can be (os.kill raised OverflowError, which failed the collection
+    with exit 1): not a folder this code made, so it stays, and the sweep goes on."""
+    from analytics.collectors.git_log import remove_stale_log_dirs
+
+    odd = _log_dir(tmp_path, number, "odd", age=7200.0)
+    stale = _log_dir(tmp_path, _dead_pid(), "stale", age=7200.0)
+    assert remove_stale_log_dirs(tmp_path) == [stale]
+    assert odd.exists()

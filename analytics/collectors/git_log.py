@@ -361,6 +361,8 @@ def _running(pid: int) -> bool:
         return False
     except OSError:  # another user's process (EPERM): alive
         return True
+    except OverflowError:  # no process id is that large: not a folder of ours, so never removed
+        return True
     return True
 
 
