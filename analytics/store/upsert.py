@@ -25,8 +25,14 @@ OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
 # catalog ("Failed to get data file list from DuckLake: unterminated quoted string"), which says
 # nothing about the input, and which the webhook receiver took for an unavailable store (503, so
 # the sender retried the delivery for ever). The failed transaction cannot be asked which value
-# it was, so the error is recognised by its text and named for what it is.
-_NUL_IN_KEY = ("Failed to get data file list from DuckLake", "unterminated quoted string")
+# it was, so the error is recognised by its text and named for what it is. The NUL ends the
+# literal early: when it is the last value written the parser finds an unterminated string, when
+# other values follow (a key of several text columns, e.g. reconciler_objects' name before its
+# namespace) a syntax error at the next one ('syntax error at or near "flux"'). 24 other
+# characters that could upset quoting (quotes, backslashes, control characters, comment and
+# dollar-quote markers, U+2028) were stored as they are, so no other value gives either form.
+_NUL_IN_KEY = "Failed to get data file list from DuckLake"
+_NUL_FORMS = ("unterminated quoted string", "syntax error at")
 
 
 class UnstorableKeyError(UserError, ValueError):
@@ -36,8 +42,11 @@ class UnstorableKeyError(UserError, ValueError):
 def is_nul_in_key(exc: BaseException) -> bool:
     """Whether a statement failed on a key value holding a NUL (see ``_NUL_IN_KEY``): writers that
     run their own MERGE (the receiver's finalize steps) classify their failures with it."""
-    return isinstance(exc, UnstorableKeyError) or (
-        isinstance(exc, duckdb.ParserException) and all(part in str(exc) for part in _NUL_IN_KEY))
+    if isinstance(exc, UnstorableKeyError):
+        return True
+    text = str(exc)
+    return (isinstance(exc, duckdb.ParserException) and _NUL_IN_KEY in text
+            and any(form in text for form in _NUL_FORMS))
 
 
 def _q(name: str) -> str:
