@@ -84,3 +84,19 @@ def test_the_receiver_answers_422_for_a_nul_key_and_stores_the_next_delivery(tmp
         answer = post_github(client, rx.url, "deployment_status", clean, SECRET)
         assert answer.status_code == 200, answer.text
     assert [row["id"] for row in _deployments(db)] == ["github:org/api:8"]
+
+
+def test_a_write_that_is_not_a_merge_names_the_nul_too(tmp_path: Path) -> None:
+    """The commits import adds new rows with an INSERT ... WHERE NOT EXISTS, not merge(): the store's
+    own error translation (analytics/store/connection._translate) names the NUL as well."""
+    db = tmp_path / "s.ducklake"
+    header = "repository,sha,parents,author,authored_at,committed_at,message\n"
+    good = tmp_path / "good.csv"
+    good.write_text(header + f"api,{SHA},,Ada,2026-03-02T09:00:00Z,2026-03-02T09:00:00Z,first\n")
+    assert cli_inprocess.run(["--db", str(db), "import", str(good)]).returncode == 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + f"api\0x,{'2' * 40},,Ada,2026-03-02T10:00:00Z,2026-03-02T10:00:00Z,second\n")
+    result = cli_inprocess.run(["--db", str(db), "import", str(bad)])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "NUL character" in lines[0] and "Parser Error" not in lines[0], result.stderr

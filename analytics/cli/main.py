@@ -220,8 +220,8 @@ def _freeze_heap() -> None:
 def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     guard = _InterruptGuard()
-    guard.install()
     try:
+        guard.install()  # inside: a Ctrl-C right after it still takes the handler away again
         try:
             git_head_start.start(args)  # first: git walks while Typer and the commands load
         except KeyboardInterrupt:

@@ -41,7 +41,7 @@ from analytics.redaction import redact
 from analytics.store.literals import execute, sql_string
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
-from analytics.store.upsert import RESET_PLANNING, OnMatch, merge
+from analytics.store.upsert import RESET_PLANNING, OnMatch, UnstorableKeyError, is_nul_in_key, merge
 
 PAUSE_ENV = "GITOPS_DORA_PAUSE_BEFORE_COMMIT"  # fault injection for kill/concurrency tests
 RETRIES_ENV = "GITOPS_DORA_WRITE_RETRIES"  # how often a conflicting unit of work is run again
@@ -117,6 +117,9 @@ def _translate(exc: duckdb.Error, loc: StoreLocation, doing: str) -> UserError:
         return StoreSpaceError(f"store {loc}: no space left while {doing}; nothing of this run was committed")
     if is_conflict(exc):
         return StoreConflictError(f"store {loc}: another writer committed a conflicting change while {doing}")
+    if is_nul_in_key(exc):  # a statement other than merge()'s (an INSERT ... WHERE NOT EXISTS)
+        return UnstorableKeyError(f"store {loc}: {doing} failed: a value this write matches on contains "
+                                  "a NUL character (\\0), which the store cannot hold; remove it from input")
     return UserError(f"store {loc}: {doing} failed: {_first_line(exc)}")
 
 
