@@ -55,8 +55,8 @@ def dashboard(db: Path, root: Path, env: dict[str, str] | None = None, *,
     page is opened (dashboards/warmup.py; ``GITOPS_DORA_WARMUP``, which ``gitops-dora dashboard``
     sets to 1 for users). The tests pass their own ``since``/``until`` and never show the default
     window, so the warm-up is 1.3-1.8 CPU-s per server competing with the page a test waits for
-    (demo store, measured); off unless asked for. Until the command keeps a ``GITOPS_DORA_WARMUP=0``
-    it is given (docs/performance.md, "Dashboard tests, session 12"), the server warms up either way."""
+    (demo store, measured); off unless asked for (the command keeps a ``GITOPS_DORA_WARMUP=0`` it
+    is given; test_browser_security's dashboard keeps the warm-up on, as users run it)."""
     env = dict(child_env() if env is None else env)
     env["GITOPS_DORA_WARMUP"] = "1" if warmup else "0"
     port = free_port()

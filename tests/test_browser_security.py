@@ -89,7 +89,8 @@ def hostile_dashboard(db: Path, root: Path, env_extra: dict[str, str] | None = N
     env = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
     env["HOME"] = str(root)
     env.update(env_extra or {})
-    with dashboard_process(db, root, env) as server:
+    # as users run it, warm-up included (the suite's other dashboards turn it off)
+    with dashboard_process(db, root, env, warmup=True) as server:
         yield server.url
 
 

@@ -554,6 +554,11 @@ def test_dashboard_command_serves_the_store_with_the_default_view_warmed(tmp_pat
     assert run.argv[run.argv.index("--server.address") + 1] == "127.0.0.1"
     assert Path(run.env["GITOPS_DORA_DB"]) == db
     assert run.env["GITOPS_DORA_WARMUP"] == "1"
+    # GITOPS_DORA_WARMUP=0 given to the command turns the warm-up off (docs/dashboard.md)
+    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"],
+                            env={**env, "GITOPS_DORA_WARMUP": "0"}, cwd=tmp_path)
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.env is not None and run.env["GITOPS_DORA_WARMUP"] == "0"
 
 
 def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) -> None:
