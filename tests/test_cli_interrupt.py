@@ -85,45 +85,38 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     "UserError('store x: reading failed: Query interrupted')",  # wrapped by the store
 ])
 def test_an_interrupted_command_says_so_and_exits_130(tmp_path: Path, raised: str) -> None:
-    script = f"""
-        import analytics.store.connection as connection
-        from analytics.cli import main
-        from analytics.errors import UserError
-
-        def open_reader(*args, **kwargs):
-            try:
-                raise RuntimeError("Query interrupted")
-            except RuntimeError:
-                raise {raised}
-
-        connection.open_reader = open_reader
-        print("ready", flush=True)
-        main.run(["--db", "store.ducklake", "deployments"])
-    """
-    proc = _start(script, tmp_path)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    code, err = _deployments_failing_with(f"""
+        try:
+            raise RuntimeError("Query interrupted")
+        except RuntimeError:
+            raise {raised}
+    """, tmp_path)
+    assert code == 130, err
     assert err == "error: interrupted\n"
 
 
 def test_other_errors_keep_their_line_and_status(tmp_path: Path) -> None:
-    script = """
-        import analytics.store.connection as connection
-        from analytics.cli import main
+    code, err = _deployments_failing_with('raise RuntimeError("something else")', tmp_path)
+    assert code == 1
+    assert err.startswith("error: RuntimeError: something else")
 
-        def open_reader(*args, **kwargs):
-            raise RuntimeError("something else")
 
-        connection.open_reader = open_reader
-        print("ready", flush=True)
-        main.run(["--db", "store.ducklake", "deployments"])
-    """
+def _deployments_failing_with(body: str, tmp_path: Path) -> tuple[int, str]:
+    """``deployments`` run by main.run in a child whose store opening runs ``body`` (which raises)."""
+    script = "\n".join([
+        "import analytics.store.connection as connection",
+        "from analytics.cli import main",
+        "from analytics.errors import UserError",
+        "def open_reader(*args, **kwargs):",
+        textwrap.indent(textwrap.dedent(body).strip(), "    "),
+        "connection.open_reader = open_reader",
+        "print('ready', flush=True)",
+        "main.run(['--db', 'store.ducklake', 'deployments'])",
+    ])
     proc = _start(script, tmp_path)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1
-    assert err.startswith("error: RuntimeError: something else")
+    return proc.returncode, err
 
 
 def test_the_handler_is_put_back_after_a_run(tmp_path: Path) -> None:
