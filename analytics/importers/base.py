@@ -144,13 +144,24 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def strip_lines(value: Any) -> Any:
-    """Remove the ``__line__`` keys the YAML loader adds."""
-    if isinstance(value, dict):
-        return {k: strip_lines(v) for k, v in value.items() if k != "__line__"}
-    if isinstance(value, list):
-        return [strip_lines(v) for v in value]
-    return value
+def strip_lines(value: Any, done: dict[int, Any] | None = None) -> Any:
+    """Remove the ``__line__`` keys the YAML loader adds.
+
+    ``done`` (by ``id``) holds what was stripped already: a YAML alias makes one object appear at
+    every place that refers to it (a bounded "billion laughs" file at up to a million values), and
+    the records of a file are the same objects as its documents' items, so each is stripped once and
+    shared as the loader shared it. Every caller reads the result and none changes it in place."""
+    if not isinstance(value, dict | list):
+        return value
+    seen = {} if done is None else done
+    stripped = seen.get(id(value))
+    if stripped is None:
+        if isinstance(value, dict):
+            stripped = {k: strip_lines(v, seen) for k, v in value.items() if k != "__line__"}
+        else:
+            stripped = [strip_lines(v, seen) for v in value]
+        seen[id(value)] = stripped
+    return stripped
 
 
 def _check_values(path: Path, docs: list[Any]) -> None:
@@ -286,7 +297,8 @@ def _json_lines(text: str, doc: Any) -> list[int] | None:
 
 
 def _from_documents(path: Path, fmt: FileFormat, docs: list[Any], lines: list[int] | None) -> ParsedFile:
-    parsed = ParsedFile(path=path, format=fmt, documents=[strip_lines(d) for d in docs])
+    done: dict[int, Any] = {}  # the stripped objects, shared by the documents and their records
+    parsed = ParsedFile(path=path, format=fmt, documents=[strip_lines(d, done) for d in docs])
     for doc in docs:
         items = doc if isinstance(doc, list) else _record_list(doc)
         for i, item in enumerate(items):
@@ -294,7 +306,7 @@ def _from_documents(path: Path, fmt: FileFormat, docs: list[Any], lines: list[in
                 parsed.lines.append(
                     item.get("__line__") or (lines[i] if lines and i < len(lines) else i + 1)
                 )
-                parsed.records.append(strip_lines(item))
+                parsed.records.append(strip_lines(item, done))
     return parsed
 
 
