@@ -87,16 +87,66 @@ def test_the_receiver_answers_422_for_a_nul_key_and_stores_the_next_delivery(tmp
 
 
 def test_a_write_that_is_not_a_merge_names_the_nul_too(tmp_path: Path) -> None:
-    """The commits import adds new rows with an INSERT ... WHERE NOT EXISTS, not merge(): the store's
-    own error translation (analytics/store/connection._translate) names the NUL as well."""
+    """A statement other than merge()'s (the commits import's INSERT ... WHERE NOT EXISTS, seen by R1
+    before imports refused NUL themselves) fails with DuckLake's parser error; the store's own error
+    translation (analytics/store/connection._translate) names the NUL as well."""
+    import duckdb
+
+    from analytics.store.connection import _translate
+    from analytics.store.location import resolve
+    from analytics.store.upsert import UnstorableKeyError
+
+    loc = resolve(tmp_path / "s.ducklake")
+    seen = duckdb.ParserException('Parser Error: Failed to get data file list from DuckLake: '
+                                  'unterminated quoted string at or near "\'api))))"')
+    error = _translate(seen, loc, "writing import:commits")
+    assert isinstance(error, UnstorableKeyError) and "NUL character" in str(error)
+    plain = duckdb.ParserException('Parser Error: syntax error at or near "x"')
+    other = _translate(plain, loc, "writing x")
+    assert not isinstance(other, UnstorableKeyError) and "syntax error" in str(other)
+
+
+BIG = 1024 * 1024 + 1  # from here an import streams the file through DuckDB (importers/base.py)
+
+
+def _incidents_csv(rows: int, bad_row: int, title: str) -> str:
+    lines = ["id,service,created_at,resolved_at,title"]
+    for i in range(rows):
+        lines.append(f"inc-{i},api,2026-11-01T00:00:00Z,2026-11-01T01:00:00Z,"
+                     f"{title if i == bad_row else 'a quiet incident title'}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("shape", ["csv", "csv-streamed", "json", "jsonl-streamed", "yaml"])
+def test_an_import_with_nul_in_any_text_is_refused_with_one_line(tmp_path: Path, shape: str) -> None:
+    """Not only keys: a NUL anywhere in an imported file's text is refused before anything is
+    written, on the record path and on the streamed one (a streamed file with a NUL takes the
+    record path, which refuses it; before, a streamed file stored it)."""
     db = tmp_path / "s.ducklake"
-    header = "repository,sha,parents,author,authored_at,committed_at,message\n"
-    good = tmp_path / "good.csv"
-    good.write_text(header + f"api,{SHA},,Ada,2026-03-02T09:00:00Z,2026-03-02T09:00:00Z,first\n")
-    assert cli_inprocess.run(["--db", str(db), "import", str(good)]).returncode == 0
-    bad = tmp_path / "bad.csv"
-    bad.write_text(header + f"api\0x,{'2' * 40},,Ada,2026-03-02T10:00:00Z,2026-03-02T10:00:00Z,second\n")
-    result = cli_inprocess.run(["--db", str(db), "import", str(bad)])
-    assert result.returncode == 2
+    path = tmp_path / f"incidents.{shape.split('-')[0]}"
+    row = {"id": "inc-1", "service": "api", "created_at": "2026-11-01T00:00:00Z",
+           "resolved_at": "2026-11-01T01:00:00Z", "title": "disk\u0000full"}
+    if shape == "csv":
+        path.write_text(_incidents_csv(3, 1, "disk\0full"))
+    elif shape == "csv-streamed":
+        rows = BIG // 60
+        path.write_text(_incidents_csv(rows, rows - 2, "disk\0full"))
+        assert path.stat().st_size >= BIG
+    elif shape == "json":
+        path.write_text(json.dumps({"incidents": [row]}))
+    elif shape == "jsonl-streamed":
+        quiet = {**row, "title": "a quiet incident title"}
+        lines = [json.dumps({**quiet, "id": f"inc-{i}"}) for i in range(12000)]
+        lines[-3] = json.dumps({**row, "id": "inc-bad"})  # json.dumps writes the NUL as \u0000
+        path.write_text("\n".join(lines) + "\n")
+        assert path.stat().st_size >= BIG and b"\\u0000" in path.read_bytes()
+    else:
+        path.write_text('incidents:\n  - {id: inc-1, service: api, created_at: "2026-11-01T00:00:00Z", '
+                        'title: "disk\\0full"}\n')
+    result = cli_inprocess.run(["--db", str(db), "import", str(path)])
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "NUL character" in lines[0] and "Parser Error" not in lines[0], result.stderr
+    assert len(lines) == 1 and "NUL character" in lines[0], result.stderr
+    listed = cli_inprocess.run(["--db", str(db), "incidents", "--format", "json"])
+    assert listed.returncode in (0, 2)
+    assert listed.returncode == 2 or json.loads(listed.stdout) == []  # no store yet, or an empty one

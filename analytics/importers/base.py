@@ -171,6 +171,8 @@ def _check_values(path: Path, docs: list[Any]) -> None:
     while stack:
         value, depth = stack.pop()
         if isinstance(value, str):
+            if "\0" in value:  # from a \u0000 or YAML \0 escape
+                raise SourceError(f"{path}: text with a NUL character (\\0), which the store cannot hold")
             if not value.isascii():
                 try:
                     value.encode("utf-8")
@@ -338,6 +340,10 @@ def _parse_jsonl(path: Path, text: str) -> ParsedFile:
 
 
 def _parse_csv(path: Path, text: str) -> ParsedFile:
+    nul = text.find("\0")
+    if nul >= 0:  # CSV has no escapes: only a raw NUL byte gives one
+        line = text.count("\n", 0, nul) + 1
+        raise SourceError(f"{path}: line {line}: a NUL character (\\0), which the store cannot hold")
     reader = csv.DictReader(io.StringIO(text))
     records, lines = [], []
     start = 1  # where the record being read starts (the line after the previous one ended)
@@ -443,7 +449,7 @@ def sniff_csv(path: Path, min_bytes: int | None = None) -> CsvSniff | None:
                 return None
     except OSError:
         return None
-    scanned = _scan(path, min_bytes, (b"\n---", b"\n...", b"\n%"))
+    scanned = _scan(path, min_bytes, (b"\n---", b"\n...", b"\n%", b"\0"))  # NUL: parse_file names its line
     if scanned is None:
         return None
     first, lines = scanned
@@ -473,6 +479,8 @@ def _jsonl_unsure(window: bytes) -> bool:
     if len(window.translate(None, _JSONL_CONTROL)) != len(window):
         return True
     if not window.isascii() and any(mark in window for mark in _JSONL_BREAKS):
+        return True
+    if b"\\u0000" in window:  # a NUL the record path refuses (or an escaped backslash before "u0000")
         return True
     return (b"\\" in window and (b"\\ud" in window or b"\\uD" in window)
             and _LONE_SURROGATE.search(window) is not None)
