@@ -27,8 +27,14 @@ def _start(script: str, tmp_path: Path) -> subprocess.Popen[str]:
     path = tmp_path / "child.py"
     path.write_text(textwrap.dedent(script))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # SIGINT as a terminal gives it: a test run started in the background (``cmd &`` in a script)
+    # ignores SIGINT, its children inherit that, and Python then leaves it ignored (as the CLI must)
     return subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)
+                            text=True, env=env, cwd=tmp_path, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt_when_ready(proc: subprocess.Popen[str], signals: int = 1) -> tuple[int, str, float]:
