@@ -81,7 +81,6 @@ import contextvars
 import gc
 import importlib
 import importlib.util
-import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -394,13 +393,11 @@ def _family_table(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window,
     table: str, only: Period | None = None,
 ) -> FamilyTable:
-    """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them),
-    or into a table of another database when ``table`` is qualified (lanes.py's work database)."""
+    """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
     _scope(con, gf, query, only)
     dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
-    kind = "TABLE" if "." in table else "TEMP TABLE"
     con.execute(
-        f"CREATE OR REPLACE {kind} {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
         f" FROM ({_statement(render(gf.body, query.group_by, window))}\n)"
     )
     described = con.execute(f"DESCRIBE {table}").fetchall()
@@ -827,56 +824,37 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
 
 def compute_metrics(
     con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None = None, *,
-    lanes: bool | None = None, closing: bool = False,
+    closing: bool = False,
 ) -> MetricsReport:
     """Run every family for the window (and the previous one when asked) and merge by group.
-
-    With ``lanes`` (and when lanes.py finds the connection fit for it) the families run on two
-    connections at once; ``lanes=False`` runs them one after another on ``con`` (a caller that
-    replaced one of the view files' TEMP macros needs that: lanes.py does not compare macros).
-    ``None``, the default: lanes only with ``GITOPS_DORA_METRICS_LANES=1``. They are off by default
-    because on two cores they took about 10% of a report's CPU but no wall time, and 2 of 8 plain
-    reports on the bench store stalled about a second with both lanes idle (1.15-1.34 s, then 2.23
-    and 2.25 s; docs/performance.md, "Metrics lanes, session 11"): opt-in until measured on larger
-    machines and the stall is understood.
 
     ``closing``: the caller closes ``con`` right after (the CLI), so the report's TEMP tables and
     views are not dropped first (``_CLOSING``); the connection is then not left as it was found."""
     token = _CLOSING.set(closing)
     try:
-        return _compute_metrics(con, query, config, lanes=lanes)
+        return _compute_metrics(con, query, config)
     finally:
         _CLOSING.reset(token)
 
 
 def _compute_metrics(
-    con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None, *, lanes: bool | None,
+    con: duckdb.DuckDBPyConnection, query: MetricsQuery, config: Config | None,
 ) -> MetricsReport:
     """:func:`compute_metrics` itself."""
-    if lanes is None:
-        lanes = os.environ.get("GITOPS_DORA_METRICS_LANES") == "1"
     cfg = config or Config()
     lead_time_start = query.lead_time_start or cfg.deployments.lead_time_start
     apply_settings(con, cfg, lead_time_start=lead_time_start)
     files = group_files()
     transactions = StatementGroups(con)
-    laned = _in_lanes(con, cfg, lead_time_start, files, query, transactions) if lanes else None
-    if laned is not None:
-        window, spans, results = laned
-        if query.compare_previous:
-            result, current, previous = _compared(query, spans, results)
-        else:
-            result = results[0]
-    else:
-        with _tables_copied_once(con, transactions):
-            window = data_window(con, query)
-            spans = periods(window, query.trend)
-            with _shared_views_computed_once(con, transactions):
-                if query.compare_previous:
-                    result, current, previous = _current_and_previous(
-                        con, files, query, window, spans, transactions)
-                else:
-                    result = _window_results(con, files, query, window, spans, transactions)
+    with _tables_copied_once(con, transactions):
+        window = data_window(con, query)
+        spans = periods(window, query.trend)
+        with _shared_views_computed_once(con, transactions):
+            if query.compare_previous:
+                result, current, previous = _current_and_previous(
+                    con, files, query, window, spans, transactions)
+            else:
+                result = _window_results(con, files, query, window, spans, transactions)
     with no_gc_pauses():
         if query.compare_previous:
             groups = _compared_groups(result, current, previous, query, spans)
@@ -894,17 +872,3 @@ def _compute_metrics(
         lead_time_start=lead_time_start, benchmark=query.benchmark, columns=columns, groups=groups,
         notes=notes,
     )
-
-
-def _in_lanes(
-    con: duckdb.DuckDBPyConnection, config: Config, lead_time_start: str, files: list[GroupFile],
-    query: MetricsQuery, transactions: StatementGroups,
-) -> tuple[Window, list[Period], list[WindowResult]] | None:
-    """The report's passes computed by lanes.py on two connections, or None when it cannot."""
-    from analytics.metrics import lanes
-
-    split = lanes.wanted(con, files, transactions)
-    if split is None:
-        return None
-    return lanes.run(con, config, lead_time_start, files, split, query, transactions,
-                     lambda window, spans: _passes(files, query, window, spans))
