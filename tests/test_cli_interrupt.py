@@ -151,3 +151,31 @@ def test_the_handler_is_put_back_after_a_run(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.strip().endswith("ready")
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_installed_script_leaves_without_the_teardown(tmp_path: Path, installed: bool) -> None:
+    """After Ctrl-C the installed script (``run()`` without arguments) exits at once: DuckDB's
+    native threads met its static destructors in the interpreter's teardown and the process
+    aborted (-6) or crashed (-11) after its line. An in-process caller (arguments given) keeps the
+    usual SystemExit, so its own clean-up still runs."""
+    call = "main.run()" if installed else "main.run(['--db', 'store.ducklake', 'deployments'])"
+    script = f"""
+        import atexit, sys
+        import analytics.store.connection as connection
+        from analytics.cli import main
+
+        def open_reader(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        connection.open_reader = open_reader
+        atexit.register(lambda: print("teardown ran", file=sys.stderr, flush=True))
+        sys.argv = ["gitops-dora", "--db", "store.ducklake", "deployments"]
+        print("ready", flush=True)
+        {call}
+    """
+    proc = _start(script, tmp_path)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == ("error: interrupted\n" if installed else "error: interrupted\nteardown ran\n")
