@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,6 +36,8 @@ class LoopbackAPI:
     server: HTTPServer
     faults: dict[str, list[Fault]] = field(default_factory=dict, kw_only=True)
     log: list[tuple[str, str]] = field(default_factory=list, kw_only=True)  # (path, query string)
+    # (path, time.monotonic() when it arrived, the status of a fault answered, else None)
+    arrivals: list[tuple[str, float, int | None]] = field(default_factory=list, kw_only=True)
 
     HEADERS: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
@@ -51,11 +54,26 @@ class LoopbackAPI:
 
     def _handle(self, request: Request) -> Response:
         self.log.append((request.path, request.query_string.decode()))
+        arrived = time.monotonic()
         for suffix, queue in self.faults.items():
             if queue and request.path.endswith(suffix):
                 fault = queue.pop(0)
+                self.arrivals.append((request.path, arrived, fault.status))
                 return self._json(fault.body, fault.status, fault.headers)
+        self.arrivals.append((request.path, arrived, None))
         return self._serve(request)
+
+    def waits_after_faults(self, path_suffix: str) -> list[float]:
+        """Seconds between each faulted request to a path ending with ``path_suffix`` and the next
+        request to the same path: how long the client waited before trying again."""
+        waits = []
+        for i, (path, arrived, status) in enumerate(self.arrivals):
+            if status is None or not path.endswith(path_suffix):
+                continue
+            later = [t for p, t, _ in self.arrivals[i + 1:] if p == path]
+            if later:
+                waits.append(later[0] - arrived)
+        return waits
 
     def _serve(self, request: Request) -> Response:
         raise NotImplementedError

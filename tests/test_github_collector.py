@@ -269,6 +269,13 @@ def test_rate_limits_are_waited_out_with_a_countdown(tmp_path: Path, api: GitHub
     assert result.stderr.count("rate limited (HTTP 403): waiting") == 2
     assert "rate limited (HTTP 429): waiting 1s" in result.stderr
     assert elapsed >= 3.0  # > 1 s until the primary reset (+1 s margin, partly elapsed) + 1 s + 1 s
+    # each limited request was tried again only after its wait, measured where the requests arrive
+    # (the elapsed time alone passed with the waits removed on a loaded machine)
+    (pulls,) = api.waits_after_faults("/pulls")
+    assert pulls >= 1.0  # until the reset second has passed: at least the second's remainder + 1 s
+    (issues,) = api.waits_after_faults("/issues")
+    (releases,) = api.waits_after_faults("/releases")
+    assert issues >= 1.0 and releases >= 1.0  # Retry-After: 1
     assert query(tmp_path, "SELECT count(*) FROM pull_requests") == [(4,)]
     assert query(tmp_path, "SELECT count(*) FROM incidents") == [(2,)]
     assert query(tmp_path, "SELECT count(*) FROM releases") == [(1,)]
