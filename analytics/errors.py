@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# Why a NUL character is refused, in every layer that refuses one (imports, the store's MERGE and
+# error translation, the webhook receiver): DuckLake writes values into its catalog's SQL, where a
+# NUL ends the string (analytics/store/upsert.py).
+NUL_REFUSED = "a NUL character (\\0), which the store cannot hold"
+
 
 class UserError(Exception):
     """A problem with the user's input or environment; printed as one line, exit code 2."""

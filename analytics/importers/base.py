@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from analytics.errors import SourceError
+from analytics.errors import NUL_REFUSED, SourceError
 
 FileFormat = Literal["csv", "json", "jsonl", "yaml"]
 
@@ -172,7 +172,7 @@ def _check_values(path: Path, docs: list[Any]) -> None:
         value, depth = stack.pop()
         if isinstance(value, str):
             if "\0" in value:  # from a \u0000 or YAML \0 escape
-                raise SourceError(f"{path}: text with a NUL character (\\0), which the store cannot hold")
+                raise SourceError(f"{path}: text with {NUL_REFUSED}")
             if not value.isascii():
                 try:
                     value.encode("utf-8")
@@ -343,7 +343,7 @@ def _parse_csv(path: Path, text: str) -> ParsedFile:
     nul = text.find("\0")
     if nul >= 0:  # CSV has no escapes: only a raw NUL byte gives one
         line = text.count("\n", 0, nul) + 1
-        raise SourceError(f"{path}: line {line}: a NUL character (\\0), which the store cannot hold")
+        raise SourceError(f"{path}: line {line}: {NUL_REFUSED}")
     reader = csv.DictReader(io.StringIO(text))
     records, lines = [], []
     start = 1  # where the record being read starts (the line after the previous one ended)

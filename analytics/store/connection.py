@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from analytics.errors import UserError
+from analytics.errors import NUL_REFUSED, UserError
 from analytics.redaction import redact
 from analytics.store.literals import execute, sql_string
 from analytics.store.location import StoreLocation, StoreRef, resolve
@@ -119,7 +119,7 @@ def _translate(exc: duckdb.Error, loc: StoreLocation, doing: str) -> UserError:
         return StoreConflictError(f"store {loc}: another writer committed a conflicting change while {doing}")
     if is_nul_in_key(exc):  # a statement other than merge()'s (an INSERT ... WHERE NOT EXISTS)
         return UnstorableKeyError(f"store {loc}: {doing} failed: a value this write matches on contains "
-                                  "a NUL character (\\0), which the store cannot hold; remove it from input")
+                                  f"{NUL_REFUSED}; remove it from input")
     return UserError(f"store {loc}: {doing} failed: {_first_line(exc)}")
 
 

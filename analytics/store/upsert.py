@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import duckdb
 
-from analytics.errors import UserError
+from analytics.errors import NUL_REFUSED, UserError
 from analytics.store.keys import key_of
 from analytics.store.literals import execute
 
@@ -122,8 +122,7 @@ def _execute_merge(con: duckdb.DuckDBPyConnection, table: str, sql: str,
         if is_nul_in_key(exc):
             keys = ", ".join(key_of(table))
             raise UnstorableKeyError(
-                f"a {table} key value ({keys}) contains a NUL character (\\0), which the store cannot "
-                "hold; remove it from the input") from None
+                f"a {table} key value ({keys}) contains {NUL_REFUSED}; remove it from the input") from None
         raise
 
 

@@ -68,7 +68,7 @@ from typing import Any, overload
 import duckdb
 
 from analytics.config import Config
-from analytics.errors import UserError
+from analytics.errors import NUL_REFUSED, UserError
 from analytics.store.connection import CATALOG, WriteSession, hold_store, is_conflict, unlink_unreferenced
 from analytics.store.keys import key_of
 from analytics.store.literals import MAX_INLINE_ITEMS
@@ -506,7 +506,7 @@ class DeliveryWriter:
                 return
             error: Exception
             if kind == "data":
-                reason = ("a key value contains a NUL character (\\0), which the store cannot hold"
+                reason = (f"a key value contains {NUL_REFUSED}"
                           if is_nul_in_key(exc) and not isinstance(exc, UnstorableKeyError)
                           else first_line(exc))
                 error = Rejected(f"cannot be stored: {reason}")
