@@ -200,7 +200,9 @@ class _InterruptGuard:
 
 
 def _exit_interrupted() -> None:
-    """Leave now, as the unwinding after Ctrl-C did not end (see ``INTERRUPT_GRACE_SECONDS``)."""
+    """Leave now, as the unwinding after Ctrl-C did not end (see ``INTERRUPT_GRACE_SECONDS``). Runs
+    on the timer's thread, so it writes to the file descriptor and flushes no Python stream: the
+    main thread may be stuck holding a stream's lock (unlike :func:`_leave_interrupted`)."""
     try:
         os.write(2, b"error: interrupted\n")
     finally:
@@ -248,11 +250,8 @@ def _run_guarded(argv: list[str] | None) -> None:
         guard.install()  # inside: a Ctrl-C right after it still takes the handler away again
         try:
             git_head_start.start(args)  # first: git walks while Typer and the commands load
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-        try:
             _run(args)
-        except KeyboardInterrupt:  # while Typer or a command's modules were still importing
+        except KeyboardInterrupt:  # before _run's own handling: while Typer or a command loaded
             _fail("interrupted", 130)
     finally:
         try:

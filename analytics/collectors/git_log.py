@@ -355,13 +355,13 @@ class LogReader:
 
 
 def _running(pid: int) -> bool:
+    """Whether ``pid`` may be in use: only a process known to be gone counts as not running (EPERM
+    is another user's live process; a number too large for a process id is no folder of ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process (EPERM): alive
-        return True
-    except OverflowError:  # no process id is that large: not a folder of ours, so never removed
+    except (OSError, OverflowError):
         return True
     return True
 
@@ -377,7 +377,8 @@ def remove_stale_log_dirs(root: Path, now: float | None = None) -> list[Path]:
         return removed
     for entry in entries:
         match = _LOG_DIR.match(entry.name)
-        if match is None or int(match.group(1)) == os.getpid():
+        pid = int(match.group(1)) if match is not None else None
+        if pid is None or pid == os.getpid():
             continue
         try:
             info = entry.stat(follow_symlinks=False)
@@ -385,7 +386,7 @@ def remove_stale_log_dirs(root: Path, now: float | None = None) -> list[Path]:
             continue
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or now - info.st_mtime < STALE_AFTER:
             continue
-        if _running(int(match.group(1))):
+        if _running(pid):
             continue
         shutil.rmtree(entry.path, ignore_errors=True)
         if not os.path.exists(entry.path):
