@@ -21,13 +21,17 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+def _aged(path: Path, age: float) -> Path:
+    then = time.time() - age
+    os.utime(path, (then, then))
+    return path
+
+
 def _log_dir(root: Path, pid: int, name: str, *, age: float) -> Path:
     folder = root / f"gitops-dora-log-{pid}-{name}"
     folder.mkdir()
     (folder / "git-log.bin").write_bytes(b"a commit message\0")
-    then = time.time() - age
-    os.utime(folder, (then, then))
-    return folder
+    return _aged(folder, age)
 
 
 @pytest.fixture
@@ -50,10 +54,10 @@ def test_collect_git_removes_only_stale_folders_of_gone_processes(tmp_path: Path
         alive = _log_dir(scratch, sleeper.pid, "alive", age=2 * hour)
         old_style = scratch / "gitops-dora-log-abcdefgh"  # no process id: never guessed at
         old_style.mkdir()
-        os.utime(old_style, (time.time() - 2 * hour,) * 2)
+        _aged(old_style, 2 * hour)
         a_file = scratch / f"gitops-dora-log-{dead}-file"
         a_file.write_text("not a folder")
-        os.utime(a_file, (time.time() - 2 * hour,) * 2)
+        _aged(a_file, 2 * hour)
         other = scratch / "unrelated"
         other.mkdir()
 
