@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, AppContext, app, get_ctx
-from analytics.cli.filters import check_known, team_clause
+from analytics.cli.filters import check_known, metrics_query, team_clause
 from analytics.cli.output import WIDE_OPTION_HELP, Format, csv_text, print_cursor, print_rows
 from analytics.cli.output import option_values as _values
 from analytics.reports import short_id
@@ -247,19 +247,11 @@ def metrics_command(
     app_ctx = get_ctx(ctx)
     reader = _BackgroundReader(app_ctx, as_of)
     try:
-        from analytics.metrics.engine import MetricsQuery, compute_metrics, no_gc_pauses, parse_group_by
-        from analytics.metrics.window import parse_instant
+        from analytics.metrics.engine import compute_metrics, no_gc_pauses
 
-        query = MetricsQuery(
-            since=parse_instant(since, "--since") if since else None,
-            until=parse_instant(until, "--until") if until else None,
-            group_by=parse_group_by(group_by),
-            services=_values(service),
-            environments=_values(environment),
-            teams=_values(team),
-            trend=trend,
-            compare_previous=compare_previous,
-            benchmark=benchmark,
+        query = metrics_query(
+            since=since, until=until, group_by=group_by, service=service, environment=environment,
+            team=team, trend=trend, compare_previous=compare_previous, benchmark=benchmark,
             lead_time_start=lead_time_start,
         )
         config = app_ctx.config

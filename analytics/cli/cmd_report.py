@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 
 from analytics.cli.app import AS_OF_OPTION, app, get_ctx
-from analytics.cli.filters import check_known
-from analytics.cli.output import option_values
+from analytics.cli.filters import check_known, metrics_query
 from analytics.errors import UserError
 from analytics.reports import ReportFormat
 
@@ -73,8 +72,7 @@ def report_command(
 ) -> None:
     """Write one tidy row per group and period (every `metrics` field, ratings flattened; a
     week or month the window cuts short is flagged partial_period and not rated)."""
-    from analytics.metrics.engine import MetricsQuery, compute_metrics, parse_group_by
-    from analytics.metrics.window import parse_instant
+    from analytics.metrics.engine import compute_metrics
     from analytics.progress import say
     from analytics.reports import RENDERERS, report_from_metrics, write_atomically
     from analytics.store.connection import open_reader, parse_as_of, reader_snapshot
@@ -84,16 +82,8 @@ def report_command(
     out = _checked_out(out_arg, fmt)
     chosen = fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), ReportFormat.csv)
     app_ctx = get_ctx(ctx)
-    query = MetricsQuery(
-        since=parse_instant(since, "--since") if since else None,
-        until=parse_instant(until, "--until") if until else None,
-        group_by=parse_group_by(group_by),
-        services=option_values(service),
-        environments=option_values(environment),
-        teams=option_values(team),
-        trend=period,
-        benchmark=benchmark,
-    )
+    query = metrics_query(since=since, until=until, group_by=group_by, service=service,
+                          environment=environment, team=team, trend=period, benchmark=benchmark)
     config = app_ctx.config
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:

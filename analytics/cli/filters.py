@@ -7,7 +7,7 @@ reader they already hold, so the known values are those of the same snapshot (``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from analytics.errors import UserError
 
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from analytics.config import Config
+    from analytics.metrics.engine import MetricsQuery
 
 # Every place a value can come from: what the config loaded and what collectors and importers saw.
 KNOWN_SQL = {
@@ -82,3 +83,24 @@ def team_clause(column: str, service_column: str, teams: Sequence[str], config: 
     if extra:
         clause = f"({clause} OR {service_column} IN ({', '.join('?' for _ in extra)}))"
     return clause, [*teams, *extra]
+
+
+def metrics_query(
+    *, since: str | None, until: str | None, group_by: str, service: list[str] | None,
+    environment: list[str] | None, team: list[str] | None, **rest: Any,
+) -> MetricsQuery:
+    """The engine's query from the options `metrics` and `report` share (the window, the grouping
+    and the filters, read the same way by both), plus the command's own fields in ``rest``."""
+    from analytics.cli.output import option_values
+    from analytics.metrics.engine import MetricsQuery, parse_group_by
+    from analytics.metrics.window import parse_instant
+
+    return MetricsQuery(
+        since=parse_instant(since, "--since") if since else None,
+        until=parse_instant(until, "--until") if until else None,
+        group_by=parse_group_by(group_by),
+        services=option_values(service),
+        environments=option_values(environment),
+        teams=option_values(team),
+        **rest,
+    )
