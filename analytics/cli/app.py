@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from analytics.cli.lazy_coercion import install as install_lazy_coercion
+
 if TYPE_CHECKING:  # the config (pydantic, yaml) and the store (duckdb) load when a command needs them
     from analytics.config import Config
     from analytics.store.location import StoreLocation
@@ -40,6 +42,7 @@ def _flags_take_no_value() -> None:
 
 
 _flags_take_no_value()
+install_lazy_coercion()
 
 app = typer.Typer(
     name="gitops-dora",
