@@ -197,7 +197,7 @@ def copy_engine_tables(con: Any) -> list[str]:
 
     from analytics.metrics.engine import COPIED_TABLES, COPIED_WHEN_SMALL
 
-    row = con.execute("SELECT current_database()").fetchone()
+    row = con.execute("SELECT system.main.current_database()").fetchone()
     database = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
     names = [name for name in COPIED_TABLES if name != "services"]
     for name, limit in COPIED_WHEN_SMALL.items():

@@ -15,14 +15,14 @@ one where they are empty.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from analytics.metrics import engine, transactions
-from analytics.metrics.engine import MetricsQuery
+from analytics.metrics.engine import MetricsQuery, _one_thread, _optimizers_off
 from analytics.metrics.transactions import in_transaction
 from analytics.store.connection import open_reader, open_writer
 from bench.metrics_scale import fixture_sql
@@ -219,3 +219,36 @@ def test_grouping_and_plain_copies_read_the_catalog_less(
     grouped = _catalog_queries(bare_db, query, None)
     plain = _catalog_queries(bare_db, query, monkeypatch)
     assert 0 < grouped < plain * 0.75
+
+
+def _catalog_reads_of(con: duckdb.DuckDBPyConnection, ask: Callable[[], object]) -> int:
+    """The statements DuckDB sent to the DuckLake catalog's database while ``ask`` ran (its query
+    log), beyond those of turning the log on and off."""
+    def logged(block: Callable[[], object]) -> int:
+        con.execute("CALL truncate_duckdb_logs()")
+        con.execute("CALL enable_logging('QueryLog')")
+        try:
+            block()
+        finally:
+            con.execute("CALL disable_logging()")
+        return int(con.execute("SELECT count(*) FROM duckdb_logs WHERE type = 'QueryLog'"
+                               " AND message LIKE '%__ducklake_metadata_%'").fetchone()[0])  # type: ignore[index]
+    logged(lambda: None)
+    return logged(ask) - logged(lambda: None)
+
+
+def test_asking_the_connection_sends_no_catalog_query(bare_db: Path) -> None:
+    """The transaction check and the setting reads of a report name their functions
+    ``system.main.…``: unqualified, each statement started a transaction on the DuckLake catalog
+    (about 1 ms of CPU each, six per report)."""
+    con = open_reader(bare_db)
+    try:
+        def ask() -> None:
+            assert in_transaction(con) is False
+            with _optimizers_off(con, ["join_order"]), _one_thread(con):
+                pass
+        assert _catalog_reads_of(con, ask) == 0
+        # the same question unqualified does reach the catalog: the count above can fail
+        assert _catalog_reads_of(con, lambda: con.execute("SELECT current_setting('threads')")) > 0
+    finally:
+        con.close()

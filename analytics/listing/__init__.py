@@ -136,7 +136,7 @@ def line_expression(
     con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any], *, columns: Sequence[str], fmt: str
 ) -> str | None:
     """:func:`row_text_sql` for the columns ``sql`` returns, in this session's time zone."""
-    zone = con.execute("SELECT current_setting('TimeZone')").fetchone()
+    zone = con.execute("SELECT system.main.current_setting('TimeZone')").fetchone()
     utc = zone is not None and str(zone[0]) in UTC_ZONES
     return row_text_sql(query_fields(con, sql, params), columns, fmt, utc=utc)
 

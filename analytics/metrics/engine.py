@@ -633,7 +633,7 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
     every attached catalog). The copies run in one transaction of their own, with the optimizers
     that ask for column statistics off (:func:`_without_column_statistics`) and on one DuckDB
     thread (:func:`_one_thread`)."""
-    row = con.execute("SELECT current_database()").fetchone()
+    row = con.execute("SELECT system.main.current_database()").fetchone()
     database = str(row[0]) if row else "main"
     copied: list[str] = []
     failed = True
@@ -663,7 +663,7 @@ def _without_column_statistics(con: duckdb.DuckDBPyConnection) -> Iterator[None]
 def _optimizers_off(con: duckdb.DuckDBPyConnection, optimizers: Sequence[str]) -> Iterator[None]:
     """Plan the block's statements without ``optimizers`` (added to the connection's
     ``disabled_optimizers``), the setting put back afterwards, outside the block's transaction."""
-    row = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    row = con.execute("SELECT system.main.current_setting('disabled_optimizers')").fetchone()
     before = str(row[0]) if row and row[0] is not None else ""
     names = [n for n in before.split(",") if n]
     wanted = ",".join([*names, *(n for n in optimizers if n not in names)])
@@ -683,7 +683,7 @@ def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     coordination. On the bench store (DuckLake, load 13-15, best of 5, alternating twice) the
     100k deployments copied in 0.054-0.060 s of CPU on one thread against 0.105-0.133 s on two,
     and in less wall time too (0.13-0.15 against 0.31-0.36 s)."""
-    row = con.execute("SELECT current_setting('threads')").fetchone()
+    row = con.execute("SELECT system.main.current_setting('threads')").fetchone()
     before = int(row[0]) if row and row[0] is not None else 0
     if before <= 1:
         yield

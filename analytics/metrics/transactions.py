@@ -11,6 +11,11 @@ A group must not read a TEMP table it created itself: DuckDB plans a query over 
 the same, still open transaction without that table's statistics, and the report's joins then ran
 2-5 times slower (incident attribution 0.3 -> 1.7 s of CPU at 100k deployments). So each group
 creates tables that later groups read, after it has committed.
+
+The statements that only ask the connection something (its transaction id, a setting, its database)
+name their function ``system.main.…``: unqualified, the name is looked up in the default database
+first, the store, and on DuckLake that lookup starts a transaction on the catalog (about 1 ms of CPU
+on a SQLite catalog, against 0.1 ms qualified; 0.05 ms for ``SELECT 1``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
     one transaction id, while each auto-committed statement gets its own. (A BEGIN inside a
     transaction fails and aborts the caller's transaction, so it cannot be tried instead;
     ``txid_current()`` fails on a DuckLake catalog.)"""
-    first = con.execute("SELECT current_transaction_id()").fetchone()
-    second = con.execute("SELECT current_transaction_id()").fetchone()
+    first = con.execute("SELECT system.main.current_transaction_id()").fetchone()
+    second = con.execute("SELECT system.main.current_transaction_id()").fetchone()
     return first is not None and second is not None and first[0] == second[0]
 
 

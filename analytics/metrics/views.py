@@ -40,7 +40,7 @@ def install_views(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.BinderException as exc:
         if "author_time" not in str(exc):
             raise
-        row = con.execute("SELECT current_database()").fetchone()
+        row = con.execute("SELECT system.main.current_database()").fetchone()
         database = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
         con.execute(_BEFORE_CHANGE_TIMES.format(database=database))
         _install(con)

@@ -232,7 +232,7 @@ def duckdb_threads(con: duckdb.DuckDBPyConnection, threads: int) -> Iterator[int
     setting back afterwards; yields that setting. The put-back is quiet: inside an aborted
     transaction DuckDB refuses SET, the block's error is the one that counts, and the unit's
     connection is closed anyway."""
-    row = con.execute("SELECT current_setting('threads')").fetchone()
+    row = con.execute("SELECT system.main.current_setting('threads')").fetchone()
     before = int(row[0]) if row and row[0] is not None else threads
     if threads != before:
         con.execute(f"SET threads = {int(threads)}")
