@@ -24,11 +24,13 @@ import httpx
 import pytest
 
 from analytics.config import Config
+from analytics.store.connection import open_writer
 from analytics.store.location import resolve
 from analytics.webhooks import writer as writer_module
 from analytics.webhooks.providers import github
 from analytics.webhooks.writer import Delivery, DeliveryWriter, Rejected
-from tests.store_query import query
+from tests.store_fixture import copy_store
+from tests.store_query import query, store_reader
 from tests.store_workloads import CLI, PAUSE_ENV, SEMVER, cli_env, write_history
 from tests.webhook_senders import Receiver, gh_issue, post_github, receiver
 
@@ -58,6 +60,22 @@ class Shared:
     def count(self, table: str, where: str = "TRUE") -> int:
         return int(query(self.db, f"SELECT count(*) FROM {table} WHERE {where}")[0][0])
 
+    def counts(self, *tables: str) -> tuple[int, ...]:
+        """Each table's row count, read on one reader in one statement (a reader is some 0.035
+        CPU-s to open and close; one per count was five of them in a test's checks)."""
+        row = query(self.db, "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables))[0]
+        return tuple(int(n) for n in row)
+
+
+def read_all(db: Any, *sqls: str) -> list[list[tuple[Any, ...]]]:
+    """The rows of each statement, on one reader of the newest snapshot (the checks after a test's
+    deliveries: one reader instead of one per statement)."""
+    con = store_reader(db)
+    try:
+        return [con.execute(sql).fetchall() for sql in sqls]
+    finally:
+        con.close()
+
 
 @pytest.fixture(scope="module")
 def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
@@ -66,6 +84,18 @@ def rx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     db = tmp_path_factory.mktemp("batching") / "store.ducklake"
     with receiver(db, ENV) as running:
         yield Shared(running, db)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new store with nothing in it, made once and copied (tests/store_fixture.copy_store) for
+    each test that runs a writer of its own: a writer on a copy costs 0.15 CPU-s to open and store a
+    first delivery, 0.25 on a store it creates (the catalog and its tables); what those tests check is
+    the writer's batching, not the store's creation."""
+    db = tmp_path_factory.mktemp("empty") / "store.ducklake"
+    with open_writer(db, source="test"):
+        pass
+    return db
 
 
 def test_deliveries_while_a_collection_holds_its_transaction_are_answered_while_it_is_open(
@@ -80,7 +110,7 @@ def test_deliveries_while_a_collection_holds_its_transaction_are_answered_while_
     # size is not what is tested; each run, and the re-run after the receiver's commits, is cheaper)
     history = write_history(tmp_path / "service.git", 500, release_every=100)
     db, repo = rx.db, "acme/collected"
-    delivered, incidents, commits = rx.count("webhook_deliveries"), rx.count("incidents"), rx.count("commits")
+    delivered, incidents, commits = rx.counts("webhook_deliveries", "incidents", "commits")
     lines: list[tuple[float, str]] = []
     # the collection holds its written, uncommitted transaction until this file exists (created once
     # the 40 answers are in), not for a fixed 5 s: a re-run after a conflict does not pause again
@@ -121,14 +151,16 @@ def test_deliveries_while_a_collection_holds_its_transaction_are_answered_while_
           f"median {statistics.median(latencies):.2f} s")
     assert still_paused, lines
     # stored exactly once; the collection ran again if the receiver's commits moved the store on
-    # under it (the SQLite catalog), and then committed all of its history
-    assert rx.count("webhook_deliveries") - delivered == 40
-    assert rx.count("incidents") - incidents == 40
-    assert query(db, "SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE ?",
-                 [f"github:{repo}#%"]) == [(40, 40)]
-    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries") == [
-        (rx.count("webhook_deliveries"),) * 2]
-    assert rx.count("commits") - commits == history.commits
+    # under it (the SQLite catalog), and then committed all of its history (one reader for the checks)
+    [(deliveries_now, distinct_deliveries, incidents_now, commits_now)], ours = read_all(
+        db, "SELECT count(*), count(DISTINCT delivery_id), (SELECT count(*) FROM incidents),"
+            " (SELECT count(*) FROM commits) FROM webhook_deliveries",
+        f"SELECT count(*), count(DISTINCT id) FROM incidents WHERE id LIKE 'github:{repo}#%'")
+    assert deliveries_now - delivered == 40
+    assert incidents_now - incidents == 40
+    assert ours == [(40, 40)]
+    assert distinct_deliveries == deliveries_now
+    assert commits_now - commits == history.commits
 
 
 class WatchedQueue(queue.Queue[Delivery | None]):
@@ -177,7 +209,7 @@ def incident(number: int, config: Config) -> Delivery:
                     github.finalize, github.FINALIZE_AFTER)
 
 
-def test_the_writer_adds_no_hold_of_its_own(tmp_path: Path) -> None:
+def test_the_writer_adds_no_hold_of_its_own(tmp_path: Path, empty_store: Path) -> None:
     """A delivery waits for at most the batch being written when it arrives, then its own batch:
     the writer holds nothing back for a period of its own (the old design held deliveries up to
     2 s). Told apart by what the writer asks for, not by a stopwatch (the old form of this test,
@@ -188,7 +220,7 @@ def test_the_writer_adds_no_hold_of_its_own(tmp_path: Path) -> None:
     clock's, and not checked here). (Breakages that fail it: gathering after a lone delivery too,
     and waiting 0.5 s for each next one.)"""
     config = Config()
-    writer, watched = watched_writer(tmp_path / "store.ducklake")
+    writer, watched = watched_writer(copy_store(empty_store, tmp_path / "store.ducklake"))
     submit = writer.submit
     writer.start()
     try:
@@ -262,9 +294,12 @@ def test_steady_load_from_four_senders_is_answered_and_stored_once(rx: Shared) -
     print(f"lone delivery {one * 1000:.0f} ms; steady: median {statistics.median(latencies) * 1000:.0f} ms, "
           f"slowest {latencies[-1] * 1000:.0f} ms; writer: {stats['commit_latency_ms']}")
     assert stats["commit_latency_ms"]["count"] == min(before + 87, writer_module.LATENCY_WINDOW)
-    assert rx.count("webhook_deliveries") - delivered == 87
-    assert query(rx.db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
-                        " WHERE payload->>'$.repository.full_name' = 'acme/paced'") == [(87, 87)]
+    [(delivered_now,)], paced = read_all(
+        rx.db, "SELECT count(*) FROM webhook_deliveries",
+        "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
+        " WHERE payload->>'$.repository.full_name' = 'acme/paced'")
+    assert delivered_now - delivered == 87
+    assert paced == [(87, 87)]
 
 
 @pytest.mark.parametrize("catalog", ["embedded", "postgresql"])
@@ -297,18 +332,21 @@ def test_a_burst_is_written_in_a_few_batches_and_stored_once(
     batches = stats["batches"] - before
     assert batches <= 50, f"200 concurrent deliveries took {batches} batches"
     assert stats["largest_batch"] > 1
-    assert query(db, "SELECT count(*) FROM webhook_deliveries")[0][0] - delivered == 201
-    assert query(db, "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
-                     " WHERE payload->>'$.repository.full_name' = 'acme/burst'") == [(201, 201)]
+    [(delivered_now,)], burst = read_all(
+        db, "SELECT count(*) FROM webhook_deliveries",
+        "SELECT count(*), count(DISTINCT delivery_id) FROM webhook_deliveries"
+        " WHERE payload->>'$.repository.full_name' = 'acme/burst'")
+    assert delivered_now - delivered == 201
+    assert burst == [(201, 201)]
 
 
-def test_one_unstorable_delivery_does_not_take_its_batch_down(tmp_path: Path) -> None:
+def test_one_unstorable_delivery_does_not_take_its_batch_down(tmp_path: Path, empty_store: Path) -> None:
     """The writer alone, on a real store: ten deliveries queued at once (one batch), one of them with
     rows the store refuses (a NOT NULL column without a value; the server's checks would have
     caught it, so it is submitted directly). The batch is split: nine are stored, the tenth fails
     with Rejected (the server's 422), and a redelivery of it fails the same way."""
     config = Config()
-    writer = DeliveryWriter(tmp_path / "store.ducklake", config)
+    writer = DeliveryWriter(copy_store(empty_store, tmp_path / "store.ducklake"), config)
 
     def delivery(number: int, created: str | None) -> Delivery:
         payload: dict[str, Any] = gh_issue(REPO, number, ["incident"], "2026-06-01T00:00:00Z")
@@ -341,7 +379,8 @@ def test_one_unstorable_delivery_does_not_take_its_batch_down(tmp_path: Path) ->
     assert query(db, "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ?", [refused]) == [(0,)]
 
 
-def test_large_and_small_payloads_in_one_batch_are_stored_once_and_intact(tmp_path: Path) -> None:
+def test_large_and_small_payloads_in_one_batch_are_stored_once_and_intact(tmp_path: Path,
+                                                                           empty_store: Path) -> None:
     """A payload past LARGE_PAYLOAD takes its own INSERT (binding it in a list for unnest() cost
     ten times its size) and is written to a data file, not inlined in the catalog. In one batch
     with small deliveries and with a redelivery of each kind, every payload is stored once,
@@ -351,7 +390,7 @@ def test_large_and_small_payloads_in_one_batch_are_stored_once_and_intact(tmp_pa
     from analytics.webhooks.writer import LARGE_PAYLOAD
 
     config = Config()
-    writer = DeliveryWriter(tmp_path / "store.ducklake", config)
+    writer = DeliveryWriter(copy_store(empty_store, tmp_path / "store.ducklake"), config)
 
     def delivery(number: int, padding: int, delivery_id: str | None = None) -> Delivery:
         payload: dict[str, Any] = gh_issue(REPO, number, ["incident"], "2026-06-01T00:00:00Z")
