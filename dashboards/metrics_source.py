@@ -193,27 +193,13 @@ def copy_engine_tables(con: Any) -> list[str]:
     """TEMP copies of the store tables the engine would copy for each report (see _EngineReaders),
     made as the engine makes them: the whole table of the connection's snapshot, under its name;
     a table the store does not have is skipped. Returns the names copied."""
-    import duckdb
-
-    from analytics.metrics.engine import COPIED_TABLES, COPIED_WHEN_SMALL
+    from analytics.metrics.engine import COPIED_TABLES, copy_table, small_tables
 
     row = con.execute("SELECT system.main.current_database()").fetchone()
-    database = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
-    names = [name for name in COPIED_TABLES if name != "services"]
-    for name, limit in COPIED_WHEN_SMALL.items():
-        try:
-            counted = con.execute(f"SELECT count(*) FROM {database}.main.{name}").fetchone()
-        except duckdb.CatalogException:
-            continue
-        if counted is not None and int(counted[0]) <= limit:
-            names.append(name)
-    copied = []
-    for name in names:
-        try:
-            con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {database}.main.{name}")
-        except duckdb.CatalogException:
-            continue
-        copied.append(name)
+    database = str(row[0] if row else "main")
+    copied = [name for name in COPIED_TABLES if name != "services" and copy_table(con, database, name)]
+    copied += [name for name in small_tables(con, database, deployments_copied="deployments" in copied)
+               if copy_table(con, database, name)]
     return copied
 
 

@@ -68,6 +68,7 @@ def test_copies_and_once_per_report_views_change_no_number(
     fast = engine_as_is.payload(con, query, run=True)  # its copies are looked for on con below
     monkeypatch.setattr(engine, "COPIED_TABLES", ())
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {})
+    monkeypatch.setattr(engine, "COPIED_WHEN_FEW_DEPLOYMENTS", {})
     monkeypatch.setattr(engine, "SHARED_VIEWS", ())
     straight = payload(con, query)
     assert b'"deployments":' in fast
@@ -75,7 +76,8 @@ def test_copies_and_once_per_report_views_change_no_number(
     assert fast == straight
     # the copies are gone afterwards: the views read the store again
     temp = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp'").fetchall()
-    assert not {"deployments", "services", "incidents", "pull_requests"} & {str(r[0]) for r in temp}
+    assert not {"deployments", "services", "incidents", "pull_requests", "commits", "deployment_changes"} & {
+        str(r[0]) for r in temp}
 
 
 def test_pull_requests_are_copied_only_within_their_limit(
@@ -88,9 +90,9 @@ def test_pull_requests_are_copied_only_within_their_limit(
     prs = int(con.execute("SELECT count(*) FROM pull_requests").fetchone()[0])  # type: ignore[index]
     assert 0 < prs <= engine.COPIED_WHEN_SMALL["pull_requests"]
     database = str(con.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
-    assert "pull_requests" in engine._small_tables(con, database)
+    assert "pull_requests" in engine.small_tables(con, database, deployments_copied=False)
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {**engine.COPIED_WHEN_SMALL, "pull_requests": prs - 1})
-    assert "pull_requests" not in engine._small_tables(con, database)
+    assert "pull_requests" not in engine.small_tables(con, database, deployments_copied=False)
     assert payload(con, query) == copied
 
 

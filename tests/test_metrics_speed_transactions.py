@@ -98,6 +98,7 @@ def _plain_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "STATISTICS_OPTIMIZERS", ())
     monkeypatch.setattr(engine, "COPIED_TABLES", ())
     monkeypatch.setattr(engine, "COPIED_WHEN_SMALL", {})
+    monkeypatch.setattr(engine, "COPIED_WHEN_FEW_DEPLOYMENTS", {})
     monkeypatch.setattr(engine, "SHARED_VIEWS", ())
 
 
@@ -134,7 +135,8 @@ def test_empty_tables_copied_change_no_number(
     database = str(bare.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
     for table in EMPTIED:
         assert bare.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
-    assert set(engine._small_tables(bare, database)) == {"pull_requests", "tags", "reconciler_events"}
+    assert set(engine.small_tables(bare, database, deployments_copied=False)) == {
+        "pull_requests", "tags", "reconciler_events"}
     fast = payload(bare, QUERIES[name])
     _plain_engine(monkeypatch)
     assert fast == payload(bare, QUERIES[name])
@@ -252,3 +254,56 @@ def test_asking_the_connection_sends_no_catalog_query(bare_db: Path) -> None:
         assert _catalog_reads_of(con, lambda: con.execute("SELECT current_setting('threads')")) > 0
     finally:
         con.close()
+
+
+def test_commits_and_changes_are_copied_only_in_a_store_of_few_deployments(
+    full: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fixture's 500 deployments are few: its commits and changes (5,000 each) are copied,
+    counted on the report's copy of the deployments; with a lower bar, or without that copy (a
+    caller's own), they are not even counted."""
+    database = str(full.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+    assert engine.copy_table(full, database, "deployments")
+    try:
+        assert {"commits", "deployment_changes"} <= set(
+            engine.small_tables(full, database, deployments_copied=True))
+        assert not {"commits", "deployment_changes"} & set(
+            engine.small_tables(full, database, deployments_copied=False))
+        monkeypatch.setattr(engine, "FEW_DEPLOYMENTS", 499)
+        assert not {"commits", "deployment_changes"} & set(
+            engine.small_tables(full, database, deployments_copied=True))
+        monkeypatch.setattr(engine, "FEW_DEPLOYMENTS", 500)
+        monkeypatch.setitem(engine.COPIED_WHEN_FEW_DEPLOYMENTS, "commits", 4_999)
+        assert set(engine.small_tables(full, database, deployments_copied=True)) & {
+            "commits", "deployment_changes"} == {"deployment_changes"}
+    finally:
+        full.execute("DROP TABLE temp.main.deployments")
+
+
+def test_copied_commits_and_changes_spare_the_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the copies of commits and changes are for: each statement that scanned them in the
+    store asked the catalog for their files and, while they are empty (a store of imported or
+    reconciler deployments only, as the demo's and many tests' are), for every column's statistics
+    again (205 catalog statements per report on such a store, 53 with the copies)."""
+    db = tmp_path / "deployments-only.ducklake"
+    with open_writer(db, source="test-fixture") as session:
+        session.con.execute(
+            "INSERT INTO services VALUES ('api', 'team-a');"
+            " INSERT INTO environments VALUES ('production', true);"
+            " INSERT INTO deployments (id, service, environment, revision, deployed_at, status, source)"
+            " SELECT 'd' || i, 'api', 'production', 'v' || i,"
+            " TIMESTAMPTZ '2024-01-01 00:00:00+00' + to_days(i), 'success', 'test' FROM range(3) t(i)")
+    query = QUERIES["trend week"]
+    con = open_reader(db)
+    try:
+        fast = payload(con, query)
+        copied = _catalog_reads_of(con, lambda: payload(con, query))
+        monkeypatch.setattr(engine, "COPIED_WHEN_FEW_DEPLOYMENTS", {})
+        assert payload(con, query) == fast
+        left = _catalog_reads_of(con, lambda: payload(con, query))
+    finally:
+        con.close()
+    assert json.loads(fast)["groups"], fast[:300]
+    assert 0 < copied < left * 0.5, (copied, left)

@@ -120,6 +120,15 @@ COPIED_TABLES: tuple[str, ...] = (
 # 7 to count and copy them (STATISTICS_OPTIMIZERS). Above the limit the views read the store as
 # before, so a store with many rows does not hold a copy of all of them in memory.
 COPIED_WHEN_SMALL: dict[str, int] = {"pull_requests": 100_000, "reconciler_events": 100_000, "tags": 100_000}
+# commits and deployment_changes, copied the same way in a store of at most FEW_DEPLOYMENTS
+# deployments (counted on the copy of deployments, which costs nothing). Left in the store, every
+# statement that scans them asks the catalog for their files and each column's statistics again:
+# on the demo store 205 catalog queries per report against 53 with the copies, and the report's
+# CPU 0.34 -> 0.20 s (a two-deployment store) and 0.40 -> 0.25 s (the demo store), loaded machine,
+# same output. A store with more deployments is not counted at all: counting a table of a million
+# commits costs 5-20 ms of catalog queries, and above their limit they are not copied anyway.
+COPIED_WHEN_FEW_DEPLOYMENTS: dict[str, int] = {"commits": 100_000, "deployment_changes": 100_000}
+FEW_DEPLOYMENTS = 10_000
 # The optimizers that ask the store for each column's statistics. A copy (or a count) has no
 # filter, join or aggregate for them to improve, and on DuckLake a table without statistics (an
 # empty one: pull_requests or deployment_revisions in a store without PRs or multi-repository
@@ -639,12 +648,12 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
     failed = True
     try:
         with _without_column_statistics(con), _one_thread(con), transactions.group():
-            for name in (*COPIED_TABLES, *_small_tables(con, database)):
-                try:
-                    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
-                except duckdb.CatalogException:
-                    continue  # a TEMP object of that name exists already (this aborts no transaction)
-                copied.append(name)
+            for name in COPIED_TABLES:
+                if copy_table(con, database, name):
+                    copied.append(name)
+            for name in small_tables(con, database, deployments_copied="deployments" in copied):
+                if copy_table(con, database, name):
+                    copied.append(name)
         yield
         failed = False
     finally:
@@ -695,11 +704,32 @@ def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute(f"SET threads = {before}")
 
 
-def _small_tables(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
-    """The COPIED_WHEN_SMALL tables of the store that are within their row limit."""
+def copy_table(con: duckdb.DuckDBPyConnection, database: str, name: str) -> bool:
+    """Copy the store's table ``name`` into a TEMP table of that name; False when a TEMP object of
+    that name exists already (a caller's own copy) or the store has no such table."""
+    try:
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
+    except duckdb.CatalogException:
+        return False  # this aborts no transaction
+    return True
+
+
+def small_tables(con: duckdb.DuckDBPyConnection, database: str, *, deployments_copied: bool) -> list[str]:
+    """The COPIED_WHEN_SMALL tables of the store that are within their row limit, and the
+    COPIED_WHEN_FEW_DEPLOYMENTS ones too when the caller copied the deployments (counted on that
+    copy) and there are at most FEW_DEPLOYMENTS of them. A table the store does not have is left
+    out."""
+    limits = dict(COPIED_WHEN_SMALL)
+    if deployments_copied:
+        row = con.execute("SELECT count(*) FROM temp.main.deployments").fetchone()
+        if row is not None and int(row[0]) <= FEW_DEPLOYMENTS:
+            limits.update(COPIED_WHEN_FEW_DEPLOYMENTS)
     small = []
-    for name, limit in COPIED_WHEN_SMALL.items():
-        row = con.execute(f"SELECT count(*) FROM {_quote(database)}.main.{name}").fetchone()
+    for name, limit in limits.items():
+        try:
+            row = con.execute(f"SELECT count(*) FROM {_quote(database)}.main.{name}").fetchone()
+        except duckdb.CatalogException:
+            continue
         if row is not None and int(row[0]) <= limit:
             small.append(name)
     return small
