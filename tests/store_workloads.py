@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from analytics.store.connection import open_reader
 from analytics.store.keys import TABLE_KEYS
 from analytics.store.location import resolve
@@ -281,28 +283,52 @@ def counts(store: Store, tables: Sequence[str], as_of: int | None = None) -> dic
         con.close()
 
 
+# The whole state in one statement: on a store that has its tables (all but a store whose first
+# run was killed while making them) one catalog round trip instead of a table listing (~20 ms of
+# CPU) and three reads, ~35 of the ~100 ms a state cost; the SIGKILL test takes some 25 states.
+_GIT_STATE = """
+SELECT (SELECT count(*) FROM commits WHERE repo = $1),
+       (SELECT count(*) FROM tags WHERE repo = $1),
+       (SELECT coalesce(map(list(id), list(n)), MAP {}) FROM (
+            SELECT d.id, count(c.sha) AS n FROM deployments d
+            LEFT JOIN deployment_changes c ON c.deployment_id = d.id
+            WHERE d.repository = $1 AND d.source = 'git-tag' GROUP BY d.id))
+"""
+
+
 def git_state(store: Store, repo_id: str) -> dict[str, Any]:
     """One snapshot's view of a repository: commits, tags, its git-tag deployments and their changes.
-    No store yet (a first writer killed before DuckLake made its catalog) is the empty state."""
+    No store yet (a first writer killed before DuckLake made its catalog) is the empty state, and a
+    table not made yet (killed while making them) counts as empty."""
     if not resolve(store.location()).exists():
         return {"commits": 0, "tags": 0, "deployments": {}}
     con = open_reader(store.location(), install_views=False)
     try:
-        def one(sql: str) -> int:
-            return int(con.execute(sql, [repo_id]).fetchall()[0][0])
-
-        tables = _tables(con)   # listed once: each listing is a catalog read
-        per_deployment = dict(con.execute(
-            "SELECT d.id, count(c.sha) FROM deployments d LEFT JOIN deployment_changes c "
-            "ON c.deployment_id = d.id WHERE d.repository = ? AND d.source = 'git-tag' GROUP BY d.id",
-            [repo_id]).fetchall()) if {"deployments", "deployment_changes"} <= tables else {}
-        return {
-            "commits": one("SELECT count(*) FROM commits WHERE repo = ?") if "commits" in tables else 0,
-            "tags": one("SELECT count(*) FROM tags WHERE repo = ?") if "tags" in tables else 0,
-            "deployments": per_deployment,
-        }
+        try:
+            row = con.execute(_GIT_STATE, [repo_id]).fetchone()
+        except duckdb.CatalogException:  # a table is missing: read the ones there are
+            return _git_state_of_present_tables(con, repo_id)
+        assert row is not None
+        return {"commits": int(row[0]), "tags": int(row[1]),
+                "deployments": {str(k): int(v) for k, v in row[2].items()}}
     finally:
         con.close()
+
+
+def _git_state_of_present_tables(con: Any, repo_id: str) -> dict[str, Any]:
+    def one(sql: str) -> int:
+        return int(con.execute(sql, [repo_id]).fetchall()[0][0])
+
+    tables = _tables(con)   # listed once: each listing is a catalog read
+    per_deployment = dict(con.execute(
+        "SELECT d.id, count(c.sha) FROM deployments d LEFT JOIN deployment_changes c "
+        "ON c.deployment_id = d.id WHERE d.repository = ? AND d.source = 'git-tag' GROUP BY d.id",
+        [repo_id]).fetchall()) if {"deployments", "deployment_changes"} <= tables else {}
+    return {
+        "commits": one("SELECT count(*) FROM commits WHERE repo = ?") if "commits" in tables else 0,
+        "tags": one("SELECT count(*) FROM tags WHERE repo = ?") if "tags" in tables else 0,
+        "deployments": per_deployment,
+    }
 
 
 def _tables(con: Any) -> set[str]:
