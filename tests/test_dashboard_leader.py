@@ -79,10 +79,22 @@ def read_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return cli_inprocess.run(["--db", str(db), *args], env=child_env(), cwd=db.parent)
 
 
+# `metrics --format json` documents printed for the read-only demo store: (store, catalog mtime,
+# arguments) -> stdout
+_PRINTED: dict[tuple[object, ...], str] = {}
+
+
 def metrics_json(db: Path, *args: str) -> dict[str, Any]:
-    proc = read_cli(db, "metrics", *args, "--format", "json")
-    assert proc.returncode == 0, proc.stderr
-    payload: dict[str, Any] = json.loads(proc.stdout)
+    """What ``metrics ARGS --format json`` prints, parsed afresh for each caller. The same command on
+    the unchanged store prints the same document, so it is run once per argument list (three tests
+    compare with ``--group-by environment`` over the window: 0.3-0.4 CPU-s a run); the catalog's
+    modification time is part of the key, so a store written to since is read again."""
+    key = (str(db), db.stat().st_mtime_ns, *args)
+    if key not in _PRINTED:
+        proc = read_cli(db, "metrics", *args, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        _PRINTED[key] = proc.stdout
+    payload: dict[str, Any] = json.loads(_PRINTED[key])
     return payload
 
 
@@ -92,12 +104,19 @@ def env_groups(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def pooled(**filters: Any) -> dict[str, Any]:
-    """The organisation group as the page computes it (dashboards.metrics_source, in-process)."""
+    """The organisation group as the page computes it (dashboards.metrics_source, in-process): the
+    result the page itself was given for that request (the process's result cache, computed when
+    the page asked; computed here if it did not), compared by the callers with the CLI's groups.
+    With a benchmark year, the engine's own run for that year instead (the cache re-rates the result
+    without a year): the badge test checks that the engine's rating agrees with the rating of the
+    figure alone, and tests/test_dashboard_benchmark_years.py that the re-rating equals it."""
+    from dashboards.metrics_source import RESULTS
     from dashboards.source import db_path
 
     req = MetricsRequest(since=WINDOW["since"], until=WINDOW["until"], pooled=True, group_by=("team",),
                          compare_previous=True, **filters)
-    (group,) = compute(db_path(), req)["groups"]
+    payload = compute(db_path(), req) if req.benchmark is not None else RESULTS.get(db_path(), req)
+    (group,) = payload["groups"]
     return group
 
 
