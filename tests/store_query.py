@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,23 @@ def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tup
 
 
 query_snapshot = query  # the name older tests use
+
+
+def catalog_reads_of(con: duckdb.DuckDBPyConnection, ask: Callable[[], object]) -> int:
+    """The statements DuckDB sent to the DuckLake catalog's database while ``ask`` ran (its query
+    log), beyond those of turning the log on and off (none: their functions are named in ``system``,
+    so they start no catalog transaction; ``ask`` may switch the log to other types)."""
+    def logged(block: Callable[[], object]) -> int:
+        con.execute("CALL system.main.truncate_duckdb_logs()")
+        con.execute("CALL system.main.enable_logging('QueryLog')")
+        try:
+            block()
+        finally:
+            con.execute("CALL system.main.disable_logging()")
+        return int(con.execute("SELECT count(*) FROM duckdb_logs WHERE type = 'QueryLog'"
+                               " AND message LIKE '%__ducklake_metadata_%'").fetchone()[0])  # type: ignore[index]
+    logged(lambda: None)
+    return logged(ask) - logged(lambda: None)
 
 
 GIT_TABLES = {

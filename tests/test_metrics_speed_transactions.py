@@ -15,7 +15,7 @@ one where they are empty.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -28,6 +28,7 @@ from analytics.store.connection import open_reader, open_writer
 from bench.metrics_scale import fixture_sql
 from tests.metrics_queries import QUERIES, payload, pull_requests_sql, reader
 from tests.s12_h4_reports import EngineResults
+from tests.store_query import catalog_reads_of
 
 # Rows for the tables the bench fixture leaves empty: merged PRs (hotfix branches, titles naming
 # incidents), tags (and incidents naming one as root cause), failed syncs and deployments that
@@ -223,22 +224,6 @@ def test_grouping_and_plain_copies_read_the_catalog_less(
     assert 0 < grouped < plain * 0.75
 
 
-def _catalog_reads_of(con: duckdb.DuckDBPyConnection, ask: Callable[[], object]) -> int:
-    """The statements DuckDB sent to the DuckLake catalog's database while ``ask`` ran (its query
-    log), beyond those of turning the log on and off."""
-    def logged(block: Callable[[], object]) -> int:
-        con.execute("CALL truncate_duckdb_logs()")
-        con.execute("CALL enable_logging('QueryLog')")
-        try:
-            block()
-        finally:
-            con.execute("CALL disable_logging()")
-        return int(con.execute("SELECT count(*) FROM duckdb_logs WHERE type = 'QueryLog'"
-                               " AND message LIKE '%__ducklake_metadata_%'").fetchone()[0])  # type: ignore[index]
-    logged(lambda: None)
-    return logged(ask) - logged(lambda: None)
-
-
 def test_asking_the_connection_sends_no_catalog_query(bare_db: Path) -> None:
     """The transaction check and the setting reads of a report name their functions
     ``system.main.…``: unqualified, each statement started a transaction on the DuckLake catalog
@@ -249,9 +234,9 @@ def test_asking_the_connection_sends_no_catalog_query(bare_db: Path) -> None:
             assert in_transaction(con) is False
             with _optimizers_off(con, ["join_order"]), _one_thread(con):
                 pass
-        assert _catalog_reads_of(con, ask) == 0
+        assert catalog_reads_of(con, ask) == 0
         # the same question unqualified does reach the catalog: the count above can fail
-        assert _catalog_reads_of(con, lambda: con.execute("SELECT current_setting('threads')")) > 0
+        assert catalog_reads_of(con, lambda: con.execute("SELECT current_setting('threads')")) > 0
     finally:
         con.close()
 
@@ -299,10 +284,10 @@ def test_copied_commits_and_changes_spare_the_catalog(
     con = open_reader(db)
     try:
         fast = payload(con, query)
-        copied = _catalog_reads_of(con, lambda: payload(con, query))
+        copied = catalog_reads_of(con, lambda: payload(con, query))
         monkeypatch.setattr(engine, "COPIED_WHEN_FEW_DEPLOYMENTS", {})
         assert payload(con, query) == fast
-        left = _catalog_reads_of(con, lambda: payload(con, query))
+        left = catalog_reads_of(con, lambda: payload(con, query))
     finally:
         con.close()
     assert json.loads(fast)["groups"], fast[:300]

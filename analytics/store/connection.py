@@ -505,7 +505,7 @@ def _track_written_files(con: duckdb.DuckDBPyConnection, loc: StoreLocation) -> 
     if loc.data_path.startswith("s3://"):
         return False
     try:
-        con.execute("CALL enable_logging('FileSystem')")
+        con.execute("CALL system.main.enable_logging('FileSystem')")  # unqualified: a catalog transaction
     except duckdb.Error:  # pragma: no cover - logging is part of every DuckDB this project pins
         return False
     return True
