@@ -75,6 +75,19 @@ def big_repo(tmp_path_factory: pytest.TempPathFactory) -> History:
     return write_history(tmp_path_factory.mktemp("repos") / "big.git", BIG_COMMITS, release_every=500)
 
 
+@pytest.fixture(scope="module")
+def small_repo(tmp_path_factory: pytest.TempPathFactory) -> History:
+    """200 commits, 4 releases (repository id ``small``): what fits on the small disk; read only."""
+    return write_history(tmp_path_factory.mktemp("small") / "small.git", 200, release_every=50)
+
+
+@pytest.fixture(scope="module")
+def many_incidents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60,000 incidents (some 5.8 MB of CSV), more than a 1 MiB disk holds once imported; written
+    once (0.25-0.3 CPU-s) for both disk-full tests, which only read it (it is not on the small disk)."""
+    return write_incidents(tmp_path_factory.mktemp("inputs") / "many.csv", 60_000)
+
+
 @pytest.fixture
 def own_tmpdir(tmp_path: Path) -> dict[str, str]:
     """``TMPDIR`` under the test's folder, for the ``gitops-dora`` processes of the concurrency and
@@ -247,13 +260,12 @@ def test_collect_import_webhooks_and_reads_at_once(
                          "webhook_deliveries", "collection_runs", "webhook_pushes", "services"}
     final_git = git_state(store, "big")
     assert final_git == _expected_git("big", big_repo, 500)
-    assert counts(store, ["webhook_deliveries", "incidents", "commits"]) == {
+    assert counts(store, ["webhook_deliveries", "incidents", "commits", "deployments"]) == {
         "webhook_deliveries": 200,
         "incidents": incidents + kinds["issues"],
         "commits": BIG_COMMITS + kinds["push"],
+        "deployments": len(big_repo.releases) + kinds["deployment_status"],
     }
-    assert counts(store, ["deployments"])["deployments"] == \
-        len(big_repo.releases) + kinds["deployment_status"]
 
     # every read saw all of a unit or none of it: a git deployment never without its changes
     listing = json_out(run_here(store, "deployments", "--format", "json"))
@@ -438,10 +450,10 @@ def _fill_the_disk(store: Store, small_repo: History, tmp_path: Path) -> tuple[d
 
 @pytest.mark.slow
 def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
-    small_disk: Path, big_repo: History, tmp_path: Path
+    small_disk: Path, big_repo: History, small_repo: History, many_incidents: Path, tmp_path: Path
 ) -> None:
     store = Store(str(small_disk / "store.ducklake"))
-    small = write_history(tmp_path / "small.git", 200, release_every=50)
+    small = small_repo
     before, _ = _fill_the_disk(store, small, tmp_path)
     runs_before = counts(store, ["collection_runs"])["collection_runs"]
 
@@ -452,7 +464,7 @@ def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
     assert table_dump(store, list(before)) == before
     assert ok(run_here(store, "deployments", "--format", "json", cwd=tmp_path)).stdout.count('"git-tag"') == 4
     # ...and through a plain upsert (the store's own translation of the error)
-    proc = run_here(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)), cwd=tmp_path)
+    proc = run_here(store, "import", str(many_incidents), cwd=tmp_path)
     line = one_error_line(proc)
     assert "no space left" in line.lower() and "nothing of this run was committed" in line, line
     assert table_dump(store, list(before)) == before
@@ -469,15 +481,14 @@ def test_disk_full_fails_with_one_line_and_leaves_the_store_as_it_was(
 
 @pytest.mark.slow
 def test_disk_full_leaves_no_stray_files_in_the_store(
-    small_disk: Path, big_repo: History, tmp_path: Path
+    small_disk: Path, big_repo: History, small_repo: History, many_incidents: Path, tmp_path: Path
 ) -> None:
     store = Store(str(small_disk / "store.ducklake"))
-    small = write_history(tmp_path / "small.git", 200, release_every=50)
+    small = small_repo
     _, files_before = _fill_the_disk(store, small, tmp_path)
     collect = ("collect", "git", str(big_repo.path), "--deploy-tags", SEMVER)
     one_error_line(run_here(store, *collect, cwd=tmp_path))
-    one_error_line(run_here(store, "import", str(write_incidents(tmp_path / "many.csv", 60_000)),
-                            cwd=tmp_path))
+    one_error_line(run_here(store, "import", str(many_incidents), cwd=tmp_path))
     new = {small_disk / f for f in _files(small_disk) - files_before}
     stray = sorted(f"{f.relative_to(small_disk)} ({f.stat().st_size} bytes)" for f in new
                    if str(f) not in _referenced_files(store) and not f.name.endswith(("-wal", "-shm")))
