@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analytics.store.connection import open_writer
-from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, gitops, metrics_and_rows, write_csv
+from tests.stability_env import DEPLOYMENT_HEADER, INCIDENT_HEADER, copied_metrics_and_rows, gitops, write_csv
 from tests.store_fixture import copy_store
 from tests.typer_once import command_built_once
 
@@ -130,8 +130,9 @@ def test_rates_are_bounded_and_every_incident_counts_once(
         db = _load(Path(tmp_dir), deps, incs, empty_store)
         # a window holding every generated time: deployments within 60 days, incidents within 80;
         # the engine's groups, then the attribution and the failure signals (one scan of the view
-        # gives both the signals and the incident evidence) on the same reader of the snapshot
-        groups, (attribution, signal_rows) = metrics_and_rows(
+        # gives both the signals and the incident evidence) on the same reader of the snapshot, with
+        # the tables they read copied into memory first (tests/stability_env.copy_view_tables)
+        groups, (attribution, signal_rows) = copied_metrics_and_rows(
             db, "2024-01-01", "2024-04-01",
             "SELECT incident_id, deployment_id, attribution_rule, service, "
             "deployment_service, environment, deployment_environment FROM incident_attribution",
