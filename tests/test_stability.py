@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from analytics.config import load_config
+from analytics.metrics.engine import apply_settings
 from analytics.store.connection import open_writer
 from tests.gitrepo import GitRepo
 from tests.stability_env import (
     DEPLOYMENT_HEADER,
     INCIDENT_HEADER,
     Reads,
+    copied_snapshot,
     gitops,
     only_group,
     rows,
-    snapshot,
     write_csv,
 )
 from tests.store_fixture import DemoStore, copy_demo, copy_store
@@ -88,7 +90,7 @@ def test_several_incidents_on_one_deployment(db: Path, tmp_path: Path) -> None:
         ("I2", "pay", "production", "2024-03-05T00:00:00Z", "2024-03-05T12:00:00Z", "latency", ""),
         ("I3", "pay", "production", "2024-03-06T00:00:00Z", "2024-03-06T06:00:00Z", "timeouts", ""),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         assert _attribution(s) == {"I1": ("gap", "D2"), "I2": ("gap", "D2"), "I3": ("gap", "D2")}
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
         assert g["deployment_attempts"] == 3
@@ -114,15 +116,18 @@ def test_incident_outside_the_attribution_gap(db: Path, tmp_path: Path) -> None:
         ("I_late", "pay", "production", "2024-03-08T00:00:01Z", "2024-03-08T02:00:01Z", "late", ""),
     ]
     _import(db, tmp_path, deployments, incidents)
-    with snapshot(db) as s:
+    config = tmp_path / "gitops-dora.yaml"
+    config.write_text("incidents:\n  max_attribution_gap: 1d\n")
+    with copied_snapshot(db) as s:
         assert _attribution(s) == {"I_edge": ("gap", "D1"), "I_late": ("unattributed", None)}
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
         assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 1, 1)
         assert g["change_failure_rate"] == 1.0
 
-    config = tmp_path / "gitops-dora.yaml"
-    config.write_text("incidents:\n  max_attribution_gap: 1d\n")
-    with snapshot(db, config) as s:
+        # the same snapshot with the 1-day gap, on the same reader: the config's settings applied
+        # as copied_snapshot(db, config) applies them (the views read them at every query)
+        s = Reads(s.con, load_config(config))
+        apply_settings(s.con, s.config)
         assert _attribution(s) == {"I_edge": ("unattributed", None), "I_late": ("unattributed", None)}
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
         assert (g["incidents"], g["unattributed_incidents"], g["failed_deployments"]) == (2, 2, 0)
@@ -158,7 +163,7 @@ def test_root_cause_shipped_by_a_later_release(db: Path, tmp_path: Path,
         ("I_before", "app", "production", "2024-03-04T00:00:00Z", "2024-03-04T06:00:00Z", "bad",
          shas["c3"]),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         v110 = s.rows("SELECT id FROM deployments WHERE source_ref = 'v1.1.0'")[0][0]
         assert _attribution(s) == {"I_after": ("root_cause", v110), "I_before": ("root_cause", v110)}
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="app", environment="production")
@@ -187,7 +192,7 @@ def test_two_production_environments(db: Path, tmp_path: Path) -> None:
         ("I_us", "pay", "prod-us", "2024-03-03T12:00:00Z", "2024-03-03T18:00:00Z", "us down", ""),
         ("I_eu", "pay", "prod-eu", "2024-03-03T01:00:00Z", "2024-03-03T03:00:00Z", "eu slow", ""),
     ], config=config)
-    with snapshot(db, config) as s:
+    with copied_snapshot(db, config) as s:
         assert _attribution(s) == {"I_us": ("gap", "D_us1"), "I_eu": ("gap", "D_eu2")}
         assert s.rows("SELECT name, is_production FROM environments ORDER BY name") == [
             ("prod-eu", True), ("prod-us", True)]
@@ -222,7 +227,7 @@ def test_revert_chain(db: Path, tmp_path: Path, make_repo: Callable[..., GitRepo
     repo.revert(r2, at="2024-03-06T00:00:00+00:00")
     repo.annotated_tag("v5", at="2024-03-06T12:00:00+00:00")
     gitops(db, "collect", "git", str(repo.path), "--service", "app", "--deploy-tags", r"^v\d+$")
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         outcome = dict((r[0], (r[1], r[2])) for r in s.rows(
             "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
             "JOIN deployments d ON d.id = o.id"))
@@ -249,7 +254,7 @@ def test_revert_in_the_same_deployment_is_neither_failure_nor_rework(
     repo.revert(c2, at="2024-03-02T03:00:00+00:00")
     repo.annotated_tag("v2", at="2024-03-02T12:00:00+00:00")
     gitops(db, "collect", "git", str(repo.path), "--service", "app", "--deploy-tags", r"^v\d+$")
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         outcome = dict((r[0], (r[1], r[2])) for r in s.rows(
             "SELECT d.source_ref, o.is_failed, o.is_rework FROM deployment_outcomes o "
             "JOIN deployments d ON d.id = o.id"))
@@ -273,7 +278,7 @@ def test_deployment_with_no_new_commits(db: Path, tmp_path: Path, make_repo: Cal
     _import(db, tmp_path, [], [
         ("I1", "app", "production", "2024-03-03T06:00:00Z", "2024-03-03T10:00:00Z", "oops", ""),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         redeploy = s.rows("SELECT id FROM deployments WHERE source_ref = 'v2.0.1'")[0][0]
         assert s.rows("SELECT changes FROM deployment_facts WHERE id = ?", [redeploy]) == [(0,)]
         assert _attribution(s) == {"I1": ("gap", redeploy)}
@@ -295,7 +300,7 @@ def test_open_incident(db: Path, tmp_path: Path) -> None:
         ("I1", "pay", "production", "2024-03-02T00:00:00Z", "", "still burning", ""),
         ("I2", "pay", "production", "2024-03-06T00:00:00Z", "2024-03-06T10:00:00Z", "fixed", ""),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
         assert (g["failed_deployments"], g["change_failure_rate"]) == (2, 1.0)
         assert g["unrecovered_failed_deployments"] == 1
@@ -318,7 +323,7 @@ def test_window_edge_exactly_on_a_deployment(db: Path, tmp_path: Path) -> None:
         ("I0", "pay", "production", "2024-03-10T00:00:00Z", "2024-03-10T02:00:00Z", "at once", ""),
         ("I1", "pay", "production", "2024-03-10T01:00:00Z", "2024-03-10T02:00:00Z", "soon", ""),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         assert _attribution(s) == {"I0": ("gap", "D2"), "I1": ("gap", "D2")}
         first = only_group(s.metrics("2024-03-01", "2024-03-10"), service="pay", environment="production")
         assert (first["deployment_attempts"], first["failed_deployments"]) == (1, 0)
@@ -342,7 +347,7 @@ def test_failed_rollout_and_rollback_signals_are_kept_apart(db: Path, tmp_path: 
     ], [
         ("I1", "pay", "production", "2024-03-03T01:00:00Z", "2024-03-03T02:00:00Z", "blip", ""),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         signals = s.rows("SELECT deployment_id, signal, restored_by FROM failure_signals ORDER BY 1, 2")
         assert signals == [("D2", "reconciler_failed", "D3"), ("D3", "incident", None)]
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
@@ -367,7 +372,7 @@ def test_rollback_marks_the_replaced_deployment_failed(db: Path, tmp_path: Path)
         "D4,pay,production,r3,2024-03-04T00:00:00Z,success,,\n"
     )
     gitops(db, "import", str(deployments))
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         assert s.rows("SELECT deployment_id, signal, evidence, restored_by FROM failure_signals") == [
             ("D2", "rollback", ["D3"], "D3")]
         rework = s.rows("SELECT id, rework_reasons FROM deployment_outcomes WHERE is_rework")
@@ -407,7 +412,7 @@ def test_root_cause_deployment_after_the_incident_was_resolved(db: Path, tmp_pat
     ], [
         ("I1", "pay", "production", "2024-03-03T00:00:00Z", "2024-03-03T05:00:00Z", "odd", "D2"),
     ])
-    with snapshot(db) as s:
+    with copied_snapshot(db) as s:
         assert _attribution(s) == {"I1": ("root_cause", "D2")}
         g = only_group(s.metrics("2024-03-01", "2024-04-01"), service="pay", environment="production")
         assert (g["failed_deployments"], g["change_failure_rate"]) == (1, 0.5)
