@@ -18,8 +18,10 @@ times out, a store made by the migrations before 1601) and then checks, with :fu
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import duckdb
 import pytest
@@ -30,6 +32,7 @@ from analytics.store import connection, migrations, open_writer
 from analytics.store.connection import open_reader
 from analytics.store.location import resolve
 from tests.gitrepo import GitRepo
+from tests.stability_env import copy_view_tables
 from tests.stability_env import run_cli_inprocess as run_cli
 from tests.store_fixture import DemoStore
 from tests.store_query import query
@@ -74,31 +77,44 @@ def _reports(con: duckdb.DuckDBPyConnection) -> list[bytes]:
     return out
 
 
-def in_step(db: Path, *, filled: bool = True, reports: list[bytes] | None = None) -> int:
+class Step(NamedTuple):
+    """What :func:`in_step` read: the number of changes and the rows of the caller's queries."""
+
+    changes: int
+    rows: list[list[tuple[Any, ...]]]
+
+
+def in_step(db: Path, *sqls: str, filled: bool = True, reports: list[bytes] | None = None,
+            params: Sequence[object] = ()) -> Step:
     """Check the store's change times against its commits (module docstring); ``filled``: every
     change whose commit is stored also has its times stored (what the writers guarantee when the
     commit was there first or attribution ran since); ``reports``: the four reports the store must
     also give (compared with the ones computed here for the stored times, rather than running the
-    engine four times more on the same snapshot). Returns the number of changes checked."""
+    engine four times more on the same snapshot); ``sqls``: the caller's own reads of the store
+    (with ``params``), run on the same reader first, as a reader of the snapshot without the views
+    gives them (one reader open instead of two). Returns the number of changes checked and those rows."""
     con = open_reader(db)   # one reader of the newest snapshot for every query here
     try:
+        read = [con.execute(sql, list(params)).fetchall() for sql in sqls]
         assert con.execute(_DRIFT).fetchall() == [(0,)]
         if filled:
             assert con.execute(_MISSING).fetchall() == [(0,)]
+        rows = con.execute("SELECT count(*) FROM lake.main.deployment_changes").fetchall()[0][0]
+        # the starts and the eight reports read TEMP copies of the snapshot's tables, not the catalog
+        copy_view_tables(con)
         for start in ("author", "committer"):
             apply_settings(con, lead_time_start=start)
             assert con.execute(_VIEW_STARTS).fetchall() == con.execute(_JOINED_STARTS).fetchall()
         stored = _reports(con)
+        con.execute("DROP TABLE temp.main.deployment_changes")
         con.execute(_HIDE_TIMES)
         joined = _reports(con)
-        con.execute("DROP TABLE temp.main.deployment_changes")
-        rows = con.execute("SELECT count(*) FROM lake.main.deployment_changes").fetchall()[0][0]
     finally:
         con.close()
     if reports is not None:
         assert stored == reports
     assert stored == joined
-    return int(rows)
+    return Step(int(rows), read)
 
 
 def _repo(path: Path) -> GitRepo:
@@ -116,17 +132,16 @@ def test_git_collections_first_later_and_again(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "shop")
     db = tmp_path / "store.ducklake"
     run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", r"^v[0-9.]+$")
-    assert in_step(db) == 3
+    assert in_step(db).changes == 3
     # new commits and a release: attributed on the next collection
     repo.commit("D", at="2024-03-05T09:00:00+00:00", committed_at="2024-03-05T09:20:00+00:00")
     repo.commit("E", at="2024-03-06T09:00:00+00:00", committed_at="2024-03-06T12:00:00+00:00")
     repo.tag("v1.2.0")
     run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", r"^v[0-9.]+$")
-    assert in_step(db) == 5
-    before = query(db, "SELECT * FROM deployment_changes ORDER BY ALL")
+    changes, [before] = in_step(db, "SELECT * FROM deployment_changes ORDER BY ALL")
+    assert changes == 5
     run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", r"^v[0-9.]+$")
-    assert query(db, "SELECT * FROM deployment_changes ORDER BY ALL") == before
-    assert in_step(db) == 5
+    assert in_step(db, "SELECT * FROM deployment_changes ORDER BY ALL") == (5, [before])
 
 
 def test_reconciler_deployments_linked_through_their_config_repository(demo_store: DemoStore) -> None:
@@ -134,9 +149,10 @@ def test_reconciler_deployments_linked_through_their_config_repository(demo_stor
     images.py links to the application commits (not attribution). The run's shared demo store
     (tests/store_fixture.py, built by the real ``gitops-dora demo``), read only."""
     db = demo_store.db
-    assert query(db, "SELECT DISTINCT d.source FROM deployment_changes dc JOIN deployments d"
-                     " ON d.id = dc.deployment_id ORDER BY 1") == [("argocd",), ("flux",)]
-    assert in_step(db) > 1000
+    changes, [sources] = in_step(db, "SELECT DISTINCT d.source FROM deployment_changes dc JOIN deployments d"
+                                     " ON d.id = dc.deployment_id ORDER BY 1")
+    assert sources == [("argocd",), ("flux",)]
+    assert changes > 1000
 
 
 _DEPLOYMENTS = """id,service,environment,revision,deployed_at,status,repository
@@ -160,13 +176,12 @@ def test_deployments_imported_before_their_commits_and_commits_imported_again(tm
     run_cli(db, "import", str(deployments))
     assert query(db, "SELECT count(*) FROM deployment_changes") == [(0,)]
     run_cli(db, "import", str(commits))
-    assert in_step(db) == 3
+    assert in_step(db).changes == 3
     # the same commit imported again with another author time: the change follows its commit
     commits.write_text(_COMMITS.format(authored="2026-03-03T23:00:00+00:00", **shas))
     run_cli(db, "import", str(commits))
-    assert query(db, "SELECT author_time FROM deployment_changes WHERE sha = ?", [shas["s3"]]) == [
-        (datetime(2026, 3, 3, 23, tzinfo=UTC),)]
-    assert in_step(db) == 3
+    assert in_step(db, "SELECT author_time FROM deployment_changes WHERE sha = ?", params=[shas["s3"]]) == (
+        3, [[(datetime(2026, 3, 3, 23, tzinfo=UTC),)]])
 
 
 def test_changes_written_without_times_are_looked_up_then_filled(tmp_path: Path) -> None:
@@ -182,13 +197,12 @@ def test_changes_written_without_times_are_looked_up_then_filled(tmp_path: Path)
         session.upsert("deployment_changes", [{"deployment_id": d, "repo": r, "sha": s} for d, r, s in rows])
         # and one change whose commit is not in the store at all
         session.upsert("deployment_changes", [{"deployment_id": rows[0][0], "repo": "shop", "sha": "f" * 40}])
-    assert query(db, "SELECT count(*) FROM deployment_changes WHERE author_time IS NULL") == [(4,)]
-    assert in_step(db, filled=False) == 4
+    assert in_step(db, "SELECT count(*) FROM deployment_changes WHERE author_time IS NULL", filled=False) == (
+        4, [[(4,)]])
     repo.commit("D", at="2024-03-05T09:00:00+00:00", committed_at="2024-03-05T09:20:00+00:00")
     run_cli(db, "collect", "git", str(repo.path), "--deploy-tags", r"^v[0-9.]+$")
     # attribution put back its three rows with their times and dropped the one it never made
-    assert query(db, "SELECT count(*) FROM deployment_changes WHERE author_time IS NULL") == [(0,)]
-    assert in_step(db) == 3
+    assert in_step(db, "SELECT count(*) FROM deployment_changes WHERE author_time IS NULL") == (3, [[(0,)]])
 
 
 def _migrations_before_1601(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -242,14 +256,13 @@ def test_a_store_written_before_the_migration_gets_its_times(
     with open_writer(db, source="test"):
         pass
     assert connection._schema_is_current(resolve(db))
-    assert query(db, "SELECT sha, author_time, committer_time FROM deployment_changes ORDER BY sha") == [
+    # the migrated store (nothing written since the migration) reports what the old one did
+    assert in_step(db, "SELECT sha, author_time, committer_time FROM deployment_changes ORDER BY sha",
+                   reports=before_migration) == (3, [[
         (a, datetime(2024, 3, 1, 9, tzinfo=UTC), datetime(2024, 3, 1, 10, tzinfo=UTC)),
         (b, datetime(2024, 3, 2, 9, tzinfo=UTC), datetime(2024, 3, 2, 11, tzinfo=UTC)),
-        (c, None, None)]
-    # the migrated store (nothing written since the migration) reports what the old one did
-    assert in_step(db, reports=before_migration) == 3
+        (c, None, None)]])
     # rows the old schema inlined in the catalog, flushed into files after the columns were added
     # (architecture.md warned that DuckLake could not; DuckDB 1.5's can)
     run_cli(db, "maintain")
-    assert query(db, "SELECT count(*), count(author_time) FROM deployment_changes") == [(3, 2)]
-    assert in_step(db) == 3
+    assert in_step(db, "SELECT count(*), count(author_time) FROM deployment_changes") == (3, [[(3, 2)]])
