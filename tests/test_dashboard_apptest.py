@@ -139,6 +139,310 @@ def check_overview_against_cli(at: AppTest, db: Path, req: MetricsRequest) -> in
     return compared
 
 
+# --- tests on stores of their own, first: in a run of the suite another worker may be building the
+# shared demo store (tests/conftest.py, 15-30 s) when this module starts, and these need not wait for it
+
+
+def test_data_health_lists_shallow_clones_and_unknown_revisions(tmp_path: Path, use_db: Any) -> None:
+    db = tmp_path / "health.duckdb"
+    with open_writer(db, source="test") as w:
+        w.upsert("repositories", [{"id": "shop", "url": "https://example.com/shop.git", "local_path": "/x",
+                                   "is_bare": False, "is_shallow": True}])
+        w.upsert("deployments", [{"id": "D1", "service": "shop", "environment": "production",
+                                  "repository": "shop", "revision": "", "raw_revision": "build-7?",
+                                  "revision_format": "unknown",
+                                  "deployed_at": datetime(2026, 3, 2, tzinfo=UTC),
+                                  "status": "success", "source": "test", "source_ref": "D1"}])
+        w.warn("shallow_clone", "shop: shallow clone, history and lead times are truncated")
+    use_db(db)
+    at = open_page("data_health")
+    assert_clean(at)
+    assert "History is truncated in these repositories, so their lead times are too short." in [
+        w.value for w in at.warning]
+    assert "No repository was mined from a shallow clone." not in [m.value for m in at.success]
+    assert "Every deployment revision was understood." not in [m.value for m in at.success]
+    frames = [df.value for df in at.dataframe]
+    assert any(list(f.get("repository", [])) == ["shop"] for f in frames)          # the shallow clone
+    assert any(list(f.get("raw_revision", [])) == ["build-7?"] for f in frames)    # the unknown revision
+    assert any("shallow" in " ".join(map(str, f.get("kind", []))) for f in frames)  # its warning
+
+
+@pytest.fixture(scope="module")
+def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the schema and no row, for every page's empty-store check (they only read it).
+    One store for the six pages instead of one each: the first page opens the dashboard's
+    connections to it (views installed, the engine's copies; 0.3-0.5 CPU-s) and the others find
+    them, as pages of a server do; what each page draws from an empty store is still its own."""
+    empty = tmp_path_factory.mktemp("empty-store") / "empty.duckdb"
+    with open_writer(empty, source="test"):
+        pass  # schema only, no rows
+    return empty
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_and_missing_database_say_what_to_collect(
+    tmp_path: Path, empty_db: Path, use_db: Any, page: str
+) -> None:
+    for db in (empty_db, tmp_path / "missing.duckdb"):
+        use_db(db)
+        at = open_page(page)
+        assert_clean(at)
+        notes = [i.value for i in at.info]
+        if page == "maturity":
+            assert any("self-assessment" in n for n in notes)
+        else:
+            assert any("gitops-dora" in n and "yet" in n for n in notes), notes
+
+
+def test_snapshot_change_refreshes_cached_numbers(tmp_path: Path, use_db: Any) -> None:
+    db = tmp_path / "live.duckdb"
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+    def deploy(n: int) -> None:
+        with open_writer(db, source="test") as w:
+            w.upsert("services", [{"name": "svc", "team": "t"}])
+            w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
+                                      "deployed_at": t0.replace(day=2 + i), "status": "success",
+                                      "source": "test"} for i in range(n)])
+
+    def shown_snapshot(at: AppTest) -> str:
+        return next(c.value for c in at.sidebar.caption if "data as of" in c.value)
+
+    deploy(2)
+    use_db(db)
+    at = open_page("overview", since="2026-03-01", until="2026-04-01")
+    # 2 deployments in 31 days: 2 * 7 / 31 = 0.4516 per week
+    assert at.metric[0].value == "0.45/wk"
+    first = latest_snapshot(db)
+    assert first is not None and shown_snapshot(at).endswith(f"(snapshot {first.id})")
+    deploy(3)  # a collection commits a new snapshot: 3 * 7 / 31 = 0.677
+    at.run()
+    assert at.metric[0].value == "0.68/wk"
+    second = latest_snapshot(db)
+    assert second is not None and second.id > first.id
+    assert shown_snapshot(at).endswith(f"(snapshot {second.id})")
+
+
+def test_self_assessment_form_offers_the_answers_yaml(
+    tmp_path: Path, use_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answers are a download (the server writes nothing; tests/test_dashboard_security.py)."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    from assessment.answers import load_answers
+
+    served: list[bytes] = []
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def record(self: Any, data: Any, mimetype: str, kind: Any, filename: str | None = None) -> str:
+        if filename == "maturity-answers.yaml":
+            served.append(data)
+        return original(self, data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
+    use_db(tmp_path / "missing.duckdb")
+    at = open_page("maturity")
+    target = tmp_path / "downloaded.yaml"
+    at.radio(key="ans-declarative-iac").set_value("yes")
+    at.radio(key="ans-progressive-delivery").set_value("no")
+    at.text_input(key="note-progressive-delivery").set_value("canaries next quarter")
+    at.run()
+    assert_clean(at)
+    target.write_bytes(served[-1])
+    answers = load_answers(target)
+    assert {k: (a.value, a.note) for k, a in answers.items()} == {
+        "declarative-iac": (True, None), "progressive-delivery": (False, "canaries next quarter"),
+    }
+    assert yaml.safe_load(target.read_text())["answers"]["declarative-iac"] == "yes"
+
+
+def test_pr_breakdown_equals_metrics_json_and_hand_worked_medians(tmp_path: Path, use_db: Any) -> None:
+    """Two merged PRs shipped by D1 (2026-01-11 12:00 UTC); D0 is the baseline.
+
+    PR 1: first commit 01-10 00:00, opened 04:00, first review 10:00, merged 01-11 00:00
+          -> coding 4 h, pickup 6 h, review 14 h, deploy 12 h
+    PR 2: first commit 01-11 00:00, opened 02:00, first review 04:00, merged 06:00
+          -> coding 2 h, pickup 2 h, review 2 h, deploy 6 h
+    medians (even count, mean of the two): coding 3, pickup 4, review 8, deploy 9.
+    """
+    def ts(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    db = tmp_path / "prs.duckdb"
+    with open_writer(db, source="test") as w:
+        w.upsert("services", [{"name": "api", "team": "core"}])
+        w.upsert("environments", [{"name": "production", "is_production": True}])
+        w.upsert("commits", [
+            {"repo": "api", "sha": sha, "parents": [], "author_time": ts(at), "committer_time": ts(at),
+             "is_merge": False, "subject": sha}
+            for sha, at in (("c0", "2026-01-01T00:00"), ("m1", "2026-01-11T00:00"),
+                            ("m2", "2026-01-11T06:00"))
+        ])
+        w.upsert("deployments", [
+            {"id": "D0", "service": "api", "environment": "production", "repository": "api",
+             "revision": "c0", "deployed_at": ts("2026-01-02T00:00"), "status": "success", "source": "test"},
+            {"id": "D1", "service": "api", "environment": "production", "repository": "api",
+             "revision": "m2", "deployed_at": ts("2026-01-11T12:00"), "status": "success", "source": "test"},
+        ])
+        w.upsert("deployment_changes", [{"deployment_id": "D0", "repo": "api", "sha": "c0"},
+                                        {"deployment_id": "D1", "repo": "api", "sha": "m1"},
+                                        {"deployment_id": "D1", "repo": "api", "sha": "m2"}])
+        w.upsert("pull_requests", [
+            {"repo": "api", "number": 1, "provider": "github", "title": "one", "state": "merged",
+             "first_commit_at": ts("2026-01-10T00:00"), "created_at": ts("2026-01-10T04:00"),
+             "first_review_at": ts("2026-01-10T10:00"), "merged_at": ts("2026-01-11T00:00"),
+             "merge_commit_sha": "m1", "commit_shas": ["m1"], "url": "https://example.test/pr/1"},
+            {"repo": "api", "number": 2, "provider": "github", "title": "two", "state": "merged",
+             "first_commit_at": ts("2026-01-11T00:00"), "created_at": ts("2026-01-11T02:00"),
+             "first_review_at": ts("2026-01-11T04:00"), "merged_at": ts("2026-01-11T06:00"),
+             "merge_commit_sha": "m2", "commit_shas": ["m2"], "url": "https://example.test/pr/2"},
+        ])
+    use_db(db)
+    at = open_page("throughput", since="2026-01-01", until="2026-02-01")
+    assert_clean(at)
+    medians = next(df.value for df in at.dataframe if "coding" in df.value.columns)
+    payload = metrics_json(db, MetricsRequest(since="2026-01-01", until="2026-02-01"))
+    (group,) = payload["groups"]
+    row = medians.iloc[0]
+    for phase, hand in (("coding", 3.0), ("pickup", 4.0), ("review", 8.0), ("deploy", 9.0)):
+        assert row[phase] == pytest.approx(group[f"pr_{phase}_median_hours"])
+        assert row[phase] == pytest.approx(hand)
+    assert row["prs_deployed"] == group["prs_deployed"] == 2
+    prs = next(df.value for df in at.dataframe if "number" in df.value.columns)
+    assert sorted(prs["number"]) == [1, 2]
+
+
+def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db: Any) -> None:
+    """A writer paused just before COMMIT holds the database; the dashboard reads the snapshot."""
+    db = tmp_path / "busy.duckdb"
+    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    with open_writer(db, source="test") as w:
+        w.upsert("services", [{"name": "svc", "team": "t"}])
+        w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
+                                  "deployed_at": t0.replace(day=2 + i), "status": "success",
+                                  "source": "test"} for i in range(2)])
+    csv_file = tmp_path / "deployments.csv"
+    csv_file.write_text("id,service,environment,revision,deployed_at,status,repository\n"
+                        "x1,svc,production,abc1234,2026-03-20T10:00:00Z,success,\n"
+                        "x2,svc,production,abc1235,2026-03-21T10:00:00Z,success,\n")
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    release = tmp_path / "release-the-writer"
+    env["GITOPS_DORA_PAUSE_BEFORE_COMMIT"] = f"until:{release}"  # held until the reads are done
+    writer = subprocess.Popen([CLI, "--db", str(db), "import", str(csv_file)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stderr is not None
+        line = writer.stderr.readline()
+        while line and "pausing" not in line:
+            line = writer.stderr.readline()
+        assert "pausing" in line                        # the writer is inside its transaction now
+        use_db(db)
+        at = open_page("overview", since="2026-03-01", until="2026-04-01")
+        assert_clean(at)
+        assert at.metric[0].value == "0.45/wk"         # 2 * 7 / 31: the last published snapshot
+        health = open_page("data_health")
+        assert_clean(health)
+        assert writer.poll() is None                    # and the writer was still running
+    finally:
+        release.touch()
+        out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    at.run()
+    assert at.metric[0].value == "0.90/wk"             # 4 * 7 / 31 once the new snapshot is published
+
+
+def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
+    """Run in this process up to the exec it must not reach (tests/dashboard_server.py,
+    ``dashboard_command``): Typer's check of the option is what is tested, not a process start-up."""
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
+    run = dashboard_command(["--db", str(tmp_path / "x.duckdb"), "dashboard", "--port", "70000"],
+                            env=env, cwd=tmp_path)
+    assert run.result.returncode == 2
+    assert "65535" in run.result.stderr and "--port" in run.result.stderr
+    assert run.argv is None                           # no server started
+
+
+def test_dashboard_command_serves_the_store_with_the_default_view_warmed(tmp_path: Path) -> None:
+    """What `gitops-dora dashboard` hands the Streamlit server it execs: the app on the selected
+    store, the port, and the warm-up of the default Overview switched on (dashboards/warmup.py;
+    tested in-process by test_warm_up_computes_the_default_overview_once_per_snapshot)."""
+    from analytics.cli.cmd_dashboard import APP_SCRIPT
+
+    db = tmp_path / "x.ducklake"
+    with open_writer(db, source="test"):
+        pass
+    env = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
+    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"], env=env, cwd=tmp_path)
+    assert run.result.returncode == 0, run.result.stderr
+    assert "http://127.0.0.1:8765/" in run.result.stdout
+    assert run.program == sys.executable and run.argv is not None and run.env is not None
+    assert run.argv[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
+    assert run.argv[run.argv.index("--server.port") + 1] == "8765"
+    assert run.argv[run.argv.index("--server.address") + 1] == "127.0.0.1"
+    assert Path(run.env["GITOPS_DORA_DB"]) == db
+    assert run.env["GITOPS_DORA_WARMUP"] == "1"
+    # GITOPS_DORA_WARMUP=0 given to the command turns the warm-up off (docs/dashboard.md)
+    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"],
+                            env={**env, "GITOPS_DORA_WARMUP": "0"}, cwd=tmp_path)
+    assert run.result.returncode == 0, run.result.stderr
+    assert run.env is not None and run.env["GITOPS_DORA_WARMUP"] == "0"
+
+
+def test_dashboard_csv_downloads_escape_formulas_like_the_report() -> None:
+    import pandas as pd
+
+    from dashboards.components import csv_bytes
+
+    frame = pd.DataFrame({"service": ['=HYPERLINK("x")', "plain", "-2.5"], "delta": [-1.5, 2.0, 0.0]})
+    assert csv_bytes(frame).decode().splitlines() == [
+        "service,delta",
+        "\"'=HYPERLINK(\"\"x\"\")\",-1.5",   # text formula escaped, numbers untouched
+        "plain,2.0",
+        "-2.5,0.0",                             # a plain-number string stays a number
+    ]
+
+
+def test_engine_connections_are_kept_for_the_databases_used_last(tmp_path: Path) -> None:
+    """A test process (or a server pointed elsewhere) reads many stores: the pool keeps idle engine
+    connections for the last ``databases`` only and closes the others', and a new snapshot of a
+    store closes its older snapshot's connection."""
+    import duckdb
+
+    from dashboards import metrics_source
+    from dashboards.source import data_stamp
+
+    dbs = []
+    for name in ("a", "b"):
+        db = tmp_path / f"{name}.duckdb"
+        with open_writer(db, source="test") as w:
+            w.upsert("services", [{"name": "svc", "team": "t"}])
+        dbs.append(db)
+    readers = metrics_source._EngineReaders(databases=1)
+    stamps = [data_stamp(db) for db in dbs]
+    first = readers.take(dbs[0], stamps[0])
+    readers.give_back(dbs[0], stamps[0], first, reusable=True)
+    again = readers.take(dbs[0], stamps[0])
+    assert again is first                                   # reused while it is the last database
+    readers.give_back(dbs[0], stamps[0], again, reusable=True)
+    other = readers.take(dbs[1], stamps[1])
+    readers.give_back(dbs[1], stamps[1], other, reusable=True)
+    with pytest.raises(duckdb.ConnectionException):         # the first database's was closed
+        first.execute("SELECT 1")
+    with open_writer(dbs[1], source="test") as w:           # a new snapshot of the second store
+        w.upsert("services", [{"name": "svc2", "team": "t"}])
+    newer = readers.take(dbs[1], data_stamp(dbs[1]))
+    assert newer is not other
+    with pytest.raises(duckdb.ConnectionException):         # the older snapshot's is closed
+        other.execute("SELECT 1")
+    readers.give_back(dbs[1], data_stamp(dbs[1]), newer, reusable=False)
+    with pytest.raises(duckdb.ConnectionException):         # a failed run's connection is not kept
+        newer.execute("SELECT 1")
+    readers.clear()
+
+
+# --- tests on the shared demo store ---------------------------------------------------------------
+
+
 def test_overview_default_view_equals_metrics_json(demo_db: Path, use_db: Any) -> None:
     use_db(demo_db)
     at = open_page("overview")
@@ -242,57 +546,6 @@ def test_data_health_counts_equal_the_database(demo_db: Path, use_db: Any) -> No
     con.close()
 
 
-def test_data_health_lists_shallow_clones_and_unknown_revisions(tmp_path: Path, use_db: Any) -> None:
-    db = tmp_path / "health.duckdb"
-    with open_writer(db, source="test") as w:
-        w.upsert("repositories", [{"id": "shop", "url": "https://example.com/shop.git", "local_path": "/x",
-                                   "is_bare": False, "is_shallow": True}])
-        w.upsert("deployments", [{"id": "D1", "service": "shop", "environment": "production",
-                                  "repository": "shop", "revision": "", "raw_revision": "build-7?",
-                                  "revision_format": "unknown",
-                                  "deployed_at": datetime(2026, 3, 2, tzinfo=UTC),
-                                  "status": "success", "source": "test", "source_ref": "D1"}])
-        w.warn("shallow_clone", "shop: shallow clone, history and lead times are truncated")
-    use_db(db)
-    at = open_page("data_health")
-    assert_clean(at)
-    assert "History is truncated in these repositories, so their lead times are too short." in [
-        w.value for w in at.warning]
-    assert "No repository was mined from a shallow clone." not in [m.value for m in at.success]
-    assert "Every deployment revision was understood." not in [m.value for m in at.success]
-    frames = [df.value for df in at.dataframe]
-    assert any(list(f.get("repository", [])) == ["shop"] for f in frames)          # the shallow clone
-    assert any(list(f.get("raw_revision", [])) == ["build-7?"] for f in frames)    # the unknown revision
-    assert any("shallow" in " ".join(map(str, f.get("kind", []))) for f in frames)  # its warning
-
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store with the schema and no row, for every page's empty-store check (they only read it).
-    One store for the six pages instead of one each: the first page opens the dashboard's
-    connections to it (views installed, the engine's copies; 0.3-0.5 CPU-s) and the others find
-    them, as pages of a server do; what each page draws from an empty store is still its own."""
-    empty = tmp_path_factory.mktemp("empty-store") / "empty.duckdb"
-    with open_writer(empty, source="test"):
-        pass  # schema only, no rows
-    return empty
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_empty_and_missing_database_say_what_to_collect(
-    tmp_path: Path, empty_db: Path, use_db: Any, page: str
-) -> None:
-    for db in (empty_db, tmp_path / "missing.duckdb"):
-        use_db(db)
-        at = open_page(page)
-        assert_clean(at)
-        notes = [i.value for i in at.info]
-        if page == "maturity":
-            assert any("self-assessment" in n for n in notes)
-        else:
-            assert any("gitops-dora" in n and "yet" in n for n in notes), notes
-
-
 @pytest.mark.parametrize(
     ("params", "warning"),
     [
@@ -315,68 +568,6 @@ def test_bad_query_params_fall_back_with_a_warning(
     for key in params:
         if key not in ("since", "until"):
             assert key not in at.query_params            # the bad value is dropped from the URL
-
-
-def test_snapshot_change_refreshes_cached_numbers(tmp_path: Path, use_db: Any) -> None:
-    db = tmp_path / "live.duckdb"
-    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
-
-    def deploy(n: int) -> None:
-        with open_writer(db, source="test") as w:
-            w.upsert("services", [{"name": "svc", "team": "t"}])
-            w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
-                                      "deployed_at": t0.replace(day=2 + i), "status": "success",
-                                      "source": "test"} for i in range(n)])
-
-    def shown_snapshot(at: AppTest) -> str:
-        return next(c.value for c in at.sidebar.caption if "data as of" in c.value)
-
-    deploy(2)
-    use_db(db)
-    at = open_page("overview", since="2026-03-01", until="2026-04-01")
-    # 2 deployments in 31 days: 2 * 7 / 31 = 0.4516 per week
-    assert at.metric[0].value == "0.45/wk"
-    first = latest_snapshot(db)
-    assert first is not None and shown_snapshot(at).endswith(f"(snapshot {first.id})")
-    deploy(3)  # a collection commits a new snapshot: 3 * 7 / 31 = 0.677
-    at.run()
-    assert at.metric[0].value == "0.68/wk"
-    second = latest_snapshot(db)
-    assert second is not None and second.id > first.id
-    assert shown_snapshot(at).endswith(f"(snapshot {second.id})")
-
-
-def test_self_assessment_form_offers_the_answers_yaml(
-    tmp_path: Path, use_db: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The answers are a download (the server writes nothing; tests/test_dashboard_security.py)."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    from assessment.answers import load_answers
-
-    served: list[bytes] = []
-    original = MemoryMediaFileStorage.load_and_get_id
-
-    def record(self: Any, data: Any, mimetype: str, kind: Any, filename: str | None = None) -> str:
-        if filename == "maturity-answers.yaml":
-            served.append(data)
-        return original(self, data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", record)
-    use_db(tmp_path / "missing.duckdb")
-    at = open_page("maturity")
-    target = tmp_path / "downloaded.yaml"
-    at.radio(key="ans-declarative-iac").set_value("yes")
-    at.radio(key="ans-progressive-delivery").set_value("no")
-    at.text_input(key="note-progressive-delivery").set_value("canaries next quarter")
-    at.run()
-    assert_clean(at)
-    target.write_bytes(served[-1])
-    answers = load_answers(target)
-    assert {k: (a.value, a.note) for k, a in answers.items()} == {
-        "declarative-iac": (True, None), "progressive-delivery": (False, "canaries next quarter"),
-    }
-    assert yaml.safe_load(target.read_text())["answers"]["declarative-iac"] == "yes"
 
 
 def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, use_db: Any) -> None:
@@ -409,62 +600,6 @@ def test_maturity_ladder_and_badge_equal_the_stored_assessment(demo_db: Path, us
     overview = open_page("overview")
     assert any(m.value.endswith(f"-badge[{level_text}]") for m in overview.markdown)
     assert any(c.value.startswith(f"{md(latest[1])}: assessed as of") for c in overview.caption)
-
-
-def test_pr_breakdown_equals_metrics_json_and_hand_worked_medians(tmp_path: Path, use_db: Any) -> None:
-    """Two merged PRs shipped by D1 (2026-01-11 12:00 UTC); D0 is the baseline.
-
-    PR 1: first commit 01-10 00:00, opened 04:00, first review 10:00, merged 01-11 00:00
-          -> coding 4 h, pickup 6 h, review 14 h, deploy 12 h
-    PR 2: first commit 01-11 00:00, opened 02:00, first review 04:00, merged 06:00
-          -> coding 2 h, pickup 2 h, review 2 h, deploy 6 h
-    medians (even count, mean of the two): coding 3, pickup 4, review 8, deploy 9.
-    """
-    def ts(text: str) -> datetime:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-    db = tmp_path / "prs.duckdb"
-    with open_writer(db, source="test") as w:
-        w.upsert("services", [{"name": "api", "team": "core"}])
-        w.upsert("environments", [{"name": "production", "is_production": True}])
-        w.upsert("commits", [
-            {"repo": "api", "sha": sha, "parents": [], "author_time": ts(at), "committer_time": ts(at),
-             "is_merge": False, "subject": sha}
-            for sha, at in (("c0", "2026-01-01T00:00"), ("m1", "2026-01-11T00:00"),
-                            ("m2", "2026-01-11T06:00"))
-        ])
-        w.upsert("deployments", [
-            {"id": "D0", "service": "api", "environment": "production", "repository": "api",
-             "revision": "c0", "deployed_at": ts("2026-01-02T00:00"), "status": "success", "source": "test"},
-            {"id": "D1", "service": "api", "environment": "production", "repository": "api",
-             "revision": "m2", "deployed_at": ts("2026-01-11T12:00"), "status": "success", "source": "test"},
-        ])
-        w.upsert("deployment_changes", [{"deployment_id": "D0", "repo": "api", "sha": "c0"},
-                                        {"deployment_id": "D1", "repo": "api", "sha": "m1"},
-                                        {"deployment_id": "D1", "repo": "api", "sha": "m2"}])
-        w.upsert("pull_requests", [
-            {"repo": "api", "number": 1, "provider": "github", "title": "one", "state": "merged",
-             "first_commit_at": ts("2026-01-10T00:00"), "created_at": ts("2026-01-10T04:00"),
-             "first_review_at": ts("2026-01-10T10:00"), "merged_at": ts("2026-01-11T00:00"),
-             "merge_commit_sha": "m1", "commit_shas": ["m1"], "url": "https://example.test/pr/1"},
-            {"repo": "api", "number": 2, "provider": "github", "title": "two", "state": "merged",
-             "first_commit_at": ts("2026-01-11T00:00"), "created_at": ts("2026-01-11T02:00"),
-             "first_review_at": ts("2026-01-11T04:00"), "merged_at": ts("2026-01-11T06:00"),
-             "merge_commit_sha": "m2", "commit_shas": ["m2"], "url": "https://example.test/pr/2"},
-        ])
-    use_db(db)
-    at = open_page("throughput", since="2026-01-01", until="2026-02-01")
-    assert_clean(at)
-    medians = next(df.value for df in at.dataframe if "coding" in df.value.columns)
-    payload = metrics_json(db, MetricsRequest(since="2026-01-01", until="2026-02-01"))
-    (group,) = payload["groups"]
-    row = medians.iloc[0]
-    for phase, hand in (("coding", 3.0), ("pickup", 4.0), ("review", 8.0), ("deploy", 9.0)):
-        assert row[phase] == pytest.approx(group[f"pr_{phase}_median_hours"])
-        assert row[phase] == pytest.approx(hand)
-    assert row["prs_deployed"] == group["prs_deployed"] == 2
-    prs = next(df.value for df in at.dataframe if "number" in df.value.columns)
-    assert sorted(prs["number"]) == [1, 2]
 
 
 def test_warm_up_computes_the_default_overview_once_per_snapshot(
@@ -509,82 +644,6 @@ def test_warm_up_computes_the_default_overview_once_per_snapshot(
         since=since.isoformat(), until=until.isoformat(), compare_previous=True))
 
 
-def test_pages_keep_working_while_a_collection_is_writing(tmp_path: Path, use_db: Any) -> None:
-    """A writer paused just before COMMIT holds the database; the dashboard reads the snapshot."""
-    db = tmp_path / "busy.duckdb"
-    t0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
-    with open_writer(db, source="test") as w:
-        w.upsert("services", [{"name": "svc", "team": "t"}])
-        w.upsert("deployments", [{"id": f"d{i}", "service": "svc", "environment": "production",
-                                  "deployed_at": t0.replace(day=2 + i), "status": "success",
-                                  "source": "test"} for i in range(2)])
-    csv_file = tmp_path / "deployments.csv"
-    csv_file.write_text("id,service,environment,revision,deployed_at,status,repository\n"
-                        "x1,svc,production,abc1234,2026-03-20T10:00:00Z,success,\n"
-                        "x2,svc,production,abc1235,2026-03-21T10:00:00Z,success,\n")
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    release = tmp_path / "release-the-writer"
-    env["GITOPS_DORA_PAUSE_BEFORE_COMMIT"] = f"until:{release}"  # held until the reads are done
-    writer = subprocess.Popen([CLI, "--db", str(db), "import", str(csv_file)], env=env, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert writer.stderr is not None
-        line = writer.stderr.readline()
-        while line and "pausing" not in line:
-            line = writer.stderr.readline()
-        assert "pausing" in line                        # the writer is inside its transaction now
-        use_db(db)
-        at = open_page("overview", since="2026-03-01", until="2026-04-01")
-        assert_clean(at)
-        assert at.metric[0].value == "0.45/wk"         # 2 * 7 / 31: the last published snapshot
-        health = open_page("data_health")
-        assert_clean(health)
-        assert writer.poll() is None                    # and the writer was still running
-    finally:
-        release.touch()
-        out, err = writer.communicate(timeout=120)
-    assert writer.returncode == 0, err
-    at.run()
-    assert at.metric[0].value == "0.90/wk"             # 4 * 7 / 31 once the new snapshot is published
-
-
-def test_dashboard_command_rejects_a_bad_port(tmp_path: Path) -> None:
-    """Run in this process up to the exec it must not reach (tests/dashboard_server.py,
-    ``dashboard_command``): Typer's check of the option is what is tested, not a process start-up."""
-    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DORA_DB"}
-    run = dashboard_command(["--db", str(tmp_path / "x.duckdb"), "dashboard", "--port", "70000"],
-                            env=env, cwd=tmp_path)
-    assert run.result.returncode == 2
-    assert "65535" in run.result.stderr and "--port" in run.result.stderr
-    assert run.argv is None                           # no server started
-
-
-def test_dashboard_command_serves_the_store_with_the_default_view_warmed(tmp_path: Path) -> None:
-    """What `gitops-dora dashboard` hands the Streamlit server it execs: the app on the selected
-    store, the port, and the warm-up of the default Overview switched on (dashboards/warmup.py;
-    tested in-process by test_warm_up_computes_the_default_overview_once_per_snapshot)."""
-    from analytics.cli.cmd_dashboard import APP_SCRIPT
-
-    db = tmp_path / "x.ducklake"
-    with open_writer(db, source="test"):
-        pass
-    env = child_env(drop=("GITOPS_DORA_", "STREAMLIT_"))
-    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"], env=env, cwd=tmp_path)
-    assert run.result.returncode == 0, run.result.stderr
-    assert "http://127.0.0.1:8765/" in run.result.stdout
-    assert run.program == sys.executable and run.argv is not None and run.env is not None
-    assert run.argv[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)]
-    assert run.argv[run.argv.index("--server.port") + 1] == "8765"
-    assert run.argv[run.argv.index("--server.address") + 1] == "127.0.0.1"
-    assert Path(run.env["GITOPS_DORA_DB"]) == db
-    assert run.env["GITOPS_DORA_WARMUP"] == "1"
-    # GITOPS_DORA_WARMUP=0 given to the command turns the warm-up off (docs/dashboard.md)
-    run = dashboard_command(["--db", str(db), "dashboard", "--port", "8765"],
-                            env={**env, "GITOPS_DORA_WARMUP": "0"}, cwd=tmp_path)
-    assert run.result.returncode == 0, run.result.stderr
-    assert run.env is not None and run.env["GITOPS_DORA_WARMUP"] == "0"
-
-
 def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) -> None:
     use_db(demo_db)
     proc = read_cli(demo_db, "deployments", "--since", "2026-08-01", "--until", "2026-10-01", "--format",
@@ -603,20 +662,6 @@ def test_a_link_names_the_drilled_down_deployment(demo_db: Path, use_db: Any) ->
     assert_clean(bad)
     assert any("deployment='no-such-id'" in w.value for w in bad.warning)
     assert "deployment" not in bad.query_params
-
-
-def test_dashboard_csv_downloads_escape_formulas_like_the_report() -> None:
-    import pandas as pd
-
-    from dashboards.components import csv_bytes
-
-    frame = pd.DataFrame({"service": ['=HYPERLINK("x")', "plain", "-2.5"], "delta": [-1.5, 2.0, 0.0]})
-    assert csv_bytes(frame).decode().splitlines() == [
-        "service,delta",
-        "\"'=HYPERLINK(\"\"x\"\")\",-1.5",   # text formula escaped, numbers untouched
-        "plain,2.0",
-        "-2.5,0.0",                             # a plain-number string stays a number
-    ]
 
 
 def test_engine_connections_are_reused_and_give_what_new_ones_give(
@@ -676,41 +721,3 @@ def test_engine_connections_are_reused_and_give_what_new_ones_give(
         assert {"deployments", "incidents"} <= set(metrics_source.copy_engine_tables(con))
     finally:
         con.close()
-
-
-def test_engine_connections_are_kept_for_the_databases_used_last(tmp_path: Path) -> None:
-    """A test process (or a server pointed elsewhere) reads many stores: the pool keeps idle engine
-    connections for the last ``databases`` only and closes the others', and a new snapshot of a
-    store closes its older snapshot's connection."""
-    import duckdb
-
-    from dashboards import metrics_source
-    from dashboards.source import data_stamp
-
-    dbs = []
-    for name in ("a", "b"):
-        db = tmp_path / f"{name}.duckdb"
-        with open_writer(db, source="test") as w:
-            w.upsert("services", [{"name": "svc", "team": "t"}])
-        dbs.append(db)
-    readers = metrics_source._EngineReaders(databases=1)
-    stamps = [data_stamp(db) for db in dbs]
-    first = readers.take(dbs[0], stamps[0])
-    readers.give_back(dbs[0], stamps[0], first, reusable=True)
-    again = readers.take(dbs[0], stamps[0])
-    assert again is first                                   # reused while it is the last database
-    readers.give_back(dbs[0], stamps[0], again, reusable=True)
-    other = readers.take(dbs[1], stamps[1])
-    readers.give_back(dbs[1], stamps[1], other, reusable=True)
-    with pytest.raises(duckdb.ConnectionException):         # the first database's was closed
-        first.execute("SELECT 1")
-    with open_writer(dbs[1], source="test") as w:           # a new snapshot of the second store
-        w.upsert("services", [{"name": "svc2", "team": "t"}])
-    newer = readers.take(dbs[1], data_stamp(dbs[1]))
-    assert newer is not other
-    with pytest.raises(duckdb.ConnectionException):         # the older snapshot's is closed
-        other.execute("SELECT 1")
-    readers.give_back(dbs[1], data_stamp(dbs[1]), newer, reusable=False)
-    with pytest.raises(duckdb.ConnectionException):         # a failed run's connection is not kept
-        newer.execute("SELECT 1")
-    readers.clear()
