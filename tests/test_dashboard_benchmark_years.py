@@ -7,13 +7,17 @@ monthly trend by team, every published year and an unknown one.
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.store_fixture import DemoStore
 
+if TYPE_CHECKING:
+    from dashboards.metrics_source import MetricsRequest, _ResultCache
 
-def _requests() -> list[object]:
+
+def _requests() -> list[MetricsRequest]:
     from dashboards.filters import Filters
     from dashboards.metrics_source import request_for
 
@@ -29,13 +33,24 @@ def _requests() -> list[object]:
     ]
 
 
-def test_every_year_rerated_equals_the_engine_run_for_that_year(demo_store: DemoStore) -> None:
+@pytest.fixture(scope="module")
+def cache() -> _ResultCache:
+    """One result cache for the module, as a server has one: the results without a year that the
+    first test computes (an engine run each) are the ones the other two re-rate (the unknown year's
+    and the copy check's request is the first test's second)."""
+    from dashboards.metrics_source import _ResultCache
+
+    return _ResultCache()
+
+
+def test_every_year_rerated_equals_the_engine_run_for_that_year(
+    demo_store: DemoStore, cache: _ResultCache
+) -> None:
     from dataclasses import replace
 
     from analytics.metrics.ratings import available_years
-    from dashboards.metrics_source import _ResultCache, compute
+    from dashboards.metrics_source import compute
 
-    cache = _ResultCache()
     years = available_years()
     assert len(years) >= 3
     rated_groups = differing = 0
@@ -57,28 +72,26 @@ def test_every_year_rerated_equals_the_engine_run_for_that_year(demo_store: Demo
     assert differing > 0
 
 
-def test_an_unknown_year_gives_the_engines_message(demo_store: DemoStore) -> None:
+def test_an_unknown_year_gives_the_engines_message(demo_store: DemoStore, cache: _ResultCache) -> None:
     from dataclasses import replace
 
-    from dashboards.metrics_source import MetricsUnavailable, _ResultCache, compute
+    from dashboards.metrics_source import MetricsUnavailable, compute
 
     req = replace(_requests()[1], benchmark=1999)
     with pytest.raises(MetricsUnavailable) as engine:
         compute(demo_store.db, req)
     with pytest.raises(MetricsUnavailable) as shown:
-        _ResultCache().get(demo_store.db, req)
+        cache.get(demo_store.db, req)
     assert str(shown.value) == str(engine.value)
     assert "1999" in str(shown.value)
 
 
-def test_a_rerated_result_leaves_the_cached_one_as_it_was(demo_store: DemoStore) -> None:
+def test_a_rerated_result_leaves_the_cached_one_as_it_was(demo_store: DemoStore, cache: _ResultCache) -> None:
     import json
     from dataclasses import replace
 
     from analytics.metrics.ratings import available_years
-    from dashboards.metrics_source import _ResultCache
 
-    cache = _ResultCache()
     req = _requests()[1]
     base = cache.get(demo_store.db, req)
     before = json.dumps(base, sort_keys=True)
