@@ -18,8 +18,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# Python writes bytecode caches (__pycache__, ignored by git) even where the environment turns them off
+# (PYTHONDONTWRITEBYTECODE=1 in some images, this machine included): the suite starts hundreds of
+# gitops-dora, receiver and dashboard processes, and each recompiled the project modules it imported
+# (about 0.05 CPU-s a process).
+unset PYTHONDONTWRITEBYTECODE
+# On a fresh clone pytest rewrites the assertions of every test module (and Python compiles every
+# module) before the first test, in each of the three workers at once: 6.1 CPU-s of collection per
+# worker against 2.3 once the caches exist. mypy runs on one core, so a collection meanwhile on the
+# other writes those caches for the workers at no cost in time (docs/performance.md, session 13).
+"$venv/bin/python" -m pytest --collect-only -q -p no:cacheprovider >/dev/null 2>&1 &
+warm=$!
+trap 'kill "$warm" 2>/dev/null || true' EXIT  # ruff or mypy failing ends the script, and the collection
 "$venv/bin/ruff" check analytics assessment dashboards tests bench
 "$venv/bin/mypy"
+wait "$warm" || true  # a collection error shows in the run below, with its message
 # Three pytest-xdist workers on the CI machine's two cores: many tests wait on a receiver, a
 # dashboard, Chromium or a git process, and a third worker fills those waits (a fresh clone, quiet
 # machine, one run each: 471 s with two workers, 439 s with three, 459 s with four, whose extra
@@ -30,11 +43,6 @@ fi
 # by test count (tests/xdist_order.py, chosen by tests/conftest.py) so the workers end together.
 # GITOPS_DORA_TEST_WORKERS=0 (or -n 0) runs serially.
 # pyproject.toml's addopts print the 15 slowest tests (--durations=15).
-# Python writes bytecode caches (__pycache__, ignored by git) even where the environment turns them off
-# (PYTHONDONTWRITEBYTECODE=1 in some images, this machine included): the suite starts hundreds of
-# gitops-dora, receiver and dashboard processes, and each recompiled the project modules it imported
-# (about 0.05 CPU-s a process).
-unset PYTHONDONTWRITEBYTECODE
 # Each worker's DuckDB (and every gitops-dora it starts) runs one thread: two workers with two threads
 # each on two cores cost more CPU, not less time. tests/test_store_threads.py compares one and four.
 export GITOPS_DORA_DUCKDB_THREADS=${GITOPS_DORA_DUCKDB_THREADS:-1}
