@@ -1,16 +1,15 @@
 """Typer 0.29 coerces every option value through a pydantic ``TypeAdapter``, built for each
-parameter of the command before the command runs, text options included. That imports pydantic
-and builds 10-20 adapters (about 0.06-0.08 s) ahead of every command, on the path a ``metrics``
-or ``deployments`` run waits on, although the parser already gives text options as ``str`` and
-most options are left unset (``None``, which the base coercion returns without an adapter).
+parameter while the command line is parsed, text options included. That imports pydantic and
+builds 10-20 adapters (about 0.06-0.08 s) ahead of every command, on the path a ``metrics`` or
+``deployments`` run waits on, although the parser already gives text options as ``str`` and most
+options are left unset (``None``, which the base coercion returns without an adapter).
 
-:func:`install` makes the adapter lazy: a text value of a ``str`` option is taken as it is, an
-unset value never needs one, a choice option's value is matched as Typer's adapter matches it
-(``coerce_cli_choice``), a repeated text option's values become the list the adapter builds, and
-any other value (a number, a path, a date, a list) gets Typer's
-own coercion, built the first time such a value arrives, with Typer's messages. Nothing changes
-when Typer's internals are not the ones this was written for (another Typer version): the patch
-is then not applied.
+:func:`install` makes the adapter lazy. A text value of a ``str`` option is taken as it is; an
+unset value never needs one; a choice option's value is matched as Typer's adapter matches it
+(``coerce_cli_choice``); a repeated text option's values become the list the adapter builds. Any
+other value (a number, a path, a choice that matches nothing) gets Typer's own coercion, built the
+first time such a value arrives, with Typer's messages. When Typer's internals are not the ones
+this was written for (another Typer version), the patch is not applied and nothing changes.
 """
 
 from __future__ import annotations
