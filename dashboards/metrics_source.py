@@ -193,13 +193,11 @@ def copy_engine_tables(con: Any) -> list[str]:
     """TEMP copies of the store tables the engine would copy for each report (see _EngineReaders),
     made as the engine makes them: the whole table of the connection's snapshot, under its name;
     a table the store does not have is skipped. Returns the names copied."""
-    from analytics.metrics.engine import COPIED_TABLES, copy_table, small_tables
+    from analytics.metrics.engine import copy_report_tables
 
     row = con.execute("SELECT system.main.current_database()").fetchone()
-    database = str(row[0] if row else "main")
-    copied = [name for name in COPIED_TABLES if name != "services" and copy_table(con, database, name)]
-    copied += [name for name in small_tables(con, database, deployments_copied="deployments" in copied)
-               if copy_table(con, database, name)]
+    copied: list[str] = []
+    copy_report_tables(con, str(row[0] if row else "main"), copied, leave_out=("services",))
     return copied
 
 

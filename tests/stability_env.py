@@ -214,25 +214,17 @@ def copy_view_tables(con: Any) -> None:
     """Copy :data:`VIEW_TABLES` of the reader's snapshot into TEMP tables of the same names, in one
     transaction: every later view, engine run and unqualified query on ``con`` reads the same rows,
     from memory. For a test that reads one snapshot several times; the copies go with the reader.
-    The copies are planned without the engine's STATISTICS_OPTIMIZERS, as the engine plans its own
-    (a copy has nothing for them to improve, and on DuckLake they ask the catalog for every column's
-    statistics: 0.12-0.13 -> 0.03 CPU-s for these ten tables); the setting is put back afterwards."""
-    from analytics.metrics.engine import STATISTICS_OPTIMIZERS
+    The copies are planned without the statistics optimizers, through the engine's own
+    ``_without_column_statistics`` (a copy has nothing for them to improve, and on DuckLake they ask
+    the catalog for every column's statistics: 0.12-0.13 -> 0.03 CPU-s for these ten tables)."""
+    from analytics.metrics.engine import _without_column_statistics, copy_table
     from analytics.metrics.transactions import one_transaction
 
     row = con.execute("SELECT system.main.current_database()").fetchone()
-    database = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
-    row = con.execute("SELECT system.main.current_setting('disabled_optimizers')").fetchone()
-    before = str(row[0]) if row and row[0] is not None else ""
-    wanted = [n for n in before.split(",") if n]
-    wanted += [n for n in STATISTICS_OPTIMIZERS if n not in wanted]
-    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
-    try:
-        with one_transaction(con):
-            for name in VIEW_TABLES:
-                con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {database}.main.{name}")
-    finally:
-        con.execute(f"SET disabled_optimizers = '{before}'")
+    database = str(row[0] if row else "main")
+    with _without_column_statistics(con), one_transaction(con):
+        for name in VIEW_TABLES:
+            assert copy_table(con, database, name), f"{name}: already a TEMP object, or not in the store"
 
 
 @contextlib.contextmanager

@@ -648,12 +648,7 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
     failed = True
     try:
         with _without_column_statistics(con), _one_thread(con), transactions.group():
-            for name in COPIED_TABLES:
-                if copy_table(con, database, name):
-                    copied.append(name)
-            for name in small_tables(con, database, deployments_copied="deployments" in copied):
-                if copy_table(con, database, name):
-                    copied.append(name)
+            copy_report_tables(con, database, copied)
         yield
         failed = False
     finally:
@@ -712,6 +707,20 @@ def copy_table(con: duckdb.DuckDBPyConnection, database: str, name: str) -> bool
     except duckdb.CatalogException:
         return False  # this aborts no transaction
     return True
+
+
+def copy_report_tables(con: duckdb.DuckDBPyConnection, database: str, copied: list[str], *,
+                       leave_out: Sequence[str] = ()) -> None:
+    """Copy the tables a report reads many times (COPIED_TABLES, then :func:`small_tables`) with
+    :func:`copy_table`, each name noted in ``copied`` as its copy is made (a failure half-way still
+    knows which exist); a name in ``leave_out`` is not copied. The engine and the dashboard's
+    engine connections (dashboards/metrics_source.py) copy through here."""
+    for name in COPIED_TABLES:
+        if name not in leave_out and copy_table(con, database, name):
+            copied.append(name)
+    for name in small_tables(con, database, deployments_copied="deployments" in copied):
+        if name not in leave_out and copy_table(con, database, name):
+            copied.append(name)
 
 
 def small_tables(con: duckdb.DuckDBPyConnection, database: str, *, deployments_copied: bool) -> list[str]:
