@@ -53,23 +53,19 @@ def install() -> bool:
 
         descriptor: Any = None
 
-        def __post_init__(self) -> None:
-            object.__setattr__(self, "_texts", get_origin(self.annotation) is list
-                               and get_args(self.annotation) == (str,))
-
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            texts = self.__dict__["_texts"]
-            if isinstance(value, str) and self.annotation is str:
-                return value
-            if texts and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                return list(value)  # what Typer's list adapter builds from text items
             annotation = self.annotation
+            if isinstance(value, str) and annotation is str:
+                return value
+            if isinstance(value, (list, tuple)) and get_origin(annotation) is list \
+                    and get_args(annotation) == (str,) and all(isinstance(v, str) for v in value):
+                return list(value)  # what Typer's list adapter builds from text items
             if choose is not None and isinstance(annotation, type) and issubclass(annotation, Enum) \
                     and isinstance(value, (str, Enum)):
                 # what Typer's choice adapter runs, without the adapter; a value that is not a
                 # choice goes on to Typer's own path, for its message
                 with contextlib.suppress(ValueError):
-                    return choose(value, choices=tuple(self.annotation),
+                    return choose(value, choices=tuple(annotation),
                                   case_sensitive=self.parameter_info.case_sensitive, ctx=ctx)
             real = self.__dict__.get("_real")
             if real is None:
