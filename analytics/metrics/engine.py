@@ -15,8 +15,9 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
       -- note: text                      optional, repeatable: a line added to the report's notes
 
   The fact view must expose the dimension columns ``service, team, environment, repository``.
-* Before running the file the engine provides ``scoped`` (a TEMP view, so the family's query
-  computes only the fact columns it reads; the views in SHARED_VIEWS are computed once per report
+* The engine provides ``scoped`` to the file's query (a CTE of the statement, not materialized:
+  it is read as a view would be, so the family's query computes only the fact columns it reads;
+  a file must not define a CTE of that name itself; the views in SHARED_VIEWS are computed once per report
   for every family that reaches them): every row of the fact view
   whose time lies in the window [since, until) (UTC), that passes the filters (``--service``,
   ``--environment``, ``--team``), with four columns added: ``period_index``, ``period_start``,
@@ -283,8 +284,8 @@ def render(body: str, dims: Sequence[str], window: Window) -> str:
 
 
 def _filters(query: MetricsQuery, alias: str, *, fanned_out: bool = False) -> str:
-    """The filters with values inlined as SQL string literals (the ``scoped`` view cannot take
-    parameters, so every filter is written the same way). Rows not yet fanned out to their
+    """The filters with values inlined as SQL string literals (``scoped`` is built as SQL text
+    without parameters, so every filter is written the same way). Rows not yet fanned out to their
     service's several teams (``fanned_out`` false) carry the first team only, so a team filter also
     keeps the services the config puts in that team."""
     clauses = []
@@ -362,31 +363,30 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     )
 
 
-def _scope(
-    con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, only: Period | None = None
-) -> None:
-    """Point ``scoped`` at the family's fact rows in the periods, as a view.
+def _scoped_sql(gf: GroupFile, query: MetricsQuery, only: Period | None = None) -> str:
+    """The query behind ``scoped``: the family's fact rows in the periods.
 
-    A view, not a copy: the family's query then computes only the fact columns it reads (a copy
-    cost more than the aggregation). Periods tile the window, so an ASOF join on the period start
-    plus the end check assigns each row its one period. When ``only`` is the one period of
-    ``metric_periods`` (a window without trend or comparison), the same rows are selected with the
-    period's edges and columns as literals: no ASOF join (it sorted every fact row, about 25 ms of
-    CPU per family over 100k deployments), and the time filter reaches the fact view's scans.
+    Given to the family's statement as a CTE that is not materialized, so it is read as a view
+    would be: the family's query computes only the fact columns it reads (a copy cost more than
+    the aggregation). It used to be a TEMP VIEW created before each family, and creating one binds
+    the whole stack of fact views (1.5-2 ms on a small store) only for the family's statement to
+    bind it again. Periods tile the window, so an ASOF join on the period start plus the end check
+    assigns each row its one period. When ``only`` is the one period of ``metric_periods`` (a
+    window without trend or comparison), the same rows are selected with the period's edges and
+    columns as literals: no ASOF join (it sorted every fact row, about 25 ms of CPU per family over
+    100k deployments), and the time filter reaches the fact view's scans.
     """
     time_column = f"f.{gf.time_column}"
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     if only is not None:
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, CAST(0 AS INTEGER) AS period_index,"
+        return (
+            "SELECT f.*, CAST(0 AS INTEGER) AS period_index,"
             f" {_ts_literal(only.start)} AS period_start, {_ts_literal(only.end)} AS period_end,"
             f" '{float(only.days)!r}'::DOUBLE AS period_days FROM {_fact_source(gf.fact, query)} f"
             f" WHERE {time_column} >= {_ts_literal(only.start)} AND {time_column} < {_ts_literal(only.end)}"
             f" AND {_filters(query, 'f', fanned_out=True)}"
         )
-        return
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW scoped AS SELECT f.*, p.period_index, p.period_start, p.period_end,"
+    return (
+        "SELECT f.*, p.period_index, p.period_start, p.period_end,"
         f" p.period_days FROM {_fact_source(gf.fact, query)} f ASOF JOIN metric_periods p"
         f" ON {time_column} >= p.period_start"
         f" WHERE {time_column} < p.period_end AND {_filters(query, 'f', fanned_out=True)}"
@@ -403,10 +403,10 @@ def _family_table(
     table: str, only: Period | None = None,
 ) -> FamilyTable:
     """Run one family into a TEMP TABLE (its period_start/end/days dropped: the spans give them)."""
-    _scope(con, gf, query, only)
     dropped = ", ".join(f"'{k}'" for k in PERIOD_KEYS if k != "period_index")
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
+        f"CREATE OR REPLACE TEMP TABLE {table} AS WITH scoped AS NOT MATERIALIZED ("
+        f"{_scoped_sql(gf, query, only)}) SELECT COLUMNS(lambda c: c NOT IN ({dropped}))"
         f" FROM ({_statement(render(gf.body, query.group_by, window))}\n)"
     )
     described = con.execute(f"DESCRIBE {table}").fetchall()
@@ -429,6 +429,7 @@ def run_family(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window
 ) -> FamilyResult:
     """One family's rows by group key (dims..., period_index): for benchmarks and inspection."""
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
     family = _family_table(con, gf, query, window, "family_single")
     keys = ", ".join(_quote(k) for k in (*query.group_by, "period_index"))
     values = ", ".join(_value_expr(family, c) for c in family.value_columns)
@@ -526,7 +527,7 @@ def _window_results(
         return result
     finally:
         tables = ("window_changes", *(f.table for f in families))
-        _clean_up(con, ["DROP VIEW IF EXISTS scoped", *(f"DROP TABLE IF EXISTS {t}" for t in tables)],
+        _clean_up(con, [f"DROP TABLE IF EXISTS {t}" for t in tables],
                   failed=failed, transactions=transactions)
 
 
