@@ -129,7 +129,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 @pytest.hookimpl(trylast=True)  # after pytest's own teardown of the test's fixtures (module ones too)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Stop the process's Chromium once the browser modules are done (tests/browser_session.py):
-    its driver's event loop would otherwise stay running in this thread for every later module."""
-    from tests import browser_session
+    its driver's event loop would otherwise stay running in this thread for every later module.
+    At the end of a module, close the store readers tests/store_query.py kept for it."""
+    from tests import browser_session, store_query
 
     browser_session.close_unless_next_uses_it(nextitem)
+    if nextitem is None or nextitem.path != item.path:
+        store_query.close_kept_readers()  # a module's readers are not kept for the next module
