@@ -65,11 +65,45 @@ def test_merge_names_the_table_and_keeps_other_parser_errors(tmp_path: Path) -> 
     with (pytest.raises(UnstorableKeyError, match="services key value \\(name\\) contains a NUL"),
           open_writer(db, source="test") as session):
         merge(session.con, "services", nul, ["name", "team"])
-    # any other parser error is the writer's, as before
+    # any other parser error is the writer's, as before, even in one of the forms a NUL gives
     with pytest.raises(UserError) as other, open_writer(db, source="test") as session:
-        merge(session.con, "services", "SELECT 'x' AS name, 'unterminated AS team", ["name", "team"])
+        merge(session.con, "services", "SELECT 'x' AS name, 't' AS team FROM FROM", ["name", "team"])
     assert not isinstance(other.value, UnstorableKeyError)
-    assert "unterminated quoted string" in str(other.value) and "NUL" not in str(other.value)
+    assert 'syntax error at or near "FROM"' in str(other.value) and "NUL" not in str(other.value)
+
+
+def test_small_writes_refuse_a_nul_key_whether_or_not_duckdb_reads_a_file_list(tmp_path: Path) -> None:
+    """DuckLake reads no file list for a MERGE of a few rows given as values, nor for a table without
+    data files yet: a NUL key was stored there as it was (the receiver's and collectors' small
+    writes). The MERGE now checks its source's keys itself, on a new store, on a table with rows,
+    for a key of several columns, and for rows from a DataFrame; nothing of a refused unit is kept."""
+    import pandas as pd
+
+    from analytics.store.connection import open_writer
+    from analytics.store.upsert import UnstorableKeyError, merge_rows, merge_values
+    from tests.store_query import query
+
+    db = tmp_path / "new.ducklake"
+    with pytest.raises(UnstorableKeyError, match="services key value \\(name\\) contains a NUL"), \
+            open_writer(db, source="test") as session:
+        merge_values(session.con, "environments", {"name": "prod", "is_production": True})
+        merge_values(session.con, "services", {"name": "a\u0000b", "team": "t"})
+    assert query(db, "SELECT count(*) FROM services") == [(0,)]
+    assert query(db, "SELECT count(*) FROM environments") == [(0,)]  # the unit is undone whole
+
+    with open_writer(db, source="test") as session:
+        merge_values(session.con, "services", {"name": "api", "team": "t"})
+    with pytest.raises(UnstorableKeyError, match="data_warnings key value"), \
+            open_writer(db, source="test") as s:
+        merge_rows(s.con, "data_warnings", ["source", "target", "kind", "detail", "count"],
+                   [["git", "repo", "kind", "fine", 1], ["git", "repo", "kind", "a\u0000detail", 1]])
+    with pytest.raises(UnstorableKeyError, match="services key value"), open_writer(db, source="test") as s:
+        s.upsert("services", pd.DataFrame({"name": ["web", "x\u0000y"], "team": ["t", "t"]}))
+    assert query(db, "SELECT name FROM services ORDER BY name") == [("api",)]
+    assert query(db, "SELECT count(*) FROM data_warnings") == [(0,)]
+    with open_writer(db, source="test") as session:  # a NUL outside the key is stored as it is
+        merge_values(session.con, "services", {"name": "api", "team": "t\u0000eam"})
+    assert query(db, "SELECT team FROM services") == [("t\u0000eam",)]
 
 
 def test_the_receiver_answers_422_for_a_nul_key_and_stores_the_next_delivery(tmp_path: Path) -> None:

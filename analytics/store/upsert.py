@@ -33,6 +33,11 @@ OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
 # dollar-quote markers, U+2028) were stored as they are, so no other value gives either form.
 _NUL_IN_KEY = "Failed to get data file list from DuckLake"
 _NUL_FORMS = ("unterminated quoted string", "syntax error at")
+# DuckLake reads no file list at all for many MERGEs (a few rows given as values, a table with no
+# data files yet, a source with more rows than the table), and then stored a key with a NUL as it
+# was: a later statement that filtered on it failed instead. So every MERGE's source is checked
+# for it in the statement itself (:func:`merge_sql`), which then fails with this text.
+_NUL_GUARD = "gitops-dora: a key value contains a NUL character"
 
 
 class UnstorableKeyError(UserError, ValueError):
@@ -45,6 +50,8 @@ def is_nul_in_key(exc: BaseException) -> bool:
     if isinstance(exc, UnstorableKeyError):
         return True
     text = str(exc)
+    if isinstance(exc, duckdb.InvalidInputException) and _NUL_GUARD in text:
+        return True
     return (isinstance(exc, duckdb.ParserException) and _NUL_IN_KEY in text
             and any(form in text for form in _NUL_FORMS))
 
@@ -59,6 +66,8 @@ def merge_sql(table: str, source_sql: str, columns: Sequence[str], on_match: OnM
     ``on_match``: "replace" overwrites the given columns of an existing row (columns not given keep
     their value, as INSERT OR REPLACE with a column list did); "ignore" keeps the existing row; a
     mapping gives the SQL expression (over ``tgt`` and ``src``) each named column is set to.
+    The source's rows are checked for a NUL in a key column first (``_NUL_GUARD``): 5 ms per
+    million rows for a text key, about 40 for a number, which is cast to text for it.
     """
     keys = key_of(table)
     missing = [k for k in keys if k not in columns]
@@ -76,7 +85,10 @@ def merge_sql(table: str, source_sql: str, columns: Sequence[str], on_match: OnM
         matched = " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"{_q(c)} = {e}" for c, e in sets.items())
     cols = ", ".join(_q(c) for c in columns)
     vals = ", ".join(f"src.{_q(c)}" for c in columns)
-    return (f"MERGE INTO {_q(table)} AS tgt USING ({source_sql}) AS src ON {on}{matched}"
+    nul = " OR ".join(f"contains(CAST(unchecked.{_q(k)} AS VARCHAR), chr(0))" for k in keys)
+    checked = (f"SELECT * FROM ({source_sql}) AS unchecked"
+               f" WHERE CASE WHEN {nul} THEN error('{_NUL_GUARD}') ELSE TRUE END")
+    return (f"MERGE INTO {_q(table)} AS tgt USING ({checked}) AS src ON {on}{matched}"
             f" WHEN NOT MATCHED THEN INSERT ({cols}) VALUES ({vals})")
 
 
@@ -118,7 +130,7 @@ def _execute_merge(con: duckdb.DuckDBPyConnection, table: str, sql: str,
                    params: Sequence[Any] | Mapping[str, Any] | None) -> None:
     try:
         execute(con, sql, params)
-    except duckdb.ParserException as exc:
+    except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
         if is_nul_in_key(exc):
             keys = ", ".join(key_of(table))
             raise UnstorableKeyError(
