@@ -17,8 +17,8 @@ Convention for ``analytics/metrics/sql/groups/NN_name.sql``
   The fact view must expose the dimension columns ``service, team, environment, repository``.
 * The engine provides ``scoped`` to the file's query (a CTE of the statement, not materialized:
   it is read as a view would be, so the family's query computes only the fact columns it reads;
-  a file must not define a CTE of that name itself; the views in SHARED_VIEWS are computed once per report
-  for every family that reaches them): every row of the fact view
+  a file must not define a CTE of that name itself; the views in SHARED_VIEWS are computed once
+  per report for every family that reaches them): every row of the fact view
   whose time lies in the window [since, until) (UTC), that passes the filters (``--service``,
   ``--environment``, ``--team``), with four columns added: ``period_index``, ``period_start``,
   ``period_end`` and ``period_days``. Without ``--trend`` there is one period, the whole window;
