@@ -35,13 +35,14 @@ def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tup
             return con.execute(sql, params or []).fetchall()
         finally:
             con.close()
-    path = key[0]
+    path, snapshot = key[0], key[-2]
     with _READERS_LOCK:
         kept = _READERS.pop(path, None)
         if kept is not None and kept[0] != key:  # the store moved on (or was made again)
             kept[1].close()
             kept = None
-        con = kept[1] if kept is not None else store_reader(db)
+        # pinned to the snapshot the key names, which open_reader would otherwise look up again
+        con = kept[1] if kept is not None else open_reader(db, install_views=False, as_of=int(snapshot))
         try:
             rows = con.execute(sql, params or []).fetchall()
         except BaseException:
