@@ -148,6 +148,7 @@ DEFAULT_GROUP_BY: tuple[str, ...] = ("service", "environment")
 PERIOD_KEYS: tuple[str, ...] = ("period_index", "period_start", "period_end", "period_days")
 LEAD_TIME_STARTS: tuple[str, ...] = ("author", "committer")
 SERVICE_TEAMS = "gitops_dora_service_teams"  # TEMP table: services in several teams (apply_settings)
+_SERVICE_TEAMS_COLUMNS = "(service VARCHAR, team VARCHAR)"
 _HEADER = re.compile(r"^--\s*(fact|time|zero|note):\s*(.*?)\s*$")
 _KEYS_PLACEHOLDER = re.compile(r"\{(keys|group_keys)(?::([A-Za-z_][A-Za-z0-9_]*))?\}")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -257,11 +258,18 @@ def _load_service_teams(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     """The services the config puts in several teams (``services[].team`` + ``teams``), one row per
     team, read from the config on every report so a changed list needs no re-import."""
     pairs = [(s.name, team) for s in cfg.services if len(s.all_teams()) > 1 for team in s.all_teams()]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SERVICE_TEAMS} {_SERVICE_TEAMS_COLUMNS}")
     if pairs:
         # literals, not bound parameters: binding makes DuckDB's Python client import pandas (~0.5 s)
         rows = ", ".join(f"({_str_literal(service)}, {_str_literal(team)})" for service, team in pairs)
         con.execute(f"INSERT INTO {SERVICE_TEAMS} VALUES {rows}")
+
+
+def _ensure_service_teams(con: duckdb.DuckDBPyConnection) -> None:
+    """The SERVICE_TEAMS table the team filters read, empty where :func:`apply_settings` has not
+    filled it: for the steps run without a report around them (``run_family``, ``data_window``,
+    ``_scope_changes`` from bench/ and the tests)."""
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} {_SERVICE_TEAMS_COLUMNS}")
 
 
 def _str_literal(value: str) -> str:
@@ -353,7 +361,7 @@ def _scope_changes(con: duckdb.DuckDBPyConnection, query: MetricsQuery, window: 
     and filters keep (a change carries its deployment's time and dimensions, so it is the same
     filter as ``scoped``). It is rebuilt on every call, so the lead-time setting always applies.
     """
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    _ensure_service_teams(con)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE window_changes AS SELECT l.deployment_row, l.change_row,"
         " l.in_pull_request, l.lead_hours, l.is_negative, l.counts_for_lead_time, l.is_baseline"
@@ -429,7 +437,7 @@ def run_family(
     con: duckdb.DuckDBPyConnection, gf: GroupFile, query: MetricsQuery, window: Window
 ) -> FamilyResult:
     """One family's rows by group key (dims..., period_index): for benchmarks and inspection."""
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    _ensure_service_teams(con)
     family = _family_table(con, gf, query, window, "family_single")
     keys = ", ".join(_quote(k) for k in (*query.group_by, "period_index"))
     values = ", ".join(_value_expr(family, c) for c in family.value_columns)
@@ -854,7 +862,7 @@ def data_window(con: duckdb.DuckDBPyConnection, query: MetricsQuery) -> Window:
     """The query's window, with missing edges taken from the (filtered) deployments."""
     if query.since is not None and query.until is not None:
         return Window(query.since, query.until)
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SERVICE_TEAMS} (service VARCHAR, team VARCHAR)")
+    _ensure_service_teams(con)
     row = con.execute(
         f"SELECT min(f.deployed_at), max(f.deployed_at) FROM deployment_times f WHERE {_filters(query, 'f')}"
     ).fetchone()
