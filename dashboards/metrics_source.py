@@ -77,10 +77,12 @@ def pooled_services(con: Any, req: MetricsRequest) -> tuple[str, ...] | None:
     if not req.team:
         return None
     from analytics.store.connection import CATALOG
+    from analytics.store.dimensions import one_row_per_key
 
-    # the stored teams, also on a connection where pool_teams has blanked them in ``services``
-    rows = con.execute(f"SELECT name FROM {CATALOG}.main.services WHERE team = ? ORDER BY name",
-                       [req.team]).fetchall()
+    # the stored teams (one row per service, as every reader sees them), also on a connection
+    # where pool_teams has blanked them in ``services``
+    stored = one_row_per_key("services", f"{CATALOG}.main.services")
+    rows = con.execute(f"SELECT name FROM ({stored}) WHERE team = ? ORDER BY name", [req.team]).fetchall()
     names = tuple(str(r[0]) for r in rows)
     return tuple(n for n in names if n == req.service) if req.service else names
 
@@ -91,14 +93,20 @@ def pool_teams(con: Any) -> None:
     service, computed by the engine's own SQL under the documented definitions. (The engine has no
     group-by-nothing; ``metrics`` groups by at least one dimension.)"""
     from analytics.store.connection import CATALOG
+    from analytics.store.dimensions import one_row_per_key
 
+    stored = one_row_per_key("services", f"{CATALOG}.main.services")
     con.execute(f"CREATE OR REPLACE TEMP VIEW services AS SELECT * REPLACE (CAST(NULL AS VARCHAR) AS team) "
-                f"FROM {CATALOG}.main.services")
+                f"FROM ({stored})")
 
 
 def unpool_teams(con: Any) -> None:
-    """Undo :func:`pool_teams`: ``services`` is the stored table again (the connection is reused)."""
-    con.execute("DROP VIEW temp.main.services")
+    """Undo :func:`pool_teams`: ``services`` is every reader's one-row-per-key view of the stored
+    table again (the connection is reused)."""
+    from analytics.store.connection import CATALOG
+    from analytics.store.dimensions import view_statement
+
+    con.execute(view_statement("services", CATALOG))
 
 
 def _midnight(text: str) -> datetime:

@@ -44,7 +44,7 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     checks: list[list[str]] = []
     real = connection._drop_concurrent_duplicates
 
-    def check(con: object, tables: Sequence[str] = tuple(connection._SHARED_DIMENSIONS)) -> None:
+    def check(con: object, tables: Sequence[str] = connection.SHARED_DIMENSIONS) -> None:
         checks.append(list(tables))
         real(con, tables)  # type: ignore[arg-type]
 

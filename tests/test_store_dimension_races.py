@@ -41,6 +41,6 @@ def test_overlapping_writers_registering_one_new_service_leave_one_row(
     for thread in threads:
         thread.join(timeout=300)
     assert errors == []
-    assert query(loc, "SELECT name, team FROM services ORDER BY name") == [
+    assert query(loc, "SELECT name, team FROM lake.main.services ORDER BY name") == [
         ("checkout", "payments"), ("existing", "a")]
-    assert query(loc, "SELECT name, is_production FROM environments") == [("prod", True)]
+    assert query(loc, "SELECT name, is_production FROM lake.main.environments") == [("prod", True)]

@@ -58,9 +58,9 @@ def test_unit_that_adds_a_service_cleans_a_doubled_key_and_one_that_adds_nothing
     with open_writer(db, source="state only") as session:
         session.set_state("x", "k", "w")
     # nothing registered: the check was skipped, so the doubled key is still there
-    assert query(db, "SELECT count(*) FROM services WHERE name = 'payments'") == [(2,)]
+    assert query(db, "SELECT count(*) FROM lake.main.services WHERE name = 'payments'") == [(2,)]
     with open_writer(db, source="register") as session:
         merge_values(session.con, "services", {"name": "billing", "team": None}, on_match="ignore")
-    assert query(db, "SELECT name, team FROM services ORDER BY name") == [
+    assert query(db, "SELECT name, team FROM lake.main.services ORDER BY name") == [
         ("billing", None), ("payments", "team-a")]
 

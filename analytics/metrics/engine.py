@@ -96,6 +96,7 @@ from analytics.config import DEFAULT_HOTFIX_PATTERN, DEFAULT_HOTFIX_REQUIRED_TEX
 from analytics.errors import UserError
 from analytics.metrics.transactions import StatementGroups
 from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
+from analytics.store.dimensions import SHARED_DIMENSIONS
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
 # Views that several families read (incident_attribution: the incidents family and, through
@@ -661,7 +662,7 @@ def _tables_copied_once(con: duckdb.DuckDBPyConnection, transactions: StatementG
         yield
         failed = False
     finally:
-        _clean_up(con, [f"DROP TABLE IF EXISTS temp.main.{name}" for name in copied], failed=failed)
+        _clean_up(con, [sql for name in copied for sql in uncopy_statements(name)], failed=failed)
 
 
 @contextmanager
@@ -709,13 +710,38 @@ def _one_thread(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def copy_table(con: duckdb.DuckDBPyConnection, database: str, name: str) -> bool:
-    """Copy the store's table ``name`` into a TEMP table of that name; False when a TEMP object of
-    that name exists already (a caller's own copy) or the store has no such table."""
+    """Copy the store's table ``name`` into a TEMP table of that name; False when a TEMP table of
+    that name exists already (a caller's own copy) or the store has no such table.
+
+    A shared dimension table (services, environments, repositories) is a TEMP view already on
+    every connection the metric views are installed on: the store's one-row-per-key view
+    (analytics/store/dimensions.py), or the dashboard's pooled-teams view over it. That view is
+    renamed ``<name>__shadowed`` and copied, the copy standing in front of it until
+    :func:`uncopy_statements` puts it back, so the report reads what the view shows."""
+    source = f"{_quote(database)}.main.{name}"
+    shadowed = False
+    if name in SHARED_DIMENSIONS:
+        try:
+            con.execute(f"ALTER VIEW temp.main.{name} RENAME TO {name}__shadowed")
+            shadowed = True
+            source = f"temp.main.{name}__shadowed"
+        except duckdb.CatalogException:
+            pass  # a caller's TEMP table of that name, or no view (a connection without them)
     try:
-        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {_quote(database)}.main.{name}")
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {source}")
     except duckdb.CatalogException:
+        if shadowed:
+            con.execute(f"ALTER VIEW temp.main.{name}__shadowed RENAME TO {name}")
         return False  # this aborts no transaction
     return True
+
+
+def uncopy_statements(name: str) -> list[str]:
+    """What drops the copy :func:`copy_table` made of ``name`` and puts back a view it shadowed."""
+    drop = f"DROP TABLE IF EXISTS temp.main.{name}"
+    if name not in SHARED_DIMENSIONS:
+        return [drop]
+    return [drop, f"ALTER VIEW IF EXISTS temp.main.{name}__shadowed RENAME TO {name}"]
 
 
 def copy_report_tables(con: duckdb.DuckDBPyConnection, database: str, copied: list[str], *,

@@ -38,6 +38,8 @@ import duckdb
 
 from analytics.errors import NUL_REFUSED, UserError
 from analytics.redaction import redact
+from analytics.store.dimensions import KEEP_FIRST, SHARED_DIMENSIONS
+from analytics.store.dimensions import install_views as install_dimension_views
 from analytics.store.literals import execute, sql_string
 from analytics.store.location import StoreLocation, StoreRef, resolve
 from analytics.store.migrations import migrate
@@ -559,12 +561,6 @@ def unlink_unreferenced(con: duckdb.DuckDBPyConnection, paths: Iterable[str]) ->
                 os.unlink(path)
 
 
-# Tables every kind of writer adds rows to (collect git, imports, the webhook receiver all register
-# the services, environments and repositories they name), with the column whose value the row that
-# stays should have when two writers registered the same key.
-_SHARED_DIMENSIONS = {"services": "team", "environments": "is_production", "repositories": "local_path"}
-
-
 def _newest_snapshot(loc: StoreLocation) -> int | None:
     """The newest snapshot id of a SQLite catalog, read with sqlite3 (well under a millisecond);
     None for PostgreSQL or when SQLite cannot answer."""
@@ -596,10 +592,10 @@ def _dimensions_added_since(loc: StoreLocation, snapshot: int | None) -> list[st
     here, so the others skip the check (on the SQLite catalog three table look-ups and a
     transaction, about 40 ms of CPU). Every table when the change log cannot be read
     (PostgreSQL)."""
-    everything = list(_SHARED_DIMENSIONS)
+    everything = list(SHARED_DIMENSIONS)
     if snapshot is None:
         return everything
-    names = ", ".join(f"'{table}'" for table in _SHARED_DIMENSIONS)
+    names = ", ".join(f"'{table}'" for table in SHARED_DIMENSIONS)
     rows = loc.read_catalog(
         "SELECT t.table_name FROM ducklake_table t WHERE t.end_snapshot IS NULL "
         f"AND t.table_name IN ({names}) AND EXISTS (SELECT 1 FROM ducklake_snapshot_changes c "
@@ -613,12 +609,13 @@ def _dimensions_added_since(loc: StoreLocation, snapshot: int | None) -> list[st
 
 
 def _drop_concurrent_duplicates(con: duckdb.DuckDBPyConnection,
-                                tables: Sequence[str] = tuple(_SHARED_DIMENSIONS)) -> None:
+                                tables: Sequence[str] = SHARED_DIMENSIONS) -> None:
     """DuckLake has no key constraints, and two transactions that both add a row to a table never
     conflict: when two writers register the same new service at the same moment (a PostgreSQL
     catalog lets them overlap), each MERGE finds it missing and both rows are committed. After a
     unit commits, a duplicated key of a shared dimension table is cut back to one row, keeping the
-    one that carries a value, then the newest. One read of ``tables`` (those the unit or a writer
+    one readers show meanwhile (``dimensions.KEEP_FIRST``: the one that carries a value, then by
+    the other columns; rowid only parts identical rows). One read of ``tables`` (those the unit or a writer
     meanwhile added rows to, see :func:`_dimensions_added_since`) when there is nothing to do; two
     writers cleaning the same key at once conflict, and the second finds nothing left to do."""
     from analytics.store.keys import key_of
@@ -634,13 +631,13 @@ def _drop_concurrent_duplicates(con: duckdb.DuckDBPyConnection,
         return
     for table in duplicated:
         keys = ", ".join(key_of(table))
-        value = _SHARED_DIMENSIONS[table]
+        keep_first = KEEP_FIRST[table]
         for _ in range(5):
             try:
                 con.execute("BEGIN TRANSACTION")
                 con.execute(
                     f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, row_number() "
-                    f"OVER (PARTITION BY {keys} ORDER BY {value} IS NULL, rowid DESC) AS n FROM {table}) "
+                    f"OVER (PARTITION BY {keys} ORDER BY {keep_first}, rowid DESC) AS n FROM {table}) "
                     "WHERE n > 1)")
                 con.execute("COMMIT")
                 break
@@ -811,17 +808,24 @@ def open_reader(
         con = connect(loc, read_only=True, snapshot=as_of, threads=threads)
     else:
         con = connect(loc, read_only=True, snapshot_time=as_of, threads=threads)
-    if install_views:
-        from analytics.metrics.views import install_views as _install
+    try:
+        if install_views:
+            from analytics.metrics.views import install_views as _install
 
-        try:
-            _install(con)
-        except duckdb.CatalogException:
-            con.close()
-            raise UserError(
-                f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` "
-                "command first"
-            ) from None
+            _install(con)  # the one-row-per-key views first, in the same transaction
+        else:
+            con.execute("BEGIN TRANSACTION")  # one catalog read for the three views
+            install_dimension_views(con, CATALOG)
+            con.execute("COMMIT")
+    except duckdb.CatalogException:
+        con.close()
+        raise UserError(
+            f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` "
+            "command first"
+        ) from None
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

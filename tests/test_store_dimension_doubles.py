@@ -1,0 +1,158 @@
+"""A key of services, environments or repositories held twice in a snapshot changes no figure.
+
+Two overlapping writers on a PostgreSQL catalog can both commit the same new service (see
+tests/test_store_dimension_races.py); the second writer's clean-up, or for the webhook receiver
+the next CLI unit's, removes the extra row, but a reader in between used to join it twice: a
+`metrics` read during tests/test_store_acceptance.py counted `payments` with 80 deployments
+instead of 40. Here every row of the three tables is stored three times over a copy of the demo
+store, as such writers would leave them (the same row again, and one without the value a writer
+may leave unset), and every reader of them must show what the demo store shows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.store.connection import hold_store, open_writer
+from analytics.store.upsert import merge_values
+from tests.stability_env import run_cli_inprocess as run_cli
+from tests.store_fixture import DemoStore, copy_store
+from tests.store_query import query
+
+SINCE, UNTIL = "2026-05-01", "2026-11-01"
+# Each row again as it is, and once more without its team / with the production flag off /
+# without the local path and with another web address: the copies readers must not show.
+DOUBLE_EVERY_ROW = (
+    "INSERT INTO services SELECT * FROM services UNION ALL SELECT name, NULL FROM services",
+    "INSERT INTO environments SELECT * FROM environments "
+    "UNION ALL SELECT name, FALSE FROM environments",
+    "INSERT INTO repositories SELECT * FROM repositories UNION ALL "
+    "SELECT * REPLACE (NULL AS local_path, 'https://doubled.invalid/' || id AS web_url) FROM repositories",
+)
+
+
+def _doubled_copy(demo: DemoStore, dest: Path) -> Path:
+    db = copy_store(demo.db, dest)
+    with hold_store(db) as con:  # a raw transaction, not a unit: nothing cleans the rows up
+        con.execute("BEGIN TRANSACTION")
+        for sql in DOUBLE_EVERY_ROW:
+            con.execute(sql)
+        con.execute("COMMIT")
+    return db
+
+
+@pytest.fixture(scope="module")
+def doubled(tmp_path_factory: pytest.TempPathFactory, demo_store: DemoStore) -> Path:
+    return _doubled_copy(demo_store, tmp_path_factory.mktemp("doubled") / "store.ducklake")
+
+
+def test_the_copy_really_holds_every_key_three_times(demo_store: DemoStore, doubled: Path) -> None:
+    for table, key in (("services", "name"), ("environments", "name"), ("repositories", "id")):
+        stored = query(doubled, f"SELECT {key}, count(*) FROM lake.main.{table} GROUP BY ALL ORDER BY 1")
+        assert stored and {n for _, n in stored} == {3}, (table, stored)
+        assert query(doubled, f"SELECT * FROM {table} ORDER BY ALL") == query(
+            demo_store.db, f"SELECT * FROM {table} ORDER BY ALL"), table
+
+
+@pytest.mark.parametrize("args", [
+    ("metrics", "--group-by", "team,service,environment", "--format", "json"),
+    ("metrics", "--group-by", "team", "--team", "payments", "--trend", "month", "--format", "json"),
+    ("deployments", "--format", "json"),
+    ("deployments", "--team", "web"),
+    ("incidents", "--format", "csv"),
+    ("incidents", "--team", "payments"),
+], ids=" ".join)
+def test_cli_reads_are_those_of_the_store_without_the_doubles(
+    demo_store: DemoStore, doubled: Path, args: tuple[str, ...],
+) -> None:
+    window = ("--since", SINCE, "--until", UNTIL) if args[0] == "metrics" else ()
+    expected = run_cli(demo_store.db, *args, *window).stdout
+    assert len(expected.splitlines()) > 3  # the demo store has rows for every one of these
+    assert run_cli(doubled, *args, *window).stdout == expected
+
+
+def _dashboard_reads(db: Path) -> dict[str, Any]:
+    from dashboards import drilldown, queries
+    from dashboards.filters import Filters
+    from dashboards.metrics_source import MetricsRequest, compute
+
+    window = Filters(since=date.fromisoformat(SINCE), until=date.fromisoformat(UNTIL))
+    listed = queries.deployment_list(db, window)
+    assert listed is not None
+    deployment = str(listed["id"].iloc[0])
+    return {
+        "dimensions": queries.dimensions(db),
+        "deployment_list": listed.to_dict("records"),
+        "changes": drilldown.changes(db, deployment).to_dict("records"),
+        "by_team": compute(db, MetricsRequest(since=SINCE, until=UNTIL, group_by=("team",))),
+        "pooled_team": compute(db, MetricsRequest(since=SINCE, until=UNTIL, group_by=("team",),
+                                                  team="payments", pooled=True)),
+    }
+
+
+def test_dashboard_reads_are_those_of_the_store_without_the_doubles(
+    demo_store: DemoStore, doubled: Path,
+) -> None:
+    expected = _dashboard_reads(demo_store.db)
+    assert expected["changes"] and len(expected["by_team"]["groups"]) == 3
+    got = _dashboard_reads(doubled)
+    assert json.dumps(got, default=str, sort_keys=True) == json.dumps(expected, default=str, sort_keys=True)
+
+
+def test_the_clean_up_keeps_the_row_readers_showed(demo_store: DemoStore, tmp_path: Path) -> None:
+    """The unit that commits next removes the extra rows; what stays is what readers showed."""
+    db = _doubled_copy(demo_store, tmp_path / "store.ducklake")
+    with hold_store(db) as con:  # two non-null teams for one service: the rule, not the order, decides
+        con.execute("INSERT INTO services VALUES ('payments-api', 'aaa-first-by-name')")
+    shown = {t: query(db, f"SELECT * FROM {t} ORDER BY ALL")
+             for t in ("services", "environments", "repositories")}
+    assert ("payments-api", "aaa-first-by-name") in shown["services"]
+    with open_writer(db, source="registers one more of each") as session:
+        merge_values(session.con, "services", {"name": "new", "team": None})
+        merge_values(session.con, "environments", {"name": "new", "is_production": False})
+        merge_values(session.con, "repositories", {"id": "new", "url": "u"})
+    for table, rows in shown.items():
+        stored = query(db, f"SELECT * FROM lake.main.{table} WHERE {_key(table)} <> 'new' ORDER BY ALL")
+        assert stored == rows, table
+
+
+def _key(table: str) -> str:
+    return "id" if table == "repositories" else "name"
+
+
+def test_a_report_copies_the_one_row_views_and_puts_them_back(
+    doubled: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The engine reads services and environments from TEMP copies (a DuckLake table read costs a
+    catalog look-up each time): on a reader their names are the one-row views, which it renames
+    for the report, copies, and puts back afterwards."""
+    from analytics.metrics import engine
+    from analytics.store.connection import open_reader
+    from tests.metrics_queries import payload
+
+    made: dict[str, bool] = {}
+    real = engine.copy_table
+
+    def copy_table(con: Any, database: str, name: str) -> bool:
+        made[name] = real(con, database, name)
+        return made[name]
+
+    monkeypatch.setattr(engine, "copy_table", copy_table)
+    con = open_reader(doubled)
+    try:
+        views = "SELECT view_name, sql FROM duckdb_views() WHERE database_name = 'temp' ORDER BY 1"
+        before = con.execute(views).fetchall()
+        assert {"services", "environments", "repositories"} <= {str(r[0]) for r in before}
+        payload(con, engine.MetricsQuery(since=datetime.fromisoformat(f"{SINCE}T00:00:00+00:00"),
+                                         until=datetime.fromisoformat(f"{UNTIL}T00:00:00+00:00"),
+                                         group_by=("team",)))
+        assert made["services"] and made["environments"]
+        assert con.execute(views).fetchall() == before
+        assert con.execute("SELECT count(*) FROM services").fetchone() == (3,)
+    finally:
+        con.close()
