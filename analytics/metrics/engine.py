@@ -96,7 +96,6 @@ from analytics.config import DEFAULT_HOTFIX_PATTERN, DEFAULT_HOTFIX_REQUIRED_TEX
 from analytics.errors import UserError
 from analytics.metrics.transactions import StatementGroups
 from analytics.metrics.window import TRENDS, Period, Window, default_window, periods
-from analytics.store.dimensions import SHARED_DIMENSIONS
 
 GROUPS_DIR = Path(__file__).resolve().parent / "sql" / "groups"
 # Views that several families read (incident_attribution: the incidents family and, through
@@ -113,6 +112,11 @@ SHARED_VIEWS: tuple[str, ...] = ("revert_chain", "incident_attribution")
 COPIED_TABLES: tuple[str, ...] = (
     "deployments", "services", "environments", "incidents", "deployment_revisions",
 )
+# The store tables every reader sees through a TEMP view of the same name that keeps one row per
+# key (analytics/store/dimensions.py, SHARED_DIMENSIONS; the metrics package does not import the
+# store, and tests/test_store_dimension_doubles.py checks the two lists agree): copy_table copies
+# the view, not the store's table.
+VIEWED_DIMENSIONS: tuple[str, ...] = ("services", "environments", "repositories")
 # Store tables copied the same way only while they hold at most this many rows. pull_requests is
 # read five times per report (PR change starts, the PR breakdown's join and its IN list, and the
 # rework look-ups twice); on DuckLake each read costs a catalog look-up of 30-80 ms of CPU even
@@ -720,7 +724,7 @@ def copy_table(con: duckdb.DuckDBPyConnection, database: str, name: str) -> bool
     :func:`uncopy_statements` puts it back, so the report reads what the view shows."""
     source = f"{_quote(database)}.main.{name}"
     shadowed = False
-    if name in SHARED_DIMENSIONS:
+    if name in VIEWED_DIMENSIONS:
         try:
             con.execute(f"ALTER VIEW temp.main.{name} RENAME TO {name}__shadowed")
             shadowed = True
@@ -739,7 +743,7 @@ def copy_table(con: duckdb.DuckDBPyConnection, database: str, name: str) -> bool
 def uncopy_statements(name: str) -> list[str]:
     """What drops the copy :func:`copy_table` made of ``name`` and puts back a view it shadowed."""
     drop = f"DROP TABLE IF EXISTS temp.main.{name}"
-    if name not in SHARED_DIMENSIONS:
+    if name not in VIEWED_DIMENSIONS:
         return [drop]
     return [drop, f"ALTER VIEW IF EXISTS temp.main.{name}__shadowed RENAME TO {name}"]
 

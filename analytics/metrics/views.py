@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 
 from analytics.metrics.transactions import one_transaction
-from analytics.store.dimensions import install_views as install_dimension_views
 
 VIEWS_DIR = Path(__file__).resolve().parent / "sql" / "views"
 
@@ -48,11 +47,7 @@ def install_views(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _install(con: duckdb.DuckDBPyConnection) -> None:
-    """The store's one-row-per-key views of services, environments and repositories
-    (analytics/store/dimensions.py), which the metric views join, then every view file."""
     with one_transaction(con):
-        row = con.execute("SELECT system.main.current_database()").fetchone()
-        install_dimension_views(con, str(row[0] if row else "main"))
         for path in view_files():
             con.execute(path.read_text())
 

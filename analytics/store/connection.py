@@ -809,14 +809,13 @@ def open_reader(
     else:
         con = connect(loc, read_only=True, snapshot_time=as_of, threads=threads)
     try:
+        con.execute("BEGIN TRANSACTION")  # one catalog read for all the views
+        install_dimension_views(con, CATALOG)  # the metric views join them
         if install_views:
             from analytics.metrics.views import install_views as _install
 
-            _install(con)  # the one-row-per-key views first, in the same transaction
-        else:
-            con.execute("BEGIN TRANSACTION")  # one catalog read for the three views
-            install_dimension_views(con, CATALOG)
-            con.execute("COMMIT")
+            _install(con)  # in this transaction
+        con.execute("COMMIT")
     except duckdb.CatalogException:
         con.close()
         raise UserError(
