@@ -256,7 +256,9 @@ def present_tables(store: Store) -> set[str]:
 
 
 def duplicate_keys(store: Store) -> dict[str, int]:
-    """For every table with a declared natural key: how many key values occur more than once."""
+    """For every table with a declared natural key: how many key values occur more than once in
+    the store's table (``lake.main``: readers see services, environments and repositories through
+    views that keep one row per key, which would hide a doubled key from this check)."""
     con = open_reader(store.location(), install_views=False)
     try:
         tables = {str(r[0]) for r in con.execute(
@@ -267,7 +269,7 @@ def duplicate_keys(store: Store) -> dict[str, int]:
                 continue
             cols = ", ".join(f'"{c}"' for c in key)
             row = con.execute(
-                f'SELECT count(*) FROM (SELECT {cols} FROM "{table}" GROUP BY ALL HAVING count(*) > 1)'
+                f'SELECT count(*) FROM (SELECT {cols} FROM lake.main."{table}" GROUP BY ALL HAVING count(*) > 1)'
             ).fetchone()
             dups[table] = int(row[0]) if row else 0
         return dups

@@ -23,7 +23,7 @@ def test_migrations_apply_once_and_are_versioned(tmp_path: Path) -> None:
     assert versions == [m.version for m in available()]
     assert current_version(con) == max(versions)
     # upsert by primary key replaced the row instead of duplicating it
-    assert con.execute("SELECT name, team FROM services").fetchall() == [("a", "t2")]
+    assert con.execute("SELECT name, team FROM lake.main.services").fetchall() == [("a", "t2")]
     con.close()
 
 
