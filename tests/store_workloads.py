@@ -268,8 +268,9 @@ def duplicate_keys(store: Store) -> dict[str, int]:
             if table not in tables:
                 continue
             cols = ", ".join(f'"{c}"' for c in key)
+            stored = f'lake.main."{table}"'
             row = con.execute(
-                f'SELECT count(*) FROM (SELECT {cols} FROM lake.main."{table}" GROUP BY ALL HAVING count(*) > 1)'
+                f"SELECT count(*) FROM (SELECT {cols} FROM {stored} GROUP BY ALL HAVING count(*) > 1)"
             ).fetchone()
             dups[table] = int(row[0]) if row else 0
         return dups
