@@ -77,11 +77,11 @@ def pooled_services(con: Any, req: MetricsRequest) -> tuple[str, ...] | None:
     if not req.team:
         return None
     from analytics.store.connection import CATALOG
-    from analytics.store.dimensions import one_row_per_key
+    from analytics.store.dimensions import stored_one_row_per_key
 
     # the stored teams (one row per service, as every reader sees them), also on a connection
     # where pool_teams has blanked them in ``services``
-    stored = one_row_per_key("services", f"{CATALOG}.main.services")
+    stored = stored_one_row_per_key("services", CATALOG)
     rows = con.execute(f"SELECT name FROM ({stored}) WHERE team = ? ORDER BY name", [req.team]).fetchall()
     names = tuple(str(r[0]) for r in rows)
     return tuple(n for n in names if n == req.service) if req.service else names
@@ -93,9 +93,9 @@ def pool_teams(con: Any) -> None:
     service, computed by the engine's own SQL under the documented definitions. (The engine has no
     group-by-nothing; ``metrics`` groups by at least one dimension.)"""
     from analytics.store.connection import CATALOG
-    from analytics.store.dimensions import one_row_per_key
+    from analytics.store.dimensions import stored_one_row_per_key
 
-    stored = one_row_per_key("services", f"{CATALOG}.main.services")
+    stored = stored_one_row_per_key("services", CATALOG)
     con.execute(f"CREATE OR REPLACE TEMP VIEW services AS SELECT * REPLACE (CAST(NULL AS VARCHAR) AS team) "
                 f"FROM ({stored})")
 

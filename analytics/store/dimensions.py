@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import duckdb
 
 from analytics.store.keys import key_of
+from analytics.store.literals import sql_identifier
 
 # The order in which the rows of one key are preferred: first the row that carries the value a
 # writer may leave unset (a team, the production flag, where the repository was mined), then,
@@ -44,10 +45,15 @@ def one_row_per_key(table: str, source: str) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {KEEP_FIRST[table]}) = 1")
 
 
+def stored_one_row_per_key(table: str, database: str) -> str:
+    """:func:`one_row_per_key` of the store ``database``'s table itself (not a TEMP object of
+    that name in front of it)."""
+    return one_row_per_key(table, f"{sql_identifier(database)}.main.{table}")
+
+
 def view_statement(table: str, database: str) -> str:
     """The TEMP view of ``table`` with one row per key, over the store ``database``'s table."""
-    return (f"CREATE OR REPLACE TEMP VIEW {table} AS "
-            f"{one_row_per_key(table, f'{_quote(database)}.main.{table}')}")
+    return f"CREATE OR REPLACE TEMP VIEW {table} AS {stored_one_row_per_key(table, database)}"
 
 
 def install_views(con: duckdb.DuckDBPyConnection, database: str,
@@ -58,7 +64,3 @@ def install_views(con: duckdb.DuckDBPyConnection, database: str,
     shadows the table its MERGEs write to."""
     for table in tables:
         con.execute(view_statement(table, database))
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

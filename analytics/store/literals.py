@@ -36,6 +36,11 @@ class NotInlinable(ValueError):
     """A value without an exact SQL literal here; the statement binds its parameters instead."""
 
 
+def sql_identifier(name: str) -> str:
+    """``name`` as a double-quoted SQL identifier (a table, column or database name)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def sql_string(text: str) -> str:
     """A SQL string literal: the store's one quoting of text written into a statement (paths,
     settings, values)."""

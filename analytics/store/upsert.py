@@ -17,6 +17,7 @@ import duckdb
 from analytics.errors import NUL_REFUSED, UserError
 from analytics.store.keys import key_of
 from analytics.store.literals import execute
+from analytics.store.literals import sql_identifier as _q
 
 OnMatch = Literal["replace", "ignore"] | Mapping[str, str]
 
@@ -54,10 +55,6 @@ def is_nul_in_key(exc: BaseException) -> bool:
         return True
     return (isinstance(exc, duckdb.ParserException) and _NUL_IN_KEY in text
             and any(form in text for form in _NUL_FORMS))
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def merge_sql(table: str, source_sql: str, columns: Sequence[str], on_match: OnMatch = "replace") -> str:
