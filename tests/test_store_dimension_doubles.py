@@ -164,3 +164,24 @@ def test_the_engine_knows_which_tables_readers_see_through_a_view() -> None:
     from analytics.store.dimensions import SHARED_DIMENSIONS
 
     assert VIEWED_DIMENSIONS == SHARED_DIMENSIONS
+
+
+def test_a_reader_without_the_metric_views_opens_a_catalog_that_has_no_tables_yet(tmp_path: Path) -> None:
+    """A first migration cut short leaves a catalog without tables: a reader that asks for no
+    metric views (the code-host collectors' state reads, a trial `assess`) still opens, as before
+    the one-row views, and finds no table; one that asks for them is told to collect first."""
+    import duckdb
+
+    from analytics.errors import UserError
+    from analytics.store.connection import connect, open_reader
+
+    db = tmp_path / "store.ducklake"
+    connect(db).close()  # the attach creates the catalog; nothing migrates it
+    con = open_reader(db, install_views=False)
+    try:
+        with pytest.raises(duckdb.CatalogException):
+            con.execute("SELECT * FROM services").fetchall()
+    finally:
+        con.close()
+    with pytest.raises(UserError, match="has no data yet"):
+        open_reader(db)

@@ -817,6 +817,10 @@ def open_reader(
             _install(con)  # in this transaction
         con.execute("COMMIT")
     except duckdb.CatalogException:
+        if not install_views:  # a catalog without tables yet (a first migration cut short): the
+            with contextlib.suppress(duckdb.Error):  # caller reads without the views, as before them
+                con.execute("ROLLBACK")
+            return con
         con.close()
         raise UserError(
             f"store {loc} has no data yet: run `gitops-dora demo` or a `gitops-dora collect` "
