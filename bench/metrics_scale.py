@@ -192,7 +192,13 @@ _SCAN = (
 
 
 def _native() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(NATIVE), read_only=True)
+    """The native file with the same one-row-per-key views a store reader puts over services,
+    environments and repositories: the two sides run the same SQL, so the ratio is the engine's."""
+    from analytics.store.dimensions import install_views as install_dimension_views
+
+    con = duckdb.connect(str(NATIVE), read_only=True)
+    install_dimension_views(con, str(con.execute("SELECT current_database()").fetchone()[0]))  # type: ignore[index]
+    return con
 
 
 def _lake() -> duckdb.DuckDBPyConnection:

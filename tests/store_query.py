@@ -16,12 +16,15 @@ from analytics.store.location import resolve
 
 
 def store_reader(db: Path | str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection on the store's newest snapshot, without the metric views."""
-    return open_reader(db, install_views=False)
+    """A read-only connection on the store's newest snapshot, without the metric views, and with
+    the stored rows under the tables' own names: a test that checks what was written must see a
+    key registered twice, which the readers' one-row views would hide."""
+    return open_reader(db, install_views=False, dimension_views=False)
 
 
 def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Rows from the newest snapshot, as every reader sees them (works while writers run).
+    """Rows from the newest snapshot as stored (works while writers run): the tables' own rows,
+    without the one-row views product readers put over the shared dimension tables.
 
     A reader opened for an earlier call is used again while it still reads the newest snapshot of
     the same catalog file (:func:`_newest_snapshot_of`): a reader is pinned to one snapshot, so it
@@ -42,7 +45,8 @@ def query(db: Path | str, sql: str, params: list[Any] | None = None) -> list[tup
             kept[1].close()
             kept = None
         # pinned to the snapshot the key names, which open_reader would otherwise look up again
-        con = kept[1] if kept is not None else open_reader(db, install_views=False, as_of=int(snapshot))
+        con = kept[1] if kept is not None else open_reader(
+            db, install_views=False, as_of=int(snapshot), dimension_views=False)
         try:
             rows = con.execute(sql, params or []).fetchall()
         except BaseException:

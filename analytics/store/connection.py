@@ -792,10 +792,15 @@ def parse_as_of(text: str | None) -> int | datetime | None:
 
 def open_reader(
     db: StoreRef, *, install_views: bool = True, as_of: int | datetime | None = None,
-    threads: int | None = None,
+    threads: int | None = None, dimension_views: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection pinned to one snapshot: the newest, or the one ``as_of`` names;
-    ``threads`` as for :func:`connect`."""
+    ``threads`` as for :func:`connect`.
+
+    ``dimension_views=False`` leaves the shared dimension tables' names on the stored rows, as
+    written, a key registered twice included: for checks of what the store holds (the tests),
+    never for what users are shown. The metric views need the one-row views, so asking for them
+    installs those whatever this says."""
     loc = resolve(db)
     if as_of is None:
         latest = latest_snapshot_id(loc)
@@ -810,7 +815,8 @@ def open_reader(
         con = connect(loc, read_only=True, snapshot_time=as_of, threads=threads)
     try:
         con.execute("BEGIN TRANSACTION")  # one catalog read for all the views
-        install_dimension_views(con, CATALOG)  # the metric views join them
+        if dimension_views or install_views:
+            install_dimension_views(con, CATALOG)  # the metric views join them
         if install_views:
             from analytics.metrics.views import install_views as _install
 
