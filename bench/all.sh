@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")/.."
 P=.venv/bin/python
 stamp() { echo "=== $1  $(date -u +%H:%M:%S) load $(cut -d' ' -f1-3 /proc/loadavg)"; }
-for b in "metrics_scale.py --runs 2" "git_ingest.py --runs 2" "store_engines.py --runs 2 --writers 0" \
+for b in "machine.py" "metrics_scale.py --runs 2" "git_ingest.py --runs 2" "store_engines.py --runs 2 --writers 0" \
          "import_scale.py --read --jsonl" "import_deployments_scale.py" "webhook_body_memory.py" \
          "webhook_receiver.py" "cli_startup.py --repeat 5"; do
   stamp "bench/$b"
