@@ -2,7 +2,7 @@
 
 The targets of issue #16 are seconds on "2 cores", and the machines these figures were taken on
 were not equally fast: on 2026-12-02 the same commit ran the suite in 606 s where it had taken
-305 s the day before (docs/performance.md, sessions 16-17). This script prints three fixed
+305 s the day before (docs/performance.md, sessions 16-17). This script prints four fixed
 workloads, best of N, so that a figure taken on one day can be set against one taken on another:
 
 * a pure-Python loop (the interpreter alone, in the CPU's caches);
