@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from analytics.store.literals import execute
 from assessment.detectors import Finding
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -26,7 +27,7 @@ def _query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object])
     if "{assessed_objects}" in sql:
         sql = sql.replace("{assessed_objects}", (SQL_DIR / "assessed_objects.sql").read_text())
     try:
-        return con.execute(sql, params).fetchall()
+        return execute(con, sql, params).fetchall()  # literals: binding would import pandas
     except duckdb.CatalogException:  # table not created yet (older database)
         return []
 
@@ -41,7 +42,8 @@ def repository_keys(
     if con is None or not locations:
         return keys
     try:
-        rows = con.execute(
+        rows = execute(
+            con,
             "SELECT DISTINCT id FROM repositories "
             "WHERE list_contains($places, url) OR list_contains($places, local_path)",
             {"places": list(locations)},

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from analytics.store.connection import WriteSession
+from analytics.store.literals import execute
 
 
 def assessment_id(target: str, kind: str, key: str) -> str:
@@ -49,8 +50,8 @@ def save(session: WriteSession, assessments: list[Assessment]) -> list[str]:
     if not assessments:
         return []
     ids = [a.id for a in assessments]
-    session.con.execute("DELETE FROM maturity_capability_status WHERE list_contains(?, assessment_id)", [ids])
-    session.con.execute("DELETE FROM maturity_level_progress WHERE list_contains(?, assessment_id)", [ids])
+    for table in ("maturity_capability_status", "maturity_level_progress"):  # literals: see execute
+        execute(session.con, f"DELETE FROM {table} WHERE list_contains(?, assessment_id)", [ids])
     session.upsert(
         "maturity_assessments",
         [
@@ -165,12 +166,12 @@ def delete(session: WriteSession, target: str) -> int:
     """Delete every assessment of ``target`` (point and monthly) with its per-capability and
     per-level rows and its skipped-files warning; returns how many assessments there were."""
     con = session.con
-    ids = [str(r[0]) for r in con.execute(
-        "SELECT id FROM maturity_assessments WHERE target = ?", [target]
+    ids = [str(r[0]) for r in execute(
+        con, "SELECT id FROM maturity_assessments WHERE target = ?", [target]
     ).fetchall()]
     if ids:
-        con.execute("DELETE FROM maturity_capability_status WHERE list_contains(?, assessment_id)", [ids])
-        con.execute("DELETE FROM maturity_level_progress WHERE list_contains(?, assessment_id)", [ids])
-        con.execute("DELETE FROM maturity_assessments WHERE target = ?", [target])
-    con.execute("DELETE FROM data_warnings WHERE source = 'assess' AND target = ?", [target])
+        for table in ("maturity_capability_status", "maturity_level_progress"):
+            execute(con, f"DELETE FROM {table} WHERE list_contains(?, assessment_id)", [ids])
+        execute(con, "DELETE FROM maturity_assessments WHERE target = ?", [target])
+    execute(con, "DELETE FROM data_warnings WHERE source = 'assess' AND target = ?", [target])
     return len(ids)

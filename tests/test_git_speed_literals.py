@@ -94,6 +94,7 @@ _VALUES: list[object] = [
     datetime(2026, 11, 30, 9, 15, 1, 123456, tzinfo=UTC),
     datetime(2026, 11, 30, 9, 15, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
     datetime(2026, 11, 30, 9, 15), date(2026, 2, 28),
+    timedelta(days=90), timedelta(days=-1, seconds=3, microseconds=7), timedelta(0),
     ["a", None, "b'c"], [1, 2, 3], [], [True, False], [1.25, 2.5],
 ]
 

@@ -11,9 +11,10 @@ cost differs.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 # Longer lists are bound: parsing a literal of tens of thousands of constants costs more than the
@@ -30,6 +31,9 @@ MAX_INLINE_CHARS = 1 << 20
 PROCESS_INLINE_BUDGET = 20_000
 SMALL_LIST_ITEMS = 50
 _inlined_items = 0
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class NotInlinable(ValueError):
@@ -69,6 +73,8 @@ def sql_literal(value: Any) -> str:
         return f"{kind} {sql_string(value.isoformat(sep=' '))}"
     if isinstance(value, date):
         return f"DATE {sql_string(value.isoformat())}"
+    if isinstance(value, timedelta):  # bound, an INTERVAL of days and microseconds (no months)
+        return f"(to_days({value.days}) + to_microseconds({value.seconds * 1_000_000 + value.microseconds}))"
     if isinstance(value, list | tuple):
         if len(value) > MAX_INLINE_ITEMS:
             raise NotInlinable("a long list")
@@ -90,23 +96,23 @@ def _scalar_kind(item: Any) -> object:
 
 
 def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
-    """``sql`` with its ``?`` and ``$n`` placeholders replaced by the literals of ``params``.
+    """``sql`` with its ``?`` and ``$n`` placeholders (or, for a mapping, its ``$name`` ones)
+    replaced by the literals of ``params``.
 
     Raises :class:`NotInlinable` when a value has no literal form here or the placeholders do not
-    match the parameters (named parameters are not handled). Quoted strings, quoted identifiers
-    and comments are skipped, so a ``?`` inside them is left alone; a statement with a
-    dollar-quoted string is bound instead.
+    match the parameters. Quoted strings, quoted identifiers and comments are skipped, so a ``?``
+    inside them is left alone; a statement with a dollar-quoted string is bound instead.
     """
     if params is None:
         return sql
-    if isinstance(params, Mapping):
-        raise NotInlinable("named parameters")
-    values = list(params)
-    literals: dict[int, str] = {}
+    named = isinstance(params, Mapping)
+    values: dict[int | str, Any] = {}
+    values.update(params.items() if isinstance(params, Mapping) else enumerate(params))
+    literals: dict[int | str, str] = {}
     size = [0]
 
-    def literal(k: int) -> str:
-        if not 0 <= k < len(values):
+    def literal(k: int | str) -> str:
+        if k not in values:
             raise NotInlinable("a placeholder without a parameter")
         if k not in literals:
             literals[k] = sql_literal(values[k])
@@ -143,16 +149,22 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
             out.append(sql[i:end + 2])
             i = end + 2
         elif ch == "?":
+            if named:
+                raise NotInlinable("a ? placeholder with named parameters")
             out.append(literal(positional))
             positional += 1
             i += 1
-        elif ch == "$" and i + 1 < n and sql[i + 1].isdigit():
+        elif ch == "$" and i + 1 < n and sql[i + 1].isdigit() and not named:
             end = i + 1
             while end < n and sql[end].isdigit():
                 end += 1
             out.append(literal(int(sql[i + 1:end]) - 1))
             numbered = True
             i = end
+        elif ch == "$" and named and (name := _NAME.match(sql, i + 1)) \
+                and not sql.startswith("$", name.end()):
+            out.append(literal(name.group()))
+            i = name.end()
         elif ch == "$":  # a dollar-quoted string, whose content this scan would not skip
             raise NotInlinable("a dollar-quoted string")
         else:
@@ -160,6 +172,8 @@ def inline(sql: str, params: Sequence[Any] | Mapping[str, Any] | None) -> str:
             i += 1
     if positional and numbered or positional and positional != len(values):
         raise NotInlinable("placeholders and parameters do not match")
+    if named and len(literals) != len(values):  # DuckDB refuses a name the statement does not use
+        raise NotInlinable("a named parameter the statement does not use")
     return "".join(out)
 
 

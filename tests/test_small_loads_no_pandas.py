@@ -1,0 +1,175 @@
+"""Short commands that load a few rows (`import` of a small CSV, `assess`) never make DuckDB's Python
+client import pandas and pyarrow (about 0.5 s of CPU, half of such a command): a small
+``WriteSession.upsert`` goes in as a VALUES list of literals, and named parameters are written as
+literals too. The VALUES path stores exactly what the DataFrame path stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from analytics.store import connection
+from analytics.store.connection import open_writer
+from analytics.store.literals import NotInlinable, execute, inline
+from tests.gitrepo import GitRepo
+from tests.store_query import store_reader
+from tests.test_git_speed_literals import _PROBE
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_NAMED_VALUES: list[object] = [
+    None, True, 7, -(2 ** 63), 2.5, "it's $a -- ?", "naïve ✓", ["x", None, "y'z"], [],
+    datetime(2026, 3, 1, 12, 0, 5, 250, tzinfo=UTC), datetime(2026, 3, 1, 12, 0),
+    timedelta(days=90), timedelta(seconds=-5),
+]
+
+
+@pytest.mark.parametrize("value", _NAMED_VALUES, ids=[repr(v)[:30] for v in _NAMED_VALUES])
+def test_named_parameter_literal_equals_bound(value: object) -> None:
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        sql = "SELECT $value AS v, typeof($value) AS t, $other_1 AS o"
+        params = {"value": value, "other_1": "b"}
+        assert con.execute(inline(sql, params)).fetchall() == con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def test_named_placeholders_in_strings_and_comments_are_left_alone() -> None:
+    sql = "SELECT $a AS \"$a\", '$a ?' AS b -- $a\n, /* $a */ $a"
+    assert inline(sql, {"a": 1}) == "SELECT 1 AS \"$a\", '$a ?' AS b -- $a\n, /* $a */ 1"
+
+
+def test_what_named_literals_cannot_say_is_bound_as_before() -> None:
+    for sql, params in [("SELECT $a", {"b": 1}),              # a name without a value
+                        ("SELECT $a", {"a": 1, "b": 2}),      # a value the statement does not use
+                        ("SELECT ?", {"a": 1}),               # mixed styles
+                        ("SELECT $1", {"a": 1}),
+                        ("SELECT $tag$ $a $tag$, $a", {"a": 1}),  # a dollar-quoted string
+                        ("SELECT $a", {"a": float("nan")})]:
+        with pytest.raises(NotInlinable):
+            inline(sql, params)
+    con = duckdb.connect()
+    try:  # bound instead: DuckDB's own answer, an error included
+        assert execute(con, "SELECT isnan($a)", {"a": float("nan")}).fetchall() == [(True,)]
+        with pytest.raises(duckdb.Error):
+            execute(con, "SELECT $a", {"a": 1, "b": 2})
+    finally:
+        con.close()
+
+
+def _incidents(n: int, tag: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        rows.append({
+            "id": f"inc-{i}", "service": ["api", None, "web"][i % 3], "environment": "production",
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=i),
+            "resolved_at": None if i % 4 == 0 else
+            datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=-5))) + timedelta(hours=i),
+            "title": f"{tag} it's ? $1 -- /* naïve ✓ {i}", "root_cause": None if i % 2 else f"sha{i}",
+            "source": "import", "source_ref": None, "url": f"https://x.example/{i}?a=1&b='2'",
+            "labels": [[], ["p1", "db'x"], None][i % 3],
+        })
+    return rows
+
+
+def _progress(n: int) -> list[dict[str, Any]]:
+    # an int where the column is DOUBLE
+    return [{"assessment_id": "a", "level": i, "name": f"L{i}", "met": i % 2 == 0,
+             "progress": [1, 0.5, 0.125][i % 3]} for i in range(n)]
+
+
+def _assessments(n: int) -> list[dict[str, Any]]:
+    # a NaN where the column is a nullable INTEGER: the DataFrame path stores it as NULL; JSON text
+    return [{"id": f"t|point|{i}", "target": "t", "sources": [f"/repo/{i}", "b"], "revisions": [],
+             "kind": "point", "period": None, "as_of": datetime(2026, 2, 1, 8, tzinfo=UTC),
+             "assessed_at": datetime(2026, 2, 1, 9, 30), "level": [2, float("nan")][i % 2],
+             "answers_file": None, "result": json.dumps({"level": i, "why": "it's"})} for i in range(n)]
+
+
+def _load(db: Path, values_path: bool, monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[Any, ...]]]:
+    calls: list[bool] = []
+
+    def decide(records: list[Any], columns: Any) -> bool:
+        calls.append(values_path)
+        return values_path
+
+    monkeypatch.setattr(connection, "_few_cells", decide)
+    with open_writer(db, source="test") as session:
+        assert session.upsert("incidents", _incidents(9, "first")) == 9
+        assert session.upsert("maturity_level_progress", _progress(6)) == 6
+        assert session.upsert("maturity_assessments", _assessments(4)) == 4
+    with open_writer(db, source="test") as session:  # a re-load replaces, a new key is added
+        assert session.upsert("incidents", _incidents(11, "again")[5:]) == 6
+        assert session.upsert("incidents", [{"id": "inc-0", "title": "only the title"}],
+                              columns=["id", "title"]) == 1
+    assert calls == [values_path] * 5
+    con = store_reader(db)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return [con.execute("SELECT * FROM incidents ORDER BY id").fetchall(),
+                con.execute("SELECT * FROM maturity_level_progress ORDER BY level").fetchall(),
+                con.execute("SELECT *, level IS NULL, typeof(result) FROM maturity_assessments ORDER BY id"
+                            ).fetchall()]
+    finally:
+        con.close()
+
+
+def test_a_small_upsert_as_values_stores_what_the_dataframe_path_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    by_values = _load(tmp_path / "values.ducklake", True, monkeypatch)
+    by_frame = _load(tmp_path / "frame.ducklake", False, monkeypatch)
+    assert by_values == by_frame
+    incidents, progress, assessments = by_values
+    assert len(incidents) == 11
+    assert incidents[0][5] == "only the title" and incidents[0][1] == "api"  # other columns kept
+    assert [row[4] for row in progress] == [1.0, 0.5, 0.125, 1.0, 0.5, 0.125]
+    assert [row[-2:] for row in assessments] == [(False, "JSON"), (True, "JSON")] * 2  # NaN -> NULL
+
+
+def _probe(db: Path, *args: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, "--db", str(db), *args], capture_output=True,
+                          text=True, cwd=cwd, env={**_env(), "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_DB")}
+
+
+def test_import_of_a_small_csv_and_assess_import_no_pandas(tmp_path: Path) -> None:
+    csv = tmp_path / "incidents.csv"
+    csv.write_text("id,service,environment,created_at,resolved_at,title\n" + "".join(
+        f"i{i},api,production,2026-01-0{i + 1}T10:00:00Z,2026-01-0{i + 1}T11:30:00Z,it's down {i}\n"
+        for i in range(5)))
+    db = tmp_path / "store.ducklake"
+    out = _probe(db, "import", str(csv), cwd=tmp_path)
+    assert "IMPORTED=\n" in out, out
+    repo = GitRepo.init(tmp_path / "config")
+    repo.commit("config", "2026-01-05T10:00:00Z", files={
+        "apps/api/kustomization.yaml": "resources:\n- deployment.yaml\n",
+        "apps/api/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n"})
+    out = _probe(db, "assess", str(repo.path), "--store", "--format", "json", cwd=tmp_path)
+    assert out.endswith("IMPORTED=\n"), out[-300:]
+    document = json.loads(out.removesuffix("IMPORTED=\n"))
+    con = store_reader(db)
+    try:
+        assert con.execute("SELECT count(*), count(resolved_at), min(title) FROM incidents").fetchall() == [
+            (5, 5, "it's down 0")]
+        stored = con.execute("SELECT count(*) FROM maturity_assessments").fetchall()
+        assert stored == [(1,)]
+        assert con.execute("SELECT count(*) FROM maturity_capability_status").fetchall()[0][0] > 0
+    finally:
+        con.close()
+    assert "level" in json.dumps(document)
