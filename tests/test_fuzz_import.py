@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analytics.cli import main
-from analytics.store import connection
+from analytics.store import relations
 from tests.typer_once import command_built_once
 
 pytestmark = pytest.mark.usefixtures("one_duckdb_thread", "typer_command_once")  # tests/conftest.py, below
@@ -34,11 +34,11 @@ pytestmark = pytest.mark.usefixtures("one_duckdb_thread", "typer_command_once") 
 @pytest.fixture(scope="module", autouse=True)
 def small_loads_as_values() -> Iterator[None]:
     """A user's `import` of a small file loads its rows as a VALUES list of literals (while pandas
-    is not loaded: analytics.store.connection._few_cells); this worker has pandas loaded, so that
+    is not loaded: analytics.store.relations.values_pay); this worker has pandas loaded, so that
     path is chosen here on purpose. The DataFrame path gets the same rows in
     tests/test_small_loads_no_pandas.py."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(connection, "_few_cells", connection.fits_values)
+        patch.setattr(relations, "values_pay", relations.fits_values)
         yield
 SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from analytics.store import relations
 from tests import cli_inprocess
 from tests.gitrepo import GitRepo
 from tests.reconciler_objects import (
@@ -33,6 +35,17 @@ from tests.reconciler_objects import (
 from tests.store_query import query, store_reader
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_loads_as_values() -> Iterator[None]:
+    """A user's import of a small dump loads its rows as VALUES lists of literals (while pandas is
+    not loaded: analytics.store.relations.values_pay); this worker has pandas loaded, so that path
+    is chosen here on purpose. The k8s collector, receiver and demo tests take the DataFrame path,
+    and tests/test_small_loads_no_pandas.py compares the two."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relations, "values_pay", relations.fits_values)
+        yield
 
 
 def cli(db: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,10 +16,12 @@ from typing import Any
 import duckdb
 import pytest
 
-from analytics.store import connection
+from analytics.store import relations
 from analytics.store.connection import open_writer
 from analytics.store.literals import NotInlinable, execute, inline
+from tests import cli_inprocess
 from tests.gitrepo import GitRepo
+from tests.reconciler_objects import application, argocd_event, as_list, failed_operation
 from tests.store_query import store_reader
 from tests.test_git_speed_literals import _PROBE
 
@@ -99,11 +101,11 @@ def _assessments(n: int) -> list[dict[str, Any]]:
 def _load(db: Path, values_path: bool, monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[Any, ...]]]:
     calls: list[bool] = []
 
-    def decide(records: list[Any], columns: Any) -> bool:
+    def decide(rows: int, width: int) -> bool:
         calls.append(values_path)
         return values_path
 
-    monkeypatch.setattr(connection, "_few_cells", decide)
+    monkeypatch.setattr(relations, "values_pay", decide)
     with open_writer(db, source="test") as session:
         assert session.upsert("incidents", _incidents(9, "first")) == 9
         assert session.upsert("maturity_level_progress", _progress(6)) == 6
@@ -173,3 +175,49 @@ def test_import_of_a_small_csv_and_assess_import_no_pandas(tmp_path: Path) -> No
     finally:
         con.close()
     assert "level" in json.dumps(document)
+
+
+def _argocd_dump(tmp_path: Path) -> list[str]:
+    """An Application with history, a failed operation and a rollback, and its Events (a
+    deployment removed and its events relinked when the second file changes the picture)."""
+    t0 = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    app = application("shop-prod", repo_url="https://git.example.com/config.git", path="apps/shop",
+                      dest_namespace="shop", history=[(a, t0), (b, t0 + timedelta(hours=1)),
+                                                      (a, t0 + timedelta(hours=3))],
+                      operation=failed_operation(c, t0 + timedelta(hours=2),
+                                                 t0 + timedelta(hours=2, minutes=5),
+                                                 "it's failed: Deployment.apps is invalid"))
+    events = [argocd_event("shop-prod", "OperationCompleted", f"Sync operation to {c} failed",
+                           t0 + timedelta(hours=2, minutes=5), uid="e-1", warning=True),
+              argocd_event("shop-prod", "ResourceUpdated", "Updated health status: Healthy -> Degraded",
+                           t0 + timedelta(hours=2, minutes=6), uid="e-2")]
+    (tmp_path / "app.json").write_text(json.dumps(app))
+    (tmp_path / "events.json").write_text(json.dumps(as_list("Event", events)))
+    return [str(tmp_path / "app.json"), str(tmp_path / "events.json")]
+
+
+def _reconciler_rows(db: Path) -> list[list[tuple[Any, ...]]]:
+    con = store_reader(db)
+    try:
+        return [con.execute(f"SELECT * {skip} FROM {table} ORDER BY ALL").fetchall()
+                for table, skip in [("deployments", ""), ("reconciler_events", ""),
+                                    ("reconciler_objects", "EXCLUDE (last_seen)")]]  # the run's time
+    finally:
+        con.close()
+
+
+def test_a_small_reconciler_dump_imports_no_pandas_and_stores_what_frames_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = _argocd_dump(tmp_path)
+    by_values = tmp_path / "values.ducklake"
+    out = _probe(by_values, "import", *files, cwd=tmp_path)
+    assert "IMPORTED=\n" in out, out
+    by_frames = tmp_path / "frames.ducklake"
+    monkeypatch.setattr(relations, "values_pay", lambda rows, width: False)
+    proc = cli_inprocess.run(["--db", str(by_frames), "import", *files], env=_env())
+    assert proc.returncode == 0, proc.stderr
+    stored = _reconciler_rows(by_values)
+    assert stored == _reconciler_rows(by_frames)
+    assert [len(rows) for rows in stored] == [4, 6, 1]

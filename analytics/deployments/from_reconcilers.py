@@ -28,6 +28,7 @@ from analytics.config import Config
 from analytics.deployments.dimensions import register_named
 from analytics.deployments.reconciler_rows import EVENT_COLUMNS, OBJECT_COLUMNS, Collected
 from analytics.store.connection import WriteSession
+from analytics.store.relations import rows_relation
 from analytics.store.upsert import merge_sql, merge_values
 
 ObjectKey = tuple[str, str, str, str]  # reconciler, kind, namespace, name
@@ -82,18 +83,13 @@ def store_collected(
     # an event's deployment link or time.
     unique = {e["id"]: e for e in collected.events}
     if unique:
-        import pandas as pd
-
-        frame = pd.DataFrame.from_records(list(unique.values()), columns=EVENT_COLUMNS)
-        session.con.register("_new_events", frame)
-        try:
+        events = [tuple(e.get(c) for c in EVENT_COLUMNS) for e in unique.values()]
+        with rows_relation(session.con, "_new_events", EVENT_COLUMNS, events) as new_events:
             cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
             # MERGE answers with the number of rows it inserted: no count before and after
             inserted = _first(session.con.execute(merge_sql(
-                "reconciler_events", f"SELECT {cols} FROM _new_events", EVENT_COLUMNS, on_match="ignore")))
+                "reconciler_events", f"SELECT {cols} FROM {new_events}", EVENT_COLUMNS, on_match="ignore")))
             summary.events = int(inserted[0]) if inserted else 0
-        finally:
-            session.con.unregister("_new_events")
     for raw in sorted(set(collected.unknown_revisions)):
         session.warn("unknown_revision_format", raw[:200], collected.unknown_revisions.count(raw))
     summary.objects = len(collected.objects)
@@ -126,16 +122,10 @@ def repo_id_for(session: WriteSession, location: str) -> str:
 
 @contextmanager
 def _keys_table(session: WriteSession, keys: Iterable[ObjectKey]) -> Iterator[str]:
-    """The affected objects as a registered frame, so each step is one set-based statement."""
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(sorted(keys), columns=["reconciler", "kind", "namespace", "name"])
-    name = "_derive_keys"
-    session.con.register(name, frame)
-    try:
+    """The affected objects as a relation, so each step is one set-based statement."""
+    with rows_relation(session.con, "_derive_keys", ["reconciler", "kind", "namespace", "name"],
+                       sorted(keys)) as name:
         yield name
-    finally:
-        session.con.unregister(name)
 
 
 def _sync_mapping(session: WriteSession, keys_table: str) -> None:
@@ -158,8 +148,6 @@ def derive_deployments(
     session: WriteSession, config: Config, keys: set[ObjectKey], summary: DeriveSummary | None = None
 ) -> list[str]:
     """Rebuild the deployments of each object from all its stored events; returns their ids."""
-    import pandas as pd
-
     summary = summary if summary is not None else DeriveSummary()
     if not keys:
         return []
@@ -194,31 +182,25 @@ def derive_deployments(
             f"""SELECT d.id FROM deployments d JOIN {kt} k
                 ON d.source = k.reconciler AND d.source_ref = k.kind || '/' || k.namespace || '/' || k.name"""
         ).fetchall()
-        gone = pd.DataFrame({"id": sorted({r[0] for r in old} - new)}, dtype=object)
-        if not gone.empty:
-            session.con.register("_gone", gone)
-            try:
+        gone = [(i,) for i in sorted({r[0] for r in old} - new)]
+        if gone:
+            with rows_relation(session.con, "_gone", ["id"], gone, as_objects=True) as gt:
                 session.con.execute(
-                    "DELETE FROM deployment_changes WHERE deployment_id IN (SELECT id FROM _gone)"
+                    f"DELETE FROM deployment_changes WHERE deployment_id IN (SELECT id FROM {gt})"
                 ).fetchall()
-                session.con.execute("DELETE FROM deployments WHERE id IN (SELECT id FROM _gone)").fetchall()
-            finally:
-                session.con.unregister("_gone")
+                session.con.execute(f"DELETE FROM deployments WHERE id IN (SELECT id FROM {gt})").fetchall()
         # Each event of these objects points at the deployment it made now, or at none: one
         # statement that rewrites only the events whose link changed.
-        frame = pd.DataFrame.from_records(links, columns=["event_id", "deployment_id"]).astype(object)
-        session.con.register("_links", frame)
-        try:
+        with rows_relation(session.con, "_links", ["event_id", "deployment_id"], links,
+                           as_objects=True) as lt:
             session.con.execute(
                 f"""UPDATE reconciler_events e SET deployment_id = s.deployment_id
                     FROM (SELECT ev.id, l.deployment_id
                           FROM reconciler_events ev JOIN {kt} k USING (reconciler, kind, namespace, name)
-                          LEFT JOIN _links l ON l.event_id = ev.id
+                          LEFT JOIN {lt} l ON l.event_id = ev.id
                           WHERE ev.deployment_id IS DISTINCT FROM l.deployment_id) s
                     WHERE e.id = s.id"""
             ).fetchall()
-        finally:
-            session.con.unregister("_links")
     if rows:
         session.upsert("deployments", rows)
     register_named(session, config, [r["service"] for r in rows], [r["environment"] for r in rows])

@@ -30,6 +30,8 @@ import yaml
 
 from analytics.config import Config, Service
 from analytics.store.connection import WriteSession
+from analytics.store.literals import execute
+from analytics.store.relations import rows_relation
 
 _HEX_RUN = re.compile(r"(?<![0-9a-fA-F])([0-9a-f]{7,40})(?![0-9a-fA-F])")
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
@@ -337,7 +339,8 @@ def scan_config_repo(session: WriteSession, config: Config, repo_id: str, path: 
                 repos.append(AppRepo(id=repo_id_for(session, location), path=local))
         apps[svc.name] = repos
     done = {
-        str(r[0]) for r in session.con.execute(
+        str(r[0]) for r in execute(
+            session.con,
             "SELECT commit_sha FROM config_image_changes WHERE config_repo = ? "
             "GROUP BY commit_sha HAVING bool_and(app_sha IS NOT NULL)",
             [repo_id],
@@ -597,7 +600,8 @@ class _Linker:
             return None
         if repo_id not in self.image_rows:  # one query per config repository, not per deployment
             by_service: dict[str, list[tuple[Any, ...]]] = {}
-            for row in self.session.con.execute(
+            for row in execute(
+                self.session.con,
                 """SELECT service, commit_sha, app_repo, app_sha, environment FROM config_image_changes
                    WHERE config_repo = ? AND app_sha IS NOT NULL
                    ORDER BY committed_at DESC, commit_sha, path""",
@@ -615,23 +619,19 @@ class _Linker:
 
 def link_deployments(session: WriteSession, config: Config, deployment_ids: list[str]) -> int:
     """Fill deployment_changes of config-repo deployments with app commits (and config commits)."""
-    import pandas as pd
-
     linker = _Linker(session, config)
     written = 0
     linked = [s.name for s in config.services if s.gitops is not None]
     if not deployment_ids or not linked:
         return 0
-    session.con.register("_link_ids", pd.DataFrame({"id": deployment_ids}, dtype=object))
-    try:
+    with rows_relation(session.con, "_link_ids", ["id"], [(i,) for i in deployment_ids],
+                       as_objects=True) as ids:
         deps = session.con.execute(
             "SELECT d.id, d.service, d.environment, d.revision, d.repository, d.source, d.source_ref, "
-            "d.deployed_at FROM deployments d JOIN _link_ids USING (id) "
+            f"d.deployed_at FROM deployments d JOIN {ids} USING (id) "
             "WHERE d.status = 'success' AND d.revision IS NOT NULL AND d.repository IS NOT NULL "
             "ORDER BY d.deployed_at, d.id"
         ).fetchall()
-    finally:
-        session.con.unregister("_link_ids")
     deps = [d for d in deps if d[1] in linked]
     relinked: list[str] = []
     all_changes: list[dict[str, Any]] = []
@@ -640,7 +640,8 @@ def link_deployments(session: WriteSession, config: Config, deployment_ids: list
     app_states: list[tuple[str, Service, tuple[str, str], tuple[str, str] | None]] = []
     history: dict[tuple[str, str], list[tuple[Any, str]]] = {(d[5], d[6]): [] for d in deps}
     if history:
-        for source, source_ref, at, revision in session.con.execute(
+        for source, source_ref, at, revision in execute(
+            session.con,
             "SELECT source, source_ref, deployed_at, revision FROM deployments "
             "WHERE list_contains(?, source || chr(31) || source_ref) "
             "AND status = 'success' AND revision IS NOT NULL ORDER BY deployed_at",

@@ -38,6 +38,7 @@ import duckdb
 
 from analytics.errors import NUL_REFUSED, UserError
 from analytics.redaction import redact
+from analytics.store import relations
 from analytics.store.dimensions import KEEP_FIRST, SHARED_DIMENSIONS
 from analytics.store.dimensions import install_views as install_dimension_views
 from analytics.store.literals import execute, sql_string
@@ -340,34 +341,10 @@ def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.Duc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# A load of at most this many values (rows x columns) goes in as one MERGE over a VALUES list of
-# literals rather than a registered DataFrame. Building the frame makes DuckDB's client import
-# pandas and pyarrow (about 0.5 s of CPU, see analytics.store.literals), which a short command
-# (`import` of a small CSV, `assess`) paid for a few dozen rows; parsing a literal costs tens of
-# microseconds, so above this size the frame is the cheaper way, as it is once pandas is loaded.
-VALUES_MAX_CELLS = 2000
-
-
-def _is_frame(rows: Any) -> bool:
-    """Whether ``rows`` is a pandas DataFrame, without importing pandas to ask."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(rows, pandas.DataFrame)
-
-
 def _few_cells(records: list[Mapping[str, Any]], columns: Sequence[str] | None) -> bool:
-    """Whether the VALUES path pays: pandas not loaded yet, and few values (:func:`fits_values`)."""
-    return "pandas" not in sys.modules and fits_values(records, columns)
-
-
-def fits_values(records: list[Mapping[str, Any]], columns: Sequence[str] | None) -> bool:
-    width = len(columns) if columns else max(len(r) for r in records)
-    return len(records) * width <= VALUES_MAX_CELLS
-
-
-def _cell(value: Any) -> Any:
-    """A value as the DataFrame path stores it: a float NaN is NULL there (DuckDB reads a pandas
-    NaN as a missing value), so it is NULL here too rather than a stored NaN."""
-    return None if isinstance(value, float) and value != value else value
+    """Whether a load goes in as a VALUES list of literals rather than a registered DataFrame
+    (:mod:`analytics.store.relations` says why)."""
+    return relations.values_pay(len(records), len(columns) if columns else max(len(r) for r in records))
 
 
 def _to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None) -> Any:
@@ -417,13 +394,13 @@ class WriteSession:
         on_match: OnMatch = "replace",
     ) -> int:
         """Insert-or-replace rows (dicts or a DataFrame) by the table's natural key."""
-        if not _is_frame(rows):
+        if not relations.is_frame(rows):
             records = list(rows)
             if not records:
                 return 0
             if _few_cells(records, columns):
                 cols = list(columns) if columns else list(dict.fromkeys(k for r in records for k in r))
-                merge_rows(self.con, table, cols, [[_cell(r.get(c)) for c in cols] for r in records],
+                merge_rows(self.con, table, cols, [[relations.cell(r.get(c)) for c in cols] for r in records],
                            on_match=on_match)
                 self.rows_written += len(records)
                 return len(records)

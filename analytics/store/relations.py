@@ -1,0 +1,87 @@
+"""Python rows as a relation that set-based statements read (a MERGE source, a join of keys).
+
+Registering a pandas DataFrame makes DuckDB's Python client import pandas and pyarrow (about 0.5 s
+of CPU: :mod:`analytics.store.literals`), which a short command (`import` of a small file,
+`assess --store`, a reconciler dump of a few objects) paid for a few dozen rows. So while pandas
+is not loaded, a few rows go in as a VALUES list of literals; many rows, or rows once pandas is
+loaded anyway, as a DataFrame, which is then the cheaper way. Both give the same rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+
+from analytics.store.literals import NotInlinable, sql_identifier, sql_literal
+
+# At most this many values (rows x columns) go in as literals: parsing one costs tens of
+# microseconds, so a larger load is cheaper as a frame even counting the import.
+VALUES_MAX_CELLS = 2000
+
+
+def values_pay(rows: int, width: int) -> bool:
+    """Whether literals are the cheaper way for ``rows`` x ``width`` values in this process."""
+    return "pandas" not in sys.modules and fits_values(rows, width)
+
+
+def is_frame(rows: Any) -> bool:
+    """Whether ``rows`` is a pandas DataFrame, without importing pandas to ask."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(rows, pandas.DataFrame)
+
+
+def fits_values(rows: int, width: int) -> bool:
+    return rows * width <= VALUES_MAX_CELLS
+
+
+def cell(value: Any) -> Any:
+    """A value as the DataFrame path stores it: a float NaN is NULL there (DuckDB reads a pandas
+    NaN as a missing value), so it is NULL here too rather than a stored NaN."""
+    return None if isinstance(value, float) and value != value else value
+
+
+def values_select(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """``SELECT`` of ``rows`` as literals with the given column names; raises NotInlinable for a
+    value without an exact literal. No rows gives no rows, with text columns."""
+    names = ", ".join(sql_identifier(c) for c in columns)
+    if not rows:
+        nulls = ", ".join(f"NULL::VARCHAR AS {sql_identifier(c)}" for c in columns)
+        return f"SELECT {nulls} WHERE false"
+    values = ", ".join("(" + ", ".join(sql_literal(cell(v)) for v in row) + ")" for row in rows)
+    return f"SELECT * FROM (VALUES {values}) AS v({names})"
+
+
+@contextmanager
+def rows_relation(
+    con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+    *, as_objects: bool = False,
+) -> Iterator[str]:
+    """``rows`` as relation ``name`` for the statements in the block (a TEMP TABLE of literals or a
+    registered DataFrame, of object columns with ``as_objects``), dropped after it."""
+    select = None
+    if values_pay(len(rows), len(columns)):
+        with contextlib.suppress(NotInlinable):
+            select = values_select(columns, rows)
+    if select is not None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {sql_identifier(name)} AS {select}")
+        try:
+            yield name
+        finally:
+            with contextlib.suppress(duckdb.Error):  # a failed transaction drops it with the rest
+                con.execute(f"DROP TABLE IF EXISTS temp.main.{sql_identifier(name)}")
+        return
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+    if as_objects:
+        frame = frame.astype(object)
+    con.register(name, frame)
+    try:
+        yield name
+    finally:
+        con.unregister(name)
