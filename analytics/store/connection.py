@@ -42,7 +42,7 @@ from analytics.store import relations
 from analytics.store.dimensions import KEEP_FIRST, SHARED_DIMENSIONS
 from analytics.store.dimensions import install_views as install_dimension_views
 from analytics.store.literals import execute, sql_string
-from analytics.store.location import StoreLocation, StoreRef, resolve
+from analytics.store.location import DATA_PATH_ENV, StoreLocation, StoreRef, redact_url, resolve
 from analytics.store.migrations import migrate
 from analytics.store.upsert import (
     RESET_PLANNING,
@@ -150,6 +150,33 @@ def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMPORARY SECRET gitops_dora_s3 ({', '.join(parts)})")
 
 
+_MOVED = "does not match existing data path in the catalog"
+
+
+def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[str]) -> None:
+    """ATTACH the store. DuckLake records the data folder's absolute path when it creates a store
+    (file paths inside it are relative), so a store moved or copied with its folder (``mv`` of a
+    directory, a restore to another mount) was refused on every later open. When the folder sits
+    where the layout puts it (``<catalog>.files/``, no explicit data path) it is the store's, and it
+    is attached there for this connection; anything else is one line naming both paths."""
+    attach = f"ATTACH {sql_string(loc.attach_target())} AS {CATALOG} "
+    try:
+        con.execute(attach + f"({', '.join(options)})")
+        return
+    except duckdb.Error as exc:
+        if _MOVED not in str(exc):
+            raise
+    rows = loc.read_catalog("SELECT value FROM ducklake_metadata WHERE key = 'data_path'")
+    recorded = str(rows[0][0]) if rows else "another folder"
+    beside = loc.catalog + ".files" + os.sep
+    if loc.kind == "sqlite" and loc.data_path == beside and Path(beside).is_dir():
+        con.execute(attach + f"({', '.join([*options, 'OVERRIDE_DATA_PATH true'])})")
+        return
+    raise UserError(f"store {loc}: its data files were recorded at {redact_url(recorded)}, not at "
+                    f"{redact_url(loc.data_path)}; set --data-path (or {DATA_PATH_ENV}) to where the "
+                    "folder is now, or move the folder back")
+
+
 def connect(
     db: StoreRef,
     *,
@@ -198,7 +225,7 @@ def connect(
             options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
         elif snapshot_time is not None:
             options.append(f"SNAPSHOT_TIME {sql_string(snapshot_time.astimezone(UTC).isoformat())}")
-        con.execute(f"ATTACH {sql_string(loc.attach_target())} AS {CATALOG} ({', '.join(options)})")
+        _attach(con, loc, options)
         con.execute(f"USE {CATALOG}")
         # DuckLake never rewrites a data file (a change writes a new one), so a Parquet footer read
         # once stays valid; the metric queries scan the same files many times per command.
@@ -735,7 +762,6 @@ def _record_failed_run(
     exc: BaseException,
 ) -> None:
     """Best effort, in its own small transaction: the data itself was already rolled back."""
-    from analytics.store.location import redact_url
 
     message = redact_url(_first_line(exc))
     with contextlib.suppress(duckdb.Error, UserError):
