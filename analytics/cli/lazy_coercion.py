@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 _MARK = "_gitops_dora_lazy"
@@ -31,6 +32,18 @@ def typer_builder() -> Any:
     return getattr(builder, "__wrapped__", builder)
 
 
+def _path_items(annotation: Any, info: Any) -> type[Path] | None:
+    """The Path class a path option (``Path`` or ``list[Path]``) makes of each text value, when
+    Typer routes it to its path coercion; None for anything else (left to Typer)."""
+    if get_origin(annotation) is list and len(get_args(annotation)) == 1:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is not None or not isinstance(annotation, type) \
+            or not issubclass(annotation, Path) or getattr(info, "parser", None) is not None:
+        return None
+    path_type = getattr(info, "path_type", None) or annotation
+    return path_type if isinstance(path_type, type) and issubclass(path_type, Path) else None
+
+
 def install() -> bool:
     """Patch Typer's runtime-parameter builder once; whether the patch is in place."""
     try:
@@ -40,6 +53,7 @@ def install() -> bool:
         return False
     original = getattr(core, "build_runtime_param", None)
     choose = getattr(_param_types, "coerce_cli_choice", None)
+    check_path = getattr(_param_types, "coerce_cli_path", None)
     base = getattr(_coercion, "RuntimeParam", None)
     if original is None or base is None or not hasattr(base, "_coerce_value"):
         return False
@@ -67,6 +81,17 @@ def install() -> bool:
                 with contextlib.suppress(ValueError):
                     return choose(value, choices=tuple(annotation),
                                   case_sensitive=self.parameter_info.case_sensitive, ctx=ctx)
+            path_type = _path_items(annotation, self.parameter_info)
+            if check_path is not None and path_type is not None:
+                # what Typer's path adapter runs (pydantic makes the Path, then Typer checks it),
+                # without importing pydantic to make a Path from text
+                if isinstance(value, str) and "\0" not in value:
+                    return check_path(path_type(value), self.parameter_info, path_type=path_type,
+                                      param=param, ctx=ctx)
+                if isinstance(value, (list, tuple)) and get_origin(annotation) is list \
+                        and all(isinstance(v, str) and "\0" not in v for v in value):
+                    return [check_path(path_type(v), self.parameter_info, path_type=path_type,
+                                       param=param, ctx=ctx) for v in value]
             real = self.__dict__.get("_real")
             if real is None:
                 real = typers_own(self.descriptor)
