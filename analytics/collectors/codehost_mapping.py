@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from analytics.store.connection import WriteSession
 
 from analytics.config import Config
+from analytics.store.literals import execute
 
 _ROOT_CAUSE = re.compile(r"(?im)^\W*root[ _-]?cause\W*:\s*`?([0-9a-f]{7,40})\b")
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
@@ -95,7 +96,8 @@ def resolve_repo_id(
     if explicit:
         return explicit
     name = full_name.rsplit("/", 1)[-1]
-    rows = [] if con is None else con.execute(
+    rows = [] if con is None else execute(
+        con,
         "SELECT id FROM repositories WHERE id = ? OR id = ? OR url LIKE ? OR url LIKE ? OR web_url LIKE ?"
         " ORDER BY id = ? DESC LIMIT 1",
         [full_name, name, f"%/{full_name}", f"%/{full_name}.git", f"%/{full_name}", full_name],
@@ -106,14 +108,16 @@ def resolve_repo_id(
 def note_unmatched_merges(session: WriteSession, repo: str) -> None:
     """A Data health note when merged PRs point at commits the store does not have: their
     squash-merge start cannot be applied until ``collect git`` (or push webhooks) brings them."""
-    rows = session.con.execute(
+    rows = execute(
+        session.con,
         """SELECT count(*) FROM pull_requests p
            WHERE p.repo = ? AND p.merged_at IS NOT NULL AND p.merge_commit_sha IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM commits c WHERE c.repo = p.repo AND c.sha = p.merge_commit_sha)""",
         [repo],
     ).fetchall()
     missing = int(rows[0][0]) if rows else 0
-    session.con.execute(
+    execute(
+        session.con,
         "DELETE FROM data_warnings WHERE source = ? AND target = ? AND kind = 'pr_merge_commit_unknown'",
         [session.source, session.target],
     )

@@ -20,6 +20,7 @@ from typing import Any
 from analytics.collectors.codehost_mapping import later, note_unmatched_merges, resolve_repo_id
 from analytics.config import Config
 from analytics.store.connection import WriteSession
+from analytics.store.literals import execute
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ def _plan_run(
     try:
         try:
             if reader is not None:
-                state = {str(k): str(v) for k, v in reader.execute(
-                    "SELECT key, value FROM collector_state WHERE source = ?", [source]
+                state = {str(k): str(v) for k, v in execute(
+                    reader, "SELECT key, value FROM collector_state WHERE source = ?", [source]
                 ).fetchall()}
             rid = resolve_repo_id(reader, name, config, explicit_repo_id)
         except duckdb.CatalogException:  # a store older than these tables: the writer migrates it
