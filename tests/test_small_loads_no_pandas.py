@@ -21,14 +21,20 @@ from analytics.store.connection import open_writer
 from analytics.store.literals import NotInlinable, execute, inline
 from tests import cli_inprocess
 from tests.gitrepo import GitRepo
-from tests.reconciler_objects import application, argocd_event, as_list, failed_operation
+from tests.reconciler_objects import (
+    application,
+    argocd_event,
+    as_list,
+    failed_operation,
+    kustomization,
+)
 from tests.store_query import store_reader
 from tests.test_git_speed_literals import _PROBE
 
 ROOT = Path(__file__).resolve().parent.parent
 
 _NAMED_VALUES: list[object] = [
-    None, True, 7, -(2 ** 63), 2.5, "it's $a -- ?", "naïve ✓", ["x", None, "y'z"], [],
+    None, True, 7, -(2 ** 63), 2.5, -2.5, "it's $a -- ?", "naïve ✓", ["x", None, "y'z"], [],
     datetime(2026, 3, 1, 12, 0, 5, 250, tzinfo=UTC), datetime(2026, 3, 1, 12, 0),
     timedelta(days=90), timedelta(seconds=-5),
 ]
@@ -39,7 +45,7 @@ def test_named_parameter_literal_equals_bound(value: object) -> None:
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        sql = "SELECT $value AS v, typeof($value) AS t, $other_1 AS o"
+        sql = "SELECT $value AS v, typeof($value) AS t, $other_1 AS o, $value::VARCHAR AS text"
         params = {"value": value, "other_1": "b"}
         assert con.execute(inline(sql, params)).fetchall() == con.execute(sql, params).fetchall()
     finally:
@@ -221,3 +227,48 @@ def test_a_small_reconciler_dump_imports_no_pandas_and_stores_what_frames_store(
     stored = _reconciler_rows(by_values)
     assert stored == _reconciler_rows(by_frames)
     assert [len(rows) for rows in stored] == [4, 6, 1]
+
+
+def test_a_column_of_mixed_kinds_goes_the_dataframe_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VALUES gives a column one type and refuses some mixes a frame stores as text (an int then a
+    string: "Cannot combine types VARCHAR and INTEGER_LITERAL"); such rows take the frame."""
+    rows = [{"id": "a", "created_at": datetime(2026, 1, 1, tzinfo=UTC), "source": "import", "title": 404,
+             "labels": [1, 2]},
+            {"id": "b", "created_at": datetime(2026, 1, 2, tzinfo=UTC), "source": "import", "title": "it's",
+             "labels": ["p1"]}]
+    stored = []
+    for values_path in (True, False):
+        monkeypatch.setattr(relations, "values_pay", lambda rows, width, v=values_path: v)
+        db = tmp_path / f"{values_path}.ducklake"
+        with open_writer(db, source="test") as session:
+            assert session.upsert("incidents", rows) == 2
+        con = store_reader(db)
+        try:
+            stored.append(con.execute("SELECT id, title, labels FROM incidents ORDER BY id").fetchall())
+        finally:
+            con.close()
+    assert stored[0] == stored[1] == [("a", "404", ["1", "2"]), ("b", "it's", ["p1"])]
+
+
+def test_a_flux_dump_with_a_numeric_reason_imports(tmp_path: Path) -> None:
+    """One object's reason is a number, another's text: the events take the DataFrame way (which
+    loads pandas) instead of failing on the VALUES list."""
+    t0 = datetime(2024, 3, 1, 9, tzinfo=UTC)
+    shop = kustomization("shop", "flux-system", path="./apps/shop", applied="main@sha1:" + "a" * 40,
+                         ready_at=t0)
+    web = kustomization("web", "flux-system", path="./apps/web", applied="main@sha1:" + "b" * 40,
+                        ready_at=t0)
+    web["status"]["conditions"][0]["reason"] = 404  # a value of another kind than the others' text
+    dump = tmp_path / "ks.json"
+    dump.write_text(json.dumps(as_list("Kustomization", [shop, web],
+                                       api_version="kustomize.toolkit.fluxcd.io/v1")))
+    db = tmp_path / "store.ducklake"
+    _probe(db, "import", str(dump), cwd=tmp_path)  # exit 0
+    con = store_reader(db)
+    try:
+        reasons = con.execute("SELECT name, reason FROM reconciler_events ORDER BY name").fetchall()
+    finally:
+        con.close()
+    assert ("web", "404") in reasons and any(name == "shop" for name, _ in reasons), reasons

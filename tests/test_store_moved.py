@@ -72,3 +72,20 @@ def test_a_catalog_without_its_folder_or_a_wrong_data_path_is_one_line(tmp_path:
         assert f"recorded at {store}.files/, not at {now}" in proc.stderr, proc.stderr
     assert not (alone.parent / "store.ducklake.files").exists() and not elsewhere.exists()
     assert ok(cli(store, "incidents", "--format", "json")).count('"id": ') == 4  # the original is intact
+
+
+def test_a_store_with_its_data_elsewhere_is_not_attached_to_an_empty_folder_beside_it(
+    tmp_path: Path,
+) -> None:
+    """A writer creates ``<catalog>.files/`` before it opens the store; for a store whose data lives
+    elsewhere (``GITOPS_DORA_DATA_PATH`` forgotten on one run) that empty folder is not its data
+    folder: the run stops with the one line, writes nothing there, and the store reads as before."""
+    (tmp_path / "incidents.csv").write_text(CSV)
+    store, data = tmp_path / "store.ducklake", tmp_path / "elsewhere"
+    ok(cli(store, "import", str(tmp_path / "incidents.csv"), GITOPS_DORA_DATA_PATH=str(data)))
+    proc = cli(store, "import", str(tmp_path / "incidents.csv"))
+    assert proc.returncode == 2 and f"recorded at {data}/, not at {store}.files/" in proc.stderr, proc.stderr
+    assert not list((tmp_path / "store.ducklake.files").rglob("*.parquet"))
+    ok(cli(store, "metrics", "--format", "json", GITOPS_DORA_DATA_PATH=str(data)))
+    listed = ok(cli(store, "incidents", "--format", "json", GITOPS_DORA_DATA_PATH=str(data)))
+    assert listed.count('"id": ') == 4

@@ -41,10 +41,11 @@ from analytics.redaction import redact
 from analytics.store import relations
 from analytics.store.dimensions import KEEP_FIRST, SHARED_DIMENSIONS
 from analytics.store.dimensions import install_views as install_dimension_views
-from analytics.store.literals import execute, sql_string
+from analytics.store.literals import NotInlinable, execute, sql_string
 from analytics.store.location import DATA_PATH_ENV, StoreLocation, StoreRef, redact_url, resolve
 from analytics.store.migrations import migrate
 from analytics.store.upsert import (
+    LEAN_MAX_ROWS,
     RESET_PLANNING,
     OnMatch,
     UnstorableKeyError,
@@ -169,12 +170,26 @@ def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[st
     rows = loc.read_catalog("SELECT value FROM ducklake_metadata WHERE key = 'data_path'")
     recorded = str(rows[0][0]) if rows else "another folder"
     beside = loc.catalog + ".files" + os.sep
-    if loc.kind == "sqlite" and loc.data_path == beside and Path(beside).is_dir():
+    if loc.kind == "sqlite" and loc.data_path == beside and _holds_store_files(loc, beside):
         con.execute(attach + f"({', '.join([*options, 'OVERRIDE_DATA_PATH true'])})")
         return
     raise UserError(f"store {loc}: its data files were recorded at {redact_url(recorded)}, not at "
                     f"{redact_url(loc.data_path)}; set --data-path (or {DATA_PATH_ENV}) to where the "
                     "folder is now, or move the folder back")
+
+
+def _holds_store_files(loc: StoreLocation, folder: str) -> bool:
+    """Whether ``folder`` is the store's data folder: a data file the catalog lists is in it. A
+    folder merely named right is not (a writer creates ``<catalog>.files/`` before it opens a store
+    whose data lives elsewhere, and attaching that empty folder would write files where no reader
+    of the real folder finds them)."""
+    rows = loc.read_catalog(
+        "SELECT s.path || t.path || f.path FROM ducklake_data_file f"
+        " JOIN ducklake_table t ON t.table_id = f.table_id AND t.end_snapshot IS NULL"
+        " JOIN ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL"
+        " WHERE f.end_snapshot IS NULL AND f.path_is_relative AND t.path_is_relative"
+        " AND s.path_is_relative LIMIT 1")
+    return bool(rows) and rows is not None and os.path.isfile(os.path.join(folder, str(rows[0][0])))
 
 
 def connect(
@@ -427,10 +442,15 @@ class WriteSession:
                 return 0
             if _few_cells(records, columns):
                 cols = list(columns) if columns else list(dict.fromkeys(k for r in records for k in r))
-                merge_rows(self.con, table, cols, [[relations.cell(r.get(c)) for c in cols] for r in records],
-                           on_match=on_match)
-                self.rows_written += len(records)
-                return len(records)
+                try:
+                    source = relations.values_select(cols, [[r.get(c) for c in cols] for r in records])
+                except NotInlinable:
+                    source = None  # a value without a literal, or a column of mixed kinds: a frame
+                if source is not None:
+                    merge(self.con, table, source, cols, on_match=on_match,
+                          few_rows=len(records) <= LEAN_MAX_ROWS)
+                    self.rows_written += len(records)
+                    return len(records)
             rows = records
         import pandas as pd
 

@@ -58,12 +58,14 @@ def sql_literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    # in parentheses where a sign or cast would otherwise bind to what follows: "$a::VARCHAR" with
+    # -5 written bare is -('5'::VARCHAR), an error, where the bound value gives '-5'
     if isinstance(value, int):
-        return str(value)
+        return str(value) if value >= 0 else f"({value})"
     if isinstance(value, float):
         if not math.isfinite(value):
             raise NotInlinable("a non-finite float")
-        return f"{value!r}::DOUBLE"
+        return f"({value!r}::DOUBLE)"
     if isinstance(value, str):
         if "\0" in value:
             raise NotInlinable("NUL in a string")

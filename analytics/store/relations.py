@@ -13,11 +13,12 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import duckdb
 
-from analytics.store.literals import NotInlinable, sql_identifier, sql_literal
+from analytics.store.literals import MAX_INLINE_CHARS, NotInlinable, sql_identifier, sql_literal
 
 # At most this many values (rows x columns) go in as literals: parsing one costs tens of
 # microseconds, so a larger load is cheaper as a frame even counting the import.
@@ -45,14 +46,46 @@ def cell(value: Any) -> Any:
     return None if isinstance(value, float) and value != value else value
 
 
+def _kind(value: Any) -> object:
+    """What decides a literal's type in a VALUES column (None: NULL, which joins any kind)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int | float):
+        return float  # INTEGER and DOUBLE literals combine into DOUBLE, as a frame's float column
+    if isinstance(value, datetime):
+        return (datetime, value.tzinfo is not None)
+    if isinstance(value, list | tuple):
+        items = {_kind(item) for item in value} - {None}
+        return (list, items.pop() if len(items) == 1 else None if not items else object())
+    return type(value)
+
+
+def _one_kind_per_column(rows: Sequence[Sequence[Any]]) -> None:
+    """VALUES gives each column one type from its literals, and refuses some mixes a DataFrame
+    takes as text (``Cannot combine types VARCHAR and INTEGER_LITERAL``: a Flux condition's reason
+    given as 404 in one object and as text in another). Such rows go the DataFrame way."""
+    for column in zip(*rows, strict=True):
+        kinds = {_kind(value) for value in column} - {None}
+        if len(kinds) > 1 and (list, None) in kinds:
+            kinds.discard((list, None))  # an empty list takes the other lists' type
+        if len(kinds) > 1:
+            raise NotInlinable("a column of values of different kinds")
+
+
 def values_select(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """``SELECT`` of ``rows`` as literals with the given column names; raises NotInlinable for a
-    value without an exact literal. No rows gives no rows, with text columns."""
+    value without an exact literal, or a column whose values are of different kinds. No rows gives
+    no rows, with text columns."""
     names = ", ".join(sql_identifier(c) for c in columns)
     if not rows:
         nulls = ", ".join(f"NULL::VARCHAR AS {sql_identifier(c)}" for c in columns)
         return f"SELECT {nulls} WHERE false"
+    _one_kind_per_column(rows)
     values = ", ".join("(" + ", ".join(sql_literal(cell(v)) for v in row) + ")" for row in rows)
+    if len(values) > MAX_INLINE_CHARS:
+        raise NotInlinable("values too large for literals")
     return f"SELECT * FROM (VALUES {values}) AS v({names})"
 
 
