@@ -36,6 +36,7 @@ from analytics.importers._fields import (
 from analytics.importers.base import ImportSummary, ParsedFile
 from analytics.importers.stream_sql import ISO, SCRATCH_MEMORY, ZONED, bounded, csv_source
 from analytics.store.connection import WriteSession
+from analytics.store.relations import rows_relation
 
 KIND = "deployments"
 COLUMNS = ("id", "service", "environment", "revision", "deployed_at", "status", "repository")
@@ -91,17 +92,11 @@ def resolve_many(session: WriteSession, requests: Iterable[tuple[str | None, str
         return {}
     import uuid
 
-    import pandas as pd
-
     hexes = [bool(_HEX.match(rev)) for _, rev in keys]
-    frame = pd.DataFrame({
-        "i": range(len(keys)), "repo": [repo or None for repo, _ in keys],
-        "rev": [rev.lower() if is_hex else rev for (_, rev), is_hex in zip(keys, hexes, strict=True)],
-        "hex": hexes,
-    })
-    name = f"_resolve_{uuid.uuid4().hex[:8]}"
-    session.con.register(name, frame)
-    try:
+    asked = [(i, repo or None, rev.lower() if is_hex else rev, is_hex)
+             for i, ((repo, rev), is_hex) in enumerate(zip(keys, hexes, strict=True))]
+    with rows_relation(session.con, f"_resolve_{uuid.uuid4().hex[:8]}", ["i", "repo", "rev", "hex"],
+                       asked) as name:
         # the 7-character prefix makes the sha match an equi-join (a revision is 7+ hex digits)
         shas = session.con.execute(
             f"SELECT i, count(*), min(repo), min(sha) FROM (SELECT DISTINCT q.i, c.repo, c.sha FROM {name} q "
@@ -111,8 +106,6 @@ def resolve_many(session: WriteSession, requests: Iterable[tuple[str | None, str
             f"SELECT i, count(*), min(repo), min(sha) FROM (SELECT DISTINCT q.i, t.repo, t.sha FROM {name} q "
             "JOIN tags t ON NOT q.hex AND t.name = q.rev AND (q.repo IS NULL OR t.repo = q.repo)) GROUP BY i"
         ).fetchall()
-    finally:
-        session.con.unregister(name)
     found = {int(i): (str(sha), str(repo)) for i, count, repo, sha in [*shas, *tags] if count == 1}
     out: dict[tuple[str | None, str], Resolution] = {}
     for i, ((repository, revision), is_hex) in enumerate(zip(keys, hexes, strict=True)):
