@@ -156,14 +156,19 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("GITOPS_DORA_DB")}
 
 
-def test_import_of_a_small_csv_and_assess_import_no_pandas(tmp_path: Path) -> None:
+def test_imports_of_small_csvs_and_assess_import_no_pandas(tmp_path: Path) -> None:
     csv = tmp_path / "incidents.csv"
     csv.write_text("id,service,environment,created_at,resolved_at,title\n" + "".join(
         f"i{i},api,production,2026-01-0{i + 1}T10:00:00Z,2026-01-0{i + 1}T11:30:00Z,it's down {i}\n"
         for i in range(5)))
+    deployments = tmp_path / "deployments.csv"
+    deployments.write_text("id,service,environment,revision,deployed_at,status,repository\n"
+                           "d1,api,production,v1.0.0,2026-01-01T10:00:00Z,success,api\n"
+                           "d2,api,production,0123abcd,2026-01-02T10:00:00Z,failed,\n")
     db = tmp_path / "store.ducklake"
-    out = _probe(db, "import", str(csv), cwd=tmp_path)
-    assert "IMPORTED=\n" in out, out
+    for path in (csv, deployments):
+        out = _probe(db, "import", str(path), cwd=tmp_path)
+        assert "IMPORTED=\n" in out, out
     repo = GitRepo.init(tmp_path / "config")
     repo.commit("config", "2026-01-05T10:00:00Z", files={
         "apps/api/kustomization.yaml": "resources:\n- deployment.yaml\n",
@@ -175,6 +180,9 @@ def test_import_of_a_small_csv_and_assess_import_no_pandas(tmp_path: Path) -> No
     try:
         assert con.execute("SELECT count(*), count(resolved_at), min(title) FROM incidents").fetchall() == [
             (5, 5, "it's down 0")]
+        assert con.execute("SELECT id, status, revision, revision_format FROM deployments ORDER BY id"
+                           ).fetchall() == [("d1", "success", "v1.0.0", "unknown"),
+                                            ("d2", "failed", "0123abcd", "sha")]
         stored = con.execute("SELECT count(*) FROM maturity_assessments").fetchall()
         assert stored == [(1,)]
         assert con.execute("SELECT count(*) FROM maturity_capability_status").fetchall()[0][0] > 0

@@ -36,6 +36,7 @@ from analytics.importers._fields import (
 from analytics.importers.base import ImportSummary, ParsedFile
 from analytics.importers.stream_sql import ISO, SCRATCH_MEMORY, ZONED, bounded, csv_source
 from analytics.store.connection import WriteSession
+from analytics.store.literals import execute
 from analytics.store.relations import rows_relation
 
 KIND = "deployments"
@@ -63,15 +64,17 @@ def _resolve(session: WriteSession, repository: str | None, revision: str) -> tu
         repo_filter = " AND repo = ?"
         params.append(repository)
     if _HEX.match(revision):
-        hits = session.con.execute(
+        hits = execute(
+            session.con,
             f"SELECT DISTINCT repo, sha FROM commits WHERE starts_with(sha, ?){repo_filter} LIMIT 2",
             [revision.lower(), *params],
         ).fetchall()
         if len(hits) == 1:
             return hits[0][1], hits[0][0], "sha"
         return revision.lower(), repository, "sha"
-    hits = session.con.execute(
-        f"SELECT DISTINCT repo, sha FROM tags WHERE name = ?{repo_filter} LIMIT 2", [revision, *params]
+    hits = execute(
+        session.con, f"SELECT DISTINCT repo, sha FROM tags WHERE name = ?{repo_filter} LIMIT 2",
+        [revision, *params]
     ).fetchall()
     if len(hits) == 1:
         return hits[0][1], hits[0][0], "tag"
@@ -162,8 +165,8 @@ def replace_revisions(session: WriteSession, ids: list[str], rows: list[dict[str
     """Make the stored pairs of these deployments exactly ``rows`` (a deployment imported again
     with one repository loses its earlier pairs)."""
     if ids:
-        session.con.execute("DELETE FROM deployment_revisions WHERE deployment_id IN "
-                            "(SELECT unnest(?::VARCHAR[]))", [ids])
+        execute(session.con, "DELETE FROM deployment_revisions WHERE deployment_id IN "
+                "(SELECT unnest(?::VARCHAR[]))", [ids])
     if rows:
         session.upsert("deployment_revisions", rows)
 
