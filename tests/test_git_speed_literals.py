@@ -89,25 +89,29 @@ def test_full_and_incremental_collection_import_no_pandas(tmp_path: Path) -> Non
 
 
 _VALUES: list[object] = [
-    None, True, False, 0, -7, 2 ** 31, 2 ** 62, -(2 ** 63), 1.5, -0.1, 1e-300, "", "it's", "a?b",
+    None, True, False, 0, -7, 2 ** 31, 2 ** 62, -(2 ** 63), 1.5, -0.1, -2.5, 1e-300, "", "it's", "a?b",
+    "it's $a -- ?",
     "$1 -- not /* a */ comment", "naïve ✓ 🚀", "tab\tand\nline",
     datetime(2026, 11, 30, 9, 15, 1, 123456, tzinfo=UTC),
     datetime(2026, 11, 30, 9, 15, 1, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
     datetime(2026, 11, 30, 9, 15), date(2026, 2, 28),
-    timedelta(days=90), timedelta(days=-1, seconds=3, microseconds=7), timedelta(0),
+    timedelta(days=90), timedelta(days=-1, seconds=3, microseconds=7), timedelta(0), timedelta(seconds=-5),
     ["a", None, "b'c"], [1, 2, 3], [], [True, False], [1.25, 2.5],
 ]
 
 
 @pytest.mark.parametrize("value", _VALUES, ids=[repr(v)[:30] for v in _VALUES])
 def test_literal_equals_bound_parameter(value: object) -> None:
+    """Positional and named placeholders alike, a cast right after one included (a bare negative
+    literal would take the cast before its sign)."""
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        sql = "SELECT ? AS v, typeof(?) AS t"
-        bound = con.execute(sql, [value, value]).fetchall()
-        literal = con.execute(inline(sql, [value, value])).fetchall()
-        assert literal == bound
+        sql = "SELECT ? AS v, typeof(?) AS t, ?::VARCHAR AS text"
+        assert con.execute(inline(sql, [value] * 3)).fetchall() == con.execute(sql, [value] * 3).fetchall()
+        sql = "SELECT $value AS v, typeof($value) AS t, $other_1 AS o, $value::VARCHAR AS text"
+        params = {"value": value, "other_1": "b"}
+        assert con.execute(inline(sql, params)).fetchall() == con.execute(sql, params).fetchall()
     finally:
         con.close()
 

@@ -33,25 +33,6 @@ from tests.test_git_speed_literals import _PROBE
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_NAMED_VALUES: list[object] = [
-    None, True, 7, -(2 ** 63), 2.5, -2.5, "it's $a -- ?", "naïve ✓", ["x", None, "y'z"], [],
-    datetime(2026, 3, 1, 12, 0, 5, 250, tzinfo=UTC), datetime(2026, 3, 1, 12, 0),
-    timedelta(days=90), timedelta(seconds=-5),
-]
-
-
-@pytest.mark.parametrize("value", _NAMED_VALUES, ids=[repr(v)[:30] for v in _NAMED_VALUES])
-def test_named_parameter_literal_equals_bound(value: object) -> None:
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        sql = "SELECT $value AS v, typeof($value) AS t, $other_1 AS o, $value::VARCHAR AS text"
-        params = {"value": value, "other_1": "b"}
-        assert con.execute(inline(sql, params)).fetchall() == con.execute(sql, params).fetchall()
-    finally:
-        con.close()
-
-
 def test_named_placeholders_in_strings_and_comments_are_left_alone() -> None:
     sql = "SELECT $a AS \"$a\", '$a ?' AS b -- $a\n, /* $a */ $a"
     assert inline(sql, {"a": 1}) == "SELECT 1 AS \"$a\", '$a ?' AS b -- $a\n, /* $a */ 1"

@@ -41,8 +41,15 @@ from analytics.redaction import redact
 from analytics.store import relations
 from analytics.store.dimensions import KEEP_FIRST, SHARED_DIMENSIONS
 from analytics.store.dimensions import install_views as install_dimension_views
-from analytics.store.literals import NotInlinable, execute, sql_string
-from analytics.store.location import DATA_PATH_ENV, StoreLocation, StoreRef, redact_url, resolve
+from analytics.store.literals import execute, sql_string
+from analytics.store.location import (
+    DATA_PATH_ENV,
+    StoreLocation,
+    StoreRef,
+    files_beside,
+    redact_url,
+    resolve,
+)
 from analytics.store.migrations import migrate
 from analytics.store.upsert import (
     LEAN_MAX_ROWS,
@@ -167,12 +174,12 @@ def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[st
     except duckdb.Error as exc:
         if _MOVED not in str(exc):
             raise
-    rows = loc.read_catalog("SELECT value FROM ducklake_metadata WHERE key = 'data_path'")
-    recorded = str(rows[0][0]) if rows else "another folder"
-    beside = loc.catalog + ".files" + os.sep
+    beside = files_beside(loc.catalog)
     if loc.kind == "sqlite" and loc.data_path == beside and _holds_store_files(loc, beside):
         con.execute(attach + f"({', '.join([*options, 'OVERRIDE_DATA_PATH true'])})")
         return
+    rows = loc.read_catalog("SELECT value FROM ducklake_metadata WHERE key = 'data_path'")
+    recorded = str(rows[0][0]) if rows else "another folder"
     raise UserError(f"store {loc}: its data files were recorded at {redact_url(recorded)}, not at "
                     f"{redact_url(loc.data_path)}; set --data-path (or {DATA_PATH_ENV}) to where the "
                     "folder is now, or move the folder back")
@@ -189,7 +196,9 @@ def _holds_store_files(loc: StoreLocation, folder: str) -> bool:
         " JOIN ducklake_schema s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL"
         " WHERE f.end_snapshot IS NULL AND f.path_is_relative AND t.path_is_relative"
         " AND s.path_is_relative LIMIT 1")
-    return bool(rows) and rows is not None and os.path.isfile(os.path.join(folder, str(rows[0][0])))
+    if not rows:
+        return False
+    return os.path.isfile(os.path.join(folder, str(rows[0][0])))
 
 
 def connect(
@@ -383,12 +392,6 @@ def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.Duc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _few_cells(records: list[Mapping[str, Any]], columns: Sequence[str] | None) -> bool:
-    """Whether a load goes in as a VALUES list of literals rather than a registered DataFrame
-    (:mod:`analytics.store.relations` says why)."""
-    return relations.values_pay(len(records), len(columns) if columns else max(len(r) for r in records))
-
-
 def _to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None) -> Any:
     import pandas as pd
 
@@ -440,12 +443,12 @@ class WriteSession:
             records = list(rows)
             if not records:
                 return 0
-            if _few_cells(records, columns):
+            # a few rows as a VALUES list of literals (relations says why); asked before the rows
+            # are built, so a large load makes no second copy of them
+            width = len(columns) if columns else max(len(r) for r in records)
+            if relations.values_pay(len(records), width):
                 cols = list(columns) if columns else list(dict.fromkeys(k for r in records for k in r))
-                try:
-                    source = relations.values_select(cols, [[r.get(c) for c in cols] for r in records])
-                except NotInlinable:
-                    source = None  # a value without a literal, or a column of mixed kinds: a frame
+                source = relations.values_source(cols, [[r.get(c) for c in cols] for r in records])
                 if source is not None:
                     merge(self.con, table, source, cols, on_match=on_match,
                           few_rows=len(records) <= LEAN_MAX_ROWS)

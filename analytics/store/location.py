@@ -116,8 +116,13 @@ def resolve(ref: StoreRef, data_path: str | None = None) -> StoreLocation:
         return _postgres(text, explicit_data)
     path = Path(text).expanduser().absolute()
     _refuse_old_format(path)
-    data = explicit_data or str(path.with_name(path.name + ".files")) + os.sep
+    data = explicit_data or files_beside(str(path))
     return StoreLocation("sqlite", str(path), _with_slash(data), str(path))
+
+
+def files_beside(catalog: str) -> str:
+    """The data folder of an embedded store whose data path is not given: ``<catalog>.files/``."""
+    return catalog + ".files" + os.sep
 
 
 def _with_slash(data: str) -> str:

@@ -89,6 +89,16 @@ def values_select(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"SELECT * FROM (VALUES {values}) AS v({names})"
 
 
+def values_source(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str | None:
+    """:func:`values_select` of ``rows``, or None when literals cannot say them (a value without
+    one, a column of mixed kinds) and they must go as a DataFrame. Callers ask
+    :func:`values_pay` first, before they build the rows."""
+    try:
+        return values_select(columns, rows)
+    except NotInlinable:
+        return None
+
+
 @contextmanager
 def rows_relation(
     con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -96,10 +106,7 @@ def rows_relation(
 ) -> Iterator[str]:
     """``rows`` as relation ``name`` for the statements in the block (a TEMP TABLE of literals or a
     registered DataFrame, of object columns with ``as_objects``), dropped after it."""
-    select = None
-    if values_pay(len(rows), len(columns)):
-        with contextlib.suppress(NotInlinable):
-            select = values_select(columns, rows)
+    select = values_source(columns, rows) if values_pay(len(rows), len(columns)) else None
     if select is not None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {sql_identifier(name)} AS {select}")
         try:
