@@ -241,6 +241,46 @@ def test_a_column_of_mixed_kinds_goes_the_dataframe_way(
     assert stored[0] == stored[1] == [("a", "404", ["1", "2"]), ("b", "it's", ["p1"])]
 
 
+def test_whole_numbers_beside_missing_values_are_stored_as_the_values_path_stores_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pandas makes a column of ints with a None (or NaN) a float column: the DataFrame path wrote a
+    reason of 404 into a text column as '404.0', and a large id lost its last digits. Both paths now
+    store the ints as given; a column that also holds a fraction is a float column either way."""
+    big = 2**60 + 1
+    rows = [{"id": f"i{n}", "created_at": datetime(2026, 1, 1, tzinfo=UTC), "source": "import",
+             "title": title, "root_cause": cause}
+            for n, (title, cause) in enumerate([(404, None), (None, big), (float("nan"), 7), (1, None)])]
+    levels = [{"id": f"t|point|{n}", "target": "t", "sources": [], "revisions": [], "kind": "point",
+               "period": None, "as_of": datetime(2026, 2, 1, tzinfo=UTC), "assessed_at": datetime(2026, 2, 1),
+               "level": level, "answers_file": None, "result": "{}"}
+              for n, level in enumerate([2, None, float("nan")])]
+    progress = [{"assessment_id": "a", "level": n, "name": f"L{n}", "met": True, "progress": value}
+                for n, value in enumerate([1, 2, 0.5])]
+    stored = []
+    for values_path in (True, False):
+        monkeypatch.setattr(relations, "values_pay", lambda rows, width, v=values_path: v)
+        db = tmp_path / f"{values_path}.ducklake"
+        with open_writer(db, source="test") as session:
+            assert session.upsert("incidents", rows) == 4
+            assert session.upsert("maturity_assessments", levels) == 3
+            assert session.upsert("maturity_level_progress", progress) == 3
+        con = store_reader(db)
+        try:
+            stored.append([con.execute("SELECT id, title, root_cause FROM incidents ORDER BY id").fetchall(),
+                           con.execute("SELECT id, level FROM maturity_assessments ORDER BY id").fetchall(),
+                           con.execute("SELECT level, progress FROM maturity_level_progress ORDER BY level"
+                                       ).fetchall()])
+        finally:
+            con.close()
+    assert stored[0] == stored[1]
+    assert stored[1] == [
+        [("i0", "404", None), ("i1", None, str(big)), ("i2", None, "7"), ("i3", "1", None)],
+        [("t|point|0", 2), ("t|point|1", None), ("t|point|2", None)],
+        [(0, 1.0), (1, 2.0), (2, 0.5)],
+    ]
+
+
 def test_a_flux_dump_with_a_numeric_reason_imports(tmp_path: Path) -> None:
     """One object's reason is a number, another's text: the events take the DataFrame way (which
     loads pandas) instead of failing on the VALUES list."""

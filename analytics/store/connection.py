@@ -393,9 +393,7 @@ def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.Duc
 
 
 def _to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame.from_records(list(rows), columns=list(columns) if columns else None)
+    return relations.records_frame(list(rows), columns)
 
 
 @dataclass

@@ -99,6 +99,38 @@ def values_source(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str 
         return None
 
 
+def records_frame(records: Sequence[Any], columns: Sequence[str] | None) -> Any:
+    """``records`` (dicts, or sequences in ``columns``' order) as a DataFrame that stores what the
+    VALUES list stores. pandas turns a column of ints with a missing value into floats, which
+    DuckDB then wrote into a text column as '404.0' (a Flux condition's numeric reason) and which
+    loses digits past 2**53; such a column is made a nullable integer column from the original
+    values instead. A column that also holds a fraction stays a float column, as in VALUES."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(records, columns=list(columns) if columns else None)
+    for position, name in enumerate(frame.columns):
+        if frame[name].dtype.kind != "f" or not frame[name].isna().any():
+            continue
+        if records and isinstance(records[0], dict):
+            values = [record.get(name) for record in records]
+        else:
+            values = [record[position] for record in records]
+        if _whole_numbers_or_missing(values):
+            frame[name] = pd.array([None if cell(v) is None else v for v in values], dtype="Int64")
+    return frame
+
+
+def _whole_numbers_or_missing(values: Sequence[Any]) -> bool:
+    """Python ints (not bools) and missing values (None, NaN) only, at least one int."""
+    seen_int = False
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            seen_int = True
+        elif cell(value) is not None:
+            return False
+    return seen_int
+
+
 @contextmanager
 def rows_relation(
     con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -115,9 +147,7 @@ def rows_relation(
             with contextlib.suppress(duckdb.Error):  # a failed transaction drops it with the rest
                 con.execute(f"DROP TABLE IF EXISTS temp.main.{sql_identifier(name)}")
         return
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(columns))
+    frame = records_frame([tuple(r) for r in rows], columns)
     if as_objects:
         frame = frame.astype(object)
     con.register(name, frame)
