@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tests import cli_inprocess
 
@@ -88,4 +89,25 @@ def test_a_store_with_its_data_elsewhere_is_not_attached_to_an_empty_folder_besi
     assert not list((tmp_path / "store.ducklake.files").rglob("*.parquet"))
     ok(cli(store, "metrics", "--format", "json", GITOPS_DORA_DATA_PATH=str(data)))
     listed = ok(cli(store, "incidents", "--format", "json", GITOPS_DORA_DATA_PATH=str(data)))
+    assert listed.count('"id": ') == 4
+
+
+def test_a_postgresql_catalog_with_another_data_path_names_the_recorded_one(
+    tmp_path: Path, pg_database: Any,
+) -> None:
+    """A PostgreSQL catalog is not read with Python's sqlite3: the one line names the recorded
+    folder from DuckLake's own refusal rather than "another folder"."""
+    (tmp_path / "incidents.csv").write_text(CSV)
+    data, elsewhere = tmp_path / "lake-data", tmp_path / "nowhere"
+    env = {"PGPASSWORD": pg_database.password}
+    ok(cli_inprocess.run(["--db", pg_database.url, "import", str(tmp_path / "incidents.csv")],
+                         env=_env(GITOPS_DORA_DATA_PATH=str(data), **env)))
+    proc = cli_inprocess.run(["--db", pg_database.url, "incidents"],
+                             env=_env(GITOPS_DORA_DATA_PATH=str(elsewhere), **env))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"its data files were recorded at {data}/, not at {elsewhere}/" in proc.stderr, proc.stderr
+    assert pg_database.password not in proc.stderr
+    assert not elsewhere.exists()
+    listed = ok(cli_inprocess.run(["--db", pg_database.url, "incidents", "--format", "json"],
+                                  env=_env(GITOPS_DORA_DATA_PATH=str(data), **env)))
     assert listed.count('"id": ') == 4

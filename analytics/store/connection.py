@@ -159,6 +159,7 @@ def _s3_secret(con: duckdb.DuckDBPyConnection) -> None:
 
 
 _MOVED = "does not match existing data path in the catalog"
+_RECORDED = re.compile(_MOVED + r' "(.*)"\.?$', re.MULTILINE)
 
 
 def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[str]) -> None:
@@ -174,12 +175,15 @@ def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[st
     except duckdb.Error as exc:
         if _MOVED not in str(exc):
             raise
+        refusal = str(exc)
     beside = files_beside(loc.catalog)
     if loc.kind == "sqlite" and loc.data_path == beside and _holds_store_files(loc, beside):
         con.execute(attach + f"({', '.join([*options, 'OVERRIDE_DATA_PATH true'])})")
         return
     rows = loc.read_catalog("SELECT value FROM ducklake_metadata WHERE key = 'data_path'")
-    recorded = str(rows[0][0]) if rows else "another folder"
+    # a PostgreSQL catalog is not read here: DuckLake's refusal quotes the recorded path
+    quoted = _RECORDED.search(refusal)
+    recorded = str(rows[0][0]) if rows else quoted.group(1) if quoted else "another folder"
     raise UserError(f"store {loc}: its data files were recorded at {redact_url(recorded)}, not at "
                     f"{redact_url(loc.data_path)}; set --data-path (or {DATA_PATH_ENV}) to where the "
                     "folder is now, or move the folder back")
