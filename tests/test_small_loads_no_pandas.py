@@ -227,18 +227,28 @@ def test_a_column_of_mixed_kinds_goes_the_dataframe_way(
              "labels": [1, 2]},
             {"id": "b", "created_at": datetime(2026, 1, 2, tzinfo=UTC), "source": "import", "title": "it's",
              "labels": ["p1"]}]
+    stored = _stored_both_ways(tmp_path, monkeypatch, {"incidents": rows},
+                               ["SELECT id, title, labels FROM incidents ORDER BY id"])
+    assert stored[0] == stored[1] == [[("a", "404", ["1", "2"]), ("b", "it's", ["p1"])]]
+
+
+def _stored_both_ways(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loads: dict[str, list[dict[str, Any]]],
+                      queries: list[str]) -> list[list[list[tuple[Any, ...]]]]:
+    """The rows ``queries`` read after ``loads`` (table -> rows) were upserted by the VALUES path
+    into one new store and by the DataFrame path into another."""
     stored = []
     for values_path in (True, False):
         monkeypatch.setattr(relations, "values_pay", lambda rows, width, v=values_path: v)
         db = tmp_path / f"{values_path}.ducklake"
         with open_writer(db, source="test") as session:
-            assert session.upsert("incidents", rows) == 2
+            for table, rows in loads.items():
+                assert session.upsert(table, rows) == len(rows)
         con = store_reader(db)
         try:
-            stored.append(con.execute("SELECT id, title, labels FROM incidents ORDER BY id").fetchall())
+            stored.append([con.execute(sql).fetchall() for sql in queries])
         finally:
             con.close()
-    assert stored[0] == stored[1] == [("a", "404", ["1", "2"]), ("b", "it's", ["p1"])]
+    return stored
 
 
 def test_whole_numbers_beside_missing_values_are_stored_as_the_values_path_stores_them(
@@ -257,22 +267,12 @@ def test_whole_numbers_beside_missing_values_are_stored_as_the_values_path_store
               for n, level in enumerate([2, None, float("nan")])]
     progress = [{"assessment_id": "a", "level": n, "name": f"L{n}", "met": True, "progress": value}
                 for n, value in enumerate([1, 2, 0.5])]
-    stored = []
-    for values_path in (True, False):
-        monkeypatch.setattr(relations, "values_pay", lambda rows, width, v=values_path: v)
-        db = tmp_path / f"{values_path}.ducklake"
-        with open_writer(db, source="test") as session:
-            assert session.upsert("incidents", rows) == 4
-            assert session.upsert("maturity_assessments", levels) == 3
-            assert session.upsert("maturity_level_progress", progress) == 3
-        con = store_reader(db)
-        try:
-            stored.append([con.execute("SELECT id, title, root_cause FROM incidents ORDER BY id").fetchall(),
-                           con.execute("SELECT id, level FROM maturity_assessments ORDER BY id").fetchall(),
-                           con.execute("SELECT level, progress FROM maturity_level_progress ORDER BY level"
-                                       ).fetchall()])
-        finally:
-            con.close()
+    stored = _stored_both_ways(
+        tmp_path, monkeypatch,
+        {"incidents": rows, "maturity_assessments": levels, "maturity_level_progress": progress},
+        ["SELECT id, title, root_cause FROM incidents ORDER BY id",
+         "SELECT id, level FROM maturity_assessments ORDER BY id",
+         "SELECT level, progress FROM maturity_level_progress ORDER BY level"])
     assert stored[0] == stored[1]
     assert stored[1] == [
         [("i0", "404", None), ("i1", None, str(big)), ("i2", None, "7"), ("i3", "1", None)],
