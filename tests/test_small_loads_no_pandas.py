@@ -258,9 +258,11 @@ def test_whole_numbers_beside_missing_values_are_stored_as_the_values_path_store
     reason of 404 into a text column as '404.0', and a large id lost its last digits. Both paths now
     store the ints as given; a column that also holds a fraction is a float column either way."""
     big = 2**60 + 1
+    huge = 2**63  # past BIGINT
     rows = [{"id": f"i{n}", "created_at": datetime(2026, 1, 1, tzinfo=UTC), "source": "import",
-             "title": title, "root_cause": cause}
-            for n, (title, cause) in enumerate([(404, None), (None, big), (float("nan"), 7), (1, None)])]
+             "title": title, "root_cause": cause, "source_ref": ref}
+            for n, (title, cause, ref) in enumerate(
+                [(404, None, huge), (None, big, None), (float("nan"), 7, None), (1, None, None)])]
     levels = [{"id": f"t|point|{n}", "target": "t", "sources": [], "revisions": [], "kind": "point",
                "period": None, "as_of": datetime(2026, 2, 1, tzinfo=UTC), "assessed_at": datetime(2026, 2, 1),
                "level": level, "answers_file": None, "result": "{}"}
@@ -270,12 +272,13 @@ def test_whole_numbers_beside_missing_values_are_stored_as_the_values_path_store
     stored = _stored_both_ways(
         tmp_path, monkeypatch,
         {"incidents": rows, "maturity_assessments": levels, "maturity_level_progress": progress},
-        ["SELECT id, title, root_cause FROM incidents ORDER BY id",
+        ["SELECT id, title, root_cause, source_ref FROM incidents ORDER BY id",
          "SELECT id, level FROM maturity_assessments ORDER BY id",
          "SELECT level, progress FROM maturity_level_progress ORDER BY level"])
     assert stored[0] == stored[1]
     assert stored[1] == [
-        [("i0", "404", None), ("i1", None, str(big)), ("i2", None, "7"), ("i3", "1", None)],
+        [("i0", "404", None, str(huge)), ("i1", None, str(big), None), ("i2", None, "7", None),
+         ("i3", "1", None, None)],
         [("t|point|0", 2), ("t|point|1", None), ("t|point|2", None)],
         [(0, 1.0), (1, 2.0), (2, 0.5)],
     ]

@@ -116,7 +116,11 @@ def records_frame(records: Sequence[Any], columns: Sequence[str] | None) -> Any:
         else:
             values = [record[position] for record in records]
         if _whole_numbers_or_missing(values):
-            frame[name] = pd.array([None if cell(v) is None else v for v in values], dtype="Int64")
+            ints = [None if cell(v) is None else v for v in values]
+            if all(v is None or -2**63 <= v < 2**63 for v in ints):
+                frame[name] = pd.array(ints, dtype="Int64")
+            else:  # past BIGINT: Python ints, which DuckDB reads as HUGEINT, as it reads the literal
+                frame[name] = pd.Series(ints, index=frame.index, dtype=object)
     return frame
 
 
