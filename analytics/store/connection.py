@@ -396,10 +396,6 @@ def _open_migrated(loc: StoreLocation, threads: int | None = None) -> duckdb.Duc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _to_frame(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None) -> Any:
-    return relations.records_frame(list(rows), columns)
-
-
 @dataclass
 class WriteSession:
     """One unit of work: everything is committed together or not at all."""
@@ -441,7 +437,10 @@ class WriteSession:
         on_match: OnMatch = "replace",
     ) -> int:
         """Insert-or-replace rows (dicts or a DataFrame) by the table's natural key."""
-        if not relations.is_frame(rows):
+        frame: Any
+        if relations.is_frame(rows):
+            frame = rows
+        else:
             records = list(rows)
             if not records:
                 return 0
@@ -456,10 +455,7 @@ class WriteSession:
                           few_rows=len(records) <= LEAN_MAX_ROWS)
                     self.rows_written += len(records)
                     return len(records)
-            rows = records
-        import pandas as pd
-
-        frame = rows if isinstance(rows, pd.DataFrame) else _to_frame(rows, columns)
+            frame = relations.records_frame(records, columns)
         if frame.empty:
             return 0
         cols = list(columns) if columns else [str(c) for c in frame.columns]
