@@ -68,6 +68,50 @@ def test_an_old_single_file_store_is_refused_with_the_command_to_run(tmp_path: P
         resolve(old)
 
 
+@pytest.fixture(scope="module")
+def catalog_in_a_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new embedded store: ``<folder>/gitops-dora.ducklake`` and its ``.files`` beside it."""
+    catalog = tmp_path_factory.mktemp("org") / "gitops-dora.ducklake"
+    with open_writer(catalog, source="test"):
+        pass
+    assert catalog.is_file() and Path(f"{catalog}.files").is_dir()
+    return catalog
+
+
+@pytest.mark.parametrize("named", ["the folder holding the catalog", "the catalog's data folder",
+                                   "an unrelated folder"])
+def test_a_folder_given_as_db_is_refused_with_one_line_naming_the_catalog(
+        tmp_path: Path, catalog_in_a_folder: Path, named: str) -> None:
+    """--db naming a folder (the demo's, or the store's ``.files``) once failed with SQLite's "disk
+    I/O error"; now one line says what --db names and, when there is one, which catalog was meant,
+    for a read, a listing and a write alike, and nothing is written."""
+    from tests import cli_inprocess
+    from tests.child_env import child_env
+
+    catalog = catalog_in_a_folder
+    folder = {"the folder holding the catalog": catalog.parent,
+              "the catalog's data folder": Path(f"{catalog}.files"),
+              "an unrelated folder": tmp_path / "empty"}[named]
+    folder.mkdir(exist_ok=True)
+    (tmp_path / "incidents.csv").write_text("id,service,created_at\nINC-1,web,2026-11-01T10:00:00Z\n")
+    trees = (catalog.parent, tmp_path)
+    before = [sorted((p, p.stat().st_size) for p in tree.rglob("*") if p.is_file()) for tree in trees]
+    for command in (["metrics"], ["deployments", "--format", "json"], ["import", "incidents.csv"]):
+        proc = cli_inprocess.run(["--db", str(folder), *command], env=child_env(), cwd=tmp_path)
+        assert proc.returncode == 2, (command, proc.stderr)
+        assert proc.stdout == ""
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"error: {folder} is a folder, not a store: --db names the catalog file")
+        assert "I/O error" not in lines[0]
+        if named == "an unrelated folder":
+            assert "did you mean" not in lines[0]
+        else:
+            assert lines[0].endswith(f"; did you mean --db {catalog}?")
+    after = [sorted((p, p.stat().st_size) for p in tree.rglob("*") if p.is_file()) for tree in trees]
+    assert after == before  # nothing written, in the store or beside the file
+
+
 def test_every_table_has_a_declared_natural_key_whose_columns_exist(tmp_path: Path) -> None:
     db = tmp_path / "k.ducklake"
     with open_writer(db, source="test"):

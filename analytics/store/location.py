@@ -132,6 +132,8 @@ def _with_slash(data: str) -> str:
 def _refuse_old_format(path: Path) -> None:
     """A 0.1 single-file DuckDB store at this path would be overwritten by nothing and read as
     garbage by SQLite: say how to migrate it instead."""
+    if path.is_dir():
+        _refuse_folder(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
@@ -145,6 +147,20 @@ def _refuse_old_format(path: Path) -> None:
             f"`gitops-dora migrate-store {path} NEW` and use NEW (see docs/operations.md)"
         )
     raise UserError(f"{path} is not a gitops-dora store (neither a SQLite catalog nor a 0.1 DuckDB file)")
+
+
+def _refuse_folder(path: Path) -> None:
+    """``--db`` naming a folder (the demo's folder, or a store's ``.files`` data folder) is a
+    common slip; SQLite's own refusal ("disk I/O error") does not say what is wrong. Names the
+    catalog the user most likely meant when there is one."""
+    candidates = []
+    if path.name.endswith(".files"):
+        candidates.append(path.with_name(path.name[: -len(".files")]))
+    candidates.append(path / DEFAULT_DB)
+    meant = next((c for c in candidates if c.is_file()), None)
+    hint = f"; did you mean --db {meant}?" if meant is not None else ""
+    raise UserError(f"{path} is a folder, not a store: --db names the catalog file (an embedded "
+                    f"store keeps its data in the folder <catalog>.files/ beside it){hint}")
 
 
 def _postgres(url: str, data_path: str | None) -> StoreLocation:
