@@ -46,6 +46,16 @@ def test_json_lines(tmp_path: Path) -> None:
     assert parsed.lines == [1, 3]
 
 
+def test_quotes_csv_allows_are_kept_as_written(tmp_path: Path) -> None:
+    """A quote inside an unquoted value and a doubled quote inside a quoted one are valid CSV: the
+    strict reader keeps them."""
+    f = tmp_path / "quotes.csv"
+    f.write_text('id,service,title\nA,web,12" screen\nB,web,"say ""hi"", then go"\n')
+    parsed = parse_file(f)
+    assert [r["title"] for r in parsed.records] == ['12" screen', 'say "hi", then go']
+    assert parsed.lines == [2, 3]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -53,6 +63,11 @@ def test_json_lines(tmp_path: Path) -> None:
         ('{"id": 1,,}', "malformed JSON"),
         ("key: [unclosed\n", "malformed YAML"),
         ("id,service\nA,b,extra\n", "line 2: more values than header columns"),
+        # a quote never closed: the lenient reader took the rest of the file as one value
+        ('id,service,title\nA,b,ok\nC,"d,never closed\nE,f,g\n',
+         "line 3: malformed CSV: a quoted value that starts here is never closed"),
+        # text after a closing quote: the lenient reader stored "abc"def as abcdef
+        ('id,service\nA,"abc"def\n', "line 2: malformed CSV: text after a closing quote"),
         ("just a sentence\n", "not a CSV, JSON or YAML file of records"),
     ],
 )

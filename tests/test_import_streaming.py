@@ -143,6 +143,29 @@ def test_cli_streams_a_large_file_and_names_the_line_of_a_bad_value(tmp_path: Pa
         "line 15002: 'resolved_at' is earlier than 'created_at'" in proc.stderr
 
 
+@pytest.mark.parametrize(("row", "reason"), [
+    # the rest of the file is one value: past the csv module's limit before the end of the data
+    ('INC-X,svc,production,2025-01-01T10:00:00Z,,"Quote never closed,,,\n',
+     "(or a quoted value that starts here and is never closed)"),
+    ('INC-X,svc,production,2025-01-01T10:00:00Z,,"abc"def,,,\n', "text after a closing quote"),
+], ids=["unclosed", "after-closing-quote"])
+def test_a_large_file_with_malformed_quoting_fails_on_its_line_and_imports_nothing(
+        tmp_path: Path, row: str, reason: str) -> None:
+    """DuckDB's strict reader refuses the file and hands it to parse_file, which is strict too: one
+    line naming the row, and nothing stored (the lenient reader used to store "abc"def as abcdef)."""
+    rows = [f"INC-{i},svc{i % 7},production,2025-01-{1 + i % 28:02d}T10:00:00Z,,Incident {i:08d},,,\n"
+            for i in range(40_000)]
+    src = _write(tmp_path / "big.csv", [*rows[:20_000], row, *rows[20_000:]])
+    assert src.stat().st_size > 1024 * 1024
+    db = tmp_path / "s.ducklake"
+    proc = run_cli_inprocess(db, "import", str(src), check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {src}: line 20002: malformed CSV: "), lines
+    assert reason in lines[0]
+    assert _table(db) == [(None, None)]  # no incident, service or environment: nothing half-written
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 @pytest.mark.parametrize("count", [0, 1, 7])
 def test_streamed_output_equals_the_whole_list(

@@ -344,7 +344,11 @@ def _parse_csv(path: Path, text: str) -> ParsedFile:
     if nul >= 0:  # CSV has no escapes: only a raw NUL byte gives one
         line = text.count("\n", 0, nul) + 1
         raise SourceError(f"{path}: line {line}: {NUL_REFUSED}")
-    reader = csv.DictReader(io.StringIO(text))
+    # strict: a quote that is never closed, or text after a closing quote ("abc"def), is an error
+    # with its line; the lenient reader took the rest of the file into one value (reported as
+    # a missing value), or silently joined the pieces (abcdef). DuckDB's reader of large files
+    # is strict too, so both paths refuse the same files.
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     records, lines = [], []
     start = 1  # where the record being read starts (the line after the previous one ended)
     try:
@@ -356,9 +360,26 @@ def _parse_csv(path: Path, text: str) -> ParsedFile:
             records.append({k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k})
             lines.append(reader.line_num)
             start = reader.line_num + 1
-    except csv.Error as exc:  # a field over csv.field_size_limit(), a stray quote at the end...
-        raise SourceError(f"{path}: line {start}: malformed CSV: {exc}") from None
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a quote never closed...
+        raise SourceError(f"{path}: line {start}: malformed CSV: {_csv_reason(exc)}") from None
     return ParsedFile(path=path, format="csv", documents=[], records=records, lines=lines)
+
+
+# What Python's csv module says, and what it means for the file's author.
+_CSV_REASONS = {
+    "unexpected end of data": "a quoted value that starts here is never closed",
+    "',' expected after '\"'":
+        "text after a closing quote (a quote inside a quoted value is written twice: \"\")",
+}
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    said = str(exc)
+    if said.startswith("field larger than field limit"):
+        # in a large file an unclosed quote runs into the limit before the end of the data
+        return (f"a value longer than {csv.field_size_limit():,} characters (or a quoted value that "
+                "starts here and is never closed)")
+    return _CSV_REASONS.get(said, said)
 
 
 # Streaming CSV (issue #16): a large CSV file is read by DuckDB's CSV reader, in parallel batches,
