@@ -318,11 +318,14 @@ def open_source(spec: str) -> Source:
         shown = redact(spec)
         tmp = tempfile.mkdtemp(prefix="gitops-dora-assess-")
         target = Path(tmp) / "repo.git"
+        from analytics.collectors.git_source import hidden_credentials
+
+        without_userinfo, credentials = hidden_credentials(spec)  # not on git's command line
         proc = subprocess.run(
-            ["git", "clone", "--bare", "--quiet", spec, str(target)],
+            ["git", "clone", "--bare", "--quiet", without_userinfo, str(target)],
             capture_output=True,
             check=False,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **credentials},
         )
         if proc.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -46,14 +46,42 @@ def git_env() -> dict[str, str]:
     return env
 
 
+_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)$", re.S)
+
+
+def hidden_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its userinfo, for git's command line, and the environment that makes git use
+    the URL as given: ``url.<as given>.insteadOf <without>``, passed in ``GIT_CONFIG_COUNT``/
+    ``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n`` after any the environment already holds.
+
+    Why: a process's command line is readable by every user of the machine (``ps``,
+    ``/proc/PID/cmdline``) for as long as it runs, a clone of a large repository for minutes; its
+    environment only by its own user. The user typed the URL into our command line already, but
+    the git processes we start need not repeat it. A URL without userinfo (or scp-like
+    ``git@host:path``, whose user is no secret) is returned as it is, with no environment."""
+    m = _AUTHORITY.match(url)
+    if m is None or "@" not in m.group("authority"):
+        return url, {}
+    host = m.group("authority").rpartition("@")[2]  # the last @ ends the userinfo
+    bare = f"{m.group('scheme')}{host}{m.group('rest')}"
+    try:
+        count = int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0)
+    except ValueError:
+        count = 0
+    return bare, {"GIT_CONFIG_COUNT": str(count + 1), f"GIT_CONFIG_KEY_{count}": f"url.{url}.insteadOf",
+                  f"GIT_CONFIG_VALUE_{count}": bare}
+
+
 def run_git(
     repo: Path, args: Sequence[str], *, what: str, stdin: str | None = None, check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run git in ``repo``; on failure raise SourceError naming ``what`` and git's own reason."""
+    """Run git in ``repo``; on failure raise SourceError naming ``what`` and git's own reason.
+    ``env``: added to :func:`git_env` (:func:`hidden_credentials`)."""
     try:
         proc = subprocess.run(
             ["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True,
-            env=git_env(), errors="replace",
+            env={**git_env(), **(env or {})}, errors="replace",
         )
     except FileNotFoundError:
         raise SourceError("git is not installed (no `git` on PATH)") from None
@@ -101,18 +129,20 @@ def _cache_clone(url: str, repo_id: str) -> Path:
     digest = hashlib.sha1(redact(url).encode()).hexdigest()[:10]
     dest = cache_root() / f"{repo_id}-{digest}.git"
     shown = redact(url)
+    # git's command lines name the URL without its userinfo; the environment maps it back
+    bare, credentials = hidden_credentials(url)
     if (dest / "HEAD").exists():
         # The URL as given (it may carry credentials) is used for this fetch only, never stored:
         # fetching "origin" keeps the clone's partial-clone settings without a second remote.
-        run_git(dest, ["-c", f"remote.origin.url={url}", "fetch", "--quiet", "--prune", "--force",
+        run_git(dest, ["-c", f"remote.origin.url={bare}", "fetch", "--quiet", "--prune", "--force",
                        "origin", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
-                what=f"cannot fetch {shown}")
+                what=f"cannot fetch {shown}", env=credentials)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + f".partial-{os.getpid()}")
     proc = subprocess.run(
-        ["git", "clone", "--quiet", "--bare", "--filter=blob:none", url, str(tmp)],
-        capture_output=True, text=True, env=git_env(), errors="replace",
+        ["git", "clone", "--quiet", "--bare", "--filter=blob:none", bare, str(tmp)],
+        capture_output=True, text=True, env={**git_env(), **credentials}, errors="replace",
     )
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
