@@ -11,6 +11,7 @@ import typer
 
 from analytics.cli.app import app, get_ctx
 from analytics.errors import UserError
+from analytics.listening import check_free
 from analytics.progress import say
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
@@ -72,6 +73,7 @@ def dashboard_command(
     db = app_ctx.db_path
     if not APP_SCRIPT.exists():
         raise UserError(f"dashboard app not found at {APP_SCRIPT}; reinstall gitops-dora")
+    check_free(host, port)  # one line now, not Streamlit's after our URL line
     if not db.exists():
         say(f"warning: no database at {db} yet; pages will say what to collect")
     env = dict(os.environ)

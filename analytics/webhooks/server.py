@@ -58,6 +58,7 @@ from starlette.routing import Route
 
 from analytics.config import Config
 from analytics.errors import UserError
+from analytics.listening import listening_socket
 from analytics.store.location import StoreRef
 from analytics.webhooks.providers import provider_modules
 from analytics.webhooks.writer import (
@@ -1049,6 +1050,7 @@ def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: boo
     limits = _fit_file_limit(limits_from_env(), explicit=bool(os.environ.get(ENV["max_connections"])))
     log = RateLimitedLog()
     protocol = guarded_protocol(limits, log)  # before the store is touched: refuse cleanly
+    sock = listening_socket(host, port)  # a port in use is one line, before the store opens
     writer = DeliveryWriter(db_path, config)
     writer.open()  # migrations before the first delivery, and a store that cannot open fails here
     stale = remove_stale_spools()
@@ -1064,9 +1066,12 @@ def serve(db_path: StoreRef, config: Config, host: str, port: int, insecure: boo
     print(f"receiving webhooks on http://{host}:{port} into {db_path}", file=sys.stderr, flush=True)
     app = create_app(db_path, config, insecure=insecure, endpoints=endpoints, limits=limits, writer=writer,
                      log=log)
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10,
         http=protocol, timeout_keep_alive=limits.keep_alive, backlog=limits.backlog,
         # our protocol closes connections beyond max_connections before uvicorn counts them
         limit_concurrency=limits.max_connections + 1,
-    )
+    ))
+    server.run(sockets=[sock])  # what uvicorn.run does, on the socket bound above
+    if not server.started:
+        sys.exit(3)  # uvicorn.run's STARTUP_FAILURE: the application did not start
