@@ -56,9 +56,10 @@ def changes_command(
     as_of: str | None = AS_OF_OPTION,
     wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
-    """List every change deployments shipped: its start (author, committer or PR first commit),
-    lead time, and whether it counted for lead time (counted, baseline, negative,
-    failed_deployment, no_start)."""
+    """List every change deployments shipped, with its start, lead time and whether it counted.
+
+    Start: the author, committer or PR first commit time.
+    Whether it counted: counted, baseline, negative, failed_deployment or no_start."""
     from analytics.errors import UserError
     from analytics.metrics.audit import audit_rows
     from analytics.metrics.engine import apply_settings

@@ -78,8 +78,9 @@ def deployments_command(
     as_of: str | None = AS_OF_OPTION,
     wide: bool = typer.Option(False, "--wide", help=WIDE_OPTION_HELP),
 ) -> None:
-    """List deployments (all statuses), oldest first, with how many changes each shipped and, for
-    reconciler deployments, how their object was mapped to a service and environment."""
+    """List deployments (all statuses), oldest first, with how many changes each shipped.
+
+    A reconciler deployment also shows how its object was mapped to a service and environment."""
     from analytics.listing import print_deployments
     from analytics.metrics.window import parse_instant
     from analytics.store.connection import open_reader, parse_as_of

@@ -70,8 +70,9 @@ def report_command(
         show_default=False,
     ),
 ) -> None:
-    """Write one tidy row per group and period (every `metrics` field, ratings flattened; a
-    week or month the window cuts short is flagged partial_period and not rated)."""
+    """Write one tidy row per group and period: every `metrics` field, ratings flattened.
+
+    A week or month the window cuts short is flagged partial_period and not rated."""
     from analytics.metrics.engine import compute_metrics
     from analytics.progress import say
     from analytics.reports import RENDERERS, report_from_metrics, write_atomically
