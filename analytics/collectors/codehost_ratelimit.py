@@ -91,16 +91,23 @@ class CountdownGithubRetry(_CountdownSleep, GithubRetry):
     """PyGithub's retry (which recognises primary and secondary limits) with a visible wait."""
 
 
+# A server that cannot be reached at all (connection refused, a host name that does not resolve)
+# is tried this many more times (at once, then after 1 and 2 s): a blip passes in that time, and a
+# wrong --base-url fails within seconds instead of after the two minutes the whole backoff of
+# ``total`` takes (answers with 429 and 5xx keep every retry and their waits).
+CONNECT_RETRIES = 3
+
+
 def gitlab_retry(total: int = 8) -> CountdownRetry:
     return CountdownRetry(
-        total=total, status_forcelist=[429, 500, 502, 503, 504], backoff_factor=0.5,
-        allowed_methods=None, respect_retry_after_header=True, raise_on_status=False,
+        total=total, connect=CONNECT_RETRIES, status_forcelist=[429, 500, 502, 503, 504],
+        backoff_factor=0.5, allowed_methods=None, respect_retry_after_header=True, raise_on_status=False,
     )
 
 
 def github_retry(total: int = 8) -> CountdownGithubRetry:
     secondary = float(os.environ.get(SECONDARY_WAIT_ENV) or 60)
     return CountdownGithubRetry(
-        total=total, status_forcelist=[429, 500, 502, 503, 504], backoff_factor=0.5,
-        max_rate_limit_wait=MAX_WAIT_SECONDS, secondary_rate_wait=secondary,
+        total=total, connect=CONNECT_RETRIES, status_forcelist=[429, 500, 502, 503, 504],
+        backoff_factor=0.5, max_rate_limit_wait=MAX_WAIT_SECONDS, secondary_rate_wait=secondary,
     )

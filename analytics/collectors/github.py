@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from analytics.collectors.codehost_input import api_base_url, repository_path
 from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
@@ -66,10 +67,7 @@ def _from_state(value: str | None) -> datetime | None:
 
 
 def validate_name(full_name: str) -> str:
-    parts = full_name.strip().strip("/").split("/")
-    if len(parts) != 2 or not all(parts):
-        raise SourceError(f"{full_name!r}: expected OWNER/REPO, e.g. octo-org/payments-api")
-    return "/".join(parts)
+    return repository_path(full_name, exactly=2, shape="OWNER/REPO", example="octo-org/payments-api")
 
 
 def describe_error(exc: Exception, full_name: str, base_url: str) -> str:
@@ -342,7 +340,7 @@ def collect_github(
 
     full_name = validate_name(full_name)
     conn = config.connections.github
-    url = (base_url or conn.base_url).rstrip("/")
+    url = api_base_url(base_url or conn.base_url)
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from analytics.collectors.codehost_input import api_base_url, repository_path
 from analytics.collectors.codehost_mapping import (
     incident_labels,
     is_incident,
@@ -49,10 +50,7 @@ class GitLabSummary:
 
 
 def validate_path(project: str) -> str:
-    parts = project.strip().strip("/").split("/")
-    if len(parts) < 2 or not all(parts):
-        raise SourceError(f"{project!r}: expected GROUP/PROJECT, e.g. platform/payments-api")
-    return "/".join(parts)
+    return repository_path(project, exactly=None, shape="GROUP/PROJECT", example="platform/payments-api")
 
 
 def describe_error(exc: Exception, project: str, base_url: str) -> str:
@@ -308,7 +306,7 @@ def collect_gitlab(
 
     path = validate_path(project_path)
     conn = config.connections.gitlab
-    url = (base_url or conn.base_url).rstrip("/")
+    url = api_base_url(base_url or conn.base_url)
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
 
