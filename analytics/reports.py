@@ -264,7 +264,22 @@ def render_json(report: Report) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def _md_cell(value: Any, column: str = "", precision: int | None = None) -> str:
+# Characters that start Markdown markup inside a line: links and images ([ ] ( ) !), emphasis and
+# code (* _ ` ~), raw HTML and autolinks (< >), entities (&), table cells (|), escapes (\\), and
+# what GitHub's renderer turns into links without any markup (the ':' of "http://", the '.' of
+# "www.", the '@' of an address): escaped, each is shown as itself.
+_MD_ACTIVE = re.compile(r"([\\`*_{}\[\]()#+!|<>&~:@.])")
+
+
+def _md_text(text: str) -> str:
+    """Text from the data as Markdown that renders as the same text and nothing else (no link,
+    image, HTML, emphasis or autolink). A backslash before any ASCII punctuation shows it literally
+    (CommonMark), and splits a would-be autolink so that no renderer's link finder sees it whole."""
+    return _MD_ACTIVE.sub(r"\\\1", text.replace("\n", " ").replace("\r", " "))
+
+
+def _md_cell(value: Any, column: str = "", precision: int | None = None, *, data: bool = True) -> str:
+    from_data = data and isinstance(value, str)  # names, titles, ids: anything the sources said
     value = _plain(value)
     if value is None:
         return ""
@@ -273,11 +288,14 @@ def _md_cell(value: Any, column: str = "", precision: int | None = None) -> str:
     elif isinstance(value, float):
         text = _number(value, column, precision)
     elif isinstance(value, dict | list):
-        text = json.dumps(value)
+        return _md_text(json.dumps(value))
     else:
         text = str(value)
+    if from_data:
+        return _md_text(text)
+    # numbers, times and our own words: nothing to escape but what would end the cell or the row
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-    return text.replace("<", "&lt;").replace(">", "&gt;")  # no raw HTML where Markdown is rendered
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render_markdown(report: Report) -> str:
@@ -291,7 +309,7 @@ def render_markdown(report: Report) -> str:
         *([f"Data as of {_plain(meta.get('snapshot_time'))} (snapshot {meta['snapshot_id']}; "
            f"`--as-of {meta['snapshot_id']}` reproduces this report).", ""]
           if meta.get("snapshot_id") is not None else []),
-        "| " + " | ".join(_md_cell(c) for c in report.columns) + " |",
+        "| " + " | ".join(_md_cell(c, data=False) for c in report.columns) + " |",
         "|" + "|".join("---" for _ in report.columns) + "|",
     ]
     lines += ["| " + " | ".join(_md_cell(r.get(c), c, report.precision) for c in report.columns) + " |"

@@ -160,7 +160,45 @@ def test_json_and_markdown_goldens(db: Path, tmp_path: Path) -> None:
     assert normalised(md.read_text(), db) == (GOLDEN / "report_month.md").read_text()
     doc = json.loads(js.read_text())
     assert doc["rows"][0]["service"] == EVIL               # JSON is not a spreadsheet: kept verbatim
-    assert f"| {EVIL} |" in md.read_text()
+    assert markdown_cells(md.read_text())[0][0] == EVIL    # Markdown shows it as it is (rendered)
+
+
+def markdown_cells(text: str) -> list[list[str]]:
+    """The body cells of a report's table as a CommonMark renderer with GFM tables shows them,
+    and a check that nothing in them became markup: every inline token is plain text (or the
+    backslash escapes that make it so)."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(text)
+    rows: list[list[str]] = []
+    in_body = False
+    for token in tokens:
+        if token.type in ("tbody_open", "tbody_close"):
+            in_body = token.type == "tbody_open"
+        elif in_body and token.type == "tr_open":
+            rows.append([])
+        elif in_body and token.type == "inline":
+            kinds = {c.type for c in token.children or []}
+            assert kinds <= {"text", "text_special"}, (token.content, kinds)
+            rows[-1].append("".join(c.content for c in token.children or []))
+    return rows
+
+
+def test_markdown_cells_show_hostile_text_as_text(tmp_path: Path) -> None:
+    """A service name with a link, an image, raw HTML, emphasis, code, a bare URL, an e-mail address
+    and a table pipe: the rendered cell is that text, with no link, image, HTML or emphasis."""
+    hostile = ("a|b [x](http://evil) ![i](http://evil/p.png) <img src=x onerror=alert(1)> *bold* _it_ "
+               "`code` ~~gone~~ http://evil.example www.evil.example a@evil.example &amp; \\[y]")
+    db = tmp_path / "h.ducklake"
+    deployments = tmp_path / "d.csv"
+    with deployments.open("w", newline="") as fh:
+        csv.writer(fh).writerows([["id", "service", "environment", "revision", "deployed_at"],
+                                  ["d1", hostile, "production", "v1", "2026-01-05T10:00:00Z"]])
+    assert run(db, "import", str(deployments)).returncode == 0
+    out = tmp_path / "r.md"
+    assert run(db, "report", "--out", str(out), "--format", "markdown", *WINDOW).returncode == 0
+    assert markdown_cells(out.read_text())[0][0] == hostile
+    assert "](http" not in out.read_text()                 # no link target left unescaped in the file
 
 
 def test_whole_window_report_has_one_row_per_group(db: Path, tmp_path: Path) -> None:
