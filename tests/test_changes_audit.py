@@ -140,6 +140,10 @@ def test_deployment_filter_csv_and_table(store: tuple[Path, dict[str, str]]) -> 
     # 5 changes: counted c1, c2, c3, c5 (6, 12, 18, 24 -> 15 h) and negative c4
     note = "5 changes; counted 4, negative 1; median lead time of the counted changes: 15.00 h"
     assert note in table.stderr
+    # no change at all: the note has no empty part ("0 changes; ; median ..." before)
+    empty = run(tmp, "changes", "--deployment", "no-such-deployment")
+    assert empty.returncode == 0
+    assert "note: 0 changes; median lead time of the counted changes: none" in empty.stderr
 
 
 def test_as_of_reads_the_store_as_it_was(tmp_path: Path) -> None:

@@ -96,7 +96,8 @@ def changes_command(
         outcomes = {o: sum(1 for r in rows if r["outcome"] == o) for o in
                     ("counted", "baseline", "negative", "failed_deployment", "no_start")}
         median = f"{statistics.median(counted):.2f} h" if counted else "none"
-        say(f"note: {len(rows)} changes; " + ", ".join(f"{k} {v}" for k, v in outcomes.items() if v)
+        by_outcome = ", ".join(f"{k} {v}" for k, v in outcomes.items() if v)
+        say(f"note: {len(rows)} changes" + (f"; {by_outcome}" if by_outcome else "")
             + f"; median lead time of the counted changes: {median}")
         return
     print_rows(rows, COLUMNS, fmt, title="Changes")
