@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -563,10 +564,15 @@ def test_as_of_reproduces_an_earlier_metrics_output_byte_for_byte(tmp_path: Path
                             cwd=tmp_path))
     assert len(old_list) == 10
 
+    ok(run_here(store, "report", "--out", str(report), *window, cwd=tmp_path))
+    latest = json.loads(report.read_text())["snapshot_id"]  # the newest snapshot, which a report names
     for bad, says in (("soon", "--as-of 'soon'"), ("999999", "no snapshot 999999"),
                       ("2001-01-01T00:00:00Z", "no snapshot 2001-01-01")):
         line = one_error_line(run_here(store, "metrics", "--format", "json", "--as-of", bad, cwd=tmp_path))
         assert says in line, line
+        if bad != "soon":  # and what it can name instead: the catalog's first and last snapshot
+            assert re.search(rf"\(its snapshots are 0 \(\d{{4}}-.* UTC\) to {latest} \(\d{{4}}-.* UTC\)\)$",
+                             line), line
 
 
 # --- 6. migrating a 0.1 store ------------------------------------------------------------------------

@@ -162,6 +162,18 @@ _MOVED = "does not match existing data path in the catalog"
 _RECORDED = re.compile(_MOVED + r' "(.*)"\.?$', re.MULTILINE)
 
 
+def _snapshot_range(loc: StoreLocation) -> str | None:
+    """What ``--as-of`` can name in this store ("snapshots 1 (2026-...) to 11 (2026-...)"), for the
+    error of one it cannot: DuckDB's own line names only the value that failed. None where the
+    catalog is not read here (PostgreSQL)."""
+    rows = loc.read_catalog("SELECT min(snapshot_id), min(snapshot_time), max(snapshot_id),"
+                            " max(snapshot_time) FROM ducklake_snapshot")
+    if not rows or rows[0][0] is None:
+        return None
+    first, first_at, last, last_at = rows[0]
+    return f"its snapshots are {first} ({str(first_at)[:19]} UTC) to {last} ({str(last_at)[:19]} UTC)"
+
+
 def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[str]) -> None:
     """ATTACH the store. DuckLake records the data folder's absolute path when it creates a store
     (file paths inside it are relative), so a store moved or copied with its folder (``mv`` of a
@@ -266,7 +278,8 @@ def connect(
         con.close()
         if snapshot is not None or snapshot_time is not None:
             when = snapshot if snapshot is not None else snapshot_time
-            raise UserError(f"store {loc}: no snapshot {when} ({_first_line(exc)})") from None
+            known = _snapshot_range(loc) or _first_line(exc)
+            raise UserError(f"store {loc}: no snapshot {when} ({known})") from None
         if "malformed" in str(exc) or "not a database" in str(exc):
             reason = "disk image is malformed" if "malformed" in str(exc) else "not a database"
             raise UserError(f"store {loc}: the catalog file is damaged ({reason}); nothing was written; "
