@@ -24,3 +24,12 @@ class StoreLockedError(UserError):
 
 class SourceError(UserError):
     """A source (repo, API, file) could not be read; the message names the input."""
+
+
+def yaml_problem(exc: Exception) -> str:
+    """``line N: <what is wrong>`` of a PyYAML error. Its own text runs over several lines: the
+    first says only where parsing stood ("while parsing a flow sequence"), the problem and its line
+    come after, then an excerpt of the file."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from analytics.errors import UserError
+from analytics.errors import UserError, yaml_problem
 from assessment.model import CAPABILITY_IDS
 
 _YES = {"yes", "y", "true"}
@@ -59,7 +59,7 @@ def load_answers(path: Path) -> dict[str, Answer]:
     except OSError as exc:
         raise UserError(f"cannot read answers file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"answers file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"answers file {path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_answers(raw, str(path))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from analytics.errors import UserError
+from analytics.errors import UserError, yaml_problem
 from analytics.paths import data_dir
 
 CAPABILITY_IDS: tuple[str, ...] = (
@@ -186,5 +186,5 @@ def load_model(path: Path | None = None) -> Model:
     except OSError as exc:
         raise UserError(f"cannot read maturity model {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"maturity model {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"maturity model {path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_model(raw, str(path))

@@ -71,3 +71,24 @@ def test_bad_answers(raw: object, message: str) -> None:
     with pytest.raises(UserError) as info:
         parse_answers(raw, "f.yaml")
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("answers:\n  version-control: [yes,\n", "line 3: expected the node content, but found '<stream end>'"),
+    ('answers:\n  version-control: "unterminated\n', "line 3: found unexpected end of stream"),
+    ("answers:\n  a: 1\n b: 2\n", "line 3: expected <block end>, but found '<block mapping start>'"),
+])
+def test_a_malformed_answers_or_model_file_names_the_line_and_the_problem(
+        tmp_path: Path, text: str, said: str) -> None:
+    """Not PyYAML's first line, which says only where parsing stood ("while parsing a flow
+    sequence"), and never its excerpt of the file: one line, with the line number."""
+    bad = tmp_path / "answers.yaml"
+    bad.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_answers(bad)
+    assert str(info.value) == f"answers file {bad} is not valid YAML: {said}"
+    load_model.cache_clear()
+    with pytest.raises(UserError) as info:
+        load_model(bad)
+    assert str(info.value) == f"maturity model {bad} is not valid YAML: {said}"
+    assert "\n" not in str(info.value)
