@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from analytics.errors import ConfigError
+from analytics.errors import ConfigError, yaml_mark
 
 if TYPE_CHECKING:  # PyYAML loads with the first config file read: most runs have none
     import yaml
@@ -359,9 +359,8 @@ def load_config(path: Path | None) -> Config:
         root = yaml.compose(text)
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        where, problem = yaml_mark(exc)
+        raise ConfigError(f"{path}:{' ' + where if where else ''}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping of sections")
     try:

@@ -26,10 +26,17 @@ class SourceError(UserError):
     """A source (repo, API, file) could not be read; the message names the input."""
 
 
-def yaml_problem(exc: Exception) -> str:
-    """``line N: <what is wrong>`` of a PyYAML error. Its own text runs over several lines: the
-    first says only where parsing stood ("while parsing a flow sequence"), the problem and its line
-    come after, then an excerpt of the file."""
+def yaml_mark(exc: Exception) -> tuple[str, str]:
+    """Where a PyYAML error is (``line N``, or "" when it has no mark) and what is wrong, each
+    read from the error's own fields: its text runs over several lines, the first of which says
+    only where parsing stood ("while parsing a flow sequence"), then the problem and its line, then
+    an excerpt of the file."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
-    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
+    return (f"line {mark.line + 1}" if mark is not None else ""), str(problem)
+
+
+def yaml_problem(exc: Exception) -> str:
+    """``line N: <what is wrong>`` of a PyYAML error (:func:`yaml_mark`)."""
+    where, problem = yaml_mark(exc)
+    return f"{where}: {problem}" if where else problem

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from analytics.errors import NUL_REFUSED, SourceError
+from analytics.errors import NUL_REFUSED, SourceError, yaml_mark
 
 FileFormat = Literal["csv", "json", "jsonl", "yaml"]
 
@@ -244,9 +244,8 @@ def _parse_yaml_or_csv(path: Path, text: str) -> ParsedFile:
     except yaml.YAMLError as exc:
         if _looks_like_csv(text):
             return _parse_csv(path, text)
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise SourceError(f"{path}: {where}malformed YAML: {getattr(exc, 'problem', exc)}") from None
+        where, problem = yaml_mark(exc)
+        raise SourceError(f"{path}: {where + ': ' if where else ''}malformed YAML: {problem}") from None
     if docs and all(isinstance(d, dict | list) for d in docs):
         _check_values(path, docs)  # mapping keys and escapes: the loader checked depth and aliases
         return _from_documents(path, "yaml", docs, None)
