@@ -132,9 +132,11 @@ def _cache_clone(url: str, repo_id: str) -> Path:
     # git's command lines name the URL without its userinfo; the environment maps it back
     bare, credentials = hidden_credentials(url)
     if (dest / "HEAD").exists():
-        # The URL as given (it may carry credentials) is used for this fetch only, never stored:
-        # fetching "origin" keeps the clone's partial-clone settings without a second remote.
-        run_git(dest, ["-c", f"remote.origin.url={bare}", "fetch", "--quiet", "--prune", "--force",
+        # "origin" is the URL the clone stored, without its userinfo; the credentials reach git
+        # through ``credentials`` only. Fetching "origin" keeps the clone's partial-clone settings
+        # without a second remote. (A ``-c remote.origin.url=...`` here would be a second value of a
+        # multi-valued key: git fetches from the first, the stored one.)
+        run_git(dest, ["fetch", "--quiet", "--prune", "--force",
                        "origin", "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
                 what=f"cannot fetch {shown}", env=credentials)
         return dest
