@@ -51,10 +51,10 @@ def test_gitlab_paths_have_two_or_more_segments(path: str, ok: bool) -> None:
 ])
 def test_only_http_urls_with_a_host_are_api_base_urls(url: str, ok: bool) -> None:
     if ok:
-        assert api_base_url(url) == url.rstrip("/")
+        assert api_base_url(url, "--base-url") == url.rstrip("/")
     else:
         with pytest.raises(SourceError, match="not an http:// or https:// URL with a host"):
-            api_base_url(url)
+            api_base_url(url, "--base-url")
 
 
 @pytest.mark.parametrize(("host", "args"), [
@@ -97,3 +97,13 @@ def test_a_server_that_refuses_connections_is_retried_three_times_then_one_line(
     assert proc.stderr.splitlines()[-1].startswith(f"error: {host} acme/app at {base}: cannot reach the API")
     assert codehost_ratelimit.CONNECT_RETRIES == 3
     assert waits == [(1.0, "retrying"), (2.0, "retrying")]
+
+
+def test_a_bad_base_url_from_the_config_is_named_as_the_config_key(tmp_path: Path) -> None:
+    (tmp_path / "gitops-dora.yaml").write_text("connections:\n  gitlab:\n    base_url: ftp://gitlab.example\n")
+    proc = codehost_cli.run_cli(tmp_path / "s.ducklake", "collect", "gitlab", "group/app",
+                                token_env="GITLAB_TOKEN", token="t0ken")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "error: connections.gitlab.base_url 'ftp://gitlab.example':"
+        " not an http:// or https:// URL with a host"]

@@ -12,6 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from analytics.errors import SourceError
+from analytics.redaction import redact
 
 # GitHub owners and repositories, GitLab groups, subgroups and projects: letters, digits, '-', '_'
 # and '.' (both hosts refuse anything else in a path)
@@ -31,11 +32,10 @@ def repository_path(text: str, *, exactly: int | None, shape: str, example: str)
     return "/".join(parts)
 
 
-def api_base_url(url: str, option: str = "--base-url") -> str:
-    """``url`` without a trailing slash, when it is an http(s) URL with a host."""
+def api_base_url(url: str, option: str) -> str:
+    """``url`` without a trailing slash, when it is an http(s) URL with a host; ``option`` names
+    where it came from (the command line or the config) in the error."""
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        from analytics.redaction import redact
-
         raise SourceError(f"{option} {redact(url)!r}: not an http:// or https:// URL with a host")
     return url.strip().rstrip("/")

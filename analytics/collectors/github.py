@@ -340,7 +340,8 @@ def collect_github(
 
     full_name = validate_name(full_name)
     conn = config.connections.github
-    url = api_base_url(base_url or conn.base_url)
+    url = api_base_url(base_url or conn.base_url,
+                       "--base-url" if base_url else "connections.github.base_url")
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
 

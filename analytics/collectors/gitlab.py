@@ -306,7 +306,8 @@ def collect_gitlab(
 
     path = validate_path(project_path)
     conn = config.connections.gitlab
-    url = api_base_url(base_url or conn.base_url)
+    url = api_base_url(base_url or conn.base_url,
+                       "--base-url" if base_url else "connections.gitlab.base_url")
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
 
