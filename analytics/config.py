@@ -128,11 +128,10 @@ class TokenSource(_Model):
         if os.environ.get(env):
             return os.environ[env].strip()
         if self.token_file:
+            from analytics.user_files import read_user_text
+
             path = Path(self.token_file).expanduser()
-            try:
-                return path.read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"cannot read token file {path}: {exc.strerror}") from None
+            return read_user_text(path, "token file", limit=64 * 1024, error=ConfigError).strip()
         return None
 
 
@@ -351,10 +350,9 @@ def load_config(path: Path | None) -> Config:
         return Config()
     import yaml
 
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    from analytics.user_files import MB, read_user_text
+
+    text = read_user_text(path, "config", limit=4 * MB, error=ConfigError)
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text) or {}

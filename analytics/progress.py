@@ -76,5 +76,9 @@ def progress(description: str, total: int | None = None) -> Iterator[Progress]:
 
 
 def say(message: str) -> None:
-    """A status line on stderr (stdout is kept for command output such as JSON)."""
-    print(message, file=sys.stderr, flush=True)
+    """A status line on stderr (stdout is kept for command output such as JSON). Its data (file
+    names, targets, repository names) is text: control characters are removed, so a file named
+    with an escape sequence cannot retitle or recolour the terminal."""
+    from analytics.redaction import strip_controls
+
+    print(strip_controls(message, keep_newlines=True), file=sys.stderr, flush=True)

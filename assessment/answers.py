@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from analytics.errors import UserError, yaml_problem
+from analytics.user_files import MB, read_user_text
 from assessment.model import CAPABILITY_IDS
 
 _YES = {"yes", "y", "true"}
@@ -55,9 +56,7 @@ def parse_answers(raw: Any, source: str) -> dict[str, Answer]:
 
 def load_answers(path: Path) -> dict[str, Answer]:
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read answers file {path}: {exc.strerror}") from None
+        raw = yaml.safe_load(read_user_text(path, "answers file", limit=4 * MB))
     except yaml.YAMLError as exc:
         raise UserError(f"answers file {path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_answers(raw, str(path))

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from analytics.errors import SourceError
+from analytics.user_files import MB, read_user_text
 from assessment.detectors import Finding, argocd, flux, policy, progressive, secrets
 from assessment.documents import Document, SourceFile
 
@@ -54,6 +55,10 @@ _CONTROLLERS = {
 _LIVE_DETECTORS = (flux.scan, argocd.scan, policy.scan, progressive.scan, secrets.scan)
 
 
+# `kubectl get ... -A -o yaml` of a large cluster's GitOps objects runs to tens of MB; a file past
+# this is not a dump of them, and reading it whole would only exhaust memory.
+DUMP_LIMIT = 512 * MB
+
 def _items(raw: Any) -> Iterator[dict[str, Any]]:
     if isinstance(raw, dict):
         if isinstance(raw.get("items"), list):  # kind: List, or a list response
@@ -67,10 +72,7 @@ def _items(raw: Any) -> Iterator[dict[str, Any]]:
 
 
 def load_dump(path: Path) -> list[dict[str, Any]]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SourceError(f"cannot read cluster dump {path}: {exc.strerror}") from None
+    text = read_user_text(path, "cluster dump", limit=DUMP_LIMIT, error=SourceError)
     try:
         docs: Iterable[Any] = (
             [json.loads(text)]

@@ -26,8 +26,10 @@ _ACTION_ONLY_LINE = re.compile(r"^\s*(\{\{.*?\}\}\s*)+$")
 _ACTION = re.compile(r"\{\{.*?\}\}")
 _TOP_KIND = re.compile(r"^kind:\s*[\"']?([A-Za-z0-9]+)", re.MULTILINE)
 _TOP_API = re.compile(r"^apiVersion:\s*[\"']?([A-Za-z0-9.\-/]+)", re.MULTILINE)
-# metadata.name at the usual two-space indent (deeper `name:` keys belong to labels or owners)
-_META_NAME = re.compile(r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?  name:\s*[\"']?([^\s\"'#]+)", re.MULTILINE)
+# metadata.name at the usual two-space indent (deeper `name:` keys belong to labels or owners): the
+# rest of its line, read as the name when it is one plain word (quoted or not, a comment after it)
+_META_NAME = re.compile(r"^metadata:[^\n]*\n(?:[ \t]+[^\n]*\n)*?  name:[ \t]*([^\n]*)", re.MULTILINE)
+_PLAIN_NAME = re.compile(r"""^(["']?)([^\s"'#{}]+)\1\s*(#.*)?$""")
 _UNPARSED: Any = object()
 
 
@@ -82,8 +84,11 @@ class Document:
     @cached_property
     def name(self) -> str:
         m = _META_NAME.search(self.text)
-        if m:
-            return m.group(1)
+        raw = m.group(1).strip() if m else ""
+        if plain := _PLAIN_NAME.match(raw):
+            return plain.group(2)
+        if "{{" in raw:  # a chart template's name is its expression, not the parse's placeholder
+            return raw if len(raw) <= 80 else raw[:79] + "…"
         meta = self.body.get("metadata") if isinstance(self.body, dict) else None
         if isinstance(meta, dict) and meta.get("name") is not None:
             return str(meta["name"])

@@ -15,6 +15,7 @@ import yaml
 
 from analytics.errors import UserError, yaml_problem
 from analytics.paths import data_dir
+from analytics.user_files import MB, read_user_text
 
 CAPABILITY_IDS: tuple[str, ...] = (
     "declarative-iac",
@@ -182,9 +183,7 @@ def load_model(path: Path | None = None) -> Model:
     """The shipped model (or another file with the same ids); cached because it never changes in a run."""
     path = path or default_model_path()
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read maturity model {path}: {exc.strerror}") from None
+        raw = yaml.safe_load(read_user_text(path, "maturity model", limit=4 * MB))
     except yaml.YAMLError as exc:
         raise UserError(f"maturity model {path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse_model(raw, str(path))

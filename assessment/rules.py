@@ -94,7 +94,10 @@ def declarative_workloads(s: Signals) -> Outcome:
 
 
 def version_control(s: Signals) -> Outcome:
-    return _present(s.any("vcs.git"), missing="not a git repository")
+    """Met by a repository with history; one with no commit yet versions nothing so far."""
+    unborn = s.any("vcs.unborn")
+    return _present(s.any("vcs.git"), unborn,
+                    missing="a git repository with no commit yet" if unborn else "not a git repository")
 
 
 def _image_name(ref: str) -> str:

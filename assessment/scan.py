@@ -90,6 +90,9 @@ class Scanner:
                     object=f"{tree.label}@{tree.revision or 'worktree'}",
                 )
             )
+        elif source.git_dir is not None and tree.revision is None:
+            findings.append(Finding("vcs.unborn", f"{tree.label} is a git repository with no commit yet",
+                                    object=f"{tree.label}@worktree"))
         if prefix:
             findings = [f.located(prefix) for f in findings]
         return ScanResult(findings=findings, files_scanned=len(relevant), skipped=skipped)

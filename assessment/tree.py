@@ -101,6 +101,12 @@ class RevisionTree(Tree):
     _entries: list[TreeEntry] | None = field(default=None, repr=False)
     skipped: list[str] = field(default_factory=list)
 
+    def _too_large(self, entry: TreeEntry) -> bool:
+        """Note a file past MAX_FILE_BYTES as skipped (a vendored CRD bundle must not leave the
+        evidence without a word); always False, for use in a filter."""
+        note_too_large(self.skipped, entry.path)
+        return False
+
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
             out = git(self.repo, "ls-tree", "-r", "-z", "--long", "--full-tree", str(self.revision))
@@ -118,13 +124,19 @@ class RevisionTree(Tree):
         return self._entries
 
     def read(self, entries: Sequence[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
-        wanted = [e for e in entries if e.size <= MAX_FILE_BYTES]
+        wanted = [e for e in entries if e.size <= MAX_FILE_BYTES or self._too_large(e)]
         unique = list(dict.fromkeys(e.key for e in wanted))
         blobs = dict(cat_file_batch(self.repo, unique))
         for entry in wanted:
             data = blobs.get(entry.key)
             if data is not None:
                 yield entry, data
+
+
+def note_too_large(skipped: list[str], path: str) -> None:
+    reason = f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB, not scanned"
+    if reason not in skipped:
+        skipped.append(reason)
 
 
 def cat_file_batch(repo: Path, shas: Sequence[str]) -> Iterator[tuple[str, bytes]]:
@@ -227,6 +239,7 @@ class WorkingTree(Tree):
     def read(self, entries: Sequence[TreeEntry]) -> Iterator[tuple[TreeEntry, bytes]]:
         for entry in entries:
             if entry.size > MAX_FILE_BYTES:
+                note_too_large(self.skipped, entry.path)
                 continue
             if self._outside(Path(entry.path)):  # replaced by a link since it was listed
                 self._skip(entry.path)
@@ -238,6 +251,8 @@ class WorkingTree(Tree):
                 continue
             if len(data) <= MAX_FILE_BYTES:
                 yield entry, data
+            else:  # grew since it was listed
+                note_too_large(self.skipped, entry.path)
 
 
 @dataclass
@@ -254,7 +269,8 @@ class Source:
     label: str
     git_dir: Path | None  # None for a plain directory
     worktree: Path | None  # None for bare repositories and clones of URLs
-    versioned: bool = False  # in git (true also for a subdirectory of a repository)
+    versioned: bool = False  # in git with a commit (true also for a subdirectory of a repository)
+    repository_root: Path | None = None  # for a subdirectory of a repository: the repository's root
     _cleanup: Callable[[], None] | None = field(default=None, repr=False)
 
     def tree(self, at: str | None = None) -> Tree:
@@ -271,6 +287,9 @@ class Source:
 
     def resolve(self, rev: str, required: bool = True) -> str | None:
         if self.git_dir is None:
+            if self.repository_root is not None:
+                raise SourceError(f"{self.spec}: a folder inside the repository at {self.repository_root}; "
+                                  "pass the repository itself to assess a revision")
             raise SourceError(f"{self.spec}: not a git repository, so a revision cannot be assessed")
         proc = subprocess.run(
             ["git", "--git-dir", str(self.git_dir), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
@@ -341,24 +360,41 @@ def open_source(spec: str) -> Source:
             _cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True),
         )
     path = Path(spec).expanduser()
-    if not path.is_dir():
+    if not path.exists():
         raise SourceError(f"{spec}: no such directory")
+    if not path.is_dir():
+        raise SourceError(f"{spec}: not a directory (pass a repository, a folder of manifests or a URL)")
     path = path.resolve()
     gdir = git_dir_of(path)
     if gdir is None:
         return Source(spec=spec, label=path.name, git_dir=None, worktree=path)
-    bare = (
+    bare, in_git_dir = (
         subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--is-bare-repository"], capture_output=True, check=False
+            ["git", "-C", str(path), "rev-parse", "--is-bare-repository", "--is-inside-git-dir"],
+            capture_output=True, check=False,
         )
         .stdout.decode()
-        .strip()
-        == "true"
-    )
-    if bare:
+        .split()
+        + ["false", "false"]
+    )[:2]
+    if bare == "true":
         return Source(spec=spec, label=_label_for(str(path)), git_dir=gdir, worktree=None, versioned=True)
+    if in_git_dir == "true":
+        # a work tree's .git folder: its commits, as a bare repository's (a folder inside it is no source)
+        if path != Path(gdir).resolve():
+            raise SourceError(f"{spec}: a folder inside a repository's .git folder, not a source to assess")
+        return Source(spec=spec, label=path.parent.name, git_dir=gdir, worktree=None,
+                      versioned=has_commits(gdir))
     top = Path(git(path, "rev-parse", "--show-toplevel").decode().strip())
     if top != path:
         # A subdirectory of a bigger repository: assess just that directory's files.
-        return Source(spec=spec, label=path.name, git_dir=None, worktree=path, versioned=True)
-    return Source(spec=spec, label=path.name, git_dir=gdir, worktree=path, versioned=True)
+        return Source(spec=spec, label=path.name, git_dir=None, worktree=path, versioned=has_commits(gdir),
+                      repository_root=top)
+    return Source(spec=spec, label=path.name, git_dir=gdir, worktree=path, versioned=has_commits(gdir))
+
+
+def has_commits(git_dir: Path | str) -> bool:
+    """Whether the repository has a commit at HEAD: in one that has none (``git init`` and no
+    commit yet) nothing is versioned, whatever its folder holds."""
+    args = ["git", "--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"]
+    return subprocess.run(args, capture_output=True, check=False).returncode == 0

@@ -99,7 +99,16 @@ def assess_command(
 
 
 def _first_evidence(cap: dict[str, Any]) -> str:
-    for item in cap["evidence"]:
+    """The one piece of evidence the table has room for: for a capability that is not met, what
+    counts against it (or the note saying what is missing) rather than what supports it, so the
+    row explains its status."""
+    items = cap["evidence"]
+    if cap["status"] == "not_met":
+        against = [item for item in items if not item["supports"]]
+        if not against and cap.get("note"):
+            return str(cap["note"])
+        items = against or items
+    for item in items:
         where = item["object"] or (f"{item['path']}:{item['line']}" if item["line"] else item["path"])
         return f"{'' if item['supports'] else 'against: '}{where} {item['detail']}"
     return cap.get("note") or ""
@@ -158,14 +167,15 @@ def _print_tables(target: str, result: dict[str, Any], history: list[dict[str, A
     if result.get("blocking"):
         blocking = _table("Blocking (not met)", ("level", "capability", "why", "action"))
         for b in result["blocking"]:
-            blocking.add_row(*(safe_text(b[k] or "") for k in ("level", "capability", "why", "action")))
+            blocking.add_row(*(safe_text("" if b[k] is None else b[k])
+                                for k in ("level", "capability", "why", "action")))
         console.print(blocking)
     if result.get("undecided"):
         undecided = _table("Undecided (unknown: answer the question or add the source)",
                            ("level", "capability", "why", "question", "source to add"))
         for u in result["undecided"]:
-            undecided.add_row(*(safe_text(u[k] or "") for k in ("level", "capability", "why", "question",
-                                                                "source")))
+            undecided.add_row(*(safe_text("" if u[k] is None else u[k])
+                                 for k in ("level", "capability", "why", "question", "source")))
         console.print(undecided)
     seen = [c for c in result["capabilities"] if c.get("seen_in_examples")]
     if seen:

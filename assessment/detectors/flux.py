@@ -125,17 +125,7 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             doc.line_at("spec", "postBuild"),
             value=f.dirname,
         )
-    account = spec.get("serviceAccountName")
-    if account and str(account) not in CONTROLLER_ACCOUNTS and spec.get("targetNamespace"):
-        # A tenant: its own account, confined to its own namespace.
-        yield Finding(
-            "flux.tenant",
-            f"Flux Kustomization {doc.name} impersonates tenant account {account} in "
-            f"namespace {spec['targetNamespace']}",
-            f.path,
-            doc.line_at("spec", "serviceAccountName"),
-            value=str(spec["targetNamespace"]),
-        )
+    yield from _tenant(f, doc, "Kustomization")
     decryption = spec.get("decryption")
     if isinstance(decryption, dict) and decryption.get("provider") == "sops":
         yield Finding(
@@ -143,6 +133,27 @@ def _kustomization(f: SourceFile, doc: Document) -> Iterator[Finding]:
             f"Flux Kustomization {doc.name} decrypts SOPS secrets",
             f.path,
             doc.line_at("spec", "decryption"),
+        )
+
+
+def _tenant(f: SourceFile, doc: Document, kind: str) -> Iterator[Finding]:
+    """A tenant: a Kustomization or HelmRelease that impersonates its own account (not a
+    controller's) in a namespace of its own, the one it applies into (``targetNamespace``) or
+    the one it lives in (flux2-multi-tenancy's shape: the tenant's Kustomization sits in the
+    tenant namespace, ``apps``, and impersonates the account bound there). Each account in its
+    namespace is one tenant: two teams may share a namespace with accounts of their own."""
+    spec = doc.spec
+    account = spec.get("serviceAccountName")
+    meta = doc.body.get("metadata") if isinstance(doc.body, dict) else None
+    home = meta.get("namespace") if isinstance(meta, dict) else None
+    namespace = spec.get("targetNamespace") or (home if home not in (None, "", "flux-system") else None)
+    if account and str(account) not in CONTROLLER_ACCOUNTS and namespace:
+        yield Finding(
+            "flux.tenant",
+            f"Flux {kind} {doc.name} impersonates tenant account {account} in namespace {namespace}",
+            f.path,
+            doc.line_at("spec", "serviceAccountName"),
+            value=f"{namespace}/{account}",
         )
 
 
@@ -157,6 +168,7 @@ def _helmrelease(f: SourceFile, doc: Document) -> Iterator[Finding]:
         )
         return
     yield Finding("flux.helmrelease", f"Flux HelmRelease {doc.name}", f.path, doc.line_of(r"^kind:"))
+    yield from _tenant(f, doc, "HelmRelease")
     drift = spec.get("driftDetection")
     if isinstance(drift, dict) and drift.get("mode") == "enabled":
         yield Finding(

@@ -41,7 +41,14 @@ ADDON_CHARTS = re.compile(
 )
 
 
-def _addon_chart(spec: dict[str, Any]) -> str | None:
+def _addon_chart(spec: dict[str, Any], kind: str = "Application") -> str | None:
+    """The add-on chart (or path) a HelmRelease, Application or ApplicationSet installs. An
+    ApplicationSet's Applications are its ``spec.template``: the usual way to put one add-on on
+    every cluster of a fleet (a clusters generator)."""
+    if kind == "ApplicationSet":
+        template = spec.get("template")
+        inner = template.get("spec") if isinstance(template, dict) else None
+        return _addon_chart(inner) if isinstance(inner, dict) else None
     chart = spec.get("chart")
     names: list[Any] = []
     if isinstance(chart, dict) and isinstance(chart.get("spec"), dict):  # Flux HelmRelease
@@ -69,7 +76,8 @@ def scan(f: SourceFile) -> Iterator[Finding]:
             yield Finding("k8s.infra-manifest", f"cluster infrastructure {doc.ref}", f.path, line)
         elif doc.kind in CLUSTER_KINDS:
             yield Finding("k8s.infra-manifest", f"cluster configuration {doc.ref}", f.path, line)
-        elif doc.kind in ("HelmRelease", "Application") and (chart := _addon_chart(doc.spec)):
+        elif doc.kind in ("HelmRelease", "Application", "ApplicationSet") and (
+                chart := _addon_chart(doc.spec, doc.kind)):
             yield Finding("k8s.infra-manifest", f"cluster add-on chart {chart} ({doc.ref})", f.path, line)
         if doc.kind == "Secret" and doc.group == "" and isinstance(doc.body, dict):
             has_data = bool(doc.body.get("data") or doc.body.get("stringData"))
