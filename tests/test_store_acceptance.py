@@ -571,8 +571,8 @@ def test_as_of_reproduces_an_earlier_metrics_output_byte_for_byte(tmp_path: Path
         line = one_error_line(run_here(store, "metrics", "--format", "json", "--as-of", bad, cwd=tmp_path))
         assert says in line, line
         if bad != "soon":  # and what it can name instead: the catalog's first and last snapshot
-            assert re.search(rf"\(its snapshots are 0 \(\d{{4}}-.* UTC\) to {latest} \(\d{{4}}-.* UTC\)\)$",
-                             line), line
+            assert re.search(rf"\(its {latest + 1} snapshots are 0 \(\d{{4}}-.* UTC\) to {latest}"
+                             rf" \(\d{{4}}-.* UTC\)\)$", line), line
 
 
 # --- 6. migrating a 0.1 store ------------------------------------------------------------------------

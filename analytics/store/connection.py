@@ -163,15 +163,19 @@ _RECORDED = re.compile(_MOVED + r' "(.*)"\.?$', re.MULTILINE)
 
 
 def _snapshot_range(loc: StoreLocation) -> str | None:
-    """What ``--as-of`` can name in this store ("snapshots 1 (2026-...) to 11 (2026-...)"), for the
-    error of one it cannot: DuckDB's own line names only the value that failed. None where the
-    catalog is not read here (PostgreSQL)."""
+    """What ``--as-of`` can name in this store ("its 11 snapshots are 0 (2026-...) to 11
+    (2026-...)"), for the error of one it cannot: DuckDB's own line names only the value that
+    failed. The count says when ``maintain`` has expired those in between. None where the catalog
+    is not read here (PostgreSQL)."""
     rows = loc.read_catalog("SELECT min(snapshot_id), min(snapshot_time), max(snapshot_id),"
-                            " max(snapshot_time) FROM ducklake_snapshot")
+                            " max(snapshot_time), count(*) FROM ducklake_snapshot")
     if not rows or rows[0][0] is None:
         return None
-    first, first_at, last, last_at = rows[0]
-    return f"its snapshots are {first} ({str(first_at)[:19]} UTC) to {last} ({str(last_at)[:19]} UTC)"
+    first, first_at, last, last_at, count = rows[0]
+    if count == 1:
+        return f"its only snapshot is {first} ({str(first_at)[:19]} UTC)"
+    return (f"its {count} snapshots are {first} ({str(first_at)[:19]} UTC) to {last}"
+            f" ({str(last_at)[:19]} UTC)")
 
 
 def _attach(con: duckdb.DuckDBPyConnection, loc: StoreLocation, options: list[str]) -> None:

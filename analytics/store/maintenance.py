@@ -46,8 +46,9 @@ class MaintainSummary:
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        return (f"maintain: merged {self.merged_files} files, expired {self.expired_snapshots} snapshots "
-                f"older than {self.retention_days} days, deleted {self.deleted_files} unreferenced files")
+        return (f"maintain: merged {self.merged_files} files, expired {self.expired_snapshots} snapshot"
+                f"{'' if self.expired_snapshots == 1 else 's'} older than {self.retention_days} days, deleted"
+                f" {self.deleted_files} unreferenced files")
 
 
 def maintain(db: StoreRef, retention: int) -> MaintainSummary:
@@ -61,16 +62,17 @@ def maintain(db: StoreRef, retention: int) -> MaintainSummary:
     con = _open_migrated(loc)
     older = f"now() - INTERVAL {int(retention)} DAY"
     try:
-        before = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}')").fetchall()[0][0]
         try:
             con.execute(f"CALL ducklake_flush_inlined_data('{CATALOG}')").fetchall()
         except duckdb.Error as exc:  # rows stay inlined in the catalog: slower, never wrong
             summary.notes.append(f"inlined rows not flushed: {str(exc).splitlines()[0]}")
         merged = con.execute(f"CALL ducklake_merge_adjacent_files('{CATALOG}')").fetchall()
         summary.merged_files = sum(int(r[2]) for r in merged if len(r) > 2 and r[2] is not None)
+        # counted after the merge, which writes a snapshot only when it merged something
+        before = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}')").fetchall()[0][0]
         con.execute(f"CALL ducklake_expire_snapshots('{CATALOG}', older_than => {older})").fetchall()
         after = con.execute(f"SELECT count(*) FROM ducklake_snapshots('{CATALOG}')").fetchall()[0][0]
-        summary.expired_snapshots = max(0, int(before) + 1 - int(after))
+        summary.expired_snapshots = int(before) - int(after)
         deleted = con.execute(f"CALL ducklake_cleanup_old_files('{CATALOG}', cleanup_all => true)").fetchall()
         orphans = con.execute(
             f"CALL ducklake_delete_orphaned_files('{CATALOG}', older_than => now() - INTERVAL 1 HOUR)"
