@@ -5,13 +5,28 @@ so a time means the same wherever it came from (deployments derived from a webho
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
+
+# Times outside these years are typos or placeholders (Go's zero time 0001-01-01, 9999-12-31): they
+# would skew every metric and some overflow pandas' and DuckDB's time arithmetic, so every path
+# (import, cluster, webhook) refuses or skips them.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive: the last year accepted is 2100
+
+
+def in_range(value: datetime) -> bool:
+    """Whether an aware time lies in the accepted years 1970-2100."""
+    return EARLIEST <= value < LATEST
 
 
 def parse_time(value: Any) -> datetime | None:
     """ISO-8601 / GitLab-style / epoch timestamps; naive ones are read as UTC; junk gives None,
-    and so does a time no datetime holds (epoch 9.2e18 seconds, NaN, year 1 east of UTC)."""
+    and so does a time no datetime holds (epoch 9.2e18 seconds, NaN, year 1 east of UTC).
+
+    A ``datetime`` or ``date`` is what a YAML loader makes of an unquoted timestamp
+    (``deployedAt: 2026-01-05T10:00:00Z`` in a ``kubectl -o yaml`` dump): it is read exactly as its
+    text would be, aware ones converted to UTC, naive ones and dates (midnight) taken as UTC."""
     if value is None or value == "":
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -19,6 +34,10 @@ def parse_time(value: Any) -> datetime | None:
             return datetime.fromtimestamp(float(value), UTC)
         except (OverflowError, OSError, ValueError):
             return None
+    if isinstance(value, datetime):
+        return _in_utc(value)
+    if isinstance(value, date):
+        return _in_utc(datetime.combine(value, time()))
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -33,7 +52,14 @@ def parse_time(value: Any) -> datetime | None:
             parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S %z")
         except ValueError:
             return None
+    return _in_utc(parsed)
+
+
+def _in_utc(parsed: datetime) -> datetime | None:
+    """Naive is UTC; aware is converted; None when UTC has no such day (year 1 east of UTC)."""
     try:
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except OverflowError:
         return None

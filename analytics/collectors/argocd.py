@@ -23,6 +23,7 @@ from analytics.deployments.reconciler_rows import (
     as_list,
     involved_object,
     object_builder,
+    require_name,
 )
 from analytics.deployments.revisions import parse_revision, parse_revisions
 
@@ -183,6 +184,7 @@ def core_event(
             namespace=str(involved.get("namespace") or ""),
             name=str(involved.get("name") or ""),
         )
+    require_name(ref, "involvedObject.name")
     builder = EventBuilder(ref, config, source, collected)
     builder.mark_from_event()
     reason = str(event.get("reason") or "")

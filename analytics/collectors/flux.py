@@ -23,6 +23,7 @@ from analytics.deployments.reconciler_rows import (
     as_list,
     involved_object,
     object_builder,
+    require_name,
 )
 
 RECONCILER = "flux"
@@ -265,7 +266,9 @@ def event_ref(
     namespace = str(involved.get("namespace") or "")
     name = str(involved.get("name") or "")
     found = (known or {}).get((kind, namespace, name))
-    return found or ObjectRef(reconciler=RECONCILER, kind=kind, namespace=namespace, name=name)
+    ref = found or ObjectRef(reconciler=RECONCILER, kind=kind, namespace=namespace, name=name)
+    require_name(ref, "involvedObject.name")  # an Event about a nameless object maps to no service
+    return ref
 
 
 def core_event(

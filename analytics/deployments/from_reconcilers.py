@@ -44,6 +44,7 @@ class DeriveSummary:
     changes: int = 0
     unknown_revisions: int = 0
     skipped: int = 0
+    rejected: int = 0
 
     def line(self) -> str:
         parts = [
@@ -55,6 +56,9 @@ class DeriveSummary:
             parts.append(f"{self.unknown_revisions} revisions in an unknown format kept verbatim")
         if self.skipped:
             parts.append(f"{self.skipped} observations without a time skipped")
+        if self.rejected:
+            parts.append(f"{self.rejected} observations with a time outside 1970-2100 or without a name "
+                         "skipped (listed as reconciler_input_skipped on the Data health page)")
         return ", ".join(parts)
 
 
@@ -67,8 +71,16 @@ def _first(cursor: Any) -> Any:
 def store_collected(
     session: WriteSession, config: Config, collected: Collected, *, link: bool = True
 ) -> DeriveSummary:
-    """Upsert events and objects, then re-derive deployments of every object touched."""
-    summary = DeriveSummary(unknown_revisions=len(collected.unknown_revisions), skipped=collected.skipped)
+    """Upsert events and objects, then re-derive deployments of every object touched.
+
+    What the readers rejected (``collected.rejected``: a time outside 1970-2100, an object without
+    a name) was never made into rows; here it is counted and recorded as ``reconciler_input_skipped``
+    data warnings. Importers and webhook providers refuse such input before they get here, so only
+    the cluster collector and watcher store around it: one bad history entry of a live object must
+    not stop the collection of every other object."""
+    summary = DeriveSummary(unknown_revisions=len(collected.unknown_revisions), skipped=collected.skipped,
+                            rejected=len(collected.rejected))
+    session.warn_many("reconciler_input_skipped", [r.message[:300] for r in collected.rejected])
     full = [o for o in collected.objects.values() if not o.get("_from_event")]
     partial = [o for o in collected.objects.values() if o.get("_from_event")]
     for obj in full:
@@ -140,6 +152,11 @@ def _sync_mapping(session: WriteSession, keys_table: str) -> None:
     ).fetchall()
 
 
+# Events stored before the 1970-2100 rule held (0001-01-01, 9999-12-31) make no deployment: the
+# next collection of their object drops the deployment they made, which broke metrics on every run.
+_IN_YEARS = ("{col} >= TIMESTAMPTZ '1970-01-01 00:00:00+00' AND {col} < TIMESTAMPTZ '2101-01-01 00:00:00+00'")
+
+
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -168,6 +185,8 @@ def derive_deployments(
                 FROM reconciler_events e JOIN {kt} k USING (reconciler, kind, namespace, name)
                 WHERE e.event_type IN ('sync', 'sync_failed', 'rollback', 'rollback_failed')
                   AND e.status IN ('success', 'failed')
+                  AND {_IN_YEARS.format(col="e.occurred_at")}
+                  AND (e.started_at IS NULL OR {_IN_YEARS.format(col="e.started_at")})
                 ORDER BY e.occurred_at, e.id"""
         ).fetchall():
             grouped[(row[0], row[1], row[2], row[3])].append(row[4:])

@@ -11,17 +11,33 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from analytics.config import Config
 from analytics.deployments.reconciler_mapping import Mapped, ObjectRef, map_object, object_ref
 from analytics.deployments.revisions import Revision, parse_revision, revision_column
-from analytics.timestamps import parse_time
+from analytics.timestamps import in_range, parse_time
 
 SUCCESS, FAILED, RUNNING = "success", "failed", "running"
 # Event types that take part in deriving deployments.
 DEPLOY_TYPES = ("sync", "sync_failed", "rollback", "rollback_failed")
+
+
+class UnusableObject(ValueError):
+    """An object or Event that cannot become rows at all (no name: its deployments would have an
+    empty service and a ``source_ref`` of ``Application/argocd/``). A ValueError, so a webhook
+    provider that meets it answers 422; the cluster and kubectl readers record it as rejected."""
+
+
+@dataclass
+class Rejected:
+    """An observation (or a whole object) left out because it breaks a rule every path applies: a
+    time outside the years 1970-2100, or no name. The cluster path skips it with a counted note and
+    a data warning; an import file or a webhook delivery that holds one is refused."""
+
+    message: str
+    item: int | None = None  # index of the input record it came from, when the caller tracks it
 
 
 @dataclass
@@ -32,12 +48,14 @@ class Collected:
     objects: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     unknown_revisions: list[str] = field(default_factory=list)
     skipped: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
 
     def extend(self, other: Collected) -> None:
         self.events.extend(other.events)
         self.objects.update(other.objects)
         self.unknown_revisions.extend(other.unknown_revisions)
         self.skipped += other.skipped
+        self.rejected.extend(other.rejected)
 
 
 def event_id(*parts: Any) -> str:
@@ -63,8 +81,27 @@ def involved_object(event: dict[str, Any]) -> dict[str, Any]:
     return as_dict(event.get("involvedObject") or event.get("regarding"))
 
 
+def _json_default(value: Any) -> str:
+    """A YAML dump's unquoted timestamps arrive as datetimes: written as ISO 8601, like the JSON form."""
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def _jsonable(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def require_name(ref: ObjectRef, what: str) -> None:
+    """An object without a name cannot be mapped to a service (it would become service ``""``):
+    the same refusal on every path (``UnusableObject``)."""
+    if not ref.name.strip():
+        raise UnusableObject(f"{ref.kind or 'an object'} in namespace {ref.namespace or '(none)'!r} "
+                             f"without {what}: it cannot be mapped to a service")
+
+
+def out_of_range(moment: datetime) -> bool:
+    """A time outside the years 1970-2100 (Go's zero time 0001-01-01, a 9999-12-31 placeholder):
+    stored, it would overflow the metrics' date arithmetic on every later run."""
+    return not in_range(moment)
 
 
 class EventBuilder:
@@ -112,11 +149,20 @@ class EventBuilder:
         discriminator: Any = None,
         state_key: str | None = None,
     ) -> dict[str, Any] | None:
-        """Append one event row; an observation without a usable time is counted and skipped."""
+        """Append one event row; an observation without a usable time is counted and skipped, and
+        one whose time or start lies outside the years 1970-2100 is recorded in ``rejected``."""
         when = as_time(occurred_at)
         if when is None:
             self.collected.skipped += 1
             return None
+        started = as_time(started_at)
+        for what, moment in (("time", when), ("start time", started)):
+            if moment is not None and out_of_range(moment):
+                ref = self.ref
+                self.collected.rejected.append(Rejected(
+                    f"{ref.kind}/{ref.namespace}/{ref.name}: {reason or event_type} {what} "
+                    f"{moment.isoformat()} is outside the years 1970-2100"))
+                return None
         rev = parsed if parsed is not None else parse_revision(revision)
         if rev.is_unknown:
             self.collected.unknown_revisions.append(rev.raw)
@@ -140,7 +186,7 @@ class EventBuilder:
             "revision": column,
             "raw_revision": rev.raw or None,
             "revision_format": rev.format,
-            "started_at": as_time(started_at),
+            "started_at": started,
             "occurred_at": when,
             "status": status,
             "source": self.source,
@@ -156,10 +202,11 @@ def object_builder(
     reconciler: str, obj: dict[str, Any], kind: str, config: Config, source: str, collected: Collected | None
 ) -> tuple[EventBuilder, dict[str, Any], list[dict[str, Any]]]:
     """The builder for one reconciler object (into ``collected`` or a new ``Collected``), its
-    ``status`` and the ``status.history`` entries that are objects."""
-    builder = EventBuilder(
-        object_ref(reconciler, obj, kind), config, source, collected if collected is not None else Collected()
-    )
+    ``status`` and the ``status.history`` entries that are objects. An object without
+    ``metadata.name`` raises ``UnusableObject``."""
+    ref = object_ref(reconciler, obj, kind)
+    require_name(ref, "metadata.name")
+    builder = EventBuilder(ref, config, source, collected if collected is not None else Collected())
     status = as_dict(obj.get("status"))
     return builder, status, [h for h in as_list(status.get("history")) if isinstance(h, dict)]
 

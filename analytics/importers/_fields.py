@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analytics.errors import SourceError
+from analytics.timestamps import in_range
 
 
 @dataclass
@@ -24,17 +25,6 @@ class RowContext:
 
     def error(self, message: str) -> SourceError:
         return SourceError(f"{self.path}: line {self.line}: {message}; nothing from this file was imported")
-
-
-# Times outside these years are typos or placeholders (0001-01-01, 9999-12-31): they would skew every
-# metric and some overflow pandas' and DuckDB's time arithmetic, so a file holding one is refused.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive: the last year accepted is 2100
-
-
-def in_range(value: datetime) -> bool:
-    """Whether an aware time lies in the accepted years 1970-2100."""
-    return EARLIEST <= value < LATEST
 
 
 @dataclass

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from analytics.collectors import argocd
 from analytics.config import Config
 from analytics.deployments.from_reconcilers import store_collected
 from analytics.deployments.reconciler_rows import Collected
 from analytics.errors import SourceError
 from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
 from analytics.store.connection import WriteSession
-from analytics.webhooks.providers.argocd import application_of
+from analytics.webhooks.providers.argocd import application_of, notification_rows
 
 KIND = "argocd-notifications"
 
@@ -29,14 +28,18 @@ def detect(parsed: ParsedFile) -> bool:
 
 
 def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
+    """Each line is read as the receiver reads the same body (``notification_rows``): a line the
+    receiver would answer 422 (no name, an unreadable time, one outside 1970-2100) refuses the file
+    with one line naming it, instead of being imported with its observation silently dropped."""
     collected = Collected()
     for record, line in zip(parsed.records, parsed.lines, strict=False):
-        try:
-            app = application_of(record)
-        except ValueError as exc:
-            raise SourceError(f"{parsed.path}: line {line}: {exc}") from None
         with shape_errors(parsed.path, KIND):
-            argocd.application_events(app, config, "notification", collected)
+            try:
+                notification_rows(record, config, "notification", collected)
+            except ValueError as exc:
+                raise SourceError(
+                    f"{parsed.path}: line {line}: {exc}; nothing from this file was imported"
+                ) from None
     check_event_times(parsed.path, collected.events)
     with shape_errors(parsed.path, KIND):
         result = store_collected(session, config, collected)

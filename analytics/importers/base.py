@@ -601,7 +601,7 @@ def detect_csv_kind(sniff: CsvSniff) -> ModuleType | None:
 def check_event_times(path: Path, events: list[dict[str, Any]]) -> None:
     """Reconciler observations whose time lies outside the years 1970-2100 reject the file, as
     such a time in an incident or deployment file does (see ``_fields.timestamp``)."""
-    from analytics.importers._fields import in_range
+    from analytics.timestamps import in_range
 
     for event in events:
         for key in ("occurred_at", "started_at"):

@@ -23,11 +23,14 @@ def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSum
         involved = record.get("involvedObject") or {}
         if not involved.get("kind") or not involved.get("name"):
             raise SourceError(f"{parsed.path}: line {line}: event has no involvedObject kind and name")
-        before = collected.skipped
+        before, rejected = collected.skipped, len(collected.rejected)
         with shape_errors(parsed.path, KIND):
             flux.notification_event(record, config, "notification", collected)
         if collected.skipped > before:
             raise SourceError(f"{parsed.path}: line {line}: event has no usable timestamp")
+        if len(collected.rejected) > rejected:  # a time outside the years 1970-2100
+            raise SourceError(f"{parsed.path}: line {line}: {collected.rejected[rejected].message}; "
+                              "nothing from this file was imported")
     check_event_times(parsed.path, collected.events)
     with shape_errors(parsed.path, KIND):
         result = store_collected(session, config, collected)

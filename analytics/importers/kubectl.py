@@ -7,7 +7,12 @@ ignored, so a dump of a whole namespace imports what it can.
 
 from __future__ import annotations
 
-from analytics.collectors.reconciler_input import collect_objects, is_reconciler_event, is_reconciler_object
+from analytics.collectors.reconciler_input import (
+    collect_objects,
+    is_reconciler_event,
+    is_reconciler_object,
+    refuse_rejected,
+)
 from analytics.config import Config
 from analytics.deployments.from_reconcilers import store_collected
 from analytics.errors import SourceError
@@ -25,6 +30,7 @@ def detect(parsed: ParsedFile) -> bool:
 def load(session: WriteSession, parsed: ParsedFile, config: Config) -> ImportSummary:
     with shape_errors(parsed.path, KIND):
         collected = collect_objects(parsed.records, config, "kubectl-dump")
+    refuse_rejected(parsed.path, collected, parsed.lines)  # no name, a time outside 1970-2100
     if not collected.events and not collected.objects:
         raise SourceError(f"{parsed.path}: no Argo CD or Flux objects or events in this file")
     check_event_times(parsed.path, collected.events)

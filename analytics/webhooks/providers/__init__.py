@@ -59,7 +59,8 @@ JSON parsing (400), signature enforcement (401), payloads that cannot be stored 
 batches before replying (``analytics/webhooks/writer.py``).
 
 Times: ``to_rows`` reads them with :func:`read_time`, which raises ``ValueError`` (422) for a value
-that is present but unreadable (``""``, ``true``, an RFC 2822 date...), so a delivery is never
+that is present but unreadable (``""``, ``true``, an RFC 2822 date...) or outside the years
+1970-2100, so a delivery is never
 answered 200 while its row is silently dropped. :func:`parse_time` is the lenient reader the API
 collectors and importers share (junk gives None).
 """
@@ -73,7 +74,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
-from analytics.timestamps import parse_time
+from analytics.timestamps import in_range, parse_time
 
 
 def content_hash(body: bytes) -> str:
@@ -85,7 +86,8 @@ def read_time(value: Any, field: str) -> datetime | None:
     """A time from a webhook payload: absent (None) gives None; a value that is there but is no
     time :func:`parse_time` reads (``""``, ``true``, ``"Tue, 01 Jan 2026 00:00:00 +0000"``, an
     epoch out of range) raises ``ValueError`` naming ``field``, so the delivery is refused (422)
-    instead of being stored without the row that needed the time."""
+    instead of being stored without the row that needed the time. So does a time outside the years
+    1970-2100 (``0001-01-01T00:00:00Z``): stored, it broke every later ``metrics`` run."""
     if value is None:
         return None
     parsed: datetime | None = None
@@ -100,6 +102,8 @@ def read_time(value: Any, field: str) -> datetime | None:
         raise ValueError(
             f"{field}: unreadable time {shown} (ISO 8601, 'YYYY-MM-DD HH:MM:SS +HHMM' or epoch seconds)"
         )
+    if not in_range(parsed):  # Go's zero time, 9999-12-31: the rule every import and collector applies
+        raise ValueError(f"{field}: time {parsed.isoformat()} is outside the years 1970-2100")
     return parsed
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from analytics.collectors import argocd
 from analytics.config import Config
 from analytics.deployments.from_reconcilers import derive_pending
-from analytics.deployments.reconciler_rows import OBJECT_COLUMNS, as_dict
+from analytics.deployments.reconciler_rows import OBJECT_COLUMNS, Collected, as_dict
 from analytics.store.connection import WriteSession
 from analytics.webhooks.providers import content_hash, read_time
 
@@ -55,19 +55,31 @@ def application_of(payload: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("not an Argo CD notification: no Application metadata in the body")
 
 
-def to_rows(
-    headers: Mapping[str, str], payload: dict[str, Any], config: Config
-) -> dict[str, list[dict[str, Any]]]:
+def notification_rows(payload: dict[str, Any], config: Config, source: str, collected: Collected) -> None:
+    """Read one notification body into ``collected``, or raise ``ValueError`` saying why it is
+    unusable: no Application, no name, a time that is unreadable or outside the years 1970-2100.
+    Shared by this receiver (422) and the JSON-lines importer (the line named, exit 2), so a body
+    is refused by both or by neither."""
     app = application_of(payload)
     if not app["metadata"].get("name"):
         raise ValueError("Argo CD notification: metadata.name is required")
-    _check_times(app)
-    collected = argocd.application_events(app, config, "webhook")
+    check_times(app)
+    before = len(collected.rejected)
+    argocd.application_events(app, config, source, collected)
+    if len(collected.rejected) > before:
+        raise ValueError(collected.rejected[before].message)
+
+
+def to_rows(
+    headers: Mapping[str, str], payload: dict[str, Any], config: Config
+) -> dict[str, list[dict[str, Any]]]:
+    collected = Collected()
+    notification_rows(payload, config, "webhook", collected)
     objects = [{c: o.get(c) for c in OBJECT_COLUMNS} for o in collected.objects.values()]
     return {"reconciler_objects": objects, "reconciler_events": collected.events}
 
 
-def _check_times(app: dict[str, Any]) -> None:
+def check_times(app: dict[str, Any]) -> None:
     """The times the Application's events are read from: one that is there but unreadable refuses
     the notification (422) instead of dropping its event. An empty string counts as absent here:
     the template in docs/reconcilers.md fills a missing ``operationState`` time with ``""``."""

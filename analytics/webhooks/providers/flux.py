@@ -72,6 +72,8 @@ def to_rows(
     flux.notification_event(payload, config, "webhook", collected)
     if collected.skipped:
         raise ValueError(f"Flux event timestamp is not a time: {payload.get('timestamp')!r}")
+    if collected.rejected:  # read_time refused the timestamp already; the builder's rule, kept in step
+        raise ValueError(collected.rejected[0].message)
     return {"reconciler_events": collected.events}
 
 
