@@ -5,10 +5,13 @@ dimension columns always present and the ``ratings`` object flattened into ``<me
 benchmark cluster) and ``<metric>_bucket`` (the survey answer bucket) columns, so a spreadsheet or a
 BI tool can read the file without parsing nested JSON.
 
-Every text cell of every format passes through :mod:`analytics.redaction` (credentials masked,
-control characters removed); CSV cells then go through :func:`escape_cell`, the one
-formula-escaping function of the project (``metrics``/``deployments``/``incidents --format csv``
-and the dashboard's downloads use it too). Files are written by :func:`write_atomically`.
+Every text cell of every format passes through :mod:`analytics.redaction` (credentials masked).
+CSV and Markdown cells also lose control characters and bidi overrides (a spreadsheet or a
+rendered page is read by people); JSON keeps every other character verbatim, escaped by the
+encoder, as ``metrics --format json`` does, so two distinct stored names never become one. CSV
+cells then go through :func:`escape_cell`, the one formula-escaping function of the project
+(``metrics``/``deployments``/``incidents --format csv`` and the dashboard's downloads use it
+too). Files are written by :func:`write_atomically`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -92,11 +96,15 @@ def short_id(text: str) -> str:
     return f"{text[:20]}…{text[-(SHORT_ID - 21):]}"
 
 
-def _text(value: str) -> str:
-    """A text cell as reports show it: credentials masked, control characters removed."""
+def _text(value: str, *, strip: bool = True) -> str:
+    """A text cell as reports show it: credentials masked, and (``strip``, for CSV and Markdown,
+    which people read) control characters removed. JSON passes ``strip=False``: a program reads
+    it, the encoder escapes every control character, and stripping would merge distinct values
+    (``"a\\x1b[31mRED"`` and ``"aRED"``) and disagree with ``metrics --format json``."""
     from analytics.redaction import redact, strip_controls
 
-    return strip_controls(redact(value), keep_newlines=True)
+    masked = redact(value)
+    return strip_controls(masked, keep_newlines=True) if strip else masked
 
 
 @dataclass
@@ -137,7 +145,10 @@ def is_partial_period(start: Any, end: Any, trend: str | None) -> bool:
     if trend not in ("week", "month") or start is None or end is None:
         return False
     lo, hi = (_as_time(v) for v in (start, end))
-    full_lo, full_hi = _period_bounds(lo, trend)
+    try:
+        full_lo, full_hi = _period_bounds(lo, trend)
+    except (OverflowError, ValueError):
+        return True  # the last week or month of 9999 ends past any datetime: no window holds it whole
     return (lo, hi) != (full_lo, full_hi)
 
 
@@ -207,17 +218,20 @@ def report_from_metrics(
     return Report(columns=columns, rows=rows, meta=meta)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-compatible scalar: timestamps as ISO 8601 UTC, NaN as null, text redacted."""
+def _plain(value: Any, *, strip: bool = True) -> Any:
+    """JSON-compatible scalar: timestamps as ISO 8601 UTC, NaN as null, text redacted (and, with
+    ``strip``, without control characters: see :func:`_text`)."""
     from analytics.json_output import to_jsonable
 
     out = to_jsonable(value)
     if isinstance(out, float) and (math.isnan(out) or math.isinf(out)):
         return None
     if isinstance(out, str):
-        return _text(out)
+        return _text(out, strip=strip)
     if isinstance(out, dict | list):
-        return json.loads(_text(json.dumps(out)))
+        # redacted in its encoded form (a secret may sit in a key or a nested value); json.dumps
+        # escapes control characters as ASCII, so they come back unchanged in every format
+        return json.loads(_text(json.dumps(out), strip=strip))
     return out
 
 
@@ -254,12 +268,12 @@ def render_csv(report: Report) -> str:
 def render_json(report: Report) -> str:
     """Full precision unless ``--precision`` was given: JSON is read by programs, not people."""
     def cell(value: Any) -> Any:
-        value = _plain(value)
+        value = _plain(value, strip=False)  # verbatim but for secrets, as metrics --format json
         if report.precision is not None and isinstance(value, float):
             return round(value, report.precision)
         return value
 
-    doc = {**{k: _plain(v) for k, v in report.meta.items()}, "columns": report.columns,
+    doc = {**{k: _plain(v, strip=False) for k, v in report.meta.items()}, "columns": report.columns,
            "rows": [{c: cell(r.get(c)) for c in report.columns} for r in report.rows]}
     return json.dumps(doc, indent=2) + "\n"
 
@@ -364,6 +378,51 @@ def sweep_stale_temporaries(path: Path) -> list[Path]:
     return swept
 
 
+STDOUT_TARGET = "-"  # ``--out -``: the report on stdout, not a file named "-"
+
+
+def _through_proc(path: Path) -> bool:
+    """Whether ``path``, or a symlink on its way, names an entry of ``/proc`` (``/dev/stdout`` ->
+    ``/proc/self/fd/1``, ``/dev/fd/1``): a file descriptor of a process, which a rename would
+    replace as a name (as root, the ``/dev/stdout`` symlink itself) even when it resolves to a
+    regular file (a run whose stdout is redirected to one)."""
+    current = Path(os.path.abspath(path))
+    for _ in range(40):  # the kernel's own limit on symlinks followed
+        parent = os.path.realpath(current.parent)
+        if parent == "/proc" or parent.startswith("/proc/"):
+            return True
+        if not current.is_symlink():
+            return False
+        current = Path(os.path.abspath(os.path.join(parent, os.readlink(current))))
+    return False
+
+
+def check_replaceable(path: Path) -> None:
+    """Refuse a target a report cannot replace atomically, before anything is computed.
+
+    A report is written beside its target and renamed over it. For an existing FIFO, device or
+    socket (or a symlink to one: ``/dev/stdout``, ``/dev/null``) that rename replaced the special
+    file itself (as root: the ``/dev/stdout`` symlink) while saying "wrote N rows" and writing
+    nothing where the user looked. Writing into it instead would give up the atomic replacement
+    (a reader of a FIFO sees half a report when the run dies), can block forever on a FIFO no one
+    reads (a CronJob hanging until its deadline) and as root would write into a disk device; so it
+    is refused with one line, and ``--out -`` is the way to stdout."""
+    try:
+        mode: int | None = path.stat().st_mode  # follows symlinks: what the name reaches
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise UserError(f"cannot write report {path}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise UserError(f"--out {path}: is {kind}, which a report cannot replace atomically; "
+                        "give a file name, or --out - for stdout")
+    if _through_proc(path):
+        raise UserError(f"--out {path}: names a process's file descriptor (/proc), which a report "
+                        "cannot replace atomically; give a file name, or --out - for stdout")
+
+
 class _Terminated(SystemExit):
     """SIGTERM while a report is written: unwinds so the temporary file is removed."""
 
@@ -381,6 +440,7 @@ def write_atomically(path: Path, text: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UserError(f"cannot write report {path}: folder {folder} does not exist")
+    check_replaceable(path)  # again: the target may have become a FIFO while the report was computed
     sweep_stale_temporaries(path)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None

@@ -463,6 +463,39 @@ def test_production_overlay_changes_schedule_size_and_resources() -> None:
     assert dash["readinessProbe"]["httpGet"]["path"] == "/_stcore/health"   # the patch kept the rest
 
 
+def schedule_period_seconds(schedule: str) -> int:
+    """The shortest time between two runs of a cron schedule of the shapes the manifests use:
+    ``M * * * *`` (hourly), ``*/N * * * *`` (N dividing 60), ``M H * * *`` (daily). Anything else
+    fails here, so a new shape gets a rule instead of an unchecked deadline."""
+    minute, hour, *rest = schedule.split()
+    assert rest == ["*", "*", "*"], schedule
+    if hour == "*" and minute.isdigit():
+        return 3600
+    if hour == "*" and (m := re.fullmatch(r"\*/(\d+)", minute)) and 60 % int(m.group(1)) == 0:
+        return int(m.group(1)) * 60
+    if minute.isdigit() and hour.isdigit():
+        return 86400
+    raise AssertionError(f"no period rule for schedule {schedule!r}")
+
+
+@pytest.mark.parametrize("folder", [BASE, *OVERLAYS], ids=lambda p: p.name)
+def test_every_cronjob_run_ends_before_the_next_is_due(folder: Path) -> None:
+    """A run may start up to startingDeadlineSeconds late and then runs for at most
+    activeDeadlineSeconds: together no longer than the schedule's period, so runs never pile up.
+    The production overlay collects every 30 minutes and used to keep the base's 50-minute
+    deadline (for an hourly schedule), with a base comment claiming it stayed under the period."""
+    for cron in (d for d in render(folder) if d["kind"] == "CronJob"):
+        spec = cron["spec"]
+        late = spec["startingDeadlineSeconds"]
+        deadline = spec["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+        period = schedule_period_seconds(spec["schedule"])
+        assert late + deadline <= period, (folder.name, cron["metadata"]["name"], late, deadline, period)
+    if folder == PRODUCTION:
+        collect = by_name(render(folder), "CronJob", "gitops-dora-collect")["spec"]
+        assert schedule_period_seconds(collect["schedule"]) == 1800
+        assert collect["jobTemplate"]["spec"]["activeDeadlineSeconds"] < 1800
+
+
 # ---- the scale-out overlay --------------------------------------------------------------------------
 
 def _groups(docs: list[dict[str, Any]]) -> dict[int, str]:
@@ -646,5 +679,18 @@ def test_dockerfile_matches_what_the_manifests_expect() -> None:
             ctx = pod_spec(doc)["securityContext"]
             assert (ctx["runAsUser"], ctx["runAsGroup"]) == (int(user.group(1)), int(user.group(2)))
     assert re.search(r'^ENTRYPOINT \["gitops-dora"\]$', text, re.M)
+    # The image's default store is the manifests' store, not the 0.1 file migrate-store reads: a
+    # pod (or `docker run`) without the ConfigMap used to create a new store at the old path.
+    default_db = re.search(r"^\s*GITOPS_DORA_DB=(\S+?)\s*\\?$", text, re.M)
+    assert default_db
+    for overlay in OVERLAYS:
+        stores = {store_path(env_of(render(overlay), pod_spec(doc)["containers"][0]))
+                  for doc in workloads(render(overlay)) if doc["kind"] != "Job"}
+        embedded = {s for s in stores if s.startswith("/")}
+        assert embedded <= {default_db.group(1)}, (overlay.name, stores)
+    base_store = yaml.safe_load((BASE / "store.yaml").read_text())["data"]["GITOPS_DORA_DB"]
+    assert default_db.group(1) == base_store
+    migrate = yaml.safe_load(MIGRATE_JOB.read_text())
+    assert default_db.group(1) not in pod_spec(migrate)["containers"][0]["args"][1]   # not the 0.1 input
     for package in ("analytics", "assessment", "dashboards", "data"):
         assert re.search(rf"^COPY {package} ", text, re.M), package

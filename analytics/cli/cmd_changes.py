@@ -60,17 +60,13 @@ def changes_command(
 
     Start: the author, committer or PR first commit time.
     Whether it counted: counted, baseline, negative, failed_deployment or no_start."""
-    from analytics.errors import UserError
     from analytics.metrics.audit import audit_rows
     from analytics.metrics.engine import apply_settings
-    from analytics.metrics.window import parse_instant
+    from analytics.metrics.window import parse_edges
     from analytics.store.connection import open_reader, parse_as_of
 
     app_ctx = get_ctx(ctx)
-    lo = parse_instant(since, "--since") if since else None
-    hi = parse_instant(until, "--until") if until else None
-    if lo is not None and hi is not None and hi <= lo:
-        raise UserError(f"--until {until} must be after --since {since}")
+    lo, hi = parse_edges(since, until)
     con = open_reader(app_ctx.db_path, as_of=parse_as_of(as_of))
     try:
         check_known(con, services=_values(service), teams=_values(team), environments=_values(environment),

@@ -66,10 +66,11 @@ def incidents_command(
     """List incidents and the deployment each was attributed to (rule: root_cause, gap, unattributed)."""
     from analytics.listing import prepare_incidents, print_incidents
     from analytics.metrics.engine import apply_settings
-    from analytics.metrics.window import parse_instant
+    from analytics.metrics.window import parse_edges
     from analytics.store.connection import open_reader, parse_as_of
 
     app_ctx = get_ctx(ctx)
+    lo, hi = parse_edges(since, until)  # an inverted window is an error, as in every read command
     service, environment = list(option_values(service)), list(option_values(environment))
     team = list(option_values(team))
     clauses: list[str] = []
@@ -84,12 +85,12 @@ def incidents_command(
         clause, values = team_clause("team", "service", team, app_ctx.config)
         clauses.append(clause)
         params.extend(values)
-    if since:
+    if lo is not None:
         clauses.append("created_at >= ?")
-        params.append(parse_instant(since, "--since"))
-    if until:
+        params.append(lo)
+    if hi is not None:
         clauses.append("created_at < ?")
-        params.append(parse_instant(until, "--until"))
+        params.append(hi)
     if status is not None:
         clauses.append("is_open" if status == Status.open else "NOT is_open")
     where = " AND ".join(clauses) or "TRUE"

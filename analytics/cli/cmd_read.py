@@ -82,15 +82,10 @@ def deployments_command(
 
     A reconciler deployment also shows how its object was mapped to a service and environment."""
     from analytics.listing import print_deployments
-    from analytics.metrics.window import parse_instant
+    from analytics.metrics.window import parse_edges
     from analytics.store.connection import open_reader, parse_as_of
 
-    lo = parse_instant(since, "--since") if since else None
-    hi = parse_instant(until, "--until") if until else None
-    if lo is not None and hi is not None and hi <= lo:
-        from analytics.errors import UserError
-
-        raise UserError(f"--until {until} must be after --since {since}")
+    lo, hi = parse_edges(since, until)
     clauses, params = ["TRUE"], []  # type: tuple[list[str], list[Any]]
     for column, values in (("service", _values(service)), ("environment", _values(environment))):
         if values:

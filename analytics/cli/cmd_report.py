@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import typer
@@ -27,10 +28,17 @@ def _rated_metrics(benchmark: int | None) -> list[str]:
     return list(rate_group({}, benchmark).keys())
 
 
-def _checked_out(text: str, fmt: ReportFormat | None) -> Path:
-    """The --out file, refused before anything is computed or written: a folder (existing, or
-    named with a trailing slash, which Path would silently drop) and a suffix that names no
-    report format (``x.xlsx`` used to get CSV under a spreadsheet's name) unless --format says."""
+def _checked_out(text: str, fmt: ReportFormat | None) -> Path | None:
+    """The --out file (None for ``-``: stdout), refused before anything is computed or written: a
+    folder (existing, or named with a trailing slash, which Path would silently drop), a suffix
+    that names no report format (``x.xlsx`` used to get CSV under a spreadsheet's name) unless
+    --format says, and a FIFO, device or socket (or a symlink to one, or a process's file
+    descriptor such as /dev/stdout), which the atomic rename would replace rather than write to
+    (:func:`check_replaceable`)."""
+    from analytics.reports import STDOUT_TARGET, check_replaceable
+
+    if text == STDOUT_TARGET:  # the usual Unix spelling; it used to create a file named "-"
+        return None
     out = Path(text)
     if text.endswith(("/", os.sep)) or out.is_dir():
         raise UserError(f"--out {text}: is a folder; give a file name such as {out / 'dora-report.csv'}")
@@ -38,6 +46,7 @@ def _checked_out(text: str, fmt: ReportFormat | None) -> Path:
     if fmt is None and suffix and suffix not in _SUFFIX_FORMATS and suffix != ".csv":
         raise UserError(f"--out {text}: unknown suffix {out.suffix}; use .csv, .json, .md or .markdown, "
                         "or give --format")
+    check_replaceable(out)
     return out
 
 
@@ -46,7 +55,8 @@ def report_command(
     ctx: typer.Context,
     out_arg: str = typer.Option(
         ..., "--out", metavar="FILE",
-        help="file to write (replaced atomically): .csv, .json, .md or .markdown, or any name with --format",
+        help="file to write (replaced atomically): .csv, .json, .md or .markdown, or any name with --format; "
+             "- for stdout",
     ),
     fmt: ReportFormat | None = typer.Option(
         None, "--format", help="csv, json or markdown [from the --out suffix, else csv]"
@@ -81,7 +91,7 @@ def report_command(
     if period is not None and period not in ("week", "month"):
         raise UserError(f"--period {period!r}: use week or month")
     out = _checked_out(out_arg, fmt)
-    chosen = fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), ReportFormat.csv)
+    chosen = fmt or (_SUFFIX_FORMATS.get(out.suffix.lower(), ReportFormat.csv) if out else ReportFormat.csv)
     app_ctx = get_ctx(ctx)
     query = metrics_query(since=since, until=until, group_by=group_by, service=service,
                           environment=environment, team=team, trend=period, benchmark=benchmark)
@@ -102,5 +112,10 @@ def report_command(
         target_metrics=config.targets.metrics(),
     )
     report.precision = precision
-    write_atomically(out, RENDERERS[chosen](report))
-    say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out}")
+    text = RENDERERS[chosen](report)
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomically(out, text)
+    say(f"wrote {len(report.rows)} rows ({chosen.value}) to {out if out is not None else 'stdout'}")

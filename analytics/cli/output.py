@@ -95,6 +95,10 @@ def print_rows(
 
 
 TABLE_GAP = 3  # what box.SIMPLE_HEAD with padding (0, 1) and no edge puts between two columns
+# A column that cannot be left out folds its values to lines this wide, when that brings back
+# columns its longest value pushed out: one 150-character service name left `metrics` with the
+# service column alone. Wider than a short id (32), a table time (19) and usual names.
+FOLD_WIDTH = 40
 
 
 def table_cells(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> list[list[str]]:
@@ -129,6 +133,27 @@ def _table_width(widths: Mapping[str, int], shown: Sequence[str]) -> int:
     return sum(widths[c] for c in shown) + TABLE_GAP * max(len(shown) - 1, 0)
 
 
+def fold_long_columns(
+    widths: Mapping[str, int], heads: Mapping[str, int], columns: Sequence[str], optional: Sequence[str],
+    width: int,
+) -> tuple[dict[str, int], list[str], list[str]]:
+    """(widths, shown, hidden) for a table ``width`` wide. As :func:`fit_columns`, unless a column
+    that cannot be left out is wider than :data:`FOLD_WIDTH` (never narrower than its header,
+    ``heads``) and capping it there brings back columns that its longest value alone pushed out:
+    then its values fold at that width (a long value costs lines, not the headline figures).
+    Normal data, which fits or has no such long value, is laid out exactly as before."""
+    shown, hidden = fit_columns(widths, columns, optional, width)
+    if not hidden:
+        return dict(widths), shown, hidden
+    capped = {c: w if c in optional else min(w, max(FOLD_WIDTH, heads[c])) for c, w in widths.items()}
+    if capped == dict(widths):
+        return dict(widths), shown, hidden
+    folded_shown, folded_hidden = fit_columns(capped, columns, optional, width)
+    if len(folded_hidden) < len(hidden):
+        return capped, folded_shown, folded_hidden
+    return dict(widths), shown, hidden
+
+
 def print_table(
     rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
@@ -149,21 +174,24 @@ def print_table(
                      + [cell_len(strip_controls(r[i])) for r in cells]) for i, c in enumerate(columns)}
     console = Console()
     hidden: list[str] = []
+    layout = widths  # the width each column is given; narrower than its longest value: it folds
     if wide:
         shown = list(columns)
         needed = max(_table_width(widths, shown), cell_len(title or ""))
         console = Console(width=max(needed, 20))
     else:
-        shown, hidden = fit_columns(widths, columns, optional, console.width)
+        head_widths = {c: cell_len(strip_controls(heads[c])) for c in columns}
+        layout, shown, hidden = fold_long_columns(widths, head_widths, columns, optional, console.width)
     # Values are never cut: a column that still does not fit folds rather than hiding its end.
-    fits = _table_width(widths, shown) <= console.width
+    fits = _table_width(layout, shown) <= console.width
     table = Table(title=safe_text(title) if title is not None else None, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, padding=(0, 1),
                   min_width=min(cell_len(title or ""), console.width))
     index = {c: i for i, c in enumerate(columns)}
     for col in shown:
-        table.add_column(safe_text(heads[col]), no_wrap=fits, overflow="fold",
-                         min_width=widths[col] if fits else None)
+        folded = layout[col] < widths[col]  # fixed at its capped width, wrapping (folding) within it
+        table.add_column(safe_text(heads[col]), no_wrap=fits and not folded, overflow="fold",
+                         min_width=layout[col] if fits else None, width=layout[col] if folded else None)
     for row in cells:
         table.add_row(*(safe_text(row[index[c]]) for c in shown))
     console.print(table)

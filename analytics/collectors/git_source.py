@@ -5,9 +5,11 @@ Everything here shells out to the ``git`` binary; errors become one line that na
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -141,23 +143,34 @@ def _cache_clone(url: str, repo_id: str) -> Path:
                 what=f"cannot fetch {shown}", env=credentials)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".partial-{os.getpid()}")
-    proc = subprocess.run(
-        ["git", "clone", "--quiet", "--bare", "--filter=blob:none", bare, str(tmp)],
-        capture_output=True, text=True, env={**git_env(), **credentials}, errors="replace",
-    )
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SourceError(f"cannot clone {shown}: {git_reason(proc.stderr)}")
-    if not _really_partial(tmp):
-        # The server ignored the filter and sent every object. Left marked as a partial clone,
-        # later fetches from a server without filter support (git's "dumb" HTTP) stall.
-        for key in ("remote.origin.promisor", "remote.origin.partialclonefilter"):
-            run_git(tmp, ["config", "--unset", key], what="", check=False)
-    if shown != url:  # git wrote the URL with its credentials into the clone's config
-        run_git(tmp, ["remote", "set-url", "origin", shown], what=f"cannot configure {tmp}")
-    os.replace(tmp, dest)  # a half-finished clone never looks like a cache hit
-    return dest
+    # Random, not the pid: runs in other PID namespaces (pods sharing a ReadWriteMany cache) have
+    # the same pids, and one run's clean-up deleted another's clone in progress.
+    tmp = dest.with_name(f"{dest.name}.partial-{secrets.token_hex(8)}")
+    try:
+        proc = subprocess.run(
+            ["git", "clone", "--quiet", "--bare", "--filter=blob:none", bare, str(tmp)],
+            capture_output=True, text=True, env={**git_env(), **credentials}, errors="replace",
+        )
+        if proc.returncode != 0:
+            raise SourceError(f"cannot clone {shown}: {git_reason(proc.stderr)}")
+        if not _really_partial(tmp):
+            # The server ignored the filter and sent every object. Left marked as a partial clone,
+            # later fetches from a server without filter support (git's "dumb" HTTP) stall.
+            for key in ("remote.origin.promisor", "remote.origin.partialclonefilter"):
+                run_git(tmp, ["config", "--unset", key], what="", check=False)
+        if shown != url:  # git wrote the URL with its credentials into the clone's config
+            run_git(tmp, ["remote", "set-url", "origin", shown], what=f"cannot configure {tmp}")
+        try:
+            os.replace(tmp, dest)  # a half-finished clone never looks like a cache hit
+        except OSError as exc:
+            # Another run's clone got there first (a folder cannot be renamed over a non-empty
+            # one): it is complete, since only a finished clone is renamed, and it was made
+            # while this one was, so it is as fresh. Use it; this copy is removed below.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not (dest / "HEAD").exists():
+                raise SourceError(f"cannot store the clone of {shown} in {dest}: {exc.strerror}") from None
+        return dest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after a rename; a failed or losing clone's copy
 
 
 def _really_partial(repo: Path) -> bool:
