@@ -33,8 +33,11 @@ def collect_k8s_command(
     kubeconfig = kubeconfig or k8s_cfg.kubeconfig
     context = context or k8s_cfg.context
     namespaces = [namespace] if namespace else list(k8s_cfg.namespaces)
-    client = api_client(kubeconfig, context)
-    target = f"{context or 'current-context'}/{','.join(namespaces) or '*'}"
+    connection = api_client(kubeconfig, context)
+    # The context actually used, not "current-context": it keys the collector state and the
+    # collection runs, which two kubeconfigs with different current contexts must not share.
+    target = f"{connection.context}/{','.join(namespaces) or '*'}"
+    client = connection.client
     if not watch:
         summary, notes = collect(app_ctx.db_path, config, client, namespaces, target)
         for note in notes:

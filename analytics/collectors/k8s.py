@@ -6,12 +6,23 @@ each resource from the list's resourceVersion: BOOKMARKs advance it, a 410 Gone 
 connection reconnects with backoff. Watch threads only read; one writer (the caller's thread)
 commits a batch before it counts as acknowledged, so a stop (SIGTERM) loses nothing acknowledged
 and a relist re-delivers nothing twice (event ids are natural keys, inserted only once).
+
+The API server is a source like any other, so its answers are bounded: every request has a connect
+and a read timeout, a list page is read in pieces up to a cap, a repeated ``continue`` token
+stops the list, a 429 is retried only as often and as long as ``Retry-After`` allows within a small
+budget, and a watch that ends at once without events waits the reconnect backoff. The kubeconfig's
+credentials are registered with :mod:`analytics.redaction` as soon as it is loaded, so a server
+that echoes them back cannot make them appear in an error line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +40,64 @@ from analytics.store.location import StoreRef
 PAGE_SIZE = 250
 WATCH_TIMEOUT_SECONDS = 300
 MAX_BACKOFF_SECONDS = 30.0
+
+# Seconds without a byte before a request counts as stalled (also the connect timeout). The API
+# server ends an ordinary request itself after 60 s (kube-apiserver --request-timeout), so a
+# healthy server has answered or failed by then; tests set it to about a second.
+TIMEOUT_ENV = "GITOPS_DORA_K8S_TIMEOUT"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+# The timeoutSeconds a watch asks for. The server must end the watch then, so a watch silent for
+# this plus the timeout above is stalled, never merely quiet.
+WATCH_SECONDS_ENV = "GITOPS_DORA_K8S_WATCH_SECONDS"
+# One list page is at most PAGE_SIZE objects and etcd stores at most 1.5 MiB an object (its default
+# --max-request-bytes), so a real page is under 375 MiB; 512 MiB (the import file limit too) never
+# refuses a real cluster and stops an endless body long before it exhausts memory.
+MAX_PAGE_BYTES_ENV = "GITOPS_DORA_K8S_MAX_PAGE_BYTES"
+MAX_PAGE_BYTES = 512 * 1024 * 1024
+READ_PIECE_BYTES = 1024 * 1024
+# 429 Too Many Requests (API Priority and Fairness): at most this many tries of one request and
+# this many seconds of waiting in all, as Retry-After asks; a scheduled run then fails clearly
+# instead of queueing behind a throttled server for ever.
+THROTTLE_TRIES = 3
+THROTTLE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds every request to the API server is held to (see the constants above)."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    watch_seconds: int = WATCH_TIMEOUT_SECONDS
+    max_page_bytes: int = MAX_PAGE_BYTES
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Read when a collection starts, so a test or an operator can tighten them per run."""
+        timeout = _env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)
+        watch_seconds = int(_env_number(WATCH_SECONDS_ENV, WATCH_TIMEOUT_SECONDS))
+        max_page = int(_env_number(MAX_PAGE_BYTES_ENV, MAX_PAGE_BYTES))
+        return cls(timeout, max(1, watch_seconds), max_page)
+
+    @property
+    def list_timeout(self) -> tuple[float, float]:
+        return (self.timeout, self.timeout)
+
+    @property
+    def watch_timeout(self) -> tuple[float, float]:
+        return (self.timeout, self.watch_seconds + self.timeout)
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SourceError(f"{name} must be a positive number, not {raw!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -63,36 +132,249 @@ RESOURCES = (
 )
 
 
-def api_client(kubeconfig: str | None, context: str | None) -> Any:
-    """A client from the kubeconfig (or in-cluster config); errors name the kubeconfig."""
+@dataclass(frozen=True)
+class Connection:
+    """A client and what it is connected as: ``context`` names the collector state and the run
+    (two kubeconfigs' current contexts must not share one), ``source`` names the kubeconfig in
+    messages (the file actually read, never a default that was not)."""
+
+    client: Any
+    context: str
+    source: str
+
+
+def api_client(kubeconfig: str | None, context: str | None) -> Connection:
+    """A client from the kubeconfig (``--kubeconfig``, else ``$KUBECONFIG``, else the pod's
+    in-cluster config, else ``~/.kube/config``); errors name the kubeconfig that was read."""
+    from kubernetes import client as k8s
     from kubernetes import config as kube_config
+    from kubernetes.config.kube_config import KubeConfigLoader, KubeConfigMerger
 
-    if kubeconfig is None and context is None:
+    env_paths = os.environ.get("KUBECONFIG", "")
+    if kubeconfig is None and context is None and not env_paths.strip():
+        configuration = _configuration()
         try:
-            kube_config.load_incluster_config()
-            from kubernetes import client
-
-            return client.ApiClient()
+            kube_config.load_incluster_config(client_configuration=configuration)
         except kube_config.ConfigException:
             pass
-    where = kubeconfig or "~/.kube/config"
-    if kubeconfig is not None and not Path(kubeconfig).expanduser().is_file():
-        raise SourceError(f"kubeconfig {kubeconfig}: no such file")
+        else:
+            _register_api_keys(configuration)
+            _guard_refresh(configuration, "in-cluster config")
+            return Connection(k8s.ApiClient(configuration), "in-cluster", "in-cluster config")
+    where, paths = _kubeconfig_paths(kubeconfig, env_paths)
     try:
-        return kube_config.new_client_from_config(config_file=kubeconfig, context=context)
+        merged = KubeConfigMerger(os.pathsep.join(paths)).config
+    except Exception as exc:  # noqa: BLE001 - YAML, OS and ConfigException errors
+        raise SourceError(f"kubeconfig {where}: {_first_line(exc)}") from None
+    if merged is None or not isinstance(merged.value, dict):
+        raise SourceError(f"kubeconfig {where}: no configuration found")
+    _register_kubeconfig_secrets(merged.value)
+    entries = [_plain(c) for c in merged.value.get("contexts") or []]
+    names = [str(c.get("name")) for c in entries if isinstance(c, dict)]
+    wanted = context or merged.value.get("current-context")
+    if not wanted:
+        raise SourceError(f"kubeconfig {where}: no current-context; pass --context ({_listing(names)})")
+    if str(wanted) not in names:
+        raise SourceError(f"kubeconfig {where}: no context named {str(wanted)!r} ({_listing(names)})")
+    configuration = _configuration()
+    try:
+        loader = KubeConfigLoader(config_dict=merged, active_context=str(wanted), config_base_path=None)
+        with _plugin_failures() as failures:
+            loader.load_and_set(configuration)
     except Exception as exc:  # noqa: BLE001 - the kubeconfig loader raises many types
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SourceError(f"kubeconfig {where}: {first}") from None
+        raise SourceError(f"kubeconfig {where}: {_first_line(exc)}") from None
+    if failures:
+        raise SourceError(f"kubeconfig {where}: credential plugin failed ({failures[0]})")
+    _register_api_keys(configuration)
+    _guard_refresh(configuration, where)
+    return Connection(k8s.ApiClient(configuration), str(wanted), where)
+
+
+def _configuration() -> Any:
+    """No hidden retries: urllib3 would repeat a timed-out GET three times, so a stalled server
+    would cost four timeouts instead of one; the collector retries what is worth retrying."""
+    from kubernetes import client as k8s
+
+    configuration = k8s.Configuration()
+    configuration.retries = False
+    return configuration
+
+
+def _kubeconfig_paths(kubeconfig: str | None, env_paths: str) -> tuple[str, list[str]]:
+    """The files to read and how to name them: the one given, else every ``$KUBECONFIG`` entry
+    that exists (kubectl skips missing ones too), else ``~/.kube/config``."""
+    if kubeconfig is not None:
+        where, candidates = kubeconfig, [kubeconfig]
+    elif env_paths.strip():
+        candidates = [p for p in env_paths.split(os.pathsep) if p.strip()]
+        where = candidates[0] if len(candidates) == 1 else f"$KUBECONFIG ({env_paths})"
+    else:
+        where, candidates = "~/.kube/config", ["~/.kube/config"]
+    paths: list[str] = []
+    for candidate in candidates:
+        path = Path(candidate).expanduser()
+        if path.is_dir():
+            named = candidate if len(candidates) > 1 else where
+            raise SourceError(f"kubeconfig {named}: is a folder, not a kubeconfig file")
+        if path.is_file():
+            paths.append(str(path))
+    if not paths:
+        raise SourceError(f"kubeconfig {where}: no such file")
+    return where, paths
+
+
+def _plain(node: Any) -> Any:
+    """The loader wraps merged entries in ``ConfigNode``s; their ``value`` is the YAML as read."""
+    return getattr(node, "value", node)
+
+
+def _listing(names: list[str]) -> str:
+    return f"it has {', '.join(repr(n) for n in names)}" if names else "it has no contexts"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- credentials ------------------------------------------------------------------------------
+_SECRET_FIELDS = (
+    "token",
+    "password",
+    "client-key-data",
+    "id-token",
+    "refresh-token",
+    "client-secret",
+    "access-token",
+)
+_SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY", re.IGNORECASE)
+
+
+def _register_kubeconfig_secrets(config: dict[str, Any]) -> None:
+    """Every user's credentials, not only the context's: a server may echo any of them."""
+    from analytics.redaction import register_secret
+
+    for entry in config.get("users") or []:
+        user = _plain(entry).get("user") if isinstance(_plain(entry), dict) else None
+        if not isinstance(user, dict):
+            continue
+        provider = user.get("auth-provider")
+        sources = [user, provider.get("config") if isinstance(provider, dict) else None]
+        for source in sources:
+            if isinstance(source, dict):
+                for key in _SECRET_FIELDS:
+                    value = source.get(key)
+                    if isinstance(value, str):
+                        register_secret(value)
+                        if key == "client-key-data":
+                            _register_pem(_b64(value))
+        exec_spec = user.get("exec")
+        if isinstance(exec_spec, dict):
+            for var in exec_spec.get("env") or []:
+                if isinstance(var, dict) and _SECRET_ENV_NAME.search(str(var.get("name") or "")):
+                    register_secret(str(var.get("value") or ""))
+
+
+def _b64(value: str) -> str:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(value).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def _register_pem(text: str) -> None:
+    """A private key echoed in part is still a leak: each base64 line of its body is masked."""
+    from analytics.redaction import register_secret
+
+    register_secret(text)
+    for line in text.splitlines():
+        if not line.startswith("-----"):
+            register_secret(line)
+
+
+def _register_api_keys(configuration: Any) -> None:
+    """The credential actually sent (a token file's, an exec plugin's or basic auth's header
+    value) and the client key the connection presents, whichever way they were obtained."""
+    from analytics.redaction import register_secret
+
+    for value in (getattr(configuration, "api_key", None) or {}).values():
+        if isinstance(value, str):
+            register_secret(value.split(" ", 1)[-1])
+    key_file = getattr(configuration, "key_file", None)
+    if key_file:
+        with contextlib.suppress(OSError), open(key_file, encoding="utf-8", errors="replace") as handle:
+            _register_pem(handle.read(1024 * 1024))
+
+
+class _PluginFailures(logging.Filter):
+    """The kubeconfig loader logs an exec plugin's failure (its stderr included, which may hold
+    secrets) at ERROR on the root logger and goes on unauthenticated; this takes those records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.module != "kube_config" or record.levelno < logging.ERROR:
+            return True
+        self.reasons.append(_plugin_reason(record.getMessage()))
+        return False
+
+
+def _plugin_reason(message: str) -> str:
+    """A few words on why, from the loader's message but never quoting it (it carries stderr)."""
+    exited = re.match(r"exec: process returned (-?\d+)", message)
+    if exited:
+        return f"exit {exited.group(1)}"
+    if "No such file" in message or "Permission denied" in message or "Errno" in message:
+        return "its command could not be run"
+    if "decode process output" in message:
+        return "its output is not JSON"
+    if "missing token" in message or "missing clientKeyData" in message:
+        return "its output holds no credential"
+    return "its output is not an ExecCredential"
+
+
+@contextlib.contextmanager
+def _plugin_failures() -> Iterator[list[str]]:
+    catcher = _PluginFailures()
+    root = logging.getLogger()
+    root.addFilter(catcher)
+    try:
+        yield catcher.reasons
+    finally:
+        root.removeFilter(catcher)
+
+
+def _guard_refresh(configuration: Any, where: str) -> None:
+    """An exec credential expires and is fetched again before a request: the new one is registered
+    as a secret too, and a failed refresh is an error instead of an unauthenticated request."""
+    hook = getattr(configuration, "refresh_api_key_hook", None)
+    if hook is None:
+        return
+
+    def refresh(config: Any) -> None:
+        with _plugin_failures() as failures:
+            hook(config)
+        if failures:
+            raise SourceError(f"kubeconfig {where}: credential plugin failed ({failures[0]})")
+        _register_api_keys(config)
+
+    configuration.refresh_api_key_hook = refresh
 
 
 class Cluster:
     """List and watch calls for the resources, returning raw JSON exactly as the API sends it."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, limits: Limits | None = None) -> None:
         from kubernetes import client as k8s
 
         self.custom = k8s.CustomObjectsApi(client)
         self.core = k8s.CoreV1Api(client)
+        self.limits = limits or Limits.from_env()
 
     def _call(self, resource: Resource) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         if not resource.group:
@@ -113,23 +395,102 @@ class Cluster:
         func, args = self._call(resource)
         items: list[dict[str, Any]] = []
         token: str | None = None
+        seen: set[str] = set()
         version = ""
         while True:
-            kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_preload_content": False}
+            kwargs: dict[str, Any] = {
+                "limit": PAGE_SIZE,
+                "_preload_content": False,
+                "_request_timeout": self.limits.list_timeout,
+            }
             if token:
                 kwargs["_continue"] = token
-            response = func(*args, **kwargs)
-            doc = json.loads(response.data)
-            for item in doc.get("items") or []:
-                if isinstance(item, dict):
-                    item.setdefault("apiVersion", _item_api_version(resource))
-                    item.setdefault("kind", _item_kind(resource, doc))
-                    items.append(item)
-            meta = doc.get("metadata") or {}
+            doc = self._page(resource, func, args, kwargs)
+            page = [item for item in _list_of(doc.get("items")) if isinstance(item, dict)]
+            _check_text(resource, page)
+            for item in page:
+                item.setdefault("apiVersion", _item_api_version(resource))
+                item.setdefault("kind", _item_kind(resource, doc))
+                items.append(item)
+            meta = doc.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
             version = str(meta.get("resourceVersion") or version)
-            token = meta.get("continue") or None
+            token = str(meta.get("continue") or "") or None
             if not token:
                 return items, version
+            if token in seen:  # the server is paging in a circle: it would never end
+                raise _failed(resource, "the server repeated a continue token it had sent before")
+            seen.add(token)
+
+    def _page(
+        self, resource: Resource, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One page, retried on 429 as Retry-After asks within THROTTLE_TRIES / THROTTLE_SECONDS."""
+        waited = 0.0
+        for attempt in range(1, THROTTLE_TRIES + 1):
+            try:
+                response = func(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - ApiException or a connection error
+                if timed_out(exc):
+                    raise self._timed_out(resource) from None
+                if getattr(exc, "status", None) != 429:
+                    raise
+                delay = _retry_after(exc)
+                if waited + delay > THROTTLE_SECONDS:
+                    raise _failed(
+                        resource,
+                        f"HTTP 429 Too Many Requests (Retry-After {delay:g} s would pass the "
+                        f"{THROTTLE_SECONDS:g} s a request waits in all)",
+                    ) from None
+                if attempt == THROTTLE_TRIES:
+                    raise _failed(
+                        resource,
+                        f"HTTP 429 Too Many Requests (still throttled after {attempt} tries "
+                        f"and {waited:g} s of waiting)",
+                    ) from None
+                time.sleep(delay)
+                waited += delay
+                continue
+            try:
+                return self._read_doc(resource, response)
+            except SourceError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - urllib3 read errors
+                if timed_out(exc):
+                    raise self._timed_out(resource) from None
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _timed_out(self, resource: Resource) -> SourceError:
+        return _failed(resource, f"timed out (nothing received for {self.limits.timeout:g} s)")
+
+    def _read_doc(self, resource: Resource, response: Any) -> dict[str, Any]:
+        """The body in pieces, refused past the cap before it can exhaust memory."""
+        cap = self.limits.max_page_bytes
+        declared = str(response.headers.get("Content-Length") or "")
+        if declared.isdigit() and int(declared) > cap:
+            response.close()
+            raise _failed(resource, f"the answer is larger than {_size(cap)} ({_size(int(declared))})")
+        pieces: list[bytes] = []
+        total = 0
+        try:
+            for piece in response.stream(READ_PIECE_BYTES):
+                total += len(piece)
+                if total > cap:
+                    raise _failed(resource, f"the answer is larger than {_size(cap)}; refused")
+                pieces.append(piece)
+        finally:
+            response.close()  # not back to the pool: a refused body may still be arriving
+            response.release_conn()
+        try:
+            doc = json.loads(b"".join(pieces))
+        except RecursionError:
+            raise _failed(resource, "the answer is nested too deeply") from None
+        except ValueError:
+            raise _failed(resource, "the answer is not JSON") from None
+        if not isinstance(doc, dict):
+            raise _failed(resource, "the answer is not a Kubernetes list")
+        return doc
 
     def watch(self, resource: Resource, version: str, watcher: Any) -> Iterator[dict[str, Any]]:
         func, args = self._call(resource)
@@ -138,8 +499,47 @@ class Cluster:
             *args,
             resource_version=version,
             allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_TIMEOUT_SECONDS,
+            timeout_seconds=self.limits.watch_seconds,
+            _request_timeout=self.limits.watch_timeout,
         )
+
+
+def _list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+def _retry_after(exc: Exception) -> float:
+    """Seconds Retry-After asks for (a date or nonsense counts as one second)."""
+    headers = getattr(exc, "headers", None) or {}
+    raw = str(headers.get("Retry-After") or "").strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return 1.0
+
+
+def _check_text(resource: Resource, items: list[dict[str, Any]]) -> None:
+    """The import's check (analytics.importers.base): a lone UTF-16 surrogate, which a JSON escape
+    can produce and the store cannot hold, a NUL, or nesting past its limit refuses the list."""
+    from analytics.importers.base import _check_values
+
+    _check_values(Path(f"kubernetes API: {resource.name}"), items)
+
+
+def timed_out(exc: BaseException) -> bool:
+    """A connect or read timeout, however urllib3 wrapped it."""
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, TimeoutError | Urllib3Timeout) or isinstance(reason, TimeoutError | Urllib3Timeout)
+
+
+def _failed(resource: Resource, why: str) -> SourceError:
+    return SourceError(f"kubernetes API: listing {resource.name} failed: {why}")
 
 
 def _item_api_version(resource: Resource) -> str:
@@ -177,6 +577,8 @@ def list_all(
     for resource in scope:
         try:
             items, version = cluster.list(resource)
+        except SourceError:
+            raise
         except Exception as exc:  # noqa: BLE001 - ApiException or a connection error
             if _not_installed(exc):
                 notes.append(f"{resource.name} not served by this cluster; skipped")
@@ -188,10 +590,17 @@ def list_all(
 
 
 def _source_error(resource: Resource, exc: Exception) -> SourceError:
+    """One line: the status and reason phrase, never the headers and body ApiException prints."""
+    if isinstance(exc, SourceError):
+        return exc
+    if timed_out(exc):
+        return _failed(resource, "timed out")
     status = getattr(exc, "status", None)
-    reason = getattr(exc, "reason", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    reason = getattr(exc, "reason", None)
+    if not isinstance(reason, str) or not reason.strip():
+        reason = _first_line(exc)
     code = f"HTTP {status} " if status else ""
-    return SourceError(f"kubernetes API: listing {resource.name} failed: {code}{reason}")
+    return _failed(resource, f"{code}{reason.splitlines()[0] if reason.strip() else ''}".strip())
 
 
 def collect(
@@ -335,6 +744,9 @@ class Watcher:
 
     # -- reader side (one thread per resource) --------------------------------------------------
     def _watch_loop(self, resource: Resource, version: str) -> None:
+        """Reconnects after a drop, a stall (no byte within the read timeout) or a watch that
+        ended early without a single event, each with the same doubling backoff: a server that
+        closes every watch at once would otherwise be asked again thousands of times a second."""
         from kubernetes import watch
 
         backoff = 0.5
@@ -342,45 +754,63 @@ class Watcher:
             stream = watch.Watch()
             with self._lock:
                 self._streams.append(stream)
+            started = time.monotonic()
+            received = 0
+            why = ""
             try:
                 for event in self.cluster.watch(resource, version, stream):
                     if self.stop.is_set():
                         break
+                    received += 1
                     backoff = 0.5
                     version = self._handle(resource, event, version)
+                else:
+                    lasted = time.monotonic() - started
+                    if not received and lasted < self.cluster.limits.watch_seconds:
+                        why = f"ended after {lasted:.1f}s without events"
             except Exception as exc:  # noqa: BLE001 - ApiException, ProtocolError, socket errors
                 if self.stop.is_set():
                     break
                 if getattr(exc, "status", None) == 410:
                     version = self._relist(resource, version)
                     continue
-                self.stats.reconnects += 1
-                self.items.put(
-                    _Item(
-                        "error",
-                        resource,
-                        message=f"watch {resource.name} dropped "
-                        f"({type(exc).__name__}); reconnecting in {backoff:.1f}s",
-                    )
-                )
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                if timed_out(exc):
+                    why = f"stalled (nothing received for {self.cluster.limits.watch_timeout[1]:g} s)"
+                elif isinstance(exc, SourceError):
+                    why = f"failed: {exc}"
+                else:
+                    why = f"dropped ({type(exc).__name__})"
             finally:
                 with self._lock:
                     if stream in self._streams:
                         self._streams.remove(stream)
+            if not why or self.stop.is_set():
+                continue
+            self.stats.reconnects += 1
+            line = f"watch {resource.name} {why}; reconnecting in {backoff:.1f}s"
+            self.items.put(_Item("error", resource, message=line))
+            self.stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     def _handle(self, resource: Resource, event: dict[str, Any], version: str) -> str:
         kind = event.get("type")
         raw = event.get("raw_object", event.get("object"))
         obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        new_version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+        meta = obj.get("metadata")
+        new_version = str((meta if isinstance(meta, dict) else {}).get("resourceVersion") or version)
         if kind == "ERROR":
             code = obj.get("code")
             from kubernetes.client.rest import ApiException
 
-            raise ApiException(status=int(code) if code else 500, reason=str(obj.get("message")))
+            status = int(code) if isinstance(code, int) else 500
+            raise ApiException(status=status, reason=str(obj.get("message")))
         if kind in ("ADDED", "MODIFIED"):
+            try:
+                _check_text(resource, [obj])
+            except SourceError as exc:  # one unstorable object must not end the watch
+                line = f"{exc}; object skipped"
+                self.items.put(_Item("error", resource, version=new_version, message=line))
+                return new_version
             obj.setdefault("apiVersion", _item_api_version(resource))
             obj.setdefault("kind", _item_kind(resource, {}))
             self.items.put(_Item("objects", resource, objects=relevant(resource, [obj]), version=new_version))
@@ -394,7 +824,8 @@ class Watcher:
         try:
             items, new_version = self.cluster.list(resource)
         except Exception as exc:  # noqa: BLE001
-            self.items.put(_Item("error", resource, message=f"relist of {resource.name} failed: {exc}"))
+            line = str(_source_error(resource, exc)).replace("kubernetes API: listing", "relist of", 1)
+            self.items.put(_Item("error", resource, message=f"{line}; trying again"))
             self.stop.wait(1.0)
             return version
         self.items.put(_Item("objects", resource, objects=relevant(resource, items), version=new_version))
