@@ -523,11 +523,11 @@ def _retry_after(exc: Exception) -> float:
 
 
 def _check_text(resource: Resource, items: list[dict[str, Any]]) -> None:
-    """The import's check (analytics.importers.base): a lone UTF-16 surrogate, which a JSON escape
-    can produce and the store cannot hold, a NUL, or nesting past its limit refuses the list."""
-    from analytics.importers.base import _check_values
+    """The import's check (analytics.storable_values): a lone UTF-16 surrogate, which a JSON
+    escape can produce and the store cannot hold, a NUL, or nesting past its limit refuses the list."""
+    from analytics.storable_values import check_values
 
-    _check_values(Path(f"kubernetes API: {resource.name}"), items)
+    check_values(f"kubernetes API: {resource.name}", items)
 
 
 def timed_out(exc: BaseException) -> bool:

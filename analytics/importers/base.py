@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from analytics.errors import NUL_REFUSED, SourceError, yaml_mark
+from analytics.storable_values import MAX_DEPTH, check_values
 
 FileFormat = Literal["csv", "json", "jsonl", "yaml"]
 
@@ -55,7 +56,6 @@ class ImportSummary:
 # Input limits (docs/security.md#input-limits): every import file is parsed in memory, so a hostile
 # or broken file must fail with one line instead of exhausting memory, time or the stack.
 MAX_FILE_BYTES = 512 * 1024 * 1024
-MAX_DEPTH = 64  # nesting of lists/mappings; Kubernetes objects need about 20
 MAX_YAML_ALIASES = 1_000  # *alias uses in one file
 MAX_ALIAS_EXPANSION = 1_000_000  # values aliases add once expanded (a "billion laughs" adds 9^9)
 
@@ -164,31 +164,6 @@ def strip_lines(value: Any, done: dict[int, Any] | None = None) -> Any:
     return stripped
 
 
-def _check_values(path: Path, docs: list[Any]) -> None:
-    """Depth within MAX_DEPTH and text the store can hold (no lone UTF-16 surrogates, which JSON
-    and YAML escapes can produce and DuckDB rejects fatally); iterative, so depth is no risk."""
-    stack: list[tuple[Any, int]] = [(d, 1) for d in docs]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if "\0" in value:  # from a \u0000 or YAML \0 escape
-                raise SourceError(f"{path}: text with {NUL_REFUSED}")
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise SourceError(
-                        f"{path}: text with an invalid Unicode escape (a lone surrogate such as \\ud800)"
-                    ) from None
-            continue
-        if not isinstance(value, dict | list):
-            continue
-        if depth > MAX_DEPTH:
-            raise SourceError(f"{path}: nested deeper than {MAX_DEPTH} levels")
-        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        stack.extend((item, depth + 1) for item in items)
-
-
 def _json_loads(path: Path, text: str, what: str, line: int | None = None) -> Any:
     try:
         return json.loads(text)
@@ -230,7 +205,7 @@ def _parse_json(path: Path, text: str) -> ParsedFile:
         if all(ln.lstrip().startswith("{") for ln in lines):
             return _parse_jsonl(path, text)
         raise SourceError(f"{path}: line {exc.lineno}: malformed JSON: {exc.msg}") from None
-    _check_values(path, [doc])
+    check_values(path, [doc])
     return _from_documents(path, "json", [doc], _json_lines(text, doc))
 
 
@@ -247,7 +222,7 @@ def _parse_yaml_or_csv(path: Path, text: str) -> ParsedFile:
         where, problem = yaml_mark(exc)
         raise SourceError(f"{path}: {where + ': ' if where else ''}malformed YAML: {problem}") from None
     if docs and all(isinstance(d, dict | list) for d in docs):
-        _check_values(path, docs)  # mapping keys and escapes: the loader checked depth and aliases
+        check_values(path, docs)  # mapping keys and escapes: the loader checked depth and aliases
         return _from_documents(path, "yaml", docs, None)
     if _looks_like_csv(text):
         return _parse_csv(path, text)
@@ -329,7 +304,7 @@ def _parse_jsonl(path: Path, text: str) -> ParsedFile:
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}: line {number}: malformed JSON line: {exc.msg}") from None
         try:
-            _check_values(path, [doc])
+            check_values(path, [doc])
         except SourceError as exc:
             raise SourceError(str(exc).replace(f"{path}: ", f"{path}: line {number}: ", 1)) from None
         docs.append(doc)
