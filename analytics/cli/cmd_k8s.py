@@ -24,7 +24,8 @@ def collect_k8s_command(
     """List Applications, Kustomizations, HelmReleases and their Events; derive deployments."""
     import signal
 
-    from analytics.collectors.k8s import Watcher, api_client, collect
+    from analytics.collectors.k8s import Watcher, collect
+    from analytics.collectors.kubeconfig import api_client
     from analytics.progress import say
 
     app_ctx = get_ctx(ctx)
