@@ -63,3 +63,28 @@ def _in_utc(parsed: datetime) -> datetime | None:
         return parsed.astimezone(UTC)
     except OverflowError:
         return None
+
+
+def read_time(value: Any, field: str) -> datetime | None:
+    """A time from a webhook payload: absent (None) gives None; a value that is there but is no
+    time :func:`parse_time` reads (``""``, ``true``, ``"Tue, 01 Jan 2026 00:00:00 +0000"``, an
+    epoch out of range) raises ``ValueError`` naming ``field``, so the delivery is refused (422)
+    instead of being stored without the row that needed the time. So does a time outside the years
+    1970-2100 (``0001-01-01T00:00:00Z``): stored, it broke every later ``metrics`` run."""
+    if value is None:
+        return None
+    parsed: datetime | None = None
+    if not isinstance(value, bool) and isinstance(value, str | int | float):
+        try:
+            parsed = parse_time(value)
+        except (ValueError, OverflowError, OSError):
+            parsed = None
+    if parsed is None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(
+            f"{field}: unreadable time {shown} (ISO 8601, 'YYYY-MM-DD HH:MM:SS +HHMM' or epoch seconds)"
+        )
+    if not in_range(parsed):  # Go's zero time, 9999-12-31: the rule every import and collector applies
+        raise ValueError(f"{field}: time {parsed.isoformat()} is outside the years 1970-2100")
+    return parsed

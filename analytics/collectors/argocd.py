@@ -26,6 +26,7 @@ from analytics.deployments.reconciler_rows import (
     require_name,
 )
 from analytics.deployments.revisions import parse_revision, parse_revisions
+from analytics.timestamps import read_time
 
 RECONCILER = "argocd"
 CONTROLLER = "argocd-application-controller"
@@ -226,3 +227,57 @@ def add_argocd_message(
                 add(event_type=event_type, status=m["new"], reason=reason)
                 return
     add(event_type="reconcile", status=None, reason=reason or None)
+
+
+# --- Argo CD notifications (the receiver and the JSON-lines importer read a body alike) ----------
+
+
+def application_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The Application in a notification: the body itself, or under ``application``/``app``."""
+    for candidate in (payload, payload.get("application"), payload.get("app")):
+        if (
+            isinstance(candidate, dict)
+            and isinstance(candidate.get("metadata"), dict)
+            and candidate.get("kind", "Application") == "Application"
+            and (isinstance(candidate.get("status"), dict) or isinstance(candidate.get("spec"), dict))
+        ):
+            app = dict(candidate)
+            app.setdefault("apiVersion", "argoproj.io/v1alpha1")
+            app.setdefault("kind", "Application")
+            return app
+    raise ValueError("not an Argo CD notification: no Application metadata in the body")
+
+
+def notification_rows(payload: dict[str, Any], config: Config, source: str, collected: Collected) -> None:
+    """Read one notification body into ``collected``, or raise ``ValueError`` saying why it is
+    unusable: no Application, no name, a time that is unreadable or outside the years 1970-2100.
+    Shared by the receiver (``/webhooks/argocd``: 422) and the JSON-lines importer (the line
+    named, exit 2), so a body is refused by both or by neither."""
+    app = application_of(payload)
+    if not app["metadata"].get("name"):
+        raise ValueError("Argo CD notification: metadata.name is required")
+    check_times(app)
+    before = len(collected.rejected)
+    application_events(app, config, source, collected)
+    if len(collected.rejected) > before:
+        raise ValueError(collected.rejected[before].message)
+
+
+def check_times(app: dict[str, Any]) -> None:
+    """The times the Application's events are read from: one that is there but unreadable refuses
+    the notification (422) instead of dropping its event. An empty string counts as absent here:
+    the template in docs/reconcilers.md fills a missing ``operationState`` time with ``""``."""
+
+    def check(value: Any, field: str) -> None:
+        read_time(None if value == "" else value, field)
+
+    status = as_dict(app.get("status"))
+    history = status.get("history")
+    for entry in history if isinstance(history, list) else []:
+        if isinstance(entry, dict):
+            check(entry.get("deployedAt"), "status.history[].deployedAt")
+            check(entry.get("deployStartedAt"), "status.history[].deployStartedAt")
+    operation = as_dict(status.get("operationState"))
+    check(operation.get("startedAt"), "status.operationState.startedAt")
+    check(operation.get("finishedAt"), "status.operationState.finishedAt")
+    check(as_dict(status.get("health")).get("lastTransitionTime"), "status.health.lastTransitionTime")

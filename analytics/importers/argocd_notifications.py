@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from analytics.collectors.argocd import application_of, notification_rows
 from analytics.config import Config
 from analytics.deployments.from_reconcilers import store_collected
 from analytics.deployments.reconciler_rows import Collected
 from analytics.errors import SourceError
 from analytics.importers.base import ImportSummary, ParsedFile, check_event_times, shape_errors
 from analytics.store.connection import WriteSession
-from analytics.webhooks.providers.argocd import application_of, notification_rows
 
 KIND = "argocd-notifications"
 

@@ -26,7 +26,7 @@ Provider contract (every non-underscore module in this package that defines ``PA
     same payload twice gives the same rows. Unknown event types return ``{}`` (the delivery is
     still stored). Must never raise on a missing optional field; raising (``ValueError``, or any
     error from an unexpected value) means the payload is unusable: answered 422 with the reason in
-    one line, nothing stored. Timestamps without a zone are UTC (``read_time`` below).
+    one line, nothing stored. Timestamps without a zone are UTC (``analytics.timestamps.read_time``).
 
 ``finalize(session: WriteSession, config: Config, rows: Mapping[str, list[dict]]) -> None`` (optional)
     Called once per write batch, inside the same transaction, after all rows of the batch were
@@ -58,11 +58,11 @@ JSON parsing (400), signature enforcement (401), payloads that cannot be stored 
 ``webhook_deliveries`` audit table, and the writer thread that commits queued deliveries in small
 batches before replying (``analytics/webhooks/writer.py``).
 
-Times: ``to_rows`` reads them with :func:`read_time`, which raises ``ValueError`` (422) for a value
-that is present but unreadable (``""``, ``true``, an RFC 2822 date...) or outside the years
-1970-2100, so a delivery is never
-answered 200 while its row is silently dropped. :func:`parse_time` is the lenient reader the API
-collectors and importers share (junk gives None).
+Times: ``to_rows`` reads them with :func:`analytics.timestamps.read_time`, which raises
+``ValueError`` (422) for a value that is present but unreadable (``""``, ``true``, an RFC 2822
+date...) or outside the years 1970-2100, so a delivery is never answered 200 while its row is
+silently dropped. :func:`analytics.timestamps.parse_time` is the lenient reader the API collectors
+and importers share (junk gives None).
 """
 
 from __future__ import annotations
@@ -70,41 +70,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pkgutil
-from datetime import datetime
 from types import ModuleType
-from typing import Any
-
-from analytics.timestamps import in_range, parse_time
 
 
 def content_hash(body: bytes) -> str:
     """Idempotency key for senders that give no delivery id."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
-
-
-def read_time(value: Any, field: str) -> datetime | None:
-    """A time from a webhook payload: absent (None) gives None; a value that is there but is no
-    time :func:`parse_time` reads (``""``, ``true``, ``"Tue, 01 Jan 2026 00:00:00 +0000"``, an
-    epoch out of range) raises ``ValueError`` naming ``field``, so the delivery is refused (422)
-    instead of being stored without the row that needed the time. So does a time outside the years
-    1970-2100 (``0001-01-01T00:00:00Z``): stored, it broke every later ``metrics`` run."""
-    if value is None:
-        return None
-    parsed: datetime | None = None
-    if not isinstance(value, bool) and isinstance(value, str | int | float):
-        try:
-            parsed = parse_time(value)
-        except (ValueError, OverflowError, OSError):
-            parsed = None
-    if parsed is None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        raise ValueError(
-            f"{field}: unreadable time {shown} (ISO 8601, 'YYYY-MM-DD HH:MM:SS +HHMM' or epoch seconds)"
-        )
-    if not in_range(parsed):  # Go's zero time, 9999-12-31: the rule every import and collector applies
-        raise ValueError(f"{field}: time {parsed.isoformat()} is outside the years 1970-2100")
-    return parsed
 
 
 def provider_modules() -> list[ModuleType]:

@@ -18,7 +18,8 @@ from analytics.config import Config
 from analytics.deployments.from_reconcilers import derive_pending
 from analytics.deployments.reconciler_rows import Collected
 from analytics.store.connection import WriteSession
-from analytics.webhooks.providers import content_hash, read_time
+from analytics.timestamps import read_time
+from analytics.webhooks.providers import content_hash
 
 PATH = "/webhooks/flux"
 SECRET_ENV = "GITOPS_DORA_FLUX_SECRET"

@@ -20,7 +20,8 @@ from analytics.collectors.codehost_mapping import (
     service_for,
 )
 from analytics.config import Config
-from analytics.webhooks.providers import content_hash, read_time
+from analytics.timestamps import read_time
+from analytics.webhooks.providers import content_hash
 from analytics.webhooks.providers._codehost import FINALIZE_AFTER as FINALIZE_AFTER
 from analytics.webhooks.providers._codehost import ZERO_SHA, Rows, as_dict, commit_row
 from analytics.webhooks.providers._codehost import finalize as finalize
