@@ -125,3 +125,47 @@ def note_unmatched_merges(session: WriteSession, repo: str) -> None:
         session.warn("pr_merge_commit_unknown",
                      f"{missing} merged PRs of {repo} name a merge commit that is not in the collected "
                      "git history; run `collect git` for it (or check --repo-id)", missing)
+
+
+class ShapeError(ValueError):
+    """The API answered JSON of the wrong shape: an item without its key, or a field of the wrong
+    type. Caught by the collectors before anything is written, as one line."""
+
+
+# what every row of a table needs to be stored and found again (its key and the time it is about)
+_REQUIRED = {
+    "pull_requests": ("repo", "number"),
+    "pr_reviews": ("repo", "number", "review_id"),
+    "deployments": ("id", "revision", "deployed_at"),
+    "incidents": ("id", "created_at"),
+    "releases": ("repo", "tag_name"),
+}
+
+
+def _kind_ok(key: str, value: object) -> bool:
+    if value is None:
+        return True
+    if key.endswith("_at"):
+        return isinstance(value, datetime)
+    if key == "number":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if key.startswith("is_"):
+        return isinstance(value, bool)
+    if key in ("labels", "commit_shas"):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
+
+
+def check_rows(tables: dict[str, list[dict[str, object]]]) -> None:
+    """Refuse rows made from items of the wrong shape (a missing id, a number that is text, a list
+    where a name was expected), before anything is written: such a row would fail the store's
+    write half-way, or be stored under a key no later run finds."""
+    for table, rows in tables.items():
+        required = _REQUIRED.get(table, ())
+        for row in rows:
+            for key in required:
+                if row.get(key) is None:
+                    raise ShapeError(f"an item for {table} has no {key}")
+            for key, value in row.items():
+                if not _kind_ok(key, value):
+                    raise ShapeError(f"an item for {table} has {key} of type {type(value).__name__}")

@@ -13,6 +13,7 @@ is fetched and written inside one write session, so an API error leaves the stor
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +21,15 @@ from typing import Any
 
 from analytics.collectors.codehost_input import api_base_url, repository_path
 from analytics.collectors.codehost_mapping import (
+    ShapeError,
+    check_rows,
     incident_labels,
     is_incident,
     later,
     root_cause,
     service_for,
 )
+from analytics.collectors.codehost_ratelimit import MAX_WAIT_ENV, TIMEOUT_ENV, LimitError, RunLimits
 from analytics.collectors.codehost_store import Fetched, RunStart, Stored, run_collection
 from analytics.config import Config
 from analytics.errors import SourceError
@@ -73,17 +77,27 @@ def validate_name(full_name: str) -> str:
 def describe_error(exc: Exception, full_name: str, base_url: str) -> str:
     """One line per failure kind, naming the repository and the server, with every credential (the
     URL's userinfo, a token the server echoed back) masked by :mod:`analytics.redaction`."""
-    from analytics.redaction import redact
+    from analytics.redaction import one_line, redact
 
-    return redact(_describe_error(exc, full_name, redact(base_url)))
+    return one_line(_shorten(_describe_error(exc, full_name, redact(base_url))))
+
+
+def _shorten(text: str, limit: int = 400) -> str:
+    """A server's words (an HTML error page, a long body) cut to one readable line's worth."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _describe_error(exc: Exception, full_name: str, base_url: str) -> str:
     """One line per failure kind, naming the repository and the server."""
-    from github import BadCredentialsException, GithubException, UnknownObjectException
+    from github import BadAttributeException, BadCredentialsException, GithubException, UnknownObjectException
     from github.GithubException import RateLimitExceededException
 
     where = f"github {full_name} at {base_url}"
+    if isinstance(exc, LimitError):
+        return f"{where}: {exc}"
+    if isinstance(exc, BadAttributeException | ValueError | TypeError | KeyError | AttributeError):
+        return f"{where}: the API answered something that is not a GitHub API response ({_what(exc)})"
     if isinstance(exc, BadCredentialsException) or getattr(exc, "status", None) == 401:
         return (
             f"{where}: 401 bad credentials: check the token in ${TOKEN_ENV}"
@@ -91,6 +105,11 @@ def _describe_error(exc: Exception, full_name: str, base_url: str) -> str:
         )
     if isinstance(exc, UnknownObjectException) or getattr(exc, "status", None) == 404:
         return f"{where}: 404 not found: the repository does not exist or the token cannot see it"
+    if isinstance(exc, RateLimitExceededException) and getattr(exc, "wait", None) is not None:
+        limit = RunLimits.from_env().max_wait
+        return (f"{where}: rate limited (HTTP {exc.status}): the server asks to wait"
+                f" {math.ceil(float(getattr(exc, 'wait', 0)))}s, more than the {limit:g}s limit"
+                f" ({MAX_WAIT_ENV}); run again later")
     if isinstance(exc, RateLimitExceededException):
         return f"{where}: rate limit still exceeded after waiting; run again later"
     if isinstance(exc, GithubException):
@@ -98,8 +117,14 @@ def _describe_error(exc: Exception, full_name: str, base_url: str) -> str:
         if exc.status == 403:
             return f"{where}: 403 forbidden: {message or 'the token lacks permission'}"
         return f"{where}: HTTP {exc.status}: {message}"
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{where}: cannot reach the API: {first}"
+    text = str(exc)
+    if "timed out" in text.lower():
+        return f"{where}: cannot reach the API: no answer in time ({TIMEOUT_ENV}): {text}"
+    return f"{where}: cannot reach the API: {text or type(exc).__name__}"
+
+
+def _what(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _register_secrets(url: str, token: str | None) -> None:
@@ -110,23 +135,41 @@ def _register_secrets(url: str, token: str | None) -> None:
     register_url_secrets(url)
 
 
-def _client(base_url: str, token: str | None) -> Any:
+def _client(base_url: str, token: str | None, limits: RunLimits) -> Any:
+    """PyGithub with the run's limits: its retry waits through our countdown (bounded by
+    ``limits``), and its connections read every response through a :class:`GuardedAdapter`."""
     from github import Auth, Github
+    from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 
-    from analytics.collectors.codehost_ratelimit import github_retry
+    from analytics.collectors.codehost_ratelimit import GuardedAdapter, github_retry
 
     # our countdown reports the waits; PyGithub's own INFO lines would repeat them on stderr
     logging.getLogger("github.GithubRetry").setLevel(logging.WARNING)
 
-    return Github(
+    gh = Github(
         base_url=base_url.rstrip("/"),
         auth=Auth.Token(token) if token else None,
         per_page=100,
-        timeout=30,
-        retry=github_retry(),
+        timeout=math.ceil(limits.timeout),  # PyGithub wants an int; the adapter uses limits.timeout
+        retry=github_retry(limits=limits),
         seconds_between_requests=None,
         seconds_between_writes=None,
     )
+    https = base_url.lower().startswith("https:")
+    plain: Any = HTTPSRequestsConnectionClass if https else HTTPRequestsConnectionClass
+
+    class Guarded(plain):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.adapter = GuardedAdapter(limits, max_retries=self.retry,
+                                          pool_connections=self.pool_size, pool_maxsize=self.pool_size)
+            self.session.mount(f"{self.protocol}://", self.adapter)
+
+    # PyGithub picks its connection class per Requester at construction; its public hook
+    # (Requester.injectConnectionClasses) is process-wide and turns keep-alive off, so the
+    # instance's own choice is replaced instead
+    setattr(gh.requester, "_Requester__connectionClass", Guarded)  # noqa: B010
+    return gh
 
 
 def _pull_rows(
@@ -334,7 +377,7 @@ def collect_github(
     full: bool = False,
     since: datetime | None = None,
 ) -> GitHubSummary:
-    from github import GithubException
+    from github import BadAttributeException, GithubException
     from requests import RequestException
     from urllib3.exceptions import HTTPError
 
@@ -344,11 +387,12 @@ def collect_github(
                        "--base-url" if base_url else "connections.github.base_url")
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
+    limits = RunLimits.from_env()
 
     def fetch(start: RunStart) -> Fetched:
         rid, marks = start.repo_id, start.marks
         try:
-            gh = _client(url, token)
+            gh = _client(url, token, limits)
             repo = gh.get_repo(full_name)
             prs, reviews, pulls_mark = _pull_rows(repo, rid, marks["pulls_updated_at"])
             deployments, deploy_mark = _deployment_rows(
@@ -357,11 +401,14 @@ def collect_github(
             runs, runs_mark = _workflow_run_rows(repo, rid, full_name, config, marks["runs_created_at"])
             incidents, issues_mark = _incident_rows(repo, rid, full_name, config, marks["issues_updated_at"])
             releases = _release_rows(repo, rid)
-        except (GithubException, RequestException, HTTPError) as exc:  # one line, no data written
+            tables = {"pull_requests": prs, "pr_reviews": reviews, "deployments": deployments + runs,
+                      "incidents": incidents, "releases": releases}
+            check_rows(tables)
+        except (GithubException, RequestException, HTTPError, LimitError, ShapeError, BadAttributeException,
+                ValueError, TypeError, KeyError, AttributeError) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, full_name, url)) from None
         return Fetched(
-            {"pull_requests": prs, "pr_reviews": reviews, "deployments": deployments + runs,
-             "incidents": incidents, "releases": releases},
+            tables,
             {"pulls_updated_at": pulls_mark, "deployments_created_at": deploy_mark,
              "issues_updated_at": issues_mark, "runs_created_at": runs_mark},
         )

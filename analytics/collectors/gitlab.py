@@ -17,12 +17,15 @@ from typing import Any
 
 from analytics.collectors.codehost_input import api_base_url, repository_path
 from analytics.collectors.codehost_mapping import (
+    ShapeError,
+    check_rows,
     incident_labels,
     is_incident,
     later,
     root_cause,
     service_for,
 )
+from analytics.collectors.codehost_ratelimit import TIMEOUT_ENV, LimitError, RunLimits
 from analytics.collectors.codehost_store import Fetched, RunStart, Stored, run_collection
 from analytics.config import Config
 from analytics.errors import SourceError
@@ -56,15 +59,26 @@ def validate_path(project: str) -> str:
 def describe_error(exc: Exception, project: str, base_url: str) -> str:
     """One line per failure kind, naming the repository and the server, with every credential (the
     URL's userinfo, a token the server echoed back) masked by :mod:`analytics.redaction`."""
-    from analytics.redaction import redact
+    from analytics.redaction import one_line, redact
 
-    return redact(_describe_error(exc, project, redact(base_url)))
+    return one_line(_shorten(_describe_error(exc, project, redact(base_url))))
+
+
+def _shorten(text: str, limit: int = 400) -> str:
+    """A server's words (an HTML error page, a long body) cut to one readable line's worth."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _describe_error(exc: Exception, project: str, base_url: str) -> str:
-    from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+    from gitlab.exceptions import GitlabAuthenticationError, GitlabError, GitlabParsingError
 
     where = f"gitlab {project} at {base_url}"
+    if isinstance(exc, LimitError):
+        return f"{where}: {exc}"
+    if isinstance(exc, GitlabParsingError | ValueError | TypeError | KeyError | AttributeError):
+        what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return f"{where}: the API answered something that is not a GitLab API response ({what})"
     code = getattr(exc, "response_code", None)
     if isinstance(exc, GitlabAuthenticationError) or code == 401:
         return (
@@ -79,8 +93,10 @@ def _describe_error(exc: Exception, project: str, base_url: str) -> str:
         return f"{where}: 429 rate limit still exceeded after waiting; run again later"
     if isinstance(exc, GitlabError):
         return f"{where}: HTTP {code}: {getattr(exc, 'error_message', exc)}"
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{where}: cannot reach the API: {first}"
+    text = str(exc)
+    if "timed out" in text.lower():
+        return f"{where}: cannot reach the API: no answer in time ({TIMEOUT_ENV}): {text}"
+    return f"{where}: cannot reach the API: {text or type(exc).__name__}"
 
 
 def _register_secrets(url: str, token: str | None) -> None:
@@ -91,19 +107,30 @@ def _register_secrets(url: str, token: str | None) -> None:
     register_url_secrets(url)
 
 
-def _client(base_url: str, token: str | None) -> Any:
+def _client(base_url: str, token: str | None, limits: RunLimits) -> Any:
+    """python-gitlab on a session whose adapter retries 429/5xx with our bounded countdown and
+    reads every response within the run's limits (:class:`GuardedAdapter`)."""
     import gitlab
     import requests
-    from requests.adapters import HTTPAdapter
 
-    from analytics.collectors.codehost_ratelimit import gitlab_retry
+    from analytics.collectors.codehost_ratelimit import GuardedAdapter, gitlab_retry
+
+    class Client(gitlab.Gitlab):
+        """python-gitlab retries a 429 itself after the adapter gave up (ten more times, each
+        sleeping the ``Retry-After`` it was given, silently): the adapter's bounded waits are
+        the only ones."""
+
+        def http_request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.update(obey_rate_limit=False, retry_transient_errors=False)
+            return super().http_request(*args, **kwargs)
 
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=gitlab_retry())
+    adapter = GuardedAdapter(limits, max_retries=gitlab_retry(limits=limits))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return gitlab.Gitlab(
-        base_url, private_token=token, per_page=100, timeout=30, session=session, keep_base_url=True
+    return Client(
+        base_url, private_token=token, per_page=100, timeout=limits.timeout, session=session,
+        keep_base_url=True,
     )
 
 
@@ -310,22 +337,26 @@ def collect_gitlab(
                        "--base-url" if base_url else "connections.gitlab.base_url")
     token = conn.read_token(TOKEN_ENV)
     _register_secrets(url, token)
+    limits = RunLimits.from_env()
 
     def fetch(start: RunStart) -> Fetched:
         rid, marks = start.repo_id, start.marks
         try:
-            project = _client(url, token).projects.get(path)
+            project = _client(url, token, limits).projects.get(path)
             mrs, reviews, mr_mark = _mr_rows(project, rid, marks["mrs_updated_at"])
             deployments, dep_mark = _deployment_rows(
                 project, rid, path, config, marks["deployments_updated_at"]
             )
             jobs, jobs_mark = _job_rows(project, rid, path, config, marks["jobs_created_at"])
             incidents, issue_mark = _incident_rows(project, rid, path, config, marks["issues_updated_at"])
-        except (GitlabError, RequestException) as exc:  # one line, no data written
+            tables = {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments + jobs,
+                      "incidents": incidents}
+            check_rows(tables)
+        except (GitlabError, RequestException, LimitError, ShapeError, ValueError, TypeError, KeyError,
+                AttributeError) as exc:  # one line, no data written
             raise SourceError(describe_error(exc, path, url)) from None
         return Fetched(
-            {"pull_requests": mrs, "pr_reviews": reviews, "deployments": deployments + jobs,
-             "incidents": incidents},
+            tables,
             {"mrs_updated_at": mr_mark, "deployments_updated_at": dep_mark, "issues_updated_at": issue_mark,
              "jobs_created_at": jobs_mark},
         )
