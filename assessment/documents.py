@@ -120,6 +120,13 @@ class Document:
             return self.line
         return self.line + self.text.count("\n", 0, m.start())
 
+    @property
+    def nodes(self) -> yaml.Node | None:
+        """The document's YAML node tree, with every key's position (for detectors that need the
+        extent of a section, not only the line of a key); None for cluster objects and unparsable
+        text."""
+        return self._nodes
+
     @cached_property
     def _nodes(self) -> yaml.Node | None:
         """The document as a YAML node tree, which keeps every key's position (composed on first

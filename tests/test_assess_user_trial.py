@@ -141,6 +141,46 @@ def test_dry_runs_and_throwaway_clusters_in_ci_are_no_push(
     assert [(e["path"], e["line"]) for e in against] == [(".github/workflows/deploy.yaml", 6)]
 
 
+BOTH_JOBS = """\
+on: push
+jobs:
+  smoke:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: helm/kind-action@v1
+      - run: helm install smoke ./chart --wait
+  deploy:
+    needs: smoke
+    runs-on: ubuntu-latest
+    steps:
+      - run: helm upgrade --install web ./chart
+"""
+GITLAB_BOTH = """\
+stages: [test, deploy]
+smoke:
+  stage: test
+  script:
+    - kind create cluster
+    - kubectl apply -f k8s/
+deploy:
+  stage: deploy
+  script:
+    - kubectl apply -f k8s/
+"""
+
+
+def test_a_smoke_test_job_does_not_hide_the_deploy_job_beside_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The throwaway cluster is judged per job: the kind job's install is a test, the other job's
+    upgrade a push (judged per file, the whole workflow counted as a test)."""
+    for name, files, line in (("gh", {".github/workflows/ci.yaml": BOTH_JOBS}, 12),
+                              ("gl", {".gitlab-ci.yml": GITLAB_BOTH}, 10)):
+        repo = committed(tmp_path / name, files)
+        result = assess(capsys, tmp_path / "db.ducklake", str(repo.path))
+        against = [(e["path"], e["line"]) for e in evidence_of(result, "pull-based") if not e["supports"]]
+        assert against == [(next(iter(files)), line)], (name, against)
+
+
 def test_a_chart_templates_name_is_its_expression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     deployment = ("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n"
                   "  name: {{ include \"webapp.fullname\" . }}\n  labels:\n    app: web\nspec:\n"
