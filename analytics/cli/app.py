@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from analytics.cli.lazy_coercion import install as install_lazy_coercion
+from analytics.paths import DB_ENV, DEFAULT_DB
 
 if TYPE_CHECKING:  # the config (pydantic, yaml) and the store (duckdb) load when a command needs them
     from analytics.config import Config
     from analytics.store.location import StoreLocation
 
-DB_ENV = "GITOPS_DORA_DB"
-DEFAULT_DB = "gitops-dora.ducklake"
 
 def _flags_take_no_value() -> None:
     """Typer 0.29 shows a ``<bool>`` placeholder after plain flags (``--store``, ``--help``), as if

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics.paths import DB_ENV, DEFAULT_DB
+
 if TYPE_CHECKING:
     from analytics.collectors.git_log import LogReader
     from analytics.collectors.git_source import RepoLocation
@@ -34,9 +36,6 @@ if TYPE_CHECKING:
 GLOBAL_VALUE_OPTIONS = frozenset({"--db", "--data-path", "--config"})
 GLOBAL_FLAGS = frozenset({"--debug"})
 GIT_VALUE_OPTIONS = frozenset({"--service", "--environment", "--deploy-tags", "--deploy-branch", "--repo-id"})
-# the store defaults of analytics/cli/app.py (importing the store would import duckdb)
-_DB_ENV = "GITOPS_DORA_DB"
-_DEFAULT_DB = "gitops-dora.ducklake"
 _POSTGRES = re.compile(r"^postgres(?:ql)?:", re.IGNORECASE)
 
 
@@ -99,7 +98,7 @@ def _options(args: list[str], i: int, takes_value: frozenset[str], flags: frozen
 
 
 def _store_is_new(db: str | None) -> bool:
-    ref = db or os.environ.get(_DB_ENV) or _DEFAULT_DB
+    ref = db or os.environ.get(DB_ENV) or DEFAULT_DB
     if not ref or _POSTGRES.match(ref):
         return False
     return not os.path.lexists(Path(ref).expanduser().absolute())

@@ -23,11 +23,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from analytics.errors import UserError
+from analytics.paths import DEFAULT_DB
 
-DB_ENV = "GITOPS_DORA_DB"
 DATA_PATH_ENV = "GITOPS_DORA_DATA_PATH"
 PASSWORD_ENV = "GITOPS_DORA_DB_PASSWORD"
-DEFAULT_DB = "gitops-dora.ducklake"
 _URL = re.compile(r"^postgres(?:ql)?:/{1,2}", re.IGNORECASE)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
